@@ -1,0 +1,254 @@
+"""Pydantic models at the boundaries between core, connectors, scanner and SIEM feeds.
+
+The wire shapes follow SPEC §4, §5 and §7, and stay compatible with DSX-Connect 1.x connectors:
+unknown fields are ignored on input, and every change here is additive.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def utcnow_iso() -> str:
+    """Current time as RFC 3339 UTC with a trailing ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ItemActionType(StrEnum):
+    NOT_IMPLEMENTED = "not implemented"
+    NOTHING = "nothing"
+    DELETE = "delete"
+    MOVE = "move"
+    TAG = "tag"
+    MOVE_TAG = "movetag"
+
+
+class ConnectorStatus(StrEnum):
+    READY = "ready"
+    STARTING = "starting"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class Verdict(StrEnum):
+    BENIGN = "Benign"
+    MALICIOUS = "Malicious"
+    UNKNOWN = "Unknown"
+    UNSUPPORTED = "Unsupported File Type"
+    NOT_SCANNED = "Not Scanned"
+    SCANNING = "Scanning"
+    NON_COMPLIANT = "Non Compliant"
+
+
+class ConnectorInstance(BaseModel):
+    """A connector as it registers with the core (the 1.x ``ConnectorInstanceModel`` shape)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(default="connector", min_length=1, max_length=200)
+    display_name: str | None = None
+    uuid: str = Field(min_length=1, max_length=64)
+    meta_info: str | None = None
+    url: str = ""
+    status: ConnectorStatus = ConnectorStatus.STARTING
+    item_action: ItemActionType = ItemActionType.NOTHING
+    item_action_move_metainfo: str = ""
+    asset: str = ""
+    asset_display_name: str | None = None
+    filter: str = ""
+    version: str | None = None
+
+    @field_validator("uuid", mode="before")
+    @classmethod
+    def _uuid_as_text(cls, value: Any) -> Any:
+        return str(value) if value is not None and not isinstance(value, str) else value
+
+
+class RegisteredConnector(ConnectorInstance):
+    """A connector as the core keeps it: the registration plus bookkeeping."""
+
+    registered_at: str = Field(default_factory=utcnow_iso)
+    last_heartbeat: str = Field(default_factory=utcnow_iso)
+    last_heartbeat_ts: float = 0.0
+
+
+class ActionDestination(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    path: str | None = None
+    prefix: str | None = None
+    filename: str | None = None
+
+
+class RequestedAction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: ItemActionType = ItemActionType.NOTHING
+    destination: ActionDestination | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ScanRequest(BaseModel):
+    """One item a connector asks the core to scan (SPEC §4)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    connector: ConnectorInstance | None = None
+    location: str = Field(min_length=1, max_length=4096)
+    metainfo: str = Field(max_length=4096)
+    connector_url: str | None = None
+    size_in_bytes: int | None = Field(default=None, ge=0)
+    scan_job_id: str | None = Field(default=None, max_length=128)
+    job_item_id: str | None = Field(default=None, max_length=128)
+    requested_action: RequestedAction | None = None
+
+
+class ScanRequestBatch(BaseModel):
+    requests: list[ScanRequest] = Field(min_length=1, max_length=5000)
+
+
+class StatusResponse(BaseModel):
+    """The answer of register, scan requests, full scans and connector actions (SPEC §4)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["success", "error", "nothing"]
+    message: str
+    description: str | None = None
+    id: str | None = None
+    preview: list[str] | None = None
+
+
+class ScanTask(BaseModel):
+    """A scan request accepted by the core, as it travels through the worker queues."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    connector_uuid: str
+    connector_name: str = ""
+    location: str
+    metainfo: str = ""
+    size_in_bytes: int | None = None
+    job_id: str
+    job_item_id: str | None = None
+    requested_action: RequestedAction | None = None
+    accepted_at: str = Field(default_factory=utcnow_iso)
+    attempt: int = 0
+
+
+class EstimateResponse(BaseModel):
+    count: int | None = None
+    confidence: Literal["exact", "unknown"] = "unknown"
+    bytes: int | None = None
+
+
+# ---- scanner verdicts (SPEC §3) -------------------------------------------------------------
+
+
+class VerdictDetails(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    event_description: str = ""
+    reason: str = ""
+    threat_type: str | None = None
+
+
+class DsxaFileInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    file_type: str = ""
+    file_size_in_bytes: int = 0
+    file_hash: str = ""
+
+
+class DsxaVerdict(BaseModel):
+    """A scanner's answer, after lenient parsing (see ``shared.dsxa.protocol``)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    scan_guid: str = ""
+    verdict: str = Verdict.NOT_SCANNED.value
+    verdict_details: VerdictDetails = Field(default_factory=VerdictDetails)
+    file_info: DsxaFileInfo = Field(default_factory=DsxaFileInfo)
+    scan_duration_in_microseconds: int = 0
+    protected_entity: int = 1
+    x_custom_metadata: str | None = Field(default=None, alias="X-Custom-Metadata")
+
+
+# ---- scan result event (SPEC §7) ------------------------------------------------------------
+
+
+class EventConnector(BaseModel):
+    name: str = ""
+    uuid: str = ""
+
+
+class EventFileInfo(BaseModel):
+    file_type: str = ""
+    size_in_bytes: int = 0
+    sha256: str = ""
+
+
+class EventAction(BaseModel):
+    requested: str = ItemActionType.NOTHING.value
+    applied: bool = False
+    status: str = "nothing"
+    message: str = ""
+
+
+class EventScanner(BaseModel):
+    scan_guid: str = ""
+    duration_us: int = 0
+    engine_version: str = ""
+    cached: bool = False
+
+
+class EventError(BaseModel):
+    kind: Literal["permanent", "retryable", "exhausted"]
+    message: str
+
+
+# RFC 5424 §6.2.1 severities
+_SEVERITY_BY_VERDICT = {
+    Verdict.MALICIOUS.value: 2,  # critical
+    Verdict.NON_COMPLIANT.value: 4,  # warning
+    Verdict.NOT_SCANNED.value: 5,  # notice
+    Verdict.UNKNOWN.value: 5,
+    Verdict.UNSUPPORTED.value: 5,
+    Verdict.SCANNING.value: 5,
+    Verdict.BENIGN.value: 6,  # informational
+}
+
+
+def severity_for(verdict: str, failed: bool = False) -> int:
+    """Syslog severity (RFC 5424) of a verdict; a failed scan is an error (3)."""
+    if failed:
+        return 3
+    return _SEVERITY_BY_VERDICT.get(verdict, 5)
+
+
+class ScanResultEvent(BaseModel):
+    """One scanned item: the same object on SSE, in the results store and in every SIEM output."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_type: Literal["scan_result"] = "scan_result"
+    schema_version: int = 1
+    timestamp: str = Field(default_factory=utcnow_iso)
+    scan_request_id: str
+    job_id: str
+    connector: EventConnector
+    location: str
+    metainfo: str = ""
+    verdict: str
+    verdict_details: VerdictDetails = Field(default_factory=VerdictDetails)
+    file_info: EventFileInfo = Field(default_factory=EventFileInfo)
+    action: EventAction = Field(default_factory=EventAction)
+    scanner: EventScanner = Field(default_factory=EventScanner)
+    severity: int = 6
+    error: EventError | None = None
