@@ -37,10 +37,12 @@ def wait_for(
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
+        except Exception as exc:
             last_exc = exc
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f": {last_exc}" if last_exc else ""))
+    raise TimeoutError(
+        f"timed out after {timeout}s waiting for {what}" + (f": {last_exc}" if last_exc else "")
+    )
 
 
 def http_ok(url: str) -> Callable[[], bool]:
@@ -63,7 +65,12 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            self.argv, env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.argv,
+            env=self.env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         return self
@@ -106,7 +113,9 @@ class ServiceProcess:
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DSXCONNECT", "DSXA_LITE", "DSXCONNECTOR"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DSXCONNECT", "DSXA_LITE", "DSXCONNECTOR"))
+    }
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = str(REPO_ROOT)
     env.update(extra)
@@ -114,7 +123,18 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 def uvicorn_argv(app: str, port: int) -> list[str]:
-    return [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return [
+        PYTHON,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
 
 
 def redis_server_binary() -> str:
