@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
@@ -20,10 +20,10 @@ def env_name(settings_cls: type[BaseSettings], loc: tuple[int | str, ...]) -> st
     return prefix + delimiter.join(str(part) for part in loc).upper()
 
 
-def load_settings(settings_cls: type[S]) -> S:
+def load_settings(settings_cls: type[S], **kwargs: Any) -> S:
     """Build ``settings_cls`` from the environment, or exit naming each bad variable."""
     try:
-        return settings_cls()
+        return settings_cls(**kwargs)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

@@ -1,0 +1,177 @@
+"""Connector enrollment and driving a connector from the core (SPEC §4, §5)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from dsx_connect import keys
+from dsx_connect.api.deps import ConnectorHttp, JobsDep, KnownConnector, RedisDep, RegistryDep
+from shared.models import ConnectorInstance, StatusResponse
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/connectors", tags=["connectors"])
+
+MAX_STATE_BYTES = 64 * 1024
+Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+@router.post("/register", status_code=201, responses={200: {"description": "known connector refreshed"}})
+def register_connector(
+    connector: ConnectorInstance, registry: RegistryDep, response: Response
+) -> StatusResponse:
+    """Register a connector (201), or refresh a known one as its heartbeat (200)."""
+    if not connector.url.startswith(("http://", "https://")):
+        raise HTTPException(
+            422, "connector url must be an http(s) URL including the connector's route prefix"
+        )
+    record, created = registry.register(connector)
+    response.status_code = 201 if created else 200
+    if created:
+        log.info("connector registered: %s %s at %s", record.name, record.uuid, record.url)
+    return StatusResponse(
+        status="success", message="registered" if created else "registration refreshed", id=record.uuid
+    )
+
+
+@router.delete("/unregister/{uuid}", responses={404: {"description": "unknown connector"}})
+def unregister_connector(uuid: Annotated[str, Path(max_length=64)], registry: RegistryDep) -> StatusResponse:
+    """Forget a connector."""
+    if registry.unregister(uuid) is None:
+        raise HTTPException(404, f"connector {uuid} is not registered")
+    return StatusResponse(status="success", message="unregistered", id=uuid)
+
+
+@router.get("/list")
+def list_connectors(registry: RegistryDep) -> list[dict[str, Any]]:
+    """Live connectors (expired heartbeats are dropped)."""
+    return [c.model_dump(mode="json") for c in registry.list()]
+
+
+def _call(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    try:
+        return http.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise HTTPException(502, f"connector unreachable at {url}: {type(exc).__name__}") from None
+
+
+def _relay(response: httpx.Response) -> JSONResponse:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"status": "error", "message": response.text[:500]}
+    return JSONResponse(body, status_code=response.status_code if response.status_code < 500 else 502)
+
+
+@router.post(
+    "/full_scan/{uuid}",
+    status_code=202,
+    responses={502: {"description": "the connector did not start the scan"}},
+)
+def start_full_scan(
+    connector: KnownConnector,
+    jobs: JobsDep,
+    http: ConnectorHttp,
+    response: Response,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> StatusResponse:
+    """Create a job and ask the connector to enumerate its asset into it."""
+    estimate: dict[str, Any] | None = None
+    try:
+        answer = http.get(f"{connector.url}/estimate", timeout=10.0)
+        if answer.status_code == 200:
+            estimate = answer.json()
+    except (httpx.HTTPError, ValueError):
+        log.info("no estimate from connector %s", connector.uuid)
+    job_id = jobs.create(connector.uuid, connector.name, "full_scan", estimate=estimate)
+    params: dict[str, Any] = {"job_id": job_id}
+    if limit is not None:
+        params["limit"] = limit
+    try:
+        started = http.post(f"{connector.url}/full_scan", params=params)
+    except httpx.HTTPError as exc:
+        jobs.fail(job_id, f"connector unreachable: {type(exc).__name__}")
+        raise HTTPException(
+            502, f"connector {connector.name} unreachable at {connector.url}; job {job_id} failed"
+        ) from None
+    if started.status_code >= 400:
+        jobs.fail(job_id, f"connector refused the full scan ({started.status_code})")
+        raise HTTPException(
+            502, f"connector refused the full scan ({started.status_code}): {started.text[:300]}"
+        )
+    response.headers["X-Job-Id"] = job_id
+    return StatusResponse(
+        status="success", message="full scan started", id=job_id, job_id=job_id, estimate=estimate
+    )
+
+
+@router.get("/estimate/{uuid}")
+def connector_estimate(connector: KnownConnector, http: ConnectorHttp) -> JSONResponse:
+    """The connector's estimate of its asset (count, bytes)."""
+    return _relay(_call(http, "GET", f"{connector.url}/estimate"))
+
+
+@router.get("/repo_check/{uuid}")
+def connector_repo_check(
+    connector: KnownConnector, http: ConnectorHttp, preview: Annotated[int, Query(ge=0, le=100)] = 5
+) -> JSONResponse:
+    """Whether the connector reaches its asset, with a few sample keys."""
+    return _relay(_call(http, "GET", f"{connector.url}/repo_check", params={"preview": preview}))
+
+
+@router.get("/healthz/{uuid}")
+def connector_healthz(connector: KnownConnector, http: ConnectorHttp) -> JSONResponse:
+    """The connector's own health."""
+    return _relay(_call(http, "GET", f"{connector.url}/healthz"))
+
+
+@router.get("/readyz/{uuid}")
+def connector_readyz(connector: KnownConnector, http: ConnectorHttp) -> JSONResponse:
+    """The connector's readiness."""
+    return _relay(_call(http, "GET", f"{connector.url}/readyz"))
+
+
+@router.get("/config/{uuid}")
+def get_connector_config(connector: KnownConnector, http: ConnectorHttp) -> JSONResponse:
+    """The connector's settings (secrets redacted by the connector)."""
+    return _relay(_call(http, "GET", f"{connector.url}/config"))
+
+
+@router.put("/config/{uuid}")
+def put_connector_config(
+    connector: KnownConnector, http: ConnectorHttp, update: Annotated[dict[str, Any], Body()]
+) -> JSONResponse:
+    """Live update of the connector's asset, filter or action."""
+    return _relay(_call(http, "PUT", f"{connector.url}/config", json=update))
+
+
+@router.put("/state/{uuid}/{namespace}/{key}", status_code=status.HTTP_204_NO_CONTENT)
+async def put_connector_state(
+    uuid: Annotated[str, Path(max_length=64)], namespace: Name, key: Name, request: Request, client: RedisDep
+) -> Response:
+    """Keep a connector's cursor (e.g. a Graph delta token) across its restarts."""
+    body = await request.body()
+    if len(body) > MAX_STATE_BYTES:
+        raise HTTPException(413, f"state values are limited to {MAX_STATE_BYTES} bytes")
+    client.hset(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key, body.decode("utf-8", errors="replace"))
+    return Response(status_code=204)
+
+
+@router.get(
+    "/state/{uuid}/{namespace}/{key}",
+    response_class=PlainTextResponse,
+    responses={404: {"description": "no value"}},
+)
+def get_connector_state(
+    uuid: Annotated[str, Path(max_length=64)], namespace: Name, key: Name, client: RedisDep
+) -> str:
+    """Read back a connector's stored cursor."""
+    value = client.hget(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key)
+    if value is None:
+        raise HTTPException(404, f"no state {namespace}/{key} for connector {uuid}")
+    return value

@@ -1,0 +1,73 @@
+"""Dependencies of the API routes, as ``Annotated`` aliases (needs go in the signature)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any
+
+import httpx
+import redis
+from fastapi import Depends, HTTPException, Path
+
+from dsx_connect.connectors.registry import ConnectorRegistry
+from dsx_connect.jobs.store import JobStore
+from dsx_connect.queues import SCAN_TASK
+from dsx_connect.redis_client import get_redis
+from dsx_connect.results.store import ResultStore
+from dsx_connect.settings import Settings, get_settings
+from shared.models import RegisteredConnector
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RedisDep = Annotated[redis.Redis, Depends(get_redis)]
+
+
+def get_registry(settings: SettingsDep, client: RedisDep) -> ConnectorRegistry:
+    return ConnectorRegistry(client, settings.connectors.heartbeat_ttl_s)
+
+
+def get_jobs(settings: SettingsDep, client: RedisDep) -> JobStore:
+    return JobStore(client, settings.jobs.retain_s)
+
+
+def get_results(settings: SettingsDep, client: RedisDep) -> ResultStore:
+    return ResultStore(client, settings.results_db.retain, settings.results_db.request_state_ttl_s)
+
+
+RegistryDep = Annotated[ConnectorRegistry, Depends(get_registry)]
+JobsDep = Annotated[JobStore, Depends(get_jobs)]
+ResultsDep = Annotated[ResultStore, Depends(get_results)]
+
+
+def known_connector(registry: RegistryDep, uuid: Annotated[str, Path(max_length=64)]) -> RegisteredConnector:
+    connector = registry.get(uuid)
+    if connector is None:
+        raise HTTPException(404, f"connector {uuid} is not registered (or its heartbeat expired)")
+    return connector
+
+
+KnownConnector = Annotated[RegisteredConnector, Depends(known_connector)]
+
+
+@lru_cache
+def _connector_http(verify: bool | str, timeout_s: float) -> httpx.Client:
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout_s, connect=5.0),
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+        verify=verify,
+    )
+
+
+def get_connector_http(settings: SettingsDep) -> httpx.Client:
+    """Pooled client for core → connector control-plane calls."""
+    verify: bool | str = settings.connectors.ca_bundle or settings.connectors.verify_tls
+    return _connector_http(verify, settings.connectors.request_timeout_s)
+
+
+ConnectorHttp = Annotated[httpx.Client, Depends(get_connector_http)]
+
+
+def publish_scan_batch(payload: list[dict[str, Any]]) -> None:
+    """Enqueue one batch on ``scan_request_queue``."""
+    from dsx_connect.workers.celery_app import celery_app
+
+    celery_app.send_task(SCAN_TASK, args=(payload,))

@@ -1,0 +1,129 @@
+"""Liveness, readiness and service information."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from dsx_connect.api.deps import RedisDep, SettingsDep
+from dsx_connect.version import __version__
+from shared.dsxa.client import DsxaClient
+from shared.errors import DsxError
+
+probe_router = APIRouter(tags=["health"])  # mounted at the root and under the API prefix
+router = APIRouter(tags=["service"])
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@probe_router.get("/alive")
+def alive() -> dict[str, str]:
+    """The process answers (no dependency touched)."""
+    return {"status": "ok", "ts": _now()}
+
+
+@probe_router.get("/ping")
+def ping() -> dict[str, str]:
+    """The process answers (no dependency touched)."""
+    return {"status": "pong", "ts": _now()}
+
+
+@probe_router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is healthy."""
+    return {"status": "ok", "ts": _now(), "version": __version__}
+
+
+def scanner_origin(scan_url: str) -> str:
+    parts = urlsplit(scan_url)
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
+@probe_router.get("/readyz", responses={503: {"description": "a dependency is unreachable"}})
+def readyz(settings: SettingsDep, client: RedisDep) -> JSONResponse:
+    """Dependencies reachable: Redis and the scanner (503 names the failing one)."""
+    checks: dict[str, str] = {}
+    try:
+        client.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+    try:
+        httpx.get(
+            scanner_origin(settings.scanner.scan_binary_url), timeout=2.0, verify=settings.scanner.verify_tls
+        )
+        checks["scanner"] = "ok"
+    except httpx.HTTPError as exc:
+        checks["scanner"] = f"unreachable: {type(exc).__name__}"
+    failing = [name for name, state in checks.items() if state != "ok"]
+    body = {
+        "status": "ok" if not failing else "unavailable",
+        "checks": checks,
+        "failing": failing,
+        "ts": _now(),
+    }
+    return JSONResponse(body, status_code=503 if failing else 200)
+
+
+@router.get("/meta")
+def meta(settings: SettingsDep) -> dict[str, object]:
+    """Version, build and features of this core."""
+    return {
+        "name": "dsx-connect",
+        "version": __version__,
+        "app_env": settings.app_env,
+        "api_prefix": "/dsx-connect/api/v1",
+        "features": {
+            "scan_request_batch": settings.workers.scan_request_batch_enabled,
+            "jobs": True,
+            "sse": True,
+            "tls": settings.use_tls,
+        },
+    }
+
+
+@router.get("/config")
+def config(settings: SettingsDep) -> dict[str, object]:
+    """Effective configuration, secrets redacted. The ``workers.scan_request_batch_*`` keys size connector batches."""
+    return settings.redacted()
+
+
+@router.get("/test/dsxa-connection", responses={502: {"description": "scanner unreachable or refusing"}})
+def test_dsxa_connection(settings: SettingsDep) -> JSONResponse:
+    """Scan a tiny benign sample to prove the scanner is reachable and answering."""
+    scanner = settings.scanner
+    token = scanner.auth_token.get_secret_value() if scanner.auth_token else None
+    try:
+        with DsxaClient(
+            scanner.scan_binary_url,
+            auth_token=token,
+            protected_entity=scanner.protected_entity,
+            timeout_s=10.0,
+            verify=scanner.verify_tls,
+        ) as dsxa:
+            verdict = dsxa.scan_binary(
+                b"dsx-connect connection test\n", metadata="dsx-connect:connection-test"
+            )
+    except DsxError as exc:
+        body = {"status": "error", "message": exc.message, "scanner_url": scanner.scan_binary_url}
+        return JSONResponse(body, status_code=502)
+    return JSONResponse(
+        {
+            "status": "success",
+            "message": "scanner answered",
+            "scanner_url": scanner.scan_binary_url,
+            "verdict": verdict.model_dump(mode="json", by_alias=True),
+        }
+    )
+
+
+@router.get("/connection/test")
+def connection_test() -> dict[str, str]:
+    """A connector checks it can reach the core."""
+    return {"status": "success", "message": "dsx-connect is reachable", "version": __version__}

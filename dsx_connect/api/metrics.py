@@ -1,0 +1,43 @@
+"""Prometheus text-format metrics (outside the API prefix)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from dsx_connect.api.deps import RedisDep, ResultsDep
+from dsx_connect.queues import ALL_QUEUES
+
+router = APIRouter(tags=["monitoring"])
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(results: ResultsDep, client: RedisDep) -> str:
+    """Scan counters and queue depths."""
+    stats = results.stats()
+    lines = [
+        "# HELP dsxconnect_scans_total Scan results stored, by verdict.",
+        "# TYPE dsxconnect_scans_total counter",
+    ]
+    lines += [f'dsxconnect_scans_total{{verdict="{v}"}} {n}' for v, n in sorted(stats["verdicts"].items())]
+    lines += [
+        "# HELP dsxconnect_scan_errors_total Items whose scan failed.",
+        "# TYPE dsxconnect_scan_errors_total counter",
+        f"dsxconnect_scan_errors_total {stats['errors']}",
+        "# HELP dsxconnect_bytes_scanned_total Bytes scanned.",
+        "# TYPE dsxconnect_bytes_scanned_total counter",
+        f"dsxconnect_bytes_scanned_total {stats['bytes_scanned']}",
+        "# HELP dsxconnect_actions_total Verdict actions applied, by action.",
+        "# TYPE dsxconnect_actions_total counter",
+    ]
+    lines += [f'dsxconnect_actions_total{{action="{a}"}} {n}' for a, n in sorted(stats["actions"].items())]
+    lines += [
+        "# HELP dsxconnect_queue_depth Tasks waiting in each queue.",
+        "# TYPE dsxconnect_queue_depth gauge",
+    ]
+    pipe = client.pipeline(transaction=False)
+    for queue in ALL_QUEUES:
+        pipe.llen(queue)
+    for queue, depth in zip(ALL_QUEUES, pipe.execute(), strict=True):
+        lines.append(f'dsxconnect_queue_depth{{queue="{queue}"}} {depth}')
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,43 @@
+"""ASGI middleware: a request id on every request and answer, and JSON as the default body type."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.logging import request_id_var
+
+_BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
+
+
+class RequestContextMiddleware:
+    """Sets ``X-Request-ID`` (taken from the caller when given) and treats a body without a
+    Content-Type header as JSON, as DSX-Connect 1.x connectors expect (SPEC §4)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = list(scope["headers"])
+        names = {name for name, _ in headers}
+        request_id = next((v.decode("latin-1") for n, v in headers if n == b"x-request-id"), None)
+        request_id = (request_id or uuid.uuid4().hex)[:64]
+        if scope["method"].encode() in _BODY_METHODS and b"content-type" not in names:
+            headers.append((b"content-type", b"application/json"))
+            scope = dict(scope, headers=headers)
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)

@@ -1,0 +1,81 @@
+"""Connectors submit files for scanning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+
+from dsx_connect import intake, keys
+from dsx_connect.api.deps import JobsDep, RedisDep, RegistryDep, ResultsDep, SettingsDep, publish_scan_batch
+from shared.models import ScanRequest, ScanRequestBatch, StatusResponse
+
+router = APIRouter(prefix="/scan", tags=["scan requests"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "the connector is not registered"},
+    422: {"description": "malformed scan request"},
+}
+
+
+def _accept(
+    requests: list[ScanRequest], registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
+):  # type: ignore[no-untyped-def]
+    try:
+        return intake.accept(
+            requests,
+            registry=registry,
+            jobs=jobs,
+            client=client,
+            settings=settings,
+            publish=publish_scan_batch,
+        )
+    except intake.MissingConnector as exc:
+        raise HTTPException(422, str(exc)) from None
+    except intake.UnknownConnectors as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.post("/request", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+def submit_scan_request(
+    request: ScanRequest, registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
+) -> StatusResponse:
+    """Accept one item for scanning; answers 202 with the scan request id."""
+    (task,) = _accept([request], registry, jobs, client, settings)
+    return StatusResponse(
+        status="success",
+        message="scan request accepted",
+        description=task.location,
+        id=task.id,
+        job_id=task.job_id,
+    )
+
+
+@router.post("/request_batch", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+def submit_scan_request_batch(
+    batch: ScanRequestBatch, registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
+) -> StatusResponse:
+    """Accept many items at once (all or none); answers 202 with their ids in order."""
+    tasks = _accept(batch.requests, registry, jobs, client, settings)
+    return StatusResponse(
+        status="success",
+        message=f"{len(tasks)} scan requests accepted",
+        id=tasks[0].job_id if len({t.job_id for t in tasks}) == 1 else None,
+        ids=[t.id for t in tasks],
+        accepted=len(tasks),
+    )
+
+
+@router.get("/request/{request_id}", responses={404: {"description": "unknown scan request"}})
+def get_scan_request(request_id: str, client: RedisDep, results: ResultsDep) -> dict[str, Any]:
+    """One request's state (queued or completed) and its result once there is one."""
+    state = client.hgetall(keys.request_state(request_id))
+    result = results.get(request_id)
+    if not state and result is None:
+        raise HTTPException(404, f"scan request {request_id} is unknown (or older than its retention)")
+    return {
+        "id": request_id,
+        "status": "completed" if result else state.get("status", "queued"),
+        "state": state,
+        "result": result,
+    }

@@ -1,0 +1,115 @@
+"""Accepting scan requests: validate against registered connectors, record, enqueue in batches."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from dsx_connect import keys
+from dsx_connect.connectors.registry import ConnectorRegistry
+from dsx_connect.jobs.store import JobStore
+from dsx_connect.settings import Settings
+from shared.models import RegisteredConnector, ScanRequest, ScanTask
+
+_ITEM_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4b6a-9d63-3c1f0e7a9b21")
+
+Publish = Callable[[list[dict[str, Any]]], None]
+
+
+class UnknownConnectors(LookupError):
+    def __init__(self, uuids: list[str]) -> None:
+        super().__init__(f"connector not registered: {', '.join(sorted(uuids))}")
+        self.uuids = uuids
+
+
+class MissingConnector(ValueError):
+    pass
+
+
+def request_id_for(job_id: str, job_item_id: str | None) -> str:
+    """A new id, or a stable one when the connector names the item, so a resubmission is the same request."""
+    if job_item_id:
+        return uuid.uuid5(_ITEM_NAMESPACE, f"{job_id}:{job_item_id}").hex
+    return uuid.uuid4().hex
+
+
+def accept(
+    requests: list[ScanRequest],
+    *,
+    registry: ConnectorRegistry,
+    jobs: JobStore,
+    client: redis.Redis,
+    settings: Settings,
+    publish: Publish,
+) -> list[ScanTask]:
+    """Record and enqueue ``requests``; all or nothing on validation (unknown connector rejects the batch)."""
+    if any(r.connector is None for r in requests):
+        raise MissingConnector("every scan request needs `connector` with the registered `uuid`")
+    wanted = {r.connector.uuid for r in requests if r.connector}
+    connectors: dict[str, RegisteredConnector] = {}
+    for connector_uuid in wanted:
+        record = registry.get(connector_uuid)
+        if record is not None:
+            connectors[connector_uuid] = record
+    if missing := sorted(wanted - connectors.keys()):
+        raise UnknownConnectors(missing)
+
+    tasks: list[ScanTask] = []
+    singles: set[str] = set()
+    for req in requests:
+        assert req.connector is not None
+        connector = connectors[req.connector.uuid]
+        job_id = req.scan_job_id or uuid.uuid4().hex
+        if req.scan_job_id is None:
+            singles.add(job_id)
+        tasks.append(
+            ScanTask(
+                id=request_id_for(job_id, req.job_item_id),
+                connector_uuid=connector.uuid,
+                connector_name=connector.name,
+                location=req.location,
+                metainfo=req.metainfo,
+                size_in_bytes=req.size_in_bytes,
+                job_id=job_id,
+                job_item_id=req.job_item_id,
+                requested_action=req.requested_action,
+            )
+        )
+
+    per_job = Counter(t.job_id for t in tasks)
+    ttl = settings.results_db.request_state_ttl_s
+    pipe = client.pipeline(transaction=False)
+    for job_id in per_job:
+        connector = next(t for t in tasks if t.job_id == job_id)
+        kind = "single" if job_id in singles else "full_scan"
+        jobs.ensure(pipe, job_id, connector.connector_uuid, connector.connector_name, kind)
+        if job_id in singles:  # a job of one: its enumeration is done by definition
+            pipe.hset(keys.job(job_id), mapping={"enqueue_done": "1", "reported_total": "1"})
+    for task in tasks:
+        key = keys.request_state(task.id)
+        pipe.hset(
+            key,
+            mapping={
+                "status": "queued",
+                "job_id": task.job_id,
+                "location": task.location,
+                "connector_uuid": task.connector_uuid,
+                "accepted_at": task.accepted_at,
+            },
+        )
+        pipe.expire(key, ttl)
+    pipe.execute()
+
+    size = settings.workers.scan_request_batch_max_size if settings.workers.scan_request_batch_enabled else 1
+    for start in range(0, len(tasks), size):
+        publish([t.model_dump(mode="json") for t in tasks[start : start + size]])
+
+    pipe = client.pipeline(transaction=False)
+    for job_id, count in per_job.items():
+        jobs.add_accepted(pipe, job_id, count)
+    pipe.execute()
+    return tasks

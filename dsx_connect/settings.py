@@ -1,0 +1,144 @@
+"""Core settings: environment variables with prefix ``DSXCONNECT_``, nested with ``__`` (SPEC §9).
+
+Short names of the original guide (``APP_ENV``, ``REDIS_URL``, ``DSXA_SCANNER_URL``, ``DSX_API_KEY``,
+``USE_TLS``) and the DSX-Connect 1.x names of SPEC §11 are accepted as aliases.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import load_settings
+
+GIB = 1 << 30
+
+
+class ScannerSettings(BaseModel):
+    """Where and how to reach the DSXA scanner."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    scan_binary_url: str = Field(default="http://127.0.0.1:5000/scan/binary/v2", pattern=r"^https?://")
+    auth_token: SecretStr | None = None
+    timeout_s: float = Field(default=120.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    max_file_size_bytes: int = Field(default=2 * GIB, gt=0)
+    protected_entity: int = Field(default=1, ge=0)
+    verify_tls: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_1x_names(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            if "timeout_seconds" in data and "timeout_s" not in data:
+                data["timeout_s"] = data.pop("timeout_seconds")
+            if "base_url" in data and "scan_binary_url" not in data:
+                data["scan_binary_url"] = str(data.pop("base_url")).rstrip("/") + "/scan/binary/v2"
+        return data
+
+
+class ResultsDbSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    retain: int = Field(default=100_000, ge=1, description="results kept; the oldest are dropped past it")
+    request_state_ttl_s: int = Field(default=7 * 86400, ge=60)
+
+
+class WorkersSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    scan_request_batch_enabled: bool = True
+    scan_request_batch_default_size: int = Field(default=64, ge=1, le=1000)
+    scan_request_batch_max_size: int = Field(default=64, ge=1, le=1000)
+    scan_concurrency: int = Field(default=16, ge=1, le=256, description="items in flight per scan process")
+    max_retries: int = Field(default=5, ge=0, le=50)
+    retry_backoff_s: float = Field(default=1.0, gt=0)
+    retry_backoff_max_s: float = Field(default=60.0, gt=0)
+    action_verdicts: list[str] = Field(default_factory=lambda: ["Malicious"])
+    connector_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class ConnectorsSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    heartbeat_ttl_s: int = Field(default=180, ge=120)
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    request_timeout_s: float = Field(default=15.0, gt=0)
+
+
+class JobsSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    stall_timeout_s: int = Field(default=900, ge=10, description="no progress this long marks a job failed")
+    retain_s: int = Field(default=30 * 86400, ge=3600)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DSXCONNECT_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
+    )
+
+    app_env: Literal["dev", "stag", "prod"] = Field(
+        default="dev", validation_alias=AliasChoices("DSXCONNECT_APP_ENV", "APP_ENV")
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        pattern=r"^(redis|rediss|unix)://",
+        validation_alias=AliasChoices("DSXCONNECT_REDIS_URL", "REDIS_URL"),
+    )
+    use_tls: bool = Field(default=False, validation_alias=AliasChoices("DSXCONNECT_USE_TLS", "USE_TLS"))
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    scanner: ScannerSettings = Field(default_factory=ScannerSettings)
+    results_db: ResultsDbSettings = Field(default_factory=ResultsDbSettings)
+    workers: WorkersSettings = Field(default_factory=WorkersSettings)
+    connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+
+    # Short aliases of the original guide, folded into the nested settings below.
+    dsxa_scanner_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DSXA_SCANNER_URL"), exclude=True, pattern=r"^https?://"
+    )
+    dsx_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DSX_API_KEY"), exclude=True
+    )
+
+    @model_validator(mode="after")
+    def _fold_aliases(self) -> Settings:
+        if self.dsxa_scanner_url and "scan_binary_url" not in self.scanner.model_fields_set:
+            url = self.dsxa_scanner_url.rstrip("/")
+            self.scanner.scan_binary_url = url if url.endswith("/v2") else url + "/scan/binary/v2"
+        if self.dsx_api_key and self.scanner.auth_token is None:
+            self.scanner.auth_token = self.dsx_api_key
+        if self.use_tls and not (self.tls_certfile and self.tls_keyfile):
+            raise ValueError("DSXCONNECT_USE_TLS needs DSXCONNECT_TLS_CERTFILE and DSXCONNECT_TLS_KEYFILE")
+        return self
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as shown by ``/config``: every secret masked."""
+        return self.model_dump(mode="json", exclude={"dsxa_scanner_url", "dsx_api_key"}) | {
+            "redis_url": _redact_url(self.redis_url)
+        }
+
+
+def _redact_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The core's settings, read once from the environment (and ``.env`` / ``.env.production``)."""
+    env_file = ".env.production" if os.environ.get("APP_ENV", "dev") == "prod" else ".env"
+    return load_settings(Settings, _env_file=env_file)

@@ -1,0 +1,91 @@
+"""Verdict action step: ask the connector to delete, move or tag a malicious item, exactly once."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+
+from dsx_connect import keys
+from dsx_connect.workers.context import WorkerContext
+from dsx_connect.workers.hot_path import connector_error, read_file_body
+from dsx_connect.workers.outcome import ItemOutcome
+from dsx_connect.workers.scan import Dispatch
+from shared.errors import DsxError, RetryableError
+from shared.models import EventAction
+
+log = logging.getLogger(__name__)
+
+ACTION_RECORD_TTL_S = 7 * 86400
+
+
+def run_action_batch(ctx: WorkerContext, items: list[ItemOutcome], dispatch: Dispatch, requeue) -> None:  # type: ignore[no-untyped-def]
+    done: list[ItemOutcome] = []
+    retry: list[ItemOutcome] = []
+    for item in items:
+        recorded = ctx.jobs.redis.get(keys.action_done(item.task.id))
+        if recorded is not None:  # a redelivered task: the connector already acted
+            done.append(item.model_copy(update={"action": EventAction.model_validate_json(recorded)}))
+            continue
+        try:
+            action = apply_action(ctx, item)
+        except RetryableError as exc:
+            if item.action_attempt < ctx.settings.workers.max_retries:
+                retry.append(item.model_copy(update={"action_attempt": item.action_attempt + 1}))
+                log.warning(
+                    "action on %s will be retried: %s",
+                    item.task.location,
+                    exc.message,
+                    extra={"request_id": item.task.id},
+                )
+                continue
+            action = EventAction(
+                requested=item.planned_action().value,
+                status="error",
+                message=f"gave up after {item.action_attempt + 1} attempts: {exc.message}",
+            )
+        except DsxError as exc:
+            action = EventAction(requested=item.planned_action().value, status="error", message=exc.message)
+        ctx.jobs.redis.set(
+            keys.action_done(item.task.id), action.model_dump_json(), nx=True, ex=ACTION_RECORD_TTL_S
+        )
+        if action.status == "error":
+            log.warning(
+                "action %s on %s failed: %s",
+                action.requested,
+                item.task.location,
+                action.message,
+                extra={"request_id": item.task.id},
+            )
+        done.append(item.model_copy(update={"action": action}))
+    if retry:
+        requeue(retry, ctx.backoff(max(i.action_attempt for i in retry)))
+    if done:
+        dispatch.store(done)
+
+
+def apply_action(ctx: WorkerContext, item: ItemOutcome) -> EventAction:
+    """PUT the scan request to the connector's ``/item_action``; read the outcome from its ``status``."""
+    body = read_file_body(item.task, item.connector)
+    if item.task.requested_action is not None:
+        body["requested_action"] = item.task.requested_action.model_dump(mode="json")
+    requested = item.planned_action().value
+    try:
+        response = ctx.http.put(item.connector.url.rstrip("/") + "/item_action", json=body)
+    except httpx.TransportError as exc:
+        raise RetryableError(f"item_action: connector unreachable: {exc!r}") from None
+    if response.status_code >= 500 or response.status_code in (408, 429):
+        raise connector_error(response.status_code, response.content, "item_action")
+    try:
+        answer = response.json()
+    except json.JSONDecodeError:
+        answer = {"status": "error", "message": response.text[:500]}
+    status = str(answer.get("status", "error"))
+    applied = response.status_code < 400 and status == "success"
+    message = str(answer.get("message") or answer.get("description") or "")
+    if response.status_code >= 400 and status == "success":
+        status = "error"
+    return EventAction(
+        requested=str(answer.get("item_action") or requested), applied=applied, status=status, message=message
+    )

@@ -1,0 +1,49 @@
+"""The Celery app shared by the API (to publish) and the workers (to consume)."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import after_setup_logger, worker_process_init
+from kombu import Queue
+
+from dsx_connect.queues import ALL_QUEUES, ROUTES
+from dsx_connect.settings import get_settings
+from shared.logging import configure_logging
+
+
+def create_celery_app() -> Celery:
+    settings = get_settings()
+    app = Celery("dsx_connect", broker=settings.redis_url, include=["dsx_connect.workers.tasks"])
+    app.conf.update(
+        task_queues=[Queue(name, routing_key=name) for name in ALL_QUEUES],
+        task_create_missing_queues=False,  # a typo in a queue name fails loudly
+        task_default_queue=ALL_QUEUES[0],
+        task_routes=ROUTES,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # A task is acknowledged only after it ran: a crashed worker's batch is redelivered, and
+        # every step is idempotent on the scan request id.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": 3600},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        task_time_limit=int(settings.scanner.timeout_s * 4 + 600),
+    )
+    return app
+
+
+celery_app = create_celery_app()
+
+
+@after_setup_logger.connect
+def _json_logs(**_: object) -> None:
+    configure_logging("dsx_connect.worker", get_settings().log_level)
+
+
+@worker_process_init.connect
+def _fresh_process(**_: object) -> None:
+    configure_logging("dsx_connect.worker", get_settings().log_level)

@@ -1,0 +1,81 @@
+"""Per-process resources of a worker: settings, stores, clients, and a short connector cache."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import httpx
+
+from dsx_connect.connectors.registry import ConnectorRegistry
+from dsx_connect.jobs.store import JobStore
+from dsx_connect.redis_client import get_redis
+from dsx_connect.results.store import ResultStore
+from dsx_connect.settings import Settings, get_settings
+from dsx_connect.workers.hot_path import ScanConfig
+from shared.models import RegisteredConnector
+
+CONNECTOR_CACHE_S = 5.0
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    registry: ConnectorRegistry
+    jobs: JobStore
+    results: ResultStore
+    http: httpx.Client
+    scan_config: ScanConfig
+    _connectors: dict[str, tuple[float, RegisteredConnector | None]] = field(default_factory=dict)
+
+    def connector(self, uuid: str) -> RegisteredConnector | None:
+        """The registered connector for ``uuid``: the only source of URLs workers call (SPEC §8)."""
+        now = time.monotonic()
+        cached = self._connectors.get(uuid)
+        if cached and now - cached[0] < CONNECTOR_CACHE_S:
+            return cached[1]
+        record = self.registry.get(uuid)
+        self._connectors[uuid] = (now, record)
+        return record
+
+    def backoff(self, attempt: int) -> float:
+        """Capped exponential backoff with full jitter for retry number ``attempt`` (1-based)."""
+        import random
+
+        workers = self.settings.workers
+        ceiling = min(workers.retry_backoff_max_s, workers.retry_backoff_s * (2 ** max(attempt - 1, 0)))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+@lru_cache
+def _context(pid: int) -> WorkerContext:
+    settings = get_settings()
+    client = get_redis()
+    verify: bool | str = settings.connectors.ca_bundle or settings.connectors.verify_tls
+    scanner = settings.scanner
+    return WorkerContext(
+        settings=settings,
+        registry=ConnectorRegistry(client, settings.connectors.heartbeat_ttl_s),
+        jobs=JobStore(client, settings.jobs.retain_s),
+        results=ResultStore(client, settings.results_db.retain, settings.results_db.request_state_ttl_s),
+        http=httpx.Client(
+            timeout=httpx.Timeout(settings.workers.connector_timeout_s, connect=scanner.connect_timeout_s),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            verify=verify,
+        ),
+        scan_config=ScanConfig(
+            scan_url=scanner.scan_binary_url,
+            auth_token=scanner.auth_token.get_secret_value() if scanner.auth_token else None,
+            protected_entity=scanner.protected_entity,
+            scanner_timeout_s=scanner.timeout_s,
+            connector_timeout_s=settings.workers.connector_timeout_s,
+            connect_timeout_s=scanner.connect_timeout_s,
+            max_file_size_bytes=scanner.max_file_size_bytes,
+        ),
+    )
+
+
+def worker_context() -> WorkerContext:
+    return _context(os.getpid())

@@ -1,0 +1,121 @@
+"""Stream one item from its connector into the scanner: the throughput-critical path.
+
+aiohttp was chosen here by measurement (PERFORMANCE.md: ~0.55 ms of client CPU per file against
+4–6 ms for httpx.AsyncClient); request building and answer parsing are the shared DSXA protocol
+functions, so the wire behaviour matches the httpx client used elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+
+from dsx_connect.workers.outcome import ConnectorRef
+from shared.dsxa.protocol import classify_status, custom_metadata, error_reason, parse_verdict, scan_headers
+from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
+from shared.models import DsxaFileInfo, DsxaVerdict, ScanTask, Verdict, VerdictDetails
+
+SMALL_BODY = 1 << 20  # read whole below this; stream above it
+CHUNK = 256 << 10
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    scan_url: str
+    auth_token: str | None
+    protected_entity: int
+    scanner_timeout_s: float
+    connector_timeout_s: float
+    connect_timeout_s: float
+    max_file_size_bytes: int
+
+
+def read_file_body(task: ScanTask, connector: ConnectorRef) -> dict[str, object]:
+    """The scan request a connector's ``/read_file`` expects (SPEC §5)."""
+    return {
+        "connector": {"uuid": connector.uuid, "name": connector.name, "url": connector.url},
+        "location": task.location,
+        "metainfo": task.metainfo,
+        "connector_url": connector.url,
+        "size_in_bytes": task.size_in_bytes,
+        "scan_job_id": task.job_id,
+        "job_item_id": task.job_item_id,
+    }
+
+
+def connector_error(status: int, body: bytes, what: str) -> DsxError:
+    reason = error_reason(body) if body else ""
+    if status == 404:
+        return NotFoundError(f"{what}: item not found on the connector ({reason})", status_code=status)
+    if 400 <= status < 500 and status not in (408, 429):
+        return PermanentError(f"{what}: connector refused ({status}): {reason}", status_code=status)
+    return RetryableError(f"{what}: connector unavailable ({status}): {reason}", status_code=status)
+
+
+def too_large(size: int, limit: int) -> DsxaVerdict:
+    return DsxaVerdict(
+        verdict=Verdict.NON_COMPLIANT.value,
+        verdict_details=VerdictDetails(
+            event_description="File not scanned: above the scanner's size limit", reason="File Size Too Large"
+        ),
+        file_info=DsxaFileInfo(file_size_in_bytes=size),
+    )
+
+
+async def scan_item(
+    session: aiohttp.ClientSession, task: ScanTask, connector: ConnectorRef, cfg: ScanConfig
+) -> DsxaVerdict:
+    """Fetch ``task``'s item from its connector and scan it; raises the shared error family."""
+    if task.size_in_bytes is not None and task.size_in_bytes > cfg.max_file_size_bytes:
+        return too_large(task.size_in_bytes, cfg.max_file_size_bytes)
+    read_url = connector.url.rstrip("/") + "/read_file"
+    headers = scan_headers(
+        cfg.auth_token,
+        cfg.protected_entity,
+        custom_metadata(task.location, task.metainfo, connector.name, task.id),
+    )
+    stage = "read_file"
+    try:
+        read_timeout = aiohttp.ClientTimeout(
+            total=None, connect=cfg.connect_timeout_s, sock_read=cfg.connector_timeout_s
+        )
+        async with session.post(read_url, json=read_file_body(task, connector), timeout=read_timeout) as resp:
+            if resp.status != 200:
+                raise connector_error(resp.status, await resp.content.read(4096), "read_file")
+            if resp.content_type == "application/json":
+                raise PermanentError(
+                    f"read_file: connector answered JSON instead of the file: {error_reason(await resp.content.read(4096))}"
+                )
+            size = resp.content_length
+            if size is not None and size > cfg.max_file_size_bytes:
+                return too_large(size, cfg.max_file_size_bytes)
+            body: bytes | aiohttp.StreamReader
+            if size is not None and size <= SMALL_BODY:
+                body = await resp.read()
+            else:
+                body = resp.content  # streamed to the scanner chunk by chunk, never held whole
+            stage = "scan"
+            scan_timeout = aiohttp.ClientTimeout(
+                total=None, connect=cfg.connect_timeout_s, sock_read=cfg.scanner_timeout_s
+            )
+            async with session.post(
+                cfg.scan_url,
+                data=body if isinstance(body, bytes) else _chunks(body),
+                headers=headers,
+                timeout=scan_timeout,
+            ) as answer:
+                content = await answer.read()
+                if (error := classify_status(answer.status, content)) is not None:
+                    raise error
+                return parse_verdict(content)
+    except DsxError:
+        raise
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        where = "connector" if stage == "read_file" else "scanner"
+        raise RetryableError(f"{stage}: {where} unreachable or timed out: {exc!r}") from None
+
+
+async def _chunks(stream: aiohttp.StreamReader):  # type: ignore[no-untyped-def]
+    async for chunk in stream.iter_chunked(CHUNK):
+        yield chunk

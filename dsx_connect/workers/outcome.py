@@ -1,0 +1,116 @@
+"""What one item carries from step to step: scan → verdict action → result → notification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.models import (
+    DsxaVerdict,
+    EventAction,
+    EventConnector,
+    EventError,
+    EventFileInfo,
+    EventScanner,
+    ItemActionType,
+    RegisteredConnector,
+    ScanResultEvent,
+    ScanTask,
+    Verdict,
+    VerdictDetails,
+    severity_for,
+)
+
+
+class ConnectorRef(BaseModel):
+    """The parts of a registered connector the later steps need."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    uuid: str
+    name: str = ""
+    url: str = ""
+    item_action: ItemActionType = ItemActionType.NOTHING
+
+    @classmethod
+    def of(cls, connector: RegisteredConnector) -> ConnectorRef:
+        return cls(
+            uuid=connector.uuid, name=connector.name, url=connector.url, item_action=connector.item_action
+        )
+
+
+class ItemOutcome(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    task: ScanTask
+    connector: ConnectorRef
+    verdict: DsxaVerdict | None = None
+    error: EventError | None = None
+    action: EventAction | None = None
+    action_attempt: int = 0
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def planned_action(self) -> ItemActionType:
+        """The action the connector will be asked to apply: the request's own, else the connector's."""
+        requested = self.task.requested_action
+        if requested is not None and requested.type not in (
+            ItemActionType.NOTHING,
+            ItemActionType.NOT_IMPLEMENTED,
+        ):
+            return requested.type
+        if self.connector.item_action in (ItemActionType.NOTHING, ItemActionType.NOT_IMPLEMENTED):
+            return ItemActionType.NOTHING
+        return self.connector.item_action
+
+    def needs_action(self, action_verdicts: list[str]) -> bool:
+        return (
+            self.verdict is not None
+            and self.verdict.verdict in action_verdicts
+            and self.planned_action() is not ItemActionType.NOTHING
+        )
+
+    def to_event(self, engine_version: str = "") -> ScanResultEvent:
+        task, verdict = self.task, self.verdict
+        if verdict is None:
+            message = self.error.message if self.error else "not scanned"
+            details = VerdictDetails(event_description="File could not be scanned", reason=message)
+            return ScanResultEvent(
+                scan_request_id=task.id,
+                job_id=task.job_id,
+                connector=EventConnector(name=self.connector.name, uuid=self.connector.uuid),
+                location=task.location,
+                metainfo=task.metainfo,
+                verdict=Verdict.NOT_SCANNED.value,
+                verdict_details=details,
+                file_info=EventFileInfo(size_in_bytes=task.size_in_bytes or 0),
+                action=self.action or EventAction(requested=self.planned_action().value),
+                severity=severity_for(Verdict.NOT_SCANNED.value, failed=True),
+                error=self.error,
+            )
+        extra = verdict.model_extra or {}
+        return ScanResultEvent(
+            scan_request_id=task.id,
+            job_id=task.job_id,
+            connector=EventConnector(name=self.connector.name, uuid=self.connector.uuid),
+            location=task.location,
+            metainfo=task.metainfo,
+            verdict=verdict.verdict,
+            verdict_details=verdict.verdict_details,
+            file_info=EventFileInfo(
+                file_type=verdict.file_info.file_type,
+                size_in_bytes=verdict.file_info.file_size_in_bytes,
+                sha256=verdict.file_info.file_hash,
+            ),
+            action=self.action or EventAction(requested=self.planned_action().value),
+            scanner=EventScanner(
+                scan_guid=verdict.scan_guid,
+                duration_us=verdict.scan_duration_in_microseconds,
+                engine_version=str(extra.get("engine_version") or engine_version),
+                cached=bool(extra.get("cached", False)),
+            ),
+            severity=severity_for(verdict.verdict),
+            error=self.error,
+        )

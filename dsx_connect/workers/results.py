@@ -1,0 +1,21 @@
+"""Result step: store each item's result once, count it, and hand new ones to notification."""
+
+from __future__ import annotations
+
+import logging
+
+from dsx_connect.workers.context import WorkerContext
+from dsx_connect.workers.outcome import ItemOutcome
+from shared.models import ScanResultEvent
+
+log = logging.getLogger(__name__)
+
+
+def run_store_batch(ctx: WorkerContext, items: list[ItemOutcome]) -> list[ScanResultEvent]:
+    """Store the batch's results; returns the events stored for the first time (duplicates dropped)."""
+    events = [item.to_event() for item in items]
+    stored = ctx.results.store_many(events)
+    duplicates = len(events) - sum(stored)
+    if duplicates:
+        log.info("ignored %d results already stored (redelivered task)", duplicates)
+    return [event for event, new in zip(events, stored, strict=True) if new]

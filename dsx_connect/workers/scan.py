@@ -1,0 +1,124 @@
+"""Scan step: stream each item of a batch from its connector into the scanner, concurrently.
+
+A failing item never fails its batch-mates: transient failures are retried alone with backoff,
+permanent ones (and those out of retries) go on as failed results, so nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+from dsx_connect.workers import aio
+from dsx_connect.workers.context import WorkerContext
+from dsx_connect.workers.hot_path import scan_item
+from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
+from shared.errors import DsxError, RetryableError
+from shared.models import EventError, ScanTask
+
+log = logging.getLogger(__name__)
+
+PAUSED_RECHECK_S = 2.0
+
+
+class Dispatch:
+    """Where the outcomes of a step go next (tasks.py binds these to Celery)."""
+
+    def __init__(
+        self,
+        rescan: Callable[[list[ScanTask], float], None],
+        act: Callable[[list[ItemOutcome]], None],
+        store: Callable[[list[ItemOutcome]], None],
+    ) -> None:
+        self.rescan = rescan
+        self.act = act
+        self.store = store
+
+
+def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch) -> None:
+    live = _hold_paused_and_drop_cancelled(ctx, tasks, dispatch)
+    outcomes: list[ItemOutcome] = []
+    to_scan: list[tuple[ScanTask, ConnectorRef]] = []
+    for task in live:
+        connector = ctx.connector(task.connector_uuid)
+        if connector is None:
+            ref = ConnectorRef(uuid=task.connector_uuid, name=task.connector_name)
+            error = EventError(kind="permanent", message=f"connector {task.connector_uuid} is not registered")
+            outcomes.append(ItemOutcome(task=task, connector=ref, error=error))
+        else:
+            to_scan.append((task, ConnectorRef.of(connector)))
+
+    results = aio.run(_scan_all(ctx, to_scan)) if to_scan else []
+    retry: dict[float, list[ScanTask]] = defaultdict(list)
+    max_retries = ctx.settings.workers.max_retries
+    for (task, ref), result in zip(to_scan, results, strict=True):
+        if isinstance(result, RetryableError) and task.attempt < max_retries:
+            nxt = task.model_copy(update={"attempt": task.attempt + 1})
+            retry[round(ctx.backoff(nxt.attempt), 1)].append(nxt)
+            log.warning(
+                "scan of %s will be retried: %s",
+                task.location,
+                result.message,
+                extra={"request_id": task.id, "attempt": nxt.attempt},
+            )
+        elif isinstance(result, DsxError):
+            kind = "exhausted" if isinstance(result, RetryableError) else "permanent"
+            message = (
+                result.message
+                if kind == "permanent"
+                else f"gave up after {task.attempt + 1} attempts: {result.message}"
+            )
+            log.warning("scan of %s failed: %s", task.location, message, extra={"request_id": task.id})
+            outcomes.append(
+                ItemOutcome(task=task, connector=ref, error=EventError(kind=kind, message=message))
+            )
+        else:
+            outcomes.append(ItemOutcome(task=task, connector=ref, verdict=result))
+
+    for delay, items in retry.items():
+        dispatch.rescan(items, delay)
+    verdicts = ctx.settings.workers.action_verdicts
+    needs_action = [o for o in outcomes if o.needs_action(verdicts)]
+    done = [o for o in outcomes if not o.needs_action(verdicts)]
+    if needs_action:
+        dispatch.act(needs_action)
+    if done:
+        dispatch.store(done)
+
+
+def _hold_paused_and_drop_cancelled(
+    ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
+) -> list[ScanTask]:
+    by_job: dict[str, list[ScanTask]] = defaultdict(list)
+    for task in tasks:
+        by_job[task.job_id].append(task)
+    live: list[ScanTask] = []
+    for job_id, items in by_job.items():
+        paused, cancelled = ctx.jobs.flags(job_id)
+        if cancelled:
+            ctx.jobs.add_skipped(job_id, len(items))
+            log.info("skipped %d items of cancelled job", len(items), extra={"job_id": job_id})
+        elif paused:
+            dispatch.rescan(items, PAUSED_RECHECK_S)  # held, not dropped: they come back after resume
+        else:
+            live.extend(items)
+    return live
+
+
+async def _scan_all(ctx: WorkerContext, items: list[tuple[ScanTask, ConnectorRef]]) -> list[object]:
+    session = aio.session(ctx.settings.connectors.ca_bundle or ctx.settings.connectors.verify_tls)
+    gate = asyncio.Semaphore(ctx.settings.workers.scan_concurrency)
+
+    async def one(task: ScanTask, ref: ConnectorRef) -> object:
+        async with gate:
+            try:
+                return await scan_item(session, task, ref, ctx.scan_config)
+            except DsxError as exc:
+                return exc
+            except Exception as exc:  # a bug must not lose the batch's other items
+                log.exception("unexpected error scanning %s", task.location, extra={"request_id": task.id})
+                return RetryableError(f"internal error: {exc!r}")
+
+    return await asyncio.gather(*(one(task, ref) for task, ref in items))

@@ -1,0 +1,149 @@
+"""What is said to a DSXA scanner and how its answers are read, with no I/O (SPEC §3).
+
+Every client (the workers' aiohttp hot path, the httpx control-plane client) builds its headers and
+reads its answers through these functions, so the wire behaviour is written once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from shared.errors import DsxError, PermanentError, RetryableError
+from shared.models import DsxaVerdict, Verdict
+
+# Characters that may stay as they are inside a header value: printable ASCII.
+_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def _header_safe(value: str) -> str:
+    """Percent-encode a value that is not printable ASCII (header values are ASCII; no CR/LF injection)."""
+    if value.isascii() and value.isprintable():
+        return value
+    return quote(value, safe=_SAFE)
+
+
+def custom_metadata(location: str, metainfo: str, connector_name: str, task_id: str) -> str:
+    """The ``X-Custom-Metadata`` value the core sends with each scan."""
+    return (
+        f"file-loc:{_header_safe(location)},file-meta:{_header_safe(metainfo)},"
+        f"dsx-connect:{_header_safe(connector_name)},scan_request_task_id:{_header_safe(task_id)}"
+    )
+
+
+def scan_headers(
+    auth_token: str | None = None,
+    protected_entity: int | None = None,
+    metadata: str | None = None,
+    content_type: str = "application/octet-stream",
+) -> dict[str, str]:
+    """Headers of a ``/scan/binary/v2`` call; the token goes as both ``AUTH_TOKEN`` and ``AUTH``."""
+    headers = {"Content-Type": content_type}
+    if auth_token:
+        headers["AUTH_TOKEN"] = auth_token
+        headers["AUTH"] = auth_token
+    if protected_entity is not None:
+        headers["protected_entity"] = str(protected_entity)
+    if metadata:
+        headers["X-Custom-Metadata"] = metadata
+    return headers
+
+
+_NESTED_KEYS = {
+    "verdictDetails": "verdict_details",
+    "fileInfo": "file_info",
+    "xCustomMetadata": "X-Custom-Metadata",
+    "scanGuid": "scan_guid",
+    "scanDurationInMicroseconds": "scan_duration_in_microseconds",
+    "protectedEntity": "protected_entity",
+}
+_FILE_INFO_KEYS = {"fileType": "file_type", "fileSizeInBytes": "file_size_in_bytes", "fileHash": "file_hash"}
+_DETAIL_KEYS = {"eventDescription": "event_description", "threatType": "threat_type"}
+
+
+def _flatten(body: dict[str, Any]) -> dict[str, Any]:
+    """Accept the nested ``{"details": {...}}`` form and camelCase keys some DSXA versions send."""
+    flat = dict(body)
+    details = flat.pop("details", None)
+    if isinstance(details, dict):
+        for key, value in details.items():
+            flat.setdefault(_NESTED_KEYS.get(key, key), value)
+    for key in list(flat):
+        if key in _NESTED_KEYS:
+            flat.setdefault(_NESTED_KEYS[key], flat.pop(key))
+    if "x_custom_metadata" in flat:
+        flat.setdefault("X-Custom-Metadata", flat.pop("x_custom_metadata"))
+    info = flat.get("file_info")
+    if isinstance(info, dict):
+        flat["file_info"] = {_FILE_INFO_KEYS.get(k, k): v for k, v in info.items()}
+    det = flat.get("verdict_details")
+    if isinstance(det, dict):
+        flat["verdict_details"] = {_DETAIL_KEYS.get(k, k): v for k, v in det.items()}
+        if flat["verdict_details"].get("reason") is None:
+            flat["verdict_details"]["reason"] = ""
+    elif det is None:
+        flat.pop("verdict_details", None)
+    return flat
+
+
+def parse_verdict(body: bytes | str | dict[str, Any]) -> DsxaVerdict:
+    """Read a scanner's 200 answer leniently; ``Scanning`` is recorded as ``Not Scanned``.
+
+    Raises ``RetryableError`` when the scanner says it is still initialising and ``PermanentError``
+    when the body is not a verdict at all.
+    """
+    data = body if isinstance(body, dict) else _loads(body)
+    verdict = DsxaVerdict.model_validate(_flatten(data))
+    if verdict.verdict == Verdict.SCANNING.value:
+        verdict.verdict = Verdict.NOT_SCANNED.value
+    if verdict.verdict == Verdict.NOT_SCANNED.value and _initializing(verdict.verdict_details.reason):
+        raise RetryableError(f"scanner not ready: {verdict.verdict_details.reason}", status_code=200)
+    return verdict
+
+
+def _initializing(reason: str) -> bool:
+    text = (reason or "").lower()
+    return "initializ" in text or "initialis" in text
+
+
+def _loads(body: bytes | str) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PermanentError(f"scanner answered with a body that is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PermanentError("scanner answered with JSON that is not an object")
+    return data
+
+
+def error_reason(body: bytes | str) -> str:
+    """The reason carried by an error answer, whatever its shape (verdict-shaped or plain text)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        text = body.decode(errors="replace") if isinstance(body, bytes) else body
+        return text.strip()[:500]
+    if isinstance(data, dict):
+        flat = _flatten(data)
+        details = flat.get("verdict_details")
+        if isinstance(details, dict) and details.get("reason"):
+            return str(details["reason"])
+        for key in ("reason", "message", "detail", "error"):
+            if flat.get(key):
+                return str(flat[key])
+    return str(data)[:500]
+
+
+def classify_status(status: int, body: bytes | str = b"") -> DsxError | None:
+    """Map a scanner HTTP status to the error family; ``None`` for 200 (SPEC §3)."""
+    if status == 200:
+        return None
+    reason = error_reason(body) if body else ""
+    if status in (401, 403):
+        return PermanentError(f"scanner refused the credentials ({status}): {reason}", status_code=status)
+    if status == 400 and _initializing(reason):
+        return RetryableError(f"scanner not ready: {reason}", status_code=status)
+    if 400 <= status < 500 and status not in (408, 429):
+        return PermanentError(f"scanner rejected the request ({status}): {reason}", status_code=status)
+    return RetryableError(f"scanner unavailable ({status}): {reason}", status_code=status)
