@@ -23,10 +23,11 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = list(scope["headers"])
-        names = {name for name, _ in headers}
+        content_type = next((v for n, v in headers if n == b"content-type"), b"").strip()
         request_id = next((v.decode("latin-1") for n, v in headers if n == b"x-request-id"), None)
         request_id = (request_id or uuid.uuid4().hex)[:64]
-        if scope["method"].encode() in _BODY_METHODS and b"content-type" not in names:
+        if scope["method"].encode() in _BODY_METHODS and not content_type:
+            headers = [(n, v) for n, v in headers if n != b"content-type"]
             headers.append((b"content-type", b"application/json"))
             scope = dict(scope, headers=headers)
         token = request_id_var.set(request_id)

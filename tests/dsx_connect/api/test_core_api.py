@@ -1,0 +1,257 @@
+"""The core's REST API against a real process and a real Redis (SPEC §4)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from tests.dsx_connect.conftest import Core
+
+pytestmark = pytest.mark.integration
+
+
+def connector_body(uid: str | None = None, **extra: object) -> dict[str, object]:
+    return {
+        "name": "filesystem-connector",
+        "uuid": uid or str(uuid.uuid4()),
+        "url": "http://127.0.0.1:9/filesystem-connector",
+        "asset": "/data",
+        "filter": "",
+        "item_action": "move",
+        "status": "ready",
+        **extra,
+    }
+
+
+def scan_request(conn: dict[str, object], location: str = "a.txt", **extra: object) -> dict[str, object]:
+    return {"connector": conn, "location": location, "metainfo": location, **extra}
+
+
+@pytest.fixture
+def api(core: Core) -> httpx.Client:
+    with core.client() as client:
+        yield client
+
+
+@pytest.fixture
+def registered(api: httpx.Client) -> dict[str, object]:
+    body = connector_body()
+    assert api.post("/connectors/register", json=body).status_code == 201
+    return body
+
+
+def test_probes_answer(core: Core) -> None:
+    for path in ("/alive", "/ping", "/healthz", "/dsx-connect/api/v1/healthz"):
+        response = httpx.get(core.url + path)
+        assert response.status_code == 200, path
+        assert response.json()["status"] in ("ok", "pong")
+        assert response.json()["ts"].endswith("Z")
+
+
+def test_readyz_names_the_unreachable_scanner(api: httpx.Client) -> None:
+    response = api.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["scanner"]
+    assert response.json()["checks"]["redis"] == "ok"
+
+
+def test_dsxa_connection_test_reports_scanner_down(api: httpx.Client) -> None:
+    response = api.get("/test/dsxa-connection")
+    assert response.status_code == 502
+    assert "unreachable" in response.json()["message"]
+
+
+def test_register_then_refresh(api: httpx.Client) -> None:
+    body = connector_body()
+    first = api.post("/connectors/register", json=body)
+    again = api.post("/connectors/register", json=body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == body["uuid"]
+    listed = [c for c in api.get("/connectors/list").json() if c["uuid"] == body["uuid"]]
+    assert listed and listed[0]["asset"] == "/data" and listed[0]["last_heartbeat"]
+
+
+def test_register_refuses_a_non_http_url(api: httpx.Client) -> None:
+    response = api.post("/connectors/register", json=connector_body(url="file:///etc/passwd"))
+    assert response.status_code == 422
+    assert "url" in response.json()["message"]
+
+
+def test_unregister(api: httpx.Client, registered: dict[str, object]) -> None:
+    assert api.delete(f"/connectors/unregister/{registered['uuid']}").status_code == 200
+    assert api.delete(f"/connectors/unregister/{registered['uuid']}").status_code == 404
+
+
+def test_scan_request_is_accepted_and_queued(
+    core: Core, api: httpx.Client, registered: dict[str, object]
+) -> None:
+    before = core.redis.llen("scan_request_queue")
+    response = api.post("/scan/request", json=scan_request(registered))
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "success" and body["id"] and body["job_id"]
+    assert core.redis.llen("scan_request_queue") == before + 1
+    state = api.get(f"/scan/request/{body['id']}").json()
+    assert state["status"] == "queued" and state["state"]["location"] == "a.txt"
+    job = api.get(f"/scan/jobs/{body['job_id']}").json()
+    assert job["kind"] == "single" and job["enqueued_total"] == 1 and job["status"] == "running"
+
+
+def test_body_without_content_type_is_parsed_as_json(
+    api: httpx.Client, registered: dict[str, object]
+) -> None:
+    raw = json.dumps(scan_request(registered)).encode()
+    response = api.post("/scan/request", content=raw, headers={"content-type": ""})
+    assert response.status_code == 202, response.text
+
+
+def test_unknown_connector_is_refused_with_its_uuid(api: httpx.Client) -> None:
+    ghost = connector_body()
+    response = api.post("/scan/request", json=scan_request(ghost))
+    assert response.status_code == 404
+    assert ghost["uuid"] in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"metainfo": "x"}, "location"),
+        ({"location": "", "metainfo": "x"}, "location"),
+        ({"location": "a", "metainfo": "x", "size_in_bytes": -1}, "size_in_bytes"),
+    ],
+)
+def test_malformed_scan_request_names_the_field(
+    api: httpx.Client, registered: dict[str, object], body: dict[str, object], named: str
+) -> None:
+    response = api.post("/scan/request", json={"connector": registered, **body})
+    assert response.status_code == 422
+    assert named in response.json()["message"]
+
+
+def test_broken_json_is_422_not_500(api: httpx.Client) -> None:
+    response = api.post("/scan/request", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["status"] == "error"
+
+
+def test_request_without_connector_is_refused(api: httpx.Client) -> None:
+    response = api.post("/scan/request", json={"location": "a", "metainfo": "a"})
+    assert response.status_code == 422
+    assert "connector" in response.json()["message"]
+
+
+def test_batch_is_split_into_tasks_of_the_max_size(
+    core: Core, api: httpx.Client, registered: dict[str, object]
+) -> None:
+    before = core.redis.llen("scan_request_queue")
+    job_id = uuid.uuid4().hex
+    requests = [scan_request(registered, f"f{i}.txt", scan_job_id=job_id) for i in range(130)]
+    response = api.post("/scan/request_batch", json={"requests": requests})
+    assert response.status_code == 202
+    assert len(response.json()["ids"]) == 130 and len(set(response.json()["ids"])) == 130
+    assert core.redis.llen("scan_request_queue") == before + 3  # 64 + 64 + 2
+    job = api.get(f"/scan/jobs/{job_id}").json()
+    assert job["enqueued"] == 130 and job["kind"] == "full_scan" and job["enqueued_total"] is None
+
+
+def test_batch_with_one_unknown_connector_accepts_nothing(
+    core: Core, api: httpx.Client, registered: dict[str, object]
+) -> None:
+    before = core.redis.llen("scan_request_queue")
+    requests = [scan_request(registered), scan_request(connector_body())]
+    assert api.post("/scan/request_batch", json={"requests": requests}).status_code == 404
+    assert core.redis.llen("scan_request_queue") == before
+
+
+def test_resubmitted_item_keeps_its_id(api: httpx.Client, registered: dict[str, object]) -> None:
+    job_id = uuid.uuid4().hex
+    item = scan_request(registered, scan_job_id=job_id, job_item_id="item-1")
+    first = api.post("/scan/request", json=item).json()["id"]
+    assert api.post("/scan/request", json=item).json()["id"] == first
+
+
+def test_job_control_and_invalid_transitions(api: httpx.Client, registered: dict[str, object]) -> None:
+    job_id = uuid.uuid4().hex
+    api.post("/scan/request", json=scan_request(registered, scan_job_id=job_id))
+    assert api.post(f"/scan/jobs/{job_id}/resume").status_code == 409
+    assert api.post(f"/scan/jobs/{job_id}/pause").status_code == 200
+    assert api.get(f"/scan/jobs/{job_id}/raw").json()["data"]["paused"] == "1"
+    assert api.post(f"/scan/jobs/{job_id}/cancel").status_code == 200
+    conflict = api.post(f"/scan/jobs/{job_id}/pause")
+    assert conflict.status_code == 409 and conflict.json()["job_status"] == "cancelled"
+    assert api.get(f"/scan/jobs/{job_id}/raw").json()["data"]["cancel"] == "1"
+    assert api.post("/scan/jobs/nope/pause").status_code == 404
+
+
+def test_enqueue_done_records_the_total(api: httpx.Client, registered: dict[str, object]) -> None:
+    job_id = uuid.uuid4().hex
+    api.post("/scan/request", json=scan_request(registered, scan_job_id=job_id))
+    assert api.post(f"/scan/jobs/{job_id}/enqueue_done", json={"enqueued_total": 4}).status_code == 200
+    assert api.get(f"/scan/jobs/{job_id}").json()["enqueued_total"] == 4
+    assert api.post(f"/scan/jobs/{job_id}/enqueue_done", json={"enqueued_total": -1}).status_code == 422
+    assert api.post("/scan/jobs/unknown/enqueue_done", json={"enqueued_total": 1}).status_code == 404
+
+
+def test_jobs_are_listed_newest_first(api: httpx.Client) -> None:
+    body = api.get("/scan/jobs", params={"limit": 5}).json()
+    created = [j["created"] for j in body["items"]]
+    assert created == sorted(created, reverse=True)
+    assert body["total"] >= len(body["items"])
+
+
+def test_full_scan_of_unreachable_connector_fails_its_job(
+    api: httpx.Client, registered: dict[str, object]
+) -> None:
+    response = api.post(f"/connectors/full_scan/{registered['uuid']}")
+    assert response.status_code == 502
+    failed = [j for j in api.get("/scan/jobs").json()["items"] if j["connector_uuid"] == registered["uuid"]]
+    assert failed and failed[0]["status"] == "failed" and "unreachable" in failed[0]["failure_reason"]
+
+
+def test_full_scan_of_unknown_connector_is_404(api: httpx.Client) -> None:
+    assert api.post(f"/connectors/full_scan/{uuid.uuid4()}").status_code == 404
+
+
+def test_unknown_result_and_request_are_404(api: httpx.Client) -> None:
+    assert api.get("/scan/results/none").status_code == 404
+    assert api.get("/scan/request/none").status_code == 404
+
+
+def test_results_filter_rejects_an_unknown_verdict(api: httpx.Client) -> None:
+    response = api.get("/scan/results", params={"verdict": "Evil"})
+    assert response.status_code == 422 and "verdict" in response.json()["message"]
+
+
+def test_stats_and_metrics(core: Core, api: httpx.Client) -> None:
+    stats = api.get("/scan/stats").json()
+    assert {"total", "verdicts", "errors", "actions", "bytes_scanned"} <= stats.keys()
+    text = httpx.get(core.url + "/metrics").text
+    assert 'dsxconnect_queue_depth{queue="scan_request_queue"}' in text
+
+
+def test_config_shows_batching_keys_and_no_secret(api: httpx.Client) -> None:
+    config = api.get("/config").json()
+    assert config["workers"]["scan_request_batch_enabled"] is True
+    assert config["workers"]["scan_request_batch_max_size"] == 64
+
+
+def test_connector_state_round_trip(api: httpx.Client) -> None:
+    uid = str(uuid.uuid4())
+    assert api.put(f"/connectors/state/{uid}/graph/delta", content=b"token-1").status_code == 204
+    assert api.get(f"/connectors/state/{uid}/graph/delta").text == "token-1"
+    assert api.get(f"/connectors/state/{uid}/graph/other").status_code == 404
+    assert api.put(f"/connectors/state/{uid}/graph/big", content=b"x" * 70_000).status_code == 413
+
+
+def test_request_id_is_echoed(api: httpx.Client) -> None:
+    response = api.get("/meta", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    assert response.json()["name"] == "dsx-connect"
+
+
+def test_dashboard_is_served(core: Core) -> None:
+    response = httpx.get(core.url + "/")
+    assert response.status_code == 200 and "dsx-connect" in response.text

@@ -1,0 +1,142 @@
+"""Result, stats and job stores against a real Redis: exactly-once counting, retention, completion."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from dsx_connect.jobs.store import InvalidTransition, JobNotFound, JobStore
+from dsx_connect.results.store import ResultStore
+from shared.models import EventAction, EventConnector, EventError, EventFileInfo, ScanResultEvent
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/5", decode_responses=True)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+def event(
+    n: int, job: str = "j1", verdict: str = "Benign", connector: str = "c1", **extra: object
+) -> ScanResultEvent:
+    return ScanResultEvent(
+        scan_request_id=f"r{n}", job_id=job, connector=EventConnector(name="fs", uuid=connector),
+        location=f"f{n}.txt", verdict=verdict, file_info=EventFileInfo(size_in_bytes=10), **extra,
+    )  # fmt: skip
+
+
+def test_a_result_stored_twice_is_counted_once(client: redis.Redis) -> None:
+    results = ResultStore(client, retain=100)
+    assert results.store_many([event(1)]) == [True]
+    assert results.store_many([event(1)]) == [False]
+    stats = results.stats()
+    assert stats["total"] == 1 and stats["verdicts"]["Benign"] == 1 and stats["bytes_scanned"] == 10
+
+
+def test_errors_and_actions_are_counted(client: redis.Redis) -> None:
+    results = ResultStore(client, retain=100)
+    results.store_many(
+        [
+            event(
+                1, verdict="Malicious", action=EventAction(requested="move", applied=True, status="success")
+            ),
+            event(2, verdict="Not Scanned", error=EventError(kind="exhausted", message="down")),
+        ]
+    )
+    stats = results.stats()
+    assert stats["actions"] == {"move": 1}
+    assert stats["errors"] == 1
+    assert stats["verdicts"]["Malicious"] == 1 and stats["verdicts"]["Not Scanned"] == 1
+
+
+def test_retention_drops_the_oldest_results(client: redis.Redis) -> None:
+    results = ResultStore(client, retain=3)
+    results.store_many([event(n) for n in range(5)])
+    assert results.get("r0") is None and results.get("r1") is None
+    assert results.get("r4") is not None
+    items, total = results.query()
+    assert [i["scan_request_id"] for i in items] == ["r4", "r3", "r2"]
+    assert total == 3
+    assert results.stats()["total"] == 5  # counters keep the history
+
+
+def test_query_filters_and_pages(client: redis.Redis) -> None:
+    results = ResultStore(client, retain=100)
+    results.store_many(
+        [
+            event(n, verdict="Malicious" if n % 3 == 0 else "Benign", job="j1" if n < 6 else "j2")
+            for n in range(10)
+        ]
+    )
+    malicious, total = results.query(verdict="Malicious")
+    assert [i["scan_request_id"] for i in malicious] == ["r9", "r6", "r3", "r0"] and total == 4
+    both, _ = results.query(verdict="Malicious", job="j1")
+    assert [i["scan_request_id"] for i in both] == ["r3", "r0"]
+    page, _ = results.query(limit=3, offset=3)
+    assert [i["scan_request_id"] for i in page] == ["r6", "r5", "r4"]
+    assert results.query(connector="other")[0] == []
+
+
+def test_job_completes_when_enumeration_is_done_and_all_processed(client: redis.Redis) -> None:
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1", "fs")
+    pipe = client.pipeline()
+    jobs.add_accepted(pipe, job_id, 3)
+    pipe.execute()
+    results.store_many([event(1, job=job_id), event(2, job=job_id)])
+    assert jobs.get(job_id)["status"] == "running"
+    assert jobs.enqueue_done(job_id, 3) is False
+    results.store_many([event(3, job=job_id), event(3, job=job_id)])
+    job = jobs.get(job_id)
+    assert job["status"] == "completed"
+    assert job["processed"] == 3 and job["enqueued_total"] == 3 and job["verdicts"] == {"Benign": 3}
+    assert job["finished"] is not None
+
+
+def test_enqueued_total_is_the_larger_of_reported_and_accepted(client: redis.Redis) -> None:
+    jobs = JobStore(client)
+    job_id = jobs.create("c1")
+    pipe = client.pipeline()
+    jobs.add_accepted(pipe, job_id, 5)
+    pipe.execute()
+    jobs.enqueue_done(job_id, 2)
+    assert jobs.get(job_id)["enqueued_total"] == 5
+
+
+def test_enqueue_done_after_all_results_completes_the_job(client: redis.Redis) -> None:
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1")
+    results.store_many([event(1, job=job_id)])
+    assert jobs.enqueue_done(job_id, 1) is True
+    assert jobs.get(job_id)["status"] == "completed"
+
+
+def test_job_transitions_and_invalid_ones(client: redis.Redis) -> None:
+    jobs = JobStore(client)
+    job_id = jobs.create("c1")
+    assert jobs.transition(job_id, "pause") == "running"
+    assert jobs.flags(job_id) == (True, False)
+    with pytest.raises(InvalidTransition) as info:
+        jobs.transition(job_id, "pause")
+    assert info.value.status == "paused"
+    jobs.transition(job_id, "resume")
+    jobs.transition(job_id, "cancel")
+    assert jobs.flags(job_id) == (False, True)
+    with pytest.raises(InvalidTransition):
+        jobs.transition(job_id, "resume")
+    with pytest.raises(JobNotFound):
+        jobs.transition("nope", "pause")
+
+
+def test_jobs_list_newest_first(client: redis.Redis) -> None:
+    jobs = JobStore(client)
+    first, second = jobs.create("c1"), jobs.create("c1")
+    items, total = jobs.list()
+    assert total == 2 and items[0]["job_id"] == second and items[1]["job_id"] == first

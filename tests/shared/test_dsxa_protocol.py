@@ -1,0 +1,121 @@
+"""The DSXA wire rules of SPEC §3: headers, lenient parsing, error classes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.dsxa.protocol import classify_status, custom_metadata, error_reason, parse_verdict, scan_headers
+from shared.errors import PermanentError, RetryableError
+
+pytestmark = pytest.mark.unit
+
+FLAT = {
+    "scan_guid": "g1",
+    "verdict": "Malicious",
+    "verdict_details": {"event_description": "EICAR", "reason": "test file", "threat_type": "VIRUS"},
+    "file_info": {"file_type": "Text", "file_size_in_bytes": 68, "file_hash": "ab" * 32},
+    "scan_duration_in_microseconds": 120,
+    "protected_entity": 3,
+    "X-Custom-Metadata": "file-loc:a.txt",
+    "container_files_scanned": 2,
+}
+
+
+def test_token_is_sent_as_auth_token_and_auth() -> None:
+    headers = scan_headers("s3cret", 2, "file-loc:x")
+    assert headers["AUTH_TOKEN"] == headers["AUTH"] == "s3cret"
+    assert headers["protected_entity"] == "2"
+    assert headers["X-Custom-Metadata"] == "file-loc:x"
+
+
+def test_no_token_sends_no_auth_headers() -> None:
+    assert "AUTH" not in scan_headers(None) and "AUTH_TOKEN" not in scan_headers(None)
+
+
+def test_custom_metadata_has_the_four_fields_and_encodes_non_ascii() -> None:
+    value = custom_metadata("dir/résumé.pdf", "résumé", "filesystem-connector", "abc123")
+    assert value.startswith("file-loc:dir/r%C3%A9sum%C3%A9.pdf,file-meta:r%C3%A9sum%C3%A9,")
+    assert value.endswith("dsx-connect:filesystem-connector,scan_request_task_id:abc123")
+    assert value.isascii()
+
+
+def test_custom_metadata_cannot_inject_header_lines() -> None:
+    value = custom_metadata("a\r\nX-Evil: 1", "m", "c", "t")
+    assert "\r" not in value and "\n" not in value
+
+
+def test_flat_answer_keeps_every_field_and_extras() -> None:
+    verdict = parse_verdict(json.dumps(FLAT).encode())
+    assert verdict.verdict == "Malicious"
+    assert verdict.verdict_details.threat_type == "VIRUS"
+    assert verdict.file_info.file_hash == "ab" * 32
+    assert verdict.x_custom_metadata == "file-loc:a.txt"
+    assert verdict.model_extra == {"container_files_scanned": 2}
+
+
+def test_nested_camel_case_answer_is_flattened() -> None:
+    nested = {
+        "scanGuid": "g2",
+        "verdict": "Benign",
+        "details": {
+            "verdictDetails": {"eventDescription": "clean", "reason": None, "threatType": None},
+            "fileInfo": {"fileType": "PDF", "fileSizeInBytes": 10, "fileHash": "cd" * 32},
+            "xCustomMetadata": "file-loc:b",
+        },
+    }
+    verdict = parse_verdict(nested)
+    assert verdict.scan_guid == "g2"
+    assert verdict.verdict_details.event_description == "clean"
+    assert verdict.file_info.file_type == "PDF"
+    assert verdict.file_info.file_size_in_bytes == 10
+    assert verdict.x_custom_metadata == "file-loc:b"
+
+
+def test_lower_case_metadata_echo_is_accepted() -> None:
+    assert parse_verdict({"verdict": "Benign", "x_custom_metadata": "m"}).x_custom_metadata == "m"
+
+
+def test_scanning_is_recorded_as_not_scanned() -> None:
+    assert parse_verdict({"verdict": "Scanning"}).verdict == "Not Scanned"
+
+
+def test_initializing_scanner_is_retryable() -> None:
+    with pytest.raises(RetryableError):
+        parse_verdict({"verdict": "Not Scanned", "verdict_details": {"reason": "Scanner is initializing"}})
+
+
+def test_body_that_is_not_json_is_permanent() -> None:
+    with pytest.raises(PermanentError):
+        parse_verdict(b"<html>oops</html>")
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(401, PermanentError), (403, PermanentError), (400, PermanentError), (404, PermanentError),
+     (413, PermanentError), (408, RetryableError), (429, RetryableError), (500, RetryableError),
+     (502, RetryableError), (503, RetryableError)],
+)  # fmt: skip
+def test_status_classification(status: int, kind: type) -> None:
+    assert isinstance(classify_status(status, b""), kind)
+
+
+def test_200_is_not_an_error() -> None:
+    assert classify_status(200, b"{}") is None
+
+
+def test_reason_is_taken_from_a_verdict_shaped_400() -> None:
+    body = json.dumps({"verdict": "Not Scanned", "verdict_details": {"reason": "Bad protected entity"}})
+    error = classify_status(400, body.encode())
+    assert isinstance(error, PermanentError)
+    assert "Bad protected entity" in error.message
+
+
+def test_initializing_400_is_retryable() -> None:
+    body = json.dumps({"verdict": "Not Scanned", "verdict_details": {"reason": "Engine initializing"}})
+    assert isinstance(classify_status(400, body.encode()), RetryableError)
+
+
+def test_error_reason_of_plain_text() -> None:
+    assert error_reason(b"  service unavailable \n") == "service unavailable"
