@@ -1,0 +1,52 @@
+# dsx-connect developer entry points. Setup is two commands:
+#   make up     the whole local stack on this machine, then a full scan of a sample folder
+#   make test   the whole test suite
+# Both install what they need first (virtualenv, project, redis-server): scripts/ensure-deps.sh.
+# Knobs: VENV (.venv), PYTHON (python3, creates the venv), PYTEST_ARGS, and the DSX_* variables of
+# scripts/stack.py (DSX_RUN_DIR, DSX_REDIS_PORT, DSX_DSXA_PORT, DSX_CORE_PORT, DSX_FS_PORT, ...).
+
+SHELL := bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+export VENV
+
+.DEFAULT_GOAL := help
+.PHONY: help deps venv up down status test test-unit test-cov lint format type-check
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+deps: ## virtualenv + pip install -e '.[dev,test]' (skipped if pyproject.toml is unchanged) + redis-server
+	@bash scripts/ensure-deps.sh all
+
+venv: ## virtualenv and project only
+	@bash scripts/ensure-deps.sh python
+
+up: ## start redis, dsxa_lite, core API, workers, filesystem connector; full-scan a sample folder
+	@bash scripts/stack-up.sh
+
+down: ## stop what `make up` started (and nothing else)
+	@bash scripts/stack-down.sh
+
+status: ## health of each component of the running stack
+	@bash scripts/stack-status.sh
+
+test: deps ## the whole suite (unit, integration, e2e)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv ## fast tests (marker unit)
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-cov: deps ## the whole suite with a coverage report (installs pytest-cov if missing)
+	@$(PY) -c 'import pytest_cov' 2>/dev/null || $(PY) -m pip install --disable-pip-version-check -q pytest-cov
+	$(PY) -m pytest --cov=dsx_connect --cov=dsxa_lite --cov=connectors --cov=shared --cov-report=term-missing $(PYTEST_ARGS)
+
+lint: venv ## ruff check
+	$(PY) -m ruff check .
+
+format: venv ## ruff format
+	$(PY) -m ruff format .
+
+type-check: venv ## mypy
+	$(PY) -m mypy

@@ -1,0 +1,1 @@
+"""Developer scripts: the local stack (stack.py) and its shell wrappers."""

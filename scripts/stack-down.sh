@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# make down: stop what `make up` started from the run directory (DSX_RUN_DIR, default .run), nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python="${VENV:-.venv}/bin/python"
+[ -x "$python" ] || python=python3 # stack.py down needs only the standard library
+exec "$python" scripts/stack.py down

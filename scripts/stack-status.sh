@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# make status: each component's health (HTTP /healthz, redis PING, workers alive by pid); non-zero if any is down.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python="${VENV:-.venv}/bin/python"
+[ -x "$python" ] || python=python3 # stack.py status needs only the standard library
+exec "$python" scripts/stack.py status

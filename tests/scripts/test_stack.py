@@ -1,0 +1,251 @@
+"""scripts/stack.py: configuration, port checks, the sample folder, and stopping only our processes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts import stack
+from tests.support.procs import REPO_ROOT, base_env, free_port
+
+EICAR_SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
+
+
+def config(tmp_path: Path, dsxa_port: int = 0, core_port: int = 0, fs_port: int = 0) -> stack.StackConfig:
+    """A stack on free ports, except the ones given."""
+    return stack.StackConfig(
+        tmp_path / "run",
+        redis_port=free_port(),
+        dsxa_port=dsxa_port or free_port(),
+        core_port=core_port or free_port(),
+        fs_port=fs_port or free_port(),
+    )
+
+
+# --------------------------------------------------------------------------- unit
+
+
+@pytest.mark.unit
+def test_eicar_file_is_assembled_at_run_time() -> None:
+    data = stack.eicar_bytes()
+    assert len(data) == 68
+    assert hashlib.sha256(data).hexdigest() == EICAR_SHA256
+
+
+@pytest.mark.unit
+def test_no_file_of_the_repository_holds_the_eicar_string() -> None:
+    if shutil.which("git") is None or not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT, capture_output=True, check=True,
+    ).stdout.split(b"\0")  # fmt: skip
+    eicar = stack.eicar_bytes()
+    holders = [
+        name.decode()
+        for name in listed
+        if name
+        and (REPO_ROOT / name.decode()).is_file()
+        and eicar in (REPO_ROOT / name.decode()).read_bytes()
+    ]
+    assert len(listed) > 10
+    assert holders == []
+
+
+@pytest.mark.unit
+def test_sample_folder_holds_ten_benign_and_two_malicious_files(tmp_path: Path) -> None:
+    files = stack.write_sample(tmp_path)
+
+    assert sorted(f.verdict for f in files).count("Benign") == 10
+    assert [f.path for f in files if f.verdict == "Malicious"] == [
+        "inbox/eicar.com",
+        "docs/reports/invoice-2024.txt",
+    ]
+    assert len({f.path for f in files}) == len(files)
+    for item in files:
+        assert (tmp_path / item.path).read_bytes() == item.data
+    assert (tmp_path / "inbox/eicar.com").read_bytes() == stack.eicar_bytes()
+    assert stack.YARA_MARKER.encode() in (tmp_path / "docs/reports/invoice-2024.txt").read_bytes()
+    assert stack.YARA_MARKER == "DSXA-LITE-TEST-MALWARE-MARKER"
+    assert not any(
+        stack.YARA_MARKER.encode() in f.data or stack.eicar_bytes() in f.data
+        for f in files
+        if f.verdict == "Benign"
+    )
+    assert (tmp_path / "images/pixel.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.unit
+def test_config_reads_the_dsx_knobs(tmp_path: Path) -> None:
+    env = {
+        "DSX_RUN_DIR": str(tmp_path / "r"), "DSX_REDIS_PORT": "7001", "DSX_DSXA_PORT": "7002",
+        "DSX_CORE_PORT": "7003", "DSX_FS_PORT": "7004", "DSX_SCAN_CONCURRENCY": "3", "DSX_SCAN_TIMEOUT": "9.5",
+    }  # fmt: skip
+    cfg = stack.StackConfig.from_env(env)
+
+    assert (cfg.run_dir, cfg.redis_port, cfg.dsxa_port, cfg.core_port, cfg.fs_port) == (
+        tmp_path / "r", 7001, 7002, 7003, 7004,
+    )  # fmt: skip
+    assert (cfg.scan_concurrency, cfg.scan_timeout) == (3, 9.5)
+    assert cfg.connector_url == "http://127.0.0.1:7004/filesystem-connector"
+    assert cfg.api_url == "http://127.0.0.1:7003/dsx-connect/api/v1"
+    assert stack.StackConfig.from_env({}).run_dir == REPO_ROOT / ".run"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("name", "value"), [("DSX_CORE_PORT", "web"), ("DSX_FS_PORT", "70000"), ("DSX_REDIS_PORT", "0")]
+)
+def test_config_refuses_a_bad_value_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(stack.StackError, match=name):
+        stack.StackConfig.from_env({name: value})
+
+
+@pytest.mark.unit
+def test_port_free_is_false_while_something_listens() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert not stack.port_free(port)
+    assert stack.port_free(port)
+
+
+@pytest.mark.unit
+def test_up_refuses_a_taken_port_naming_its_knob_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DSX_REDIS_SERVER", sys.executable)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        cfg = config(tmp_path, core_port=listener.getsockname()[1])
+        with pytest.raises(stack.StackError, match=rf"port {cfg.core_port} for core .*DSX_CORE_PORT"):
+            stack.up(cfg, out=lambda _line: None)
+    assert not (cfg.run_dir / "pids").exists() or not any((cfg.run_dir / "pids").iterdir())
+
+
+@pytest.mark.unit
+def test_check_ports_refuses_two_components_on_one_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DSX_REDIS_SERVER", sys.executable)
+    port = free_port()
+    comps = [c for stage in stack.components(config(tmp_path, dsxa_port=port, fs_port=port)) for c in stage]
+    with pytest.raises(stack.StackError, match="DSX_FS_PORT and DSX_DSXA_PORT are both"):
+        stack.check_ports(comps)
+
+
+@pytest.mark.unit
+def test_components_wire_the_services_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSX_REDIS_SERVER", sys.executable)
+    cfg = config(tmp_path)
+    comps = {c.name: c for stage in stack.components(cfg) for c in stage}
+
+    assert list(comps) == [
+        "redis", "dsxa", "core", "worker-scan", "worker-action", "worker-result", "worker-notify", "filesystem",
+    ]  # fmt: skip
+    for name in ("core", "worker-scan", "worker-notify"):
+        assert comps[name].env["DSXCONNECT_REDIS_URL"] == f"redis://127.0.0.1:{cfg.redis_port}/0"
+        assert comps[name].env["DSXCONNECT_SCANNER__SCAN_BINARY_URL"] == f"{cfg.dsxa_url}/scan/binary/v2"
+    assert comps["filesystem"].env["DSXCONNECTOR_ASSET"] == str(cfg.sample_dir)
+    assert comps["filesystem"].env["DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO"] == str(cfg.quarantine_dir)
+    assert "--pool prefork --concurrency 2" in " ".join(comps["worker-scan"].argv)
+    assert "--pool solo" in " ".join(comps["worker-result"].argv)
+
+
+@pytest.mark.unit
+def test_summary_line_ranks_verdicts_and_counts_quarantined_files() -> None:
+    job = {"processed": 12, "verdicts": {"Malicious": 2, "Benign": 10, "Unknown": 0}, "errors": 0}
+    assert stack.summarize(job, 2) == "scanned 12: 10 Benign, 2 Malicious; quarantined 2"
+    assert stack.summarize(job | {"errors": 1}, 1).endswith("; quarantined 1; 1 errors")
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def blocker(marker: str, with_child: bool = False) -> stack.Component:
+    """A process that waits until it is signalled (and, optionally, a child that does the same)."""
+    code = "import signal, subprocess, sys\n"
+    if with_child:
+        code += "subprocess.Popen([sys.executable, '-c', 'import signal; signal.pause()'])\n"
+    code += "signal.pause()\n"
+    return stack.Component(f"blocker-{marker}", (sys.executable, "-c", code, marker), marks=(marker,))
+
+
+@pytest.mark.integration
+def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
+    comp = blocker("stack-test-group", with_child=True)
+    record = stack.spawn(tmp_path, comp, 0)
+
+    def child_started() -> list[int]:
+        members = stack.group_members(record["pid"])
+        return members if len(members) == 2 else []
+
+    members = stack.wait_until(child_started, 15, "the blocker's child")
+    assert stack.status(tmp_path)[0].ok
+
+    stopped = stack.stop(stack.read_records(tmp_path), timeout=2, out=lambda _line: None)
+
+    assert stopped == ["blocker-stack-test-group"]
+    assert not any(stack.is_running(pid) for pid in members)
+    assert list((tmp_path / "pids").iterdir()) == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("tamper", [{"marks": ["another-command"]}, {"start_ticks": "1"}])
+def test_down_leaves_alone_a_pid_that_is_no_longer_ours(tmp_path: Path, tamper: dict[str, object]) -> None:
+    record = stack.spawn(tmp_path, blocker("stack-test-foreign"), 0)
+    path = Path(record.pop("record_path"))
+    path.write_text(json.dumps(record | tamper))  # as if the PID now belonged to another program
+    try:
+        lines: list[str] = []
+        assert stack.down(tmp_path, out=lines.append) == []
+
+        assert stack.is_running(record["pid"])
+        assert not path.exists()
+        assert any("is no longer ours, left alone" in line for line in lines)
+        assert stack.status(tmp_path) == []
+    finally:
+        os.kill(record["pid"], signal.SIGTERM)
+
+
+@pytest.mark.integration
+def test_redis_component_starts_answers_status_and_stops(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    redis = stack.components(cfg)[0][0]
+    (cfg.run_dir / "redis").mkdir(parents=True)
+    record = stack.spawn(cfg.run_dir, redis, 0)
+    try:
+        stack.wait_ready(redis, record, 15)
+        [health] = stack.status(cfg.run_dir)
+        assert (health.name, health.ok) == ("redis", True)
+        assert not stack.port_free(cfg.redis_port)
+    finally:
+        stack.down(cfg.run_dir, out=lambda _line: None)
+    assert not stack.is_running(record["pid"])
+    assert stack.port_free(cfg.redis_port)
+
+
+@pytest.mark.integration
+def test_status_and_down_wrappers_on_an_empty_run_dir(tmp_path: Path) -> None:
+    env = base_env(DSX_RUN_DIR=str(tmp_path))
+    status = subprocess.run(
+        ["bash", "scripts/stack-status.sh"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    down = subprocess.run(
+        ["bash", "scripts/stack-down.sh"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+
+    assert status.returncode == 1
+    assert f"nothing running from {tmp_path}" in status.stdout
+    assert down.returncode == 0, down.stderr
