@@ -1,0 +1,1 @@
+"""HTTP routes of dsxa_lite, one router per concern."""

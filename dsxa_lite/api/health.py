@@ -1,0 +1,70 @@
+"""Identity and health routes: ``/alive``, ``/ping``, ``/healthz``, ``/readyz``, ``/version``.
+
+None of them needs the scanner token: they expose no file and no secret.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from dsxa_lite.service import ScanService
+from dsxa_lite.version import __version__
+from shared.models import utcnow_iso
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/alive")
+async def alive() -> dict[str, str]:
+    """Liveness, touching nothing (compose health checks)."""
+    return {"status": "ok", "ts": utcnow_iso()}
+
+
+@router.get("/ping")
+async def ping() -> dict[str, str]:
+    """Liveness, touching nothing."""
+    return {"status": "pong", "ts": utcnow_iso()}
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up and its engines are loaded (they load before it listens)."""
+    return {"status": "ok", "ts": utcnow_iso()}
+
+
+@router.get("/readyz", responses={503: {"description": "A dependency is not usable; `failing` names it"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Ready to scan: rules compiled and the spool folder writable (503 naming what fails)."""
+    service: ScanService = request.app.state.scan_service
+    spool_dir = service.settings.spool_dir or tempfile.gettempdir()
+    if not os.access(spool_dir, os.W_OK | os.X_OK):
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "failing": "spool_dir",
+                "detail": f"spool folder {spool_dir} is not writable",
+                "ts": utcnow_iso(),
+            },
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok", "ts": utcnow_iso()})
+
+
+@router.get("/version")
+async def version(request: Request) -> dict[str, Any]:
+    """Service, engine and rule-set versions; the core keys its verdict cache on them."""
+    service: ScanService = request.app.state.scan_service
+    return {
+        "version": __version__,
+        "engine_version": service.engine_version,
+        "rules_version": service.rules_version,
+        "engines": [engine.name for engine in service.engines],
+        "rule_files": service.yara.files,
+        "blocklist_size": len(service.blocklist),
+        "max_file_size_bytes": service.settings.max_file_size_bytes,
+    }

@@ -1,0 +1,117 @@
+"""Settings of the dsxa_lite scanner (env prefix ``DSXA_LITE_``, SPEC §9).
+
+Every value is checked at start: a bad one stops the service with a message naming the variable
+(``shared.settings.load_settings``).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.settings import load_settings
+
+DEFAULT_RULES_DIR = Path(__file__).resolve().parent / "rules"
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+class DsxaLiteSettings(BaseSettings):
+    """Configuration of one dsxa_lite process.
+
+    - ``AUTH_TOKEN``: when set, scan requests must carry it in header ``AUTH_TOKEN`` or ``AUTH``.
+    - ``RULES_DIR``: folder whose ``*.yar`` files are compiled once at start.
+    - ``BLOCKLIST_FILE`` / ``BLOCKLIST``: SHA-256 block list (file: one hash a line, ``#``
+      comments; env: CSV).
+    - ``MAX_FILE_SIZE_BYTES``: larger bodies answer ``Non Compliant`` / ``File Size Too Large``.
+    - ``SPOOL_THRESHOLD_BYTES``: bodies larger than this go to an unnamed temp file in
+      ``SPOOL_DIR`` instead of memory.
+    - ``YARA_WINDOW_BYTES`` / ``YARA_WINDOW_OVERLAP_BYTES``: larger files are YARA-scanned in
+      overlapping windows read from the spool file (a pattern longer than the overlap may be
+      missed where it straddles two windows).
+    - ``SCAN_TIMEOUT_S``: YARA timeout of one scan call (one window for large files).
+    - ``LARGE_SCAN_CONCURRENCY``: spooled files scanned at once (each holds one window in memory).
+    - ``HOST`` / ``PORT``: where ``python -m dsxa_lite`` listens.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DSXA_LITE_", env_nested_delimiter="__", extra="ignore")
+
+    auth_token: SecretStr | None = None
+    rules_dir: Path = DEFAULT_RULES_DIR
+    blocklist_file: Path | None = None
+    blocklist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_file_size_bytes: int = Field(default=2 * GiB, ge=0)
+    spool_threshold_bytes: int = Field(default=8 * MiB, ge=0)
+    spool_dir: Path | None = None
+    yara_window_bytes: int = Field(default=16 * MiB, ge=4 * KiB)
+    yara_window_overlap_bytes: int = Field(default=64 * KiB, ge=0)
+    scan_timeout_s: int = Field(default=30, ge=1)
+    large_scan_concurrency: int = Field(default=2, ge=1)
+    host: str = "0.0.0.0"
+    port: int = Field(default=5000, ge=1, le=65535)
+
+    @field_validator("auth_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("blocklist", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in (p.strip() for p in value.split(",")) if part]
+        return value
+
+    @field_validator("blocklist")
+    @classmethod
+    def _hashes_are_sha256(cls, value: list[str]) -> list[str]:
+        hashes = [h.lower() for h in value]
+        bad = [h for h in hashes if not SHA256_RE.fullmatch(h)]
+        if bad:
+            raise ValueError(f"not a SHA-256 hex digest: {bad[0][:80]!r}")
+        return hashes
+
+    @field_validator("rules_dir")
+    @classmethod
+    def _rules_dir_has_rules(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError(f"not a directory: {str(value)!r}")
+        if not any(value.glob("*.yar")):
+            raise ValueError(f"no *.yar files in {str(value)!r}")
+        return value
+
+    @field_validator("blocklist_file")
+    @classmethod
+    def _blocklist_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {str(value)!r}")
+        return value
+
+    @field_validator("spool_dir")
+    @classmethod
+    def _spool_dir_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"not a directory: {str(value)!r}")
+        return value
+
+    @field_validator("yara_window_overlap_bytes")
+    @classmethod
+    def _overlap_smaller_than_window(cls, value: int, info: ValidationInfo) -> int:
+        window = info.data.get("yara_window_bytes")
+        if window is not None and value * 2 > window:
+            raise ValueError(f"must be at most half of DSXA_LITE_YARA_WINDOW_BYTES ({window})")
+        return value
+
+
+@lru_cache
+def get_settings() -> DsxaLiteSettings:
+    """The process's settings, read once from the environment (exits naming a bad variable)."""
+    return load_settings(DsxaLiteSettings)
