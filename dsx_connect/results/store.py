@@ -22,7 +22,7 @@ _STORE_LUA = (
     COMPLETE_CHECK_LUA
     + """
 -- KEYS: results, index, seq, stats, job, by_verdict, by_connector, by_job, request_state
--- ARGV: id, event, verdict, bytes, failed, action, retain, now_iso, now_ts, req_ttl
+-- ARGV: id, event, verdict, bytes, failed, action, retain, now_iso, now_ts
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 local seq = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
@@ -39,8 +39,7 @@ end
 redis.call('HINCRBY', KEYS[4], 'total', 1)
 redis.call('HINCRBY', KEYS[5], 'processed', 1)
 redis.call('HSET', KEYS[5], 'last_update', ARGV[8], 'last_update_ts', ARGV[9])
-redis.call('HSET', KEYS[9], 'status', 'completed', 'completed_at', ARGV[8])
-redis.call('EXPIRE', KEYS[9], tonumber(ARGV[10]))
+redis.call('DEL', KEYS[9])
 complete_if_done(KEYS[5], ARGV[8], ARGV[9])
 local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7])
 if excess > 0 then
@@ -92,7 +91,6 @@ class ResultStore:
                     self.retain,
                     now_iso,
                     now_ts,
-                    self.request_ttl_s,
                 ],
                 client=pipe,
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
 from celery.signals import after_setup_logger, worker_process_init
 from kombu import Queue
@@ -39,11 +41,18 @@ def create_celery_app() -> Celery:
 celery_app = create_celery_app()
 
 
+def _worker_logging() -> None:
+    configure_logging("dsx_connect.worker", get_settings().log_level)
+    # Celery's per-task "succeeded" line reprs every argument of a batch: each step logs its own
+    # one-line summary instead.
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+
+
 @after_setup_logger.connect
 def _json_logs(**_: object) -> None:
-    configure_logging("dsx_connect.worker", get_settings().log_level)
+    _worker_logging()
 
 
 @worker_process_init.connect
 def _fresh_process(**_: object) -> None:
-    configure_logging("dsx_connect.worker", get_settings().log_level)
+    _worker_logging()

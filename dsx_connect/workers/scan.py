@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from dsx_connect.workers import aio
@@ -50,6 +51,7 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
         else:
             to_scan.append((task, ConnectorRef.of(connector)))
 
+    started = time.monotonic()
     results = aio.run(_scan_all(ctx, to_scan)) if to_scan else []
     retry: dict[float, list[ScanTask]] = defaultdict(list)
     max_retries = ctx.settings.workers.max_retries
@@ -79,6 +81,13 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
 
     for delay, items in retry.items():
         dispatch.rescan(items, delay)
+    verdict_counts = Counter(o.verdict.verdict if o.verdict else "failed" for o in outcomes)
+    log.info(
+        "scanned %d of %d items in %.3fs: %s; %d to retry",
+        len(outcomes), len(tasks), time.monotonic() - started,
+        ", ".join(f"{n} {v}" for v, n in verdict_counts.most_common()) or "none",
+        sum(len(v) for v in retry.values()),
+    )  # fmt: skip
     verdicts = ctx.settings.workers.action_verdicts
     needs_action = [o for o in outcomes if o.needs_action(verdicts)]
     done = [o for o in outcomes if not o.needs_action(verdicts)]

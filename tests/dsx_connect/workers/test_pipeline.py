@@ -1,0 +1,207 @@
+"""The four-queue pipeline with real Celery workers, a real dsxa_lite and a real filesystem connector.
+
+Covers what the happy-path e2e test does not: a scanner that is down (retries, then a visible failed
+result) and comes back, a missing file, a requested action, and pause / resume / cancel of a job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from dsx_connect.queues import ALL_QUEUES
+from tests.dsxa_lite.samples import eicar
+from tests.support.procs import PYTHON, ServiceProcess, base_env, free_port, uvicorn_argv, wait_for
+
+pytestmark = pytest.mark.integration
+
+API = "/dsx-connect/api/v1"
+
+
+@dataclass
+class Pipeline:
+    api: httpx.Client
+    redis: redis.Redis
+    asset: Path
+    quarantine: Path
+    connector: dict[str, object]
+    dsxa: ServiceProcess
+    dsxa_port: int
+    logs: Path
+
+    def submit(self, location: str, **extra: object) -> dict[str, object]:
+        body = {"connector": self.connector, "location": location, "metainfo": location, **extra}
+        response = self.api.post("/scan/request", json=body)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def result(self, request_id: str, timeout: float = 30.0) -> dict[str, object]:
+        def done() -> dict[str, object] | None:
+            response = self.api.get(f"/scan/results/{request_id}")
+            return response.json() if response.status_code == 200 else None
+
+        return wait_for(done, timeout=timeout, what=f"result of {request_id}")  # type: ignore[return-value]
+
+    def restart_scanner(self) -> None:
+        self.dsxa = ServiceProcess(self.dsxa.name, self.dsxa.argv, self.dsxa.env, self.logs).start()
+        self.dsxa.wait_healthy(f"http://127.0.0.1:{self.dsxa_port}/healthz")
+
+
+@pytest.fixture(scope="module")
+def pipeline(redis_url: str, tmp_path_factory: pytest.TempPathFactory, logs_dir: Path) -> Iterator[Pipeline]:
+    root = tmp_path_factory.mktemp("pipeline")
+    asset, quarantine = root / "asset", root / "quarantine"
+    asset.mkdir()
+    quarantine.mkdir()
+    db_url = redis_url.rsplit("/", 1)[0] + "/7"
+    conn = redis.Redis.from_url(db_url, decode_responses=True)
+    conn.flushdb()
+    dsxa_port, core_port, fs_port = free_port(), free_port(), free_port()
+    core_env = base_env(
+        DSXCONNECT_REDIS_URL=db_url,
+        DSXCONNECT_SCANNER__SCAN_BINARY_URL=f"http://127.0.0.1:{dsxa_port}/scan/binary/v2",
+        DSXCONNECT_SCANNER__CONNECT_TIMEOUT_S="2",
+        DSXCONNECT_WORKERS__MAX_RETRIES="2",
+        DSXCONNECT_WORKERS__RETRY_BACKOFF_S="0.2",
+        DSXCONNECT_WORKERS__RETRY_BACKOFF_MAX_S="0.5",
+    )
+    procs = [
+        ServiceProcess(f"pipe-dsxa-{dsxa_port}", uvicorn_argv("dsxa_lite.app:app", dsxa_port), base_env(), logs_dir),
+        ServiceProcess(f"pipe-core-{core_port}", uvicorn_argv("dsx_connect.app:app", core_port), core_env, logs_dir),
+        ServiceProcess(
+            f"pipe-worker-{core_port}",
+            [PYTHON, "-m", "celery", "-A", "dsx_connect.workers.celery_app:celery_app", "worker",
+             "-Q", ",".join(ALL_QUEUES), "--pool", "prefork", "--concurrency", "2", "-n", f"pipe{core_port}@%h",
+             "--loglevel", "INFO"],
+            core_env, logs_dir,
+        ),
+        ServiceProcess(
+            f"pipe-fs-{fs_port}", uvicorn_argv("connectors.filesystem.app:app", fs_port),
+            base_env(
+                DSXCONNECTOR_DSX_CONNECT_URL=f"http://127.0.0.1:{core_port}",
+                DSXCONNECTOR_CONNECTOR_URL=f"http://127.0.0.1:{fs_port}/filesystem-connector",
+                DSXCONNECTOR_ASSET=str(asset),
+                DSXCONNECTOR_ITEM_ACTION="move",
+                DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO=str(quarantine),
+                DSXCONNECTOR_MONITOR="false",
+            ),
+            logs_dir,
+        ),
+    ]  # fmt: skip
+    api = httpx.Client(base_url=f"http://127.0.0.1:{core_port}{API}", timeout=10.0)
+    pipe: Pipeline | None = None
+    try:
+        for proc in procs[:2]:
+            proc.start()
+        procs[0].wait_healthy(f"http://127.0.0.1:{dsxa_port}/healthz")
+        procs[1].wait_healthy(f"http://127.0.0.1:{core_port}/healthz")
+        procs[2].start()
+        wait_for(
+            lambda: "ready." in procs[2].log_path.read_text(errors="replace"),
+            timeout=60,
+            what="celery worker",
+        )
+        procs[3].start()
+        procs[3].wait_healthy(f"http://127.0.0.1:{fs_port}/filesystem-connector/healthz")
+        connectors = wait_for(
+            lambda: api.get("/connectors/list").json(), timeout=30, what="connector registration"
+        )
+        pipe = Pipeline(api, conn, asset, quarantine, connectors[0], procs[0], dsxa_port, logs_dir)  # type: ignore[index]
+        yield pipe
+    finally:
+        api.close()
+        for proc in reversed(procs):
+            proc.stop()
+        if pipe is not None:
+            pipe.dsxa.stop()  # the scanner may have been restarted by a test
+        conn.flushdb()
+        conn.close()
+
+
+def test_benign_and_malicious_files_get_verdicts_and_the_action(pipeline: Pipeline) -> None:
+    (pipeline.asset / "docs").mkdir(exist_ok=True)
+    (pipeline.asset / "docs" / "ok.txt").write_bytes(b"hello world\n")
+    (pipeline.asset / "docs" / "bad.com").write_bytes(eicar())
+    ok = pipeline.result(pipeline.submit("docs/ok.txt")["id"])
+    bad = pipeline.result(pipeline.submit("docs/bad.com")["id"])
+    assert ok["verdict"] == "Benign" and ok["action"]["applied"] is False
+    assert ok["file_info"]["size_in_bytes"] == 12
+    assert bad["verdict"] == "Malicious"
+    assert bad["action"] == {
+        "requested": "move",
+        "applied": True,
+        "status": "success",
+        "message": bad["action"]["message"],
+    }
+    assert (pipeline.quarantine / "docs" / "bad.com").read_bytes() == eicar()
+    assert not (pipeline.asset / "docs" / "bad.com").exists()
+
+
+def test_a_missing_file_is_a_visible_failed_result(pipeline: Pipeline) -> None:
+    submitted = pipeline.submit("no/such/file.txt")
+    result = pipeline.result(submitted["id"])
+    assert result["verdict"] == "Not Scanned"
+    assert result["error"]["kind"] == "permanent"
+    assert "not found" in result["error"]["message"]
+    job = pipeline.api.get(f"/scan/jobs/{submitted['job_id']}").json()
+    assert job["status"] == "completed" and job["errors"] == 1 and job["processed"] == 1
+
+
+def test_requested_action_overrides_the_connector_setting(pipeline: Pipeline) -> None:
+    (pipeline.asset / "kill.com").write_bytes(eicar())
+    submitted = pipeline.submit("kill.com", requested_action={"type": "delete"})
+    result = pipeline.result(submitted["id"])
+    assert result["action"]["requested"] == "delete" and result["action"]["applied"] is True
+    assert not (pipeline.asset / "kill.com").exists()
+    assert not (pipeline.quarantine / "kill.com").exists()
+
+
+def test_scanner_down_retries_then_fails_visibly_and_recovers(pipeline: Pipeline) -> None:
+    (pipeline.asset / "during-outage.txt").write_bytes(b"benign\n")
+    pipeline.dsxa.stop()
+    try:
+        failed = pipeline.result(pipeline.submit("during-outage.txt")["id"])
+        assert failed["verdict"] == "Not Scanned"
+        assert failed["error"]["kind"] == "exhausted"
+        assert "gave up after 3 attempts" in failed["error"]["message"]
+    finally:
+        pipeline.restart_scanner()
+    again = pipeline.result(pipeline.submit("during-outage.txt")["id"])
+    assert again["verdict"] == "Benign"
+
+
+def test_paused_job_holds_its_items_until_resumed(pipeline: Pipeline) -> None:
+    job_id = uuid.uuid4().hex
+    (pipeline.asset / "first.txt").write_bytes(b"one\n")
+    (pipeline.asset / "held.txt").write_bytes(b"two\n")
+    pipeline.result(pipeline.submit("first.txt", scan_job_id=job_id)["id"])
+    assert pipeline.api.post(f"/scan/jobs/{job_id}/pause").status_code == 200
+    held = pipeline.submit("held.txt", scan_job_id=job_id)["id"]
+    with pytest.raises(TimeoutError):  # held, not scanned, while paused
+        pipeline.result(held, timeout=3.0)
+    assert pipeline.api.post(f"/scan/jobs/{job_id}/resume").status_code == 200
+    assert pipeline.result(held)["verdict"] == "Benign"
+    pipeline.api.post(f"/scan/jobs/{job_id}/enqueue_done", json={"enqueued_total": 2})
+    job = pipeline.api.get(f"/scan/jobs/{job_id}").json()
+    assert job["status"] == "completed" and job["processed"] == 2
+
+
+def test_cancelled_job_skips_what_is_not_scanned(pipeline: Pipeline) -> None:
+    job_id = uuid.uuid4().hex
+    (pipeline.asset / "c1.txt").write_bytes(b"one\n")
+    pipeline.result(pipeline.submit("c1.txt", scan_job_id=job_id)["id"])
+    pipeline.api.post(f"/scan/jobs/{job_id}/pause")
+    pipeline.submit("c1.txt", scan_job_id=job_id, job_item_id="second")
+    assert pipeline.api.post(f"/scan/jobs/{job_id}/cancel").status_code == 200
+    job = wait_for(
+        lambda: (j := pipeline.api.get(f"/scan/jobs/{job_id}").json())["skipped"] == 1 and j,
+        timeout=15,
+        what="skip",
+    )
+    assert job["status"] == "cancelled" and job["processed"] == 1  # type: ignore[index]
