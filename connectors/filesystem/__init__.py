@@ -1,0 +1,1 @@
+"""The filesystem connector: scans a local or mounted directory tree (routes under ``/filesystem-connector``)."""

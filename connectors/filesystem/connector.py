@@ -1,0 +1,237 @@
+"""The filesystem connector: one ``Connector`` subclass over a directory tree."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+from watchfiles import Change, awatch
+
+from connectors.filesystem.settings import FilesystemSettings
+from connectors.filesystem.version import __version__
+from shared.connector import (
+    SMALL_ITEM_BYTES,
+    Connector,
+    Item,
+    ItemContent,
+    is_within,
+    iterate_in_thread,
+    relative_location,
+    resolve_inside,
+)
+from shared.errors import NotFoundError, OutsideAssetError, PermanentError, RetryableError
+from shared.models import ItemActionType, RequestedAction, StatusResponse
+
+log = logging.getLogger(__name__)
+
+
+class FilesystemConnector(Connector):
+    """Scans the directory ``DSXCONNECTOR_ASSET`` (a local disk or a mounted NFS/SMB share).
+
+    Locations are paths relative to the asset, ``/``-separated; the display name is the same.
+
+    Options: ``FILTER`` (see ``shared.connector.filters``), ``ITEM_ACTION`` = ``nothing``,
+    ``delete``, ``move`` (to ``ITEM_ACTION_MOVE_METAINFO`` or the request's
+    ``destination.path``, keeping the item's relative path) or ``movetag`` (a move: a
+    filesystem has no tags); ``MONITOR`` watches for added or modified files
+    (``MONITOR_FORCE_POLLING`` for mounts without inotify).
+
+    Limits: ``tag`` is not supported. Symlinked folders are not followed (their targets inside
+    the asset are walked anyway); symlinked files are scanned when they point inside the asset,
+    skipped otherwise. The quarantine folder is skipped when it lies inside the asset. A move
+    destination from a request must lie inside the asset or the quarantine folder. Files are
+    read and moved through their real path, so a symlink swapped between the check and the
+    read is the remaining race.
+    """
+
+    version = __version__
+    settings: FilesystemSettings
+
+    def configure(self, settings: FilesystemSettings) -> None:  # type: ignore[override]
+        root = Path(os.path.realpath(settings.asset))
+        if not root.is_dir():
+            raise ValueError(f"asset {settings.asset!r} is not an existing directory")
+        quarantine = _folder(root, settings.item_action_move_metainfo)
+        if quarantine is not None and is_within(root, quarantine):
+            raise ValueError("the quarantine folder cannot be the asset or contain it")
+        super().configure(settings)
+        self.root, self.quarantine = root, quarantine
+
+    def resolve(self, location: str) -> Path:
+        """The real path of ``location``; refuses ``..``, absolute paths and symlinks leading out."""
+        return resolve_inside(self.root, location)
+
+    # ---- enumeration -----------------------------------------------------------------------
+
+    def enumerate(self) -> AsyncIterator[Item]:
+        """Walk the asset in a worker thread, a chunk of items at a time."""
+        return iterate_in_thread(self.walk())
+
+    def walk(self) -> Iterator[Item]:
+        """Depth-first ``os.scandir`` walk as a generator: memory grows with depth, not file count."""
+        root, selected = str(self.root), self.filter
+        skip = str(self.quarantine) if self.quarantine else None
+        stack = [(os.scandir(root), "")]
+        try:
+            while stack:
+                entries, prefix = stack[-1]
+                entry = next(entries, None)
+                if entry is None:
+                    entries.close()
+                    stack.pop()
+                    continue
+                location = prefix + entry.name
+                try:
+                    location.encode()  # a name that is not UTF-8 cannot travel in JSON
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.path != skip and not selected.prunes(location):
+                            stack.append((os.scandir(entry.path), location + "/"))
+                    elif selected.matches(location):
+                        size = self._size(entry.path, entry.stat(follow_symlinks=False))
+                        if size is not None:
+                            yield Item(location, location, size)
+                except (OSError, UnicodeEncodeError) as exc:
+                    log.warning("entry skipped", extra={"location": ascii(location), "error": str(exc)})
+        finally:
+            for entries, _ in stack:
+                entries.close()
+
+    def _size(self, path: str, info: os.stat_result) -> int | None:
+        """Size of a regular file, or of a symlink's target inside the asset; None to skip it."""
+        if stat.S_ISREG(info.st_mode):
+            return info.st_size
+        if not stat.S_ISLNK(info.st_mode):
+            return None  # sockets, fifos, devices
+        real = os.path.realpath(path)
+        if not is_within(real, self.root) or (self.quarantine and is_within(real, self.quarantine)):
+            log.debug("symlink leading out of the asset skipped", extra={"path": path})
+            return None
+        target = os.stat(real)
+        return target.st_size if stat.S_ISREG(target.st_mode) else None
+
+    # ---- read and act ----------------------------------------------------------------------
+
+    async def read(self, location: str) -> ItemContent:
+        return await anyio.to_thread.run_sync(self._read, location)
+
+    def _read(self, location: str) -> ItemContent:
+        path = self.resolve(location)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            raise NotFoundError(f"item not found: {location!r}") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise NotFoundError(f"not a file: {location!r}")
+        with os.fdopen(fd, "rb") as handle:
+            if info.st_size <= SMALL_ITEM_BYTES:
+                return ItemContent(size=info.st_size, data=handle.read())
+        return ItemContent(size=info.st_size, path=path)
+
+    async def act(self, location: str, action: RequestedAction) -> StatusResponse:
+        return await anyio.to_thread.run_sync(self._act, location, action)
+
+    def _act(self, location: str, action: RequestedAction) -> StatusResponse:
+        path = self.resolve(location)
+        if not path.is_file():
+            raise NotFoundError(f"item not found: {location!r}")
+        if action.type == ItemActionType.DELETE:
+            path.unlink()
+            log.info("item deleted", extra={"location": location})
+            return StatusResponse(status="success", message=f"deleted {location}")
+        relative = path.relative_to(self.root)
+        filename = action.destination.filename if action.destination else None
+        if filename:
+            name = relative_location(filename)
+            if len(name.parts) != 1:
+                raise PermanentError(f"destination filename must be a plain name: {filename!r}")
+            relative = relative.with_name(name.name)
+        target = _unused(self._destination(action) / relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(path, target)
+        log.info("item moved", extra={"location": location, "destination": str(target)})
+        note = " (a filesystem has no tags)" if action.type == ItemActionType.MOVE_TAG else ""
+        message = f"moved to {target}{note}"
+        return StatusResponse.model_validate(
+            {"status": "success", "message": message, "destination": str(target)}
+        )
+
+    def _destination(self, action: RequestedAction) -> Path:
+        requested = action.destination and (action.destination.path or action.destination.prefix)
+        if not requested:
+            if self.quarantine is None:
+                raise PermanentError(
+                    "no quarantine folder configured (DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO)"
+                )
+            return self.quarantine
+        folder = _folder(self.root, requested)
+        assert folder is not None
+        inside_quarantine = self.quarantine is not None and is_within(folder, self.quarantine)
+        if not (is_within(folder, self.root) or inside_quarantine):
+            raise OutsideAssetError(f"move destination outside the asset and quarantine: {requested!r}")
+        return folder
+
+    async def check(self) -> None:
+        if not (self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)):
+            raise RetryableError(f"asset {str(self.root)!r} is not a readable directory")
+
+    # ---- monitoring ------------------------------------------------------------------------
+
+    async def watch(self, stop: anyio.Event) -> AsyncIterator[list[Item]]:
+        """Added or modified files, debounced; the quarantine folder and filtered items are ignored."""
+        s = self.settings
+        async for changes in awatch(
+            self.root,
+            stop_event=stop,
+            watch_filter=None,
+            debounce=s.monitor_debounce_ms,
+            step=min(50, s.monitor_debounce_ms),
+            force_polling=s.monitor_force_polling,
+            poll_delay_ms=s.monitor_poll_interval_ms,
+            rust_timeout=1000,
+        ):
+            paths = sorted({path for change, path in changes if change != Change.deleted})
+            items = await anyio.to_thread.run_sync(self._items_at, paths)
+            if items:
+                yield items
+
+    def _items_at(self, paths: list[str]) -> list[Item]:
+        items = []
+        for path in paths:
+            location = os.path.relpath(path, self.root).replace(os.sep, "/")
+            if location.startswith("../") or (self.quarantine and is_within(path, self.quarantine)):
+                continue
+            if not self.filter.matches(location):
+                continue
+            try:
+                location.encode()
+                size = self._size(path, os.lstat(path))
+            except (OSError, UnicodeEncodeError):
+                continue  # gone again before we looked
+            if size is not None:
+                items.append(Item(location, location, size))
+        return items
+
+
+def _folder(root: Path, value: str | None) -> Path | None:
+    """A configured folder as a real path; relative ones live under the asset."""
+    if not value or not value.strip():
+        return None
+    path = Path(value.strip()).expanduser()
+    return Path(os.path.realpath(path if path.is_absolute() else root / path))
+
+
+def _unused(target: Path) -> Path:
+    """``target``, or ``target.1``, ``target.2``… so a move never overwrites an earlier one."""
+    candidate, n = target, 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = target.with_name(f"{target.name}.{n}")
+    return candidate

@@ -1,0 +1,32 @@
+"""The connector framework: subclass :class:`Connector`, hand it to :func:`create_connector_app`.
+
+Modules: ``base`` (the contract), ``settings`` (``DSXCONNECTOR_*``), ``filters`` (include/exclude
+globs), ``locations`` (stay inside the asset), ``errors`` (error mapping), ``core_client``
+(control plane), ``submit`` and ``scan`` (full scans), ``runtime`` (heartbeat, watcher),
+``routes`` / ``responses`` / ``app`` (HTTP), ``security`` (DSX-HMAC seams), ``threads``.
+"""
+
+from shared.connector.app import create_connector_app
+from shared.connector.base import SMALL_ITEM_BYTES, STREAM_CHUNK_BYTES, Connector, Item, ItemContent
+from shared.connector.errors import UnsupportedError, classify_error
+from shared.connector.filters import Filter
+from shared.connector.locations import is_within, relative_location, resolve_inside
+from shared.connector.settings import ConnectorSettings
+from shared.connector.threads import iterate_in_thread
+
+__all__ = [
+    "SMALL_ITEM_BYTES",
+    "STREAM_CHUNK_BYTES",
+    "Connector",
+    "ConnectorSettings",
+    "Filter",
+    "Item",
+    "ItemContent",
+    "UnsupportedError",
+    "classify_error",
+    "create_connector_app",
+    "is_within",
+    "iterate_in_thread",
+    "relative_location",
+    "resolve_inside",
+]

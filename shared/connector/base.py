@@ -1,0 +1,190 @@
+"""The connector contract: one subclass per storage, the framework does the rest (STYLE §2).
+
+A connector implements:
+
+- ``enumerate()``: an async generator of :class:`Item` over the asset, honouring the filter,
+  in constant memory (follow pagers or walk directories lazily; see ``iterate_in_thread``).
+- ``read(location)``: the item's bytes as :class:`ItemContent` (in-memory bytes, a local file,
+  or an async byte stream).
+- ``act(location, action)``: apply delete / move / tag and answer a ``StatusResponse``.
+- ``resolve(location)``: map a location to the storage's own address, refusing escapes with
+  ``OutsideAssetError`` (``shared.connector.locations`` has the checks).
+
+and may override ``watch`` (change notifications), ``estimate``, ``repo_check``, ``check``
+(asset reachable), ``webhook`` (storage push events), ``configure`` (derived state from
+settings) and ``classify_error`` (map a storage SDK's exceptions).
+
+Errors: raise the ``shared.errors`` family (``NotFoundError``, ``OutsideAssetError``,
+``PermanentError``, ``RetryableError``) or let the storage's exceptions through; the framework
+runs them through ``classify_error`` and answers the matching HTTP status.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anyio
+
+from shared.connector.errors import UnsupportedError, classify_error
+from shared.connector.filters import Filter
+from shared.connector.settings import ConnectorSettings
+from shared.errors import DsxError
+from shared.models import (
+    ConnectorInstance,
+    ConnectorStatus,
+    EstimateResponse,
+    ItemActionType,
+    RequestedAction,
+    StatusResponse,
+)
+
+#: items up to this size are answered from memory by ``read_file``; larger ones are streamed
+SMALL_ITEM_BYTES = 1024 * 1024
+#: chunk size for streamed items
+STREAM_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One item of the asset: its location (relative, ``/``-separated), display name and size."""
+
+    location: str
+    metainfo: str
+    size: int | None = None
+
+
+@dataclass(slots=True)
+class ItemContent:
+    """What ``read`` returns; exactly one of ``data``, ``path`` or ``chunks`` is set.
+
+    - ``data``: the whole item, already in memory (small items: the fast path).
+    - ``path``: a local file the framework serves itself (small ones read at once, large ones
+      streamed in ``STREAM_CHUNK_BYTES`` chunks).
+    - ``chunks``: an async iterator of bytes (object stores), streamed as it comes.
+    """
+
+    size: int | None = None
+    data: bytes | None = None
+    path: Path | None = None
+    chunks: AsyncIterator[bytes] | None = None
+
+
+class Connector(abc.ABC):
+    """Base class of every connector. Subclasses set ``version`` and implement the abstract methods."""
+
+    #: the connector's version, reported on registration and ``GET /version``
+    version: ClassVar[str] = "0.0.0"
+
+    def __init__(self, settings: ConnectorSettings) -> None:
+        self.settings = settings
+        self.filter = Filter()
+        self.configure(settings)
+
+    # ---- configuration ---------------------------------------------------------------------
+
+    def configure(self, settings: ConnectorSettings) -> None:
+        """Adopt ``settings`` (at start and on ``PUT /config``); raise ``ValueError`` to refuse them.
+
+        Overrides compute derived state (a resolved root, a client for a new bucket) and then
+        call ``super().configure(settings)``, which swaps the settings in.
+        """
+        self.filter = settings.parsed_filter()
+        self.settings = settings
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def supported_actions(self) -> frozenset[ItemActionType]:
+        return type(self.settings).supported_actions
+
+    def instance(self, status: ConnectorStatus = ConnectorStatus.READY) -> ConnectorInstance:
+        """The model this connector registers with the core and embeds in its scan requests."""
+        s = self.settings
+        return ConnectorInstance(
+            name=s.name,
+            display_name=s.display_name or None,
+            uuid=s.uuid,
+            url=s.connector_url,
+            status=status,
+            item_action=s.item_action,
+            item_action_move_metainfo=s.item_action_move_metainfo,
+            asset=s.asset,
+            asset_display_name=s.asset_display_name or None,
+            filter=s.filter,
+            version=self.version,
+        )
+
+    # ---- the storage contract --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def resolve(self, location: str) -> Any:
+        """The storage address of ``location``; ``OutsideAssetError`` if it escapes the asset."""
+
+    @abc.abstractmethod
+    def enumerate(self) -> AsyncIterator[Item]:
+        """Every item of the asset that the filter selects, lazily (an async generator)."""
+
+    @abc.abstractmethod
+    async def read(self, location: str) -> ItemContent:
+        """The item's content; ``NotFoundError`` (or the storage's not-found) if it is missing."""
+
+    @abc.abstractmethod
+    async def act(self, location: str, action: RequestedAction) -> StatusResponse:
+        """Apply ``action`` (never ``nothing``, always one of ``supported_actions``) to the item."""
+
+    async def watch(self, stop: anyio.Event) -> AsyncIterator[list[Item]]:
+        """Yield batches of new or changed items until ``stop`` is set (``MONITOR``).
+
+        The default has nothing to watch; the framework only runs it when overridden.
+        """
+        raise UnsupportedError(f"{self.name} cannot monitor its asset")
+        yield []  # pragma: no cover - makes this an async generator
+
+    @property
+    def can_watch(self) -> bool:
+        return type(self).watch is not Connector.watch
+
+    async def check(self) -> None:
+        """Raise if the asset is not reachable (``/readyz``, ``/repo_check``). Default: nothing to check."""
+        return None
+
+    async def estimate(self) -> EstimateResponse:
+        """How many items (and bytes) a full scan would submit. Default: count by enumerating."""
+        count = total = 0
+        async for item in self.enumerate():
+            count += 1
+            total += item.size or 0
+        return EstimateResponse(count=count, confidence="exact", bytes=total)
+
+    async def repo_check(self, preview: int) -> StatusResponse:
+        """Whether the asset is reachable, with up to ``preview`` sample locations."""
+        await self.check()
+        sample: list[str] = []
+        if preview > 0:
+            async for item in self.enumerate():
+                sample.append(item.location)
+                if len(sample) >= preview:
+                    break
+        return StatusResponse(
+            status="success",
+            message=f"asset {self.settings.asset_display_name or self.settings.asset!r} is reachable",
+            preview=sample,
+        )
+
+    async def webhook(self, event: dict[str, Any]) -> list[Item]:
+        """Items named by a storage push notification (S3 event, Event Grid, Graph…)."""
+        raise UnsupportedError(f"webhook events are not supported by {self.name}", status_code=404)
+
+    def classify_error(self, exc: BaseException) -> DsxError:
+        """Map an exception raised by this connector into the shared error family."""
+        return classify_error(exc)
+
+    async def aclose(self) -> None:
+        """Release storage clients at shutdown."""
+        return None

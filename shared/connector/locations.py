@@ -1,0 +1,58 @@
+"""Checks that keep a location inside the connector's asset (SPEC §5: never read or act outside it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from shared.errors import OutsideAssetError
+
+_MAX_LOCATION = 4096
+
+
+def relative_location(location: str) -> PurePosixPath:
+    """Validate a location as a relative, ``/``-separated path and return it normalised.
+
+    Refuses (``OutsideAssetError``) what could escape the asset before any storage is touched:
+    empty locations, absolute paths (``/x``, ``\\\\server``, ``C:...``), ``..`` segments, NUL and
+    other control characters. ``.`` segments and repeated slashes are dropped.
+    """
+    if not location or not location.strip():
+        raise OutsideAssetError("location is empty", status_code=400)
+    if len(location) > _MAX_LOCATION:
+        raise OutsideAssetError(f"location longer than {_MAX_LOCATION} characters", status_code=400)
+    if any(ord(c) < 32 for c in location):
+        raise OutsideAssetError("location contains control characters", status_code=400)
+    drive = (
+        len(location) > 1
+        and location[0].isalpha()
+        and location[1] == ":"
+        and location[2:3] in ("", "/", "\\")
+    )
+    if location.startswith(("/", "\\")) or drive:
+        raise OutsideAssetError(f"absolute location refused: {location!r}")
+    parts = [p for p in location.split("/") if p not in ("", ".")]
+    if any(p == ".." or ".." in p.split("\\") for p in parts):
+        raise OutsideAssetError(f"location escapes the asset: {location!r}")
+    if not parts:
+        raise OutsideAssetError(f"location names the asset itself: {location!r}", status_code=400)
+    return PurePosixPath(*parts)
+
+
+def is_within(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is ``root`` or below it (both taken as already resolved)."""
+    return Path(path) == Path(root) or Path(root) in Path(path).parents
+
+
+def resolve_inside(root: Path, location: str) -> Path:
+    """The real path of ``location`` under ``root``, following symlinks, refusing any escape.
+
+    ``root`` must already be resolved. A symlink anywhere on the way that points outside the
+    asset raises ``OutsideAssetError``; a missing file is returned as is (the caller's open
+    raises ``FileNotFoundError``).
+    """
+    rel = relative_location(location)
+    real = Path(os.path.realpath(root.joinpath(*rel.parts)))
+    if not is_within(real, root):
+        raise OutsideAssetError(f"location resolves outside the asset: {location!r}")
+    return real

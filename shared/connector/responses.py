@@ -1,0 +1,50 @@
+"""HTTP answers of the connector routes: item bytes (the throughput hot path) and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+
+from shared.connector.base import SMALL_ITEM_BYTES, STREAM_CHUNK_BYTES, ItemContent
+from shared.connector.errors import error_kind, http_status
+from shared.errors import DsxError
+
+OCTET_STREAM = "application/octet-stream"
+
+
+class _ChunkedFileResponse(FileResponse):
+    chunk_size = STREAM_CHUNK_BYTES
+
+
+async def content_response(content: ItemContent) -> Response:
+    """Bytes for ``POST /read_file``: small items in one plain response, large ones streamed.
+
+    Memory stays bounded by ``STREAM_CHUNK_BYTES`` per request whatever the item's size.
+    """
+    if content.data is not None:
+        return Response(content.data, media_type=OCTET_STREAM)
+    if content.path is not None:
+        if content.size is not None and content.size <= SMALL_ITEM_BYTES:
+            data = await anyio.to_thread.run_sync(Path.read_bytes, content.path)
+            return Response(data, media_type=OCTET_STREAM)
+        return _ChunkedFileResponse(content.path, media_type=OCTET_STREAM)
+    if content.chunks is not None:
+        return StreamingResponse(content.chunks, media_type=OCTET_STREAM)
+    raise ValueError("ItemContent has neither data, path nor chunks")
+
+
+def error_response(err: DsxError, **extra: Any) -> JSONResponse:
+    """A StatusResponse-shaped JSON error (``status: "error"``) with the matching HTTP code."""
+    body: dict[str, Any] = {
+        "status": "error",
+        "message": err.message,
+        "description": None,
+        "id": None,
+        "preview": None,
+        "error": error_kind(err),
+    }
+    body.update(extra)
+    return JSONResponse(body, status_code=http_status(err))

@@ -1,0 +1,259 @@
+"""The SPEC §5 routes every connector serves under ``/{name}``, plus the SPEC §1 health routes."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+
+from shared.connector.errors import UnsupportedError, http_status
+from shared.connector.responses import content_response, error_response
+from shared.connector.runtime import ConnectorRuntime
+from shared.connector.security import RequestVerifier
+from shared.connector.settings import UPDATABLE_FIELDS
+from shared.errors import DsxError
+from shared.models import (
+    EstimateResponse,
+    ItemActionType,
+    RequestedAction,
+    ScanRequest,
+    StatusResponse,
+    utcnow_iso,
+)
+
+log = logging.getLogger(__name__)
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+async def get_runtime(request: Request) -> ConnectorRuntime:
+    """The app's runtime (async: a sync dependency would cost a threadpool hop per request)."""
+    return request.app.state.runtime
+
+
+Runtime = Annotated[ConnectorRuntime, Depends(get_runtime)]
+
+
+class ConnectorRoute(APIRoute):
+    """Answers whatever a connector raises with the mapped error (``Connector.classify_error``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (HTTPException, RequestValidationError):
+                raise
+            except Exception as exc:
+                err = request.app.state.runtime.connector.classify_error(exc)
+                _log_error(request, err, exc)
+                return error_response(err)
+
+        return guarded
+
+
+def _log_error(request: Request, err: DsxError, exc: BaseException) -> None:
+    code = http_status(err)
+    level = logging.WARNING if code >= 500 or code in (401, 403) else logging.INFO
+    log.log(
+        level,
+        "request failed",
+        exc_info=exc if code >= 500 and not isinstance(exc, DsxError) else None,
+        extra={"path": request.url.path, "status_code": code, "error": err.message},
+    )
+
+
+# ---- health (root and prefix) -------------------------------------------------------------
+
+
+def health_router() -> APIRouter:
+    """``/healthz`` and ``/readyz``; mounted at the root and under the connector's prefix."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz(runtime: Runtime) -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok", "connector": runtime.settings.name, "ts": utcnow_iso()}
+
+    @router.get("/readyz")
+    async def readyz(runtime: Runtime) -> JSONResponse:
+        """The asset is reachable and the core has accepted our registration (503 names what is not)."""
+        failing: dict[str, str] = {}
+        try:
+            await runtime.connector.check()
+        except Exception as exc:
+            failing["asset"] = runtime.connector.classify_error(exc).message
+        if not runtime.registered:
+            failing["dsx-connect"] = runtime.last_registration_error or "not registered yet"
+        if failing:
+            message = "; ".join(f"{name}: {why}" for name, why in failing.items())
+            return JSONResponse(
+                {"status": "error", "failing": list(failing), "message": message}, status_code=503
+            )
+        return JSONResponse({"status": "ready", "ts": utcnow_iso()})
+
+    return router
+
+
+def liveness_router() -> APIRouter:
+    """``/alive`` and ``/ping`` (SPEC §1): no dependency touched."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/alive")
+    async def alive() -> dict[str, str]:
+        """Liveness probe."""
+        return {"status": "ok", "ts": utcnow_iso()}
+
+    @router.get("/ping")
+    async def ping() -> dict[str, str]:
+        """Liveness probe."""
+        return {"status": "pong", "ts": utcnow_iso()}
+
+    return router
+
+
+# ---- the connector contract ---------------------------------------------------------------
+
+
+def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
+    """The SPEC §5 routes under ``prefix``; ``verifier`` guards what the core calls (DSX-HMAC seam)."""
+    # 1.x callers may post JSON without a Content-Type (SPEC §4): parse it as JSON anyway
+    options: dict[str, Any] = {
+        "tags": ["connector"],
+        "route_class": ConnectorRoute,
+        "strict_content_type": False,
+    }
+    router = APIRouter(prefix=prefix, **options)
+    public = APIRouter(**options)
+    signed = APIRouter(dependencies=[Depends(verifier)], **options)
+
+    @signed.post("/read_file", response_class=Response)
+    async def read_file(request: Request, scan_request: ScanRequest) -> Response:
+        """The item's bytes (``application/octet-stream``); a JSON answer is an error."""
+        # the throughput hot path: first route matched, no dependency beyond the verifier
+        connector = request.app.state.runtime.connector
+        return await content_response(await connector.read(scan_request.location))
+
+    @public.get("/")
+    async def read_identity(runtime: Runtime) -> dict[str, Any]:
+        """Who this connector is and what it is doing."""
+        s, connector = runtime.settings, runtime.connector
+        return {
+            "name": s.name,
+            "display_name": s.display_name or s.name,
+            "uuid": s.uuid,
+            "version": connector.version,
+            "url": s.connector_url,
+            "asset": s.asset,
+            "filter": s.filter,
+            "item_action": s.item_action.value,
+            "registered": runtime.registered,
+            "monitor": {"enabled": s.monitor, "running": runtime.watching},
+            "scans": [vars(p) for p in runtime.scans.values() if p.active],
+        }
+
+    @public.get("/version")
+    async def read_version(runtime: Runtime) -> dict[str, str]:
+        """The connector's version."""
+        return {"name": runtime.settings.name, "version": runtime.connector.version}
+
+    @signed.post("/full_scan", status_code=202)
+    async def start_full_scan(
+        runtime: Runtime,
+        job_id: Annotated[str | None, Query(pattern=JOB_ID_PATTERN)] = None,
+        limit: Annotated[int | None, Query(ge=1)] = None,
+    ) -> JSONResponse:
+        """Enumerate the asset and submit every item in the background; answers at once."""
+        job_id = job_id or str(uuid.uuid4())
+        progress, started = runtime.start_full_scan(job_id, limit)
+        body = StatusResponse.model_validate(
+            {
+                "status": "success",
+                "message": "full scan started" if started else "full scan already running",
+                "id": job_id,
+                "job_id": job_id,
+                "limit": limit,
+                "submitted": progress.submitted,
+            }
+        )
+        return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"X-Job-Id": job_id})
+
+    @signed.get("/estimate")
+    async def read_estimate(runtime: Runtime) -> EstimateResponse:
+        """How many items (and bytes) a full scan would submit."""
+        return await runtime.connector.estimate()
+
+    @signed.get("/repo_check")
+    async def check_repository(
+        runtime: Runtime, preview: Annotated[int, Query(ge=0, le=1000)] = 5
+    ) -> StatusResponse:
+        """The asset is reachable; ``preview`` holds a few sample locations."""
+        return await runtime.connector.repo_check(preview)
+
+    @signed.put("/item_action")
+    async def apply_item_action(runtime: Runtime, scan_request: ScanRequest) -> JSONResponse:
+        """Apply ``requested_action``, or else the configured action, to the item."""
+        connector = runtime.connector
+        action = scan_request.requested_action or RequestedAction(type=runtime.settings.item_action)
+        extra = {"item_action": action.type.value, "location": scan_request.location}
+        try:
+            connector.resolve(scan_request.location)
+            if action.type == ItemActionType.NOTHING:
+                outcome = StatusResponse(status="nothing", message="no action configured")
+            elif action.type not in connector.supported_actions:
+                raise UnsupportedError(f"action {action.type.value!r} is not supported by {connector.name}")
+            else:
+                outcome = await connector.act(scan_request.location, action)
+        except Exception as exc:
+            return error_response(connector.classify_error(exc), **extra)
+        return JSONResponse({**outcome.model_dump(mode="json"), **extra})
+
+    @signed.get("/config")
+    async def read_config(runtime: Runtime) -> dict[str, Any]:
+        """The current settings, secrets redacted."""
+        return runtime.settings.redacted()
+
+    @signed.put("/config")
+    async def update_config(runtime: Runtime, changes: Annotated[dict[str, Any], Body()]) -> JSONResponse:
+        """Change asset, filter, item_action or item_action_move_metainfo live; 422 on bad values."""
+        unknown = sorted(set(changes) - set(UPDATABLE_FIELDS))
+        if unknown or not changes:
+            allowed = ", ".join(UPDATABLE_FIELDS)
+            message = f"not updatable: {', '.join(unknown)}" if unknown else "nothing to update"
+            return _unprocessable(f"{message} (allowed: {allowed})")
+        try:
+            settings = await runtime.reconfigure(changes)
+        except ValidationError as exc:
+            errors = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            return _unprocessable("; ".join(errors))
+        except (ValueError, DsxError) as exc:
+            return _unprocessable(str(getattr(exc, "message", exc)))
+        body = StatusResponse.model_validate(
+            {"status": "success", "message": "configuration updated", "config": settings.redacted()}
+        )
+        return JSONResponse(body.model_dump(mode="json"))
+
+    @signed.post("/webhook/event")
+    async def receive_webhook_event(runtime: Runtime, event: Annotated[Any, Body()] = None) -> StatusResponse:
+        """A storage change notification; the items it names are submitted for scanning."""
+        items = await runtime.connector.webhook(event if isinstance(event, dict) else {"events": event})
+        accepted = await runtime.submit_items(items)
+        return StatusResponse.model_validate(
+            {"status": "success", "message": f"{accepted} item(s) submitted", "submitted": accepted}
+        )
+
+    router.include_router(signed)
+    router.include_router(public)
+    return router
+
+
+def _unprocessable(message: str) -> JSONResponse:
+    return JSONResponse({"status": "error", "message": message, "error": "invalid_config"}, status_code=422)

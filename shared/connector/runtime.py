@@ -1,0 +1,239 @@
+"""The connector's background life: registration heartbeat, change watching, full-scan tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+import anyio
+import httpx
+
+from shared.connector.base import Connector, Item
+from shared.connector.core_client import BatchPlan, CoreClient
+from shared.connector.scan import FullScan, ScanProgress
+from shared.connector.settings import ConnectorSettings
+from shared.connector.submit import Submitter, scan_requests
+from shared.errors import DsxError
+
+log = logging.getLogger(__name__)
+
+_KEEP_FINISHED_SCANS = 50
+_PLAN_TTL_S = 300.0
+_UNREGISTER_TIMEOUT_S = 3.0
+_WATCH_STOP_GRACE_S = 2.0
+
+
+class ConnectorRuntime:
+    """Owns the control-plane client and every background task of one connector process."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        auth: httpx.Auth | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.connector = connector
+        self._auth = auth
+        self._transport = transport
+        self.client: CoreClient | None = None
+        self.submitter: Submitter | None = None
+        self.registered = False
+        self.last_registration_error: str | None = None
+        self.scans: OrderedDict[str, ScanProgress] = OrderedDict()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._watch_stop: anyio.Event | None = None
+        self._plan: tuple[float, BatchPlan] | None = None
+
+    @property
+    def settings(self) -> ConnectorSettings:
+        return self.connector.settings
+
+    @property
+    def watching(self) -> bool:
+        return self._watch_task is not None and not self._watch_task.done()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the control-plane client, start the heartbeat and (``MONITOR``) the watcher."""
+        self.client = CoreClient.from_settings(self.settings, auth=self._auth, transport=self._transport)
+        self.submitter = Submitter(self.client, lambda: self.settings)
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="connector-heartbeat")
+        self._start_watch()
+        log.info(
+            "connector started",
+            extra={
+                "connector": self.settings.name,
+                "uuid": self.settings.uuid,
+                "url": self.settings.connector_url,
+                "core": self.settings.dsx_connect_url,
+                "monitor": self.watching,
+            },
+        )
+
+    async def stop(self) -> None:
+        """Stop every task, unregister (best effort) and close clients."""
+        await self._stop_watch()
+        for task in [*self._tasks, self._heartbeat_task]:
+            if task is not None:
+                task.cancel()
+        pending = [t for t in [*self._tasks, self._heartbeat_task] if t is not None]
+        await asyncio.gather(*pending, return_exceptions=True)
+        for progress in self.scans.values():
+            if progress.active:
+                log.warning(
+                    "full scan interrupted by shutdown; enqueue_done not reported",
+                    extra={"job_id": progress.job_id, "submitted": progress.submitted},
+                )
+        if self.client is not None:
+            try:
+                with anyio.fail_after(_UNREGISTER_TIMEOUT_S):
+                    await self.client.unregister(self.settings.uuid)
+                log.info("unregistered from dsx-connect")
+            except (DsxError, TimeoutError) as exc:
+                log.info("unregister skipped", extra={"error": str(exc)})
+            await self.client.aclose()
+        await self.connector.aclose()
+
+    # ---- registration ----------------------------------------------------------------------
+
+    async def register_once(self) -> bool:
+        """Register (or refresh) with the core now; False and logged when it fails."""
+        if self.client is None:
+            return False
+        try:
+            status_code = await self.client.register(self.connector.instance())
+        except DsxError as exc:
+            if self.registered or self.last_registration_error is None:
+                log.warning("registration with dsx-connect failed; will retry", extra={"error": exc.message})
+            self.registered, self.last_registration_error = False, exc.message
+            return False
+        if not self.registered:
+            log.info("registered with dsx-connect", extra={"status_code": status_code})
+        self.registered, self.last_registration_error = True, None
+        return True
+
+    async def _heartbeat(self) -> None:
+        backoff = 0.5
+        while True:
+            interval = self.settings.heartbeat_interval_s
+            if await self.register_once():
+                backoff = 0.5
+                await anyio.sleep(interval)
+            else:
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, interval, 30.0)
+
+    # ---- configuration ---------------------------------------------------------------------
+
+    async def reconfigure(self, changes: dict[str, Any]) -> ConnectorSettings:
+        """Apply a live settings change (``ValidationError`` / ``ValueError`` refuse it), then re-register."""
+        new = self.settings.updated(changes)
+        self.connector.configure(new)
+        log.info("configuration updated", extra={"changed": sorted(changes)})
+        if self.watching:
+            await self._stop_watch()
+            self._start_watch()
+        await self.register_once()
+        return self.settings
+
+    # ---- full scans ------------------------------------------------------------------------
+
+    def start_full_scan(self, job_id: str, limit: int | None) -> tuple[ScanProgress, bool]:
+        """Start a full scan in the background; ``(progress, False)`` if that job already runs."""
+        existing = self.scans.get(job_id)
+        if existing is not None and existing.active:
+            return existing, False
+        if self.client is None or self.submitter is None:
+            raise RuntimeError("connector runtime not started")
+        progress = ScanProgress(job_id=job_id, limit=limit)
+        self.scans[job_id] = progress
+        self.scans.move_to_end(job_id)
+        finished = [k for k, p in self.scans.items() if not p.active]
+        for key in finished[: max(0, len(finished) - _KEEP_FINISHED_SCANS)]:
+            del self.scans[key]
+        self._spawn(
+            FullScan(self.connector, self.client, self.submitter, progress).run(), f"full-scan-{job_id}"
+        )
+        return progress, True
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ---- change events ---------------------------------------------------------------------
+
+    async def submit_items(self, items: list[Item]) -> int:
+        """Submit changed items (watcher, webhook) as scan requests without a job."""
+        if not items or self.client is None or self.submitter is None:
+            return 0
+        plan = await self._batch_plan()
+        instance = self.connector.instance().model_dump(mode="json")
+        accepted = 0
+        for start in range(0, len(items), plan.size):
+            requests = scan_requests(
+                items[start : start + plan.size],
+                connector=instance,
+                connector_url=self.settings.connector_url,
+                job_id=None,
+            )
+            accepted += await self.submitter.submit(requests, plan)
+        return accepted
+
+    async def _batch_plan(self) -> BatchPlan:
+        now = time.monotonic()
+        if self._plan is None or now - self._plan[0] > _PLAN_TTL_S:
+            assert self.client is not None
+            self._plan = (now, await self.client.batch_plan(self.settings.scan_batch_size))
+        return self._plan[1]
+
+    def _start_watch(self) -> None:
+        if not (self.settings.monitor and self.connector.can_watch):
+            return
+        self._watch_stop = anyio.Event()
+        self._watch_task = asyncio.create_task(self._watch(self._watch_stop), name="connector-watch")
+
+    async def _stop_watch(self) -> None:
+        task, stop = self._watch_task, self._watch_stop
+        self._watch_task = self._watch_stop = None
+        if task is None or stop is None:
+            return
+        stop.set()
+        try:
+            with anyio.fail_after(_WATCH_STOP_GRACE_S):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        except Exception:
+            log.debug("watch task ended with an error", exc_info=True)
+
+    async def _watch(self, stop: anyio.Event) -> None:
+        backoff = 1.0
+        log.info("monitoring the asset for changes", extra={"asset": self.settings.asset})
+        while not stop.is_set():
+            try:
+                async for items in self.connector.watch(stop):
+                    backoff = 1.0
+                    try:
+                        accepted = await self.submit_items(items)
+                    except DsxError as exc:
+                        log.error(
+                            "changed items could not be submitted",
+                            extra={"count": len(items), "error": exc.message},
+                        )
+                        continue
+                    log.info("changed items submitted", extra={"count": len(items), "accepted": accepted})
+                return
+            except Exception as exc:
+                log.error("watcher failed; restarting", extra={"error": str(exc)}, exc_info=True)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)

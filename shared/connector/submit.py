@@ -1,0 +1,111 @@
+"""Turn items into scan requests and get the core to accept them, losing none when the core blips."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio
+
+from shared.connector.base import Item
+from shared.connector.core_client import BatchPlan, CoreClient, retry
+from shared.connector.settings import ConnectorSettings
+from shared.errors import PermanentError
+
+log = logging.getLogger(__name__)
+
+_AUTH_FAILURES = (401, 403)
+
+
+def scan_requests(
+    items: Iterable[Item],
+    *,
+    connector: dict[str, Any],
+    connector_url: str,
+    job_id: str | None,
+    first_seq: int = 1,
+) -> list[dict[str, Any]]:
+    """ScanRequest JSON bodies (SPEC §4) for ``items``.
+
+    Items of a full scan carry ``job_item_id`` = their 1-based position in the job, so the core
+    can drop a resubmitted duplicate; change events carry no job (the core makes a job of one).
+    """
+    return [
+        {
+            "connector": connector,
+            "location": item.location,
+            "metainfo": item.metainfo,
+            "connector_url": connector_url,
+            "size_in_bytes": item.size,
+            "scan_job_id": job_id,
+            "job_item_id": str(seq) if job_id else None,
+        }
+        for seq, item in enumerate(items, start=first_seq)
+    ]
+
+
+class Submitter:
+    """Submits scan requests in batches (or one by one when the core has batching off).
+
+    A batch that fails transiently is retried with capped backoff for ``SUBMIT_RETRY_MAX_S``;
+    after that the ``RetryableError`` propagates and the caller stops. A batch the core refuses
+    (4xx) is resubmitted item by item so that one bad item does not drop its batch-mates; a
+    refused item is logged and skipped. 401/403 propagate at once (nothing will get through).
+    """
+
+    def __init__(self, client: CoreClient, settings: Callable[[], ConnectorSettings]) -> None:
+        self.client = client
+        self._settings = settings
+
+    async def submit(self, requests: list[dict[str, Any]], plan: BatchPlan) -> int:
+        """Submit ``requests``; the number the core accepted."""
+        if not requests:
+            return 0
+        if plan.enabled:
+            try:
+                await retry(
+                    lambda: self.client.submit_batch(requests),
+                    what=f"submitting a batch of {len(requests)}",
+                    max_elapsed_s=self._settings().submit_retry_max_s,
+                )
+                return len(requests)
+            except PermanentError as exc:
+                if exc.status_code in _AUTH_FAILURES:
+                    raise
+                log.warning(
+                    "core refused a batch; submitting its items one by one", extra={"error": exc.message}
+                )
+        return await self._submit_each(requests)
+
+    async def _submit_each(self, requests: list[dict[str, Any]]) -> int:
+        settings = self._settings()
+        limiter = anyio.CapacityLimiter(settings.full_scan_enqueue_concurrency)
+        accepted = 0
+
+        async def submit_one(request: dict[str, Any]) -> None:
+            nonlocal accepted
+            async with limiter:
+                try:
+                    await retry(
+                        lambda: self.client.submit(request),
+                        what=f"submitting {request['location']!r}",
+                        max_elapsed_s=settings.submit_retry_max_s,
+                    )
+                except PermanentError as exc:
+                    if exc.status_code in _AUTH_FAILURES:
+                        raise
+                    log.error(
+                        "core refused a scan request; item skipped",
+                        extra={"location": request["location"], "error": exc.message},
+                    )
+                    return
+                accepted += 1
+
+        try:
+            async with anyio.create_task_group() as group:
+                for request in requests:
+                    group.start_soon(submit_one, request)
+        except BaseExceptionGroup as failed:  # the first failure speaks for the batch
+            raise failed.exceptions[0] from None
+        return accepted

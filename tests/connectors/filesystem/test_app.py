@@ -1,0 +1,121 @@
+"""The filesystem connector's routes, in process: read_file, item_action, config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.filesystem.connector import FilesystemConnector
+from shared.connector import create_connector_app
+
+pytestmark = [pytest.mark.unit, pytest.mark.anyio]
+
+PREFIX = "/filesystem-connector"
+
+
+@pytest.fixture
+async def client(make_connector: Callable[..., FilesystemConnector]) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_connector_app(make_connector(enrollment_token="enroll-secret"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        yield http
+
+
+def body(location: str, **extra: object) -> dict[str, object]:
+    return {"location": location, "metainfo": location, **extra}
+
+
+async def test_read_file_answers_exact_bytes(client: httpx.AsyncClient, asset: Path) -> None:
+    big = os.urandom(5 * 1024 * 1024 + 17)
+    (asset / "docs/big.bin").write_bytes(big)
+    small = await client.post(f"{PREFIX}/read_file", json=body("docs/report.pdf"))
+    assert small.status_code == 200 and small.content == b"%PDF-1.4 report"
+    assert small.headers["content-type"] == "application/octet-stream"
+    large = await client.post(f"{PREFIX}/read_file", json=body("docs/big.bin"))
+    assert large.status_code == 200 and large.content == big
+    empty = asset / "empty.bin"
+    empty.write_bytes(b"")
+    assert (await client.post(f"{PREFIX}/read_file", json=body("empty.bin"))).content == b""
+
+
+async def test_read_file_refuses_missing_and_escaping_locations(
+    client: httpx.AsyncClient, asset: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "secret.txt").write_text("secret")
+    (asset / "escape").symlink_to(tmp_path / "secret.txt")
+    missing = await client.post(f"{PREFIX}/read_file", json=body("docs/missing.pdf"))
+    assert missing.status_code == 404 and missing.json()["status"] == "error"
+    for bad in ("../secret.txt", str(tmp_path / "secret.txt"), "escape", "docs/../../secret.txt"):
+        refused = await client.post(f"{PREFIX}/read_file", json=body(bad))
+        assert refused.status_code == 403, bad
+        assert (
+            refused.headers["content-type"] == "application/json"
+            and "secret" not in refused.text.split(":")[-1]
+        )
+
+
+async def test_item_action_delete(client: httpx.AsyncClient, asset: Path) -> None:
+    response = await client.put(
+        f"{PREFIX}/item_action", json=body("docs/notes.txt", requested_action={"type": "delete"})
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "success" and response.json()["item_action"] == "delete"
+    assert not (asset / "docs/notes.txt").exists()
+    again = await client.put(
+        f"{PREFIX}/item_action", json=body("docs/notes.txt", requested_action={"type": "delete"})
+    )
+    assert again.status_code == 404 and again.json()["status"] == "error"
+
+
+async def test_item_action_move_uses_the_configured_quarantine(
+    client: httpx.AsyncClient, asset: Path, tmp_path: Path
+) -> None:
+    quarantine = tmp_path / "q"
+    update = {"item_action": "move", "item_action_move_metainfo": str(quarantine)}
+    assert (await client.put(f"{PREFIX}/config", json=update)).status_code == 200
+    response = await client.put(f"{PREFIX}/item_action", json=body("docs/deep/er/file.pdf"))
+    assert response.status_code == 200 and response.json()["item_action"] == "move"
+    assert (quarantine / "docs/deep/er/file.pdf").read_bytes() == b"%PDF deep"
+    assert not (asset / "docs/deep/er/file.pdf").exists()
+
+
+async def test_item_action_tag_is_not_supported(client: httpx.AsyncClient, asset: Path) -> None:
+    response = await client.put(
+        f"{PREFIX}/item_action", json=body("top.txt", requested_action={"type": "tag"})
+    )
+    assert response.status_code == 400
+    assert response.json()["status"] == "error" and response.json()["item_action"] == "tag"
+    assert (asset / "top.txt").exists()
+
+
+async def test_config_redacts_secrets_and_validates_updates(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    shown = await client.get(f"{PREFIX}/config")
+    assert shown.status_code == 200 and "enroll-secret" not in shown.text
+    assert shown.json()["enrollment_token"] == "***" and shown.json()["name"] == "filesystem-connector"
+    for bad, field in (({"asset": "/nonexistent"}, "asset"), ({"item_action": "tag"}, "item_action"),
+                       ({"filter": "!"}, "filter"), ({"item_action_move_metainfo": ".."}, "item_action_move_metainfo"),
+                       ({"name": "x"}, "name")):  # fmt: skip
+        refused = await client.put(f"{PREFIX}/config", json=bad)
+        assert refused.status_code == 422 and field in refused.json()["message"], bad
+    other = tmp_path / "other-asset"
+    other.mkdir()
+    (other / "only.txt").write_text("x")
+    ok = await client.put(f"{PREFIX}/config", json={"asset": str(other)})
+    assert ok.status_code == 200 and ok.json()["config"]["asset"] == str(other)
+    assert (await client.post(f"{PREFIX}/read_file", json=body("only.txt"))).content == b"x"
+    assert (await client.get(f"{PREFIX}/estimate")).json()["count"] == 1
+
+
+async def test_webhook_events_are_not_supported(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{PREFIX}/webhook/event", json={})
+    assert response.status_code == 404 and response.json()["status"] == "error"
+
+
+async def test_repo_check_previews_sample_locations(client: httpx.AsyncClient) -> None:
+    check = (await client.get(f"{PREFIX}/repo_check", params={"preview": 2})).json()
+    assert check["status"] == "success" and len(check["preview"]) == 2

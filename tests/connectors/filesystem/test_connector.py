@@ -1,0 +1,222 @@
+"""The filesystem connector on a real directory tree: resolve, walk, read, act, watch."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from connectors.filesystem.connector import FilesystemConnector
+from shared.errors import NotFoundError, OutsideAssetError
+from shared.models import ActionDestination, ItemActionType, RequestedAction
+
+pytestmark = pytest.mark.unit
+
+MakeConnector = Callable[..., FilesystemConnector]
+EXPECTED = ["docs/deep/er/file.pdf", "docs/notes.txt", "docs/report.pdf", "tmp/cache.bin", "top.txt"]
+
+
+def locations(connector: FilesystemConnector) -> list[str]:
+    return sorted(item.location for item in connector.walk())
+
+
+def test_resolve_refuses_escapes(make_connector: MakeConnector, asset: Path, tmp_path: Path) -> None:
+    (tmp_path / "outside.txt").write_text("secret")
+    (asset / "link-out").symlink_to(tmp_path / "outside.txt")
+    (asset / "dir-out").symlink_to(tmp_path)
+    connector = make_connector()
+    assert connector.resolve("docs/notes.txt") == asset / "docs" / "notes.txt"
+    for bad in ("../outside.txt", "docs/../../outside.txt", str(tmp_path / "outside.txt"), "link-out",
+                "dir-out/outside.txt"):  # fmt: skip
+        with pytest.raises(OutsideAssetError):
+            connector.resolve(bad)
+
+
+def test_walk_covers_the_tree_and_skips_the_quarantine(make_connector: MakeConnector) -> None:
+    connector = make_connector()
+    assert locations(connector) == EXPECTED
+    sizes = {item.location: item.size for item in connector.walk()}
+    assert sizes["top.txt"] == 3 and sizes["docs/report.pdf"] == 15
+    assert all(item.metainfo == item.location for item in connector.walk())
+
+
+def test_walk_honours_the_filter(make_connector: MakeConnector) -> None:
+    assert locations(make_connector(filter="*.pdf")) == ["docs/deep/er/file.pdf", "docs/report.pdf"]
+    assert locations(make_connector(filter="-tmp,-**/*.txt")) == ["docs/deep/er/file.pdf", "docs/report.pdf"]
+    assert locations(make_connector(filter="docs/*")) == [
+        "docs/deep/er/file.pdf",
+        "docs/notes.txt",
+        "docs/report.pdf",
+    ]
+
+
+def test_walk_does_not_enter_excluded_folders(
+    make_connector: MakeConnector, asset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    real_scandir = os.scandir
+
+    def recording_scandir(path: str) -> os.ScandirIterator[str]:  # type: ignore[name-defined]
+        opened.append(os.path.relpath(path, asset))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", recording_scandir)
+    assert locations(make_connector(filter="-docs")) == ["tmp/cache.bin", "top.txt"]
+    assert "docs" not in opened and "dsxconnect-quarantine" not in opened
+
+
+def test_walk_is_a_lazy_generator(
+    make_connector: MakeConnector, asset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(20):
+        (asset / f"many/d{n:02d}").mkdir(parents=True)
+        (asset / f"many/d{n:02d}/f.bin").write_bytes(b"x")
+    opened = 0
+    real_scandir = os.scandir
+
+    def counting_scandir(path: str) -> os.ScandirIterator[str]:  # type: ignore[name-defined]
+        nonlocal opened
+        opened += 1
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting_scandir)
+    walk = make_connector().walk()
+    assert inspect.isgenerator(walk) and opened == 0  # nothing read before the first item is asked for
+    next(walk)
+    assert opened < 5  # the first item came before most folders were opened
+    walk.close()
+    assert sum(1 for _ in make_connector().walk()) == len(EXPECTED) + 20
+
+
+def test_symlinks_inside_are_scanned_and_those_leading_out_are_skipped(
+    make_connector: MakeConnector, asset: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "outside.txt").write_text("secret")
+    (asset / "link-in.txt").symlink_to(asset / "top.txt")
+    (asset / "link-out.txt").symlink_to(tmp_path / "outside.txt")
+    (asset / "dir-link").symlink_to(asset / "docs")  # folders behind links are not walked twice
+    (asset / "dangling").symlink_to(asset / "nowhere")
+    found = {item.location: item.size for item in make_connector().walk()}
+    assert found["link-in.txt"] == 3
+    assert "link-out.txt" not in found and "dangling" not in found
+    assert not any(loc.startswith("dir-link") for loc in found)
+
+
+@pytest.mark.anyio
+async def test_enumerate_streams_items_from_a_thread(make_connector: MakeConnector) -> None:
+    connector = make_connector(filter="*.txt")
+    assert sorted([item.location async for item in connector.enumerate()]) == ["docs/notes.txt", "top.txt"]
+    estimate = await make_connector().estimate()
+    assert (estimate.count, estimate.confidence, estimate.bytes) == (5, "exact", 3 + 15 + 5 + 9 + 2)
+
+
+@pytest.mark.anyio
+async def test_read_returns_small_files_in_memory_and_large_ones_by_path(
+    make_connector: MakeConnector, asset: Path
+) -> None:
+    (asset / "big.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    connector = make_connector()
+    small = await connector.read("top.txt")
+    assert small.data == b"top" and small.path is None
+    big = await connector.read("big.bin")
+    assert big.data is None and big.path == asset / "big.bin" and big.size == 2 * 1024 * 1024
+    with pytest.raises(NotFoundError):
+        await connector.read("missing.txt")
+    with pytest.raises(NotFoundError):
+        await connector.read("docs")  # a folder is not an item
+
+
+def delete() -> RequestedAction:
+    return RequestedAction(type=ItemActionType.DELETE)
+
+
+@pytest.mark.anyio
+async def test_delete_removes_the_file(make_connector: MakeConnector, asset: Path) -> None:
+    outcome = await make_connector().act("docs/notes.txt", delete())
+    assert outcome.status == "success" and not (asset / "docs/notes.txt").exists()
+    with pytest.raises(NotFoundError):
+        await make_connector().act("docs/notes.txt", delete())
+
+
+@pytest.mark.anyio
+async def test_move_keeps_the_relative_path_and_never_overwrites(
+    make_connector: MakeConnector, asset: Path, tmp_path: Path
+) -> None:
+    quarantine = tmp_path / "quarantine"
+    connector = make_connector(item_action_move_metainfo=str(quarantine))
+    outcome = await connector.act("docs/deep/er/file.pdf", RequestedAction(type=ItemActionType.MOVE))
+    assert outcome.status == "success"
+    assert (quarantine / "docs/deep/er/file.pdf").read_bytes() == b"%PDF deep"
+    assert not (asset / "docs/deep/er/file.pdf").exists()
+
+    (asset / "docs/deep/er/file.pdf").write_bytes(b"second")
+    await connector.act("docs/deep/er/file.pdf", RequestedAction(type=ItemActionType.MOVE_TAG))
+    assert (quarantine / "docs/deep/er/file.pdf.1").read_bytes() == b"second"
+    assert (quarantine / "docs/deep/er/file.pdf").read_bytes() == b"%PDF deep"
+
+
+@pytest.mark.anyio
+async def test_move_to_the_default_quarantine_inside_the_asset(
+    make_connector: MakeConnector, asset: Path
+) -> None:
+    await make_connector().act("top.txt", RequestedAction(type=ItemActionType.MOVE))
+    assert (asset / "dsxconnect-quarantine/top.txt").read_bytes() == b"top"
+
+
+@pytest.mark.anyio
+async def test_move_to_a_requested_destination_must_stay_inside(
+    make_connector: MakeConnector, asset: Path, tmp_path: Path
+) -> None:
+    connector = make_connector()
+    inside = RequestedAction(
+        type=ItemActionType.MOVE, destination=ActionDestination(path="held", filename="x.pdf")
+    )
+    await connector.act("docs/report.pdf", inside)
+    assert (asset / "held/docs/x.pdf").read_bytes() == b"%PDF-1.4 report"
+    outside = RequestedAction(
+        type=ItemActionType.MOVE, destination=ActionDestination(path=str(tmp_path / "else"))
+    )
+    with pytest.raises(OutsideAssetError):
+        await connector.act("top.txt", outside)
+    assert (asset / "top.txt").exists()
+
+
+@pytest.mark.anyio
+async def test_watch_reports_new_files_but_not_the_quarantine(
+    make_connector: MakeConnector, asset: Path
+) -> None:
+    connector = make_connector(monitor_debounce_ms=50, filter="-*.tmp")
+    stop = anyio.Event()
+    seen: list[str] = []
+
+    async def drop_files() -> None:
+        # awatch has no "ready" hook: touch a probe until the watcher reports it, then the real files
+        while not any(loc.startswith("probe") for loc in seen):
+            (asset / f"probe-{len(os.listdir(asset))}.bin").write_bytes(b"p")
+            await anyio.sleep(0.1)
+        (asset / "dsxconnect-quarantine/ignored.bin").write_bytes(b"q")
+        (asset / "skipped.tmp").write_bytes(b"t")
+        (asset / "docs/new.bin").write_bytes(b"new file")
+
+    with anyio.fail_after(15):
+        async with anyio.create_task_group() as group:
+            group.start_soon(drop_files)
+            async for items in connector.watch(stop):
+                seen.extend(item.location for item in items)
+                if "docs/new.bin" in seen:
+                    stop.set()
+    assert [loc for loc in seen if not loc.startswith("probe")] == ["docs/new.bin"]
+
+
+def test_names_that_are_not_utf8_are_skipped(make_connector: MakeConnector, asset: Path) -> None:
+    try:
+        (asset / os.fsdecode(b"latin1-\xe9.txt")).write_bytes(b"x")
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this filesystem refuses non-UTF-8 names")
+    (asset / "utf8-é.txt").write_bytes(b"y")
+    found = locations(make_connector())
+    assert "utf8-é.txt" in found and len(found) == len(EXPECTED) + 1

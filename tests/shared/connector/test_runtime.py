@@ -1,0 +1,179 @@
+"""Registration, full scans and change events against a real (fake) core over HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from shared.connector.runtime import ConnectorRuntime
+from tests.shared.connector.core_receiver import FakeCore, running_core
+from tests.shared.connector.memory_connector import MemoryConnector, MemorySettings
+from tests.support.procs import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        await anyio.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def make_connector(core_url: str, count: int = 25, **settings: Any) -> MemoryConnector:
+    options = {"heartbeat_interval_s": 0.2, "job_control_poll_s": 0.02, "job_control_every_batches": 1}
+    config = MemorySettings(dsx_connect_url=core_url, **(options | settings))
+    return MemoryConnector(config, items={f"f{i:03d}.bin": b"x" * i for i in range(count)})
+
+
+@pytest.fixture
+async def runtime(fake_core: FakeCore, request: pytest.FixtureRequest) -> AsyncIterator[ConnectorRuntime]:
+    params = getattr(request, "param", {})
+    rt = ConnectorRuntime(make_connector(fake_core.url, **params))
+    await rt.start()
+    try:
+        yield rt
+    finally:
+        await rt.stop()
+
+
+async def test_registers_then_heartbeats_then_unregisters(fake_core: FakeCore) -> None:
+    rt = ConnectorRuntime(make_connector(fake_core.url))
+    await rt.start()
+    await until(lambda: len(fake_core.registrations) >= 3, what="heartbeats")
+    assert rt.registered
+    await rt.stop()
+    codes = fake_core.registration_codes()
+    assert codes[0] == 201 and set(codes[1:]) == {200}
+    body = fake_core.registrations[0][1]
+    assert body["status"] == "ready" and body["url"] == "http://127.0.0.1:8699/memory-connector"
+    assert body["uuid"] == rt.settings.uuid and body["version"] == "9.9.9"
+    assert fake_core.unregistered == [rt.settings.uuid]
+
+
+async def test_keeps_retrying_registration_while_the_core_is_down() -> None:
+    port = free_port()
+    rt = ConnectorRuntime(make_connector(f"http://127.0.0.1:{port}"))
+    await rt.start()
+    try:
+        await until(lambda: rt.last_registration_error, what="a failed registration")
+        assert not rt.registered
+        with running_core(port=port) as core:
+            await until(lambda: rt.registered, what="registration once the core is up")
+            assert core.registration_codes()[0] == 201
+    finally:
+        await rt.stop()
+
+
+async def test_full_scan_submits_every_item_in_batches_and_reports_the_total(
+    fake_core: FakeCore, runtime: ConnectorRuntime
+) -> None:
+    progress, started = runtime.start_full_scan("job-1", None)
+    assert started and runtime.start_full_scan("job-1", None) == (progress, False)
+    await until(lambda: progress.state == "completed", what="the scan to complete")
+    assert fake_core.enqueue_done["job-1"] == 25
+    assert [len(b) for b in fake_core.batches] == [10, 10, 5]  # the core's default batch size
+    requests = fake_core.requests
+    assert sorted(r["location"] for r in requests) == sorted(runtime.connector.items)
+    assert [r["job_item_id"] for r in requests] == [str(i) for i in range(1, 26)]
+    first = requests[0]
+    assert first["scan_job_id"] == "job-1" and first["metainfo"] == first["location"]
+    assert first["connector"]["uuid"] == runtime.settings.uuid
+    assert first["connector_url"] == runtime.settings.connector_url and first["size_in_bytes"] == 0
+
+
+async def test_full_scan_honours_limit_filter_and_batch_override(fake_core: FakeCore) -> None:
+    rt = ConnectorRuntime(make_connector(fake_core.url, filter="f00*", scan_batch_size=4))
+    await rt.start()
+    try:
+        rt.start_full_scan("job-2", 7)
+        await until(lambda: "job-2" in fake_core.enqueue_done)
+    finally:
+        await rt.stop()
+    assert fake_core.enqueue_done["job-2"] == 7
+    assert fake_core.locations("job-2") == [f"f00{i}.bin" for i in range(7)]
+    assert [len(b) for b in fake_core.batches] == [4, 3]
+
+
+async def test_no_item_is_lost_when_the_core_blips(fake_core: FakeCore, runtime: ConnectorRuntime) -> None:
+    fake_core.fail_batches = 3
+    runtime.start_full_scan("job-3", None)
+    await until(lambda: "job-3" in fake_core.enqueue_done)
+    assert fake_core.fail_batches == 0
+    assert fake_core.locations("job-3") == sorted(runtime.connector.items)
+    assert fake_core.enqueue_done["job-3"] == 25
+
+
+async def test_a_refused_batch_is_resubmitted_item_by_item(
+    fake_core: FakeCore, runtime: ConnectorRuntime
+) -> None:
+    fake_core.reject_prefix = "f003"
+    runtime.start_full_scan("job-4", None)
+    await until(lambda: "job-4" in fake_core.enqueue_done)
+    assert fake_core.locations("job-4") == sorted(set(runtime.connector.items) - {"f003.bin"})
+    assert fake_core.enqueue_done["job-4"] == 24 and len(fake_core.singles) == 9
+
+
+async def test_single_requests_when_the_core_has_batching_off(
+    fake_core: FakeCore, runtime: ConnectorRuntime
+) -> None:
+    fake_core.workers["scan_request_batch_enabled"] = False
+    runtime.start_full_scan("job-5", None)
+    await until(lambda: "job-5" in fake_core.enqueue_done)
+    assert not fake_core.batches and len(fake_core.singles) == 25
+    assert fake_core.enqueue_done["job-5"] == 25
+
+
+async def test_a_paused_job_waits_and_resumes(fake_core: FakeCore, runtime: ConnectorRuntime) -> None:
+    fake_core.flags["job-6"] = {"paused": "1"}
+    progress, _ = runtime.start_full_scan("job-6", None)
+    await until(lambda: fake_core.flag_reads.get("job-6", 0) >= 3, what="polling while paused")
+    assert progress.state == "paused" and not fake_core.requests
+    fake_core.flags["job-6"] = {}
+    await until(lambda: progress.state == "completed", what="the scan to complete")
+    assert fake_core.enqueue_done["job-6"] == 25
+
+
+async def test_a_cancelled_job_stops_and_reports_what_was_submitted(
+    fake_core: FakeCore, runtime: ConnectorRuntime
+) -> None:
+    def cancel_after_first(batch: list[dict[str, Any]]) -> None:
+        fake_core.flags["job-7"] = {"cancel": "1"}
+
+    fake_core.on_batch = cancel_after_first
+    progress, _ = runtime.start_full_scan("job-7", None)
+    await until(lambda: "job-7" in fake_core.enqueue_done)
+    assert progress.state == "cancelled"
+    assert fake_core.enqueue_done["job-7"] == len(fake_core.requests) == 10
+
+
+async def test_changed_items_are_submitted_without_a_job(fake_core: FakeCore) -> None:
+    rt = ConnectorRuntime(make_connector(fake_core.url, monitor=True))
+    await rt.start()
+    try:
+        assert rt.watching
+        rt.connector.push("f001.bin", "f002.bin")  # type: ignore[attr-defined]
+        await until(lambda: len(fake_core.requests) == 2, what="change events")
+    finally:
+        await rt.stop()
+    assert not rt.watching
+    assert {r["scan_job_id"] for r in fake_core.requests} == {None}
+    assert {r["job_item_id"] for r in fake_core.requests} == {None}
+
+
+async def test_reconfigure_re_registers_with_the_new_settings(
+    fake_core: FakeCore, runtime: ConnectorRuntime
+) -> None:
+    await until(lambda: runtime.registered)
+    await runtime.reconfigure({"filter": "*.pdf", "item_action": "delete"})
+    last = fake_core.registrations[-1][1]
+    assert last["filter"] == "*.pdf" and last["item_action"] == "delete"
+    with pytest.raises(ValueError):
+        await runtime.reconfigure({"item_action": "explode"})
+    assert runtime.settings.item_action == "delete"
