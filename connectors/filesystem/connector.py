@@ -22,6 +22,7 @@ from shared.connector import (
     ItemContent,
     is_within,
     iterate_in_thread,
+    open_inside,
     relative_location,
     resolve_inside,
 )
@@ -118,22 +119,28 @@ class FilesystemConnector(Connector):
     # ---- read and act ----------------------------------------------------------------------
 
     async def read(self, location: str) -> ItemContent:
-        return await anyio.to_thread.run_sync(self._read, location)
+        # Local reads of small files take microseconds: a thread hop would cost more than the read.
+        # Network mounts that may stall set READ_IN_THREAD.
+        if self.settings.read_in_thread:
+            return await anyio.to_thread.run_sync(self._read, location)
+        return self._read(location)
 
     def _read(self, location: str) -> ItemContent:
-        path = self.resolve(location)
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            fd, real = open_inside(self.root, location)
         except FileNotFoundError:
             raise NotFoundError(f"item not found: {location!r}") from None
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            os.close(fd)
-            raise NotFoundError(f"not a file: {location!r}")
-        with os.fdopen(fd, "rb") as handle:
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise NotFoundError(f"not a file: {location!r}")
+            if self.quarantine is not None and is_within(real, self.quarantine):
+                raise OutsideAssetError(f"location is in the quarantine folder: {location!r}")
             if info.st_size <= SMALL_ITEM_BYTES:
-                return ItemContent(size=info.st_size, data=handle.read())
-        return ItemContent(size=info.st_size, path=path)
+                return ItemContent(size=info.st_size, data=_read_all(fd, info.st_size))
+        finally:
+            os.close(fd)
+        return ItemContent(size=info.st_size, path=Path(real))
 
     async def act(self, location: str, action: RequestedAction) -> StatusResponse:
         return await anyio.to_thread.run_sync(self._act, location, action)
@@ -235,3 +242,11 @@ def _unused(target: Path) -> Path:
         n += 1
         candidate = target.with_name(f"{target.name}.{n}")
     return candidate
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The rest of the file, even if it grew or shrank since ``fstat``."""
+    chunks = [os.read(fd, max(size, 1) + 1)]
+    while chunks[-1]:
+        chunks.append(os.read(fd, 1 << 16))
+    return b"".join(chunks)

@@ -2,7 +2,8 @@
 
 Own settings: ``MONITOR_FORCE_POLLING`` and ``MONITOR_POLL_INTERVAL_MS`` (for SMB/CIFS or NFS
 mounts that send no inotify events; 1.x names), ``MONITOR_DEBOUNCE_MS`` (how long changes are
-grouped before they are submitted).
+grouped before they are submitted), ``READ_IN_THREAD`` (read files in a worker thread instead of
+the event loop: for network mounts that may stall).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class FilesystemSettings(ConnectorSettings):
     monitor_force_polling: bool = False
     monitor_poll_interval_ms: int = Field(default=1000, ge=50)
     monitor_debounce_ms: int = Field(default=500, ge=10, le=60_000)
+    read_in_thread: bool = False
 
     @field_validator("asset")
     @classmethod

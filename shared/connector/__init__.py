@@ -10,7 +10,7 @@ from shared.connector.app import create_connector_app
 from shared.connector.base import SMALL_ITEM_BYTES, STREAM_CHUNK_BYTES, Connector, Item, ItemContent
 from shared.connector.errors import UnsupportedError, classify_error
 from shared.connector.filters import Filter
-from shared.connector.locations import is_within, relative_location, resolve_inside
+from shared.connector.locations import is_within, open_inside, relative_location, resolve_inside
 from shared.connector.settings import ConnectorSettings
 from shared.connector.threads import iterate_in_thread
 
@@ -27,6 +27,7 @@ __all__ = [
     "create_connector_app",
     "is_within",
     "iterate_in_thread",
+    "open_inside",
     "relative_location",
     "resolve_inside",
 ]

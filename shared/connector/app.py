@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.connector.base import Connector
 from shared.connector.responses import error_response
-from shared.connector.routes import connector_router, health_router, liveness_router
+from shared.connector.routes import connector_router, fast_read_route, health_router, liveness_router
 from shared.connector.runtime import ConnectorRuntime
 from shared.connector.security import RequestVerifier, core_auth, verify_core_request
 from shared.errors import DsxError
@@ -77,10 +77,13 @@ def create_connector_app(
         lifespan=lifespan,
         docs_url=f"{settings.route_prefix}/docs",
         openapi_url=f"{settings.route_prefix}/openapi.json",
+        # no OpenTelemetry configured: skip FastAPI's per-request check for providers
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     app.add_middleware(RequestIdMiddleware)
-    app.include_router(connector_router(settings.route_prefix, verifier))  # read_file matched first
+    app.include_router(connector_router(settings.route_prefix, verifier))
+    app.router.routes.insert(0, fast_read_route(settings.route_prefix, verifier))  # hot path, matched first
     app.include_router(liveness_router())
     app.include_router(health_router())
     app.include_router(health_router(), prefix=settings.route_prefix)

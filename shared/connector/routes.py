@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.routing import Route
 
 from shared.connector.errors import UnsupportedError, http_status
 from shared.connector.responses import content_response, error_response
@@ -123,6 +125,40 @@ def liveness_router() -> APIRouter:
 # ---- the connector contract ---------------------------------------------------------------
 
 
+def fast_read_route(prefix: str, verifier: RequestVerifier) -> Route:
+    """``POST {prefix}/read_file`` as a plain Starlette route, matched before the FastAPI routes.
+
+    It is the throughput hot path: one call per scanned item. FastAPI's routing, body model and
+    dependency machinery cost about as much as the read itself, so this reads ``location`` from
+    the JSON body directly (the FastAPI declaration stays for the OpenAPI document).
+    """
+
+    async def read_file(request: Request) -> Response:
+        connector = request.app.state.runtime.connector
+        try:
+            await verifier(request)
+            try:
+                body = json.loads(await request.body() or b"null")
+            except ValueError as exc:
+                return _invalid(f"body is not JSON: {exc}")
+            location = body.get("location") if isinstance(body, dict) else None
+            if not isinstance(location, str) or not location:
+                return _invalid("location: a non-empty string is required")
+            return await content_response(await connector.read(location))
+        except HTTPException:
+            raise
+        except Exception as exc:
+            err = connector.classify_error(exc)
+            _log_error(request, err, exc)
+            return error_response(err)
+
+    return Route(f"{prefix}/read_file", read_file, methods=["POST"], name="read_file_fast")
+
+
+def _invalid(message: str) -> JSONResponse:
+    return JSONResponse({"status": "error", "message": message, "error": "invalid_request"}, status_code=422)
+
+
 def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
     """The SPEC §5 routes under ``prefix``; ``verifier`` guards what the core calls (DSX-HMAC seam)."""
     # 1.x callers may post JSON without a Content-Type (SPEC §4): parse it as JSON anyway
@@ -138,7 +174,7 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
     @signed.post("/read_file", response_class=Response)
     async def read_file(request: Request, scan_request: ScanRequest) -> Response:
         """The item's bytes (``application/octet-stream``); a JSON answer is an error."""
-        # the throughput hot path: first route matched, no dependency beyond the verifier
+        # documents the route; requests are served by ``fast_read_route``, matched first
         connector = request.app.state.runtime.connector
         return await content_response(await connector.read(scan_request.location))
 

@@ -74,6 +74,8 @@ async def test_read_file_errors_are_json_with_the_right_code(client: httpx.Async
     assert escape.status_code == 403 and escape.json()["error"] == "outside_asset"
     malformed = await client.post(f"{PREFIX}/read_file", json={"metainfo": "no location"})
     assert malformed.status_code == 422 and "location" in malformed.json()["message"]
+    not_json = await client.post(f"{PREFIX}/read_file", content=b"{oops", headers={"content-type": "application/json"})
+    assert not_json.status_code == 422 and "not JSON" in not_json.json()["message"]
 
 
 async def test_read_file_accepts_json_without_a_content_type(client: httpx.AsyncClient) -> None:
