@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,37 +21,55 @@ from shared.models import ScanResultEvent, Verdict, utcnow_iso
 _STORE_LUA = (
     COMPLETE_CHECK_LUA
     + """
--- KEYS: results, index, seq, stats, job, by_verdict, by_connector, by_job, request_state
--- ARGV: id, event, verdict, bytes, failed, action, retain, now_iso, now_ts
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-local seq = redis.call('INCR', KEYS[3])
-redis.call('ZADD', KEYS[2], seq, ARGV[1])
-redis.call('ZADD', KEYS[6], seq, ARGV[1])
-redis.call('ZADD', KEYS[7], seq, ARGV[1])
-redis.call('ZADD', KEYS[8], seq, ARGV[1])
-local bytes = tonumber(ARGV[4])
-for _, key in ipairs({KEYS[4], KEYS[5]}) do
-  redis.call('HINCRBY', key, 'verdict:' .. ARGV[3], 1)
-  redis.call('HINCRBY', key, 'bytes_scanned', bytes)
-  if ARGV[5] == '1' then redis.call('HINCRBY', key, 'errors', 1) end
-  if ARGV[6] ~= '' then redis.call('HINCRBY', key, 'action:' .. ARGV[6], 1) end
-end
-redis.call('HINCRBY', KEYS[4], 'total', 1)
-redis.call('HINCRBY', KEYS[5], 'processed', 1)
-redis.call('HSET', KEYS[5], 'last_update', ARGV[8], 'last_update_ts', ARGV[9])
-redis.call('DEL', KEYS[9])
-complete_if_done(KEYS[5], ARGV[8], ARGV[9])
-local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7])
-if excess > 0 then
-  local old = redis.call('ZPOPMIN', KEYS[2], excess)
-  local top = 0
-  for i = 1, #old, 2 do
-    redis.call('HDEL', KEYS[1], old[i])
-    top = tonumber(old[i + 1])
+-- One call stores a whole batch (standalone Redis: keys are built here from the prefix).
+-- ARGV: prefix, retain, now_iso, now_ts, then 8 values per item:
+--       id, event, verdict, bytes, failed, action, job_id, connector_uuid
+local prefix, retain, now_iso, now_ts = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local results, index, seq_key, stats = prefix .. ':results', prefix .. ':results:idx',
+  prefix .. ':results:seq', prefix .. ':stats'
+local stored, touched, top = {}, {}, nil
+for i = 5, #ARGV, 8 do
+  local id, event, verdict, bytes, failed, action, job_id, connector =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  if redis.call('HSETNX', results, id, event) == 1 then
+    local seq = redis.call('INCR', seq_key)
+    local job = prefix .. ':job:' .. job_id
+    redis.call('ZADD', index, seq, id)
+    redis.call('ZADD', prefix .. ':results:idx:verdict:' .. verdict, seq, id)
+    redis.call('ZADD', prefix .. ':results:idx:connector:' .. connector, seq, id)
+    redis.call('ZADD', prefix .. ':results:idx:job:' .. job_id, seq, id)
+    for _, key in ipairs({stats, job}) do
+      redis.call('HINCRBY', key, 'verdict:' .. verdict, 1)
+      redis.call('HINCRBY', key, 'bytes_scanned', bytes)
+      if failed == '1' then redis.call('HINCRBY', key, 'errors', 1) end
+      if action ~= '' then redis.call('HINCRBY', key, 'action:' .. action, 1) end
+    end
+    redis.call('HINCRBY', stats, 'total', 1)
+    redis.call('HINCRBY', job, 'processed', 1)
+    redis.call('DEL', prefix .. ':req:' .. id)
+    touched[job] = true
+    stored[#stored + 1] = 1
+  else
+    stored[#stored + 1] = 0
   end
-  for i = 6, 8 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', top) end
 end
-return 1
+for job, _ in pairs(touched) do
+  redis.call('HSET', job, 'last_update', now_iso, 'last_update_ts', now_ts)
+  complete_if_done(job, now_iso, now_ts)
+end
+local excess = redis.call('ZCARD', index) - retain
+if excess > 0 then
+  local old = redis.call('ZPOPMIN', index, excess)
+  for i = 1, #old, 2 do
+    redis.call('HDEL', results, old[i])
+    top = old[i + 1]
+  end
+  -- secondary indexes are trimmed lazily by readers; the verdict ones are few, trim them here
+  for _, verdict in ipairs({'Benign', 'Malicious', 'Unknown', 'Unsupported File Type', 'Not Scanned', 'Non Compliant'}) do
+    redis.call('ZREMRANGEBYSCORE', prefix .. ':results:idx:verdict:' .. verdict, '-inf', top)
+  end
+end
+return stored
 """
 )
 
@@ -63,38 +81,27 @@ class ResultStore:
         self.request_ttl_s = request_ttl_s
         self._store = client.register_script(_STORE_LUA)
 
-    def store_many(self, events: Iterable[ScanResultEvent]) -> list[bool]:
+    def store_many(self, events: Sequence[ScanResultEvent]) -> list[bool]:
         """Store each event once; returns, per event, whether this call stored it (False: a duplicate)."""
-        pipe = self.redis.pipeline(transaction=False)
-        now_iso, now_ts = utcnow_iso(), time.time()
+        if not events:
+            return []
+        args: list[str | int | float] = [keys.PREFIX, self.retain, utcnow_iso(), time.time()]
         for event in events:
-            action = event.action.requested if event.action.applied else ""
-            self._store(
-                keys=[
-                    keys.RESULTS,
-                    keys.RESULTS_INDEX,
-                    keys.RESULTS_SEQ,
-                    keys.STATS,
-                    keys.job(event.job_id),
-                    keys.results_by("verdict", event.verdict),
-                    keys.results_by("connector", event.connector.uuid),
-                    keys.results_by("job", event.job_id),
-                    keys.request_state(event.scan_request_id),
-                ],
-                args=[
-                    event.scan_request_id,
-                    event.model_dump_json(exclude_none=False),
-                    event.verdict,
-                    event.file_info.size_in_bytes,
-                    "1" if event.error else "0",
-                    action,
-                    self.retain,
-                    now_iso,
-                    now_ts,
-                ],
-                client=pipe,
-            )
-        return [bool(r) for r in pipe.execute()]
+            args += [
+                event.scan_request_id,
+                event.model_dump_json(),
+                event.verdict,
+                event.file_info.size_in_bytes,
+                "1" if event.error else "0",
+                event.action.requested if event.action.applied else "",
+                event.job_id,
+                event.connector.uuid,
+            ]
+        return [bool(flag) for flag in self._store(keys=[], args=args)]
+
+    def get_many(self, request_ids: Sequence[str]) -> list[str | None]:
+        """Stored events as JSON text, in order (None where there is none)."""
+        return self.redis.hmget(keys.RESULTS, list(request_ids)) if request_ids else []
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         raw = self.redis.hget(keys.RESULTS, request_id)

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from dsx_connect import keys
 from dsx_connect.jobs.store import job_view
 from dsx_connect.workers.context import WorkerContext
 
 
-def run_notify_batch(ctx: WorkerContext, events: list[dict[str, Any]]) -> None:
+def run_notify_batch(ctx: WorkerContext, request_ids: list[str], job_ids: list[str]) -> int:
+    """Publish the stored events of ``request_ids`` as they are stored (no re-encoding)."""
     redis = ctx.jobs.redis
     pipe = redis.pipeline(transaction=False)
-    for event in events:
-        pipe.publish(keys.CHANNEL_SCAN_RESULT, json.dumps(event))
+    published = 0
+    for event in ctx.results.get_many(request_ids):
+        if event is not None:  # dropped by retention in between: nothing to show
+            pipe.publish(keys.CHANNEL_SCAN_RESULT, event)
+            published += 1
     pipe.execute()
-    for job_id in {event["job_id"] for event in events}:
+    for job_id in job_ids:
         data = ctx.jobs.raw(job_id)
         if data:
             redis.publish(keys.channel_job(job_id), json.dumps(job_view(data)))
+    return published

@@ -64,13 +64,12 @@ def verdict_action_batch(items: list[dict[str, Any]]) -> int:
 def store_results_batch(items: list[dict[str, Any]]) -> int:
     """Store results, update stats and job counters, then publish the new ones."""
     events = run_store_batch(worker_context(), [ItemOutcome.model_validate(i) for i in items])
-    if events:
-        notify_results_batch.delay([e.model_dump(mode="json") for e in events])
+    if events:  # references, not bytes: the notifier reads the stored events back
+        notify_results_batch.delay([e.scan_request_id for e in events], sorted({e.job_id for e in events}))
     return len(events)
 
 
 @celery_app.task(name=NOTIFY_TASK, **RETRY)
-def notify_results_batch(events: list[dict[str, Any]]) -> int:
-    """Publish each result event (Redis pub/sub, read by the SSE streams)."""
-    run_notify_batch(worker_context(), events)
-    return len(events)
+def notify_results_batch(request_ids: list[str], job_ids: list[str]) -> int:
+    """Publish each result event (Redis pub/sub, read by the SSE streams) and job summaries."""
+    return run_notify_batch(worker_context(), request_ids, job_ids)
