@@ -54,8 +54,8 @@ class WorkersSettings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     scan_request_batch_enabled: bool = True
-    scan_request_batch_default_size: int = Field(default=64, ge=1, le=1000)
-    scan_request_batch_max_size: int = Field(default=64, ge=1, le=1000)
+    scan_request_batch_default_size: int = Field(default=128, ge=1, le=1000)
+    scan_request_batch_max_size: int = Field(default=128, ge=1, le=1000)
     scan_concurrency: int = Field(default=16, ge=1, le=256, description="items in flight per scan process")
     max_retries: int = Field(default=5, ge=0, le=50)
     retry_backoff_s: float = Field(default=1.0, gt=0)

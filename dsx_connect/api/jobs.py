@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
@@ -17,7 +17,12 @@ JobId = Annotated[str, Path(max_length=128)]
 
 
 class EnqueueDone(BaseModel):
+    """End of enumeration. ``status: failed`` (with ``error``) when the connector could not finish it:
+    the items already submitted are still scanned, and the job is marked failed with the reason."""
+
     enqueued_total: int = Field(ge=0)
+    status: Literal["done", "failed"] = "done"
+    error: str | None = Field(default=None, max_length=2000)
 
 
 def _job_or_404(jobs: JobsDep, job_id: JobId) -> dict[str, Any]:
@@ -58,6 +63,8 @@ def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep) -> dict[str, A
         jobs.enqueue_done(job_id, body.enqueued_total)
     except JobNotFound:
         raise HTTPException(404, f"job {job_id} not found") from None
+    if body.status == "failed":
+        jobs.fail(job_id, f"enumeration failed: {body.error or 'no reason given'}")
     return {"status": "success", "message": "enumeration recorded", "job": jobs.get(job_id)}
 
 

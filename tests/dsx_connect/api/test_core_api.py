@@ -195,6 +195,15 @@ def test_enqueue_done_records_the_total(api: httpx.Client, registered: dict[str,
     assert api.post("/scan/jobs/unknown/enqueue_done", json={"enqueued_total": 1}).status_code == 404
 
 
+def test_enqueue_done_can_report_a_failed_enumeration(api: httpx.Client, registered: dict[str, object]) -> None:
+    job_id = uuid.uuid4().hex
+    api.post("/scan/request", json=scan_request(registered, scan_job_id=job_id))
+    body = {"enqueued_total": 1, "status": "failed", "error": "bucket vanished"}
+    assert api.post(f"/scan/jobs/{job_id}/enqueue_done", json=body).status_code == 200
+    job = api.get(f"/scan/jobs/{job_id}").json()
+    assert job["status"] == "failed" and "bucket vanished" in job["failure_reason"]
+
+
 def test_jobs_are_listed_newest_first(api: httpx.Client) -> None:
     body = api.get("/scan/jobs", params={"limit": 5}).json()
     created = [j["created"] for j in body["items"]]
