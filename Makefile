@@ -17,7 +17,7 @@ export VENV
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-deps: ## virtualenv + pip install -e '.[dev,test]' (skipped if pyproject.toml is unchanged) + redis-server
+deps: ## virtualenv + pip install -e '.[dev,test,cloud]' (skipped if pyproject.toml is unchanged) + redis-server
 	@bash scripts/ensure-deps.sh all
 
 venv: ## virtualenv and project only

