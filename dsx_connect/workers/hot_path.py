@@ -7,9 +7,12 @@ functions, so the wire behaviour matches the httpx client used elsewhere.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import aiohttp
+from yarl import URL
 
 from dsx_connect.workers.outcome import ConnectorRef
 from shared.dsxa.protocol import classify_status, custom_metadata, error_reason, parse_verdict, scan_headers
@@ -29,6 +32,31 @@ class ScanConfig:
     connector_timeout_s: float
     connect_timeout_s: float
     max_file_size_bytes: int
+
+    # Built once: yarl parses and IDNA-encodes a URL string on every request otherwise.
+    @cached_property
+    def scan_target(self) -> URL:
+        return URL(self.scan_url)
+
+    @cached_property
+    def read_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=None, connect=self.connect_timeout_s, sock_read=self.connector_timeout_s
+        )
+
+    @cached_property
+    def scan_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=None, connect=self.connect_timeout_s, sock_read=self.scanner_timeout_s
+        )
+
+
+@lru_cache(maxsize=1024)
+def read_file_url(connector_url: str) -> URL:
+    return URL(connector_url.rstrip("/") + "/read_file")
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def read_file_body(task: ScanTask, connector: ConnectorRef) -> dict[str, object]:
@@ -69,7 +97,7 @@ async def scan_item(
     """Fetch ``task``'s item from its connector and scan it; raises the shared error family."""
     if task.size_in_bytes is not None and task.size_in_bytes > cfg.max_file_size_bytes:
         return too_large(task.size_in_bytes, cfg.max_file_size_bytes)
-    read_url = connector.url.rstrip("/") + "/read_file"
+    read_url = read_file_url(connector.url)
     headers = scan_headers(
         cfg.auth_token,
         cfg.protected_entity,
@@ -77,10 +105,10 @@ async def scan_item(
     )
     stage = "read_file"
     try:
-        read_timeout = aiohttp.ClientTimeout(
-            total=None, connect=cfg.connect_timeout_s, sock_read=cfg.connector_timeout_s
-        )
-        async with session.post(read_url, json=read_file_body(task, connector), timeout=read_timeout) as resp:
+        request = json.dumps(read_file_body(task, connector)).encode()
+        async with session.post(
+            read_url, data=request, headers=JSON_HEADERS, timeout=cfg.read_timeout
+        ) as resp:
             if resp.status != 200:
                 raise connector_error(resp.status, await resp.content.read(4096), "read_file")
             if resp.content_type == "application/json":
@@ -96,14 +124,11 @@ async def scan_item(
             else:
                 body = resp.content  # streamed to the scanner chunk by chunk, never held whole
             stage = "scan"
-            scan_timeout = aiohttp.ClientTimeout(
-                total=None, connect=cfg.connect_timeout_s, sock_read=cfg.scanner_timeout_s
-            )
             async with session.post(
-                cfg.scan_url,
+                cfg.scan_target,
                 data=body if isinstance(body, bytes) else _chunks(body),
                 headers=headers,
-                timeout=scan_timeout,
+                timeout=cfg.scan_timeout,
             ) as answer:
                 content = await answer.read()
                 if (error := classify_status(answer.status, content)) is not None:
