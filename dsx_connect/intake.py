@@ -84,9 +84,9 @@ def accept(
     ttl = settings.results_db.request_state_ttl_s
     pipe = client.pipeline(transaction=False)
     for job_id in per_job:
-        connector = next(t for t in tasks if t.job_id == job_id)
+        first = next(t for t in tasks if t.job_id == job_id)
         kind = "single" if job_id in singles else "full_scan"
-        jobs.ensure(pipe, job_id, connector.connector_uuid, connector.connector_name, kind)
+        jobs.ensure(pipe, job_id, first.connector_uuid, first.connector_name, kind)
         if job_id in singles:  # a job of one: its enumeration is done by definition
             pipe.hset(keys.job(job_id), mapping={"enqueue_done": "1", "reported_total": "1"})
     for task in tasks:

@@ -105,8 +105,14 @@ def start_full_scan(
             502, f"connector refused the full scan ({started.status_code}): {started.text[:300]}"
         )
     response.headers["X-Job-Id"] = job_id
-    return StatusResponse(
-        status="success", message="full scan started", id=job_id, job_id=job_id, estimate=estimate
+    return StatusResponse.model_validate(
+        {
+            "status": "success",
+            "message": "full scan started",
+            "id": job_id,
+            "job_id": job_id,
+            "estimate": estimate,
+        }
     )
 
 
@@ -171,7 +177,7 @@ def get_connector_state(
     uuid: Annotated[str, Path(max_length=64)], namespace: Name, key: Name, client: RedisDep
 ) -> str:
     """Read back a connector's stored cursor."""
-    value = client.hget(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key)
+    value: str | None = client.hget(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key)
     if value is None:
         raise HTTPException(404, f"no state {namespace}/{key} for connector {uuid}")
     return value

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from dsx_connect import intake, keys
 from dsx_connect.api.deps import JobsDep, RedisDep, RegistryDep, ResultsDep, SettingsDep, publish_scan_batch
-from shared.models import ScanRequest, ScanRequestBatch, StatusResponse
+from shared.models import ScanRequest, ScanRequestBatch, ScanTask, StatusResponse
 
 router = APIRouter(prefix="/scan", tags=["scan requests"])
 
@@ -20,7 +20,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def _accept(
     requests: list[ScanRequest], registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
-):  # type: ignore[no-untyped-def]
+) -> list[ScanTask]:
     try:
         return intake.accept(
             requests,
@@ -42,12 +42,14 @@ def submit_scan_request(
 ) -> StatusResponse:
     """Accept one item for scanning; answers 202 with the scan request id."""
     (task,) = _accept([request], registry, jobs, client, settings)
-    return StatusResponse(
-        status="success",
-        message="scan request accepted",
-        description=task.location,
-        id=task.id,
-        job_id=task.job_id,
+    return StatusResponse.model_validate(
+        {
+            "status": "success",
+            "message": "scan request accepted",
+            "description": task.location,
+            "id": task.id,
+            "job_id": task.job_id,
+        }
     )
 
 
@@ -57,12 +59,14 @@ def submit_scan_request_batch(
 ) -> StatusResponse:
     """Accept many items at once (all or none); answers 202 with their ids in order."""
     tasks = _accept(batch.requests, registry, jobs, client, settings)
-    return StatusResponse(
-        status="success",
-        message=f"{len(tasks)} scan requests accepted",
-        id=tasks[0].job_id if len({t.job_id for t in tasks}) == 1 else None,
-        ids=[t.id for t in tasks],
-        accepted=len(tasks),
+    return StatusResponse.model_validate(
+        {
+            "status": "success",
+            "message": f"{len(tasks)} scan requests accepted",
+            "id": tasks[0].job_id if len({t.job_id for t in tasks}) == 1 else None,
+            "ids": [t.id for t in tasks],
+            "accepted": len(tasks),
+        }
     )
 
 

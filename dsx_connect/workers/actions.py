@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import httpx
 
@@ -20,7 +21,12 @@ log = logging.getLogger(__name__)
 ACTION_RECORD_TTL_S = 7 * 86400
 
 
-def run_action_batch(ctx: WorkerContext, items: list[ItemOutcome], dispatch: Dispatch, requeue) -> None:  # type: ignore[no-untyped-def]
+def run_action_batch(
+    ctx: WorkerContext,
+    items: list[ItemOutcome],
+    dispatch: Dispatch,
+    requeue: Callable[[list[ItemOutcome], float], None],
+) -> None:
     done: list[ItemOutcome] = []
     retry: list[ItemOutcome] = []
     for item in items:

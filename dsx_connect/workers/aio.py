@@ -20,7 +20,7 @@ def _loop() -> asyncio.AbstractEventLoop:
         try:
             import uvloop
 
-            loop = uvloop.new_event_loop()
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
             loop = asyncio.new_event_loop()
         _state.update(pid=os.getpid(), loop=loop, session=None)

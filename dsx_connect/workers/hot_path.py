@@ -8,6 +8,7 @@ functions, so the wire behaviour matches the httpx client used elsewhere.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -141,6 +142,6 @@ async def scan_item(
         raise RetryableError(f"{stage}: {where} unreachable or timed out: {exc!r}") from None
 
 
-async def _chunks(stream: aiohttp.StreamReader):  # type: ignore[no-untyped-def]
+async def _chunks(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     async for chunk in stream.iter_chunked(CHUNK):
         yield chunk

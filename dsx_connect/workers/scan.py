@@ -11,13 +11,14 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from typing import Literal
 
 from dsx_connect.workers import aio
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import scan_item
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.errors import DsxError, RetryableError
-from shared.models import EventError, ScanTask
+from shared.models import DsxaVerdict, EventError, ScanTask
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
                 extra={"request_id": task.id, "attempt": nxt.attempt},
             )
         elif isinstance(result, DsxError):
-            kind = "exhausted" if isinstance(result, RetryableError) else "permanent"
+            kind: Literal["exhausted", "permanent"] = (
+                "exhausted" if isinstance(result, RetryableError) else "permanent"
+            )
             message = (
                 result.message
                 if kind == "permanent"
@@ -76,7 +79,7 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
             outcomes.append(
                 ItemOutcome(task=task, connector=ref, error=EventError(kind=kind, message=message))
             )
-        else:
+        elif isinstance(result, DsxaVerdict):
             outcomes.append(ItemOutcome(task=task, connector=ref, verdict=result))
 
     for delay, items in retry.items():

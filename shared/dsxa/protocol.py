@@ -68,7 +68,7 @@ def _flatten(body: dict[str, Any]) -> dict[str, Any]:
     details = flat.pop("details", None)
     if isinstance(details, dict):
         for key, value in details.items():
-            flat.setdefault(_NESTED_KEYS.get(key, key), value)
+            flat.setdefault(_NESTED_KEYS.get(str(key), str(key)), value)
     for key in list(flat):
         if key in _NESTED_KEYS:
             flat.setdefault(_NESTED_KEYS[key], flat.pop(key))
