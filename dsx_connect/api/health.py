@@ -13,6 +13,7 @@ from dsx_connect.api.deps import RedisDep, SettingsDep
 from dsx_connect.version import __version__
 from shared.dsxa.client import DsxaClient
 from shared.errors import DsxError
+from shared.health import liveness_router
 
 probe_router = APIRouter(tags=["health"])  # mounted at the root and under the API prefix
 router = APIRouter(tags=["service"])
@@ -22,16 +23,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-@probe_router.get("/alive")
-def alive() -> dict[str, str]:
-    """The process answers (no dependency touched)."""
-    return {"status": "ok", "ts": _now()}
-
-
-@probe_router.get("/ping")
-def ping() -> dict[str, str]:
-    """The process answers (no dependency touched)."""
-    return {"status": "pong", "ts": _now()}
+probe_router.include_router(liveness_router())
 
 
 @probe_router.get("/healthz")

@@ -14,21 +14,13 @@ from fastapi.responses import JSONResponse
 
 from dsxa_lite.service import ScanService
 from dsxa_lite.version import __version__
+from shared.health import liveness_router
 from shared.models import utcnow_iso
 
 router = APIRouter(tags=["service"])
 
 
-@router.get("/alive")
-async def alive() -> dict[str, str]:
-    """Liveness, touching nothing (compose health checks)."""
-    return {"status": "ok", "ts": utcnow_iso()}
-
-
-@router.get("/ping")
-async def ping() -> dict[str, str]:
-    """Liveness, touching nothing."""
-    return {"status": "pong", "ts": utcnow_iso()}
+router.include_router(liveness_router())
 
 
 @router.get("/healthz")

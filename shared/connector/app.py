@@ -14,10 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.connector.base import Connector
 from shared.connector.responses import error_response
-from shared.connector.routes import connector_router, fast_read_route, health_router, liveness_router
+from shared.connector.routes import connector_router, fast_read_route, health_router
 from shared.connector.runtime import ConnectorRuntime
 from shared.connector.security import RequestVerifier, core_auth, verify_core_request
 from shared.errors import DsxError
+from shared.health import liveness_router
 from shared.logging import configure_logging, request_id_var
 
 

@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.routing import Route
 
+from shared.connector.base import WebhookReply
 from shared.connector.errors import UnsupportedError, http_status
 from shared.connector.responses import content_response, error_response
 from shared.connector.runtime import ConnectorRuntime
@@ -101,23 +102,6 @@ def health_router() -> APIRouter:
                 {"status": "error", "failing": list(failing), "message": message}, status_code=503
             )
         return JSONResponse({"status": "ready", "ts": utcnow_iso()})
-
-    return router
-
-
-def liveness_router() -> APIRouter:
-    """``/alive`` and ``/ping`` (SPEC §1): no dependency touched."""
-    router = APIRouter(tags=["health"])
-
-    @router.get("/alive")
-    async def alive() -> dict[str, str]:
-        """Liveness probe."""
-        return {"status": "ok", "ts": utcnow_iso()}
-
-    @router.get("/ping")
-    async def ping() -> dict[str, str]:
-        """Liveness probe."""
-        return {"status": "pong", "ts": utcnow_iso()}
 
     return router
 
@@ -278,13 +262,22 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         return JSONResponse(body.model_dump(mode="json"))
 
     @signed.post("/webhook/event")
-    async def receive_webhook_event(runtime: Runtime, event: Annotated[Any, Body()] = None) -> StatusResponse:
+    async def receive_webhook_event(runtime: Runtime, event: Annotated[Any, Body()] = None) -> JSONResponse:
         """A storage change notification; the items it names are submitted for scanning."""
-        items = await runtime.connector.webhook(event if isinstance(event, dict) else {"events": event})
-        accepted = await runtime.submit_items(items)
-        return StatusResponse.model_validate(
+        if isinstance(event, bytes | str):  # JSON sent as text/plain (SNS does)
+            try:
+                event = json.loads(event) if event.strip() else None
+            except ValueError as exc:
+                return _invalid(f"body is not JSON: {exc}")
+        answer = await runtime.connector.webhook(event if isinstance(event, dict) else {"events": event})
+        reply = answer if isinstance(answer, WebhookReply) else None
+        accepted = await runtime.submit_items(reply.items if reply else answer)  # type: ignore[arg-type]
+        if reply is not None:
+            return JSONResponse(reply.body, status_code=reply.status_code)
+        body = StatusResponse.model_validate(
             {"status": "success", "message": f"{accepted} item(s) submitted", "submitted": accepted}
         )
+        return JSONResponse(body.model_dump(mode="json"))
 
     router.include_router(signed)
     router.include_router(public)
