@@ -73,30 +73,29 @@ class ItemOutcome(BaseModel):
         )
 
     def to_event(self, engine_version: str = "") -> ScanResultEvent:
+        """The result event of SPEC §7; a failed scan is a ``Not Scanned`` event carrying its error."""
         task, verdict = self.task, self.verdict
+        common: dict[str, Any] = {
+            "scan_request_id": task.id,
+            "job_id": task.job_id,
+            "connector": EventConnector(name=self.connector.name, uuid=self.connector.uuid),
+            "location": task.location,
+            "metainfo": task.metainfo,
+            "action": self.action or EventAction(requested=self.planned_action().value),
+            "error": self.error,
+        }
         if verdict is None:
             message = self.error.message if self.error else "not scanned"
-            details = VerdictDetails(event_description="File could not be scanned", reason=message)
             return ScanResultEvent(
-                scan_request_id=task.id,
-                job_id=task.job_id,
-                connector=EventConnector(name=self.connector.name, uuid=self.connector.uuid),
-                location=task.location,
-                metainfo=task.metainfo,
+                **common,
                 verdict=Verdict.NOT_SCANNED.value,
-                verdict_details=details,
+                verdict_details=VerdictDetails(event_description="File could not be scanned", reason=message),
                 file_info=EventFileInfo(size_in_bytes=task.size_in_bytes or 0),
-                action=self.action or EventAction(requested=self.planned_action().value),
                 severity=severity_for(Verdict.NOT_SCANNED.value, failed=True),
-                error=self.error,
             )
         extra = verdict.model_extra or {}
         return ScanResultEvent(
-            scan_request_id=task.id,
-            job_id=task.job_id,
-            connector=EventConnector(name=self.connector.name, uuid=self.connector.uuid),
-            location=task.location,
-            metainfo=task.metainfo,
+            **common,
             verdict=verdict.verdict,
             verdict_details=verdict.verdict_details,
             file_info=EventFileInfo(
@@ -104,7 +103,6 @@ class ItemOutcome(BaseModel):
                 size_in_bytes=verdict.file_info.file_size_in_bytes,
                 sha256=verdict.file_info.file_hash,
             ),
-            action=self.action or EventAction(requested=self.planned_action().value),
             scanner=EventScanner(
                 scan_guid=verdict.scan_guid,
                 duration_us=verdict.scan_duration_in_microseconds,
@@ -112,5 +110,4 @@ class ItemOutcome(BaseModel):
                 cached=bool(extra.get("cached", False)),
             ),
             severity=severity_for(verdict.verdict),
-            error=self.error,
         )
