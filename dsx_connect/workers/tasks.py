@@ -62,10 +62,14 @@ def verdict_action_batch(items: list[dict[str, Any]]) -> int:
 
 @celery_app.task(name=RESULT_TASK, **RETRY)
 def store_results_batch(items: list[dict[str, Any]]) -> int:
-    """Store results, update stats and job counters, then publish the new ones."""
-    events = run_store_batch(worker_context(), [ItemOutcome.model_validate(i) for i in items])
-    if events:  # references, not bytes: the notifier reads the stored events back
-        notify_results_batch.delay([e.scan_request_id for e in events], sorted({e.job_id for e in events}))
+    """Store results, update stats and job counters, then publish them."""
+    outcomes = [ItemOutcome.model_validate(i) for i in items]
+    events = run_store_batch(worker_context(), outcomes)
+    # Every item is published, the ones a redelivered task found already stored too: the crash that
+    # caused the redelivery may have come before their notification (SSE readers key on the id).
+    # References, not bytes: the notifier reads the stored events back.
+    ids = [o.task.id for o in outcomes]
+    notify_results_batch.delay(ids, sorted({o.task.job_id for o in outcomes}))
     return len(events)
 
 
