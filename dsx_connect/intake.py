@@ -12,6 +12,7 @@ import redis
 from dsx_connect import keys
 from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.jobs.store import JobStore
+from dsx_connect.queues import SCAN_REQUEST_QUEUE
 from dsx_connect.settings import Settings
 from shared.models import RegisteredConnector, ScanRequest, ScanTask
 
@@ -28,6 +29,31 @@ class UnknownConnectors(LookupError):
 
 class MissingConnector(ValueError):
     pass
+
+
+class Backpressure(RuntimeError):
+    """Too much is in flight: the caller should retry after ``retry_after_s`` (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after_s: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def check_capacity(client: redis.Redis, settings: Settings, per_job: dict[str, int]) -> None:
+    """Refuse work past the bounds: the scan queue's depth, and the items in flight per job."""
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(SCAN_REQUEST_QUEUE)
+    for job_id in per_job:
+        pipe.hmget(keys.job(job_id), "accepted", "processed", "skipped")
+    depth, *counts = pipe.execute()
+    if depth >= settings.workers.max_queued_batches:
+        raise Backpressure(f"the scan queue is full ({depth} batches waiting); retry later")
+    for (job_id, adding), (accepted, processed, skipped) in zip(per_job.items(), counts, strict=True):
+        in_flight = int(accepted or 0) - int(processed or 0) - int(skipped or 0)
+        if in_flight + adding > settings.jobs.max_in_flight and in_flight > 0:
+            raise Backpressure(
+                f"job {job_id} has {in_flight} items in flight (bound {settings.jobs.max_in_flight}); retry later"
+            )
 
 
 def request_id_for(job_id: str, job_item_id: str | None) -> str:
@@ -81,7 +107,7 @@ def accept(
         )
 
     per_job = Counter(t.job_id for t in tasks)
-    ttl = settings.results_db.request_state_ttl_s
+    check_capacity(client, settings, per_job)
     pipe = client.pipeline(transaction=False)
     for job_id in per_job:
         first = next(t for t in tasks if t.job_id == job_id)
@@ -89,27 +115,12 @@ def accept(
         jobs.ensure(pipe, job_id, first.connector_uuid, first.connector_name, kind)
         if job_id in singles:  # a job of one: its enumeration is done by definition
             pipe.hset(keys.job(job_id), mapping={"enqueue_done": "1", "reported_total": "1"})
-    for task in tasks:
-        key = keys.request_state(task.id)
-        pipe.hset(
-            key,
-            mapping={
-                "status": "queued",
-                "job_id": task.job_id,
-                "location": task.location,
-                "connector_uuid": task.connector_uuid,
-                "accepted_at": task.accepted_at,
-            },
-        )
-        pipe.expire(key, ttl)
     pipe.execute()
+    # Counted once per request id before publishing: a batch resubmitted because its answer was lost
+    # (the core died after this point) is published again, and the steps are idempotent on the id.
+    jobs.record_accepted(tasks, settings.results_db.request_state_ttl_s)
 
     size = settings.workers.scan_request_batch_max_size if settings.workers.scan_request_batch_enabled else 1
     for start in range(0, len(tasks), size):
         publish([t.model_dump(mode="json") for t in tasks[start : start + size]])
-
-    pipe = client.pipeline(transaction=False)
-    for job_id, count in per_job.items():
-        jobs.add_accepted(pipe, job_id, count)
-    pipe.execute()
     return tasks

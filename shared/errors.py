@@ -5,7 +5,9 @@
     │   ├── NotFoundError     the item or resource does not exist (404)
     │   └── OutsideAssetError a location escapes the connector's asset
     └── RetryableError        retry with backoff: 5xx, timeouts, connection errors,
-                              a scanner that is still initialising
+        │                     a scanner that is still initialising
+        ├── ScannerUnavailable    the scanner hop failed (feeds the scanner's circuit breaker)
+        └── ConnectorUnavailable  the connector hop failed
 
 Workers decide whether to retry from the class alone, without knowing which library raised.
 """
@@ -34,3 +36,11 @@ class OutsideAssetError(PermanentError):
 
 class RetryableError(DsxError):
     """A transient failure: retry with capped exponential backoff."""
+
+
+class ScannerUnavailable(RetryableError):
+    """The scanner did not answer, or answered 5xx / not ready."""
+
+
+class ConnectorUnavailable(RetryableError):
+    """The connector did not answer, or answered 5xx."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -9,6 +10,7 @@ import httpx
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from dsx_connect import keys
 from dsx_connect.api.deps import RedisDep, SettingsDep
 from dsx_connect.version import __version__
 from shared.dsxa.client import DsxaClient
@@ -53,6 +55,10 @@ def readyz(settings: SettingsDep, client: RedisDep) -> JSONResponse:
         checks["scanner"] = "ok"
     except httpx.HTTPError as exc:
         checks["scanner"] = f"unreachable: {type(exc).__name__}"
+    if checks["redis"] == "ok":
+        breaker = client.hgetall(keys.SCANNER_BREAKER)
+        if breaker.get("state") == "open" and float(breaker.get("open_until") or 0) > time.time():
+            checks["scanner"] = f"circuit open (scans wait): {breaker.get('last_error', '')}"[:300]
     failing = [name for name, state in checks.items() if state != "ok"]
     body = {
         "status": "ok" if not failing else "unavailable",

@@ -15,6 +15,7 @@ router = APIRouter(prefix="/scan", tags=["scan requests"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "the connector is not registered"},
     422: {"description": "malformed scan request"},
+    429: {"description": "too much in flight (back-pressure): retry after `Retry-After` seconds"},
 }
 
 
@@ -34,6 +35,8 @@ def _accept(
         raise HTTPException(422, str(exc)) from None
     except intake.UnknownConnectors as exc:
         raise HTTPException(404, str(exc)) from None
+    except intake.Backpressure as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
 
 
 @router.post("/request", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)

@@ -28,29 +28,54 @@ local prefix, retain, now_iso, now_ts = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARG
 local results, index, seq_key, stats = prefix .. ':results', prefix .. ':results:idx',
   prefix .. ':results:seq', prefix .. ':stats'
 local stored, touched, top = {}, {}, nil
+local function count(key, verdict, bytes, failed, action, sign)
+  redis.call('HINCRBY', key, 'verdict:' .. verdict, sign)
+  if bytes ~= 0 then redis.call('HINCRBY', key, 'bytes_scanned', sign * bytes) end  -- never '-0'
+  if failed == '1' then redis.call('HINCRBY', key, 'errors', sign) end
+  if action ~= '' then redis.call('HINCRBY', key, 'action:' .. action, sign) end
+end
 for i = 5, #ARGV, 8 do
   local id, event, verdict, bytes, failed, action, job_id, connector =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  local job = prefix .. ':job:' .. job_id
   if redis.call('HSETNX', results, id, event) == 1 then
     local seq = redis.call('INCR', seq_key)
-    local job = prefix .. ':job:' .. job_id
     redis.call('ZADD', index, seq, id)
     redis.call('ZADD', prefix .. ':results:idx:verdict:' .. verdict, seq, id)
     redis.call('ZADD', prefix .. ':results:idx:connector:' .. connector, seq, id)
     redis.call('ZADD', prefix .. ':results:idx:job:' .. job_id, seq, id)
-    for _, key in ipairs({stats, job}) do
-      redis.call('HINCRBY', key, 'verdict:' .. verdict, 1)
-      redis.call('HINCRBY', key, 'bytes_scanned', bytes)
-      if failed == '1' then redis.call('HINCRBY', key, 'errors', 1) end
-      if action ~= '' then redis.call('HINCRBY', key, 'action:' .. action, 1) end
-    end
+    count(stats, verdict, bytes, failed, action, 1)
+    count(job, verdict, bytes, failed, action, 1)
     redis.call('HINCRBY', stats, 'total', 1)
     redis.call('HINCRBY', job, 'processed', 1)
     redis.call('DEL', prefix .. ':req:' .. id)
     touched[job] = true
     stored[#stored + 1] = 1
   else
-    stored[#stored + 1] = 0
+    -- Already stored. A failed result (scan error, or failed action) is replaced by the outcome of a
+    -- requeued dead letter, its counts moved; anything else is a redelivered duplicate, ignored.
+    local old = cjson.decode(redis.call('HGET', results, id))
+    local old_failed = old.error ~= nil and old.error ~= cjson.null
+    local old_action = type(old.action) == 'table' and old.action or {}
+    if (old_failed or old_action.status == 'error') and event ~= redis.call('HGET', results, id) then
+      local old_applied = old_action.applied == true and old_action.requested or ''
+      local old_bytes = tonumber((type(old.file_info) == 'table' and old.file_info.size_in_bytes) or 0) or 0
+      local old_flag = old_failed and '1' or '0'
+      count(stats, old.verdict, old_bytes, old_flag, old_applied, -1)
+      count(job, old.verdict, old_bytes, old_flag, old_applied, -1)
+      count(stats, verdict, bytes, failed, action, 1)
+      count(job, verdict, bytes, failed, action, 1)
+      redis.call('HSET', results, id, event)
+      local seq = redis.call('ZSCORE', index, id)
+      if seq then
+        redis.call('ZREM', prefix .. ':results:idx:verdict:' .. old.verdict, id)
+        redis.call('ZADD', prefix .. ':results:idx:verdict:' .. verdict, seq, id)
+      end
+      touched[job] = true
+      stored[#stored + 1] = 2
+    else
+      stored[#stored + 1] = 0
+    end
   end
 end
 for job, _ in pairs(touched) do
@@ -82,7 +107,11 @@ class ResultStore:
         self._store = client.register_script(_STORE_LUA)
 
     def store_many(self, events: Sequence[ScanResultEvent]) -> list[bool]:
-        """Store each event once; returns, per event, whether this call stored it (False: a duplicate)."""
+        """Store each event once; returns, per event, whether this call stored it (False: a duplicate).
+
+        A stored result that records a failure (scan error, failed action) is replaced by a later
+        outcome of the same request (a requeued dead letter), its counts moved to the new verdict.
+        """
         if not events:
             return []
         args: list[str | int | float] = [keys.PREFIX, self.retain, utcnow_iso(), time.time()]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 
 from dsx_connect import keys
+from dsx_connect.dlq.store import DeadLetter
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import connector_error, read_file_body
 from dsx_connect.workers.outcome import ItemOutcome
@@ -29,6 +30,7 @@ def run_action_batch(
 ) -> None:
     done: list[ItemOutcome] = []
     retry: list[ItemOutcome] = []
+    dead: list[DeadLetter] = []
     for item in items:
         recorded = ctx.jobs.redis.get(keys.action_done(item.task.id))
         if recorded is not None:  # a redelivered task: the connector already acted
@@ -51,12 +53,20 @@ def run_action_batch(
                 status="error",
                 message=f"gave up after {item.action_attempt + 1} attempts: {exc.message}",
             )
+            dead.append(
+                DeadLetter(
+                    id=item.task.id, stage="action", reason=action.message, attempts=item.action_attempt + 1,
+                    job_id=item.task.job_id, connector_uuid=item.connector.uuid, location=item.task.location,
+                    payload=item.model_copy(update={"action_attempt": 0}).dump(),
+                )
+            )  # fmt: skip
         except DsxError as exc:
             action = EventAction(requested=item.planned_action().value, status="error", message=exc.message)
-        ctx.jobs.redis.set(
-            keys.action_done(item.task.id), action.model_dump_json(), nx=True, ex=ACTION_RECORD_TTL_S
-        )
-        if action.status == "error":
+        if action.status != "error":  # applied (or refused for good): never ask the connector twice
+            ctx.jobs.redis.set(
+                keys.action_done(item.task.id), action.model_dump_json(), nx=True, ex=ACTION_RECORD_TTL_S
+            )
+        else:
             log.warning(
                 "action %s on %s failed: %s",
                 action.requested,
@@ -65,6 +75,7 @@ def run_action_batch(
                 extra={"request_id": item.task.id},
             )
         done.append(item.model_copy(update={"action": action}))
+    ctx.dead_letters.add_many(dead)
     if retry:
         requeue(retry, ctx.backoff(max(i.action_attempt for i in retry)))
     if done:

@@ -10,10 +10,12 @@ from functools import lru_cache
 import httpx
 
 from dsx_connect.connectors.registry import ConnectorRegistry
+from dsx_connect.dlq.store import DeadLetterStore
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.redis_client import get_redis
 from dsx_connect.results.store import ResultStore
 from dsx_connect.settings import Settings, get_settings
+from dsx_connect.workers.breaker import ScannerBreaker
 from dsx_connect.workers.hot_path import ScanConfig
 from shared.models import RegisteredConnector
 
@@ -28,6 +30,8 @@ class WorkerContext:
     results: ResultStore
     http: httpx.Client
     scan_config: ScanConfig
+    breaker: ScannerBreaker
+    dead_letters: DeadLetterStore
     _connectors: dict[str, tuple[float, RegisteredConnector | None]] = field(default_factory=dict)
 
     def connector(self, uuid: str) -> RegisteredConnector | None:
@@ -74,6 +78,13 @@ def _context(pid: int) -> WorkerContext:
             connect_timeout_s=scanner.connect_timeout_s,
             max_file_size_bytes=scanner.max_file_size_bytes,
         ),
+        breaker=ScannerBreaker(
+            client,
+            settings.workers.breaker_threshold,
+            settings.workers.breaker_open_s,
+            settings.workers.breaker_open_max_s,
+        ),
+        dead_letters=DeadLetterStore(client, settings.dlq.retain_s),
     )
 
 

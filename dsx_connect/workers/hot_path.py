@@ -17,7 +17,14 @@ from yarl import URL
 
 from dsx_connect.workers.outcome import ConnectorRef
 from shared.dsxa.protocol import classify_status, custom_metadata, error_reason, parse_verdict, scan_headers
-from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
+from shared.errors import (
+    ConnectorUnavailable,
+    DsxError,
+    NotFoundError,
+    PermanentError,
+    RetryableError,
+    ScannerUnavailable,
+)
 from shared.models import DsxaFileInfo, DsxaVerdict, ScanTask, Verdict, VerdictDetails
 
 SMALL_BODY = 1 << 20  # read whole below this; stream above it
@@ -79,7 +86,7 @@ def connector_error(status: int, body: bytes, what: str) -> DsxError:
         return NotFoundError(f"{what}: item not found on the connector ({reason})", status_code=status)
     if 400 <= status < 500 and status not in (408, 429):
         return PermanentError(f"{what}: connector refused ({status}): {reason}", status_code=status)
-    return RetryableError(f"{what}: connector unavailable ({status}): {reason}", status_code=status)
+    return ConnectorUnavailable(f"{what}: connector unavailable ({status}): {reason}", status_code=status)
 
 
 def too_large(size: int, limit: int) -> DsxaVerdict:
@@ -132,14 +139,19 @@ async def scan_item(
                 timeout=cfg.scan_timeout,
             ) as answer:
                 content = await answer.read()
-                if (error := classify_status(answer.status, content)) is not None:
-                    raise error
-                return parse_verdict(content)
+                if (error := classify_status(answer.status, content)) is None:
+                    return parse_verdict(content)
+                raise error
+    except (ScannerUnavailable, ConnectorUnavailable):
+        raise
+    except RetryableError as exc:  # the scanner's answer said "try again" (5xx, initialising)
+        raise ScannerUnavailable(exc.message, status_code=exc.status_code) from None
     except DsxError:
         raise
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        where = "connector" if stage == "read_file" else "scanner"
-        raise RetryableError(f"{stage}: {where} unreachable or timed out: {exc!r}") from None
+        if stage == "read_file":
+            raise ConnectorUnavailable(f"read_file: connector unreachable or timed out: {exc!r}") from None
+        raise ScannerUnavailable(f"scan: scanner unreachable or timed out: {exc!r}") from None
 
 
 async def _chunks(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:

@@ -13,11 +13,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Literal
 
+from dsx_connect.dlq.store import DeadLetter
 from dsx_connect.workers import aio
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import scan_item
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
-from shared.errors import DsxError, RetryableError
+from shared.errors import DsxError, RetryableError, ScannerUnavailable
 from shared.models import DsxaVerdict, EventError, ScanTask
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,23 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
         else:
             to_scan.append((task, ConnectorRef.of(connector)))
 
+    breaker = ctx.breaker.state()
+    if breaker.is_open and to_scan:  # the scanner is down: wait for it, keep the retries
+        delay = max(breaker.open_until - time.time(), 0.0) + ctx.backoff(1) / 2
+        dispatch.rescan([task for task, _ in to_scan], delay)
+        log.info("scanner circuit open: %d items wait %.1fs", len(to_scan), delay)
+        to_scan = []
+
     started = time.monotonic()
     results = aio.run(_scan_all(ctx, to_scan)) if to_scan else []
+    reopen_at = _update_breaker(ctx, results, probing=breaker.state == "half_open")
     retry: dict[float, list[ScanTask]] = defaultdict(list)
+    dead: list[DeadLetter] = []
     max_retries = ctx.settings.workers.max_retries
     for (task, ref), result in zip(to_scan, results, strict=True):
-        if isinstance(result, RetryableError) and task.attempt < max_retries:
+        if isinstance(result, ScannerUnavailable) and reopen_at:
+            retry[round(max(reopen_at - time.time(), 0.0), 1)].append(task)  # not counted as an attempt
+        elif isinstance(result, RetryableError) and task.attempt < max_retries:
             nxt = task.model_copy(update={"attempt": task.attempt + 1})
             retry[round(ctx.backoff(nxt.attempt), 1)].append(nxt)
             log.warning(
@@ -79,9 +91,18 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
             outcomes.append(
                 ItemOutcome(task=task, connector=ref, error=EventError(kind=kind, message=message))
             )
+            if kind == "exhausted":
+                dead.append(
+                    DeadLetter(
+                        id=task.id, stage="scan", reason=message, attempts=task.attempt + 1, job_id=task.job_id,
+                        connector_uuid=task.connector_uuid, location=task.location,
+                        payload=task.model_copy(update={"attempt": 0}).model_dump(mode="json"),
+                    )
+                )  # fmt: skip
         elif isinstance(result, DsxaVerdict):
             outcomes.append(ItemOutcome(task=task, connector=ref, verdict=result))
 
+    ctx.dead_letters.add_many(dead)
     for delay, items in retry.items():
         dispatch.rescan(items, delay)
     verdict_counts = Counter(o.verdict.verdict if o.verdict else "failed" for o in outcomes)
@@ -98,6 +119,20 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
         dispatch.act(needs_action)
     if done:
         dispatch.store(done)
+
+
+def _update_breaker(ctx: WorkerContext, results: list[object], probing: bool) -> float:
+    """Feed the batch's outcome to the scanner's breaker; returns when it may close if it is open."""
+    if any(isinstance(r, DsxaVerdict) for r in results):
+        ctx.breaker.record_success()
+        return 0.0
+    failures = [r for r in results if isinstance(r, ScannerUnavailable)]
+    if not failures:
+        return 0.0
+    reopen_at = ctx.breaker.record_failure(failures[0].message, probing=probing)
+    if reopen_at:
+        log.warning("scanner circuit opened until %.0f: %s", reopen_at, failures[0].message)
+    return reopen_at
 
 
 def _hold_paused_and_drop_cancelled(

@@ -140,3 +140,83 @@ def test_jobs_list_newest_first(client: redis.Redis) -> None:
     first, second = jobs.create("c1"), jobs.create("c1")
     items, total = jobs.list()
     assert total == 2 and items[0]["job_id"] == second and items[1]["job_id"] == first
+
+
+def test_a_failed_result_is_replaced_by_a_later_success_and_counts_move(client: redis.Redis) -> None:
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1")
+    failed = event(1, job=job_id, verdict="Not Scanned", error=EventError(kind="exhausted", message="down"))
+    assert results.store_many([failed]) == [True]
+    assert results.stats()["errors"] == 1
+    fixed = event(
+        1,
+        job=job_id,
+        verdict="Malicious",
+        action=EventAction(requested="move", applied=True, status="success"),
+    )
+    assert results.store_many([fixed]) == [True]
+    stats = results.stats()
+    assert stats["total"] == 1 and stats["errors"] == 0
+    assert stats["verdicts"]["Not Scanned"] == 0 and stats["verdicts"]["Malicious"] == 1
+    assert stats["actions"] == {"move": 1}
+    job = jobs.get(job_id)
+    assert (
+        job["processed"] == 1 and job["errors"] == 0 and job["verdicts"] == {"Not Scanned": 0, "Malicious": 1}
+    )
+    assert results.get("r1")["verdict"] == "Malicious"
+    assert [i["scan_request_id"] for i in results.query(verdict="Malicious")[0]] == ["r1"]
+    assert results.query(verdict="Not Scanned")[0] == []
+
+
+def test_a_successful_result_is_never_replaced(client: redis.Redis) -> None:
+    results = ResultStore(client, retain=100)
+    results.store_many([event(1, verdict="Benign")])
+    assert results.store_many([event(1, verdict="Malicious")]) == [False]
+    assert results.get("r1")["verdict"] == "Benign"
+    assert results.stats()["verdicts"]["Malicious"] == 0
+
+
+def test_dead_letters_are_listed_taken_and_expired(client: redis.Redis) -> None:
+    from dsx_connect.dlq.store import DeadLetter, DeadLetterStore
+
+    store = DeadLetterStore(client, retain_s=3600)
+    letters = [
+        DeadLetter(id=f"r{n}", stage="scan" if n else "action", reason="gave up", attempts=6, job_id="j",
+                   connector_uuid="c", location=f"f{n}", payload={"id": f"r{n}"})
+        for n in range(3)
+    ]  # fmt: skip
+    store.add_many(letters)
+    stats = store.stats()
+    assert stats["count"] == 3 and stats["by_stage"] == {"scan": 2, "action": 1}
+    items, total = store.items(limit=2)
+    assert total == 3 and len(items) == 2
+    assert [letter.id for letter in store.take(["r1", "nope"])] == ["r1"]
+    assert store.stats()["count"] == 2
+    client.zadd("dsxc:dlq:idx", {"r2": 1.0})  # pretend r2 failed long ago
+    assert store.expire() == 1
+    assert store.clear() == 1 and store.stats()["count"] == 0
+
+
+def test_intake_refuses_work_past_its_bounds(client: redis.Redis) -> None:
+    from dsx_connect.intake import Backpressure, check_capacity
+    from dsx_connect.settings import Settings
+
+    settings = Settings(workers={"max_queued_batches": 3}, jobs={"max_in_flight": 10})
+    check_capacity(client, settings, {"j1": 5})
+    client.rpush("scan_request_queue", "a", "b", "c")
+    with pytest.raises(Backpressure, match="queue is full"):
+        check_capacity(client, settings, {"j1": 5})
+    client.delete("scan_request_queue")
+    client.hset("dsxc:job:j1", mapping={"accepted": 12, "processed": 4, "skipped": 1})
+    with pytest.raises(Backpressure, match="7 items in flight"):
+        check_capacity(client, settings, {"j1": 5})
+    check_capacity(client, settings, {"j1": 3})
+
+
+def test_replacing_a_failed_result_of_an_unknown_size(client: redis.Redis) -> None:
+    results = ResultStore(client, retain=100)
+    failed = event(1, verdict="Not Scanned", error=EventError(kind="exhausted", message="down"))
+    failed.file_info.size_in_bytes = 0  # the size was never learnt
+    results.store_many([failed])
+    assert results.store_many([event(1, verdict="Benign")]) == [True]
+    assert results.stats()["bytes_scanned"] == 10 and results.stats()["errors"] == 0

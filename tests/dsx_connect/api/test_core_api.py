@@ -195,7 +195,9 @@ def test_enqueue_done_records_the_total(api: httpx.Client, registered: dict[str,
     assert api.post("/scan/jobs/unknown/enqueue_done", json={"enqueued_total": 1}).status_code == 404
 
 
-def test_enqueue_done_can_report_a_failed_enumeration(api: httpx.Client, registered: dict[str, object]) -> None:
+def test_enqueue_done_can_report_a_failed_enumeration(
+    api: httpx.Client, registered: dict[str, object]
+) -> None:
     job_id = uuid.uuid4().hex
     api.post("/scan/request", json=scan_request(registered, scan_job_id=job_id))
     body = {"enqueued_total": 1, "status": "failed", "error": "bucket vanished"}
@@ -264,3 +266,35 @@ def test_request_id_is_echoed(api: httpx.Client) -> None:
 def test_dashboard_is_served(core: Core) -> None:
     response = httpx.get(core.url + "/")
     assert response.status_code == 200 and "dsx-connect" in response.text
+
+
+def test_dead_letters_can_be_listed_requeued_and_cleared(core: Core, api: httpx.Client) -> None:
+    from dsx_connect.dlq.store import DeadLetter, DeadLetterStore
+
+    store = DeadLetterStore(core.redis, retain_s=3600)
+    store.clear()
+    task = {"id": "dl-1", "connector_uuid": "c", "location": "x.txt", "job_id": "j-dl"}
+    store.add_many(
+        [
+            DeadLetter(id=f"dl-{n}", stage="scan", reason="gave up after 6 attempts: connector unreachable",
+                       attempts=6, job_id="j-dl", connector_uuid="c", location="x.txt", payload={**task, "id": f"dl-{n}"})
+            for n in (1, 2, 3)
+        ]
+    )  # fmt: skip
+    stats = api.get("/dlq/stats").json()
+    assert stats["count"] == 3 and stats["by_stage"]["scan"] == 3
+    items = api.get("/dlq/items", params={"limit": 2}).json()
+    assert (
+        items["total"] == 3
+        and len(items["items"]) == 2
+        and "connector unreachable" in items["items"][0]["reason"]
+    )
+    assert api.get("/admin/dead-letter/stats").json()["count"] == 3
+    before = core.redis.llen("scan_request_queue")
+    requeued = api.post("/dlq/requeue", json={"ids": ["dl-1", "missing"]}).json()
+    assert requeued["requeued"] == 1 and requeued["not_found"] == ["missing"]
+    assert core.redis.llen("scan_request_queue") == before + 1
+    assert api.post("/dlq/requeue", json={}).status_code == 422
+    assert api.delete("/dlq", params={"id": "dl-2"}).json()["cleared"] == 1
+    assert api.delete("/dlq").json()["cleared"] == 1
+    assert api.get("/dlq/stats").json()["count"] == 0

@@ -33,6 +33,8 @@ class Pipeline:
     connector: dict[str, object]
     dsxa: ServiceProcess
     dsxa_port: int
+    fs: ServiceProcess
+    fs_port: int
     logs: Path
 
     def submit(self, location: str, **extra: object) -> dict[str, object]:
@@ -52,6 +54,10 @@ class Pipeline:
         self.dsxa = ServiceProcess(self.dsxa.name, self.dsxa.argv, self.dsxa.env, self.logs).start()
         self.dsxa.wait_healthy(f"http://127.0.0.1:{self.dsxa_port}/healthz")
 
+    def restart_connector(self) -> None:
+        self.fs = ServiceProcess(self.fs.name, self.fs.argv, self.fs.env, self.logs).start()
+        self.fs.wait_healthy(f"http://127.0.0.1:{self.fs_port}/filesystem-connector/healthz")
+
 
 @pytest.fixture(scope="module")
 def pipeline(redis_url: str, tmp_path_factory: pytest.TempPathFactory, logs_dir: Path) -> Iterator[Pipeline]:
@@ -70,6 +76,8 @@ def pipeline(redis_url: str, tmp_path_factory: pytest.TempPathFactory, logs_dir:
         DSXCONNECT_WORKERS__MAX_RETRIES="2",
         DSXCONNECT_WORKERS__RETRY_BACKOFF_S="0.2",
         DSXCONNECT_WORKERS__RETRY_BACKOFF_MAX_S="0.5",
+        DSXCONNECT_WORKERS__BREAKER_OPEN_S="0.5",
+        DSXCONNECT_WORKERS__BREAKER_OPEN_MAX_S="1",
     )
     procs = [
         ServiceProcess(f"pipe-dsxa-{dsxa_port}", uvicorn_argv("dsxa_lite.app:app", dsxa_port), base_env(), logs_dir),
@@ -112,14 +120,17 @@ def pipeline(redis_url: str, tmp_path_factory: pytest.TempPathFactory, logs_dir:
         connectors = wait_for(
             lambda: api.get("/connectors/list").json(), timeout=30, what="connector registration"
         )
-        pipe = Pipeline(api, conn, asset, quarantine, connectors[0], procs[0], dsxa_port, logs_dir)  # type: ignore[index]
+        pipe = Pipeline(
+            api, conn, asset, quarantine, connectors[0], procs[0], dsxa_port, procs[3], fs_port, logs_dir
+        )  # type: ignore[index]
         yield pipe
     finally:
         api.close()
         for proc in reversed(procs):
             proc.stop()
-        if pipe is not None:
-            pipe.dsxa.stop()  # the scanner may have been restarted by a test
+        if pipe is not None:  # the scanner and the connector may have been restarted by a test
+            pipe.dsxa.stop()
+            pipe.fs.stop()
         conn.flushdb()
         conn.close()
 
@@ -162,18 +173,50 @@ def test_requested_action_overrides_the_connector_setting(pipeline: Pipeline) ->
     assert not (pipeline.quarantine / "kill.com").exists()
 
 
-def test_scanner_down_retries_then_fails_visibly_and_recovers(pipeline: Pipeline) -> None:
+def test_scanner_down_opens_the_circuit_and_scans_wait_without_burning_retries(pipeline: Pipeline) -> None:
     (pipeline.asset / "during-outage.txt").write_bytes(b"benign\n")
     pipeline.dsxa.stop()
     try:
-        failed = pipeline.result(pipeline.submit("during-outage.txt")["id"])
-        assert failed["verdict"] == "Not Scanned"
-        assert failed["error"]["kind"] == "exhausted"
-        assert "gave up after 3 attempts" in failed["error"]["message"]
+        submitted = pipeline.submit("during-outage.txt")
+
+        def circuit_open() -> bool:
+            checks = pipeline.api.get("/readyz").json()["checks"]
+            return "circuit open" in checks["scanner"]
+
+        wait_for(circuit_open, timeout=30, what="the scanner circuit to open")
+        # max_retries is 2: without the breaker the item would have failed by now
+        assert pipeline.api.get(f"/scan/results/{submitted['id']}").status_code == 404
     finally:
         pipeline.restart_scanner()
-    again = pipeline.result(pipeline.submit("during-outage.txt")["id"])
-    assert again["verdict"] == "Benign"
+    result = pipeline.result(submitted["id"])
+    assert result["verdict"] == "Benign" and result["error"] is None
+    wait_for(lambda: pipeline.api.get("/readyz").status_code == 200, timeout=15, what="readyz after recovery")
+
+
+def test_connector_down_during_reads_dead_letters_then_requeue_finishes_normally(pipeline: Pipeline) -> None:
+    (pipeline.asset / "while-connector-down.txt").write_bytes(b"benign too\n")
+    pipeline.fs.kill()  # gone without unregistering, as a crash or a network cut would leave it
+    try:
+        submitted = pipeline.submit("while-connector-down.txt")
+        failed = pipeline.result(submitted["id"])
+        assert failed["verdict"] == "Not Scanned" and failed["error"]["kind"] == "exhausted"
+        assert "gave up after 3 attempts" in failed["error"]["message"]
+        letters = pipeline.api.get("/dlq/items").json()["items"]
+        letter = next(item for item in letters if item["id"] == submitted["id"])
+        assert letter["stage"] == "scan" and "connector" in letter["reason"]
+    finally:
+        pipeline.restart_connector()
+    assert pipeline.api.post("/dlq/requeue", json={"ids": [submitted["id"]]}).json()["requeued"] == 1
+
+    def replaced() -> dict[str, object] | None:
+        result = pipeline.api.get(f"/scan/results/{submitted['id']}").json()
+        return result if result["verdict"] == "Benign" else None
+
+    result = wait_for(replaced, timeout=30, what="the requeued item's result")
+    assert result["error"] is None  # type: ignore[index]
+    job = pipeline.api.get(f"/scan/jobs/{submitted['job_id']}").json()
+    assert job["processed"] == 1 and job["errors"] == 0 and job["verdicts"]["Benign"] == 1
+    assert all(item["id"] != submitted["id"] for item in pipeline.api.get("/dlq/items").json()["items"])
 
 
 def test_paused_job_holds_its_items_until_resumed(pipeline: Pipeline) -> None:

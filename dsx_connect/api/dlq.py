@@ -1,0 +1,87 @@
+"""Dead letters: list, requeue and clear what ran out of retries (also under ``/admin/dead-letter``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field, model_validator
+
+from dsx_connect.api.deps import SettingsDep, publish_scan_batch
+from dsx_connect.dlq.store import DeadLetterStore
+from dsx_connect.queues import ACTION_TASK
+from dsx_connect.redis_client import get_redis
+
+
+def get_dead_letters(settings: SettingsDep) -> DeadLetterStore:
+    return DeadLetterStore(get_redis(), settings.dlq.retain_s)
+
+
+DeadLettersDep = Annotated[DeadLetterStore, Depends(get_dead_letters)]
+
+
+class Requeue(BaseModel):
+    """Either ``all: true`` or the ``ids`` to requeue."""
+
+    ids: list[str] | None = Field(default=None, max_length=10_000)
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Requeue:
+        if not self.all and not self.ids:
+            raise ValueError("give `ids` (a non-empty list) or `all: true`")
+        return self
+
+
+def dlq_router() -> APIRouter:
+    router = APIRouter(tags=["dead letters"])
+
+    @router.get("/stats")
+    def dead_letter_stats(dead_letters: DeadLettersDep) -> dict[str, Any]:
+        """How many items ran out of retries, by stage."""
+        return dead_letters.stats()
+
+    @router.get("/items")
+    def list_dead_letters(
+        dead_letters: DeadLettersDep,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """Dead letters, newest first, with their reason."""
+        items, total = dead_letters.items(offset, limit)
+        return {
+            "items": [i.model_dump(mode="json") for i in items],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+
+    @router.post("/requeue")
+    def requeue_dead_letters(body: Requeue, dead_letters: DeadLettersDep) -> dict[str, Any]:
+        """Send dead letters back through the pipeline with fresh retries; they finish normally."""
+        taken = dead_letters.take(None if body.all else body.ids)
+        scans = [letter.payload for letter in taken if letter.stage == "scan"]
+        actions = [letter.payload for letter in taken if letter.stage == "action"]
+        from dsx_connect.workers.celery_app import celery_app
+
+        for start in range(0, len(scans), 128):
+            publish_scan_batch(scans[start : start + 128])
+        for start in range(0, len(actions), 128):
+            celery_app.send_task(ACTION_TASK, args=(actions[start : start + 128],))
+        missing = sorted(set(body.ids or []) - {letter.id for letter in taken})
+        return {
+            "status": "success",
+            "requeued": len(taken),
+            "scan": len(scans),
+            "action": len(actions),
+            "not_found": missing,
+        }
+
+    @router.delete("")
+    def clear_dead_letters(
+        dead_letters: DeadLettersDep, id: Annotated[list[str] | None, Query(max_length=1000)] = None
+    ) -> dict[str, Any]:
+        """Delete dead letters: those named by ``id`` (repeatable), or all of them."""
+        return {"status": "success", "cleared": dead_letters.clear(id)}
+
+    return router

@@ -1,0 +1,103 @@
+"""Dead letters: items that ran out of retries, kept with their reason until requeued or cleared.
+
+A scan that kept failing on a transient error (connector or scanner unreachable past every retry)
+and a verdict action that kept failing land here. Each also has its (failed) result, so the job's
+counts stay exact; a requeued item that then succeeds replaces that failed result.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+import redis
+from pydantic import BaseModel, Field
+
+from dsx_connect import keys
+from shared.models import utcnow_iso
+
+Stage = Literal["scan", "action"]
+
+
+class DeadLetter(BaseModel):
+    id: str = Field(description="the scan request id")
+    stage: Stage
+    reason: str
+    attempts: int
+    job_id: str
+    connector_uuid: str
+    location: str
+    failed_at: str = Field(default_factory=utcnow_iso)
+    payload: dict[str, Any] = Field(description="what requeueing sends again: a scan task or an item outcome")
+
+
+class DeadLetterStore:
+    def __init__(self, client: redis.Redis, retain_s: int) -> None:
+        self.redis = client
+        self.retain_s = retain_s
+
+    def add_many(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        for letter in letters:
+            pipe.hset(keys.DEAD_LETTERS, letter.id, letter.model_dump_json())
+            pipe.zadd(keys.DEAD_LETTERS_INDEX, {letter.id: now})
+        pipe.execute()
+        self.expire()
+
+    def expire(self) -> int:
+        """Drop dead letters older than the retention; returns how many."""
+        cutoff = time.time() - self.retain_s
+        old = self.redis.zrangebyscore(keys.DEAD_LETTERS_INDEX, "-inf", cutoff)
+        if old:
+            pipe = self.redis.pipeline()
+            pipe.hdel(keys.DEAD_LETTERS, *old)
+            pipe.zrem(keys.DEAD_LETTERS_INDEX, *old)
+            pipe.execute()
+        return len(old)
+
+    def stats(self) -> dict[str, Any]:
+        self.expire()
+        letters = self._all()
+        by_stage: dict[str, int] = {"scan": 0, "action": 0}
+        for letter in letters:
+            by_stage[letter.stage] = by_stage.get(letter.stage, 0) + 1
+        times = sorted(letter.failed_at for letter in letters)
+        return {
+            "count": len(letters),
+            "by_stage": by_stage,
+            "oldest": times[0] if times else None,
+            "newest": times[-1] if times else None,
+            "retain_s": self.retain_s,
+        }
+
+    def items(self, offset: int = 0, limit: int = 50) -> tuple[list[DeadLetter], int]:
+        """Newest first, and how many there are."""
+        self.expire()
+        ids = self.redis.zrevrange(keys.DEAD_LETTERS_INDEX, offset, offset + limit - 1)
+        raws = self.redis.hmget(keys.DEAD_LETTERS, ids) if ids else []
+        letters = [DeadLetter.model_validate_json(raw) for raw in raws if raw]
+        return letters, int(self.redis.zcard(keys.DEAD_LETTERS_INDEX))
+
+    def take(self, ids: list[str] | None = None) -> list[DeadLetter]:
+        """Remove and return the named dead letters (all when ``ids`` is None), for requeueing."""
+        if ids is None:
+            ids = self.redis.zrange(keys.DEAD_LETTERS_INDEX, 0, -1)
+        if not ids:
+            return []
+        pipe = self.redis.pipeline()
+        pipe.hmget(keys.DEAD_LETTERS, ids)
+        pipe.hdel(keys.DEAD_LETTERS, *ids)
+        pipe.zrem(keys.DEAD_LETTERS_INDEX, *ids)
+        raws = pipe.execute()[0]
+        return [DeadLetter.model_validate_json(raw) for raw in raws if raw]
+
+    def clear(self, ids: list[str] | None = None) -> int:
+        """Delete the named dead letters (all when ``ids`` is None); returns how many went."""
+        return len(self.take(ids))
+
+    def _all(self) -> list[DeadLetter]:
+        return [DeadLetter.model_validate(json.loads(raw)) for raw in self.redis.hvals(keys.DEAD_LETTERS)]

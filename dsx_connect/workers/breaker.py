@@ -1,0 +1,75 @@
+"""A circuit breaker on the scanner, shared by every worker through Redis.
+
+While the scanner is down, batches wait for it instead of burning their items' retries: after
+``breaker_threshold`` batches in a row whose every scan failed on the scanner, the breaker opens for
+``breaker_open_s`` (doubling up to ``breaker_open_max_s`` while it keeps failing). Items that meet
+an open breaker are re-enqueued for when it may close, their attempt count untouched. The first
+batch after the open period probes the scanner (half-open): one success closes the breaker.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+
+from dsx_connect import keys
+
+# KEYS[1] breaker; ARGV: threshold, open_s, open_max_s, now, error. Returns open_until (0 if closed).
+_FAILED_LUA = """
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+redis.call('HSET', KEYS[1], 'last_error', ARGV[5], 'last_failure', ARGV[4])
+if failures < tonumber(ARGV[1]) then return '0' end
+local opened = tonumber(redis.call('HGET', KEYS[1], 'times_opened') or '0')
+local period = math.min(tonumber(ARGV[2]) * (2 ^ opened), tonumber(ARGV[3]))
+local open_until = tonumber(ARGV[4]) + period
+redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', tostring(open_until), 'failures', 0,
+           'times_opened', opened + 1, 'opened_at', ARGV[4])
+return tostring(open_until)
+"""
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    state: str  # closed | open | half_open
+    open_until: float
+    last_error: str
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+class ScannerBreaker:
+    def __init__(self, client: redis.Redis, threshold: int, open_s: float, open_max_s: float) -> None:
+        self.redis = client
+        self.threshold = threshold
+        self.open_s = open_s
+        self.open_max_s = open_max_s
+        self._failed = client.register_script(_FAILED_LUA)
+
+    def state(self, now: float | None = None) -> BreakerState:
+        now = time.time() if now is None else now
+        data = self.redis.hgetall(keys.SCANNER_BREAKER)
+        open_until = float(data.get("open_until") or 0)
+        state = data.get("state") or "closed"
+        if state == "open" and now >= open_until:
+            state = "half_open"
+        return BreakerState(state, open_until, data.get("last_error", ""))
+
+    def record_failure(self, error: str, probing: bool = False) -> float:
+        """A batch whose scans failed on the scanner; returns when the breaker may close (0: it is closed).
+
+        ``probing``: the batch was the half-open probe, so one failure reopens the breaker.
+        """
+        threshold = 1 if probing else self.threshold
+        args = [threshold, self.open_s, self.open_max_s, time.time(), error[:500]]
+        return float(self._failed(keys=[keys.SCANNER_BREAKER], args=args))
+
+    def record_success(self) -> None:
+        """The scanner answered: close the breaker (a single read when it is already closed)."""
+        state, failures = self.redis.hmget(keys.SCANNER_BREAKER, "state", "failures")
+        if (state or "closed") != "closed" or (failures or "0") != "0":
+            mapping = {"state": "closed", "failures": 0, "times_opened": 0, "open_until": 0}
+            self.redis.hset(keys.SCANNER_BREAKER, mapping=mapping)
