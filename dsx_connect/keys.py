@@ -33,6 +33,7 @@ def results_by(kind: str, value: str) -> str:
 
 DEAD_LETTERS = f"{PREFIX}:dlq"  # hash id -> dead letter JSON
 DEAD_LETTERS_INDEX = f"{PREFIX}:dlq:idx"  # zset id -> ts
+SCANNER_BREAKER = f"{PREFIX}:breaker:scanner"  # hash: state, failures, open_until, last_error
 
 CHANNEL_SCAN_RESULT = f"{PREFIX}:events:scan_result"
 CHANNEL_CONNECTORS = f"{PREFIX}:events:connectors"
@@ -40,3 +41,9 @@ CHANNEL_CONNECTORS = f"{PREFIX}:events:connectors"
 
 def channel_job(job_id: str) -> str:
     return f"{PREFIX}:events:job:{job_id}"
+
+
+# ---- additions (jobs and SSE, issue #4) --------------------------------------------------------
+
+JOBS_ACTIVE = f"{PREFIX}:jobs:active"  # set of job ids possibly running or paused (stall sweep, dashboard)
+CHANNEL_JOBS_PATTERN = f"{PREFIX}:events:job:*"  # pattern matching every channel_job(job_id)

@@ -62,6 +62,22 @@ class WorkersSettings(BaseModel):
     retry_backoff_max_s: float = Field(default=60.0, gt=0)
     action_verdicts: list[str] = Field(default_factory=lambda: ["Malicious"])
     connector_timeout_s: float = Field(default=60.0, gt=0)
+    max_queued_batches: int = Field(
+        default=400,
+        ge=1,
+        description="scan_request_queue depth past which intake answers 429 (back-pressure)",
+    )
+    breaker_threshold: int = Field(
+        default=3, ge=1, description="batches in a row whose scans all failed on the scanner before it opens"
+    )
+    breaker_open_s: float = Field(default=5.0, gt=0, description="first open period; doubles while it fails")
+    breaker_open_max_s: float = Field(default=60.0, gt=0)
+
+
+class DeadLetterSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    retain_s: int = Field(default=7 * 86400, ge=60, description="dead letters older than this are dropped")
 
 
 class ConnectorsSettings(BaseModel):
@@ -77,7 +93,22 @@ class JobsSettings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     stall_timeout_s: int = Field(default=900, ge=10, description="no progress this long marks a job failed")
+    max_in_flight: int = Field(
+        default=50_000,
+        ge=1,
+        description="accepted but unfinished items per job past which intake answers 429",
+    )
     retain_s: int = Field(default=30 * 86400, ge=3600)
+
+
+class SseSettings(BaseModel):
+    """Server-sent event streams (``/subscribe/...``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ping_s: float = Field(default=15.0, gt=0, description="heartbeat comment interval")
+    client_queue_size: int = Field(default=256, ge=1, le=100_000, description="events held per client")
+    send_timeout_s: float = Field(default=30.0, gt=0, description="a client not reading this long is dropped")
 
 
 class Settings(BaseSettings):
@@ -103,6 +134,8 @@ class Settings(BaseSettings):
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    dlq: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
+    sse: SseSettings = Field(default_factory=SseSettings)
 
     # Short aliases of the original guide, folded into the nested settings below.
     dsxa_scanner_url: str | None = Field(
