@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
 from shared.settings import load_settings
 
 GIB = 1 << 30
@@ -72,6 +73,19 @@ class WorkersSettings(BaseModel):
     )
     breaker_open_s: float = Field(default=5.0, gt=0, description="first open period; doubles while it fails")
     breaker_open_max_s: float = Field(default=60.0, gt=0)
+    visibility_timeout_s: int = Field(
+        default=300, ge=5, description="a task held by a crashed worker is redelivered after this long"
+    )
+
+    @model_validator(mode="after")
+    def _visibility_outlasts_countdowns(self) -> WorkersSettings:
+        longest = max(self.retry_backoff_max_s, self.breaker_open_max_s)
+        if self.visibility_timeout_s <= longest:
+            raise ValueError(
+                f"visibility_timeout_s ({self.visibility_timeout_s}) must exceed the longest retry countdown "
+                f"({longest:g} s: retry_backoff_max_s, breaker_open_max_s), or waiting tasks are delivered twice"
+            )
+        return self
 
 
 class DeadLetterSettings(BaseModel):
@@ -136,6 +150,8 @@ class Settings(BaseSettings):
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     dlq: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     sse: SseSettings = Field(default_factory=SseSettings)
+    syslog: SyslogSettings = Field(default_factory=SyslogSettings)  # the feed's syslog output (1.x names too)
+    superlog: SuperlogSettings = Field(default_factory=SuperlogSettings)  # the scan-result feed to SIEMs
 
     # Short aliases of the original guide, folded into the nested settings below.
     dsxa_scanner_url: str | None = Field(
@@ -154,6 +170,11 @@ class Settings(BaseSettings):
             self.scanner.auth_token = self.dsx_api_key
         if self.use_tls and not (self.tls_certfile and self.tls_keyfile):
             raise ValueError("DSXCONNECT_USE_TLS needs DSXCONNECT_TLS_CERTFILE and DSXCONNECT_TLS_KEYFILE")
+        return self
+
+    @model_validator(mode="after")
+    def _resolve_superlog(self) -> Settings:
+        self.superlog.resolve(self.syslog)  # 1.x: a syslog server alone turns the feed on
         return self
 
     def redacted(self) -> dict[str, Any]:

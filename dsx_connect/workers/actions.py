@@ -20,6 +20,12 @@ from shared.models import EventAction
 log = logging.getLogger(__name__)
 
 ACTION_RECORD_TTL_S = 7 * 86400
+PENDING = "pending"
+
+
+def action_gone(action: EventAction) -> bool:
+    """Whether a failed action says the item is no longer at its location (the connector's 404)."""
+    return "not found" in action.message.lower()
 
 
 def run_action_batch(
@@ -32,12 +38,21 @@ def run_action_batch(
     retry: list[ItemOutcome] = []
     dead: list[DeadLetter] = []
     for item in items:
-        recorded = ctx.jobs.redis.get(keys.action_done(item.task.id))
-        if recorded is not None:  # a redelivered task: the connector already acted
+        key = keys.action_done(item.task.id)
+        # Claim the action; a claim already there is a finished action, or one cut off by a crash.
+        claimed = ctx.jobs.redis.set(key, PENDING, nx=True, ex=ACTION_RECORD_TTL_S)
+        recorded = None if claimed else ctx.jobs.redis.get(key)
+        if recorded is not None and recorded != PENDING:  # a redelivered task: the connector already acted
             done.append(item.model_copy(update={"action": EventAction.model_validate_json(recorded)}))
             continue
         try:
             action = apply_action(ctx, item)
+            if recorded == PENDING and not action.applied and action_gone(action):
+                # An earlier attempt was cut off (worker crash) after asking the connector: the item
+                # is no longer where it was, so that attempt applied the action.
+                action = action.model_copy(
+                    update={"applied": True, "status": "success", "message": "applied by an earlier attempt"}
+                )
         except RetryableError as exc:
             if item.action_attempt < ctx.settings.workers.max_retries:
                 retry.append(item.model_copy(update={"action_attempt": item.action_attempt + 1}))
@@ -63,10 +78,9 @@ def run_action_batch(
         except DsxError as exc:
             action = EventAction(requested=item.planned_action().value, status="error", message=exc.message)
         if action.status != "error":  # applied (or refused for good): never ask the connector twice
-            ctx.jobs.redis.set(
-                keys.action_done(item.task.id), action.model_dump_json(), nx=True, ex=ACTION_RECORD_TTL_S
-            )
+            ctx.jobs.redis.set(key, action.model_dump_json(), ex=ACTION_RECORD_TTL_S)
         else:
+            ctx.jobs.redis.delete(key)  # not applied: a requeue may try again
             log.warning(
                 "action %s on %s failed: %s",
                 action.requested,
@@ -101,6 +115,8 @@ def apply_action(ctx: WorkerContext, item: ItemOutcome) -> EventAction:
     status = str(answer.get("status", "error"))
     applied = response.status_code < 400 and status == "success"
     message = str(answer.get("message") or answer.get("description") or "")
+    if response.status_code == 404 and "not found" not in message.lower():
+        message = f"not found: {message}"
     if response.status_code >= 400 and status == "success":
         status = "error"
     return EventAction(

@@ -29,7 +29,9 @@ def create_celery_app() -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": 3600},
+        # A task a crashed worker held is delivered again after this long. It must exceed the longest
+        # countdown a task is sent with (retry backoff, an open breaker), or a waiting task is doubled.
+        broker_transport_options={"visibility_timeout": settings.workers.visibility_timeout_s},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
