@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import after_setup_logger, worker_process_init
+from celery.signals import after_setup_logger, worker_process_init, worker_ready, worker_shutdown
 from kombu import Queue
 
 from dsx_connect.queues import ALL_QUEUES, ROUTES
@@ -27,11 +27,20 @@ def create_celery_app() -> Celery:
         # A task is acknowledged only after it ran: a crashed worker's batch is redelivered, and
         # every step is idempotent on the scan request id.
         task_acks_late=True,
+        # A task that failed (Redis gone mid-task, retries impossible) is left unacknowledged and
+        # delivered again, never dropped: item failures are handled inside the steps, so what reaches
+        # here is infrastructure trouble.
+        task_acks_on_failure_or_timeout=False,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         # A task a crashed worker held is delivered again after this long. It must exceed the longest
         # countdown a task is sent with (retry backoff, an open breaker), or a waiting task is doubled.
-        broker_transport_options={"visibility_timeout": settings.workers.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.workers.visibility_timeout_s,
+            # look for such tasks every fifth of that period (kombu's default sweep is ~100 s)
+            "unacked_restore_interval": max(1, min(30, settings.workers.visibility_timeout_s // 5)),
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
@@ -58,3 +67,20 @@ def _json_logs(**_: object) -> None:
 @worker_process_init.connect
 def _fresh_process(**_: object) -> None:
     _worker_logging()
+
+
+@worker_ready.connect
+def _start_superlog(sender: object = None, **_: object) -> None:
+    """The SIEM feed's forwarder runs as threads of the worker consuming scan_result_notification_queue
+    (``DSXCONNECT_SUPERLOG__FORWARDER``; see ``dsx_connect.superlog.runner``)."""
+    from dsx_connect.superlog.runner import start_in_worker
+
+    app = getattr(sender, "app", celery_app)
+    start_in_worker(app.amqp.queues.consume_from or ())
+
+
+@worker_shutdown.connect
+def _stop_superlog(**_: object) -> None:
+    from dsx_connect.superlog.runner import stop_in_worker
+
+    stop_in_worker()
