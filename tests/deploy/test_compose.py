@@ -1,0 +1,185 @@
+"""Compose files: `docker-compose config -q` with the env examples, and what each service must have."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import COMPOSE_DIR, REPO, SECRET_NAME, SERVICE_PORTS, load_module
+
+entrypoint = load_module(REPO / "deploy" / "docker" / "entrypoint.py", "dsx_entrypoint_compose")
+
+CORE_FILE = COMPOSE_DIR / "docker-compose-dsx-connect-all-services.yaml"
+WORKERS = {
+    "dsx_connect_scan_request_worker": "scan_request_queue",
+    "dsx_connect_verdict_action_worker": "verdict_action_queue",
+    "dsx_connect_results_worker": "scan_result_queue",
+    "dsx_connect_notification_worker": "scan_result_notification_queue",
+}
+CONNECTORS = {  # compose file stem -> (service, package, route)
+    "filesystem": ("filesystem_connector", "connectors/filesystem", "filesystem-connector"),
+    "aws-s3": ("aws_s3_connector", "connectors/aws_s3", "aws-s3-connector"),
+    "azure-blob-storage": (
+        "azure_blob_storage_connector",
+        "connectors/azure_blob_storage",
+        "azure-blob-storage-connector",
+    ),
+    "google-cloud-storage": (
+        "google_cloud_storage_connector",
+        "connectors/google_cloud_storage",
+        "google-cloud-storage-connector",
+    ),
+    "sharepoint": ("sharepoint_connector", "connectors/sharepoint", "sharepoint-connector"),
+}
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def all_compose_files() -> list[Path]:
+    return sorted(COMPOSE_DIR.glob("docker-compose-*.yaml"))
+
+
+# ---------------------------------------------------------------- docker-compose config
+
+
+@pytest.mark.integration
+def test_every_compose_file_passes_docker_compose_config(tasks_module: ModuleType, tmp_path: Path) -> None:
+    if shutil.which("docker-compose") is None:
+        pytest.skip(
+            "docker-compose is not installed (Debian: apt-get install docker-compose; make test does it)"
+        )
+    pairs = tasks_module.compose_files()
+    checked = {file for _, files in pairs for file in files}
+    assert checked == set(all_compose_files()), "a compose file is not in tasks.COMPONENTS"
+
+    def check(index: int) -> str:
+        env, files = pairs[index]
+        result = tasks_module.compose_config(env, files, tmp_path / str(index))
+        names = " + ".join(f.name for f in files)
+        return "" if result.returncode == 0 else f"{names} with {env.name}: {result.stderr}"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # each run is a separate docker-compose process
+        failures = [message for message in pool.map(check, range(len(pairs))) if message]
+    assert not failures, "\n".join(failures)
+
+
+# ---------------------------------------------------------------- the core file
+
+
+@pytest.mark.unit
+def test_core_services_and_profiles() -> None:
+    services = load(CORE_FILE)["services"]
+    assert set(services) == {"dsx_connect_api", "redis", "dsxa_lite", "rsyslog", *WORKERS}
+    assert services["dsxa_lite"]["profiles"] == ["dsxa"]
+    assert services["rsyslog"]["profiles"] == ["rsyslog"]
+    api = services["dsx_connect_api"]
+    assert api["command"] == ["api"]
+    assert api["ports"] == ["${DSXCONNECT_API_HOST_PORT:-8586}:8586"]
+    assert "dsx-connect-api" in api["networks"]["dsx-network"]["aliases"]
+    assert "dsxa-lite" in services["dsxa_lite"]["networks"]["dsx-network"]["aliases"]
+
+
+@pytest.mark.unit
+def test_one_worker_per_queue_with_the_stack_pools() -> None:
+    services = load(CORE_FILE)["services"]
+    for name, queue in WORKERS.items():
+        command = [
+            part.replace("${DSXCONNECT_SCAN_REQUEST_WORKER_CONCURRENCY:-2}", "2")
+            for part in services[name]["command"]
+        ]
+        assert command[:2] == ["worker", queue], name
+        _, argv = entrypoint.command(command, {})
+        pool = argv[argv.index("--pool") + 1]
+        if queue == "scan_request_queue":
+            assert (pool, argv[argv.index("--concurrency") + 1]) == ("prefork", "2")
+        else:
+            assert pool == "solo" and "--concurrency" not in argv, name
+        assert services[name]["healthcheck"]["test"] == ["CMD", "dsx-healthcheck", "worker"]
+
+
+@pytest.mark.unit
+def test_redis_is_persistent_with_aof_and_gates_the_core() -> None:
+    compose = load(CORE_FILE)
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "everysec"
+    assert "redis-data:/data" in redis["volumes"] and "redis-data" in compose["volumes"]
+    assert "PONG" in " ".join(redis["healthcheck"]["test"])
+    for name in ("dsx_connect_api", *WORKERS):
+        assert compose["services"][name]["depends_on"] == {"redis": {"condition": "service_healthy"}}, name
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("path", all_compose_files(), ids=lambda p: p.name)
+def test_services_are_healthchecked_hardened_and_on_the_shared_network(path: Path) -> None:
+    compose = load(path)
+    if "networks" in compose:
+        network = compose["networks"]["dsx-network"]
+        assert network["external"] is True
+        assert network["name"] == "${DSX_DOCKER_NETWORK:-dsx-connect-network}"
+    for name, service in compose["services"].items():
+        if path.name.endswith(".secrets.yaml"):  # an override: merged onto the core file's services
+            assert set(service) <= {"environment", "secrets"}
+            continue
+        assert "dsx-network" in service["networks"], name
+        if name == "rsyslog":
+            continue
+        assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
+        if service["image"].startswith("${REDIS_IMAGE"):
+            continue
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        assert service.get("env_file"), f"{name}: settings come from the env file"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("path", all_compose_files(), ids=lambda p: p.name)
+def test_no_secret_is_written_in_a_compose_file(path: Path) -> None:
+    """Secret variables are interpolated from the env file or read from Docker secrets, never inlined."""
+    for name, service in load(path)["services"].items():
+        environment = service.get("environment") or {}
+        assert isinstance(environment, dict), f"{name}: environment as a mapping"
+        for key, value in environment.items():
+            if SECRET_NAME.search(key):
+                assert re.fullmatch(r"\$\{[A-Z0-9_]+(:-)?\}", str(value)), f"{name}: {key}={value!r}"
+            if key.endswith("_FILE") and SECRET_NAME.search(key.removesuffix("_FILE")):
+                assert str(value).startswith("/run/secrets/"), f"{name}: {key}"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("stem", CONNECTORS)
+def test_connector_files_use_the_spec_names_and_ports(stem: str) -> None:
+    service_name, package, route = CONNECTORS[stem]
+    port = SERVICE_PORTS[package]
+    path = COMPOSE_DIR / f"docker-compose-{stem}-connector.yaml"
+    service = load(path)["services"][service_name]
+    assert service["ports"] == [f"${{{stem.upper().replace('-', '_')}_HOST_PORT:-{port}}}:{port}"]
+    assert service["healthcheck"]["test"] == ["CMD", "dsx-healthcheck", "http", str(port), "/healthz"]
+    assert route in service["networks"]["dsx-network"]["aliases"]
+    env = service["environment"]
+    assert env["DSXCONNECTOR_CONNECTOR_URL"].endswith(f":-http://{route}:{port}/{route}}}")
+    assert env["DSXCONNECTOR_DSX_CONNECT_URL"].endswith(":-http://dsx-connect-api:8586}")
+    assert service["image"].startswith(f"${{{stem.upper().replace('-', '_')}_IMAGE:-dsxconnect/{route}:")
+    assert service["env_file"] == [f"${{{stem.upper().replace('-', '_')}_ENV_FILE:-{stem}.env}}"]
+
+
+@pytest.mark.unit
+def test_secrets_override_covers_every_core_service() -> None:
+    override = load(COMPOSE_DIR / "docker-compose-dsx-connect.secrets.yaml")
+    assert set(override["services"]) == {"dsx_connect_api", *WORKERS}
+    for service in override["services"].values():
+        for key, path in service["environment"].items():
+            name = key.removesuffix("_FILE")
+            assert name in entrypoint.SECRET_VARS, f"{name}: dsx-entrypoint would not read {key}"
+            secret = path.removeprefix("/run/secrets/")
+            assert secret in service["secrets"] and secret in override["secrets"]

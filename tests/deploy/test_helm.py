@@ -1,0 +1,448 @@
+"""Helm charts: lint and render offline (helm-python-sdk: Helm v4 as a library, no helm binary),
+then check what matters in the manifests: images, SPEC §9 names, probes, secrets by reference."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import (
+    HELM_DIR,
+    REPO,
+    SECRET_NAME,
+    SERVICE_PORTS,
+    connector_env_names,
+    core_env_names,
+)
+
+helm = pytest.importorskip(
+    "helm_python", reason="helm-python-sdk is not installed (pip install -e '.[test]')"
+)
+
+pytestmark = pytest.mark.unit
+
+CORE = HELM_DIR / "dsx-connect"
+CONNECTORS = HELM_DIR / "dsx-connect-connectors"
+EXAMPLES = HELM_DIR / "examples"
+CORE_AUTH_TLS = yaml.safe_load((EXAMPLES / "dsx-connect-values-auth-tls.yaml").read_text())
+CONNECTORS_AUTH_TLS = yaml.safe_load((EXAMPLES / "connectors-values-auth-tls.yaml").read_text())
+QUEUES = {
+    "scan": "scan_request_queue",
+    "action": "verdict_action_queue",
+    "result": "scan_result_queue",
+    "notify": "scan_result_notification_queue",
+}
+SENTINEL = "s3cr3t-sentinel-value"
+
+
+def version_of(path: str) -> str:
+    return re.search(r'__version__\s*=\s*"([^"]+)"', (REPO / path).read_text()).group(1)  # type: ignore[union-attr]
+
+
+def render(chart: Path, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    with helm.Chart.load(chart) as loaded:
+        manifests = loaded.render(values or None, name="dsx", namespace="scan", is_install=True)
+    return [
+        doc
+        for name, text in sorted(manifests.items())
+        if name.endswith(".yaml")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+
+
+def notes(chart: Path, values: dict[str, Any] | None = None) -> str:
+    with helm.Chart.load(chart) as loaded:
+        manifests = loaded.render(values or None, name="dsx", namespace="scan", is_install=True)
+    return next(text for name, text in manifests.items() if name.endswith("NOTES.txt"))
+
+
+def render_error(chart: Path, values: dict[str, Any]) -> str:
+    with pytest.raises(helm.HelmError) as info:
+        render(chart, values)
+    return str(info.value)
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
+
+
+def containers(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            out += [(doc["metadata"]["name"], c) for c in doc["spec"]["template"]["spec"]["containers"]]
+    return out
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+def chart_meta(chart: Path) -> dict[str, Any]:
+    return yaml.safe_load((chart / "Chart.yaml").read_text())
+
+
+# ---------------------------------------------------------------- lint
+
+
+@pytest.mark.parametrize(
+    ("chart", "values"),
+    [(CORE, None), (CORE, CORE_AUTH_TLS), (CONNECTORS, None), (CONNECTORS, CONNECTORS_AUTH_TLS)],
+    ids=["core-defaults", "core-auth-tls", "connectors-defaults", "connectors-auth-tls"],
+)
+def test_chart_lints_clean(chart: Path, values: dict[str, Any] | None) -> None:
+    report = helm.lint(chart, values, strict=True, kube_version="v1.29.0")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], report
+    assert notes(chart, values).strip()
+
+
+def test_chart_versions_follow_the_code() -> None:
+    core = version_of("dsx_connect/version.py")
+    for chart in (CORE, CONNECTORS):
+        meta = chart_meta(chart)
+        assert (meta["version"], meta["appVersion"]) == (core, core), chart.name
+
+
+# ---------------------------------------------------------------- core chart
+
+
+def test_core_defaults_render_every_piece() -> None:
+    docs = render(CORE)
+    deployments = by_kind(docs, "Deployment")
+    assert set(deployments) == {
+        "dsx-dsx-connect-api",
+        "dsx-dsx-connect-dsxa-lite",
+        *(f"dsx-dsx-connect-worker-{name}" for name in QUEUES),
+    }
+    assert set(by_kind(docs, "StatefulSet")) == {"dsx-dsx-connect-redis"}
+    assert {"dsx-connect-api", "dsx-dsx-connect-redis", "dsx-dsx-connect-dsxa-lite"} <= set(
+        by_kind(docs, "Service")
+    )
+    assert set(by_kind(docs, "Secret")) == {"dsx-dsx-connect-secrets"}
+    assert by_kind(docs, "Secret")["dsx-dsx-connect-secrets"]["stringData"] == {}
+    assert not by_kind(docs, "HorizontalPodAutoscaler")
+    api_service = by_kind(docs, "Service")["dsx-connect-api"]
+    assert api_service["spec"]["ports"][0]["port"] == SERVICE_PORTS["dsx_connect"]
+
+
+def test_core_images_follow_app_version_and_values() -> None:
+    docs = render(CORE)
+    app_version = chart_meta(CORE)["appVersion"]
+    for name, container in containers(docs):
+        if "dsxa-lite" in name:
+            assert container["image"] == f"dsxconnect/dsxa-lite:{version_of('dsxa_lite/version.py')}"
+        elif "redis" in name:
+            assert container["image"] == "redis:7.2-alpine"
+        else:
+            assert container["image"] == f"dsxconnect/dsx-connect:{app_version}", name
+    pinned = render(CORE, {"image": {"tag": "9.9.9", "repository": "registry.example/dsx"}})
+    api = by_kind(pinned, "Deployment")["dsx-dsx-connect-api"]["spec"]["template"]["spec"]["containers"][0]
+    assert api["image"] == "registry.example/dsx:9.9.9"
+
+
+@pytest.mark.parametrize("values", [None, CORE_AUTH_TLS], ids=["defaults", "auth-tls"])
+def test_core_env_names_are_spec_names(values: dict[str, Any] | None) -> None:
+    docs = render(CORE, values)
+    allowed = core_env_names() | {"REDIS_PASSWORD", "REDISCLI_AUTH", "DSXA_LITE_AUTH_TOKEN"}
+    config = next(iter(by_kind(docs, "ConfigMap").values()))
+    names = set(config["data"])
+    for _, container in containers(docs):
+        names |= set(env_of(container))
+    unknown = names - allowed
+    assert not unknown, f"names no service reads: {sorted(unknown)}"
+    assert {
+        "DSXCONNECT_REDIS_URL",
+        "DSXCONNECT_SCANNER__SCAN_BINARY_URL",
+        "DSXCONNECT_SCANNER__AUTH_TOKEN",
+    } <= names
+
+
+@pytest.mark.parametrize("values", [None, CORE_AUTH_TLS], ids=["defaults", "auth-tls"])
+def test_core_secrets_are_referenced_never_inlined(values: dict[str, Any] | None) -> None:
+    values = copy.deepcopy(values or {})
+    if not values.get("secrets", {}).get("existingSecret"):
+        values.setdefault("secrets", {})["values"] = {"DSXCONNECT_SCANNER__AUTH_TOKEN": SENTINEL}
+    docs = render(CORE, values)
+    secret_name = (values.get("secrets") or {}).get("existingSecret") or "dsx-dsx-connect-secrets"
+    for doc in docs:
+        if doc["kind"] != "Secret":
+            assert SENTINEL not in yaml.safe_dump(doc), (
+                f"{doc['kind']} {doc['metadata']['name']} holds a secret"
+            )
+    config = next(iter(by_kind(docs, "ConfigMap").values()))
+    assert not [key for key in config["data"] if SECRET_NAME.search(key)]
+    for name, container in containers(docs):
+        for var, entry in env_of(container).items():
+            if SECRET_NAME.search(var) or var in ("DSXCONNECT_AUTH__API_KEYS",):
+                ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                assert ref and ref["name"] == secret_name and "value" not in entry, f"{name}: {var}"
+    if not (values.get("secrets") or {}).get("existingSecret"):
+        assert by_kind(docs, "Secret")[secret_name]["stringData"] == {
+            "DSXCONNECT_SCANNER__AUTH_TOKEN": SENTINEL
+        }
+
+
+def test_core_refuses_a_secret_in_plain_env() -> None:
+    message = render_error(CORE, {"env": {"DSXCONNECT_SCANNER__AUTH_TOKEN": "x"}})
+    assert "is a secret" in message
+
+
+def test_core_probes_plain_and_tls() -> None:
+    for values, scheme in ((None, None), (CORE_AUTH_TLS, "HTTPS")):
+        docs = render(CORE, values)
+        api = by_kind(docs, "Deployment")["dsx-dsx-connect-api"]["spec"]["template"]["spec"]
+        container = api["containers"][0]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            assert container[probe]["httpGet"].get("scheme") == scheme
+        env = env_of(container)
+        if scheme:
+            assert env["DSXCONNECT_USE_TLS"]["value"] == "true"
+            mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+            assert env["DSXCONNECT_TLS_CERTFILE"]["value"].startswith(mounts["tls"])
+            assert env["DSXCONNECT_TLS_KEYFILE"]["value"].startswith(mounts["tls"])
+            volumes = {v["name"]: v for v in api["volumes"]}
+            assert volumes["tls"]["secret"]["secretName"] == CORE_AUTH_TLS["tls"]["secretName"]
+            assert env["DSXCONNECT_CONNECTORS__CA_BUNDLE"]["value"].startswith(mounts["connectors-ca"])
+        else:
+            assert "DSXCONNECT_USE_TLS" not in env
+        for name, worker in containers(docs):
+            if "worker" in name:
+                assert worker["livenessProbe"]["exec"]["command"] == ["dsx-healthcheck", "worker"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert api["securityContext"]["runAsNonRoot"] is True
+
+
+def test_core_workers_one_per_queue_with_pools_and_autoscaling() -> None:
+    docs = render(CORE, CORE_AUTH_TLS)
+    deployments = by_kind(docs, "Deployment")
+    for short, queue in QUEUES.items():
+        worker = deployments[f"dsx-dsx-connect-worker-{short}"]
+        args = worker["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[:2] == ["worker", queue]
+        pool = args[args.index("--pool") + 1]
+        if short == "scan":
+            assert (pool, args[args.index("--concurrency") + 1]) == ("prefork", "4")
+            assert "replicas" not in worker["spec"]  # the HPA owns it
+        else:
+            assert pool == "solo" and "--concurrency" not in args
+            assert worker["spec"]["replicas"] == 1
+    hpas = by_kind(docs, "HorizontalPodAutoscaler")
+    assert set(hpas) == {"dsx-dsx-connect-api", "dsx-dsx-connect-worker-scan"}
+    for hpa in hpas.values():
+        assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
+    assert hpas["dsx-dsx-connect-worker-scan"]["spec"]["maxReplicas"] == 10
+
+
+def test_core_redis_statefulset_with_aof_pvc_and_auth() -> None:
+    docs = render(CORE, CORE_AUTH_TLS)
+    redis = by_kind(docs, "StatefulSet")["dsx-dsx-connect-redis"]
+    container = redis["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--appendfsync") + 1] == "everysec"
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert env_of(container)["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "REDIS_PASSWORD"
+    claim = redis["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
+    assert container["readinessProbe"]["exec"] and container["livenessProbe"]["exec"]
+    for name, app in containers(docs):
+        if "redis" not in name:
+            env = env_of(app)
+            if "DSXCONNECT_REDIS_URL" in env:
+                assert (
+                    env["DSXCONNECT_REDIS_URL"]["value"]
+                    == "redis://:$(REDIS_PASSWORD)@dsx-dsx-connect-redis:6379/0"
+                )
+                names = list(env)
+                assert names.index("REDIS_PASSWORD") < names.index("DSXCONNECT_REDIS_URL")
+
+
+def test_core_external_redis_comes_from_the_secret() -> None:
+    docs = render(
+        CORE, {"redis": {"enabled": False}, "externalRedis": {"url": f"rediss://:{SENTINEL}@cache:6380/0"}}
+    )
+    assert not by_kind(docs, "StatefulSet")
+    assert by_kind(docs, "Secret")["dsx-dsx-connect-secrets"]["stringData"]["DSXCONNECT_REDIS_URL"].endswith(
+        "cache:6380/0"
+    )
+    for _, container in containers(docs):
+        if "dsxa" not in container["name"]:
+            ref = env_of(container)["DSXCONNECT_REDIS_URL"]["valueFrom"]["secretKeyRef"]
+            assert ref["key"] == "DSXCONNECT_REDIS_URL" and not ref.get("optional")
+    assert "externalRedis.url" in render_error(CORE, {"redis": {"enabled": False}})
+
+
+def test_core_scanner_and_tls_need_their_settings() -> None:
+    assert "scanner.url" in render_error(CORE, {"scanner": {"embedded": {"enabled": False}}})
+    assert "tls.secretName" in render_error(CORE, {"tls": {"enabled": True}})
+    docs = render(
+        CORE, {"scanner": {"url": "https://dsxa.example.com/scan/binary/v2", "embedded": {"enabled": False}}}
+    )
+    config = next(iter(by_kind(docs, "ConfigMap").values()))
+    assert config["data"]["DSXCONNECT_SCANNER__SCAN_BINARY_URL"] == "https://dsxa.example.com/scan/binary/v2"
+    assert "dsx-dsx-connect-dsxa-lite" not in by_kind(docs, "Deployment")
+
+
+def test_core_siem_settings() -> None:
+    config = next(iter(by_kind(render(CORE), "ConfigMap").values()))["data"]
+    assert "DSXCONNECT_SUPERLOG__ENABLED" not in config  # unset: the 1.x behaviour decides
+    config = next(iter(by_kind(render(CORE, CORE_AUTH_TLS), "ConfigMap").values()))["data"]
+    assert config["DSXCONNECT_SUPERLOG__ENABLED"] == "true"
+    assert config["DSXCONNECT_SYSLOG__HOST"] == "syslog.example.com"
+    assert config["DSXCONNECT_SYSLOG__PORT"] == "6514"
+    assert config["DSXCONNECT_AUTH__ENABLED"] == "true"
+
+
+# ---------------------------------------------------------------- connectors chart
+
+TYPES = yaml.safe_load((CONNECTORS / "values.yaml").read_text())["types"]
+
+
+def test_connectors_defaults_render_the_filesystem_connector() -> None:
+    docs = render(CONNECTORS)
+    assert set(by_kind(docs, "Deployment")) == set(by_kind(docs, "Service")) == {"dsx-filesystem"}
+    deployment = by_kind(docs, "Deployment")["dsx-filesystem"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(container)
+    assert env["DSXCONNECTOR_CONNECTOR_URL"]["value"] == "http://dsx-filesystem:8620/filesystem-connector"
+    assert env["DSXCONNECTOR_DSX_CONNECT_URL"]["value"] == "http://dsx-connect-api:8586"
+    assert env["DSXCONNECTOR_ASSET"]["value"] == "/app/scan_folder"
+    assert (
+        container["image"]
+        == f"dsxconnect/filesystem-connector:{version_of('connectors/filesystem/version.py')}"
+    )
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert deployment["spec"]["replicas"] == 1
+    service = by_kind(docs, "Service")["dsx-filesystem"]
+    assert service["spec"]["ports"][0]["port"] == 8620
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_connectors_one_deployment_and_service_per_entry() -> None:
+    values: dict[str, Any] = {
+        "connectors": {
+            key: {"enabled": True}
+            for key in ("aws-s3", "azure-blob-storage", "google-cloud-storage", "sharepoint")
+        }
+    }
+    values["connectors"]["second-share"] = {"enabled": True, "type": "filesystem", "asset": "/data"}
+    docs = render(CONNECTORS, values)
+    deployments = by_kind(docs, "Deployment")
+    assert (
+        set(deployments)
+        == set(by_kind(docs, "Service"))
+        == {
+            "dsx-filesystem",
+            "dsx-aws-s3",
+            "dsx-azure-blob-storage",
+            "dsx-google-cloud-storage",
+            "dsx-sharepoint",
+            "dsx-second-share",
+        }
+    )
+    for name, deployment in deployments.items():
+        kind = deployment["metadata"]["labels"]["dsx-connect/connector-type"]
+        port = SERVICE_PORTS[f"connectors/{kind}"]
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["ports"][0]["containerPort"] == port
+        url = env_of(container)["DSXCONNECTOR_CONNECTOR_URL"]["value"]
+        assert url == f"http://{name}:{port}/{TYPES[kind]['route']}"
+        version_file = REPO / "connectors" / kind / "version.py"
+        tag = container["image"].rsplit(":", 1)[1]
+        if version_file.exists():
+            assert tag == version_of(f"connectors/{kind}/version.py"), name
+
+
+@pytest.mark.parametrize("values", [None, CONNECTORS_AUTH_TLS], ids=["defaults", "auth-tls"])
+def test_connectors_env_names_and_secrets(values: dict[str, Any] | None) -> None:
+    docs = render(CONNECTORS, values)
+    chart_values = yaml.safe_load((CONNECTORS / "values.yaml").read_text())
+    allowed = connector_env_names() | {"GOOGLE_APPLICATION_CREDENTIALS", "AWS_DEFAULT_REGION"}
+    allowed |= {key for kind in TYPES.values() for key in kind["secretKeys"]} | set(
+        chart_values["commonSecretKeys"]
+    )
+    allowed |= {key for entry in chart_values["connectors"].values() for key in entry.get("env", {})}
+    for name, container in containers(docs):
+        env = env_of(container)
+        assert set(env) <= allowed, f"{name}: {sorted(set(env) - allowed)}"
+        for var in chart_values["commonSecretKeys"]:
+            assert env[var]["valueFrom"]["secretKeyRef"]["key"] == var
+        for var, entry in env.items():
+            if SECRET_NAME.search(var) or var.endswith(("HMAC_SECRET", "SECRET_ACCESS_KEY")):
+                assert "value" not in entry and entry["valueFrom"]["secretKeyRef"], f"{name}: {var}"
+
+
+def test_connectors_tls_and_secret_values() -> None:
+    docs = render(CONNECTORS, CONNECTORS_AUTH_TLS)
+    filesystem = by_kind(docs, "Deployment")["dsx-filesystem"]["spec"]["template"]["spec"]
+    container = filesystem["containers"][0]
+    env = env_of(container)
+    assert env["DSXCONNECTOR_CONNECTOR_URL"]["value"].startswith("https://dsx-filesystem:8620/")
+    assert env["DSXCONNECTOR_USE_TLS"]["value"] == "true"
+    assert env["DSXCONNECTOR_CA_BUNDLE"]["value"] == "/etc/dsx-connect/ca/ca.crt"
+    assert env["DSXCONNECTOR_DSX_CONNECT_URL"]["value"].startswith("https://")
+    assert container["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert (
+        env["DSXCONNECTOR_ENROLLMENT_TOKEN"]["valueFrom"]["secretKeyRef"]["name"]
+        == "filesystem-connector-secrets"
+    )
+    assert not by_kind(docs, "Secret")  # existingSecret everywhere
+    aws = by_kind(docs, "Deployment")["dsx-aws-s3"]["spec"]["template"]["spec"]["containers"][0]
+    assert (
+        env_of(aws)["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"]
+        == "aws-s3-connector-secrets"
+    )
+
+    made = render(
+        CONNECTORS,
+        {"connectors": {"filesystem": {"secretValues": {"DSXCONNECTOR_ENROLLMENT_TOKEN": SENTINEL}}}},
+    )
+    for doc in made:
+        if doc["kind"] != "Secret":
+            assert SENTINEL not in yaml.safe_dump(doc)
+    assert by_kind(made, "Secret")["dsx-filesystem"]["stringData"] == {
+        "DSXCONNECTOR_ENROLLMENT_TOKEN": SENTINEL
+    }
+
+
+def test_connectors_refuse_bad_entries() -> None:
+    assert "is not one of" in render_error(
+        CONNECTORS, {"connectors": {"x": {"enabled": True, "type": "ftp", "asset": "a"}}}
+    )
+    assert "asset is empty" in render_error(
+        CONNECTORS, {"connectors": {"aws-s3": {"enabled": True, "asset": ""}}}
+    )
+    assert "is a secret" in render_error(
+        CONNECTORS, {"connectors": {"filesystem": {"env": {"DSXCONNECTOR_ENROLLMENT_TOKEN": "x"}}}}
+    )
+    assert "tls.secretName" in render_error(
+        CONNECTORS, {"connectors": {"filesystem": {"tls": {"enabled": True}}}}
+    )
+
+
+def test_connectors_gcs_credentials_are_mounted() -> None:
+    docs = render(
+        CONNECTORS,
+        {"connectors": {"google-cloud-storage": {"enabled": True, "credentialsSecret": "gcp-key"}}},
+    )
+    spec = by_kind(docs, "Deployment")["dsx-google-cloud-storage"]["spec"]["template"]["spec"]
+    env = env_of(spec["containers"][0])
+    mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert env["GOOGLE_APPLICATION_CREDENTIALS"]["value"] == f"{mounts['gcp-credentials']}/credentials.json"
+    assert {v["name"]: v for v in spec["volumes"]}["gcp-credentials"]["secret"]["secretName"] == "gcp-key"
+
+
+def test_examples_are_documented_in_the_bundle_docs() -> None:
+    guide = (REPO / "docs" / "deployment.md").read_text()
+    assert all(Path(p).name in guide or "helm/examples/" in guide for p in EXAMPLES.glob("*.yaml"))
