@@ -47,3 +47,36 @@ def channel_job(job_id: str) -> str:
 
 JOBS_ACTIVE = f"{PREFIX}:jobs:active"  # set of job ids possibly running or paused (stall sweep, dashboard)
 CHANNEL_JOBS_PATTERN = f"{PREFIX}:events:job:*"  # pattern matching every channel_job(job_id)
+
+# ---- additions (SIEM feed "superlog", issue #7) ------------------------------------------------
+
+
+def superlog(destination: str, part: str) -> str:
+    """A key of one feed destination; ``part`` is ``queue`` (list, newest first), ``inflight`` (the batch
+    being sent), ``state`` (hash: counters, last success and error), ``lock`` (the forwarder holding it)
+    or ``rejected`` (list of events the receiver refused)."""
+    return f"{PREFIX}:superlog:{destination}:{part}"
+
+# ---- additions (security, issue #6) -------------------------------------------------------------
+
+AUTH_SERVER_KEY = f"{PREFIX}:auth:server-key"  # generated server key when DSXCONNECT_AUTH__SERVER_KEY is unset
+
+
+def auth_connector(uuid: str) -> str:
+    """Hash of a connector's credentials: current/previous key ids, delivery, revocation."""
+    return f"{PREFIX}:auth:connector:{uuid}"
+
+
+def auth_key(key_id: str) -> str:
+    """JSON of one DSX-HMAC key id: its connector and when it stops being valid (never the secret)."""
+    return f"{PREFIX}:auth:key:{key_id}"
+
+
+def auth_nonce(key_id: str, nonce: str) -> str:
+    """A nonce seen within the replay window (expires with it)."""
+    return f"{PREFIX}:auth:nonce:{key_id}:{nonce}"
+
+
+def auth_session(session_hash: str) -> str:
+    """An operator's dashboard session, by the SHA-256 of its cookie value."""
+    return f"{PREFIX}:auth:session:{session_hash}"

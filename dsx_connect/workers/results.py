@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from dsx_connect.superlog.producer import feed_new_results
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.outcome import ItemOutcome
 from shared.models import ScanResultEvent
@@ -18,4 +19,6 @@ def run_store_batch(ctx: WorkerContext, items: list[ItemOutcome]) -> list[ScanRe
     duplicates = len(events) - sum(stored)
     if duplicates:
         log.info("ignored %d results already stored (redelivered task)", duplicates)
-    return [event for event, new in zip(events, stored, strict=True) if new]
+    new_events = [event for event, new in zip(events, stored, strict=True) if new]
+    feed_new_results(ctx.settings, ctx.results.redis, new_events)  # SIEM feed: one Redis call, none when off
+    return new_events

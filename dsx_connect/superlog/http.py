@@ -1,0 +1,55 @@
+"""What the HTTP destinations (Splunk HEC, Sentinel) share: one POST and the mapping of its answer."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Collection, Mapping
+
+import httpx
+
+from shared.errors import PermanentError, RetryableError
+
+# Refused as such: the same body would be refused again (malformed, too large, schema mismatch).
+PERMANENT_STATUS = frozenset({400, 413, 422})
+
+
+class Throttled(RetryableError):
+    """The receiver asked us to wait (``Retry-After``) before the next call."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, retry_after_s: float = 0.0) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after_s = retry_after_s
+
+
+def tls_verify(ca_bundle: str | None, verify_tls: bool) -> ssl.SSLContext | bool:
+    """httpx's ``verify``: a context trusting ``ca_bundle`` when given, else on/off."""
+    return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else verify_tls
+
+
+def post(client: httpx.Client, url: str, body: bytes, headers: Mapping[str, str], who: str) -> httpx.Response:
+    """POST ``body``; a network error or timeout is a RetryableError naming ``who``."""
+    try:
+        return client.post(url, content=body, headers=dict(headers))
+    except httpx.HTTPError as exc:
+        raise RetryableError(f"{who}: {type(exc).__name__}: {exc}") from exc
+
+
+def classify(response: httpx.Response, who: str, ok: Collection[int]) -> None:
+    """Return if ``response`` is a success; raise PermanentError or RetryableError (Throttled) otherwise."""
+    status = response.status_code
+    if status in ok:
+        return
+    message = f"{who}: HTTP {status}: {response.text[:300]}"
+    if status in PERMANENT_STATUS:
+        raise PermanentError(message, status_code=status)
+    retry_after = _retry_after(response.headers.get("Retry-After"))
+    if status in (429, 503) and retry_after:
+        raise Throttled(message, status_code=status, retry_after_s=retry_after)
+    raise RetryableError(message, status_code=status)
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value), 0.0), 300.0) if value else 0.0
+    except ValueError:
+        return 0.0  # an HTTP date: fall back to our own backoff

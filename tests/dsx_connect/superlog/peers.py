@@ -1,0 +1,260 @@
+"""Real receivers for the feed's tests: rsyslogd (UDP, TCP, TLS), the HTTPS receiver app, a throwaway CA.
+
+rsyslogd runs as its own instance (``rsyslogd -n -f CONF -i PIDFILE``) with a generated config in a
+temporary folder: no imuxsock (never /dev/log), no system config, one ruleset per transport writing
+the raw message of each line to ``<transport>.log`` and the fields rsyslog parsed to
+``<transport>.parsed`` (``programname|facility|severity|hostname|msg``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import ipaddress
+import shutil
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.support.procs import PYTHON, ServiceProcess, base_env, free_port, wait_for
+
+RSYSLOGD = shutil.which("rsyslogd") or next(
+    (p for p in ("/usr/sbin/rsyslogd", "/sbin/rsyslogd") if Path(p).exists()), None
+)
+
+
+def rsyslog_tls_driver() -> str | None:
+    """``ossl`` or ``gtls`` when rsyslog's TLS stream driver module is installed."""
+    for driver in ("ossl", "gtls"):
+        for pattern in ("/usr/lib/*/rsyslog", "/usr/lib/rsyslog", "/usr/lib64/rsyslog"):
+            if glob.glob(f"{pattern}/lmnsd_{driver}.so"):
+                return driver
+    return None
+
+
+# ---------------------------------------------------------------------------- certificates
+
+
+@dataclass(frozen=True)
+class Certs:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_certs(folder: Path) -> Certs:
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost, signed by it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dsx-connect test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    certs = Certs(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    certs.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    certs.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    certs.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return certs
+
+
+# ---------------------------------------------------------------------------- rsyslogd
+
+_CONF = """
+global(workDirectory="{work}" maxMessageSize="64k")
+module(load="imudp")
+module(load="imtcp" maxSessions="100")
+template(name="raw" type="string" string="%rawmsg%\\n")
+template(name="parsed" type="string"
+         string="%programname%|%syslogfacility%|%syslogseverity%|%hostname%|%msg%\\n")
+{rulesets}
+input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="udp")
+input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="tcp")
+{tls_input}
+"""
+
+_RULESET = """ruleset(name="{name}") {{
+  action(type="omfile" file="{out}/{name}.log" template="raw")
+  action(type="omfile" file="{out}/{name}.parsed" template="parsed")
+}}"""
+
+_TLS_INPUT = (
+    'input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="tls" streamDriver.name="{driver}" '
+    'streamDriver.mode="1" streamDriver.authMode="anon" streamDriver.CAFile="{ca}" '
+    'streamDriver.CertFile="{cert}" streamDriver.KeyFile="{key}")'
+)
+
+
+class Rsyslog:
+    """One rsyslogd listening on UDP, TCP and (with a TLS driver) TLS, on free ports."""
+
+    def __init__(self, folder: Path, certs: Certs | None, log_dir: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.driver = rsyslog_tls_driver() if certs else None
+        self.ports = {"udp": free_port(), "tcp": free_port(), "tls": free_port()}
+        transports = ["udp", "tcp"] + (["tls"] if self.driver else [])
+        tls_input = ""
+        if self.driver and certs:
+            tls_input = _TLS_INPUT.format(
+                port=self.ports["tls"], driver=self.driver, ca=certs.ca, cert=certs.cert, key=certs.key
+            )
+        conf = _CONF.format(
+            work=folder,
+            udp=self.ports["udp"],
+            tcp=self.ports["tcp"],
+            rulesets="\n".join(_RULESET.format(name=t, out=folder) for t in transports),
+            tls_input=tls_input,
+        )
+        self.conf = folder / "rsyslog.conf"
+        self.conf.write_text(conf)
+        assert RSYSLOGD
+        argv = [RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(folder / "rsyslogd.pid")]
+        self.proc = ServiceProcess(f"rsyslogd-{self.ports['tcp']}", argv, base_env(), log_dir)
+
+    def start(self) -> Rsyslog:
+        self.proc.start()
+
+        def listening() -> bool:
+            if not self.proc.alive():
+                raise RuntimeError(f"rsyslogd exited:\n{self.proc.log_tail()}")
+            ports = [self.ports["tcp"]] + ([self.ports["tls"]] if self.driver else [])
+            for port in ports:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    pass
+            return True
+
+        wait_for(listening, timeout=20, interval=0.05, what="rsyslogd listening")
+        return self
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+    def lines(self, transport: str, kind: str = "log") -> list[str]:
+        path = self.folder / f"{transport}.{kind}"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def wait_lines(self, transport: str, count: int, timeout: float = 20.0, kind: str = "log") -> list[str]:
+        """The first ``count`` lines rsyslog wrote for ``transport``, once it wrote at least that many."""
+        wait_for(
+            lambda: len(self.lines(transport, kind)) >= count,
+            timeout=timeout,
+            what=f"{count} lines in {transport}.{kind} (have {len(self.lines(transport, kind))})",
+        )
+        return self.lines(transport, kind)
+
+
+# ---------------------------------------------------------------------------- HTTPS receiver
+
+
+@dataclass
+class Receiver:
+    """The HTTPS receiver app under uvicorn: Splunk HEC, the Sentinel DCE and its token endpoint."""
+
+    url: str
+    ca: Path
+    proc: ServiceProcess
+    port: int
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=tls_context(self.ca), timeout=5.0)
+
+    def received(self, kind: str) -> list[Any]:
+        """The calls the receiver recorded: ``splunk``, ``sentinel`` or ``token``."""
+        with self.client() as client:
+            calls: list[Any] = client.get("/_received").json()[kind]
+            return calls
+
+    def reset(self) -> None:
+        with self.client() as client:
+            client.delete("/_received").raise_for_status()
+            client.post(
+                "/_control", json={"fail_next": 0, "status": 503, "retry_after": None, "refuse_marker": None}
+            ).raise_for_status()
+
+    def control(self, **settings: object) -> None:
+        with self.client() as client:
+            client.post("/_control", json=settings).raise_for_status()
+
+    def start(self) -> Receiver:
+        self.proc = ServiceProcess(self.proc.name, self.proc.argv, self.proc.env, self.proc.log_path.parent)
+        self.proc.start()
+        wait_until_answers(
+            self.proc, lambda: httpx.get(f"{self.url}/_alive", verify=tls_context(self.ca), timeout=2)
+        )
+        return self
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def wait_until_answers(proc: ServiceProcess, call: Callable[[], httpx.Response]) -> None:
+    def check() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited:\n{proc.log_tail()}")
+        return call().status_code == 200
+
+    wait_for(check, timeout=30, interval=0.05, what=proc.name)
+
+
+def receiver(certs: Certs, log_dir: Path, **env: str) -> Receiver:
+    """A Receiver, not started yet (``.start()``)."""
+    port = free_port()
+    argv = [
+        PYTHON, "-m", "uvicorn", "tests.dsx_connect.superlog.receiver_app:app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "--ssl-certfile", str(certs.cert), "--ssl-keyfile", str(certs.key),
+    ]  # fmt: skip
+    proc = ServiceProcess(f"siem-receiver-{port}", argv, base_env(**env), log_dir)
+    return Receiver(f"https://127.0.0.1:{port}", certs.ca, proc, port)
+
+
+def tls_context(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
