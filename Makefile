@@ -2,13 +2,15 @@
 #   make up     the whole local stack on this machine, then a full scan of a sample folder
 #   make test   the whole test suite
 # Both install what they need first (virtualenv, project, redis-server): scripts/ensure-deps.sh.
-# Knobs: VENV (.venv), PYTHON (python3, creates the venv), PYTEST_ARGS, and the DSX_* variables of
+# Knobs: VENV (.venv), PYTHON (python3, creates the venv), PYTEST_ARGS, CONNECTOR (what `make up` runs:
+# filesystem, aws_s3, azure_blob_storage or google_cloud_storage, each cloud one on its emulator), and the DSX_* variables of
 # scripts/stack.py (DSX_RUN_DIR, DSX_REDIS_PORT, DSX_DSXA_PORT, DSX_CORE_PORT, DSX_FS_PORT, ...).
 
 SHELL := bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+CONNECTOR ?= $(or $(DSX_CONNECTOR),filesystem)
 export VENV
 
 .DEFAULT_GOAL := help
@@ -23,8 +25,8 @@ deps: ## virtualenv + pip install -e '.[dev,test,cloud]' (skipped if pyproject.t
 venv: ## virtualenv and project only
 	@bash scripts/ensure-deps.sh python
 
-up: ## start redis, dsxa_lite, core API, workers, filesystem connector; full-scan a sample folder
-	@bash scripts/stack-up.sh
+up: ## start redis, dsxa_lite, core API, workers and a connector (CONNECTOR=filesystem|aws_s3|azure_blob_storage|google_cloud_storage); full-scan its sample
+	@DSX_CONNECTOR="$(CONNECTOR)" bash scripts/stack-up.sh
 
 down: ## stop what `make up` started (and nothing else)
 	@bash scripts/stack-down.sh

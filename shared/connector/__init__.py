@@ -3,11 +3,19 @@
 Modules: ``base`` (the contract), ``settings`` (``DSXCONNECTOR_*``), ``filters`` (include/exclude
 globs), ``locations`` (stay inside the asset), ``errors`` (error mapping), ``core_client``
 (control plane), ``submit`` and ``scan`` (full scans), ``runtime`` (heartbeat, watcher),
-``routes`` / ``responses`` / ``app`` (HTTP), ``security`` (DSX-HMAC seams), ``threads``.
+``routes`` / ``responses`` / ``app`` (HTTP), ``security`` (DSX-HMAC seams), ``threads``,
+``buckets`` (what object-store connectors share).
 """
 
 from shared.connector.app import create_connector_app
-from shared.connector.base import SMALL_ITEM_BYTES, STREAM_CHUNK_BYTES, Connector, Item, ItemContent
+from shared.connector.base import (
+    SMALL_ITEM_BYTES,
+    STREAM_CHUNK_BYTES,
+    Connector,
+    Item,
+    ItemContent,
+    WebhookReply,
+)
 from shared.connector.errors import UnsupportedError, classify_error
 from shared.connector.filters import Filter
 from shared.connector.locations import is_within, open_inside, relative_location, resolve_inside
@@ -23,6 +31,7 @@ __all__ = [
     "Item",
     "ItemContent",
     "UnsupportedError",
+    "WebhookReply",
     "classify_error",
     "create_connector_app",
     "is_within",

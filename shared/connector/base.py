@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -71,6 +71,19 @@ class ItemContent:
     data: bytes | None = None
     path: Path | None = None
     chunks: AsyncIterator[bytes] | None = None
+
+
+@dataclass(slots=True)
+class WebhookReply:
+    """What ``webhook`` returns when the storage expects an answer of its own.
+
+    A subscription handshake (Event Grid's ``{"validationResponse": code}``, an SNS confirmation)
+    answers ``body`` with ``status_code``; ``items``, if any, are submitted for scanning as well.
+    """
+
+    body: dict[str, Any]
+    status_code: int = 200
+    items: list[Item] = field(default_factory=list)
 
 
 class Connector(abc.ABC):
@@ -177,8 +190,13 @@ class Connector(abc.ABC):
             preview=sample,
         )
 
-    async def webhook(self, event: dict[str, Any]) -> list[Item]:
-        """Items named by a storage push notification (S3 event, Event Grid, Graph…)."""
+    async def webhook(self, event: dict[str, Any]) -> list[Item] | WebhookReply:
+        """Items named by a storage push notification (S3 event, Event Grid, Graph…).
+
+        ``event`` is the posted JSON (whatever its Content-Type: SNS posts ``text/plain``); a
+        top-level array arrives as ``{"events": [...]}``. Return a :class:`WebhookReply` to answer
+        a handshake with the body the storage expects.
+        """
         raise UnsupportedError(f"webhook events are not supported by {self.name}", status_code=404)
 
     def classify_error(self, exc: BaseException) -> DsxError:

@@ -12,6 +12,7 @@ import pytest
 from connectors.filesystem.connector import FilesystemConnector
 from connectors.filesystem.settings import FilesystemSettings
 from tests.shared.connector.core_receiver import fake_core  # noqa: F401  (a fixture)
+from tests.support.auth import CONNECTOR_KEY_ID, CONNECTOR_SECRET
 from tests.support.procs import ServiceProcess, base_env, free_port, uvicorn_argv
 
 TREE = {
@@ -62,6 +63,9 @@ def connector_process(asset: Path, core_url: str, logs_dir: Path, **env: str) ->
         "DSXCONNECTOR_JOB_CONTROL_POLL_S": "0.05",
         "DSXCONNECTOR_JOB_CONTROL_EVERY_BATCHES": "1",
         "DSXCONNECTOR_MONITOR_DEBOUNCE_MS": "100",
+        # a pre-provisioned DSX-HMAC pair: the fake core hands none out, tests sign with it
+        "DSXCONNECTOR_AUTH__HMAC_KEY_ID": CONNECTOR_KEY_ID,
+        "DSXCONNECTOR_AUTH__HMAC_SECRET": CONNECTOR_SECRET,
     }
     proc = ServiceProcess(
         f"filesystem-connector-{port}",

@@ -11,6 +11,7 @@ import pytest
 
 from connectors.filesystem.connector import FilesystemConnector
 from shared.connector import create_connector_app
+from tests.support.auth import CONNECTOR_AUTH, core_signer
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio]
 
@@ -19,8 +20,9 @@ PREFIX = "/filesystem-connector"
 
 @pytest.fixture
 async def client(make_connector: Callable[..., FilesystemConnector]) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_connector_app(make_connector(enrollment_token="enroll-secret"))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+    app = create_connector_app(make_connector(enrollment_token="enroll-secret", auth=CONNECTOR_AUTH))
+    transport = httpx.ASGITransport(app=app)  # signed as the core signs (DSX-HMAC)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", auth=core_signer()) as http:
         yield http
 
 

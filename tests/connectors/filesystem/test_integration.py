@@ -12,13 +12,16 @@ import pytest
 
 from tests.connectors.filesystem.conftest import connector_process
 from tests.shared.connector.core_receiver import FakeCore, running_core
+from tests.support.auth import core_signer
 from tests.support.procs import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
+SIGNED = core_signer()  # the connector process holds the test pair: calls are signed as the core signs them
+
 
 def start_scan(url: str, **params: Any) -> str:
-    response = httpx.post(f"{url}/full_scan", params=params, timeout=10)
+    response = httpx.post(f"{url}/full_scan", params=params, timeout=10, auth=SIGNED)
     assert response.status_code == 202
     assert response.json()["status"] == "success"
     assert response.headers["x-job-id"] == response.json()["job_id"]
@@ -62,7 +65,7 @@ def test_full_scan_submits_exactly_the_filtered_files(
     with connector_process(asset, fake_core.url, logs_dir, DSXCONNECTOR_FILTER="*.pdf") as url:
         job_id = start_scan(url, job_id="job-fs-1")
         wait_for(lambda: job_id in fake_core.enqueue_done, timeout=30, what="enqueue_done")
-        estimate = httpx.get(f"{url}/estimate", timeout=10).json()
+        estimate = httpx.get(f"{url}/estimate", timeout=10, auth=SIGNED).json()
     assert job_id == "job-fs-1"
     assert fake_core.locations(job_id) == expected
     assert fake_core.enqueue_done[job_id] == len(expected) == estimate["count"]
@@ -130,7 +133,7 @@ def test_read_file_streams_a_large_file_over_http(fake_core: FakeCore, asset: Pa
     with connector_process(asset, fake_core.url, logs_dir) as url:
         digest, chunks = hashlib.sha256(), 0
         request = {"location": "big.iso", "metainfo": "big.iso"}
-        with httpx.stream("POST", f"{url}/read_file", json=request, timeout=30) as response:
+        with httpx.stream("POST", f"{url}/read_file", json=request, timeout=30, auth=SIGNED) as response:
             assert response.status_code == 200
             assert response.headers["content-type"] == "application/octet-stream"
             for chunk in response.iter_raw():
@@ -138,6 +141,6 @@ def test_read_file_streams_a_large_file_over_http(fake_core: FakeCore, asset: Pa
                 chunks += 1
         assert digest.digest() == hashlib.sha256(payload).digest() and chunks > 1
         traversal = httpx.post(
-            f"{url}/read_file", json={"location": "../../etc/passwd", "metainfo": "x"}, timeout=5
+            f"{url}/read_file", json={"location": "../../etc/passwd", "metainfo": "x"}, timeout=5, auth=SIGNED
         )
         assert traversal.status_code == 403 and traversal.json()["status"] == "error"

@@ -1,0 +1,297 @@
+"""The AWS S3 connector: one ``Connector`` subclass over a bucket, or a prefix of it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
+from typing import Any
+from urllib.parse import parse_qs, unquote_plus, urlsplit
+
+import anyio.to_thread
+import boto3
+import httpx
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.response import StreamingBody
+
+from connectors.aws_s3.settings import AwsS3Settings
+from connectors.aws_s3.version import __version__
+from shared.connector import (
+    SMALL_ITEM_BYTES,
+    STREAM_CHUNK_BYTES,
+    Connector,
+    Item,
+    ItemContent,
+    WebhookReply,
+    iterate_in_thread,
+)
+from shared.connector.buckets import BucketLayout, verdict_tags
+from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
+from shared.models import ItemActionType, RequestedAction, StatusResponse
+
+log = logging.getLogger(__name__)
+
+#: error codes S3 answers when the credentials themselves are wrong, expired or for another region
+CREDENTIAL_ERRORS = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "InvalidClientTokenId",
+        "AuthorizationHeaderMalformed",
+    }
+)
+_SNS_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+
+
+def trusted_subscribe_url(url: str) -> bool:
+    """Whether an SNS ``SubscribeURL`` may be fetched to confirm a subscription.
+
+    Only ``https://sns.<region>.amazonaws.com[.cn]/?Action=ConfirmSubscription…`` on the default
+    port and without user info: anything else posted to the webhook would make the connector
+    fetch a URL of the sender's choosing (server-side request forgery).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return (
+        parts.scheme == "https"
+        and port in (None, 443)
+        and parts.username is None
+        and parts.password is None
+        and _SNS_HOST.fullmatch((parts.hostname or "").lower()) is not None
+        and parse_qs(parts.query).get("Action") == ["ConfirmSubscription"]
+    )
+
+
+class AwsS3Connector(Connector):
+    """Scans the bucket (or ``bucket/prefix``) ``DSXCONNECTOR_ASSET`` on S3 or an S3-compatible store.
+
+    Locations are full object keys; the display name is ``bucket/key``. Listing follows
+    ``ListObjectsV2`` pages (constant memory); reads stream ``GetObject`` bodies in 1 MiB chunks.
+    Actions: ``delete``, ``move`` (copy to the quarantine keeping the key, then delete),
+    ``tag`` (object tags ``Verdict=Malicious``, ``ScannedBy=dsx-connect`` merged into the existing
+    ones; a request's ``tags`` override them), ``movetag``. Change monitoring: S3 event
+    notifications posted to ``/webhook/event``, directly or in an SNS envelope (subscriptions
+    are confirmed only on ``https://sns.<region>.amazonaws.com``).
+
+    Limits: S3 keeps at most 10 tags per object; a move of an object above 5 GiB uses a multipart
+    copy, which does not carry the source's tags. SNS message signatures are not verified.
+    """
+
+    version = __version__
+    settings: AwsS3Settings
+
+    def __init__(self, settings: AwsS3Settings, *, http: httpx.AsyncBaseTransport | None = None) -> None:
+        self._http = http  # the network for SNS confirmations (tests inject one)
+        self.s3: Any = None
+        super().__init__(settings)
+
+    def configure(self, settings: AwsS3Settings) -> None:  # type: ignore[override]
+        layout = settings.layout()
+        if self.s3 is None:  # one client per connector; asset changes reuse it
+            self.s3 = _client(settings)
+        super().configure(settings)
+        self.layout: BucketLayout = layout
+
+    def resolve(self, location: str) -> str:
+        return self.layout.key(location)
+
+    # ---- enumeration -----------------------------------------------------------------------
+
+    def enumerate(self) -> AsyncIterator[Item]:
+        return iterate_in_thread(self._walk())
+
+    def _walk(self) -> Iterator[Item]:
+        asset, selected = self.layout.asset, self.filter
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=asset.bucket,
+            Prefix=asset.prefix,
+            PaginationConfig={"PageSize": self.settings.aws_list_page_size},
+        )
+        for page in pages:
+            for obj in page.get("Contents", ()):
+                item = self.layout.item(obj["Key"], obj.get("Size"), selected)
+                if item is not None:
+                    yield item
+
+    async def check(self) -> None:
+        asset = self.layout.asset
+        await anyio.to_thread.run_sync(
+            lambda: self.s3.list_objects_v2(Bucket=asset.bucket, Prefix=asset.prefix, MaxKeys=1)
+        )
+
+    # ---- read and act ----------------------------------------------------------------------
+
+    async def read(self, location: str) -> ItemContent:
+        return await anyio.to_thread.run_sync(self._get, self.resolve(location))
+
+    def _get(self, key: str) -> ItemContent:
+        response = self.s3.get_object(Bucket=self.layout.asset.bucket, Key=key)
+        body: StreamingBody = response["Body"]
+        size = response["ContentLength"]
+        if size <= SMALL_ITEM_BYTES:
+            with closing(body):
+                return ItemContent(size=size, data=body.read())
+        return ItemContent(size=size, chunks=iterate_in_thread(_stream(body), chunk_size=1))
+
+    async def act(self, location: str, action: RequestedAction) -> StatusResponse:
+        return await anyio.to_thread.run_sync(self._act, self.resolve(location), action)
+
+    def _act(self, key: str, action: RequestedAction) -> StatusResponse:
+        bucket = self.layout.asset.bucket
+        self.s3.head_object(Bucket=bucket, Key=key)  # deleting a missing key would "succeed"
+        if action.type == ItemActionType.DELETE:
+            self.s3.delete_object(Bucket=bucket, Key=key)
+            log.info("object deleted", extra={"bucket": bucket, "key": key})
+            return StatusResponse(status="success", message=f"deleted s3://{bucket}/{key}")
+        if action.type == ItemActionType.TAG:
+            self._tag(bucket, key, verdict_tags(action))
+            return StatusResponse(status="success", message=f"tagged s3://{bucket}/{key}")
+        dest_bucket, dest_key = self.layout.destination(key, action)
+        destination = f"s3://{dest_bucket}/{dest_key}"
+        self.s3.copy({"Bucket": bucket, "Key": key}, dest_bucket, dest_key)  # multipart above 8 MiB
+        if action.type == ItemActionType.MOVE_TAG:
+            self._tag(dest_bucket, dest_key, verdict_tags(action))
+        try:
+            self.s3.delete_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            err = self.classify_error(exc)
+            message = f"copied to {destination} but the original could not be deleted: {err.message}"
+            raise type(err)(message, status_code=err.status_code) from None
+        log.info("object moved", extra={"key": key, "destination": destination})
+        return StatusResponse.model_validate(
+            {"status": "success", "message": f"moved to {destination}", "destination": destination}
+        )
+
+    def _tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
+        current = self.s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+        merged = {tag["Key"]: tag["Value"] for tag in current} | tags
+        tag_set = [{"Key": k, "Value": v} for k, v in merged.items()]
+        self.s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tag_set})
+
+    # ---- change notifications --------------------------------------------------------------
+
+    async def webhook(self, event: dict[str, Any]) -> list[Item] | WebhookReply:
+        """S3 event notifications: ``{"Records": [...]}``, or an SNS envelope around one."""
+        kind = event.get("Type")
+        if kind == "SubscriptionConfirmation":
+            return await self._confirm(event)
+        if kind == "UnsubscribeConfirmation":
+            return WebhookReply({"status": "nothing", "message": "SNS unsubscribe noted"})
+        if kind == "Notification":
+            try:
+                event = json.loads(event.get("Message") or "{}")
+            except ValueError:
+                raise PermanentError("SNS Message is not an S3 event (JSON expected)") from None
+        records = event.get("Records") if isinstance(event, dict) else None
+        items = []
+        for record in records if isinstance(records, list) else ():
+            if not isinstance(record, dict) or not str(record.get("eventName", "")).startswith(
+                ("ObjectCreated:", "s3:ObjectCreated:")
+            ):
+                continue
+            s3 = record.get("s3") or {}
+            obj, bucket = s3.get("object") or {}, str((s3.get("bucket") or {}).get("name", ""))
+            key = unquote_plus(str(obj.get("key", "")))  # S3 sends keys URL-encoded, spaces as "+"
+            item = self.layout.item(key, obj.get("size"), self.filter, bucket)
+            if item is not None:
+                items.append(item)
+        return items
+
+    async def _confirm(self, event: dict[str, Any]) -> WebhookReply:
+        url, topic = str(event.get("SubscribeURL", "")), event.get("TopicArn")
+        if not trusted_subscribe_url(url):
+            raise PermanentError(
+                f"SNS SubscribeURL refused: only https://sns.<region>.amazonaws.com/ is fetched, got {url[:200]!r}"
+            )
+        if not self.settings.aws_sns_auto_confirm:
+            message = "SNS subscription left unconfirmed (DSXCONNECTOR_AWS_SNS_AUTO_CONFIRM=false)"
+            return WebhookReply({"status": "nothing", "message": message, "topic_arn": topic})
+        async with httpx.AsyncClient(transport=self._http, timeout=10.0, follow_redirects=False) as http:
+            try:
+                answer = await http.get(url)
+            except httpx.HTTPError as exc:
+                raise RetryableError(
+                    f"SNS subscription confirmation failed: {exc!r}", status_code=502
+                ) from None
+        if answer.status_code != 200:
+            raise RetryableError(f"SNS answered {answer.status_code} to the confirmation", status_code=502)
+        log.info("SNS subscription confirmed", extra={"topic_arn": topic})
+        return WebhookReply(
+            {"status": "success", "message": "SNS subscription confirmed", "topic_arn": topic}
+        )
+
+    # ---- errors and shutdown ---------------------------------------------------------------
+
+    def classify_error(self, exc: BaseException) -> DsxError:
+        if isinstance(exc, ClientError):
+            error, meta = exc.response.get("Error", {}), exc.response.get("ResponseMetadata", {})
+            code, status = str(error.get("Code", "")), int(meta.get("HTTPStatusCode") or 0)
+            text = f"{code}: {error.get('Message') or exc}"
+            bucket = error.get("BucketName") or self.layout.asset.bucket
+            if code == "NoSuchBucket":
+                return NotFoundError(f"bucket {bucket!r} does not exist ({text})", status_code=404)
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return NotFoundError(f"object not found ({text})", status_code=404)
+            if code in CREDENTIAL_ERRORS:
+                return PermanentError(
+                    f"S3 refused the credentials ({text}); check DSXCONNECTOR_AWS_* or the AWS credential chain",
+                    status_code=403,
+                )
+            if status == 403 or code == "AccessDenied":
+                return PermanentError(f"access denied to bucket {bucket!r} ({text})", status_code=403)
+            if status >= 500 or status in (408, 429) or code in ("SlowDown", "RequestTimeout"):
+                return RetryableError(f"S3 unavailable ({text})", status_code=503)
+            return PermanentError(f"S3 refused the request ({text})", status_code=400)
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
+            return PermanentError(
+                f"no usable AWS credentials ({exc}): set DSXCONNECTOR_AWS_ACCESS_KEY_ID and "
+                "DSXCONNECTOR_AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an IAM role",
+                status_code=403,
+            )
+        if isinstance(exc, BotoCoreError):  # connection errors, timeouts, broken streams
+            return RetryableError(f"S3 unreachable: {exc}", status_code=503)
+        return super().classify_error(exc)
+
+    async def aclose(self) -> None:
+        if self.s3 is not None:
+            self.s3.close()
+
+
+def _client(s: AwsS3Settings) -> Any:
+    """The one S3 client: explicit keys or profile if set, else the SDK's credential chain."""
+    session = boto3.session.Session(
+        aws_access_key_id=s.aws_access_key_id,
+        aws_secret_access_key=s.aws_secret_access_key.get_secret_value() if s.aws_secret_access_key else None,
+        aws_session_token=s.aws_session_token.get_secret_value() if s.aws_session_token else None,
+        region_name=s.aws_region,
+        profile_name=s.aws_profile,
+    )
+    config = Config(
+        max_pool_connections=s.aws_max_pool_connections,
+        retries={"mode": "standard"},
+        s3={"addressing_style": s.aws_addressing_style},
+        connect_timeout=10,
+        read_timeout=60,
+    )
+    return session.client("s3", endpoint_url=s.aws_endpoint_url, verify=s.aws_verify_tls, config=config)
+
+
+def _stream(body: StreamingBody) -> Iterator[bytes]:
+    """The body in ``STREAM_CHUNK_BYTES`` chunks; the connection is released when it ends or is closed."""
+    with closing(body):
+        yield from body.iter_chunks(STREAM_CHUNK_BYTES)

@@ -1,0 +1,232 @@
+"""The Google Cloud Storage connector: one ``Connector`` subclass over a bucket, or a prefix of it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio.to_thread
+from google.api_core import exceptions as api
+from google.auth import exceptions as auth
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+from google.oauth2 import service_account
+
+from connectors.google_cloud_storage.settings import GoogleCloudStorageSettings
+from connectors.google_cloud_storage.version import __version__
+from shared.connector import (
+    SMALL_ITEM_BYTES,
+    STREAM_CHUNK_BYTES,
+    Connector,
+    Item,
+    ItemContent,
+    iterate_in_thread,
+)
+from shared.connector.buckets import BucketLayout, verdict_tags
+from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
+from shared.models import ItemActionType, RequestedAction, StatusResponse
+
+log = logging.getLogger(__name__)
+
+#: the Pub/Sub attribute value of a new (or overwritten) object in a GCS bucket notification
+OBJECT_FINALIZE = "OBJECT_FINALIZE"
+
+
+class GoogleCloudStorageConnector(Connector):
+    """Scans the bucket (or ``bucket/prefix``) ``DSXCONNECTOR_ASSET`` on Google Cloud Storage.
+
+    Locations are full object names; the display name is ``bucket/name``. Listing follows the
+    SDK's pages (constant memory); reads of objects above 1 MiB stream ``blob.open("rb")`` in
+    1 MiB ranged reads pinned to the generation that was looked up. Actions: ``delete``, ``move``
+    (rewrite to the quarantine keeping the name, then delete), ``tag`` (custom metadata
+    ``Verdict=Malicious``/``ScannedBy=dsx-connect`` merged into the existing), ``movetag``.
+    Change monitoring: Pub/Sub push deliveries of bucket notifications (``OBJECT_FINALIZE``)
+    posted to ``/webhook/event``.
+
+    Limits: push requests are not authenticated (put the connector behind the push endpoint's
+    OIDC check if it is reachable from outside); requester-pays buckets are not supported.
+    """
+
+    version = __version__
+    settings: GoogleCloudStorageSettings
+
+    def __init__(self, settings: GoogleCloudStorageSettings) -> None:
+        self.client: Any = None
+        super().__init__(settings)
+
+    def configure(self, settings: GoogleCloudStorageSettings) -> None:  # type: ignore[override]
+        layout = settings.layout()
+        if self.client is None:  # one client per connector; asset changes reuse it
+            self.client = _client(settings)
+        super().configure(settings)
+        self.layout: BucketLayout = layout
+        self.bucket = self.client.bucket(layout.asset.bucket)
+
+    def resolve(self, location: str) -> str:
+        return self.layout.key(location)
+
+    # ---- enumeration -----------------------------------------------------------------------
+
+    def enumerate(self) -> AsyncIterator[Item]:
+        return iterate_in_thread(self._walk())
+
+    def _walk(self) -> Iterator[Item]:
+        for blob in self._list(page_size=self.settings.gcs_list_page_size):
+            item = self.layout.item(blob.name, blob.size, self.filter)
+            if item is not None:
+                yield item
+
+    def _list(self, **options: Any) -> Iterator[storage.Blob]:
+        asset = self.layout.asset
+        try:
+            yield from self.client.list_blobs(asset.bucket, prefix=asset.prefix or None, **options)
+        except api.NotFound as exc:  # listing a prefix never 404s: the bucket is missing
+            raise NotFoundError(f"bucket {asset.bucket!r} does not exist ({_short(exc)})") from None
+
+    async def check(self) -> None:
+        await anyio.to_thread.run_sync(lambda: list(self._list(max_results=1)))
+
+    # ---- read and act ----------------------------------------------------------------------
+
+    async def read(self, location: str) -> ItemContent:
+        return await anyio.to_thread.run_sync(self._download, self.resolve(location))
+
+    def _blob(self, key: str) -> storage.Blob:
+        blob = self.bucket.get_blob(key)
+        if blob is None:
+            raise NotFoundError(f"object not found: {self.layout.asset.bucket}/{key}")
+        return blob
+
+    def _download(self, key: str) -> ItemContent:
+        blob = self._blob(key)
+        if blob.size <= SMALL_ITEM_BYTES:
+            return ItemContent(
+                size=blob.size, data=blob.download_as_bytes(if_generation_match=blob.generation)
+            )
+        return ItemContent(size=blob.size, chunks=iterate_in_thread(_stream(blob), chunk_size=1))
+
+    async def act(self, location: str, action: RequestedAction) -> StatusResponse:
+        return await anyio.to_thread.run_sync(self._act, self.resolve(location), action)
+
+    def _act(self, key: str, action: RequestedAction) -> StatusResponse:
+        blob = self._blob(key)
+        where = f"gs://{self.layout.asset.bucket}/{key}"
+        if action.type == ItemActionType.DELETE:
+            blob.delete()
+            log.info("object deleted", extra={"object": where})
+            return StatusResponse(status="success", message=f"deleted {where}")
+        if action.type == ItemActionType.TAG:
+            _tag(blob, verdict_tags(action))
+            return StatusResponse(status="success", message=f"tagged {where}")
+        dest_bucket, dest_name = self.layout.destination(key, action)
+        target = self.client.bucket(dest_bucket).blob(dest_name)
+        destination = f"gs://{dest_bucket}/{dest_name}"
+        token, _, _ = target.rewrite(blob)
+        while token is not None:  # large objects are rewritten in several calls
+            token, _, _ = target.rewrite(blob, token=token)
+        if action.type == ItemActionType.MOVE_TAG:
+            _tag(target, verdict_tags(action))
+        try:
+            blob.delete()
+        except api.GoogleAPIError as exc:
+            err = self.classify_error(exc)
+            message = f"copied to {destination} but the original could not be deleted: {err.message}"
+            raise type(err)(message, status_code=err.status_code) from None
+        log.info("object moved", extra={"object": where, "destination": destination})
+        return StatusResponse.model_validate(
+            {"status": "success", "message": f"moved to {destination}", "destination": destination}
+        )
+
+    # ---- change notifications --------------------------------------------------------------
+
+    async def webhook(self, event: dict[str, Any]) -> list[Item]:
+        """A Pub/Sub push delivery: ``message.attributes.eventType`` and the object JSON in ``message.data``."""
+        message = event.get("message")
+        if not isinstance(message, dict):
+            raise PermanentError("not a Pub/Sub push delivery: 'message' is missing")
+        attributes = message.get("attributes") or {}
+        if attributes.get("eventType") != OBJECT_FINALIZE:
+            return []  # deletes, metadata updates, archive events
+        try:
+            payload = (
+                json.loads(base64.b64decode(message["data"], validate=True)) if message.get("data") else {}
+            )
+        except (binascii.Error, ValueError):
+            raise PermanentError("message.data is not base64-encoded JSON") from None
+        bucket = str(payload.get("bucket") or attributes.get("bucketId", ""))
+        name = str(payload.get("name") or attributes.get("objectId", ""))
+        size = int(payload["size"]) if str(payload.get("size", "")).isdigit() else None
+        item = self.layout.item(name, size, self.filter, bucket)
+        return [item] if item is not None else []
+
+    # ---- errors and shutdown ---------------------------------------------------------------
+
+    def classify_error(self, exc: BaseException) -> DsxError:
+        if isinstance(exc, api.NotFound):
+            return NotFoundError(f"not found ({_short(exc)})", status_code=404)
+        if isinstance(exc, auth.RefreshError | auth.DefaultCredentialsError | api.Unauthorized):
+            return PermanentError(
+                f"Google refused the credentials ({_short(exc)}); check DSXCONNECTOR_GCS_CREDENTIALS_FILE "
+                "or the Application Default Credentials",
+                status_code=403,
+            )
+        if isinstance(exc, api.Forbidden):
+            bucket = self.layout.asset.bucket
+            return PermanentError(f"access denied to bucket {bucket!r} ({_short(exc)})", status_code=403)
+        if isinstance(exc, api.ServerError | api.TooManyRequests | auth.TransportError | api.RetryError):
+            return RetryableError(f"Google Cloud Storage unavailable ({_short(exc)})", status_code=503)
+        if isinstance(exc, api.PreconditionFailed):
+            return RetryableError(f"object changed while it was read ({_short(exc)})", status_code=503)
+        if isinstance(exc, api.ClientError):
+            return PermanentError(
+                f"Google Cloud Storage refused the request ({_short(exc)})", status_code=400
+            )
+        if type(exc).__module__.startswith(("requests", "urllib3")):
+            return RetryableError(f"Google Cloud Storage unreachable: {exc}", status_code=503)
+        return super().classify_error(exc)
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300]
+
+
+def _tag(blob: storage.Blob, tags: dict[str, str]) -> None:
+    blob.metadata = {**(blob.metadata or {}), **tags}
+    blob.patch()
+
+
+def _stream(blob: storage.Blob) -> Iterator[bytes]:
+    """The object in ``STREAM_CHUNK_BYTES`` ranged reads of the generation looked up."""
+    with blob.open("rb", chunk_size=STREAM_CHUNK_BYTES, if_generation_match=blob.generation) as reader:
+        while chunk := reader.read(STREAM_CHUNK_BYTES):
+            yield chunk
+
+
+def _client(s: GoogleCloudStorageSettings) -> storage.Client:
+    """The one client: anonymous, a key file, else Application Default Credentials."""
+    options = {"api_endpoint": s.gcs_endpoint_url} if s.gcs_endpoint_url else None
+    credentials: Any = None
+    if s.gcs_anonymous:
+        credentials = AnonymousCredentials()
+    elif s.gcs_credentials_file:
+        try:
+            credentials = service_account.Credentials.from_service_account_file(s.gcs_credentials_file)
+        except (ValueError, KeyError) as exc:
+            raise ValueError(
+                f"DSXCONNECTOR_GCS_CREDENTIALS_FILE is not a service-account key: {exc}"
+            ) from None
+    try:
+        return storage.Client(project=s.gcs_project, credentials=credentials, client_options=options)
+    except auth.DefaultCredentialsError as exc:
+        raise ValueError(
+            f"no Google credentials ({exc}): set DSXCONNECTOR_GCS_CREDENTIALS_FILE, "
+            "GOOGLE_APPLICATION_CREDENTIALS or run with a service account"
+        ) from None

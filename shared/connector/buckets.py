@@ -1,0 +1,145 @@
+"""What object-store connectors (S3, Azure Blob, GCS) share: a ``bucket/prefix`` asset and its quarantine.
+
+Locations are full object keys, as in DSX-Connect 1.x (``incoming/docs/a.pdf`` for the asset
+``my-bucket/incoming``); the display name (``metainfo``) is ``bucket/key``. The filter applies
+to the key relative to the prefix. A key is inside the asset when it passes
+``relative_location`` (no ``..`` segment, not absolute, no control character) and starts with
+the prefix; a key in the quarantine is never read, listed or submitted.
+
+The quarantine is ``ITEM_ACTION_MOVE_METAINFO``, a key prefix in the asset's bucket (1.x), or in
+the storage's own quarantine bucket/container setting when one is given. A move keeps the whole
+key below it: ``incoming/docs/a.pdf`` becomes ``dsxconnect-quarantine/incoming/docs/a.pdf``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.connector.base import Item
+from shared.connector.filters import Filter
+from shared.connector.locations import relative_location
+from shared.errors import DsxError, OutsideAssetError, PermanentError
+from shared.models import RequestedAction
+
+#: tags (or metadata) a ``tag`` action sets unless the request names its own: actions run on
+#: the verdicts of ``DSXCONNECT_WORKERS__ACTION_VERDICTS``, ``Malicious`` by default
+DEFAULT_TAGS = {"Verdict": "Malicious", "ScannedBy": "dsx-connect"}
+
+
+def key_prefix(text: str) -> str:
+    """``a/b`` → ``a/b/``, ``""`` → ``""``; refuses ``..`` and control characters (ValueError)."""
+    text = text.strip().strip("/")
+    if not text:
+        return ""
+    try:
+        relative_location(text)
+    except DsxError as exc:
+        raise ValueError(exc.message) from None
+    return text + "/"
+
+
+@dataclass(frozen=True, slots=True)
+class BucketAsset:
+    """A bucket (container) and a key prefix, ``""`` or ending with ``/``."""
+
+    bucket: str
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, asset: str, noun: str = "bucket") -> BucketAsset:
+        """``bucket`` or ``bucket/prefix``; ``ValueError`` naming what is wrong."""
+        bucket, _, prefix = asset.strip().strip("/").partition("/")
+        if not bucket:
+            raise ValueError(f"must name the {noun}: '{noun}' or '{noun}/prefix'")
+        return cls(bucket, key_prefix(prefix))
+
+    def __str__(self) -> str:
+        return f"{self.bucket}/{self.prefix}".rstrip("/")
+
+    def holds(self, key: str) -> bool:
+        return key.startswith(self.prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketLayout:
+    """The asset, its quarantine, and the checks every object-store connector makes."""
+
+    asset: BucketAsset
+    quarantine: BucketAsset | None
+
+    @classmethod
+    def build(
+        cls, asset: str, move_to: str, quarantine_bucket: str | None, noun: str = "bucket"
+    ) -> BucketLayout:
+        """Parse the settings; ``ValueError`` if the quarantine is the asset or contains it."""
+        parsed = BucketAsset.parse(asset, noun)
+        bucket = (quarantine_bucket or "").strip() or parsed.bucket
+        prefix = key_prefix(move_to or "")
+        quarantine = BucketAsset(bucket, prefix) if prefix or bucket != parsed.bucket else None
+        if quarantine and quarantine.bucket == parsed.bucket and parsed.prefix.startswith(quarantine.prefix):
+            raise ValueError(
+                f"the quarantine {str(quarantine)!r} (ITEM_ACTION_MOVE_METAINFO) cannot be the asset or contain it"
+            )
+        return cls(parsed, quarantine)
+
+    def quarantined(self, bucket: str, key: str) -> bool:
+        q = self.quarantine
+        return q is not None and q.bucket == bucket and q.holds(key)
+
+    def key(self, location: str) -> str:
+        """The object key of ``location``; ``OutsideAssetError`` unless it lies inside the asset."""
+        relative_location(location)  # refuses "..", absolute keys, control characters
+        if not self.asset.holds(location):
+            raise OutsideAssetError(f"location outside the asset {str(self.asset)!r}: {location!r}")
+        if self.quarantined(self.asset.bucket, location):
+            raise OutsideAssetError(f"location is in the quarantine: {location!r}")
+        return location
+
+    def item(self, key: str, size: int | None, selected: Filter, bucket: str | None = None) -> Item | None:
+        """The item a listing or a notification names, or None if the scan must skip it."""
+        bucket = bucket or self.asset.bucket
+        if bucket != self.asset.bucket or not self.asset.holds(key) or key.endswith("/"):
+            return None  # another bucket, outside the prefix, or a "folder" placeholder
+        if self.quarantined(bucket, key) or not selected.matches(key[len(self.asset.prefix) :]):
+            return None
+        try:
+            relative_location(key)
+        except DsxError:
+            return None  # a key read_file would refuse
+        return Item(key, f"{bucket}/{key}", size)
+
+    def destination(self, key: str, action: RequestedAction) -> tuple[str, str]:
+        """``(bucket, key)`` a move puts ``key`` to: the quarantine, or the request's destination.
+
+        A requested ``destination.path``/``prefix`` must lie in the quarantine or in the asset;
+        ``destination.filename`` replaces the last segment of the key.
+        """
+        dest = action.destination
+        requested = dest and (dest.path or dest.prefix)
+        if requested:
+            prefix = key_prefix(requested)
+            q = self.quarantine
+            if q is not None and prefix.startswith(q.prefix):
+                target = BucketAsset(q.bucket, prefix)
+            elif prefix.startswith(self.asset.prefix):
+                target = BucketAsset(self.asset.bucket, prefix)
+            else:
+                raise OutsideAssetError(f"move destination outside the asset and quarantine: {requested!r}")
+        elif self.quarantine is None:
+            raise PermanentError("no quarantine configured (DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO)")
+        else:
+            target = self.quarantine
+        name = key
+        if dest and dest.filename:
+            filename = str(relative_location(dest.filename))
+            if "/" in filename:
+                raise PermanentError(f"destination filename must be a plain name: {dest.filename!r}")
+            name = key.rpartition("/")[0] + "/" + filename if "/" in key else filename
+        if (target.bucket, target.prefix + name) == (self.asset.bucket, key):
+            raise PermanentError(f"move destination is the item itself: {key!r}")
+        return target.bucket, target.prefix + name
+
+
+def verdict_tags(action: RequestedAction) -> dict[str, str]:
+    """The tags a ``tag``/``movetag`` action sets: :data:`DEFAULT_TAGS` updated by the request's."""
+    return {**DEFAULT_TAGS, **action.tags}

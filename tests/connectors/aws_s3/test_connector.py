@@ -1,0 +1,160 @@
+"""The AWS S3 connector in process: S3 event notifications, the SNS envelope and its confirmation handshake."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.aws_s3.connector import AwsS3Connector, trusted_subscribe_url
+from connectors.aws_s3.settings import AwsS3Settings
+from shared.connector import create_connector_app
+from tests.connectors.aws_s3.conftest import s3_event, sns_notification
+
+pytestmark = [pytest.mark.unit, pytest.mark.anyio]
+
+PREFIX = "/aws-s3-connector"
+SUBSCRIBE = "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn%3Aaws%3Asns%3Aeu-west-1%3A1%3At&Token=abc"
+
+
+def connector(sns: httpx.MockTransport | None = None, **settings: Any) -> AwsS3Connector:
+    """A connector whose S3 is never reached (webhooks only look at the event)."""
+    base = {"asset": "uploads/in", "aws_endpoint_url": "http://127.0.0.1:9", "aws_region": "us-east-1"}
+    return AwsS3Connector(AwsS3Settings(**(base | settings)), http=sns)
+
+
+def confirmation(url: str = SUBSCRIBE) -> dict[str, Any]:
+    return {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+        "Token": "abc",
+        "TopicArn": "arn:aws:sns:eu-west-1:1:t",
+        "Message": "You have chosen to subscribe to the topic arn:aws:sns:eu-west-1:1:t.",
+        "SubscribeURL": url,
+        "Timestamp": "2024-05-01T12:00:00.000Z",
+    }
+
+
+@pytest.fixture
+def fetched() -> list[httpx.Request]:
+    return []
+
+
+@pytest.fixture
+async def client(fetched: list[httpx.Request]) -> AsyncIterator[httpx.AsyncClient]:
+    def sns(request: httpx.Request) -> httpx.Response:
+        fetched.append(request)
+        return httpx.Response(200, text="<ConfirmSubscriptionResponse/>")
+
+    app = create_connector_app(connector(httpx.MockTransport(sns)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        yield http
+
+
+async def post_sns(client: httpx.AsyncClient, envelope: dict[str, Any]) -> httpx.Response:
+    """As SNS posts: JSON in a text/plain body."""
+    headers = {"content-type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": envelope["Type"]}
+    return await client.post(f"{PREFIX}/webhook/event", content=json.dumps(envelope), headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("url", "trusted"),
+    [
+        (SUBSCRIBE, True),
+        ("https://sns.cn-north-1.amazonaws.com.cn/?Action=ConfirmSubscription&Token=x", True),
+        ("https://SNS.us-east-1.AMAZONAWS.com/?Action=ConfirmSubscription&Token=x", True),
+        ("http://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x", False),  # not https
+        ("https://sns.us-east-1.amazonaws.com.evil.example/?Action=ConfirmSubscription", False),
+        ("https://evil.example/?Action=ConfirmSubscription&h=sns.us-east-1.amazonaws.com", False),
+        ("https://s3.us-east-1.amazonaws.com/?Action=ConfirmSubscription", False),  # not SNS
+        ("https://sns.us-east-1.amazonaws.com@evil.example/?Action=ConfirmSubscription", False),
+        ("https://user@sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription", False),
+        ("https://sns.us-east-1.amazonaws.com:8443/?Action=ConfirmSubscription", False),
+        ("https://sns.us-east-1.amazonaws.com/?Action=Publish", False),
+        ("https://169.254.169.254/latest/meta-data/", False),
+        ("not a url", False),
+        ("", False),
+    ],
+)
+def test_only_https_sns_hosts_are_trusted_to_confirm_a_subscription(url: str, trusted: bool) -> None:
+    assert trusted_subscribe_url(url) is trusted
+
+
+async def test_a_subscription_confirmation_is_confirmed_by_fetching_its_url(
+    client: httpx.AsyncClient, fetched: list[httpx.Request]
+) -> None:
+    response = await post_sns(client, confirmation())
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "status": "success",
+        "message": "SNS subscription confirmed",
+        "topic_arn": "arn:aws:sns:eu-west-1:1:t",
+    }
+    assert [str(r.url) for r in fetched] == [SUBSCRIBE] and fetched[0].method == "GET"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription", "https://attacker.example/confirm"],
+)
+async def test_a_subscription_confirmation_from_elsewhere_is_refused_without_a_request(
+    client: httpx.AsyncClient, fetched: list[httpx.Request], url: str
+) -> None:
+    response = await post_sns(client, confirmation(url))
+    assert response.status_code == 400 and response.json()["status"] == "error"
+    assert "SubscribeURL refused" in response.json()["message"]
+    assert fetched == []
+
+
+async def test_a_confirmation_sns_refuses_is_an_error_sns_can_retry() -> None:
+    app = create_connector_app(connector(httpx.MockTransport(lambda request: httpx.Response(403))))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        response = await post_sns(http, confirmation())
+    assert response.status_code == 502 and "403" in response.json()["message"]
+
+
+async def test_auto_confirm_off_leaves_the_subscription_to_the_operator() -> None:
+    def never(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no confirmation expected")
+
+    quiet = connector(httpx.MockTransport(never), aws_sns_auto_confirm=False)
+    reply = await quiet.webhook(confirmation())
+    assert not isinstance(reply, list) and reply.body["status"] == "nothing"
+
+
+async def test_s3_events_name_the_new_objects_of_the_asset() -> None:
+    records = [
+        *s3_event("uploads", "in/docs/a report+final.pdf", 12)["Records"],
+        *s3_event("uploads", "in/big.iso", 9, name="ObjectCreated:CompleteMultipartUpload")["Records"],
+        *s3_event("uploads", "in/gone.pdf", 1, name="ObjectRemoved:Delete")["Records"],
+        *s3_event("other-bucket", "in/x.pdf", 1)["Records"],
+        *s3_event("uploads", "out/x.pdf", 1)["Records"],
+        *s3_event("uploads", "in/x.tmp", 1)["Records"],
+        *s3_event("uploads", "in/quarantine/x.pdf", 1)["Records"],
+        "not a record",
+    ]
+    c = connector(filter="-*.tmp", item_action_move_metainfo="in/quarantine")
+    items = await c.webhook({"Records": records})
+    assert isinstance(items, list)
+    assert [(i.location, i.metainfo, i.size) for i in items] == [
+        ("in/docs/a report+final.pdf", "uploads/in/docs/a report+final.pdf", 12),
+        ("in/big.iso", "uploads/in/big.iso", 9),
+    ]
+
+
+async def test_an_sns_notification_carries_an_s3_event(client: httpx.AsyncClient) -> None:
+    c = connector()
+    items = await c.webhook(sns_notification(s3_event("uploads", "in/a.txt", 3)))
+    assert [i.location for i in items] == ["in/a.txt"]  # type: ignore[union-attr]
+    assert await c.webhook(sns_notification({"Service": "Amazon S3", "Event": "s3:TestEvent"})) == []
+    response = await post_sns(client, sns_notification(s3_event("uploads", "in/a.txt", 3)))
+    assert response.status_code == 200 and response.json()["status"] == "success"
+    broken = await post_sns(client, {"Type": "Notification", "Message": "not json"})
+    assert broken.status_code == 400 and "S3 event" in broken.json()["message"]
+    not_json = await client.post(
+        f"{PREFIX}/webhook/event", content=b"{oops", headers={"content-type": "text/plain"}
+    )
+    assert not_json.status_code == 422 and "not JSON" in not_json.json()["message"]

@@ -1,0 +1,73 @@
+"""The Google Cloud Storage connector in process: Pub/Sub push deliveries of bucket notifications."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.google_cloud_storage.connector import GoogleCloudStorageConnector
+from connectors.google_cloud_storage.settings import GoogleCloudStorageSettings
+from shared.connector import create_connector_app
+from tests.connectors.google_cloud_storage.conftest import pubsub_push
+
+pytestmark = [pytest.mark.unit, pytest.mark.anyio]
+
+PREFIX = "/google-cloud-storage-connector"
+
+
+def connector(**settings: Any) -> GoogleCloudStorageConnector:
+    """A connector whose bucket is never reached (webhooks only look at the event)."""
+    base = {"asset": "uploads/in", "gcs_endpoint_url": "http://127.0.0.1:9", "gcs_anonymous": True}
+    return GoogleCloudStorageConnector(GoogleCloudStorageSettings(**(base | settings)))
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    app = create_connector_app(connector())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        yield http
+
+
+async def test_object_finalize_names_the_new_object_of_the_asset(client: httpx.AsyncClient) -> None:
+    c = connector(filter="-*.tmp", item_action_move_metainfo="in/quarantine")
+    items = await c.webhook(pubsub_push("uploads", "in/docs/report 2024.pdf", 12))
+    assert [(i.location, i.metainfo, i.size) for i in items] == [
+        ("in/docs/report 2024.pdf", "uploads/in/docs/report 2024.pdf", 12)
+    ]
+    for ignored in (
+        pubsub_push("uploads", "in/old.pdf", 1, event_type="OBJECT_DELETE"),
+        pubsub_push("uploads", "in/old.pdf", 1, event_type="OBJECT_METADATA_UPDATE"),
+        pubsub_push("other", "in/x.pdf", 1),
+        pubsub_push("uploads", "out/x.pdf", 1),
+        pubsub_push("uploads", "in/x.tmp", 1),
+        pubsub_push("uploads", "in/quarantine/x.pdf", 1),
+    ):
+        assert await c.webhook(ignored) == []
+    response = await client.post(f"{PREFIX}/webhook/event", json=pubsub_push("uploads", "in/a.txt", 3))
+    assert response.status_code == 200 and response.json()["status"] == "success"
+
+
+async def test_a_notification_without_payload_uses_the_attributes() -> None:
+    push = pubsub_push("uploads", "in/bare.txt", 0)
+    del push["message"]["data"]
+    push["message"]["attributes"]["payloadFormat"] = "NONE"
+    items = await connector().webhook(push)
+    assert [(i.location, i.size) for i in items] == [("in/bare.txt", None)]
+
+
+async def test_what_is_not_a_push_delivery_is_refused(client: httpx.AsyncClient) -> None:
+    missing = await client.post(f"{PREFIX}/webhook/event", json={"Records": []})
+    assert missing.status_code == 400 and "Pub/Sub" in missing.json()["message"]
+    garbled = pubsub_push("uploads", "in/a.txt", 3)
+    garbled["message"]["data"] = "%%% not base64"
+    refused = await client.post(f"{PREFIX}/webhook/event", json=garbled)
+    assert refused.status_code == 400 and "base64" in refused.json()["message"]
+    not_json = pubsub_push("uploads", "in/a.txt", 3)
+    not_json["message"]["data"] = base64.b64encode(b"not json").decode()
+    assert (await client.post(f"{PREFIX}/webhook/event", json=not_json)).status_code == 400
+    assert json.loads(base64.b64decode(pubsub_push("b", "k", 1)["message"]["data"]))["size"] == "1"

@@ -1,0 +1,98 @@
+"""shared.connector.buckets: a bucket/prefix asset, its quarantine, and keys kept inside them."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.connector import Filter
+from shared.connector.buckets import BucketAsset, BucketLayout, key_prefix, verdict_tags
+from shared.errors import OutsideAssetError, PermanentError
+from shared.models import RequestedAction
+
+pytestmark = pytest.mark.unit
+
+
+def test_an_asset_is_a_bucket_with_an_optional_prefix() -> None:
+    assert BucketAsset.parse("bucket") == BucketAsset("bucket", "")
+    assert BucketAsset.parse(" bucket/a/b/ ") == BucketAsset("bucket", "a/b/")
+    assert str(BucketAsset.parse("bucket//a/")) == "bucket/a"
+    for bad in ("", "/", "bucket/a/../b", "bucket/a\x01"):
+        with pytest.raises(ValueError):
+            BucketAsset.parse(bad)
+    assert key_prefix("") == "" and key_prefix("/q/") == "q/"
+
+
+def test_the_quarantine_is_a_prefix_of_the_asset_bucket_unless_another_bucket_is_named() -> None:
+    same = BucketLayout.build("b/in", "dsxconnect-quarantine", None)
+    assert same.quarantine == BucketAsset("b", "dsxconnect-quarantine/")
+    other = BucketLayout.build("b/in", "", "q")
+    assert other.quarantine == BucketAsset("q", "")
+    assert BucketLayout.build("b/in", "", None).quarantine is None
+
+
+def test_a_quarantine_that_is_the_asset_or_holds_it_is_refused() -> None:
+    for asset, move_to in (("b/q/in", "q"), ("b/q", "q"), ("b/q", "q/")):
+        with pytest.raises(ValueError, match="ITEM_ACTION_MOVE_METAINFO"):
+            BucketLayout.build(asset, move_to, None)
+    assert BucketLayout.build("b/q/in", "q", "other").quarantine == BucketAsset("other", "q/")
+    assert BucketLayout.build("b", "q", None).quarantine == BucketAsset("b", "q/")  # inside: skipped
+
+
+def test_keys_outside_the_asset_or_in_the_quarantine_are_refused() -> None:
+    layout = BucketLayout.build("b/in", "in/quarantine", None)
+    assert layout.key("in/docs/a b.pdf") == "in/docs/a b.pdf"
+    for bad in ("in/../x", "../in/x", "/in/x", "out/x", "inx/y", "in/quarantine/x", "b/in/x", "in/\x00"):
+        with pytest.raises(OutsideAssetError):
+            layout.key(bad)
+
+
+def test_items_skip_other_buckets_folders_the_quarantine_and_filtered_keys() -> None:
+    layout = BucketLayout.build("b/in", "in/quarantine", None)
+    selected = Filter.parse("-*.tmp")
+    assert layout.item("in/a.pdf", 3, selected) is not None
+    item = layout.item("in/a.pdf", 3, selected, "b")
+    assert item is not None and (item.location, item.metainfo, item.size) == ("in/a.pdf", "b/in/a.pdf", 3)
+    for key, bucket in (
+        ("in/a.pdf", "c"),
+        ("in/dir/", "b"),
+        ("in/quarantine/x", "b"),
+        ("in/x.tmp", "b"),
+        ("x", "b"),
+    ):
+        assert layout.item(key, 1, selected, bucket) is None, key
+    assert layout.item("in/../x", 1, selected) is None
+
+
+def test_a_move_keeps_the_key_under_the_quarantine_or_a_requested_destination() -> None:
+    layout = BucketLayout.build("b/in", "quarantine", "q")
+    move = RequestedAction(type="move")
+    assert layout.destination("in/a/x.exe", move) == ("q", "quarantine/in/a/x.exe")
+    deeper = RequestedAction.model_validate({"type": "move", "destination": {"prefix": "quarantine/2024"}})
+    assert layout.destination("in/x.exe", deeper) == ("q", "quarantine/2024/in/x.exe")
+    inside = RequestedAction.model_validate(
+        {"type": "move", "destination": {"path": "in/held", "filename": "y"}}
+    )
+    assert layout.destination("in/a/x.exe", inside) == ("b", "in/held/in/a/y")
+    for destination in ({"prefix": "elsewhere"}, {"prefix": "in/../out"}):
+        with pytest.raises((OutsideAssetError, ValueError)):
+            layout.destination(
+                "in/x", RequestedAction.model_validate({"type": "move", "destination": destination})
+            )
+    with pytest.raises(PermanentError):
+        layout.destination(
+            "in/x", RequestedAction.model_validate({"type": "move", "destination": {"filename": "a/b"}})
+        )
+    with pytest.raises(PermanentError, match="no quarantine"):
+        BucketLayout.build("b/in", "", None).destination("in/x", move)
+    with pytest.raises(PermanentError, match="itself"):
+        BucketLayout.build("b", "", None).destination(
+            "x", RequestedAction.model_validate({"type": "move", "destination": {"prefix": "/"}})
+        )
+
+
+def test_tags_default_to_the_verdict_and_take_the_requests_own() -> None:
+    assert verdict_tags(RequestedAction(type="tag")) == {"Verdict": "Malicious", "ScannedBy": "dsx-connect"}
+    assert (
+        verdict_tags(RequestedAction(type="tag", tags={"Verdict": "Suspicious", "Case": "7"}))["Verdict"]
+        == "Suspicious"
+    )
