@@ -1,4 +1,12 @@
-"""Full-scan jobs: state and control (SPEC §6)."""
+"""Full-scan jobs: state and control (SPEC §6).
+
+Control is a small state machine; anything else answers 409 with the job's current status::
+
+    running --pause--> paused --resume--> running
+    running | paused --cancel--> cancelled
+    running | paused --(all processed)--> completed
+    running | paused --(enumeration failed, stalled)--> failed
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,11 @@ from dsx_connect.jobs.store import InvalidTransition, JobNotFound
 router = APIRouter(prefix="/scan/jobs", tags=["jobs"])
 
 JobId = Annotated[str, Path(max_length=128)]
+JobStatus = Literal["running", "paused", "cancelled", "completed", "failed"]
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    404: {"description": "unknown job"},
+    409: {"description": "not allowed in the job's status"},
+}
 
 
 class EnqueueDone(BaseModel):
@@ -34,10 +47,14 @@ def _job_or_404(jobs: JobsDep, job_id: JobId) -> dict[str, Any]:
 
 @router.get("")
 def list_jobs(
-    jobs: JobsDep, limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0
+    jobs: JobsDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # Redis takes 64-bit offsets only
+    status: Annotated[list[JobStatus] | None, Query(description="only these statuses (repeatable)")] = None,
+    kind: Annotated[str | None, Query(max_length=32, description="full_scan or single")] = None,
 ) -> dict[str, Any]:
-    """Jobs, newest first."""
-    items, total = jobs.list(offset, limit)
+    """Jobs, newest first; ``total`` is null when a filter could not count every job cheaply."""
+    items, total = jobs.list(offset, limit, statuses=status, kind=kind)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
@@ -58,13 +75,12 @@ def get_job_raw(job_id: JobId, jobs: JobsDep) -> dict[str, Any]:
 
 @router.post("/{job_id}/enqueue_done", responses={404: {"description": "unknown job"}})
 def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep) -> dict[str, Any]:
-    """The connector finished enumerating: record how many items it submitted."""
+    """The connector finished enumerating (or failed to): record how many items it submitted."""
+    failure = f"enumeration failed: {body.error or 'no reason given'}" if body.status == "failed" else None
     try:
-        jobs.enqueue_done(job_id, body.enqueued_total)
+        jobs.enqueue_done(job_id, body.enqueued_total, failure=failure)
     except JobNotFound:
         raise HTTPException(404, f"job {job_id} not found") from None
-    if body.status == "failed":
-        jobs.fail(job_id, f"enumeration failed: {body.error or 'no reason given'}")
     return {"status": "success", "message": "enumeration recorded", "job": jobs.get(job_id)}
 
 
@@ -74,32 +90,40 @@ def _control(action: str, job_id: str, jobs: JobsDep) -> JSONResponse:
     except JobNotFound:
         raise HTTPException(404, f"job {job_id} not found") from None
     except InvalidTransition as exc:
-        return JSONResponse(
-            {"status": "error", "message": str(exc), "job_status": exc.status}, status_code=409
+        conflict = {"status": "error", "message": str(exc), "job_status": exc.status, "job": jobs.get(job_id)}
+        return JSONResponse(conflict, status_code=409)
+    job = jobs.get(job_id) or {}
+    past = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action]
+    body: dict[str, Any] = {
+        "status": "success",
+        "message": f"job {past}",
+        "previous_status": previous,
+        "job": job,
+    }
+    if action == "cancel":
+        # Items still queued are only counted as skipped when a worker reaches them: say so.
+        body |= {"processed": job.get("processed"), "skipped": job.get("skipped")}
+        body["not_yet_scanned"] = job.get("not_yet_scanned")
+        body["message"] = (
+            f"job cancelled: {job.get('processed', 0)} items scanned, {job.get('skipped', 0)} skipped so far; "
+            f"{job.get('not_yet_scanned', 0)} not yet scanned will be skipped as workers reach them"
         )
-    return JSONResponse(
-        {
-            "status": "success",
-            "message": f"job {action}d",
-            "previous_status": previous,
-            "job": jobs.get(job_id),
-        }
-    )
+    return JSONResponse(body)
 
 
-@router.post("/{job_id}/pause", responses={409: {"description": "not running"}})
+@router.post("/{job_id}/pause", responses=_CONFLICT)
 def pause_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
-    """Hold the job's remaining items; none are dropped."""
+    """Hold the job's remaining items (none are dropped); only a running job can pause."""
     return _control("pause", job_id, jobs)
 
 
-@router.post("/{job_id}/resume", responses={409: {"description": "not paused"}})
+@router.post("/{job_id}/resume", responses=_CONFLICT)
 def resume_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
     """Continue a paused job."""
     return _control("resume", job_id, jobs)
 
 
-@router.post("/{job_id}/cancel", responses={409: {"description": "already finished"}})
+@router.post("/{job_id}/cancel", responses=_CONFLICT)
 def cancel_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
-    """Discard what is not yet scanned."""
+    """Discard what is not yet scanned; the answer says how many were skipped and how many will be."""
     return _control("cancel", job_id, jobs)

@@ -1,57 +1,45 @@
-"""Job state in Redis (SPEC §6): one hash per job, updated atomically by Lua where counts matter."""
+"""Job state in Redis (SPEC §6): one hash per job, updated atomically by Lua where counts matter.
+
+Every change of a job's state that a reader can see is published on ``channel_job(job_id)`` (by the
+notification worker after each batch of results, and here after every control change), so the SSE
+streams of any API replica follow it.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
 
 from dsx_connect import keys
-from shared.models import utcnow_iso
+from dsx_connect.jobs.lua import (
+    ACCEPT_LUA,
+    COMPLETE_CHECK_LUA,
+    ENQUEUE_DONE_LUA,
+    FAIL_LUA,
+    TRANSITION_LUA,
+)
+from shared.models import ScanTask, utcnow_iso
+
+__all__ = [
+    "ACTIVE",
+    "COMPLETE_CHECK_LUA",
+    "FINAL",
+    "InvalidTransition",
+    "JobNotFound",
+    "JobStore",
+    "job_view",
+]
 
 ACTIVE = ("running", "paused")
 FINAL = ("cancelled", "completed", "failed")
+_LIST_SCAN_CAP = 20_000  # index entries a filtered listing reads at most
 
-# Marks the job completed once enumeration is done and every accepted item has a result.
-# Expects `job` (key), `now_iso`, `now_ts` locals. Shared by the result script and enqueue_done.
-COMPLETE_CHECK_LUA = """
-local function complete_if_done(job, now_iso, now_ts)
-  local f = redis.call('HMGET', job, 'status', 'enqueue_done', 'reported_total', 'accepted', 'processed', 'skipped')
-  if f[1] ~= 'running' and f[1] ~= 'paused' then return 0 end
-  if f[2] ~= '1' then return 0 end
-  local total = math.max(tonumber(f[3] or '0') or 0, tonumber(f[4] or '0') or 0)
-  local done = (tonumber(f[5] or '0') or 0) + (tonumber(f[6] or '0') or 0)
-  if done >= total then
-    redis.call('HSET', job, 'status', 'completed', 'finished', now_iso, 'finished_ts', now_ts,
-               'paused', '0', 'last_update', now_iso, 'last_update_ts', now_ts)
-    return 1
-  end
-  return 0
-end
-"""
-
-_ENQUEUE_DONE_LUA = (
-    COMPLETE_CHECK_LUA
-    + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-redis.call('HSET', KEYS[1], 'enqueue_done', '1', 'reported_total', ARGV[1], 'enumeration_finished', ARGV[2])
-return complete_if_done(KEYS[1], ARGV[2], ARGV[3])
-"""
-)
-
-_TRANSITION_LUA = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {-1, ''} end
-for i = 3, #ARGV do
-  if ARGV[i] == status then
-    redis.call('HSET', KEYS[1], 'status', ARGV[1], 'last_update', ARGV[2])
-    return {1, status}
-  end
-end
-return {0, status}
-"""
+JobViews = list[dict[str, Any]]  # (inside JobStore, ``list`` names its method)
 
 
 class JobNotFound(LookupError):
@@ -68,8 +56,10 @@ class JobStore:
     def __init__(self, client: redis.Redis, retain_s: int = 30 * 86400) -> None:
         self.redis = client
         self.retain_s = retain_s
-        self._enqueue_done = client.register_script(_ENQUEUE_DONE_LUA)
-        self._transition = client.register_script(_TRANSITION_LUA)
+        self._enqueue_done = client.register_script(ENQUEUE_DONE_LUA)
+        self._transition = client.register_script(TRANSITION_LUA)
+        self._fail = client.register_script(FAIL_LUA)
+        self._accept = client.register_script(ACCEPT_LUA)
 
     # ---- creation -------------------------------------------------------------------------
 
@@ -104,6 +94,7 @@ class JobStore:
         pipe.hset(keys.job(job_id), mapping=fields)
         pipe.expire(keys.job(job_id), self.retain_s)
         pipe.zadd(keys.JOBS_INDEX, {job_id: now_ts})
+        pipe.sadd(keys.JOBS_ACTIVE, job_id)
         pipe.execute()
         return job_id
 
@@ -125,6 +116,7 @@ class JobStore:
             pipe.hsetnx(key, field, value)
         pipe.expire(key, self.retain_s)
         pipe.zadd(keys.JOBS_INDEX, {job_id: now_ts}, nx=True)
+        pipe.sadd(keys.JOBS_ACTIVE, job_id)  # a finished one is dropped again by the next stall sweep
 
     def exists(self, job_id: str) -> bool:
         return bool(self.redis.exists(keys.job(job_id)))
@@ -135,57 +127,79 @@ class JobStore:
         pipe.hincrby(keys.job(job_id), "accepted", count)
         pipe.hset(keys.job(job_id), mapping={"last_update": utcnow_iso(), "last_update_ts": time.time()})
 
-    def enqueue_done(self, job_id: str, enqueued_total: int) -> bool:
-        """Record the end of enumeration; returns whether the job completed with it."""
-        result = self._enqueue_done(keys=[keys.job(job_id)], args=[enqueued_total, utcnow_iso(), time.time()])
+    def record_accepted(self, tasks: Sequence[ScanTask], ttl_s: int) -> dict[str, int]:
+        """Record each task's queued state and count it in its job, once per scan request id.
+
+        A request already known (queued, or with a stored result) is not counted again, so a batch
+        resubmitted after a lost answer keeps the job's counts exact. Returns the new counts per job.
+        """
+        args: list[str | int | float] = [keys.PREFIX, ttl_s, utcnow_iso(), time.time()]
+        for task in tasks:
+            args += [task.id, task.job_id, task.location, task.connector_uuid, task.accepted_at, "queued"]
+        flat = self._accept(keys=[], args=args) if tasks else []
+        return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def enqueue_done(self, job_id: str, enqueued_total: int, failure: str | None = None) -> bool:
+        """Record the end of enumeration (failed when ``failure`` is given); True if the job completed."""
+        result = self._enqueue_done(
+            keys=[keys.job(job_id), keys.JOBS_ACTIVE],
+            args=[enqueued_total, utcnow_iso(), time.time(), failure or ""],
+        )
         if result == -1:
             raise JobNotFound(job_id)
+        self.publish(job_id)
         return result == 1
 
     def add_skipped(self, job_id: str, count: int) -> None:
-        self.redis.hincrby(keys.job(job_id), "skipped", count)
+        """Count items of a cancelled job that a worker reached and dropped."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(keys.job(job_id), "skipped", count)
+        pipe.hset(keys.job(job_id), mapping={"last_update": utcnow_iso(), "last_update_ts": time.time()})
+        pipe.execute()
+        self.publish(job_id)
 
-    def fail(self, job_id: str, reason: str) -> None:
-        now_iso = utcnow_iso()
-        self.redis.hset(
-            keys.job(job_id),
-            mapping={
-                "status": "failed",
-                "failure_reason": reason,
-                "finished": now_iso,
-                "last_update": now_iso,
-            },
-        )
+    def fail(self, job_id: str, reason: str, *, idle_since: float | None = None) -> bool:
+        """Mark a running or paused job failed with ``reason``; False if it was not active.
+
+        With ``idle_since`` (a Unix time), only a running job whose last progress is not newer than
+        that is failed: the check and the update are one Lua call, so API replicas sweeping at the
+        same time fail a stalled job once, and never one that just made progress.
+        """
+        failed = self._fail(
+            keys=[keys.job(job_id), keys.JOBS_ACTIVE],
+            args=[reason, utcnow_iso(), time.time(), "" if idle_since is None else idle_since,
+                  "1" if idle_since is not None else "0"],
+        )  # fmt: skip
+        if failed:
+            self.publish(job_id)
+        return bool(failed)
 
     # ---- control --------------------------------------------------------------------------
 
     def transition(self, job_id: str, action: str) -> str:
         """Apply pause/resume/cancel; returns the previous status or raises InvalidTransition."""
-        target, allowed = {
-            "pause": ("paused", ["running"]),
-            "resume": ("running", ["paused"]),
-            "cancel": ("cancelled", ["running", "paused"]),
-        }[action]
-        code, status = self._transition(keys=[keys.job(job_id)], args=[target, utcnow_iso(), *allowed])
+        if action not in ("pause", "resume", "cancel"):
+            raise ValueError(f"unknown job action {action!r}")
+        code, status = self._transition(
+            keys=[keys.job(job_id), keys.JOBS_ACTIVE], args=[action, utcnow_iso(), time.time()]
+        )
         if code == -1:
             raise JobNotFound(job_id)
         if code == 0:
             raise InvalidTransition(job_id, status, action)
-        flags = {
-            "pause": {"paused": "1"},
-            "resume": {"paused": "0"},
-            "cancel": {"cancel": "1", "paused": "0"},
-        }
-        mapping: dict[str, Any] = dict(flags[action])
-        if action == "cancel":
-            mapping |= {"finished": utcnow_iso(), "finished_ts": time.time()}
-        self.redis.hset(keys.job(job_id), mapping=mapping)
+        self.publish(job_id)
         return status
 
     def flags(self, job_id: str) -> tuple[bool, bool]:
         """(paused, cancelled) as the workers see them."""
         paused, cancel = self.redis.hmget(keys.job(job_id), "paused", "cancel")
         return paused == "1", cancel == "1"
+
+    def publish(self, job_id: str) -> None:
+        """Publish the job's current view on its channel (read by the job-summary SSE streams)."""
+        data = self.raw(job_id)
+        if data:
+            self.redis.publish(keys.channel_job(job_id), json.dumps(job_view(data)))
 
     # ---- reading --------------------------------------------------------------------------
 
@@ -197,19 +211,54 @@ class JobStore:
         data = self.raw(job_id)
         return job_view(data) if data else None
 
-    def list(self, offset: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
-        """Jobs newest first, and how many there are."""
-        ids = self.redis.zrevrange(keys.JOBS_INDEX, offset, offset + limit - 1)
-        pipe = self.redis.pipeline()
+    def active_ids(self) -> list[str]:
+        """Ids in the active set (running or paused when added; finished ones until the next sweep)."""
+        return sorted(self.redis.sscan_iter(keys.JOBS_ACTIVE, count=500))
+
+    def list(
+        self,
+        offset: int = 0,
+        limit: int = 50,
+        statuses: Iterable[str] | None = None,
+        kind: str | None = None,
+    ) -> tuple[JobViews, int | None]:
+        """Jobs newest first, optionally of some statuses and one kind; and how many match.
+
+        Unfiltered, or filtered on active statuses only, the total is exact. Other filters read at
+        most the newest 20,000 jobs, and the total is None when that did not cover the index.
+        """
+        wanted = set(statuses or ())
+        if not wanted and not kind:
+            ids = self.redis.zrevrange(keys.JOBS_INDEX, offset, offset + limit - 1)
+            return self._views(ids), int(self.redis.zcard(keys.JOBS_INDEX))
+        if wanted and wanted <= set(ACTIVE):
+            active = self.active_ids()
+            scores = self.redis.zmscore(keys.JOBS_INDEX, active) if active else []
+            ordered = [j for _, j in sorted(zip(scores, active, strict=True), key=lambda p: -(p[0] or 0))]
+            views, exhaustive = self._views(ordered), True
+        else:
+            ids = self.redis.zrevrange(keys.JOBS_INDEX, 0, _LIST_SCAN_CAP - 1)
+            views, exhaustive = self._views(ids), len(ids) < _LIST_SCAN_CAP
+        matching = [
+            v for v in views if (not wanted or v["status"] in wanted) and (not kind or v["kind"] == kind)
+        ]
+        return matching[offset : offset + limit], len(matching) if exhaustive else None
+
+    def _views(self, ids: Sequence[str]) -> JobViews:
+        pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(keys.job(job_id))
-        jobs = []
-        for job_id, data in zip(ids, pipe.execute(), strict=True):
+        views: JobViews = []
+        expired: list[str] = []
+        for job_id, data in zip(ids, pipe.execute() if ids else [], strict=True):
             if data:
-                jobs.append(job_view(data))
+                views.append(job_view(data))
             else:
-                self.redis.zrem(keys.JOBS_INDEX, job_id)  # expired
-        return jobs, int(self.redis.zcard(keys.JOBS_INDEX))
+                expired.append(job_id)
+        if expired:
+            self.redis.zrem(keys.JOBS_INDEX, *expired)
+            self.redis.srem(keys.JOBS_ACTIVE, *expired)
+        return views
 
 
 def _int(data: dict[str, str], field: str) -> int:
@@ -224,10 +273,16 @@ def _opt_int(data: dict[str, str], field: str) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
+def job_rev(data: dict[str, str]) -> int:
+    """A number that grows with every visible change of the job (its counters only grow)."""
+    return sum(_int(data, f) for f in ("accepted", "processed", "skipped", "control_rev"))
+
+
 def job_view(data: dict[str, str]) -> dict[str, Any]:
     """The public shape of a job (SPEC §6), derived from its stored hash."""
     accepted = _int(data, "accepted")
     processed = _int(data, "processed")
+    skipped = _int(data, "skipped")
     enqueue_done = data.get("enqueue_done") == "1"
     enqueued_total = max(_int(data, "reported_total"), accepted) if enqueue_done else None
     started_ts = float(data.get("started_ts") or data.get("created_ts") or 0)
@@ -244,6 +299,7 @@ def job_view(data: dict[str, str]) -> dict[str, Any]:
     )
     verdicts = {k.split(":", 1)[1]: int(v) for k, v in data.items() if k.startswith("verdict:")}
     actions = {k.split(":", 1)[1]: int(v) for k, v in data.items() if k.startswith("action:")}
+    known_total = enqueued_total if enqueued_total is not None else accepted
     return {
         "job_id": data.get("job_id"),
         "connector_uuid": data.get("connector_uuid"),
@@ -255,7 +311,9 @@ def job_view(data: dict[str, str]) -> dict[str, Any]:
         "enqueued_total": enqueued_total,
         "enqueued": accepted,
         "processed": processed,
-        "skipped": _int(data, "skipped"),
+        "skipped": skipped,
+        # accepted but neither scanned nor skipped yet: a cancelled job skips these as workers reach them
+        "not_yet_scanned": max(known_total - processed - skipped, 0),
         "errors": _int(data, "errors"),
         "bytes_scanned": _int(data, "bytes_scanned"),
         "verdicts": verdicts,
@@ -273,4 +331,6 @@ def job_view(data: dict[str, str]) -> dict[str, Any]:
         "eta_s": round(eta_s, 1) if eta_s is not None else None,
         "paused": data.get("paused") == "1",
         "cancel": data.get("cancel") == "1",
+        "stalled": data.get("stalled") == "1",
+        "rev": job_rev(data),
     }

@@ -196,12 +196,12 @@ class CoreClient:
         response = await self.request("POST", "/scan/request", json=request)
         return _status(response)
 
-    async def enqueue_done(self, job_id: str, enqueued_total: int) -> None:
-        await self.request(
-            "POST",
-            f"/scan/jobs/{quote(job_id, safe='')}/enqueue_done",
-            json={"enqueued_total": enqueued_total},
-        )
+    async def enqueue_done(self, job_id: str, enqueued_total: int, error: str | None = None) -> None:
+        """Report the end of enumeration; with ``error``, that it failed (the core fails the job)."""
+        body: dict[str, Any] = {"enqueued_total": enqueued_total}
+        if error is not None:
+            body |= {"status": "failed", "error": error[:2000]}
+        await self.request("POST", f"/scan/jobs/{quote(job_id, safe='')}/enqueue_done", json=body)
 
     async def batch_plan(self, override: int | None = None) -> BatchPlan:
         """Batching as the core configures it; the default plan when it cannot be read."""

@@ -56,9 +56,9 @@ class FullScan:
         try:
             await self._enumerate_and_submit()
         except DsxError as exc:
-            return self._fail(exc.message)
+            return await self._enumeration_failed(exc.message)
         except Exception as exc:  # a connector bug or a storage error: classify, record, stop
-            return self._fail(self.connector.classify_error(exc).message, exc_info=True)
+            return await self._enumeration_failed(self.connector.classify_error(exc).message, exc_info=True)
         try:
             await retry(
                 lambda: self.client.enqueue_done(progress.job_id, progress.submitted),
@@ -141,6 +141,19 @@ class FullScan:
                 log.info("full scan paused", extra={"submitted": progress.submitted})
             progress.state = "paused"
             await anyio.sleep(poll_s)
+
+    async def _enumeration_failed(self, message: str, exc_info: bool = False) -> None:
+        """Record the failure, and tell the core (its job fails with the reason; what was submitted is scanned)."""
+        self._fail(message, exc_info=exc_info)
+        progress = self.progress
+        try:
+            await retry(
+                lambda: self.client.enqueue_done(progress.job_id, progress.submitted, error=message),
+                what="reporting the failed enumeration",
+                max_elapsed_s=self.connector.settings.submit_retry_max_s,
+            )
+        except DsxError as exc:
+            log.error("failed enumeration not reported to the core", extra={"error": exc.message})
 
     def _fail(self, message: str, exc_info: bool = False) -> None:
         progress = self.progress

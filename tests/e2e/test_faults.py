@@ -43,7 +43,7 @@ class FaultStack:
 
     @property
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.cfg.api_url, timeout=15.0)
+        return httpx.Client(base_url=self.cfg.api_url, timeout=15.0, headers=stack.api_headers(self.cfg))
 
     def start(self, name: str) -> None:
         comp = self.comps[name]

@@ -1,0 +1,351 @@
+"""The operator dashboard in a real browser (Debian's chromium, driven by Playwright) against the real
+local stack: connectors, a full scan to 100 %, pause / resume / cancel from the buttons, results by
+filter, stats, dead letters, a narrow screen, and sign-in when auth is on.
+
+The tests run in file order on one page, as an operator would. Screenshots of every view go to
+``test-artifacts/dashboard/``. Scans that must be caught while they wait (pause, cancel) run with
+the scan worker frozen (SIGSTOP), so that nothing is scanned before the button is pressed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dsx_connect.version import __version__
+from scripts import stack
+from tests.support.local_stack import StackRun, write_files
+from tests.support.procs import (
+    REPO_ROOT,
+    ServiceProcess,
+    base_env,
+    free_port,
+    redis_server,
+    uvicorn_argv,
+    wait_for,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "dashboard"
+BULK = 588  # + the 12 files of the stack's sample folder: 600 files
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium; `make test` does)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+expect = sync_api.expect
+Page = sync_api.Page
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
+    run = StackRun(
+        tmp_path_factory.mktemp("dashboard") / "run", connector_env={"DSXCONNECTOR_MONITOR": "false"}
+    )
+    stack.write_sample(run.cfg.sample_dir)
+    write_files(run.cfg.sample_dir, BULK)
+    try:
+        yield run.start()
+    finally:
+        run.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def requests_seen() -> list[str]:
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, local: StackRun, requests_seen: list[str]) -> Iterator[Page]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, permissions=["clipboard-read", "clipboard-write"]
+    )
+    context.on("request", lambda request: requests_seen.append(request.url))
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    tab.goto(local.cfg.core_url + "/")
+    yield tab
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def start_scan_from_the_dashboard(page: Page, expected_files: int | None = None) -> str:
+    """Open the connector's full-scan dialog, check the estimate, start; returns the new job's id."""
+    page.locator("#tab-scans").click()
+    known = page.locator(".job").evaluate_all("cards => cards.map(c => c.dataset.jobId)")
+    page.get_by_role("button", name="Full scan of filesystem-connector").click()
+    estimate = page.locator("#scan-estimate")
+    expect(estimate).to_have_attribute("data-state", "ready")
+    if expected_files is not None:
+        expect(estimate).to_contain_text(f"{expected_files} files")
+    page.locator("#scan-start").click()
+    expect(page.locator("#scan-dialog")).to_be_hidden()
+    page.wait_for_function(
+        "known => document.activeElement?.dataset?.jobId && !known.includes(document.activeElement.dataset.jobId)",
+        arg=known,
+    )
+    return str(page.evaluate("document.activeElement.dataset.jobId"))
+
+
+def card(page: Page, job_id: str) -> Any:
+    return page.locator(f'.job[data-job-id="{job_id}"]')
+
+
+def files_in(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file())
+
+
+def test_the_dashboard_shows_the_connector_live_and_the_version(page: Page, local: StackRun) -> None:
+    expect(page.locator("#version")).to_have_text(f"v{__version__}")
+    row = page.locator("#connectors-table tbody tr", has_text="filesystem-connector")
+    expect(row).to_contain_text(str(local.cfg.sample_dir))
+    expect(row.locator('td[data-label="Health"]')).to_contain_text("healthy")
+    expect(row.locator('td[data-label="Version"]')).not_to_have_text("–")
+    expect(page.locator("#live")).to_have_attribute("data-state", "open")
+    shot(page, "01-scans")
+
+
+def test_a_full_scan_from_the_dashboard_shows_its_estimate_and_reaches_100_percent(
+    page: Page, local: StackRun
+) -> None:
+    total = files_in(local.cfg.sample_dir)
+    job_id = start_scan_from_the_dashboard(page, expected_files=total)
+    job = card(page, job_id)
+
+    expect(job.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100", timeout=120_000)
+    expect(job).to_have_attribute("data-status", "completed")
+    expect(job.locator(".progress-text")).to_contain_text(f"{total} / {total} files scanned")
+    expect(job.locator(".verdicts")).to_contain_text("Malicious 2")
+    shot(page, "02-full-scan-completed")
+    assert local.job(job_id)["processed"] == total
+    job.get_by_role("button", name=f"Copy job id {job_id}").click()
+    assert page.evaluate("navigator.clipboard.readText()") == job_id
+
+
+def test_pause_holds_the_job_across_a_reload_and_resume_finishes_it(page: Page, local: StackRun) -> None:
+    scan_log = local.cfg.log_dir / "worker-scan.log"
+    with local.frozen("worker-scan"):  # nothing is scanned until the job is paused
+        job_id = start_scan_from_the_dashboard(page)
+        job = card(page, job_id)
+        expect(job).to_have_attribute("data-status", "running")
+        job.get_by_role("button", name="Pause").click()
+        expect(job).to_have_attribute("data-status", "paused")
+        expect(job.locator(".note[role=status]")).to_have_text("job paused")
+        held_before = scan_log.read_text(errors="replace").count('"scanned 0 of ')
+
+    # the worker now gets the job's batches and holds them, scanning none
+    wait_for(lambda: scan_log.read_text(errors="replace").count('"scanned 0 of ') > held_before, timeout=30,
+             what="the scan worker to hold the paused job's items")  # fmt: skip
+    assert local.job(job_id)["processed"] == 0
+    page.reload()  # the page rehydrates the paused job
+    job = card(page, job_id)
+    expect(job).to_have_attribute("data-status", "paused")
+    expect(job.get_by_role("button", name="Resume")).to_be_enabled()
+    expect(job.get_by_role("button", name="Pause")).to_be_disabled()
+    shot(page, "03-job-paused")
+
+    job.get_by_role("button", name="Resume").click()
+
+    expect(job.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100", timeout=120_000)
+    expect(job).to_have_attribute("data-status", "completed")
+    done = local.job(job_id)
+    assert done["processed"] == done["enqueued_total"] == files_in(local.cfg.sample_dir)
+
+
+def test_cancel_from_the_button_skips_what_is_not_yet_scanned(page: Page, local: StackRun) -> None:
+    with local.frozen("worker-scan"):
+        job_id = start_scan_from_the_dashboard(page)
+        job = card(page, job_id)
+        total = local.wait_job(job_id, lambda j: j["enqueue_done"], what="the enumeration to end")[
+            "enqueued_total"
+        ]
+        job.get_by_role("button", name="Cancel").click()
+        expect(job).to_have_attribute("data-status", "cancelled")
+        expect(job.locator(".note[role=status]")).to_contain_text(
+            f"0 items scanned, 0 skipped so far; {total} not yet scanned will be skipped"
+        )
+        expect(job.locator(".numbers")).to_contain_text(f"{total} not yet reached (will be skipped)")
+
+    expect(job.locator(".numbers")).to_contain_text(f"skipped {total}", timeout=60_000)
+    expect(job.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    shot(page, "04-job-cancelled")
+    final = local.job(job_id)
+    assert (final["status"], final["processed"], final["skipped"], final["not_yet_scanned"]) == (
+        "cancelled",
+        0,
+        total,
+        0,
+    )
+
+
+def test_the_malicious_file_is_found_in_the_results_by_filter(page: Page, local: StackRun) -> None:
+    page.locator("#tab-results").click()
+    page.locator('#results-filters select[name="verdict"]').select_option("Malicious")
+    rows = page.locator("#results-table tbody tr")
+    expect(rows).to_have_count(2)
+    eicar = rows.filter(has_text="inbox/eicar.com")
+    expect(eicar).to_contain_text("filesystem-connector")
+    expect(eicar.locator('td[data-label="Action"]')).to_have_text("move: done")
+    connector = local.connector()
+    page.locator('#results-filters select[name="connector"]').select_option(connector["uuid"])
+    expect(rows).to_have_count(2)
+    shot(page, "05-results-malicious")
+
+    eicar.get_by_role("button", name="inbox/eicar.com").click()
+
+    detail = page.locator("#result-dialog")
+    expect(detail).to_be_visible()
+    expect(detail).to_contain_text("EICAR")
+    expect(detail).to_contain_text("275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f")
+    shot(page, "06-result-detail")
+    page.keyboard.press("Escape")
+
+
+def test_results_page_through_one_job(page: Page, local: StackRun) -> None:
+    first_job = local.get("/scan/jobs", kind="full_scan", limit=50)["items"][-1]["job_id"]
+    form = page.locator("#results-filters")
+    form.get_by_role("button", name="Clear").click()
+    form.locator('input[name="job"]').fill(first_job)
+    form.get_by_role("button", name="Apply").click()
+    expect(page.locator("#results-range")).to_have_text(f"1–25 of {files_in(local.cfg.sample_dir) + 2}")
+    page.locator("#results-next").click()
+    expect(page.locator("#results-range")).to_contain_text("26–50 of")
+    expect(page.locator("#results-table tbody tr").first.locator('td[data-label="Job"]')).to_have_text(
+        first_job[:8]
+    )
+
+
+def test_stats_show_verdict_totals_and_throughput_over_time(page: Page, local: StackRun) -> None:
+    stats = local.get("/scan/stats")
+    page.locator("#tab-stats").click()
+    expect(page.locator('#stats-cards [data-stat="scanned"] dd')).to_have_text(f"{stats['total']:,}")
+    expect(page.locator('#stats-cards [data-stat="malicious"] dd')).to_have_text("2")
+    expect(page.locator("#verdict-chart svg rect")).to_have_count(len(stats["verdicts"]))
+    expect(page.locator("#verdict-chart svg")).to_have_attribute("aria-label", f"Verdict totals: Benign {stats['verdicts']['Benign']}, Malicious 2, Unknown 0, Unsupported File Type 0, Not Scanned 0, Non Compliant 0")  # fmt: skip
+    expect(page.locator("#throughput-chart svg path.line")).to_have_count(1)
+    shot(page, "07-stats")
+
+
+def test_the_dead_letter_panel_follows_the_api(page: Page, local: StackRun) -> None:
+    answer = local.api.get("/dlq/stats")
+    page.locator("#tab-dlq").click()
+    if answer.status_code == 404:
+        expect(page.locator('#dlq [data-state="unavailable"]')).to_be_visible()
+    else:
+        expect(page.locator('#dlq [data-state="available"]')).to_contain_text(
+            f"{answer.json()['count']} dead letters"
+        )
+    shot(page, "08-dead-letters")
+
+
+def test_the_dead_letter_panel_says_not_available_when_the_core_has_none(page: Page) -> None:
+    page.route(
+        "**/dlq/stats",
+        lambda route: route.fulfill(status=404, json={"status": "error", "message": "Not Found"}),
+    )
+    try:
+        page.reload()
+        expect(page.locator('#dlq [data-state="unavailable"]')).to_contain_text(
+            "not available in this core version"
+        )
+        shot(page, "09-dead-letters-unavailable")
+    finally:
+        page.unroute("**/dlq/stats")
+
+
+def test_every_view_fits_a_narrow_screen(page: Page) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        for view in ("scans", "results", "stats", "dlq"):
+            page.locator(f"#tab-{view}").click()
+            expect(page.locator(f"#view-{view}")).to_be_visible()
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"the {view} view is {overflow}px wider than the screen"
+            shot(page, f"10-narrow-{view}")
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def test_tabs_work_from_the_keyboard(page: Page) -> None:
+    page.locator("#tab-scans").click()
+    page.locator("#tab-scans").press("ArrowRight")
+    expect(page.locator("#tab-results")).to_be_focused()
+    expect(page.locator("#tab-results")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#view-results")).to_be_visible()
+    page.keyboard.press("End")
+    expect(page.locator("#tab-dlq")).to_have_attribute("aria-selected", "true")
+
+
+def test_nothing_is_loaded_from_outside_the_core(local: StackRun, requests_seen: list[str]) -> None:
+    assert requests_seen
+    outside = [
+        url for url in requests_seen if not url.startswith((local.cfg.core_url + "/", "data:", "blob:"))
+    ]
+    assert outside == []
+
+
+@pytest.fixture
+def core_with_auth(tmp_path: Path, logs_dir: Path) -> Iterator[tuple[str, str]]:
+    pytest.importorskip("dsx_connect.auth.api", reason="this core has no operator authentication")
+    api_key = secrets.token_hex(16)
+    with redis_server(tmp_path / "redis") as (url, _):
+        port = free_port()
+        env = base_env(
+            DSXCONNECT_REDIS_URL=url, DSXCONNECT_AUTH__ENABLED="true", DSXCONNECT_AUTH__API_KEYS=api_key,
+            DSXCONNECT_AUTH__ENROLLMENT_TOKENS=secrets.token_hex(16),
+        )  # fmt: skip
+        proc = ServiceProcess(
+            f"dashboard-auth-core-{port}", uvicorn_argv("dsx_connect.app:app", port), env, logs_dir
+        )
+        try:
+            proc.start().wait_healthy(f"http://127.0.0.1:{port}/healthz")
+            yield f"http://127.0.0.1:{port}", api_key
+        finally:
+            proc.stop()
+
+
+def test_with_auth_on_the_dashboard_asks_for_an_api_key_first(
+    browser: Any, core_with_auth: tuple[str, str]
+) -> None:
+    url, api_key = core_with_auth
+    assert httpx.get(f"{url}/dsx-connect/api/v1/scan/jobs").status_code == 401
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(url + "/")
+        login = page.locator("#login-dialog")
+        expect(login).to_be_visible()
+        page.get_by_label("API key").fill("not-the-key-at-all")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#login-error")).to_have_text("That API key is not valid.")
+        page.get_by_label("API key").fill(api_key)
+        page.get_by_role("button", name="Sign in").click()
+        expect(login).to_be_hidden()
+        expect(page.locator("#connectors-empty")).to_be_visible()
+        expect(page.locator("#live")).to_have_attribute("data-state", "open")
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        shot(page, "11-signed-in")
+    finally:
+        context.close()
