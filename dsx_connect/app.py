@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from dsx_connect.api import connectors, health, jobs, metrics, results, scan_requests
+from dsx_connect.api import (
+    connectors,
+    dlq,
+    health,
+    jobs,
+    metrics,
+    results,
+    scan_requests,
+    subscribe,
+    superlog,
+)
 from dsx_connect.api.errors import install_error_handlers
 from dsx_connect.api.middleware import RequestContextMiddleware
+from dsx_connect.auth.install import install_security
+from dsx_connect.jobs.stall import watch_stalled_jobs
+from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import get_settings
 from dsx_connect.version import __version__
 from shared.logging import configure_logging
@@ -19,6 +34,15 @@ API_PREFIX = "/dsx-connect/api/v1"
 DASHBOARD_DIR = Path(__file__).parent / "dashboard" / "static"
 
 log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The SSE event hub and the stalled-job sweep live as long as the app."""
+    settings = get_settings()
+    async with subscribe.event_hub(settings.redis_url) as hub, watch_stalled_jobs(settings, get_redis()):
+        app.state.event_hub = hub
+        yield
 
 
 def create_app() -> FastAPI:
@@ -32,13 +56,26 @@ def create_app() -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         # no OpenTelemetry configured: skip FastAPI's per-request check for providers
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        lifespan=lifespan,
     )
+    install_security(app, settings, API_PREFIX)  # auth gate + body limit (SPEC §8), inside the request id
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.include_router(health.probe_router)
     app.include_router(health.probe_router, prefix=API_PREFIX)
-    for router in (health.router, scan_requests.router, results.router, jobs.router, connectors.router):
+    routers = (
+        health.router,
+        scan_requests.router,
+        results.router,
+        jobs.router,
+        connectors.router,
+        subscribe.router,
+        superlog.router,
+    )
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/dlq")
+    app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/admin/dead-letter", include_in_schema=False)
     app.include_router(metrics.router)
     app.mount("/", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
     log.info(

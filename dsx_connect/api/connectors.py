@@ -10,7 +10,10 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Respon
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from dsx_connect import keys
-from dsx_connect.api.deps import ConnectorHttp, JobsDep, KnownConnector, RedisDep, RegistryDep
+from dsx_connect.api.deps import ConnectorHttp, JobsDep, KnownConnector, RedisDep, RegistryDep, SettingsDep
+from dsx_connect.auth.credentials import ConnectorRevoked
+from dsx_connect.auth.deps import ConnectorAuth, ConnectorKeysDep
+from dsx_connect.auth.urls import connector_url_problem
 from shared.models import ConnectorInstance, StatusResponse
 
 log = logging.getLogger(__name__)
@@ -21,22 +24,51 @@ MAX_STATE_BYTES = 64 * 1024
 Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
-@router.post("/register", status_code=201, responses={200: {"description": "known connector refreshed"}})
+@router.post(
+    "/register",
+    status_code=201,
+    responses={
+        200: {"description": "known connector refreshed"},
+        401: {"description": "missing or wrong enrollment token"},
+        403: {"description": "the connector is revoked"},
+    },
+)
 def register_connector(
-    connector: ConnectorInstance, registry: RegistryDep, response: Response
+    connector: ConnectorInstance,
+    registry: RegistryDep,
+    response: Response,
+    settings: SettingsDep,
+    credentials: ConnectorKeysDep,
+    rotate: Annotated[
+        bool, Query(description="issue a new DSX-HMAC key pair (the old one stays valid a while)")
+    ] = False,
 ) -> StatusResponse:
-    """Register a connector (201), or refresh a known one as its heartbeat (200)."""
-    if not connector.url.startswith(("http://", "https://")):
-        raise HTTPException(
-            422, "connector url must be an http(s) URL including the connector's route prefix"
-        )
+    """Register a connector (201), or refresh a known one as its heartbeat (200).
+
+    With auth on, the answer carries the connector's DSX-HMAC pair (``hmac_key_id``, ``hmac_secret``):
+    the same pair on every re-registration, a new one after a rotation.
+    """
+    if problem := connector_url_problem(connector.url, settings.connectors.allow_link_local):
+        raise HTTPException(422, problem)
+    issued = None
+    if settings.auth.enabled:
+        try:
+            issued = credentials.enroll(connector.uuid, rotate=rotate)
+        except ConnectorRevoked as exc:
+            raise HTTPException(403, str(exc)) from None
     record, created = registry.register(connector)
     response.status_code = 201 if created else 200
+    response.headers["Cache-Control"] = "no-store"
     if created:
         log.info("connector registered: %s %s at %s", record.name, record.uuid, record.url)
-    return StatusResponse(
-        status="success", message="registered" if created else "registration refreshed", id=record.uuid
-    )
+    body: dict[str, Any] = {
+        "status": "success",
+        "message": "registered" if created else "registration refreshed",
+        "id": record.uuid,
+    }
+    if issued is not None:  # the 1.x enrollment answer's fields
+        body |= {"connector_uuid": record.uuid, "hmac_key_id": issued.key_id, "hmac_secret": issued.secret}
+    return StatusResponse.model_validate(body)
 
 
 @router.delete("/unregister/{uuid}", responses={404: {"description": "unknown connector"}})
@@ -53,9 +85,11 @@ def list_connectors(registry: RegistryDep) -> list[dict[str, Any]]:
     return [c.model_dump(mode="json") for c in registry.list()]
 
 
-def _call(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+def _call(
+    http: httpx.Client, method: str, url: str, auth: httpx.Auth | None, **kwargs: Any
+) -> httpx.Response:
     try:
-        return http.request(method, url, **kwargs)
+        return http.request(method, url, auth=auth, **kwargs)
     except httpx.HTTPError as exc:
         raise HTTPException(502, f"connector unreachable at {url}: {type(exc).__name__}") from None
 
@@ -77,13 +111,14 @@ def start_full_scan(
     connector: KnownConnector,
     jobs: JobsDep,
     http: ConnectorHttp,
+    auth: ConnectorAuth,
     response: Response,
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> StatusResponse:
     """Create a job and ask the connector to enumerate its asset into it."""
     estimate: dict[str, Any] | None = None
     try:
-        answer = http.get(f"{connector.url}/estimate", timeout=10.0)
+        answer = http.get(f"{connector.url}/estimate", timeout=10.0, auth=auth)
         if answer.status_code == 200:
             estimate = answer.json()
     except (httpx.HTTPError, ValueError):
@@ -93,7 +128,9 @@ def start_full_scan(
     if limit is not None:
         params["limit"] = limit
     try:
-        started = http.post(f"{connector.url}/full_scan", params=params)
+        started = http.post(
+            f"{connector.url}/full_scan", params=params, auth=auth or httpx.USE_CLIENT_DEFAULT
+        )
     except httpx.HTTPError as exc:
         jobs.fail(job_id, f"connector unreachable: {type(exc).__name__}")
         raise HTTPException(
@@ -117,43 +154,49 @@ def start_full_scan(
 
 
 @router.get("/estimate/{uuid}")
-def connector_estimate(connector: KnownConnector, http: ConnectorHttp) -> JSONResponse:
+def connector_estimate(connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth) -> JSONResponse:
     """The connector's estimate of its asset (count, bytes)."""
-    return _relay(_call(http, "GET", f"{connector.url}/estimate"))
+    return _relay(_call(http, "GET", f"{connector.url}/estimate", auth))
 
 
 @router.get("/repo_check/{uuid}")
 def connector_repo_check(
-    connector: KnownConnector, http: ConnectorHttp, preview: Annotated[int, Query(ge=0, le=100)] = 5
+    connector: KnownConnector,
+    http: ConnectorHttp,
+    auth: ConnectorAuth,
+    preview: Annotated[int, Query(ge=0, le=100)] = 5,
 ) -> JSONResponse:
     """Whether the connector reaches its asset, with a few sample keys."""
-    return _relay(_call(http, "GET", f"{connector.url}/repo_check", params={"preview": preview}))
+    return _relay(_call(http, "GET", f"{connector.url}/repo_check", auth, params={"preview": preview}))
 
 
 @router.get("/healthz/{uuid}")
-def connector_healthz(connector: KnownConnector, http: ConnectorHttp) -> JSONResponse:
+def connector_healthz(connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth) -> JSONResponse:
     """The connector's own health."""
-    return _relay(_call(http, "GET", f"{connector.url}/healthz"))
+    return _relay(_call(http, "GET", f"{connector.url}/healthz", auth))
 
 
 @router.get("/readyz/{uuid}")
-def connector_readyz(connector: KnownConnector, http: ConnectorHttp) -> JSONResponse:
+def connector_readyz(connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth) -> JSONResponse:
     """The connector's readiness."""
-    return _relay(_call(http, "GET", f"{connector.url}/readyz"))
+    return _relay(_call(http, "GET", f"{connector.url}/readyz", auth))
 
 
 @router.get("/config/{uuid}")
-def get_connector_config(connector: KnownConnector, http: ConnectorHttp) -> JSONResponse:
+def get_connector_config(connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth) -> JSONResponse:
     """The connector's settings (secrets redacted by the connector)."""
-    return _relay(_call(http, "GET", f"{connector.url}/config"))
+    return _relay(_call(http, "GET", f"{connector.url}/config", auth))
 
 
 @router.put("/config/{uuid}")
 def put_connector_config(
-    connector: KnownConnector, http: ConnectorHttp, update: Annotated[dict[str, Any], Body()]
+    connector: KnownConnector,
+    http: ConnectorHttp,
+    auth: ConnectorAuth,
+    update: Annotated[dict[str, Any], Body()],
 ) -> JSONResponse:
     """Live update of the connector's asset, filter or action."""
-    return _relay(_call(http, "PUT", f"{connector.url}/config", json=update))
+    return _relay(_call(http, "PUT", f"{connector.url}/config", auth, json=update))
 
 
 @router.put("/state/{uuid}/{namespace}/{key}", status_code=status.HTTP_204_NO_CONTENT)

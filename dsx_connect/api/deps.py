@@ -16,6 +16,7 @@ from dsx_connect.redis_client import get_redis
 from dsx_connect.results.store import ResultStore
 from dsx_connect.settings import Settings, get_settings
 from shared.models import RegisteredConnector
+from shared.tls import client_ssl
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
@@ -49,18 +50,18 @@ KnownConnector = Annotated[RegisteredConnector, Depends(known_connector)]
 
 
 @lru_cache
-def _connector_http(verify: bool | str, timeout_s: float) -> httpx.Client:
+def _connector_http(verify: bool, ca_bundle: str | None, timeout_s: float) -> httpx.Client:
     return httpx.Client(
         timeout=httpx.Timeout(timeout_s, connect=5.0),
         limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
-        verify=verify,
+        verify=client_ssl(verify, ca_bundle),
     )
 
 
 def get_connector_http(settings: SettingsDep) -> httpx.Client:
-    """Pooled client for core → connector control-plane calls."""
-    verify: bool | str = settings.connectors.ca_bundle or settings.connectors.verify_tls
-    return _connector_http(verify, settings.connectors.request_timeout_s)
+    """Pooled client for core → connector control-plane calls (DSX-HMAC per call: ``auth.deps``)."""
+    connectors = settings.connectors
+    return _connector_http(connectors.verify_tls, connectors.ca_bundle, connectors.request_timeout_s)
 
 
 ConnectorHttp = Annotated[httpx.Client, Depends(get_connector_http)]

@@ -45,7 +45,7 @@ def dlq_router() -> APIRouter:
     def list_dead_letters(
         dead_letters: DeadLettersDep,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # Redis takes 64-bit offsets only
     ) -> dict[str, Any]:
         """Dead letters, newest first, with their reason."""
         items, total = dead_letters.items(offset, limit)

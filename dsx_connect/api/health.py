@@ -12,10 +12,13 @@ from fastapi.responses import JSONResponse
 
 from dsx_connect import keys
 from dsx_connect.api.deps import RedisDep, SettingsDep
+from dsx_connect.superlog.buffer import destination_states as superlog_states
+from dsx_connect.superlog.status import readiness as superlog_readiness
 from dsx_connect.version import __version__
 from shared.dsxa.client import DsxaClient
 from shared.errors import DsxError
 from shared.health import liveness_router
+from shared.tls import client_ssl
 
 probe_router = APIRouter(tags=["health"])  # mounted at the root and under the API prefix
 router = APIRouter(tags=["service"])
@@ -41,7 +44,7 @@ def scanner_origin(scan_url: str) -> str:
 
 @probe_router.get("/readyz", responses={503: {"description": "a dependency is unreachable"}})
 def readyz(settings: SettingsDep, client: RedisDep) -> JSONResponse:
-    """Dependencies reachable: Redis and the scanner (503 names the failing one)."""
+    """Dependencies reachable: Redis and the scanner (503 names the failing one); SIEM feed destinations."""
     checks: dict[str, str] = {}
     try:
         client.ping()
@@ -50,7 +53,9 @@ def readyz(settings: SettingsDep, client: RedisDep) -> JSONResponse:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
     try:
         httpx.get(
-            scanner_origin(settings.scanner.scan_binary_url), timeout=2.0, verify=settings.scanner.verify_tls
+            scanner_origin(settings.scanner.scan_binary_url),
+            timeout=2.0,
+            verify=client_ssl(settings.scanner.verify_tls, settings.scanner.ca_bundle),
         )
         checks["scanner"] = "ok"
     except httpx.HTTPError as exc:
@@ -60,10 +65,22 @@ def readyz(settings: SettingsDep, client: RedisDep) -> JSONResponse:
         if breaker.get("state") == "open" and float(breaker.get("open_until") or 0) > time.time():
             checks["scanner"] = f"circuit open (scans wait): {breaker.get('last_error', '')}"[:300]
     failing = [name for name, state in checks.items() if state != "ok"]
+    # SIEM feed destinations: reported; they fail readiness only with DSXCONNECT_SUPERLOG__FAIL_READYZ,
+    # since scanning goes on (events wait in the buffer) while a SIEM is down.
+    feed = (
+        superlog_readiness(superlog_states(client, settings.superlog.active))
+        if checks["redis"] == "ok"
+        else {}
+    )
+    checks |= feed
+    degraded = [name for name, state in feed.items() if state != "ok"]
+    if settings.superlog.fail_readyz:
+        failing += degraded
     body = {
         "status": "ok" if not failing else "unavailable",
         "checks": checks,
         "failing": failing,
+        "degraded": degraded,
         "ts": _now(),
     }
     return JSONResponse(body, status_code=503 if failing else 200)
@@ -103,7 +120,7 @@ def test_dsxa_connection(settings: SettingsDep) -> JSONResponse:
             auth_token=token,
             protected_entity=scanner.protected_entity,
             timeout_s=10.0,
-            verify=scanner.verify_tls,
+            verify=client_ssl(scanner.verify_tls, scanner.ca_bundle),
         ) as dsxa:
             verdict = dsxa.scan_binary(
                 b"dsx-connect connection test\n", metadata="dsx-connect:connection-test"

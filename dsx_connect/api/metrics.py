@@ -5,15 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from dsx_connect.api.deps import RedisDep, ResultsDep
+from dsx_connect.api.deps import RedisDep, ResultsDep, SettingsDep
 from dsx_connect.queues import ALL_QUEUES
+from dsx_connect.superlog.buffer import destination_states as superlog_states
+from dsx_connect.superlog.status import prometheus_lines as superlog_metrics
 
 router = APIRouter(tags=["monitoring"])
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(results: ResultsDep, client: RedisDep) -> str:
-    """Scan counters and queue depths."""
+def metrics(results: ResultsDep, client: RedisDep, settings: SettingsDep) -> str:
+    """Scan counters, queue depths and the SIEM feed's counters."""
     stats = results.stats()
     lines = [
         "# HELP dsxconnect_scans_total Scan results stored, by verdict.",
@@ -40,4 +42,5 @@ def metrics(results: ResultsDep, client: RedisDep) -> str:
         pipe.llen(queue)
     for queue, depth in zip(ALL_QUEUES, pipe.execute(), strict=True):
         lines.append(f'dsxconnect_queue_depth{{queue="{queue}"}} {depth}')
+    lines += superlog_metrics(superlog_states(client, settings.superlog.active))  # SIEM feed, per destination
     return "\n".join(lines) + "\n"

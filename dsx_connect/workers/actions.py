@@ -103,10 +103,16 @@ def apply_action(ctx: WorkerContext, item: ItemOutcome) -> EventAction:
         body["requested_action"] = item.task.requested_action.model_dump(mode="json")
     requested = item.planned_action().value
     try:
-        response = ctx.http.put(item.connector.url.rstrip("/") + "/item_action", json=body)
+        response = ctx.http.put(
+            item.connector.url.rstrip("/") + "/item_action",
+            json=body,
+            auth=ctx.connector_auth(item.connector.uuid) or httpx.USE_CLIENT_DEFAULT,
+        )
     except httpx.TransportError as exc:
         raise RetryableError(f"item_action: connector unreachable: {exc!r}") from None
-    if response.status_code >= 500 or response.status_code in (408, 429):
+    if response.status_code == 401:  # our signature was refused (a pair that just changed): retried
+        ctx.signature_refused(item.connector.uuid)
+    if response.status_code >= 500 or response.status_code in (401, 408, 429):
         raise connector_error(response.status_code, response.content, "item_action")
     try:
         answer = response.json()

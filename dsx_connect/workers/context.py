@@ -9,6 +9,8 @@ from functools import lru_cache
 
 import httpx
 
+from dsx_connect.auth.credentials import ConnectorKeys
+from dsx_connect.auth.signing import SignerCache
 from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.dlq.store import DeadLetterStore
 from dsx_connect.jobs.store import JobStore
@@ -17,7 +19,9 @@ from dsx_connect.results.store import ResultStore
 from dsx_connect.settings import Settings, get_settings
 from dsx_connect.workers.breaker import ScannerBreaker
 from dsx_connect.workers.hot_path import ScanConfig
+from shared.hmac_auth import DsxHmacAuth, Signer
 from shared.models import RegisteredConnector
+from shared.tls import client_ssl
 
 CONNECTOR_CACHE_S = 5.0
 
@@ -33,6 +37,7 @@ class WorkerContext:
     breaker: ScannerBreaker
     dead_letters: DeadLetterStore
     _connectors: dict[str, tuple[float, RegisteredConnector | None]] = field(default_factory=dict)
+    signers: SignerCache | None = None  # DSX-HMAC for calls to connectors; None with auth off
 
     def connector(self, uuid: str) -> RegisteredConnector | None:
         """The registered connector for ``uuid``: the only source of URLs workers call (SPEC §8)."""
@@ -43,6 +48,19 @@ class WorkerContext:
         record = self.registry.get(uuid)
         self._connectors[uuid] = (now, record)
         return record
+
+    def signer(self, uuid: str) -> Signer | None:
+        """Signs this worker's calls to the connector ``uuid`` (SPEC §8), with the pair it holds."""
+        return self.signers.get(uuid) if self.signers is not None else None
+
+    def signature_refused(self, uuid: str) -> None:
+        """A connector answered 401: its pair may have changed (rotation, re-enrollment); re-read it."""
+        if self.signers is not None:
+            self.signers.forget(uuid)
+
+    def connector_auth(self, uuid: str) -> DsxHmacAuth | None:
+        signer = self.signer(uuid)
+        return DsxHmacAuth(signer) if signer is not None else None
 
     def backoff(self, attempt: int) -> float:
         """Capped exponential backoff with full jitter for retry number ``attempt`` (1-based)."""
@@ -57,7 +75,7 @@ class WorkerContext:
 def _context(pid: int) -> WorkerContext:
     settings = get_settings()
     client = get_redis()
-    verify: bool | str = settings.connectors.ca_bundle or settings.connectors.verify_tls
+    connector_ssl = client_ssl(settings.connectors.verify_tls, settings.connectors.ca_bundle)
     scanner = settings.scanner
     return WorkerContext(
         settings=settings,
@@ -67,7 +85,7 @@ def _context(pid: int) -> WorkerContext:
         http=httpx.Client(
             timeout=httpx.Timeout(settings.workers.connector_timeout_s, connect=scanner.connect_timeout_s),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            verify=verify,
+            verify=connector_ssl,
         ),
         scan_config=ScanConfig(
             scan_url=scanner.scan_binary_url,
@@ -77,6 +95,8 @@ def _context(pid: int) -> WorkerContext:
             connector_timeout_s=settings.workers.connector_timeout_s,
             connect_timeout_s=scanner.connect_timeout_s,
             max_file_size_bytes=scanner.max_file_size_bytes,
+            read_ssl=connector_ssl,
+            scan_ssl=client_ssl(scanner.verify_tls, scanner.ca_bundle),
         ),
         breaker=ScannerBreaker(
             client,
@@ -85,6 +105,7 @@ def _context(pid: int) -> WorkerContext:
             settings.workers.breaker_open_max_s,
         ),
         dead_letters=DeadLetterStore(client, settings.dlq.retain_s),
+        signers=SignerCache(ConnectorKeys(client, settings.auth)) if settings.auth.enabled else None,
     )
 
 

@@ -8,6 +8,7 @@ functions, so the wire behaviour matches the httpx client used elsewhere.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -25,6 +26,7 @@ from shared.errors import (
     RetryableError,
     ScannerUnavailable,
 )
+from shared.hmac_auth import Signer
 from shared.models import DsxaFileInfo, DsxaVerdict, ScanTask, Verdict, VerdictDetails
 
 SMALL_BODY = 1 << 20  # read whole below this; stream above it
@@ -40,6 +42,8 @@ class ScanConfig:
     connector_timeout_s: float
     connect_timeout_s: float
     max_file_size_bytes: int
+    read_ssl: ssl.SSLContext | bool = True  # TLS checks of the connector (True: the session's)
+    scan_ssl: ssl.SSLContext | bool = True  # and of the scanner
 
     # Built once: yarl parses and IDNA-encodes a URL string on every request otherwise.
     @cached_property
@@ -64,6 +68,13 @@ def read_file_url(connector_url: str) -> URL:
     return URL(connector_url.rstrip("/") + "/read_file")
 
 
+@lru_cache(maxsize=1024)
+def read_file_target(connector_url: str) -> tuple[URL, str]:
+    """The URL and the ``path?query`` DSX-HMAC signs (as aiohttp sends it), built once per connector."""
+    url = read_file_url(connector_url)
+    return url, url.raw_path_qs
+
+
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -84,7 +95,8 @@ def connector_error(status: int, body: bytes, what: str) -> DsxError:
     reason = error_reason(body) if body else ""
     if status == 404:
         return NotFoundError(f"{what}: item not found on the connector ({reason})", status_code=status)
-    if 400 <= status < 500 and status not in (408, 429):
+    # 401: the connector refused our DSX-HMAC signature, e.g. during a key rotation: retried
+    if 400 <= status < 500 and status not in (401, 408, 429):
         return PermanentError(f"{what}: connector refused ({status}): {reason}", status_code=status)
     return ConnectorUnavailable(f"{what}: connector unavailable ({status}): {reason}", status_code=status)
 
@@ -100,12 +112,19 @@ def too_large(size: int, limit: int) -> DsxaVerdict:
 
 
 async def scan_item(
-    session: aiohttp.ClientSession, task: ScanTask, connector: ConnectorRef, cfg: ScanConfig
+    session: aiohttp.ClientSession,
+    task: ScanTask,
+    connector: ConnectorRef,
+    cfg: ScanConfig,
+    signer: Signer | None = None,
 ) -> DsxaVerdict:
-    """Fetch ``task``'s item from its connector and scan it; raises the shared error family."""
+    """Fetch ``task``'s item from its connector and scan it; raises the shared error family.
+
+    ``signer`` signs the ``read_file`` call with the connector's DSX-HMAC pair (SPEC §8).
+    """
     if task.size_in_bytes is not None and task.size_in_bytes > cfg.max_file_size_bytes:
         return too_large(task.size_in_bytes, cfg.max_file_size_bytes)
-    read_url = read_file_url(connector.url)
+    read_url, read_path = read_file_target(connector.url)
     headers = scan_headers(
         cfg.auth_token,
         cfg.protected_entity,
@@ -114,8 +133,11 @@ async def scan_item(
     stage = "read_file"
     try:
         request = json.dumps(read_file_body(task, connector)).encode()
+        read_headers = JSON_HEADERS
+        if signer is not None:
+            read_headers = {**JSON_HEADERS, "Authorization": signer.authorization("POST", read_path, request)}
         async with session.post(
-            read_url, data=request, headers=JSON_HEADERS, timeout=cfg.read_timeout
+            read_url, data=request, headers=read_headers, timeout=cfg.read_timeout, ssl=cfg.read_ssl
         ) as resp:
             if resp.status != 200:
                 raise connector_error(resp.status, await resp.content.read(4096), "read_file")
@@ -137,6 +159,7 @@ async def scan_item(
                 data=body if isinstance(body, bytes) else _chunks(body),
                 headers=headers,
                 timeout=cfg.scan_timeout,
+                ssl=cfg.scan_ssl,
             ) as answer:
                 content = await answer.read()
                 if (error := classify_status(answer.status, content)) is None:

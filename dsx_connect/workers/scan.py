@@ -161,8 +161,10 @@ async def _scan_all(ctx: WorkerContext, items: list[tuple[ScanTask, ConnectorRef
     async def one(task: ScanTask, ref: ConnectorRef) -> object:
         async with gate:
             try:
-                return await scan_item(session, task, ref, ctx.scan_config)
+                return await scan_item(session, task, ref, ctx.scan_config, ctx.signer(ref.uuid))
             except DsxError as exc:
+                if exc.status_code == 401:
+                    ctx.signature_refused(ref.uuid)
                 return exc
             except Exception as exc:  # a bug must not lose the batch's other items
                 log.exception("unexpected error scanning %s", task.location, extra={"request_id": task.id})

@@ -12,11 +12,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.body_limit import BodyLimitMiddleware
 from shared.connector.base import Connector
 from shared.connector.responses import error_response
 from shared.connector.routes import connector_router, fast_read_route, health_router
 from shared.connector.runtime import ConnectorRuntime
-from shared.connector.security import RequestVerifier, core_auth, verify_core_request
+from shared.connector.security import (
+    CoreAuth,
+    CoreRequestGuard,
+    RequestVerifier,
+    core_auth,
+    verify_core_request,
+)
 from shared.errors import DsxError
 from shared.health import liveness_router
 from shared.logging import configure_logging, request_id_var
@@ -61,7 +68,8 @@ def create_connector_app(
     DSX-HMAC seams; ``transport`` lets a test replace the network to the core.
     """
     settings = connector.settings
-    runtime = ConnectorRuntime(connector, auth=auth or core_auth(settings), transport=transport)
+    auth = auth or core_auth(settings)
+    runtime = ConnectorRuntime(connector, auth=auth, transport=transport)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +90,12 @@ def create_connector_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
+    app.state.core_guard = CoreRequestGuard(
+        auth.credentials if isinstance(auth, CoreAuth) else None,
+        enabled=settings.auth.enabled,
+        on_unknown_key=runtime.nudge_registration,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(connector_router(settings.route_prefix, verifier))
     app.router.routes.insert(0, fast_read_route(settings.route_prefix, verifier))  # hot path, matched first

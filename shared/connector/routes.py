@@ -261,7 +261,9 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         )
         return JSONResponse(body.model_dump(mode="json"))
 
-    @signed.post("/webhook/event")
+    # Public, as in 1.x: storage services (SNS, Event Grid, Pub/Sub, Graph) cannot sign DSX-HMAC. An
+    # event only makes the connector scan items inside its own asset; expose this path alone.
+    @public.post("/webhook/event")
     async def receive_webhook_event(runtime: Runtime, event: Annotated[Any, Body()] = None) -> JSONResponse:
         """A storage change notification; the items it names are submitted for scanning."""
         if isinstance(event, bytes | str):  # JSON sent as text/plain (SNS does)

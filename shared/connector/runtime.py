@@ -24,6 +24,7 @@ _KEEP_FINISHED_SCANS = 50
 _PLAN_TTL_S = 300.0
 _UNREGISTER_TIMEOUT_S = 3.0
 _WATCH_STOP_GRACE_S = 2.0
+_NUDGE_MIN_INTERVAL_S = 5.0
 
 
 class ConnectorRuntime:
@@ -49,6 +50,8 @@ class ConnectorRuntime:
         self._watch_task: asyncio.Task[None] | None = None
         self._watch_stop: anyio.Event | None = None
         self._plan: tuple[float, BatchPlan] | None = None
+        self._wake = asyncio.Event()
+        self._last_nudge = 0.0
 
     @property
     def settings(self) -> ConnectorSettings:
@@ -119,16 +122,27 @@ class ConnectorRuntime:
         self.registered, self.last_registration_error = True, None
         return True
 
+    def nudge_registration(self) -> None:
+        """Re-register now rather than at the next heartbeat (the core signed with a key we lack:
+        a rotated pair whose registration answer was missed). At most once per few seconds."""
+        now = time.monotonic()
+        if now - self._last_nudge >= _NUDGE_MIN_INTERVAL_S:
+            self._last_nudge = now
+            self._wake.set()
+
     async def _heartbeat(self) -> None:
         backoff = 0.5
         while True:
             interval = self.settings.heartbeat_interval_s
             if await self.register_once():
                 backoff = 0.5
-                await anyio.sleep(interval)
+                delay = interval
             else:
-                await anyio.sleep(backoff)
+                delay = backoff
                 backoff = min(backoff * 2, interval, 30.0)
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+            self._wake.clear()
 
     # ---- configuration ---------------------------------------------------------------------
 

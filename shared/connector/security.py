@@ -1,35 +1,225 @@
-"""Where DSX-HMAC (SPEC §8) plugs into a connector, in both directions. No signing yet.
+"""DSX-HMAC (SPEC §8) in a connector, both directions, and its enrollment.
 
-- Outgoing (connector → core): :func:`core_auth` returns the ``httpx.Auth`` the control-plane
-  client uses for every call. DSX-HMAC will be an ``httpx.Auth`` subclass with
-  ``requires_request_body = True`` that adds ``Authorization: DSX-HMAC key_id=…, ts=…, nonce=…,
-  sig=…`` over ``METHOD|path?query|ts|nonce|`` + body, with the key from ``AUTH__HMAC_KEY_ID`` /
-  ``AUTH__HMAC_SECRET`` (or the pair returned by enrollment).
-- Incoming (core → connector): :func:`verify_core_request` is a FastAPI dependency on every
-  route the core calls (``read_file``, ``item_action``, ``full_scan``, ``config``, …). It will
-  check the signature, the 60 s skew and nonce replay, and answer 401.
+- Enrollment: the connector registers with ``DSXCONNECTOR_ENROLLMENT_TOKEN`` in
+  ``X-Enrollment-Token`` and takes its key pair from the answer (``hmac_key_id``/``hmac_secret``),
+  on every registration (the 60 s heartbeat): a pair the core rotated arrives that way. The
+  previous pair stays accepted for :data:`PREVIOUS_KEY_GRACE_S`, so calls the core signed just
+  before the switch still pass. Credentials live in memory only. ``DSXCONNECTOR_AUTH__HMAC_KEY_ID``
+  / ``__HMAC_SECRET`` (1.x) seed them until the first registration answer.
+- Outgoing (connector → core): :class:`CoreAuth`, the ``httpx.Auth`` of the control-plane client,
+  signs every call but the registration.
+- Incoming (core → connector): :func:`verify_core_request`, a FastAPI dependency on every route the
+  core calls (``read_file``, ``item_action``, ``full_scan``, ``estimate``, ``repo_check``,
+  ``config``); it checks the signature, the 60 s skew and replayed nonces (kept in memory), and
+  answers 401. A key id the connector does not know makes it re-register at once (a rotation whose
+  answer it missed).
 
-``create_connector_app`` takes both as arguments, so tests and a later issue can swap them.
+``DSXCONNECTOR_AUTH__ENABLED`` (default true) turns both directions on; ``false`` is for a core
+that runs with ``DSXCONNECT_AUTH__ENABLED=false``, and is logged as a warning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 
 import httpx
-from fastapi import Request
+from fastapi import HTTPException, Request
 
 from shared.connector.settings import ConnectorSettings
+from shared.hmac_auth import (
+    DEFAULT_SKEW_S,
+    HmacError,
+    NonceCache,
+    Signer,
+    check_signature,
+    check_skew,
+    parse_authorization,
+    path_and_query,
+)
+from shared.redaction import register_secret
+
+log = logging.getLogger(__name__)
 
 #: a FastAPI dependency that raises ``HTTPException(401)`` for a request the core did not sign
 RequestVerifier = Callable[[Request], Awaitable[None]]
 
+PREVIOUS_KEY_GRACE_S = 900.0
+REGISTER_PATH_SUFFIX = "/connectors/register"
 
-def core_auth(settings: ConnectorSettings) -> httpx.Auth | None:
-    """The auth applied to calls to the core; ``None`` until DSX-HMAC lands."""
-    return None
+
+class ConnectorCredentials:
+    """This connector's DSX-HMAC pair (and the one before it, for a grace period), in memory."""
+
+    def __init__(self, key_id: str | None = None, secret: str | None = None) -> None:
+        self._current: tuple[str, str] | None = None
+        self._previous: tuple[str, str, float] | None = None
+        self._signer: Signer | None = None
+        if key_id and secret:
+            self.update(key_id, secret)
+
+    @classmethod
+    def from_settings(cls, settings: ConnectorSettings) -> ConnectorCredentials:
+        auth = settings.auth
+        secret = auth.hmac_secret.get_secret_value() if auth.hmac_secret else None
+        return cls(auth.hmac_key_id, secret)
+
+    @property
+    def key_id(self) -> str | None:
+        return self._current[0] if self._current else None
+
+    def update(self, key_id: str, secret: str) -> bool:
+        """Adopt a pair (from a registration answer); True when it changed."""
+        if self._current == (key_id, secret):
+            return False
+        register_secret(secret)
+        if self._current is not None:
+            self._previous = (*self._current, time.monotonic() + PREVIOUS_KEY_GRACE_S)
+        self._current = (key_id, secret)
+        self._signer = Signer(key_id, secret)
+        return True
+
+    def clear(self) -> None:
+        self._current = self._previous = self._signer = None
+
+    def signer(self) -> Signer | None:
+        return self._signer
+
+    def secret_for(self, key_id: str) -> str | None:
+        if self._current and self._current[0] == key_id:
+            return self._current[1]
+        if self._previous and self._previous[0] == key_id and self._previous[2] > time.monotonic():
+            return self._previous[1]
+        return None
+
+
+def _is_registration(request: httpx.Request) -> bool:
+    return request.method == "POST" and request.url.path.endswith(REGISTER_PATH_SUFFIX)
+
+
+class CoreAuth(httpx.Auth):
+    """Enrollment token on registrations (whose answer brings the pair), DSX-HMAC on every other call."""
+
+    requires_request_body = True
+
+    def __init__(self, credentials: ConnectorCredentials, enrollment_token: str | None) -> None:
+        self.credentials = credentials
+        self.enrollment_token = enrollment_token
+
+    def _prepare(self, request: httpx.Request) -> None:
+        if _is_registration(request):
+            if self.enrollment_token:
+                request.headers["X-Enrollment-Token"] = self.enrollment_token
+            return
+        signer = self.credentials.signer()
+        if signer is not None:
+            request.headers["Authorization"] = signer.authorization(
+                request.method, request.url.raw_path.decode("ascii"), request.content
+            )
+
+    def _learn(self, request: httpx.Request, response: httpx.Response) -> None:
+        if not _is_registration(request):
+            return
+        if response.status_code == 403:  # revoked by an operator: nothing signed with the old pair counts
+            self.credentials.clear()
+            return
+        if response.status_code >= 300:
+            return
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            return
+        key_id = body.get("hmac_key_id") if isinstance(body, dict) else None
+        secret = body.get("hmac_secret") if isinstance(body, dict) else None
+        fresh = isinstance(key_id, str) and isinstance(secret, str) and bool(key_id) and bool(secret)
+        if fresh and self.credentials.update(str(key_id), str(secret)):
+            log.info("DSX-HMAC key pair received from dsx-connect", extra={"key_id": key_id})
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.read()
+        self._prepare(request)
+        response = yield request
+        if _is_registration(request):
+            response.read()
+            self._learn(request, response)
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        await request.aread()
+        self._prepare(request)
+        response = yield request
+        if _is_registration(request):
+            await response.aread()
+            self._learn(request, response)
+
+
+class CoreRequestGuard:
+    """Verifies the core's DSX-HMAC on incoming requests (see the module docstring)."""
+
+    def __init__(
+        self,
+        credentials: ConnectorCredentials | None,
+        *,
+        enabled: bool = True,
+        skew_s: int = DEFAULT_SKEW_S,
+        on_unknown_key: Callable[[], None] | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.enabled = enabled
+        self.skew_s = skew_s
+        self.nonces = NonceCache(ttl_s=2 * skew_s)
+        self.on_unknown_key = on_unknown_key
+
+    async def verify(self, request: Request) -> None:
+        if not self.enabled:
+            return
+        try:
+            params = parse_authorization(request.headers.get("authorization"))
+            check_skew(params, skew_s=self.skew_s)
+            secret = self.credentials.secret_for(params.key_id) if self.credentials else None
+            if secret is None:
+                if self.on_unknown_key is not None:
+                    self.on_unknown_key()
+                if self.credentials is None or self.credentials.key_id is None:
+                    raise HmacError("unknown_key", "this connector has no DSX-HMAC key yet (not enrolled)")
+                raise HmacError("unknown_key", "unknown DSX-HMAC key id")
+            scope = request.scope
+            raw_path = scope.get("raw_path") or scope["path"].encode()
+            path_q = path_and_query(
+                raw_path.decode("latin-1"), scope.get("query_string", b"").decode("latin-1")
+            )
+            check_signature(params, secret, request.method, path_q, await request.body())
+            if not self.nonces.add(params.key_id, params.nonce):
+                raise HmacError("replayed", "DSX-HMAC nonce already used (replayed request)")
+        except HmacError as exc:
+            log.warning(
+                "refused a request not signed by dsx-connect",
+                extra={"reason": exc.reason, "error": exc.message},
+            )
+            raise HTTPException(401, exc.message, headers={"WWW-Authenticate": "DSX-HMAC"}) from None
+
+
+def core_auth(settings: ConnectorSettings) -> CoreAuth | None:
+    """The auth of calls to the core: enrollment on registration, DSX-HMAC on the rest."""
+    token = settings.enrollment_token.get_secret_value() if settings.enrollment_token else None
+    register_secret(token)
+    if not settings.auth.enabled:
+        log.warning(
+            "DSXCONNECTOR_AUTH__ENABLED=false: calls from and to dsx-connect are neither signed nor checked"
+        )
+        return None
+    credentials = ConnectorCredentials.from_settings(settings)
+    if token is None and credentials.key_id is None:
+        log.warning(
+            "no DSXCONNECTOR_ENROLLMENT_TOKEN (nor an HMAC pair): dsx-connect will refuse this connector's "
+            "registration, and this connector refuses every call until it has a key"
+        )
+    return CoreAuth(credentials, token)
 
 
 async def verify_core_request(request: Request) -> None:
-    """Accept every request; DSX-HMAC verification will go here."""
-    return None
+    """The app's :class:`CoreRequestGuard` (``app.state.core_guard``); accepts all when there is none."""
+    guard: CoreRequestGuard | None = getattr(request.app.state, "core_guard", None)
+    if guard is not None:
+        await guard.verify(request)

@@ -15,7 +15,8 @@ its storage's own settings, and exposes a cached ``get_settings()`` built with
 | ``MONITOR`` | watch the asset for changes and submit them |
 | ``USE_TLS``, ``TLS_CERTFILE``, ``TLS_KEYFILE`` | serve HTTPS (``python -m connectors.<name> serve``) |
 | ``VERIFY_TLS``, ``CA_BUNDLE`` | TLS checks of calls to the core |
-| ``ENROLLMENT_TOKEN`` (1.x: ``DSXCONNECT_ENROLLMENT_TOKEN``), ``AUTH__ENABLED``, ``AUTH__HMAC_KEY_ID``, ``AUTH__HMAC_SECRET`` | enrollment and DSX-HMAC (SPEC §8; accepted, not used yet) |
+| ``ENROLLMENT_TOKEN`` (1.x: ``DSXCONNECT_ENROLLMENT_TOKEN``), ``AUTH__ENABLED`` (true), ``AUTH__HMAC_KEY_ID``, ``AUTH__HMAC_SECRET`` | enrollment and DSX-HMAC both ways (SPEC §8, ``shared.connector.security``) |
+| ``MAX_REQUEST_BYTES`` | larger request bodies answer 413 (16 MiB) |
 | ``HEARTBEAT_INTERVAL_S`` | re-registration period (60) |
 | ``SCAN_BATCH_SIZE`` | override the core's batch size for submissions |
 | ``FULL_SCAN_ENQUEUE_CONCURRENCY`` | parallel single submissions when the core has batching off (1.x name) |
@@ -61,9 +62,11 @@ UPDATABLE_FIELDS = ("asset", "filter", "item_action", "item_action_move_metainfo
 
 
 class AuthSettings(BaseModel):
-    """DSX-HMAC credentials (``DSXCONNECTOR_AUTH__*``, the 1.x names); not used yet."""
+    """DSX-HMAC (``DSXCONNECTOR_AUTH__*``, the 1.x names): on by default; ``enabled=false`` only
+    against a core running with ``DSXCONNECT_AUTH__ENABLED=false``. The pair is normally issued at
+    enrollment (``ENROLLMENT_TOKEN``); ``HMAC_KEY_ID``/``HMAC_SECRET`` seed it until then."""
 
-    enabled: bool = False
+    enabled: bool = True
     hmac_key_id: str | None = None
     hmac_secret: SecretStr | None = None
 
@@ -111,6 +114,7 @@ class ConnectorSettings(BaseSettings):
     scan_batch_size: int | None = Field(default=None, ge=1, le=5000)
     full_scan_enqueue_concurrency: int = Field(default=8, ge=1, le=256)
     request_timeout_s: float = Field(default=30.0, gt=0)
+    max_request_bytes: int = Field(default=16 << 20, ge=1024, description="larger request bodies answer 413")
     submit_retry_max_s: float = Field(default=600.0, gt=0)
     job_control_every_batches: int = Field(default=4, ge=1)
     job_control_poll_s: float = Field(default=1.0, gt=0)

@@ -7,6 +7,7 @@ measurement (PERFORMANCE.md).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterable, Iterable
 
 import httpx
@@ -51,7 +52,7 @@ class DsxaClient(_DsxaClientBase):
         auth_token: str | None = None,
         protected_entity: int | None = 1,
         timeout_s: float = 120.0,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(scan_binary_url, auth_token, protected_entity, timeout_s)
@@ -87,7 +88,7 @@ class AsyncDsxaClient(_DsxaClientBase):
         auth_token: str | None = None,
         protected_entity: int | None = 1,
         timeout_s: float = 120.0,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(scan_binary_url, auth_token, protected_entity, timeout_s)

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis
 
+from tests.support.auth import OPERATOR_HEADERS
 from tests.support.procs import ServiceProcess, base_env, free_port, uvicorn_argv
 
 API = "/dsx-connect/api/v1"
@@ -26,7 +27,8 @@ class Core:
         return self.url + API
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api, timeout=10.0)
+        """An operator's client (API key), which may also register connectors (enrollment token)."""
+        return httpx.Client(base_url=self.api, timeout=10.0, headers=OPERATOR_HEADERS)
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,9 @@ class LocalStack:
 
     def get(self, path: str, **params: Any) -> Any:
         """GET an API path (under /dsx-connect/api/v1) and return its JSON, asserting 200."""
-        resp = httpx.get(self.cfg.api_url + path, params=params, timeout=10)
+        resp = httpx.get(
+            self.cfg.api_url + path, params=params, timeout=10, headers=stack.api_headers(self.cfg)
+        )
         assert resp.status_code == 200, f"GET {path} -> {resp.status_code}: {resp.text}"
         return resp.json()
 
@@ -98,7 +100,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         )
         job = re.search(r"full scan of .*: job (\S+)", up.stdout)
         assert job, up.stdout
-        stats = httpx.get(f"{cfg.api_url}/scan/stats", timeout=10).json()
+        stats = httpx.get(f"{cfg.api_url}/scan/stats", timeout=10, headers=stack.api_headers(cfg)).json()
         yield LocalStack(cfg, env, up.stdout, job.group(1), stats)
     finally:
         subprocess.run([PYTHON, "scripts/stack.py", "down"], cwd=REPO_ROOT, env=env, timeout=120, check=False)

@@ -113,11 +113,15 @@ class ServiceProcess:
 
 
 def base_env(**extra: str) -> dict[str, str]:
+    """The environment of a service a test starts: auth on with the test secrets (``tests.support.auth``)."""
+    from tests.support.auth import AUTH_ENV
+
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("DSXCONNECT", "DSXA_LITE", "DSXCONNECTOR"))
     }
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = str(REPO_ROOT)
+    env.update(AUTH_ENV)
     env.update(extra)
     return env
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.dsx_connect.conftest import Core
+from tests.support.auth import OPERATOR_HEADERS
 
 pytestmark = pytest.mark.integration
 
@@ -239,7 +240,7 @@ def test_results_filter_rejects_an_unknown_verdict(api: httpx.Client) -> None:
 def test_stats_and_metrics(core: Core, api: httpx.Client) -> None:
     stats = api.get("/scan/stats").json()
     assert {"total", "verdicts", "errors", "actions", "bytes_scanned"} <= stats.keys()
-    text = httpx.get(core.url + "/metrics").text
+    text = httpx.get(core.url + "/metrics", headers=OPERATOR_HEADERS).text
     assert 'dsxconnect_queue_depth{queue="scan_request_queue"}' in text
 
 

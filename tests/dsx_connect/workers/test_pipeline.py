@@ -17,6 +17,7 @@ import redis
 
 from dsx_connect.queues import ALL_QUEUES
 from tests.dsxa_lite.samples import eicar
+from tests.support.auth import OPERATOR_HEADERS
 from tests.support.procs import PYTHON, ServiceProcess, base_env, free_port, uvicorn_argv, wait_for
 
 pytestmark = pytest.mark.integration
@@ -102,7 +103,7 @@ def pipeline(redis_url: str, tmp_path_factory: pytest.TempPathFactory, logs_dir:
             logs_dir,
         ),
     ]  # fmt: skip
-    api = httpx.Client(base_url=f"http://127.0.0.1:{core_port}{API}", timeout=10.0)
+    api = httpx.Client(base_url=f"http://127.0.0.1:{core_port}{API}", timeout=10.0, headers=OPERATOR_HEADERS)
     pipe: Pipeline | None = None
     try:
         for proc in procs[:2]:

@@ -10,7 +10,8 @@ import pytest
 from fastapi import HTTPException, Request
 
 from shared.connector import create_connector_app
-from tests.shared.connector.memory_connector import MemoryConnector
+from tests.shared.connector.memory_connector import MemoryConnector, MemorySettings
+from tests.support.auth import CONNECTOR_AUTH, core_signer
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio]
 
@@ -20,13 +21,16 @@ RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 @pytest.fixture
 def connector() -> MemoryConnector:
-    return MemoryConnector(items={"a.txt": b"alpha", "dir/b.bin": bytes(range(256)) * 40, "c.pdf": b"%PDF"})
+    items = {"a.txt": b"alpha", "dir/b.bin": bytes(range(256)) * 40, "c.pdf": b"%PDF"}
+    return MemoryConnector(MemorySettings(auth=CONNECTOR_AUTH), items=items)  # type: ignore[arg-type]
 
 
 @pytest.fixture
 async def client(connector: MemoryConnector) -> AsyncIterator[httpx.AsyncClient]:
+    """Signs every call with the connector's DSX-HMAC pair, as the core does."""
     app = create_connector_app(connector)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", auth=core_signer()) as http:
         yield http
 
 
@@ -74,7 +78,9 @@ async def test_read_file_errors_are_json_with_the_right_code(client: httpx.Async
     assert escape.status_code == 403 and escape.json()["error"] == "outside_asset"
     malformed = await client.post(f"{PREFIX}/read_file", json={"metainfo": "no location"})
     assert malformed.status_code == 422 and "location" in malformed.json()["message"]
-    not_json = await client.post(f"{PREFIX}/read_file", content=b"{oops", headers={"content-type": "application/json"})
+    not_json = await client.post(
+        f"{PREFIX}/read_file", content=b"{oops", headers={"content-type": "application/json"}
+    )
     assert not_json.status_code == 422 and "not JSON" in not_json.json()["message"]
 
 

@@ -1,0 +1,45 @@
+"""Dependencies of the routes that need the credential store or sign calls to a connector."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+
+from dsx_connect.api.deps import KnownConnector
+from dsx_connect.auth.credentials import ConnectorKeys
+from dsx_connect.redis_client import get_redis
+from dsx_connect.settings import get_settings
+from shared.hmac_auth import DsxHmacAuth
+
+
+@lru_cache
+def _keys(pid: int) -> ConnectorKeys:
+    return ConnectorKeys(get_redis(), get_settings().auth)
+
+
+def get_connector_keys() -> ConnectorKeys:
+    """The process's credential store (its server key is read once)."""
+    return _keys(os.getpid())
+
+
+ConnectorKeysDep = Annotated[ConnectorKeys, Depends(get_connector_keys)]
+
+
+def connector_auth(connector: KnownConnector, credentials: ConnectorKeysDep) -> httpx.Auth | None:
+    """DSX-HMAC for the core's calls to this connector, with the pair it holds (None with auth off)."""
+    if not credentials.settings.enabled:
+        return None
+    return DsxHmacAuth(credentials.signer(connector.uuid))
+
+
+ConnectorAuth = Annotated[httpx.Auth | None, Depends(connector_auth)]
+
+
+def principal_kind(request: Request) -> str:
+    """``operator``, ``connector`` or ``anonymous`` as the auth middleware found it (operator with auth off)."""
+    principal = request.scope.get("state", {}).get("principal")
+    return getattr(principal, "kind", "operator")

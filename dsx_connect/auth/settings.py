@@ -1,0 +1,103 @@
+"""Security settings of the core (``DSXCONNECT_AUTH__*``, SPEC §8/§9).
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``AUTH__ENABLED`` | true | enrollment, DSX-HMAC and operator keys; ``false`` turns every check off (logged as a warning) |
+| ``AUTH__ENROLLMENT_TOKENS`` | – | tokens connectors register with (CSV or JSON list; several at once for rotation); 1.x: ``AUTH__ENROLLMENT_TOKEN`` |
+| ``AUTH__API_KEYS`` | – | operator keys for the dashboard and the operator endpoints (CSV or JSON list) |
+| ``AUTH__SERVER_KEY`` | – | the key connector secrets are derived from; unset: generated once and kept in Redis |
+| ``AUTH__HMAC_SKEW_S`` | 60 | largest clock difference a DSX-HMAC timestamp may show |
+| ``AUTH__KEY_ROTATION_GRACE_S`` | 900 | how long a connector's previous key stays valid after a rotation |
+| ``AUTH__SESSION_TTL_S`` | 43200 | lifetime of a dashboard login session |
+| ``AUTH__SESSION_COOKIE_SECURE`` | auto | ``Secure`` cookie flag; unset: set when the request came over HTTPS |
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+SecretList = Annotated[list[SecretStr], NoDecode]
+
+
+def split_secrets(value: Any) -> Any:
+    """A CSV string or a JSON list (``'["a","b"]'``) into a list; blanks dropped."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ValueError(
+                    "not a valid JSON list (use a JSON list or comma-separated values)"
+                ) from None
+        else:
+            value = text.split(",")
+    if isinstance(value, list | tuple):
+        items = [v.get_secret_value() if isinstance(v, SecretStr) else str(v) for v in value]
+        return [item.strip() for item in items if item.strip()]
+    return value
+
+
+class AuthSettings(BaseModel):
+    """Enrollment, DSX-HMAC and operator authentication (on unless explicitly turned off)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    enabled: bool = True
+    enrollment_tokens: SecretList = Field(default_factory=list)
+    enrollment_token: SecretStr | None = Field(default=None, exclude=True)  # 1.x single-token name
+    api_keys: SecretList = Field(default_factory=list)
+    server_key: SecretStr | None = None
+    hmac_skew_s: int = Field(default=60, ge=5, le=600)
+    key_rotation_grace_s: int = Field(default=900, ge=0, le=30 * 86400)
+    session_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 86400)
+    session_cookie_secure: bool | None = None
+
+    @field_validator("enrollment_tokens", "api_keys", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return split_secrets(value)
+
+    @field_validator("enrollment_tokens", "api_keys")
+    @classmethod
+    def _long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(v.get_secret_value()) < 16 for v in value):
+            raise ValueError("every value must be at least 16 characters (use `openssl rand -hex 24`)")
+        return value
+
+    @field_validator("server_key", "enrollment_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _fold_single_token(self) -> AuthSettings:
+        if self.enrollment_token is not None:
+            known = {t.get_secret_value() for t in self.enrollment_tokens}
+            if self.enrollment_token.get_secret_value() not in known:
+                self.enrollment_tokens.append(self.enrollment_token)
+        return self
+
+    def secret_values(self) -> list[str]:
+        """Every secret held here (for the log redaction filter)."""
+        values = [s.get_secret_value() for s in (*self.enrollment_tokens, *self.api_keys)]
+        if self.server_key is not None:
+            values.append(self.server_key.get_secret_value())
+        return values
+
+    def missing(self) -> list[str]:
+        """The variables a core with auth on cannot work without."""
+        if not self.enabled:
+            return []
+        names = []
+        if not self.enrollment_tokens:
+            names.append("DSXCONNECT_AUTH__ENROLLMENT_TOKENS")
+        if not self.api_keys:
+            names.append("DSXCONNECT_AUTH__API_KEYS")
+        return names

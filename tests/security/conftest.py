@@ -1,0 +1,151 @@
+"""A real core with auth on (the test secrets of ``tests.support.auth``), and helpers an attacker uses.
+
+``secure_core`` is one API process for the folder: request bodies capped at 1 MiB, a 30 s rotation
+grace, no scanner (nothing here needs a verdict). :class:`Effects` snapshots what a request could
+have changed (queued tasks, request records, jobs, registrations, dead letters) so a refused request
+can be shown to have done nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from dsx_connect import keys
+from shared.hmac_auth import DsxHmacAuth, Signer
+from tests.support.auth import ENROLLMENT_TOKEN, OPERATOR_KEY
+from tests.support.procs import ServiceProcess, base_env, free_port, uvicorn_argv
+
+API = "/dsx-connect/api/v1"
+MAX_BODY = 1 << 20
+GRACE_S = 30
+
+
+def connector_body(uid: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "filesystem-connector",
+        "uuid": uid or str(uuid.uuid4()),
+        "url": "http://127.0.0.1:9/filesystem-connector",
+        "asset": "/data",
+        "status": "ready",
+        **extra,
+    }
+
+
+@dataclass
+class Enrolled:
+    """A connector as the core registered it, with the pair it received."""
+
+    body: dict[str, Any]
+    key_id: str
+    secret: str
+
+    @property
+    def uuid(self) -> str:
+        return str(self.body["uuid"])
+
+    def signer(self) -> Signer:
+        return Signer(self.key_id, self.secret)
+
+    def scan_request(self, location: str = "a.txt", **extra: Any) -> dict[str, Any]:
+        return {"connector": self.body, "location": location, "metainfo": location, **extra}
+
+
+@dataclass(frozen=True)
+class Effects:
+    queued: int
+    requests: int
+    jobs: int
+    connectors: int
+    dead_letters: int
+
+
+@dataclass
+class SecureCore:
+    url: str
+    redis: redis.Redis
+    proc: ServiceProcess
+
+    @property
+    def api(self) -> str:
+        return self.url + API
+
+    def anonymous(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api, timeout=10.0)
+
+    def operator(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api, timeout=10.0, headers={"X-API-Key": OPERATOR_KEY})
+
+    def as_connector(self, who: Enrolled) -> httpx.Client:
+        return httpx.Client(base_url=self.api, timeout=10.0, auth=DsxHmacAuth(who.signer()))
+
+    def enroll(self, **extra: Any) -> Enrolled:
+        body = connector_body(**extra)
+        with self.anonymous() as http:
+            answer = http.post(
+                "/connectors/register", json=body, headers={"X-Enrollment-Token": ENROLLMENT_TOKEN}
+            )
+        assert answer.status_code == 201, answer.text
+        data = answer.json()
+        return Enrolled(body, data["hmac_key_id"], data["hmac_secret"])
+
+    def effects(self) -> Effects:
+        r = self.redis
+        return Effects(
+            queued=int(r.llen("scan_request_queue")),
+            requests=sum(1 for _ in r.scan_iter(f"{keys.PREFIX}:req:*", count=1000)),
+            jobs=int(r.zcard(keys.JOBS_INDEX)),
+            connectors=int(r.hlen(keys.CONNECTORS)),
+            dead_letters=int(r.hlen(keys.DEAD_LETTERS)),
+        )
+
+
+@pytest.fixture(scope="package")
+def secure_core(redis_url: str, logs_dir: Path) -> Iterator[SecureCore]:
+    db_url = redis_url.rsplit("/", 1)[0] + "/9"
+    conn = redis.Redis.from_url(db_url, decode_responses=True)
+    conn.flushdb()
+    port = free_port()
+    env = base_env(
+        DSXCONNECT_REDIS_URL=db_url,
+        DSXCONNECT_SCANNER__SCAN_BINARY_URL=f"http://127.0.0.1:{free_port()}/scan/binary/v2",
+        DSXCONNECT_MAX_REQUEST_BYTES=str(MAX_BODY),
+        DSXCONNECT_AUTH__KEY_ROTATION_GRACE_S=str(GRACE_S),
+    )
+    proc = ServiceProcess(
+        f"secure-core-{port}", uvicorn_argv("dsx_connect.app:app", port), env, logs_dir
+    ).start()
+    try:
+        proc.wait_healthy(f"http://127.0.0.1:{port}/healthz")
+        yield SecureCore(f"http://127.0.0.1:{port}", conn, proc)
+    finally:
+        proc.stop()
+        conn.flushdb()
+        conn.close()
+
+
+@pytest.fixture
+def core(secure_core: SecureCore) -> SecureCore:
+    return secure_core
+
+
+@pytest.fixture
+def alice(core: SecureCore) -> Enrolled:
+    return core.enroll(name="alice-connector")
+
+
+@pytest.fixture
+def bob(core: SecureCore) -> Enrolled:
+    return core.enroll(name="bob-connector")
+
+
+def header_for(who: Enrolled, method: str, path_q: str, body: bytes = b"", ts: int | None = None) -> str:
+    return who.signer().authorization(method, path_q, body, ts=int(time.time()) if ts is None else ts)

@@ -1,0 +1,146 @@
+"""Schemathesis against the live OpenAPI of the core and of the filesystem connector, auth on, with
+credentials supplied (an operator key and an enrollment token for the core, the core's DSX-HMAC for
+the connector): whatever the generated input, no answer is a 500 or carries a stack trace.
+
+502/503 are the core's documented gateway answers (a connector or the scanner unreachable) and pass
+when they are the JSON error shape. Bounded: a few examples per operation, derandomized for CI;
+server-sent event streams are left out (an endless body is no answer to check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+
+from shared.hmac_auth import Signer
+from tests.support.auth import CONNECTOR_KEY_ID, CONNECTOR_SECRET, OPERATOR_HEADERS
+from tests.support.procs import ServiceProcess, base_env, free_port, uvicorn_argv
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+FUZZ = settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+
+
+class SignedRequests(requests.auth.AuthBase):
+    """DSX-HMAC on a ``requests`` call (what schemathesis sends), as the core signs its calls."""
+
+    def __init__(self, signer: Signer) -> None:
+        self.signer = signer
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = request.body or b""
+        body = body.encode() if isinstance(body, str) else body
+        assert isinstance(body, bytes)
+        request.headers["Authorization"] = self.signer.authorization(
+            str(request.method), request.path_url, body
+        )
+        return request
+
+
+def no_server_error(response: requests.Response) -> None:
+    where = (
+        f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text[:300]}"
+    )
+    assert "Traceback" not in response.text, where
+    if response.status_code >= 500:
+        assert response.status_code in (502, 503), where
+        assert response.json().get("status") == "error", where
+
+
+@pytest.fixture(scope="module")
+def core_url(redis_url: str, logs_dir: Path) -> Iterator[str]:
+    db_url = redis_url.rsplit("/", 1)[0] + "/12"
+    import redis
+
+    redis.Redis.from_url(db_url).flushdb()
+    dsxa_port, core_port = free_port(), free_port()
+    dsxa = ServiceProcess(
+        f"fuzz-dsxa-{dsxa_port}", uvicorn_argv("dsxa_lite.app:app", dsxa_port), base_env(), logs_dir
+    )
+    env = base_env(
+        DSXCONNECT_REDIS_URL=db_url,
+        DSXCONNECT_SCANNER__SCAN_BINARY_URL=f"http://127.0.0.1:{dsxa_port}/scan/binary/v2",
+        DSXCONNECT_CONNECTORS__REQUEST_TIMEOUT_S="1",
+    )
+    core = ServiceProcess(
+        f"fuzz-core-{core_port}", uvicorn_argv("dsx_connect.app:app", core_port), env, logs_dir
+    )
+    try:
+        dsxa.start()
+        core.start()
+        dsxa.wait_healthy(f"http://127.0.0.1:{dsxa_port}/healthz", timeout=60)
+        core.wait_healthy(f"http://127.0.0.1:{core_port}/healthz", timeout=60)
+        yield f"http://127.0.0.1:{core_port}"
+    finally:
+        core.stop()
+        dsxa.stop()
+        redis.Redis.from_url(db_url).flushdb()
+
+
+@pytest.fixture(scope="module")
+def connector_url(tmp_path_factory: pytest.TempPathFactory, logs_dir: Path) -> Iterator[str]:
+    asset = tmp_path_factory.mktemp("fuzz-asset")
+    (asset / "a.txt").write_bytes(b"alpha")
+    port = free_port()
+    env = base_env(
+        DSXCONNECTOR_ASSET=str(asset),
+        DSXCONNECTOR_DSX_CONNECT_URL=f"http://127.0.0.1:{free_port()}",  # no core: it only serves
+        DSXCONNECTOR_CONNECTOR_URL=f"http://127.0.0.1:{port}/filesystem-connector",
+        DSXCONNECTOR_AUTH__HMAC_KEY_ID=CONNECTOR_KEY_ID,
+        DSXCONNECTOR_AUTH__HMAC_SECRET=CONNECTOR_SECRET,
+    )
+    proc = ServiceProcess(
+        f"fuzz-fs-{port}", uvicorn_argv("connectors.filesystem.app:app", port), env, logs_dir
+    )
+    try:
+        proc.start()
+        proc.wait_healthy(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()
+
+
+def fuzz(schema_url: str, base_url: str, **call: Any) -> None:
+    """Every operation of the schema (SSE streams left out), a few generated cases each; all failures
+    are reported together, by operation."""
+    document = httpx.get(schema_url, timeout=10).json()
+    schema = schemathesis.openapi.from_dict(document).exclude(path_regex="/subscribe/")
+    failures: list[str] = []
+    operations = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        operations += 1
+
+        @FUZZ
+        @given(case=operation.as_strategy())
+        def run(case: schemathesis.Case) -> None:
+            no_server_error(case.call(base_url=base_url, timeout=15, **call))
+
+        try:
+            run()
+        except AssertionError as exc:
+            failures.append(f"{operation.label}: {exc}")
+    assert operations > 5, "the OpenAPI document lists almost nothing"
+    assert not failures, "\n".join(failures)
+
+
+def test_the_core_never_answers_a_server_error(core_url: str) -> None:
+    fuzz(f"{core_url}/dsx-connect/api/v1/openapi.json", core_url, headers=OPERATOR_HEADERS)
+
+
+def test_the_filesystem_connector_never_answers_a_server_error(connector_url: str) -> None:
+    signed = SignedRequests(Signer(CONNECTOR_KEY_ID, CONNECTOR_SECRET))
+    fuzz(f"{connector_url}/filesystem-connector/openapi.json", connector_url, auth=signed)

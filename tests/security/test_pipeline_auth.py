@@ -1,0 +1,206 @@
+"""Workers, with auth on, against a real filesystem connector: they call only the registered URL (a
+scan request naming another one is read from the registered connector, and the other URL never hears
+of it), every call they make is DSX-HMAC signed, and a key rotation or revocation takes effect without
+a scan failing on the way."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from dsx_connect.queues import ALL_QUEUES
+from tests.dsxa_lite.samples import eicar
+from tests.support.auth import OPERATOR_HEADERS
+from tests.support.procs import PYTHON, ServiceProcess, base_env, free_port, uvicorn_argv, wait_for
+
+pytestmark = pytest.mark.integration
+
+API = "/dsx-connect/api/v1"
+
+
+@dataclass
+class Trap:
+    """An HTTP server recording every request it gets (a URL no worker may call)."""
+
+    url: str
+    hits: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Pipeline:
+    api: httpx.Client
+    asset: Path
+    quarantine: Path
+    connector: dict[str, Any]
+    trap: Trap
+    fs: ServiceProcess
+
+    def submit(self, location: str, **extra: Any) -> str:
+        body = {"connector": self.connector, "location": location, "metainfo": location, **extra}
+        answer = self.api.post("/scan/request", json=body)
+        assert answer.status_code == 202, answer.text
+        return str(answer.json()["id"])
+
+    def result(self, request_id: str) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            answer = self.api.get(f"/scan/results/{request_id}")
+            return answer.json() if answer.status_code == 200 else None
+
+        return wait_for(done, timeout=30, what=f"result of {request_id}")  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def trap() -> Iterator[Trap]:
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _record(self) -> None:
+            hits.append(f"{self.command} {self.path}")
+            self.send_response(200)
+            self.send_header("content-type", "application/octet-stream")
+            self.end_headers()
+            self.wfile.write(b"attacker-controlled bytes")
+
+        do_GET = do_POST = do_PUT = _record
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Trap(f"http://127.0.0.1:{server.server_address[1]}/filesystem-connector", hits)
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory, logs_dir: Path, trap: Trap
+) -> Iterator[Pipeline]:
+    root = tmp_path_factory.mktemp("secure-pipeline")
+    asset, quarantine = root / "asset", root / "quarantine"
+    asset.mkdir()
+    quarantine.mkdir()
+    db_url = redis_url.rsplit("/", 1)[0] + "/10"
+    redis.Redis.from_url(db_url).flushdb()
+    dsxa_port, core_port, fs_port = free_port(), free_port(), free_port()
+    core_env = base_env(
+        DSXCONNECT_REDIS_URL=db_url,
+        DSXCONNECT_SCANNER__SCAN_BINARY_URL=f"http://127.0.0.1:{dsxa_port}/scan/binary/v2",
+        DSXCONNECT_WORKERS__RETRY_BACKOFF_S="0.2",
+        DSXCONNECT_WORKERS__RETRY_BACKOFF_MAX_S="0.5",
+        DSXCONNECT_AUTH__KEY_ROTATION_GRACE_S="60",
+    )
+    fs_env = base_env(
+        DSXCONNECTOR_DSX_CONNECT_URL=f"http://127.0.0.1:{core_port}",
+        DSXCONNECTOR_CONNECTOR_URL=f"http://127.0.0.1:{fs_port}/filesystem-connector",
+        DSXCONNECTOR_ASSET=str(asset),
+        DSXCONNECTOR_ITEM_ACTION="move",
+        DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO=str(quarantine),
+        DSXCONNECTOR_HEARTBEAT_INTERVAL_S="1",
+    )
+    worker_argv = [
+        PYTHON, "-m", "celery", "-A", "dsx_connect.workers.celery_app:celery_app", "worker", "-Q",
+        ",".join(ALL_QUEUES), "--pool", "solo", "-n", f"secure{core_port}@%h", "--loglevel", "INFO",
+    ]  # fmt: skip
+    dsxa = ServiceProcess(
+        f"sec-dsxa-{dsxa_port}", uvicorn_argv("dsxa_lite.app:app", dsxa_port), base_env(), logs_dir
+    )
+    core = ServiceProcess(
+        f"sec-core-{core_port}", uvicorn_argv("dsx_connect.app:app", core_port), core_env, logs_dir
+    )
+    worker = ServiceProcess(f"sec-worker-{core_port}", worker_argv, core_env, logs_dir)
+    fs = ServiceProcess(
+        f"sec-fs-{fs_port}", uvicorn_argv("connectors.filesystem.app:app", fs_port), fs_env, logs_dir
+    )
+    api = httpx.Client(base_url=f"http://127.0.0.1:{core_port}{API}", timeout=10.0, headers=OPERATOR_HEADERS)
+    try:
+        for proc in (dsxa, core, worker):
+            proc.start()
+        dsxa.wait_healthy(f"http://127.0.0.1:{dsxa_port}/healthz", timeout=60)
+        core.wait_healthy(f"http://127.0.0.1:{core_port}/healthz", timeout=60)
+        fs.start()
+        wait_for(lambda: "ready." in worker.log_tail(200), timeout=60, what="celery worker")
+        fs.wait_healthy(f"http://127.0.0.1:{fs_port}/filesystem-connector/readyz", timeout=60)
+        connector = wait_for(lambda: api.get("/connectors/list").json(), timeout=30, what="registration")[0]  # type: ignore[index]
+        yield Pipeline(api, asset, quarantine, connector, trap, fs)
+    finally:
+        api.close()
+        for proc in (fs, worker, core, dsxa):
+            proc.stop()
+
+
+def test_a_scan_request_naming_another_url_is_read_from_the_registered_connector(pipeline: Pipeline) -> None:
+    (pipeline.asset / "evil.com").write_bytes(eicar())
+    lying = {**pipeline.connector, "url": pipeline.trap.url}
+    request_id = pipeline.submit("evil.com", connector=lying, connector_url=pipeline.trap.url)
+    result = pipeline.result(request_id)
+    assert result["verdict"] == "Malicious"  # the real file, from the registered connector
+    assert result["action"]["applied"] is True  # the move went to the registered connector too, signed
+    assert (pipeline.quarantine / "evil.com").read_bytes() == eicar()
+    assert pipeline.trap.hits == []
+
+
+def test_the_connector_accepted_only_signed_calls(pipeline: Pipeline) -> None:
+    log = pipeline.fs.log_path.read_text(errors="replace")
+    assert "refused a request not signed by dsx-connect" not in log
+    unsigned = httpx.post(
+        pipeline.connector["url"] + "/read_file", json={"location": "x", "metainfo": "x"}, timeout=5
+    )
+    assert unsigned.status_code == 401
+
+
+def test_the_core_drives_the_connector_with_signed_control_calls(pipeline: Pipeline) -> None:
+    uid = pipeline.connector["uuid"]
+    assert pipeline.api.get(f"/connectors/estimate/{uid}").json()["confidence"] == "exact"
+    assert pipeline.api.get(f"/connectors/config/{uid}").json()["name"] == "filesystem-connector"
+    assert pipeline.api.get(f"/connectors/repo_check/{uid}").json()["status"] == "success"
+
+
+def test_a_rotation_takes_effect_without_a_failed_scan(pipeline: Pipeline) -> None:
+    uid = pipeline.connector["uuid"]
+    before = pipeline.api.get(f"/auth/connectors/{uid}").json()["key_id"]
+    rotated = pipeline.api.post(f"/auth/connectors/{uid}/rotate").json()["key_id"]
+    ids = []
+    for n in range(3):  # during the switch: the connector still holds the old pair
+        (pipeline.asset / f"r{n}.txt").write_bytes(b"benign %d" % n)
+        ids.append(pipeline.submit(f"r{n}.txt"))
+    wait_for(
+        lambda: pipeline.api.get(f"/auth/connectors/{uid}").json()["key_delivered"], timeout=15,
+        what="the connector to fetch its new pair (next heartbeat)",
+    )  # fmt: skip
+    for n in range(3, 6):  # after: signed with the new pair both ways
+        (pipeline.asset / f"r{n}.txt").write_bytes(b"benign %d" % n)
+        ids.append(pipeline.submit(f"r{n}.txt"))
+    assert [pipeline.result(i)["verdict"] for i in ids] == ["Benign"] * 6
+    keys = pipeline.api.get(f"/auth/connectors/{uid}").json()
+    assert (keys["key_id"], keys["previous_key_id"]) == (rotated, before)
+
+
+def test_a_revoked_connector_gets_nothing_more(pipeline: Pipeline) -> None:
+    uid = pipeline.connector["uuid"]
+    assert pipeline.api.post(f"/auth/connectors/{uid}/revoke").status_code == 200
+    wait_for(lambda: "403" in pipeline.fs.log_tail(50) or "revoked" in pipeline.fs.log_tail(50), timeout=15,
+             what="the connector's next registration to be refused")  # fmt: skip
+    assert uid not in [c["uuid"] for c in pipeline.api.get("/connectors/list").json()]
+    refused = pipeline.api.post(
+        "/scan/request", json={"connector": pipeline.connector, "location": "x", "metainfo": "x"}
+    )
+    assert refused.status_code == 404  # no longer registered: nothing is queued for it
+    assert pipeline.api.post(f"/auth/connectors/{uid}/reinstate").status_code == 200
+    wait_for(lambda: uid in [c["uuid"] for c in pipeline.api.get("/connectors/list").json()], timeout=15,
+             what="re-enrollment after reinstatement")  # fmt: skip
+    (pipeline.asset / "after.txt").write_bytes(b"fine")
+    assert pipeline.result(pipeline.submit("after.txt"))["verdict"] == "Benign"
+    assert str(uuid.UUID(uid)) == uid
