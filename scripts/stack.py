@@ -519,7 +519,10 @@ def _worker(cfg: StackConfig, short: str, queue: str, env: Mapping[str, str]) ->
     pool: tuple[str, ...] = ("--pool", "solo")
     if queue == "scan_request_queue":
         pool = ("--pool", "prefork", "--concurrency", str(cfg.scan_concurrency))
-    argv = (cfg.python, "-m", "celery", "-A", CELERY_APP, "worker", "-Q", queue, "-n", f"{short}@%h", "--loglevel", "INFO", *pool)  # fmt: skip
+    # No gossip, mingle or event heartbeats: nothing here uses them, and their reconnect path is
+    # what broke after a Redis restart (Celery 5.7 "Error on restarting Gossip").
+    quiet = ("--without-gossip", "--without-mingle", "--without-heartbeat")
+    argv = (cfg.python, "-m", "celery", "-A", CELERY_APP, "worker", "-Q", queue, "-n", f"{short}@%h", "--loglevel", "INFO", *quiet, *pool)  # fmt: skip
     return Component(
         f"worker-{short}",
         argv,
