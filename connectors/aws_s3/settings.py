@@ -23,12 +23,11 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
-from shared.connector.buckets import BucketAsset, BucketLayout, key_prefix
-from shared.connector.settings import ConnectorSettings
+from shared.connector.buckets import BucketAsset, BucketConnectorSettings, BucketLayout, http_url
 from shared.settings import load_settings
 
 
-class AwsS3Settings(ConnectorSettings):
+class AwsS3Settings(BucketConnectorSettings):
     """``ASSET`` is ``bucket`` or ``bucket/prefix``; credentials come from the AWS chain unless given."""
 
     name: str = "aws-s3-connector"
@@ -61,16 +60,7 @@ class AwsS3Settings(ConnectorSettings):
     @field_validator("aws_endpoint_url")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        value = (value or "").strip().rstrip("/")
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL such as http://127.0.0.1:4566")
-        return value or None
-
-    @field_validator("item_action_move_metainfo")
-    @classmethod
-    def _quarantine_prefix(cls, value: str) -> str:
-        key_prefix(value)
-        return value.strip()
+        return http_url(value, "http://127.0.0.1:4566")
 
     @model_validator(mode="after")
     def _layout(self) -> AwsS3Settings:

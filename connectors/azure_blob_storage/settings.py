@@ -21,12 +21,11 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
-from shared.connector.buckets import BucketAsset, BucketLayout, key_prefix
-from shared.connector.settings import ConnectorSettings
+from shared.connector.buckets import BucketAsset, BucketConnectorSettings, BucketLayout, http_url
 from shared.settings import load_settings
 
 
-class AzureBlobStorageSettings(ConnectorSettings):
+class AzureBlobStorageSettings(BucketConnectorSettings):
     """``ASSET`` is ``container`` or ``container/prefix``; set a connection string, an account URL or name."""
 
     name: str = "azure-blob-storage-connector"
@@ -61,16 +60,7 @@ class AzureBlobStorageSettings(ConnectorSettings):
     @field_validator("azure_account_url")
     @classmethod
     def _account_url(cls, value: str | None) -> str | None:
-        value = (value or "").strip().rstrip("/")
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL such as https://myaccount.blob.core.windows.net")
-        return value or None
-
-    @field_validator("item_action_move_metainfo")
-    @classmethod
-    def _quarantine_prefix(cls, value: str) -> str:
-        key_prefix(value)
-        return value.strip()
+        return http_url(value, "https://myaccount.blob.core.windows.net")
 
     @model_validator(mode="after")
     def _account(self) -> AzureBlobStorageSettings:

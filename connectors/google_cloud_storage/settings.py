@@ -19,12 +19,11 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from shared.connector.buckets import BucketAsset, BucketLayout, key_prefix
-from shared.connector.settings import ConnectorSettings
+from shared.connector.buckets import BucketAsset, BucketConnectorSettings, BucketLayout, http_url
 from shared.settings import load_settings
 
 
-class GoogleCloudStorageSettings(ConnectorSettings):
+class GoogleCloudStorageSettings(BucketConnectorSettings):
     """``ASSET`` is ``bucket`` or ``bucket/prefix``; credentials come from ADC unless a key file is given."""
 
     name: str = "google-cloud-storage-connector"
@@ -59,16 +58,7 @@ class GoogleCloudStorageSettings(ConnectorSettings):
     @field_validator("gcs_endpoint_url")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        value = (value or "").strip().rstrip("/")
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL such as http://127.0.0.1:9023")
-        return value or None
-
-    @field_validator("item_action_move_metainfo")
-    @classmethod
-    def _quarantine_prefix(cls, value: str) -> str:
-        key_prefix(value)
-        return value.strip()
+        return http_url(value, "http://127.0.0.1:9023")
 
     @model_validator(mode="after")
     def _layout(self) -> GoogleCloudStorageSettings:

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import field_validator
+
 from shared.connector.base import Item
 from shared.connector.filters import Filter
 from shared.connector.locations import relative_location
+from shared.connector.settings import ConnectorSettings
 from shared.errors import DsxError, OutsideAssetError, PermanentError
 from shared.models import RequestedAction
 
@@ -143,3 +146,21 @@ class BucketLayout:
 def verdict_tags(action: RequestedAction) -> dict[str, str]:
     """The tags a ``tag``/``movetag`` action sets: :data:`DEFAULT_TAGS` updated by the request's."""
     return {**DEFAULT_TAGS, **action.tags}
+
+
+def http_url(value: str | None, example: str) -> str | None:
+    """A settings value that must be an http(s) URL (trailing slash dropped), or None when empty."""
+    value = (value or "").strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http(s) URL such as {example}")
+    return value or None
+
+
+class BucketConnectorSettings(ConnectorSettings):
+    """What every object-store connector's settings share: the quarantine is a key prefix."""
+
+    @field_validator("item_action_move_metainfo")
+    @classmethod
+    def _quarantine_prefix(cls, value: str) -> str:
+        key_prefix(value)
+        return value.strip()
