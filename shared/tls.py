@@ -8,7 +8,7 @@ from functools import lru_cache
 
 @lru_cache(maxsize=32)
 def client_ssl(verify: bool = True, ca_bundle: str | None = None) -> ssl.SSLContext | bool:
-    """What an HTTP client passes as ``verify`` (httpx) or ``ssl`` (aiohttp).
+    """What an HTTP client passes as ``verify`` (httpx) or ``ssl_option`` (the workers' hot path).
 
     ``False`` when verification is off (a lab only); otherwise a context that checks certificates
     and host names against ``ca_bundle`` when given, else the system's trust store. Cached, so each

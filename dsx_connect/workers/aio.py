@@ -1,18 +1,17 @@
-"""One event loop and one aiohttp session per worker process (PERFORMANCE.md: prefork + a loop each)."""
+"""One event loop and one pooled HTTP client per worker process (PERFORMANCE.md: prefork + a loop each)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import ssl
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import aiohttp
+from dsx_connect.workers.http1 import HttpPool
 
 T = TypeVar("T")
 
-_state: dict[str, Any] = {"pid": None, "loop": None, "session": None}
+_state: dict[str, Any] = {"pid": None, "loop": None, "pool": None}
 
 
 def _loop() -> asyncio.AbstractEventLoop:
@@ -23,7 +22,7 @@ def _loop() -> asyncio.AbstractEventLoop:
             loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
             loop = asyncio.new_event_loop()
-        _state.update(pid=os.getpid(), loop=loop, session=None)
+        _state.update(pid=os.getpid(), loop=loop, pool=None)
     return _state["loop"]
 
 
@@ -32,15 +31,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return _loop().run_until_complete(coro)
 
 
-def session(verify: bool | str = True) -> aiohttp.ClientSession:
-    """This process's pooled aiohttp session (created inside the running loop)."""
-    current = _state["session"]
+def pool() -> HttpPool:
+    """This process's keep-alive connections (TLS settings are per request, see ``HttpPool.request``)."""
+    current = _state["pool"]
     if current is None or current.closed:
-        if isinstance(verify, str):
-            ssl_ctx: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify)
-        else:
-            ssl_ctx = bool(verify)
-        connector = aiohttp.TCPConnector(limit=128, limit_per_host=64, ssl=ssl_ctx, keepalive_timeout=30)
-        current = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        _state["session"] = current
+        current = HttpPool()
+        _state["pool"] = current
     return current

@@ -1,8 +1,9 @@
 """Stream one item from its connector into the scanner: the throughput-critical path.
 
-aiohttp was chosen here by measurement (PERFORMANCE.md: ~0.55 ms of client CPU per file against
-4–6 ms for httpx.AsyncClient); request building and answer parsing are the shared DSXA protocol
-functions, so the wire behaviour matches the httpx client used elsewhere.
+The HTTP client here is ``http1.HttpPool``, chosen by measurement (docs/performance.md: about a
+fifth of aiohttp's CPU per request, which PERFORMANCE.md had already measured at a tenth of
+httpx.AsyncClient's). Request building and answer parsing are the shared DSXA protocol functions,
+so the wire behaviour matches the httpx client used elsewhere.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
-import aiohttp
-from yarl import URL
-
+from dsx_connect.workers.http1 import HttpPool, Response, Target, target
 from dsx_connect.workers.outcome import ConnectorRef
 from shared.dsxa.protocol import classify_status, custom_metadata, error_reason, parse_verdict, scan_headers
 from shared.errors import (
@@ -42,40 +41,23 @@ class ScanConfig:
     connector_timeout_s: float
     connect_timeout_s: float
     max_file_size_bytes: int
-    read_ssl: ssl.SSLContext | bool = True  # TLS checks of the connector (True: the session's)
+    read_ssl: ssl.SSLContext | bool = True  # TLS checks of the connector (True: the system's)
     scan_ssl: ssl.SSLContext | bool = True  # and of the scanner
 
-    # Built once: yarl parses and IDNA-encodes a URL string on every request otherwise.
     @cached_property
-    def scan_target(self) -> URL:
-        return URL(self.scan_url)
-
-    @cached_property
-    def read_timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(
-            total=None, connect=self.connect_timeout_s, sock_read=self.connector_timeout_s
-        )
-
-    @cached_property
-    def scan_timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(
-            total=None, connect=self.connect_timeout_s, sock_read=self.scanner_timeout_s
-        )
+    def scan_target(self) -> Target:
+        return target(self.scan_url)
 
 
 @lru_cache(maxsize=1024)
-def read_file_url(connector_url: str) -> URL:
-    return URL(connector_url.rstrip("/") + "/read_file")
-
-
-@lru_cache(maxsize=1024)
-def read_file_target(connector_url: str) -> tuple[URL, str]:
-    """The URL and the ``path?query`` DSX-HMAC signs (as aiohttp sends it), built once per connector."""
-    url = read_file_url(connector_url)
-    return url, url.raw_path_qs
+def read_file_target(connector_url: str) -> tuple[Target, str]:
+    """The URL and the ``path?query`` DSX-HMAC signs (as sent on the request line), built once per connector."""
+    url = target(connector_url.rstrip("/") + "/read_file")
+    return url, url.path.decode("ascii")
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+ERROR_BODY_LIMIT = 4096
 
 
 def read_file_body(task: ScanTask, connector: ConnectorRef) -> dict[str, object]:
@@ -112,7 +94,7 @@ def too_large(size: int, limit: int) -> DsxaVerdict:
 
 
 async def scan_item(
-    session: aiohttp.ClientSession,
+    pool: HttpPool,
     task: ScanTask,
     connector: ConnectorRef,
     cfg: ScanConfig,
@@ -130,53 +112,67 @@ async def scan_item(
         cfg.protected_entity,
         custom_metadata(task.location, task.metainfo, connector.name, task.id),
     )
-    stage = "read_file"
+    request = json.dumps(read_file_body(task, connector)).encode()
+    read_headers = JSON_HEADERS
+    if signer is not None:
+        read_headers = {**JSON_HEADERS, "Authorization": signer.authorization("POST", read_path, request)}
     try:
-        request = json.dumps(read_file_body(task, connector)).encode()
-        read_headers = JSON_HEADERS
-        if signer is not None:
-            read_headers = {**JSON_HEADERS, "Authorization": signer.authorization("POST", read_path, request)}
-        async with session.post(
-            read_url, data=request, headers=read_headers, timeout=cfg.read_timeout, ssl=cfg.read_ssl
-        ) as resp:
-            if resp.status != 200:
-                raise connector_error(resp.status, await resp.content.read(4096), "read_file")
-            if resp.content_type == "application/json":
-                raise PermanentError(
-                    f"read_file: connector answered JSON instead of the file: {error_reason(await resp.content.read(4096))}"
-                )
-            size = resp.content_length
+        item = await pool.request(
+            "POST", read_url, read_headers, request, ssl_option=cfg.read_ssl,
+            connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.connector_timeout_s,
+        )  # fmt: skip
+    except (TimeoutError, OSError) as exc:
+        raise ConnectorUnavailable(f"read_file: connector unreachable or timed out: {exc!r}") from None
+    async with item:
+        try:
+            if item.status != 200:
+                raise connector_error(item.status, await item.read(ERROR_BODY_LIMIT), "read_file")
+            if item.content_type == "application/json":
+                reason = error_reason(await item.read(ERROR_BODY_LIMIT))
+                raise PermanentError(f"read_file: connector answered JSON instead of the file: {reason}")
+            size = item.content_length
             if size is not None and size > cfg.max_file_size_bytes:
                 return too_large(size, cfg.max_file_size_bytes)
-            body: bytes | aiohttp.StreamReader
+            body: bytes | AsyncIterator[bytes]
             if size is not None and size <= SMALL_BODY:
-                body = await resp.read()
+                body = await item.read()
             else:
-                body = resp.content  # streamed to the scanner chunk by chunk, never held whole
-            stage = "scan"
-            async with session.post(
-                cfg.scan_target,
-                data=body if isinstance(body, bytes) else _chunks(body),
-                headers=headers,
-                timeout=cfg.scan_timeout,
-                ssl=cfg.scan_ssl,
-            ) as answer:
-                content = await answer.read()
-                if (error := classify_status(answer.status, content)) is None:
-                    return parse_verdict(content)
-                raise error
-    except (ScannerUnavailable, ConnectorUnavailable):
-        raise
-    except RetryableError as exc:  # the scanner's answer said "try again" (5xx, initialising)
-        raise ScannerUnavailable(exc.message, status_code=exc.status_code) from None
-    except DsxError:
-        raise
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        if stage == "read_file":
-            raise ConnectorUnavailable(f"read_file: connector unreachable or timed out: {exc!r}") from None
+                body = _from_connector(item)  # streamed to the scanner piece by piece, never held whole
+        except (TimeoutError, OSError) as exc:
+            raise ConnectorUnavailable(f"read_file: connector failed while sending: {exc!r}") from None
+        return await _scan(pool, body, size, headers, cfg)
+
+
+async def _scan(
+    pool: HttpPool,
+    body: bytes | AsyncIterator[bytes],
+    size: int | None,
+    headers: dict[str, str],
+    cfg: ScanConfig,
+) -> DsxaVerdict:
+    try:
+        answer = await pool.request(
+            "POST", cfg.scan_target, headers, body, content_length=size, ssl_option=cfg.scan_ssl,
+            connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.scanner_timeout_s,
+        )  # fmt: skip
+        async with answer:
+            content = await answer.read()
+    except (TimeoutError, OSError) as exc:
         raise ScannerUnavailable(f"scan: scanner unreachable or timed out: {exc!r}") from None
+    if (error := classify_status(answer.status, content)) is None:
+        try:
+            return parse_verdict(content)
+        except RetryableError as exc:  # "still initialising"
+            raise ScannerUnavailable(exc.message, status_code=exc.status_code) from None
+    if isinstance(error, RetryableError) and not isinstance(error, ScannerUnavailable):
+        raise ScannerUnavailable(error.message, status_code=error.status_code)  # the scanner's 5xx
+    raise error
 
 
-async def _chunks(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    async for chunk in stream.iter_chunked(CHUNK):
-        yield chunk
+async def _from_connector(item: Response) -> AsyncIterator[bytes]:
+    """The connector's answer as a stream; its failures are the connector's, not the scanner's."""
+    try:
+        async for chunk in item.iter_chunks():
+            yield chunk
+    except (TimeoutError, OSError) as exc:
+        raise ConnectorUnavailable(f"read_file: connector failed while streaming: {exc!r}") from None

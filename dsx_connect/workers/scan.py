@@ -155,13 +155,13 @@ def _hold_paused_and_drop_cancelled(
 
 
 async def _scan_all(ctx: WorkerContext, items: list[tuple[ScanTask, ConnectorRef]]) -> list[object]:
-    session = aio.session(ctx.settings.connectors.ca_bundle or ctx.settings.connectors.verify_tls)
+    pool = aio.pool()
     gate = asyncio.Semaphore(ctx.settings.workers.scan_concurrency)
 
     async def one(task: ScanTask, ref: ConnectorRef) -> object:
         async with gate:
             try:
-                return await scan_item(session, task, ref, ctx.scan_config, ctx.signer(ref.uuid))
+                return await scan_item(pool, task, ref, ctx.scan_config, ctx.signer(ref.uuid))
             except DsxError as exc:
                 if exc.status_code == 401:
                     ctx.signature_refused(ref.uuid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
-from starlette.routing import Route
 
 from shared.connector.base import WebhookReply
 from shared.connector.errors import UnsupportedError, http_status
@@ -109,12 +108,13 @@ def health_router() -> APIRouter:
 # ---- the connector contract ---------------------------------------------------------------
 
 
-def fast_read_route(prefix: str, verifier: RequestVerifier) -> Route:
-    """``POST {prefix}/read_file`` as a plain Starlette route, matched before the FastAPI routes.
+def read_file_endpoint(verifier: RequestVerifier) -> Callable[[Request], Awaitable[Response]]:
+    """``POST {prefix}/read_file`` as a plain function of the request, served around FastAPI.
 
-    It is the throughput hot path: one call per scanned item. FastAPI's routing, body model and
-    dependency machinery cost about as much as the read itself, so this reads ``location`` from
-    the JSON body directly (the FastAPI declaration stays for the OpenAPI document).
+    It is the throughput hot path: one call per scanned item. FastAPI's middleware stack, routing,
+    body model and dependency machinery cost about as much as the read itself, so ``app.py``
+    dispatches the path here first (``HotPathDispatch``), and this reads ``location`` from the JSON
+    body directly and answers its own errors. The FastAPI declaration stays for the OpenAPI document.
     """
 
     async def read_file(request: Request) -> Response:
@@ -129,14 +129,14 @@ def fast_read_route(prefix: str, verifier: RequestVerifier) -> Route:
             if not isinstance(location, str) or not location:
                 return _invalid("location: a non-empty string is required")
             return await content_response(await connector.read(location))
-        except HTTPException:
-            raise
+        except HTTPException as exc:  # 401 from the verifier, 413 from the body limit
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         except Exception as exc:
             err = connector.classify_error(exc)
             _log_error(request, err, exc)
             return error_response(err)
 
-    return Route(f"{prefix}/read_file", read_file, methods=["POST"], name="read_file_fast")
+    return read_file
 
 
 def _invalid(message: str) -> JSONResponse:
@@ -158,7 +158,7 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
     @signed.post("/read_file", response_class=Response)
     async def read_file(request: Request, scan_request: ScanRequest) -> Response:
         """The item's bytes (``application/octet-stream``); a JSON answer is an error."""
-        # documents the route; requests are served by ``fast_read_route``, matched first
+        # documents the route; requests are served by ``read_file_endpoint`` (see app.py)
         connector = request.app.state.runtime.connector
         return await content_response(await connector.read(scan_request.location))
 

@@ -1,8 +1,8 @@
 """A DSXA client on a pooled ``httpx`` client: streams the body, maps errors (SPEC §3).
 
 Used for control-plane calls (``/test/dsxa-connection``) and by tools; the scan workers' hot path
-uses the same protocol functions over aiohttp (see ``dsx_connect.workers.hot_path``), chosen by
-measurement (PERFORMANCE.md).
+uses the same protocol functions over a lean HTTP/1.1 client (``dsx_connect.workers.http1``), chosen
+by measurement (docs/performance.md).
 """
 
 from __future__ import annotations

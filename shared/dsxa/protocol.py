@@ -1,6 +1,6 @@
 """What is said to a DSXA scanner and how its answers are read, with no I/O (SPEC §3).
 
-Every client (the workers' aiohttp hot path, the httpx control-plane client) builds its headers and
+Every client (the workers' hot path, the httpx control-plane client) builds its headers and
 reads its answers through these functions, so the wire behaviour is written once.
 """
 

@@ -109,8 +109,7 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None
 
 #: top-level module -> the requirement names that provide it (directly or as a dependency)
 MODULE_DISTS = {
-    "aiohttp": {"aiohttp"},
-    "yarl": {"aiohttp", "yarl"},
+    "httptools": {"httptools", "uvicorn"},
     "anyio": {"anyio", "fastapi", "httpx"},
     "boto3": {"boto3"},
     "botocore": {"boto3", "botocore"},

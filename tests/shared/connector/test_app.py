@@ -182,6 +182,23 @@ async def test_request_id_is_echoed(client: httpx.AsyncClient) -> None:
     assert len((await client.get("/alive")).headers["x-request-id"]) == 32
 
 
+async def test_the_read_file_hot_path_echoes_the_request_id_and_bounds_a_chunked_body(
+    client: httpx.AsyncClient, connector: MemoryConnector
+) -> None:
+    """read_file is served around the middleware stack (HotPathDispatch): it keeps both duties."""
+    answer = await client.post(f"{PREFIX}/read_file", json=scan_request("a.txt"), headers={"X-Request-Id": "r-1"})
+    assert answer.status_code == 200 and answer.headers["x-request-id"] == "r-1"
+    missing = await client.post(f"{PREFIX}/read_file", json=scan_request("nope.txt"))
+    assert missing.status_code == 404 and len(missing.headers["x-request-id"]) == 32
+
+    async def endless() -> AsyncIterator[bytes]:  # no Content-Length: the limit applies as it arrives
+        for _ in range(connector.settings.max_request_bytes // 65536 + 2):
+            yield b" " * 65536
+
+    too_big = await client.post(f"{PREFIX}/read_file", content=endless())
+    assert too_big.status_code == 413 and "limit" in too_big.json()["message"]
+
+
 async def test_the_verifier_seam_guards_core_facing_routes(connector: MemoryConnector) -> None:
     async def refuse(request: Request) -> None:
         raise HTTPException(401, "unsigned")

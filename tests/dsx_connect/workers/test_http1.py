@@ -1,0 +1,317 @@
+"""The hot path's HTTP/1.1 client against real sockets: raw asyncio servers that answer exactly as
+each case needs (keep-alive, chunked, close-delimited, stale connections, stalls, floods)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httptools
+import pytest
+
+from dsx_connect.workers.http1 import (
+    HIGH_WATER,
+    ConnectionClosed,
+    HttpPool,
+    ProtocolError,
+    request_head,
+    target,
+)
+from tests.dsx_connect.superlog.peers import make_certs
+
+pytestmark = [pytest.mark.unit, pytest.mark.anyio]
+
+
+@pytest.fixture(params=[pytest.param(False, id="asyncio"), pytest.param(True, id="uvloop")])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    """Both loops: the workers run uvloop, whose transports differ from asyncio's in small ways."""
+    return "asyncio", {"use_uvloop": request.param}
+
+
+class Request:
+    def __init__(self) -> None:
+        self.method = b""
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+
+
+class RequestReader:
+    """Parses the requests a test server receives (httptools' request parser)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.done: list[Request] = []
+        self.current = Request()
+        self.parser = httptools.HttpRequestParser(self)
+
+    def on_url(self, url: bytes) -> None:
+        self.current.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.current.headers[name.decode().lower()] = value.decode()
+
+    def on_body(self, body: bytes) -> None:
+        self.current.body += body
+
+    def on_message_complete(self) -> None:
+        self.current.method = self.parser.get_method()
+        self.done.append(self.current)
+        self.current = Request()
+
+    async def next(self) -> Request | None:
+        while not self.done:
+            data = await self.reader.read(65536)
+            if not data:
+                return None
+            self.parser.feed_data(data)
+        return self.done.pop(0)
+
+
+Handler = Callable[[RequestReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def serve(
+    handler: Handler, ssl_ctx: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[str, list[int]]]:
+    """A server on a free port; yields its base URL and a list that counts accepted connections."""
+    accepted: list[int] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        try:
+            await handler(RequestReader(reader), writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=ssl_ctx)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"{'https' if ssl_ctx else 'http'}://127.0.0.1:{port}", accepted
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def answer(body: bytes, status: int = 200, extra: str = "") -> bytes:
+    return f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body
+
+
+async def echo_digest(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+    """Answers each request with the SHA-256 of its body, keeping the connection open."""
+    while (req := await requests.next()) is not None:
+        writer.write(answer(hashlib.sha256(req.body).hexdigest().encode()))
+        await writer.drain()
+
+
+async def test_requests_reuse_one_keepalive_connection_and_bodies_arrive_whole() -> None:
+    pool = HttpPool()
+    async with serve(echo_digest) as (base, accepted):
+        url = target(base + "/scan?x=1")
+        for size in (0, 1, 70_000, 3 << 20):
+            body = os.urandom(size)
+            async with await pool.request("POST", url, {"X-Test": "a"}, body) as resp:
+                assert resp.status == 200
+                assert await resp.read() == hashlib.sha256(body).hexdigest().encode()
+        assert len(accepted) == 1
+    pool.close()
+
+
+async def test_headers_and_request_line_are_sent_as_given() -> None:
+    seen: list[Request] = []
+
+    async def record(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        while (req := await requests.next()) is not None:
+            seen.append(req)
+            writer.write(answer(b"{}", extra="Content-Type: application/json; charset=utf-8\r\n"))
+
+    pool = HttpPool()
+    async with serve(record) as (base, _):
+        resp = await pool.request("POST", target(base + "/a/b?q=1"), {"AUTH": "t"}, b"xyz")
+        async with resp:
+            assert resp.content_type == "application/json"
+            assert resp.content_length == 2
+            await resp.read()
+    pool.close()
+    (req,) = seen
+    assert (req.method, req.url) == (b"POST", b"/a/b?q=1")
+    assert req.headers["auth"] == "t"
+    assert req.headers["host"].startswith("127.0.0.1:")
+    assert req.headers["content-length"] == "3" and bytes(req.body) == b"xyz"
+
+
+def test_a_header_value_with_a_line_break_is_refused() -> None:
+    with pytest.raises(ValueError, match="invalid HTTP header"):
+        request_head("POST", target("http://h/p"), {"X-Meta": "a\r\nInjected: 1"}, 0)
+
+
+def test_host_header_omits_default_ports_and_brackets_ipv6() -> None:
+    assert target("https://example.com/x").host_header == b"example.com"
+    assert target("http://[::1]:8080/x").host_header == b"[::1]:8080"
+    with pytest.raises(ValueError):
+        target("ftp://example.com/")
+
+
+async def test_chunked_and_close_delimited_answers_are_read_to_their_end() -> None:
+    async def chunked(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        )
+        await requests.next()
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+        await writer.drain()
+
+    pool = HttpPool()
+    async with serve(chunked) as (base, accepted):
+        url = target(base + "/")
+        async with await pool.request("POST", url, {}, b"1") as resp:
+            assert (resp.status, await resp.read()) == (200, b"hello world")
+        async with await pool.request("POST", url, {}, b"2") as resp:
+            assert await resp.read() == b"until the end"
+        assert len(accepted) == 1
+    pool.close()
+
+
+async def test_a_streamed_body_goes_with_its_length_or_chunked() -> None:
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(50):
+            yield bytes([i]) * 100_000
+
+    expected = hashlib.sha256(b"".join(bytes([i]) * 100_000 for i in range(50))).hexdigest().encode()
+    pool = HttpPool()
+    async with serve(echo_digest) as (base, _):
+        url = target(base + "/")
+        async with await pool.request("POST", url, {}, pieces(), content_length=5_000_000) as resp:
+            assert await resp.read() == expected
+        async with await pool.request("POST", url, {}, pieces()) as resp:  # no length: chunked
+            assert await resp.read() == expected
+    pool.close()
+
+
+async def test_a_large_answer_is_streamed_with_bounded_buffering() -> None:
+    size = 64 << 20
+
+    async def flood(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode())
+        block = b"z" * (1 << 20)
+        for _ in range(size >> 20):
+            writer.write(block)
+            await writer.drain()
+
+    pool = HttpPool()
+    async with serve(flood) as (base, _), await pool.request("POST", target(base + "/"), {}, b"") as resp:
+        conn = resp._conn
+        await asyncio.sleep(0.5)  # a consumer that does not read: the socket must be paused
+        assert conn._buffered <= HIGH_WATER + (256 << 10)  # one read past the mark at most
+        received = 0
+        async for chunk in resp.iter_chunks():
+            received += len(chunk)
+        assert received == size
+    pool.close()
+
+
+async def test_an_idle_connection_the_server_closed_is_replaced_transparently() -> None:
+    async def one_per_connection(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+        writer.write(answer(b"ok"))  # keep-alive promised, then closed: like a server's idle timeout
+        await writer.drain()
+
+    pool = HttpPool()
+    async with serve(one_per_connection) as (base, accepted):
+        url = target(base + "/")
+        for _ in range(3):
+            async with await pool.request("POST", url, {}, b"x") as resp:
+                assert await resp.read() == b"ok"
+        assert len(accepted) == 3
+    pool.close()
+
+
+async def test_a_connection_closed_before_the_answer_raises_connection_closed() -> None:
+    async def hang_up(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+
+    pool = HttpPool()
+    async with serve(hang_up) as (base, _):
+        with pytest.raises(ConnectionClosed):
+            await pool.request("POST", target(base + "/"), {}, b"x")
+    pool.close()
+
+
+async def test_an_answer_cut_short_fails_and_the_connection_is_not_reused() -> None:
+    async def short(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+        await writer.drain()
+
+    pool = HttpPool()
+    async with serve(short) as (base, _):
+        resp = await pool.request("POST", target(base + "/"), {}, b"x")
+        with pytest.raises(ConnectionClosed):
+            async with resp:
+                await resp.read()
+        assert not pool._idle.get(resp._key)
+    pool.close()
+
+
+async def test_garbage_is_a_protocol_error() -> None:
+    async def garbage(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    pool = HttpPool()
+    async with serve(garbage) as (base, _):
+        with pytest.raises(ProtocolError):
+            await pool.request("POST", target(base + "/"), {}, b"x", read_timeout=5)
+    pool.close()
+
+
+async def test_a_silent_server_times_out_per_read() -> None:
+    async def silent(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+        await asyncio.sleep(30)
+
+    pool = HttpPool()
+    async with serve(silent) as (base, _):
+        with pytest.raises(TimeoutError):
+            await pool.request("POST", target(base + "/"), {}, b"x", read_timeout=0.2)
+    pool.close()
+
+
+async def test_connection_refused_is_an_os_error() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    with pytest.raises(OSError):
+        await HttpPool().request("POST", target(f"http://127.0.0.1:{port}/"), {}, b"x", connect_timeout=2)
+
+
+async def test_tls_is_verified_against_the_given_authority(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(certs.cert, certs.key)
+    client_ctx = ssl.create_default_context(cafile=str(certs.ca))
+    pool = HttpPool()
+    async with serve(echo_digest, server_ctx) as (base, _):
+        url = target(base + "/")
+        async with await pool.request("POST", url, {}, b"tls", ssl_option=client_ctx) as resp:
+            assert await resp.read() == hashlib.sha256(b"tls").hexdigest().encode()
+        with pytest.raises(ssl.SSLError):  # the system trust store does not know this CA
+            await pool.request("POST", url, {}, b"tls", ssl_option=True)
+        async with await pool.request("POST", url, {}, b"lab", ssl_option=False) as resp:  # verification off
+            assert resp.status == 200
+            await resp.read()
+    pool.close()
