@@ -111,6 +111,11 @@ def request_head(method: str, t: Target, headers: Mapping[str, str], content_len
     return b"".join(lines)
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("no answer within the read timeout"))
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: parses responses as they arrive and wakes the one waiting reader."""
 
@@ -129,7 +134,7 @@ class _Connection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.status = 0
-        self.headers: dict[str, str] = {}
+        self.headers: dict[bytes, bytes] = {}  # lower-cased names, raw values
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
@@ -181,7 +186,7 @@ class _Connection(asyncio.Protocol):
     # ---- httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        self.headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
@@ -190,8 +195,8 @@ class _Connection(asyncio.Protocol):
             return
         self.headers_done = True
         self._until_eof = (
-            "content-length" not in self.headers
-            and "chunked" not in self.headers.get("transfer-encoding", "").lower()
+            b"content-length" not in self.headers
+            and b"chunked" not in self.headers.get(b"transfer-encoding", b"").lower()
             and self.status >= 200
             and self.status not in (204, 304)
         )
@@ -218,12 +223,15 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     async def _wait(self, timeout: float | None) -> None:
-        self._waiter = self._loop.create_future()
+        # A timer handle, not asyncio.timeout(): that costs ~25 µs per wait, a tenth of a request.
+        waiter = self._waiter = self._loop.create_future()
+        timer = self._loop.call_later(timeout, _expire, waiter) if timeout is not None else None
         try:
-            async with asyncio.timeout(timeout):
-                await self._waiter
+            await waiter
         finally:
             self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     def write(self, *data: bytes) -> None:
         if self.closed or self.transport is None or self.transport.is_closing():
@@ -238,12 +246,14 @@ class _Connection(asyncio.Protocol):
             return
         if self.closed:
             raise self.error or ConnectionClosed("connection closed while sending")
-        self._drain = self._loop.create_future()
+        drain = self._drain = self._loop.create_future()
+        timer = self._loop.call_later(timeout, _expire, drain) if timeout is not None else None
         try:
-            async with asyncio.timeout(timeout):
-                await self._drain
+            await drain
         finally:
             self._drain = None
+            if timer is not None:
+                timer.cancel()
 
     async def wait_headers(self, timeout: float | None) -> None:
         while not self.headers_done:
@@ -295,17 +305,21 @@ class Response:
         self._conn = conn
         self._timeout = read_timeout
         self.status = conn.status
-        self.headers = conn.headers
+        self._headers = conn.headers
         self._released = False
+
+    def header(self, name: str) -> str | None:
+        value = self._headers.get(name.lower().encode("latin-1"))
+        return value.decode("latin-1") if value is not None else None
 
     @property
     def content_length(self) -> int | None:
-        value = self.headers.get("content-length")
+        value = self._headers.get(b"content-length")
         return int(value) if value is not None and value.isdigit() else None
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        return self._headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower().decode("latin-1")
 
     async def read(self, limit: int | None = None) -> bytes:
         """The body (or its first ``limit`` bytes, for error messages)."""
