@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Path
 
 from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.jobs.store import JobStore
-from dsx_connect.queues import SCAN_TASK
+from dsx_connect.queues import SCAN_TASK, shown
 from dsx_connect.redis_client import get_redis
 from dsx_connect.results.store import ResultStore
 from dsx_connect.settings import Settings, get_settings
@@ -71,4 +71,4 @@ def publish_scan_batch(payload: list[dict[str, Any]]) -> None:
     """Enqueue one batch on ``scan_request_queue``."""
     from dsx_connect.workers.celery_app import celery_app
 
-    celery_app.send_task(SCAN_TASK, args=(payload,))
+    celery_app.send_task(SCAN_TASK, args=(payload,), **shown(payload))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from dsx_connect.api.deps import SettingsDep, publish_scan_batch
 from dsx_connect.dlq.store import DeadLetterStore
-from dsx_connect.queues import ACTION_TASK
+from dsx_connect.queues import ACTION_TASK, shown
 from dsx_connect.redis_client import get_redis
 
 
@@ -67,7 +67,8 @@ def dlq_router() -> APIRouter:
         for start in range(0, len(scans), 128):
             publish_scan_batch(scans[start : start + 128])
         for start in range(0, len(actions), 128):
-            celery_app.send_task(ACTION_TASK, args=(actions[start : start + 128],))
+            batch = actions[start : start + 128]
+            celery_app.send_task(ACTION_TASK, args=(batch,), **shown(batch))
         missing = sorted(set(body.ids or []) - {letter.id for letter in taken})
         return {
             "status": "success",

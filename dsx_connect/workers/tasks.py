@@ -12,7 +12,7 @@ from typing import Any
 import redis.exceptions
 from kombu.exceptions import OperationalError
 
-from dsx_connect.queues import ACTION_TASK, NOTIFY_TASK, RESULT_TASK, SCAN_TASK
+from dsx_connect.queues import ACTION_TASK, NOTIFY_TASK, RESULT_TASK, SCAN_TASK, shown
 from dsx_connect.workers.actions import run_action_batch
 from dsx_connect.workers.celery_app import celery_app
 from dsx_connect.workers.context import worker_context
@@ -35,10 +35,10 @@ RETRY = {
 def _dispatch() -> Dispatch:
     return Dispatch(
         rescan=lambda tasks, delay: scan_batch.apply_async(
-            ([t.model_dump(mode="json") for t in tasks],), countdown=delay
+            ([t.model_dump(mode="json") for t in tasks],), countdown=delay, **shown(tasks)
         ),
-        act=lambda items: verdict_action_batch.delay([i.dump() for i in items]),
-        store=lambda items: store_results_batch.delay([i.dump() for i in items]),
+        act=lambda items: verdict_action_batch.apply_async(([i.dump() for i in items],), **shown(items)),
+        store=lambda items: store_results_batch.apply_async(([i.dump() for i in items],), **shown(items)),
     )
 
 
@@ -54,7 +54,7 @@ def verdict_action_batch(items: list[dict[str, Any]]) -> int:
     """Apply the verdict action of each item through its connector."""
 
     def requeue(retry: list[ItemOutcome], delay: float) -> None:
-        verdict_action_batch.apply_async(([i.dump() for i in retry],), countdown=delay)
+        verdict_action_batch.apply_async(([i.dump() for i in retry],), countdown=delay, **shown(retry))
 
     run_action_batch(worker_context(), [ItemOutcome.model_validate(i) for i in items], _dispatch(), requeue)
     return len(items)
@@ -69,7 +69,7 @@ def store_results_batch(items: list[dict[str, Any]]) -> int:
     # caused the redelivery may have come before their notification (SSE readers key on the id).
     # References, not bytes: the notifier reads the stored events back.
     ids = [o.task.id for o in outcomes]
-    notify_results_batch.delay(ids, sorted({o.task.job_id for o in outcomes}))
+    notify_results_batch.apply_async((ids, sorted({o.task.job_id for o in outcomes})), **shown(ids))
     return len(events)
 
 
