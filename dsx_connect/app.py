@@ -28,6 +28,7 @@ from dsx_connect.jobs.stall import watch_stalled_jobs
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import get_settings
 from dsx_connect.version import __version__
+from shared.gc_tuning import tune_gc
 from shared.logging import configure_logging
 
 API_PREFIX = "/dsx-connect/api/v1"
@@ -42,6 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     async with subscribe.event_hub(settings.redis_url) as hub, watch_stalled_jobs(settings, get_redis()):
         app.state.event_hub = hub
+        tune_gc()
         yield
 
 

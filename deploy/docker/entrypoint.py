@@ -31,6 +31,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 CELERY_APP = "dsx_connect.workers.celery_app:celery_app"
+QUIET_FLAGS = ("--without-gossip", "--without-mingle", "--without-heartbeat")
 API_APP = "dsx_connect.app:app"
 API_PORT = 8586
 ROLE_FILE = "/tmp/dsx-role"
@@ -135,6 +136,9 @@ def worker_argv(args: Sequence[str], env: Mapping[str, str], hostname: str | Non
     node = f"{short}@{hostname or socket.gethostname()}"
     argv = [sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "-Q", queue, "-n", node]
     argv += ["--loglevel", env.get("DSXCONNECT_LOG_LEVEL", "INFO").upper()]
+    # As scripts/stack.py: nothing uses gossip, mingle or event heartbeats, and their reconnect path
+    # is what broke after a Redis restart (Celery 5.7). `celery inspect ping` (liveness) still works.
+    argv += [flag for flag in QUIET_FLAGS if flag not in extra]
     pool = _option(extra, "--pool", "-P")
     if pool is None:
         pool = "prefork" if short == "scan" else "solo"

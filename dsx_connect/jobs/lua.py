@@ -111,3 +111,23 @@ for job_id, n in pairs(counts) do
 end
 return out
 """
+
+SKIP_LUA = """
+-- Count items of a cancelled job as skipped, once per scan request id: a redelivered batch (its
+-- worker died before the ack) finds them marked and counts nothing again.
+-- ARGV: prefix, ttl, now_iso, now_ts, job_id, then the request ids
+local prefix, ttl, job_id = ARGV[1], tonumber(ARGV[2]), ARGV[5]
+local results, n = prefix .. ':results', 0
+for i = 6, #ARGV do
+  local state = prefix .. ':req:' .. ARGV[i]
+  if redis.call('HGET', state, 'status') ~= 'skipped' and redis.call('HEXISTS', results, ARGV[i]) == 0 then
+    redis.call('HSET', state, 'status', 'skipped', 'job_id', job_id)
+    redis.call('EXPIRE', state, ttl)
+    n = n + 1
+  end
+end
+local job = prefix .. ':job:' .. job_id
+if n > 0 then redis.call('HINCRBY', job, 'skipped', n) end
+redis.call('HSET', job, 'last_update', ARGV[3], 'last_update_ts', ARGV[4])
+return n
+"""

@@ -21,6 +21,7 @@ from dsx_connect.jobs.lua import (
     COMPLETE_CHECK_LUA,
     ENQUEUE_DONE_LUA,
     FAIL_LUA,
+    SKIP_LUA,
     TRANSITION_LUA,
 )
 from shared.models import ScanTask, utcnow_iso
@@ -60,6 +61,7 @@ class JobStore:
         self._transition = client.register_script(TRANSITION_LUA)
         self._fail = client.register_script(FAIL_LUA)
         self._accept = client.register_script(ACCEPT_LUA)
+        self._skip = client.register_script(SKIP_LUA)
 
     # ---- creation -------------------------------------------------------------------------
 
@@ -150,13 +152,16 @@ class JobStore:
         self.publish(job_id)
         return result == 1
 
-    def add_skipped(self, job_id: str, count: int) -> None:
-        """Count items of a cancelled job that a worker reached and dropped."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hincrby(keys.job(job_id), "skipped", count)
-        pipe.hset(keys.job(job_id), mapping={"last_update": utcnow_iso(), "last_update_ts": time.time()})
-        pipe.execute()
+    def add_skipped(self, job_id: str, request_ids: Sequence[str], ttl_s: int) -> int:
+        """Count items of a cancelled job that a worker reached and dropped, once per request id.
+
+        Returns how many were new: a redelivered batch counts nothing twice.
+        """
+        added = int(
+            self._skip(keys=[], args=[keys.PREFIX, ttl_s, utcnow_iso(), time.time(), job_id, *request_ids])
+        )
         self.publish(job_id)
+        return added
 
     def fail(self, job_id: str, reason: str, *, idle_since: float | None = None) -> bool:
         """Mark a running or paused job failed with ``reason``; False if it was not active.

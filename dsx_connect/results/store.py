@@ -7,6 +7,7 @@ script, so a redelivered task can never count an item twice.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,15 +17,22 @@ import redis
 
 from dsx_connect import keys
 from dsx_connect.jobs.store import COMPLETE_CHECK_LUA
+from dsx_connect.superlog.buffer import FEED_PUSH_LUA, FeedTarget
 from shared.models import ScanResultEvent, Verdict, utcnow_iso
+
+log = logging.getLogger(__name__)
 
 _STORE_LUA = (
     COMPLETE_CHECK_LUA
+    + FEED_PUSH_LUA
     + """
--- One call stores a whole batch (standalone Redis: keys are built here from the prefix).
--- ARGV: prefix, retain, now_iso, now_ts, then 8 values per item:
+-- One call stores a whole batch (standalone Redis: keys are built here from the prefix), and queues
+-- each newly stored event for the SIEM feed in the same atomic step (KEYS: the feed's queues).
+-- ARGV: prefix, retain, now_iso, now_ts, feed bound, then 8 values per item:
 --       id, event, verdict, bytes, failed, action, job_id, connector_uuid
-local prefix, retain, now_iso, now_ts = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local prefix, retain, now_iso, now_ts, feed_bound = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
+  tonumber(ARGV[5])
+local fed = {}
 local results, index, seq_key, stats = prefix .. ':results', prefix .. ':results:idx',
   prefix .. ':results:seq', prefix .. ':stats'
 local stored, touched, top = {}, {}, nil
@@ -34,7 +42,7 @@ local function count(key, verdict, bytes, failed, action, sign)
   if failed == '1' then redis.call('HINCRBY', key, 'errors', sign) end
   if action ~= '' then redis.call('HINCRBY', key, 'action:' .. action, sign) end
 end
-for i = 5, #ARGV, 8 do
+for i = 6, #ARGV, 8 do
   local id, event, verdict, bytes, failed, action, job_id, connector =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local job = prefix .. ':job:' .. job_id
@@ -51,6 +59,7 @@ for i = 5, #ARGV, 8 do
     redis.call('DEL', prefix .. ':req:' .. id)
     touched[job] = true
     stored[#stored + 1] = 1
+    fed[#fed + 1] = event
   else
     -- Already stored. A failed result (scan error, or failed action) is replaced by the outcome of a
     -- requeued dead letter, its counts moved; anything else is a redelivered duplicate, ignored.
@@ -73,6 +82,7 @@ for i = 5, #ARGV, 8 do
       end
       touched[job] = true
       stored[#stored + 1] = 2
+      fed[#fed + 1] = event
     else
       stored[#stored + 1] = 0
     end
@@ -94,16 +104,19 @@ if excess > 0 then
     redis.call('ZREMRANGEBYSCORE', prefix .. ':results:idx:verdict:' .. verdict, '-inf', top)
   end
 end
-return stored
+return {stored, feed_push(feed_bound, fed)}
 """
 )
 
 
 class ResultStore:
-    def __init__(self, client: redis.Redis, retain: int, request_ttl_s: int = 7 * 86400) -> None:
+    def __init__(
+        self, client: redis.Redis, retain: int, request_ttl_s: int = 7 * 86400, feed: FeedTarget | None = None
+    ) -> None:
         self.redis = client
         self.retain = retain
         self.request_ttl_s = request_ttl_s
+        self.feed = feed  # the SIEM feed's queues, filled in the same call as the store
         self._store = client.register_script(_STORE_LUA)
 
     def store_many(self, events: Sequence[ScanResultEvent]) -> list[bool]:
@@ -114,7 +127,8 @@ class ResultStore:
         """
         if not events:
             return []
-        args: list[str | int | float] = [keys.PREFIX, self.retain, utcnow_iso(), time.time()]
+        feed_bound = self.feed.bound if self.feed else 0
+        args: list[str | int | float] = [keys.PREFIX, self.retain, utcnow_iso(), time.time(), feed_bound]
         for event in events:
             args += [
                 event.scan_request_id,
@@ -126,7 +140,11 @@ class ResultStore:
                 event.job_id,
                 event.connector.uuid,
             ]
-        return [bool(flag) for flag in self._store(keys=[], args=args)]
+        stored, dropped = self._store(keys=self.feed.keys if self.feed else [], args=args)
+        if self.feed and any(dropped):
+            lost = dict(zip(self.feed.destinations, (int(n) for n in dropped), strict=True))
+            log.warning("superlog: buffers full, oldest events dropped: %s", lost)
+        return [bool(flag) for flag in stored]
 
     def get_many(self, request_ids: Sequence[str]) -> list[str | None]:
         """Stored events as JSON text, in order (None where there is none)."""

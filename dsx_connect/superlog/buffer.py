@@ -1,9 +1,10 @@
 """The feed's buffers in Redis: one bounded list per destination, drained with the reliable-queue pattern.
 
-Producer (the result step): one Lua call per batch pushes each new event's JSON onto the queue of
-every active destination (``LPUSH``, newest first) and trims each queue to ``buffer_max_events``,
-counting what the trim dropped (the oldest) in the destination's ``dropped`` counter. One round trip,
-whatever the batch size and the number of destinations; the buffers survive worker restarts.
+Producer (the result step): the Lua call that stores a batch of results also pushes each newly
+stored event's JSON onto the queue of every active destination (``LPUSH``, newest first) and trims
+each queue to ``buffer_max_events``, counting what the trim dropped (the oldest) in the destination's
+``dropped`` counter (``FEED_PUSH_LUA``, used by ``dsx_connect.results.store``). Stored and queued for
+the feed in one atomic step: a worker dying in between cannot leave a result out of the feed.
 
 Forwarder (one per destination at a time, elected by a lock with a TTL): ``take`` atomically moves
 the oldest events of the queue to the destination's ``inflight`` list, or returns what is already
@@ -18,36 +19,52 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from dsx_connect import keys
 from shared.models import utcnow_iso
 
+if TYPE_CHECKING:
+    from dsx_connect.superlog.config import SuperlogSettings
+
 log = logging.getLogger(__name__)
 
-_ENQUEUE_LUA = """
--- KEYS: queue and state of each destination, in pairs; ARGV[1]: bound; ARGV[2..]: events (JSON)
-local bound, count = tonumber(ARGV[1]), #ARGV - 1
-local dropped = {}
-for k = 1, #KEYS, 2 do
-  local queue, state = KEYS[k], KEYS[k + 1]
-  for i = 2, #ARGV, 500 do
-    redis.call('LPUSH', queue, unpack(ARGV, i, math.min(i + 499, #ARGV)))
+FEED_PUSH_LUA = """
+-- KEYS: queue and state of each feed destination, in pairs. Pushes ``events`` (JSON) onto every
+-- queue, trims each to ``bound`` (the oldest go) and returns what was dropped per destination.
+local function feed_push(bound, events)
+  local dropped = {}
+  if #events == 0 then return dropped end
+  for k = 1, #KEYS, 2 do
+    local queue, state = KEYS[k], KEYS[k + 1]
+    for i = 1, #events, 500 do
+      redis.call('LPUSH', queue, unpack(events, i, math.min(i + 499, #events)))
+    end
+    local over = redis.call('LLEN', queue) - bound
+    if over > 0 then
+      redis.call('LTRIM', queue, 0, bound - 1)  -- the oldest are at the tail
+      redis.call('HINCRBY', state, 'dropped', over)
+    else
+      over = 0
+    end
+    redis.call('HINCRBY', state, 'enqueued', #events)
+    dropped[#dropped + 1] = over
   end
-  local over = redis.call('LLEN', queue) - bound
-  if over > 0 then
-    redis.call('LTRIM', queue, 0, bound - 1)  -- the oldest are at the tail
-    redis.call('HINCRBY', state, 'dropped', over)
-  else
-    over = 0
-  end
-  redis.call('HINCRBY', state, 'enqueued', count)
-  dropped[#dropped + 1] = over
+  return dropped
 end
-return dropped
 """
+
+_ENQUEUE_LUA = (
+    FEED_PUSH_LUA
+    + """
+-- ARGV[1]: bound; ARGV[2..]: events (JSON)
+local events = {}
+for i = 2, #ARGV do events[#events + 1] = ARGV[i] end
+return feed_push(tonumber(ARGV[1]), events)
+"""
+)
 
 _HOLD_LUA = """
 -- KEYS: lock, state; ARGV: owner, ttl_ms, now. Acquire the lock, or renew it when already ours.
@@ -117,15 +134,29 @@ return 1
 """
 
 
-class FeedProducer:
-    """The result step's side: push new events onto every active destination's buffer."""
+class FeedTarget:
+    """Where new results go for the feed: the active destinations' queues and their bound."""
 
-    def __init__(self, client: redis.Redis, destinations: Sequence[str], bound: int) -> None:
+    def __init__(self, destinations: Sequence[str], bound: int) -> None:
         self.destinations = list(destinations)
         self.bound = bound
         self.keys = [
             key for d in self.destinations for key in (keys.superlog(d, "queue"), keys.superlog(d, "state"))
         ]
+
+    @classmethod
+    def from_settings(cls, superlog: SuperlogSettings) -> FeedTarget | None:
+        """The target of ``DSXCONNECT_SUPERLOG__*``; None when no destination is active."""
+        active = list(superlog.active)
+        return cls(active, superlog.buffer_max_events) if active else None
+
+
+class FeedProducer(FeedTarget):
+    """Pushes events onto every active destination's buffer on its own (tools and tests; the result
+    step pushes inside its store call)."""
+
+    def __init__(self, client: redis.Redis, destinations: Sequence[str], bound: int) -> None:
+        super().__init__(destinations, bound)
         self._enqueue = client.register_script(_ENQUEUE_LUA)
 
     def enqueue(self, events: Sequence[str]) -> dict[str, int]:

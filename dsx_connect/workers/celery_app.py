@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import after_setup_logger, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import after_setup_logger, worker_init, worker_process_init, worker_ready, worker_shutdown
 from kombu import Queue
 
 from dsx_connect.queues import ALL_QUEUES, ROUTES
 from dsx_connect.settings import get_settings
+from shared.gc_tuning import tune_gc
 from shared.logging import configure_logging
 
 
@@ -67,6 +68,12 @@ def _json_logs(**_: object) -> None:
 @worker_process_init.connect
 def _fresh_process(**_: object) -> None:
     _worker_logging()
+    tune_gc()  # a prefork child, after the fork
+
+
+@worker_init.connect
+def _started(**_: object) -> None:
+    tune_gc()  # the main process (which runs the tasks itself in a solo pool)
 
 
 @worker_ready.connect

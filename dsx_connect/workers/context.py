@@ -17,6 +17,7 @@ from dsx_connect.jobs.store import JobStore
 from dsx_connect.redis_client import get_redis
 from dsx_connect.results.store import ResultStore
 from dsx_connect.settings import Settings, get_settings
+from dsx_connect.superlog.buffer import FeedTarget
 from dsx_connect.workers.breaker import ScannerBreaker
 from dsx_connect.workers.hot_path import ScanConfig
 from shared.hmac_auth import DsxHmacAuth, Signer
@@ -81,7 +82,12 @@ def _context(pid: int) -> WorkerContext:
         settings=settings,
         registry=ConnectorRegistry(client, settings.connectors.heartbeat_ttl_s),
         jobs=JobStore(client, settings.jobs.retain_s),
-        results=ResultStore(client, settings.results_db.retain, settings.results_db.request_state_ttl_s),
+        results=ResultStore(
+            client,
+            settings.results_db.retain,
+            settings.results_db.request_state_ttl_s,
+            feed=FeedTarget.from_settings(settings.superlog),
+        ),
         http=httpx.Client(
             timeout=httpx.Timeout(settings.workers.connector_timeout_s, connect=scanner.connect_timeout_s),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from dsx_connect.superlog.producer import feed_new_results
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.outcome import ItemOutcome
 from shared.models import ScanResultEvent
@@ -19,6 +18,5 @@ def run_store_batch(ctx: WorkerContext, items: list[ItemOutcome]) -> list[ScanRe
     duplicates = len(events) - sum(stored)
     if duplicates:
         log.info("ignored %d results already stored (redelivered task)", duplicates)
-    new_events = [event for event, new in zip(events, stored, strict=True) if new]
-    feed_new_results(ctx.settings, ctx.results.redis, new_events)  # SIEM feed: one Redis call, none when off
-    return new_events
+    # the new ones were queued for the SIEM feed by the same Redis call (ResultStore.feed)
+    return [event for event, new in zip(events, stored, strict=True) if new]

@@ -145,8 +145,12 @@ def _hold_paused_and_drop_cancelled(
     for job_id, items in by_job.items():
         paused, cancelled = ctx.jobs.flags(job_id)
         if cancelled:
-            ctx.jobs.add_skipped(job_id, len(items))
-            log.info("skipped %d items of cancelled job", len(items), extra={"job_id": job_id})
+            added = ctx.jobs.add_skipped(
+                job_id, [t.id for t in items], ctx.settings.results_db.request_state_ttl_s
+            )
+            log.info(
+                "skipped %d items of cancelled job (%d new)", len(items), added, extra={"job_id": job_id}
+            )
         elif paused:
             dispatch.rescan(items, PAUSED_RECHECK_S)  # held, not dropped: they come back after resume
         else:

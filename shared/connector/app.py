@@ -25,6 +25,7 @@ from shared.connector.security import (
     verify_core_request,
 )
 from shared.errors import DsxError
+from shared.gc_tuning import tune_gc
 from shared.health import liveness_router
 from shared.logging import configure_logging, request_id_var
 
@@ -151,6 +152,7 @@ def create_connector_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(connector.settings.name, connector.settings.log_level)
         await runtime.start()
+        tune_gc()
         try:
             yield
         finally:

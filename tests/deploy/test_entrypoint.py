@@ -58,6 +58,8 @@ def test_worker_command_matches_the_local_stack(
     assert argv[argv.index("--loglevel") + 1] == "WARNING"
     assert pool_of(argv) == (pool, concurrency)
     assert argv.count("--pool") == 1
+    for flag in ("--without-gossip", "--without-mingle", "--without-heartbeat"):  # as scripts/stack.py
+        assert argv.count(flag) == 1
 
 
 @pytest.mark.unit

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from dsx_connect import keys
 from dsx_connect.jobs.store import InvalidTransition, JobNotFound, JobStore
 from dsx_connect.results.store import ResultStore
 from shared.models import EventAction, EventConnector, EventError, EventFileInfo, ScanResultEvent
@@ -220,3 +221,16 @@ def test_replacing_a_failed_result_of_an_unknown_size(client: redis.Redis) -> No
     results.store_many([failed])
     assert results.store_many([event(1, verdict="Benign")]) == [True]
     assert results.stats()["bytes_scanned"] == 10 and results.stats()["errors"] == 0
+
+
+def test_skipped_items_are_counted_once_per_request_even_when_a_batch_is_redelivered(
+    client: redis.Redis,
+) -> None:
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1", "fs")
+    results.store_many([event(1, job=job_id)])  # already has its result: never a skip
+    assert jobs.add_skipped(job_id, ["r1", "r2", "r3"], ttl_s=60) == 2
+    assert jobs.add_skipped(job_id, ["r1", "r2", "r3"], ttl_s=60) == 0  # the same batch, redelivered
+    assert jobs.add_skipped(job_id, ["r3", "r4"], ttl_s=60) == 1
+    assert jobs.get(job_id)["skipped"] == 3
+    assert 0 < client.ttl(keys.request_state("r2")) <= 60

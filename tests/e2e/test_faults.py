@@ -261,7 +261,11 @@ def test_connector_down_during_reads(fault_stack: FaultStack) -> None:
     job_id = fault_stack.start_full_scan()
     fault_stack.wait_processed(job_id, 200)
     fault_stack.kill("connector-proxy")  # the core's calls to the connector are refused
-    wait_for(lambda: fault_stack.api.get("/dlq/stats").json()["by_stage"]["scan"] > 0, timeout=60, what="dead letters")
+    wait_for(
+        lambda: fault_stack.api.get("/dlq/stats").json()["by_stage"]["scan"] > 0,
+        timeout=60,
+        what="dead letters",
+    )
     fault_stack.start("connector-proxy")
     fault_stack.wait_settled(job_id)
     letters = fault_stack.requeue_dead_letters()

@@ -186,7 +186,9 @@ async def test_the_read_file_hot_path_echoes_the_request_id_and_bounds_a_chunked
     client: httpx.AsyncClient, connector: MemoryConnector
 ) -> None:
     """read_file is served around the middleware stack (HotPathDispatch): it keeps both duties."""
-    answer = await client.post(f"{PREFIX}/read_file", json=scan_request("a.txt"), headers={"X-Request-Id": "r-1"})
+    answer = await client.post(
+        f"{PREFIX}/read_file", json=scan_request("a.txt"), headers={"X-Request-Id": "r-1"}
+    )
     assert answer.status_code == 200 and answer.headers["x-request-id"] == "r-1"
     missing = await client.post(f"{PREFIX}/read_file", json=scan_request("nope.txt"))
     assert missing.status_code == 404 and len(missing.headers["x-request-id"]) == 32
