@@ -21,6 +21,7 @@ from dsx_connect.api import (
     subscribe,
     superlog,
 )
+from dsx_connect.api.deps import publish_scan_batch
 from dsx_connect.api.errors import install_error_handlers
 from dsx_connect.api.middleware import RequestContextMiddleware
 from dsx_connect.auth.install import install_security
@@ -41,7 +42,10 @@ log = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The SSE event hub and the stalled-job sweep live as long as the app."""
     settings = get_settings()
-    async with subscribe.event_hub(settings.redis_url) as hub, watch_stalled_jobs(settings, get_redis()):
+    async with (
+        subscribe.event_hub(settings.redis_url) as hub,
+        watch_stalled_jobs(settings, get_redis(), publish_scan_batch),
+    ):
         app.state.event_hub = hub
         tune_gc()
         yield

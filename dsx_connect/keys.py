@@ -12,6 +12,11 @@ def job(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
+def job_pending(job_id: str) -> str:
+    """Hash request id -> scan task JSON of the job's accepted items without a result yet (recovery)."""
+    return f"{job(job_id)}:pending"
+
+
 def request_state(request_id: str) -> str:
     return f"{PREFIX}:req:{request_id}"
 

@@ -116,6 +116,11 @@ class JobsSettings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     stall_timeout_s: int = Field(default=900, ge=10, description="no progress this long marks a job failed")
+    redispatch_after_s: float = Field(
+        default=60.0,
+        ge=1,
+        description="a running job idle this long while the whole pipeline is idle gets its lost items sent again",
+    )
     max_in_flight: int = Field(
         default=50_000,
         ge=1,

@@ -17,6 +17,7 @@ local function complete_if_done(job, now_iso, now_ts)
   if done >= total then
     redis.call('HSET', job, 'status', 'completed', 'finished', now_iso, 'finished_ts', now_ts,
                'paused', '0', 'last_update', now_iso, 'last_update_ts', now_ts)
+    redis.call('DEL', job .. ':pending')
     return 1
   end
   return 0
@@ -89,15 +90,20 @@ return 1
 # KEYS: none (built from the prefix). ARGV: prefix, ttl, now_iso, now_ts, then 6 values per request:
 # id, job_id, location, connector_uuid, accepted_at, status
 ACCEPT_LUA = """
+-- ARGV: prefix, ttl, now_iso, now_ts, then 7 values per task:
+--       id, job_id, location, connector_uuid, accepted_at, status, task JSON
+-- A new task is also kept in its job's pending hash until its result is stored, so that the stall
+-- sweep can send again an item the broker lost (dsx_connect.jobs.recovery).
 local prefix, ttl, now_iso, now_ts = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local results, counts = prefix .. ':results', {}
-for i = 5, #ARGV, 6 do
+for i = 5, #ARGV, 7 do
   local id, job_id = ARGV[i], ARGV[i + 1]
   local state = prefix .. ':req:' .. id
   if redis.call('EXISTS', state) == 0 and redis.call('HEXISTS', results, id) == 0 then
     redis.call('HSET', state, 'status', ARGV[i + 5], 'job_id', job_id, 'location', ARGV[i + 2],
                'connector_uuid', ARGV[i + 3], 'accepted_at', ARGV[i + 4])
     redis.call('EXPIRE', state, ttl)
+    redis.call('HSET', prefix .. ':job:' .. job_id .. ':pending', id, ARGV[i + 6])
     counts[job_id] = (counts[job_id] or 0) + 1
   end
 end
@@ -105,6 +111,7 @@ local out = {}
 for job_id, n in pairs(counts) do
   local job = prefix .. ':job:' .. job_id
   redis.call('HINCRBY', job, 'accepted', n)
+  redis.call('EXPIRE', job .. ':pending', ttl)
   redis.call('HSET', job, 'last_update', now_iso, 'last_update_ts', now_ts)
   out[#out + 1] = job_id
   out[#out + 1] = n
@@ -125,6 +132,7 @@ for i = 6, #ARGV do
     redis.call('EXPIRE', state, ttl)
     n = n + 1
   end
+  redis.call('HDEL', prefix .. ':job:' .. job_id .. ':pending', ARGV[i])
 end
 local job = prefix .. ':job:' .. job_id
 if n > 0 then redis.call('HINCRBY', job, 'skipped', n) end

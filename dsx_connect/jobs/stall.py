@@ -15,6 +15,9 @@ a control change) is older than the timeout, and either
   are taken to be queued behind them, not lost.
 
 Paused jobs never stall: they wait for the operator.
+
+Before a running job with outstanding items is judged, the sweep sends again the items the broker
+lost, once the whole pipeline is idle (:mod:`dsx_connect.jobs.recovery`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import anyio
 import redis
 
 from dsx_connect import keys
+from dsx_connect.jobs.recovery import Publish, redispatch_lost_items
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.settings import Settings
 
@@ -58,8 +62,18 @@ def _num(value: str | None) -> float:
         return 0.0
 
 
-def fail_stalled_jobs(jobs: JobStore, stall_timeout_s: float, now: float | None = None) -> list[str]:
-    """One sweep over the active jobs; returns the ids it marked failed."""
+def fail_stalled_jobs(
+    jobs: JobStore,
+    stall_timeout_s: float,
+    now: float | None = None,
+    *,
+    redispatch_after_s: float | None = None,
+    publish: Publish | None = None,
+) -> list[str]:
+    """One sweep over the active jobs; returns the ids it marked failed.
+
+    With ``publish``, lost items of jobs idle for ``redispatch_after_s`` are sent again first.
+    """
     now = time.time() if now is None else now
     ids = jobs.active_ids()
     if not ids:
@@ -85,6 +99,11 @@ def fail_stalled_jobs(jobs: JobStore, stall_timeout_s: float, now: float | None 
             )
     if finished:
         jobs.redis.srem(keys.JOBS_ACTIVE, *finished)
+        jobs.redis.delete(*(keys.job_pending(job_id) for job_id in finished))
+    if publish is not None and redispatch_after_s is not None:
+        outstanding = [(seen.job_id, seen.last_progress) for seen in running if seen.outstanding]
+        resent = redispatch_lost_items(jobs.redis, outstanding, redispatch_after_s, publish, now)
+        running = [seen for seen in running if seen.job_id not in resent]  # they just progressed
     cutoff = now - stall_timeout_s
     pipeline_alive = any(seen.last_progress > cutoff for seen in running)
     failed = []
@@ -105,17 +124,27 @@ def fail_stalled_jobs(jobs: JobStore, stall_timeout_s: float, now: float | None 
 
 
 @asynccontextmanager
-async def watch_stalled_jobs(settings: Settings, client: redis.Redis) -> AsyncIterator[None]:
-    """Sweep for stalled jobs in the background while the block runs (one sweeper per API process)."""
+async def watch_stalled_jobs(
+    settings: Settings, client: redis.Redis, publish: Publish | None = None
+) -> AsyncIterator[None]:
+    """Sweep for stalled jobs in the background while the block runs (one sweeper per API process).
+
+    ``publish`` (a batch of scan task dicts onto ``scan_request_queue``) enables the recovery of
+    lost items.
+    """
     jobs = JobStore(client, settings.jobs.retain_s)
     timeout = settings.jobs.stall_timeout_s
-    interval = sweep_interval_s(timeout)
+    redispatch_after = settings.jobs.redispatch_after_s
+    interval = min(sweep_interval_s(timeout), max(1.0, redispatch_after / 2))
+
+    def sweep() -> list[str]:
+        return fail_stalled_jobs(jobs, timeout, redispatch_after_s=redispatch_after, publish=publish)
 
     async def loop() -> None:
         while True:
             await anyio.sleep(interval)
             try:
-                await anyio.to_thread.run_sync(fail_stalled_jobs, jobs, timeout)
+                await anyio.to_thread.run_sync(sweep)
             except redis.RedisError as exc:
                 log.warning("stall sweep skipped: %s", exc)
             except Exception:

@@ -137,7 +137,10 @@ class JobStore:
         """
         args: list[str | int | float] = [keys.PREFIX, ttl_s, utcnow_iso(), time.time()]
         for task in tasks:
-            args += [task.id, task.job_id, task.location, task.connector_uuid, task.accepted_at, "queued"]
+            args += [
+                task.id, task.job_id, task.location, task.connector_uuid, task.accepted_at, "queued",
+                task.model_dump_json(),
+            ]  # fmt: skip
         flat = self._accept(keys=[], args=args) if tasks else []
         return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 

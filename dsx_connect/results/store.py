@@ -57,6 +57,7 @@ for i = 6, #ARGV, 8 do
     redis.call('HINCRBY', stats, 'total', 1)
     redis.call('HINCRBY', job, 'processed', 1)
     redis.call('DEL', prefix .. ':req:' .. id)
+    redis.call('HDEL', job .. ':pending', id)
     touched[job] = true
     stored[#stored + 1] = 1
     fed[#fed + 1] = event

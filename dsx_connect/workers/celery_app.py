@@ -41,6 +41,9 @@ def create_celery_app() -> Celery:
             # look for such tasks every fifth of that period (kombu's default sweep is ~100 s)
             "unacked_restore_interval": max(1, min(30, settings.workers.visibility_timeout_s // 5)),
             "unacked_restore_throttle": 1,
+            # The sweep holds a lock in Redis; a worker killed while holding it would block every
+            # redelivery until it expires (kombu's default: 300 s). A sweep takes milliseconds.
+            "unacked_mutex_expire": max(5, min(60, settings.workers.visibility_timeout_s // 5)),
         },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

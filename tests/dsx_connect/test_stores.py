@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from dsx_connect import keys
+from dsx_connect.jobs import recovery
 from dsx_connect.jobs.store import InvalidTransition, JobNotFound, JobStore
+from dsx_connect.queues import SCAN_REQUEST_QUEUE
 from dsx_connect.results.store import ResultStore
-from shared.models import EventAction, EventConnector, EventError, EventFileInfo, ScanResultEvent
+from shared.models import EventAction, EventConnector, EventError, EventFileInfo, ScanResultEvent, ScanTask
 
 pytestmark = pytest.mark.integration
 
@@ -234,3 +237,50 @@ def test_skipped_items_are_counted_once_per_request_even_when_a_batch_is_redeliv
     assert jobs.add_skipped(job_id, ["r3", "r4"], ttl_s=60) == 1
     assert jobs.get(job_id)["skipped"] == 3
     assert 0 < client.ttl(keys.request_state("r2")) <= 60
+
+
+def _tasks(job_id: str, count: int) -> list[ScanTask]:
+    return [
+        ScanTask(id=f"r{n}", connector_uuid="c1", location=f"f{n}.txt", metainfo=f"f{n}.txt", job_id=job_id)
+        for n in range(1, count + 1)
+    ]
+
+
+def test_items_the_broker_lost_are_sent_again_once_the_pipeline_is_idle(client: redis.Redis) -> None:
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1", "fs")
+    tasks = _tasks(job_id, 4)
+    jobs.record_accepted(tasks, ttl_s=600)
+    results.store_many([event(1, job=job_id)])  # r1 has its result
+    jobs.add_skipped(job_id, ["r2"], ttl_s=600)  # r2 was skipped: neither is pending
+    sent: list[list[dict[str, object]]] = []
+    later = time.time() + 120
+
+    client.hset(recovery.UNACKED, "tag", "a task a worker holds")  # the pipeline is busy: wait
+    assert recovery.redispatch_lost_items(client, [(job_id, 0.0)], 60, sent.append, now=later) == {}
+    client.delete(recovery.UNACKED)
+    client.rpush(SCAN_REQUEST_QUEUE, "queued work")
+    assert recovery.redispatch_lost_items(client, [(job_id, 0.0)], 60, sent.append, now=later) == {}
+    client.delete(SCAN_REQUEST_QUEUE)
+    assert recovery.redispatch_lost_items(client, [(job_id, later - 30)], 60, sent.append, now=later) == {}
+
+    assert recovery.redispatch_lost_items(client, [(job_id, 0.0)], 60, sent.append, now=later) == {job_id: 2}
+    (batch,) = sent
+    assert sorted(ScanTask.model_validate(item).id for item in batch) == ["r3", "r4"]
+    assert client.hget(keys.job(job_id), "redispatched") == "2"
+    assert float(client.hget(keys.job(job_id), "last_update_ts")) == later  # a full period before the next
+
+    results.store_many([event(3, job=job_id), event(4, job=job_id)])
+    assert client.hkeys(keys.job_pending(job_id)) == []
+
+
+def test_a_completed_job_keeps_no_pending_items(client: redis.Redis) -> None:
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1", "fs")
+    jobs.record_accepted(_tasks(job_id, 2), ttl_s=600)
+    assert sorted(client.hkeys(keys.job_pending(job_id))) == ["r1", "r2"]
+    assert 0 < client.ttl(keys.job_pending(job_id)) <= 600
+    jobs.enqueue_done(job_id, 2)
+    results.store_many([event(1, job=job_id), event(2, job=job_id)])
+    assert jobs.get(job_id)["status"] == "completed"
+    assert not client.exists(keys.job_pending(job_id))
