@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -14,9 +15,10 @@ from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.queues import SCAN_REQUEST_QUEUE
 from dsx_connect.settings import Settings
-from shared.models import RegisteredConnector, ScanRequest, ScanTask
+from shared.models import RegisteredConnector, ScanRequest, ScanTask, utcnow_iso
 
 _ITEM_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4b6a-9d63-3c1f0e7a9b21")
+_ITEM_NS_BYTES = _ITEM_NAMESPACE.bytes
 
 Publish = Callable[[list[dict[str, Any]]], None]
 
@@ -59,7 +61,11 @@ def check_capacity(client: redis.Redis, settings: Settings, per_job: dict[str, i
 def request_id_for(job_id: str, job_item_id: str | None) -> str:
     """A new id, or a stable one when the connector names the item, so a resubmission is the same request."""
     if job_item_id:
-        return uuid.uuid5(_ITEM_NAMESPACE, f"{job_id}:{job_item_id}").hex
+        # uuid.uuid5(_ITEM_NAMESPACE, name).hex, computed directly: a third of the cost per item
+        digest = bytearray(hashlib.sha1(_ITEM_NS_BYTES + f"{job_id}:{job_item_id}".encode()).digest()[:16])
+        digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+        digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+        return digest.hex()
     return uuid.uuid4().hex
 
 
@@ -86,6 +92,7 @@ def accept(
 
     tasks: list[ScanTask] = []
     singles: set[str] = set()
+    accepted_at = utcnow_iso()  # once per batch: formatting the time costs more than building a task
     for req in requests:
         assert req.connector is not None
         connector = connectors[req.connector.uuid]
@@ -103,6 +110,7 @@ def accept(
                 job_id=job_id,
                 job_item_id=req.job_item_id,
                 requested_action=req.requested_action,
+                accepted_at=accepted_at,
             )
         )
 

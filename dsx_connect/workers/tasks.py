@@ -37,8 +37,10 @@ def _dispatch() -> Dispatch:
         rescan=lambda tasks, delay: scan_batch.apply_async(
             ([t.model_dump(mode="json") for t in tasks],), countdown=delay, **shown(tasks)
         ),
-        act=lambda items: verdict_action_batch.apply_async(([i.dump() for i in items],), **shown(items)),
-        store=lambda items: store_results_batch.apply_async(([i.dump() for i in items],), **shown(items)),
+        act=lambda items: verdict_action_batch.apply_async(([i.dump_json() for i in items],), **shown(items)),
+        store=lambda items: store_results_batch.apply_async(
+            ([i.dump_json() for i in items],), **shown(items)
+        ),
     )
 
 
@@ -50,20 +52,20 @@ def scan_batch(items: list[dict[str, Any]]) -> int:
 
 
 @celery_app.task(name=ACTION_TASK, **RETRY)
-def verdict_action_batch(items: list[dict[str, Any]]) -> int:
+def verdict_action_batch(items: list[str | dict[str, Any]]) -> int:
     """Apply the verdict action of each item through its connector."""
 
     def requeue(retry: list[ItemOutcome], delay: float) -> None:
-        verdict_action_batch.apply_async(([i.dump() for i in retry],), countdown=delay, **shown(retry))
+        verdict_action_batch.apply_async(([i.dump_json() for i in retry],), countdown=delay, **shown(retry))
 
-    run_action_batch(worker_context(), [ItemOutcome.model_validate(i) for i in items], _dispatch(), requeue)
+    run_action_batch(worker_context(), ItemOutcome.load_many(items), _dispatch(), requeue)
     return len(items)
 
 
 @celery_app.task(name=RESULT_TASK, **RETRY)
-def store_results_batch(items: list[dict[str, Any]]) -> int:
+def store_results_batch(items: list[str | dict[str, Any]]) -> int:
     """Store results, update stats and job counters, then publish them."""
-    outcomes = [ItemOutcome.model_validate(i) for i in items]
+    outcomes = ItemOutcome.load_many(items)
     events = run_store_batch(worker_context(), outcomes)
     # Every item is published, the ones a redelivered task found already stored too: the crash that
     # caused the redelivery may have come before their notification (SSE readers key on the id).

@@ -76,3 +76,10 @@ def test_outcome_round_trips_through_json() -> None:
     item = outcome("Malicious")
     again = ItemOutcome.model_validate(item.dump())
     assert again == item
+
+
+def test_task_messages_carry_outcomes_as_json_text_and_older_dicts_still_load() -> None:
+    item = outcome("Malicious")
+    item.verdict.x_custom_metadata = "file-loc:a,file-meta:b"  # an aliased field survives both forms
+    item.error = EventError(kind="permanent", message="m")
+    assert ItemOutcome.load_many([item.dump_json(), item.dump()]) == [item, item]

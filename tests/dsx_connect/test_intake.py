@@ -1,0 +1,22 @@
+"""Request ids: a connector-named item keeps the same id on resubmission (the uuid5 of its name)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from dsx_connect.intake import _ITEM_NAMESPACE, request_id_for
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("item", ["1", "42", "9999999", "ü/é", "a:b:c"])
+def test_a_named_item_gets_the_uuid5_of_its_job_and_name(item: str) -> None:
+    job = "6666ab0588744ae1981479703002d87b"
+    assert request_id_for(job, item) == uuid.uuid5(_ITEM_NAMESPACE, f"{job}:{item}").hex
+
+
+def test_an_unnamed_item_gets_a_fresh_id() -> None:
+    first, second = request_id_for("j", None), request_id_for("j", None)
+    assert first != second and len(first) == 32 and uuid.UUID(first).version == 4
