@@ -10,6 +10,8 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+from pydantic import ValidationError
+
 from shared.errors import DsxError, PermanentError, RetryableError
 from shared.models import DsxaVerdict, Verdict
 
@@ -93,13 +95,33 @@ def parse_verdict(body: bytes | str | dict[str, Any]) -> DsxaVerdict:
     Raises ``RetryableError`` when the scanner says it is still initialising and ``PermanentError``
     when the body is not a verdict at all.
     """
-    data = body if isinstance(body, dict) else _loads(body)
-    verdict = DsxaVerdict.model_validate(_flatten(data))
+    verdict = _fast_verdict(body)
+    if verdict is None:
+        data = body if isinstance(body, dict) else _loads(body)
+        verdict = DsxaVerdict.model_validate(_flatten(data))
     if verdict.verdict == Verdict.SCANNING.value:
         verdict.verdict = Verdict.NOT_SCANNED.value
     if verdict.verdict == Verdict.NOT_SCANNED.value and _initializing(verdict.verdict_details.reason):
         raise RetryableError(f"scanner not ready: {verdict.verdict_details.reason}", status_code=200)
     return verdict
+
+
+# Keys only the other answer shapes use: when none is in the body, it parses as it stands.
+_OTHER_SHAPES = tuple(
+    f'"{key}"'.encode()
+    for key in (*_NESTED_KEYS, *_FILE_INFO_KEYS, *_DETAIL_KEYS, "details", "x_custom_metadata")
+)
+
+
+def _fast_verdict(body: bytes | str | dict[str, Any]) -> DsxaVerdict | None:
+    """The common snake_case answer, validated straight from its JSON (a third of the lenient path's
+    cost per file); None when the body needs the lenient path."""
+    if not isinstance(body, bytes) or any(key in body for key in _OTHER_SHAPES):
+        return None
+    try:
+        return DsxaVerdict.model_validate_json(body)
+    except ValidationError:
+        return None  # e.g. a null reason or details: the lenient path copes
 
 
 def _initializing(reason: str) -> bool:

@@ -119,3 +119,24 @@ def test_initializing_400_is_retryable() -> None:
 
 def test_error_reason_of_plain_text() -> None:
     assert error_reason(b"  service unavailable \n") == "service unavailable"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {
+            "verdict": "Benign",
+            "verdict_details": {"event_description": "ok", "reason": ""},
+            "engine_version": "1",
+        },
+        {
+            "verdict": "Malicious",
+            "verdict_details": {"reason": None, "threat_type": "Virus"},
+            "scan_guid": "g",
+        },
+        {"verdict": "Benign", "verdict_details": None, "X-Custom-Metadata": "file-loc:a"},
+        {"verdict": "Benign", "fileInfo": {"fileSizeInBytes": 3}, "scanGuid": "g"},
+    ],
+)
+def test_the_direct_json_path_reads_an_answer_as_the_lenient_one_does(answer: dict[str, object]) -> None:
+    assert parse_verdict(json.dumps(answer).encode()) == parse_verdict(answer)
