@@ -284,3 +284,14 @@ def test_a_completed_job_keeps_no_pending_items(client: redis.Redis) -> None:
     results.store_many([event(1, job=job_id), event(2, job=job_id)])
     assert jobs.get(job_id)["status"] == "completed"
     assert not client.exists(keys.job_pending(job_id))
+
+
+def test_counters_are_summed_per_batch_exactly_even_for_huge_sizes(client: redis.Redis) -> None:
+    results = ResultStore(client, retain=100)
+    big = [event(n, verdict="Malicious" if n % 2 else "Benign") for n in range(1, 5)]
+    for n, item in enumerate(big, start=1):
+        item.file_info.size_in_bytes = 3 * 10**15 + n
+    results.store_many(big)
+    stats = client.hgetall(keys.STATS)
+    assert int(stats["bytes_scanned"]) == 4 * 3 * 10**15 + 10
+    assert (stats["total"], stats["verdict:Malicious"], stats["verdict:Benign"]) == ("4", "2", "2")
