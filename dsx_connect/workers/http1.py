@@ -222,16 +222,21 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self, timeout: float | None) -> None:
+    async def _until(self, future: asyncio.Future[None], timeout: float | None) -> None:
         # A timer handle, not asyncio.timeout(): that costs ~25 µs per wait, a tenth of a request.
-        waiter = self._waiter = self._loop.create_future()
-        timer = self._loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+        timer = self._loop.call_later(timeout, _expire, future) if timeout is not None else None
         try:
-            await waiter
+            await future
         finally:
-            self._waiter = None
             if timer is not None:
                 timer.cancel()
+
+    async def _wait(self, timeout: float | None) -> None:
+        self._waiter = self._loop.create_future()
+        try:
+            await self._until(self._waiter, timeout)
+        finally:
+            self._waiter = None
 
     def write(self, *data: bytes) -> None:
         if self.closed or self.transport is None or self.transport.is_closing():
@@ -246,14 +251,11 @@ class _Connection(asyncio.Protocol):
             return
         if self.closed:
             raise self.error or ConnectionClosed("connection closed while sending")
-        drain = self._drain = self._loop.create_future()
-        timer = self._loop.call_later(timeout, _expire, drain) if timeout is not None else None
+        self._drain = self._loop.create_future()
         try:
-            await drain
+            await self._until(self._drain, timeout)
         finally:
             self._drain = None
-            if timer is not None:
-                timer.cancel()
 
     async def wait_headers(self, timeout: float | None) -> None:
         while not self.headers_done:
