@@ -87,13 +87,11 @@ return 1
 # Records accepted scan requests once each: a request counts for its job only when neither its
 # state nor its result exists yet, so a batch the connector resubmits (its answer was lost when the
 # core died) is queued again but never counted twice.
-# KEYS: none (built from the prefix). ARGV: prefix, ttl, now_iso, now_ts, then 6 values per request:
-# id, job_id, location, connector_uuid, accepted_at, status
+# A new request is also kept in its job's pending hash until its result is stored, so that the stall
+# sweep can send again an item the broker lost (dsx_connect.jobs.recovery).
+# KEYS: none (built from the prefix). ARGV: prefix, ttl, now_iso, now_ts, then 7 values per request:
+# id, job_id, location, connector_uuid, accepted_at, status, task JSON
 ACCEPT_LUA = """
--- ARGV: prefix, ttl, now_iso, now_ts, then 7 values per task:
---       id, job_id, location, connector_uuid, accepted_at, status, task JSON
--- A new task is also kept in its job's pending hash until its result is stored, so that the stall
--- sweep can send again an item the broker lost (dsx_connect.jobs.recovery).
 local prefix, ttl, now_iso, now_ts = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local results, counts = prefix .. ':results', {}
 for i = 5, #ARGV, 7 do

@@ -56,23 +56,25 @@ def redispatch_lost_items(
     Returns the number of items sent again per job. Does nothing while the pipeline is busy.
     """
     now = time.time() if now is None else now
-    idle_jobs = [job_id for job_id, last in running if now - last >= idle_after_s]
+    idle_jobs = [(job_id, last) for job_id, last in running if now - last >= idle_after_s]
     if not idle_jobs or not pipeline_idle(client):
         return {}
     sent: dict[str, int] = {}
-    for job_id in idle_jobs:
+    for job_id, last in idle_jobs:
         pending = client.hgetall(keys.job_pending(job_id))
         if not pending:
             continue
         tasks = [json.loads(raw) for raw in pending.values()]
         for start in range(0, len(tasks), BATCH):
             publish(tasks[start : start + BATCH])
+        pipe = client.pipeline(transaction=False)
         # counts as progress: the job gets a full period before it is considered again
-        client.hset(keys.job(job_id), mapping={"last_update_ts": now})
-        client.hincrby(keys.job(job_id), "redispatched", len(tasks))
+        pipe.hset(keys.job(job_id), mapping={"last_update_ts": now})
+        pipe.hincrby(keys.job(job_id), "redispatched", len(tasks))
+        pipe.execute()
         log.warning(
             "sent again %d items the pipeline lost (no progress for %.0f s, pipeline idle)",
-            len(tasks), now - dict(running)[job_id], extra={"job_id": job_id},
+            len(tasks), now - last, extra={"job_id": job_id},
         )  # fmt: skip
         sent[job_id] = len(tasks)
     return sent

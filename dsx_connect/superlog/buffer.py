@@ -152,8 +152,8 @@ class FeedTarget:
 
 
 class FeedProducer(FeedTarget):
-    """Pushes events onto every active destination's buffer on its own (tools and tests; the result
-    step pushes inside its store call)."""
+    """Pushes events onto every active destination's buffer on its own, as the forwarder tests fill
+    a buffer (the result step pushes inside its store call, ``ResultStore.feed``)."""
 
     def __init__(self, client: redis.Redis, destinations: Sequence[str], bound: int) -> None:
         super().__init__(destinations, bound)

@@ -29,7 +29,6 @@ from shared.hmac_auth import Signer
 from shared.models import DsxaFileInfo, DsxaVerdict, ScanTask, Verdict, VerdictDetails
 
 SMALL_BODY = 1 << 20  # read whole below this; stream above it
-CHUNK = 256 << 10
 
 
 @dataclass(frozen=True)

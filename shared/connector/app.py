@@ -30,6 +30,12 @@ from shared.health import liveness_router
 from shared.logging import configure_logging, request_id_var
 
 
+def request_id_of(incoming: bytes) -> str:
+    """The caller's ``X-Request-Id`` (at most 128 characters), or a new one when it sent none."""
+    # not a secret, so no uuid4: that costs a syscall
+    return incoming.decode("latin-1")[:128] or f"{random.getrandbits(128):032x}"
+
+
 class RequestIdMiddleware:
     """Tags each request's logs with ``X-Request-Id`` (taken from the caller or made up) and echoes it."""
 
@@ -39,8 +45,7 @@ class RequestIdMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")[:128]
-        request_id = incoming or f"{random.getrandbits(128):032x}"  # not a secret; uuid4 costs a syscall
+        request_id = request_id_of(dict(scope["headers"]).get(b"x-request-id", b""))
         token = request_id_var.set(request_id)
 
         async def send_with_id(message: Message) -> None:
@@ -74,7 +79,7 @@ class HotPathDispatch:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.stack(scope, receive, send)
             return
-        request_id = ""
+        incoming = b""
         for name, value in scope["headers"]:
             if name == b"content-length":
                 size = int(value) if value.isdigit() else -1
@@ -82,7 +87,7 @@ class HotPathDispatch:
                     await send_too_large(send, self.max_bytes, size)
                     return
             elif name == b"x-request-id":
-                request_id = value.decode("latin-1")[:128]
+                incoming = value
         body = await _read_body(receive, self.max_bytes)
         if body is None:
             await send_too_large(send, self.max_bytes)
@@ -91,7 +96,7 @@ class HotPathDispatch:
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        request_id = request_id or f"{random.getrandbits(128):032x}"
+        request_id = request_id_of(incoming)
         token = request_id_var.set(request_id)
         try:
             response = await self.endpoint(Request(scope, replay))
