@@ -53,7 +53,10 @@ def test_forged_connector_requests_are_refused_and_queue_nothing(
 ) -> None:
     body = json.dumps(alice.scan_request("forged.txt")).encode()
     path = f"{API}/scan/request"
+    # Well past the 60 s skew: the timestamp is whole seconds and the request takes time to arrive,
+    # so a margin of one second would make the "future" case race the clock.
     now = int(time.time())
+    beyond = 60 + 30
     authorization = {
         "missing": "",
         "garbage": "DSX-HMAC nonsense",
@@ -62,8 +65,8 @@ def test_forged_connector_requests_are_refused_and_queue_nothing(
         "tampered_body": header_for(alice, "POST", path, body.replace(b"forged", b"other!")),
         "tampered_query": header_for(alice, "POST", path + "?priority=1", body),
         "wrong_key_id": header_for(alice, "POST", path, body).replace(alice.key_id, "dsxk-" + "0" * 24),
-        "stale": header_for(alice, "POST", path, body, ts=now - 61),
-        "future": header_for(alice, "POST", path, body, ts=now + 61),
+        "stale": header_for(alice, "POST", path, body, ts=now - beyond),
+        "future": header_for(alice, "POST", path, body, ts=now + beyond),
     }[forgery]
     before = core.effects()
     sent = post_signed(
