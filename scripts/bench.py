@@ -1,7 +1,8 @@
 """Throughput and memory benchmark of the whole platform (``inv bench``), written as JSON.
 
 In one run, on the same generated files:
-  (a) ``dsxa_lite`` alone, driven by ``wrk`` (a C load generator, so the client is not the limit);
+  (a) ``dsxa_lite`` alone, driven by ``wrk`` (a C load generator, so the client is not the limit),
+      before and after (b), the ratio taking their mean (the machine's speed drifts);
   (b) a full scan through the whole local stack: connector hop and all four queues included;
   (c) optionally one large sparse file scanned end to end, with every process's peak RSS.
 Throughput goals are judged as ratios within the run (PERFORMANCE.md), never in timed tests.
@@ -133,14 +134,27 @@ def run_wrk(url: str, files: list[Path], seconds: int, connections: int, work: P
     }
 
 
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
 def timed_full_scan(cfg: stack.StackConfig, connector: dict[str, Any]) -> dict[str, Any]:
-    started = time.monotonic()
+    """Time a full scan from the request to the job's own completion time.
+
+    The job records when its last result was stored (``finished``, this machine's clock): polling
+    every quarter second would add up to that much to a run of a few seconds. ``observed_s`` is
+    the time until the poll saw it, for comparison.
+    """
+    started_wall, started = time.time(), time.monotonic()
     job_id = stack.start_full_scan(cfg, connector)
     job = stack.wait_for_job(cfg, job_id, out=lambda line: print(line, flush=True))
-    elapsed = time.monotonic() - started
+    observed = time.monotonic() - started
+    finished = job.get("finished")
+    elapsed = _epoch(finished) - started_wall if finished else observed
     return {
         "job_id": job_id,
-        "elapsed_s": round(elapsed, 2),
+        "elapsed_s": round(elapsed, 3),
+        "observed_s": round(observed, 3),
         "files_per_s": round(job["processed"] / elapsed, 1),
         "job": job,
     }
@@ -219,7 +233,23 @@ def main(argv: list[str] | None = None) -> int:
             for name in cpu_after
         }
         report["peak_rss_mb_full_scan"] = peak_rss_mb(cfg.run_dir)
-        scanner_fps = report["scanner_alone"].get("files_per_s") or 0
+
+        # The machine's speed drifts by a tenth or more within a minute: the scanner's ceiling is
+        # measured on both sides of the full scan, and the ratio uses their mean.
+        print("(a') dsxa_lite alone with wrk, again", flush=True)
+        report["scanner_alone_after"] = run_wrk(
+            f"{cfg.dsxa_url}/scan/binary/v2", sample, args.wrk_seconds, args.wrk_connections, work
+        )
+        ceilings = [
+            fps
+            for fps in (
+                report["scanner_alone"].get("files_per_s"),
+                report["scanner_alone_after"].get("files_per_s"),
+            )
+            if fps
+        ]
+        scanner_fps = round(sum(ceilings) / len(ceilings), 1) if ceilings else 0
+        report["scanner_files_per_s"] = scanner_fps
         e2e_fps = report["full_scan"]["files_per_s"]
         report["ratio_e2e_to_scanner"] = round(e2e_fps / scanner_fps, 3) if scanner_fps else None
 
@@ -260,7 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         shutil.rmtree(work, ignore_errors=True)
     summary = {k: report[k] for k in ("ratio_e2e_to_scanner", "goals")}
-    summary["scanner_fps"] = report["scanner_alone"].get("files_per_s")
+    summary["scanner_fps"] = report["scanner_files_per_s"]
+    summary["scanner_fps_before_after"] = [
+        report["scanner_alone"].get("files_per_s"),
+        report["scanner_alone_after"].get("files_per_s"),
+    ]
     summary["e2e_fps"] = report["full_scan"]["files_per_s"]
     summary["cpu_ms_per_file"] = report["cpu_ms_per_file"]
     if "big_file" in report:

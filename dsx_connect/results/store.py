@@ -22,6 +22,9 @@ from shared.models import ScanResultEvent, Verdict, utcnow_iso
 
 log = logging.getLogger(__name__)
 
+# The stored form of an event: compact, UTF-8 as is (the same text as pydantic's ``model_dump_json``).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 _STORE_LUA = (
     COMPLETE_CHECK_LUA
     + FEED_PUSH_LUA
@@ -132,26 +135,30 @@ class ResultStore:
         self.feed = feed  # the SIEM feed's queues, filled in the same call as the store
         self._store = client.register_script(_STORE_LUA)
 
-    def store_many(self, events: Sequence[ScanResultEvent]) -> list[bool]:
+    def store_many(self, events: Sequence[ScanResultEvent | dict[str, Any]]) -> list[bool]:
         """Store each event once; returns, per event, whether this call stored it (False: a duplicate).
 
-        A stored result that records a failure (scan error, failed action) is replaced by a later
-        outcome of the same request (a requeued dead letter), its counts moved to the new verdict.
+        Events come as models or as their JSON dicts (the result step builds dicts, see
+        ``ItemOutcome.event_dict``). A stored result that records a failure (scan error, failed
+        action) is replaced by a later outcome of the same request (a requeued dead letter), its
+        counts moved to the new verdict.
         """
         if not events:
             return []
         feed_bound = self.feed.bound if self.feed else 0
         args: list[str | int | float] = [keys.PREFIX, self.retain, utcnow_iso(), time.time(), feed_bound]
         for event in events:
+            data = event if isinstance(event, dict) else event.model_dump(mode="json")
+            action = data["action"]
             args += [
-                event.scan_request_id,
-                event.model_dump_json(),
-                event.verdict,
-                event.file_info.size_in_bytes,
-                "1" if event.error else "0",
-                event.action.requested if event.action.applied else "",
-                event.job_id,
-                event.connector.uuid,
+                data["scan_request_id"],
+                _COMPACT.encode(data),
+                data["verdict"],
+                data["file_info"]["size_in_bytes"],
+                "1" if data.get("error") else "0",
+                action["requested"] if action["applied"] else "",
+                data["job_id"],
+                data["connector"]["uuid"],
             ]
         stored, dropped = self._store(keys=self.feed.keys if self.feed else [], args=args)
         if self.feed and any(dropped):

@@ -81,6 +81,55 @@ class ItemOutcome(BaseModel):
             and self.planned_action() is not ItemActionType.NOTHING
         )
 
+    def event_dict(self, timestamp: str, engine_version: str = "") -> dict[str, Any]:
+        """``to_event(...).model_dump(mode="json")``, built directly: the result step makes one per
+        item, and five nested models cost several times this dict. Every field here comes from
+        models already validated (the task, the connector, the scanner's verdict); a failed scan,
+        which is rare, takes the model path."""
+        task, verdict = self.task, self.verdict
+        if verdict is None:
+            event = self.to_event(engine_version).model_dump(mode="json")
+            event["timestamp"] = timestamp
+            return event
+        extra = verdict.model_extra or {}
+        info = verdict.file_info
+        action = self.action
+        return {
+            "event_type": "scan_result",
+            "schema_version": 1,
+            "timestamp": timestamp,
+            "scan_request_id": task.id,
+            "job_id": task.job_id,
+            "connector": {"name": self.connector.name, "uuid": self.connector.uuid},
+            "location": task.location,
+            "metainfo": task.metainfo,
+            "verdict": verdict.verdict,
+            "verdict_details": verdict.verdict_details.model_dump(mode="json"),
+            "file_info": {
+                "file_type": info.file_type,
+                "size_in_bytes": info.file_size_in_bytes,
+                "sha256": info.file_hash,
+            },
+            "action": (
+                action.model_dump(mode="json")
+                if action is not None
+                else {
+                    "requested": self.planned_action().value,
+                    "applied": False,
+                    "status": "nothing",
+                    "message": "",
+                }
+            ),
+            "scanner": {
+                "scan_guid": verdict.scan_guid,
+                "duration_us": verdict.scan_duration_in_microseconds,
+                "engine_version": str(extra.get("engine_version") or engine_version),
+                "cached": bool(extra.get("cached", False)),
+            },
+            "severity": severity_for(verdict.verdict),
+            "error": self.error.model_dump(mode="json") if self.error is not None else None,
+        }
+
     def to_event(self, engine_version: str = "") -> ScanResultEvent:
         """The result event of SPEC §7; a failed scan is a ``Not Scanned`` event carrying its error."""
         task, verdict = self.task, self.verdict

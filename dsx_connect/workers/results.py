@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.outcome import ItemOutcome
-from shared.models import ScanResultEvent
+from shared.models import utcnow_iso
 
 log = logging.getLogger(__name__)
 
 
-def run_store_batch(ctx: WorkerContext, items: list[ItemOutcome]) -> list[ScanResultEvent]:
+def run_store_batch(ctx: WorkerContext, items: list[ItemOutcome]) -> list[dict[str, Any]]:
     """Store the batch's results; returns the events stored for the first time (duplicates dropped)."""
-    events = [item.to_event() for item in items]
+    stored_at = utcnow_iso()  # once per batch: one Redis call stores them all, within milliseconds
+    events = [item.event_dict(stored_at) for item in items]
     stored = ctx.results.store_many(events)
     duplicates = len(events) - sum(stored)
     if duplicates:

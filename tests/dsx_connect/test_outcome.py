@@ -83,3 +83,45 @@ def test_task_messages_carry_outcomes_as_json_text_and_older_dicts_still_load() 
     item.verdict.x_custom_metadata = "file-loc:a,file-meta:b"  # an aliased field survives both forms
     item.error = EventError(kind="permanent", message="m")
     assert ItemOutcome.load_many([item.dump_json(), item.dump()]) == [item, item]
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        pytest.param(outcome("Benign"), id="benign, default action"),
+        pytest.param(
+            outcome("Malicious").model_copy(
+                update={
+                    "action": EventAction(requested="move", applied=True, status="success", message="moved")
+                }
+            ),
+            id="malicious, action applied",
+        ),
+        pytest.param(outcome("Malicious", item_action="nothing", requested="delete"), id="requested action"),
+        pytest.param(
+            outcome(None).model_copy(update={"error": EventError(kind="exhausted", message="scanner down")}),
+            id="failed scan",
+        ),
+        pytest.param(
+            outcome("Malicious").model_copy(
+                update={
+                    "verdict": DsxaVerdict.model_validate(
+                        {
+                            "verdict": "Malicious",
+                            "engine_version": "9.9",
+                            "cached": True,
+                            "verdict_details": {"event_description": "YARA", "matched_rules": ["r1"]},
+                        }
+                    )
+                }
+            ),
+            id="scanner extras",
+        ),
+    ],
+)
+def test_the_event_dict_is_the_event_model_as_json(item: ItemOutcome) -> None:
+    """The result step's fast path builds the same §7 event as the model, field for field."""
+    expected = item.to_event(engine_version="e1").model_dump(mode="json")
+    built = item.event_dict(expected["timestamp"], engine_version="e1")
+    assert built == expected
+    assert list(built) == list(expected)  # same field order, so the stored JSON reads the same
