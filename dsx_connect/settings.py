@@ -63,6 +63,12 @@ class WorkersSettings(BaseModel):
     scan_request_batch_default_size: int = Field(default=128, ge=1, le=1000)
     scan_request_batch_max_size: int = Field(default=128, ge=1, le=1000)
     scan_concurrency: int = Field(default=16, ge=1, le=256, description="items in flight per scan process")
+    read_batch_size: int = Field(
+        default=8,
+        ge=1,
+        le=32,
+        description="small items read from a connector in one read_files call (1: one read_file each)",
+    )
     max_retries: int = Field(default=5, ge=0, le=50)
     retry_backoff_s: float = Field(default=1.0, gt=0)
     retry_backoff_max_s: float = Field(default=60.0, gt=0)

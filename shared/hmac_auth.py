@@ -135,11 +135,11 @@ def check_signature(params: HmacParams, secret: str, method: str, path_q: str, b
         given = base64.b64decode(params.sig, validate=True)
     except (binascii.Error, ValueError):
         raise HmacError("bad_signature", "DSX-HMAC signature is not valid base64") from None
-    mac = hmac.new(
-        secret.encode("utf-8"), canonical_prefix(method, path_q, params.ts, params.nonce), hashlib.sha256
+    # one-shot (OpenSSL in one call): half the cost of an HMAC object for the small bodies of most calls
+    expected = hmac.digest(
+        secret.encode("utf-8"), canonical_prefix(method, path_q, params.ts, params.nonce) + body, "sha256"
     )
-    mac.update(body)
-    if not hmac.compare_digest(mac.digest(), given):
+    if not hmac.compare_digest(expected, given):
         raise HmacError("bad_signature", "DSX-HMAC signature does not match the request")
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 from dsx_connect.workers.http1 import HttpPool, Response, Target, target
 from dsx_connect.workers.outcome import ConnectorRef
+from shared.batch_read import HEADER_BYTES, MAX_ITEM_BYTES, MAX_ITEMS, MEDIA_TYPE, FrameError, iter_frames
 from shared.dsxa.protocol import classify_status, custom_metadata, error_reason, parse_verdict, scan_headers
 from shared.errors import (
     ConnectorUnavailable,
@@ -72,6 +74,28 @@ def read_file_body(task: ScanTask, connector: ConnectorRef) -> dict[str, object]
     }
 
 
+@lru_cache(maxsize=1024)
+def read_files_target(connector_url: str) -> tuple[Target, str]:
+    url = target(connector_url.rstrip("/") + "/read_files")
+    return url, url.path.decode("ascii")
+
+
+BATCHABLE_BYTES = MAX_ITEM_BYTES  # items read with read_files when their size is known and at most this
+_ANSWER_LIMIT = MAX_ITEMS * (MAX_ITEM_BYTES + HEADER_BYTES + ERROR_BODY_LIMIT)
+# Connectors that answered read_files with 404/405 (1.x ones): read item by item, asked again later.
+_NO_BATCH_RETRY_S = 600.0
+_no_batch: dict[str, float] = {}
+
+
+def batchable(task: ScanTask, connector: ConnectorRef) -> bool:
+    """Whether ``task``'s item can be read in a group: small, and its connector reads groups."""
+    size = task.size_in_bytes
+    if size is None or size > BATCHABLE_BYTES:
+        return False
+    refused_at = _no_batch.get(connector.url)
+    return refused_at is None or time.monotonic() - refused_at > _NO_BATCH_RETRY_S
+
+
 def connector_error(status: int, body: bytes, what: str) -> DsxError:
     reason = error_reason(body) if body else ""
     if status == 404:
@@ -92,6 +116,77 @@ def too_large(size: int, limit: int) -> DsxaVerdict:
     )
 
 
+async def read_items(
+    pool: HttpPool,
+    tasks: list[ScanTask],
+    connector: ConnectorRef,
+    cfg: ScanConfig,
+    signer: Signer | None = None,
+) -> list[bytes | DsxError | None] | None:
+    """Read small items in one ``read_files`` call (``shared.batch_read``).
+
+    Per item: its bytes, the error ``read_file`` would have raised, or None when the connector
+    wants it read with ``read_file`` (too large). None for the whole call when the connector has
+    no ``read_files`` (then it is remembered, and its items are read one by one). A failure of the
+    call itself raises, as ``read_file``'s would, for every item.
+    """
+    url, path = read_files_target(connector.url)
+    request = json.dumps(
+        {"items": [{"location": t.location, "metainfo": t.metainfo} for t in tasks]}
+    ).encode()
+    headers = JSON_HEADERS
+    if signer is not None:
+        headers = {**JSON_HEADERS, "Authorization": signer.authorization("POST", path, request)}
+    try:
+        answer = await pool.request(
+            "POST", url, headers, request, ssl_option=cfg.read_ssl,
+            connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.connector_timeout_s,
+        )  # fmt: skip
+        async with answer:
+            if answer.status in (404, 405):
+                await answer.read(ERROR_BODY_LIMIT)
+                _no_batch[connector.url] = time.monotonic()
+                return None
+            if answer.status != 200:
+                raise connector_error(answer.status, await answer.read(ERROR_BODY_LIMIT), "read_files")
+            if answer.content_type != MEDIA_TYPE:
+                reason = error_reason(await answer.read(ERROR_BODY_LIMIT))
+                raise PermanentError(f"read_files: connector answered {answer.content_type!r}: {reason}")
+            content = await answer.read(_ANSWER_LIMIT + 1)
+    except (TimeoutError, OSError) as exc:
+        raise ConnectorUnavailable(f"read_files: connector unreachable or timed out: {exc!r}") from None
+    try:
+        frames = list(iter_frames(content, len(tasks)))
+    except FrameError as exc:
+        raise ConnectorUnavailable(f"read_files: malformed answer: {exc}") from None
+    items: list[bytes | DsxError | None] = []
+    for status, payload in frames:
+        if status == 200:
+            items.append(bytes(payload))
+        elif status == 413:
+            items.append(None)
+        else:
+            items.append(connector_error(status, bytes(payload[:ERROR_BODY_LIMIT]), "read_file"))
+    return items
+
+
+def _headers(task: ScanTask, connector: ConnectorRef, cfg: ScanConfig) -> dict[str, str]:
+    return scan_headers(
+        cfg.auth_token,
+        cfg.protected_entity,
+        custom_metadata(task.location, task.metainfo, connector.name, task.id),
+    )
+
+
+async def scan_bytes(
+    pool: HttpPool, task: ScanTask, connector: ConnectorRef, data: bytes, cfg: ScanConfig
+) -> DsxaVerdict:
+    """Scan an item already read (by ``read_items``)."""
+    if len(data) > cfg.max_file_size_bytes:
+        return too_large(len(data), cfg.max_file_size_bytes)
+    return await _scan(pool, data, len(data), _headers(task, connector, cfg), cfg)
+
+
 async def scan_item(
     pool: HttpPool,
     task: ScanTask,
@@ -106,11 +201,7 @@ async def scan_item(
     if task.size_in_bytes is not None and task.size_in_bytes > cfg.max_file_size_bytes:
         return too_large(task.size_in_bytes, cfg.max_file_size_bytes)
     read_url, read_path = read_file_target(connector.url)
-    headers = scan_headers(
-        cfg.auth_token,
-        cfg.protected_entity,
-        custom_metadata(task.location, task.metainfo, connector.name, task.id),
-    )
+    headers = _headers(task, connector, cfg)
     request = json.dumps(read_file_body(task, connector)).encode()
     read_headers = JSON_HEADERS
     if signer is not None:

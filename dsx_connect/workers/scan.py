@@ -16,7 +16,7 @@ from typing import Literal
 from dsx_connect.dlq.store import DeadLetter
 from dsx_connect.workers import aio
 from dsx_connect.workers.context import WorkerContext
-from dsx_connect.workers.hot_path import scan_item
+from dsx_connect.workers.hot_path import batchable, read_items, scan_bytes, scan_item
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.errors import DsxError, RetryableError, ScannerUnavailable
 from shared.models import DsxaVerdict, EventError, ScanTask
@@ -44,14 +44,18 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
     live = _hold_paused_and_drop_cancelled(ctx, tasks, dispatch)
     outcomes: list[ItemOutcome] = []
     to_scan: list[tuple[ScanTask, ConnectorRef]] = []
+    refs: dict[str, ConnectorRef | None] = {}  # a batch is almost always one connector's
     for task in live:
-        connector = ctx.connector(task.connector_uuid)
-        if connector is None:
+        if task.connector_uuid not in refs:
+            connector = ctx.connector(task.connector_uuid)
+            refs[task.connector_uuid] = ConnectorRef.of(connector) if connector is not None else None
+        found = refs[task.connector_uuid]
+        if found is None:
             ref = ConnectorRef(uuid=task.connector_uuid, name=task.connector_name)
             error = EventError(kind="permanent", message=f"connector {task.connector_uuid} is not registered")
             outcomes.append(ItemOutcome(task=task, connector=ref, error=error))
         else:
-            to_scan.append((task, ConnectorRef.of(connector)))
+            to_scan.append((task, found))
 
     breaker = ctx.breaker.state()
     if breaker.is_open and to_scan:  # the scanner is down: wait for it, keep the retries
@@ -159,19 +163,72 @@ def _hold_paused_and_drop_cancelled(
 
 
 async def _scan_all(ctx: WorkerContext, items: list[tuple[ScanTask, ConnectorRef]]) -> list[object]:
-    pool = aio.pool()
-    gate = asyncio.Semaphore(ctx.settings.workers.scan_concurrency)
+    """Each item's verdict or error, in order.
 
-    async def one(task: ScanTask, ref: ConnectorRef) -> object:
+    Small items are read from their connector in groups (``read_files``), the rest one by one
+    (``read_file``, streamed). ``scan_concurrency`` bounds the items in flight to the scanner;
+    groups are read a little ahead of the scans, so a process holds at most a few groups in memory.
+    """
+    pool = aio.pool()
+    workers = ctx.settings.workers
+    gate = asyncio.Semaphore(workers.scan_concurrency)
+    group_size = workers.read_batch_size
+    group_gate = asyncio.Semaphore(max(2, workers.scan_concurrency // group_size + 1))
+    results: list[object] = [None] * len(items)
+
+    def failed(task: ScanTask, ref: ConnectorRef, exc: BaseException) -> DsxError:
+        if isinstance(exc, DsxError):
+            if exc.status_code == 401:
+                ctx.signature_refused(ref.uuid)
+            return exc
+        log.error("unexpected error scanning %s", task.location, exc_info=exc, extra={"request_id": task.id})
+        return RetryableError(f"internal error: {exc!r}")
+
+    async def one(i: int, data: bytes | None = None) -> None:
+        task, ref = items[i]
         async with gate:
             try:
-                return await scan_item(pool, task, ref, ctx.scan_config, ctx.signer(ref.uuid))
-            except DsxError as exc:
-                if exc.status_code == 401:
-                    ctx.signature_refused(ref.uuid)
-                return exc
+                if data is None:
+                    results[i] = await scan_item(pool, task, ref, ctx.scan_config, ctx.signer(ref.uuid))
+                else:
+                    results[i] = await scan_bytes(pool, task, ref, data, ctx.scan_config)
             except Exception as exc:  # a bug must not lose the batch's other items
-                log.exception("unexpected error scanning %s", task.location, extra={"request_id": task.id})
-                return RetryableError(f"internal error: {exc!r}")
+                results[i] = failed(task, ref, exc)
 
-    return await asyncio.gather(*(one(task, ref) for task, ref in items))
+    async def group(indices: list[int]) -> None:
+        task, ref = items[indices[0]]
+        async with group_gate:
+            try:
+                read = await read_items(
+                    pool, [items[i][0] for i in indices], ref, ctx.scan_config, ctx.signer(ref.uuid)
+                )
+            except Exception as exc:  # the call failed: every item of it fails the same way
+                error = failed(task, ref, exc)
+                for i in indices:
+                    results[i] = error
+                return
+            if read is None:  # no read_files on this connector
+                await asyncio.gather(*(one(i) for i in indices))
+                return
+            pending = []
+            for i, got in zip(indices, read, strict=True):
+                if isinstance(got, DsxError):
+                    results[i] = failed(items[i][0], ref, got)
+                else:
+                    pending.append(one(i, got))
+            await asyncio.gather(*pending)
+
+    singles: list[int] = []
+    groups: dict[str, list[list[int]]] = defaultdict(list)
+    for i, (task, ref) in enumerate(items):
+        if group_size > 1 and batchable(task, ref):
+            chunks = groups[ref.url]
+            if not chunks or len(chunks[-1]) >= group_size:
+                chunks.append([])
+            chunks[-1].append(i)
+        else:
+            singles.append(i)
+    await asyncio.gather(
+        *(group(chunk) for chunks in groups.values() for chunk in chunks), *(one(i) for i in singles)
+    )
+    return results

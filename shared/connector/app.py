@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.body_limit import BodyLimitMiddleware, send_too_large
 from shared.connector.base import Connector
 from shared.connector.responses import error_response
-from shared.connector.routes import connector_router, health_router, read_file_endpoint
+from shared.connector.routes import connector_router, health_router, read_file_endpoint, read_files_endpoint
 from shared.connector.runtime import ConnectorRuntime
 from shared.connector.security import (
     CoreAuth,
@@ -60,23 +60,24 @@ class RequestIdMiddleware:
 
 
 class HotPathDispatch:
-    """Serves ``POST {prefix}/read_file`` around FastAPI's middleware stack and router.
+    """Serves the per-item read routes (``read_file``, ``read_files``) around FastAPI's middleware
+    stack and router.
 
-    That call is made once per scanned item; the stack and routing cost a quarter of it
-    (docs/performance.md). The hot path does itself, in one pass, what it needs of them: the
-    request id of its logs (echoed as ``X-Request-Id``) and the body limit (413).
+    Those calls are made once per scanned item (or group of small items); the stack and routing
+    cost a quarter of one (docs/performance.md). The hot path does itself, in one pass, what it
+    needs of them: the request id of its logs (echoed as ``X-Request-Id``) and the body limit (413).
     """
 
     def __init__(
-        self, stack: ASGIApp, path: str, endpoint: Callable[[Request], Awaitable[Response]], max_bytes: int
+        self, stack: ASGIApp, endpoints: dict[str, Callable[[Request], Awaitable[Response]]], max_bytes: int
     ) -> None:
         self.stack = stack
-        self.path = path
-        self.endpoint = endpoint
+        self.endpoints = endpoints
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None or scope["method"] != "POST":
             await self.stack(scope, receive, send)
             return
         incoming = b""
@@ -99,7 +100,7 @@ class HotPathDispatch:
         request_id = request_id_of(incoming)
         token = request_id_var.set(request_id)
         try:
-            response = await self.endpoint(Request(scope, replay))
+            response = await endpoint(Request(scope, replay))
             response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
             await response(scope, receive, send)
         finally:
@@ -124,15 +125,16 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 class ConnectorApp(FastAPI):
-    """FastAPI with the read_file hot path dispatched before its middleware stack."""
+    """FastAPI with the read hot paths dispatched before its middleware stack."""
 
-    hot_path: tuple[str, Callable[[Request], Awaitable[Response]], int] | None = None
+    hot_paths: dict[str, Callable[[Request], Awaitable[Response]]] | None = None
+    hot_path_max_bytes: int = 16 << 20
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        if self.hot_path is None:
+        if not self.hot_paths:
             return stack
-        return HotPathDispatch(stack, *self.hot_path)
+        return HotPathDispatch(stack, self.hot_paths, self.hot_path_max_bytes)
 
 
 def create_connector_app(
@@ -181,11 +183,11 @@ def create_connector_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(connector_router(settings.route_prefix, verifier))
-    app.hot_path = (
-        f"{settings.route_prefix}/read_file",
-        read_file_endpoint(verifier),
-        settings.max_request_bytes,
-    )
+    app.hot_paths = {
+        f"{settings.route_prefix}/read_file": read_file_endpoint(verifier),
+        f"{settings.route_prefix}/read_files": read_files_endpoint(verifier),
+    }
+    app.hot_path_max_bytes = settings.max_request_bytes
     app.include_router(liveness_router())
     app.include_router(health_router())
     app.include_router(health_router(), prefix=settings.route_prefix)

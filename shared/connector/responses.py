@@ -38,6 +38,11 @@ async def content_response(content: ItemContent) -> Response:
 
 def error_response(err: DsxError, **extra: Any) -> JSONResponse:
     """A StatusResponse-shaped JSON error (``status: "error"``) with the matching HTTP code."""
+    return JSONResponse(error_body(err, **extra), status_code=http_status(err))
+
+
+def error_body(err: DsxError, **extra: Any) -> dict[str, Any]:
+    """The JSON body of :func:`error_response`."""
     body: dict[str, Any] = {
         "status": "error",
         "message": err.message,
@@ -47,4 +52,40 @@ def error_response(err: DsxError, **extra: Any) -> JSONResponse:
         "error": error_kind(err),
     }
     body.update(extra)
-    return JSONResponse(body, status_code=http_status(err))
+    return body
+
+
+async def small_item_bytes(content: ItemContent, limit: int) -> bytes | None:
+    """The whole item when it is at most ``limit`` bytes, else None (read nothing more of it)."""
+    if content.size is not None and content.size > limit:
+        if content.chunks is not None:
+            await _close(content.chunks)
+        return None
+    if content.data is not None:
+        return content.data if len(content.data) <= limit else None
+    if content.path is not None:
+        data = await anyio.to_thread.run_sync(_read_at_most, content.path, limit)
+        return data
+    if content.chunks is not None:
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in content.chunks:
+            size += len(chunk)
+            if size > limit:
+                await _close(content.chunks)
+                return None
+            parts.append(chunk)
+        return b"".join(parts)
+    raise ValueError("ItemContent has neither data, path nor chunks")
+
+
+def _read_at_most(path: Path, limit: int) -> bytes | None:
+    with path.open("rb") as fh:
+        data = fh.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
+async def _close(chunks: Any) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()

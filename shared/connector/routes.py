@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -14,9 +15,10 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
+from shared.batch_read import MAX_ITEM_BYTES, MEDIA_TYPE, ReadFilesRequest, frame_header
 from shared.connector.base import WebhookReply
 from shared.connector.errors import UnsupportedError, http_status
-from shared.connector.responses import content_response, error_response
+from shared.connector.responses import content_response, error_body, error_response, small_item_bytes
 from shared.connector.runtime import ConnectorRuntime
 from shared.connector.security import RequestVerifier
 from shared.connector.settings import UPDATABLE_FIELDS
@@ -139,6 +141,54 @@ def read_file_endpoint(verifier: RequestVerifier) -> Callable[[Request], Awaitab
     return read_file
 
 
+def read_files_endpoint(verifier: RequestVerifier) -> Callable[[Request], Awaitable[Response]]:
+    """``POST {prefix}/read_files``: small items in one answer, one frame each (``shared.batch_read``).
+
+    Served around FastAPI like ``read_file``. Each item is read as ``read_file`` would read it and
+    answered with the status ``read_file`` would have had; the items are read concurrently (object
+    stores answer each in a round trip).
+    """
+
+    async def read_files(request: Request) -> Response:
+        try:
+            await verifier(request)
+        except HTTPException as exc:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        try:
+            wanted = ReadFilesRequest.model_validate_json(await request.body() or b"null")
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
+            return _invalid(problems)
+
+        return await read_files_answer(request, wanted)
+
+    return read_files
+
+
+async def read_files_answer(request: Request, wanted: ReadFilesRequest) -> Response:
+    """The frames of ``wanted``'s items, read concurrently (object stores answer each in a round trip)."""
+    connector = request.app.state.runtime.connector
+
+    async def frame(location: str) -> bytes:
+        try:
+            data = await small_item_bytes(await connector.read(location), MAX_ITEM_BYTES)
+        except Exception as exc:
+            err = connector.classify_error(exc)
+            _log_error(request, err, exc)
+            payload = json.dumps(error_body(err)).encode()
+            return frame_header(http_status(err), len(payload)) + payload
+        if data is None:
+            message = f"larger than {MAX_ITEM_BYTES} bytes: read it with read_file"
+            payload = json.dumps({"status": "error", "error": "too_large", "message": message}).encode()
+            return frame_header(413, len(payload)) + payload
+        return frame_header(200, len(data)) + data
+
+    frames = await asyncio.gather(*(frame(item.location) for item in wanted.items))
+    return Response(b"".join(frames), media_type=MEDIA_TYPE)
+
+
 def _invalid(message: str) -> JSONResponse:
     return JSONResponse({"status": "error", "message": message, "error": "invalid_request"}, status_code=422)
 
@@ -161,6 +211,19 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         # documents the route; requests are served by ``read_file_endpoint`` (see app.py)
         connector = request.app.state.runtime.connector
         return await content_response(await connector.read(scan_request.location))
+
+    @signed.post(
+        "/read_files",
+        response_class=Response,
+        responses={
+            200: {"content": {MEDIA_TYPE: {}}, "description": "one frame per item (shared/batch_read.py)"}
+        },
+    )
+    async def read_files(request: Request, wanted: ReadFilesRequest) -> Response:
+        """Up to 32 small items in one answer, each with its own status: an extension of SPEC §5 that
+        the workers use for small items (a connector without it is read with ``read_file``)."""
+        # documents the route; requests are served by ``read_files_endpoint`` (see app.py)
+        return await read_files_answer(request, wanted)
 
     @public.get("/")
     async def read_identity(runtime: Runtime) -> dict[str, Any]:

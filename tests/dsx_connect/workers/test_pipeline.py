@@ -155,8 +155,15 @@ def test_benign_and_malicious_files_get_verdicts_and_the_action(pipeline: Pipeli
     assert not (pipeline.asset / "docs" / "bad.com").exists()
 
 
-def test_a_missing_file_is_a_visible_failed_result(pipeline: Pipeline) -> None:
-    submitted = pipeline.submit("no/such/file.txt")
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param(None, id="read_file (size unknown)"),
+        pytest.param(12, id="read_files (small, size known)"),
+    ],
+)
+def test_a_missing_file_is_a_visible_failed_result(pipeline: Pipeline, size: int | None) -> None:
+    submitted = pipeline.submit("no/such/file.txt", size_in_bytes=size)
     result = pipeline.result(submitted["id"])
     assert result["verdict"] == "Not Scanned"
     assert result["error"]["kind"] == "permanent"

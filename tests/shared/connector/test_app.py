@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import HTTPException, Request
 
+from shared.batch_read import MAX_ITEM_BYTES, MAX_ITEMS, MEDIA_TYPE, iter_frames
 from shared.connector import create_connector_app
 from tests.shared.connector.memory_connector import MemoryConnector, MemorySettings
 from tests.support.auth import CONNECTOR_AUTH, core_signer
@@ -87,6 +88,31 @@ async def test_read_file_errors_are_json_with_the_right_code(client: httpx.Async
 async def test_read_file_accepts_json_without_a_content_type(client: httpx.AsyncClient) -> None:
     response = await client.post(f"{PREFIX}/read_file", content=b'{"location": "a.txt", "metainfo": "a"}')
     assert response.content == b"alpha"
+
+
+async def test_read_files_answers_one_frame_per_item_in_order(
+    client: httpx.AsyncClient, connector: MemoryConnector
+) -> None:
+    connector.items["big.bin"] = b"x" * (MAX_ITEM_BYTES + 1)
+    connector.chunked.add("dir/b.bin")  # a streamed item is gathered for its frame
+    wanted = ["a.txt", "nope.txt", "dir/b.bin", "../etc/passwd", "big.bin", "a.txt"]
+    answer = await client.post(f"{PREFIX}/read_files", json={"items": [scan_request(w) for w in wanted]})
+    assert answer.status_code == 200 and answer.headers["content-type"] == MEDIA_TYPE
+    frames = [(status, bytes(payload)) for status, payload in iter_frames(answer.content, len(wanted))]
+    assert [status for status, _ in frames] == [200, 404, 200, 403, 413, 200]
+    assert frames[0][1] == frames[5][1] == b"alpha"
+    assert frames[2][1] == connector.items["dir/b.bin"]
+    assert b'"not_found"' in frames[1][1] and b'"outside_asset"' in frames[3][1]
+    assert b"read_file" in frames[4][1]  # too large for a group: read it on its own
+
+
+async def test_read_files_refuses_malformed_or_oversized_requests(client: httpx.AsyncClient) -> None:
+    for body in ({"items": []}, {"items": [{"metainfo": "no location"}]}, {"items": "a.txt"}, [1]):
+        refused = await client.post(f"{PREFIX}/read_files", json=body)
+        assert refused.status_code == 422 and refused.json()["error"] == "invalid_request", body
+    too_many = {"items": [scan_request("a.txt")] * (MAX_ITEMS + 1)}
+    refused = await client.post(f"{PREFIX}/read_files", json=too_many)
+    assert refused.status_code == 422 and "items" in refused.json()["message"]
 
 
 async def test_item_action_applies_the_configured_or_requested_action(
@@ -208,6 +234,8 @@ async def test_the_verifier_seam_guards_core_facing_routes(connector: MemoryConn
     app = create_connector_app(connector, verifier=refuse)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
         assert (await http.post(f"{PREFIX}/read_file", json=scan_request("a.txt"))).status_code == 401
+        items = {"items": [scan_request("a.txt")]}
+        assert (await http.post(f"{PREFIX}/read_files", json=items)).status_code == 401
         assert (await http.get(f"{PREFIX}/config")).status_code == 401
         assert (await http.get(f"{PREFIX}/healthz")).status_code == 200
         assert (await http.get(f"{PREFIX}/version")).status_code == 200
