@@ -49,7 +49,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/version")
 async def version(request: Request) -> dict[str, Any]:
-    """Service, engine and rule-set versions; the core keys its verdict cache on them."""
+    """Service, engine and rule-set versions (result events record the engine version)."""
     service: ScanService = request.app.state.scan_service
     return {
         "version": __version__,
