@@ -130,18 +130,11 @@ async def read_items(
     no ``read_files`` (then it is remembered, and its items are read one by one). A failure of the
     call itself raises, as ``read_file``'s would, for every item.
     """
-    url, path = read_files_target(connector.url)
     request = json.dumps(
         {"items": [{"location": t.location, "metainfo": t.metainfo} for t in tasks]}
     ).encode()
-    headers = JSON_HEADERS
-    if signer is not None:
-        headers = {**JSON_HEADERS, "Authorization": signer.authorization("POST", path, request)}
     try:
-        answer = await pool.request(
-            "POST", url, headers, request, ssl_option=cfg.read_ssl,
-            connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.connector_timeout_s,
-        )  # fmt: skip
+        answer = await _post_to_connector(pool, read_files_target(connector.url), request, cfg, signer)
         async with answer:
             if answer.status in (404, 405):
                 await answer.read(ERROR_BODY_LIMIT)
@@ -168,6 +161,20 @@ async def read_items(
         else:
             items.append(connector_error(status, bytes(payload[:ERROR_BODY_LIMIT]), "read_file"))
     return items
+
+
+async def _post_to_connector(
+    pool: HttpPool, route: tuple[Target, str], body: bytes, cfg: ScanConfig, signer: Signer | None
+) -> Response:
+    """POST ``body`` (JSON) to a connector route, signed with DSX-HMAC when there is a ``signer``."""
+    url, path = route
+    headers = JSON_HEADERS
+    if signer is not None:
+        headers = {**JSON_HEADERS, "Authorization": signer.authorization("POST", path, body)}
+    return await pool.request(
+        "POST", url, headers, body, ssl_option=cfg.read_ssl,
+        connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.connector_timeout_s,
+    )  # fmt: skip
 
 
 def _headers(task: ScanTask, connector: ConnectorRef, cfg: ScanConfig) -> dict[str, str]:
@@ -200,17 +207,10 @@ async def scan_item(
     """
     if task.size_in_bytes is not None and task.size_in_bytes > cfg.max_file_size_bytes:
         return too_large(task.size_in_bytes, cfg.max_file_size_bytes)
-    read_url, read_path = read_file_target(connector.url)
     headers = _headers(task, connector, cfg)
     request = json.dumps(read_file_body(task, connector)).encode()
-    read_headers = JSON_HEADERS
-    if signer is not None:
-        read_headers = {**JSON_HEADERS, "Authorization": signer.authorization("POST", read_path, request)}
     try:
-        item = await pool.request(
-            "POST", read_url, read_headers, request, ssl_option=cfg.read_ssl,
-            connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.connector_timeout_s,
-        )  # fmt: skip
+        item = await _post_to_connector(pool, read_file_target(connector.url), request, cfg, signer)
     except (TimeoutError, OSError) as exc:
         raise ConnectorUnavailable(f"read_file: connector unreachable or timed out: {exc!r}") from None
     async with item:
