@@ -51,10 +51,9 @@ class SignedRequests(requests.auth.AuthBase):
 
 
 def no_server_error(response: requests.Response) -> None:
-    where = (
-        f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text[:300]}"
-    )
-    assert "Traceback" not in response.text, where
+    text = response.content.decode("utf-8", "replace")  # binary answers too (read_file, read_files)
+    where = f"{response.request.method} {response.request.url} -> {response.status_code}: {text[:300]}"
+    assert "Traceback" not in text, where
     if response.status_code >= 500:
         assert response.status_code in (502, 503), where
         assert response.json().get("status") == "error", where
