@@ -38,6 +38,7 @@ def run_action_batch(
     retry: list[ItemOutcome] = []
     dead: list[DeadLetter] = []
     for item in items:
+        uncertain = False  # an attempt may have reached the connector: its outcome is unknown
         key = keys.action_done(item.task.id)
         # Claim the action; a claim already there is a finished action, or one cut off by a crash.
         claimed = ctx.jobs.redis.set(key, PENDING, nx=True, ex=ACTION_RECORD_TTL_S)
@@ -63,6 +64,7 @@ def run_action_batch(
                     extra={"request_id": item.task.id},
                 )
                 continue
+            uncertain = True
             action = EventAction(
                 requested=item.planned_action().value,
                 status="error",
@@ -80,7 +82,10 @@ def run_action_batch(
         if action.status != "error":  # applied (or refused for good): never ask the connector twice
             ctx.jobs.redis.set(key, action.model_dump_json(), ex=ACTION_RECORD_TTL_S)
         else:
-            ctx.jobs.redis.delete(key)  # not applied: a requeue may try again
+            # Not applied: a requeue may try again. After attempts whose answers were lost, the claim
+            # stays pending, so a requeued attempt that finds the item gone knows one of them acted.
+            if not uncertain:
+                ctx.jobs.redis.delete(key)
             log.warning(
                 "action %s on %s failed: %s",
                 action.requested,
