@@ -51,9 +51,10 @@ class ScanConfig:
 
 
 @lru_cache(maxsize=1024)
-def read_file_target(connector_url: str) -> tuple[Target, str]:
-    """The URL and the ``path?query`` DSX-HMAC signs (as sent on the request line), built once per connector."""
-    url = target(connector_url.rstrip("/") + "/read_file")
+def connector_route(connector_url: str, route: str) -> tuple[Target, str]:
+    """The URL of a connector's ``route`` and the ``path?query`` DSX-HMAC signs (as sent on the
+    request line), built once per connector and route."""
+    url = target(f"{connector_url.rstrip('/')}/{route}")
     return url, url.path.decode("ascii")
 
 
@@ -72,12 +73,6 @@ def read_file_body(task: ScanTask, connector: ConnectorRef) -> dict[str, object]
         "scan_job_id": task.job_id,
         "job_item_id": task.job_item_id,
     }
-
-
-@lru_cache(maxsize=1024)
-def read_files_target(connector_url: str) -> tuple[Target, str]:
-    url = target(connector_url.rstrip("/") + "/read_files")
-    return url, url.path.decode("ascii")
 
 
 BATCHABLE_BYTES = MAX_ITEM_BYTES  # items read with read_files when their size is known and at most this
@@ -134,7 +129,9 @@ async def read_items(
         {"items": [{"location": t.location, "metainfo": t.metainfo} for t in tasks]}
     ).encode()
     try:
-        answer = await _post_to_connector(pool, read_files_target(connector.url), request, cfg, signer)
+        answer = await _post_to_connector(
+            pool, connector_route(connector.url, "read_files"), request, cfg, signer
+        )
         async with answer:
             if answer.status in (404, 405):
                 await answer.read(ERROR_BODY_LIMIT)
@@ -210,7 +207,9 @@ async def scan_item(
     headers = _headers(task, connector, cfg)
     request = json.dumps(read_file_body(task, connector)).encode()
     try:
-        item = await _post_to_connector(pool, read_file_target(connector.url), request, cfg, signer)
+        item = await _post_to_connector(
+            pool, connector_route(connector.url, "read_file"), request, cfg, signer
+        )
     except (TimeoutError, OSError) as exc:
         raise ConnectorUnavailable(f"read_file: connector unreachable or timed out: {exc!r}") from None
     async with item:
