@@ -21,7 +21,7 @@ from dsx_connect.api import (
     subscribe,
     superlog,
 )
-from dsx_connect.api.deps import publish_scan_batch
+from dsx_connect.api.deps import publish_scan_tasks
 from dsx_connect.api.errors import install_error_handlers
 from dsx_connect.api.middleware import RequestContextMiddleware
 from dsx_connect.auth.install import install_security
@@ -44,7 +44,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     async with (
         subscribe.event_hub(settings.redis_url) as hub,
-        watch_stalled_jobs(settings, get_redis(), publish_scan_batch),
+        watch_stalled_jobs(settings, get_redis(), publish_scan_tasks),
     ):
         app.state.event_hub = hub
         tune_gc()

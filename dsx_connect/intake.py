@@ -20,7 +20,7 @@ from shared.models import RegisteredConnector, ScanRequest, ScanTask, utcnow_iso
 _ITEM_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4b6a-9d63-3c1f0e7a9b21")
 _ITEM_NS_BYTES = _ITEM_NAMESPACE.bytes
 
-Publish = Callable[[list[dict[str, Any]]], None]
+Publish = Callable[[list[dict[str, Any]]], None]  # enqueues scan tasks, batched as configured
 
 
 class UnknownConnectors(LookupError):
@@ -128,7 +128,5 @@ def accept(
     # (the core died after this point) is published again, and the steps are idempotent on the id.
     jobs.record_accepted(tasks, settings.results_db.request_state_ttl_s)
 
-    size = settings.workers.scan_request_batch_max_size if settings.workers.scan_request_batch_enabled else 1
-    for start in range(0, len(tasks), size):
-        publish([t.model_dump(mode="json") for t in tasks[start : start + size]])
+    publish([t.model_dump(mode="json") for t in tasks])
     return tasks

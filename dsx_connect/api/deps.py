@@ -67,8 +67,17 @@ def get_connector_http(settings: SettingsDep) -> httpx.Client:
 ConnectorHttp = Annotated[httpx.Client, Depends(get_connector_http)]
 
 
-def publish_scan_batch(payload: list[dict[str, Any]]) -> None:
-    """Enqueue one batch on ``scan_request_queue``."""
+def scan_batch_size(settings: Settings) -> int:
+    """Items per task on ``scan_request_queue``: the configured maximum, or one when batching is off."""
+    workers = settings.workers
+    return workers.scan_request_batch_max_size if workers.scan_request_batch_enabled else 1
+
+
+def publish_scan_tasks(tasks: list[dict[str, Any]]) -> None:
+    """Enqueue scan tasks on ``scan_request_queue``, in tasks of :func:`scan_batch_size` items."""
     from dsx_connect.workers.celery_app import celery_app
 
-    celery_app.send_task(SCAN_TASK, args=(payload,), **shown(payload))
+    size = scan_batch_size(get_settings())
+    for start in range(0, len(tasks), size):
+        batch = tasks[start : start + size]
+        celery_app.send_task(SCAN_TASK, args=(batch,), **shown(batch))

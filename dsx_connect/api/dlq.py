@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, model_validator
 
-from dsx_connect.api.deps import SettingsDep, publish_scan_batch
+from dsx_connect.api.deps import SettingsDep, publish_scan_tasks, scan_batch_size
 from dsx_connect.dlq.store import DeadLetterStore
 from dsx_connect.queues import ACTION_TASK, shown
 from dsx_connect.redis_client import get_redis
@@ -57,17 +57,19 @@ def dlq_router() -> APIRouter:
         }
 
     @router.post("/requeue")
-    def requeue_dead_letters(body: Requeue, dead_letters: DeadLettersDep) -> dict[str, Any]:
+    def requeue_dead_letters(
+        body: Requeue, dead_letters: DeadLettersDep, settings: SettingsDep
+    ) -> dict[str, Any]:
         """Send dead letters back through the pipeline with fresh retries; they finish normally."""
         taken = dead_letters.take(None if body.all else body.ids)
         scans = [letter.payload for letter in taken if letter.stage == "scan"]
         actions = [letter.payload for letter in taken if letter.stage == "action"]
         from dsx_connect.workers.celery_app import celery_app
 
-        for start in range(0, len(scans), 128):
-            publish_scan_batch(scans[start : start + 128])
-        for start in range(0, len(actions), 128):
-            batch = actions[start : start + 128]
+        publish_scan_tasks(scans)
+        size = scan_batch_size(settings)
+        for start in range(0, len(actions), size):
+            batch = actions[start : start + size]
             celery_app.send_task(ACTION_TASK, args=(batch,), **shown(batch))
         missing = sorted(set(body.ids or []) - {letter.id for letter in taken})
         return {

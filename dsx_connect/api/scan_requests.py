@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from dsx_connect import intake, keys
-from dsx_connect.api.deps import JobsDep, RedisDep, RegistryDep, ResultsDep, SettingsDep, publish_scan_batch
+from dsx_connect.api.deps import JobsDep, RedisDep, RegistryDep, ResultsDep, SettingsDep, publish_scan_tasks
 from shared.models import ScanRequest, ScanRequestBatch, ScanTask, StatusResponse
 
 router = APIRouter(prefix="/scan", tags=["scan requests"])
@@ -29,7 +29,7 @@ def _accept(
             jobs=jobs,
             client=client,
             settings=settings,
-            publish=publish_scan_batch,
+            publish=publish_scan_tasks,
         )
     except intake.MissingConnector as exc:
         raise HTTPException(422, str(exc)) from None

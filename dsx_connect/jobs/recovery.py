@@ -30,9 +30,8 @@ log = logging.getLogger(__name__)
 
 #: kombu's Redis transport keeps tasks delivered but not acknowledged in this hash
 UNACKED = "unacked"
-BATCH = 128
 
-Publish = Callable[[list[dict[str, Any]]], None]
+Publish = Callable[[list[dict[str, Any]]], None]  # enqueues scan tasks (batched by the publisher)
 
 
 def pipeline_idle(client: redis.Redis) -> bool:
@@ -65,8 +64,7 @@ def redispatch_lost_items(
         if not pending:
             continue
         tasks = [json.loads(raw) for raw in pending.values()]
-        for start in range(0, len(tasks), BATCH):
-            publish(tasks[start : start + BATCH])
+        publish(tasks)
         pipe = client.pipeline(transaction=False)
         # counts as progress: the job gets a full period before it is considered again
         pipe.hset(keys.job(job_id), mapping={"last_update_ts": now})

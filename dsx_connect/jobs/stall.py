@@ -129,8 +129,8 @@ async def watch_stalled_jobs(
 ) -> AsyncIterator[None]:
     """Sweep for stalled jobs in the background while the block runs (one sweeper per API process).
 
-    ``publish`` (a batch of scan task dicts onto ``scan_request_queue``) enables the recovery of
-    lost items.
+    ``publish`` (scan task dicts onto ``scan_request_queue``, batched as configured) enables the
+    recovery of lost items.
     """
     jobs = JobStore(client, settings.jobs.retain_s)
     timeout = settings.jobs.stall_timeout_s
