@@ -264,29 +264,32 @@ async def test_an_answer_cut_short_fails_and_the_connection_is_not_reused() -> N
     pool.close()
 
 
-async def test_garbage_is_a_protocol_error() -> None:
-    async def garbage(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
-        await requests.next()
-        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
-        await writer.drain()
-        await asyncio.sleep(5)
+async def _garbage(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+    await requests.next()
+    writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+    await writer.drain()
+    await asyncio.sleep(5)
 
+
+async def _silent(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+    await requests.next()
+    await asyncio.sleep(30)
+
+
+@pytest.mark.parametrize(
+    ("handler", "error", "read_timeout"),
+    [
+        pytest.param(_garbage, ProtocolError, 5, id="garbage is a protocol error"),
+        pytest.param(_silent, TimeoutError, 0.2, id="a silent server times out per read"),
+    ],
+)
+async def test_a_misbehaving_server_raises(
+    handler: Handler, error: type[Exception], read_timeout: float
+) -> None:
     pool = HttpPool()
-    async with serve(garbage) as (base, _):
-        with pytest.raises(ProtocolError):
-            await pool.request("POST", target(base + "/"), {}, b"x", read_timeout=5)
-    pool.close()
-
-
-async def test_a_silent_server_times_out_per_read() -> None:
-    async def silent(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
-        await requests.next()
-        await asyncio.sleep(30)
-
-    pool = HttpPool()
-    async with serve(silent) as (base, _):
-        with pytest.raises(TimeoutError):
-            await pool.request("POST", target(base + "/"), {}, b"x", read_timeout=0.2)
+    async with serve(handler) as (base, _):
+        with pytest.raises(error):
+            await pool.request("POST", target(base + "/"), {}, b"x", read_timeout=read_timeout)
     pool.close()
 
 
