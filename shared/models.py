@@ -105,6 +105,11 @@ class ScanRequest(BaseModel):
     scan_job_id: str | None = Field(default=None, max_length=128)
     job_item_id: str | None = Field(default=None, max_length=128)
     requested_action: RequestedAction | None = None
+    item_version: str | None = Field(
+        default=None,
+        max_length=256,
+        description="on item_action: act only on this version of the item (shared/item_version.py)",
+    )
 
 
 class ScanRequestBatch(BaseModel):
