@@ -126,7 +126,7 @@ def accept(
     pipe.execute()
     # Counted once per request id before publishing: a batch resubmitted because its answer was lost
     # (the core died after this point) is published again, and the steps are idempotent on the id.
-    jobs.record_accepted(tasks, settings.results_db.request_state_ttl_s)
+    jobs.record_accepted(tasks, settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s)
 
     publish([t.model_dump(mode="json") for t in tasks])
     return tasks

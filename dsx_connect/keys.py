@@ -17,6 +17,12 @@ def job_pending(job_id: str) -> str:
     return f"{job(job_id)}:pending"
 
 
+def job_due(job_id: str) -> str:
+    """Zset request id -> lease deadline (Unix time) of the job's pending items: an item whose lease
+    passed without a worker taking it is sent again (``jobs.recovery``)."""
+    return f"{job(job_id)}:due"
+
+
 def request_state(request_id: str) -> str:
     return f"{PREFIX}:req:{request_id}"
 
@@ -39,6 +45,7 @@ def results_by(kind: str, value: str) -> str:
 DEAD_LETTERS = f"{PREFIX}:dlq"  # hash id -> dead letter JSON
 DEAD_LETTERS_INDEX = f"{PREFIX}:dlq:idx"  # zset id -> ts
 SCANNER_BREAKER = f"{PREFIX}:breaker:scanner"  # hash: state, failures, open_until, last_error
+SCANNER_BREAKER_PROBE = f"{PREFIX}:breaker:scanner:probe"  # the half-open probe's claim (expires)
 
 CHANNEL_SCAN_RESULT = f"{PREFIX}:events:scan_result"
 CHANNEL_CONNECTORS = f"{PREFIX}:events:connectors"

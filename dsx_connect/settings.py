@@ -85,16 +85,50 @@ class WorkersSettings(BaseModel):
     breaker_open_s: float = Field(default=5.0, gt=0, description="first open period; doubles while it fails")
     breaker_open_max_s: float = Field(default=60.0, gt=0)
     visibility_timeout_s: int = Field(
-        default=300, ge=5, description="a task held by a crashed worker is redelivered after this long"
+        default=600,
+        ge=5,
+        description="a task held by a crashed worker is redelivered after this long; it bounds how "
+        "long a task may wait for its countdown and run (see item_deadline_s)",
+    )
+    item_deadline_s: float = Field(
+        default=240.0,
+        gt=0,
+        description="wall-clock bound of one item's read and scan (and of one verdict action call); "
+        "an item past it is retried",
     )
 
+    @property
+    def longest_countdown_s(self) -> float:
+        """The longest delay a task is published with: a retry, an open breaker, a paused job."""
+        return max(self.retry_backoff_max_s, self.breaker_open_max_s + self.retry_backoff_s, 2.0)
+
+    @property
+    def task_time_limit_s(self) -> float:
+        """A task is killed past this (and delivered again): it then no longer holds its message,
+        so the redelivery after the visibility timeout never runs beside it."""
+        return self.visibility_timeout_s - self.longest_countdown_s - 5
+
+    @property
+    def start_deadline_s(self) -> float:
+        """A task starts no new item after running this long; the rest are handed back to the queue,
+        and those started finish within ``item_deadline_s``, before the time limit."""
+        return self.task_time_limit_s - self.item_deadline_s - 5
+
     @model_validator(mode="after")
-    def _visibility_outlasts_countdowns(self) -> WorkersSettings:
-        longest = max(self.retry_backoff_max_s, self.breaker_open_max_s)
-        if self.visibility_timeout_s <= longest:
+    def _visibility_outlasts_tasks(self) -> WorkersSettings:
+        needed = self.longest_countdown_s + 2 * self.item_deadline_s + 10
+        if self.visibility_timeout_s < needed:
             raise ValueError(
-                f"visibility_timeout_s ({self.visibility_timeout_s}) must exceed the longest retry countdown "
-                f"({longest:g} s: retry_backoff_max_s, breaker_open_max_s), or waiting tasks are delivered twice"
+                f"DSXCONNECT_WORKERS__VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must be at least "
+                f"{needed:g} s: the longest task countdown ({self.longest_countdown_s:g} s, from "
+                "DSXCONNECT_WORKERS__RETRY_BACKOFF_MAX_S, DSXCONNECT_WORKERS__BREAKER_OPEN_MAX_S) plus twice "
+                f"DSXCONNECT_WORKERS__ITEM_DEADLINE_S ({self.item_deadline_s:g} s) plus 10 s; otherwise a task "
+                "still waiting or running is delivered a second time"
+            )
+        if self.connector_timeout_s > self.item_deadline_s:
+            raise ValueError(
+                f"DSXCONNECT_WORKERS__CONNECTOR_TIMEOUT_S ({self.connector_timeout_s:g}) must not exceed "
+                f"DSXCONNECT_WORKERS__ITEM_DEADLINE_S ({self.item_deadline_s:g})"
             )
         return self
 
@@ -123,9 +157,10 @@ class JobsSettings(BaseModel):
 
     stall_timeout_s: int = Field(default=900, ge=10, description="no progress this long marks a job failed")
     redispatch_after_s: float = Field(
-        default=60.0,
+        default=720.0,
         ge=1,
-        description="a running job idle this long while the whole pipeline is idle gets its lost items sent again",
+        description="an item's lease: an accepted item that no worker took for this long (its message "
+        "was lost) is sent again; at least the workers' visibility timeout",
     )
     max_in_flight: int = Field(
         default=50_000,
@@ -192,6 +227,17 @@ class Settings(BaseSettings):
             self.scanner.auth_token = self.dsx_api_key
         if self.use_tls and not (self.tls_certfile and self.tls_keyfile):
             raise ValueError("DSXCONNECT_USE_TLS needs DSXCONNECT_TLS_CERTFILE and DSXCONNECT_TLS_KEYFILE")
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_redelivery(self) -> Settings:
+        if self.jobs.redispatch_after_s < self.workers.visibility_timeout_s:
+            raise ValueError(
+                f"DSXCONNECT_JOBS__REDISPATCH_AFTER_S ({self.jobs.redispatch_after_s:g}) must be at least "
+                f"DSXCONNECT_WORKERS__VISIBILITY_TIMEOUT_S ({self.workers.visibility_timeout_s}): an item "
+                "whose task a crashed worker held comes back after the visibility timeout, and a shorter "
+                "lease would send it a second time"
+            )
         return self
 
     @model_validator(mode="after")

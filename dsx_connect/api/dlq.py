@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from dsx_connect.api.deps import SettingsDep, publish_scan_tasks, scan_batch_size
 from dsx_connect.dlq.store import DeadLetterStore
-from dsx_connect.queues import ACTION_TASK, shown
+from dsx_connect.queues import ACTION_TASK, RESULT_TASK, shown
 from dsx_connect.redis_client import get_redis
 
 
@@ -60,23 +60,31 @@ def dlq_router() -> APIRouter:
     def requeue_dead_letters(
         body: Requeue, dead_letters: DeadLettersDep, settings: SettingsDep
     ) -> dict[str, Any]:
-        """Send dead letters back through the pipeline with fresh retries; they finish normally."""
-        taken = dead_letters.take(None if body.all else body.ids)
+        """Send dead letters back through the pipeline with fresh retries; they finish normally.
+
+        Letters are removed only after they were published: a crash in between sends an item twice
+        (every step is idempotent per request id), never loses one.
+        """
+        taken = dead_letters.peek(None if body.all else body.ids)
         scans = [letter.payload for letter in taken if letter.stage == "scan"]
-        actions = [letter.payload for letter in taken if letter.stage == "action"]
         from dsx_connect.workers.celery_app import celery_app
 
         publish_scan_tasks(scans)
         size = scan_batch_size(settings)
-        for start in range(0, len(actions), size):
-            batch = actions[start : start + size]
-            celery_app.send_task(ACTION_TASK, args=(batch,), **shown(batch))
+        for stage, task in (("action", ACTION_TASK), ("result", RESULT_TASK)):
+            payloads = [letter.payload for letter in taken if letter.stage == stage]
+            for start in range(0, len(payloads), size):
+                batch = payloads[start : start + size]
+                celery_app.send_task(task, args=(batch,), **shown(batch))
+        dead_letters.remove(taken)
+        actions = [letter for letter in taken if letter.stage == "action"]
         missing = sorted(set(body.ids or []) - {letter.id for letter in taken})
         return {
             "status": "success",
             "requeued": len(taken),
             "scan": len(scans),
             "action": len(actions),
+            "result": len(taken) - len(scans) - len(actions),
             "not_found": missing,
         }
 

@@ -1,8 +1,11 @@
 """Dead letters: items that ran out of retries, kept with their reason until requeued or cleared.
 
-A scan that kept failing on a transient error (connector or scanner unreachable past every retry)
-and a verdict action that kept failing land here. Each also has its (failed) result, so the job's
-counts stay exact; a requeued item that then succeeds replaces that failed result.
+A scan that kept failing on a transient error (connector or scanner unreachable past every retry),
+a verdict action that kept failing, and every item of a task that raised an unexpected error (or
+exhausted its task-level retries on Redis trouble) land here, with the reason. Scan and action
+letters also have their (failed) result, so the job's counts stay exact; a requeued item that then
+succeeds replaces that failed result. A ``result`` letter is an outcome whose storing failed: it has
+no result yet, and requeueing stores it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,22 @@ from pydantic import BaseModel, Field
 from dsx_connect import keys
 from shared.models import utcnow_iso
 
-Stage = Literal["scan", "action"]
+# KEYS: letters hash, index. ARGV: pairs of id, failed_at. Deletes a letter only if it is still the
+# one read (same failed_at), so a letter written again by a requeued attempt that failed survives.
+_REMOVE_LUA = """
+local n = 0
+for i = 1, #ARGV, 2 do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if raw and cjson.decode(raw).failed_at == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
+
+Stage = Literal["scan", "action", "result"]
 
 
 class DeadLetter(BaseModel):
@@ -36,6 +54,7 @@ class DeadLetterStore:
     def __init__(self, client: redis.Redis, retain_s: int) -> None:
         self.redis = client
         self.retain_s = retain_s
+        self._remove = client.register_script(_REMOVE_LUA)
 
     def add_many(self, letters: list[DeadLetter]) -> None:
         if not letters:
@@ -62,7 +81,7 @@ class DeadLetterStore:
     def stats(self) -> dict[str, Any]:
         self.expire()
         letters = self._all()
-        by_stage: dict[str, int] = {"scan": 0, "action": 0}
+        by_stage: dict[str, int] = {"scan": 0, "action": 0, "result": 0}
         for letter in letters:
             by_stage[letter.stage] = by_stage.get(letter.stage, 0) + 1
         times = sorted(letter.failed_at for letter in letters)
@@ -82,22 +101,33 @@ class DeadLetterStore:
         letters = [DeadLetter.model_validate_json(raw) for raw in raws if raw]
         return letters, int(self.redis.zcard(keys.DEAD_LETTERS_INDEX))
 
-    def take(self, ids: list[str] | None = None) -> list[DeadLetter]:
-        """Remove and return the named dead letters (all when ``ids`` is None), for requeueing."""
+    def peek(self, ids: list[str] | None = None) -> list[DeadLetter]:
+        """The named dead letters (all when ``ids`` is None), left in place.
+
+        Requeueing reads them, publishes them, and only then remove them (:meth:`remove`): a crash in
+        between sends an item twice (steps are idempotent per request id), never loses it.
+        """
         if ids is None:
             ids = self.redis.zrange(keys.DEAD_LETTERS_INDEX, 0, -1)
         if not ids:
             return []
-        pipe = self.redis.pipeline()
-        pipe.hmget(keys.DEAD_LETTERS, ids)
-        pipe.hdel(keys.DEAD_LETTERS, *ids)
-        pipe.zrem(keys.DEAD_LETTERS_INDEX, *ids)
-        raws = pipe.execute()[0]
+        raws = self.redis.hmget(keys.DEAD_LETTERS, ids)
         return [DeadLetter.model_validate_json(raw) for raw in raws if raw]
+
+    def remove(self, letters: list[DeadLetter]) -> int:
+        """Delete exactly these letters: one that failed again in between (a newer letter under the
+        same id, written by the requeued attempt) is kept. Returns how many went."""
+        if not letters:
+            return 0
+        return int(
+            self._remove(keys=[keys.DEAD_LETTERS, keys.DEAD_LETTERS_INDEX], args=[
+                x for letter in letters for x in (letter.id, letter.failed_at)
+            ])
+        )  # fmt: skip
 
     def clear(self, ids: list[str] | None = None) -> int:
         """Delete the named dead letters (all when ``ids`` is None); returns how many went."""
-        return len(self.take(ids))
+        return self.remove(self.peek(ids))
 
     def _all(self) -> list[DeadLetter]:
         return [DeadLetter.model_validate(json.loads(raw)) for raw in self.redis.hvals(keys.DEAD_LETTERS)]

@@ -17,7 +17,7 @@ local function complete_if_done(job, now_iso, now_ts)
   if done >= total then
     redis.call('HSET', job, 'status', 'completed', 'finished', now_iso, 'finished_ts', now_ts,
                'paused', '0', 'last_update', now_iso, 'last_update_ts', now_ts)
-    redis.call('DEL', job .. ':pending')
+    redis.call('DEL', job .. ':pending', job .. ':due')
     return 1
   end
   return 0
@@ -87,14 +87,14 @@ return 1
 # Records accepted scan requests once each: a request counts for its job only when neither its
 # state nor its result exists yet, so a batch the connector resubmits (its answer was lost when the
 # core died) is queued again but never counted twice.
-# A new request is also kept in its job's pending hash until its result is stored, so that the stall
-# sweep can send again an item the broker lost (dsx_connect.jobs.recovery).
-# KEYS: none (built from the prefix). ARGV: prefix, ttl, now_iso, now_ts, then 7 values per request:
-# id, job_id, location, connector_uuid, accepted_at, status, task JSON
+# A new request is also kept in its job's pending hash until its result is stored, with a lease in the
+# job's due zset, so that the sweep can send again an item no worker took in time (jobs.recovery).
+# KEYS: none (built from the prefix). ARGV: prefix, ttl, now_iso, now_ts, lease deadline, then 7 values
+# per request: id, job_id, location, connector_uuid, accepted_at, status, task JSON
 ACCEPT_LUA = """
-local prefix, ttl, now_iso, now_ts = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local prefix, ttl, now_iso, now_ts, due = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local results, counts = prefix .. ':results', {}
-for i = 5, #ARGV, 7 do
+for i = 6, #ARGV, 7 do
   local id, job_id = ARGV[i], ARGV[i + 1]
   local state = prefix .. ':req:' .. id
   if redis.call('EXISTS', state) == 0 and redis.call('HEXISTS', results, id) == 0 then
@@ -102,6 +102,7 @@ for i = 5, #ARGV, 7 do
                'connector_uuid', ARGV[i + 3], 'accepted_at', ARGV[i + 4])
     redis.call('EXPIRE', state, ttl)
     redis.call('HSET', prefix .. ':job:' .. job_id .. ':pending', id, ARGV[i + 6])
+    redis.call('ZADD', prefix .. ':job:' .. job_id .. ':due', due, id)
     counts[job_id] = (counts[job_id] or 0) + 1
   end
 end
@@ -110,6 +111,7 @@ for job_id, n in pairs(counts) do
   local job = prefix .. ':job:' .. job_id
   redis.call('HINCRBY', job, 'accepted', n)
   redis.call('EXPIRE', job .. ':pending', ttl)
+  redis.call('EXPIRE', job .. ':due', ttl)
   redis.call('HSET', job, 'last_update', now_iso, 'last_update_ts', now_ts)
   out[#out + 1] = job_id
   out[#out + 1] = n
@@ -131,9 +133,28 @@ for i = 6, #ARGV do
     n = n + 1
   end
   redis.call('HDEL', prefix .. ':job:' .. job_id .. ':pending', ARGV[i])
+  redis.call('ZREM', prefix .. ':job:' .. job_id .. ':due', ARGV[i])
 end
 local job = prefix .. ':job:' .. job_id
 if n > 0 then redis.call('HINCRBY', job, 'skipped', n) end
 redis.call('HSET', job, 'last_update', ARGV[3], 'last_update_ts', ARGV[4])
 return n
+"""
+
+# KEYS: the job's pending hash, its due zset. ARGV: now, new lease deadline, limit.
+# Takes the pending items whose lease passed, renews their lease (so replicas sweeping at once send
+# each once) and returns their task JSON; a lease without a pending item is dropped.
+CLAIM_EXPIRED_LUA = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local task = redis.call('HGET', KEYS[1], id)
+  if task then
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    out[#out + 1] = task
+  else
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+return out
 """

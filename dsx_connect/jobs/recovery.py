@@ -1,78 +1,53 @@
-"""Recovery of items the broker lost: send them again once the pipeline is idle.
+"""Recovery of items the pipeline lost, per item: a lease on every pending item.
 
 Celery's Redis transport pops a task (``BRPOP``) before it records it as unacknowledged; a worker
 killed in between (or with the answer still in its socket) loses the task, and with it the items of
 its batch. ``acks_late`` and the visibility timeout cannot bring those back: Redis no longer has them.
 
-So every accepted item is also kept in its job's pending hash (``keys.job_pending``: request id ->
-scan task JSON) until its result is stored or it is skipped (one Lua call each, see
-``jobs.lua.ACCEPT_LUA`` and the result store). A running job that made no progress for
-``DSXCONNECT_JOBS__REDISPATCH_AFTER_S`` while the whole pipeline is idle (all four queues empty and
-no task held unacknowledged by any worker) cannot be waiting for anything: its pending items are
-lost, and this sends them again. Steps are idempotent per request id (results stored once, actions
-claimed once), so a resend that races a late result costs work, never a double count.
+So every accepted item is kept in its job's pending hash (``keys.job_pending``: request id -> scan
+task JSON) until its result is stored or it is skipped, with a lease in the job's due zset
+(``keys.job_due``: request id -> deadline). The lease starts at acceptance and is renewed whenever a
+step takes the item (``JobStore.renew_leases``): a retry, an open breaker or a paused job re-enqueue
+it, and the next step that takes it renews it again. An item whose lease passed was held by no
+worker for ``DSXCONNECT_JOBS__REDISPATCH_AFTER_S``: its message is gone, and the sweep sends it again
+and renews its lease. This runs for every running or paused job, however busy the pipeline, and
+never looks at the transport's private keys.
+
+Steps are idempotent per request id (results stored once, actions claimed once and guarded by the
+scanned version), so an item sent again while its message was merely slow (queued behind a long
+backlog for longer than the lease) costs a second scan, never a double count.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis
-
 from dsx_connect import keys
-from dsx_connect.queues import ALL_QUEUES
+from dsx_connect.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
-#: kombu's Redis transport keeps tasks delivered but not acknowledged in this hash
-UNACKED = "unacked"
-
 Publish = Callable[[list[dict[str, Any]]], None]  # enqueues scan tasks (batched by the publisher)
+PER_SWEEP = 5000  # items sent again per job and sweep at most: a huge loss drains over a few sweeps
 
 
-def pipeline_idle(client: redis.Redis) -> bool:
-    """No task queued on any of the four queues, and none held unacknowledged by a worker."""
-    pipe = client.pipeline(transaction=False)
-    for queue in ALL_QUEUES:
-        pipe.llen(queue)
-    pipe.hlen(UNACKED)
-    return not any(pipe.execute())
-
-
-def redispatch_lost_items(
-    client: redis.Redis,
-    running: list[tuple[str, float]],
-    idle_after_s: float,
-    publish: Publish,
-    now: float | None = None,
+def redispatch_expired_items(
+    jobs: JobStore, job_ids: Sequence[str], lease_s: float, publish: Publish, now: float | None = None
 ) -> dict[str, int]:
-    """Send again the pending items of each ``(job_id, last_progress_ts)`` idle for ``idle_after_s``.
-
-    Returns the number of items sent again per job. Does nothing while the pipeline is busy.
-    """
-    now = time.time() if now is None else now
-    idle_jobs = [(job_id, last) for job_id, last in running if now - last >= idle_after_s]
-    if not idle_jobs or not pipeline_idle(client):
-        return {}
+    """Send again the pending items of ``job_ids`` whose lease passed; returns how many per job."""
     sent: dict[str, int] = {}
-    for job_id, last in idle_jobs:
-        pending = client.hgetall(keys.job_pending(job_id))
-        if not pending:
+    for job_id in job_ids:
+        found = jobs.claim_expired(job_id, lease_s, PER_SWEEP, now)
+        if not found:
             continue
-        tasks = [json.loads(raw) for raw in pending.values()]
-        publish(tasks)
-        pipe = client.pipeline(transaction=False)
-        # counts as progress: the job gets a full period before it is considered again
-        pipe.hset(keys.job(job_id), mapping={"last_update_ts": now})
-        pipe.hincrby(keys.job(job_id), "redispatched", len(tasks))
-        pipe.execute()
+        publish([json.loads(raw) for raw in found])
+        jobs.redis.hincrby(keys.job(job_id), "redispatched", len(found))
         log.warning(
-            "sent again %d items the pipeline lost (no progress for %.0f s, pipeline idle)",
-            len(tasks), now - last, extra={"job_id": job_id},
+            "sent again %d items no worker took within their lease (%.0f s)", len(found), lease_s,
+            extra={"job_id": job_id},
         )  # fmt: skip
-        sent[job_id] = len(tasks)
+        sent[job_id] = len(found)
     return sent

@@ -16,8 +16,8 @@ a control change) is older than the timeout, and either
 
 Paused jobs never stall: they wait for the operator.
 
-Before a running job with outstanding items is judged, the sweep sends again the items the broker
-lost, once the whole pipeline is idle (:mod:`dsx_connect.jobs.recovery`).
+Before the jobs are judged, the sweep sends again the pending items of running and paused jobs whose
+lease passed (:mod:`dsx_connect.jobs.recovery`), however busy the pipeline is.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import anyio
 import redis
 
 from dsx_connect import keys
-from dsx_connect.jobs.recovery import Publish, redispatch_lost_items
+from dsx_connect.jobs.recovery import Publish, redispatch_expired_items
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.settings import Settings
 
@@ -72,7 +72,7 @@ def fail_stalled_jobs(
 ) -> list[str]:
     """One sweep over the active jobs; returns the ids it marked failed.
 
-    With ``publish``, lost items of jobs idle for ``redispatch_after_s`` are sent again first.
+    With ``publish``, pending items whose lease (``redispatch_after_s``) passed are sent again first.
     """
     now = time.time() if now is None else now
     ids = jobs.active_ids()
@@ -82,12 +82,15 @@ def fail_stalled_jobs(
     for job_id in ids:
         pipe.hmget(keys.job(job_id), *_FIELDS)
     running: list[_Seen] = []
+    active: list[str] = []
     finished: list[str] = []
     for job_id, values in zip(ids, pipe.execute(), strict=True):
         fields = dict(zip(_FIELDS, values, strict=True))
         if fields["status"] not in ("running", "paused"):
             finished.append(job_id)  # completed by the result script, expired, or never created
-        elif fields["status"] == "running":
+            continue
+        active.append(job_id)
+        if fields["status"] == "running":
             done = _num(fields["processed"]) + _num(fields["skipped"])
             running.append(
                 _Seen(
@@ -99,11 +102,11 @@ def fail_stalled_jobs(
             )
     if finished:
         jobs.redis.srem(keys.JOBS_ACTIVE, *finished)
-        jobs.redis.delete(*(keys.job_pending(job_id) for job_id in finished))
+        jobs.redis.delete(
+            *(key for job_id in finished for key in (keys.job_pending(job_id), keys.job_due(job_id)))
+        )
     if publish is not None and redispatch_after_s is not None:
-        outstanding = [(seen.job_id, seen.last_progress) for seen in running if seen.outstanding]
-        resent = redispatch_lost_items(jobs.redis, outstanding, redispatch_after_s, publish, now)
-        running = [seen for seen in running if seen.job_id not in resent]  # they just progressed
+        redispatch_expired_items(jobs, active, redispatch_after_s, publish, now)
     cutoff = now - stall_timeout_s
     pipeline_alive = any(seen.last_progress > cutoff for seen in running)
     failed = []
@@ -135,7 +138,7 @@ async def watch_stalled_jobs(
     jobs = JobStore(client, settings.jobs.retain_s)
     timeout = settings.jobs.stall_timeout_s
     redispatch_after = settings.jobs.redispatch_after_s
-    interval = min(sweep_interval_s(timeout), max(1.0, redispatch_after / 2))
+    interval = min(sweep_interval_s(timeout), max(1.0, redispatch_after / 4))
 
     def sweep() -> list[str]:
         return fail_stalled_jobs(jobs, timeout, redispatch_after_s=redispatch_after, publish=publish)

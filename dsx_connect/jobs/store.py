@@ -18,6 +18,7 @@ import redis
 from dsx_connect import keys
 from dsx_connect.jobs.lua import (
     ACCEPT_LUA,
+    CLAIM_EXPIRED_LUA,
     COMPLETE_CHECK_LUA,
     ENQUEUE_DONE_LUA,
     FAIL_LUA,
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 ACTIVE = ("running", "paused")
+DEFAULT_LEASE_S = 720.0  # DSXCONNECT_JOBS__REDISPATCH_AFTER_S's default
 FINAL = ("cancelled", "completed", "failed")
 _LIST_SCAN_CAP = 20_000  # index entries a filtered listing reads at most
 
@@ -62,6 +64,7 @@ class JobStore:
         self._fail = client.register_script(FAIL_LUA)
         self._accept = client.register_script(ACCEPT_LUA)
         self._skip = client.register_script(SKIP_LUA)
+        self._claim_expired = client.register_script(CLAIM_EXPIRED_LUA)
 
     # ---- creation -------------------------------------------------------------------------
 
@@ -129,13 +132,17 @@ class JobStore:
         pipe.hincrby(keys.job(job_id), "accepted", count)
         pipe.hset(keys.job(job_id), mapping={"last_update": utcnow_iso(), "last_update_ts": time.time()})
 
-    def record_accepted(self, tasks: Sequence[ScanTask], ttl_s: int) -> dict[str, int]:
+    def record_accepted(
+        self, tasks: Sequence[ScanTask], ttl_s: int, lease_s: float = DEFAULT_LEASE_S
+    ) -> dict[str, int]:
         """Record each task's queued state and count it in its job, once per scan request id.
 
         A request already known (queued, or with a stored result) is not counted again, so a batch
-        resubmitted after a lost answer keeps the job's counts exact. Returns the new counts per job.
+        resubmitted after a lost answer keeps the job's counts exact. Each new one is pending with a
+        lease of ``lease_s`` (see :meth:`renew_leases`). Returns the new counts per job.
         """
-        args: list[str | int | float] = [keys.PREFIX, ttl_s, utcnow_iso(), time.time()]
+        now = time.time()
+        args: list[str | int | float] = [keys.PREFIX, ttl_s, utcnow_iso(), now, now + lease_s]
         for task in tasks:
             args += [
                 task.id, task.job_id, task.location, task.connector_uuid, task.accepted_at, "queued",
@@ -143,6 +150,33 @@ class JobStore:
             ]  # fmt: skip
         flat = self._accept(keys=[], args=args) if tasks else []
         return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def renew_leases(self, tasks: Iterable[ScanTask], lease_s: float) -> None:
+        """A worker took these items: their leases run ``lease_s`` from now (only items still pending).
+
+        A step renews the leases of its batch when it starts, so an item is sent again only when no
+        worker held it for a whole lease: its message was lost, not merely slow.
+        """
+        until = time.time() + lease_s
+        by_job: dict[str, dict[str, float]] = {}
+        for task in tasks:
+            by_job.setdefault(task.job_id, {})[task.id] = until
+        if not by_job:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id, leases in by_job.items():
+            pipe.zadd(keys.job_due(job_id), leases, xx=True)  # xx: a finished item gets no lease back
+        pipe.execute()
+
+    def claim_expired(
+        self, job_id: str, lease_s: float, limit: int = 5000, now: float | None = None
+    ) -> list[str]:
+        """The task JSON of the job's pending items whose lease passed, their leases renewed."""
+        now = time.time() if now is None else now
+        found = self._claim_expired(
+            keys=[keys.job_pending(job_id), keys.job_due(job_id)], args=[now, now + lease_s, limit]
+        )
+        return [str(raw) for raw in found]
 
     def enqueue_done(self, job_id: str, enqueued_total: int, failure: str | None = None) -> bool:
         """Record the end of enumeration (failed when ``failure`` is given); True if the job completed."""

@@ -68,6 +68,7 @@ for i = 6, #ARGV, 8 do
     add(job, 'processed', 1)
     redis.call('DEL', prefix .. ':req:' .. id)
     redis.call('HDEL', job .. ':pending', id)
+    redis.call('ZREM', job .. ':due', id)
     touched[job] = true
     stored[#stored + 1] = 1
     fed[#fed + 1] = event

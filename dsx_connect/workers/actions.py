@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 
 import httpx
 
 from dsx_connect import keys
+from dsx_connect.connector_client import AnswerKind, classify
 from dsx_connect.dlq.store import DeadLetter
+from dsx_connect.intake import request_id_for
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import connector_error, read_file_body
 from dsx_connect.workers.outcome import ItemOutcome
 from dsx_connect.workers.scan import Dispatch
 from shared.errors import DsxError, RetryableError
-from shared.models import EventAction
+from shared.models import EventAction, ScanTask
 
 log = logging.getLogger(__name__)
 
 ACTION_RECORD_TTL_S = 7 * 86400
 PENDING = "pending"
-
-
-def action_gone(action: EventAction) -> bool:
-    """Whether a failed action says the item is no longer at its location (the connector's 404)."""
-    return "not found" in action.message.lower()
+CHANGED_MESSAGE = "action skipped: object changed since scan"
 
 
 def run_action_batch(
@@ -34,10 +33,16 @@ def run_action_batch(
     dispatch: Dispatch,
     requeue: Callable[[list[ItemOutcome], float], None],
 ) -> None:
+    deadline = time.monotonic() + ctx.settings.workers.start_deadline_s
+    ctx.jobs.renew_leases((i.task for i in items), ctx.settings.jobs.redispatch_after_s)
     done: list[ItemOutcome] = []
     retry: list[ItemOutcome] = []
+    deferred: list[ItemOutcome] = []
     dead: list[DeadLetter] = []
     for item in items:
+        if time.monotonic() > deadline:  # the task's time is up: the rest go back to the queue
+            deferred.append(item)
+            continue
         uncertain = False  # an attempt may have reached the connector: its outcome is unknown
         key = keys.action_done(item.task.id)
         # Claim the action; a claim already there is a finished action, or one cut off by a crash.
@@ -47,13 +52,15 @@ def run_action_batch(
             done.append(item.model_copy(update={"action": EventAction.model_validate_json(recorded)}))
             continue
         try:
-            action = apply_action(ctx, item)
-            if recorded == PENDING and not action.applied and action_gone(action):
+            action, kind = apply_action(ctx, item)
+            if recorded == PENDING and kind is AnswerKind.GONE:
                 # An earlier attempt was cut off (worker crash) after asking the connector: the item
                 # is no longer where it was, so that attempt applied the action.
                 action = action.model_copy(
                     update={"applied": True, "status": "success", "message": "applied by an earlier attempt"}
                 )
+            elif kind is AnswerKind.CHANGED:
+                _scan_new_version(ctx, item, dispatch)
         except RetryableError as exc:
             if item.action_attempt < ctx.settings.workers.max_retries:
                 retry.append(item.model_copy(update={"action_attempt": item.action_attempt + 1}))
@@ -79,7 +86,7 @@ def run_action_batch(
             )  # fmt: skip
         except DsxError as exc:
             action = EventAction(requested=item.planned_action().value, status="error", message=exc.message)
-        if action.status != "error":  # applied (or refused for good): never ask the connector twice
+        if action.status != "error":  # applied, skipped or refused for good: never ask the connector twice
             ctx.jobs.redis.set(key, action.model_dump_json(), ex=ACTION_RECORD_TTL_S)
         else:
             # Not applied: a requeue may try again. After attempts whose answers were lost, the claim
@@ -95,17 +102,27 @@ def run_action_batch(
             )
         done.append(item.model_copy(update={"action": action}))
     ctx.dead_letters.add_many(dead)
+    if deferred:
+        log.info("task deadline: %d actions not started are handed back", len(deferred))
+        requeue(deferred, 0.0)
     if retry:
         requeue(retry, ctx.backoff(max(i.action_attempt for i in retry)))
     if done:
         dispatch.store(done)
 
 
-def apply_action(ctx: WorkerContext, item: ItemOutcome) -> EventAction:
-    """PUT the scan request to the connector's ``/item_action``; read the outcome from its ``status``."""
+def apply_action(ctx: WorkerContext, item: ItemOutcome) -> tuple[EventAction, AnswerKind]:
+    """PUT the scan request to the connector's ``/item_action``, guarded by the scanned version.
+
+    Returns the action as recorded and the kind of the answer (``connector_client.classify``):
+    ``GONE`` (404) and ``CHANGED`` (412 ``item_changed``: the item is not the version scanned, so
+    the connector touched nothing) are typed outcomes. Raises what is retried.
+    """
     body = read_file_body(item.task, item.connector)
     if item.task.requested_action is not None:
         body["requested_action"] = item.task.requested_action.model_dump(mode="json")
+    if item.item_version is not None:
+        body["item_version"] = item.item_version
     requested = item.planned_action().value
     try:
         response = ctx.http.put(
@@ -117,19 +134,51 @@ def apply_action(ctx: WorkerContext, item: ItemOutcome) -> EventAction:
         raise RetryableError(f"item_action: connector unreachable: {exc!r}") from None
     if response.status_code == 401:  # our signature was refused (a pair that just changed): retried
         ctx.signature_refused(item.connector.uuid)
-    if response.status_code >= 500 or response.status_code in (401, 408, 429):
+    kind = classify(response.status_code, response.content)
+    if kind is AnswerKind.UNAVAILABLE:
         raise connector_error(response.status_code, response.content, "item_action")
+    if kind is AnswerKind.CHANGED:
+        return EventAction(requested=requested, status="skipped", message=CHANGED_MESSAGE), kind
     try:
         answer = response.json()
     except json.JSONDecodeError:
         answer = {"status": "error", "message": response.text[:500]}
+    if not isinstance(answer, dict):
+        answer = {"status": "error", "message": str(answer)[:500]}
     status = str(answer.get("status", "error"))
-    applied = response.status_code < 400 and status == "success"
+    applied = kind is AnswerKind.OK and status == "success"
     message = str(answer.get("message") or answer.get("description") or "")
-    if response.status_code == 404 and "not found" not in message.lower():
-        message = f"not found: {message}"
-    if response.status_code >= 400 and status == "success":
+    if kind is AnswerKind.GONE:
+        status, message = "error", f"not found: {message}"
+    elif kind is not AnswerKind.OK and status == "success":
         status = "error"
-    return EventAction(
+    action = EventAction(
         requested=str(answer.get("item_action") or requested), applied=applied, status=status, message=message
     )
+    return action, kind
+
+
+def _scan_new_version(ctx: WorkerContext, item: ItemOutcome, dispatch: Dispatch) -> None:
+    """Queue the item's current version for scanning, as a job of one beside the original job (whose
+    counts stay those of the files it enumerated). Its id is derived from the original request, so a
+    redelivered action task queues it once."""
+    task = item.task
+    job_id = request_id_for(f"changed:{task.connector_uuid}", task.id)
+    new = ScanTask(
+        id=request_id_for(job_id, task.location), connector_uuid=task.connector_uuid,
+        connector_name=task.connector_name, location=task.location, metainfo=task.metainfo,
+        job_id=job_id, requested_action=task.requested_action,
+    )  # fmt: skip
+    pipe = ctx.jobs.redis.pipeline(transaction=False)
+    ctx.jobs.ensure(pipe, job_id, task.connector_uuid, task.connector_name, "single")
+    pipe.hset(keys.job(job_id), mapping={"enqueue_done": "1", "reported_total": "1"})
+    pipe.execute()
+    settings = ctx.settings
+    if ctx.jobs.record_accepted(
+        [new], settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s
+    ):
+        dispatch.rescan([new], 0.0)
+    log.info(
+        "action on %s skipped: the object changed since its scan; its new version is queued",
+        task.location, extra={"request_id": task.id, "job_id": job_id},
+    )  # fmt: skip

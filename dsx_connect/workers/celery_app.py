@@ -28,14 +28,15 @@ def create_celery_app() -> Celery:
         # A task is acknowledged only after it ran: a crashed worker's batch is redelivered, and
         # every step is idempotent on the scan request id.
         task_acks_late=True,
-        # A task that failed (Redis gone mid-task, retries impossible) is left unacknowledged and
-        # delivered again, never dropped: item failures are handled inside the steps, so what reaches
-        # here is infrastructure trouble.
+        # Celery would "reject" a failed task without requeue, which kombu's Redis transport treats
+        # as an ack. No step's exception reaches Celery: dsx_connect.workers.guard retries the task,
+        # dead-letters its items, or rejects it *with* requeue.
         task_acks_on_failure_or_timeout=False,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        # A task a crashed worker held is delivered again after this long. It must exceed the longest
-        # countdown a task is sent with (retry backoff, an open breaker), or a waiting task is doubled.
+        # A task a crashed worker held is delivered again after this long. It exceeds the longest
+        # countdown a task is sent with plus the task's time limit (settings validation), so a task
+        # that is waiting or running is never delivered a second time beside itself.
         broker_transport_options={
             "visibility_timeout": settings.workers.visibility_timeout_s,
             # look for such tasks every fifth of that period (kombu's default sweep is ~100 s)
@@ -52,7 +53,9 @@ def create_celery_app() -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        task_time_limit=int(settings.scanner.timeout_s * 4 + 600),
+        # Steps bound themselves well below this (start_deadline_s, item_deadline_s); the limit is
+        # the backstop: a task past it is killed and redelivered, never run twice at once.
+        task_time_limit=int(settings.workers.task_time_limit_s),
     )
     return app
 

@@ -18,6 +18,7 @@ from dsx_connect.redis_client import get_redis
 from dsx_connect.results.store import ResultStore
 from dsx_connect.settings import Settings, get_settings
 from dsx_connect.superlog.buffer import FeedTarget
+from dsx_connect.workers.backoff import full_jitter
 from dsx_connect.workers.breaker import ScannerBreaker
 from dsx_connect.workers.hot_path import ScanConfig
 from shared.hmac_auth import DsxHmacAuth, Signer
@@ -64,12 +65,9 @@ class WorkerContext:
         return DsxHmacAuth(signer) if signer is not None else None
 
     def backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with full jitter for retry number ``attempt`` (1-based)."""
-        import random
-
+        """Capped exponential backoff with jitter for retry number ``attempt`` (1-based)."""
         workers = self.settings.workers
-        ceiling = min(workers.retry_backoff_max_s, workers.retry_backoff_s * (2 ** max(attempt - 1, 0)))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        return full_jitter(attempt, workers.retry_backoff_s, workers.retry_backoff_max_s)
 
 
 @lru_cache
@@ -109,6 +107,7 @@ def _context(pid: int) -> WorkerContext:
             settings.workers.breaker_threshold,
             settings.workers.breaker_open_s,
             settings.workers.breaker_open_max_s,
+            probe_ttl_s=settings.workers.item_deadline_s + 5,
         ),
         dead_letters=DeadLetterStore(client, settings.dlq.retain_s),
         signers=SignerCache(ConnectorKeys(client, settings.auth)) if settings.auth.enabled else None,

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
+from dsx_connect.connector_client import AnswerKind, classify
 from dsx_connect.workers.http1 import HttpPool, Response, Target, target
 from dsx_connect.workers.outcome import ConnectorRef
 from shared.batch_read import HEADER_BYTES, MAX_ITEM_BYTES, MAX_ITEMS, MEDIA_TYPE, FrameError, iter_frames
@@ -28,6 +29,7 @@ from shared.errors import (
     ScannerUnavailable,
 )
 from shared.hmac_auth import Signer
+from shared.item_version import ITEM_VERSION_HEADER, ITEM_VERSIONS_HEADER, MAX_VERSION_CHARS
 from shared.models import DsxaFileInfo, DsxaVerdict, ScanTask, Verdict, VerdictDetails
 
 SMALL_BODY = 1 << 20  # read whole below this; stream above it
@@ -92,13 +94,34 @@ def batchable(task: ScanTask, connector: ConnectorRef) -> bool:
 
 
 def connector_error(status: int, body: bytes, what: str) -> DsxError:
+    """The error of a connector's failed answer, by ``connector_client.classify``."""
     reason = error_reason(body) if body else ""
-    if status == 404:
+    kind = classify(status, body)
+    if kind is AnswerKind.GONE:
         return NotFoundError(f"{what}: item not found on the connector ({reason})", status_code=status)
-    # 401: the connector refused our DSX-HMAC signature, e.g. during a key rotation: retried
-    if 400 <= status < 500 and status not in (401, 408, 429):
-        return PermanentError(f"{what}: connector refused ({status}): {reason}", status_code=status)
-    return ConnectorUnavailable(f"{what}: connector unavailable ({status}): {reason}", status_code=status)
+    if kind is AnswerKind.UNAVAILABLE:
+        return ConnectorUnavailable(f"{what}: connector unavailable ({status}): {reason}", status_code=status)
+    return PermanentError(f"{what}: connector refused ({status}): {reason}", status_code=status)
+
+
+def valid_version(value: object) -> str | None:
+    """An item version as the contract allows it (ASCII, at most MAX_VERSION_CHARS), else None."""
+    if isinstance(value, str) and 0 < len(value) <= MAX_VERSION_CHARS and value.isascii():
+        return value
+    return None
+
+
+def _versions_of(header: str | None, count: int) -> list[str | None]:
+    """The ``X-Item-Versions`` answer of ``read_files``: one entry per item, or none at all."""
+    if not header:
+        return [None] * count
+    try:
+        values = json.loads(header)
+    except ValueError:
+        return [None] * count
+    if not isinstance(values, list) or len(values) != count:
+        return [None] * count
+    return [valid_version(v) for v in values]
 
 
 def too_large(size: int, limit: int) -> DsxaVerdict:
@@ -117,8 +140,12 @@ async def read_items(
     connector: ConnectorRef,
     cfg: ScanConfig,
     signer: Signer | None = None,
+    versions: dict[str, str] | None = None,
 ) -> list[bytes | DsxError | None] | None:
     """Read small items in one ``read_files`` call (``shared.batch_read``).
+
+    ``versions`` receives, per request id, the item version the connector answered
+    (``X-Item-Versions``, shared/item_version.py): what a guarded action later acts on.
 
     Per item: its bytes, the error ``read_file`` would have raised, or None when the connector
     wants it read with ``read_file`` (too large). None for the whole call when the connector has
@@ -143,6 +170,7 @@ async def read_items(
                 reason = error_reason(await answer.read(ERROR_BODY_LIMIT))
                 raise PermanentError(f"read_files: connector answered {answer.content_type!r}: {reason}")
             content = await answer.read(_ANSWER_LIMIT + 1)
+            found_versions = _versions_of(answer.header(ITEM_VERSIONS_HEADER), len(tasks))
     except (TimeoutError, OSError) as exc:
         raise ConnectorUnavailable(f"read_files: connector unreachable or timed out: {exc!r}") from None
     try:
@@ -150,8 +178,10 @@ async def read_items(
     except FrameError as exc:
         raise ConnectorUnavailable(f"read_files: malformed answer: {exc}") from None
     items: list[bytes | DsxError | None] = []
-    for status, payload in frames:
+    for task, version, (status, payload) in zip(tasks, found_versions, frames, strict=False):
         if status == 200:
+            if versions is not None and version is not None:
+                versions[task.id] = version
             items.append(bytes(payload))
         elif status == 413:
             items.append(None)
@@ -197,10 +227,12 @@ async def scan_item(
     connector: ConnectorRef,
     cfg: ScanConfig,
     signer: Signer | None = None,
+    versions: dict[str, str] | None = None,
 ) -> DsxaVerdict:
     """Fetch ``task``'s item from its connector and scan it; raises the shared error family.
 
     ``signer`` signs the ``read_file`` call with the connector's DSX-HMAC pair (SPEC §8).
+    ``versions`` receives the item's version (``X-Item-Version``) under the request id.
     """
     if task.size_in_bytes is not None and task.size_in_bytes > cfg.max_file_size_bytes:
         return too_large(task.size_in_bytes, cfg.max_file_size_bytes)
@@ -216,6 +248,9 @@ async def scan_item(
         try:
             if item.status != 200:
                 raise connector_error(item.status, await item.read(ERROR_BODY_LIMIT), "read_file")
+            version = valid_version(item.header(ITEM_VERSION_HEADER))
+            if versions is not None and version is not None:
+                versions[task.id] = version
             if item.content_type == "application/json":
                 reason = error_reason(await item.read(ERROR_BODY_LIMIT))
                 raise PermanentError(f"read_file: connector answered JSON instead of the file: {reason}")

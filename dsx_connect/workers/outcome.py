@@ -49,6 +49,7 @@ class ItemOutcome(BaseModel):
     error: EventError | None = None
     action: EventAction | None = None
     action_attempt: int = 0
+    item_version: str | None = None  # the version whose bytes were scanned (guarded actions)
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

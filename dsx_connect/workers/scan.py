@@ -40,7 +40,12 @@ class Dispatch:
         self.store = store
 
 
+DEFERRED = object()  # an item the task did not start before its deadline: handed back, no attempt spent
+
+
 def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch) -> None:
+    begun = time.monotonic()
+    ctx.jobs.renew_leases(tasks, ctx.settings.jobs.redispatch_after_s)  # held by a worker: not lost
     live = _hold_paused_and_drop_cancelled(ctx, tasks, dispatch)
     outcomes: list[ItemOutcome] = []
     to_scan: list[tuple[ScanTask, ConnectorRef]] = []
@@ -58,16 +63,24 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
             to_scan.append((task, found))
 
     breaker = ctx.breaker.state()
-    if breaker.is_open and to_scan:  # the scanner is down: wait for it, keep the retries
+    probing = breaker.state == "half_open" and bool(to_scan) and ctx.breaker.take_probe()
+    if to_scan and (breaker.is_open or (breaker.state == "half_open" and not probing)):
+        # The scanner is down (or another worker is probing it): wait for it, keep the retries.
         delay = max(breaker.open_until - time.time(), 0.0) + ctx.backoff(1) / 2
         dispatch.rescan([task for task, _ in to_scan], delay)
-        log.info("scanner circuit open: %d items wait %.1fs", len(to_scan), delay)
+        log.info("scanner circuit %s: %d items wait %.1fs", breaker.state, len(to_scan), delay)
         to_scan = []
 
     started = time.monotonic()
-    results = aio.run(_scan_all(ctx, to_scan)) if to_scan else []
-    reopen_at = _update_breaker(ctx, results, probing=breaker.state == "half_open")
+    deadline = begun + ctx.settings.workers.start_deadline_s
+    versions: dict[str, str] = {}  # request id -> the item version the connector answered
+    results = aio.run(_scan_all(ctx, to_scan, deadline, versions)) if to_scan else []
+    reopen_at = _update_breaker(ctx, results, probing=probing)
     retry: dict[float, list[ScanTask]] = defaultdict(list)
+    deferred = [task for (task, _), result in zip(to_scan, results, strict=True) if result is DEFERRED]
+    if deferred:  # the task's time is up: the rest go back to the queue as a new task, at once
+        retry[0.0].extend(deferred)
+        log.info("task deadline: %d items not started are handed back", len(deferred))
     dead: list[DeadLetter] = []
     max_retries = ctx.settings.workers.max_retries
     for (task, ref), result in zip(to_scan, results, strict=True):
@@ -104,7 +117,9 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
                     )
                 )  # fmt: skip
         elif isinstance(result, DsxaVerdict):
-            outcomes.append(ItemOutcome(task=task, connector=ref, verdict=result))
+            outcomes.append(
+                ItemOutcome(task=task, connector=ref, verdict=result, item_version=versions.get(task.id))
+            )
 
     ctx.dead_letters.add_many(dead)
     for delay, items in retry.items():
@@ -132,6 +147,8 @@ def _update_breaker(ctx: WorkerContext, results: list[object], probing: bool) ->
         return 0.0
     failures = [r for r in results if isinstance(r, ScannerUnavailable)]
     if not failures:
+        if probing:  # the probe never reached the scanner: let the next batch probe
+            ctx.breaker.release_probe()
         return 0.0
     reopen_at = ctx.breaker.record_failure(failures[0].message, probing=probing)
     if reopen_at:
@@ -162,10 +179,18 @@ def _hold_paused_and_drop_cancelled(
     return live
 
 
-async def _scan_all(ctx: WorkerContext, items: list[tuple[ScanTask, ConnectorRef]]) -> list[object]:
-    """Each item's verdict or error, in order.
+async def _scan_all(
+    ctx: WorkerContext,
+    items: list[tuple[ScanTask, ConnectorRef]],
+    deadline: float,
+    versions: dict[str, str] | None = None,
+) -> list[object]:
+    """Each item's verdict or error, in order (:data:`DEFERRED` for those not started by ``deadline``,
+    a ``time.monotonic()`` value).
 
-    Small items are read from their connector in groups (``read_files``), the rest one by one
+    Each item (its read and scan) is bounded by ``item_deadline_s``; none starts after ``deadline``,
+    so a task ends within ``start_deadline_s + item_deadline_s``, below its time limit and the
+    visibility timeout, however large its batch and slow its files. Small items are read from their connector in groups (``read_files``), the rest one by one
     (``read_file``, streamed). ``scan_concurrency`` bounds the items in flight to the scanner;
     groups are read a little ahead of the scans, so a process holds at most a few groups in memory.
     """
@@ -175,6 +200,8 @@ async def _scan_all(ctx: WorkerContext, items: list[tuple[ScanTask, ConnectorRef
     group_size = workers.read_batch_size
     group_gate = asyncio.Semaphore(max(2, workers.scan_concurrency // group_size + 1))
     results: list[object] = [None] * len(items)
+    item_deadline = workers.item_deadline_s
+    overdue = RetryableError(f"item deadline: not read and scanned within {item_deadline:g} s")
 
     def failed(task: ScanTask, ref: ConnectorRef, exc: BaseException) -> DsxError:
         if isinstance(exc, DsxError):
@@ -187,21 +214,43 @@ async def _scan_all(ctx: WorkerContext, items: list[tuple[ScanTask, ConnectorRef
     async def one(i: int, data: bytes | None = None) -> None:
         task, ref = items[i]
         async with gate:
+            if data is None and time.monotonic() > deadline:
+                results[i] = DEFERRED
+                return
             try:
-                if data is None:
-                    results[i] = await scan_item(pool, task, ref, ctx.scan_config, ctx.signer(ref.uuid))
-                else:
-                    results[i] = await scan_bytes(pool, task, ref, data, ctx.scan_config)
+                async with asyncio.timeout(item_deadline):
+                    if data is None:
+                        results[i] = await scan_item(
+                            pool, task, ref, ctx.scan_config, ctx.signer(ref.uuid), versions
+                        )
+                    else:
+                        results[i] = await scan_bytes(pool, task, ref, data, ctx.scan_config)
+            except TimeoutError:
+                results[i] = overdue
             except Exception as exc:  # a bug must not lose the batch's other items
                 results[i] = failed(task, ref, exc)
 
     async def group(indices: list[int]) -> None:
         task, ref = items[indices[0]]
         async with group_gate:
+            if time.monotonic() > deadline:
+                for i in indices:
+                    results[i] = DEFERRED
+                return
             try:
-                read = await read_items(
-                    pool, [items[i][0] for i in indices], ref, ctx.scan_config, ctx.signer(ref.uuid)
-                )
+                async with asyncio.timeout(item_deadline):
+                    read = await read_items(
+                        pool,
+                        [items[i][0] for i in indices],
+                        ref,
+                        ctx.scan_config,
+                        ctx.signer(ref.uuid),
+                        versions,
+                    )
+            except TimeoutError:
+                for i in indices:
+                    results[i] = overdue
+                return
             except Exception as exc:  # the call failed: every item of it fails the same way
                 error = failed(task, ref, exc)
                 for i in indices:

@@ -191,11 +191,18 @@ def test_dead_letters_are_listed_taken_and_expired(client: redis.Redis) -> None:
     ]  # fmt: skip
     store.add_many(letters)
     stats = store.stats()
-    assert stats["count"] == 3 and stats["by_stage"] == {"scan": 2, "action": 1}
+    assert stats["count"] == 3 and stats["by_stage"] == {"scan": 2, "action": 1, "result": 0}
     items, total = store.items(limit=2)
     assert total == 3 and len(items) == 2
-    assert [letter.id for letter in store.take(["r1", "nope"])] == ["r1"]
+    peeked = store.peek(["r1", "nope"])
+    assert [letter.id for letter in peeked] == ["r1"]
+    assert store.stats()["count"] == 3, "peeking removes nothing: requeue publishes before it removes"
+    assert store.remove(peeked) == 1
     assert store.stats()["count"] == 2
+    # a letter written again (the requeued attempt failed anew) is not removed with the old one
+    [r2] = store.peek(["r2"])
+    store.add_many([r2.model_copy(update={"failed_at": "2999-01-01T00:00:00.000Z"})])
+    assert store.remove([r2]) == 0 and store.stats()["count"] == 2
     client.zadd("dsxc:dlq:idx", {"r2": 1.0})  # pretend r2 failed long ago
     assert store.expire() == 1
     assert store.clear() == 1 and store.stats()["count"] == 0
@@ -246,32 +253,34 @@ def _tasks(job_id: str, count: int) -> list[ScanTask]:
     ]
 
 
-def test_items_the_broker_lost_are_sent_again_once_the_pipeline_is_idle(client: redis.Redis) -> None:
+def test_items_whose_lease_passed_are_sent_again_however_busy_the_pipeline(client: redis.Redis) -> None:
     jobs, results = JobStore(client), ResultStore(client, retain=100)
     job_id = jobs.create("c1", "fs")
-    tasks = _tasks(job_id, 4)
-    jobs.record_accepted(tasks, ttl_s=600)
+    tasks = _tasks(job_id, 5)
+    now = time.time()
+    jobs.record_accepted(tasks, ttl_s=600, lease_s=60)
     results.store_many([event(1, job=job_id)])  # r1 has its result
     jobs.add_skipped(job_id, ["r2"], ttl_s=600)  # r2 was skipped: neither is pending
+    assert sorted(client.zrange(keys.job_due(job_id), 0, -1)) == ["r3", "r4", "r5"]
+    client.rpush(SCAN_REQUEST_QUEUE, "queued work")  # a busy pipeline does not hold recovery back
+    client.hset("unacked", "tag", "a task a worker holds")
     sent: list[list[dict[str, object]]] = []
-    later = time.time() + 120
 
-    client.hset(recovery.UNACKED, "tag", "a task a worker holds")  # the pipeline is busy: wait
-    assert recovery.redispatch_lost_items(client, [(job_id, 0.0)], 60, sent.append, now=later) == {}
-    client.delete(recovery.UNACKED)
-    client.rpush(SCAN_REQUEST_QUEUE, "queued work")
-    assert recovery.redispatch_lost_items(client, [(job_id, 0.0)], 60, sent.append, now=later) == {}
-    client.delete(SCAN_REQUEST_QUEUE)
-    assert recovery.redispatch_lost_items(client, [(job_id, later - 30)], 60, sent.append, now=later) == {}
+    assert recovery.redispatch_expired_items(jobs, [job_id], 60, sent.append, now=now + 30) == {}
+    jobs.renew_leases([tasks[4]], lease_s=600)  # a worker took r5: its lease runs from now
+    jobs.renew_leases([tasks[0]], lease_s=600)  # r1 is finished: no lease comes back
+    assert client.zscore(keys.job_due(job_id), "r1") is None
 
-    assert recovery.redispatch_lost_items(client, [(job_id, 0.0)], 60, sent.append, now=later) == {job_id: 2}
+    assert recovery.redispatch_expired_items(jobs, [job_id], 60, sent.append, now=now + 120) == {job_id: 2}
     (batch,) = sent
     assert sorted(ScanTask.model_validate(item).id for item in batch) == ["r3", "r4"]
     assert client.hget(keys.job(job_id), "redispatched") == "2"
-    assert float(client.hget(keys.job(job_id), "last_update_ts")) == later  # a full period before the next
+    # their leases were renewed: another replica sweeping at the same moment sends nothing
+    assert recovery.redispatch_expired_items(jobs, [job_id], 60, sent.append, now=now + 120) == {}
+    assert recovery.redispatch_expired_items(jobs, [job_id], 60, sent.append, now=now + 300) == {job_id: 2}
 
-    results.store_many([event(3, job=job_id), event(4, job=job_id)])
-    assert client.hkeys(keys.job_pending(job_id)) == []
+    results.store_many([event(n, job=job_id) for n in (3, 4, 5)])
+    assert client.hkeys(keys.job_pending(job_id)) == [] and client.zcard(keys.job_due(job_id)) == 0
 
 
 def test_a_completed_job_keeps_no_pending_items(client: redis.Redis) -> None:
@@ -283,7 +292,7 @@ def test_a_completed_job_keeps_no_pending_items(client: redis.Redis) -> None:
     jobs.enqueue_done(job_id, 2)
     results.store_many([event(1, job=job_id), event(2, job=job_id)])
     assert jobs.get(job_id)["status"] == "completed"
-    assert not client.exists(keys.job_pending(job_id))
+    assert not client.exists(keys.job_pending(job_id)) and not client.exists(keys.job_due(job_id))
 
 
 def test_counters_are_summed_per_batch_exactly_even_for_huge_sizes(client: redis.Redis) -> None:

@@ -256,3 +256,60 @@ def test_cancelled_job_skips_what_is_not_scanned(pipeline: Pipeline) -> None:
         what="skip",
     )
     assert job["status"] == "cancelled" and job["processed"] == 1  # type: ignore[index]
+
+
+def test_a_task_raising_an_unexpected_error_dead_letters_each_item_then_requeue_scans_them(
+    pipeline: Pipeline,
+) -> None:
+    """No silent drop: a step that raises something no handler expects (here the breaker's state in
+    Redis is unreadable, so ``float()`` raises inside the scan task) lands every item of its batch in
+    the dead-letter store with the reason, each with a visible failed result; nothing is acked away."""
+    job_id = uuid.uuid4().hex
+    names = [f"unexpected/{n}.txt" for n in range(6)]
+    (pipeline.asset / "unexpected").mkdir(exist_ok=True)
+    for name in names:
+        (pipeline.asset / name).write_bytes(b"fine\n")
+    pipeline.redis.hset("dsxc:breaker:scanner", "open_until", "not a number")
+    try:
+        body = {
+            "requests": [
+                {"connector": pipeline.connector, "location": n, "metainfo": n, "scan_job_id": job_id}
+                for n in names
+            ]
+        }
+        response = pipeline.api.post("/scan/request_batch", json=body)
+        assert response.status_code == 202, response.text
+        ids = set(response.json()["ids"])
+
+        def letters() -> list[dict[str, object]] | None:
+            items = pipeline.api.get("/dlq/items", params={"limit": 1000}).json()["items"]
+            mine = [i for i in items if i["job_id"] == job_id]
+            return mine if len(mine) == len(names) else None
+
+        found = wait_for(letters, timeout=30, what="a dead letter for every item")
+        assert all(
+            letter["stage"] == "scan" and "unexpected error in the scan step" in str(letter["reason"])
+            and "ValueError" in str(letter["reason"])
+            for letter in found  # type: ignore[union-attr]
+        )
+        assert sorted(str(letter["location"]) for letter in found) == names  # type: ignore[union-attr]
+        assert {letter["id"] for letter in found} == ids  # type: ignore[union-attr]
+        job = wait_for(
+            lambda: (j := pipeline.api.get(f"/scan/jobs/{job_id}").json())["processed"] == len(names) and j,
+            timeout=30,
+            what="a failed result for every item",
+        )
+        assert job["errors"] == len(names)  # type: ignore[index]
+    finally:
+        pipeline.redis.hdel("dsxc:breaker:scanner", "open_until")
+    requeued = pipeline.api.post("/dlq/requeue", json={"ids": [letter["id"] for letter in found]}).json()  # type: ignore[union-attr]
+    assert requeued["requeued"] == len(names)
+    job = wait_for(
+        lambda: (j := pipeline.api.get(f"/scan/jobs/{job_id}").json())["verdicts"].get("Benign") == len(names)
+        and j,
+        timeout=30,
+        what="the requeued items' results",
+    )
+    assert job["processed"] == len(names) and job["errors"] == 0  # type: ignore[index]
+    remaining = pipeline.api.get("/dlq/items", params={"limit": 1000}).json()["items"]
+    assert not [i for i in remaining if i["job_id"] == job_id]
