@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from dsx_connect.settings import Settings, get_settings
@@ -84,3 +86,27 @@ def test_config_view_redacts_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     shown = str(load_settings(Settings).redacted())
     assert "very-secret" not in shown and "pw@" not in shown
     assert "cache:6379" in shown
+
+
+@pytest.mark.unit
+def test_a_visibility_timeout_a_task_could_outlast_stops_the_core_naming_the_variables() -> None:
+    from dsx_connect.settings import Settings
+
+    with pytest.raises(ValueError, match=r"DSXCONNECT_WORKERS__VISIBILITY_TIMEOUT_S.*ITEM_DEADLINE_S"):
+        Settings(workers={"visibility_timeout_s": 300})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="DSXCONNECT_WORKERS__CONNECTOR_TIMEOUT_S"):
+        Settings(workers={"connector_timeout_s": 300})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"DSXCONNECT_JOBS__REDISPATCH_AFTER_S.*VISIBILITY_TIMEOUT_S"):
+        Settings(jobs={"redispatch_after_s": 60})  # type: ignore[arg-type]
+    workers = Settings().workers
+    # a task waits at most its countdown, starts no item past start_deadline_s, finishes those it
+    # started within item_deadline_s, and is killed at its time limit: all before redelivery
+    assert workers.start_deadline_s + workers.item_deadline_s < workers.task_time_limit_s
+    assert workers.longest_countdown_s + workers.task_time_limit_s < workers.visibility_timeout_s
+    tuning: dict[str, Any] = {
+        "workers": {"visibility_timeout_s": 30, "item_deadline_s": 8, "connector_timeout_s": 3,
+                    "retry_backoff_max_s": 1, "breaker_open_max_s": 2},
+        "jobs": {"redispatch_after_s": 30},
+    }  # fmt: skip
+    short = Settings(**tuning)
+    assert short.workers.start_deadline_s >= short.workers.item_deadline_s

@@ -133,7 +133,10 @@ def fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
         "DSXCONNECT_WORKERS__RETRY_BACKOFF_MAX_S": "1",
         "DSXCONNECT_WORKERS__BREAKER_OPEN_S": "0.5",
         "DSXCONNECT_WORKERS__BREAKER_OPEN_MAX_S": "2",
-        "DSXCONNECT_WORKERS__VISIBILITY_TIMEOUT_S": "8",
+        "DSXCONNECT_WORKERS__VISIBILITY_TIMEOUT_S": "30",
+        "DSXCONNECT_WORKERS__ITEM_DEADLINE_S": "8",
+        "DSXCONNECT_SCANNER__CONNECT_TIMEOUT_S": "1",
+        "DSXCONNECT_JOBS__REDISPATCH_AFTER_S": "30",
     }
     comps: dict[str, stack.Component] = {}
     for group in stack.components(cfg):

@@ -21,12 +21,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
 BENIGN = 1998  # + the EICAR file and the YARA test file: 2,000 in all
 
 
-# What the killed workers held comes back after the broker's visibility timeout: a short one here.
-# What a worker had popped from the broker but not yet recorded as unacknowledged is lost to Redis;
-# the core sends such items again once the pipeline is idle (jobs/recovery.py): soon, here.
+# What the killed workers held comes back after the broker's visibility timeout: a short one here
+# (which the settings allow only with short item deadlines). What a worker had popped from the broker
+# but not yet recorded as unacknowledged is lost to Redis; the core sends such items again when their
+# lease passes (jobs/recovery.py): soon, here.
 REDELIVERY = {
-    "DSXCONNECT_WORKERS__VISIBILITY_TIMEOUT_S": "6",
-    "DSXCONNECT_JOBS__REDISPATCH_AFTER_S": "8",
+    "DSXCONNECT_WORKERS__VISIBILITY_TIMEOUT_S": "25",
+    "DSXCONNECT_WORKERS__ITEM_DEADLINE_S": "5",
+    "DSXCONNECT_WORKERS__CONNECTOR_TIMEOUT_S": "5",
+    "DSXCONNECT_JOBS__REDISPATCH_AFTER_S": "25",
     "DSXCONNECT_WORKERS__RETRY_BACKOFF_MAX_S": "2",
     "DSXCONNECT_WORKERS__BREAKER_OPEN_MAX_S": "2",
 }

@@ -288,7 +288,8 @@ def test_a_task_raising_an_unexpected_error_dead_letters_each_item_then_requeue_
 
         found = wait_for(letters, timeout=30, what="a dead letter for every item")
         assert all(
-            letter["stage"] == "scan" and "unexpected error in the scan step" in str(letter["reason"])
+            letter["stage"] == "scan"
+            and "unexpected error in the scan step" in str(letter["reason"])
             and "ValueError" in str(letter["reason"])
             for letter in found  # type: ignore[union-attr]
         )
@@ -305,8 +306,10 @@ def test_a_task_raising_an_unexpected_error_dead_letters_each_item_then_requeue_
     requeued = pipeline.api.post("/dlq/requeue", json={"ids": [letter["id"] for letter in found]}).json()  # type: ignore[union-attr]
     assert requeued["requeued"] == len(names)
     job = wait_for(
-        lambda: (j := pipeline.api.get(f"/scan/jobs/{job_id}").json())["verdicts"].get("Benign") == len(names)
-        and j,
+        lambda: (
+            (j := pipeline.api.get(f"/scan/jobs/{job_id}").json())["verdicts"].get("Benign") == len(names)
+            and j
+        ),
         timeout=30,
         what="the requeued items' results",
     )

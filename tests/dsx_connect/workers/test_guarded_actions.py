@@ -1,0 +1,263 @@
+"""Guarded actions, the core's side (shared/item_version.py): the version a read answered travels with
+the verdict and goes out with ``item_action``; a 412 ``item_changed`` touches nothing, is recorded as
+skipped, and queues the new version for scanning; a gone item is a typed outcome.
+
+The connector here is a stand-in that follows the contract of shared/item_version.py to the letter
+(served by uvicorn, real HTTP); Redis is the session's real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from dsx_connect import keys
+from dsx_connect.connector_client import AnswerKind, classify
+from dsx_connect.connectors.registry import ConnectorRegistry
+from dsx_connect.dlq.store import DeadLetterStore
+from dsx_connect.jobs.store import JobStore
+from dsx_connect.results.store import ResultStore
+from dsx_connect.settings import Settings
+from dsx_connect.workers import hot_path
+from dsx_connect.workers.actions import CHANGED_MESSAGE, run_action_batch
+from dsx_connect.workers.breaker import ScannerBreaker
+from dsx_connect.workers.context import WorkerContext
+from dsx_connect.workers.hot_path import ScanConfig
+from dsx_connect.workers.http1 import HttpPool
+from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
+from dsx_connect.workers.scan import Dispatch
+from shared.item_version import ERROR_ITEM_CHANGED, ERROR_NOT_FOUND, ITEM_VERSION_HEADER, ITEM_VERSIONS_HEADER
+from shared.models import DsxaVerdict, ItemActionType, ScanTask, VerdictDetails
+from tests.support.procs import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Storage:
+    """What the stand-in connector holds: location -> (bytes, version); and what it was asked."""
+
+    items: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+def contract_connector(storage: Storage) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/c/read_file")
+    async def read_file(request: Request) -> Response:
+        location = (await request.json())["location"]
+        if location not in storage.items:
+            return JSONResponse({"status": "error", "error": ERROR_NOT_FOUND}, status_code=404)
+        data, version = storage.items[location]
+        return Response(data, media_type="application/octet-stream", headers={ITEM_VERSION_HEADER: version})
+
+    @app.put("/c/item_action")
+    async def item_action(request: Request) -> Response:
+        body = await request.json()
+        storage.actions.append(body)
+        location = body["location"]
+        if location not in storage.items:
+            return JSONResponse({"status": "error", "error": ERROR_NOT_FOUND, "message": "gone"}, 404)
+        wanted = body.get("item_version")
+        if wanted is not None and storage.items[location][1] != wanted:
+            return JSONResponse({"status": "error", "error": ERROR_ITEM_CHANGED, "message": "changed"}, 412)
+        del storage.items[location]
+        storage.deleted.append(location)
+        return JSONResponse({"status": "success", "item_action": "delete", "message": "deleted"})
+
+    return app
+
+
+@pytest.fixture
+def storage() -> Iterator[tuple[Storage, str]]:
+    store = Storage()
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            contract_connector(store), host="127.0.0.1", port=port, lifespan="off", log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        thread.join(0.01)
+    try:
+        yield store, f"http://127.0.0.1:{port}/c"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/13", decode_responses=True)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+def context(client: redis.Redis, settings: Settings) -> WorkerContext:
+    return WorkerContext(
+        settings=settings,
+        registry=ConnectorRegistry(client, 180),
+        jobs=JobStore(client),
+        results=ResultStore(client, 1000),
+        http=httpx.Client(timeout=5),
+        scan_config=ScanConfig(
+            scan_url="http://127.0.0.1:9/scan/binary/v2",
+            auth_token=None,
+            protected_entity=1,
+            scanner_timeout_s=5,
+            connector_timeout_s=5,
+            connect_timeout_s=2,
+            max_file_size_bytes=1 << 30,
+        ),
+        breaker=ScannerBreaker(client, 3, 1, 2),
+        dead_letters=DeadLetterStore(client, 3600),
+    )
+
+
+@dataclass
+class Sent:
+    stored: list[ItemOutcome] = field(default_factory=list)
+    rescanned: list[ScanTask] = field(default_factory=list)
+    requeued: list[ItemOutcome] = field(default_factory=list)
+
+    def dispatch(self) -> Dispatch:
+        return Dispatch(
+            rescan=lambda tasks, _delay: self.rescanned.extend(tasks),
+            act=lambda _items: None,
+            store=self.stored.extend,
+        )
+
+
+def malicious(url: str, location: str, version: str | None) -> ItemOutcome:
+    task = ScanTask(
+        id=f"req-{location}", connector_uuid="c1", location=location, metainfo=location, job_id="j1"
+    )
+    return ItemOutcome(
+        task=task,
+        connector=ConnectorRef(uuid="c1", name="contract", url=url, item_action=ItemActionType.DELETE),
+        verdict=DsxaVerdict(verdict="Malicious", verdict_details=VerdictDetails()),
+        item_version=version,
+    )
+
+
+def test_the_version_a_read_answers_is_captured_under_the_request_id(storage: tuple[Storage, str]) -> None:
+    store, url = storage
+    store.items["a.txt"] = (b"alpha", "dev:ino:5:111")
+    task = ScanTask(id="r-a", connector_uuid="c1", location="a.txt", metainfo="a.txt", job_id="j1")
+    versions: dict[str, str] = {}
+
+    async def read() -> None:
+        pool = HttpPool()
+        try:
+            # the scanner is unreachable: the read happened, its version was seen
+            with pytest.raises(Exception, match="scan"):
+                await hot_path.scan_item(pool, task, ConnectorRef(uuid="c1", url=url), CFG, None, versions)
+        finally:
+            pool.close()
+
+    asyncio.run(read())
+    assert versions == {"r-a": "dev:ino:5:111"}
+
+
+CFG = ScanConfig(
+    scan_url="http://127.0.0.1:9/scan/binary/v2", auth_token=None, protected_entity=1, scanner_timeout_s=2,
+    connector_timeout_s=2, connect_timeout_s=1, max_file_size_bytes=1 << 30,
+)  # fmt: skip
+
+
+@pytest.mark.unit
+def test_read_files_versions_header_is_one_entry_per_item_or_ignored() -> None:
+    assert hot_path._versions_of('["v1", null, "v3"]', 3) == ["v1", None, "v3"]
+    assert hot_path._versions_of('["v1"]', 3) == [None, None, None]  # wrong length: not trusted
+    assert hot_path._versions_of("not json", 2) == [None, None]
+    assert hot_path._versions_of(None, 1) == [None]
+    assert hot_path._versions_of('["' + "x" * 300 + '"]', 1) == [None]  # past MAX_VERSION_CHARS
+    assert ITEM_VERSIONS_HEADER == "X-Item-Versions"
+
+
+@pytest.mark.unit
+def test_classify_is_the_one_error_map() -> None:
+    assert classify(200) is AnswerKind.OK
+    assert classify(404, b'{"error": "not_found"}') is AnswerKind.GONE
+    assert classify(404) is AnswerKind.GONE  # a 1.x connector: no error field, the status decides
+    assert classify(412, b'{"error": "item_changed"}') is AnswerKind.CHANGED
+    assert classify(412, {"detail": {"error": "item_changed"}}) is AnswerKind.CHANGED
+    assert classify(412, b'{"message": "item changed"}') is AnswerKind.REFUSED  # text never decides
+    assert classify(400) is AnswerKind.REFUSED and classify(403) is AnswerKind.REFUSED
+    for status in (401, 408, 429, 500, 502, 503):
+        assert classify(status) is AnswerKind.UNAVAILABLE
+
+
+def test_an_unchanged_item_is_acted_on_with_its_version(
+    storage: tuple[Storage, str], client: redis.Redis
+) -> None:
+    store, url = storage
+    store.items["bad.com"] = (b"x", "v1")
+    sent = Sent()
+    run_action_batch(
+        context(client, Settings()), [malicious(url, "bad.com", "v1")], sent.dispatch(), lambda *_: None
+    )
+    assert store.deleted == ["bad.com"] and store.actions[0]["item_version"] == "v1"
+    (done,) = sent.stored
+    assert done.action is not None and done.action.applied and done.action.status == "success"
+
+
+def test_an_item_replaced_after_its_scan_is_not_touched_and_its_new_version_is_scanned(
+    storage: tuple[Storage, str], client: redis.Redis
+) -> None:
+    store, url = storage
+    store.items["bad.com"] = (b"a new, unscanned file", "v2")  # replaced after the scan of v1
+    ctx = context(client, Settings())
+    item = malicious(url, "bad.com", "v1")
+    sent = Sent()
+    run_action_batch(ctx, [item], sent.dispatch(), lambda *_: None)
+    assert store.deleted == [] and "bad.com" in store.items
+    (done,) = sent.stored
+    assert done.action is not None and not done.action.applied
+    assert (done.action.status, done.action.message) == ("skipped", CHANGED_MESSAGE)
+    (rescan,) = sent.rescanned
+    assert rescan.location == "bad.com" and rescan.id != item.task.id and rescan.job_id != item.task.job_id
+    job = ctx.jobs.get(rescan.job_id)
+    assert job is not None and job["enqueued"] == 1 and job["kind"] == "single"
+
+    # the same task delivered again: the recorded outcome stands, the connector is not asked again,
+    # and the new version is queued once
+    again = Sent()
+    run_action_batch(ctx, [item], again.dispatch(), lambda *_: None)
+    assert len(store.actions) == 1 and again.rescanned == []
+    assert again.stored[0].action == done.action
+
+
+def test_a_gone_item_is_a_typed_outcome(storage: tuple[Storage, str], client: redis.Redis) -> None:
+    _store, url = storage
+    ctx = context(client, Settings())
+    sent = Sent()
+    run_action_batch(ctx, [malicious(url, "gone.com", "v1")], sent.dispatch(), lambda *_: None)
+    (done,) = sent.stored
+    assert done.action is not None and not done.action.applied and done.action.status == "error"
+    # an earlier attempt whose answer was lost left its claim: finding the item gone means it acted
+    client.set(keys.action_done("req-again.com"), "pending")
+    sent = Sent()
+    run_action_batch(ctx, [malicious(url, "again.com", "v1")], sent.dispatch(), lambda *_: None)
+    (done,) = sent.stored
+    assert (
+        done.action is not None
+        and done.action.applied
+        and done.action.message == "applied by an earlier attempt"
+    )
