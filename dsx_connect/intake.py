@@ -45,17 +45,33 @@ def check_capacity(client: redis.Redis, settings: Settings, per_job: dict[str, i
     """Refuse work past the bounds: the scan queue's depth, and the items in flight per job."""
     pipe = client.pipeline(transaction=False)
     pipe.llen(SCAN_REQUEST_QUEUE)
+    pipe.smembers(keys.JOBS_ACTIVE)
     for job_id in per_job:
         pipe.hmget(keys.job(job_id), "accepted", "processed", "skipped")
-    depth, *counts = pipe.execute()
+    depth, active, *counts = pipe.execute()
     if depth >= settings.workers.max_queued_batches:
         raise Backpressure(f"the scan queue is full ({depth} batches waiting); retry later")
+    # Every accepted, unfinished item, wherever it is (queued, waiting on a retry, an open breaker
+    # or a pause, held by a worker): the pending hashes of the active jobs.
+    unfinished = _unfinished(client, active)
+    adding = sum(per_job.values())
+    if unfinished + adding > settings.jobs.max_in_flight_total and unfinished > 0:
+        raise Backpressure(
+            f"{unfinished} items are accepted and unfinished (bound {settings.jobs.max_in_flight_total}); retry later"
+        )
     for (job_id, adding), (accepted, processed, skipped) in zip(per_job.items(), counts, strict=True):
         in_flight = int(accepted or 0) - int(processed or 0) - int(skipped or 0)
         if in_flight + adding > settings.jobs.max_in_flight and in_flight > 0:
             raise Backpressure(
                 f"job {job_id} has {in_flight} items in flight (bound {settings.jobs.max_in_flight}); retry later"
             )
+
+
+def _unfinished(client: redis.Redis, active: set[str]) -> int:
+    pipe = client.pipeline(transaction=False)
+    for job_id in active:
+        pipe.hlen(keys.job_pending(job_id))
+    return sum(pipe.execute()) if active else 0
 
 
 def request_id_for(job_id: str, job_item_id: str | None) -> str:
@@ -67,6 +83,16 @@ def request_id_for(job_id: str, job_item_id: str | None) -> str:
         digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
         return digest.hex()
     return uuid.uuid4().hex
+
+
+def change_event_id(connector_uuid: str, req: ScanRequest) -> str | None:
+    """A stable id for a request outside any job (a change event) that names its item's version or
+    its own item id: the same event submitted again (a lost answer, a retried webhook) is the same
+    request, so it gets one result. None when the request names neither (each is a new request)."""
+    if not (req.item_version or req.job_item_id):
+        return None
+    name = f"{req.location}\x00{req.item_version or ''}\x00{req.job_item_id or ''}"
+    return request_id_for(f"change:{connector_uuid}", name)
 
 
 def accept(
@@ -96,12 +122,12 @@ def accept(
     for req in requests:
         assert req.connector is not None
         connector = connectors[req.connector.uuid]
-        job_id = req.scan_job_id or uuid.uuid4().hex
+        job_id = req.scan_job_id or change_event_id(connector.uuid, req) or uuid.uuid4().hex
         if req.scan_job_id is None:
             singles.add(job_id)
         tasks.append(
             ScanTask(
-                id=request_id_for(job_id, req.job_item_id),
+                id=job_id if req.scan_job_id is None else request_id_for(job_id, req.job_item_id),
                 connector_uuid=connector.uuid,
                 connector_name=connector.name,
                 location=req.location,

@@ -167,6 +167,12 @@ class JobsSettings(BaseModel):
         ge=1,
         description="accepted but unfinished items per job past which intake answers 429",
     )
+    max_in_flight_total: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="accepted but unfinished items of all jobs together (queued, retrying, waiting on "
+        "the breaker or a pause) past which intake answers 429",
+    )
     retain_s: int = Field(default=30 * 86400, ge=3600)
 
 

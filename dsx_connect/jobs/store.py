@@ -99,6 +99,7 @@ class JobStore:
         pipe.hset(keys.job(job_id), mapping=fields)
         pipe.expire(keys.job(job_id), self.retain_s)
         pipe.zadd(keys.JOBS_INDEX, {job_id: now_ts})
+        pipe.zremrangebyscore(keys.JOBS_INDEX, "-inf", now_ts - self.retain_s)  # trimmed on write
         pipe.sadd(keys.JOBS_ACTIVE, job_id)
         pipe.execute()
         return job_id
@@ -121,6 +122,7 @@ class JobStore:
             pipe.hsetnx(key, field, value)
         pipe.expire(key, self.retain_s)
         pipe.zadd(keys.JOBS_INDEX, {job_id: now_ts}, nx=True)
+        pipe.zremrangebyscore(keys.JOBS_INDEX, "-inf", now_ts - self.retain_s)  # trimmed on write
         pipe.sadd(keys.JOBS_ACTIVE, job_id)  # a finished one is dropped again by the next stall sweep
 
     def exists(self, job_id: str) -> bool:

@@ -31,14 +31,19 @@ _STORE_LUA = (
     + """
 -- One call stores a whole batch (standalone Redis: keys are built here from the prefix), and queues
 -- each newly stored event for the SIEM feed in the same atomic step (KEYS: the feed's queues).
--- ARGV: prefix, retain, now_iso, now_ts, feed bound, then 8 values per item:
+-- ARGV: prefix, retain, now_iso, now_ts, feed bound, tombstone ttl, job index ttl, then 8 per item:
 --       id, event, verdict, bytes, failed, action, job_id, connector_uuid
+-- A stored request keeps a tombstone (its request state, status 'completed') for the request-state
+-- TTL, past the result's own retention: a redelivered or resubmitted item whose result retention
+-- already dropped is still a duplicate, counted and fed to the SIEM once.
 local prefix, retain, now_iso, now_ts, feed_bound = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
   tonumber(ARGV[5])
+local tombstone_ttl, index_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local fed = {}
 local results, index, seq_key, stats = prefix .. ':results', prefix .. ':results:idx',
   prefix .. ':results:seq', prefix .. ':stats'
 local stored, touched, top = {}, {}, nil
+local indexes = {}  -- the connector and job indexes this call wrote to: trimmed below, on write
 -- Counter increments are summed per batch and written once per field (a third of the calls).
 local deltas = {}
 local function add(key, field, n)
@@ -52,21 +57,28 @@ local function count(key, verdict, bytes, failed, action, sign)
   if failed == '1' then add(key, 'errors', sign) end
   if action ~= '' then add(key, 'action:' .. action, sign) end
 end
-for i = 6, #ARGV, 8 do
+for i = 8, #ARGV, 8 do
   local id, event, verdict, bytes, failed, action, job_id, connector =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local job = prefix .. ':job:' .. job_id
-  if redis.call('HSETNX', results, id, event) == 1 then
+  local req = prefix .. ':req:' .. id
+  if redis.call('HGET', req, 'status') == 'completed' and redis.call('HEXISTS', results, id) == 0 then
+    stored[#stored + 1] = 0  -- stored long ago, its result since dropped by retention
+  elseif redis.call('HSETNX', results, id, event) == 1 then
     local seq = redis.call('INCR', seq_key)
     redis.call('ZADD', index, seq, id)
     redis.call('ZADD', prefix .. ':results:idx:verdict:' .. verdict, seq, id)
     redis.call('ZADD', prefix .. ':results:idx:connector:' .. connector, seq, id)
     redis.call('ZADD', prefix .. ':results:idx:job:' .. job_id, seq, id)
+    indexes[prefix .. ':results:idx:connector:' .. connector] = true
+    indexes[prefix .. ':results:idx:job:' .. job_id] = true
     count(stats, verdict, bytes, failed, action, 1)
     count(job, verdict, bytes, failed, action, 1)
     add(stats, 'total', 1)
     add(job, 'processed', 1)
-    redis.call('DEL', prefix .. ':req:' .. id)
+    redis.call('DEL', req)
+    redis.call('HSET', req, 'status', 'completed')
+    redis.call('EXPIRE', req, tombstone_ttl)
     redis.call('HDEL', job .. ':pending', id)
     redis.call('ZREM', job .. ':due', id)
     touched[job] = true
@@ -116,10 +128,17 @@ if excess > 0 then
     redis.call('HDEL', results, old[i])
     top = old[i + 1]
   end
-  -- secondary indexes are trimmed lazily by readers; the verdict ones are few, trim them here
+  -- secondary indexes are trimmed on write: the verdict ones (few) and those this call wrote to;
+  -- the index of a job that gets no more results expires with the job's retention (below)
   for _, verdict in ipairs({'Benign', 'Malicious', 'Unknown', 'Unsupported File Type', 'Not Scanned', 'Non Compliant'}) do
     redis.call('ZREMRANGEBYSCORE', prefix .. ':results:idx:verdict:' .. verdict, '-inf', top)
   end
+  for key, _ in pairs(indexes) do
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', top)
+  end
+end
+for key, _ in pairs(indexes) do
+  if string.find(key, ':results:idx:job:', 1, true) then redis.call('EXPIRE', key, index_ttl) end
 end
 return {stored, feed_push(feed_bound, fed)}
 """
@@ -128,9 +147,15 @@ return {stored, feed_push(feed_bound, fed)}
 
 class ResultStore:
     def __init__(
-        self, client: redis.Redis, retain: int, request_ttl_s: int = 7 * 86400, feed: FeedTarget | None = None
+        self,
+        client: redis.Redis,
+        retain: int,
+        request_ttl_s: int = 7 * 86400,
+        feed: FeedTarget | None = None,
+        job_index_ttl_s: int = 30 * 86400,
     ) -> None:
         self.redis = client
+        self.job_index_ttl_s = job_index_ttl_s  # a job's results index lives as long as the job
         self.retain = retain
         self.request_ttl_s = request_ttl_s
         self.feed = feed  # the SIEM feed's queues, filled in the same call as the store
@@ -147,7 +172,10 @@ class ResultStore:
         if not events:
             return []
         feed_bound = self.feed.bound if self.feed else 0
-        args: list[str | int | float] = [keys.PREFIX, self.retain, utcnow_iso(), time.time(), feed_bound]
+        args: list[str | int | float] = [
+            keys.PREFIX, self.retain, utcnow_iso(), time.time(), feed_bound, self.request_ttl_s,
+            self.job_index_ttl_s,
+        ]  # fmt: skip
         for event in events:
             data = event if isinstance(event, dict) else event.model_dump(mode="json")
             action = data["action"]

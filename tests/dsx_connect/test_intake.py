@@ -20,3 +20,15 @@ def test_a_named_item_gets_the_uuid5_of_its_job_and_name(item: str) -> None:
 def test_an_unnamed_item_gets_a_fresh_id() -> None:
     first, second = request_id_for("j", None), request_id_for("j", None)
     assert first != second and len(first) == 32 and uuid.UUID(first).version == 4
+
+
+def test_a_change_event_naming_its_version_keeps_its_id_and_job_when_resubmitted() -> None:
+    from dsx_connect.intake import change_event_id
+    from shared.models import ScanRequest
+
+    event = ScanRequest(location="a/b.txt", metainfo="a/b.txt", item_version="dev:ino:5:123")
+    first = change_event_id("c1", event)
+    assert first is not None and first == change_event_id("c1", event.model_copy())
+    assert first != change_event_id("c1", event.model_copy(update={"item_version": "dev:ino:5:124"}))
+    assert first != change_event_id("c2", event)
+    assert change_event_id("c1", ScanRequest(location="a/b.txt", metainfo="")) is None

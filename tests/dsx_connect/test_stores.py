@@ -224,6 +224,24 @@ def test_intake_refuses_work_past_its_bounds(client: redis.Redis) -> None:
     check_capacity(client, settings, {"j1": 3})
 
 
+def test_intake_counts_every_unfinished_item_of_every_job_retrying_or_parked_too(client: redis.Redis) -> None:
+    """The global bound counts the pending items of all active jobs, wherever they wait: an empty
+    scan queue during a scanner outage (items parked on the breaker) does not open the gate."""
+    from dsx_connect.intake import Backpressure, check_capacity
+    from dsx_connect.settings import Settings
+
+    settings = Settings(jobs={"max_in_flight": 1000, "max_in_flight_total": 10})  # type: ignore[arg-type]
+    jobs = JobStore(client)
+    for job_id in ("ja", "jb"):
+        jobs.create("c1", "fs", job_id=job_id)
+        tasks = [t.model_copy(update={"id": f"{job_id}-{t.id}"}) for t in _tasks(job_id, 4)]
+        jobs.record_accepted(tasks, ttl_s=600)  # none queued: parked, retrying, held
+    assert client.llen("scan_request_queue") == 0
+    check_capacity(client, settings, {"jc": 2})
+    with pytest.raises(Backpressure, match="8 items are accepted and unfinished"):
+        check_capacity(client, settings, {"jc": 3})
+
+
 def test_replacing_a_failed_result_of_an_unknown_size(client: redis.Redis) -> None:
     results = ResultStore(client, retain=100)
     failed = event(1, verdict="Not Scanned", error=EventError(kind="exhausted", message="down"))
@@ -304,3 +322,22 @@ def test_counters_are_summed_per_batch_exactly_even_for_huge_sizes(client: redis
     stats = client.hgetall(keys.STATS)
     assert int(stats["bytes_scanned"]) == 4 * 3 * 10**15 + 10
     assert (stats["total"], stats["verdict:Malicious"], stats["verdict:Benign"]) == ("4", "2", "2")
+
+
+def test_dedupe_outlives_retention_through_a_tombstone(client: redis.Redis) -> None:
+    """A redelivered or resubmitted item whose result retention already dropped is still a duplicate:
+    counted once, fed once (its request state stays, status completed, for the request-state TTL)."""
+    results = ResultStore(client, retain=2, request_ttl_s=600)
+    assert results.store_many([event(1), event(2), event(3)]) == [True, True, True]
+    assert client.hget(keys.RESULTS, "r1") is None  # dropped by retention
+    assert client.hget(keys.request_state("r1"), "status") == "completed"
+    assert 0 < client.ttl(keys.request_state("r1")) <= 600
+    assert results.store_many([event(1)]) == [False]
+    assert results.stats()["total"] == 3
+    # and the job/connector indexes were trimmed on write, not left for readers
+    assert client.zrange(keys.results_by("job", "j1"), 0, -1) == ["r2", "r3"]
+    assert client.zrange(keys.results_by("connector", "c1"), 0, -1) == ["r2", "r3"]
+    assert client.ttl(keys.results_by("job", "j1")) > 0
+    # a job being cancelled does not count a stored item as skipped either
+    jobs = JobStore(client)
+    assert jobs.add_skipped("j1", ["r1"], ttl_s=60) == 0

@@ -299,3 +299,23 @@ def test_dead_letters_can_be_listed_requeued_and_cleared(core: Core, api: httpx.
     assert api.delete("/dlq", params={"id": "dl-2"}).json()["cleared"] == 1
     assert api.delete("/dlq").json()["cleared"] == 1
     assert api.get("/dlq/stats").json()["count"] == 0
+
+
+def test_a_full_redis_refuses_intake_with_503_and_loses_nothing(
+    core: Core, api: httpx.Client, registered: dict[str, object]
+) -> None:
+    """maxmemory + noeviction: Redis refuses writes instead of evicting; the core answers 503 with
+    Retry-After, accepts nothing, and accepts again once memory frees."""
+    before = core.redis.llen("scan_request_queue")
+    policy = core.redis.config_get("maxmemory-policy")["maxmemory-policy"]
+    core.redis.config_set("maxmemory-policy", "noeviction")
+    core.redis.config_set("maxmemory", "1")  # whatever is stored already is past it
+    try:
+        response = api.post("/scan/request", json=scan_request(registered, "full.txt"))
+    finally:
+        core.redis.config_set("maxmemory", "0")
+        core.redis.config_set("maxmemory-policy", policy)
+    assert response.status_code == 503, response.text
+    assert "maxmemory" in response.json()["message"] and response.headers["retry-after"]
+    assert core.redis.llen("scan_request_queue") == before
+    assert api.post("/scan/request", json=scan_request(registered, "full.txt")).status_code == 202

@@ -316,3 +316,16 @@ def test_a_task_raising_an_unexpected_error_dead_letters_each_item_then_requeue_
     assert job["processed"] == len(names) and job["errors"] == 0  # type: ignore[index]
     remaining = pipeline.api.get("/dlq/items", params={"limit": 1000}).json()["items"]
     assert not [i for i in remaining if i["job_id"] == job_id]
+
+
+def test_a_change_event_submitted_twice_is_one_request_and_one_result(pipeline: Pipeline) -> None:
+    (pipeline.asset / "changed.txt").write_bytes(b"new content\n")
+    first = pipeline.submit("changed.txt", item_version="dev:1:12:1700000000")
+    result = pipeline.result(str(first["id"]))
+    again = pipeline.submit("changed.txt", item_version="dev:1:12:1700000000")  # a retried submit
+    assert again["id"] == first["id"] and again["job_id"] == first["job_id"]
+    assert result["verdict"] == "Benign"
+    job = pipeline.api.get(f"/scan/jobs/{first['job_id']}").json()
+    assert job["enqueued"] == 1 and job["processed"] == 1 and job["status"] == "completed"
+    listed = pipeline.api.get("/scan/results", params={"job": first["job_id"]}).json()
+    assert listed["total"] == 1
