@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from dsx_connect import keys
 from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.queues import SCAN_REQUEST_QUEUE
+from dsx_connect.redis_client import replicated
 from dsx_connect.settings import Settings
 from shared.models import RegisteredConnector, ScanRequest, ScanTask, utcnow_iso
 
@@ -155,4 +157,9 @@ def accept(
     jobs.record_accepted(tasks, settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s)
 
     publish([t.model_dump(mode="json") for t in tasks])
+    if settings.redis_wait_replicas:
+        # Acknowledged only once replicas hold the batch and its messages: a write after the publish
+        # on this connection makes WAIT cover the broker's writes too (replication is one stream).
+        client.hset(keys.job(tasks[0].job_id), "last_accept_ts", time.time())
+        replicated(client, settings.redis_wait_replicas, settings.redis_wait_timeout_ms)
     return tasks

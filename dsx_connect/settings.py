@@ -196,7 +196,7 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
-        pattern=r"^(redis|rediss|unix)://",
+        pattern=r"^(redis|rediss|unix|redis\+sentinel|sentinel)://",
         validation_alias=AliasChoices("DSXCONNECT_REDIS_URL", "REDIS_URL"),
     )
     use_tls: bool = Field(default=False, validation_alias=AliasChoices("DSXCONNECT_USE_TLS", "USE_TLS"))
@@ -204,6 +204,14 @@ class Settings(BaseSettings):
     tls_keyfile: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_request_bytes: int = Field(default=16 << 20, ge=1024, description="larger request bodies answer 413")
+    redis_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="replicas that must hold an accepted batch (and an action's claim) before the core "
+        "answers or acts (Redis WAIT): with Sentinel, a failover then loses nothing acknowledged",
+    )
+    redis_wait_timeout_ms: int = Field(default=2000, ge=1, description="how long WAIT waits for them")
 
     auth: AuthSettings = Field(default_factory=AuthSettings)  # enrollment, DSX-HMAC, operator keys (SPEC §8)
     scanner: ScannerSettings = Field(default_factory=ScannerSettings)
@@ -233,6 +241,17 @@ class Settings(BaseSettings):
             self.scanner.auth_token = self.dsx_api_key
         if self.use_tls and not (self.tls_certfile and self.tls_keyfile):
             raise ValueError("DSXCONNECT_USE_TLS needs DSXCONNECT_TLS_CERTFILE and DSXCONNECT_TLS_KEYFILE")
+        return self
+
+    @model_validator(mode="after")
+    def _sentinel_url(self) -> Settings:
+        from dsx_connect.redis_sentinel import SentinelUrlError, is_sentinel_url, parse_sentinel_url
+
+        if is_sentinel_url(self.redis_url):
+            try:
+                parse_sentinel_url(self.redis_url)
+            except SentinelUrlError as exc:
+                raise ValueError(f"DSXCONNECT_REDIS_URL: {exc}") from None
         return self
 
     @model_validator(mode="after")

@@ -44,6 +44,7 @@ from starlette.types import Receive, Scope, Send
 from dsx_connect import keys
 from dsx_connect.api.deps import SettingsDep
 from dsx_connect.jobs.store import job_rev, job_view
+from dsx_connect.redis_client import async_redis
 from shared.models import RegisteredConnector
 
 log = logging.getLogger(__name__)
@@ -338,7 +339,7 @@ async def _connector_events(hub: EventHub, queue_size: int, ttl_s: float) -> Asy
 @asynccontextmanager
 async def event_hub(redis_url: str) -> AsyncIterator[EventHub]:
     """The process's hub, with its own async Redis client, for the app's lifespan."""
-    hub = EventHub(aredis.Redis.from_url(redis_url, decode_responses=True, health_check_interval=30))
+    hub = EventHub(async_redis(redis_url))  # Sentinel-aware
     try:
         yield hub
     finally:

@@ -13,6 +13,7 @@ from dsx_connect import keys
 from dsx_connect.connector_client import AnswerKind, classify
 from dsx_connect.dlq.store import DeadLetter
 from dsx_connect.intake import request_id_for
+from dsx_connect.redis_client import replicated
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import connector_error, read_file_body
 from dsx_connect.workers.outcome import ItemOutcome
@@ -47,6 +48,8 @@ def run_action_batch(
         key = keys.action_done(item.task.id)
         # Claim the action; a claim already there is a finished action, or one cut off by a crash.
         claimed = ctx.jobs.redis.set(key, PENDING, nx=True, ex=ACTION_RECORD_TTL_S)
+        if claimed:  # the claim must survive a failover before the connector is asked
+            replicated(ctx.jobs.redis, ctx.settings.redis_wait_replicas, ctx.settings.redis_wait_timeout_ms)
         recorded = None if claimed else ctx.jobs.redis.get(key)
         if recorded is not None and recorded != PENDING:  # a redelivered task: the connector already acted
             done.append(item.model_copy(update={"action": EventAction.model_validate_json(recorded)}))

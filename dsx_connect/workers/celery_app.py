@@ -9,6 +9,7 @@ from celery.signals import after_setup_logger, worker_init, worker_process_init,
 from kombu import Queue
 
 from dsx_connect.queues import ALL_QUEUES, ROUTES
+from dsx_connect.redis_sentinel import is_sentinel_url, parse_sentinel_url
 from dsx_connect.settings import get_settings
 from shared.gc_tuning import tune_gc
 from shared.logging import configure_logging
@@ -16,7 +17,11 @@ from shared.logging import configure_logging
 
 def create_celery_app() -> Celery:
     settings = get_settings()
-    app = Celery("dsx_connect", broker=settings.redis_url, include=["dsx_connect.workers.tasks"])
+    broker = settings.redis_url
+    sentinel_options: dict[str, object] = {}
+    if is_sentinel_url(broker):  # kombu's sentinel transport follows the master through failovers
+        broker, sentinel_options = parse_sentinel_url(broker).celery_broker()
+    app = Celery("dsx_connect", broker=broker, include=["dsx_connect.workers.tasks"])
     app.conf.update(
         task_queues=[Queue(name, routing_key=name) for name in ALL_QUEUES],
         task_create_missing_queues=False,  # a typo in a queue name fails loudly
@@ -49,6 +54,7 @@ def create_celery_app() -> Celery:
             # third smaller, and no encoding step either way. Each message names its own encoding,
             # so messages queued before this setting are still read.
             "body_encoding": None,
+            **sentinel_options,
         },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

@@ -6,8 +6,8 @@ answers an error status, hangs, or drops the connection for matching requests.
     POST /__fault {"mode": "pass"}
 
 Modes: ``pass`` (forward), ``status`` (answer ``status`` with a short body), ``hang`` (never answer
-until the mode changes). Requests not matching ``method`` / ``path_contains`` are always forwarded.
-``GET /__fault`` reports the mode and counts. A service that is down altogether is the proxy
+until the mode changes), ``delay`` (forward after ``delay_s`` seconds: a slow service). Requests not matching ``method`` / ``path_contains`` are always forwarded.
+``GET /__fault`` reports the mode and counts (``paths``: forwarded requests per path). A service that is down altogether is the proxy
 process stopped (connections refused) and started again on the same port.
 """
 
@@ -31,6 +31,8 @@ _state: dict[str, Any] = {
     "path_contains": None,
     "faulted": 0,
     "passed": 0,
+    "delay_s": 0.0,
+    "paths": {},
 }
 _client: httpx.AsyncClient | None = None
 _changed = asyncio.Event()
@@ -44,14 +46,18 @@ def _matches(request: Request) -> bool:
 async def control(request: Request) -> Response:
     if request.method == "POST":
         body = await request.json()
-        _state.update({"mode": "pass", "status": 503, "method": None, "path_contains": None} | body)
+        _state.update(
+            {"mode": "pass", "status": 503, "method": None, "path_contains": None, "delay_s": 0.0} | body
+        )
         _changed.set()
     return JSONResponse(_state)
 
 
 async def proxy(request: Request) -> Response:
     global _client
-    while _state["mode"] != "pass" and _matches(request):
+    if _state["mode"] == "delay" and _matches(request):
+        await asyncio.sleep(float(_state["delay_s"]))
+    while _state["mode"] not in ("pass", "delay") and _matches(request):
         mode = _state["mode"]
         if mode == "status":
             _state["faulted"] += 1
@@ -70,6 +76,7 @@ async def proxy(request: Request) -> Response:
         headers=[(k, v) for k, v in request.headers.items() if k.lower() not in ("host", "content-length")],
     )
     _state["passed"] += 1
+    _state["paths"][request.url.path] = _state["paths"].get(request.url.path, 0) + 1
     headers = {
         k: v
         for k, v in upstream.headers.items()
