@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import socket
 import threading
 import uuid
@@ -25,6 +24,7 @@ from typing import Any
 
 import redis
 
+from dsx_connect.backoff import full_jitter
 from dsx_connect.settings import Settings
 from dsx_connect.superlog.buffer import DestinationBuffer, LockLost
 from dsx_connect.superlog.config import SuperlogSettings
@@ -67,9 +67,9 @@ def _alive(pid: int) -> bool:
 
 
 def backoff_s(attempt: int, base: float, ceiling: float) -> float:
-    """Capped exponential backoff with jitter for failure number ``attempt`` (1-based): half fixed, half random."""
-    cap = min(ceiling, base * (2 ** min(max(attempt - 1, 0), 30)))
-    return cap / 2 + random.uniform(0, cap / 2)
+    """Capped exponential backoff with jitter for failure number ``attempt`` (1-based): the core's one
+    backoff (``dsx_connect.backoff``)."""
+    return full_jitter(attempt, base, ceiling)
 
 
 class Forwarder:

@@ -32,8 +32,8 @@ from celery import Task
 from celery.exceptions import Ignore, Reject, Retry
 from kombu.exceptions import OperationalError
 
+from dsx_connect.backoff import full_jitter
 from dsx_connect.dlq.store import DeadLetter, Stage
-from dsx_connect.workers.backoff import full_jitter
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.models import EventAction, EventError, ScanTask
