@@ -138,9 +138,27 @@ def sample(folder: Path) -> None:
             (sub / f"f{n:04d}.txt").write_bytes(f"benign file {n}\n".encode() * (1 + n % 50))
 
 
+def restartable_port() -> int:
+    """A free port below the kernel's ephemeral range: a server restarted on it (Redis after
+    ``kill -9``) cannot find it taken by some client's outgoing connection meanwhile."""
+    import random
+    import socket
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        port = random.randint(max(1024, low - 12000), low - 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 def sentinel_components(cfg: stack.StackConfig, comps: dict[str, stack.Component]) -> list[int]:
     """A replica of the stack's Redis and three Sentinels watching them (Debian's redis-sentinel)."""
-    replica_port, ports = free_port(), [free_port() for _ in range(3)]
+    replica_port, ports = restartable_port(), [free_port() for _ in range(3)]
     folder = cfg.run_dir / "replica"
     folder.mkdir(parents=True, exist_ok=True)
     comps["redis-replica"] = stack.Component(
@@ -175,13 +193,13 @@ def open_stack(
 ) -> Iterator[FaultStack]:
     """A fresh stack with the sample, a proxy in front of the scanner and of the connector."""
     cfg = stack.StackConfig(
-        run_dir=tmp_path / "run", redis_port=free_port(), dsxa_port=free_port(), core_port=free_port(),
-        fs_port=free_port(), scan_timeout=300,
+        run_dir=tmp_path / "run", redis_port=restartable_port(), dsxa_port=free_port(),
+        core_port=restartable_port(), fs_port=free_port(), scan_timeout=300,
     )  # fmt: skip
     for folder in (cfg.log_dir, cfg.run_dir / "redis", cfg.quarantine_dir):
         folder.mkdir(parents=True, exist_ok=True)
     sample(cfg.sample_dir)
-    scanner_proxy, connector_proxy = free_port(), free_port()
+    scanner_proxy, connector_proxy = free_port(), restartable_port()
     tuning = {
         "DSXCONNECT_SCANNER__SCAN_BINARY_URL": f"http://127.0.0.1:{scanner_proxy}/scan/binary/v2",
         "DSXCONNECT_SCANNER__TIMEOUT_S": "2",
