@@ -341,3 +341,18 @@ def test_dedupe_outlives_retention_through_a_tombstone(client: redis.Redis) -> N
     # a job being cancelled does not count a stored item as skipped either
     jobs = JobStore(client)
     assert jobs.add_skipped("j1", ["r1"], ttl_s=60) == 0
+
+
+def test_one_worker_probes_a_half_open_breaker(client: redis.Redis) -> None:
+    from dsx_connect.workers.breaker import ScannerBreaker
+
+    workers = [ScannerBreaker(client, threshold=1, open_s=0.1, open_max_s=1, probe_ttl_s=5) for _ in range(3)]
+    workers[0].record_failure("scanner down")
+    assert workers[1].state().is_open
+    later = time.time() + 1
+    assert all(w.state(now=later).state == "half_open" for w in workers)
+    assert [w.take_probe() for w in workers] == [True, False, False]  # the others keep waiting
+    workers[0].record_failure("still down", probing=True)  # the probe failed: open again, claim freed
+    assert workers[2].state().is_open and workers[2].take_probe()
+    workers[2].record_success()
+    assert workers[1].state().state == "closed" and workers[1].take_probe()  # a later half-open may probe
