@@ -1,0 +1,87 @@
+"""The Lua scripts and the key schema of ``dsx_connect.keys`` held together.
+
+Scripts that build keys from the prefix (one call stores a whole batch across jobs) spell key
+fragments in Lua. Every fragment they use must be one this table maps to a ``keys`` function, and
+each mapping must build the same key as that function: renaming a key in ``keys.py`` without the
+Lua (or adding a fragment to Lua without the schema) fails here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dsx_connect import keys
+from dsx_connect.dlq import store as dlq_store
+from dsx_connect.jobs import lua as jobs_lua
+from dsx_connect.results import store as results_store
+from dsx_connect.workers import breaker
+from shared.models import Verdict
+
+pytestmark = pytest.mark.unit
+
+SCRIPTS = {
+    "jobs.lua": "\n".join(v for k, v in vars(jobs_lua).items() if k.endswith("_LUA")),
+    "results.store": results_store._STORE_LUA,
+    "breaker": breaker._FAILED_LUA,
+    "dlq.store": dlq_store._REMOVE_LUA,
+}
+
+# fragment -> how keys.py builds the key (from the prefix, or from a job key for suffixes)
+FROM_PREFIX: dict[str, Callable[[str], str]] = {
+    ":job:": keys.job,
+    ":req:": keys.request_state,
+    ":results": lambda _: keys.RESULTS,
+    ":results:idx": lambda _: keys.RESULTS_INDEX,
+    ":results:seq": lambda _: keys.RESULTS_SEQ,
+    ":stats": lambda _: keys.STATS,
+    ":results:idx:verdict:": lambda v: keys.results_by("verdict", v),
+    ":results:idx:connector:": lambda v: keys.results_by("connector", v),
+    ":results:idx:job:": lambda v: keys.results_by("job", v),
+}
+JOB_SUFFIXES: dict[str, Callable[[str], str]] = {":pending": keys.job_pending, ":due": keys.job_due}
+
+
+def fragments() -> set[str]:
+    found: set[str] = set()
+    for text in SCRIPTS.values():
+        found |= set(re.findall(r"'(:[a-z_:-]+)'", text))
+    return found
+
+
+def test_every_key_fragment_in_lua_is_in_the_schema() -> None:
+    assert {":job:", ":req:", ":pending", ":due", ":results:idx:job:"} <= fragments()  # the scan sees them
+    unknown = fragments() - FROM_PREFIX.keys() - JOB_SUFFIXES.keys()
+    assert not unknown, f"Lua builds keys keys.py does not define: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("fragment", sorted(FROM_PREFIX))
+def test_a_prefix_built_key_is_the_schema_key(fragment: str) -> None:
+    value = "x1"
+    lua_key = keys.PREFIX + fragment + (value if fragment.endswith(":") else "")
+    assert lua_key == FROM_PREFIX[fragment](value)
+
+
+@pytest.mark.parametrize("suffix", sorted(JOB_SUFFIXES))
+def test_a_job_suffix_key_is_the_schema_key(suffix: str) -> None:
+    assert keys.job("j1") + suffix == JOB_SUFFIXES[suffix]("j1")
+
+
+def test_the_verdict_indexes_trimmed_in_lua_are_every_stored_verdict() -> None:
+    listed = re.search(r"ipairs\(\{([^}]*)\}\)", results_store._STORE_LUA)
+    assert listed is not None
+    in_lua = set(re.findall(r"'([^']+)'", listed.group(1)))
+    assert in_lua == {v.value for v in Verdict if v is not Verdict.SCANNING}
+
+
+def test_no_module_spells_a_key_outside_keys_py() -> None:
+    root = Path(keys.__file__).parent
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name != "keys.py" and re.search(r"[\"']" + keys.PREFIX + r":", path.read_text())
+    ]
+    assert not offenders, f"Redis keys spelled outside dsx_connect/keys.py: {offenders}"
