@@ -47,15 +47,14 @@ def check_capacity(client: redis.Redis, settings: Settings, per_job: dict[str, i
     """Refuse work past the bounds: the scan queue's depth, and the items in flight per job."""
     pipe = client.pipeline(transaction=False)
     pipe.llen(SCAN_REQUEST_QUEUE)
-    pipe.smembers(keys.JOBS_ACTIVE)
     for job_id in per_job:
         pipe.hmget(keys.job(job_id), "accepted", "processed", "skipped")
-    depth, active, *counts = pipe.execute()
+    depth, *counts = pipe.execute()
     if depth >= settings.workers.max_queued_batches:
         raise Backpressure(f"the scan queue is full ({depth} batches waiting); retry later")
     # Every accepted, unfinished item, wherever it is (queued, waiting on a retry, an open breaker
     # or a pause, held by a worker): the pending hashes of the active jobs.
-    unfinished = _unfinished(client, active)
+    unfinished = _unfinished(client)
     adding = sum(per_job.values())
     if unfinished + adding > settings.jobs.max_in_flight_total and unfinished > 0:
         raise Backpressure(
@@ -69,11 +68,24 @@ def check_capacity(client: redis.Redis, settings: Settings, per_job: dict[str, i
             )
 
 
-def _unfinished(client: redis.Redis, active: set[str]) -> int:
+_UNFINISHED_CACHE_S = 1.0
+_unfinished_seen: dict[int, tuple[float, int]] = {}  # per client: (when, count)
+
+
+def _unfinished(client: redis.Redis) -> int:
+    """Pending items of every active job; read at most once a second per process (one HLEN per
+    active job: with many small jobs of change events, per request it would cost too much)."""
+    now = time.monotonic()
+    seen = _unfinished_seen.get(id(client))
+    if seen is not None and now - seen[0] < _UNFINISHED_CACHE_S:
+        return seen[1]
+    active = list(client.sscan_iter(keys.JOBS_ACTIVE, count=1000))
     pipe = client.pipeline(transaction=False)
     for job_id in active:
         pipe.hlen(keys.job_pending(job_id))
-    return sum(pipe.execute()) if active else 0
+    count = int(sum(pipe.execute())) if active else 0
+    _unfinished_seen[id(client)] = (now, count)
+    return count
 
 
 def request_id_for(job_id: str, job_item_id: str | None) -> str:

@@ -230,6 +230,9 @@ def test_intake_counts_every_unfinished_item_of_every_job_retrying_or_parked_too
     from dsx_connect.intake import Backpressure, check_capacity
     from dsx_connect.settings import Settings
 
+    from dsx_connect import intake
+
+    intake._unfinished_seen.clear()  # read at most once a second per process: start afresh
     settings = Settings(jobs={"max_in_flight": 1000, "max_in_flight_total": 10})  # type: ignore[arg-type]
     jobs = JobStore(client)
     for job_id in ("ja", "jb"):
