@@ -227,10 +227,9 @@ def test_intake_refuses_work_past_its_bounds(client: redis.Redis) -> None:
 def test_intake_counts_every_unfinished_item_of_every_job_retrying_or_parked_too(client: redis.Redis) -> None:
     """The global bound counts the pending items of all active jobs, wherever they wait: an empty
     scan queue during a scanner outage (items parked on the breaker) does not open the gate."""
+    from dsx_connect import intake
     from dsx_connect.intake import Backpressure, check_capacity
     from dsx_connect.settings import Settings
-
-    from dsx_connect import intake
 
     intake._unfinished_seen.clear()  # read at most once a second per process: start afresh
     settings = Settings(jobs={"max_in_flight": 1000, "max_in_flight_total": 10})  # type: ignore[arg-type]
