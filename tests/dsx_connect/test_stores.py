@@ -329,13 +329,17 @@ def test_counters_are_summed_per_batch_exactly_even_for_huge_sizes(client: redis
 def test_dedupe_outlives_retention_through_a_tombstone(client: redis.Redis) -> None:
     """A redelivered or resubmitted item whose result retention already dropped is still a duplicate:
     counted once, fed once (its request state stays, status completed, for the request-state TTL)."""
-    results = ResultStore(client, retain=2, request_ttl_s=600)
+    from dsx_connect.superlog.buffer import FeedTarget
+
+    results = ResultStore(client, retain=2, request_ttl_s=600, feed=FeedTarget(["siem"], bound=100))
     assert results.store_many([event(1), event(2), event(3)]) == [True, True, True]
     assert client.hget(keys.RESULTS, "r1") is None  # dropped by retention
     assert client.hget(keys.request_state("r1"), "status") == "completed"
     assert 0 < client.ttl(keys.request_state("r1")) <= 600
     assert results.store_many([event(1)]) == [False]
+    assert results.store_many([event(2), event(3)]) == [False, False]  # a redelivered result batch
     assert results.stats()["total"] == 3
+    assert client.llen(keys.superlog("siem", "queue")) == 3, "the SIEM feed got an event twice"
     # and the job/connector indexes were trimmed on write, not left for readers
     assert client.zrange(keys.results_by("job", "j1"), 0, -1) == ["r2", "r3"]
     assert client.zrange(keys.results_by("connector", "c1"), 0, -1) == ["r2", "r3"]
