@@ -56,12 +56,13 @@ class FaultStack:
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.cfg.api_url, timeout=15.0, headers=stack.api_headers(self.cfg))
 
-    def start(self, name: str) -> None:
-        comp = self.comps[name]
-        record = stack.spawn(self.cfg.run_dir, comp, self.order)
-        self.order += 1
-        self.records[name] = record
-        stack.wait_ready(comp, record, 60)
+    def start(self, *names: str) -> None:
+        """Start the named components together, then wait until each is ready."""
+        for name in names:
+            self.records[name] = stack.spawn(self.cfg.run_dir, self.comps[name], self.order)
+            self.order += 1
+        for name in names:
+            stack.wait_ready(self.comps[name], self.records[name], 90)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         pid = self.records[name]["pid"]
@@ -254,11 +255,9 @@ def open_stack(
     fs = FaultStack(cfg, comps, sentinels=sentinels)
     try:
         first = ["redis", *(["redis-replica", "sentinel-0", "sentinel-1", "sentinel-2"] if sentinels else [])]
-        for name in (*first, "dsxa", "scanner-proxy", "connector-proxy", "core"):
-            fs.start(name)
-        for name in comps:
-            if name.startswith("worker-"):
-                fs.start(name)
+        fs.start(*first)
+        workers = [name for name in comps if name.startswith("worker-")]
+        fs.start("dsxa", "scanner-proxy", "connector-proxy", "core", *workers)
         fs.start("filesystem")
         yield fs
     finally:
