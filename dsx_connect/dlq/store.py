@@ -18,22 +18,10 @@ import redis
 from pydantic import BaseModel, Field
 
 from dsx_connect import keys
+from dsx_connect.state.scripts import lua
 from shared.models import utcnow_iso
 
-# KEYS: letters hash, index. ARGV: pairs of id, failed_at. Deletes a letter only if it is still the
-# one read (same failed_at), so a letter written again by a requeued attempt that failed survives.
-_REMOVE_LUA = """
-local n = 0
-for i = 1, #ARGV, 2 do
-  local raw = redis.call('HGET', KEYS[1], ARGV[i])
-  if raw and cjson.decode(raw).failed_at == ARGV[i + 1] then
-    redis.call('HDEL', KEYS[1], ARGV[i])
-    redis.call('ZREM', KEYS[2], ARGV[i])
-    n = n + 1
-  end
-end
-return n
-"""
+_REMOVE_LUA = lua("dlq_remove")  # dsx_connect/state/lua/dlq_remove.lua
 
 Stage = Literal["scan", "action", "result"]
 

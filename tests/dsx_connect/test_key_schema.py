@@ -18,17 +18,13 @@ from dsx_connect import keys
 from dsx_connect.dlq import store as dlq_store
 from dsx_connect.jobs import lua as jobs_lua
 from dsx_connect.results import store as results_store
+from dsx_connect.state import scripts
 from dsx_connect.workers import breaker
 from shared.models import Verdict
 
 pytestmark = pytest.mark.unit
 
-SCRIPTS = {
-    "jobs.lua": "\n".join(v for k, v in vars(jobs_lua).items() if k.endswith("_LUA")),
-    "results.store": results_store._STORE_LUA,
-    "breaker": breaker._FAILED_LUA,
-    "dlq.store": dlq_store._REMOVE_LUA,
-}
+SCRIPTS = {name: scripts.lua(name) for name in scripts.names()} | {"results.store": results_store._STORE_LUA}
 
 # fragment -> how keys.py builds the key (from the prefix, or from a job key for suffixes)
 FROM_PREFIX: dict[str, Callable[[str], str]] = {
@@ -85,3 +81,13 @@ def test_no_module_spells_a_key_outside_keys_py() -> None:
         if path.name != "keys.py" and re.search(r"[\"']" + keys.PREFIX + r":", path.read_text())
     ]
     assert not offenders, f"Redis keys spelled outside dsx_connect/keys.py: {offenders}"
+
+
+def test_every_lua_file_is_a_script_a_store_registers() -> None:
+    used = {v for k, v in vars(jobs_lua).items() if k.endswith("_LUA")} | {
+        breaker._FAILED_LUA,
+        dlq_store._REMOVE_LUA,
+    }
+    text = "\n".join(used)
+    unused = [name for name in scripts.names() if scripts.lua(name) not in text]
+    assert not unused, f"Lua files no store runs: {unused}"

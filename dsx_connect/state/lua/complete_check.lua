@@ -1,0 +1,16 @@
+-- Marks the job completed once enumeration is done and every accepted item has a result.
+-- Expects `job` (key), `now_iso`, `now_ts` locals. Shared by the result script and enqueue_done.
+local function complete_if_done(job, now_iso, now_ts)
+  local f = redis.call('HMGET', job, 'status', 'enqueue_done', 'reported_total', 'accepted', 'processed', 'skipped')
+  if f[1] ~= 'running' and f[1] ~= 'paused' then return 0 end
+  if f[2] ~= '1' then return 0 end
+  local total = math.max(tonumber(f[3] or '0') or 0, tonumber(f[4] or '0') or 0)
+  local done = (tonumber(f[5] or '0') or 0) + (tonumber(f[6] or '0') or 0)
+  if done >= total then
+    redis.call('HSET', job, 'status', 'completed', 'finished', now_iso, 'finished_ts', now_ts,
+               'paused', '0', 'last_update', now_iso, 'last_update_ts', now_ts)
+    redis.call('DEL', job .. ':pending', job .. ':due')
+    return 1
+  end
+  return 0
+end
