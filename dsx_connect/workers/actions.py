@@ -14,6 +14,7 @@ from dsx_connect.connector_client import AnswerKind, classify
 from dsx_connect.dlq.store import DeadLetter
 from dsx_connect.intake import request_id_for
 from dsx_connect.redis_client import replicated
+from dsx_connect.state.actions import PENDING, ActionClaims
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import connector_error, read_file_body
 from dsx_connect.workers.outcome import ItemOutcome
@@ -23,8 +24,6 @@ from shared.models import EventAction, ScanTask
 
 log = logging.getLogger(__name__)
 
-ACTION_RECORD_TTL_S = 7 * 86400
-PENDING = "pending"
 CHANGED_MESSAGE = "action skipped: object changed since scan"
 
 
@@ -36,6 +35,7 @@ def run_action_batch(
 ) -> None:
     deadline = time.monotonic() + ctx.settings.workers.start_deadline_s
     ctx.jobs.renew_leases((i.task for i in items), ctx.settings.jobs.redispatch_after_s)
+    claims = ActionClaims(ctx.jobs.redis)
     done: list[ItemOutcome] = []
     retry: list[ItemOutcome] = []
     deferred: list[ItemOutcome] = []
@@ -45,12 +45,10 @@ def run_action_batch(
             deferred.append(item)
             continue
         uncertain = False  # an attempt may have reached the connector: its outcome is unknown
-        key = keys.action_done(item.task.id)
         # Claim the action; a claim already there is a finished action, or one cut off by a crash.
-        claimed = ctx.jobs.redis.set(key, PENDING, nx=True, ex=ACTION_RECORD_TTL_S)
+        claimed, recorded = claims.claim(item.task.id)
         if claimed:  # the claim must survive a failover before the connector is asked
-            replicated(ctx.jobs.redis, ctx.settings.redis_wait_replicas, ctx.settings.redis_wait_timeout_ms)
-        recorded = None if claimed else ctx.jobs.redis.get(key)
+            replicated(claims.redis, ctx.settings.redis_wait_replicas, ctx.settings.redis_wait_timeout_ms)
         if recorded is not None and recorded != PENDING:  # a redelivered task: the connector already acted
             done.append(item.model_copy(update={"action": EventAction.model_validate_json(recorded)}))
             continue
@@ -90,12 +88,12 @@ def run_action_batch(
         except DsxError as exc:
             action = EventAction(requested=item.planned_action().value, status="error", message=exc.message)
         if action.status != "error":  # applied, skipped or refused for good: never ask the connector twice
-            ctx.jobs.redis.set(key, action.model_dump_json(), ex=ACTION_RECORD_TTL_S)
+            claims.record(item.task.id, action)
         else:
             # Not applied: a requeue may try again. After attempts whose answers were lost, the claim
             # stays pending, so a requeued attempt that finds the item gone knows one of them acted.
             if not uncertain:
-                ctx.jobs.redis.delete(key)
+                claims.release(item.task.id)
             log.warning(
                 "action %s on %s failed: %s",
                 action.requested,
