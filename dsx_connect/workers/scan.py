@@ -189,8 +189,9 @@ async def _scan_all(
     a ``time.monotonic()`` value).
 
     Each item (its read and scan) is bounded by ``item_deadline_s``; none starts after ``deadline``,
-    so a task ends within ``start_deadline_s + item_deadline_s``, below its time limit and the
-    visibility timeout, however large its batch and slow its files. Small items are read from their connector in groups (``read_files``), the rest one by one
+    and nothing runs past ``deadline + item_deadline_s``, so a task ends within ``start_deadline_s +
+    item_deadline_s``, below its time limit and the visibility timeout, however large its batch and
+    slow its files. Small items are read from their connector in groups (``read_files``), the rest one by one
     (``read_file``, streamed). ``scan_concurrency`` bounds the items in flight to the scanner;
     groups are read a little ahead of the scans, so a process holds at most a few groups in memory.
     """
@@ -202,6 +203,10 @@ async def _scan_all(
     results: list[object] = [None] * len(items)
     item_deadline = workers.item_deadline_s
     overdue = RetryableError(f"item deadline: not read and scanned within {item_deadline:g} s")
+    end = deadline + item_deadline  # nothing runs past this: items read in a group scan within it too
+
+    def budget() -> float:
+        return min(item_deadline, end - time.monotonic())
 
     def failed(task: ScanTask, ref: ConnectorRef, exc: BaseException) -> DsxError:
         if isinstance(exc, DsxError):
@@ -218,7 +223,7 @@ async def _scan_all(
                 results[i] = DEFERRED
                 return
             try:
-                async with asyncio.timeout(item_deadline):
+                async with asyncio.timeout(budget()):
                     if data is None:
                         results[i] = await scan_item(
                             pool, task, ref, ctx.scan_config, ctx.signer(ref.uuid), versions
@@ -238,7 +243,7 @@ async def _scan_all(
                     results[i] = DEFERRED
                 return
             try:
-                async with asyncio.timeout(item_deadline):
+                async with asyncio.timeout(budget()):
                     read = await read_items(
                         pool,
                         [items[i][0] for i in indices],
