@@ -56,7 +56,7 @@ def walk_zip(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
     """ZIP, OOXML included: stored, deflate, bzip2, lzma; ZipCrypto and WinZip AES (pyzipper)."""
     try:
         archive = pyzipper.AESZipFile(source)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, pyzipper.BadZipFile, OSError, ValueError, EOFError) as exc:
         walk.problem(prefix.rstrip("/"), Verdict.NOT_SCANNED, f"corrupt ZIP archive: {exc}")
         return
     with archive:
@@ -76,7 +76,7 @@ def walk_zip(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
             except NotImplementedError as exc:
                 walk.problem(path, Verdict.UNSUPPORTED, f"cannot unpack: {exc}")
                 continue
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            except (zipfile.BadZipFile, pyzipper.BadZipFile, OSError, ValueError, EOFError) as exc:
                 walk.problem(path, Verdict.NOT_SCANNED, f"cannot unpack: {exc}")
                 continue
             with opened:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import pyzipper
+
 from dsxa_lite.archives import formats
 from dsxa_lite.archives.limits import ARCHIVE_BOMB, ArchiveLimits, Budget, LimitReached
 from dsxa_lite.archives.sink import MemberSink
@@ -42,6 +44,7 @@ UNSUPPORTED_CONTAINERS = frozenset({"RAR"})
 # a member whose bytes cannot be unpacked (corrupt data, wrong password past its check byte, …)
 UNPACK_ERRORS: tuple[type[BaseException], ...] = (
     zipfile.BadZipFile,
+    pyzipper.BadZipFile,
     tarfile.TarError,
     zlib.error,
     lzma.LZMAError,
