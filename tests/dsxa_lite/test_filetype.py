@@ -43,7 +43,7 @@ def pe_header() -> bytes:
         (b"#!/usr/bin/env python3\nprint('hi')\n", "Python Script"),
         (b"#!/usr/bin/perl -w\nprint 1;\n", "Perl Script"),
         (b"#!/usr/bin/ruby\nputs 1\n", "Script"),
-        (b"param($Name)\nWrite-Host \"Hello $Name\"\n", "PowerShell"),
+        (b'param($Name)\nWrite-Host "Hello $Name"\n', "PowerShell"),
         (b"costs $5 and param( nothing else\n", "Text"),
         (b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom", "MP4"),  # from puremagic's database
         (b"just some words\r\n\ttabbed\n", "Text"),
@@ -68,10 +68,16 @@ def test_tar_is_recognised_by_its_ustar_magic() -> None:
 
 @pytest.mark.parametrize(
     ("part", "expected"),
-    [(b"word/document.xml", "OOXML Word"), (b"xl/workbook.xml", "OOXML Excel"), (b"ppt/presentation.xml", "OOXML PowerPoint")],
+    [
+        (b"word/document.xml", "OOXML Word"),
+        (b"xl/workbook.xml", "OOXML Excel"),
+        (b"ppt/presentation.xml", "OOXML PowerPoint"),
+    ],
 )
 def test_ooxml_packages_are_named_by_their_main_part(part: bytes, expected: str) -> None:
-    head = b"PK\x03\x04" + b"\0" * 26 + b"[Content_Types].xml" + b"\0" * 40 + b"PK\x03\x04" + b"\0" * 26 + part
+    head = (
+        b"PK\x03\x04" + b"\0" * 26 + b"[Content_Types].xml" + b"\0" * 40 + b"PK\x03\x04" + b"\0" * 26 + part
+    )
     assert detect_file_type(head) == expected
 
 

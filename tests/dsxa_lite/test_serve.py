@@ -19,7 +19,11 @@ def serve(logs_dir: Path, name: str, args: list[str], **env: str) -> ServiceProc
 
 def warnings_in(process: ServiceProcess) -> list[str]:
     lines = process.log_path.read_text(errors="replace").splitlines()
-    return [entry["msg"] for entry in map(json.loads, filter(lambda l: l.startswith("{"), lines)) if entry["level"] == "warning"]
+    return [
+        entry["msg"]
+        for entry in map(json.loads, filter(lambda l: l.startswith("{"), lines))
+        if entry["level"] == "warning"
+    ]
 
 
 def test_default_bind_is_loopback_without_warning(logs_dir: Path) -> None:
@@ -39,7 +43,11 @@ def test_public_bind_without_token_warns_at_start(logs_dir: Path) -> None:
     process.start()
     try:
         process.wait_healthy(f"http://127.0.0.1:{port}/healthz")
-        wait_for(lambda: [w for w in warnings_in(process) if "0.0.0.0 without a token" in w], 10, what="the warning")
+        wait_for(
+            lambda: [w for w in warnings_in(process) if "0.0.0.0 without a token" in w],
+            10,
+            what="the warning",
+        )
         assert httpx.get(f"http://127.0.0.1:{port}/version").status_code == 200
     finally:
         process.stop()

@@ -21,7 +21,9 @@ from ..servers import TOKEN, Scanner, running_scanner
 pytestmark = pytest.mark.integration
 
 NEW_MARKER = b"RELOADED-RULE-MARKER-4711"
-NEW_RULE = 'rule Reloaded { meta: threat_type = "WORM" strings: $a = "RELOADED-RULE-MARKER-4711" condition: $a }'
+NEW_RULE = (
+    'rule Reloaded { meta: threat_type = "WORM" strings: $a = "RELOADED-RULE-MARKER-4711" condition: $a }'
+)
 
 
 @pytest.fixture
@@ -61,7 +63,9 @@ def test_sighup_reloads_rules_and_block_list(reload_scanner: Scanner, rules: Pat
     (tmp_path / "blocklist.txt").write_text(f"{sha256(blocked)} RANSOMWARE\n")
     assert reload_scanner.process.proc is not None
     os.kill(reload_scanner.process.proc.pid, signal.SIGHUP)
-    wait_for(lambda: version(reload_scanner)["rules_version"] != before["rules_version"], 20, what="the reload")
+    wait_for(
+        lambda: version(reload_scanner)["rules_version"] != before["rules_version"], 20, what="the reload"
+    )
     after = version(reload_scanner)
     assert after["last_reload"]["ok"] is True and after["last_reload"]["trigger"] == "SIGHUP"  # type: ignore[index]
     assert "extra.yar" in after["rule_files"]  # type: ignore[operator]
@@ -88,8 +92,12 @@ def test_broken_rules_keep_the_old_set_and_say_why(reload_scanner: Scanner, rule
     assert verdict(reload_scanner, filler(100))["verdict"] == "Benign"  # still scanning
 
 
-def test_rule_with_a_threat_type_outside_the_enum_is_refused_on_reload(reload_scanner: Scanner, rules: Path) -> None:
-    (rules / "bad-meta.yar").write_text('rule T { meta: threat_type = "TEST" strings: $a = "zz9" condition: $a }')
+def test_rule_with_a_threat_type_outside_the_enum_is_refused_on_reload(
+    reload_scanner: Scanner, rules: Path
+) -> None:
+    (rules / "bad-meta.yar").write_text(
+        'rule T { meta: threat_type = "TEST" strings: $a = "zz9" condition: $a }'
+    )
     response = httpx.post(reload_scanner.url + "/admin/reload")
     assert response.status_code == 422
     assert "threat_type" in response.json()["error"]
