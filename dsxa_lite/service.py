@@ -26,7 +26,7 @@ from dsxa_lite.archives import CONTAINER_TYPES, ArchiveLimits, ArchiveScan
 from dsxa_lite.archives.walker import UNSUPPORTED_CONTAINERS
 from dsxa_lite.body import ReceivedBody
 from dsxa_lite.cache import VerdictCache
-from dsxa_lite.engines import ScanInput, ScanTimeout
+from dsxa_lite.engines import Engine, ScanInput, ScanTimeout
 from dsxa_lite.engines.clamav import ClamdError
 from dsxa_lite.filetype import detect_file_type
 from dsxa_lite.ruleset import RuleSet, RuleSetError, load_ruleset
@@ -148,7 +148,7 @@ class ScanService:
 
     # the current rule set's parts, for the health routes and the logs
     @property
-    def engines(self) -> tuple[object, ...]:
+    def engines(self) -> tuple[Engine, ...]:
         return self.ruleset.engines
 
     @property

@@ -29,7 +29,8 @@ _tasks: set[asyncio.Task[None]] = set()
 
 
 def _store(request: Request) -> PathScans[Outcome]:
-    return request.app.state.path_scans  # type: ignore[no-any-return]
+    scans: PathScans[Outcome] = request.app.state.path_scans
+    return scans
 
 
 async def _chunks(fd: int) -> AsyncIterator[bytes]:

@@ -36,6 +36,13 @@ SEVEN_ZIP_ERRORS: tuple[type[BaseException], ...] = (
     py7zr.exceptions.PasswordRequired,
     py7zr.exceptions.UnsupportedCompressionMethodError,
 )
+_SEVEN_ZIP_FAILURES: tuple[type[BaseException], ...] = (
+    *SEVEN_ZIP_ERRORS,
+    OSError,
+    EOFError,
+    ValueError,
+    lzma.LZMAError,
+)
 _ZIP_ENCRYPTED = 0x1  # general purpose bit 0 (APPNOTE 4.4.4)
 NO_PASSWORD = "Encrypted archive member and no password (scan_password header or DSXA_LITE_ARCHIVE_PASSWORDS)"
 WRONG_PASSWORD = "Encrypted archive member and none of the passwords opens it"
@@ -46,7 +53,7 @@ def _open_encrypted(
 ) -> BinaryIO | str:
     for password in passwords:
         try:
-            return archive.open(info, pwd=password.encode())  # type: ignore[no-any-return]
+            return archive.open(info, pwd=password.encode())
         except RuntimeError:  # the password check (ZipCrypto check byte, AES verifier) failed
             continue
     return WRONG_PASSWORD if passwords else NO_PASSWORD
@@ -141,7 +148,7 @@ class _Prepended:
         self.head = head
         self.stream = stream
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int = -1, /) -> bytes:
         if self.head:
             head, self.head = self.head, b""
             return head
@@ -220,7 +227,7 @@ def walk_7z(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
             return
         except py7zr.exceptions.PasswordRequired:
             failure = NO_PASSWORD
-        except (*SEVEN_ZIP_ERRORS, OSError, EOFError, ValueError, lzma.LZMAError) as exc:
+        except _SEVEN_ZIP_FAILURES as exc:
             if password is None and failure != NO_PASSWORD:
                 walk.problem(where, Verdict.NOT_SCANNED, f"corrupt 7z archive: {exc}")
                 return

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import pyzipper
 
@@ -25,6 +25,13 @@ from dsxa_lite.threats import ThreatType
 from shared.models import Verdict
 
 READ_CHUNK = 1024 * 1024
+
+
+class Reader(Protocol):
+    """What a member is read from: anything with ``read(size)``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
 
 _HANDLERS: dict[str, Callable[[BinaryIO, ArchiveScan, str], None]] = {
     "ZIP": formats.walk_zip,
@@ -149,7 +156,7 @@ class ArchiveScan:
         """A sink for the bytes of member ``path``."""
         return MemberSink(path, self.budget, self.spool_threshold, self.spool_dir)
 
-    def read_member(self, path: str, reader: BinaryIO) -> None:
+    def read_member(self, path: str, reader: Reader) -> None:
         """Read member ``path`` chunk by chunk, then scan it."""
         sink = self.new_sink(path)
         try:

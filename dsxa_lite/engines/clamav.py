@@ -75,7 +75,7 @@ class ClamavEngine:
             if self.family == "unix":
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(self.timeout_s)
-                sock.connect(self.target)  # type: ignore[arg-type]
+                sock.connect(self.target)
                 return sock
             return socket.create_connection(self.target, timeout=self.timeout_s)  # type: ignore[arg-type]
         except OSError as exc:

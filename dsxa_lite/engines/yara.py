@@ -80,7 +80,11 @@ class YaraEngine:
         compiler.define_global("dsxa_file_size", 0)
         compiler.define_global("dsxa_window_offset", 0)
         compiler.allowed_metadata(
-            "threat_type", yara_x.MetaType.STRING, error=True, regexp=THREAT_TYPE_REGEXP
+            "threat_type",
+            yara_x.MetaType.STRING,  # type: ignore[arg-type]
+            required=False,
+            error=True,
+            regexp=THREAT_TYPE_REGEXP,
         )
         digest = hashlib.sha256()
         try:

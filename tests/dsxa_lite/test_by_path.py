@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,9 @@ def test_file_under_a_root_is_opened(tree: tuple[Path, Path]) -> None:
     ],
     ids=["outside", "traversal", "relative", "empty", "folder"],
 )
-def test_paths_that_are_refused(tree: tuple[Path, Path], make, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_paths_that_are_refused(
+    tree: tuple[Path, Path], make: Callable[[Path, Path], str], message: str
+) -> None:
     root, outside = tree
     with pytest.raises(PathRefused, match=message):
         open_under_roots(make(root, outside), [root])

@@ -21,7 +21,7 @@ def warnings_in(process: ServiceProcess) -> list[str]:
     lines = process.log_path.read_text(errors="replace").splitlines()
     return [
         entry["msg"]
-        for entry in map(json.loads, filter(lambda l: l.startswith("{"), lines))
+        for entry in map(json.loads, filter(lambda line: line.startswith("{"), lines))
         if entry["level"] == "warning"
     ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -46,7 +46,7 @@ def finished(scanner: Scanner, guid: str) -> dict[str, Any]:
         answer = result(scanner, guid)
         return answer if answer["verdict"] != "Scanning" else None
 
-    answer = wait_for(ready, timeout=20, what="the scan by path to finish")
+    answer = cast(dict[str, Any], wait_for(ready, timeout=20, what="the scan by path to finish"))
     check_answer(answer)
     return answer
 

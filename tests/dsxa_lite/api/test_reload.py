@@ -71,7 +71,7 @@ def test_sighup_reloads_rules_and_block_list(reload_scanner: Scanner, rules: Pat
     assert "extra.yar" in after["rule_files"]  # type: ignore[operator]
     hit = verdict(reload_scanner, sample)
     assert (hit["verdict"], hit["engine_version"]) == ("Malicious", after["identity"])
-    assert hit["verdict_details"] == {  # type: ignore[comparison-overlap]
+    assert hit["verdict_details"] == {
         "event_description": "File identified as malicious",
         "reason": "yara: Reloaded",
         "threat_type": "WORM",

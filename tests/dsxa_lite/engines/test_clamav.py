@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from dsxa_lite.engines import ScanInput
-from dsxa_lite.engines.clamav import ClamavEngine, ClamdError, parse_address, threat_type_of
+from dsxa_lite.engines.clamav import ClamavEngine, parse_address, threat_type_of
 from tests.support.procs import ServiceProcess, base_env, free_port, uvicorn_argv
 
 from ..clamd import GENERATED, GENERATED_SIGNATURE, Clamd, running_clamd
