@@ -109,22 +109,34 @@ def _text_kind(head: bytes) -> str:
     return "Text"
 
 
+def _by_first_byte() -> dict[int, tuple[tuple[bytes, str], ...]]:
+    table: dict[int, list[tuple[bytes, str]]] = defaultdict(list)
+    for magic, name in _MAGIC:
+        table[magic[0]].append((magic, name))
+    return {first: tuple(entries) for first, entries in table.items()}
+
+
+# one dict access picks the few magics that can match (this runs on every scan)
+_MAGIC_BY_FIRST_BYTE = _by_first_byte()
+
+
 def detect_file_type(head: bytes) -> str:
     """Name the type of a file from its first bytes (a few KiB are enough)."""
     if not head:
         return "Unknown"
-    if _is_pe(head):
+    first = head[0]
+    if first == 0x4D and _is_pe(head):  # "M"
         return "PE"
-    if head.startswith(_ZIP_MAGIC):
+    if first == 0x50 and head.startswith(_ZIP_MAGIC):  # "P"
         return _zip_kind(head)
-    for magic, name in _MAGIC:
+    for magic, name in _MAGIC_BY_FIRST_BYTE.get(first, ()):
         if head.startswith(magic):
             return name
     if head[257:262] == b"ustar":
         return "TAR"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+    if first == 0x52 and head.startswith(b"RIFF") and head[8:12] == b"WEBP":  # "R"
         return "WEBP"
-    if head.startswith(b"BM") and len(head) > 14 and head[6:10] == b"\0\0\0\0":
+    if first == 0x42 and head.startswith(b"BM") and len(head) > 14 and head[6:10] == b"\0\0\0\0":  # "B"
         return "BMP"
     if not head.translate(None, _TEXT_BYTES):
         return _text_kind(head)

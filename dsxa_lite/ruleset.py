@@ -28,7 +28,8 @@ class RuleSetError(ValueError):
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     """Engines and identity. ``engines`` scan a file as sent (clamd included when configured);
-    ``member_engines`` scan archive members (clamd unpacks archives itself)."""
+    ``member_engines`` scan archive members (clamd unpacks archives itself); ``identity`` names
+    the scanner, its engines and its rules in one string that changes when any of them does."""
 
     eicar: EicarEngine
     blocklist: BlocklistEngine
@@ -37,20 +38,18 @@ class RuleSet:
     engine_version: str
     rules_version: str
     loaded_at: str = field(default_factory=utcnow_iso)
+    engines: tuple[Engine, ...] = field(init=False)
+    member_engines: tuple[Engine, ...] = field(init=False)
+    identity: str = field(init=False)
 
-    @property
-    def engines(self) -> tuple[Engine, ...]:
-        base: tuple[Engine, ...] = (self.eicar, self.blocklist, self.yara)
-        return (*base, self.clamav) if self.clamav is not None else base
-
-    @property
-    def member_engines(self) -> tuple[Engine, ...]:
-        return (self.eicar, self.blocklist, self.yara)
-
-    @property
-    def identity(self) -> str:
-        """One string naming the scanner, its engines and its rules: changes when any does."""
-        return f"dsxa_lite {__version__}; {self.engine_version}; rules {self.rules_version}"
+    def __post_init__(self) -> None:
+        # computed once: the hot path reads them on every scan
+        members: tuple[Engine, ...] = (self.eicar, self.blocklist, self.yara)
+        engines = (*members, self.clamav) if self.clamav is not None else members
+        identity = f"dsxa_lite {__version__}; {self.engine_version}; rules {self.rules_version}"
+        object.__setattr__(self, "member_engines", members)
+        object.__setattr__(self, "engines", engines)
+        object.__setattr__(self, "identity", identity)
 
     def detect(self, item: ScanInput) -> Hit | None:
         """The first engine hit for a file as sent, or None."""

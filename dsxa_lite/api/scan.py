@@ -62,7 +62,21 @@ def error_response(status_code: int, reason: str) -> Response:
     return Response(json.dumps(body), status_code=status_code, media_type=JSON)
 
 
-def _check_request(service: ScanService, headers: Headers) -> Response | int:
+class RawHeaders:
+    """The request's headers read once into a dict (ASGI names are lower case): the scan routes
+    look up to six names, and Starlette's ``Headers.get`` scans the whole list for each."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, request: Request) -> None:
+        self._raw: dict[bytes, bytes] = dict(request.scope["headers"])
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self._raw.get(name.encode("latin-1"))
+        return value.decode("latin-1") if value is not None else default
+
+
+def _check_request(service: ScanService, headers: RawHeaders | Headers) -> Response | int:
     """The ``protected_entity`` of an acceptable request, or the error response to send."""
     token = service.auth_token
     if token is not None:
@@ -80,7 +94,7 @@ def _check_request(service: ScanService, headers: Headers) -> Response | int:
         return error_response(400, "protected_entity must be an integer")
 
 
-def request_passwords(headers: Headers) -> tuple[str, ...]:
+def request_passwords(headers: RawHeaders | Headers) -> tuple[str, ...]:
     """The ``scan_password`` header (DSXA's, for encrypted archives), as a password list."""
     password = headers.get("scan_password")
     return (password,) if password else ()
@@ -116,12 +130,13 @@ def _logged(body: dict[str, Any], outcome: Outcome, duration_us: int) -> dict[st
 async def _scan_stream(request: Request, base64: bool) -> Response:
     started = time.perf_counter()
     service: ScanService = request.app.state.scan_service
-    headers = request.headers
+    headers = RawHeaders(request)
     checked = _check_request(service, headers)
     if isinstance(checked, Response):
         return checked
     chunks: AsyncIterable[bytes] = request.stream()
-    if base64 or headers.get("x-content-type", "").strip().lower() == "base64":
+    content_type = headers.get("x-content-type")
+    if base64 or (content_type is not None and content_type.strip().lower() == "base64"):
         chunks = decode_base64(chunks)
     settings = service.settings
     try:
@@ -182,7 +197,7 @@ def _hash_from_body(raw: bytes) -> str:
 async def _scan_hash(request: Request) -> Response:
     started = time.perf_counter()
     service: ScanService = request.app.state.scan_service
-    headers = request.headers
+    headers = RawHeaders(request)
     checked = _check_request(service, headers)
     if isinstance(checked, Response):
         return checked
