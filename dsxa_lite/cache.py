@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -18,7 +17,7 @@ class VerdictCache(Generic[V]):
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[tuple[str, str], V] = OrderedDict()
+        self._entries: dict[tuple[str, str], V] = {}  # insertion-ordered: the first is the oldest
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -29,11 +28,14 @@ class VerdictCache(Generic[V]):
         if self.capacity <= 0:
             return
         key = (identity, sha256)
-        with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+        entries = self._entries
+        # each dict operation is atomic under the GIL; only eviction, which iterates, takes the lock
+        entries.pop(key, None)
+        entries[key] = value
+        if len(entries) > self.capacity:
+            with self._lock:
+                while len(entries) > self.capacity:
+                    entries.pop(next(iter(entries)), None)
 
     def get(self, identity: str, sha256: str) -> V | None:
         """The value stored for ``sha256`` under ``identity``, or None."""

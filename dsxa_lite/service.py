@@ -143,6 +143,7 @@ class ScanService:
         self.passwords = [secret.get_secret_value() for secret in settings.archive_passwords]
         self.cache: VerdictCache[Outcome] = VerdictCache(settings.verdict_cache_size)
         self.last_reload: ReloadResult | None = None
+        self._unpacked = CONTAINER_TYPES if settings.archives else frozenset()
         self._limiter: anyio.CapacityLimiter | None = None
         self._reload_lock: asyncio.Lock | None = None
 
@@ -269,16 +270,14 @@ class ScanService:
 
     def runs_inline(self, body: ReceivedBody, file_type: str) -> bool:
         """Whether ``body`` is cheap enough to scan on the event loop (small, plain, no clamd)."""
-        return (
-            body.spool is None
-            and self.ruleset.clamav is None
-            and (file_type not in CONTAINER_TYPES or not self.settings.archives)
-        )
+        return body.spool is None and file_type not in self._unpacked and self.ruleset.clamav is None
 
     async def ascan(self, body: ReceivedBody, passwords: Sequence[str] = ()) -> Outcome:
         """:meth:`scan`, in place for small plain bodies and in a limited worker thread otherwise."""
         file_type = detect_file_type(body.head)
-        if body.too_large or self.runs_inline(body, file_type):
+        if body.too_large or (
+            body.spool is None and file_type not in self._unpacked and self.ruleset.clamav is None
+        ):
             return self.scan(body, passwords, file_type)
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.settings.large_scan_concurrency)

@@ -4,7 +4,8 @@ Files/s: ``wrk`` posts generated plain files (1-64 KiB of random bytes, as ``scr
 to ``/scan/binary/v2`` of a dsxa_lite on a free port. With ``--baseline REF`` the same files go,
 in the same run, to the dsxa_lite of git revision REF (checked out in a temporary worktree),
 alternating baseline and current ``--rounds`` times so that the machine's drift falls on both;
-the report gives each side's median and their ratio.
+the report gives each side's medians of files/s and of the scanner's CPU time per file (steady
+on a busy machine, where files/s follows whatever else runs) and their ratios.
 
 MB/s: one zip of ``--zip-gib`` GiB (64 MiB members, half random bytes and half text, deflated) is
 posted once to the current scanner, which unpacks and scans every member; the report gives the
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -101,16 +103,32 @@ def make_zip(path: Path, size: int, seed: int = 11) -> int:
     return members
 
 
-def files_per_s(url: str, files: list[Path], seconds: int, connections: int, work: Path) -> float | None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (Linux ``/proc/<pid>/stat``, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    server: tuple[str, int], files: list[Path], seconds: int, connections: int, work: Path
+) -> tuple[float, float]:
+    """(files/s, scanner CPU µs per file) of one wrk run: the second holds steady on a busy
+    machine, where the first follows whatever else runs."""
+    url, pid = server
+    before = cpu_seconds(pid)
     result = run_wrk(f"{url}/scan/binary/v2", files, seconds, connections, work)
+    used = cpu_seconds(pid) - before
     if result.get("error"):
         raise SystemExit(result["error"])
-    fps: float | None = result.get("files_per_s")
-    return fps
+    done = re.search(r"(\d+) requests in", result.get("output", ""))
+    requests = int(done.group(1)) if done else 0
+    return float(result.get("files_per_s") or 0), round(used * 1e6 / max(requests, 1), 1)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--wrk-seconds", type=int, default=8)
     parser.add_argument("--wrk-connections", type=int, default=16)
@@ -121,30 +139,34 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="dsxa-bench-"))
-    report: dict[str, Any] = {"timestamp": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
+    report: dict[str, Any] = {
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+    }
     try:
         make_files(work / "files", args.files, 1, 64)
         files = sorted((work / "files").rglob("*.bin"))
-        current: list[float] = []
-        baseline: list[float] = []
+        current: list[tuple[float, float]] = []
+        baseline: list[tuple[float, float]] = []
+        wrk = (files, args.wrk_seconds, args.wrk_connections, work)
         with (
-            scanner(REPO_ROOT, work / "current.log") as (url, _),
+            scanner(REPO_ROOT, work / "current.log") as this,
             worktree(args.baseline) if args.baseline else _nothing() as base_root,
         ):
             base_cm = scanner(base_root, work / "baseline.log") if base_root else _nothing()
             with base_cm as base:
                 for _ in range(args.rounds):
                     if base:
-                        baseline.append(files_per_s(base[0], files, args.wrk_seconds, args.wrk_connections, work) or 0)
-                    current.append(files_per_s(url, files, args.wrk_seconds, args.wrk_connections, work) or 0)
-        report["plain_files"] = {"current_files_per_s": current, "current_median": statistics.median(current)}
+                        baseline.append(measure(base, *wrk))
+                    current.append(measure(this, *wrk))
+        report["plain_files"] = summary("current", current)
         if baseline:
-            report["plain_files"] |= {
-                "baseline": args.baseline,
-                "baseline_files_per_s": baseline,
-                "baseline_median": statistics.median(baseline),
-                "ratio_current_to_baseline": round(statistics.median(current) / statistics.median(baseline), 3),
-            }
+            plain = report["plain_files"] | summary("baseline", baseline) | {"baseline": args.baseline}
+            for metric in ("files_per_s", "cpu_us_per_file"):
+                plain[f"ratio_{metric}"] = round(
+                    plain[f"current_{metric}_median"] / plain[f"baseline_{metric}_median"], 3
+                )
+            report["plain_files"] = plain
         print(json.dumps(report["plain_files"]), flush=True)
 
         if args.zip_gib > 0:
@@ -175,6 +197,18 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=2))
     print(f"written {out}")
     return 0
+
+
+def summary(side: str, runs: list[tuple[float, float]]) -> dict[str, Any]:
+    """Each run and the medians of one side."""
+    fps = [run[0] for run in runs]
+    cpu = [run[1] for run in runs]
+    return {
+        f"{side}_files_per_s": fps,
+        f"{side}_files_per_s_median": statistics.median(fps),
+        f"{side}_cpu_us_per_file": cpu,
+        f"{side}_cpu_us_per_file_median": statistics.median(cpu),
+    }
 
 
 @contextmanager
