@@ -21,6 +21,7 @@ import py7zr.exceptions
 import py7zr.io
 import pyzipper
 
+from dsxa_lite.archives.limits import LimitReached, StopWalk
 from shared.models import Verdict
 
 if TYPE_CHECKING:
@@ -35,13 +36,6 @@ SEVEN_ZIP_ERRORS: tuple[type[BaseException], ...] = (
     py7zr.exceptions.InternalError,
     py7zr.exceptions.PasswordRequired,
     py7zr.exceptions.UnsupportedCompressionMethodError,
-)
-_SEVEN_ZIP_FAILURES: tuple[type[BaseException], ...] = (
-    *SEVEN_ZIP_ERRORS,
-    OSError,
-    EOFError,
-    ValueError,
-    lzma.LZMAError,
 )
 _ZIP_ENCRYPTED = 0x1  # general purpose bit 0 (APPNOTE 4.4.4)
 NO_PASSWORD = "Encrypted archive member and no password (scan_password header or DSXA_LITE_ARCHIVE_PASSWORDS)"
@@ -225,11 +219,13 @@ def walk_7z(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
                 sizes = {info.filename: info.uncompressed for info in archive.list() if not info.is_directory}
                 archive.extractall(factory=_SinkFactory(walk, prefix, sizes))
             return
+        except (LimitReached, StopWalk):
+            raise
         except py7zr.exceptions.PasswordRequired:
             failure = NO_PASSWORD
-        except _SEVEN_ZIP_FAILURES as exc:
+        except Exception as exc:  # py7zr fails in many ways on a wrong key or a damaged archive
             if password is None and failure != NO_PASSWORD:
-                walk.problem(where, Verdict.NOT_SCANNED, f"corrupt 7z archive: {exc}")
+                walk.problem(where, Verdict.NOT_SCANNED, f"corrupt 7z archive: {exc or type(exc).__name__}")
                 return
             failure = WRONG_PASSWORD
     if walk.passwords and failure:

@@ -31,6 +31,10 @@ class LimitReached(Exception):
         self.reason = reason
 
 
+class StopWalk(Exception):
+    """A Malicious member ends the walk."""
+
+
 class Budget:
     """Counts members and unpacked bytes of one walk against its :class:`ArchiveLimits`."""
 

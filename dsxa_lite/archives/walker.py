@@ -16,7 +16,7 @@ from typing import BinaryIO, Protocol
 import pyzipper
 
 from dsxa_lite.archives import formats
-from dsxa_lite.archives.limits import ARCHIVE_BOMB, ArchiveLimits, Budget, LimitReached
+from dsxa_lite.archives.limits import ARCHIVE_BOMB, ArchiveLimits, Budget, LimitReached, StopWalk
 from dsxa_lite.archives.sink import MemberSink
 from dsxa_lite.body import ReceivedBody
 from dsxa_lite.engines import Hit, ScanInput, ScanTimeout
@@ -84,10 +84,6 @@ class ArchiveOutcome:
     bytes_scanned: int
 
 
-class _Stop(Exception):
-    """A Malicious member ends the walk."""
-
-
 def _open(body: ReceivedBody) -> BinaryIO:
     if body.spool is not None:
         body.spool.seek(0)
@@ -123,7 +119,7 @@ class ArchiveScan:
         """Walk ``body`` (an archive of ``file_type``, one of :data:`CONTAINER_TYPES`)."""
         try:
             self.walk(body, file_type, "")
-        except _Stop:
+        except StopWalk:
             pass
         except LimitReached as exc:
             self._record(exc.verdict, exc.reason, None)
@@ -192,7 +188,7 @@ class ArchiveScan:
         self.bytes_scanned += body.size
         if hit is not None:
             self._record(Verdict.MALICIOUS, f"{hit.reason} (in {path})", hit.threat_type)
-            raise _Stop
+            raise StopWalk
         if file_type in CONTAINER_TYPES:
             self.walk(body, file_type, path + "/")
         elif file_type in UNSUPPORTED_CONTAINERS:

@@ -52,12 +52,17 @@ def verdict(scanner: Scanner, data: bytes) -> dict[str, object]:
     return answer
 
 
+def by_hash(scanner: Scanner, data: bytes) -> object:
+    return httpx.post(scanner.url + "/scan/by_hash", content=sha256(data)).json()["verdict"]
+
+
 def test_sighup_reloads_rules_and_block_list(reload_scanner: Scanner, rules: Path, tmp_path: Path) -> None:
     sample = filler(500) + NEW_MARKER
     blocked = b"blocked after the reload\n"
     before = version(reload_scanner)
     first = verdict(reload_scanner, sample)
     assert first["verdict"] == "Benign"
+    assert by_hash(reload_scanner, sample) == "Benign"  # seen by this scanner
     assert first["engine_version"] == before["identity"]
     (rules / "extra.yar").write_text(NEW_RULE)
     (tmp_path / "blocklist.txt").write_text(f"{sha256(blocked)} RANSOMWARE\n")
@@ -67,6 +72,7 @@ def test_sighup_reloads_rules_and_block_list(reload_scanner: Scanner, rules: Pat
         lambda: version(reload_scanner)["rules_version"] != before["rules_version"], 20, what="the reload"
     )
     after = version(reload_scanner)
+    assert by_hash(reload_scanner, sample) == "Unknown"  # verdicts of the old rules are forgotten
     assert after["last_reload"]["ok"] is True and after["last_reload"]["trigger"] == "SIGHUP"  # type: ignore[index]
     assert "extra.yar" in after["rule_files"]  # type: ignore[operator]
     hit = verdict(reload_scanner, sample)
@@ -110,3 +116,19 @@ def test_reload_route_takes_the_scanner_token(rules: Path, logs_dir: Path) -> No
         assert httpx.post(scanner.url + "/admin/reload", headers={"AUTH_TOKEN": "wrong"}).status_code == 401
         answer = httpx.post(scanner.url + "/admin/reload", headers={"AUTH_TOKEN": TOKEN})
         assert answer.status_code == 200 and answer.json()["trigger"] == "api"
+
+
+@pytest.mark.unit
+def test_reload_route_without_a_token_refuses_other_hosts() -> None:
+    import anyio
+
+    from dsxa_lite.app import create_app
+    from dsxa_lite.settings import DsxaLiteSettings
+
+    async def call(client_host: str) -> int:
+        transport = httpx.ASGITransport(app=create_app(DsxaLiteSettings()), client=(client_host, 4242))
+        async with httpx.AsyncClient(transport=transport, base_url="http://scanner") as client:
+            return (await client.post("/admin/reload")).status_code
+
+    assert anyio.run(call, "10.1.2.3") == 403
+    assert anyio.run(call, "127.0.0.1") == 200

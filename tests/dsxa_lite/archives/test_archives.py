@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zipfile
 
 import pytest
 
@@ -41,6 +42,20 @@ def test_eicar_deflated_in_a_zip_is_malicious_naming_the_member(scanner: ScanSer
     assert outcome.container_hash == sha256(data) == outcome.sha256
     assert outcome.container_files_scanned == 2
     assert outcome.container_files_scanned_size == 500 + len(eicar())
+
+
+@pytest.mark.parametrize(
+    "compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]
+)
+def test_every_zip_compression_method_is_unpacked(scanner: ScanService, compression: int) -> None:
+    outcome = scan(scanner, build.zip_of({"a.txt": filler(300), "eicar.com": eicar()}, compression))
+    assert (outcome.verdict, outcome.reason) == ("Malicious", f"{EICAR_REASON} (in eicar.com)")
+
+
+def test_malicious_member_ends_the_walk(scanner: ScanService) -> None:
+    members = {"eicar.com": eicar(), **{f"f{n}.txt": filler(100, seed=n) for n in range(50)}}
+    outcome = scan(scanner, build.zip_of(members))
+    assert (outcome.verdict, outcome.container_files_scanned) == ("Malicious", 1)
 
 
 def test_benign_zip_counts_every_member(scanner: ScanService) -> None:
@@ -123,8 +138,13 @@ def test_configured_passwords_open_zipcrypto_archives() -> None:
 
 def test_encrypted_7z_needs_its_password(scanner: ScanService) -> None:
     data = build.seven_zip({"eicar.com": eicar()}, password="s3cret")
-    assert scan(scanner, data).verdict == "Not Scanned"
-    assert scan(scanner, data, passwords=("s3cret",)).verdict == "Malicious"
+    locked = scan(scanner, data)
+    assert (locked.verdict, locked.reason.startswith("Encrypted archive member and no password")) == (
+        "Not Scanned",
+        True,
+    )
+    assert scan(scanner, data, passwords=("wrong", "s3cret")).verdict == "Malicious"
+    assert scan(scanner, data, passwords=("wrong",)).reason.startswith("Encrypted archive member and none")
 
 
 def test_malicious_member_wins_over_an_encrypted_one(scanner: ScanService) -> None:
