@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 
-from dsxa_lite.api.scan import JSON, _check_request, error_response, request_passwords
+from dsxa_lite.api.scan import JSON, RawHeaders, _check_request, error_response, request_passwords
 from dsxa_lite.body import receive_body
 from dsxa_lite.by_path import PathMissing, PathRefused, PathScan, PathScans, open_under_roots
 from dsxa_lite.service import Outcome, ScanFailed, ScanService, verdict_document
@@ -26,6 +26,9 @@ log = logging.getLogger("dsxa_lite.scan")
 router = APIRouter(tags=["scan"])
 CHUNK_BYTES = 1024 * 1024
 _tasks: set[asyncio.Task[None]] = set()
+# scans by path in flight at once; past it, 429 (each holds an open file and, past the spool
+# threshold, a spool file until it is scanned)
+MAX_IN_FLIGHT = 64
 
 
 def _store(request: Request) -> PathScans[Outcome]:
@@ -76,12 +79,14 @@ def _document(
 async def scan_by_path(request: Request) -> Response:
     """Start scanning the file named by ``Stream-Path`` (under the scan roots); ``Scanning``."""
     service: ScanService = request.app.state.scan_service
-    headers = request.headers
+    headers = RawHeaders(request)
     checked = _check_request(service, headers)
     if isinstance(checked, Response):
         return checked
+    if len(_tasks) >= MAX_IN_FLIGHT:
+        return error_response(429, f"more than {MAX_IN_FLIGHT} scans by path in flight; retry later")
     try:
-        fd, path = open_under_roots(headers.get("stream-path", ""), service.settings.scan_roots)
+        fd, path = open_under_roots(headers.get("stream-path") or "", service.settings.scan_roots)
     except PathRefused as exc:
         return error_response(403, str(exc))
     except PathMissing as exc:
@@ -102,7 +107,7 @@ async def scan_by_path(request: Request) -> Response:
 async def result_by_path(request: Request) -> Response:
     """The verdict of a scan by path (``{"scan_guid": ...}``): ``Scanning`` until it is ready."""
     service: ScanService = request.app.state.scan_service
-    checked = _check_request(service, request.headers)
+    checked = _check_request(service, RawHeaders(request))
     if isinstance(checked, Response):
         return checked
     raw = (await request.body())[:4096].decode("utf-8", "replace").strip()

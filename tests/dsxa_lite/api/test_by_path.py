@@ -102,3 +102,24 @@ def test_scan_by_path_is_off_without_roots(scanner: Scanner, root: Path) -> None
     response = start(scanner, root / "clean.txt")
     assert response.status_code == 403
     assert "DSXA_LITE_SCAN_ROOTS" in response.json()["verdict_details"]["reason"]
+
+
+@pytest.mark.unit
+def test_too_many_scans_in_flight_is_a_429(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import anyio
+
+    from dsxa_lite.api import by_path
+    from dsxa_lite.app import create_app
+    from dsxa_lite.settings import DsxaLiteSettings
+
+    monkeypatch.setattr(by_path, "_tasks", set(range(by_path.MAX_IN_FLIGHT)))
+    (root / "queued.txt").write_text("x")
+
+    async def call() -> httpx.Response:
+        app = create_app(DsxaLiteSettings(scan_roots=[root]))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as client:
+            return await client.get("/scan/by_path", headers={"Stream-Path": str(root / "queued.txt")})
+
+    response = anyio.run(call)
+    assert response.status_code == 429
+    assert "in flight" in response.json()["verdict_details"]["reason"]
