@@ -160,25 +160,32 @@ class ScanService:
     def engine_version(self) -> str:
         return self.ruleset.engine_version
 
+    @staticmethod
     def _outcome(
-        self,
         ruleset: RuleSet,
         body: ReceivedBody,
         file_type: str,
         verdict: Verdict,
         reason: str,
-        **extra: object,
+        *,
+        description: str | None = None,
+        threat_type: ThreatType | None = None,
+        files_scanned: int = 0,
+        bytes_scanned: int = 0,
+        container_hash: str | None = None,
     ) -> Outcome:
         return Outcome(
             verdict.value,
-            str(extra.pop("description", None) or _DESCRIPTIONS[verdict]),
+            description or _DESCRIPTIONS[verdict],
             reason,
-            extra.pop("threat_type", None),  # type: ignore[arg-type]
+            threat_type,
             file_type,
             body.size,
             body.sha256,
             ruleset.identity,
-            **extra,  # type: ignore[arg-type]
+            files_scanned,
+            bytes_scanned,
+            container_hash,
         )
 
     def scan(
@@ -259,8 +266,8 @@ class ScanService:
             result.verdict,
             result.reason,
             threat_type=result.threat_type,
-            container_files_scanned=result.files_scanned,
-            container_files_scanned_size=result.bytes_scanned,
+            files_scanned=result.files_scanned,
+            bytes_scanned=result.bytes_scanned,
             container_hash=body.sha256,
         )
 
@@ -268,12 +275,9 @@ class ScanService:
         """Release the engines' per-thread state; call from the thread that built the service."""
         self.ruleset.close()
 
-    def runs_inline(self, body: ReceivedBody, file_type: str) -> bool:
-        """Whether ``body`` is cheap enough to scan on the event loop (small, plain, no clamd)."""
-        return body.spool is None and file_type not in self._unpacked and self.ruleset.clamav is None
-
     async def ascan(self, body: ReceivedBody, passwords: Sequence[str] = ()) -> Outcome:
-        """:meth:`scan`, in place for small plain bodies and in a limited worker thread otherwise."""
+        """:meth:`scan`, in place for small plain bodies (in memory, not an archive, no clamd to
+        ask) and in a limited worker thread otherwise."""
         file_type = detect_file_type(body.head)
         if body.too_large or (
             body.spool is None and file_type not in self._unpacked and self.ruleset.clamav is None
