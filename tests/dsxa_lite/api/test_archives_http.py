@@ -60,6 +60,16 @@ def test_x_content_type_base64_on_the_binary_route_is_decoded(archive_scanner: S
     assert answer["file_info"]["file_hash"] == sha256(data)  # type: ignore[index]
 
 
+def test_rar_answers_unsupported_file_type(archive_scanner: Scanner) -> None:
+    answer = post(archive_scanner, b"Rar!\x1a\x07\x01\x00" + bytes(200))
+    assert answer["verdict"] == "Unsupported File Type"
+    assert answer["verdict_details"] == {
+        "event_description": "File type not supported",
+        "reason": "RAR archives are not unpacked",
+        "threat_type": None,
+    }
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_bombs_and_huge_archives_keep_rss_bounded(archive_scanner: Scanner) -> None:
