@@ -66,5 +66,6 @@ async def version(request: Request) -> dict[str, Any]:
         "blocklist_size": len(ruleset.blocklist),
         "max_file_size_bytes": service.settings.max_file_size_bytes,
         "archives": service.settings.archives,
+        "archive_limits": dataclasses.asdict(service.limits),
         "last_reload": dataclasses.asdict(reload) if reload is not None else None,
     }
