@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import py7zr
 import py7zr.exceptions
 import py7zr.io
+import py7zr.py7zr
 import pyzipper
 
 from dsxa_lite.archives.limits import LimitReached, StopWalk
@@ -37,6 +38,11 @@ SEVEN_ZIP_ERRORS: tuple[type[BaseException], ...] = (
     py7zr.exceptions.PasswordRequired,
     py7zr.exceptions.UnsupportedCompressionMethodError,
 )
+# py7zr hands a member to its writer in chunks of ``get_memory_limit()`` bytes, 128 MB by default
+# (so a 7z member cost up to twice that in memory); 1 MiB chunks keep members memory-bounded like
+# every other format. The function is looked up in py7zr's module at each extraction.
+SEVEN_ZIP_CHUNK_BYTES = 1024 * 1024
+py7zr.py7zr.get_memory_limit = lambda: SEVEN_ZIP_CHUNK_BYTES
 _ZIP_ENCRYPTED = 0x1  # general purpose bit 0 (APPNOTE 4.4.4)
 NO_PASSWORD = "Encrypted archive member and no password (scan_password header or DSXA_LITE_ARCHIVE_PASSWORDS)"
 WRONG_PASSWORD = "Encrypted archive member and none of the passwords opens it"

@@ -221,3 +221,20 @@ def test_corrupt_zip_is_not_scanned(scanner: ScanService) -> None:
 def test_archives_can_be_turned_off() -> None:
     outcome = scan(service(archives=False), build.zip_of({"eicar.com": eicar()}))
     assert (outcome.verdict, outcome.container_files_scanned) == ("Benign", 0)
+
+
+def test_7z_members_arrive_in_bounded_chunks(scanner: ScanService, monkeypatch: pytest.MonkeyPatch) -> None:
+    # py7zr's default hands a member over in chunks of up to 128 MB: memory must not follow
+    from dsxa_lite.archives.sink import MemberSink
+
+    sizes: list[int] = []
+    write = MemberSink.write
+
+    def recording(self: MemberSink, chunk: bytes) -> int:
+        sizes.append(len(chunk))
+        return write(self, chunk)
+
+    monkeypatch.setattr(MemberSink, "write", recording)
+    outcome = scan(scanner, build.seven_zip({"zeros.bin": bytes(8 * 1024 * 1024)}))
+    assert (outcome.verdict, outcome.container_files_scanned_size) == ("Benign", 8 * 1024 * 1024)
+    assert max(sizes) <= 1024 * 1024
