@@ -59,12 +59,21 @@ def _open_encrypted(
     return WRONG_PASSWORD if passwords else NO_PASSWORD
 
 
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
 def walk_zip(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
-    """ZIP, OOXML included: stored, deflate, bzip2, lzma; ZipCrypto and WinZip AES (pyzipper)."""
+    """ZIP, OOXML included: stored, deflate, bzip2, lzma; ZipCrypto and WinZip AES (pyzipper).
+
+    zipfile raises many kinds of exception on damaged input (BadZipFile, NotImplementedError for
+    an odd version field, IndexError, KeyError, zlib and struct errors…): each is the archive's or
+    the member's problem, never a failed scan.
+    """
     try:
         archive = pyzipper.AESZipFile(source)
-    except (zipfile.BadZipFile, pyzipper.BadZipFile, OSError, ValueError, EOFError) as exc:
-        walk.problem(prefix.rstrip("/"), Verdict.NOT_SCANNED, f"corrupt ZIP archive: {exc}")
+    except Exception as exc:
+        walk.problem(prefix.rstrip("/"), Verdict.NOT_SCANNED, f"corrupt ZIP archive: {_describe(exc)}")
         return
     with archive:
         for info in archive.infolist():
@@ -80,11 +89,13 @@ def walk_zip(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
                         continue
                 else:
                     opened = archive.open(info)
-            except NotImplementedError as exc:
-                walk.problem(path, Verdict.UNSUPPORTED, f"cannot unpack: {exc}")
+            except NotImplementedError as exc:  # a compression method this scanner lacks
+                walk.problem(path, Verdict.UNSUPPORTED, f"cannot unpack: {_describe(exc)}")
                 continue
-            except (zipfile.BadZipFile, pyzipper.BadZipFile, OSError, ValueError, EOFError) as exc:
-                walk.problem(path, Verdict.NOT_SCANNED, f"cannot unpack: {exc}")
+            except (LimitReached, StopWalk):
+                raise
+            except Exception as exc:
+                walk.problem(path, Verdict.NOT_SCANNED, f"cannot unpack: {_describe(exc)}")
                 continue
             with opened:
                 walk.read_member(path, opened)
@@ -102,8 +113,10 @@ def walk_tar(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
                 reader = archive.extractfile(info)
                 if reader is not None:
                     walk.read_member(path, reader)
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        walk.problem(prefix.rstrip("/"), Verdict.NOT_SCANNED, f"corrupt TAR archive: {exc}")
+    except (LimitReached, StopWalk):
+        raise
+    except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+        walk.problem(prefix.rstrip("/"), Verdict.NOT_SCANNED, f"corrupt TAR archive: {_describe(exc)}")
 
 
 def _gzip_name(source: BinaryIO) -> str | None:
@@ -130,7 +143,7 @@ def _walk_compressed(
     try:
         first = stream.read(512)
     except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as exc:
-        walk.problem(prefix.rstrip("/"), Verdict.NOT_SCANNED, f"corrupt compressed stream: {exc}")
+        walk.problem(prefix.rstrip("/"), Verdict.NOT_SCANNED, f"corrupt compressed stream: {_describe(exc)}")
         return
     if len(first) == 512 and first[257:262] == b"ustar":
         source.seek(0)
