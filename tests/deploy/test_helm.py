@@ -450,6 +450,7 @@ def test_connectors_env_names_and_secrets(values: dict[str, Any] | None) -> None
         chart_values["commonSecretKeys"]
     )
     allowed |= {key for entry in chart_values["connectors"].values() for key in entry.get("env", {})}
+    assert "DSXCONNECTOR_WEBHOOK__SECRET" in chart_values["commonSecretKeys"]  # a secret, never plain env
     for name, container in containers(docs):
         env = env_of(container)
         assert set(env) <= allowed, f"{name}: {sorted(set(env) - allowed)}"
