@@ -1182,6 +1182,7 @@ def up(cfg: StackConfig, out: Callable[[str], None] = print) -> UpResult:
     if choice.cloud:
         out(f"connector   {cfg.connector_url} ({scanned} at {cfg.emulator_url})")
         out(f"            new objects: POST the storage's notification to {cfg.connector_url}/webhook/event")
+        out(f"            (its sender is verified: connectors/{cfg.connector}/README.md, Webhooks)")
     else:
         out(f"connector   {cfg.connector_url} (watching {cfg.sample_dir})")
     out(f"run dir     {cfg.run_dir} (logs/, pids/{'' if choice.cloud else ', quarantine/'})")
