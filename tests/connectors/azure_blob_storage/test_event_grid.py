@@ -61,7 +61,7 @@ async def test_events_need_the_secret_in_the_query_or_the_header(
     assert (await client.post(url, params={"secret": SECRET}, json=events)).status_code == 200
     assert (await client.post(url, headers={"X-DSX-Webhook-Secret": SECRET}, json=events)).status_code == 200
     stats = app.state.webhooks.stats()  # what /readyz shows (not called: the account is unreachable)
-    assert stats["refused"] == 3 and stats["accepted"] == 2 and "wrong" in stats["last_refusal"]
+    assert stats["refused"] == 3 and stats["accepted"] == 2 and "wrong" in app.state.webhooks.last_refusal
 
 
 async def test_the_cloudevents_handshake_answers_the_allowed_origin(client: httpx.AsyncClient) -> None:
