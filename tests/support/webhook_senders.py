@@ -171,3 +171,60 @@ class PubSubTokens:
 def file_server() -> Iterator[FileServer]:
     with FileServer() as server:
         yield server
+
+
+@contextmanager
+def connector_process(
+    store: Any, core: Any, logs_dir: Any, **env: str
+) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """A cloud connector process over a new bucket of ``store`` (``tests.support.cloud_contract.Store``),
+    registered with ``core``, with ``env`` added: (its URL, its registration, the bucket)."""
+    from tests.support.cloud_contract import unique
+    from tests.support.procs import ServiceProcess, base_env, free_port, uvicorn_argv
+
+    bucket = unique("dsx-hook")
+    store.create_bucket(bucket)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/{store.name}"
+    settings = {
+        "DSXCONNECTOR_DSX_CONNECT_URL": core.url,
+        "DSXCONNECTOR_CONNECTOR_URL": url,
+        "DSXCONNECTOR_ASSET": f"{bucket}/incoming",
+        **store.connector_env(),
+        **env,
+    }
+    app = f"connectors.{store.package}.app:app"
+    proc = ServiceProcess(
+        f"{store.package}-hook-{port}", uvicorn_argv(app, port), base_env(**settings), logs_dir
+    )
+    proc.start()
+    try:
+        proc.wait_healthy(f"{url}/readyz", timeout=60)
+        yield url, core.connector(url), bucket
+    finally:
+        proc.stop()
+
+
+def webhook_stats(connector_url: str) -> dict[str, Any]:
+    """The connector's webhook counters, from its ``/readyz``."""
+    import httpx
+
+    stats: dict[str, Any] = httpx.get(f"{connector_url.rsplit('/', 1)[0]}/readyz", timeout=10).json()[
+        "webhooks"
+    ]
+    return stats
+
+
+def scanned_in_one_monitor_job(core: Any, connector_uuid: str, keys: list[str]) -> dict[str, Any]:
+    """Wait for a result of each of ``keys``; they must share one job, of kind ``monitor``: that job."""
+    from tests.support.procs import wait_for
+
+    def scanned() -> list[dict[str, Any]] | None:
+        found = [r for r in core.results(connector=connector_uuid) if r["location"] in keys]
+        return found if len(found) == len(keys) else None
+
+    results: list[dict[str, Any]] = wait_for(scanned, timeout=60, what="results of the notified objects")  # type: ignore[assignment]
+    (job_id,) = {r["job_id"] for r in results}
+    job: dict[str, Any] = core.api.get(f"/scan/jobs/{job_id}").json()
+    assert job["kind"] == "monitor" and job["connector_uuid"] == connector_uuid, job
+    return job

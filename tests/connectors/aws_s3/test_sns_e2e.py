@@ -16,8 +16,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.connectors.aws_s3.conftest import S3Store, s3_event
 from tests.dsxa_lite.samples import MARKER
 from tests.support.cloud_contract import Core, unique
-from tests.support.procs import ServiceProcess, base_env, free_port, uvicorn_argv, wait_for
-from tests.support.webhook_senders import SnsSender, file_server
+from tests.support.webhook_senders import (
+    SnsSender,
+    connector_process,
+    file_server,
+    scanned_in_one_monitor_job,
+    webhook_stats,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -32,26 +37,9 @@ def sns() -> Iterator[SnsSender]:
 def connector(
     store: S3Store, core: Core, sns: SnsSender, logs_dir: Path
 ) -> Iterator[tuple[str, dict[str, Any], str]]:
-    bucket = unique("dsx-sns")
-    store.create_bucket(bucket)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/{store.name}"
-    env = {
-        "DSXCONNECTOR_DSX_CONNECT_URL": core.url,
-        "DSXCONNECTOR_CONNECTOR_URL": url,
-        "DSXCONNECTOR_ASSET": f"{bucket}/incoming",
-        "DSXCONNECTOR_AWS_SNS_TOPIC_ARNS": sns.topic,
-        "DSXCONNECTOR_AWS_SNS_URL_PATTERN": sns.url_pattern,
-        **store.connector_env(),
-    }
-    proc = ServiceProcess(
-        f"aws_s3-sns-{port}", uvicorn_argv("connectors.aws_s3.app:app", port), base_env(**env), logs_dir
-    ).start()
-    try:
-        proc.wait_healthy(f"{url}/readyz", timeout=60)
-        yield url, core.connector(url), bucket
-    finally:
-        proc.stop()
+    env = {"DSXCONNECTOR_AWS_SNS_TOPIC_ARNS": sns.topic, "DSXCONNECTOR_AWS_SNS_URL_PATTERN": sns.url_pattern}
+    with connector_process(store, core, logs_dir, **env) as running:
+        yield running
 
 
 def post(url: str, message: dict[str, Any]) -> httpx.Response:
@@ -77,16 +65,8 @@ def test_signed_notifications_are_scanned_in_one_monitor_job_and_forged_ones_ref
         answer = post(url, sns.sign(sns.notification(s3_event(bucket, key, 20)), "2"))
         assert answer.status_code == 200 and answer.json()["submitted"] == 1, answer.text
 
-    def scanned() -> list[dict[str, Any]] | None:
-        found = [r for r in core.results(connector=registration["uuid"]) if r["location"] in keys]
-        return found if len(found) == len(keys) else None
-
-    results: list[dict[str, Any]] = wait_for(scanned, timeout=60, what="results of the pushed objects")  # type: ignore[assignment]
-    assert {r["verdict"] for r in results} == {"Malicious"}
-    (job_id,) = {r["job_id"] for r in results}
-    job = core.api.get(f"/scan/jobs/{job_id}").json()
-    assert job["kind"] == "monitor" and job["connector_uuid"] == registration["uuid"]
-    locations = {r["location"] for r in core.results(connector=registration["uuid"])}
-    assert not locations & {forged_key, unsigned_key}
-    stats = httpx.get(f"{url.rsplit('/', 1)[0]}/readyz", timeout=10).json()["webhooks"]
-    assert stats["refused"] == 2 and stats["accepted"] == 3
+    scanned_in_one_monitor_job(core, registration["uuid"], keys)
+    results = core.results(connector=registration["uuid"])
+    assert {r["verdict"] for r in results if r["location"] in keys} == {"Malicious"}
+    assert not {r["location"] for r in results} & {forged_key, unsigned_key}
+    assert webhook_stats(url) == {"verify": True, "accepted": 3, "refused": 2}
