@@ -42,7 +42,15 @@ from shared.connector.webhook_auth import WebhookRefused
 DEFAULT_URL_PATTERN = r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
 
 _NOTIFICATION_FIELDS: tuple[str, ...] = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
-_CONFIRMATION_FIELDS: tuple[str, ...] = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
+_CONFIRMATION_FIELDS: tuple[str, ...] = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
 _CERT_CACHE_S = 3600.0
 _CERT_MAX_BYTES = 64 * 1024
