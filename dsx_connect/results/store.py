@@ -31,14 +31,14 @@ _STORE_LUA = (
     + """
 -- One call stores a whole batch (standalone Redis: keys are built here from the prefix), and queues
 -- each newly stored event for the SIEM feed in the same atomic step (KEYS: the feed's queues).
--- ARGV: prefix, retain, now_iso, now_ts, feed bound, tombstone ttl, job index ttl, then 8 per item:
+-- ARGV: prefix, retain, now_iso, now_ts, feed bound, tombstone ttl, then 8 values per item:
 --       id, event, verdict, bytes, failed, action, job_id, connector_uuid
 -- A stored request keeps a tombstone (its request state, status 'completed') for the request-state
 -- TTL, past the result's own retention: a redelivered or resubmitted item whose result retention
 -- already dropped is still a duplicate, counted and fed to the SIEM once.
 local prefix, retain, now_iso, now_ts, feed_bound = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
   tonumber(ARGV[5])
-local tombstone_ttl, index_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+local tombstone_ttl = tonumber(ARGV[6])
 local fed = {}
 local results, index, seq_key, stats = prefix .. ':results', prefix .. ':results:idx',
   prefix .. ':results:seq', prefix .. ':stats'
@@ -57,7 +57,7 @@ local function count(key, verdict, bytes, failed, action, sign)
   if failed == '1' then add(key, 'errors', sign) end
   if action ~= '' then add(key, 'action:' .. action, sign) end
 end
-for i = 8, #ARGV, 8 do
+for i = 7, #ARGV, 8 do
   local id, event, verdict, bytes, failed, action, job_id, connector =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local job = prefix .. ':job:' .. job_id
@@ -81,7 +81,7 @@ for i = 8, #ARGV, 8 do
     redis.call('EXPIRE', req, tombstone_ttl)
     redis.call('HDEL', job .. ':pending', id)
     redis.call('ZREM', job .. ':due', id)
-    touched[job] = true
+    touched[job] = job_id
     stored[#stored + 1] = 1
     fed[#fed + 1] = event
   else
@@ -104,7 +104,7 @@ for i = 8, #ARGV, 8 do
         redis.call('ZREM', prefix .. ':results:idx:verdict:' .. old.verdict, id)
         redis.call('ZADD', prefix .. ':results:idx:verdict:' .. verdict, seq, id)
       end
-      touched[job] = true
+      touched[job] = job_id
       stored[#stored + 1] = 2
       fed[#fed + 1] = event
     else
@@ -117,9 +117,12 @@ for key, fields in pairs(deltas) do
     if n ~= 0 then redis.call('HINCRBY', key, field, string.format('%d', n)) end  -- never '-0' or '1e+15'
   end
 end
-for job, _ in pairs(touched) do
+for job, job_id in pairs(touched) do
   redis.call('HSET', job, 'last_update', now_iso, 'last_update_ts', now_ts)
   complete_if_done(job, now_iso, now_ts)
+  -- the job's results index expires with the job (JobStore keeps a TTL on every job hash)
+  local ttl = redis.call('TTL', job)
+  if ttl > 0 then redis.call('EXPIRE', prefix .. ':results:idx:job:' .. job_id, ttl) end
 end
 local excess = redis.call('ZCARD', index) - retain
 if excess > 0 then
@@ -129,16 +132,13 @@ if excess > 0 then
     top = old[i + 1]
   end
   -- secondary indexes are trimmed on write: the verdict ones (few) and those this call wrote to;
-  -- the index of a job that gets no more results expires with the job's retention (below)
+  -- the index of a job that gets no more results expires with the job (above)
   for _, verdict in ipairs({'Benign', 'Malicious', 'Unknown', 'Unsupported File Type', 'Not Scanned', 'Non Compliant'}) do
     redis.call('ZREMRANGEBYSCORE', prefix .. ':results:idx:verdict:' .. verdict, '-inf', top)
   end
   for key, _ in pairs(indexes) do
     redis.call('ZREMRANGEBYSCORE', key, '-inf', top)
   end
-end
-for key, _ in pairs(indexes) do
-  if string.find(key, ':results:idx:job:', 1, true) then redis.call('EXPIRE', key, index_ttl) end
 end
 return {stored, feed_push(feed_bound, fed)}
 """
@@ -152,10 +152,8 @@ class ResultStore:
         retain: int,
         request_ttl_s: int = 7 * 86400,
         feed: FeedTarget | None = None,
-        job_index_ttl_s: int = 30 * 86400,
     ) -> None:
         self.redis = client
-        self.job_index_ttl_s = job_index_ttl_s  # a job's results index lives as long as the job
         self.retain = retain
         self.request_ttl_s = request_ttl_s
         self.feed = feed  # the SIEM feed's queues, filled in the same call as the store
@@ -174,7 +172,6 @@ class ResultStore:
         feed_bound = self.feed.bound if self.feed else 0
         args: list[str | int | float] = [
             keys.PREFIX, self.retain, utcnow_iso(), time.time(), feed_bound, self.request_ttl_s,
-            self.job_index_ttl_s,
         ]  # fmt: skip
         for event in events:
             data = event if isinstance(event, dict) else event.model_dump(mode="json")

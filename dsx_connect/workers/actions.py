@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import httpx
 
-from dsx_connect import keys
 from dsx_connect.connector_client import AnswerKind, classify
 from dsx_connect.dlq.store import DeadLetter
 from dsx_connect.intake import request_id_for
+from dsx_connect.jobs.monitor import KIND as MONITOR
+from dsx_connect.jobs.monitor import MonitorJobs
 from dsx_connect.redis_client import replicated
 from dsx_connect.state.actions import PENDING, ActionClaims
 from dsx_connect.workers.context import WorkerContext
@@ -160,21 +161,20 @@ def apply_action(ctx: WorkerContext, item: ItemOutcome) -> tuple[EventAction, An
 
 
 def _scan_new_version(ctx: WorkerContext, item: ItemOutcome, dispatch: Dispatch) -> None:
-    """Queue the item's current version for scanning, as a job of one beside the original job (whose
-    counts stay those of the files it enumerated). Its id is derived from the original request, so a
-    redelivered action task queues it once."""
-    task = item.task
-    job_id = request_id_for(f"changed:{task.connector_uuid}", task.id)
+    """Queue the item's current version for scanning in its connector's monitor job, as a change
+    event would be (the original job's counts stay those of the files it enumerated). Its id is
+    derived from the original request, so a redelivered action task queues it once."""
+    task, settings = item.task, ctx.settings
+    monitors = MonitorJobs(ctx.jobs.redis, settings.jobs.monitor_roll_s, settings.jobs.retain_s)
+    job_id = monitors.current(task.connector_uuid, task.connector_name)
     new = ScanTask(
-        id=request_id_for(job_id, task.location), connector_uuid=task.connector_uuid,
+        id=request_id_for(f"changed:{task.connector_uuid}", task.id), connector_uuid=task.connector_uuid,
         connector_name=task.connector_name, location=task.location, metainfo=task.metainfo,
         job_id=job_id, requested_action=task.requested_action,
     )  # fmt: skip
     pipe = ctx.jobs.redis.pipeline(transaction=False)
-    ctx.jobs.ensure(pipe, job_id, task.connector_uuid, task.connector_name, "single")
-    pipe.hset(keys.job(job_id), mapping={"enqueue_done": "1", "reported_total": "1"})
+    ctx.jobs.ensure(pipe, job_id, task.connector_uuid, task.connector_name, MONITOR)
     pipe.execute()
-    settings = ctx.settings
     if ctx.jobs.record_accepted(
         [new], settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s
     ):

@@ -85,7 +85,6 @@ def _context(pid: int) -> WorkerContext:
             settings.results_db.retain,
             settings.results_db.request_state_ttl_s,
             feed=FeedTarget.from_settings(settings.superlog),
-            job_index_ttl_s=settings.jobs.retain_s,
         ),
         http=httpx.Client(
             timeout=httpx.Timeout(settings.workers.connector_timeout_s, connect=scanner.connect_timeout_s),

@@ -17,6 +17,7 @@ import pytest
 from dsx_connect import keys
 from dsx_connect.dlq import store as dlq_store
 from dsx_connect.jobs import lua as jobs_lua
+from dsx_connect.jobs import monitor
 from dsx_connect.results import store as results_store
 from dsx_connect.state import scripts
 from dsx_connect.workers import breaker
@@ -24,7 +25,10 @@ from shared.models import Verdict
 
 pytestmark = pytest.mark.unit
 
-SCRIPTS = {name: scripts.lua(name) for name in scripts.names()} | {"results.store": results_store._STORE_LUA}
+SCRIPTS = {name: scripts.lua(name) for name in scripts.names()} | {
+    "results.store": results_store._STORE_LUA,
+    "jobs.monitor": monitor._CURRENT_LUA,
+}
 
 # fragment -> how keys.py builds the key (from the prefix, or from a job key for suffixes)
 FROM_PREFIX: dict[str, Callable[[str], str]] = {

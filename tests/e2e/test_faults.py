@@ -74,13 +74,22 @@ class FaultStack:
         httpx.post(f"http://127.0.0.1:{port}/__fault", json=mode, timeout=5).raise_for_status()
 
     def redis(self) -> redis.Redis:
-        """The current master (through the Sentinels when there are some)."""
+        """The current master (through the Sentinels when there are some), with the run's password."""
         if self.sentinels:
             from redis.sentinel import Sentinel
 
-            sentinel = Sentinel([("127.0.0.1", port) for port in self.sentinels], socket_timeout=2)
-            return sentinel.master_for(MASTER, decode_responses=True, socket_timeout=5)
-        return redis.Redis(port=self.cfg.redis_port, decode_responses=True)
+            password = self.password
+            sentinel = Sentinel(
+                [("127.0.0.1", port) for port in self.sentinels],
+                sentinel_kwargs={"password": password, "socket_timeout": 2},
+                socket_timeout=2,
+            )
+            return sentinel.master_for(MASTER, decode_responses=True, socket_timeout=5, password=password)
+        return redis.Redis.from_url(self.cfg.redis_url, decode_responses=True)
+
+    @property
+    def password(self) -> str:
+        return stack.stack_secrets(self.cfg.run_dir)["redis_password"]
 
     def proxy_state(self, proxy: str) -> dict[str, Any]:
         port = self.comps[proxy].port
@@ -158,30 +167,58 @@ def restartable_port() -> int:
 
 
 def sentinel_components(cfg: stack.StackConfig, comps: dict[str, stack.Component]) -> list[int]:
-    """A replica of the stack's Redis and three Sentinels watching them (Debian's redis-sentinel)."""
+    """A replica of the stack's Redis and three Sentinels watching them (Debian's redis-sentinel),
+    every one behind the run's Redis password (in their config files, not on a command line)."""
     replica_port, ports = restartable_port(), [free_port() for _ in range(3)]
+    password = stack.stack_secrets(cfg.run_dir)["redis_password"]
     folder = cfg.run_dir / "replica"
     folder.mkdir(parents=True, exist_ok=True)
+    replica_conf = folder / "redis.conf"
+    replica_conf.write_text(f"requirepass {password}\nmasterauth {password}\n")
     comps["redis-replica"] = stack.Component(
         "redis-replica",
-        (stack.redis_server_binary(), "--port", str(replica_port), "--bind", "127.0.0.1", "--dir", str(folder),
-         "--appendonly", "yes", "--save", "", "--replicaof", "127.0.0.1", str(cfg.redis_port)),
+        (stack.redis_server_binary(), str(replica_conf), "--port", str(replica_port), "--bind", "127.0.0.1",
+         "--dir", str(folder), "--appendonly", "yes", "--save", "", "--replicaof", "127.0.0.1", str(cfg.redis_port)),
         port=replica_port, health=f"redis://127.0.0.1:{replica_port}", marks=("redis-server", str(replica_port)),
     )  # fmt: skip
     for n, port in enumerate(ports):
         conf = cfg.run_dir / f"sentinel-{n}.conf"
         conf.write_text(
-            f"port {port}\nbind 127.0.0.1\ndir {cfg.run_dir}\n"
+            f"port {port}\nbind 127.0.0.1\ndir {cfg.run_dir}\nrequirepass {password}\n"
+            f"sentinel sentinel-pass {password}\n"
             f"sentinel monitor {MASTER} 127.0.0.1 {cfg.redis_port} 2\n"
+            f"sentinel auth-pass {MASTER} {password}\n"
             f"sentinel down-after-milliseconds {MASTER} 1000\n"
             f"sentinel failover-timeout {MASTER} 5000\n"
             f"sentinel parallel-syncs {MASTER} 1\n"
         )
+        conf.chmod(0o600)
         comps[f"sentinel-{n}"] = stack.Component(
             f"sentinel-{n}", ("redis-sentinel", str(conf)), port=port,
             health=f"redis://127.0.0.1:{port}", marks=("redis-sentinel", str(port)),
         )  # fmt: skip
     return ports
+
+
+def wait_replicated(fs: FaultStack) -> None:
+    """The replica holds the master's data and every Sentinel counts it as a good one: a failover can
+    promote it (a replica still in its first sync cannot be)."""
+    replica = redis.Redis(port=fs.comps["redis-replica"].port, password=fs.password, decode_responses=True)
+
+    def synced() -> bool:
+        if replica.info("replication").get("master_link_status") != "up":
+            return False
+        for port in fs.sentinels:
+            sentinel = redis.Redis(port=port, password=fs.password, decode_responses=True)
+            found = sentinel.execute_command("SENTINEL", "REPLICAS", MASTER)
+            flags = [dict(zip(r[::2], r[1::2], strict=True)).get("flags") for r in found] if found else []
+            sentinel.close()
+            if flags != ["slave"]:
+                return False
+        return True
+
+    wait_for(synced, timeout=60, interval=0.2, what="the replica to sync and the Sentinels to see it")
+    replica.close()
 
 
 @contextmanager
@@ -256,6 +293,8 @@ def open_stack(
     try:
         first = ["redis", *(["redis-replica", "sentinel-0", "sentinel-1", "sentinel-2"] if sentinels else [])]
         fs.start(*first)
+        if sentinels:
+            wait_replicated(fs)
         workers = [name for name in comps if name.startswith("worker-")]
         fs.start("dsxa", "scanner-proxy", "connector-proxy", "core", *workers)
         fs.start("filesystem")

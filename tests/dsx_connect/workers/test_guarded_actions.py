@@ -234,7 +234,7 @@ def test_an_item_replaced_after_its_scan_is_not_touched_and_its_new_version_is_s
     (rescan,) = sent.rescanned
     assert rescan.location == "bad.com" and rescan.id != item.task.id and rescan.job_id != item.task.job_id
     job = ctx.jobs.get(rescan.job_id)
-    assert job is not None and job["enqueued"] == 1 and job["kind"] == "single"
+    assert job is not None and job["enqueued"] == 1 and job["kind"] == "monitor"  # as a change event
 
     # the same task delivered again: the recorded outcome stands, the connector is not asked again,
     # and the new version is queued once
