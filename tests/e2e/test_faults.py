@@ -210,10 +210,14 @@ def wait_replicated(fs: FaultStack) -> None:
             return False
         for port in fs.sentinels:
             sentinel = redis.Redis(port=port, password=fs.password, decode_responses=True)
-            found = sentinel.execute_command("SENTINEL", "REPLICAS", MASTER)
-            flags = [dict(zip(r[::2], r[1::2], strict=True)).get("flags") for r in found] if found else []
+            found = sentinel.sentinel_slaves(MASTER)  # parsed: is_slave, is_sdown, is_disconnected, ...
             sentinel.close()
-            if flags != ["slave"]:
+            good = [
+                r
+                for r in found
+                if r.get("is_slave") and not r.get("is_sdown") and not r.get("is_disconnected")
+            ]
+            if len(good) != 1:
                 return False
         return True
 
@@ -265,8 +269,9 @@ def open_stack(
     sentinels = sentinel_components(cfg, comps) if sentinel else []
     if sentinels:
         hosts = ",".join(f"127.0.0.1:{port}" for port in sentinels)
+        password = stack.stack_secrets(cfg.run_dir)["redis_password"]
         tuning |= {
-            "DSXCONNECT_REDIS_URL": f"redis+sentinel://{hosts}/{MASTER}/0",
+            "DSXCONNECT_REDIS_URL": f"redis+sentinel://:{password}@{hosts}/{MASTER}/0?sentinel_password={password}",
             "DSXCONNECT_REDIS_WAIT_REPLICAS": "1",
         }
     for group in groups:
