@@ -14,6 +14,7 @@ from dsx_connect.api.deps import ConnectorHttp, JobsDep, KnownConnector, RedisDe
 from dsx_connect.auth.credentials import ConnectorRevoked
 from dsx_connect.auth.deps import ConnectorAuth, ConnectorKeysDep
 from dsx_connect.auth.urls import connector_url_problem
+from dsx_connect.connector_client import AnswerKind, classify
 from shared.models import ConnectorInstance, StatusResponse
 
 log = logging.getLogger(__name__)
@@ -95,11 +96,14 @@ def _call(
 
 
 def _relay(response: httpx.Response) -> JSONResponse:
+    """The connector's answer as ours; a connector that is unavailable (``classify``) and failed on
+    its side (5xx) is our 502."""
     try:
         body = response.json()
     except ValueError:
         body = {"status": "error", "message": response.text[:500]}
-    return JSONResponse(body, status_code=response.status_code if response.status_code < 500 else 502)
+    failed = classify(response.status_code, body) is AnswerKind.UNAVAILABLE and response.status_code >= 500
+    return JSONResponse(body, status_code=502 if failed else response.status_code)
 
 
 @router.post(
@@ -137,9 +141,11 @@ def start_full_scan(
             502, f"connector {connector.name} unreachable at {connector.url}; job {job_id} failed"
         ) from None
     if started.status_code >= 400:
-        jobs.fail(job_id, f"connector refused the full scan ({started.status_code})")
+        kind = classify(started.status_code, started.content)
+        what = "was unavailable for" if kind is AnswerKind.UNAVAILABLE else "refused"
+        jobs.fail(job_id, f"connector {what} the full scan ({started.status_code})")
         raise HTTPException(
-            502, f"connector refused the full scan ({started.status_code}): {started.text[:300]}"
+            502, f"connector {what} the full scan ({started.status_code}): {started.text[:300]}"
         )
     response.headers["X-Job-Id"] = job_id
     return StatusResponse.model_validate(
