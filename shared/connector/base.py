@@ -25,7 +25,7 @@ import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import anyio
 
@@ -41,6 +41,9 @@ from shared.models import (
     RequestedAction,
     StatusResponse,
 )
+
+if TYPE_CHECKING:
+    from connectors.manifest import ConnectorManifest
 
 #: items up to this size are answered from memory by ``read_file``; larger ones are streamed
 SMALL_ITEM_BYTES = 1024 * 1024
@@ -71,6 +74,8 @@ class ItemContent:
     data: bytes | None = None
     path: Path | None = None
     chunks: AsyncIterator[bytes] | None = None
+    #: the version of the bytes answered (``shared.item_version``): sent as ``X-Item-Version``
+    version: str | None = None
 
 
 @dataclass(slots=True)
@@ -86,20 +91,29 @@ class WebhookReply:
     items: list[Item] = field(default_factory=list)
 
 
-class Connector(abc.ABC):
-    """Base class of every connector. Subclasses set ``version`` and implement the abstract methods."""
+SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
+
+
+class Connector(abc.ABC, Generic[SettingsT]):
+    """Base class of every connector, generic in its settings class (``Connector[MySettings]``).
+
+    Subclasses set ``version`` and ``manifest`` (the facts declared once: ``connectors.manifest``)
+    and implement the abstract methods.
+    """
 
     #: the connector's version, reported on registration and ``GET /version``
     version: ClassVar[str] = "0.0.0"
+    #: name, port, prefix, extras and sample data of this connector (``connectors/<pkg>/manifest.py``)
+    manifest: ClassVar[ConnectorManifest | None] = None
 
-    def __init__(self, settings: ConnectorSettings) -> None:
-        self.settings = settings
+    def __init__(self, settings: SettingsT) -> None:
+        self.settings: SettingsT = settings
         self.filter = Filter()
         self.configure(settings)
 
     # ---- configuration ---------------------------------------------------------------------
 
-    def configure(self, settings: ConnectorSettings) -> None:
+    def configure(self, settings: SettingsT) -> None:
         """Adopt ``settings`` (at start and on ``PUT /config``); raise ``ValueError`` to refuse them.
 
         Overrides compute derived state (a resolved root, a client for a new bucket) and then
@@ -145,11 +159,17 @@ class Connector(abc.ABC):
 
     @abc.abstractmethod
     async def read(self, location: str) -> ItemContent:
-        """The item's content; ``NotFoundError`` (or the storage's not-found) if it is missing."""
+        """The item's content and, where the storage has one, its ``version``; ``NotFoundError``
+        (or the storage's not-found) if it is missing."""
 
     @abc.abstractmethod
-    async def act(self, location: str, action: RequestedAction) -> StatusResponse:
-        """Apply ``action`` (never ``nothing``, always one of ``supported_actions``) to the item."""
+    async def act(self, location: str, action: RequestedAction, version: str | None = None) -> StatusResponse:
+        """Apply ``action`` (never ``nothing``, always one of ``supported_actions``) to the item.
+
+        With ``version`` (what the core scanned, ``shared.item_version``), act only while the item
+        still has it, atomically where the storage allows; else raise ``ItemChangedError`` and
+        touch nothing.
+        """
 
     async def watch(self, stop: anyio.Event) -> AsyncIterator[list[Item]]:
         """Yield batches of new or changed items until ``stop`` is set (``MONITOR``).

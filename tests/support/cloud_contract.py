@@ -16,6 +16,7 @@ SPEC §5 in two ways:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -410,6 +411,57 @@ class CloudConnectorContract:
         )
         assert moved.status_code == 403 and "outside" in moved.json()["message"]
         assert store.get(bucket, "in/bad.com") == b"x"
+
+    @pytest.mark.integration
+    @pytest.mark.anyio
+    async def test_an_action_on_an_object_replaced_after_its_read_answers_412_and_touches_nothing(
+        self, store: Store, bucket: str, make_connector: Callable[..., Connector]
+    ) -> None:
+        key = "in/replaced.com"
+        store.put(bucket, key, b"the scanned bytes")
+        http = self.client(store, make_connector(asset=f"{bucket}/in"))
+        scanned = (await http.post("read_file", json={"location": key, "metainfo": "x"})).headers[
+            "X-Item-Version"
+        ]
+        store.put(bucket, key, b"replaced after the scan")
+        for kind in ("delete", "move", "tag", "movetag"):
+            answer = await http.put(
+                "item_action",
+                json={
+                    "location": key,
+                    "metainfo": "x",
+                    "item_version": scanned,
+                    "requested_action": {"type": kind},
+                },
+            )
+            assert answer.status_code == 412 and answer.json()["error"] == "item_changed", (kind, answer.text)
+        assert store.get(bucket, key) == b"replaced after the scan"
+        assert store.keys(bucket, QUARANTINE) == [] and "Verdict" not in store.tags(bucket, key)
+
+        batch = await http.post("read_files", json={"items": [{"location": key}, {"location": "in/none"}]})
+        current, missing = json.loads(batch.headers["X-Item-Versions"])
+        assert current and current != scanned and missing is None
+        moved = await http.put(
+            "item_action",
+            json={
+                "location": key,
+                "metainfo": "x",
+                "item_version": current,
+                "requested_action": {"type": "move"},
+            },
+        )
+        assert moved.status_code == 200, moved.text
+        assert store.get(bucket, f"{QUARANTINE}/{key}") == b"replaced after the scan"
+        gone = await http.put(
+            "item_action",
+            json={
+                "location": key,
+                "metainfo": "x",
+                "item_version": current,
+                "requested_action": {"type": "delete"},
+            },
+        )
+        assert gone.status_code == 404 and gone.json()["error"] == "not_found"
 
     # ---- end to end: real connector process, core, workers and dsxa_lite -------------------
 
