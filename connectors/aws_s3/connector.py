@@ -149,21 +149,24 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
 
     # ---- the object-store primitives (shared.connector.objectstore) --------------------------
 
-    def head(self, bucket: str, key: str) -> str | None:
-        return etag(self.s3.head_object(Bucket=bucket, Key=key))
+    async def head(self, bucket: str, key: str) -> str | None:
+        return etag(await self.blocking(lambda: self.s3.head_object(Bucket=bucket, Key=key)))
 
-    def delete(self, bucket: str, key: str, version: str | None) -> None:
+    async def delete(self, bucket: str, key: str, version: str | None) -> None:
         guard = {"IfMatch": f'"{version}"'} if version else {}  # S3 conditional delete (moto honours it)
-        self.s3.delete_object(Bucket=bucket, Key=key, **guard)
+        await self.blocking(lambda: self.s3.delete_object(Bucket=bucket, Key=key, **guard))
 
-    def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
-        # CopySourceIfMatch: S3 refuses a changed source (moto ignores it: the head before acting checks)
+    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+        # CopySourceIfMatch: S3 refuses a changed source (moto ignores it: the head before acting checks);
+        # the managed copy goes multipart above 8 MiB
         extra = {"CopySourceIfMatch": f'"{version}"'} if version else None
-        self.s3.copy(
-            {"Bucket": bucket, "Key": key}, dest_bucket, dest_key, ExtraArgs=extra
-        )  # multipart above 8 MiB
+        source = {"Bucket": bucket, "Key": key}
+        await self.blocking(lambda: self.s3.copy(source, dest_bucket, dest_key, ExtraArgs=extra))
 
-    def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+    async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+        await self.blocking(lambda: self._tag(bucket, key, tags))
+
+    def _tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
         # PutObjectTagging has no precondition: the head just before acting is the check
         current = self.s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
         merged = {tag["Key"]: tag["Value"] for tag in current} | tags

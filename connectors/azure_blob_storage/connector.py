@@ -110,18 +110,22 @@ class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
     def _blob(self, container: str, name: str) -> BlobClient:
         return self.service.get_blob_client(container, name)
 
-    def head(self, bucket: str, key: str) -> str | None:
-        return _version(self._blob(bucket, key).get_blob_properties().etag)
+    async def head(self, bucket: str, key: str) -> str | None:
+        return _version((await self.blocking(self._blob(bucket, key).get_blob_properties)).etag)
 
-    def delete(self, bucket: str, key: str, version: str | None) -> None:
-        self._blob(bucket, key).delete_blob(delete_snapshots="include", **_if_match(version))
+    async def delete(self, bucket: str, key: str, version: str | None) -> None:
+        blob = self._blob(bucket, key)
+        await self.blocking(lambda: blob.delete_blob(delete_snapshots="include", **_if_match(version)))
 
-    def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
         source, target = self._blob(bucket, key), self._blob(dest_bucket, dest_key)
         guard = {"source_etag": f'"{version}"', "source_match_condition": MatchConditions.IfNotModified}
-        self._copy(source, target, guard if version else {})
+        await self.blocking(lambda: self._copy(source, target, guard if version else {}))
 
-    def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+    async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+        await self.blocking(lambda: self._tag(bucket, key, tags, version))
+
+    def _tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
         blob = self._blob(bucket, key)
         if self.settings.azure_tag_mode == "metadata":
             blob.set_blob_metadata({**blob.get_blob_properties().metadata, **tags}, **_if_match(version))

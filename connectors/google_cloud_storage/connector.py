@@ -111,17 +111,23 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
 
     # ---- the object-store primitives (shared.connector.objectstore) --------------------------
 
-    def head(self, bucket: str, key: str) -> str | None:
-        blob = self.client.bucket(bucket).get_blob(key)
+    async def head(self, bucket: str, key: str) -> str | None:
+        blob = await self.blocking(lambda: self.client.bucket(bucket).get_blob(key))
         if blob is None:
             raise NotFoundError(f"object not found: {bucket}/{key}")
         return str(blob.generation)
 
-    def delete(self, bucket: str, key: str, version: str | None) -> None:
+    async def delete(self, bucket: str, key: str, version: str | None) -> None:
+        await self.blocking(lambda: self._delete(bucket, key, version))
+
+    def _delete(self, bucket: str, key: str, version: str | None) -> None:
         with _changed(key):
             self.client.bucket(bucket).blob(key).delete(if_generation_match=_generation(version))
 
-    def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+        await self.blocking(lambda: self._copy(bucket, key, version, dest_bucket, dest_key))
+
+    def _copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
         source = self.client.bucket(bucket).blob(key)
         target = self.client.bucket(dest_bucket).blob(dest_key)
         guard = _generation(version)
@@ -130,7 +136,10 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
             while token is not None:  # large objects are rewritten in several calls
                 token, _, _ = target.rewrite(source, token=token, if_source_generation_match=guard)
 
-    def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+    async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+        await self.blocking(lambda: self._tag(bucket, key, tags, version))
+
+    def _tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
         blob = self.client.bucket(bucket).get_blob(key)
         if blob is None:
             raise NotFoundError(f"object not found: {bucket}/{key}")

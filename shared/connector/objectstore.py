@@ -6,8 +6,9 @@
        │
        ├─ delete ─▶ delete(key, version)
        ├─ tag ────▶ tag(key, tags, version)
-       └─ move ───▶ copy(key, version → quarantine) [─▶ tag(copy)] ─▶ delete(key, version)
-                    (the original changed between copy and delete: the copy is removed again, 412)
+       └─ move ───▶ move(key, version → quarantine) [─▶ tag(moved)]
+                    default move: copy(key, version) ─▶ delete(key, version); an original changed
+                    between the two gets the copy removed again (412). Graph moves in one PATCH.
 
 A storage implements the primitives, each guarded by the version when one is given, atomically
 where the storage allows (``If-Match``, ``ifGenerationMatch``): a primitive whose storage refused
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import logging
+from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 import anyio.to_thread
@@ -31,6 +33,7 @@ from shared.models import ItemActionType, RequestedAction, StatusResponse
 log = logging.getLogger(__name__)
 
 BucketSettingsT = TypeVar("BucketSettingsT", bound=BucketConnectorSettings)
+T = TypeVar("T")
 
 
 class ObjectStoreConnector(Connector[BucketSettingsT]):
@@ -46,55 +49,65 @@ class ObjectStoreConnector(Connector[BucketSettingsT]):
     def where(self, bucket: str, key: str) -> str:
         return f"{self.scheme}{bucket}/{key}"
 
-    # ---- the primitives (blocking; run in a worker thread) -----------------------------------
+    # ---- the primitives (blocking SDKs wrap theirs in ``blocking``) ----------------------------
 
     @abc.abstractmethod
-    def head(self, bucket: str, key: str) -> str | None:
+    async def head(self, bucket: str, key: str) -> str | None:
         """The object's current version; the storage's not-found (or ``NotFoundError``) if missing."""
 
     @abc.abstractmethod
-    def delete(self, bucket: str, key: str, version: str | None) -> None:
+    async def delete(self, bucket: str, key: str, version: str | None) -> None:
         """Delete the object, only while it has ``version`` when one is given."""
 
     @abc.abstractmethod
-    def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
         """Server-side copy of the object (of ``version`` when given) to ``dest_bucket/dest_key``."""
 
     @abc.abstractmethod
-    def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+    async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
         """Merge ``tags`` into the object's tags (or metadata)."""
+
+    async def move(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> str:
+        """Move the object; answers the key it now has. Default: copy, then delete the original
+        (guarded); an original replaced between the two gets the copy removed again (412)."""
+        destination = self.where(dest_bucket, dest_key)
+        await self.copy(bucket, key, version, dest_bucket, dest_key)
+        try:
+            await self.delete(bucket, key, version)
+        except Exception as exc:
+            err = self.classify_error(exc)
+            if isinstance(err, ItemChangedError):
+                await self.delete(dest_bucket, dest_key, None)
+                raise err from None
+            message = f"copied to {destination} but the original could not be deleted: {err.message}"
+            raise type(err)(message, status_code=err.status_code) from None
+        return dest_key
+
+    @staticmethod
+    async def blocking(call: Callable[[], T]) -> T:
+        """Run a blocking SDK call in a worker thread."""
+        return await anyio.to_thread.run_sync(call)
 
     # ---- the flow ---------------------------------------------------------------------------
 
     async def act(self, location: str, action: RequestedAction, version: str | None = None) -> StatusResponse:
-        return await anyio.to_thread.run_sync(self._act, self.resolve(location), action, version)
-
-    def _act(self, key: str, action: RequestedAction, version: str | None) -> StatusResponse:
+        key = self.resolve(location)
         bucket = self.layout.asset.bucket
         where = self.where(bucket, key)
         # acting on a missing key would "succeed" on most stores; a changed one is left alone
-        check_version(where, version, self.head(bucket, key))
+        check_version(where, version, await self.head(bucket, key))
         if action.type == ItemActionType.DELETE:
-            self.delete(bucket, key, version)
+            await self.delete(bucket, key, version)
             log.info("object deleted", extra={"object": where})
             return StatusResponse(status="success", message=f"deleted {where}")
         if action.type == ItemActionType.TAG:
-            self.tag(bucket, key, verdict_tags(action), version)
+            await self.tag(bucket, key, verdict_tags(action), version)
             return StatusResponse(status="success", message=f"tagged {where}{self.tag_note()}")
         dest_bucket, dest_key = self.layout.destination(key, action)
+        dest_key = await self.move(bucket, key, version, dest_bucket, dest_key)
         destination = self.where(dest_bucket, dest_key)
-        self.copy(bucket, key, version, dest_bucket, dest_key)
         if action.type == ItemActionType.MOVE_TAG:
-            self.tag(dest_bucket, dest_key, verdict_tags(action), None)
-        try:
-            self.delete(bucket, key, version)
-        except Exception as exc:
-            err = self.classify_error(exc)
-            if isinstance(err, ItemChangedError):  # replaced between copy and delete: undo the copy
-                self.delete(dest_bucket, dest_key, None)
-                raise err from None
-            message = f"copied to {destination} but the original could not be deleted: {err.message}"
-            raise type(err)(message, status_code=err.status_code) from None
+            await self.tag(dest_bucket, dest_key, verdict_tags(action), None)
         log.info("object moved", extra={"object": where, "destination": destination})
         return StatusResponse.model_validate(
             {"status": "success", "message": f"moved to {destination}", "destination": destination}
