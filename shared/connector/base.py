@@ -89,9 +89,28 @@ class WebhookReply:
     body: dict[str, Any]
     status_code: int = 200
     items: list[Item] = field(default_factory=list)
+    #: answer this as ``text/plain`` instead of ``body`` (Graph's validation handshake)
+    text: str | None = None
 
 
 SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
+
+
+class ConnectorState:
+    """Small values a connector keeps across restarts (cursors such as a Graph delta link).
+
+    This one lives in memory (tests, one-shot CLI runs); the runtime replaces it with one kept
+    in the core (``CoreState``, SPEC §4 ``/connectors/state``).
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    async def get(self, key: str) -> str | None:
+        return self._values.get(key)
+
+    async def put(self, key: str, value: str) -> None:
+        self._values[key] = value
 
 
 class Connector(abc.ABC, Generic[SettingsT]):
@@ -109,6 +128,7 @@ class Connector(abc.ABC, Generic[SettingsT]):
     def __init__(self, settings: SettingsT) -> None:
         self.settings: SettingsT = settings
         self.filter = Filter()
+        self.state: ConnectorState = ConnectorState()
         self.configure(settings)
 
     # ---- configuration ---------------------------------------------------------------------
@@ -214,8 +234,9 @@ class Connector(abc.ABC, Generic[SettingsT]):
         """Items named by a storage push notification (S3 event, Event Grid, Graph…).
 
         ``event`` is the posted JSON (whatever its Content-Type: SNS posts ``text/plain``); a
-        top-level array arrives as ``{"events": [...]}``. Return a :class:`WebhookReply` to answer
-        a handshake with the body the storage expects.
+        top-level array arrives as ``{"events": [...]}``; a ``validationToken`` query parameter
+        (Graph's subscription handshake) arrives as ``{"validationToken": ...}``. Return a
+        :class:`WebhookReply` to answer a handshake with the body the storage expects.
         """
         raise UnsupportedError(f"webhook events are not supported by {self.name}", status_code=404)
 

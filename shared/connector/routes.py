@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
@@ -342,9 +342,15 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
     # Public, as in 1.x: storage services (SNS, Event Grid, Pub/Sub, Graph) cannot sign DSX-HMAC. An
     # event only makes the connector scan items inside its own asset; expose this path alone.
     @public.post("/webhook/event")
-    async def receive_webhook_event(runtime: Runtime, event: Annotated[Any, Body()] = None) -> JSONResponse:
+    async def receive_webhook_event(
+        runtime: Runtime,
+        event: Annotated[Any, Body()] = None,
+        validation_token: Annotated[str | None, Query(alias="validationToken", max_length=1024)] = None,
+    ) -> Response:
         """A storage change notification; the items it names are submitted for scanning."""
-        if isinstance(event, bytes | str):  # JSON sent as text/plain (SNS does)
+        if validation_token is not None:  # Graph's subscription handshake: POST ?validationToken=..., no body
+            event = {"validationToken": validation_token}
+        elif isinstance(event, bytes | str):  # JSON sent as text/plain (SNS does)
             try:
                 event = json.loads(event) if event.strip() else None
             except ValueError as exc:
@@ -352,6 +358,8 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         answer = await runtime.connector.webhook(event if isinstance(event, dict) else {"events": event})
         reply = answer if isinstance(answer, WebhookReply) else None
         accepted = await runtime.submit_items(reply.items if reply else answer)  # type: ignore[arg-type]
+        if reply is not None and reply.text is not None:
+            return PlainTextResponse(reply.text, status_code=reply.status_code)
         if reply is not None:
             return JSONResponse(reply.body, status_code=reply.status_code)
         body = StatusResponse.model_validate(

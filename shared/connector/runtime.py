@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import httpx
 
-from shared.connector.base import Connector, Item
+from shared.connector.base import Connector, ConnectorState, Item
 from shared.connector.core_client import BatchPlan, CoreClient
 from shared.connector.scan import FullScan, ScanProgress
 from shared.connector.settings import ConnectorSettings
@@ -25,6 +25,22 @@ _PLAN_TTL_S = 300.0
 _UNREGISTER_TIMEOUT_S = 3.0
 _WATCH_STOP_GRACE_S = 2.0
 _NUDGE_MIN_INTERVAL_S = 5.0
+
+
+class CoreState(ConnectorState):
+    """The connector's state kept in the core (namespace = the connector's name)."""
+
+    def __init__(self, client: CoreClient, connector: Connector) -> None:
+        super().__init__()
+        self._client, self._connector = client, connector
+
+    async def get(self, key: str) -> str | None:
+        s = self._connector.settings
+        return await self._client.get_state(s.uuid, s.name, key)
+
+    async def put(self, key: str, value: str) -> None:
+        s = self._connector.settings
+        await self._client.put_state(s.uuid, s.name, key, value)
 
 
 class ConnectorRuntime:
@@ -67,6 +83,7 @@ class ConnectorRuntime:
         """Open the control-plane client, start the heartbeat and (``MONITOR``) the watcher."""
         self.client = CoreClient.from_settings(self.settings, auth=self._auth, transport=self._transport)
         self.submitter = Submitter(self.client, lambda: self.settings)
+        self.connector.state = CoreState(self.client, self.connector)
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="connector-heartbeat")
         self._start_watch()
         log.info(
