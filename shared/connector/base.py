@@ -191,6 +191,15 @@ class Connector(abc.ABC, Generic[SettingsT]):
         touch nothing.
         """
 
+    def scan_items(self) -> AsyncIterator[Item]:
+        """What a full scan submits. Default: ``enumerate()``; a storage with a change feed (Graph
+        delta) may answer only what changed since the previous completed scan."""
+        return self.enumerate()
+
+    async def scan_completed(self) -> None:
+        """Called when a full scan has submitted every item of ``scan_items`` (not on a limit or cancel)."""
+        return None
+
     async def watch(self, stop: anyio.Event) -> AsyncIterator[list[Item]]:
         """Yield batches of new or changed items until ``stop`` is set (``MONITOR``).
 
@@ -226,9 +235,13 @@ class Connector(abc.ABC, Generic[SettingsT]):
                     break
         return StatusResponse(
             status="success",
-            message=f"asset {self.settings.asset_display_name or self.settings.asset!r} is reachable",
+            message=f"asset {self.asset_label()!r} is reachable",
             preview=sample,
         )
+
+    def asset_label(self) -> str:
+        """How messages name the asset: ``ASSET_DISPLAY_NAME``, else ``ASSET``."""
+        return self.settings.asset_display_name or self.settings.asset
 
     async def webhook(self, event: dict[str, Any]) -> list[Item] | WebhookReply:
         """Items named by a storage push notification (S3 event, Event Grid, Graph…).
