@@ -82,8 +82,8 @@ class Drive:
     name: str
     nodes: dict[str, Node] = field(default_factory=dict)
     seq: int = 0
-    #: delta tokens at or below this are expired (resyncRequired)
-    stale_below: int = -1
+    #: delta tokens carry the epoch they were made in; an older one is expired (resyncRequired)
+    epoch: int = 0
 
     def __post_init__(self) -> None:
         self.nodes["root"] = Node("root", "root", None, True)
@@ -394,16 +394,17 @@ def create_app(public_url: str) -> FastAPI:
         top = min(int(query.get("$top", "200")), MAX_TOP)
         link = f"{public_url}/v1.0/drives/{drive.id}/root/delta"
         if query.get("token") == "latest":
-            return JSONResponse({"value": [], "@odata.deltaLink": f"{link}?token={drive.seq}"})
-        if "$skiptoken" in query:  # since.snapshot.after
-            since, snapshot, after = (int(x) for x in query["$skiptoken"].split("."))
-        else:
-            since = int(query.get("token", "-1"))
+            return JSONResponse({"value": [], "@odata.deltaLink": f"{link}?token={drive.epoch}.{drive.seq}"})
+        if "$skiptoken" in query:  # epoch.since.snapshot.after
+            epoch, since, snapshot, after = (int(x) for x in query["$skiptoken"].split("."))
+        elif "token" in query:  # epoch.seq
+            epoch, since = (int(x) for x in query["token"].split("."))
             snapshot, after = drive.seq, since
-        if since >= 0 and since <= drive.stale_below:
-            return graph_error(
-                410, "resyncRequired", "Resync required. Replace any local items with the server's."
-            )
+        else:
+            epoch, since, snapshot, after = drive.epoch, -1, drive.seq, -1
+        if since >= 0 and epoch < drive.epoch:
+            message = "Resync required. Replace any local items with the server's."
+            return graph_error(410, "resyncRequired", message)
         changed = sorted((n for n in drive.nodes.values() if after < n.seq <= snapshot), key=lambda n: n.seq)
         if since < 0:
             changed = [n for n in changed if not n.deleted]
@@ -411,21 +412,21 @@ def create_app(public_url: str) -> FastAPI:
         value = []
         for node in page:
             if node.deleted or not drive.live(node):
-                value.append(
-                    {"id": node.id, "deleted": {"state": "deleted"}, "parentReference": {"driveId": drive.id}}
-                )
+                tombstone = {
+                    "id": node.id,
+                    "deleted": {"state": "deleted"},
+                    "parentReference": {"driveId": drive.id},
+                }
+                value.append(tombstone)
             else:
                 value.append(item_json(drive, node, with_path=False))
         state.stats["delta_items"] += len(value)
         if len(changed) > top:
-            last = page[-1].seq
+            skip = f"{drive.epoch}.{since}.{snapshot}.{page[-1].seq}"
             return JSONResponse(
-                {
-                    "value": value,
-                    "@odata.nextLink": f"{link}?{urlencode({'$skiptoken': f'{since}.{snapshot}.{last}', '$top': top})}",
-                }
+                {"value": value, "@odata.nextLink": f"{link}?{urlencode({'$skiptoken': skip, '$top': top})}"}
             )
-        return JSONResponse({"value": value, "@odata.deltaLink": f"{link}?token={snapshot}"})
+        return JSONResponse({"value": value, "@odata.deltaLink": f"{link}?token={drive.epoch}.{snapshot}"})
 
     @app.get("/_download/{key}")
     async def download(key: str, request: Request) -> Response:
@@ -596,8 +597,8 @@ def create_app(public_url: str) -> FastAPI:
     @app.post("/_fake/expire-delta/{drive_id}")
     async def expire_delta(drive_id: str) -> dict[str, int]:
         drive = state.drives[drive_id]
-        drive.stale_below = drive.seq
-        return {"stale_below": drive.stale_below}
+        drive.epoch += 1
+        return {"epoch": drive.epoch}
 
     @app.post("/_fake/throttle")
     async def throttle(body: dict[str, Any]) -> dict[str, int]:

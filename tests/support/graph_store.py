@@ -6,6 +6,7 @@ finds it by ``GRAPH_DRIVE_ID`` and scans the folder the rest of the asset names.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +24,14 @@ CLIENT_STATE = "graph-client-state-for-tests"
 
 def drive_id(bucket: str) -> str:
     return f"b!{bucket}"
+
+
+def unique_drive(store: GraphStore, create: bool = True) -> str:
+    """A new drive's name (the drive is made unless ``create`` is false)."""
+    name = f"drive-{uuid.uuid4().hex[:10]}"
+    if create:
+        store.create_bucket(name)
+    return name
 
 
 class GraphStore:
