@@ -768,6 +768,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log-level", default="warning")
     parser.add_argument(
         "--tls-dir", type=Path, required=True, help="where fake-graph.crt/.key are (made if missing)"
     )
@@ -775,7 +776,13 @@ def main() -> None:
     crt, key = write_certificate(args.tls_dir)
     app = create_app(f"https://{args.host}:{args.port}")
     uvicorn.run(
-        app, host=args.host, port=args.port, ssl_certfile=str(crt), ssl_keyfile=str(key), log_level="warning"
+        app,
+        host=args.host,
+        port=args.port,
+        ssl_certfile=str(crt),
+        ssl_keyfile=str(key),
+        log_level=args.log_level,
+        access_log=False,
     )
 
 
