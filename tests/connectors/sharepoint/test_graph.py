@@ -276,3 +276,27 @@ def test_a_monitoring_connector_subscribes_and_deletes_its_subscription_at_stop(
     finally:
         proc.stop()
     assert subscriptions() == [], proc.log_tail()
+
+
+async def test_moves_resolve_name_conflicts_and_tags_are_written_once(store: GraphStore, make: Make) -> None:
+    from shared.models import ItemActionType, RequestedAction
+
+    bucket = unique_drive(store)
+    connector = make(asset=f"{bucket}/in")
+    for n in range(2):
+        store.put(bucket, "in/bad.com", b"bad %d" % n)
+        moved = await connector.act("in/bad.com", RequestedAction(type=ItemActionType.MOVE))
+        assert moved.status == "success"
+    assert store.keys(bucket, "dsxconnect-quarantine/") == [
+        "dsxconnect-quarantine/in/bad (1).com",
+        "dsxconnect-quarantine/in/bad.com",
+    ]
+    assert store.get(bucket, "dsxconnect-quarantine/in/bad (1).com") == b"bad 1"
+
+    store.put(bucket, "in/tagged.com", b"x")
+    tag = RequestedAction(type=ItemActionType.TAG)
+    await connector.act("in/tagged.com", tag)
+    version = (await connector.read("in/tagged.com")).version
+    await connector.act("in/tagged.com", tag, version)  # rescanned after its own tag: nothing to write
+    assert (await connector.read("in/tagged.com")).version == version
+    assert store.tags(bucket, "in/tagged.com") == {"Verdict": "Malicious", "ScannedBy": "dsx-connect"}
