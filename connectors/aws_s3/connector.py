@@ -157,7 +157,7 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
         await self.blocking(lambda: self.s3.delete_object(Bucket=bucket, Key=key, **guard))
 
     async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
-        # CopySourceIfMatch: S3 refuses a changed source (moto ignores it: the head before acting checks);
+        # CopySourceIfMatch: S3 refuses a changed source (moto refuses it in the managed copy's HeadObject);
         # the managed copy goes multipart above 8 MiB
         extra = {"CopySourceIfMatch": f'"{version}"'} if version else None
         source = {"Bucket": bucket, "Key": key}

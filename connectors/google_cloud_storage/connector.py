@@ -121,6 +121,8 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
         await self.blocking(lambda: self._delete(bucket, key, version))
 
     def _delete(self, bucket: str, key: str, version: str | None) -> None:
+        # GCS refuses a stale ifGenerationMatch; gcp-storage-emulator ignores it (on the emulator the
+        # head just before acting is the only check)
         with _changed(key):
             self.client.bucket(bucket).blob(key).delete(if_generation_match=_generation(version))
 

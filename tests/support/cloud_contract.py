@@ -470,6 +470,25 @@ class CloudConnectorContract:
         )
         assert gone.status_code == 404 and gone.json()["error"] == "not_found"
 
+    @pytest.mark.integration
+    @pytest.mark.anyio
+    async def test_a_stale_version_is_refused_by_the_storage_itself(
+        self, store: Store, bucket: str, make_connector: Callable[..., Connector]
+    ) -> None:
+        """The delete primitive sends the version as a precondition (If-Match, ifGenerationMatch):
+        the storage refuses it even when the check before acting is skipped."""
+        if not getattr(store, "honours_preconditions", True):
+            pytest.skip("the emulator ignores the precondition (the check before acting covers it)")
+        key = "in/raced.com"
+        store.put(bucket, key, b"scanned")
+        connector: Any = make_connector(asset=f"{bucket}/in")
+        scanned = await connector.head(bucket, key)
+        store.put(bucket, key, b"replaced between the check and the delete")
+        with pytest.raises(Exception) as refused:
+            await connector.delete(bucket, key, scanned)
+        assert connector.classify_error(refused.value).status_code == 412
+        assert store.get(bucket, key) == b"replaced between the check and the delete"
+
     # ---- end to end: real connector process, core, workers and dsxa_lite -------------------
 
     @pytest.mark.e2e
