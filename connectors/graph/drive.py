@@ -98,6 +98,8 @@ def utc(text: str) -> datetime:
 class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
     """A connector over one Graph drive; subclasses implement :meth:`find_drive`."""
 
+    watch_needs_core = True  # the monitor's delta link is kept in the core
+
     def __init__(
         self, settings: GraphSettingsT, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:

@@ -208,6 +208,9 @@ class Connector(abc.ABC, Generic[SettingsT]):
         raise UnsupportedError(f"{self.name} cannot monitor its asset")
         yield []  # pragma: no cover - makes this an async generator
 
+    #: ``watch`` calls the core (its cursor is kept there): the runtime starts it once registered
+    watch_needs_core: ClassVar[bool] = False
+
     @property
     def can_watch(self) -> bool:
         return type(self).watch is not Connector.watch

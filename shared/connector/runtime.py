@@ -67,6 +67,7 @@ class ConnectorRuntime:
         self._watch_stop: anyio.Event | None = None
         self._plan: tuple[float, BatchPlan] | None = None
         self._wake = asyncio.Event()
+        self._registered = asyncio.Event()
         self._last_nudge = 0.0
 
     @property
@@ -137,6 +138,7 @@ class ConnectorRuntime:
         if not self.registered:
             log.info("registered with dsx-connect", extra={"status_code": status_code})
         self.registered, self.last_registration_error = True, None
+        self._registered.set()
         return True
 
     def nudge_registration(self) -> None:
@@ -249,6 +251,8 @@ class ConnectorRuntime:
 
     async def _watch(self, stop: anyio.Event) -> None:
         backoff = 1.0
+        if self.connector.watch_needs_core:  # its cursor lives in the core: wait for our key first
+            await self._registered.wait()
         log.info("monitoring the asset for changes", extra={"asset": self.settings.asset})
         while not stop.is_set():
             try:
