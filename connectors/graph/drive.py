@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import hmac
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -186,10 +187,21 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
     async def scan_completed(self) -> None:
         cursor, self._pending_scan_cursor = self._pending_scan_cursor, None
         if cursor is not None and self.settings.graph_incremental_scan:
-            await self.state.put(SCAN_CURSOR, cursor)
+            await self.state.put(SCAN_CURSOR, json.dumps({"scope": self._scope(), "link": cursor}))
+
+    def _scope(self) -> list[str]:
+        """What a scan cursor is valid for: another asset or filter needs a whole scan again."""
+        return [self.settings.graph_drive_id or "", self.settings.asset, self.settings.filter]
 
     async def _delta_items(self, cursor_key: str | None, remember: str | None) -> AsyncIterator[Item]:
-        start = await self.state.get(cursor_key) if cursor_key else None
+        start = None
+        if cursor_key:
+            try:
+                kept = json.loads(await self.state.get(cursor_key) or "null")
+            except ValueError:
+                kept = None
+            if isinstance(kept, dict) and kept.get("scope") == self._scope():
+                start = str(kept.get("link") or "") or None
         async for item in self._delta(start, remember):
             yield item
 

@@ -101,6 +101,8 @@ async def test_an_expired_delta_token_restarts_the_enumeration(
     fake_graph.call("POST", f"/_fake/expire-delta/{drive_id(bucket)}")
     assert sorted(await scan(connector)) == sorted([f"docs/{n}.txt" for n in range(5)] + ["docs/late.txt"])
     assert await scan(connector) == []  # and the new cursor works
+    connector.configure(connector.settings.updated({"filter": "0.txt,late.txt"}))
+    assert sorted(await scan(connector)) == ["docs/0.txt", "docs/late.txt"]  # a new filter: a whole scan
 
 
 async def test_a_throttled_run_waits_as_told_and_completes(
