@@ -315,3 +315,18 @@ async def test_moves_resolve_name_conflicts_and_tags_are_written_once(store: Gra
     await connector.act("in/tagged.com", tag, version)  # rescanned after its own tag: nothing to write
     assert (await connector.read("in/tagged.com")).version == version
     assert store.tags(bucket, "in/tagged.com") == {"Verdict": "Malicious", "ScannedBy": "dsx-connect"}
+
+
+async def test_tags_go_to_a_list_column_when_one_is_named(
+    store: GraphStore, fake_graph: FakeGraph, make: Make
+) -> None:
+    from shared.models import ItemActionType, RequestedAction
+
+    bucket = unique_drive(store)
+    store.put(bucket, "in/bad.com", b"x")
+    connector = make(asset=f"{bucket}/in", graph_tag_field="DsxVerdict")
+    outcome = await connector.act("in/bad.com", RequestedAction(type=ItemActionType.TAG, tags={"Job": "j-1"}))
+    assert outcome.status == "success"
+    item = fake_graph.item(drive_id(bucket), "in/bad.com") or {}
+    assert item["fields"] == {"DsxVerdict": "Verdict=Malicious; ScannedBy=dsx-connect; Job=j-1"}
+    assert "description" not in item
