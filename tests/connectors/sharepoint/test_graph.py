@@ -330,3 +330,44 @@ async def test_tags_go_to_a_list_column_when_one_is_named(
     item = fake_graph.item(drive_id(bucket), "in/bad.com") or {}
     assert item["fields"] == {"DsxVerdict": "Verdict=Malicious; ScannedBy=dsx-connect; Job=j-1"}
     assert "description" not in item
+
+
+async def test_subscriptions_are_validated_renewed_recreated_and_deleted(
+    store: GraphStore, fake_graph: FakeGraph, make: Make
+) -> None:
+    import threading
+
+    import uvicorn
+
+    from connectors.graph.drive import Subscription
+
+    bucket, port = unique_drive(store), free_port()
+    url = f"http://127.0.0.1:{port}/{store.name}/webhook/event"
+    connector = make(asset=bucket, webhook_url=url, graph_subscription_ttl_s=3600)
+    app = create_connector_app(connector)  # served for Graph's validation request; no lifespan needed
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+
+    def ours() -> list[dict[str, Any]]:
+        return [s for s in fake_graph.stats()["subscriptions"] if s["url"] == url]
+
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: wait_for(lambda: server.started, timeout=15, what="the connector")
+        )
+        first = await connector._subscribe()
+        (made,) = ours()
+        assert made["id"] == first.id and made["client_state"] == CLIENT_STATE
+        renewed = await connector._renew(Subscription(first.id, first.expires))
+        assert renewed.id == first.id and ours()[0]["expires"] != made["expires"]
+        await connector.client.request("DELETE", f"/subscriptions/{first.id}")  # Graph dropped it
+        again = await connector._renew(renewed)
+        assert again.id != first.id and [s["id"] for s in ours()] == [again.id]
+        await connector._unsubscribe(again)
+        assert ours() == []
+    finally:
+        server.should_exit = True
+        await anyio.to_thread.run_sync(lambda: thread.join(timeout=15))
