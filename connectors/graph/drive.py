@@ -428,10 +428,13 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
 
     async def watch(self, stop: anyio.Event) -> AsyncIterator[list[Item]]:
         """Changed files: on each genuine notification (``WEBHOOK_URL``), else every poll interval."""
-        await self.changes()  # sets the starting point when there is none
+        # what changed while the connector was down (a first start only sets the starting point)
+        missed = await self.changes()
         self._monitoring = True
         subscription = await self._subscribe() if self.settings.webhook_url else None
         try:
+            for start in range(0, len(missed), 500):
+                yield missed[start : start + 500]
             while not stop.is_set():
                 wait = self.settings.graph_poll_interval_s
                 if subscription is not None:

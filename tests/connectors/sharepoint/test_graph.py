@@ -194,6 +194,21 @@ async def test_polling_finds_changes_without_a_webhook(store: GraphStore, make: 
     assert seen == ["in/polled.txt"]
 
 
+async def test_the_monitor_submits_what_changed_while_it_was_down(store: GraphStore, make: Make) -> None:
+    bucket = unique_drive(store)
+    before = make(asset=f"{bucket}/in")
+    assert await before.changes() == []  # a first run: the starting point, kept in the state
+    store.put(bucket, "in/while-down.txt", b"d")
+    after = make(asset=f"{bucket}/in", graph_poll_interval_s=3600)
+    after.state = before.state  # a restart: the core still holds the cursor
+    stop = anyio.Event()
+    with anyio.fail_after(20):
+        async for batch in after.watch(stop):
+            assert [item.location for item in batch] == ["in/while-down.txt"]
+            stop.set()
+            break
+
+
 async def test_sites_and_libraries_are_resolved_by_url_and_name(
     store: GraphStore, fake_graph: FakeGraph, make: Make
 ) -> None:
