@@ -408,15 +408,23 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
 
     async def changes(self) -> list[Item]:
         """Files changed since the monitor's last look (its delta link kept in the core)."""
+        items, link = await self._read_changes()
+        await self._commit(link)
+        return items
+
+    async def _read_changes(self) -> tuple[list[Item], str | None]:
+        """Changed files and the delta link to keep once they are submitted."""
         async with self._monitor_lock:
             start = await self.state.get(MONITOR_CURSOR)
             if start is None:  # nothing seen yet: from now on
-                await self.state.put(MONITOR_CURSOR, await self._latest())
-                return []
+                return [], await self._latest()
+            self._monitor_link = None
             items = [item async for item in self._delta(start, "monitor")]
-            if self._monitor_link:
-                await self.state.put(MONITOR_CURSOR, self._monitor_link)
-            return items
+            return items, self._monitor_link
+
+    async def _commit(self, link: str | None) -> None:
+        if link:
+            await self.state.put(MONITOR_CURSOR, link)
 
     async def _latest(self) -> str:
         """A delta link that starts now (``token=latest``)."""
@@ -429,12 +437,13 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
     async def watch(self, stop: anyio.Event) -> AsyncIterator[list[Item]]:
         """Changed files: on each genuine notification (``WEBHOOK_URL``), else every poll interval."""
         # what changed while the connector was down (a first start only sets the starting point)
-        missed = await self.changes()
+        missed, link = await self._read_changes()
         self._monitoring = True
         subscription = await self._subscribe() if self.settings.webhook_url else None
         try:
             for start in range(0, len(missed), 500):
                 yield missed[start : start + 500]
+            await self._commit(link)  # kept once submitted: a crash before reads them again
             while not stop.is_set():
                 wait = self.settings.graph_poll_interval_s
                 if subscription is not None:
@@ -450,9 +459,10 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
                 if subscription is not None and not self._changed.is_set():
                     continue  # time to renew, nothing changed
                 self._changed.clear()
-                items = await self.changes()
+                items, link = await self._read_changes()
                 for start in range(0, len(items), 500):
                     yield items[start : start + 500]
+                await self._commit(link)
         finally:
             self._monitoring = False
             if subscription is not None:
