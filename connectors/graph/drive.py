@@ -39,6 +39,7 @@ import httpx
 
 from connectors.graph.auth import GraphTokens
 from connectors.graph.client import GraphClient, GraphError, ResyncRequired
+from connectors.graph.notifications import ClientStateVerifier
 from connectors.graph.settings import GraphSettings
 from shared.connector.base import SMALL_ITEM_BYTES, Item, ItemContent, WebhookReply
 from shared.connector.buckets import BucketLayout
@@ -511,8 +512,13 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
                 "Graph subscription not deleted", extra={"subscription": subscription.id, "error": str(exc)}
             )
 
+    def webhook_verifier(self) -> ClientStateVerifier:
+        """Notifications prove themselves with the subscription's ``clientState`` (401 otherwise)."""
+        return ClientStateVerifier(self.settings.graph_client_state)
+
     async def webhook(self, event: dict[str, Any]) -> list[Item] | WebhookReply:
-        """Graph's validation handshake, and change notifications (``clientState`` checked)."""
+        """Graph's validation handshake, and change notifications (``clientState`` checked again here,
+        so a connector running with ``DSXCONNECTOR_WEBHOOK__VERIFY=false`` still refuses forgeries)."""
         token = event.get("validationToken")
         if isinstance(token, str):
             return WebhookReply({}, text=token)
