@@ -56,6 +56,24 @@ TASK_MAX_RETRIES = 30
 StoreFailed = Callable[[list[ItemOutcome]], None]
 
 
+def transient(exc: BaseException) -> bool:
+    """Redis or broker trouble that passes: a transient error class, or any error raised inside the
+    broker client's transport (kombu, losing its connection mid-publish while Redis restarts, raises
+    ``AttributeError`` there)."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    if isinstance(exc, redis.exceptions.ResponseError):  # a command Redis refused: not going to pass
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    return any(part in where for part in _CLIENT_CODE)
+
+
+_CLIENT_CODE = ("/kombu/transport/", "/kombu/connection.py")  # redis-py's own errors are typed
+
+
 def run_guarded(
     task: Task,
     stage: Stage | None,
@@ -73,20 +91,21 @@ def run_guarded(
         return body()
     except (Retry, Reject, Ignore):
         raise
-    except TRANSIENT_ERRORS as exc:
-        retries = int(task.request.retries or 0)
-        if retries < TASK_MAX_RETRIES:
-            workers = context().settings.workers
-            countdown = full_jitter(retries + 1, workers.retry_backoff_s, workers.retry_backoff_max_s)
-            log.warning("%s task retried in %.1fs: %r", stage or "notify", countdown, exc)
-            try:
-                raise task.retry(exc=exc, countdown=countdown, max_retries=None)
-            except Reject as refused:  # the broker took no retry: the message must stay
-                raise Reject(refused.reason, requeue=True) from None
-        reason = f"gave up after {retries + 1} attempts on Redis/broker errors: {exc!r}"
     except Exception as exc:
-        log.exception("%s task failed unexpectedly", stage or "notify")
-        reason = f"unexpected error in the {stage or 'notify'} step: {exc!r}"
+        if transient(exc):
+            retries = int(task.request.retries or 0)
+            if retries < TASK_MAX_RETRIES:
+                workers = context().settings.workers
+                countdown = full_jitter(retries + 1, workers.retry_backoff_s, workers.retry_backoff_max_s)
+                log.warning("%s task retried in %.1fs: %r", stage or "notify", countdown, exc)
+                try:
+                    raise task.retry(exc=exc, countdown=countdown, max_retries=None) from None
+                except Reject as refused:  # the broker took no retry: the message must stay
+                    raise Reject(refused.reason, requeue=True) from None
+            reason = f"gave up after {retries + 1} attempts on Redis/broker errors: {exc!r}"
+        else:
+            log.exception("%s task failed unexpectedly", stage or "notify")
+            reason = f"unexpected error in the {stage or 'notify'} step: {exc!r}"
     if stage is None:
         return 0
     try:

@@ -336,8 +336,9 @@ def assert_exact(fs: FaultStack, job_id: str) -> dict[str, Any]:
     malicious = {loc for loc in locations if loc.endswith(".com")}
     assert len(malicious) == N_MALICIOUS
     assert all(verdicts[loc] == "Malicious" for loc in malicious), "a malicious file was not detected"
-    assert all(v == "Benign" for loc, v in verdicts.items() if loc not in malicious), (
-        "a benign file has no clean verdict"
+    unclean = [r for r in results if r["location"] not in malicious and r["verdict"] != "Benign"]
+    assert not unclean, (
+        f"benign files without a clean verdict: {[(r['location'], r['verdict'], r['error']) for r in unclean[:3]]}"
     )
     assert all(r["error"] is None for r in results)
     moved = sorted(

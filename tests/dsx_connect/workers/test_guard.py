@@ -119,3 +119,18 @@ def test_what_cannot_be_dead_lettered_is_requeued_not_acked(client: redis.Redis)
 
     result = guarded.apply(args=(items(1),))
     assert isinstance(result.result, Reject) and result.result.requeue is True
+
+
+@pytest.mark.unit
+def test_errors_from_inside_the_broker_client_are_transient() -> None:
+    from kombu.transport import redis as kombu_redis
+
+    class Closed:
+        connection = None
+
+    with pytest.raises(AttributeError) as raised:  # what kombu raises when Redis restarts under a publish
+        kombu_redis.Channel._connparams(Closed())  # type: ignore[arg-type]
+    assert guard.transient(raised.value)
+    assert not guard.transient(KeyError("a bug in a step"))
+    assert not guard.transient(redis.exceptions.ResponseError("WRONGTYPE Operation against a key"))
+    assert guard.transient(redis.exceptions.ReadOnlyError("READONLY"))
