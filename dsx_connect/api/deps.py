@@ -31,7 +31,7 @@ def get_jobs(settings: SettingsDep, client: RedisDep) -> JobStore:
 
 
 def get_results(settings: SettingsDep, client: RedisDep) -> ResultStore:
-    return ResultStore(client, settings.results_db.retain, settings.results_db.request_state_ttl_s)
+    return ResultStore(client, settings.results_db.redis_bound, settings.results_db.request_state_ttl_s)
 
 
 RegistryDep = Annotated[ConnectorRegistry, Depends(get_registry)]

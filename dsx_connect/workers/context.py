@@ -84,7 +84,7 @@ def _context(pid: int) -> WorkerContext:
         jobs=JobStore(client, settings.jobs.retain_s),
         results=ResultStore(
             client,
-            settings.results_db.retain,
+            settings.results_db.redis_bound,
             settings.results_db.request_state_ttl_s,
             feed=FeedTarget.from_settings(settings.superlog),
         ),
