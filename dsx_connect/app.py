@@ -27,6 +27,7 @@ from dsx_connect.api.middleware import RequestContextMiddleware
 from dsx_connect.auth.install import install_security
 from dsx_connect.jobs.stall import watch_stalled_jobs
 from dsx_connect.redis_client import get_redis
+from dsx_connect.results.maintenance import results_maintenance
 from dsx_connect.settings import get_settings
 from dsx_connect.version import __version__
 from shared.gc_tuning import tune_gc
@@ -40,9 +41,10 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The SSE event hub and the stalled-job sweep live as long as the app."""
+    """The SSE event hub, the stalled-job sweep and the results history's upkeep live as long as the app."""
     settings = get_settings()
     async with (
+        results_maintenance(settings.results_db, get_redis()),
         subscribe.event_hub(settings.redis_url) as hub,
         watch_stalled_jobs(settings, get_redis(), publish_scan_tasks),
     ):

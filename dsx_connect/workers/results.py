@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from dsx_connect.results.recorder import record_history
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.outcome import ItemOutcome
 from shared.models import utcnow_iso
@@ -17,6 +18,8 @@ def run_store_batch(ctx: WorkerContext, items: list[ItemOutcome]) -> list[dict[s
     stored_at = utcnow_iso()  # once per batch: one Redis call stores them all, within milliseconds
     events = [item.event_dict(stored_at) for item in items]
     stored = ctx.results.store_many(events)
+    # the durable SQL history (if any) takes the whole batch, duplicates too: it is idempotent
+    record_history(ctx.settings.results_db, ctx.results.redis, events)
     duplicates = len(events) - sum(stored)
     if duplicates:
         log.info("ignored %d results already stored (redelivered task)", duplicates)
