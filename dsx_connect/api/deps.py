@@ -13,6 +13,10 @@ from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.queues import SCAN_TASK, shown
 from dsx_connect.redis_client import get_redis
+from dsx_connect.results.history import SqlHistory
+from dsx_connect.results.recorder import history_for
+from dsx_connect.results.redis_reader import RedisReader
+from dsx_connect.results.search import ResultsReader
 from dsx_connect.results.store import ResultStore
 from dsx_connect.settings import Settings, get_settings
 from shared.models import RegisteredConnector
@@ -34,7 +38,23 @@ def get_results(settings: SettingsDep, client: RedisDep) -> ResultStore:
     return ResultStore(client, settings.results_db.redis_bound, settings.results_db.request_state_ttl_s)
 
 
+def get_history(settings: SettingsDep) -> SqlHistory | None:
+    """The SQL results history, when ``DSXCONNECT_RESULTS_DB`` names one."""
+    config = settings.results_db
+    return history_for(config.sql_url) if config.durable else None
+
+
+def get_reader(settings: SettingsDep, client: RedisDep) -> ResultsReader:
+    """What searches read: the SQL history, else the bounded Redis store."""
+    history = get_history(settings)
+    if history is not None:
+        return history
+    return RedisReader(get_results(settings, client))
+
+
 RegistryDep = Annotated[ConnectorRegistry, Depends(get_registry)]
+HistoryDep = Annotated[SqlHistory | None, Depends(get_history)]
+ReaderDep = Annotated[ResultsReader, Depends(get_reader)]
 JobsDep = Annotated[JobStore, Depends(get_jobs)]
 ResultsDep = Annotated[ResultStore, Depends(get_results)]
 

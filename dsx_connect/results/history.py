@@ -77,8 +77,8 @@ class SqlHistory:
             raw = conn.execute(select(T.c.event).where(T.c.scan_request_id == request_id)).scalar()
         return json.loads(raw) if raw else None
 
-    def search(self, filters: ResultFilters, cursor: Cursor | None, limit: int) -> Page:
-        """Newest first, ``limit`` at most, after ``cursor``."""
+    def search(self, filters: ResultFilters, cursor: Cursor | None, limit: int, offset: int = 0) -> Page:
+        """Newest first, ``limit`` at most, after ``cursor`` (``offset``: the 1.x paging, slow when deep)."""
         conds = _conditions(filters)
         if cursor is not None:
             conds.append(tuple_(T.c.ts_us, T.c.id) < tuple_(cursor.ts_us, cursor.id))
@@ -87,6 +87,7 @@ class SqlHistory:
             .where(*conds)
             .order_by(T.c.ts_us.desc(), T.c.id.desc())
             .limit(limit + 1)
+            .offset(offset)
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
@@ -105,6 +106,10 @@ class SqlHistory:
             if page.next_cursor is None:
                 return
             cursor = Cursor.decode(page.next_cursor)
+
+    def cheap_total(self, filters: ResultFilters) -> int | None:
+        """Counting millions of rows is not cheap: pages carry no total (see :meth:`count`)."""
+        return None
 
     def count(self, filters: ResultFilters) -> int:
         with self.engine.connect() as conn:

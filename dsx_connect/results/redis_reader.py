@@ -28,13 +28,13 @@ class RedisReader:
     def get(self, request_id: str) -> dict[str, Any] | None:
         return self.store.get(request_id)
 
-    def search(self, filters: ResultFilters, cursor: Cursor | None, limit: int) -> Page:
+    def search(self, filters: ResultFilters, cursor: Cursor | None, limit: int, offset: int = 0) -> Page:
         index = self._index(filters)
         high: str | int = f"({cursor.id}" if cursor is not None else "+inf"
         since_us = to_us(filters.since) if filters.since is not None else None
         items: list[dict[str, Any]] = []
         examined, last_seq, chunk = 0, None, max(limit * 2, 200)
-        while examined < self.scan_cap:
+        while examined < self.scan_cap + offset:
             entries = self.redis.zrevrangebyscore(index, high, "-inf", start=0, num=chunk, withscores=True)
             if not entries:
                 return Page(items, None)
@@ -48,6 +48,9 @@ class RedisReader:
                 if since_us is not None and parse_ts_us(event.get("timestamp")) < since_us:
                     return Page(items, None)  # newest first: everything further is older
                 if filters.matches(event):
+                    if offset > 0:
+                        offset -= 1
+                        continue
                     items.append(event)
                     if len(items) == limit:
                         return Page(items, Cursor(0, last_seq).encode())
@@ -62,6 +65,13 @@ class RedisReader:
             if page.next_cursor is None:
                 return
             cursor = Cursor.decode(page.next_cursor)
+
+    def cheap_total(self, filters: ResultFilters) -> int | None:
+        """All matching results when one index answers it (no filter, or one indexed filter)."""
+        active = filters.active
+        if len(active) > 1 or (active and next(iter(active)) not in ("verdict", "connector", "job")):
+            return None
+        return int(self.redis.zcard(self._index(filters)))
 
     def _index(self, filters: ResultFilters) -> str:
         for kind, value in (

@@ -6,6 +6,7 @@ The same filters serve the API, the exports and the reports, whichever store ans
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -105,4 +106,8 @@ class ResultsReader(Protocol):
 
     def get(self, request_id: str) -> dict[str, Any] | None: ...
 
-    def search(self, filters: ResultFilters, cursor: Cursor | None, limit: int) -> Page: ...
+    def search(self, filters: ResultFilters, cursor: Cursor | None, limit: int, offset: int = 0) -> Page: ...
+
+    def iter_events(self, filters: ResultFilters, chunk: int = 1000) -> Iterator[dict[str, Any]]: ...
+
+    def cheap_total(self, filters: ResultFilters) -> int | None: ...
