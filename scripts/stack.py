@@ -302,6 +302,10 @@ def components(cfg: StackConfig) -> list[list[Component]]:
     core_env = {
         "DSXCONNECT_REDIS_URL": cfg.redis_url,
         "DSXCONNECT_SCANNER__SCAN_BINARY_URL": f"{cfg.dsxa_url}/scan/binary/v2",
+        # every verdict kept in an embedded SQL history (docs/results.md); the caller's value wins
+        "DSXCONNECT_RESULTS_DB": os.environ.get(
+            "DSXCONNECT_RESULTS_DB", f"sqlite:///{cfg.run_dir / 'results.db'}"
+        ),
         **auth_core,
         **tls_core,
     }

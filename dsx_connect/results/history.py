@@ -108,7 +108,10 @@ class SqlHistory:
             cursor = Cursor.decode(page.next_cursor)
 
     def cheap_total(self, filters: ResultFilters) -> int | None:
-        """Counting millions of rows is not cheap: pages carry no total (see :meth:`count`)."""
+        """A job's results are counted (on its index); other totals over millions of rows are not
+        cheap, so those pages carry none (see :meth:`count`)."""
+        if filters.job is not None and set(filters.active) == {"job"}:
+            return self.count(filters)
         return None
 
     def count(self, filters: ResultFilters) -> int:
