@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from dsx_connect.api.deps import JobsDep
 from dsx_connect.jobs.store import InvalidTransition, JobNotFound
+from dsx_connect.results.models import JobRaw, JobsPage, JobView
 
 router = APIRouter(prefix="/scan/jobs", tags=["jobs"])
 
@@ -52,25 +53,25 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # Redis takes 64-bit offsets only
     status: Annotated[list[JobStatus] | None, Query(description="only these statuses (repeatable)")] = None,
     kind: Annotated[str | None, Query(max_length=32, description="full_scan or single")] = None,
-) -> dict[str, Any]:
+) -> JobsPage:
     """Jobs, newest first; ``total`` is null when a filter could not count every job cheaply."""
     items, total = jobs.list(offset, limit, statuses=status, kind=kind)
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    return JobsPage.model_validate({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
 @router.get("/{job_id}", responses={404: {"description": "unknown job"}})
-def get_job(job: Annotated[dict[str, Any], Depends(_job_or_404)]) -> dict[str, Any]:
+def get_job(job: Annotated[dict[str, Any], Depends(_job_or_404)]) -> JobView:
     """A job's status, counters, throughput and ETA."""
-    return job
+    return JobView.model_validate(job)
 
 
 @router.get("/{job_id}/raw", responses={404: {"description": "unknown job"}})
-def get_job_raw(job_id: JobId, jobs: JobsDep) -> dict[str, Any]:
+def get_job_raw(job_id: JobId, jobs: JobsDep) -> JobRaw:
     """The stored state of a job; connectors read ``data.paused`` / ``data.cancel`` here."""
     raw = jobs.raw(job_id)
     if raw is None:
         raise HTTPException(404, f"job {job_id} not found")
-    return {"job_id": job_id, "data": raw}
+    return JobRaw(job_id=job_id, data=raw)
 
 
 @router.post("/{job_id}/enqueue_done", responses={404: {"description": "unknown job"}})

@@ -95,6 +95,13 @@ class JobsPage(BaseModel):
     offset: int
 
 
+class JobRaw(BaseModel):
+    """A job's stored fields as text; connectors read ``data.paused`` and ``data.cancel`` (``"1"``)."""
+
+    job_id: str
+    data: dict[str, str]
+
+
 class MaliciousFile(BaseModel):
     scan_request_id: str
     timestamp: str

@@ -160,3 +160,41 @@ def test_jobs_compared(api: httpx.Client) -> None:
     assert header[:2] == ["job_id", "connector_name"] and len(text.splitlines()) == 3
     assert api.get("/scan/reports/compare", params={"job": "jobA"}).status_code == 422
     assert api.get("/scan/reports/compare", params=[("job", "jobA"), ("job", "zzz")]).status_code == 404
+
+
+def test_jobs_serve_the_ui_notes_names_too(api: httpx.Client) -> None:
+    job = api.get("/scan/jobs/jobA").json()
+    assert job["enqueued_count"] == job["enqueued"] and job["processed_count"] == job["processed"]
+    assert job["expected_total"] == job["enqueued_total"] and job["finished_at"] == job["finished"]
+    listed = api.get("/scan/jobs").json()["items"]
+    assert {"enqueued_count", "processed_count", "expected_total", "finished_at"} <= listed[0].keys()
+
+
+def test_the_openapi_document_describes_these_answers(api: httpx.Client) -> None:
+    document = api.get("/openapi.json").json()
+    paths = (
+        "/scan/results",
+        "/scan/results/{request_id}",
+        "/scan/stats",
+        "/scan/jobs",
+        "/scan/jobs/{job_id}",
+        "/scan/jobs/{job_id}/raw",
+        "/scan/reports/jobs/{job_id}",
+        "/scan/reports/compare",
+    )
+    for path in paths:
+        content = document["paths"][f"{API}{path}"]["get"]["responses"]["200"]["content"]["application/json"]
+        assert is_typed(content["schema"], document), path
+
+
+def is_typed(schema: dict[str, object], document: dict[str, object]) -> bool:
+    """A schema that names its fields: a model ($ref), an object with properties, a list or union of those."""
+    if "$ref" in schema:
+        name = str(schema["$ref"]).rsplit("/", 1)[-1]
+        return is_typed(document["components"]["schemas"][name], document)  # type: ignore[index]
+    if schema.get("properties"):
+        return True
+    if "items" in schema:
+        return is_typed(schema["items"], document)  # type: ignore[arg-type]
+    variants = schema.get("anyOf") or schema.get("oneOf")
+    return bool(variants) and all(is_typed(v, document) for v in variants)  # type: ignore[union-attr]
