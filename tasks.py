@@ -85,15 +85,47 @@ def type_check(c):
     _make(c, "type-check")
 
 
-@task(help={"args": "arguments for scripts/bench.py"})
-def bench(c, args=""):
-    """Throughput benchmark: runs scripts/bench.py with the project's virtualenv."""
-    script = ROOT / "scripts" / "bench.py"
+@task(
+    help={
+        "args": "arguments for scripts/bench.py (or scripts/bench_results.py with --results-db)",
+        "results_db": "sqlite or postgresql: benchmark the results history instead (scripts/bench_results.py)",
+    }
+)
+def bench(c, args="", results_db=""):
+    """Throughput benchmark: runs scripts/bench.py (or, with --results-db, scripts/bench_results.py)."""
+    script = ROOT / "scripts" / ("bench_results.py" if results_db else "bench.py")
     if not script.exists():
-        sys.exit("scripts/bench.py does not exist yet")
+        sys.exit(f"{script.relative_to(ROOT)} does not exist yet")
+    if results_db:
+        args = f"--results-db {shlex.quote(results_db)} {args}"
     _make(c, "deps")
     python = ROOT / os.environ.get("VENV", ".venv") / "bin" / "python"
     c.run(f"{shlex.quote(str(python))} {shlex.quote(str(script))} {args}", pty=False)
+
+
+@task(
+    help={
+        "url": "the database (default: DSXCONNECT_RESULTS_DB, e.g. postgresql://user:pass@host/db)",
+        "revision": "target revision (default: head)",
+    }
+)
+def db_upgrade(c, url="", revision="head"):
+    """Upgrade the results history's schema (the Alembic revisions shipped in dsx_connect/db)."""
+    from dsx_connect.db.migrate import current_revision, upgrade
+    from dsx_connect.results.settings import ResultsDbSettings
+
+    value = url or os.environ.get("DSXCONNECT_RESULTS_DB", "")
+    try:
+        config = ResultsDbSettings(url=value or "redis")
+    except ValueError as exc:
+        sys.exit(f"DSXCONNECT_RESULTS_DB: {exc}")
+    if not config.durable:
+        sys.exit(
+            "no SQL history to upgrade: set DSXCONNECT_RESULTS_DB (or --url) to sqlite:///… or postgresql://…"
+        )
+    before = current_revision(config.sql_url)
+    after = upgrade(config.sql_url, revision)
+    print(f"results history: {before or 'empty'} -> {after}")
 
 
 # --------------------------------------------------------------------------- deployment

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, case, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
 from dsx_connect.db.schema import scan_results as T
@@ -25,7 +26,8 @@ from dsx_connect.results.settings import Retention
 
 log = logging.getLogger(__name__)
 
-_UPDATED = [c.name for c in T.columns if c.name not in ("id", "scan_request_id")]
+_COLUMNS = [c.name for c in T.columns if c.name != "id"]
+_UPDATED = [name for name in _COLUMNS if name != "scan_request_id"]
 
 
 @dataclass
@@ -61,6 +63,9 @@ class SqlHistory:
         rows = {}
         for event in events:  # one row per request id within the batch (the last outcome wins)
             rows[event["scan_request_id"]] = to_row(event)
+        if self.engine.dialect.name == "postgresql":
+            self._record_by_copy(list(rows.values()))
+            return
         stmt = self._insert(T)
         stmt = stmt.on_conflict_do_update(
             index_elements=[T.c.scan_request_id],
@@ -69,6 +74,38 @@ class SqlHistory:
         )
         with self.engine.begin() as conn:
             conn.execute(stmt, list(rows.values()))
+
+    def _record_by_copy(self, rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: COPY the batch into a session-local staging table, then one INSERT … SELECT
+        with the same conflict rule (several times faster than row-by-row inserts)."""
+        names = ", ".join(_COLUMNS)
+        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in _UPDATED)
+        import psycopg
+
+        with self.engine.begin() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            try:
+                self._copy_and_insert(driver, rows, names, updates)
+            except psycopg.Error as exc:  # the driver's own error: give callers SQLAlchemy's
+                raise DBAPIError("COPY scan_results_stage", None, exc) from exc
+
+    @staticmethod
+    def _copy_and_insert(driver: Any, rows: list[dict[str, Any]], names: str, updates: str) -> None:
+        with driver.cursor() as cur:
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS scan_results_stage ON COMMIT DELETE ROWS AS"
+                f" SELECT {names} FROM scan_results WITH NO DATA"
+            )
+            with cur.copy(f"COPY scan_results_stage ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[name] for name in _COLUMNS])
+            cur.execute(
+                f"INSERT INTO scan_results ({names}) SELECT {names} FROM scan_results_stage"
+                f" ON CONFLICT (scan_request_id) DO UPDATE SET {updates}"
+                " WHERE (scan_results.failed OR scan_results.action_status = 'error')"
+                " AND scan_results.event <> EXCLUDED.event"
+            )
 
     # ---- reading -------------------------------------------------------------------------------
 

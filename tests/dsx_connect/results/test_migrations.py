@@ -79,3 +79,22 @@ def test_replicas_starting_at_once_upgrade_once(request: pytest.FixtureRequest) 
     for thread in threads:
         thread.join(60)
     assert outcomes == ["0002"] * 4
+
+
+def test_inv_db_upgrade_migrates_the_configured_database(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.procs import REPO_ROOT, base_env
+
+    url = f"sqlite:///{tmp_path / 'prod.db'}"
+    inv = [sys.executable, "-m", "invoke", "db-upgrade"]
+    done = subprocess.run(
+        inv, env=base_env(DSXCONNECT_RESULTS_DB=url), cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "empty -> 0002" in done.stdout and current_revision(url) == "0002"
+    refused = subprocess.run(
+        [*inv, "--url", "redis"], env=base_env(), cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "no SQL history" in refused.stderr
