@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from dsx_connect.api.deps import JobsDep
 from dsx_connect.jobs.store import InvalidTransition, JobNotFound
-from dsx_connect.results.models import JobRaw, JobsPage, JobView
+from dsx_connect.results.models import JobAnswer, JobRaw, JobsPage, JobView
 
 router = APIRouter(prefix="/scan/jobs", tags=["jobs"])
 
@@ -75,17 +75,19 @@ def get_job_raw(job_id: JobId, jobs: JobsDep) -> JobRaw:
 
 
 @router.post("/{job_id}/enqueue_done", responses={404: {"description": "unknown job"}})
-def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep) -> dict[str, Any]:
+def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep) -> JobAnswer:
     """The connector finished enumerating (or failed to): record how many items it submitted."""
     failure = f"enumeration failed: {body.error or 'no reason given'}" if body.status == "failed" else None
     try:
         jobs.enqueue_done(job_id, body.enqueued_total, failure=failure)
     except JobNotFound:
         raise HTTPException(404, f"job {job_id} not found") from None
-    return {"status": "success", "message": "enumeration recorded", "job": jobs.get(job_id)}
+    return JobAnswer.model_validate(
+        {"status": "success", "message": "enumeration recorded", "job": jobs.get(job_id)}
+    )
 
 
-def _control(action: str, job_id: str, jobs: JobsDep) -> JSONResponse:
+def _control(action: str, job_id: str, jobs: JobsDep) -> JobAnswer | JSONResponse:
     try:
         previous = jobs.transition(job_id, action)
     except JobNotFound:
@@ -109,22 +111,28 @@ def _control(action: str, job_id: str, jobs: JobsDep) -> JSONResponse:
             f"job cancelled: {job.get('processed', 0)} items scanned, {job.get('skipped', 0)} skipped so far; "
             f"{job.get('not_yet_scanned', 0)} not yet scanned will be skipped as workers reach them"
         )
-    return JSONResponse(body)
+    return JobAnswer.model_validate(body)
 
 
-@router.post("/{job_id}/pause", responses=_CONFLICT)
-def pause_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
+@router.post(
+    "/{job_id}/pause", responses=_CONFLICT, response_model=JobAnswer, response_model_exclude_none=True
+)
+def pause_job(job_id: JobId, jobs: JobsDep) -> JobAnswer | JSONResponse:
     """Hold the job's remaining items (none are dropped); only a running job can pause."""
     return _control("pause", job_id, jobs)
 
 
-@router.post("/{job_id}/resume", responses=_CONFLICT)
-def resume_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
+@router.post(
+    "/{job_id}/resume", responses=_CONFLICT, response_model=JobAnswer, response_model_exclude_none=True
+)
+def resume_job(job_id: JobId, jobs: JobsDep) -> JobAnswer | JSONResponse:
     """Continue a paused job."""
     return _control("resume", job_id, jobs)
 
 
-@router.post("/{job_id}/cancel", responses=_CONFLICT)
-def cancel_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
+@router.post(
+    "/{job_id}/cancel", responses=_CONFLICT, response_model=JobAnswer, response_model_exclude_none=True
+)
+def cancel_job(job_id: JobId, jobs: JobsDep) -> JobAnswer | JSONResponse:
     """Discard what is not yet scanned; the answer says how many were skipped and how many will be."""
     return _control("cancel", job_id, jobs)

@@ -95,6 +95,22 @@ class JobsPage(BaseModel):
     offset: int
 
 
+class JobAnswer(BaseModel):
+    """The answer of a job control (pause, resume, cancel) or of ``enqueue_done``: the job after it.
+
+    Cancel adds how many items were scanned and skipped so far, and how many not yet scanned will
+    be skipped as workers reach them."""
+
+    status: str
+    message: str
+    job: JobView | None
+    previous_status: str | None = None
+    job_status: str | None = Field(default=None, description="the job's status, on a 409")
+    processed: int | None = None
+    skipped: int | None = None
+    not_yet_scanned: int | None = None
+
+
 class JobRaw(BaseModel):
     """A job's stored fields as text; connectors read ``data.paused`` and ``data.cancel`` (``"1"``)."""
 

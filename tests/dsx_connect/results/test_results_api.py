@@ -17,6 +17,7 @@ from dsx_connect.db.engine import make_engine
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.results.history import SqlHistory
 from dsx_connect.results.store import ResultStore
+from tests.dsx_connect.api.test_openapi_typed import is_typed
 from tests.dsx_connect.conftest import API
 from tests.dsx_connect.results.conftest import make_event
 from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv
@@ -185,16 +186,3 @@ def test_the_openapi_document_describes_these_answers(api: httpx.Client) -> None
     for path in paths:
         content = document["paths"][f"{API}{path}"]["get"]["responses"]["200"]["content"]["application/json"]
         assert is_typed(content["schema"], document), path
-
-
-def is_typed(schema: dict[str, object], document: dict[str, object]) -> bool:
-    """A schema that names its fields: a model ($ref), an object with properties, a list or union of those."""
-    if "$ref" in schema:
-        name = str(schema["$ref"]).rsplit("/", 1)[-1]
-        return is_typed(document["components"]["schemas"][name], document)  # type: ignore[index]
-    if schema.get("properties"):
-        return True
-    if "items" in schema:
-        return is_typed(schema["items"], document)  # type: ignore[arg-type]
-    variants = schema.get("anyOf") or schema.get("oneOf")
-    return bool(variants) and all(is_typed(v, document) for v in variants)  # type: ignore[union-attr]
