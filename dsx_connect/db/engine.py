@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, int], Engine] = {}
 _lock = threading.Lock()
 
 
@@ -33,11 +34,12 @@ def make_engine(url: str) -> Engine:
 
 
 def shared_engine(url: str) -> Engine:
-    """One engine per URL and process (connection pools are per process)."""
+    """One engine per URL and process: a pool's connections must never cross a fork (prefork workers)."""
+    key = (url, os.getpid())
     with _lock:
-        engine = _engines.get(url)
+        engine = _engines.get(key)
         if engine is None:
-            engine = _engines[url] = make_engine(url)
+            engine = _engines[key] = make_engine(url)
         return engine
 
 

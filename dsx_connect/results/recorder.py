@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -27,9 +28,13 @@ OUTBOX = f"{keys.PREFIX}:results:history:outbox"  # list of event JSON the histo
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-@lru_cache(maxsize=4)
 def history_for(sql_url: str) -> SqlHistory:
     """The process's history for ``sql_url`` (one engine and pool per process)."""
+    return _history(sql_url, os.getpid())
+
+
+@lru_cache(maxsize=8)
+def _history(sql_url: str, _pid: int) -> SqlHistory:
     return SqlHistory(shared_engine(sql_url))
 
 
