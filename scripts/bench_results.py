@@ -42,6 +42,7 @@ SECONDARY_INDEXES = {
     "ix_scan_results_verdict": "(verdict, ts_us, id)",
     "ix_scan_results_connector": "(connector_uuid, ts_us, id)",
     "ix_scan_results_job": "(job_id, ts_us, id)",
+    "ix_scan_results_job_verdict": "(job_id, verdict, ts_us, id)",
     "ix_scan_results_location": "(location)",
     "ix_scan_results_sha256": "(sha256, ts_us, id)",
     "ix_scan_results_threat": "(threat_name, ts_us, id)",
@@ -174,7 +175,7 @@ SELECT 'syn' || g, :t0 + g * 1000, 'job' || (g % 200), 'conn' || (g % 5), 'files
   json_build_object('scan_request_id', 'syn' || g, 'job_id', 'job' || (g % 200),
     'location', 'share/d' || (g % 1000) || '/f' || g || '.bin', 'verdict', 'Benign',
     'connector', json_build_object('name', 'filesystem-connector', 'uuid', 'conn' || (g % 5)))::text
-FROM generate_series(:lo, :hi) AS g
+FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS g
 """
 _SQLITE_FILL = """
 WITH RECURSIVE s(g) AS (SELECT :lo UNION ALL SELECT g + 1 FROM s WHERE g < :hi)

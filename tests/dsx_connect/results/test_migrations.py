@@ -30,12 +30,12 @@ def test_an_empty_database_is_upgraded_to_head(
 ) -> None:
     url = url_for(kind, tmp_path, request)
     assert current_revision(url) is None
-    assert upgrade(url) == head_revision() == "0002"
+    assert upgrade(url) == head_revision() == "0003"
     engine = make_engine(url)
     indexes = {ix["name"] for ix in inspect(engine).get_indexes("scan_results")}
     engine.dispose()
-    assert {"ix_scan_results_verdict", "ix_scan_results_sha256", "ix_scan_results_threat"} <= indexes
-    assert upgrade(url) == "0002"  # again: nothing to do
+    assert {"ix_scan_results_verdict", "ix_scan_results_sha256", "ix_scan_results_threat", "ix_scan_results_job_verdict"} <= indexes
+    assert upgrade(url) == "0003"  # again: nothing to do
 
 
 @KINDS
@@ -56,7 +56,7 @@ def test_a_database_of_the_previous_revision_keeps_its_rows(
                 ),
                 {"id": f"r{n}", "ts": n, "loc": f"f{n}", "verdict": verdict, "event": json.dumps(event)},
             )
-    assert upgrade(url) == "0002"
+    assert upgrade(url) == "0003"
     with engine.connect() as conn:
         names = dict(conn.execute(text("SELECT scan_request_id, threat_name FROM scan_results")).all())
     engine.dispose()
@@ -78,7 +78,7 @@ def test_replicas_starting_at_once_upgrade_once(request: pytest.FixtureRequest) 
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert outcomes == ["0002"] * 4
+    assert outcomes == ["0003"] * 4
 
 
 def test_inv_db_upgrade_migrates_the_configured_database(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_inv_db_upgrade_migrates_the_configured_database(tmp_path: Path) -> None
         inv, env=base_env(DSXCONNECT_RESULTS_DB=url), cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    assert "empty -> 0002" in done.stdout and current_revision(url) == "0002"
+    assert "empty -> 0003" in done.stdout and current_revision(url) == "0003"
     refused = subprocess.run(
         [*inv, "--url", "redis"], env=base_env(), cwd=REPO_ROOT, capture_output=True, text=True
     )
