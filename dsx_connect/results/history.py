@@ -88,7 +88,7 @@ class SqlHistory:
             try:
                 self._copy_and_insert(driver, rows, names, updates)
             except psycopg.Error as exc:  # the driver's own error: give callers SQLAlchemy's
-                raise DBAPIError("COPY scan_results_stage", None, exc) from exc
+                raise DBAPIError.instance("COPY scan_results_stage", None, exc, psycopg.Error) from exc
 
     @staticmethod
     def _copy_and_insert(driver: Any, rows: list[dict[str, Any]], names: str, updates: str) -> None:

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import redis
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from dsx_connect import keys
 from dsx_connect.db.engine import shared_engine
@@ -54,6 +54,9 @@ def record_history(config: ResultsDbSettings, client: redis.Redis, events: Seque
         )
         client.rpush(OUTBOX, *(_COMPACT.encode(event) for event in events))
         return False
+    except Exception:  # a bug here must not cost the batch its notifications: Redis holds the results
+        log.exception("results history: a batch of %d results could not be recorded", len(events))
+        return False
 
 
 def drain_outbox(history: SqlHistory, client: redis.Redis, batch: int = 1000, max_batches: int = 100) -> int:
@@ -64,7 +67,20 @@ def drain_outbox(history: SqlHistory, client: redis.Redis, batch: int = 1000, ma
         raw = client.lrange(OUTBOX, 0, batch - 1)
         if not raw:
             break
-        history.record([json.loads(item) for item in raw])
+        _record_or_skip(history, [json.loads(item) for item in raw])
         client.ltrim(OUTBOX, len(raw), -1)  # removed only once written
         written += len(raw)
     return written
+
+
+def _record_or_skip(history: SqlHistory, events: list[dict[str, Any]]) -> None:
+    """Record a batch; if the database refuses its data (not its availability), record the events
+    one by one and log those it refuses, so one bad event cannot hold the outbox forever."""
+    try:
+        history.record(events)
+    except (DataError, IntegrityError):
+        for event in events:
+            try:
+                history.record([event])
+            except (DataError, IntegrityError) as exc:
+                log.error("results history refused result %s: %s", event.get("scan_request_id"), exc.orig)

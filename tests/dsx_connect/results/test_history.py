@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -104,3 +105,17 @@ def test_maintenance_applies_retention_once_at_a_time(tmp_path: Path, redis_clie
     assert maintain_once(config, redis_client).skipped
     redis_client.delete("dsxc:results:history:maintenance")
     assert maintain_once(config, redis_client).deleted == 7
+
+
+@pytest.mark.parametrize("sql_history", ["postgresql"], indirect=True)
+def test_an_event_the_database_refuses_does_not_hold_the_outbox(
+    sql_history: SqlHistory, redis_client: redis.Redis
+) -> None:
+    from dsx_connect.results.recorder import drain_outbox
+
+    redis_client.rpush(
+        OUTBOX, *(json.dumps(e) for e in (make_event(1), make_event(2, verdict="V" * 40), make_event(3)))
+    )
+    assert drain_outbox(sql_history, redis_client) == 3
+    assert redis_client.llen(OUTBOX) == 0
+    assert [sql_history.get(f"r{n}") is not None for n in (1, 2, 3)] == [True, False, True]

@@ -34,7 +34,12 @@ def test_an_empty_database_is_upgraded_to_head(
     engine = make_engine(url)
     indexes = {ix["name"] for ix in inspect(engine).get_indexes("scan_results")}
     engine.dispose()
-    assert {"ix_scan_results_verdict", "ix_scan_results_sha256", "ix_scan_results_threat", "ix_scan_results_job_verdict"} <= indexes
+    assert {
+        "ix_scan_results_verdict",
+        "ix_scan_results_sha256",
+        "ix_scan_results_threat",
+        "ix_scan_results_job_verdict",
+    } <= indexes
     assert upgrade(url) == "0003"  # again: nothing to do
 
 
