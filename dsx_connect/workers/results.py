@@ -17,9 +17,10 @@ def run_store_batch(ctx: WorkerContext, items: list[ItemOutcome]) -> list[dict[s
     """Store the batch's results; returns the events stored for the first time (duplicates dropped)."""
     stored_at = utcnow_iso()  # once per batch: one Redis call stores them all, within milliseconds
     events = [item.event_dict(stored_at) for item in items]
-    stored = ctx.results.store_many(events)
-    # the durable SQL history (if any) takes the whole batch, duplicates too: it is idempotent
+    # the durable SQL history (if any) takes the whole batch first, duplicates too (it is idempotent):
+    # once Redis counts a job complete, the history holds every result of it
     record_history(ctx.settings.results_db, ctx.results.redis, events)
+    stored = ctx.results.store_many(events)
     duplicates = len(events) - sum(stored)
     if duplicates:
         log.info("ignored %d results already stored (redelivered task)", duplicates)
