@@ -39,6 +39,8 @@ def get_job_report(
 ) -> JobReport | StreamingResponse:
     """A job's report: verdict totals, malicious files with threat names and actions, duration,
     throughput and errors (``format=csv`` for a spreadsheet)."""
+    if "\x00" in job_id:
+        raise HTTPException(422, "job_id must not contain a NUL character")
     try:
         report = job_report(job_id, jobs, reader, history)
     except UnknownJob:
@@ -58,8 +60,8 @@ def compare(
     format: Literal["json", "csv"] = "json",
 ) -> JobComparison | StreamingResponse:
     """Two or more jobs side by side: duration, results, verdicts, errors, throughput."""
-    if any(len(j) > 128 for j in job):
-        raise HTTPException(422, "a job id is at most 128 characters")
+    if any(len(j) > 128 or "\x00" in j for j in job):
+        raise HTTPException(422, "a job id is at most 128 characters, without NUL")
     try:
         comparison = compare_jobs(list(dict.fromkeys(job)), jobs, history)
     except UnknownJob as exc:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 
 from dsx_connect.api.deps import ReaderDep, ResultsDep, SettingsDep
 from dsx_connect.results.exports import MEDIA_TYPES, ExportFormat, export_lines
@@ -35,16 +36,20 @@ def result_filters(
         raise HTTPException(422, "job and job_id (its 1.x name) disagree: give one")
     if since and until and until <= since:
         raise HTTPException(422, "until must be later than since")
-    return ResultFilters(
-        verdict=verdict.value if verdict else None,
-        connector=connector or None,
-        job=job or job_id or None,
-        since=since,
-        until=until,
-        sha256=sha256,
-        location_prefix=location_prefix or None,
-        threat=threat or None,
-    )
+    try:
+        return ResultFilters(
+            verdict=verdict.value if verdict else None,
+            connector=connector or None,
+            job=job or job_id or None,
+            since=since,
+            until=until,
+            sha256=sha256,
+            location_prefix=location_prefix or None,
+            threat=threat or None,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise HTTPException(422, problems) from None
 
 
 Filters = Annotated[ResultFilters, Depends(result_filters)]

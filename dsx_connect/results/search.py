@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field, field_validator
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_INT64_MAX = 2**63 - 1
 
 
 class ResultFilters(BaseModel):
@@ -34,6 +35,13 @@ class ResultFilters(BaseModel):
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @field_validator("verdict", "connector", "job", "location_prefix", "threat")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
 
     @field_validator("sha256")
     @classmethod
@@ -87,7 +95,7 @@ class Cursor:
     @classmethod
     def decode(cls, text: str) -> Cursor:
         found = re.fullmatch(r"(\d{1,19})_(\d{1,19})", text.strip())
-        if not found:
+        if not found or max(int(found.group(1)), int(found.group(2))) > _INT64_MAX:
             raise ValueError(f"cursor {text[:40]!r} is not one this API returned (next_cursor)")
         return cls(int(found.group(1)), int(found.group(2)))
 

@@ -16,10 +16,12 @@ import redis
 from dsx_connect.db.engine import make_engine
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.results.history import SqlHistory
+from dsx_connect.results.settings import ResultsDbSettings
 from dsx_connect.results.store import ResultStore
 from tests.dsx_connect.api.test_openapi_typed import is_typed
 from tests.dsx_connect.conftest import API
 from tests.dsx_connect.results.conftest import make_event
+from tests.support.postgres import create_database
 from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv
 
 pytestmark = pytest.mark.integration
@@ -47,13 +49,19 @@ def seed_events() -> list[dict[str, object]]:
     return events
 
 
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "redis"])
 def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, logs_dir: Path
 ) -> Iterator[httpx.Client]:
     tmp = tmp_path_factory.mktemp(f"results-api-{request.param}")
     with redis_server(tmp / "redis") as (url, _):
-        db_url = f"sqlite:///{tmp / 'results.db'}" if request.param == "sqlite" else "redis"
+        db_url = {
+            "sqlite": f"sqlite:///{tmp / 'results.db'}",
+            "postgresql": create_database(request.getfixturevalue("postgres_url"))
+            if request.param == "postgresql"
+            else "",
+            "redis": "redis",
+        }[request.param]
         port = free_port()
         env = base_env(
             DSXCONNECT_REDIS_URL=url,
@@ -68,8 +76,8 @@ def api(
         try:
             proc.wait_healthy(f"http://127.0.0.1:{port}/healthz")  # the schema is migrated by now
             events = seed_events()
-            if request.param == "sqlite":
-                engine = make_engine(db_url)
+            if request.param != "redis":
+                engine = make_engine(ResultsDbSettings(url=db_url).sql_url)
                 SqlHistory(engine).record(events)
                 engine.dispose()
             else:
@@ -119,6 +127,9 @@ def test_the_1x_shape_a_plain_list_by_job_id(api: httpx.Client) -> None:
         ({"verdict": "Evil"}, "verdict"),
         ({"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}, "until"),
         ({"job": "a", "job_id": "b"}, "job_id"),
+        ({"location_prefix": "a\x00b"}, "NUL"),
+        ({"cursor": "99999999999999999999_1"}, "cursor"),
+        ({"cursor": "9999999999999999999_1"}, "cursor"),
     ],
 )
 def test_bad_searches_get_a_4xx_naming_the_problem(
@@ -151,6 +162,7 @@ def test_job_report_as_json_and_csv(api: httpx.Client) -> None:
     text = api.get("/scan/reports/jobs/jobA", params={"format": "csv"}).text
     assert "job_id,jobA" in text and "malicious,r11" in text
     assert api.get("/scan/reports/jobs/nope").status_code == 404
+    assert api.get("/scan/reports/jobs/a%00b").status_code == 422
 
 
 def test_jobs_compared(api: httpx.Client) -> None:
