@@ -146,8 +146,8 @@ class ResultsDbSettings(BaseModel):
     @property
     def redis_bound(self) -> int:
         """How many results Redis keeps: the retained count alone, or the live-view cache beside SQL."""
-        if self.durable:
-            return self.cache_size
+        if self.durable:  # never more than the history itself keeps
+            return min(self.cache_size, self.retain.count or self.cache_size)
         return self.retain.count or REDIS_DEFAULT_RETAIN
 
     @property

@@ -192,3 +192,9 @@ def test_the_core_refuses_a_bad_results_db_at_start(tmp_path: object) -> None:
     )
     assert proc.returncode != 0
     assert b"DSXCONNECT_RESULTS_DB" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_the_redis_cache_never_outgrows_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSXCONNECT_RESULTS_DB", "sqlite:////data/results.db")
+    monkeypatch.setenv("DSXCONNECT_RESULTS_DB__RETAIN", "500,30d")
+    assert load_settings(Settings).results_db.redis_bound == 500
