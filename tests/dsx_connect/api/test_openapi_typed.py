@@ -70,6 +70,7 @@ KNOWN_UNTYPED: dict[str, set[tuple[str, str]]] = {
         ("GET", "/filesystem-connector/"),
         ("GET", "/filesystem-connector/version"),
         ("POST", "/filesystem-connector/webhook/event"),
+        ("OPTIONS", "/filesystem-connector/webhook/event"),  # webhook validation handshake
     },
 }
 APPS = {

@@ -44,7 +44,7 @@ def test_every_result_is_searchable_beyond_redis_and_after_a_restart(history_sta
     run.wait_job(job_id, lambda j: j["status"] == "completed", timeout=180, what="the scan to complete")
     # the history is written before Redis counts a result: a completed job has all of them there
     assert run.get("/scan/results", job=job_id, limit=1)["total"] == expected
-    broker = redis.Redis(port=run.cfg.redis_port, decode_responses=True)
+    broker = redis.Redis.from_url(run.cfg.redis_url, decode_responses=True)  # with the run's password
     assert broker.zcard("dsxc:results:idx") == CACHE  # Redis keeps a few; the history has them all
     broker.close()
 
