@@ -50,8 +50,7 @@ KNOWN_UNTYPED: dict[str, set[tuple[str, str]]] = {
         ("GET", API + "/connectors/readyz/{uuid}"),
         ("GET", API + "/connectors/config/{uuid}"),
         ("PUT", API + "/connectors/config/{uuid}"),
-        # SIEM feed and dead letters (dsx_connect/api/superlog.py, dlq.py)
-        ("GET", API + "/superlog/stats"),
+        # dead letters (dsx_connect/api/dlq.py)
         ("GET", API + "/dlq/stats"),
         ("GET", API + "/dlq/items"),
         ("POST", API + "/dlq/requeue"),
