@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from dsx_connect import intake, keys
 from dsx_connect.api.deps import JobsDep, RedisDep, RegistryDep, ResultsDep, SettingsDep, publish_scan_tasks
+from dsx_connect.results.models import ScanRequestView
 from shared.models import ScanRequest, ScanRequestBatch, ScanTask, StatusResponse
 
 router = APIRouter(prefix="/scan", tags=["scan requests"])
@@ -74,15 +75,17 @@ def submit_scan_request_batch(
 
 
 @router.get("/request/{request_id}", responses={404: {"description": "unknown scan request"}})
-def get_scan_request(request_id: str, client: RedisDep, results: ResultsDep) -> dict[str, Any]:
+def get_scan_request(request_id: str, client: RedisDep, results: ResultsDep) -> ScanRequestView:
     """One request's state (queued or completed) and its result once there is one."""
     state = client.hgetall(keys.request_state(request_id))
     result = results.get(request_id)
     if not state and result is None:
         raise HTTPException(404, f"scan request {request_id} is unknown (or older than its retention)")
-    return {
-        "id": request_id,
-        "status": "completed" if result else state.get("status", "queued"),
-        "state": state,
-        "result": result,
-    }
+    return ScanRequestView.model_validate(
+        {
+            "id": request_id,
+            "status": "completed" if result else state.get("status", "queued"),
+            "state": state,
+            "result": result,
+        }
+    )

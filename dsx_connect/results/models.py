@@ -21,6 +21,15 @@ class ResultsPage(BaseModel):
     backend: str = Field(description="the store that answered: redis, memory, sqlite or postgresql")
 
 
+class ScanRequestView(BaseModel):
+    """One scan request: ``queued`` (or its stored state's status) until its result is stored."""
+
+    id: str
+    status: str
+    state: dict[str, str] = Field(description="the request's stored state while it is in flight")
+    result: ScanResultEvent | None
+
+
 class StatsView(BaseModel):
     """Counters since the start (they keep counting past retention)."""
 

@@ -39,8 +39,6 @@ KNOWN_UNTYPED: dict[str, set[tuple[str, str]]] = {
         ("GET", API + "/config"),
         ("GET", API + "/test/dsxa-connection"),
         ("GET", API + "/connection/test"),
-        # scan requests (dsx_connect/api/scan_requests.py)
-        ("GET", API + "/scan/request/{request_id}"),
         # connectors (dsx_connect/api/connectors.py)
         ("POST", API + "/connectors/register"),
         ("GET", API + "/connectors/list"),
