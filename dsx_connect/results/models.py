@@ -124,6 +124,8 @@ class JobRaw(BaseModel):
     """A job's stored fields as text; connectors read ``data.paused`` and ``data.cancel`` (``"1"``)."""
 
     job_id: str
+    key: str | None = Field(default=None, description="the record's Redis key (1.x)")
+    ttl: int | None = Field(default=None, description="seconds before the job is forgotten (1.x)")
     data: dict[str, str]
 
 
