@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import StreamingResponse
 
 from dsx_connect.api.deps import HistoryDep, JobsDep, ReaderDep
+from dsx_connect.api.results import history_available
 from dsx_connect.results.exports import MEDIA_TYPES
 from dsx_connect.results.models import JobComparison, JobReport
 from dsx_connect.results.reports import UnknownJob, compare_jobs, comparison_csv, job_report, report_csv
@@ -42,7 +43,8 @@ def get_job_report(
     if "\x00" in job_id:
         raise HTTPException(422, "job_id must not contain a NUL character")
     try:
-        report = job_report(job_id, jobs, reader, history)
+        with history_available():
+            report = job_report(job_id, jobs, reader, history)
     except UnknownJob:
         raise HTTPException(
             404, f"job {job_id} not found (neither its record nor any result of it)"
@@ -63,7 +65,8 @@ def compare(
     if any(len(j) > 128 or "\x00" in j for j in job):
         raise HTTPException(422, "a job id is at most 128 characters, without NUL")
     try:
-        comparison = compare_jobs(list(dict.fromkeys(job)), jobs, history)
+        with history_available():
+            comparison = compare_jobs(list(dict.fromkeys(job)), jobs, history)
     except UnknownJob as exc:
         raise HTTPException(404, f"job {exc} not found") from None
     if format == "csv":

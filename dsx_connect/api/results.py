@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from dsx_connect.api.deps import ReaderDep, ResultsDep, SettingsDep
 from dsx_connect.results.exports import MEDIA_TYPES, ExportFormat, export_lines
@@ -16,6 +21,23 @@ from dsx_connect.results.search import Cursor, ResultFilters
 from shared.models import ScanResultEvent, Verdict, utcnow_iso
 
 router = APIRouter(prefix="/scan", tags=["results"])
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE: dict[int | str, dict[str, str]] = {503: {"description": "the results history is unavailable"}}
+
+
+@contextmanager
+def history_available() -> Iterator[None]:
+    """A database that is down or not migrated answers 503 with what to do, not a bare 500."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        log.warning("results history unavailable: %s: %s", type(exc).__name__, exc)
+        raise HTTPException(
+            503,
+            f"the results history is unavailable ({type(exc).__name__}): try again; if its schema is missing,"
+            " run `inv db-upgrade` (or start the API with DSXCONNECT_RESULTS_DB__MIGRATE_ON_START=true)",
+        ) from None
 
 
 def result_filters(
@@ -62,7 +84,7 @@ def _cursor(cursor: str | None) -> Cursor | None:
         raise HTTPException(422, str(exc)) from None
 
 
-@router.get("/results", response_model=ResultsPage | list[ScanResultEvent])
+@router.get("/results", response_model=ResultsPage | list[ScanResultEvent], responses=_UNAVAILABLE)
 def list_results(
     reader: ReaderDep,
     settings: SettingsDep,
@@ -80,7 +102,8 @@ def list_results(
 ) -> ResultsPage | list[ScanResultEvent]:
     """Results newest first, filtered (verdict, connector, job, time range, SHA-256, location prefix,
     threat name), a page at a time; follow ``next_cursor`` for the next page."""
-    page = reader.search(filters, _cursor(cursor), limit, offset if cursor is None else 0)
+    with history_available():
+        page = reader.search(filters, _cursor(cursor), limit, offset if cursor is None else 0)
     items = [ScanResultEvent.model_validate(item) for item in page.items]
     if shape == "list" or (shape is None and job_id is not None):
         return items
@@ -107,8 +130,11 @@ def export_results(
 ) -> StreamingResponse:
     """Every result of a search as CSV or JSON Lines, streamed (newest first)."""
     name = f"dsx-connect-results-{utcnow_iso()[:19].replace(':', '')}.{format}"
+    events = reader.iter_events(filters)
+    with history_available():  # the first page decides the status; later pages stream
+        first = list(itertools.islice(events, 1))
     return StreamingResponse(
-        export_lines(reader.iter_events(filters), format),
+        export_lines(itertools.chain(first, events), format),
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
@@ -117,7 +143,8 @@ def export_results(
 @router.get("/results/{request_id}", responses={404: {"description": "no result for this id"}})
 def get_result(request_id: str, results: ResultsDep, reader: ReaderDep) -> ScanResultEvent:
     """One result by its scan request id."""
-    result = results.get(request_id) or reader.get(request_id)
+    with history_available():
+        result = results.get(request_id) or reader.get(request_id)
     if result is None:
         raise HTTPException(404, f"no result for scan request {request_id}")
     return ScanResultEvent.model_validate(result)

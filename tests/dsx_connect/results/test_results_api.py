@@ -198,3 +198,28 @@ def test_the_openapi_document_describes_these_answers(api: httpx.Client) -> None
     for path in paths:
         content = document["paths"][f"{API}{path}"]["get"]["responses"]["200"]["content"]["application/json"]
         assert is_typed(content["schema"], document), path
+
+
+def test_an_unmigrated_history_answers_503_saying_what_to_do(
+    tmp_path_factory: pytest.TempPathFactory, logs_dir: Path
+) -> None:
+    tmp = tmp_path_factory.mktemp("unmigrated")
+    with redis_server(tmp / "redis") as (url, _):
+        port = free_port()
+        env = base_env(
+            DSXCONNECT_REDIS_URL=url,
+            DSXCONNECT_RESULTS_DB=f"sqlite:///{tmp / 'results.db'}",
+            DSXCONNECT_RESULTS_DB__MIGRATE_ON_START="false",
+            DSXCONNECT_AUTH__ENABLED="false",
+        )
+        proc = ServiceProcess(
+            f"unmigrated-{port}", uvicorn_argv("dsx_connect.app:app", port), env, logs_dir
+        ).start()
+        try:
+            proc.wait_healthy(f"http://127.0.0.1:{port}/healthz")
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}{API}", timeout=10) as client:
+                for path in ("/scan/results", "/scan/results/export", "/scan/reports/jobs/j1"):
+                    answer = client.get(path)
+                    assert answer.status_code == 503 and "inv db-upgrade" in answer.text, path
+        finally:
+            proc.stop()
