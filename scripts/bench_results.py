@@ -138,7 +138,10 @@ def synthetic_event(n: int) -> dict[str, Any]:
     }
 
 
-def insert_rate(engine: Engine, count: int, batch: int) -> dict[str, Any]:
+def insert_rate(engine: Engine, count: int, batch: int, writers: int = 1) -> dict[str, Any]:
+    """Batches recorded by ``writers`` threads at once (as several result worker processes do)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from dsx_connect.results.history import SqlHistory
 
     history = SqlHistory(engine)
@@ -146,16 +149,17 @@ def insert_rate(engine: Engine, count: int, batch: int) -> dict[str, Any]:
         [synthetic_event(n) for n in range(start, min(start + batch, count))]
         for start in range(0, count, batch)
     ]
-    print(f"(b) inserting {count} results in batches of {batch}", flush=True)
+    print(f"(b) inserting {count} results in batches of {batch}, {writers} writer(s)", flush=True)
     started = time.perf_counter()
-    for events in batches:
-        history.record(events)
+    with ThreadPoolExecutor(max_workers=writers) as pool:
+        list(pool.map(history.record, batches))
     elapsed = time.perf_counter() - started
     again = time.perf_counter()
     history.record(batches[0])  # a redelivered batch: nothing inserted twice
     return {
         "results": count,
         "batch": batch,
+        "writers": writers,
         "elapsed_s": round(elapsed, 3),
         "results_per_s": round(count / elapsed),
         "redelivered_batch_ms": round((time.perf_counter() - again) * 1000, 1),
@@ -302,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scan-concurrency", type=int, default=2)
     parser.add_argument("--inserts", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument(
+        "--writers", type=int, default=1, help="concurrent writers in (b), like result workers"
+    )
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results")
@@ -325,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 url = fresh("inserts")
                 upgrade(url)
                 engine = make_engine(url)
-                report["insert"] = insert_rate(engine, args.inserts, args.batch)
+                report["insert"] = insert_rate(engine, args.inserts, args.batch, args.writers)
                 engine.dispose()
             if "search" in phases:
                 url = fresh("search")
