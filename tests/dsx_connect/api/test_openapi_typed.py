@@ -48,6 +48,7 @@ KNOWN_UNTYPED: dict[str, set[tuple[str, str]]] = {
         ("GET", API + "/connectors/readyz/{uuid}"),
         ("GET", API + "/connectors/config/{uuid}"),
         ("PUT", API + "/connectors/config/{uuid}"),
+        ("GET", API + "/connectors/state/{uuid}/{namespace}/{key}"),
         # dead letters (dsx_connect/api/dlq.py)
         ("GET", API + "/dlq/stats"),
         ("GET", API + "/dlq/items"),
