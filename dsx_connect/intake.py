@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +32,41 @@ class UnknownConnectors(LookupError):
 
 class MissingConnector(ValueError):
     pass
+
+
+#: what a ``scan_job_id`` may look like: it becomes part of Redis keys, so no ``:`` (a ``X:pending``
+#: would write into job X's pending hash) and a bounded charset
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class InvalidJobId(ValueError):
+    """A ``scan_job_id`` outside :data:`JOB_ID_PATTERN` (HTTP 422)."""
+
+
+class ForeignJob(PermissionError):
+    """A scan request names a job of another connector (HTTP 403)."""
+
+
+def check_job_ids(requests: list[ScanRequest]) -> None:
+    """Refuse job ids that could address another key (``:``) or are not plain tokens."""
+    for req in requests:
+        if req.scan_job_id is not None and not JOB_ID_PATTERN.match(req.scan_job_id):
+            raise InvalidJobId(
+                f"scan_job_id {req.scan_job_id[:64]!r} is not valid: 1-128 letters, digits, '.', '_' or '-'"
+            )
+
+
+def check_job_owners(client: redis.Redis, owners: dict[str, set[str]]) -> None:
+    """Each named job belongs to the connector of every request naming it (new jobs have no owner yet)."""
+    for job_id, connectors in owners.items():
+        if len(connectors) > 1:
+            raise ForeignJob(f"job {job_id} is named by requests of different connectors")
+    pipe = client.pipeline(transaction=False)
+    for job_id in owners:
+        pipe.hget(keys.job(job_id), "connector_uuid")
+    for (job_id, connectors), owner in zip(owners.items(), pipe.execute(), strict=True):
+        if owner is not None and owner not in connectors:
+            raise ForeignJob(f"job {job_id} belongs to another connector")
 
 
 class Backpressure(RuntimeError):
@@ -81,6 +117,7 @@ def accept(
     """Record and enqueue ``requests``; all or nothing on validation (unknown connector rejects the batch)."""
     if any(r.connector is None for r in requests):
         raise MissingConnector("every scan request needs `connector` with the registered `uuid`")
+    check_job_ids(requests)
     wanted = {r.connector.uuid for r in requests if r.connector}
     connectors: dict[str, RegisteredConnector] = {}
     for connector_uuid in wanted:
@@ -115,6 +152,12 @@ def accept(
         )
 
     per_job = Counter(t.job_id for t in tasks)
+    named: dict[str, set[str]] = {}
+    for t in tasks:
+        if t.job_id not in singles:
+            named.setdefault(t.job_id, set()).add(t.connector_uuid)
+    if named:
+        check_job_owners(client, named)
     check_capacity(client, settings, per_job)
     pipe = client.pipeline(transaction=False)
     for job_id in per_job:

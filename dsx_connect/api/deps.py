@@ -51,7 +51,9 @@ KnownConnector = Annotated[RegisteredConnector, Depends(known_connector)]
 
 
 @lru_cache
-def _connector_http(verify: bool, ca_bundle: str | None, timeout_s: float, policy: AddressPolicy) -> httpx.Client:
+def _connector_http(
+    verify: bool, ca_bundle: str | None, timeout_s: float, policy: AddressPolicy
+) -> httpx.Client:
     return httpx.Client(
         timeout=httpx.Timeout(timeout_s, connect=5.0),
         transport=guarded_transport(
@@ -67,7 +69,10 @@ def get_connector_http(settings: SettingsDep) -> httpx.Client:
     connects only to addresses ``auth.urls`` allows, checked when each connection opens."""
     connectors = settings.connectors
     return _connector_http(
-        connectors.verify_tls, connectors.ca_bundle, connectors.request_timeout_s, AddressPolicy.from_settings(connectors)
+        connectors.verify_tls,
+        connectors.ca_bundle,
+        connectors.request_timeout_s,
+        AddressPolicy.from_settings(connectors),
     )
 
 

@@ -60,7 +60,11 @@ def _networks(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()
         try:
-            value = json.loads(text) if text.startswith("[") else [i.strip() for i in text.split(",") if i.strip()]
+            value = (
+                json.loads(text)
+                if text.startswith("[")
+                else [i.strip() for i in text.split(",") if i.strip()]
+            )
         except ValueError:
             raise ValueError("not a valid JSON list (use a JSON list or comma-separated CIDRs)") from None
     if not isinstance(value, list | tuple):

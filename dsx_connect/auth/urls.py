@@ -191,7 +191,9 @@ async def connector_address(host: str, port: int) -> str:
     return await connect_address(host, port, _settings_policy())
 
 
-def connector_url_problem(url: str, policy: AddressPolicy | bool = False, *, check_dns: bool = True) -> str | None:
+def connector_url_problem(
+    url: str, policy: AddressPolicy | bool = False, *, check_dns: bool = True
+) -> str | None:
     """Why ``url`` may not be registered as a connector's URL, or None when it may.
 
     ``policy`` may be a bool (the 1.x ``allow_link_local`` flag). Host names are resolved and every
