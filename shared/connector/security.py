@@ -7,10 +7,13 @@
   before the switch still pass. Credentials live in memory only. ``DSXCONNECTOR_AUTH__HMAC_KEY_ID``
   / ``__HMAC_SECRET`` (1.x) seed them until the first registration answer.
 - Outgoing (connector → core): :class:`CoreAuth`, the ``httpx.Auth`` of the control-plane client,
-  signs every call but the registration.
+  signs every call, the registration (heartbeat) included once it holds a pair: the core lets an
+  existing connector re-register only with its signature or a token scoped to it. A signed
+  registration the core refuses with 401 (its pair was reset) is sent once more with the token only.
 - Incoming (core → connector): :func:`verify_core_request`, a FastAPI dependency on every route the
   core calls (``read_file``, ``item_action``, ``full_scan``, ``estimate``, ``repo_check``,
-  ``config``); it checks the signature, the 60 s skew and replayed nonces (kept in memory), and
+  ``config``); it checks the signature, the 60 s skew and replayed nonces (kept in memory, never
+  forgotten inside the window: past ``DSXCONNECTOR_AUTH__NONCE_CAPACITY`` it answers 503), and
   answers 401. A key id the connector does not know makes it re-register at once (a rotation whose
   answer it missed).
 
@@ -33,6 +36,7 @@ from shared.hmac_auth import (
     DEFAULT_SKEW_S,
     HmacError,
     NonceCache,
+    NonceStoreFull,
     Signer,
     check_signature,
     check_skew,
@@ -108,12 +112,11 @@ class CoreAuth(httpx.Auth):
         self.credentials = credentials
         self.enrollment_token = enrollment_token
 
-    def _prepare(self, request: httpx.Request) -> None:
-        if _is_registration(request):
-            if self.enrollment_token:
-                request.headers["X-Enrollment-Token"] = self.enrollment_token
-            return
-        signer = self.credentials.signer()
+    def _prepare(self, request: httpx.Request, *, sign: bool = True) -> None:
+        if _is_registration(request) and self.enrollment_token:
+            request.headers["X-Enrollment-Token"] = self.enrollment_token
+        signer = self.credentials.signer() if sign else None
+        request.headers.pop("Authorization", None)
         if signer is not None:
             request.headers["Authorization"] = signer.authorization(
                 request.method, request.url.raw_path.decode("ascii"), request.content
@@ -137,10 +140,24 @@ class CoreAuth(httpx.Auth):
         if fresh and self.credentials.update(str(key_id), str(secret)):
             log.info("DSX-HMAC key pair received from dsx-connect", extra={"key_id": key_id})
 
+    def _retry_unsigned(self, request: httpx.Request, response: httpx.Response) -> bool:
+        """A signed registration refused with 401 (the core no longer knows our pair): once more with
+        the enrollment token alone."""
+        return (
+            _is_registration(request)
+            and response.status_code == 401
+            and "Authorization" in request.headers
+            and bool(self.enrollment_token)
+        )
+
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.read()
         self._prepare(request)
         response = yield request
+        if self._retry_unsigned(request, response):
+            response.read()
+            self._prepare(request, sign=False)
+            response = yield request
         if _is_registration(request):
             response.read()
             self._learn(request, response)
@@ -149,6 +166,10 @@ class CoreAuth(httpx.Auth):
         await request.aread()
         self._prepare(request)
         response = yield request
+        if self._retry_unsigned(request, response):
+            await response.aread()
+            self._prepare(request, sign=False)
+            response = yield request
         if _is_registration(request):
             await response.aread()
             self._learn(request, response)
@@ -164,11 +185,12 @@ class CoreRequestGuard:
         enabled: bool = True,
         skew_s: int = DEFAULT_SKEW_S,
         on_unknown_key: Callable[[], None] | None = None,
+        nonce_capacity: int = 200_000,
     ) -> None:
         self.credentials = credentials
         self.enabled = enabled
         self.skew_s = skew_s
-        self.nonces = NonceCache(ttl_s=2 * skew_s)
+        self.nonces = NonceCache(ttl_s=2 * skew_s, max_entries=nonce_capacity)
         self.on_unknown_key = on_unknown_key
 
     async def verify(self, request: Request) -> None:
@@ -192,6 +214,9 @@ class CoreRequestGuard:
             check_signature(params, secret, request.method, path_q, await request.body())
             if not self.nonces.add(params.key_id, params.nonce):
                 raise HmacError("replayed", "DSX-HMAC nonce already used (replayed request)")
+        except NonceStoreFull as exc:
+            log.warning("refused a signed request: nonce store full", extra={"error": str(exc)})
+            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
         except HmacError as exc:
             log.warning(
                 "refused a request not signed by dsx-connect",

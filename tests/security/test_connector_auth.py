@@ -165,7 +165,6 @@ def registration_answer(
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/connectors/register"):
             assert request.headers["x-enrollment-token"] == "enroll-token-0123456789"
-            assert "authorization" not in request.headers  # registration itself is not signed
             return httpx.Response(
                 status, json={"status": "success", "hmac_key_id": key_id, "hmac_secret": secret}
             )
@@ -184,6 +183,25 @@ async def test_the_connector_takes_its_pair_from_the_registration_answer_and_sig
         await http.post("/dsx-connect/api/v1/connectors/register", json={})
         signed = (await http.post("/dsx-connect/api/v1/scan/request", json={"x": 1})).json()["authorization"]
     assert credentials.key_id == "dsxk-new" and "key_id=dsxk-new" in signed
+
+
+async def test_a_connector_holding_a_pair_signs_its_heartbeat_and_falls_back_to_its_token_on_401() -> None:
+    seen: list[str | None] = []
+
+    def core(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        assert request.headers["x-enrollment-token"] == "enroll-token-0123456789"
+        if request.headers.get("authorization"):  # the core forgot this pair (an operator reset it)
+            return httpx.Response(401, json={"status": "error"})
+        return httpx.Response(201, json={"hmac_key_id": "dsxk-fresh", "hmac_secret": "fresh-secret-0123456789"})
+
+    credentials = ConnectorCredentials("dsxk-old", "old-secret-0123456789")
+    auth = CoreAuth(credentials, "enroll-token-0123456789")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(core), auth=auth, base_url="http://core") as http:
+        answer = await http.post("/dsx-connect/api/v1/connectors/register", json={})
+    assert answer.status_code == 201
+    assert seen[0] is not None and "key_id=dsxk-old" in seen[0] and seen[1] is None
+    assert credentials.key_id == "dsxk-fresh"
 
 
 async def test_after_a_rotation_the_previous_pair_is_still_accepted_for_a_while() -> None:
