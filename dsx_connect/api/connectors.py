@@ -57,7 +57,7 @@ def register_connector(
     its identity; later registrations must be signed with its key or present a token scoped to it
     (they then receive the same pair, a new one after a rotation); a fleet-wide token alone gets 409
     and nothing. A URL or name change and ``?rotate=true`` need the connector's signature (a scoped
-    token's holder receives the pair anyway) or, for rotation, an operator.
+    token's holder receives the pair anyway); operators rotate and reset with ``/auth/connectors/...``.
     """
     policy = AddressPolicy.from_settings(settings.connectors)
     if problem := connector_url_problem(connector.url, policy):
@@ -92,7 +92,7 @@ def _enroll(
     who, grant, uuid = caller.principal, caller.grant, connector.uuid
     if who.is_connector and who.uuid != uuid:
         raise HTTPException(403, "a connector may register only itself")
-    if not who.is_connector and not who.is_operator:
+    if not who.is_connector:  # an operator key is no enrollment token: operators use /auth/connectors/...
         if grant is None:
             if caller.token_presented:
                 raise HTTPException(401, "the enrollment token is not valid (unknown, expired or revoked)")
@@ -108,7 +108,7 @@ def _enroll(
         identity = credentials.identity(uuid)
         if identity is not None and identity.revoked:
             raise ConnectorRevoked(f"connector {uuid} is revoked; an operator can reinstate it")
-        if who.is_connector or who.is_operator:
+        if who.is_connector:
             return credentials.enroll(uuid, rotate=rotate, name=connector.name)
         assert grant is not None
         if identity is None:  # a new identity: any valid token, atomically (two racers: one wins)
@@ -123,7 +123,10 @@ def _enroll(
                 "enrollment token scoped to it (an operator can mint one, or reset the identity)",
             )
         if rotate:
-            raise HTTPException(403, "?rotate=true needs the connector's signature or an operator")
+            raise HTTPException(
+                403,
+                "?rotate=true needs the connector's signature (operators: POST /auth/connectors/{uuid}/rotate)",
+            )
         return credentials.enroll(uuid, name=None if name else connector.name)
     except ConnectorRevoked as exc:
         raise HTTPException(403, str(exc)) from None

@@ -55,14 +55,15 @@ def _rule(name: str) -> Callable[[F], F]:
 class AccessDenied(HTTPException):
     """401 (no or bad credential) or 403 (a credential that may not do this)."""
 
-    def __init__(self, status_code: int, message: str) -> None:
+    def __init__(self, status_code: int, message: str, reason: str | None = None) -> None:
         headers = {"WWW-Authenticate": 'DSX-HMAC, Bearer realm="dsx-connect"'} if status_code == 401 else None
         super().__init__(status_code, message, headers=headers)
+        self.reason = reason or ("unauthenticated" if status_code == 401 else "forbidden")
 
 
 def _unauthenticated(who: Principal, needs: str) -> AccessDenied:
     if who.presented == "api_key":
-        return AccessDenied(401, "the API key is not valid")
+        return AccessDenied(401, "the API key is not valid", "bad_api_key")
     return AccessDenied(401, f"authentication required: {needs}")
 
 
@@ -81,7 +82,7 @@ def operator_only(request: Request) -> Principal:
     if who.is_operator:
         return who
     if who.is_connector:
-        raise AccessDenied(403, "this endpoint is for operators (an API key), not connectors")
+        raise AccessDenied(403, "this endpoint is for operators (an API key), not connectors", "operators_only")
     raise _unauthenticated(who, "an API key or a session")
 
 
@@ -98,7 +99,7 @@ def connector_self(
     who: Annotated[Principal, Depends(connector_or_operator)], uuid: Annotated[str, Path(max_length=64)]
 ) -> Principal:
     if who.is_connector and who.uuid != uuid:
-        raise AccessDenied(403, "a connector may act only for itself")
+        raise AccessDenied(403, "a connector may act only for itself", "not_owner")
     return who
 
 
@@ -109,7 +110,7 @@ def owns_job(
     if who.is_connector:
         owner = get_redis().hget(keys.job(job_id), "connector_uuid")
         if owner is not None and owner != who.uuid:
-            raise AccessDenied(403, "a connector may report only on its own jobs")
+            raise AccessDenied(403, "a connector may report only on its own jobs", "not_owner")
     return who
 
 
@@ -117,7 +118,7 @@ def _check_owner(who: Principal, requests: Iterable[ScanRequest]) -> None:
     if not who.is_connector:
         return
     if any(r.connector is not None and r.connector.uuid != who.uuid for r in requests):
-        raise AccessDenied(403, "a connector may submit scan requests only for itself")
+        raise AccessDenied(403, "a connector may submit scan requests only for itself", "not_owner")
 
 
 @_rule("owns-scan-requests")
@@ -152,7 +153,7 @@ def enrollment(request: Request) -> EnrollmentCaller:
     who = principal_of(request)
     token = request.headers.get("x-enrollment-token") or bearer(dict(request.headers))
     grant = None
-    if token and who.kind != "operator":
+    if token:
         grant = EnrollmentTokens(get_redis(), get_settings().auth).check(token)
     return EnrollmentCaller(who, grant, bool(token))
 

@@ -102,7 +102,7 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if int(address) >> 32 == 0 and int(address) > 1:  # ::a.b.c.d (IPv4-compatible, deprecated)
+    if int(address) >> 32 == 0 and int(address) > 1 or address in NAT64[0]:  # ::a.b.c.d, 64:ff9b::a.b.c.d
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 

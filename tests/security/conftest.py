@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ import pytest
 import redis
 
 from dsx_connect import keys
+from dsx_connect.settings import get_settings
 from shared.hmac_auth import DsxHmacAuth, Signer
-from tests.support.auth import ENROLLMENT_TOKEN, OPERATOR_KEY
+from tests.support.auth import AUTH_ENV, ENROLLMENT_TOKEN, OPERATOR_KEY
 from tests.support.procs import ServiceProcess, base_env, free_port, uvicorn_argv
 
 API = "/dsx-connect/api/v1"
@@ -149,3 +151,23 @@ def bob(core: SecureCore) -> Enrolled:
 
 def header_for(who: Enrolled, method: str, path_q: str, body: bytes = b"", ts: int | None = None) -> str:
     return who.signer().authorization(method, path_q, body, ts=int(time.time()) if ts is None else ts)
+
+
+@contextmanager
+def core_environment(**extra: str) -> Iterator[None]:
+    """The core's settings read from the test secrets (auth on) and ``extra``, for an in-process app."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**AUTH_ENV, **extra}.items():
+            patch.setenv(name, value)
+        get_settings.cache_clear()
+        try:
+            yield
+        finally:
+            get_settings.cache_clear()
+
+
+def in_process_core() -> Any:
+    """A core app built in this process (so a test can replace its resolver); settings from the env."""
+    import importlib
+
+    return importlib.import_module("dsx_connect.app").create_app()

@@ -193,11 +193,15 @@ async def test_a_connector_holding_a_pair_signs_its_heartbeat_and_falls_back_to_
         assert request.headers["x-enrollment-token"] == "enroll-token-0123456789"
         if request.headers.get("authorization"):  # the core forgot this pair (an operator reset it)
             return httpx.Response(401, json={"status": "error"})
-        return httpx.Response(201, json={"hmac_key_id": "dsxk-fresh", "hmac_secret": "fresh-secret-0123456789"})
+        return httpx.Response(
+            201, json={"hmac_key_id": "dsxk-fresh", "hmac_secret": "fresh-secret-0123456789"}
+        )
 
     credentials = ConnectorCredentials("dsxk-old", "old-secret-0123456789")
     auth = CoreAuth(credentials, "enroll-token-0123456789")
-    async with httpx.AsyncClient(transport=httpx.MockTransport(core), auth=auth, base_url="http://core") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(core), auth=auth, base_url="http://core"
+    ) as http:
         answer = await http.post("/dsx-connect/api/v1/connectors/register", json={})
     assert answer.status_code == 201
     assert seen[0] is not None and "key_id=dsxk-old" in seen[0] and seen[1] is None
