@@ -57,7 +57,8 @@ def register_connector(
     its identity; later registrations must be signed with its key or present a token scoped to it
     (they then receive the same pair, a new one after a rotation); a fleet-wide token alone gets 409
     and nothing. A URL or name change and ``?rotate=true`` need the connector's signature (a scoped
-    token's holder receives the pair anyway); operators rotate and reset with ``/auth/connectors/...``.
+    token's holder receives the pair anyway). An operator key together with an enrollment token may do
+    all of it (operators can reset identities anyway); an operator key alone is no enrollment token.
     """
     policy = AddressPolicy.from_settings(settings.connectors)
     if problem := connector_url_problem(connector.url, policy):
@@ -108,7 +109,7 @@ def _enroll(
         identity = credentials.identity(uuid)
         if identity is not None and identity.revoked:
             raise ConnectorRevoked(f"connector {uuid} is revoked; an operator can reinstate it")
-        if who.is_connector:
+        if who.is_connector or who.is_operator:  # the connector itself, or an operator (key + token)
             return credentials.enroll(uuid, rotate=rotate, name=connector.name)
         assert grant is not None
         if identity is None:  # a new identity: any valid token, atomically (two racers: one wins)

@@ -29,6 +29,9 @@ from tests.support.procs import ServiceProcess, base_env, free_port, uvicorn_arg
 API = "/dsx-connect/api/v1"
 MAX_BODY = 1 << 20
 GRACE_S = 30
+FAILED_SIGNATURES_PER_MIN = (
+    1000  # the forgery tests refuse many; tests/security/test_identity.py checks the limit
+)
 
 
 def connector_body(uid: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -121,6 +124,8 @@ def secure_core(redis_url: str, logs_dir: Path) -> Iterator[SecureCore]:
         DSXCONNECT_SCANNER__SCAN_BINARY_URL=f"http://127.0.0.1:{free_port()}/scan/binary/v2",
         DSXCONNECT_MAX_REQUEST_BYTES=str(MAX_BODY),
         DSXCONNECT_AUTH__KEY_ROTATION_GRACE_S=str(GRACE_S),
+        DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL="false",
+        DSXCONNECT_AUTH__FAILED_SIGNATURES_PER_MIN=str(FAILED_SIGNATURES_PER_MIN),
     )
     proc = ServiceProcess(
         f"secure-core-{port}", uvicorn_argv("dsx_connect.app:app", port), env, logs_dir
@@ -157,7 +162,7 @@ def header_for(who: Enrolled, method: str, path_q: str, body: bytes = b"", ts: i
 def core_environment(**extra: str) -> Iterator[None]:
     """The core's settings read from the test secrets (auth on) and ``extra``, for an in-process app."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in {**AUTH_ENV, **extra}.items():
+        for name, value in {**AUTH_ENV, "DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL": "false", **extra}.items():
             patch.setenv(name, value)
         get_settings.cache_clear()
         try:
