@@ -5,12 +5,14 @@ another key or another connector's job; failed logins are rate-limited."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
 import httpx
 import pytest
 
+from dsx_connect.auth import cli
 from dsx_connect.jobs.stall import fail_stalled_jobs
 from dsx_connect.jobs.store import JobStore
 from tests.security.conftest import Enrolled, SecureCore, connector_body
@@ -246,3 +248,28 @@ def test_failed_logins_are_rate_limited_per_source(core: SecureCore) -> None:
             core.redis.delete(key)
     with core.anonymous() as http:
         assert http.post("/auth/login", json={"api_key": OPERATOR_KEY}).status_code == 200
+
+
+# ---- the command line -------------------------------------------------------------------------
+
+
+def test_the_cli_mints_lists_and_revokes_scoped_tokens(
+    core: SecureCore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--url", core.url, "--api-key", OPERATOR_KEY]
+    assert cli.run([*common, "mint", "--connector-name", "cli-connector", "--label", "from a shell"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("dsxe-")
+    assert (
+        register(core, connector_body(name="cli-connector"), {"X-Enrollment-Token": token}).status_code == 201
+    )
+    assert cli.run([*common, "list"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    (mine,) = [t for t in listed if t["connector_name"] == "cli-connector"]
+    assert token not in json.dumps(listed)
+    assert cli.run([*common, "revoke", mine["id"]]) == 0
+    capsys.readouterr()
+    assert (
+        register(core, connector_body(name="cli-connector"), {"X-Enrollment-Token": token}).status_code == 401
+    )
+    assert cli.run(["--url", core.url, "--api-key", "wrong-key-0123456789", "list"]) == 1
