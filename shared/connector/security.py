@@ -4,8 +4,11 @@
   ``X-Enrollment-Token`` and takes its key pair from the answer (``hmac_key_id``/``hmac_secret``),
   on every registration (the 60 s heartbeat): a pair the core rotated arrives that way. The
   previous pair stays accepted for :data:`PREVIOUS_KEY_GRACE_S`, so calls the core signed just
-  before the switch still pass. Credentials live in memory only. ``DSXCONNECTOR_AUTH__HMAC_KEY_ID``
-  / ``__HMAC_SECRET`` (1.x) seed them until the first registration answer.
+  before the switch still pass. Credentials live in memory, and in ``DSXCONNECTOR_AUTH__KEY_FILE``
+  (mode 0600) when it is set: a restarted connector then signs its first heartbeat and keeps its
+  identity (a fleet-wide token alone may not re-register an existing uuid; without the file, give the
+  connector a scoped token). ``DSXCONNECTOR_AUTH__HMAC_KEY_ID`` / ``__HMAC_SECRET`` (1.x) seed them
+  until the first registration answer.
 - Outgoing (connector → core): :class:`CoreAuth`, the ``httpx.Auth`` of the control-plane client,
   signs every call, the registration (heartbeat) included once it holds a pair: the core lets an
   existing connector re-register only with its signature or a token scoped to it. A signed
@@ -25,8 +28,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from pathlib import Path
 
 import httpx
 from fastapi import HTTPException, Request
@@ -55,12 +60,19 @@ REGISTER_PATH_SUFFIX = "/connectors/register"
 
 
 class ConnectorCredentials:
-    """This connector's DSX-HMAC pair (and the one before it, for a grace period), in memory."""
+    """This connector's DSX-HMAC pair (and the one before it, for a grace period), in memory and,
+    with ``key_file``, on disk."""
 
-    def __init__(self, key_id: str | None = None, secret: str | None = None) -> None:
+    def __init__(
+        self, key_id: str | None = None, secret: str | None = None, key_file: str | None = None
+    ) -> None:
         self._current: tuple[str, str] | None = None
         self._previous: tuple[str, str, float] | None = None
         self._signer: Signer | None = None
+        self.key_file = Path(key_file) if key_file else None
+        stored = self._read_file()
+        if stored is not None:
+            key_id, secret = stored
         if key_id and secret:
             self.update(key_id, secret)
 
@@ -68,7 +80,32 @@ class ConnectorCredentials:
     def from_settings(cls, settings: ConnectorSettings) -> ConnectorCredentials:
         auth = settings.auth
         secret = auth.hmac_secret.get_secret_value() if auth.hmac_secret else None
-        return cls(auth.hmac_key_id, secret)
+        return cls(auth.hmac_key_id, secret, auth.key_file)
+
+    def _read_file(self) -> tuple[str, str] | None:
+        if self.key_file is None or not self.key_file.is_file():
+            return None
+        try:
+            data = json.loads(self.key_file.read_text())
+            return str(data["key_id"]), str(data["secret"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("DSXCONNECTOR_AUTH__KEY_FILE unreadable, ignored", extra={"error": str(exc)})
+            return None
+
+    def _write_file(self) -> None:
+        if self.key_file is None:
+            return
+        try:
+            if self._current is None:
+                self.key_file.unlink(missing_ok=True)
+                return
+            tmp = self.key_file.with_suffix(self.key_file.suffix + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"key_id": self._current[0], "secret": self._current[1]}, handle)
+            tmp.replace(self.key_file)
+        except OSError as exc:
+            log.warning("could not write DSXCONNECTOR_AUTH__KEY_FILE", extra={"error": str(exc)})
 
     @property
     def key_id(self) -> str | None:
@@ -83,10 +120,12 @@ class ConnectorCredentials:
             self._previous = (*self._current, time.monotonic() + PREVIOUS_KEY_GRACE_S)
         self._current = (key_id, secret)
         self._signer = Signer(key_id, secret)
+        self._write_file()
         return True
 
     def clear(self) -> None:
         self._current = self._previous = self._signer = None
+        self._write_file()
 
     def signer(self) -> Signer | None:
         return self._signer

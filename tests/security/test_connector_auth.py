@@ -306,3 +306,17 @@ async def test_each_cloud_connector_refuses_every_escape_before_any_storage_call
             assert read.status_code in (400, 403, 422), (name, location, read.status_code, read.text)
             assert act.status_code in (400, 403, 422), (name, location, act.status_code, act.text)
     await connector.aclose()
+
+
+async def test_the_key_file_keeps_the_pair_across_restarts_and_a_revocation_removes_it(tmp_path: Path) -> None:
+    key_file = tmp_path / "connector.key"
+    first = ConnectorCredentials(key_file=str(key_file))
+    assert first.key_id is None and not key_file.exists()
+    first.update("dsxk-kept", "kept-secret-0123456789")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    restarted = ConnectorCredentials(key_file=str(key_file))  # a new process, same file
+    assert restarted.key_id == "dsxk-kept" and restarted.secret_for("dsxk-kept") == "kept-secret-0123456789"
+    restarted.clear()
+    assert not key_file.exists()
+    key_file.write_text("not json")
+    assert ConnectorCredentials("dsxk-seed", "seed-secret-0123456789", key_file=str(key_file)).key_id == "dsxk-seed"
