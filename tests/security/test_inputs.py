@@ -280,3 +280,22 @@ async def test_the_connector_shows_its_uuid_and_asset_only_to_the_core(small_non
     )
     assert "uuid" not in forged and "asset" not in forged
     assert {"uuid", "asset"} <= set(core.json())
+
+
+# ---- the migration setting ----------------------------------------------------------------------
+
+
+async def test_the_migration_setting_restores_fleet_re_registration_and_warns(
+    core_redis: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with core_environment(DSXCONNECT_REDIS_URL=core_redis, DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL="true"):
+        auth_deps._keys.cache_clear()
+        app = in_process_core()
+        assert "DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL=true" in capfd.readouterr().err
+        body = connector_body()
+        async with client(app) as http:
+            first = await http.post("/connectors/register", json=body, headers=FLEET)
+            again = await http.post("/connectors/register", json=body, headers=FLEET)
+    auth_deps._keys.cache_clear()
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["hmac_secret"] == first.json()["hmac_secret"]  # 1.x behaviour, on purpose
