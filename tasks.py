@@ -109,8 +109,10 @@ def enrollment_token(
         argv += ["revoke", revoke]
     else:
         argv += ["mint"] + (["--connector-name", connector_name] if connector_name else [])
-        argv += (["--connector-uuid", connector_uuid] if connector_uuid else [])
-        argv += (["--expires-in", str(expires_in)] if expires_in else []) + (["--label", label] if label else [])
+        argv += ["--connector-uuid", connector_uuid] if connector_uuid else []
+        argv += (["--expires-in", str(expires_in)] if expires_in else []) + (
+            ["--label", label] if label else []
+        )
     c.run(shlex.join(argv), pty=False, env={"PYTHONPATH": str(ROOT)})
 
 

@@ -82,7 +82,9 @@ def operator_only(request: Request) -> Principal:
     if who.is_operator:
         return who
     if who.is_connector:
-        raise AccessDenied(403, "this endpoint is for operators (an API key), not connectors", "operators_only")
+        raise AccessDenied(
+            403, "this endpoint is for operators (an API key), not connectors", "operators_only"
+        )
     raise _unauthenticated(who, "an API key or a session")
 
 

@@ -157,8 +157,10 @@ class AuthMiddleware:
                 return OPERATOR, receive
             return Principal("anonymous", presented="api_key"), receive
         session = _session(headers)
-        if session and await anyio.to_thread.run_sync(self.operators.session_ok, session):
-            return OPERATOR, receive
+        if session:
+            valid: bool = await anyio.to_thread.run_sync(self.operators.session_ok, session)
+            if valid:
+                return OPERATOR, receive
         return ANONYMOUS, receive
 
     async def _connector(

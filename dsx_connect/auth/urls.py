@@ -102,7 +102,7 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if int(address) >> 32 == 0 and int(address) > 1 or address in NAT64[0]:  # ::a.b.c.d, 64:ff9b::a.b.c.d
+    if (int(address) >> 32 == 0 and int(address) > 1) or address in NAT64[0]:  # ::a.b.c.d, 64:ff9b::a.b.c.d
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
@@ -264,5 +264,5 @@ def guarded_transport(policy: AddressPolicy, **kwargs: Any) -> httpx.HTTPTranspo
     DNS rebinding between registration and call); ``kwargs`` as for ``httpx.HTTPTransport``."""
     transport = httpx.HTTPTransport(**kwargs)
     # httpx builds its httpcore pool itself; only the network backend is ours (a public httpcore seam)
-    transport._pool._network_backend = _GuardedBackend(policy)  # type: ignore[attr-defined]
+    transport._pool._network_backend = _GuardedBackend(policy)
     return transport

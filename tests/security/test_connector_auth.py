@@ -308,7 +308,9 @@ async def test_each_cloud_connector_refuses_every_escape_before_any_storage_call
     await connector.aclose()
 
 
-async def test_the_key_file_keeps_the_pair_across_restarts_and_a_revocation_removes_it(tmp_path: Path) -> None:
+async def test_the_key_file_keeps_the_pair_across_restarts_and_a_revocation_removes_it(
+    tmp_path: Path,
+) -> None:
     key_file = tmp_path / "connector.key"
     first = ConnectorCredentials(key_file=str(key_file))
     assert first.key_id is None and not key_file.exists()
@@ -319,4 +321,7 @@ async def test_the_key_file_keeps_the_pair_across_restarts_and_a_revocation_remo
     restarted.clear()
     assert not key_file.exists()
     key_file.write_text("not json")
-    assert ConnectorCredentials("dsxk-seed", "seed-secret-0123456789", key_file=str(key_file)).key_id == "dsxk-seed"
+    assert (
+        ConnectorCredentials("dsxk-seed", "seed-secret-0123456789", key_file=str(key_file)).key_id
+        == "dsxk-seed"
+    )

@@ -182,7 +182,7 @@ async def test_a_bad_dsx_hmac_header_is_refused_before_any_body_is_read(
 
     sent: list[dict[str, Any]] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Any) -> None:
         sent.append(message)
 
     settings = AuthSettings(enrollment_tokens=[ENROLLMENT_TOKEN], api_keys=[OPERATOR_KEY])  # type: ignore[list-item]
