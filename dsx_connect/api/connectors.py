@@ -93,7 +93,7 @@ def _enroll(
     who, grant, uuid = caller.principal, caller.grant, connector.uuid
     if who.is_connector and who.uuid != uuid:
         raise HTTPException(403, "a connector may register only itself")
-    if not who.is_connector:  # an operator key is no enrollment token: operators use /auth/connectors/...
+    if not who.is_connector:  # a token is needed (an operator key alone is no enrollment token)
         if grant is None:
             if caller.token_presented:
                 raise HTTPException(401, "the enrollment token is not valid (unknown, expired or revoked)")
@@ -101,9 +101,7 @@ def _enroll(
                 401,
                 "registration needs an enrollment token (X-Enrollment-Token) or the connector's signature",
             )
-        if grant.scoped and not (grant.connector_uuid or grant.connector_name == connector.name):
-            raise HTTPException(403, "this enrollment token is scoped to another connector")
-        if grant.scoped and grant.connector_uuid is not None and grant.connector_uuid != uuid:
+        if grant.scoped and not grant.covers(uuid, connector.name):  # the body's claim; stored name below
             raise HTTPException(403, "this enrollment token is scoped to another connector")
     try:
         identity = credentials.identity(uuid)

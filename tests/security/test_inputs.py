@@ -5,6 +5,7 @@ rate-limited across API replicas, and the connector's nonce store refusing inste
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -286,12 +287,19 @@ async def test_the_connector_shows_its_uuid_and_asset_only_to_the_core(small_non
 
 
 async def test_the_migration_setting_restores_fleet_re_registration_and_warns(
-    core_redis: str, capfd: pytest.CaptureFixture[str]
+    core_redis: str,
 ) -> None:
+    warnings: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("dsx_connect.auth.install").addHandler(handler)
     with core_environment(DSXCONNECT_REDIS_URL=core_redis, DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL="true"):
         auth_deps._keys.cache_clear()
-        app = in_process_core()
-        assert "DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL=true" in capfd.readouterr().err
+        try:
+            app = in_process_core()
+        finally:
+            logging.getLogger("dsx_connect.auth.install").removeHandler(handler)
+        assert any("DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL=true" in w for w in warnings)
         body = connector_body()
         async with client(app) as http:
             first = await http.post("/connectors/register", json=body, headers=FLEET)
