@@ -56,19 +56,6 @@ def check_job_ids(requests: list[ScanRequest]) -> None:
             )
 
 
-def check_job_owners(client: redis.Redis, owners: dict[str, set[str]]) -> None:
-    """Each named job belongs to the connector of every request naming it (new jobs have no owner yet)."""
-    for job_id, connectors in owners.items():
-        if len(connectors) > 1:
-            raise ForeignJob(f"job {job_id} is named by requests of different connectors")
-    pipe = client.pipeline(transaction=False)
-    for job_id in owners:
-        pipe.hget(keys.job(job_id), "connector_uuid")
-    for (job_id, connectors), owner in zip(owners.items(), pipe.execute(), strict=True):
-        if owner is not None and owner not in connectors:
-            raise ForeignJob(f"job {job_id} belongs to another connector")
-
-
 class Backpressure(RuntimeError):
     """Too much is in flight: the caller should retry after ``retry_after_s`` (HTTP 429)."""
 
@@ -77,16 +64,30 @@ class Backpressure(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
-def check_capacity(client: redis.Redis, settings: Settings, per_job: dict[str, int]) -> None:
-    """Refuse work past the bounds: the scan queue's depth, and the items in flight per job."""
+def check_capacity(
+    client: redis.Redis,
+    settings: Settings,
+    per_job: dict[str, int],
+    owners: dict[str, set[str]] | None = None,
+) -> None:
+    """Refuse work past the bounds: the scan queue's depth, and the items in flight per job; and, in
+    the same round trip, requests naming a job of another connector (``owners``: job -> the
+    connectors of the requests naming it; jobs not created yet have no owner)."""
+    owners = owners or {}
+    for job_id, connectors in owners.items():
+        if len(connectors) > 1:
+            raise ForeignJob(f"job {job_id} is named by requests of different connectors")
     pipe = client.pipeline(transaction=False)
     pipe.llen(SCAN_REQUEST_QUEUE)
     for job_id in per_job:
-        pipe.hmget(keys.job(job_id), "accepted", "processed", "skipped")
+        pipe.hmget(keys.job(job_id), "accepted", "processed", "skipped", "connector_uuid")
     depth, *counts = pipe.execute()
+    for job_id, (_, _, _, owner) in zip(per_job, counts, strict=True):
+        if owner is not None and job_id in owners and owner not in owners[job_id]:
+            raise ForeignJob(f"job {job_id} belongs to another connector")
     if depth >= settings.workers.max_queued_batches:
         raise Backpressure(f"the scan queue is full ({depth} batches waiting); retry later")
-    for (job_id, adding), (accepted, processed, skipped) in zip(per_job.items(), counts, strict=True):
+    for (job_id, adding), (accepted, processed, skipped, _) in zip(per_job.items(), counts, strict=True):
         in_flight = int(accepted or 0) - int(processed or 0) - int(skipped or 0)
         if in_flight + adding > settings.jobs.max_in_flight and in_flight > 0:
             raise Backpressure(
@@ -156,9 +157,7 @@ def accept(
     for t in tasks:
         if t.job_id not in singles:
             named.setdefault(t.job_id, set()).add(t.connector_uuid)
-    if named:
-        check_job_owners(client, named)
-    check_capacity(client, settings, per_job)
+    check_capacity(client, settings, per_job, named)
     pipe = client.pipeline(transaction=False)
     for job_id in per_job:
         first = next(t for t in tasks if t.job_id == job_id)

@@ -14,6 +14,9 @@ whole router, ``dependencies=[OPERATOR_ONLY]``):
 ``Enrollment``         the registration route: signature, scoped or fleet token, or operator
 =====================  ==========================================================================
 
+The checks that need no I/O are ``async`` (FastAPI runs a sync dependency in its thread pool:
+a hop per dependency on the hot intake path); those that read Redis stay sync.
+
 Deny by default: :func:`access_gate` runs first on every route of the app and applies
 ``OperatorOnly`` to any route that declares none of these (and a test walks every route and fails
 on such a route, see ``tests/security/test_access_rules.py``). The caller is the
@@ -71,13 +74,13 @@ def _unauthenticated(who: Principal, needs: str) -> AccessDenied:
 
 
 @_rule("public")
-def public(request: Request) -> Principal:
+async def public(request: Request) -> Principal:
     """Anybody; the caller is still known (an operator may see more)."""
     return principal_of(request)
 
 
 @_rule("operator")
-def operator_only(request: Request) -> Principal:
+async def operator_only(request: Request) -> Principal:
     who = principal_of(request)
     if who.is_operator:
         return who
@@ -89,7 +92,7 @@ def operator_only(request: Request) -> Principal:
 
 
 @_rule("connector")
-def connector_or_operator(request: Request) -> Principal:
+async def connector_or_operator(request: Request) -> Principal:
     who = principal_of(request)
     if who.kind == "anonymous":
         raise _unauthenticated(who, "a connector's DSX-HMAC signature")
@@ -97,7 +100,7 @@ def connector_or_operator(request: Request) -> Principal:
 
 
 @_rule("connector-self")
-def connector_self(
+async def connector_self(
     who: Annotated[Principal, Depends(connector_or_operator)], uuid: Annotated[str, Path(max_length=64)]
 ) -> Principal:
     if who.is_connector and who.uuid != uuid:
@@ -124,7 +127,7 @@ def _check_owner(who: Principal, requests: Iterable[ScanRequest]) -> None:
 
 
 @_rule("owns-scan-requests")
-def owned_scan_request(
+async def owned_scan_request(
     who: Annotated[Principal, Depends(connector_or_operator)], scan_request: ScanRequest
 ) -> ScanRequest:
     _check_owner(who, (scan_request,))
@@ -132,7 +135,7 @@ def owned_scan_request(
 
 
 @_rule("owns-scan-requests")
-def owned_scan_batch(
+async def owned_scan_batch(
     who: Annotated[Principal, Depends(connector_or_operator)], batch: ScanRequestBatch
 ) -> ScanRequestBatch:
     _check_owner(who, batch.requests)
@@ -221,7 +224,7 @@ def _undeclared_endpoints(app: FastAPI) -> set[int]:
 
 
 @_rule("gate")
-def access_gate(request: Request) -> None:
+async def access_gate(request: Request) -> None:
     """First dependency of every route: a route that declares no rule is for operators only."""
     app = request.scope.get("app")
     if app is None:
@@ -234,7 +237,7 @@ def access_gate(request: Request) -> None:
         getattr(route, "endpoint", None) if isinstance(route, APIRoute) else request.scope.get("endpoint")
     )
     if endpoint is None or id(endpoint) in undeclared:
-        operator_only(request)
+        await operator_only(request)
 
 
 ACCESS_GATE = Depends(access_gate)
