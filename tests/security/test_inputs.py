@@ -24,6 +24,7 @@ from dsx_connect.auth import urls
 from dsx_connect.auth.middleware import AuthMiddleware
 from dsx_connect.auth.settings import AuthSettings
 from dsx_connect.auth.urls import AddressPolicy, connect_address
+from dsx_connect.workers.http1 import HttpPool, target
 from shared.connector import create_connector_app
 from shared.errors import PermanentError
 from shared.hmac_auth import Signer
@@ -307,3 +308,33 @@ async def test_the_migration_setting_restores_fleet_re_registration_and_warns(
     auth_deps._keys.cache_clear()
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["hmac_secret"] == first.json()["hmac_secret"]  # 1.x behaviour, on purpose
+
+
+async def test_the_workers_pool_connects_where_its_resolver_says_and_nowhere_else(
+    estimate_server: tuple[int, list[str]],
+) -> None:
+    port, hits = estimate_server
+    pool = HttpPool()
+    checked: list[str] = []
+
+    async def resolve(host: str, port_: int) -> str:
+        checked.append(host)
+        if host == "rebound.example.test":
+            raise PermanentError(
+                "connecting to rebound.example.test refused: 169.254.169.254 is a metadata address"
+            )
+        return "127.0.0.1"
+
+    try:
+        answer = await pool.request(
+            "GET", target(f"http://fs.example.test:{port}/fs/estimate"), {}, resolve=resolve
+        )
+        async with answer:
+            assert answer.status == 200 and b'"count": 3' in await answer.read()
+        with pytest.raises(PermanentError):
+            await pool.request(
+                "GET", target(f"http://rebound.example.test:{port}/fs/estimate"), {}, resolve=resolve
+            )
+    finally:
+        pool.close()
+    assert checked == ["fs.example.test", "rebound.example.test"] and hits == ["/fs/estimate"]
