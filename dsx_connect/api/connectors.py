@@ -92,6 +92,9 @@ def _enroll(
     """Decide a registration (see :func:`register_connector`) and return the pair it receives."""
     who, grant, uuid = caller.principal, caller.grant, connector.uuid
     if who.is_connector and who.uuid != uuid:
+        log.warning(
+            "refused a connector registering another uuid", extra={"signer": who.uuid, "connector_uuid": uuid}
+        )
         raise HTTPException(403, "a connector may register only itself")
     if not who.is_connector:  # a token is needed (an operator key alone is no enrollment token)
         if grant is None:
@@ -116,6 +119,10 @@ def _enroll(
         name = identity.name or (known.name if known else None)
         fleet_reenroll = not grant.scoped and settings.auth.allow_fleet_reenroll
         if not (grant.covers(uuid, name) or fleet_reenroll):
+            log.warning(
+                "refused a registration of an enrolled connector with a %s token", grant.kind,
+                extra={"connector_uuid": uuid, "connector_name": connector.name, "url": connector.url},
+            )  # fmt: skip
             raise HTTPException(
                 409,
                 f"connector {uuid} is already enrolled: sign the registration with its key, or use an "

@@ -266,6 +266,7 @@ class ConnectorKeys:
         data: dict[str, str] = self.redis.hgetall(keys.auth_connector(uuid))
         return {
             "uuid": uuid,
+            "name": data.get("name"),
             "key_id": data.get("current"),
             "key_created": _float(data.get("current_at")),
             "key_delivered": data.get("delivered") == "1",
