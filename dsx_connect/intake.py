@@ -159,11 +159,10 @@ def accept(
         )
 
     per_job = Counter(t.job_id for t in tasks)
-    named: dict[str, set[str]] = {}
+    owners: dict[str, set[str]] = {}  # a job may be named by its own connector's requests only
     for t in tasks:
-        if t.job_id not in singles:
-            named.setdefault(t.job_id, set()).add(t.connector_uuid)
-    check_capacity(client, settings, per_job, named)
+        owners.setdefault(t.job_id, set()).add(t.connector_uuid)
+    check_capacity(client, settings, per_job, owners)
     pipe = client.pipeline(transaction=False)
     monitor_ids = set(monitors.values())
     for job_id in per_job:
