@@ -18,11 +18,12 @@ from pydantic import BaseModel, Field
 
 from dsx_connect.api.deps import JobsDep
 from dsx_connect.auth.access import OperatorOnly, OwnsJob, Public
+from dsx_connect.intake import JOB_ID_PATTERN
 from dsx_connect.jobs.store import InvalidTransition, JobNotFound
 
 router = APIRouter(prefix="/scan/jobs", tags=["jobs"])
 
-JobId = Annotated[str, Path(max_length=128)]
+JobId = Annotated[str, Path(max_length=128, pattern=JOB_ID_PATTERN.pattern)]  # no ":": ids are key parts
 JobStatus = Literal["running", "paused", "cancelled", "completed", "failed"]
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     404: {"description": "unknown job"},

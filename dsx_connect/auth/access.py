@@ -37,6 +37,7 @@ from dsx_connect import keys
 from dsx_connect.auth.enrollment import EnrollmentGrant, EnrollmentTokens
 from dsx_connect.auth.middleware import bearer
 from dsx_connect.auth.principal import Principal, principal_of
+from dsx_connect.intake import JOB_ID_PATTERN
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import get_settings
 from shared.models import ScanRequest, ScanRequestBatch
@@ -110,7 +111,8 @@ async def connector_self(
 
 @_rule("owns-job")
 def owns_job(
-    who: Annotated[Principal, Depends(connector_or_operator)], job_id: Annotated[str, Path(max_length=128)]
+    who: Annotated[Principal, Depends(connector_or_operator)],
+    job_id: Annotated[str, Path(max_length=128, pattern=JOB_ID_PATTERN.pattern)],
 ) -> Principal:
     if who.is_connector:
         owner = get_redis().hget(keys.job(job_id), "connector_uuid")

@@ -204,6 +204,10 @@ def test_a_job_id_that_names_another_key_is_refused_and_the_sweep_keeps_running(
         for bad in ("job-real-1:pending", "X:pending", "a/b", "", "x" * 129):
             answer = http.post("/scan/request", json=alice.scan_request(scan_job_id=bad))
             assert answer.status_code == 422, bad
+        done = http.post("/scan/jobs/job-real-1:pending/enqueue_done", json={"enqueued_total": 1})
+        assert done.status_code == 422  # a job id in a path cannot reach another key either
+    with core.anonymous() as http:
+        assert http.get("/scan/jobs/job-real-1:pending/raw").status_code == 422
     assert not core.redis.exists("dsxc:job:job-real-1:pending:pending", "dsxc:job:X:pending")
     assert core.redis.type("dsxc:job:job-real-1:pending") in ("hash", "none")
     jobs = JobStore(core.redis, 3600)
