@@ -88,13 +88,11 @@ def type_check(c):
 
 @task(help={"args": "arguments for scripts/bench.py"})
 def bench(c, args=""):
-    """Throughput benchmark: runs scripts/bench.py with the project's virtualenv."""
-    script = ROOT / "scripts" / "bench.py"
-    if not script.exists():
-        sys.exit("scripts/bench.py does not exist yet")
-    _make(c, "deps")
-    python = ROOT / os.environ.get("VENV", ".venv") / "bin" / "python"
-    c.run(f"{shlex.quote(str(python))} {shlex.quote(str(script))} {args}", pty=False)
+    """Throughput benchmark (make bench): installs what it needs (wrk included), runs scripts/bench.py."""
+    c.run(
+        f"make -C {shlex.quote(str(ROOT))} --no-print-directory bench BENCH_ARGS={shlex.quote(args)}",
+        pty=False,
+    )
 
 
 # --------------------------------------------------------------------------- deployment
