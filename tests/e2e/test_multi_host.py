@@ -86,6 +86,12 @@ def registered(run: StackRun, url: str) -> dict[str, Any] | None:
     return next((c for c in listed if str(c.get("url", "")).rstrip("/") == url), None)
 
 
+def wait_registered(run: StackRun, url: str, host: str) -> dict[str, Any]:
+    found = wait_for(lambda: registered(run, url), timeout=60, what=f"the connector of {host}")
+    assert isinstance(found, dict)
+    return found
+
+
 def tasks_by_node(run: StackRun) -> dict[str, int]:
     """Tasks each Celery node has run, as the nodes themselves report them (remote control over Redis)."""
     client = Celery(broker=run.cfg.redis_url)
@@ -100,15 +106,12 @@ def test_two_worker_groups_with_their_own_connectors_scan_10000_files_exactly(
     two_hosts: tuple[StackRun, dict[str, str]],
 ) -> None:
     run, urls = two_hosts
-    connectors = {
-        host: wait_for(lambda url=url: registered(run, url), timeout=60, what=f"the connector of {host}")
-        for host, url in urls.items()
-    }
-    assert len({c["uuid"] for c in connectors.values()}) == 2  # type: ignore[index]
+    connectors = {host: wait_registered(run, url, host) for host, url in urls.items()}
+    assert len({c["uuid"] for c in connectors.values()}) == 2
 
     jobs = {}
     for host, connector in connectors.items():
-        response = run.api.post(f"/connectors/full_scan/{connector['uuid']}")  # type: ignore[index]
+        response = run.api.post(f"/connectors/full_scan/{connector['uuid']}")
         assert response.status_code == 202, response.text
         jobs[host] = str(response.json()["job_id"])
 
