@@ -93,3 +93,14 @@ def test_external_redis_needs_its_address() -> None:
 )
 def test_contradictory_values_are_refused_by_name(values: dict[str, Any], named: str) -> None:
     assert named in render_error(CORE, {**keda(), **values})
+
+
+def test_with_a_network_policy_the_keda_operator_must_be_let_in_to_redis() -> None:
+    values: dict[str, Any] = {**keda(), "networkPolicy": {"enabled": True}}
+    assert "networkPolicy.extraRedisPeers" in render_error(CORE, values)
+    keda_ns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}
+    values["networkPolicy"]["extraRedisPeers"] = [keda_ns]
+    docs = render(CORE, values)
+    (policy,) = by_kind(docs, "NetworkPolicy").values()
+    assert keda_ns in policy["spec"]["ingress"][0]["from"]
+    assert by_kind(docs, "ScaledObject")
