@@ -2,8 +2,9 @@
 #   make up     the whole local stack on this machine, then a full scan of a sample folder
 #   make test   the whole test suite
 # Both install what they need first (virtualenv, project, redis-server): scripts/ensure-deps.sh.
-# Knobs: VENV (.venv), PYTHON (python3, creates the venv), PYTEST_ARGS, CONNECTOR (what `make up` runs:
-# filesystem, aws_s3, azure_blob_storage or google_cloud_storage, each cloud one on its emulator), and the DSX_* variables of
+# Knobs: VENV (.venv), PYTHON (python3, creates the venv), PYTEST_ARGS, BENCH_ARGS (make bench), CONNECTOR (what `make up` runs:
+# filesystem, aws_s3, azure_blob_storage, google_cloud_storage, sharepoint or onedrive, each cloud one on its emulator
+# or the fake Graph), and the DSX_* variables of
 # scripts/stack.py (DSX_RUN_DIR, DSX_REDIS_PORT, DSX_DSXA_PORT, DSX_CORE_PORT, DSX_FS_PORT, ...).
 
 SHELL := bash
@@ -14,7 +15,7 @@ CONNECTOR ?= $(or $(DSX_CONNECTOR),filesystem)
 export VENV
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv up down status test test-unit test-cov lint format type-check
+.PHONY: help deps venv up down status bench test test-unit test-cov lint format type-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -25,7 +26,7 @@ deps: ## virtualenv + pip install -e '.[dev,test,cloud]' (skipped if pyproject.t
 venv: ## virtualenv and project only
 	@bash scripts/ensure-deps.sh python
 
-up: ## start redis, dsxa_lite, core API, workers and a connector (CONNECTOR=filesystem|aws_s3|azure_blob_storage|google_cloud_storage); full-scan its sample
+up: ## start redis, dsxa_lite, core API, workers and a connector (CONNECTOR=filesystem|aws_s3|azure_blob_storage|google_cloud_storage|sharepoint|onedrive); full-scan its sample
 	@DSX_CONNECTOR="$(CONNECTOR)" bash scripts/stack-up.sh
 
 down: ## stop what `make up` started (and nothing else)
@@ -33,6 +34,10 @@ down: ## stop what `make up` started (and nothing else)
 
 status: ## health of each component of the running stack
 	@bash scripts/stack-status.sh
+
+bench: deps ## the throughput benchmark (scripts/bench.py $(BENCH_ARGS)); installs wrk first (ensure-deps.sh bench)
+	@bash scripts/ensure-deps.sh bench
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 test: deps ## the whole suite (unit, integration, e2e)
 	$(PY) -m pytest $(PYTEST_ARGS)
