@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from dsx_connect.auth.settings import AuthSettings
+from dsx_connect.auth.settings import AuthSettings, NetworkList
 from dsx_connect.results.settings import ResultsDbSettings
 from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
 from shared.redaction import register_secret
@@ -109,6 +109,10 @@ class ConnectorsSettings(BaseModel):
     allow_link_local: bool = Field(
         default=False,
         description="accept connector URLs on link-local addresses (169.254.0.0/16: cloud metadata)",
+    )
+    allowed_networks: NetworkList = Field(
+        default_factory=list,
+        description="CIDR allow-list of connector addresses (CSV or JSON); unset: any non-refused address",
     )
 
 
