@@ -34,6 +34,10 @@ KNOWN_UNTYPED: dict[str, set[tuple[str, str]]] = {
         ("POST", API + "/auth/connectors/{uuid}/rotate"),
         ("POST", API + "/auth/connectors/{uuid}/revoke"),
         ("POST", API + "/auth/connectors/{uuid}/reinstate"),
+        ("POST", API + "/auth/connectors/{uuid}/reset"),
+        ("GET", API + "/auth/enrollment-tokens"),
+        ("POST", API + "/auth/enrollment-tokens"),
+        ("DELETE", API + "/auth/enrollment-tokens/{token_id}"),
         # service (dsx_connect/api/health.py)
         ("GET", API + "/meta"),
         ("GET", API + "/config"),
