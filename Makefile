@@ -2,7 +2,7 @@
 #   make up     the whole local stack on this machine, then a full scan of a sample folder
 #   make test   the whole test suite
 # Both install what they need first (virtualenv, project, redis-server): scripts/ensure-deps.sh.
-# Knobs: VENV (.venv), PYTHON (python3, creates the venv), PYTEST_ARGS, CONNECTOR (what `make up` runs:
+# Knobs: VENV (.venv), PYTHON (python3, creates the venv), PYTEST_ARGS, BENCH_ARGS (make bench), CONNECTOR (what `make up` runs:
 # filesystem, aws_s3, azure_blob_storage, google_cloud_storage, sharepoint or onedrive, each cloud one on its emulator
 # or the fake Graph), and the DSX_* variables of
 # scripts/stack.py (DSX_RUN_DIR, DSX_REDIS_PORT, DSX_DSXA_PORT, DSX_CORE_PORT, DSX_FS_PORT, ...).
@@ -15,7 +15,7 @@ CONNECTOR ?= $(or $(DSX_CONNECTOR),filesystem)
 export VENV
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv up down status test test-unit test-cov lint format type-check
+.PHONY: help deps venv up down status bench test test-unit test-cov lint format type-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ down: ## stop what `make up` started (and nothing else)
 
 status: ## health of each component of the running stack
 	@bash scripts/stack-status.sh
+
+bench: deps ## the throughput benchmark (scripts/bench.py $(BENCH_ARGS)); installs wrk first (ensure-deps.sh bench)
+	@bash scripts/ensure-deps.sh bench
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 test: deps ## the whole suite (unit, integration, e2e)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -16,6 +16,7 @@ from dsx_connect.api import (
     health,
     jobs,
     metrics,
+    reports,
     results,
     scan_requests,
     subscribe,
@@ -24,9 +25,11 @@ from dsx_connect.api import (
 from dsx_connect.api.deps import publish_scan_tasks
 from dsx_connect.api.errors import install_error_handlers
 from dsx_connect.api.middleware import RequestContextMiddleware
+from dsx_connect.auth.access import OPERATOR_ONLY
 from dsx_connect.auth.install import install_security
 from dsx_connect.jobs.stall import watch_stalled_jobs
 from dsx_connect.redis_client import get_redis
+from dsx_connect.results.maintenance import results_maintenance
 from dsx_connect.settings import get_settings
 from dsx_connect.version import __version__
 from shared.gc_tuning import tune_gc
@@ -40,9 +43,10 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The SSE event hub and the stalled-job sweep live as long as the app."""
+    """The SSE event hub, the stalled-job sweep and the results history's upkeep live as long as the app."""
     settings = get_settings()
     async with (
+        results_maintenance(settings.results_db, get_redis()),
         subscribe.event_hub(settings.redis_url) as hub,
         watch_stalled_jobs(settings, get_redis(), publish_scan_tasks),
     ):
@@ -69,20 +73,19 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.probe_router)
     app.include_router(health.probe_router, prefix=API_PREFIX)
-    routers = (
-        health.router,
-        scan_requests.router,
-        results.router,
-        jobs.router,
-        connectors.router,
-        subscribe.router,
-        superlog.router,
-    )
-    for router in routers:
+    # each route declares its access (dsx_connect.auth.access); these routers are for operators only
+    for router in (health.router, scan_requests.router, jobs.router, connectors.router):
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/dlq")
-    app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/admin/dead-letter", include_in_schema=False)
-    app.include_router(metrics.router)
+    for router in (results.router, reports.router, subscribe.router, superlog.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=[OPERATOR_ONLY])
+    app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/dlq", dependencies=[OPERATOR_ONLY])
+    app.include_router(
+        dlq.dlq_router(),
+        prefix=f"{API_PREFIX}/admin/dead-letter",
+        include_in_schema=False,
+        dependencies=[OPERATOR_ONLY],
+    )
+    app.include_router(metrics.router, dependencies=[OPERATOR_ONLY])
     app.mount("/", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
     log.info(
         "dsx-connect %s starting (redis %s, scanner %s)",

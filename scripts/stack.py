@@ -306,6 +306,10 @@ def components(cfg: StackConfig) -> list[list[Component]]:
     core_env = {
         "DSXCONNECT_REDIS_URL": cfg.redis_url,
         "DSXCONNECT_SCANNER__SCAN_BINARY_URL": f"{cfg.dsxa_url}/scan/binary/v2",
+        # every verdict kept in an embedded SQL history (docs/results.md); the caller's value wins
+        "DSXCONNECT_RESULTS_DB": os.environ.get(
+            "DSXCONNECT_RESULTS_DB", f"sqlite:///{cfg.run_dir / 'results.db'}"
+        ),
         **auth_core,
         **tls_core,
     }
@@ -476,7 +480,12 @@ def auth_env(cfg: StackConfig) -> tuple[dict[str, str], dict[str, str]]:
         "DSXCONNECT_AUTH__API_KEYS": found["operator_key"],
         "DSXCONNECT_AUTH__SERVER_KEY": found["server_key"],
     }
-    return core, {"DSXCONNECTOR_ENROLLMENT_TOKEN": found["enrollment_token"]}
+    # the connector keeps its DSX-HMAC pair across restarts: a fleet token alone cannot re-enroll its uuid
+    key_file = str(Path(cfg.run_dir) / "connector-hmac.key")
+    return core, {
+        "DSXCONNECTOR_ENROLLMENT_TOKEN": found["enrollment_token"],
+        "DSXCONNECTOR_AUTH__KEY_FILE": key_file,
+    }
 
 
 def api_headers(cfg: StackConfig) -> dict[str, str]:

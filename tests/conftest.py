@@ -20,3 +20,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server for the whole session (tests use their own key prefixes or flush)."""
     with redis_server(tmp_path_factory.mktemp("redis")) as (url, _proc):
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL for the whole session (tests create their own databases on it)."""
+    from tests.support.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url

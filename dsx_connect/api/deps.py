@@ -9,10 +9,15 @@ import httpx
 import redis
 from fastapi import Depends, HTTPException, Path
 
+from dsx_connect.auth.urls import AddressPolicy, guarded_transport
 from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.queues import SCAN_TASK, shown
 from dsx_connect.redis_client import get_redis
+from dsx_connect.results.history import SqlHistory
+from dsx_connect.results.recorder import history_for
+from dsx_connect.results.redis_reader import RedisReader
+from dsx_connect.results.search import ResultsReader
 from dsx_connect.results.store import ResultStore
 from dsx_connect.settings import Settings, get_settings
 from shared.models import RegisteredConnector
@@ -31,10 +36,26 @@ def get_jobs(settings: SettingsDep, client: RedisDep) -> JobStore:
 
 
 def get_results(settings: SettingsDep, client: RedisDep) -> ResultStore:
-    return ResultStore(client, settings.results_db.retain, settings.results_db.request_state_ttl_s)
+    return ResultStore(client, settings.results_db.redis_bound, settings.results_db.request_state_ttl_s)
+
+
+def get_history(settings: SettingsDep) -> SqlHistory | None:
+    """The SQL results history, when ``DSXCONNECT_RESULTS_DB`` names one."""
+    config = settings.results_db
+    return history_for(config.sql_url) if config.durable else None
+
+
+def get_reader(settings: SettingsDep, client: RedisDep) -> ResultsReader:
+    """What searches read: the SQL history, else the bounded Redis store."""
+    history = get_history(settings)
+    if history is not None:
+        return history
+    return RedisReader(get_results(settings, client))
 
 
 RegistryDep = Annotated[ConnectorRegistry, Depends(get_registry)]
+HistoryDep = Annotated[SqlHistory | None, Depends(get_history)]
+ReaderDep = Annotated[ResultsReader, Depends(get_reader)]
 JobsDep = Annotated[JobStore, Depends(get_jobs)]
 ResultsDep = Annotated[ResultStore, Depends(get_results)]
 
@@ -50,18 +71,29 @@ KnownConnector = Annotated[RegisteredConnector, Depends(known_connector)]
 
 
 @lru_cache
-def _connector_http(verify: bool, ca_bundle: str | None, timeout_s: float) -> httpx.Client:
+def _connector_http(
+    verify: bool, ca_bundle: str | None, timeout_s: float, policy: AddressPolicy
+) -> httpx.Client:
     return httpx.Client(
         timeout=httpx.Timeout(timeout_s, connect=5.0),
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
-        verify=client_ssl(verify, ca_bundle),
+        transport=guarded_transport(
+            policy,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+            verify=client_ssl(verify, ca_bundle),
+        ),
     )
 
 
 def get_connector_http(settings: SettingsDep) -> httpx.Client:
-    """Pooled client for core → connector control-plane calls (DSX-HMAC per call: ``auth.deps``)."""
+    """Pooled client for core → connector control-plane calls (DSX-HMAC per call: ``auth.deps``); it
+    connects only to addresses ``auth.urls`` allows, checked when each connection opens."""
     connectors = settings.connectors
-    return _connector_http(connectors.verify_tls, connectors.ca_bundle, connectors.request_timeout_s)
+    return _connector_http(
+        connectors.verify_tls,
+        connectors.ca_bundle,
+        connectors.request_timeout_s,
+        AddressPolicy.from_settings(connectors),
+    )
 
 
 ConnectorHttp = Annotated[httpx.Client, Depends(get_connector_http)]

@@ -17,16 +17,34 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from dsx_connect.api.deps import JobsDep
+from dsx_connect.auth.access import OperatorOnly, OwnsJob, Public
+from dsx_connect.intake import JOB_ID_PATTERN
 from dsx_connect.jobs.store import InvalidTransition, JobNotFound
+from dsx_connect.results.models import JobAnswer, JobRaw, JobsPage, JobView
 
 router = APIRouter(prefix="/scan/jobs", tags=["jobs"])
 
-JobId = Annotated[str, Path(max_length=128)]
+JobId = Annotated[str, Path(max_length=128, pattern=JOB_ID_PATTERN.pattern)]  # no ":": ids are key parts
 JobStatus = Literal["running", "paused", "cancelled", "completed", "failed"]
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     404: {"description": "unknown job"},
     409: {"description": "not allowed in the job's status"},
 }
+
+
+class JobFlags(BaseModel):
+    """A job's control flags as connectors read them (``"1"`` when set); ``status`` for connectors."""
+
+    paused: str | None = None
+    cancel: str | None = None
+    status: str | None = None
+
+
+class JobFlagsView(BaseModel):
+    """What ``GET /scan/jobs/{id}/raw`` shows a caller without an operator credential (SPEC §8)."""
+
+    job_id: str
+    data: JobFlags
 
 
 class EnqueueDone(BaseModel):
@@ -48,43 +66,57 @@ def _job_or_404(jobs: JobsDep, job_id: JobId) -> dict[str, Any]:
 @router.get("")
 def list_jobs(
     jobs: JobsDep,
+    _: OperatorOnly,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # Redis takes 64-bit offsets only
     status: Annotated[list[JobStatus] | None, Query(description="only these statuses (repeatable)")] = None,
     kind: Annotated[str | None, Query(max_length=32, description="full_scan or single")] = None,
-) -> dict[str, Any]:
+) -> JobsPage:
     """Jobs, newest first; ``total`` is null when a filter could not count every job cheaply."""
     items, total = jobs.list(offset, limit, statuses=status, kind=kind)
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    return JobsPage.model_validate({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
 @router.get("/{job_id}", responses={404: {"description": "unknown job"}})
-def get_job(job: Annotated[dict[str, Any], Depends(_job_or_404)]) -> dict[str, Any]:
+def get_job(_: OperatorOnly, job: Annotated[dict[str, Any], Depends(_job_or_404)]) -> JobView:
     """A job's status, counters, throughput and ETA."""
-    return job
+    return JobView.model_validate(job)
 
 
-@router.get("/{job_id}/raw", responses={404: {"description": "unknown job"}})
-def get_job_raw(job_id: JobId, jobs: JobsDep) -> dict[str, Any]:
-    """The stored state of a job; connectors read ``data.paused`` / ``data.cancel`` here."""
+@router.get(
+    "/{job_id}/raw",
+    response_model=JobRaw | JobFlagsView,
+    response_model_exclude_none=True,
+    responses={404: {"description": "unknown job"}},
+)
+def get_job_raw(job_id: JobId, jobs: JobsDep, who: Public) -> Any:
+    """The stored state of a job (operators); connectors read ``data.paused`` / ``data.cancel`` here,
+    unsigned (SPEC §8), and see only those flags (and ``status`` when they sign)."""
     raw = jobs.raw(job_id)
     if raw is None:
         raise HTTPException(404, f"job {job_id} not found")
-    return {"job_id": job_id, "data": raw}
+    if who.is_operator:
+        return JobRaw(job_id=job_id, data=raw)
+    flags = JobFlags(paused=raw.get("paused"), cancel=raw.get("cancel"))
+    if who.is_connector:
+        flags.status = raw.get("status")
+    return JobFlagsView(job_id=job_id, data=flags)
 
 
 @router.post("/{job_id}/enqueue_done", responses={404: {"description": "unknown job"}})
-def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep) -> dict[str, Any]:
+def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep, _: OwnsJob) -> JobAnswer:
     """The connector finished enumerating (or failed to): record how many items it submitted."""
     failure = f"enumeration failed: {body.error or 'no reason given'}" if body.status == "failed" else None
     try:
         jobs.enqueue_done(job_id, body.enqueued_total, failure=failure)
     except JobNotFound:
         raise HTTPException(404, f"job {job_id} not found") from None
-    return {"status": "success", "message": "enumeration recorded", "job": jobs.get(job_id)}
+    return JobAnswer.model_validate(
+        {"status": "success", "message": "enumeration recorded", "job": jobs.get(job_id)}
+    )
 
 
-def _control(action: str, job_id: str, jobs: JobsDep) -> JSONResponse:
+def _control(action: str, job_id: str, jobs: JobsDep) -> JobAnswer | JSONResponse:
     try:
         previous = jobs.transition(job_id, action)
     except JobNotFound:
@@ -108,22 +140,28 @@ def _control(action: str, job_id: str, jobs: JobsDep) -> JSONResponse:
             f"job cancelled: {job.get('processed', 0)} items scanned, {job.get('skipped', 0)} skipped so far; "
             f"{job.get('not_yet_scanned', 0)} not yet scanned will be skipped as workers reach them"
         )
-    return JSONResponse(body)
+    return JobAnswer.model_validate(body)
 
 
-@router.post("/{job_id}/pause", responses=_CONFLICT)
-def pause_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
+@router.post(
+    "/{job_id}/pause", responses=_CONFLICT, response_model=JobAnswer, response_model_exclude_none=True
+)
+def pause_job(job_id: JobId, jobs: JobsDep, _: OperatorOnly) -> JobAnswer | JSONResponse:
     """Hold the job's remaining items (none are dropped); only a running job can pause."""
     return _control("pause", job_id, jobs)
 
 
-@router.post("/{job_id}/resume", responses=_CONFLICT)
-def resume_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
+@router.post(
+    "/{job_id}/resume", responses=_CONFLICT, response_model=JobAnswer, response_model_exclude_none=True
+)
+def resume_job(job_id: JobId, jobs: JobsDep, _: OperatorOnly) -> JobAnswer | JSONResponse:
     """Continue a paused job."""
     return _control("resume", job_id, jobs)
 
 
-@router.post("/{job_id}/cancel", responses=_CONFLICT)
-def cancel_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
+@router.post(
+    "/{job_id}/cancel", responses=_CONFLICT, response_model=JobAnswer, response_model_exclude_none=True
+)
+def cancel_job(job_id: JobId, jobs: JobsDep, _: OperatorOnly) -> JobAnswer | JSONResponse:
     """Discard what is not yet scanned; the answer says how many were skipped and how many will be."""
     return _control("cancel", job_id, jobs)

@@ -198,7 +198,16 @@ def _dropped(first: int, last: int, reason: str) -> ServerSentEvent:
 # ---- scan results ------------------------------------------------------------------------------
 
 
-@router.get("/scan-result")
+#: what the OpenAPI document says of a stream: server-sent events, not JSON
+_EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "server-sent events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("/scan-result", response_class=EventSourceResponse, responses=_EVENT_STREAM)
 async def subscribe_scan_results(
     hub: HubDep, settings: SettingsDep, last_event_id: LastEventId = None
 ) -> EventStream:
@@ -268,7 +277,11 @@ async def _read_results(r: aredis.Redis, last: int) -> tuple[list[ServerSentEven
 # ---- job summaries -----------------------------------------------------------------------------
 
 
-@router.get("/job-summary/{job_id}", responses={404: {"description": "unknown job"}})
+@router.get(
+    "/job-summary/{job_id}",
+    response_class=EventSourceResponse,
+    responses={**_EVENT_STREAM, 404: {"description": "unknown job"}},
+)
 async def subscribe_job_summary(
     job_id: Annotated[str, Path(max_length=128)],
     hub: HubDep,
@@ -296,7 +309,7 @@ async def _job_summaries(hub: EventHub, job_id: str, seen_rev: int | None) -> As
 # ---- connectors --------------------------------------------------------------------------------
 
 
-@router.get("/connector-registered")
+@router.get("/connector-registered", response_class=EventSourceResponse, responses=_EVENT_STREAM)
 async def subscribe_connectors(hub: HubDep, settings: SettingsDep) -> EventStream:
     """A ``connectors`` snapshot, then each registration, unregistration and expiry (``connector``)."""
     return _stream(

@@ -11,6 +11,7 @@ import httpx
 
 from dsx_connect.auth.credentials import ConnectorKeys
 from dsx_connect.auth.signing import SignerCache
+from dsx_connect.auth.urls import AddressPolicy, guarded_transport
 from dsx_connect.backoff import full_jitter
 from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.dlq.store import DeadLetterStore
@@ -82,14 +83,17 @@ def _context(pid: int) -> WorkerContext:
         jobs=JobStore(client, settings.jobs.retain_s),
         results=ResultStore(
             client,
-            settings.results_db.retain,
+            settings.results_db.redis_bound,
             settings.results_db.request_state_ttl_s,
             feed=FeedTarget.from_settings(settings.superlog),
         ),
         http=httpx.Client(
             timeout=httpx.Timeout(settings.workers.connector_timeout_s, connect=scanner.connect_timeout_s),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            verify=connector_ssl,
+            transport=guarded_transport(  # connects only where auth.urls allows (SSRF)
+                AddressPolicy.from_settings(settings.connectors),
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+                verify=connector_ssl,
+            ),
         ),
         scan_config=ScanConfig(
             scan_url=scanner.scan_binary_url,

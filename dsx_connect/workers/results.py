@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from dsx_connect.results.recorder import record_history
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.outcome import ItemOutcome
 from shared.models import utcnow_iso
@@ -16,6 +17,9 @@ def run_store_batch(ctx: WorkerContext, items: list[ItemOutcome]) -> list[dict[s
     """Store the batch's results; returns the events stored for the first time (duplicates dropped)."""
     stored_at = utcnow_iso()  # once per batch: one Redis call stores them all, within milliseconds
     events = [item.event_dict(stored_at) for item in items]
+    # the durable SQL history (if any) takes the whole batch first, duplicates too (it is idempotent):
+    # once Redis counts a job complete, the history holds every result of it
+    record_history(ctx.settings.results_db, ctx.results.redis, events)
     stored = ctx.results.store_many(events)
     duplicates = len(events) - sum(stored)
     if duplicates:

@@ -142,7 +142,7 @@ MODULE_DISTS = {
     "httpx": {"httpx"},
     "msal": {"msal"},
     "requests": {"msal", "requests"},
-    "cryptography": {"cryptography", "msal"},
+    "cryptography": {"cryptography", "msal", "pyjwt"},
     "pydantic": {"pydantic"},
     "pydantic_settings": {"pydantic-settings"},
     "redis": {"redis", "celery"},
@@ -155,7 +155,6 @@ MODULE_DISTS = {
     "google": {"google-cloud-storage"},
     "yaml": {"pyyaml", "uvicorn"},
     "jwt": {"pyjwt"},
-    "cryptography": {"cryptography", "pyjwt"},
 }
 FIRST_PARTY = {"dsx_connect", "shared", "connectors", "dsxa_lite", "scripts", "tests"}
 

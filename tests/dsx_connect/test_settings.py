@@ -40,7 +40,7 @@ def test_nested_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DSXCONNECT_RESULTS_DB__RETAIN", "500")
     settings = load_settings(Settings)
     assert settings.scanner.scan_binary_url.startswith("https://dsxa.example")
-    assert settings.results_db.retain == 500
+    assert settings.results_db.retain.count == 500 and settings.results_db.redis_bound == 500
 
 
 def test_short_aliases_of_the_guide(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,3 +110,117 @@ def test_a_visibility_timeout_a_task_could_outlast_stops_the_core_naming_the_var
     }  # fmt: skip
     short = Settings(**tuning)
     assert short.workers.start_deadline_s >= short.workers.item_deadline_s
+
+
+# ---- DSXCONNECT_RESULTS_DB: a plain value beside nested DSXCONNECT_RESULTS_DB__… variables ----------
+
+
+@pytest.mark.parametrize(
+    ("env", "backend", "count", "age_s"),
+    [
+        ({}, "redis", None, None),
+        ({"DSXCONNECT_RESULTS_DB": "redis"}, "redis", None, None),
+        ({"DSXCONNECT_RESULTS_DB": "memory", "DSXCONNECT_RESULTS_DB__RETAIN": "500"}, "memory", 500, None),
+        (
+            {"DSXCONNECT_RESULTS_DB": "redis://redis:6379/3", "DSXCONNECT_RESULTS_DB__RETAIN": "100"},
+            "redis",
+            100,
+            None,
+        ),
+        (
+            {
+                "DSXCONNECT_RESULTS_DB": "sqlite:////data/results.db",
+                "DSXCONNECT_RESULTS_DB__RETAIN": "1000,30d",
+            },
+            "sqlite",
+            1000,
+            30 * 86400,
+        ),
+        (
+            {
+                "DSXCONNECT_RESULTS_DB": "postgresql://dsx:pw@db:5432/dsx",
+                "DSXCONNECT_RESULTS_DB__RETAIN": "90d",
+            },
+            "postgresql",
+            None,
+            90 * 86400,
+        ),
+        ({"DSXCONNECT_RESULTS_DB": '{"url": "memory", "retain": 7}'}, "memory", 7, None),
+    ],
+)
+def test_results_db_as_documented(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], backend: str, count: int | None, age_s: int | None
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    results_db = load_settings(Settings).results_db
+    assert results_db.backend == backend
+    assert (results_db.retain.count, results_db.retain.age_s) == (count, age_s)
+
+
+def test_sql_history_keeps_everything_and_redis_a_bounded_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSXCONNECT_RESULTS_DB", "postgresql://dsx@db/dsx")
+    monkeypatch.setenv("DSXCONNECT_RESULTS_DB__CACHE_SIZE", "2000")
+    results_db = load_settings(Settings).results_db
+    assert results_db.retain.describe() == "everything"
+    assert results_db.redis_bound == 2000
+    assert results_db.sql_url == "postgresql+psycopg://dsx@db/dsx"
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "says"),
+    [
+        ({"DSXCONNECT_RESULTS_DB": "mysql://db/x"}, "DSXCONNECT_RESULTS_DB:", "expected redis, memory"),
+        ({"DSXCONNECT_RESULTS_DB": "sqlite:///"}, "DSXCONNECT_RESULTS_DB:", "sqlite:///path"),
+        ({"DSXCONNECT_RESULTS_DB__RETAIN": "forever"}, "DSXCONNECT_RESULTS_DB__RETAIN", "not a count"),
+        ({"DSXCONNECT_RESULTS_DB__RETAIN": "10,20"}, "DSXCONNECT_RESULTS_DB__RETAIN", "each given once"),
+        (
+            {"DSXCONNECT_RESULTS_DB__RETAIN": "30d"},
+            "DSXCONNECT_RESULTS_DB__RETAIN",
+            "an age needs a SQL history",
+        ),
+        ({"DSXCONNECT_RESULTS_DB": "{not json"}, "DSXCONNECT_RESULTS_DB", "cannot be parsed"),
+    ],
+)
+def test_bad_results_db_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str, says: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings(Settings)
+    assert named in str(info.value) and says in str(info.value)
+
+
+def test_every_settings_source_error_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value pydantic-settings cannot parse at all (not JSON where JSON is expected) stops the
+    service with the usual message, not an uncaught pydantic_settings.SettingsError."""
+    monkeypatch.setenv("DSXCONNECT_WORKERS", "not-json")
+    with pytest.raises(SettingsError, match="DSXCONNECT_WORKERS") as info:
+        load_settings(Settings)
+    assert "invalid configuration" in str(info.value)
+
+
+def test_the_core_refuses_a_bad_results_db_at_start(tmp_path: object) -> None:
+    """The real entry point: the API process exits at start naming the variable."""
+    import subprocess
+    import sys
+
+    from tests.support.procs import REPO_ROOT, base_env
+
+    env = base_env(DSXCONNECT_RESULTS_DB="oracle://db")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import dsx_connect.app"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert b"DSXCONNECT_RESULTS_DB" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_the_redis_cache_never_outgrows_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSXCONNECT_RESULTS_DB", "sqlite:////data/results.db")
+    monkeypatch.setenv("DSXCONNECT_RESULTS_DB__RETAIN", "500,30d")
+    assert load_settings(Settings).results_db.redis_bound == 500

@@ -1,10 +1,13 @@
-// Results view: filters (verdict, connector, job), paging, one result's detail, live arrivals.
-import { get, message, subscribe } from "./api.js";
+// Results view: filters (verdict, connector, job, time range, hash, location prefix, threat), keyset
+// paging, exports of the search, one result's detail, live arrivals.
+import { API, get, message, subscribe } from "./api.js";
 import { chip, fmtBytes, fmtInt, fmtTime, h, shortId } from "./dom.js";
 
 const LIMIT = 25;
 const RELOAD_MS = 1500; // live arrivals reload the first page at most this often
-const state = { offset: 0, filters: {}, total: null, stream: null, fresh: 0, timer: null, seen: new Set(), loads: 0 };
+const state = {
+  offset: 0, pages: [null], filters: {}, total: null, stream: null, fresh: 0, timer: null, seen: new Set(), loads: 0,
+};
 
 export function initResults() {
   const form = document.getElementById("results-filters");
@@ -16,6 +19,7 @@ export function initResults() {
   form.verdict.addEventListener("change", applyFilters);
   form.connector.addEventListener("change", applyFilters);
   document.getElementById("results-prev").addEventListener("click", () => page(-1));
+  updateLinks();
   document.getElementById("results-next").addEventListener("click", () => page(1));
 }
 
@@ -45,23 +49,56 @@ export function setConnectorOptions(list) {
   if ([...select.options].some((o) => o.value === current)) select.value = current;
 }
 
+/** A datetime-local value (the browser's time zone) as RFC 3339 UTC, or "" when empty. */
+function utc(value) {
+  return value ? new Date(value).toISOString() : "";
+}
+
 function applyFilters() {
   const form = document.getElementById("results-filters");
-  state.filters = { verdict: form.verdict.value, connector: form.connector.value, job: form.job.value.trim() };
+  state.filters = {
+    verdict: form.verdict.value, connector: form.connector.value, job: form.job.value.trim(),
+    since: utc(form.since.value), until: utc(form.until.value), sha256: form.sha256.value.trim().toLowerCase(),
+    location_prefix: form.location_prefix.value, threat: form.threat.value.trim(),
+  };
   state.offset = 0;
+  state.pages = [null]; // pages[i]: the cursor that opens page i (keyset paging)
   state.fresh = 0;
+  updateLinks();
   load();
 }
 
 function page(direction) {
-  state.offset = Math.max(0, state.offset + direction * LIMIT);
+  const index = state.offset / LIMIT + direction;
+  if (index < 0 || state.pages[index] === undefined) return;
+  state.offset = index * LIMIT;
   load();
+}
+
+function query(extra) {
+  const u = new URL(API + "/scan/results/export", window.location.origin);
+  for (const [name, value] of Object.entries({ ...state.filters, ...extra })) {
+    if (value) u.searchParams.set(name, value);
+  }
+  return u.pathname + u.search;
+}
+
+/** Export links carry the current search; the report link appears once a job is chosen. */
+function updateLinks() {
+  document.getElementById("results-export-csv").href = query({ format: "csv" });
+  document.getElementById("results-export-jsonl").href = query({ format: "jsonl" });
+  const report = document.getElementById("results-report");
+  report.hidden = !state.filters.job;
+  report.href = state.filters.job ? `report.html?job=${encodeURIComponent(state.filters.job)}` : "#";
 }
 
 function matches(event) {
   const f = state.filters;
   return (!f.verdict || event.verdict === f.verdict) && (!f.connector || event.connector?.uuid === f.connector)
-    && (!f.job || event.job_id === f.job);
+    && (!f.job || event.job_id === f.job) && (!f.sha256 || event.file_info?.sha256 === f.sha256)
+    && (!f.location_prefix || (event.location || "").startsWith(f.location_prefix))
+    && (!f.threat || event.verdict_details?.reason === f.threat || event.verdict_details?.threat_type === f.threat)
+    && (!f.until || event.timestamp < f.until);
 }
 
 function arrived(event) {
@@ -85,7 +122,8 @@ async function loadJobIds() {
 
 async function load() {
   const ticket = ++state.loads; // an answer overtaken by a newer request is dropped
-  const answer = await get("/scan/results", { ...state.filters, limit: LIMIT, offset: state.offset });
+  const index = state.offset / LIMIT;
+  const answer = await get("/scan/results", { ...state.filters, limit: LIMIT, cursor: state.pages[index] });
   if (ticket !== state.loads) return;
   const body = document.querySelector("#results-table tbody");
   const range = document.getElementById("results-range");
@@ -94,7 +132,10 @@ async function load() {
     range.textContent = `Results unavailable: ${message(answer)}`;
     return;
   }
-  const { items, total } = answer.body;
+  const { items, total, next_cursor: next, backend } = answer.body;
+  state.pages.length = index + 1;
+  if (next) state.pages.push(next);
+  document.getElementById("results-backend").textContent = backend ? `store: ${backend}` : "";
   const seen = new Set(items.map((e) => e.scan_request_id));
   body.replaceChildren(...items.map((event) => row(event, state.seen.size > 0 && !state.seen.has(event.scan_request_id))));
   state.seen = seen;
@@ -105,7 +146,7 @@ async function load() {
     ? `${fmtInt(state.offset + 1)}–${fmtInt(last)}${total !== null ? ` of ${fmtInt(total)}` : ""}`
     : "";
   document.getElementById("results-prev").disabled = state.offset === 0;
-  document.getElementById("results-next").disabled = items.length < LIMIT || (total !== null && last >= total);
+  document.getElementById("results-next").disabled = !next;
 }
 
 function actionText(action) {

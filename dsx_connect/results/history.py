@@ -1,0 +1,264 @@
+"""The durable SQL history of every result (SQLite or PostgreSQL), beside the Redis hot store.
+
+The result step records each stored batch here in one transaction, idempotent on the scan request
+id: a redelivered batch inserts nothing twice (``INSERT … ON CONFLICT``), and a failed result (scan
+error, failed action) is replaced by a later outcome of the same request, as in Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, and_, case, delete, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ColumnElement
+
+from dsx_connect.db.schema import scan_results as T
+from dsx_connect.results.rows import to_row, to_us
+from dsx_connect.results.search import Cursor, Page, ResultFilters
+from dsx_connect.results.settings import Retention
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = [c.name for c in T.columns if c.name != "id"]
+_UPDATED = [name for name in _COLUMNS if name != "scan_request_id"]
+
+
+@dataclass
+class JobTotals:
+    """What the history knows of one job: counts per verdict, errors, bytes, first and last result."""
+
+    results: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    bytes_scanned: int = 0
+    actions: dict[str, int] = field(default_factory=dict)
+    first_us: int | None = None
+    last_us: int | None = None
+
+
+class SqlHistory:
+    """Results in SQL: record batches, search with keyset pages, report per job, apply retention."""
+
+    indexed = frozenset(
+        {"since", "until", "verdict", "connector", "job", "sha256", "location_prefix", "threat"}
+    )
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    def record(self, events: Sequence[dict[str, Any]]) -> None:
+        """Store a batch in one transaction; a request already stored is kept unless it failed."""
+        if not events:
+            return
+        rows = {}
+        for event in events:  # one row per request id within the batch (the last outcome wins)
+            rows[event["scan_request_id"]] = to_row(event)
+        if self.engine.dialect.name == "postgresql":
+            self._record_by_copy(list(rows.values()))
+            return
+        stmt = self._insert(T)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[T.c.scan_request_id],
+            set_={name: stmt.excluded[name] for name in _UPDATED},
+            where=and_((T.c.failed | (T.c.action_status == "error")), T.c.event != stmt.excluded.event),
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt, list(rows.values()))
+
+    def _record_by_copy(self, rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: COPY the batch into a session-local staging table, then one INSERT … SELECT
+        with the same conflict rule (several times faster than row-by-row inserts)."""
+        names = ", ".join(_COLUMNS)
+        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in _UPDATED)
+        import psycopg
+
+        with self.engine.begin() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            try:
+                self._copy_and_insert(driver, rows, names, updates)
+            except psycopg.Error as exc:  # the driver's own error: give callers SQLAlchemy's
+                raise DBAPIError.instance("COPY scan_results_stage", None, exc, psycopg.Error) from exc
+
+    @staticmethod
+    def _copy_and_insert(driver: Any, rows: list[dict[str, Any]], names: str, updates: str) -> None:
+        with driver.cursor() as cur:
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS scan_results_stage ON COMMIT DELETE ROWS AS"
+                f" SELECT {names} FROM scan_results WITH NO DATA"
+            )
+            with cur.copy(f"COPY scan_results_stage ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[name] for name in _COLUMNS])
+            cur.execute(
+                f"INSERT INTO scan_results ({names}) SELECT {names} FROM scan_results_stage"
+                f" ON CONFLICT (scan_request_id) DO UPDATE SET {updates}"
+                " WHERE (scan_results.failed OR scan_results.action_status = 'error')"
+                " AND scan_results.event <> EXCLUDED.event"
+            )
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            raw = conn.execute(select(T.c.event).where(T.c.scan_request_id == request_id)).scalar()
+        return json.loads(raw) if raw else None
+
+    def search(self, filters: ResultFilters, cursor: Cursor | None, limit: int, offset: int = 0) -> Page:
+        """Newest first, ``limit`` at most, after ``cursor`` (``offset``: the 1.x paging, slow when deep)."""
+        conds = _conditions(filters)
+        if cursor is not None:
+            conds.append(tuple_(T.c.ts_us, T.c.id) < tuple_(cursor.ts_us, cursor.id))
+        query = (
+            select(T.c.ts_us, T.c.id, T.c.event)
+            .where(*conds)
+            .order_by(T.c.ts_us.desc(), T.c.id.desc())
+            .limit(limit + 1)
+            .offset(offset)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [json.loads(row.event) for row in rows]
+        last = rows[-1] if rows and more else None
+        return Page(items, Cursor(last.ts_us, last.id).encode() if last is not None else None)
+
+    def iter_events(self, filters: ResultFilters, chunk: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every matching result, newest first, a page at a time (constant memory)."""
+        cursor: Cursor | None = None
+        while True:
+            page = self.search(filters, cursor, chunk)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = Cursor.decode(page.next_cursor)
+
+    def cheap_total(self, filters: ResultFilters) -> int | None:
+        """A job's results are counted (on its index); other totals over millions of rows are not
+        cheap, so those pages carry none (see :meth:`count`)."""
+        if filters.job is not None and set(filters.active) == {"job"}:
+            return self.count(filters)
+        return None
+
+    def count(self, filters: ResultFilters) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(T).where(*_conditions(filters))).scalar() or 0
+            )
+
+    def job_totals(self, job_id: str) -> JobTotals:
+        """Counts of one job's results by verdict and applied action, errors, bytes and time span."""
+        totals = JobTotals()
+        with self.engine.connect() as conn:
+            for row in conn.execute(
+                select(
+                    T.c.verdict,
+                    func.count(),
+                    func.sum(case((T.c.failed, 1), else_=0)),
+                    func.sum(T.c.size_bytes),
+                    func.min(T.c.ts_us),
+                    func.max(T.c.ts_us),
+                )
+                .where(T.c.job_id == job_id)
+                .group_by(T.c.verdict)
+            ):
+                verdict, n, errors, size, first, last = row
+                totals.verdicts[verdict] = int(n)
+                totals.results += int(n)
+                totals.errors += int(errors or 0)
+                totals.bytes_scanned += int(size or 0)
+                totals.first_us = first if totals.first_us is None else min(totals.first_us, first)
+                totals.last_us = last if totals.last_us is None else max(totals.last_us, last)
+            for action, n in conn.execute(
+                select(T.c.action, func.count())
+                .where(T.c.job_id == job_id, T.c.action != "")
+                .group_by(T.c.action)
+            ):
+                totals.actions[action] = int(n)
+        return totals
+
+    # ---- retention -----------------------------------------------------------------------------
+
+    def apply_retention(self, retention: Retention, batch: int = 5000, max_batches: int = 200) -> int:
+        """Delete what ``retention`` no longer keeps, oldest first, ``batch`` rows per transaction;
+        at most ``max_batches`` per call (the periodic task comes back for the rest)."""
+        boundary: tuple[int, int] | None = None
+        if retention.count is not None:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(T.c.ts_us, T.c.id)
+                    .order_by(T.c.ts_us.desc(), T.c.id.desc())
+                    .offset(retention.count - 1)
+                    .limit(1)
+                ).first()
+            if row is not None:
+                boundary = (row.ts_us, row.id)  # the oldest result the count keeps
+        if retention.age_s is not None:
+            cutoff = (to_us_now() - retention.age_s * 1_000_000, 0)
+            boundary = cutoff if boundary is None else max(boundary, cutoff)
+        if boundary is None:
+            return 0
+        deleted = 0
+        for _ in range(max_batches):
+            oldest = (
+                select(T.c.id)
+                .where(tuple_(T.c.ts_us, T.c.id) < tuple_(*boundary))
+                .order_by(T.c.ts_us, T.c.id)
+                .limit(batch)
+                .scalar_subquery()
+            )
+            with self.engine.begin() as conn:
+                n = conn.execute(delete(T).where(T.c.id.in_(oldest))).rowcount or 0
+            deleted += n
+            if n < batch:
+                break
+        if deleted:
+            log.info("results history retention (%s): deleted %d", retention.describe(), deleted)
+        return deleted
+
+
+def to_us_now() -> int:
+    return int(time.time() * 1_000_000)
+
+
+def _conditions(filters: ResultFilters) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if filters.since is not None:
+        conds.append(T.c.ts_us >= to_us(filters.since))
+    if filters.until is not None:
+        conds.append(T.c.ts_us < to_us(filters.until))
+    for wanted, column in (
+        (filters.verdict, T.c.verdict),
+        (filters.connector, T.c.connector_uuid),
+        (filters.job, T.c.job_id),
+        (filters.sha256, T.c.sha256),
+        (filters.threat, T.c.threat_name),
+    ):
+        if wanted is not None:
+            conds.append(column == wanted)
+    if filters.location_prefix:
+        # a byte-wise range (C collation on PostgreSQL, BINARY on SQLite): an index range scan
+        conds.append(T.c.location >= filters.location_prefix)
+        conds.append(T.c.location < _after_prefix(filters.location_prefix))
+    return conds
+
+
+def _after_prefix(prefix: str) -> str:
+    """The smallest string greater than every string that starts with ``prefix``."""
+    last = ord(prefix[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:  # no surrogates in UTF-8 text
+        last = 0xE000
+    if last > 0x10FFFF:
+        return prefix + "\U0010ffff"
+    return prefix[:-1] + chr(last)

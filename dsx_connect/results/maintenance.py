@@ -1,0 +1,84 @@
+"""The SQL history's upkeep, run by the API: schema upgrade at start, then a periodic task that
+writes the outbox (batches the database refused) and applies retention in bounded deletes.
+
+One API replica does a round at a time (a Redis lock); the others skip it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+
+import redis
+
+from dsx_connect import keys
+from dsx_connect.db.migrate import upgrade
+from dsx_connect.results.recorder import drain_outbox, history_for
+from dsx_connect.results.settings import ResultsDbSettings
+
+log = logging.getLogger(__name__)
+
+LOCK = f"{keys.PREFIX}:results:history:maintenance"
+OUTBOX_INTERVAL_S = 5.0
+_LOCK_TTL_S = 600
+
+
+@dataclass
+class Round:
+    written: int = 0
+    deleted: int = 0
+    skipped: bool = False
+
+
+def maintain_once(config: ResultsDbSettings, client: redis.Redis, retention: bool = True) -> Round:
+    """One round: write the outbox, then (if asked) apply retention. Skipped while another runs."""
+    token = uuid.uuid4().hex
+    if not client.set(LOCK, token, nx=True, ex=_LOCK_TTL_S):
+        return Round(skipped=True)
+    try:
+        history = history_for(config.sql_url)
+        done = Round(written=drain_outbox(history, client))
+        if retention and (config.retain.count or config.retain.age_s):
+            done.deleted = history.apply_retention(config.retain, config.retention_batch)
+        return done
+    finally:
+        if client.get(LOCK) == token:
+            client.delete(LOCK)
+
+
+@asynccontextmanager
+async def results_maintenance(config: ResultsDbSettings, client: redis.Redis) -> AsyncIterator[None]:
+    """Upgrade the schema (unless ``migrate_on_start`` is off), then keep the history for the app's life."""
+    if not config.durable:
+        yield
+        return
+    if config.migrate_on_start:
+        await asyncio.to_thread(upgrade, config.sql_url)
+    task = asyncio.create_task(_maintain(config, client))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+async def _maintain(config: ResultsDbSettings, client: redis.Redis) -> None:
+    next_retention = time.monotonic() + min(config.retention_interval_s, 30.0)
+    while True:
+        await asyncio.sleep(min(OUTBOX_INTERVAL_S, config.retention_interval_s))
+        due = time.monotonic() >= next_retention
+        try:
+            done = await asyncio.to_thread(maintain_once, config, client, due)
+        except Exception as exc:  # the database or Redis may be down: try again next round
+            log.warning("results history maintenance failed: %s: %s", type(exc).__name__, exc)
+            continue
+        if due and not done.skipped:
+            next_retention = time.monotonic() + config.retention_interval_s
+        if done.written:
+            log.info("results history: wrote %d results from the outbox", done.written)

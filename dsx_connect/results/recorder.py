@@ -1,0 +1,86 @@
+"""Hands each stored batch of results to the SQL history (``DSXCONNECT_RESULTS_DB`` sqlite/postgresql).
+
+Called by the result step right after Redis stored the batch. A batch the database refuses (down,
+locked, not yet migrated) waits in a Redis list, the outbox, which the API's maintenance task
+writes later: Redis holds the result either way, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import redis
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+
+from dsx_connect import keys
+from dsx_connect.db.engine import shared_engine
+from dsx_connect.results.history import SqlHistory
+from dsx_connect.results.settings import ResultsDbSettings
+
+log = logging.getLogger(__name__)
+
+OUTBOX = f"{keys.PREFIX}:results:history:outbox"  # list of event JSON the history has not taken yet
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def history_for(sql_url: str) -> SqlHistory:
+    """The process's history for ``sql_url`` (one engine and pool per process)."""
+    return _history(sql_url, os.getpid())
+
+
+@lru_cache(maxsize=8)
+def _history(sql_url: str, _pid: int) -> SqlHistory:
+    return SqlHistory(shared_engine(sql_url))
+
+
+def record_history(config: ResultsDbSettings, client: redis.Redis, events: Sequence[dict[str, Any]]) -> bool:
+    """Write ``events`` to the SQL history in one transaction; on failure park them in the outbox.
+
+    Returns whether they were written now. Does nothing without a SQL history.
+    """
+    if not config.durable or not events:
+        return True
+    try:
+        history_for(config.sql_url).record(events)
+        return True
+    except SQLAlchemyError as exc:
+        log.warning(
+            "results history unavailable (%s): %d results wait in the outbox", type(exc).__name__, len(events)
+        )
+        client.rpush(OUTBOX, *(_COMPACT.encode(event) for event in events))
+        return False
+    except Exception:  # a bug here must not cost the batch its notifications: Redis holds the results
+        log.exception("results history: a batch of %d results could not be recorded", len(events))
+        return False
+
+
+def drain_outbox(history: SqlHistory, client: redis.Redis, batch: int = 1000, max_batches: int = 100) -> int:
+    """Write what waits in the outbox, ``batch`` at a time; stops at the first failure (kept for
+    the next round). Run by one process at a time (the maintenance lock)."""
+    written = 0
+    for _ in range(max_batches):
+        raw = client.lrange(OUTBOX, 0, batch - 1)
+        if not raw:
+            break
+        _record_or_skip(history, [json.loads(item) for item in raw])
+        client.ltrim(OUTBOX, len(raw), -1)  # removed only once written
+        written += len(raw)
+    return written
+
+
+def _record_or_skip(history: SqlHistory, events: list[dict[str, Any]]) -> None:
+    """Record a batch; if the database refuses its data (not its availability), record the events
+    one by one and log those it refuses, so one bad event cannot hold the outbox forever."""
+    try:
+        history.record(events)
+    except (DataError, IntegrityError):
+        for event in events:
+            try:
+                history.record([event])
+            except (DataError, IntegrityError) as exc:
+                log.error("results history refused result %s: %s", event.get("scan_request_id"), exc.orig)

@@ -1,0 +1,58 @@
+"""A result event (SPEC §7) as a row of the SQL history, and the few facts derived from it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware (or UTC-naive) time."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_ts_us(value: str | None) -> int:
+    """Microseconds of an RFC 3339 timestamp (0 when absent)."""
+    if not value:
+        return 0
+    return to_us(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def threat_name(event: dict[str, Any]) -> str | None:
+    """The threat a Malicious result names: the scanner's reason (a rule or signature name), else
+    its threat type; None for anything not Malicious."""
+    if event.get("verdict") != "Malicious":
+        return None
+    details = event.get("verdict_details") or {}
+    name = (details.get("reason") or details.get("threat_type") or "").strip()
+    return name[:256] or None
+
+
+def to_row(event: dict[str, Any]) -> dict[str, Any]:
+    """The columns of one event."""
+    action = event.get("action") or {}
+    info = event.get("file_info") or {}
+    connector = event.get("connector") or {}
+    return {
+        "scan_request_id": event["scan_request_id"],
+        "ts_us": parse_ts_us(event.get("timestamp")),
+        "job_id": event.get("job_id") or "",
+        "connector_uuid": connector.get("uuid") or "",
+        "connector_name": (connector.get("name") or "")[:200],
+        "location": event.get("location") or "",
+        "verdict": event.get("verdict") or "",
+        "threat_name": threat_name(event),
+        "sha256": (info.get("sha256") or "").lower() or None,
+        "size_bytes": int(info.get("size_in_bytes") or 0),
+        "action": (action.get("requested") or "") if action.get("applied") else "",
+        "action_status": (action.get("status") or "")[:16],
+        "failed": bool(event.get("error")),
+        "event": _COMPACT.encode(event),
+    }
