@@ -27,7 +27,7 @@ from dsx_connect.api.middleware import RequestContextMiddleware
 from dsx_connect.auth.install import install_security
 from dsx_connect.jobs.stall import watch_stalled_jobs
 from dsx_connect.redis_client import get_redis
-from dsx_connect.settings import get_settings
+from dsx_connect.settings import get_settings, warn_about_split_broker, warn_about_unknown_variables
 from dsx_connect.version import __version__
 from shared.gc_tuning import tune_gc
 from shared.logging import configure_logging
@@ -54,6 +54,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     settings = get_settings()  # a bad value stops the service here, naming the variable
     configure_logging("dsx_connect.api", settings.log_level)
+    warn_about_unknown_variables(log)  # typos and 1.x names without meaning here are never dropped silently
+    warn_about_split_broker(settings, log)
     app = FastAPI(
         title="dsx-connect",
         version=__version__,

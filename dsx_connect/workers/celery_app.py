@@ -16,7 +16,12 @@ from shared.logging import configure_logging
 
 def create_celery_app() -> Celery:
     settings = get_settings()
-    app = Celery("dsx_connect", broker=settings.redis_url, include=["dsx_connect.workers.tasks"])
+    app = Celery(
+        "dsx_connect",
+        broker=settings.broker_url,  # DSXCONNECT_TASKQUEUE__BROKER, else DSXCONNECT_REDIS_URL
+        backend=settings.taskqueue.backend,
+        include=["dsx_connect.workers.tasks"],
+    )
     app.conf.update(
         task_queues=[Queue(name, routing_key=name) for name in ALL_QUEUES],
         task_create_missing_queues=False,  # a typo in a queue name fails loudly

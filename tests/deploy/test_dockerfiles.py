@@ -121,6 +121,7 @@ MODULE_DISTS = {
     "msal": {"msal"},
     "pydantic": {"pydantic"},
     "pydantic_settings": {"pydantic-settings"},
+    "dotenv": {"python-dotenv", "pydantic-settings"},
     "redis": {"redis", "celery"},
     "sse_starlette": {"sse-starlette"},
     "uvicorn": {"uvicorn"},
