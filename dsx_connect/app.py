@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from dsx_connect.api import (
     connectors,
+    dead_letter_1x,
     dlq,
     health,
     jobs,
@@ -84,6 +85,7 @@ def create_app() -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/dlq")
     app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/admin/dead-letter", include_in_schema=False)
+    app.include_router(dead_letter_1x.router, prefix=f"{API_PREFIX}/admin/dead-letter")  # 1.x paths, shapes
     app.include_router(metrics.router)
     app.mount("/", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
     log.info(

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from dsx_connect import keys
 from dsx_connect.api.deps import JobsDep
 from dsx_connect.jobs.store import InvalidTransition, JobNotFound
 
@@ -66,11 +67,21 @@ def get_job(job: Annotated[dict[str, Any], Depends(_job_or_404)]) -> dict[str, A
 
 @router.get("/{job_id}/raw", responses={404: {"description": "unknown job"}})
 def get_job_raw(job_id: JobId, jobs: JobsDep) -> dict[str, Any]:
-    """The stored state of a job; connectors read ``data.paused`` / ``data.cancel`` here."""
+    """The stored state of a job; connectors read ``data.paused`` / ``data.cancel`` here.
+
+    As in 1.x, the answer names the record's ``key`` and its ``ttl``: the seconds before the job is
+    forgotten (``DSXCONNECT_JOBS__RETAIN_S`` after its creation or its last accepted item). A record found without an expiry
+    (re-created by a late update) gets that retention here, so no job is kept forever.
+    """
     raw = jobs.raw(job_id)
     if raw is None:
         raise HTTPException(404, f"job {job_id} not found")
-    return {"job_id": job_id, "data": raw}
+    key = keys.job(job_id)
+    ttl = int(jobs.redis.ttl(key))
+    if ttl == -1:
+        jobs.redis.expire(key, jobs.retain_s)
+        ttl = jobs.retain_s
+    return {"job_id": job_id, "key": key, "ttl": ttl, "data": raw}
 
 
 @router.post("/{job_id}/enqueue_done", responses={404: {"description": "unknown job"}})

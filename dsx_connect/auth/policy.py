@@ -47,6 +47,7 @@ RULES: dict[tuple[str, str], Rule] = {
     **{("GET", path): PUBLIC for path in _PROBES},
     **{("GET", API + path): PUBLIC for path in _PROBES},
     ("GET", API + "/meta"): PUBLIC,
+    ("GET", API + "/version"): PUBLIC,  # the dashboard's badge before sign-in; /meta says as much
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,

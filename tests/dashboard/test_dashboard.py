@@ -50,7 +50,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
     run = StackRun(
-        tmp_path_factory.mktemp("dashboard") / "run", connector_env={"DSXCONNECTOR_MONITOR": "false"}
+        tmp_path_factory.mktemp("dashboard") / "run",
+        env={"DSX_CONNECT_VERSION": __version__},  # as a release image sets it: the badge shows
+        connector_env={"DSXCONNECTOR_MONITOR": "false"},
     )
     stack.write_sample(run.cfg.sample_dir)
     write_files(run.cfg.sample_dir, BULK)
@@ -346,6 +348,7 @@ def test_with_auth_on_the_dashboard_asks_for_an_api_key_first(
         expect(page.locator("#connectors-empty")).to_be_visible()
         expect(page.locator("#live")).to_have_attribute("data-state", "open")
         expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        expect(page.locator("#version")).to_be_hidden()  # a dev build (no DSX_CONNECT_VERSION): no badge
         shot(page, "11-signed-in")
     finally:
         context.close()
