@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from dsx_connect import keys
 from dsx_connect.api.deps import JobsDep
 from dsx_connect.jobs.store import InvalidTransition, JobNotFound
+from dsx_connect.oplog import log_job_complete_once
 
 router = APIRouter(prefix="/scan/jobs", tags=["jobs"])
 
@@ -92,7 +93,10 @@ def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep) -> dict[str, A
         jobs.enqueue_done(job_id, body.enqueued_total, failure=failure)
     except JobNotFound:
         raise HTTPException(404, f"job {job_id} not found") from None
-    return {"status": "success", "message": "enumeration recorded", "job": jobs.get(job_id)}
+    job = jobs.get(job_id)
+    if job is not None:
+        log_job_complete_once(jobs.redis, job)  # every item was scanned before enumeration ended
+    return {"status": "success", "message": "enumeration recorded", "job": job}
 
 
 def _control(action: str, job_id: str, jobs: JobsDep) -> JSONResponse:

@@ -6,6 +6,7 @@ import json
 
 from dsx_connect import keys
 from dsx_connect.jobs.store import job_view
+from dsx_connect.oplog import log_job_complete_once, log_scan_results_notified
 from dsx_connect.workers.context import WorkerContext
 
 
@@ -22,5 +23,8 @@ def run_notify_batch(ctx: WorkerContext, request_ids: list[str], job_ids: list[s
     for job_id in job_ids:
         data = ctx.jobs.raw(job_id)
         if data:
-            redis.publish(keys.channel_job(job_id), json.dumps(job_view(data)))
+            view = job_view(data)
+            redis.publish(keys.channel_job(job_id), json.dumps(view))
+            log_scan_results_notified(view)  # the 1.x operators' lines
+            log_job_complete_once(redis, view)
     return published
