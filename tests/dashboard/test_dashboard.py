@@ -9,6 +9,7 @@ the scan worker frozen (SIGSTOP), so that nothing is scanned before the button i
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,10 +141,104 @@ def test_a_full_scan_from_the_dashboard_shows_its_estimate_and_reaches_100_perce
     expect(job).to_have_attribute("data-status", "completed")
     expect(job.locator(".progress-text")).to_contain_text(f"{total} / {total} files scanned")
     expect(job.locator(".verdicts")).to_contain_text("Malicious 2")
+    expect(job.locator(".complete")).to_have_text(
+        re.compile(rf"^Scan complete: {total} files in (<1s|\d+s|\d+m \d+s), 2 malicious$")
+    )
     shot(page, "02-full-scan-completed")
     assert local.job(job_id)["processed"] == total
     job.get_by_role("button", name=f"Copy job id {job_id}").click()
     assert page.evaluate("navigator.clipboard.readText()") == job_id
+
+
+def list_reads(urls: list[str]) -> list[str]:
+    """The reads of the job list (``GET /scan/jobs?…``), not of one job (``/scan/jobs/{id}``)."""
+    return [url for url in urls if re.search(r"/dsx-connect/api/v1/scan/jobs(\?|$)", url)]
+
+
+def test_the_jobs_page_follows_a_scan_over_sse_alone_and_says_scan_complete(
+    page: Page, local: StackRun, requests_seen: list[str]
+) -> None:
+    page.reload()
+    expect(page.locator("#live")).to_have_attribute("data-state", "open")
+    expect(page.locator("#jobs .job").first).to_be_visible()  # the first load's snapshot is in
+    assert list_reads(requests_seen), "the first load reads the job list once"
+    first_load = len(requests_seen)
+
+    job_id = start_scan_from_the_dashboard(page)
+    job = card(page, job_id)
+    expect(job).to_have_attribute("data-status", "completed", timeout=120_000)
+    done = local.job(job_id)
+    malicious = done["verdicts"].get("Malicious", 0)
+    expect(job.locator(".complete")).to_have_text(
+        re.compile(
+            rf"^Scan complete: {done['processed']} files in (<1s|\d+s|\d+m \d+s), {malicious} malicious$"
+        )
+    )
+    expect(page.locator("#live")).to_have_attribute("data-state", "open")
+    assert list_reads(requests_seen[first_load:]) == [], "the page read the job list again while SSE was up"
+
+
+def test_jobs_are_labelled_by_kind_and_a_single_request_shows_no_percentage(
+    page: Page, local: StackRun
+) -> None:
+    connector = local.connector()
+    sample = stack.sample_files()[0].path
+    answer = local.api.post(
+        "/scan/request", json={"connector": connector, "location": sample, "metainfo": sample}
+    )
+    assert answer.status_code == 202, answer.text
+    page.locator("#tab-scans").click()
+    single = page.locator('.job[data-kind="single"]').first
+    expect(single).to_have_attribute("data-status", "completed", timeout=60_000)
+    expect(single.locator("h3")).to_have_text("filesystem-connector · single request")
+    expect(single.locator(".bar")).to_be_hidden()
+    expect(single.locator(".progress-text")).to_have_text("1 file scanned")
+    expect(page.locator('.job[data-kind="full_scan"] h3').first).to_contain_text("· full scan")
+
+
+def test_the_eta_is_never_0s_midway(page: Page) -> None:
+    eta = page.evaluate(
+        """async () => {
+        const { etaText } = await import("/js/jobs.js");
+        const job = { status: "running", throughput_fps: 500, estimate: { count: null } };
+        return [
+          etaText({ ...job, enqueued_total: null }, 100, 41),  // still enumerating, no estimate: unknown
+          etaText({ ...job, enqueued_total: 1000 }, 1000, 410),  // 590 left at 500/s
+          etaText({ ...job, enqueued_total: 1000 }, 1000, 999),  // one left
+          etaText({ ...job, enqueued_total: 1000, throughput_fps: 0 }, 1000, 410),
+        ];
+      }"""
+    )
+    assert eta == ["–", "1s", "<1s", "–"]
+
+
+def test_the_job_list_filters_and_pages_with_running_jobs_first(page: Page, local: StackRun) -> None:
+    page.locator("#tab-scans").click()
+    connector, sample = local.connector(), stack.sample_files()[1].path
+    for _ in range(10):  # ten more jobs of one file each: more than a page
+        request = {"connector": connector, "location": sample, "metainfo": sample}
+        assert local.api.post("/scan/request", json=request).status_code == 202
+    expect(page.locator("#jobs-pager")).to_be_visible(timeout=30_000)
+    expect(page.locator("#jobs-range")).to_contain_text("1–10 of")
+    expect(page.locator("#jobs .job")).to_have_count(10)
+    page.locator("#jobs-next").click()
+    expect(page.locator("#jobs-range")).to_contain_text("11–")
+    page.locator("#jobs-prev").click()
+    form = page.locator("#jobs-filters")
+    form.locator('select[name="kind"]').select_option("full_scan")
+    expect(page.locator('#jobs .job:not([data-kind="full_scan"])')).to_have_count(0)
+    form.locator('select[name="kind"]').select_option("")
+    form.locator('select[name="status"]').select_option("running")
+    expect(page.locator("#jobs-none-match")).to_be_visible()
+    form.locator('select[name="status"]').select_option("")
+    some = page.locator("#jobs .job").first.get_attribute("data-job-id")
+    form.locator('input[name="text"]').fill(str(some))
+    expect(page.locator("#jobs .job")).to_have_count(1)
+    form.locator('input[name="text"]').fill("")
+    statuses = page.locator("#jobs .job").evaluate_all("cards => cards.map(c => c.dataset.status)")
+    active = [s in ("running", "paused") for s in statuses]
+    assert active == sorted(active, reverse=True), statuses  # running and paused ones come first
+    shot(page, "02b-job-list")
 
 
 def test_pause_holds_the_job_across_a_reload_and_resume_finishes_it(page: Page, local: StackRun) -> None:
