@@ -178,6 +178,22 @@ def test_the_jobs_page_follows_a_scan_over_sse_alone_and_says_scan_complete(
     assert list_reads(requests_seen[first_load:]) == [], "the page read the job list again while SSE was up"
 
 
+def test_after_a_reconnect_the_jobs_page_reads_the_list_once(
+    page: Page, local: StackRun, requests_seen: list[str]
+) -> None:
+    page.locator("#tab-scans").click()
+    expect(page.locator("#live")).to_have_attribute("data-state", "open")
+    before = len(requests_seen)
+    local.kill(["core"])  # every stream drops; EventSource reconnects by itself
+    expect(page.locator("#live")).to_have_attribute("data-state", "error")
+    local.restart(["core"])
+    expect(page.locator("#live")).to_have_attribute("data-state", "open", timeout=30_000)
+    wait_for(lambda: list_reads(requests_seen[before:]), timeout=15, what="the resync after the reconnect")
+    page.wait_for_timeout(1000)  # nothing more follows
+    reads = list_reads(requests_seen[before:])
+    assert len(reads) == 2, reads  # one snapshot: the active jobs and the newest others
+
+
 def test_jobs_are_labelled_by_kind_and_a_single_request_shows_no_percentage(
     page: Page, local: StackRun
 ) -> None:
