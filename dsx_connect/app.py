@@ -17,6 +17,7 @@ from dsx_connect.api import (
     health,
     jobs,
     metrics,
+    notifications,
     results,
     scan_requests,
     subscribe,
@@ -80,6 +81,7 @@ def create_app() -> FastAPI:
         connectors.router,
         subscribe.router,
         superlog.router,
+        notifications.router,
     )
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, mode
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dsx_connect.auth.settings import AuthSettings
+from dsx_connect.notifications.config import NotificationsSettings
 from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
 from shared.env_names import unknown_variables
 from shared.redaction import register_secret
@@ -195,6 +196,7 @@ class Settings(BaseSettings):
     dlq: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     sse: SseSettings = Field(default_factory=SseSettings)
     taskqueue: TaskQueueSettings = Field(default_factory=TaskQueueSettings)  # Celery broker/backend (1.x)
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)  # signed webhooks
     syslog: SyslogSettings = Field(default_factory=SyslogSettings)  # the feed's syslog output (1.x names too)
     superlog: SuperlogSettings = Field(default_factory=SuperlogSettings)  # the scan-result feed to SIEMs
 
@@ -232,6 +234,8 @@ class Settings(BaseSettings):
         shown = self.model_dump(mode="json", exclude={"dsxa_scanner_url", "dsx_api_key"})
         shown["redis_url"] = _redact_url(self.redis_url)
         shown["taskqueue"] = {k: _redact_url(v) if v else v for k, v in shown["taskqueue"].items()}
+        for hook, url in zip(shown["notifications"]["webhooks"], self.notifications.webhooks, strict=True):
+            hook["url"] = url.shown_url  # a query may carry a token
         return shown
 
 
@@ -295,4 +299,5 @@ def get_settings() -> Settings:
     register_secret(*settings.auth.secret_values())  # never written to a log line
     if settings.scanner.auth_token is not None:
         register_secret(settings.scanner.auth_token.get_secret_value())
+    register_secret(*(hook.secret.get_secret_value() for hook in settings.notifications.webhooks))
     return settings

@@ -92,14 +92,18 @@ def _started(**_: object) -> None:
 def _start_superlog(sender: object = None, **_: object) -> None:
     """The SIEM feed's forwarder runs as threads of the worker consuming scan_result_notification_queue
     (``DSXCONNECT_SUPERLOG__FORWARDER``; see ``dsx_connect.superlog.runner``)."""
+    from dsx_connect.notifications.runner import start_in_worker as start_webhooks
     from dsx_connect.superlog.runner import start_in_worker
 
     app = getattr(sender, "app", celery_app)
     start_in_worker(app.amqp.queues.consume_from or ())
+    start_webhooks(app.amqp.queues.consume_from or ())  # the notification webhooks' forwarders
 
 
 @worker_shutdown.connect
 def _stop_superlog(**_: object) -> None:
+    from dsx_connect.notifications.runner import stop_in_worker as stop_webhooks
     from dsx_connect.superlog.runner import stop_in_worker
 
     stop_in_worker()
+    stop_webhooks()
