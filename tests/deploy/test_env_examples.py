@@ -56,6 +56,14 @@ COMPOSE_ONLY = {
     "DSXA_LITE_CONFIG_DIR",
     "DSXA_LITE_ENV_FILE",
     "GCS_CREDENTIALS_DIR",
+    # the DSXA appliance of docker-compose-dsxa.yaml (its own settings, as the DSXA guide names them)
+    "DSXA_IMAGE",
+    "DSXA_HOST_PORT",
+    "APPLIANCE_URL",
+    "TOKEN",
+    "SCANNER_ID",
+    "FLAVOR",
+    "NO_SSL",
 }
 
 
