@@ -92,7 +92,7 @@ ensure_redis() {
 }
 
 APT_LIST=scripts/deps/apt-packages.txt
-NODE_DIR=scripts/deps
+NODE_DIR="${DSX_NODE_DIR:-scripts/deps}"  # where package.json and node_modules live
 
 apt_list() {
   local pkg
