@@ -450,6 +450,9 @@ def test_with_auth_on_the_dashboard_asks_for_an_api_key_first(
         page.goto(url + "/")
         login = page.locator("#login-dialog")
         expect(login).to_be_visible()
+        # a user name and a password field with their autocomplete hints: password managers store the key
+        expect(login.locator('input[autocomplete="username"]')).to_have_value("operator")
+        expect(login.locator('input[type="password"][autocomplete="current-password"]')).to_be_visible()
         page.get_by_label("API key").fill("not-the-key-at-all")
         page.get_by_role("button", name="Sign in").click()
         expect(page.locator("#login-error")).to_have_text("That API key is not valid.")
