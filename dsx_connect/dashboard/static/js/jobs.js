@@ -16,23 +16,26 @@ export const KIND_LABELS = { full_scan: "full scan", monitor: "monitor", single:
 const jobs = new Map(); // job id -> latest job view
 const cards = new Map(); // job id -> card refs (built when first shown)
 const view = { page: 0, status: "", kind: "", text: "" };
-let snapshotTaken = false;
 
 export function initJobs() {
   buildToolbar();
+  let opened = false;
   let interrupted = false;
-  const first = setTimeout(() => snapshot(), 3000); // the stream is slow to open: show something anyway
+  // The stream is slow to open: show the jobs anyway (and read them again once it is open, since
+  // changes in between were not streamed to this page).
+  const slow = setTimeout(() => snapshot(), 3000);
   subscribe(
     "/subscribe/jobs",
     { job_summary: (job) => showJob(job), resync: () => snapshot() },
     {
       open: () => {
-        clearTimeout(first);
-        if (!snapshotTaken || interrupted) snapshot(); // first load, or back after a reconnect
+        clearTimeout(slow);
+        if (!opened || interrupted) snapshot(); // the first load, or back after a reconnect
+        opened = true;
         interrupted = false;
       },
       error: () => {
-        interrupted = true;
+        interrupted = opened;
       },
     },
   );
@@ -40,7 +43,6 @@ export function initJobs() {
 
 /** One read of the current jobs: the active ones and the newest others. */
 async function snapshot() {
-  snapshotTaken = true;
   const [active, recent] = await Promise.all([
     get("/scan/jobs", { status: ["running", "paused"], limit: SNAPSHOT_LIMIT }),
     get("/scan/jobs", { limit: SNAPSHOT_LIMIT }),
