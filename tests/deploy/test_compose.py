@@ -288,3 +288,17 @@ def test_the_rsyslog_profiles_collector_writes_the_feeds_lines(tmp_path: Path) -
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.integration
+def test_the_dsxa_appliance_file_also_passes_docker_compose_config_on_its_own(
+    tasks_module: ModuleType, tmp_path: Path
+) -> None:
+    if shutil.which("docker-compose") is None:
+        pytest.skip(
+            "docker-compose is not installed (Debian: apt-get install docker-compose; make test does it)"
+        )
+    result = tasks_module.compose_config(
+        COMPOSE_DIR / "core.env.example", [COMPOSE_DIR / "docker-compose-dsxa.yaml"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr
