@@ -7,6 +7,7 @@ import { announce, chip, copyText, fmtBytes, fmtDuration, fmtInt, fmtTime, h, sh
 
 const PAGE_SIZE = 10;
 const SNAPSHOT_LIMIT = 200;
+const MAX_KEPT = 1000; // jobs this page holds; past it the oldest finished ones are forgotten
 const FINAL = new Set(["completed", "failed", "cancelled"]);
 const ACTIVE_ORDER = { running: 0, paused: 1 };
 /** What each kind of job is, for people: a full scan, the rolling job of a connector's change events
@@ -62,7 +63,20 @@ function merge(job) {
   if (known && known.status !== job.status && FINAL.has(job.status)) {
     announce(`Job ${shortId(job.job_id)} ${job.status}`);
   }
+  if (jobs.size > MAX_KEPT) forgetOldest();
   return true;
+}
+
+/** A long session sees many jobs (one per single request): keep the newest, and every active one. */
+function forgetOldest() {
+  const finished = [...jobs.values()]
+    .filter((job) => FINAL.has(job.status))
+    .sort((a, b) => String(a.created || "").localeCompare(String(b.created || "")));
+  for (const job of finished.slice(0, jobs.size - MAX_KEPT)) {
+    jobs.delete(job.job_id);
+    cards.get(job.job_id)?.card.remove();
+    cards.delete(job.job_id);
+  }
 }
 
 /** Show (or update) a job. */
