@@ -30,7 +30,7 @@ Environment knobs:
                         every client verifies them against it
   DSX_SYSLOG            1: also start rsyslogd and feed every scan result to it (syslog/scan-results.log)
   DSX_SYSLOG_PORT       its port, UDP and TCP (5514)
-  DSXCONNECT_SCANNER__SCAN_BINARY_URL
+  DSXCONNECT_SCANNER__SCAN_BINARY_URL (or the 1.x DSXCONNECT_SCANNER__BASE_URL, or DSXA_SCANNER_URL)
                         an external DSXA scanner (e.g. http://dsxa.example:5000/scan/binary/v2): the core
                         and workers use it, ``up`` checks that it answers a scan before starting them,
                         and dsxa_lite is not started (its token: DSXCONNECT_SCANNER__AUTH_TOKEN)
@@ -168,12 +168,7 @@ class StackConfig:
                 f"DSX_CONNECTOR={connector!r} (make up CONNECTOR=...) is not one of {', '.join(CONNECTORS)}"
             )
         choice = CONNECTORS[connector]
-        scanner_url = env.get("DSXCONNECT_SCANNER__SCAN_BINARY_URL", "").strip()
-        if scanner_url and urlsplit(scanner_url).scheme not in ("http", "https"):
-            raise StackError(
-                f"DSXCONNECT_SCANNER__SCAN_BINARY_URL={scanner_url!r} is not an http(s) URL "
-                "(e.g. http://dsxa.example:5000/scan/binary/v2)"
-            )
+        scanner_url = external_scanner_url(env)
         return cls(
             scanner_url=scanner_url,
             start_dsxa=not scanner_url or _on(env, "DSX_DSXA"),
@@ -244,6 +239,30 @@ class StackConfig:
     @property
     def quarantine_dir(self) -> Path:
         return self.run_dir / "quarantine"
+
+
+#: the names the core reads a scanner URL from (SPEC §9, §11), as ``make up`` honours them: name -> suffix
+SCANNER_URL_NAMES = {
+    "DSXCONNECT_SCANNER__SCAN_BINARY_URL": "",
+    "DSXCONNECT_SCANNER__BASE_URL": "/scan/binary/v2",  # 1.x: the scanner's base URL
+    "DSXA_SCANNER_URL": "/scan/binary/v2",  # the guide's short name (a full .../v2 URL is kept)
+}
+
+
+def external_scanner_url(env: Mapping[str, str] = os.environ) -> str:
+    """The scan URL of an external scanner the caller exported ('' for none); StackError naming the
+    variable when it is not an http(s) URL."""
+    for name, suffix in SCANNER_URL_NAMES.items():
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        if urlsplit(raw).scheme not in ("http", "https"):
+            raise StackError(
+                f"{name}={raw!r} is not an http(s) URL (e.g. http://dsxa.example:5000/scan/binary/v2)"
+            )
+        url = raw.rstrip("/")
+        return url if not suffix or url.endswith("/v2") else url + suffix
+    return ""
 
 
 def run_dir_from_env(env: Mapping[str, str] = os.environ) -> Path:

@@ -312,3 +312,22 @@ def test_the_scanner_check_reports_a_refused_token(tmp_path: Path) -> None:
         with pytest.raises(stack.StackError, match="answered 401"):
             stack.check_scanner(cfg, {"DSXCONNECT_SCANNER__AUTH_TOKEN": "wrong-token-456"})
         assert stack.check_scanner(cfg, {"DSXCONNECT_SCANNER__AUTH_TOKEN": "right-token-123"}) == "Benign"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("name", "value", "url"),
+    [
+        (
+            "DSXCONNECT_SCANNER__SCAN_BINARY_URL",
+            "https://dsxa.test/scan/binary/v2",
+            "https://dsxa.test/scan/binary/v2",
+        ),
+        ("DSXCONNECT_SCANNER__BASE_URL", "http://dsxa.test:5000/", "http://dsxa.test:5000/scan/binary/v2"),
+        ("DSXA_SCANNER_URL", "http://dsxa.test:5000", "http://dsxa.test:5000/scan/binary/v2"),
+        ("DSXA_SCANNER_URL", "http://dsxa.test:5000/scan/binary/v2", "http://dsxa.test:5000/scan/binary/v2"),
+    ],
+)
+def test_every_name_the_core_reads_a_scanner_url_from_is_honoured(name: str, value: str, url: str) -> None:
+    cfg = stack.StackConfig.from_env({name: value})
+    assert (cfg.scanner_url, cfg.start_dsxa, cfg.scan_binary_url) == (url, False, url)
