@@ -124,6 +124,12 @@ def test_the_dashboard_shows_the_connector_live_and_the_version(page: Page, loca
     expect(page.locator("#version")).to_have_text(f"v{__version__}")
     row = page.locator("#connectors-table tbody tr", has_text="filesystem-connector")
     expect(row).to_contain_text(str(local.cfg.sample_dir))
+    # a long asset path may break after each separator (/ \\ _ . -), mid-word only where a part alone is too long
+    asset = row.locator('td[data-label="Asset"]')
+    path = str(local.cfg.sample_dir)
+    expect(asset.locator("wbr")).to_have_count(sum(c in "/\\_.-" for c in path[:-1]))
+    expect(asset).to_have_text(path)
+    assert asset.evaluate("td => getComputedStyle(td).overflowWrap") == "anywhere"
     expect(row.locator('td[data-label="Health"]')).to_contain_text("healthy")
     expect(row.locator('td[data-label="Version"]')).not_to_have_text("–")
     expect(page.locator("#live")).to_have_attribute("data-state", "open")
