@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from invoke import Context, task
 
@@ -143,6 +144,7 @@ COMPONENTS: dict[str, DeployComponent] = {
             "docker-compose-dsx-connect.secrets.yaml",
             "docker-compose-dsxa.yaml",  # the optional DSXA appliance, beside the core or on its own
             "core.env.example",
+            "make_secrets.py",
             "rsyslog",
             "certs/README.md",
         ),
@@ -416,6 +418,11 @@ def bundle_readme(comp: DeployComponent, version: str) -> str:
         "```bash",
         "docker network create dsx-connect-network   # once per host (core and connectors share it)",
         f"cp {env_file} {env}   # then edit {env}",
+        *(
+            [f"python3 make_secrets.py {env}   # Redis password, server key, enrollment token, API key"]
+            if "make_secrets.py" in comp.compose
+            else []
+        ),
         f"docker compose --env-file {env} -f {compose[0]} up -d",
         "```",
     ]
@@ -654,6 +661,8 @@ def compose_config(
         shutil.copytree(COMPOSE_DIR, workdir, dirs_exist_ok=True)
     env_file = workdir / env_example.name.removesuffix(".example")
     shutil.copyfile(env_example, env_file)
+    if env_example.name == "core.env.example":  # as an admin does: the required secrets, generated
+        compose_secrets().fill(env_file)
     cmd = [binary, "--env-file", str(env_file)]
     for file in files:
         cmd += ["-f", str(workdir / file.name)]
@@ -677,6 +686,38 @@ def _compose_env() -> dict[str, str]:
         "SHAREPOINT_",
     )
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+def compose_secrets() -> ModuleType:
+    """``deploy/compose/make_secrets.py`` (shipped in the core bundle, standard library only)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dsx_make_secrets", COMPOSE_DIR / "make_secrets.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compose_secrets_values(env_file: Path) -> dict[str, str]:
+    """The secrets ``make_secrets.py`` manages, as set in ``env_file``."""
+    names = set(compose_secrets().SECRETS)
+    found = {}
+    for line in env_file.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() in names:
+            found[name.strip()] = value.strip()
+    return found
+
+
+@task(help={"env_file": "the core env file to fill (default deploy/compose/core.env, made from the example)"})
+def secrets(c, env_file=""):
+    """Generate the compose secrets a core env file lacks: Redis password, server key, token, API key."""
+    path = Path(env_file).resolve() if env_file else COMPOSE_DIR / "core.env"
+    if not path.exists():
+        shutil.copyfile(COMPOSE_DIR / "core.env.example", path)
+    generated = compose_secrets().fill(path)
+    print(f"  {path}: " + (f"generated {', '.join(generated)}" if generated else "every secret already set"))
 
 
 @task

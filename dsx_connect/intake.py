@@ -12,6 +12,8 @@ import redis
 
 from dsx_connect import keys
 from dsx_connect.connectors.registry import ConnectorRegistry
+from dsx_connect.jobs.monitor import KIND as MONITOR
+from dsx_connect.jobs.monitor import MonitorJobs
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.queues import SCAN_REQUEST_QUEUE
 from dsx_connect.settings import Settings
@@ -91,14 +93,18 @@ def accept(
         raise UnknownConnectors(missing)
 
     tasks: list[ScanTask] = []
-    singles: set[str] = set()
+    # requests without a job (change events) join their connector's rolling monitor job
+    monitors: dict[str, str] = {}
     accepted_at = utcnow_iso()  # once per batch: formatting the time costs more than building a task
     for req in requests:
         assert req.connector is not None
         connector = connectors[req.connector.uuid]
-        job_id = req.scan_job_id or uuid.uuid4().hex
-        if req.scan_job_id is None:
-            singles.add(job_id)
+        job_id = req.scan_job_id
+        if job_id is None:
+            job_id = monitors.get(connector.uuid)
+            if job_id is None:
+                rolling = MonitorJobs(client, settings.jobs.monitor_roll_s, settings.jobs.retain_s)
+                job_id = monitors[connector.uuid] = rolling.current(connector.uuid, connector.name)
         tasks.append(
             ScanTask(
                 id=request_id_for(job_id, req.job_item_id),
@@ -117,12 +123,11 @@ def accept(
     per_job = Counter(t.job_id for t in tasks)
     check_capacity(client, settings, per_job)
     pipe = client.pipeline(transaction=False)
+    monitor_ids = set(monitors.values())
     for job_id in per_job:
         first = next(t for t in tasks if t.job_id == job_id)
-        kind = "single" if job_id in singles else "full_scan"
-        jobs.ensure(pipe, job_id, first.connector_uuid, first.connector_name, kind)
-        if job_id in singles:  # a job of one: its enumeration is done by definition
-            pipe.hset(keys.job(job_id), mapping={"enqueue_done": "1", "reported_total": "1"})
+        kind = MONITOR if job_id in monitor_ids else "full_scan"
+        jobs.ensure(pipe, job_id, first.connector_uuid, first.connector_name, kind)  # refreshes its TTL
     pipe.execute()
     # Counted once per request id before publishing: a batch resubmitted because its answer was lost
     # (the core died after this point) is published again, and the steps are idempotent on the id.

@@ -87,3 +87,11 @@ def auth_nonce(key_id: str, nonce: str) -> str:
 def auth_session(session_hash: str) -> str:
     """An operator's dashboard session, by the SHA-256 of its cookie value."""
     return f"{PREFIX}:auth:session:{session_hash}"
+
+
+# ---- additions (rolling monitor jobs, issue #13) ------------------------------------------------
+
+
+def monitor_job(connector_uuid: str) -> str:
+    """The id of the connector's current monitor job (where its change events go; expires)."""
+    return f"{PREFIX}:monitor-job:{connector_uuid}"

@@ -138,6 +138,11 @@ class JobsSettings(BaseModel):
         description="accepted but unfinished items per job past which intake answers 429",
     )
     retain_s: int = Field(default=30 * 86400, ge=3600)
+    monitor_roll_s: int = Field(
+        default=86400,
+        ge=60,
+        description="a connector's monitor job (its change events) rolls over to a new one after this long",
+    )
 
 
 REDIS_URL_PATTERN = r"^(redis|rediss|unix)://"

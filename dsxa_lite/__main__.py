@@ -1,7 +1,8 @@
 """Run dsxa_lite.
 
-``python -m dsxa_lite`` (or ``serve``) listens on ``DSXA_LITE_HOST``:``DSXA_LITE_PORT`` (default
-0.0.0.0:5000) with httptools and uvloop. ``python -m dsxa_lite scan FILE...`` scans files once,
+``python -m dsxa_lite`` (or ``serve [--host H] [--port P]``) listens on ``DSXA_LITE_HOST``:
+``DSXA_LITE_PORT`` (default 127.0.0.1:5000: only this machine; containers set 0.0.0.0) with
+httptools and uvloop, and warns at start when it serves without a token on another address. ``python -m dsxa_lite scan FILE...`` scans files once,
 without a server, and prints one SPEC §3 verdict per line (exit status 1 if any is Malicious).
 """
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -21,6 +24,29 @@ from dsxa_lite.settings import DsxaLiteSettings, get_settings
 from shared.models import Verdict
 
 CHUNK_BYTES = 1024 * 1024
+
+log = logging.getLogger("dsxa_lite")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only reaches this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, has_token: bool) -> str | None:
+    """The warning to log when the scanner would serve without a token beyond loopback."""
+    if has_token or is_loopback(host):
+        return None
+    return (
+        f"dsxa_lite listens on {host} without a token: anyone who reaches this address can scan "
+        "files and read verdicts; set DSXA_LITE_AUTH_TOKEN (the core sends it as "
+        "DSXCONNECT_SCANNER__AUTH_TOKEN) or bind 127.0.0.1"
+    )
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
@@ -63,7 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m dsxa_lite", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve the DSXA protocol (default)")
+    serve = commands.add_parser("serve", help="serve the DSXA protocol (default)")
+    serve.add_argument("--host", help="address to bind (DSXA_LITE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (DSXA_LITE_PORT, default 5000)")
     scan = commands.add_parser("scan", help="scan files once and print their verdicts")
     scan.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
@@ -73,11 +101,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
+    from shared.logging import configure_logging
+
+    host = getattr(args, "host", None) or settings.host
+    port = getattr(args, "port", None) or settings.port
+    configure_logging("dsxa_lite")
+    warning = exposure_warning(host, settings.auth_token is not None)
+    if warning is not None:
+        log.warning(warning, extra={"host": host})
     # log_config=None: uvicorn's records flow through our JSON handler (shared.logging)
     uvicorn.run(
         "dsxa_lite.app:app",
-        host=settings.host,
-        port=settings.port,
+        host=host,
+        port=port,
         http="httptools",
         loop="uvloop",
         log_config=None,

@@ -3,18 +3,23 @@
 Run: ``uvicorn dsxa_lite.app:app --port 5000`` (httptools + uvloop are picked up when installed),
 or ``python -m dsxa_lite``. Settings: ``dsxa_lite.settings`` (prefix ``DSXA_LITE_``).
 Rules and block list are loaded at import, so a bad configuration stops the process before it
-listens, with the variable named.
+listens, with the variable named. ``SIGHUP`` (or ``POST /admin/reload``) reloads them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from dsxa_lite.api import health, scan
+from dsxa_lite.api import admin, by_path, health, scan
+from dsxa_lite.by_path import PathScans
 from dsxa_lite.service import ScanService
 from dsxa_lite.settings import DsxaLiteSettings, get_settings
 from dsxa_lite.version import __version__
@@ -23,20 +28,45 @@ from shared.logging import configure_logging
 log = logging.getLogger("dsxa_lite")
 
 
+def _on_sighup(service: ScanService, tasks: set[asyncio.Task[Any]]) -> None:
+    task = asyncio.get_running_loop().create_task(service.reload("SIGHUP"))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
 def create_app(settings: DsxaLiteSettings | None = None) -> FastAPI:
     """Build the app with its engines compiled from ``settings`` (the environment by default)."""
     configure_logging("dsxa_lite")
     settings = settings or get_settings()
     service = ScanService(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[Any]] = set()
+        handled = False
+        with suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread / OS
+            loop.add_signal_handler(signal.SIGHUP, _on_sighup, service, tasks)
+            handled = True
+        try:
+            yield
+        finally:
+            if handled:
+                loop.remove_signal_handler(signal.SIGHUP)
+
     application = FastAPI(
         title="dsxa_lite",
         version=__version__,
-        summary="DSXA-protocol scanner: EICAR, SHA-256 block list and YARA (yara-x).",
+        summary="DSXA-protocol scanner: EICAR, SHA-256 block list, YARA (yara-x), archives, optional ClamAV.",
+        lifespan=lifespan,
         # no OpenTelemetry here: skip FastAPI's per-request check for configured providers
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     application.state.scan_service = service
+    application.state.path_scans = PathScans(settings.by_path_results)
     application.router.routes[:0] = scan.serving_routes()  # hot path: plain routes, matched first
+    application.include_router(by_path.router)
+    application.include_router(admin.router)
     application.include_router(health.router)
 
     def openapi() -> dict[str, Any]:
@@ -50,12 +80,15 @@ def create_app(settings: DsxaLiteSettings | None = None) -> FastAPI:
         return application.openapi_schema
 
     application.openapi = openapi  # type: ignore[method-assign]
+    ruleset = service.ruleset
     log.info(
         "engines loaded",
         extra={
-            "rules_version": service.rules_version,
-            "rule_files": service.yara.files,
-            "blocklist_size": len(service.blocklist),
+            "rules_version": ruleset.rules_version,
+            "identity": ruleset.identity,
+            "rule_files": ruleset.yara.files,
+            "blocklist_size": len(ruleset.blocklist),
+            "clamd": settings.clamd,
             "auth": service.auth_token is not None,
         },
     )

@@ -1,54 +1,89 @@
-"""The scan service: the engines in order, and the verdict each body gets.
+"""The scan service: the engines in order, archives opened, and the verdict each body gets.
 
-Order: size check, EICAR, block list, YARA; the first hit wins. Small bodies are scanned on the
-event loop (a few µs); spooled ones in a worker thread, at most ``LARGE_SCAN_CONCURRENCY`` at once.
+Order: size check, EICAR, block list, YARA, ClamAV (when configured); the first hit wins. An
+archive with no hit on its own bytes is then unpacked (``dsxa_lite.archives``) and the worst
+member's verdict wins. Small plain bodies are scanned on the event loop (a few µs); spooled
+bodies, archives and anything ClamAV must see go to a worker thread, at most
+``LARGE_SCAN_CONCURRENCY`` at once.
+
+The engines live in a :class:`~dsxa_lite.ruleset.RuleSet` that :meth:`ScanService.reload`
+replaces atomically (compiled in a thread, swapped with one assignment on the event loop).
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import logging
+import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
 
+from dsxa_lite.archives import CONTAINER_TYPES, ArchiveLimits, ArchiveScan
+from dsxa_lite.archives.walker import UNSUPPORTED_CONTAINERS
 from dsxa_lite.body import ReceivedBody
-from dsxa_lite.engines import Engine, Hit, ScanInput, ScanTimeout
-from dsxa_lite.engines.blocklist import BlocklistEngine, read_blocklist_file
-from dsxa_lite.engines.eicar import EicarEngine
-from dsxa_lite.engines.yara import YARA_X_VERSION, YaraEngine
+from dsxa_lite.cache import VerdictCache
+from dsxa_lite.engines import Engine, ScanInput, ScanTimeout
+from dsxa_lite.engines.clamav import ClamdError
 from dsxa_lite.filetype import detect_file_type
+from dsxa_lite.ruleset import RuleSet, RuleSetError, load_ruleset
 from dsxa_lite.settings import SHA256_RE, DsxaLiteSettings
-from shared.models import Verdict
+from dsxa_lite.threats import ThreatType
+from shared.models import Verdict, utcnow_iso
+from shared.settings import SettingsError
 
 BENIGN_DESCRIPTION = "File identified as benign"
 MALICIOUS_DESCRIPTION = "File identified as malicious"
+NOT_SCANNED_DESCRIPTION = "File could not be scanned"
+NON_COMPLIANT_DESCRIPTION = "File does not comply with the scanner's limits"
+UNSUPPORTED_DESCRIPTION = "File type not supported"
 FILE_TOO_LARGE = "File Size Too Large"
+_DESCRIPTIONS = {
+    Verdict.BENIGN: BENIGN_DESCRIPTION,
+    Verdict.MALICIOUS: MALICIOUS_DESCRIPTION,
+    Verdict.NOT_SCANNED: NOT_SCANNED_DESCRIPTION,
+    Verdict.NON_COMPLIANT: NON_COMPLIANT_DESCRIPTION,
+    Verdict.UNSUPPORTED: UNSUPPORTED_DESCRIPTION,
+}
 
 log = logging.getLogger("dsxa_lite.scan")
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the engines concluded about one file (the scan-independent part of a verdict)."""
+    """What the engines concluded about one file (the scan-independent part of a verdict).
+
+    ``container_*`` describe an unpacked archive: members scanned (all levels), their bytes, and
+    the archive's own SHA-256 (None for a file that is not an archive).
+    """
 
     verdict: str
     event_description: str
     reason: str
-    threat_type: str | None
+    threat_type: ThreatType | None
     file_type: str
     size: int
     sha256: str
+    identity: str = ""
+    container_files_scanned: int = 0
+    container_files_scanned_size: int = 0
+    container_hash: str | None = None
 
 
 def verdict_document(
-    outcome: Outcome, duration_us: int, protected_entity: int = 1, custom_metadata: str | None = None
+    outcome: Outcome,
+    duration_us: int,
+    protected_entity: int = 1,
+    custom_metadata: str | None = None,
+    scan_guid: str | None = None,
 ) -> dict[str, object]:
-    """The SPEC §3 response object for ``outcome``, with a fresh ``scan_guid``."""
+    """The SPEC §3 response object for ``outcome`` (a fresh ``scan_guid`` unless given), with
+    DSXA's container fields and ``engine_version`` (the scanner's identity, see ``RuleSet``)."""
     return {
-        "scan_guid": uuid.uuid4().hex,
+        "scan_guid": scan_guid or uuid.uuid4().hex,
         "verdict": outcome.verdict,
         "verdict_details": {
             "event_description": outcome.event_description,
@@ -59,10 +94,14 @@ def verdict_document(
             "file_type": outcome.file_type,
             "file_size_in_bytes": outcome.size,
             "file_hash": outcome.sha256,
+            "container_hash": outcome.container_hash,
         },
         "scan_duration_in_microseconds": duration_us,
+        "container_files_scanned": outcome.container_files_scanned,
+        "container_files_scanned_size": outcome.container_files_scanned_size,
         "protected_entity": protected_entity,
         "X-Custom-Metadata": custom_metadata,
+        "engine_version": outcome.identity,
     }
 
 
@@ -70,47 +109,106 @@ class ScanFailed(Exception):
     """An engine failed on a file (already logged with its traceback): a 500, retryable."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What a reload did: ``ok`` with the new identity, or the reason the old rules stay."""
+
+    ok: bool
+    trigger: str
+    at: str
+    rules_version: str
+    identity: str
+    error: str | None = None
+
+
 class ScanService:
-    """Builds the engines once from settings and scans bodies with them."""
+    """Holds the current rule set and scans bodies with it."""
 
     def __init__(self, settings: DsxaLiteSettings) -> None:
         self.settings = settings
         token = settings.auth_token
         self.auth_token = token.get_secret_value().encode() if token is not None else None
-        hashes = list(settings.blocklist)
-        if settings.blocklist_file is not None:
-            hashes += read_blocklist_file(settings.blocklist_file)
-        self.eicar = EicarEngine()
-        self.blocklist = BlocklistEngine(hashes)
-        self.yara = YaraEngine(
-            settings.rules_dir,
-            timeout_s=settings.scan_timeout_s,
-            window_bytes=settings.yara_window_bytes,
-            overlap_bytes=settings.yara_window_overlap_bytes,
+        try:
+            self.ruleset: RuleSet = load_ruleset(settings)
+        except RuleSetError as exc:
+            raise SettingsError(str(exc)) from None
+        self.limits = ArchiveLimits(
+            max_depth=settings.archive_max_depth,
+            max_members=settings.archive_max_members,
+            max_total_bytes=settings.archive_max_total_bytes,
+            max_ratio=settings.archive_max_ratio,
+            ratio_floor_bytes=settings.archive_ratio_floor_bytes,
+            time_limit_s=settings.archive_time_limit_s,
         )
-        self.engines: tuple[Engine, ...] = (self.eicar, self.blocklist, self.yara)
-        self.engine_version = f"yara-x {YARA_X_VERSION}"
-        combined = f"rules:{self.yara.digest}\nblocklist:{self.blocklist.digest}\n"
-        self.rules_version = hashlib.sha256(combined.encode()).hexdigest()[:16]
+        self.passwords = [secret.get_secret_value() for secret in settings.archive_passwords]
+        self.cache: VerdictCache[Outcome] = VerdictCache(settings.verdict_cache_size)
+        self.last_reload: ReloadResult | None = None
+        self._unpacked = CONTAINER_TYPES if settings.archives else frozenset()
         self._limiter: anyio.CapacityLimiter | None = None
+        self._reload_lock: asyncio.Lock | None = None
 
-    def detect(self, item: ScanInput) -> Hit | None:
-        """The first engine hit for ``item``, or None."""
-        for engine in self.engines:
-            hit = engine.scan(item)
-            if hit is not None:
-                return hit
-        return None
+    # the current rule set's parts, for the health routes and the logs
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        return self.ruleset.engines
 
-    def scan(self, body: ReceivedBody) -> Outcome:
-        """Verdict for a received body (blocking: call it in a thread for spooled bodies)."""
-        file_type = detect_file_type(body.head)
+    @property
+    def rules_version(self) -> str:
+        return self.ruleset.rules_version
+
+    @property
+    def engine_version(self) -> str:
+        return self.ruleset.engine_version
+
+    @staticmethod
+    def _outcome(
+        ruleset: RuleSet,
+        body: ReceivedBody,
+        file_type: str,
+        verdict: Verdict,
+        reason: str,
+        *,
+        description: str | None = None,
+        threat_type: ThreatType | None = None,
+        files_scanned: int = 0,
+        bytes_scanned: int = 0,
+        container_hash: str | None = None,
+    ) -> Outcome:
+        return Outcome(
+            verdict.value,
+            description or _DESCRIPTIONS[verdict],
+            reason,
+            threat_type,
+            file_type,
+            body.size,
+            body.sha256,
+            ruleset.identity,
+            files_scanned,
+            bytes_scanned,
+            container_hash,
+        )
+
+    def scan(
+        self, body: ReceivedBody, passwords: Sequence[str] = (), file_type: str | None = None
+    ) -> Outcome:
+        """Verdict for a received body (blocking: call it in a thread unless it is small and plain)."""
+        ruleset = self.ruleset  # one rule set for the whole scan, whatever a reload does meanwhile
+        if file_type is None:
+            file_type = detect_file_type(body.head)
         if body.too_large:
             limit = self.settings.max_file_size_bytes
             description = f"File of {body.size} bytes exceeds the scanner limit of {limit} bytes"
-            return Outcome(
-                Verdict.NON_COMPLIANT, description, FILE_TOO_LARGE, None, file_type, body.size, body.sha256
+            return self._outcome(
+                ruleset, body, file_type, Verdict.NON_COMPLIANT, FILE_TOO_LARGE, description=description
             )
+        outcome = self._scan(ruleset, body, file_type, passwords)
+        if outcome.verdict != Verdict.NOT_SCANNED:
+            self.cache.put(ruleset.identity, body.sha256, outcome)
+        return outcome
+
+    def _scan(
+        self, ruleset: RuleSet, body: ReceivedBody, file_type: str, passwords: Sequence[str]
+    ) -> Outcome:
         item = ScanInput(
             body.sha256,
             body.size,
@@ -121,60 +219,138 @@ class ScanService:
         )
         failure = None
         try:
-            hit = self.detect(item)
-        except ScanTimeout as exc:
+            hit = ruleset.detect(item)
+            if hit is not None:
+                return self._outcome(
+                    ruleset, body, file_type, Verdict.MALICIOUS, hit.reason, threat_type=hit.threat_type
+                )
+            if file_type in CONTAINER_TYPES and self.settings.archives:
+                return self._scan_archive(ruleset, body, file_type, passwords)
+            if file_type in UNSUPPORTED_CONTAINERS and self.settings.archives:
+                return self._outcome(
+                    ruleset, body, file_type, Verdict.UNSUPPORTED, f"{file_type} archives are not unpacked"
+                )
+            # built directly: the one outcome of nearly every scan
             return Outcome(
-                Verdict.NOT_SCANNED,
-                "File could not be scanned",
-                str(exc),
-                None,
-                file_type,
-                body.size,
-                body.sha256,
+                "Benign", BENIGN_DESCRIPTION, "", None, file_type, body.size, body.sha256, ruleset.identity
             )
+        except ScanTimeout as exc:
+            return self._outcome(ruleset, body, file_type, Verdict.NOT_SCANNED, str(exc))
+        except ClamdError as exc:
+            log.warning("clamd failed", extra={"error": str(exc), "sha256": body.sha256})
+            failure = f"scan failed: {exc}"
         except Exception as exc:
             log.warning("scan failed", exc_info=True, extra={"sha256": body.sha256, "size": body.size})
             failure = f"scan failed: {type(exc).__name__}"
-        if failure is not None:
-            # raised outside the except block: no traceback (whose frames hold this thread's
-            # yara_x.Scanner) travels to the event loop's thread
-            raise ScanFailed(failure)
-        if hit is None:
-            return Outcome(Verdict.BENIGN, BENIGN_DESCRIPTION, "", None, file_type, body.size, body.sha256)
-        return Outcome(
-            Verdict.MALICIOUS,
-            MALICIOUS_DESCRIPTION,
-            hit.reason,
-            hit.threat_type,
+        # raised outside the except block: no traceback (whose frames hold this thread's
+        # yara_x.Scanner) travels to the event loop's thread
+        raise ScanFailed(failure)
+
+    def _scan_archive(
+        self, ruleset: RuleSet, body: ReceivedBody, file_type: str, passwords: Sequence[str]
+    ) -> Outcome:
+        walk = ArchiveScan(
+            ruleset.detect_member,
+            self.limits,
+            container_size=body.size,
+            passwords=[*passwords, *self.passwords],
+            spool_threshold=self.settings.spool_threshold_bytes,
+            spool_dir=self.settings.spool_dir,
+        )
+        with ruleset.yara.session():
+            result = walk.run(body, file_type)
+        return self._outcome(
+            ruleset,
+            body,
             file_type,
-            body.size,
-            body.sha256,
+            result.verdict,
+            result.reason,
+            threat_type=result.threat_type,
+            files_scanned=result.files_scanned,
+            bytes_scanned=result.bytes_scanned,
+            container_hash=body.sha256,
         )
 
     def close(self) -> None:
         """Release the engines' per-thread state; call from the thread that built the service."""
-        self.yara.close()
+        self.ruleset.close()
 
-    async def ascan(self, body: ReceivedBody) -> Outcome:
-        """:meth:`scan`, in place for bodies in memory and in a limited worker thread otherwise."""
-        if body.spool is None:
-            return self.scan(body)
+    async def ascan(self, body: ReceivedBody, passwords: Sequence[str] = ()) -> Outcome:
+        """:meth:`scan`, in place for small plain bodies (in memory, not an archive, no clamd to
+        ask) and in a limited worker thread otherwise."""
+        file_type = detect_file_type(body.head)
+        if body.too_large or (
+            body.spool is None and file_type not in self._unpacked and self.ruleset.clamav is None
+        ):
+            return self.scan(body, passwords, file_type)
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.settings.large_scan_concurrency)
-        return await anyio.to_thread.run_sync(self.scan, body, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(self.scan, body, passwords, file_type, limiter=self._limiter)
 
     def lookup_hash(self, sha256: str) -> Outcome:
-        """Verdict for a bare SHA-256: Malicious when known bad, else Unknown (the file itself
-        was never seen, so it cannot be called benign).
+        """Verdict for a bare SHA-256: the block list (and EICAR's hash), then the verdict this
+        scanner gave the file when it last saw it, else Unknown (never seen: not called benign).
         """
         sha256 = sha256.strip().lower()
         if not SHA256_RE.fullmatch(sha256):
             raise ValueError("not a SHA-256 hex digest")
-        hit = self.eicar.lookup(sha256) or self.blocklist.lookup(sha256)
-        if hit is None:
+        ruleset = self.ruleset
+        hit = ruleset.eicar.lookup(sha256) or ruleset.blocklist.lookup(sha256)
+        if hit is not None:
             return Outcome(
-                Verdict.UNKNOWN, "Hash not known", "Hash not on the block list", None, "Unknown", 0, sha256
+                Verdict.MALICIOUS.value,
+                MALICIOUS_DESCRIPTION,
+                hit.reason,
+                hit.threat_type,
+                "Unknown",
+                0,
+                sha256,
+                ruleset.identity,
             )
+        seen = self.cache.get(ruleset.identity, sha256)
+        if seen is not None:
+            return seen
         return Outcome(
-            Verdict.MALICIOUS, MALICIOUS_DESCRIPTION, hit.reason, hit.threat_type, "Unknown", 0, sha256
+            Verdict.UNKNOWN.value,
+            "Hash not known",
+            "Hash not on the block list and not seen by this scanner",
+            None,
+            "Unknown",
+            0,
+            sha256,
+            ruleset.identity,
         )
+
+    async def reload(self, trigger: str) -> ReloadResult:
+        """Rebuild the rule set from the rules folder, block list and clamd, off the event loop,
+        and swap it in; on failure keep the current one and say why. One reload at a time."""
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        async with self._reload_lock:
+            owner = threading.current_thread()
+            try:
+                fresh = await anyio.to_thread.run_sync(load_ruleset, self.settings, owner)
+            except RuleSetError as exc:
+                current = self.ruleset
+                result = ReloadResult(
+                    False, trigger, utcnow_iso(), current.rules_version, current.identity, str(exc)
+                )
+                log.error(
+                    "rules reload failed; the current rules stay",
+                    extra={"trigger": trigger, "error": str(exc)},
+                )
+            else:
+                old, self.ruleset = self.ruleset, fresh
+                old.close()  # on the event loop's thread, the owner of its inline scanner
+                self.cache.clear()
+                result = ReloadResult(True, trigger, utcnow_iso(), fresh.rules_version, fresh.identity)
+                log.info(
+                    "rules reloaded",
+                    extra={
+                        "trigger": trigger,
+                        "rules_version": fresh.rules_version,
+                        "previous": old.rules_version,
+                    },
+                )
+            self.last_reload = result
+            return result

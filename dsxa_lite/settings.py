@@ -39,7 +39,16 @@ class DsxaLiteSettings(BaseSettings):
       missed where it straddles two windows).
     - ``SCAN_TIMEOUT_S``: YARA timeout of one scan call (one window for large files).
     - ``LARGE_SCAN_CONCURRENCY``: spooled files scanned at once (each holds one window in memory).
-    - ``HOST`` / ``PORT``: where ``python -m dsxa_lite`` listens.
+    - ``ARCHIVE_*``: limits of unpacking archives (:class:`dsxa_lite.archives.ArchiveLimits`):
+      ``MAX_DEPTH``, ``MAX_MEMBERS``, ``MAX_TOTAL_BYTES``, ``MAX_RATIO`` (past
+      ``RATIO_FLOOR_BYTES``), ``TIME_LIMIT_S``; ``ARCHIVE_PASSWORDS`` (CSV) are tried on encrypted
+      members after the request's ``scan_password`` header; ``ARCHIVES=false`` turns unpacking off.
+    - ``SCAN_ROOTS``: folders ``GET /scan/by_path`` may read (CSV; empty: the route is off).
+    - ``VERDICT_CACHE_SIZE``: verdicts kept by SHA-256 for ``/scan/by_hash`` (0: none).
+    - ``CLAMD``: a clamd to ask too (``/path/to/clamd.sock``, ``unix:/path`` or ``host:port``);
+      ``CLAMD_TIMEOUT_S`` per call.
+    - ``HOST`` / ``PORT``: where ``python -m dsxa_lite`` listens (127.0.0.1 unless told otherwise:
+      containers set ``0.0.0.0``).
     - ``USE_TLS`` / ``TLS_CERTFILE`` / ``TLS_KEYFILE``: serve HTTPS (``python -m dsxa_lite``; under
       uvicorn directly, pass ``--ssl-certfile``/``--ssl-keyfile``).
     """
@@ -57,7 +66,20 @@ class DsxaLiteSettings(BaseSettings):
     yara_window_overlap_bytes: int = Field(default=64 * KiB, ge=0)
     scan_timeout_s: int = Field(default=30, ge=1)
     large_scan_concurrency: int = Field(default=2, ge=1)
-    host: str = "0.0.0.0"
+    archives: bool = True
+    archive_max_depth: int = Field(default=5, ge=1, le=64)
+    archive_max_members: int = Field(default=100_000, ge=1)
+    archive_max_total_bytes: int = Field(default=4 * GiB, ge=1)
+    archive_max_ratio: int = Field(default=100, ge=1)
+    archive_ratio_floor_bytes: int = Field(default=32 * MiB, ge=0)
+    archive_time_limit_s: float = Field(default=60.0, gt=0)
+    archive_passwords: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    scan_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    verdict_cache_size: int = Field(default=100_000, ge=0)
+    by_path_results: int = Field(default=10_000, ge=1)
+    clamd: str | None = None
+    clamd_timeout_s: float = Field(default=30.0, gt=0)
+    host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=1, le=65535)
     use_tls: bool = False
     tls_certfile: Path | None = None
@@ -68,7 +90,7 @@ class DsxaLiteSettings(BaseSettings):
     def _empty_token_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("blocklist", mode="before")
+    @field_validator("blocklist", "archive_passwords", "scan_roots", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -77,12 +99,35 @@ class DsxaLiteSettings(BaseSettings):
 
     @field_validator("blocklist")
     @classmethod
-    def _hashes_are_sha256(cls, value: list[str]) -> list[str]:
-        hashes = [h.lower() for h in value]
-        bad = [h for h in hashes if not SHA256_RE.fullmatch(h)]
-        if bad:
-            raise ValueError(f"not a SHA-256 hex digest: {bad[0][:80]!r}")
-        return hashes
+    def _entries_are_sha256_and_threat_type(cls, value: list[str]) -> list[str]:
+        # "<sha256>" or "<sha256>:<THREAT_TYPE>"; kept as text, parsed by the block-list engine
+        from dsxa_lite.engines.blocklist import parse_entry
+
+        entries = []
+        for entry in value:
+            digest, kind = parse_entry(entry, separator=":")
+            entries.append(f"{digest}:{kind}")
+        return entries
+
+    @field_validator("scan_roots")
+    @classmethod
+    def _roots_are_folders(cls, value: list[Path]) -> list[Path]:
+        roots = []
+        for root in value:
+            if not root.is_absolute() or not root.is_dir():
+                raise ValueError(f"not an absolute path to a folder: {str(root)!r}")
+            roots.append(root.resolve())
+        return roots
+
+    @field_validator("clamd")
+    @classmethod
+    def _clamd_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from dsxa_lite.engines.clamav import parse_address
+
+        parse_address(value)
+        return value.strip()
 
     @field_validator("rules_dir")
     @classmethod

@@ -5,6 +5,7 @@ In one run, on the same generated files:
       before and after (b), the ratio taking their mean (the machine's speed drifts);
   (b) a full scan through the whole local stack: connector hop and all four queues included;
   (c) optionally one large sparse file scanned end to end, with every process's peak RSS.
+``--dsxa-only`` runs ``scripts/bench_dsxa.py`` instead (dsxa_lite alone, against a baseline revision).
 Throughput goals are judged as ratios within the run (PERFORMANCE.md), never in timed tests.
 """
 
@@ -161,6 +162,11 @@ def timed_full_scan(cfg: stack.StackConfig, connector: dict[str, Any]) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--dsxa-only" in argv:  # dsxa_lite alone (scripts/bench_dsxa.py): files/s and a 1 GiB zip
+        from scripts import bench_dsxa
+
+        return bench_dsxa.main([arg for arg in argv if arg != "--dsxa-only"])
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

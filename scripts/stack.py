@@ -40,7 +40,9 @@ the services unchanged.
 
 Auth is on (SPEC §8): ``up`` generates an enrollment token, an operator API key and a server key into
 ``auth.json`` of the run directory (mode 0600, kept across runs), hands them to every service and
-prints the operator key (the dashboard's login, ``X-API-Key`` for the API).
+prints the operator key (the dashboard's login, ``X-API-Key`` for the API). Redis requires a password
+(SPEC §8), generated into the same file: the core and workers get ``redis://:<password>@…``, and the
+password reaches redis-server through ``redis/redis.conf`` (mode 0600), never its command line.
 ``DSXCONNECT_AUTH__ENABLED=false`` and ``DSXCONNECTOR_AUTH__ENABLED=false`` turn it off. Standard library only: ``down`` and ``status`` run on any Python 3.11+.
 """
 
@@ -70,7 +72,7 @@ from dataclasses import dataclass, field, replace
 from http.client import HTTPException
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 API_PREFIX = "/dsx-connect/api/v1"
@@ -226,7 +228,9 @@ class StackConfig:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        """The URL the core and workers use, with the run's Redis password (generated on first use)."""
+        password = quote(stack_secrets(self.run_dir)["redis_password"], safe="")
+        return f"redis://:{password}@127.0.0.1:{self.redis_port}/0"
 
     @property
     def log_dir(self) -> Path:
@@ -358,7 +362,7 @@ def components(cfg: StackConfig) -> list[list[Component]]:
         **tls_connector,
     }
     redis_argv = (
-        redis_server_binary(),
+        redis_server_binary(), str(redis_config(cfg.run_dir)),
         "--port", str(cfg.redis_port), "--bind", "127.0.0.1", "--dir", str(cfg.run_dir / "redis"),
         "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
     )  # fmt: skip
@@ -464,21 +468,25 @@ def _web(cfg: StackConfig, name: str, app: str, port: int, knob: str, health_pat
 # --------------------------------------------------------------------------- security (SPEC §8)
 
 AUTH_FILE = "auth.json"
-_SECRET_NAMES = ("enrollment_token", "operator_key", "server_key")
+_SECRET_NAMES = ("enrollment_token", "operator_key", "server_key", "redis_password")
 _CERT_NAMES = {"core": "dsx-connect-api", "dsxa": "dsxa-lite"}
 
 
 def stack_secrets(run_dir: Path) -> dict[str, str]:
-    """The enrollment token, operator API key and server key of the stack in ``run_dir``: generated
-    once into ``auth.json`` (mode 0600) and kept, so a restarted stack keeps its keys."""
+    """The enrollment token, operator API key, server key and Redis password of the stack in
+    ``run_dir``: generated once into ``auth.json`` (mode 0600) and kept, so a restarted stack keeps
+    its keys. A file from before a secret existed gets that one added; the others stay."""
     path = run_dir / AUTH_FILE
+    found: dict[str, str] = {}
     try:
-        found = json.loads(path.read_text())
-        if isinstance(found, dict) and all(isinstance(found.get(n), str) and found[n] for n in _SECRET_NAMES):
-            return {n: found[n] for n in _SECRET_NAMES}
+        loaded = json.loads(path.read_text())
+        if isinstance(loaded, dict):
+            found = {n: loaded[n] for n in _SECRET_NAMES if isinstance(loaded.get(n), str) and loaded[n]}
     except (OSError, ValueError):
         pass
-    made = {name: secrets.token_urlsafe(24) for name in _SECRET_NAMES}
+    if len(found) == len(_SECRET_NAMES):
+        return found
+    made = {name: found.get(name) or secrets.token_urlsafe(24) for name in _SECRET_NAMES}
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -486,6 +494,18 @@ def stack_secrets(run_dir: Path) -> dict[str, str]:
         json.dump(made, handle)
     tmp.replace(path)
     return made
+
+
+def redis_config(run_dir: Path) -> Path:
+    """``redis/redis.conf`` of the run (mode 0600): the password, so that it is not on the command line."""
+    folder = run_dir / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "redis.conf"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"requirepass {stack_secrets(run_dir)['redis_password']}\n")
+    os.chmod(path, 0o600)
+    return path
 
 
 def auth_env(cfg: StackConfig) -> tuple[dict[str, str], dict[str, str]]:
@@ -876,11 +896,27 @@ def check_scanner(cfg: StackConfig, env: Mapping[str, str] = os.environ, timeout
     return verdict
 
 
-def redis_ping(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> bool:
-    """True if a Redis server answers PING on ``host:port`` (False while it loads its data)."""
+def redis_ping(port: int, host: str = "127.0.0.1", timeout: float = 2.0, password: str | None = None) -> bool:
+    """True if a Redis server answers PING on ``host:port``, after ``AUTH`` with ``password`` when given
+    (False while it loads its data, or if it refuses the password)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
+        if password:
+            secret = password.encode()
+            sock.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(secret), secret))
+            if not sock.recv(64).startswith(b"+OK"):
+                return False
         sock.sendall(b"PING\r\n")
         return sock.recv(64).startswith(b"+PONG")
+
+
+def _redis_password(record: Mapping[str, Any]) -> str | None:
+    """The password of the run a redis record belongs to (``auth.json`` beside ``logs/``)."""
+    try:
+        found = json.loads((Path(record["log"]).parent.parent / AUTH_FILE).read_text())
+    except (KeyError, OSError, ValueError):
+        return None
+    password = found.get("redis_password") if isinstance(found, dict) else None
+    return password if isinstance(password, str) else None
 
 
 def probe(spec: str, record: Mapping[str, Any]) -> tuple[bool, str]:
@@ -891,7 +927,7 @@ def probe(spec: str, record: Mapping[str, Any]) -> tuple[bool, str]:
             return status == 200, f"GET {spec} -> {status}"
         if spec.startswith("redis://"):
             port = urlsplit(spec).port or 6379
-            return redis_ping(port), f"PING 127.0.0.1:{port}"
+            return redis_ping(port, password=_redis_password(record)), f"PING 127.0.0.1:{port}"
         if spec.startswith("log:"):
             text = Path(record["log"]).read_text(errors="replace")
             return spec[4:] in text, f"{spec[4:]!r} in {record['log']}"
@@ -1231,6 +1267,7 @@ def up(cfg: StackConfig, out: Callable[[str], None] = print) -> UpResult:
     if choice.cloud:
         out(f"connector   {cfg.connector_url} ({scanned} at {cfg.emulator_url})")
         out(f"            new objects: POST the storage's notification to {cfg.connector_url}/webhook/event")
+        out(f"            (its sender is verified: connectors/{cfg.connector}/README.md, Webhooks)")
     else:
         out(f"connector   {cfg.connector_url} (watching {cfg.sample_dir})")
     out(f"run dir     {cfg.run_dir} (logs/, pids/{'' if choice.cloud else ', quarantine/'})")

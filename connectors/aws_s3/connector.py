@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing
 from typing import Any
-from urllib.parse import parse_qs, unquote_plus, urlsplit
+from urllib.parse import unquote_plus
 
 import anyio.to_thread
 import boto3
@@ -24,6 +23,7 @@ from botocore.exceptions import (
 from botocore.response import StreamingBody
 
 from connectors.aws_s3.settings import AwsS3Settings
+from connectors.aws_s3.sns import SnsVerifier, trusted_subscribe_url
 from connectors.aws_s3.version import __version__
 from shared.connector import (
     SMALL_ITEM_BYTES,
@@ -52,29 +52,6 @@ CREDENTIAL_ERRORS = frozenset(
         "AuthorizationHeaderMalformed",
     }
 )
-_SNS_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
-
-
-def trusted_subscribe_url(url: str) -> bool:
-    """Whether an SNS ``SubscribeURL`` may be fetched to confirm a subscription.
-
-    Only ``https://sns.<region>.amazonaws.com[.cn]/?Action=ConfirmSubscription…`` on the default
-    port and without user info: anything else posted to the webhook would make the connector
-    fetch a URL of the sender's choosing (server-side request forgery).
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return False
-    return (
-        parts.scheme == "https"
-        and port in (None, 443)
-        and parts.username is None
-        and parts.password is None
-        and _SNS_HOST.fullmatch((parts.hostname or "").lower()) is not None
-        and parse_qs(parts.query).get("Action") == ["ConfirmSubscription"]
-    )
 
 
 class AwsS3Connector(Connector):
@@ -85,11 +62,12 @@ class AwsS3Connector(Connector):
     Actions: ``delete``, ``move`` (copy to the quarantine keeping the key, then delete),
     ``tag`` (object tags ``Verdict=Malicious``, ``ScannedBy=dsx-connect`` merged into the existing
     ones; a request's ``tags`` override them), ``movetag``. Change monitoring: S3 event
-    notifications posted to ``/webhook/event``, directly or in an SNS envelope (subscriptions
-    are confirmed only on ``https://sns.<region>.amazonaws.com``).
+    notifications posted to ``/webhook/event`` in an SNS envelope whose signature, certificate
+    URL and topic are verified (``connectors.aws_s3.sns``; subscriptions are confirmed only on
+    ``https://sns.<region>.amazonaws.com``).
 
     Limits: S3 keeps at most 10 tags per object; a move of an object above 5 GiB uses a multipart
-    copy, which does not carry the source's tags. SNS message signatures are not verified.
+    copy, which does not carry the source's tags.
     """
 
     version = __version__
@@ -185,6 +163,10 @@ class AwsS3Connector(Connector):
 
     # ---- change notifications --------------------------------------------------------------
 
+    def webhook_verifier(self) -> SnsVerifier:
+        s = self.settings
+        return SnsVerifier(s.aws_sns_topic_arns, url_pattern=s.aws_sns_url_pattern, transport=self._http)
+
     async def webhook(self, event: dict[str, Any]) -> list[Item] | WebhookReply:
         """S3 event notifications: ``{"Records": [...]}``, or an SNS envelope around one."""
         kind = event.get("Type")
@@ -214,7 +196,7 @@ class AwsS3Connector(Connector):
 
     async def _confirm(self, event: dict[str, Any]) -> WebhookReply:
         url, topic = str(event.get("SubscribeURL", "")), event.get("TopicArn")
-        if not trusted_subscribe_url(url):
+        if not trusted_subscribe_url(url, self.settings.aws_sns_url_pattern):
             raise PermanentError(
                 f"SNS SubscribeURL refused: only https://sns.<region>.amazonaws.com/ is fetched, got {url[:200]!r}"
             )

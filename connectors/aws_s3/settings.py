@@ -13,16 +13,21 @@
 | ``AWS_ADDRESSING_STYLE`` | ``auto`` | ``path`` for stores that need path-style URLs (MinIO, Ceph) |
 | ``AWS_LIST_PAGE_SIZE`` | 1000 | keys per ``ListObjectsV2`` page |
 | ``AWS_MAX_POOL_CONNECTIONS`` | 64 | HTTP connections of the one S3 client (reads run in parallel) |
-| ``AWS_SNS_AUTO_CONFIRM`` | true | confirm SNS subscriptions posted to ``/webhook/event`` (https on ``*.amazonaws.com`` only) |
+| ``AWS_SNS_AUTO_CONFIRM`` | true | confirm SNS subscriptions posted to ``/webhook/event`` (signed, allowed topic, https on ``sns.<region>.amazonaws.com`` only) |
+| ``AWS_SNS_TOPIC_ARNS`` | – | CSV of the SNS topics whose messages are accepted (``*`` matches any run of characters); none: every SNS message is refused |
+| ``AWS_SNS_URL_PATTERN`` | ``https://sns.<region>.amazonaws.com[.cn]`` | regular expression the scheme and host of ``SigningCertURL`` and ``SubscribeURL`` must match (tests point it at a local server) |
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
+from connectors.aws_s3.sns import DEFAULT_URL_PATTERN
 from shared.connector.buckets import BucketAsset, BucketConnectorSettings, BucketLayout, http_url
 from shared.settings import load_settings
 
@@ -51,6 +56,24 @@ class AwsS3Settings(BucketConnectorSettings):
     aws_list_page_size: int = Field(default=1000, ge=1, le=1000)
     aws_max_pool_connections: int = Field(default=64, ge=1, le=1000)
     aws_sns_auto_confirm: bool = True
+    aws_sns_topic_arns: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    aws_sns_url_pattern: str = DEFAULT_URL_PATTERN
+
+    @field_validator("aws_sns_topic_arns", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("aws_sns_url_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
 
     @field_validator("asset")
     @classmethod

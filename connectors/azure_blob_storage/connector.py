@@ -20,6 +20,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, BlobServiceClient
 
+from connectors.azure_blob_storage.event_grid import EventGridVerifier
 from connectors.azure_blob_storage.settings import AzureBlobStorageSettings
 from connectors.azure_blob_storage.version import __version__
 from shared.connector import SMALL_ITEM_BYTES, Connector, Item, ItemContent, WebhookReply, iterate_in_thread
@@ -45,8 +46,8 @@ class AzureBlobStorageConnector(Connector):
     the name, then delete), ``tag`` (blob index tags, or metadata with ``AZURE_TAG_MODE=metadata``,
     ``Verdict=Malicious``/``ScannedBy=dsx-connect`` merged into the existing ones), ``movetag``.
     Change monitoring: Event Grid ``Microsoft.Storage.BlobCreated`` events posted to
-    ``/webhook/event`` (Event Grid schema, validation handshake answered; CloudEvents events are
-    read too, but their OPTIONS handshake is not served).
+    ``/webhook/event`` (Event Grid and CloudEvents schemas, both handshakes answered), each
+    request carrying the shared secret (``connectors.azure_blob_storage.event_grid``).
 
     Limits: a move copies within the account (Copy Blob), the quarantine container must exist;
     blob index tags are unavailable on accounts with a hierarchical namespace (use metadata).
@@ -158,6 +159,9 @@ class AzureBlobStorageConnector(Connector):
             blob.set_blob_tags({**blob.get_blob_tags(), **tags})
 
     # ---- change notifications --------------------------------------------------------------
+
+    def webhook_verifier(self) -> EventGridVerifier:
+        return EventGridVerifier(self.settings.webhook)
 
     async def webhook(self, event: dict[str, Any]) -> list[Item] | WebhookReply:
         """Event Grid deliveries (an array of events) and its subscription validation handshake."""

@@ -16,6 +16,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.oauth2 import service_account
 
+from connectors.google_cloud_storage.pubsub_auth import PubSubPushVerifier
 from connectors.google_cloud_storage.settings import GoogleCloudStorageSettings
 from connectors.google_cloud_storage.version import __version__
 from shared.connector import (
@@ -45,10 +46,10 @@ class GoogleCloudStorageConnector(Connector):
     (rewrite to the quarantine keeping the name, then delete), ``tag`` (custom metadata
     ``Verdict=Malicious``/``ScannedBy=dsx-connect`` merged into the existing), ``movetag``.
     Change monitoring: Pub/Sub push deliveries of bucket notifications (``OBJECT_FINALIZE``)
-    posted to ``/webhook/event``.
+    posted to ``/webhook/event``, each with its OIDC token verified
+    (``connectors.google_cloud_storage.pubsub_auth``).
 
-    Limits: push requests are not authenticated (put the connector behind the push endpoint's
-    OIDC check if it is reachable from outside); requester-pays buckets are not supported.
+    Limits: requester-pays buckets are not supported.
     """
 
     version = __version__
@@ -142,6 +143,14 @@ class GoogleCloudStorageConnector(Connector):
         )
 
     # ---- change notifications --------------------------------------------------------------
+
+    def webhook_verifier(self) -> PubSubPushVerifier:
+        s = self.settings
+        return PubSubPushVerifier(
+            audience=s.gcs_push_audience,
+            service_accounts=s.gcs_push_service_accounts,
+            jwks_url=s.gcs_push_jwks_url,
+        )
 
     async def webhook(self, event: dict[str, Any]) -> list[Item]:
         """A Pub/Sub push delivery: ``message.attributes.eventType`` and the object JSON in ``message.data``."""

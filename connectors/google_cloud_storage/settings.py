@@ -10,15 +10,21 @@
 | ``GCS_ENDPOINT_URL`` | – | another endpoint, e.g. an emulator; ``STORAGE_EMULATOR_HOST`` (the SDK's own) works too and implies anonymous access |
 | ``GCS_ANONYMOUS`` | false | no credentials at all (emulators, public buckets) |
 | ``GCS_LIST_PAGE_SIZE`` | 1000 | objects per listing page |
+| ``GCS_PUSH_SERVICE_ACCOUNTS`` | – | CSV of the service-account emails whose Pub/Sub push tokens are accepted; none: every push is refused |
+| ``GCS_PUSH_AUDIENCE`` | ``{CONNECTOR_URL}/webhook/event`` | the ``aud`` the push tokens must carry (the subscription's audience) |
+| ``GCS_PUSH_JWKS_URL`` | ``https://www.googleapis.com/oauth2/v3/certs`` | Google's signing keys (tests serve their own) |
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
+from connectors.google_cloud_storage.pubsub_auth import GOOGLE_JWKS_URL
 from shared.connector.buckets import BucketAsset, BucketConnectorSettings, BucketLayout, http_url
 from shared.settings import load_settings
 
@@ -42,6 +48,23 @@ class GoogleCloudStorageSettings(BucketConnectorSettings):
     gcs_endpoint_url: str | None = None
     gcs_anonymous: bool = False
     gcs_list_page_size: int = Field(default=1000, ge=1, le=1000)
+    gcs_push_service_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    gcs_push_audience: str = ""
+    gcs_push_jwks_url: str = GOOGLE_JWKS_URL
+
+    @field_validator("gcs_push_service_accounts", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("gcs_push_jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
 
     @field_validator("asset")
     @classmethod
@@ -63,6 +86,8 @@ class GoogleCloudStorageSettings(BucketConnectorSettings):
     @model_validator(mode="after")
     def _layout(self) -> GoogleCloudStorageSettings:
         self.layout()
+        if not self.gcs_push_audience:
+            self.gcs_push_audience = f"{self.connector_url}/webhook/event"
         return self
 
     def layout(self) -> BucketLayout:

@@ -60,6 +60,7 @@ SECRET_VARS = (
     "DSXCONNECTOR_ENROLLMENT_TOKEN",
     "DSXCONNECTOR_AUTH__HMAC_KEY_ID",
     "DSXCONNECTOR_AUTH__HMAC_SECRET",
+    "DSXCONNECTOR_WEBHOOK__SECRET",
     "DSXCONNECTOR_SP_CLIENT_SECRET",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -177,6 +178,23 @@ def _drop_option(args: Sequence[str], *names: str) -> list[str]:
     return out
 
 
+def require_server_key(env: Mapping[str, str]) -> None:
+    """The core (API and workers) needs ``DSXCONNECT_AUTH__SERVER_KEY`` while auth is on: every
+    connector's DSX-HMAC secret derives from it, so it lives in the deployment's secrets, never only
+    in Redis (SPEC §8)."""
+    auth_on = (env.get("DSXCONNECT_AUTH__ENABLED") or "true").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
+    if auth_on and not (env.get("DSXCONNECT_AUTH__SERVER_KEY") or "").strip():
+        raise EntrypointError(
+            "DSXCONNECT_AUTH__SERVER_KEY is required (compose: python3 make_secrets.py core.env; Helm: the "
+            "chart generates it into its Secret; or DSXCONNECT_AUTH__SERVER_KEY_FILE)"
+        )
+
+
 def command(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, list[str]]:
     """(role, command line) for the entrypoint's arguments."""
     if not argv or argv[0] == "api":
@@ -192,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         resolve_secret_files(os.environ)
         role, cmd = command(args, os.environ)
+        if role != "other":
+            require_server_key(os.environ)
     except EntrypointError as exc:
         print(f"dsx-entrypoint: error: {exc}", file=sys.stderr)
         return 2

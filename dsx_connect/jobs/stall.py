@@ -14,7 +14,8 @@ a control change) is older than the timeout, and either
   pipeline itself is stuck (workers down, items lost). While other jobs progress, outstanding items
   are taken to be queued behind them, not lost.
 
-Paused jobs never stall: they wait for the operator.
+Paused jobs never stall: they wait for the operator. Nor does a connector's monitor job with nothing
+outstanding (``dsx_connect.jobs.monitor``): it waits for the next change event.
 
 Before a running job with outstanding items is judged, the sweep sends again the items the broker
 lost, once the whole pipeline is idle (:mod:`dsx_connect.jobs.recovery`).
@@ -39,7 +40,16 @@ from dsx_connect.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_FIELDS = ("status", "last_update_ts", "created_ts", "accepted", "processed", "skipped", "enqueue_done")
+_FIELDS = (
+    "status",
+    "last_update_ts",
+    "created_ts",
+    "accepted",
+    "processed",
+    "skipped",
+    "enqueue_done",
+    "kind",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class _Seen:
     last_progress: float
     outstanding: int
     enqueue_done: bool
+    monitor: bool = False
 
 
 def sweep_interval_s(stall_timeout_s: float) -> float:
@@ -95,6 +106,7 @@ def fail_stalled_jobs(
                     last_progress=_num(fields["last_update_ts"]) or _num(fields["created_ts"]),
                     outstanding=max(int(_num(fields["accepted"]) - done), 0),
                     enqueue_done=fields["enqueue_done"] == "1",
+                    monitor=fields["kind"] == "monitor",
                 )
             )
     if finished:
@@ -110,6 +122,8 @@ def fail_stalled_jobs(
     for seen in running:
         if seen.last_progress > cutoff or (seen.outstanding and pipeline_alive):
             continue
+        if seen.monitor and not seen.outstanding and not seen.enqueue_done:
+            continue  # a monitor job waiting for the next change event is idle, not stalled
         idle = int(now - seen.last_progress)
         if seen.outstanding:
             reason = f"stalled: no progress for {idle} s with {seen.outstanding} items not scanned"

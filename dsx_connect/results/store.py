@@ -68,7 +68,7 @@ for i = 6, #ARGV, 8 do
     add(job, 'processed', 1)
     redis.call('DEL', prefix .. ':req:' .. id)
     redis.call('HDEL', job .. ':pending', id)
-    touched[job] = true
+    touched[job] = job_id
     stored[#stored + 1] = 1
     fed[#fed + 1] = event
   else
@@ -91,7 +91,7 @@ for i = 6, #ARGV, 8 do
         redis.call('ZREM', prefix .. ':results:idx:verdict:' .. old.verdict, id)
         redis.call('ZADD', prefix .. ':results:idx:verdict:' .. verdict, seq, id)
       end
-      touched[job] = true
+      touched[job] = job_id
       stored[#stored + 1] = 2
       fed[#fed + 1] = event
     else
@@ -104,9 +104,12 @@ for key, fields in pairs(deltas) do
     if n ~= 0 then redis.call('HINCRBY', key, field, string.format('%d', n)) end  -- never '-0' or '1e+15'
   end
 end
-for job, _ in pairs(touched) do
+for job, job_id in pairs(touched) do
   redis.call('HSET', job, 'last_update', now_iso, 'last_update_ts', now_ts)
   complete_if_done(job, now_iso, now_ts)
+  -- the job's results index expires with the job (JobStore keeps a TTL on every job hash)
+  local ttl = redis.call('TTL', job)
+  if ttl > 0 then redis.call('EXPIRE', prefix .. ':results:idx:job:' .. job_id, ttl) end
 end
 local excess = redis.call('ZCARD', index) - retain
 if excess > 0 then

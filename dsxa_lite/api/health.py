@@ -5,6 +5,7 @@ None of them needs the scanner token: they expose no file and no secret.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from typing import Any
@@ -49,14 +50,22 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/version")
 async def version(request: Request) -> dict[str, Any]:
-    """Service, engine and rule-set versions (result events record the engine version)."""
+    """Service, engine and rule-set versions; ``identity`` (also ``engine_version`` of every
+    answer) changes whenever the rules, block list or engines do, so verdict caches key on it."""
     service: ScanService = request.app.state.scan_service
+    ruleset = service.ruleset
+    reload = service.last_reload
     return {
         "version": __version__,
-        "engine_version": service.engine_version,
-        "rules_version": service.rules_version,
-        "engines": [engine.name for engine in service.engines],
-        "rule_files": service.yara.files,
-        "blocklist_size": len(service.blocklist),
+        "engine_version": ruleset.engine_version,
+        "rules_version": ruleset.rules_version,
+        "identity": ruleset.identity,
+        "rules_loaded_at": ruleset.loaded_at,
+        "engines": [engine.name for engine in ruleset.engines],
+        "rule_files": ruleset.yara.files,
+        "blocklist_size": len(ruleset.blocklist),
         "max_file_size_bytes": service.settings.max_file_size_bytes,
+        "archives": service.settings.archives,
+        "archive_limits": dataclasses.asdict(service.limits),
+        "last_reload": dataclasses.asdict(reload) if reload is not None else None,
     }

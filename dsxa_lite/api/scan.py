@@ -62,7 +62,21 @@ def error_response(status_code: int, reason: str) -> Response:
     return Response(json.dumps(body), status_code=status_code, media_type=JSON)
 
 
-def _check_request(service: ScanService, headers: Headers) -> Response | int:
+class RawHeaders:
+    """The request's headers read once into a dict (ASGI names are lower case): the scan routes
+    look up to six names, and Starlette's ``Headers.get`` scans the whole list for each."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, request: Request) -> None:
+        self._raw: dict[bytes, bytes] = dict(request.scope["headers"])
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self._raw.get(name.encode("latin-1"))
+        return value.decode("latin-1") if value is not None else default
+
+
+def _check_request(service: ScanService, headers: RawHeaders | Headers) -> Response | int:
     """The ``protected_entity`` of an acceptable request, or the error response to send."""
     token = service.auth_token
     if token is not None:
@@ -80,12 +94,22 @@ def _check_request(service: ScanService, headers: Headers) -> Response | int:
         return error_response(400, "protected_entity must be an integer")
 
 
+def request_passwords(headers: RawHeaders | Headers) -> tuple[str, ...]:
+    """The ``scan_password`` header (DSXA's, for encrypted archives), as a password list."""
+    password = headers.get("scan_password")
+    return (password,) if password else ()
+
+
 def verdict_response(
     outcome: Outcome, started: float, protected_entity: int, metadata: str | None
 ) -> Response:
     """The SPEC §3 answer for ``outcome``, logged at debug as one structured line."""
     duration_us = int((time.perf_counter() - started) * 1_000_000)
     body = verdict_document(outcome, duration_us, protected_entity, metadata)
+    return Response(json.dumps(_logged(body, outcome, duration_us)), media_type=JSON)
+
+
+def _logged(body: dict[str, Any], outcome: Outcome, duration_us: int) -> dict[str, Any]:
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
             "scan",
@@ -97,20 +121,22 @@ def verdict_response(
                 "size": outcome.size,
                 "sha256": outcome.sha256,
                 "duration_us": duration_us,
+                "container_files_scanned": outcome.container_files_scanned,
             },
         )
-    return Response(json.dumps(body), media_type=JSON)
+    return body
 
 
 async def _scan_stream(request: Request, base64: bool) -> Response:
     started = time.perf_counter()
     service: ScanService = request.app.state.scan_service
-    headers = request.headers
+    headers = RawHeaders(request)
     checked = _check_request(service, headers)
     if isinstance(checked, Response):
         return checked
     chunks: AsyncIterable[bytes] = request.stream()
-    if base64:
+    content_type = headers.get("x-content-type")
+    if base64 or (content_type is not None and content_type.strip().lower() == "base64"):
         chunks = decode_base64(chunks)
     settings = service.settings
     try:
@@ -128,7 +154,7 @@ async def _scan_stream(request: Request, base64: bool) -> Response:
     except OSError as exc:  # the spool folder is full or gone: retryable for the core
         return error_response(503, f"cannot spool the body: {exc.strerror or type(exc).__name__}")
     try:
-        outcome = await service.ascan(body)
+        outcome = await service.ascan(body, request_passwords(headers))
     except ScanFailed as exc:
         return error_response(500, str(exc))
     finally:
@@ -141,7 +167,9 @@ async def _scan_stream(request: Request, base64: bool) -> Response:
     openapi_extra=_body_doc("application/octet-stream", {"type": "string", "format": "binary"}),
 )
 async def scan_binary(request: Request) -> Response:
-    """Scan the raw request body (chunked transfer allowed)."""
+    """Scan the raw request body (chunked transfer allowed); ``X-Content-Type: base64`` says the
+    body is base64 text, decoded as on ``/scan/base64/v2``; ``scan_password`` opens encrypted
+    archives."""
     return await _scan_stream(request, base64=False)
 
 
@@ -169,7 +197,7 @@ def _hash_from_body(raw: bytes) -> str:
 async def _scan_hash(request: Request) -> Response:
     started = time.perf_counter()
     service: ScanService = request.app.state.scan_service
-    headers = request.headers
+    headers = RawHeaders(request)
     checked = _check_request(service, headers)
     if isinstance(checked, Response):
         return checked
@@ -188,7 +216,7 @@ async def _scan_hash(request: Request) -> Response:
 @router.post("/scan/by_hash", openapi_extra=_body_doc("text/plain", {"type": "string"}))
 async def scan_by_hash(request: Request) -> Response:
     """Look a SHA-256 (bare text body) up: Malicious when on the block list (or EICAR's), else
-    Unknown, as the file itself was not seen."""
+    the verdict this scanner gave the file when it saw it, else Unknown (never seen)."""
     return await _scan_hash(request)
 
 

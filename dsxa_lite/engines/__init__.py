@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
+from dsxa_lite.threats import ThreatType
+
 HEAD_BYTES = 4096
 
 
@@ -47,7 +49,7 @@ class Hit:
 
     engine: str
     name: str
-    threat_type: str
+    threat_type: ThreatType | None
     description: str = ""
 
     @property

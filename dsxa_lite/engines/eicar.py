@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from dsxa_lite.engines import Hit, ScanInput
+from dsxa_lite.threats import ThreatType
 
 _ENCODED = (
     "026f157b0a7f1a1b0a016e060a00026f6e720a04736d1919736d277e1f13191b087709"
@@ -32,7 +33,7 @@ def eicar_bytes() -> bytes:
 
 
 class EicarEngine:
-    """Detects the EICAR test file (threat type ``TEST``). No options."""
+    """Detects the EICAR test file (threat type ``VIRUS``, as AV engines report it). No options."""
 
     name = "eicar"
 
@@ -40,7 +41,7 @@ class EicarEngine:
         self._signature = eicar_bytes()
         if hashlib.sha256(self._signature).hexdigest() != EICAR_SHA256:
             raise RuntimeError("EICAR signature failed its integrity check")
-        self._hit = Hit(self.name, "EICAR-Test-File", "TEST", "EICAR anti-malware test file")
+        self._hit = Hit(self.name, "EICAR-Test-File", ThreatType.VIRUS, "EICAR anti-malware test file")
 
     def scan(self, item: ScanInput) -> Hit | None:
         """Hit when the whole file is the EICAR string plus optional trailing whitespace."""

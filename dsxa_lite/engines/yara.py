@@ -13,30 +13,37 @@ Rules may use three globals set for each scan:
 Known limits: files larger than the window are scanned window by window, so offsets
 (``at``, ``uint16(0)``, ``filesize``) are relative to the window and a match longer than the
 overlap can be missed where it straddles two windows. The threat type is the rule's
-``threat_type`` meta, else ``MALWARE``.
+``threat_type`` meta, which must be one of DSXA's (:mod:`dsxa_lite.threats`; checked by the
+compiler, so a rule set with another value does not load), else null.
 
 ``yara_x.Scanner`` may only be used, and dropped, by the thread that created it (pyo3
 ``unsendable``: another thread panics, or leaks it with an "unsendable ... dropped on another
-thread" error). So the engine keeps one scanner for the thread that built it (the event loop's,
-which scans small bodies inline: ~1 µs for 4 KiB), and any other thread (large files) builds a
-scanner per file on the shared compiled rules (~14 µs, nothing next to a spooled file). Call
-:meth:`YaraEngine.close` from the building thread when the engine may be freed elsewhere.
+thread" error). So the engine keeps one scanner for its owner thread (the event loop's, which
+scans small bodies inline: ~1 µs for 4 KiB; created there on first use, so rules may be compiled
+in another thread), a scanner per :meth:`YaraEngine.session` for a thread that scans many files in
+a row (an archive), and any other call builds a scanner on the shared compiled rules (~14 µs).
+Call :meth:`YaraEngine.close` from the owner thread when the engine may be freed elsewhere.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
 import yara_x
 
 from dsxa_lite.engines import Hit, ScanInput, ScanTimeout
-from shared.settings import SettingsError
+from dsxa_lite.threats import THREAT_TYPE_REGEXP, ThreatType
 
-DEFAULT_THREAT_TYPE = "MALWARE"
 YARA_X_VERSION = version("yara-x")
+
+
+class RulesError(ValueError):
+    """The rule folder cannot be compiled; the message names the file and the error."""
 
 
 def _meta(rule: yara_x.Rule) -> dict[str, object]:
@@ -55,32 +62,44 @@ class YaraEngine:
         timeout_s: int = 30,
         window_bytes: int = 16 * 1024 * 1024,
         overlap_bytes: int = 64 * 1024,
-        variable: str = "DSXA_LITE_RULES_DIR",
+        owner: threading.Thread | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.window_bytes = window_bytes
         self.overlap_bytes = overlap_bytes
-        self.rules, self.digest, self.files = self._compile(rules_dir, variable)
-        self._owner = threading.current_thread()
-        self._owner_scanner: yara_x.Scanner | None = self._new_scanner()
+        self.rules, self.digest, self.files = self._compile(rules_dir)
+        self._owner = owner or threading.current_thread()
+        self._owner_scanner: yara_x.Scanner | None = None
+        self._local = threading.local()
 
     @staticmethod
-    def _compile(rules_dir: Path, variable: str) -> tuple[yara_x.Rules, str, list[str]]:
+    def _compile(rules_dir: Path) -> tuple[yara_x.Rules, str, list[str]]:
+        """Compile every ``*.yar`` of ``rules_dir``; :class:`RulesError` naming the file otherwise."""
         compiler = yara_x.Compiler()
         compiler.define_global("dsxa_file_type", "")
         compiler.define_global("dsxa_file_size", 0)
         compiler.define_global("dsxa_window_offset", 0)
+        compiler.allowed_metadata(
+            "threat_type",
+            yara_x.MetaType.STRING,  # type: ignore[arg-type]
+            required=False,
+            error=True,
+            regexp=THREAT_TYPE_REGEXP,
+        )
         digest = hashlib.sha256()
-        files = sorted(rules_dir.glob("*.yar"))
+        try:
+            files = sorted(rules_dir.glob("*.yar"))
+        except OSError as exc:
+            raise RulesError(f"cannot list {rules_dir}: {exc}") from None
         if not files:
-            raise SettingsError(f"invalid configuration:\n  {variable}: no *.yar files in {rules_dir}")
+            raise RulesError(f"no *.yar files in {rules_dir}")
         for path in files:
             try:
                 source = path.read_text(encoding="utf-8")
                 compiler.new_namespace(path.stem)
                 compiler.add_source(source, origin=str(path))
             except (OSError, UnicodeDecodeError, yara_x.CompileError) as exc:
-                raise SettingsError(f"invalid configuration:\n  {variable}: {path}: {exc}") from None
+                raise RulesError(f"{path}: {exc}") from None
             digest.update(path.name.encode() + b"\0" + source.encode() + b"\0")
         return compiler.build(), digest.hexdigest(), [p.name for p in files]
 
@@ -90,9 +109,25 @@ class YaraEngine:
         return scanner
 
     def _scanner(self) -> yara_x.Scanner:
-        if self._owner_scanner is not None and threading.current_thread() is self._owner:
+        if threading.current_thread() is self._owner:
+            if self._owner_scanner is None:
+                self._owner_scanner = self._new_scanner()
             return self._owner_scanner
-        return self._new_scanner()
+        held: yara_x.Scanner | None = getattr(self._local, "scanner", None)
+        return held if held is not None else self._new_scanner()
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Reuse one scanner for every scan of this thread inside the block (created and dropped
+        here, on this thread): an archive's members cost a scan each, not a scanner each."""
+        if threading.current_thread() is self._owner or getattr(self._local, "scanner", None) is not None:
+            yield
+            return
+        self._local.scanner = self._new_scanner()
+        try:
+            yield
+        finally:
+            del self._local.scanner
 
     def close(self) -> None:
         """Drop the building thread's scanner (from that thread), so that the engine can be freed
@@ -127,10 +162,11 @@ class YaraEngine:
             raise ScanTimeout(f"YARA scan timed out after {self.timeout_s}s") from None
         for rule in results.matching_rules:
             meta = _meta(rule)
+            kind = meta.get("threat_type")
             return Hit(
                 self.name,
                 rule.identifier,
-                str(meta.get("threat_type") or DEFAULT_THREAT_TYPE),
+                ThreatType(kind) if isinstance(kind, str) else None,
                 str(meta.get("description") or ""),
             )
         return None

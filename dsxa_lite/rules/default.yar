@@ -1,17 +1,18 @@
 /*
   dsxa_lite default rule set (original rules of the dsx-connect project).
 
-  Every rule carries meta `description` and `threat_type` (upper case, as DSXA reports it).
-  The scanner defines three globals rules may use: dsxa_file_type (PE, ELF, PDF, ZIP, OLE, RTF,
-  PNG, JPEG, GZIP, Text, Unknown), dsxa_file_size (bytes of the whole file) and
-  dsxa_window_offset (start of the scanned window inside a large file).
+  Every rule carries meta `description` and `threat_type`, one of DSXA's threat types
+  (RANSOMWARE, BACKDOOR, DROPPER, PUA, SPYWARE, VIRUS, WORM, DUALUSE; checked when the rules
+  compile). The scanner defines three globals rules may use: dsxa_file_type (PE, ELF, Mach-O, PDF,
+  OOXML Word, OLE, RTF, ZIP, Text, Unknown, ...: see dsxa_lite/filetype.py), dsxa_file_size (bytes
+  of the whole file) and dsxa_window_offset (start of the scanned window inside a large file).
 */
 
 rule DSXA_Lite_Test_Marker
 {
     meta:
         description = "Harmless marker string that tests and demos use to make a YARA-detected file"
-        threat_type = "TEST"
+        threat_type = "VIRUS"
 
     strings:
         $marker = "DSXA-LITE-TEST-MALWARE-MARKER"
@@ -24,7 +25,7 @@ rule PowerShell_Download_Cradle
 {
     meta:
         description = "PowerShell that downloads code and runs it in memory (download cradle)"
-        threat_type = "DOWNLOADER"
+        threat_type = "DROPPER"
 
     strings:
         $run1 = "Invoke-Expression" nocase ascii wide

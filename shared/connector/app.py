@@ -24,6 +24,7 @@ from shared.connector.security import (
     core_auth,
     verify_core_request,
 )
+from shared.connector.webhook_auth import WebhookGate
 from shared.errors import DsxError
 from shared.gc_tuning import tune_gc
 from shared.health import liveness_router
@@ -175,6 +176,7 @@ def create_connector_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
+    app.state.webhooks = WebhookGate(connector)  # verifies /webhook/event senders, counts refusals
     app.state.core_guard = CoreRequestGuard(
         auth.credentials if isinstance(auth, CoreAuth) else None,
         enabled=settings.auth.enabled,

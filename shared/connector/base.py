@@ -32,6 +32,7 @@ import anyio
 from shared.connector.errors import UnsupportedError, classify_error
 from shared.connector.filters import Filter
 from shared.connector.settings import ConnectorSettings
+from shared.connector.webhook_auth import SharedSecret, WebhookVerifier
 from shared.errors import DsxError
 from shared.models import (
     ConnectorInstance,
@@ -198,6 +199,16 @@ class Connector(abc.ABC):
         a handshake with the body the storage expects.
         """
         raise UnsupportedError(f"webhook events are not supported by {self.name}", status_code=404)
+
+    @property
+    def accepts_webhooks(self) -> bool:
+        return type(self).webhook is not Connector.webhook
+
+    def webhook_verifier(self) -> WebhookVerifier:
+        """How ``/webhook/event`` proves its sender (``shared.connector.webhook_auth``); storages with a
+        native scheme (SNS signature, Pub/Sub OIDC token, Event Grid) override it. Default: the
+        shared secret header."""
+        return SharedSecret(self.settings.webhook)
 
     def classify_error(self, exc: BaseException) -> DsxError:
         """Map an exception raised by this connector into the shared error family."""

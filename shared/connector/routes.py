@@ -22,6 +22,7 @@ from shared.connector.responses import content_response, error_body, error_respo
 from shared.connector.runtime import ConnectorRuntime
 from shared.connector.security import RequestVerifier
 from shared.connector.settings import UPDATABLE_FIELDS
+from shared.connector.webhook_auth import webhook_gate
 from shared.errors import DsxError
 from shared.models import (
     EstimateResponse,
@@ -88,8 +89,9 @@ def health_router() -> APIRouter:
         return {"status": "ok", "connector": runtime.settings.name, "ts": utcnow_iso()}
 
     @router.get("/readyz")
-    async def readyz(runtime: Runtime) -> JSONResponse:
+    async def readyz(request: Request, runtime: Runtime) -> JSONResponse:
         """The asset is reachable and the core has accepted our registration (503 names what is not)."""
+        webhooks = webhook_gate(request).stats()  # events refused as unverifiable are counted here
         failing: dict[str, str] = {}
         try:
             await runtime.connector.check()
@@ -100,9 +102,10 @@ def health_router() -> APIRouter:
         if failing:
             message = "; ".join(f"{name}: {why}" for name, why in failing.items())
             return JSONResponse(
-                {"status": "error", "failing": list(failing), "message": message}, status_code=503
+                {"status": "error", "failing": list(failing), "message": message, "webhooks": webhooks},
+                status_code=503,
             )
-        return JSONResponse({"status": "ready", "ts": utcnow_iso()})
+        return JSONResponse({"status": "ready", "ts": utcnow_iso(), "webhooks": webhooks})
 
     return router
 
@@ -324,25 +327,44 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         )
         return JSONResponse(body.model_dump(mode="json"))
 
-    # Public, as in 1.x: storage services (SNS, Event Grid, Pub/Sub, Graph) cannot sign DSX-HMAC. An
-    # event only makes the connector scan items inside its own asset; expose this path alone.
-    @public.post("/webhook/event")
-    async def receive_webhook_event(runtime: Runtime, event: Annotated[Any, Body()] = None) -> JSONResponse:
+    # Public to DSX-HMAC: storage services (SNS, Event Grid, Pub/Sub, Graph) cannot sign it. Each is
+    # authenticated by what its source offers, before the body is parsed (shared.connector.webhook_auth).
+    @public.post(
+        "/webhook/event",
+        openapi_extra={
+            "requestBody": {"content": {"application/json": {"schema": {}}, "text/plain": {"schema": {}}}}
+        },
+        responses={401: {"description": "the sender could not be verified"}},
+    )
+    async def receive_webhook_event(request: Request, runtime: Runtime) -> JSONResponse:
         """A storage change notification; the items it names are submitted for scanning."""
-        if isinstance(event, bytes | str):  # JSON sent as text/plain (SNS does)
-            try:
-                event = json.loads(event) if event.strip() else None
-            except ValueError as exc:
-                return _invalid(f"body is not JSON: {exc}")
+        if not runtime.connector.accepts_webhooks:
+            raise UnsupportedError(
+                f"webhook events are not supported by {runtime.connector.name}", status_code=404
+            )
+        body = await request.body()
+        refused = await webhook_gate(request).check(request, body)
+        if refused is not None:
+            return refused
+        try:  # JSON whatever the Content-Type (SNS posts text/plain)
+            event = json.loads(body) if body.strip() else None
+        except ValueError as exc:
+            return _invalid(f"body is not JSON: {exc}")
         answer = await runtime.connector.webhook(event if isinstance(event, dict) else {"events": event})
         reply = answer if isinstance(answer, WebhookReply) else None
         accepted = await runtime.submit_items(reply.items if reply else answer)  # type: ignore[arg-type]
         if reply is not None:
             return JSONResponse(reply.body, status_code=reply.status_code)
-        body = StatusResponse.model_validate(
+        body_out = StatusResponse.model_validate(
             {"status": "success", "message": f"{accepted} item(s) submitted", "submitted": accepted}
         )
-        return JSONResponse(body.model_dump(mode="json"))
+        return JSONResponse(body_out.model_dump(mode="json"))
+
+    @public.options("/webhook/event", responses={401: {"description": "the sender could not be verified"}})
+    async def preflight_webhook(request: Request) -> Response:
+        """The CloudEvents webhook handshake (``WebHook-Request-Origin``), where the storage uses it."""
+        answer = await webhook_gate(request).preflight(request)
+        return answer if answer is not None else Response(status_code=405, headers={"Allow": "POST"})
 
     router.include_router(signed)
     router.include_router(public)

@@ -186,7 +186,7 @@ class ConnectorRuntime:
     # ---- change events ---------------------------------------------------------------------
 
     async def submit_items(self, items: list[Item]) -> int:
-        """Submit changed items (watcher, webhook) as scan requests without a job."""
+        """Submit changed items (watcher, webhook) without a job: the core adds them to our monitor job."""
         if not items or self.client is None or self.submitter is None:
             return 0
         plan = await self._batch_plan()

@@ -17,6 +17,7 @@ its storage's own settings, and exposes a cached ``get_settings()`` built with
 | ``VERIFY_TLS``, ``CA_BUNDLE`` | TLS checks of calls to the core |
 | ``ENROLLMENT_TOKEN`` (1.x: ``DSXCONNECT_ENROLLMENT_TOKEN``), ``AUTH__ENABLED`` (true), ``AUTH__HMAC_KEY_ID``, ``AUTH__HMAC_SECRET`` | enrollment and DSX-HMAC both ways (SPEC §8, ``shared.connector.security``) |
 | ``MAX_REQUEST_BYTES`` | larger request bodies answer 413 (16 MiB) |
+| ``WEBHOOK__SECRET``, ``WEBHOOK__VERIFY`` | who may post ``/webhook/event`` (``shared.connector.webhook_auth``) |
 | ``HEARTBEAT_INTERVAL_S`` | re-registration period (60) |
 | ``SCAN_BATCH_SIZE`` | override the core's batch size for submissions |
 | ``FULL_SCAN_ENQUEUE_CONCURRENCY`` | parallel single submissions when the core has batching off (1.x name) |
@@ -43,6 +44,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.connector.filters import Filter
+from shared.connector.webhook_auth import WebhookSettings
 from shared.models import ItemActionType
 
 CORE_API_PREFIX = "/dsx-connect/api/v1"
@@ -109,6 +111,7 @@ class ConnectorSettings(BaseSettings):
         validation_alias=AliasChoices("DSXCONNECTOR_ENROLLMENT_TOKEN", "DSXCONNECT_ENROLLMENT_TOKEN"),
     )
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
     heartbeat_interval_s: float = Field(default=60.0, gt=0, le=3600)
     scan_batch_size: int | None = Field(default=None, ge=1, le=5000)

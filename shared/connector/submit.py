@@ -29,7 +29,8 @@ def scan_requests(
     """ScanRequest JSON bodies (SPEC §4) for ``items``.
 
     Items of a full scan carry ``job_item_id`` = their 1-based position in the job, so the core
-    can drop a resubmitted duplicate; change events carry no job (the core makes a job of one).
+    can drop a resubmitted duplicate; change events carry no job (the core adds them to the
+    connector's rolling monitor job, ``dsx_connect.jobs.monitor``).
     """
     return [
         {

@@ -132,6 +132,9 @@ def test_services_are_healthchecked_hardened_and_on_the_shared_network(path: Pat
         if path.name.endswith(".secrets.yaml"):  # an override: merged onto the core file's services
             assert set(service) <= {"environment", "secrets"}
             continue
+        if name == "redis":  # on the core's own network only (test_redis_...)
+            assert list(service["networks"]) == ["redis-network"]
+            continue
         assert "dsx-network" in service["networks"], name
         if name == "rsyslog":
             continue
@@ -302,3 +305,97 @@ def test_the_dsxa_appliance_file_also_passes_docker_compose_config_on_its_own(
         COMPOSE_DIR / "core.env.example", [COMPOSE_DIR / "docker-compose-dsxa.yaml"], tmp_path
     )
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- safe defaults (SPEC §8)
+
+REQUIRED_PASSWORD = re.compile(r"\$\{REDIS_PASSWORD:\?[^}]+\}")
+
+
+@pytest.mark.unit
+def test_redis_requires_a_password_and_sits_on_the_core_network_only() -> None:
+    compose = load(CORE_FILE)
+    services, networks = compose["services"], compose["networks"]
+    redis = services["redis"]
+    command = redis["command"]
+    assert REQUIRED_PASSWORD.fullmatch(command[command.index("--requirepass") + 1])
+    assert REQUIRED_PASSWORD.fullmatch(redis["environment"]["REDISCLI_AUTH"])  # its health check
+    assert "PONG" in " ".join(redis["healthcheck"]["test"])
+    assert list(redis["networks"]) == ["redis-network"]
+    assert networks["redis-network"]["internal"] is True and "external" not in networks["redis-network"]
+    for name in ("dsx_connect_api", *WORKERS):
+        service = services[name]
+        assert {"dsx-network", "redis-network"} <= set(service["networks"]), name
+        url = service["environment"]["DSXCONNECT_REDIS_URL"]
+        assert REQUIRED_PASSWORD.search(url) and url.startswith("${REDIS_SCHEME:-redis}://:"), name
+    for name in ("dsxa_lite", "rsyslog"):
+        assert "redis-network" not in services[name]["networks"], name
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("stem", CONNECTORS)
+def test_connectors_reach_the_api_network_but_not_redis(stem: str) -> None:
+    compose = load(COMPOSE_DIR / f"docker-compose-{stem}-connector.yaml")
+    assert set(compose["networks"]) == {"dsx-network"}
+    assert compose["networks"]["dsx-network"]["name"] == load(CORE_FILE)["networks"]["dsx-network"]["name"]
+    for name, service in compose["services"].items():
+        assert list(service["networks"]) == ["dsx-network"], name
+        assert not any("REDIS" in key for key in service.get("environment") or {}), name
+
+
+def _rendered(tasks_module: ModuleType, tmp_path: Path, env_file: Path, *files: Path) -> dict[str, Any]:
+    import subprocess
+
+    cmd = ["docker-compose", "--env-file", str(env_file)]
+    for file in files:
+        cmd += ["-f", str(tmp_path / file.name)]
+    result = subprocess.run(
+        [*cmd, "config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=tasks_module._compose_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+@pytest.mark.integration
+def test_the_rendered_core_and_connector_configs_keep_redis_private(
+    tasks_module: ModuleType, tmp_path: Path
+) -> None:
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
+    import subprocess
+
+    shutil.copytree(COMPOSE_DIR, tmp_path, dirs_exist_ok=True)
+    env_file = tmp_path / "core.env"
+    shutil.copyfile(COMPOSE_DIR / "core.env.example", env_file)
+    config = ["docker-compose", "--env-file", str(env_file), "-f", CORE_FILE.name, "config", "-q"]
+    refused = subprocess.run(
+        config, cwd=tmp_path, capture_output=True, text=True, check=False, env=tasks_module._compose_env()
+    )
+    assert refused.returncode != 0 and "REDIS_PASSWORD is required" in refused.stderr
+
+    tasks_module.compose_secrets().fill(env_file)
+    password = tasks_module.compose_secrets_values(env_file)["REDIS_PASSWORD"]
+    core = _rendered(tasks_module, tmp_path, env_file, CORE_FILE)
+    redis = core["services"]["redis"]
+    assert redis["command"][redis["command"].index("--requirepass") + 1] == password
+    assert set(redis["networks"]) == {"redis-network"}
+    assert core["networks"]["redis-network"]["name"] == "dsx-connect-redis"
+    for name in ("dsx_connect_api", *WORKERS):
+        assert (
+            core["services"][name]["environment"]["DSXCONNECT_REDIS_URL"]
+            == f"redis://:{password}@redis:6379/0"
+        )
+    fs_env = tmp_path / "filesystem.env"
+    shutil.copyfile(COMPOSE_DIR / "filesystem.env.example", fs_env)
+    connector = _rendered(
+        tasks_module, tmp_path, fs_env, COMPOSE_DIR / "docker-compose-filesystem-connector.yaml"
+    )
+    [service] = connector["services"].values()
+    assert set(service["networks"]) == {"dsx-network"}
+    assert connector["networks"]["dsx-network"]["name"] == "dsx-connect-network"
+    assert "dsx-connect-redis" not in yaml.safe_dump(connector)

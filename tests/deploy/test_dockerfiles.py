@@ -131,6 +131,8 @@ MODULE_DISTS = {
     "azure": {"azure-storage-blob", "azure-identity"},
     "google": {"google-cloud-storage"},
     "yaml": {"pyyaml", "uvicorn"},
+    "jwt": {"pyjwt"},
+    "cryptography": {"cryptography", "pyjwt"},
 }
 FIRST_PARTY = {"dsx_connect", "shared", "connectors", "dsxa_lite", "scripts", "tests"}
 

@@ -132,6 +132,31 @@ def test_main_reports_a_bad_configuration_without_a_traceback(
     assert "DSXCONNECT_TLS_CERTFILE" in capsys.readouterr().err
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize("args", [["api"], ["worker", "scan"]])
+def test_the_core_refuses_to_start_without_the_server_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str]
+) -> None:
+    for name in (
+        "DSXCONNECT_AUTH__ENABLED",
+        "DSXCONNECT_AUTH__SERVER_KEY",
+        "DSXCONNECT_AUTH__SERVER_KEY_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("DSXCONNECT_USE_TLS", raising=False)
+    assert entrypoint.main(args) == 2
+    assert "DSXCONNECT_AUTH__SERVER_KEY is required" in capsys.readouterr().err
+    # from a secret file it is there; and with auth off it is not needed
+    key = tmp_path / "server_key"
+    key.write_text("k" * 40)
+    env = {"DSXCONNECT_AUTH__SERVER_KEY_FILE": str(key)}
+    assert entrypoint.resolve_secret_files(env) == ["DSXCONNECT_AUTH__SERVER_KEY"]
+    entrypoint.require_server_key(env)
+    entrypoint.require_server_key({"DSXCONNECT_AUTH__ENABLED": "false"})
+    with pytest.raises(entrypoint.EntrypointError):
+        entrypoint.require_server_key({"DSXCONNECT_AUTH__SERVER_KEY": "  "})
+
+
 @pytest.fixture
 def http_server() -> Iterator[int]:
     class Handler(http.server.BaseHTTPRequestHandler):

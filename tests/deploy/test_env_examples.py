@@ -64,6 +64,12 @@ COMPOSE_ONLY = {
     "SCANNER_ID",
     "FLAVOR",
     "NO_SSL",
+    # Redis of the core compose file (DSXCONNECT_REDIS_URL is built from them)
+    "REDIS_PASSWORD",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_SCHEME",
+    "DSX_REDIS_NETWORK",
 }
 
 
@@ -136,7 +142,7 @@ def test_core_example_loads_into_the_core_settings(monkeypatch: pytest.MonkeyPat
     }
     clean_environment(monkeypatch, values)
     settings = load_settings(Settings, _env_file=None)
-    assert settings.redis_url == "redis://redis:6379/0"
+    assert "DSXCONNECT_REDIS_URL" not in values  # the compose file builds it, with the password
     assert settings.scanner.scan_binary_url == "http://dsxa-lite:5000/scan/binary/v2"
     assert settings.results_db.retain == 100000 and settings.use_tls is False
 

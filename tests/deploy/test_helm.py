@@ -127,7 +127,11 @@ def test_core_defaults_render_every_piece() -> None:
         by_kind(docs, "Service")
     )
     assert set(by_kind(docs, "Secret")) == {"dsx-dsx-connect-secrets"}
-    assert by_kind(docs, "Secret")["dsx-dsx-connect-secrets"]["stringData"] == {}
+    # nothing given: only what the chart generates (tests below: test_core_generates_...)
+    assert set(by_kind(docs, "Secret")["dsx-dsx-connect-secrets"]["stringData"]) == {
+        "REDIS_PASSWORD",
+        "DSXCONNECT_AUTH__SERVER_KEY",
+    }
     assert not by_kind(docs, "HorizontalPodAutoscaler")
     api_service = by_kind(docs, "Service")["dsx-connect-api"]
     assert api_service["spec"]["ports"][0]["port"] == SERVICE_PORTS["dsx_connect"]
@@ -185,8 +189,12 @@ def test_core_secrets_are_referenced_never_inlined(values: dict[str, Any] | None
                 ref = entry.get("valueFrom", {}).get("secretKeyRef")
                 assert ref and ref["name"] == secret_name and "value" not in entry, f"{name}: {var}"
     if not (values.get("secrets") or {}).get("existingSecret"):
-        assert by_kind(docs, "Secret")[secret_name]["stringData"] == {
-            "DSXCONNECT_SCANNER__AUTH_TOKEN": SENTINEL
+        data = by_kind(docs, "Secret")[secret_name]["stringData"]
+        assert data["DSXCONNECT_SCANNER__AUTH_TOKEN"] == SENTINEL
+        assert set(data) == {
+            "DSXCONNECT_SCANNER__AUTH_TOKEN",
+            "REDIS_PASSWORD",
+            "DSXCONNECT_AUTH__SERVER_KEY",
         }
 
 
@@ -266,6 +274,75 @@ def test_core_redis_statefulset_with_aof_pvc_and_auth() -> None:
                 )
                 names = list(env)
                 assert names.index("REDIS_PASSWORD") < names.index("DSXCONNECT_REDIS_URL")
+
+
+def test_core_generates_the_redis_password_and_server_key_on_first_install() -> None:
+    first, second = (by_kind(render(CORE), "Secret")["dsx-dsx-connect-secrets"] for _ in range(2))
+    for key in ("REDIS_PASSWORD", "DSXCONNECT_AUTH__SERVER_KEY"):
+        value = first["stringData"][key]
+        assert len(value) == 40 and value.isalnum(), key
+        assert value != second["stringData"][key], f"{key} is a constant, not generated"
+    assert first["stringData"]["REDIS_PASSWORD"] != first["stringData"]["DSXCONNECT_AUTH__SERVER_KEY"]
+    assert first["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # kept on upgrade: the values come from the release's Secret when Helm can look it up
+    template = (CORE / "templates" / "secret.yaml").read_text()
+    assert 'lookup "v1" "Secret" .Release.Namespace $name' in template
+    given = {"REDIS_PASSWORD": "chosen-password", "DSXCONNECT_AUTH__SERVER_KEY": "chosen-server-key"}
+    chosen = by_kind(render(CORE, {"secrets": {"values": given}}), "Secret")["dsx-dsx-connect-secrets"]
+    assert chosen["stringData"] == given
+
+
+def test_core_redis_password_and_server_key_reach_every_core_pod() -> None:
+    docs = render(CORE)
+    redis = by_kind(docs, "StatefulSet")["dsx-dsx-connect-redis"]["spec"]["template"]["spec"]["containers"][0]
+    assert redis["args"][redis["args"].index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert env_of(redis)["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"]["key"] == "REDIS_PASSWORD"
+    core_pods = [(n, c) for n, c in containers(docs) if "redis" not in n and "dsxa" not in n]
+    assert len(core_pods) == 5  # the API and the four workers
+    for name, container in core_pods:
+        env = env_of(container)
+        assert (
+            env["DSXCONNECT_REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@dsx-dsx-connect-redis:6379/0"
+        )
+        assert not env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"].get("optional"), name
+        server_key = env["DSXCONNECT_AUTH__SERVER_KEY"]["valueFrom"]["secretKeyRef"]
+        assert server_key["key"] == "DSXCONNECT_AUTH__SERVER_KEY" and not server_key.get("optional"), name
+    without_auth = render(CORE, {"auth": {"enabled": False}})
+    assert (
+        "DSXCONNECT_AUTH__SERVER_KEY"
+        not in by_kind(without_auth, "Secret")["dsx-dsx-connect-secrets"]["stringData"]
+    )
+
+
+def test_core_network_policy_lets_only_the_core_reach_redis() -> None:
+    assert not by_kind(render(CORE), "NetworkPolicy")  # optional: it needs an enforcing CNI
+    docs = render(CORE, {"networkPolicy": {"enabled": True}})
+    policy = by_kind(docs, "NetworkPolicy")["dsx-dsx-connect-redis"]
+    redis = by_kind(docs, "StatefulSet")["dsx-dsx-connect-redis"]
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"].items()
+        <= redis["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    [rule] = policy["spec"]["ingress"]
+    [peer] = rule["from"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": "redis"}]
+
+    def admitted(labels: dict[str, str]) -> bool:
+        wanted = peer["podSelector"]
+        if not wanted["matchLabels"].items() <= labels.items():
+            return False
+        return all(labels.get(e["key"]) in e["values"] for e in wanted["matchExpressions"])
+
+    core = [d for d in by_kind(docs, "Deployment").values() if "dsxa" not in d["metadata"]["name"]]
+    assert len(core) == 5 and all(admitted(d["spec"]["template"]["metadata"]["labels"]) for d in core)
+    dsxa = by_kind(docs, "Deployment")["dsx-dsx-connect-dsxa-lite"]
+    assert not admitted(dsxa["spec"]["template"]["metadata"]["labels"])
+    connectors = render(CONNECTORS)
+    for deployment in by_kind(connectors, "Deployment").values():
+        assert not admitted(deployment["spec"]["template"]["metadata"]["labels"]), deployment["metadata"][
+            "name"
+        ]
 
 
 def test_core_external_redis_comes_from_the_secret() -> None:
@@ -374,6 +451,7 @@ def test_connectors_env_names_and_secrets(values: dict[str, Any] | None) -> None
         chart_values["commonSecretKeys"]
     )
     allowed |= {key for entry in chart_values["connectors"].values() for key in entry.get("env", {})}
+    assert "DSXCONNECTOR_WEBHOOK__SECRET" in chart_values["commonSecretKeys"]  # a secret, never plain env
     for name, container in containers(docs):
         env = env_of(container)
         assert set(env) <= allowed, f"{name}: {sorted(set(env) - allowed)}"

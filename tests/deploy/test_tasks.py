@@ -146,24 +146,34 @@ def test_bundle_archives_hold_what_an_admin_needs(tasks_module: ModuleType, tmp_
 
     core = unpacked / f"dsx-connect-core-{expected['core']}"
     assert (core / "rsyslog" / "rsyslog.conf").is_file() and (core / "certs" / "README.md").is_file()
+    assert "python3 make_secrets.py core.env" in (core / "README.md").read_text()
     if shutil.which("docker-compose"):  # the bundle's own quick start validates
         shutil.copyfile(core / "core.env.example", core / "core.env")
-        check = subprocess.run(
-            [
-                "docker-compose",
-                "--env-file",
-                "core.env",
-                "-f",
-                "docker-compose-dsx-connect-all-services.yaml",
-                "config",
-                "-q",
-            ],
+        config = [
+            "docker-compose",
+            "--env-file",
+            "core.env",
+            "-f",
+            "docker-compose-dsx-connect-all-services.yaml",
+        ]
+
+        def compose_config() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*config, "config", "-q"],
+                cwd=core, capture_output=True, text=True, check=False, env=tasks_module._compose_env(),
+            )  # fmt: skip
+
+        refused = compose_config()  # the secrets are required: no Redis without a password
+        assert refused.returncode != 0 and "REDIS_PASSWORD is required" in refused.stderr
+        made = subprocess.run(
+            [sys.executable, "make_secrets.py", "core.env"],
             cwd=core,
             capture_output=True,
             text=True,
             check=False,
-            env=tasks_module._compose_env(),
         )
+        assert made.returncode == 0 and "REDIS_PASSWORD" in made.stdout, made.stderr
+        check = compose_config()
         assert check.returncode == 0, check.stderr
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from dsxa_lite.__main__ import scan_files
+from dsxa_lite.__main__ import exposure_warning, scan_files
 from dsxa_lite.settings import DsxaLiteSettings
 
 from .samples import MARKER, MARKER_RULE, filler, sha256
@@ -36,3 +36,15 @@ def test_scan_of_benign_files_exits_zero(tmp_path: Path, capsys: pytest.CaptureF
     clean.write_bytes(b"hello")
     assert anyio.run(scan_files, DsxaLiteSettings(), [clean]) == 0
     assert json.loads(capsys.readouterr().out)["verdict"] == "Benign"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.5"])
+def test_loopback_needs_no_warning(host: str) -> None:
+    assert exposure_warning(host, has_token=False) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "scanner.internal"])
+def test_public_address_without_token_is_warned_about(host: str) -> None:
+    warning = exposure_warning(host, has_token=False)
+    assert warning is not None and host in warning and "DSXA_LITE_AUTH_TOKEN" in warning
+    assert exposure_warning(host, has_token=True) is None

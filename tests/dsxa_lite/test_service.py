@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def test_lookup_hash_is_malicious_when_listed_and_unknown_otherwise() -> None:
     assert scanner.lookup_hash(bad.upper()).verdict == "Malicious"
     assert scanner.lookup_hash(EICAR_SHA256).reason == "eicar: EICAR-Test-File"
     assert scanner.lookup_hash(sha256(b"never seen")).verdict == "Unknown"
+    assert scanner.lookup_hash(bad).threat_type == "VIRUS"
     with pytest.raises(ValueError):
         scanner.lookup_hash("d41d8cd98f00b204e9800998ecf8427e")
 
@@ -85,7 +87,7 @@ def test_verdict_document_is_a_dsxa_verdict() -> None:
     document = verdict_document(outcome, 42, 3, "file-loc:a")
     parsed = DsxaVerdict.model_validate(document)
     assert parsed.verdict == "Malicious"
-    assert parsed.verdict_details.threat_type == "TEST"
+    assert parsed.verdict_details.threat_type == "VIRUS"
     assert parsed.x_custom_metadata == "file-loc:a"
     assert parsed.protected_entity == 3
     assert len(parsed.scan_guid) == 32
@@ -101,7 +103,8 @@ class BrokenEngine:
 
 def test_engine_failure_is_a_scan_failed_without_the_original_traceback() -> None:
     scanner = service()
-    scanner.engines = (*scanner.engines, BrokenEngine())
+    # the optional engine slot (clamd's) runs last: a broken engine there fails the scan
+    scanner.ruleset = dataclasses.replace(scanner.ruleset, clamav=BrokenEngine())  # type: ignore[arg-type]
     with pytest.raises(ScanFailed, match="scan failed: RuntimeError") as raised:
         scanner.scan(body(b"anything"))
     # nothing links back to the frames (and the thread's yara_x.Scanner) of the failure

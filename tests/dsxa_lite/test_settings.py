@@ -47,8 +47,23 @@ def test_get_settings_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_blocklist_is_read_as_csv_and_lower_cased(monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = sha256(b"a"), sha256(b"b")
-    monkeypatch.setenv("DSXA_LITE_BLOCKLIST", f" {a.upper()} ,{b},")
-    assert load_settings(DsxaLiteSettings).blocklist == [a, b]
+    monkeypatch.setenv("DSXA_LITE_BLOCKLIST", f" {a.upper()} ,{b}:worm,")
+    assert load_settings(DsxaLiteSettings).blocklist == [f"{a}:VIRUS", f"{b}:WORM"]
+
+
+def test_defaults_bind_loopback_and_unpack_archives() -> None:
+    settings = DsxaLiteSettings()
+    assert settings.host == "127.0.0.1"
+    assert settings.archives and settings.archive_max_depth == 5
+    assert settings.scan_roots == [] and settings.clamd is None
+
+
+def test_csv_settings_are_split(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DSXA_LITE_ARCHIVE_PASSWORDS", "infected, virus")
+    monkeypatch.setenv("DSXA_LITE_SCAN_ROOTS", f"{tmp_path}")
+    settings = load_settings(DsxaLiteSettings)
+    assert [p.get_secret_value() for p in settings.archive_passwords] == ["infected", "virus"]
+    assert settings.scan_roots == [tmp_path.resolve()]
 
 
 def test_empty_auth_token_means_no_auth(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,6 +82,12 @@ def test_empty_auth_token_means_no_auth(monkeypatch: pytest.MonkeyPatch) -> None
         ("DSXA_LITE_BLOCKLIST_FILE", "/nonexistent/blocklist.txt"),
         ("DSXA_LITE_SCAN_TIMEOUT_S", "0"),
         ("DSXA_LITE_YARA_WINDOW_OVERLAP_BYTES", str(16 * 1024**2)),
+        ("DSXA_LITE_BLOCKLIST", "0" * 64 + ":MALWARE"),
+        ("DSXA_LITE_SCAN_ROOTS", "relative/folder"),
+        ("DSXA_LITE_SCAN_ROOTS", "/nonexistent/root"),
+        ("DSXA_LITE_CLAMD", "not an address"),
+        ("DSXA_LITE_ARCHIVE_MAX_DEPTH", "0"),
+        ("DSXA_LITE_ARCHIVE_TIME_LIMIT_S", "0"),
     ],
 )
 def test_bad_value_stops_start_naming_the_variable(

@@ -62,7 +62,7 @@ class FaultStack:
         httpx.post(f"http://127.0.0.1:{port}/__fault", json=mode, timeout=5).raise_for_status()
 
     def redis(self) -> redis.Redis:
-        return redis.Redis(port=self.cfg.redis_port, decode_responses=True)
+        return redis.Redis.from_url(self.cfg.redis_url, decode_responses=True)  # with the run's password
 
     def job(self, job_id: str) -> dict[str, Any]:
         with self.api as api:

@@ -229,6 +229,20 @@ def test_make_status_reports_every_component_healthy(local_stack: LocalStack) ->
     assert f"PING 127.0.0.1:{local_stack.cfg.redis_port}" in status.stdout
 
 
+def test_the_live_redis_refuses_a_client_without_the_password(local_stack: LocalStack) -> None:
+    import redis
+
+    cfg = local_stack.cfg
+    anonymous = redis.Redis(port=cfg.redis_port, socket_timeout=5)
+    wrong = redis.Redis(port=cfg.redis_port, password="not-the-password", socket_timeout=5)
+    for client in (anonymous, wrong):
+        with client, pytest.raises(redis.AuthenticationError):
+            client.ping()
+    with redis.Redis.from_url(cfg.redis_url, socket_timeout=5) as operator:  # the URL of the core and workers
+        assert operator.ping() is True
+    assert not stack.redis_ping(cfg.redis_port)
+
+
 def test_make_down_leaves_no_process_of_the_run_alive(local_stack: LocalStack) -> None:
     cfg = local_stack.cfg
     records = stack.read_records(cfg.run_dir)

@@ -155,9 +155,14 @@ def test_components_wire_the_services_together(tmp_path: Path, monkeypatch: pyte
     assert list(comps) == [
         "redis", "dsxa", "core", "worker-scan", "worker-action", "worker-result", "worker-notify", "filesystem",
     ]  # fmt: skip
+    password = stack.stack_secrets(cfg.run_dir)["redis_password"]
     for name in ("core", "worker-scan", "worker-notify"):
-        assert comps[name].env["DSXCONNECT_REDIS_URL"] == f"redis://127.0.0.1:{cfg.redis_port}/0"
+        assert comps[name].env["DSXCONNECT_REDIS_URL"] == f"redis://:{password}@127.0.0.1:{cfg.redis_port}/0"
         assert comps[name].env["DSXCONNECT_SCANNER__SCAN_BINARY_URL"] == f"{cfg.dsxa_url}/scan/binary/v2"
+    assert password not in " ".join(comps["redis"].argv)  # in redis.conf (0600), not on the command line
+    conf = cfg.run_dir / "redis" / "redis.conf"
+    assert conf.read_text() == f"requirepass {password}\n" and conf.stat().st_mode & 0o777 == 0o600
+    assert "DSXCONNECT_REDIS_URL" not in comps["filesystem"].env
     assert comps["filesystem"].env["DSXCONNECTOR_ASSET"] == str(cfg.sample_dir)
     assert comps["filesystem"].env["DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO"] == str(cfg.quarantine_dir)
     assert "--pool prefork --concurrency 2" in " ".join(comps["worker-scan"].argv)
@@ -224,17 +229,31 @@ def test_down_leaves_alone_a_pid_that_is_no_longer_ours(tmp_path: Path, tamper: 
 def test_redis_component_starts_answers_status_and_stops(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     redis = stack.components(cfg)[0][0]
-    (cfg.run_dir / "redis").mkdir(parents=True)
+    (cfg.run_dir / "redis").mkdir(parents=True, exist_ok=True)
     record = stack.spawn(cfg.run_dir, redis, 0)
     try:
         stack.wait_ready(redis, record, 15)
         [health] = stack.status(cfg.run_dir)
         assert (health.name, health.ok) == ("redis", True)
         assert not stack.port_free(cfg.redis_port)
+        # the password is required: without it, or with a wrong one, Redis answers nothing but NOAUTH
+        assert not stack.redis_ping(cfg.redis_port)
+        assert not stack.redis_ping(cfg.redis_port, password="wrong")
+        assert stack.redis_ping(cfg.redis_port, password=stack.stack_secrets(cfg.run_dir)["redis_password"])
     finally:
         stack.down(cfg.run_dir, out=lambda _line: None)
     assert not stack.is_running(record["pid"])
     assert stack.port_free(cfg.redis_port)
+
+
+@pytest.mark.unit
+def test_a_secrets_file_from_before_the_redis_password_keeps_its_keys(tmp_path: Path) -> None:
+    old = {"enrollment_token": "e" * 32, "operator_key": "o" * 32, "server_key": "s" * 32}
+    (tmp_path / stack.AUTH_FILE).write_text(json.dumps(old))
+    found = stack.stack_secrets(tmp_path)
+    assert {k: found[k] for k in old} == old and len(found["redis_password"]) >= 24
+    assert stack.stack_secrets(tmp_path) == found  # generated once, then kept
+    assert (tmp_path / stack.AUTH_FILE).stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.integration

@@ -266,6 +266,9 @@ class CloudConnectorContract:
             "DSXCONNECTOR_ITEM_ACTION": "move",
             "DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO": QUARANTINE,
             f"DSXCONNECTOR_{store.quarantine_setting.upper()}": quarantine,
+            # the contract posts the storage's event unsigned; each connector's test_webhook_auth
+            # checks the sender verification itself
+            "DSXCONNECTOR_WEBHOOK__VERIFY": "false",
             **store.connector_env(),
         }
         proc = ServiceProcess(

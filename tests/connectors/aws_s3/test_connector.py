@@ -22,7 +22,12 @@ SUBSCRIBE = "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Top
 
 def connector(sns: httpx.MockTransport | None = None, **settings: Any) -> AwsS3Connector:
     """A connector whose S3 is never reached (webhooks only look at the event)."""
-    base = {"asset": "uploads/in", "aws_endpoint_url": "http://127.0.0.1:9", "aws_region": "us-east-1"}
+    base = {
+        "asset": "uploads/in",
+        "webhook": {"verify": False},
+        "aws_endpoint_url": "http://127.0.0.1:9",
+        "aws_region": "us-east-1",
+    }
     return AwsS3Connector(AwsS3Settings(**(base | settings)), http=sns)
 
 

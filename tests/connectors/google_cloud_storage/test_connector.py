@@ -22,7 +22,12 @@ PREFIX = "/google-cloud-storage-connector"
 
 def connector(**settings: Any) -> GoogleCloudStorageConnector:
     """A connector whose bucket is never reached (webhooks only look at the event)."""
-    base = {"asset": "uploads/in", "gcs_endpoint_url": "http://127.0.0.1:9", "gcs_anonymous": True}
+    base = {
+        "asset": "uploads/in",
+        "webhook": {"verify": False},
+        "gcs_endpoint_url": "http://127.0.0.1:9",
+        "gcs_anonymous": True,
+    }
     return GoogleCloudStorageConnector(GoogleCloudStorageSettings(**(base | settings)))
 
 

@@ -60,7 +60,7 @@ def test_a_job_finishes_with_exact_counts_after_kill_9_of_the_core_and_every_wor
     run.wait_job(job_id, lambda j: j["processed"] >= 200, timeout=120, what="the scan to be under way")
 
     run.kill(CORE_AND_WORKERS)
-    broker = redis.Redis(port=run.cfg.redis_port, decode_responses=True)
+    broker = redis.Redis.from_url(run.cfg.redis_url, decode_responses=True)  # with the run's password
     at_kill = broker.hgetall(f"dsxc:job:{job_id}")
     assert int(at_kill.get("processed", 0)) < 2000, f"the job finished before the kill: {at_kill}"
     run.restart(CORE_AND_WORKERS)

@@ -35,6 +35,11 @@ def test_version_names_service_engine_and_rules(scanner: Scanner) -> None:
     assert body["version"] == __version__
     assert body["engine_version"].startswith("yara-x ")
     assert re.fullmatch(r"[0-9a-f]{16}", body["rules_version"])
+    assert (
+        body["identity"]
+        == f"dsxa_lite {__version__}; {body['engine_version']}; rules {body['rules_version']}"
+    )
+    assert body["archive_limits"]["max_depth"] == 5 and body["last_reload"] is None
     assert body["engines"] == ["eicar", "blocklist", "yara"]
     assert body["blocklist_size"] == 2
 

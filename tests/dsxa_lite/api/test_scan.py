@@ -15,6 +15,7 @@ import pytest
 from shared.models import DsxaVerdict
 from tests.support.procs import wait_for
 
+from ..dsxa_schema import check_answer
 from ..samples import EICAR_SHA256, MARKER, MARKER_RULE, eicar, filler, sha256
 from ..servers import BLOCKED_BY_ENV, BLOCKED_BY_FILE, TOKEN, Scanner, running_scanner
 
@@ -35,7 +36,9 @@ def scan(
     response = client.post(path, content=content, headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
-    return response.json()
+    answer: dict[str, Any] = response.json()
+    check_answer(answer)  # every answer: SPEC §3 verdicts, DSXA's threat types and field names
+    return answer
 
 
 def test_benign_file_answers_the_full_dsxa_shape(client: httpx.Client) -> None:
@@ -47,8 +50,11 @@ def test_benign_file_answers_the_full_dsxa_shape(client: httpx.Client) -> None:
         "verdict_details",
         "file_info",
         "scan_duration_in_microseconds",
+        "container_files_scanned",
+        "container_files_scanned_size",
         "protected_entity",
         "X-Custom-Metadata",
+        "engine_version",
     }
     assert answer["verdict"] == "Benign"
     assert answer["verdict_details"] == {
@@ -56,7 +62,14 @@ def test_benign_file_answers_the_full_dsxa_shape(client: httpx.Client) -> None:
         "reason": "",
         "threat_type": None,
     }
-    assert answer["file_info"] == {"file_type": "Text", "file_size_in_bytes": 4096, "file_hash": sha256(data)}
+    assert answer["file_info"] == {
+        "file_type": "Text",
+        "file_size_in_bytes": 4096,
+        "file_hash": sha256(data),
+        "container_hash": None,
+    }
+    assert (answer["container_files_scanned"], answer["container_files_scanned_size"]) == (0, 0)
+    assert answer["engine_version"].startswith("dsxa_lite ")
     assert int(answer["scan_guid"], 16) and len(answer["scan_guid"]) == 32
     assert answer["scan_duration_in_microseconds"] > 0
     assert answer["protected_entity"] == 1
@@ -80,7 +93,7 @@ def test_yara_marker_is_malicious_naming_the_rule(client: httpx.Client) -> None:
     answer = scan(client, filler(1000) + MARKER)
     assert answer["verdict"] == "Malicious"
     assert answer["verdict_details"]["reason"] == f"yara: {MARKER_RULE}"
-    assert answer["verdict_details"]["threat_type"] == "TEST"
+    assert answer["verdict_details"]["threat_type"] == "VIRUS"
 
 
 @pytest.mark.parametrize("data", [BLOCKED_BY_ENV, BLOCKED_BY_FILE], ids=["env", "file"])
@@ -90,7 +103,7 @@ def test_blocklisted_hash_is_malicious(client: httpx.Client, data: bytes) -> Non
     assert answer["verdict_details"] == {
         "event_description": "File identified as malicious",
         "reason": f"blocklist: sha256 {sha256(data)}",
-        "threat_type": "BLOCKLISTED",
+        "threat_type": "VIRUS",
     }
 
 
@@ -201,8 +214,21 @@ def test_by_hash_v2_takes_json_or_text(client: httpx.Client) -> None:
     assert scan(client, json.dumps({"hash": listed}), path="/scan/by_hash/v2")["verdict"] == "Malicious"
     assert scan(client, f"{listed}\n", path="/scan/by_hash/v2")["verdict"] == "Malicious"
     assert scan(client, EICAR_SHA256, path="/scan/by_hash/v2")["verdict"] == "Malicious"
-    unknown = scan(client, json.dumps({"hash": sha256(b"x")}), path="/scan/by_hash/v2")
+    unknown = scan(
+        client, json.dumps({"hash": sha256(b"never sent to this scanner")}), path="/scan/by_hash/v2"
+    )
     assert unknown["verdict"] == "Unknown"
+
+
+def test_by_hash_answers_the_verdict_this_scanner_gave_the_file(client: httpx.Client) -> None:
+    marked, clean = filler(300, seed=11) + MARKER, filler(300, seed=12)
+    assert scan(client, sha256(marked), path="/scan/by_hash")["verdict"] == "Unknown"
+    scan(client, marked)
+    scan(client, clean)
+    seen = scan(client, sha256(marked), path="/scan/by_hash")
+    assert (seen["verdict"], seen["verdict_details"]["reason"]) == ("Malicious", f"yara: {MARKER_RULE}")
+    assert seen["file_info"]["file_type"] == "Text"
+    assert scan(client, sha256(clean), path="/scan/by_hash/v2")["verdict"] == "Benign"
 
 
 @pytest.mark.parametrize("content", ["not-a-hash", '{"sha": "abc"}', "{broken", "a" * 5000])

@@ -29,7 +29,7 @@ def test_eicar_with_optional_whitespace_is_detected(suffix: bytes) -> None:
     hit = EicarEngine().scan(item(eicar() + suffix))
     assert hit is not None
     assert hit.reason == "eicar: EICAR-Test-File"
-    assert hit.threat_type == "TEST"
+    assert hit.threat_type == "VIRUS"
 
 
 @pytest.mark.parametrize(

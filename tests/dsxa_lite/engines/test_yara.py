@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from dsxa_lite.engines import ScanInput, ScanTimeout
-from dsxa_lite.engines.yara import YaraEngine
+from dsxa_lite.engines.yara import RulesError, YaraEngine
 from dsxa_lite.filetype import detect_file_type
 from dsxa_lite.settings import DEFAULT_RULES_DIR
-from shared.settings import SettingsError
 
 from ..samples import MARKER, MARKER_RULE, filler, sha256
 
@@ -38,7 +37,7 @@ def test_marker_is_detected_with_rule_name_and_meta(engine: YaraEngine) -> None:
     hit = engine.scan(in_memory(filler(1000) + MARKER + filler(10)))
     assert hit is not None
     assert hit.reason == f"yara: {MARKER_RULE}"
-    assert hit.threat_type == "TEST"
+    assert hit.threat_type == "VIRUS"
     assert "marker" in hit.description.lower()
 
 
@@ -57,7 +56,7 @@ def test_benign_text_is_no_hit(engine: YaraEngine) -> None:
 def test_powershell_download_cradle_is_detected(engine: YaraEngine, script: bytes) -> None:
     hit = engine.scan(in_memory(script))
     assert hit is not None and hit.name == "PowerShell_Download_Cradle"
-    assert hit.threat_type == "DOWNLOADER"
+    assert hit.threat_type == "DROPPER"
 
 
 def test_powershell_without_execution_is_not_a_cradle(engine: YaraEngine) -> None:
@@ -125,10 +124,28 @@ def write_rules(folder: Path, text: str, name: str = "custom.yar") -> Path:
     return folder
 
 
-def test_threat_type_defaults_to_malware(tmp_path: Path) -> None:
+def test_threat_type_is_null_without_meta(tmp_path: Path) -> None:
     rules = write_rules(tmp_path / "rules", 'rule No_Meta { strings: $a = "zebra-stripes" condition: $a }')
     hit = YaraEngine(rules).scan(in_memory(b"a zebra-stripes b"))
-    assert hit is not None and hit.threat_type == "MALWARE"
+    assert hit is not None and hit.threat_type is None
+
+
+def test_threat_type_meta_is_taken_from_the_rule(tmp_path: Path) -> None:
+    rules = write_rules(
+        tmp_path / "rules",
+        'rule R { meta: threat_type = "RANSOMWARE" strings: $a = "crypt-all" condition: $a }',
+    )
+    hit = YaraEngine(rules).scan(in_memory(b"crypt-all"))
+    assert hit is not None and hit.threat_type == "RANSOMWARE"
+
+
+@pytest.mark.parametrize("value", ["MALWARE", "TEST", "virus", "DOWNLOADER"])
+def test_threat_type_meta_outside_the_dsxa_enum_fails_the_compile(tmp_path: Path, value: str) -> None:
+    rules = write_rules(
+        tmp_path / "rules", f'rule R {{ meta: threat_type = "{value}" strings: $a = "x1" condition: $a }}'
+    )
+    with pytest.raises(RulesError, match="threat_type"):
+        YaraEngine(rules)
 
 
 def test_rules_can_use_the_whole_file_globals(tmp_path: Path) -> None:
@@ -142,9 +159,9 @@ def test_rules_can_use_the_whole_file_globals(tmp_path: Path) -> None:
     assert engine.scan(in_memory(png[:50_000])) is None
 
 
-def test_compile_error_names_the_variable_and_file(tmp_path: Path) -> None:
+def test_compile_error_names_the_file(tmp_path: Path) -> None:
     rules = write_rules(tmp_path / "rules", "rule Broken { condition: $missing }")
-    with pytest.raises(SettingsError, match=r"DSXA_LITE_RULES_DIR: .*custom\.yar"):
+    with pytest.raises(RulesError, match=r"custom\.yar"):
         YaraEngine(rules)
 
 

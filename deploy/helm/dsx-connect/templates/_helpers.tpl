@@ -102,7 +102,9 @@ app.kubernetes.io/component: {{ index . 1 }}
     secretKeyRef:
       name: {{ include "dsx-connect.secretName" $ }}
       key: {{ . }}
+      {{- if not (and (eq . "DSXCONNECT_AUTH__SERVER_KEY") $.Values.auth.enabled) }}
       optional: true
+      {{- end }}
 {{- end }}
 {{- if .Values.tls.caSecretName }}
 - name: DSXCONNECT_CONNECTORS__CA_BUNDLE

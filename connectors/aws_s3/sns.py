@@ -1,0 +1,175 @@
+"""Amazon SNS message verification for the S3 connector's webhook.
+
+SNS signs every message it posts: the signature (base64, RSA PKCS#1 v1.5 over SHA-1 for
+``SignatureVersion`` 1, SHA-256 for 2) covers a canonical string of the message's fields, and
+``SigningCertURL`` names the X.509 certificate whose key made it. Following Amazon's
+"Verifying the signatures of Amazon SNS messages":
+
+* the certificate is fetched only from ``https://sns.<region>.amazonaws.com[.cn]/…`` (another URL
+  pattern can be configured, for tests), and cached by URL;
+* the canonical string is ``Name\\nvalue\\n`` for, in this order, ``Message``, ``MessageId``,
+  ``Subject`` (when present), ``Timestamp``, ``TopicArn``, ``Type`` for a ``Notification``, and
+  ``Message``, ``MessageId``, ``SubscribeURL``, ``Timestamp``, ``Token``, ``TopicArn``, ``Type`` for a
+  ``SubscriptionConfirmation`` or ``UnsubscribeConfirmation``;
+* the ``TopicArn`` must match ``DSXCONNECTOR_AWS_SNS_TOPIC_ARNS`` (patterns with ``*``), so a topic
+  of another account cannot subscribe the connector and feed it events.
+
+An S3 event posted directly (not through SNS) carries no signature and is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from fastapi import Request
+
+from shared.connector.webhook_auth import WebhookRefused
+
+#: where SNS certificates and subscription URLs may live (scheme and authority, matched in full)
+DEFAULT_URL_PATTERN = r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+
+_NOTIFICATION_FIELDS: tuple[str, ...] = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+_CONFIRMATION_FIELDS: tuple[str, ...] = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
+_CERT_CACHE_S = 3600.0
+_CERT_MAX_BYTES = 64 * 1024
+
+
+def url_allowed(url: str, pattern: str) -> bool:
+    """Whether ``url``'s scheme and host (and port, if any) fully match ``pattern``, without user info."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None or not parts.hostname:
+        return False
+    origin = f"{parts.scheme}://{parts.hostname.lower()}" + (f":{port}" if port is not None else "")
+    if port == 443 and parts.scheme == "https":  # the default port written out is the same origin
+        origin = f"https://{parts.hostname.lower()}"
+    return re.fullmatch(pattern, origin) is not None
+
+
+def trusted_subscribe_url(url: str, pattern: str = DEFAULT_URL_PATTERN) -> bool:
+    """Whether an SNS ``SubscribeURL`` may be fetched: the SNS host rule and ``Action=ConfirmSubscription``."""
+    return url_allowed(url, pattern) and parse_qs(urlsplit(url).query).get("Action") == [
+        "ConfirmSubscription"
+    ]
+
+
+def canonical_string(message: dict[str, Any]) -> bytes:
+    """The bytes SNS signs for ``message`` (its ``Type`` selects the fields)."""
+    kind = message.get("Type")
+    if kind == "Notification":
+        names = _NOTIFICATION_FIELDS
+    elif kind in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
+        names = _CONFIRMATION_FIELDS
+    else:
+        raise WebhookRefused(f"not an SNS message (Type {str(kind)[:40]!r})")
+    lines = []
+    for name in names:
+        value = message.get(name)
+        if value is None:
+            if name == "Subject":
+                continue
+            raise WebhookRefused(f"SNS message without {name}")
+        lines.append(f"{name}\n{value}\n")
+    return "".join(lines).encode()
+
+
+class SnsVerifier:
+    """Checks the SNS signature and topic of each webhook request (``WebhookVerifier``)."""
+
+    def __init__(
+        self,
+        topic_arns: list[str],
+        *,
+        url_pattern: str = DEFAULT_URL_PATTERN,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.topic_arns = topic_arns
+        self.url_pattern = url_pattern
+        self._transport = transport
+        self._certs: dict[str, tuple[float, rsa.RSAPublicKey]] = {}
+
+    async def verify(self, request: Request, body: bytes) -> None:
+        try:
+            message = json.loads(body)
+        except ValueError:
+            raise WebhookRefused("the body is not an SNS message (JSON expected)") from None
+        if not isinstance(message, dict) or "Signature" not in message:
+            raise WebhookRefused("unsigned event: S3 notifications are accepted through SNS only")
+        await self.verify_message(message)
+
+    async def verify_message(self, message: dict[str, Any]) -> None:
+        """Raise ``WebhookRefused`` unless ``message`` is signed by SNS for an allowed topic."""
+        digest = _HASHES.get(str(message.get("SignatureVersion")))
+        if digest is None:
+            raise WebhookRefused(
+                f"unsupported SNS SignatureVersion {str(message.get('SignatureVersion'))[:8]!r}"
+            )
+        topic = str(message.get("TopicArn", ""))
+        if not self.topic_arns:
+            raise WebhookRefused("no SNS topic is allowed: set DSXCONNECTOR_AWS_SNS_TOPIC_ARNS")
+        if not any(fnmatchcase(topic, allowed) for allowed in self.topic_arns):
+            raise WebhookRefused(f"SNS topic {topic[:200]!r} is not in DSXCONNECTOR_AWS_SNS_TOPIC_ARNS")
+        try:
+            signature = base64.b64decode(str(message.get("Signature", "")), validate=True)
+        except (binascii.Error, ValueError):
+            raise WebhookRefused("the SNS Signature is not base64") from None
+        key = await self._signing_key(str(message.get("SigningCertURL", "")))
+        try:
+            key.verify(signature, canonical_string(message), padding.PKCS1v15(), digest())
+        except InvalidSignature:
+            raise WebhookRefused("the SNS signature does not match the message") from None
+
+    async def _signing_key(self, url: str) -> rsa.RSAPublicKey:
+        if not url_allowed(url, self.url_pattern):
+            raise WebhookRefused(f"SigningCertURL refused: not an SNS certificate URL ({url[:200]!r})")
+        cached = self._certs.get(url)
+        if cached is not None and time.monotonic() - cached[0] < _CERT_CACHE_S:
+            return cached[1]
+        try:
+            async with httpx.AsyncClient(
+                transport=self._transport, timeout=10.0, follow_redirects=False
+            ) as http:
+                answer = await http.get(url)
+        except httpx.HTTPError as exc:
+            raise WebhookRefused(f"the SNS certificate could not be fetched: {exc!r}") from None
+        if answer.status_code != 200 or len(answer.content) > _CERT_MAX_BYTES:
+            raise WebhookRefused(f"the SNS certificate could not be fetched (HTTP {answer.status_code})")
+        try:
+            cert = x509.load_pem_x509_certificate(answer.content)
+        except ValueError:
+            raise WebhookRefused("SigningCertURL does not hold a PEM certificate") from None
+        now = datetime.now(UTC)
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise WebhookRefused("the SNS signing certificate is expired or not yet valid")
+        key = cert.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise WebhookRefused("the SNS signing certificate has no RSA key")
+        if len(self._certs) > 32:  # SNS rotates certificates rarely; keep the cache small
+            self._certs.clear()
+        self._certs[url] = (time.monotonic(), key)
+        return key

@@ -1,0 +1,175 @@
+"""One archive walk: members through the engines, nested archives opened in turn, the worst
+verdict kept (see the package docstring)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from dsxa_lite.archives import formats
+from dsxa_lite.archives.limits import ARCHIVE_BOMB, ArchiveLimits, Budget, LimitReached, StopWalk
+from dsxa_lite.archives.sink import MemberSink
+from dsxa_lite.body import ReceivedBody
+from dsxa_lite.engines import Hit, ScanInput, ScanTimeout
+from dsxa_lite.filetype import detect_file_type
+from dsxa_lite.threats import ThreatType
+from shared.models import Verdict
+
+READ_CHUNK = 1024 * 1024
+
+
+class Reader(Protocol):
+    """What a member is read from: anything with ``read(size)``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+_HANDLERS: dict[str, Callable[[BinaryIO, ArchiveScan, str], None]] = {
+    "ZIP": formats.walk_zip,
+    "OOXML Word": formats.walk_zip,
+    "OOXML Excel": formats.walk_zip,
+    "OOXML PowerPoint": formats.walk_zip,
+    "TAR": formats.walk_tar,
+    "GZIP": formats.walk_gzip,
+    "BZIP2": formats.walk_bzip2,
+    "XZ": formats.walk_xz,
+    "7Z": formats.walk_7z,
+}
+CONTAINER_TYPES = frozenset(_HANDLERS)
+# recognised archive formats this scanner does not unpack: Unsupported File Type
+UNSUPPORTED_CONTAINERS = frozenset({"RAR"})
+
+
+_SEVERITY = {
+    Verdict.BENIGN: 0,
+    Verdict.UNSUPPORTED: 1,
+    Verdict.NOT_SCANNED: 2,
+    Verdict.NON_COMPLIANT: 3,
+    Verdict.MALICIOUS: 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveOutcome:
+    """The verdict of a walk (``Benign`` with an empty reason when nothing was found) and what
+    it covered: members scanned (all levels) and their bytes."""
+
+    verdict: Verdict
+    reason: str
+    threat_type: ThreatType | None
+    files_scanned: int
+    bytes_scanned: int
+
+
+def _open(body: ReceivedBody) -> BinaryIO:
+    if body.spool is not None:
+        body.spool.seek(0)
+        return body.spool
+    return io.BytesIO(body.data or b"")
+
+
+class ArchiveScan:
+    """Walks one archive with ``detect`` (the engines, first hit) under ``limits``."""
+
+    def __init__(
+        self,
+        detect: Callable[[ScanInput], Hit | None],
+        limits: ArchiveLimits,
+        *,
+        container_size: int,
+        passwords: Sequence[str] = (),
+        spool_threshold: int = 8 * 1024 * 1024,
+        spool_dir: Path | None = None,
+    ) -> None:
+        self.detect = detect
+        self.limits = limits
+        self.passwords = list(passwords)
+        self.spool_threshold = spool_threshold
+        self.spool_dir = spool_dir
+        self.budget = Budget(limits, container_size)
+        self.depth = 0
+        self.files_scanned = 0
+        self.bytes_scanned = 0
+        self._worst: tuple[Verdict, str, ThreatType | None] = (Verdict.BENIGN, "", None)
+
+    def run(self, body: ReceivedBody, file_type: str) -> ArchiveOutcome:
+        """Walk ``body`` (an archive of ``file_type``, one of :data:`CONTAINER_TYPES`)."""
+        try:
+            self.walk(body, file_type, "")
+        except StopWalk:
+            pass
+        except LimitReached as exc:
+            self._record(exc.verdict, exc.reason, None)
+        verdict, reason, threat_type = self._worst
+        return ArchiveOutcome(verdict, reason, threat_type, self.files_scanned, self.bytes_scanned)
+
+    def _record(self, verdict: Verdict, reason: str, threat_type: ThreatType | None) -> None:
+        if _SEVERITY[verdict] > _SEVERITY[self._worst[0]]:
+            self._worst = (verdict, reason, threat_type)
+
+    def problem(self, path: str, verdict: Verdict, reason: str) -> None:
+        """Record a member (or archive) that could not be scanned; the walk goes on."""
+        self._record(verdict, f"{reason} (at {path or 'the archive'})", None)
+
+    def walk(self, body: ReceivedBody, kind: str, prefix: str) -> None:
+        """Open ``body`` as a ``kind`` archive whose members are named ``prefix + name``."""
+        self.depth += 1
+        try:
+            if self.depth > self.limits.max_depth:
+                where = prefix.rstrip("/")
+                raise LimitReached(
+                    Verdict.NON_COMPLIANT,
+                    f"{ARCHIVE_BOMB}: archives nested deeper than {self.limits.max_depth} levels (at {where})",
+                )
+            _HANDLERS[kind](_open(body), self, prefix)
+        finally:
+            self.depth -= 1
+
+    def new_sink(self, path: str) -> MemberSink:
+        """A sink for the bytes of member ``path``."""
+        return MemberSink(path, self.budget, self.spool_threshold, self.spool_dir)
+
+    def read_member(self, path: str, reader: Reader) -> None:
+        """Read member ``path`` chunk by chunk, then scan it."""
+        sink = self.new_sink(path)
+        try:
+            while chunk := reader.read(READ_CHUNK):
+                sink.write(chunk)
+        except LimitReached:
+            sink.discard()
+            raise
+        except Exception as exc:  # unpackers raise many kinds on damaged data (see formats.walk_zip)
+            sink.discard()
+            self.problem(path, Verdict.NOT_SCANNED, f"cannot unpack: {exc or type(exc).__name__}")
+            return
+        self.finish(sink)
+
+    def finish(self, sink: MemberSink) -> None:
+        """Scan the member collected in ``sink`` (and walk it when it is an archive)."""
+        body = sink.finish()
+        try:
+            self._scan_member(sink.path, body)
+        finally:
+            body.close()
+
+    def _scan_member(self, path: str, body: ReceivedBody) -> None:
+        file_type = detect_file_type(body.head)
+        fd = body.spool.fileno() if body.spool is not None else None
+        item = ScanInput(body.sha256, body.size, body.head, file_type, data=body.data, fd=fd)
+        try:
+            hit = self.detect(item)
+        except ScanTimeout as exc:
+            self.problem(path, Verdict.NOT_SCANNED, str(exc))
+            return
+        self.files_scanned += 1
+        self.bytes_scanned += body.size
+        if hit is not None:
+            self._record(Verdict.MALICIOUS, f"{hit.reason} (in {path})", hit.threat_type)
+            raise StopWalk
+        if file_type in CONTAINER_TYPES:
+            self.walk(body, file_type, path + "/")
+        elif file_type in UNSUPPORTED_CONTAINERS:
+            self.problem(path, Verdict.UNSUPPORTED, f"{file_type} archives are not unpacked")

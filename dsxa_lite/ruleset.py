@@ -1,0 +1,110 @@
+"""The detection content of one moment: engines built from the rules folder, the block list and
+clamd, plus the identity that names them (reported by ``/version`` and in every answer).
+
+A :class:`RuleSet` never changes once built; a reload builds a new one off the request path and
+the scan service swaps it in with one assignment, so a scan uses one rule set from start to end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+
+from dsxa_lite.engines import Engine, Hit, ScanInput
+from dsxa_lite.engines.blocklist import BlocklistEngine, parse_entry, read_blocklist_file
+from dsxa_lite.engines.clamav import ClamavEngine, ClamdError
+from dsxa_lite.engines.eicar import EicarEngine
+from dsxa_lite.engines.yara import YARA_X_VERSION, RulesError, YaraEngine
+from dsxa_lite.settings import DsxaLiteSettings
+from dsxa_lite.version import __version__
+from shared.models import utcnow_iso
+
+
+class RuleSetError(ValueError):
+    """A rule set that cannot be built; the message says which part and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """Engines and identity. ``engines`` scan a file as sent (clamd included when configured);
+    ``member_engines`` scan archive members (clamd unpacks archives itself); ``identity`` names
+    the scanner, its engines and its rules in one string that changes when any of them does."""
+
+    eicar: EicarEngine
+    blocklist: BlocklistEngine
+    yara: YaraEngine
+    clamav: ClamavEngine | None
+    engine_version: str
+    rules_version: str
+    loaded_at: str = field(default_factory=utcnow_iso)
+    engines: tuple[Engine, ...] = field(init=False)
+    member_engines: tuple[Engine, ...] = field(init=False)
+    identity: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # computed once: the hot path reads them on every scan
+        members: tuple[Engine, ...] = (self.eicar, self.blocklist, self.yara)
+        engines = (*members, self.clamav) if self.clamav is not None else members
+        identity = f"dsxa_lite {__version__}; {self.engine_version}; rules {self.rules_version}"
+        object.__setattr__(self, "member_engines", members)
+        object.__setattr__(self, "engines", engines)
+        object.__setattr__(self, "identity", identity)
+
+    def detect(self, item: ScanInput) -> Hit | None:
+        """The first engine hit for a file as sent, or None."""
+        for engine in self.engines:
+            hit = engine.scan(item)
+            if hit is not None:
+                return hit
+        return None
+
+    def detect_member(self, item: ScanInput) -> Hit | None:
+        """The first engine hit for an archive member, or None."""
+        for engine in self.member_engines:
+            hit = engine.scan(item)
+            if hit is not None:
+                return hit
+        return None
+
+    def close(self) -> None:
+        """Release per-thread engine state (call from the owner thread)."""
+        self.yara.close()
+
+
+def load_ruleset(settings: DsxaLiteSettings, owner: threading.Thread | None = None) -> RuleSet:
+    """Build the engines from ``settings`` (blocking: compiles rules, asks clamd its version).
+
+    ``owner`` is the thread that will scan small files inline (the event loop's); the default is
+    the calling thread. Raises :class:`RuleSetError` naming the variable and the problem.
+    """
+    entries = [parse_entry(text, separator=":") for text in settings.blocklist]
+    if settings.blocklist_file is not None:
+        try:
+            entries += read_blocklist_file(settings.blocklist_file)
+        except SystemExit as exc:  # SettingsError: the same message, without stopping a reload
+            raise RuleSetError(str(exc)) from None
+    try:
+        yara = YaraEngine(
+            settings.rules_dir,
+            timeout_s=settings.scan_timeout_s,
+            window_bytes=settings.yara_window_bytes,
+            overlap_bytes=settings.yara_window_overlap_bytes,
+            owner=owner,
+        )
+    except RulesError as exc:
+        raise RuleSetError(f"invalid configuration:\n  DSXA_LITE_RULES_DIR: {exc}") from None
+    blocklist = BlocklistEngine(entries)
+    engine_version = f"yara-x {YARA_X_VERSION}"
+    clamav = None
+    clamd_version = ""
+    if settings.clamd is not None:
+        clamav = ClamavEngine(settings.clamd, timeout_s=settings.clamd_timeout_s)
+        try:
+            clamd_version = clamav.version()
+        except ClamdError as exc:
+            raise RuleSetError(f"invalid configuration:\n  DSXA_LITE_CLAMD: {exc}") from None
+        engine_version += f", {clamd_version}"
+    combined = f"rules:{yara.digest}\nblocklist:{blocklist.digest}\nclamd:{clamd_version}\n"
+    rules_version = hashlib.sha256(combined.encode()).hexdigest()[:16]
+    return RuleSet(EicarEngine(), blocklist, yara, clamav, engine_version, rules_version)

@@ -1,0 +1,199 @@
+"""SNS message verification on the S3 connector's webhook: signatures, certificate URL, topics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.aws_s3.connector import AwsS3Connector
+from connectors.aws_s3.settings import AwsS3Settings
+from connectors.aws_s3.sns import trusted_subscribe_url, url_allowed
+from shared.connector import create_connector_app
+from tests.connectors.aws_s3.conftest import s3_event
+from tests.support.webhook_senders import FileServer, SnsSender, file_server, self_signed_pem
+
+pytestmark = [pytest.mark.unit, pytest.mark.anyio]
+
+PREFIX = "/aws-s3-connector"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FileServer]:
+    with file_server() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def sns(server: FileServer) -> SnsSender:
+    return SnsSender(server)
+
+
+def app_for(sns: SnsSender, **settings: Any) -> Any:
+    base = {
+        "asset": "uploads/in",
+        "aws_endpoint_url": "http://127.0.0.1:9",
+        "aws_region": "us-east-1",
+        "aws_sns_topic_arns": "arn:aws:sns:*:123456789012:dsx-*",
+        "aws_sns_url_pattern": sns.url_pattern,
+    }
+    return create_connector_app(AwsS3Connector(AwsS3Settings(**(base | settings))))
+
+
+@pytest.fixture
+def app(sns: SnsSender) -> Any:
+    return app_for(sns)
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        yield http
+
+
+async def post(client: httpx.AsyncClient, message: dict[str, Any]) -> httpx.Response:
+    headers = {
+        "content-type": "text/plain; charset=UTF-8",
+        "x-amz-sns-message-type": str(message.get("Type")),
+    }
+    return await client.post(f"{PREFIX}/webhook/event", content=json.dumps(message), headers=headers)
+
+
+def refused(app: Any) -> int:
+    """Refusals counted, as ``/readyz`` shows them (not called here: the S3 endpoint is unreachable)."""
+    return int(app.state.webhooks.stats()["refused"])
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+async def test_a_signed_notification_is_accepted(
+    client: httpx.AsyncClient, sns: SnsSender, version: str
+) -> None:
+    response = await post(client, sns.sign(sns.notification(s3_event("uploads", "in/a.txt", 3)), version))
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "success"
+
+
+async def test_a_tampered_notification_is_refused_and_counted(
+    client: httpx.AsyncClient, app: Any, sns: SnsSender
+) -> None:
+    signed = sns.sign(sns.notification(s3_event("uploads", "in/a.txt", 3)))
+    signed["Message"] = json.dumps(s3_event("uploads", "in/other.txt", 3))
+    response = await post(client, signed)
+    assert response.status_code == 401 and "signature does not match" in response.json()["message"]
+    assert refused(app) == 1
+
+
+async def test_an_unsigned_or_direct_s3_event_is_refused(
+    client: httpx.AsyncClient, app: Any, sns: SnsSender
+) -> None:
+    assert (await post(client, sns.notification(s3_event("uploads", "in/a.txt", 3)))).status_code == 401
+    direct = await client.post(f"{PREFIX}/webhook/event", json=s3_event("uploads", "in/a.txt", 3))
+    assert direct.status_code == 401 and "through SNS only" in direct.json()["message"]
+    garbage = await client.post(f"{PREFIX}/webhook/event", content=b"{oops")
+    assert garbage.status_code == 401
+    assert refused(app) == 3
+
+
+async def test_a_signature_by_another_key_is_refused(client: httpx.AsyncClient, sns: SnsSender) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = sns.sign(sns.notification(s3_event("uploads", "in/a.txt", 3)), key=other)
+    assert (await post(client, forged)).status_code == 401
+
+
+async def test_a_certificate_outside_the_allowed_urls_is_never_fetched(
+    client: httpx.AsyncClient, sns: SnsSender, server: FileServer
+) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    elsewhere = f"http://localhost:{port}/SimpleNotificationService-test.pem"  # the same file, another host
+    before = len(server.requests)
+    message = sns.sign(sns.notification(s3_event("uploads", "in/a.txt", 3), SigningCertURL=elsewhere))
+    response = await post(client, message)
+    assert response.status_code == 401 and "SigningCertURL refused" in response.json()["message"]
+    assert len(server.requests) == before
+
+
+async def test_the_certificate_is_fetched_once_and_cached(sns: SnsSender, server: FileServer) -> None:
+    app = app_for(sns)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        before = server.requests.count("/SimpleNotificationService-test.pem")
+        for key in ("in/a.txt", "in/b.txt", "in/c.txt"):
+            message = sns.sign(sns.notification(s3_event("uploads", key, 3)))
+            assert (await post(client, message)).status_code == 200
+        assert server.requests.count("/SimpleNotificationService-test.pem") == before + 1
+
+
+async def test_an_expired_certificate_is_refused(sns: SnsSender, server: FileServer) -> None:
+    server.files["/expired.pem"] = (self_signed_pem(sns.key, days=-1), "application/x-pem-file")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app_for(sns)), base_url="http://t"
+    ) as client:
+        message = sns.notification(
+            s3_event("uploads", "in/a.txt", 3), SigningCertURL=f"{server.url}/expired.pem"
+        )
+        response = await post(client, sns.sign(message))
+    assert response.status_code == 401 and "expired" in response.json()["message"]
+
+
+async def test_topics_outside_the_allow_list_are_refused(sns: SnsSender) -> None:
+    other_account = sns.notification(
+        s3_event("uploads", "in/a.txt", 3), TopicArn="arn:aws:sns:us-east-1:999:dsx-x"
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app_for(sns)), base_url="http://t"
+    ) as client:
+        response = await post(client, sns.sign(other_account))
+        assert (
+            response.status_code == 401
+            and "not in DSXCONNECTOR_AWS_SNS_TOPIC_ARNS" in response.json()["message"]
+        )
+    unset = app_for(sns, aws_sns_topic_arns="")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=unset), base_url="http://t") as client:
+        response = await post(client, sns.sign(sns.notification(s3_event("uploads", "in/a.txt", 3))))
+        assert (
+            response.status_code == 401
+            and "set DSXCONNECTOR_AWS_SNS_TOPIC_ARNS" in response.json()["message"]
+        )
+
+
+async def test_a_signed_subscription_is_confirmed_and_an_unsigned_one_never_fetched(
+    client: httpx.AsyncClient, sns: SnsSender, server: FileServer
+) -> None:
+    unsigned = await post(client, sns.confirmation())
+    assert unsigned.status_code == 401 and "/confirm" not in [p.split("?")[0] for p in server.requests]
+    confirmed = await post(client, sns.sign(sns.confirmation(), "2"))
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["message"] == "SNS subscription confirmed"
+    assert any(p.startswith("/confirm?Action=ConfirmSubscription") for p in server.requests)
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-1.pem", True),
+        ("https://sns.eu-west-1.amazonaws.com:443/x.pem", True),
+        ("https://sns.cn-north-1.amazonaws.com.cn/x.pem", True),
+        ("http://sns.eu-west-1.amazonaws.com/x.pem", False),  # not https
+        ("https://sns.eu-west-1.amazonaws.com:8443/x.pem", False),
+        ("https://sns.eu-west-1.amazonaws.com.evil.example/x.pem", False),
+        ("https://user@sns.eu-west-1.amazonaws.com/x.pem", False),
+        ("https://s3.eu-west-1.amazonaws.com/x.pem", False),
+        ("not a url", False),
+    ],
+)
+def test_certificate_urls_follow_the_sns_host_rule(url: str, allowed: bool) -> None:
+    assert url_allowed(url, r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?") is allowed
+
+
+def test_a_subscribe_url_must_confirm_a_subscription() -> None:
+    assert trusted_subscribe_url("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x")
+    assert not trusted_subscribe_url("https://sns.us-east-1.amazonaws.com/?Action=Publish&Token=x")
+
+
+def test_a_bad_url_pattern_stops_the_connector() -> None:
+    with pytest.raises(ValueError, match="not a regular expression"):
+        AwsS3Settings(asset="uploads", aws_sns_url_pattern="(")

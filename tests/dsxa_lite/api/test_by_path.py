@@ -1,0 +1,125 @@
+"""DSXA's scan by path against a real scanner: start, poll, verdict; refusals as 4xx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+
+from tests.support.procs import wait_for
+
+from .. import archive_samples as build
+from ..dsxa_schema import check_answer
+from ..samples import eicar, filler, sha256
+from ..servers import Scanner, running_scanner
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("scan-root").resolve()
+
+
+@pytest.fixture(scope="module")
+def path_scanner(root: Path, logs_dir: Path) -> Iterator[Scanner]:
+    with running_scanner("dsxa-lite-by-path", {"DSXA_LITE_SCAN_ROOTS": str(root)}, logs_dir) as running:
+        yield running
+
+
+def start(scanner: Scanner, path: Path | str, **headers: str) -> httpx.Response:
+    return httpx.get(scanner.url + "/scan/by_path", headers={"Stream-Path": str(path), **headers})
+
+
+def result(scanner: Scanner, guid: str) -> dict[str, Any]:
+    response = httpx.post(scanner.url + "/result/by_path", json={"scan_guid": guid})
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def finished(scanner: Scanner, guid: str) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        answer = result(scanner, guid)
+        return answer if answer["verdict"] != "Scanning" else None
+
+    answer = cast(dict[str, Any], wait_for(ready, timeout=20, what="the scan by path to finish"))
+    check_answer(answer)
+    return answer
+
+
+def test_scan_by_path_answers_scanning_then_the_verdict(path_scanner: Scanner, root: Path) -> None:
+    target = root / "bad.zip"
+    target.write_bytes(build.zip_of({"eicar.com": eicar()}))
+    started = start(path_scanner, target, **{"X-Custom-Metadata": "job-7"})
+    assert started.status_code == 200, started.text
+    first = started.json()
+    assert first["verdict"] == "Scanning" and len(first["scan_guid"]) == 32
+    answer = finished(path_scanner, first["scan_guid"])
+    assert answer["scan_guid"] == first["scan_guid"]
+    assert answer["verdict"] == "Malicious"
+    assert answer["verdict_details"]["reason"] == "eicar: EICAR-Test-File (in eicar.com)"
+    assert answer["file_info"]["file_hash"] == sha256(target.read_bytes())
+    assert answer["X-Custom-Metadata"] == "job-7"
+
+
+def test_scan_password_reaches_a_scan_by_path(path_scanner: Scanner, root: Path) -> None:
+    target = root / "locked.zip"
+    target.write_bytes(build.aes_zip({"eicar.com": eicar()}, "pw"))
+    guid = start(path_scanner, target, scan_password="pw").json()["scan_guid"]
+    assert finished(path_scanner, guid)["verdict"] == "Malicious"
+
+
+def test_benign_file_by_path(path_scanner: Scanner, root: Path) -> None:
+    target = root / "clean.txt"
+    target.write_bytes(filler(5000))
+    guid = start(path_scanner, target).json()["scan_guid"]
+    assert finished(path_scanner, guid)["verdict"] == "Benign"
+
+
+def test_paths_outside_the_roots_links_and_traversal_are_403(
+    path_scanner: Scanner, root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    (root / "link.txt").symlink_to(outside)
+    for path in (outside, root / "link.txt", f"{root}/../{tmp_path.name}/secret.txt", "relative.txt"):
+        response = start(path_scanner, path)
+        assert response.status_code == 403, path
+        assert response.json()["verdict"] == "Not Scanned"
+
+
+def test_missing_file_is_404_and_unknown_guid_is_404(path_scanner: Scanner, root: Path) -> None:
+    assert start(path_scanner, root / "absent.txt").status_code == 404
+    response = httpx.post(path_scanner.url + "/result/by_path", json={"scan_guid": "0" * 32})
+    assert response.status_code == 404
+
+
+def test_scan_by_path_is_off_without_roots(scanner: Scanner, root: Path) -> None:
+    response = start(scanner, root / "clean.txt")
+    assert response.status_code == 403
+    assert "DSXA_LITE_SCAN_ROOTS" in response.json()["verdict_details"]["reason"]
+
+
+@pytest.mark.unit
+def test_too_many_scans_in_flight_is_a_429(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import anyio
+
+    from dsxa_lite.api import by_path
+    from dsxa_lite.app import create_app
+    from dsxa_lite.settings import DsxaLiteSettings
+
+    monkeypatch.setattr(by_path, "_tasks", set(range(by_path.MAX_IN_FLIGHT)))
+    (root / "queued.txt").write_text("x")
+
+    async def call() -> httpx.Response:
+        app = create_app(DsxaLiteSettings(scan_roots=[root]))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as client:
+            return await client.get("/scan/by_path", headers={"Stream-Path": str(root / "queued.txt")})
+
+    response = anyio.run(call)
+    assert response.status_code == 429
+    assert "in flight" in response.json()["verdict_details"]["reason"]
