@@ -76,21 +76,21 @@ def logs(local: StackRun, *names: str) -> str:
 def test_notification_and_completion_lines(local: StackRun, scanned: tuple[str, JobEvents]) -> None:
     job_id, _ = scanned
     total = len(stack.sample_files())
-    notify = logs(local, "worker-notify")
-    assert re.search(
-        rf"notify\.scan_result job={job_id} status=\w+ processed=\d+ total=\S+ duration=\S+", notify
+    notified = rf"notify\.scan_result job={job_id} status=\w+ processed=\d+ total=\S+ duration=\S+"
+    completed = rf"job\.complete job={job_id} processed={total} total={total} finished_at=(\S+?Z)"
+    # the notification step runs just after the result step that completed the job
+    wait_for(lambda: re.search(notified, logs(local, "worker-notify")), timeout=15, what="notify.scan_result")
+    wait_for(
+        lambda: re.search(completed, logs(local, "worker-notify", "core")), timeout=15, what="job.complete"
     )
-    complete = re.findall(
-        rf"job\.complete job={job_id} processed={total} total={total} finished_at=(\S+?Z)",
-        logs(local, "worker-notify", "core"),
-    )
-    assert len(complete) == 1, complete  # once, whoever saw the completion first
+    assert len(re.findall(completed, logs(local, "worker-notify", "core"))) == 1  # once, whoever saw it first
 
 
 def test_the_connector_logs_enqueue_done_posted(local: StackRun, scanned: tuple[str, JobEvents]) -> None:
     job_id, _ = scanned
     total = len(stack.sample_files())
-    assert f"enqueue_done posted job={job_id} enqueued_total={total} status=200" in logs(local, "filesystem")
+    line = f"enqueue_done posted job={job_id} enqueued_total={total} status=200"
+    wait_for(lambda: line in logs(local, "filesystem"), timeout=15, what="enqueue_done posted")
 
 
 def test_the_jobs_stream_carries_every_change_and_each_is_logged(
