@@ -200,21 +200,18 @@ def test_after_a_reconnect_the_jobs_page_reads_the_list_once(
     assert len(reads) == 2, reads  # one snapshot: the active jobs and the newest others
 
 
-def test_jobs_are_labelled_by_kind_and_a_single_request_shows_no_percentage(
-    page: Page, local: StackRun
-) -> None:
+def test_jobs_are_labelled_by_kind_and_a_monitor_job_shows_no_percentage(page: Page, local: StackRun) -> None:
     connector = local.connector()
     sample = stack.sample_files()[0].path
     answer = local.api.post(
         "/scan/request", json={"connector": connector, "location": sample, "metainfo": sample}
     )
-    assert answer.status_code == 202, answer.text
+    assert answer.status_code == 202, answer.text  # a change event: it joins the connector's monitor job
     page.locator("#tab-scans").click()
-    single = page.locator('.job[data-kind="single"]').first
-    expect(single).to_have_attribute("data-status", "completed", timeout=60_000)
-    expect(single.locator("h3")).to_have_text("filesystem-connector · single request")
-    expect(single.locator(".bar")).to_be_hidden()
-    expect(single.locator(".progress-text")).to_have_text("1 file scanned")
+    monitor = page.locator('.job[data-kind="monitor"]').first
+    expect(monitor.locator("h3")).to_have_text("filesystem-connector · monitor", timeout=30_000)
+    expect(monitor.locator(".progress-text")).to_have_text(re.compile(r"^[1-9][0-9,]* files? scanned$"))
+    expect(monitor.locator(".bar")).to_be_hidden()  # a rolling job has no total to measure against
     expect(page.locator('.job[data-kind="full_scan"] h3').first).to_contain_text("· full scan")
 
 
@@ -236,10 +233,9 @@ def test_the_eta_is_never_0s_midway(page: Page) -> None:
 
 def test_the_job_list_filters_and_pages_with_running_jobs_first(page: Page, local: StackRun) -> None:
     page.locator("#tab-scans").click()
-    connector, sample = local.connector(), stack.sample_files()[1].path
-    for _ in range(10):  # ten more jobs of one file each: more than a page
-        request = {"connector": connector, "location": sample, "metainfo": sample}
-        assert local.api.post("/scan/request", json=request).status_code == 202
+    uuid = local.connector()["uuid"]
+    for _ in range(10):  # ten more full scans of one file each: more than a page
+        assert local.api.post(f"/connectors/full_scan/{uuid}", params={"limit": 1}).status_code == 202
     expect(page.locator("#jobs-pager")).to_be_visible(timeout=30_000)
     expect(page.locator("#jobs-range")).to_contain_text("1–10 of")
     expect(page.locator("#jobs .job")).to_have_count(10)
@@ -251,6 +247,9 @@ def test_the_job_list_filters_and_pages_with_running_jobs_first(page: Page, loca
     expect(page.locator('#jobs .job:not([data-kind="full_scan"])')).to_have_count(0)
     form.locator('select[name="kind"]').select_option("")
     form.locator('select[name="status"]').select_option("running")
+    expect(page.locator('#jobs .job:not([data-status="running"])')).to_have_count(0)
+    expect(page.locator('#jobs .job[data-kind="monitor"]')).to_have_count(1)  # the rolling one runs
+    form.locator('select[name="status"]').select_option("failed")
     expect(page.locator("#jobs-none-match")).to_be_visible()
     form.locator('select[name="status"]').select_option("")
     some = page.locator("#jobs .job").first.get_attribute("data-job-id")

@@ -10,8 +10,8 @@ const SNAPSHOT_LIMIT = 200;
 const MAX_KEPT = 1000; // jobs this page holds; past it the oldest finished ones are forgotten
 const FINAL = new Set(["completed", "failed", "cancelled"]);
 const ACTIVE_ORDER = { running: 0, paused: 1 };
-/** What each kind of job is, for people: a full scan, the rolling job of a connector's change events
- * (monitor), or the job a single scan request created implicitly. */
+/** What each kind of job is, for people: a full scan, or the rolling job of a connector's change
+ * events and single requests (monitor); "single" is the kind such jobs had before monitor jobs. */
 export const KIND_LABELS = { full_scan: "full scan", monitor: "monitor", single: "single request" };
 
 const jobs = new Map(); // job id -> latest job view
