@@ -93,8 +93,10 @@ def _start_superlog(sender: object = None, **_: object) -> None:
     """The SIEM feed's forwarder runs as threads of the worker consuming scan_result_notification_queue
     (``DSXCONNECT_SUPERLOG__FORWARDER``; see ``dsx_connect.superlog.runner``)."""
     from dsx_connect.notifications.runner import start_in_worker as start_webhooks
+    from dsx_connect.settings import warn_about_unknown_variables
     from dsx_connect.superlog.runner import start_in_worker
 
+    warn_about_unknown_variables(logging.getLogger("dsx_connect.worker"))  # as the API does at start
     app = getattr(sender, "app", celery_app)
     start_in_worker(app.amqp.queues.consume_from or ())
     start_webhooks(app.amqp.queues.consume_from or ())  # the notification webhooks' forwarders

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
     run = StackRun(
         tmp_path_factory.mktemp("oplog") / "run",
-        env={"DSX_LOG_SSE_EVENTS": "1"},
+        env={"DSX_LOG_SSE_EVENTS": "1", "DSXCONNECT_SCANER__TIMEOUT_S": "5"},  # a typo of SCANNER
         connector_env={"DSXCONNECTOR_MONITOR": "false"},
     )
     stack.write_sample(run.cfg.sample_dir)
@@ -109,3 +109,8 @@ def test_the_jobs_stream_carries_every_change_and_each_is_logged(
         f'sse.event stream=all_job_summaries event=job_summary id=None data={{\\"job_id\\": \\"{job_id}\\"'
         in logs(local, "core")
     )
+
+
+def test_the_api_and_every_worker_name_an_unknown_setting_at_start(local: StackRun) -> None:
+    for name in ("core", "worker-scan", "worker-action", "worker-result", "worker-notify"):
+        assert "unknown setting DSXCONNECT_SCANER__TIMEOUT_S is ignored" in logs(local, name), name
