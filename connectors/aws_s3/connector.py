@@ -22,21 +22,22 @@ from botocore.exceptions import (
 )
 from botocore.response import StreamingBody
 
+from connectors.aws_s3.manifest import MANIFEST
 from connectors.aws_s3.settings import AwsS3Settings
 from connectors.aws_s3.sns import SnsVerifier, trusted_subscribe_url
 from connectors.aws_s3.version import __version__
 from shared.connector import (
     SMALL_ITEM_BYTES,
     STREAM_CHUNK_BYTES,
-    Connector,
     Item,
     ItemContent,
     WebhookReply,
     iterate_in_thread,
 )
-from shared.connector.buckets import BucketLayout, verdict_tags
+from shared.connector.buckets import BucketLayout
+from shared.connector.errors import ItemChangedError
+from shared.connector.objectstore import ObjectStoreConnector
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
-from shared.models import ItemActionType, RequestedAction, StatusResponse
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ CREDENTIAL_ERRORS = frozenset(
 )
 
 
-class AwsS3Connector(Connector):
+class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
     """Scans the bucket (or ``bucket/prefix``) ``DSXCONNECTOR_ASSET`` on S3 or an S3-compatible store.
 
     Locations are full object keys; the display name is ``bucket/key``. Listing follows
@@ -71,22 +72,20 @@ class AwsS3Connector(Connector):
     """
 
     version = __version__
-    settings: AwsS3Settings
+    manifest = MANIFEST
+    scheme = "s3://"
 
     def __init__(self, settings: AwsS3Settings, *, http: httpx.AsyncBaseTransport | None = None) -> None:
         self._http = http  # the network for SNS confirmations (tests inject one)
         self.s3: Any = None
         super().__init__(settings)
 
-    def configure(self, settings: AwsS3Settings) -> None:  # type: ignore[override]
+    def configure(self, settings: AwsS3Settings) -> None:
         layout = settings.layout()
         if self.s3 is None:  # one client per connector; asset changes reuse it
             self.s3 = _client(settings)
         super().configure(settings)
         self.layout: BucketLayout = layout
-
-    def resolve(self, location: str) -> str:
-        return self.layout.key(location)
 
     # ---- enumeration -----------------------------------------------------------------------
 
@@ -120,42 +119,33 @@ class AwsS3Connector(Connector):
     def _get(self, key: str) -> ItemContent:
         response = self.s3.get_object(Bucket=self.layout.asset.bucket, Key=key)
         body: StreamingBody = response["Body"]
-        size = response["ContentLength"]
+        size, version = response["ContentLength"], etag(response)
         if size <= SMALL_ITEM_BYTES:
             with closing(body):
-                return ItemContent(size=size, data=body.read())
-        return ItemContent(size=size, chunks=iterate_in_thread(_stream(body), chunk_size=1))
+                return ItemContent(size=size, data=body.read(), version=version)
+        return ItemContent(size=size, chunks=iterate_in_thread(_stream(body), chunk_size=1), version=version)
 
-    async def act(self, location: str, action: RequestedAction) -> StatusResponse:
-        return await anyio.to_thread.run_sync(self._act, self.resolve(location), action)
+    # ---- the object-store primitives (shared.connector.objectstore) --------------------------
 
-    def _act(self, key: str, action: RequestedAction) -> StatusResponse:
-        bucket = self.layout.asset.bucket
-        self.s3.head_object(Bucket=bucket, Key=key)  # deleting a missing key would "succeed"
-        if action.type == ItemActionType.DELETE:
-            self.s3.delete_object(Bucket=bucket, Key=key)
-            log.info("object deleted", extra={"bucket": bucket, "key": key})
-            return StatusResponse(status="success", message=f"deleted s3://{bucket}/{key}")
-        if action.type == ItemActionType.TAG:
-            self._tag(bucket, key, verdict_tags(action))
-            return StatusResponse(status="success", message=f"tagged s3://{bucket}/{key}")
-        dest_bucket, dest_key = self.layout.destination(key, action)
-        destination = f"s3://{dest_bucket}/{dest_key}"
-        self.s3.copy({"Bucket": bucket, "Key": key}, dest_bucket, dest_key)  # multipart above 8 MiB
-        if action.type == ItemActionType.MOVE_TAG:
-            self._tag(dest_bucket, dest_key, verdict_tags(action))
-        try:
-            self.s3.delete_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            err = self.classify_error(exc)
-            message = f"copied to {destination} but the original could not be deleted: {err.message}"
-            raise type(err)(message, status_code=err.status_code) from None
-        log.info("object moved", extra={"key": key, "destination": destination})
-        return StatusResponse.model_validate(
-            {"status": "success", "message": f"moved to {destination}", "destination": destination}
-        )
+    async def head(self, bucket: str, key: str) -> str | None:
+        return etag(await self.blocking(lambda: self.s3.head_object(Bucket=bucket, Key=key)))
+
+    async def delete(self, bucket: str, key: str, version: str | None) -> None:
+        guard = {"IfMatch": f'"{version}"'} if version else {}  # S3 conditional delete (moto honours it)
+        await self.blocking(lambda: self.s3.delete_object(Bucket=bucket, Key=key, **guard))
+
+    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+        # CopySourceIfMatch: S3 refuses a changed source (moto refuses it in the managed copy's HeadObject);
+        # the managed copy goes multipart above 8 MiB
+        extra = {"CopySourceIfMatch": f'"{version}"'} if version else None
+        source = {"Bucket": bucket, "Key": key}
+        await self.blocking(lambda: self.s3.copy(source, dest_bucket, dest_key, ExtraArgs=extra))
+
+    async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+        await self.blocking(lambda: self._tag(bucket, key, tags))
 
     def _tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
+        # PutObjectTagging has no precondition: the head just before acting is the check
         current = self.s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
         merged = {tag["Key"]: tag["Value"] for tag in current} | tags
         tag_set = [{"Key": k, "Value": v} for k, v in merged.items()]
@@ -227,6 +217,8 @@ class AwsS3Connector(Connector):
             bucket = error.get("BucketName") or self.layout.asset.bucket
             if code == "NoSuchBucket":
                 return NotFoundError(f"bucket {bucket!r} does not exist ({text})", status_code=404)
+            if code == "PreconditionFailed" or status == 412:
+                return ItemChangedError(f"object changed since it was scanned ({text})")
             if code in ("NoSuchKey", "404", "NotFound"):
                 return NotFoundError(f"object not found ({text})", status_code=404)
             if code in CREDENTIAL_ERRORS:
@@ -271,6 +263,12 @@ def _client(s: AwsS3Settings) -> Any:
         read_timeout=60,
     )
     return session.client("s3", endpoint_url=s.aws_endpoint_url, verify=s.aws_verify_tls, config=config)
+
+
+def etag(response: dict[str, Any]) -> str | None:
+    """The object's version: its ETag without quotes."""
+    value = response.get("ETag")
+    return str(value).strip('"') or None if value else None
 
 
 def _stream(body: StreamingBody) -> Iterator[bytes]:

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from connectors.aws_s3.manifest import MANIFEST
 from connectors.aws_s3.sns import DEFAULT_URL_PATTERN
 from shared.connector.buckets import BucketAsset, BucketConnectorSettings, BucketLayout, http_url
 from shared.settings import load_settings
@@ -35,8 +36,8 @@ from shared.settings import load_settings
 class AwsS3Settings(BucketConnectorSettings):
     """``ASSET`` is ``bucket`` or ``bucket/prefix``; credentials come from the AWS chain unless given."""
 
-    name: str = "aws-s3-connector"
-    port: int = 8600
+    name: str = MANIFEST.name
+    port: int = MANIFEST.port
 
     aws_quarantine_bucket: str | None = None
     aws_endpoint_url: str | None = Field(

@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio.to_thread
+from azure.core import MatchConditions
 from azure.core.credentials import AzureSasCredential
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
+    ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
@@ -21,12 +23,14 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, BlobServiceClient
 
 from connectors.azure_blob_storage.event_grid import EventGridVerifier
+from connectors.azure_blob_storage.manifest import MANIFEST
 from connectors.azure_blob_storage.settings import AzureBlobStorageSettings
 from connectors.azure_blob_storage.version import __version__
-from shared.connector import SMALL_ITEM_BYTES, Connector, Item, ItemContent, WebhookReply, iterate_in_thread
-from shared.connector.buckets import BucketLayout, verdict_tags
+from shared.connector import SMALL_ITEM_BYTES, Item, ItemContent, WebhookReply, iterate_in_thread
+from shared.connector.buckets import BucketLayout
+from shared.connector.errors import ItemChangedError
+from shared.connector.objectstore import ObjectStoreConnector
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
-from shared.models import ItemActionType, RequestedAction, StatusResponse
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ _SUBJECT = re.compile(r"/blobServices/default/containers/(?P<container>[^/]+)/bl
 DOWNLOAD_CHUNK_BYTES = 4 * 1024 * 1024
 
 
-class AzureBlobStorageConnector(Connector):
+class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
     """Scans the container (or ``container/prefix``) ``DSXCONNECTOR_ASSET`` of one storage account.
 
     Locations are full blob names; the display name is ``container/name``. Listing follows the
@@ -54,22 +58,19 @@ class AzureBlobStorageConnector(Connector):
     """
 
     version = __version__
-    settings: AzureBlobStorageSettings
+    manifest = MANIFEST
 
     def __init__(self, settings: AzureBlobStorageSettings) -> None:
         self.service: Any = None
         super().__init__(settings)
 
-    def configure(self, settings: AzureBlobStorageSettings) -> None:  # type: ignore[override]
+    def configure(self, settings: AzureBlobStorageSettings) -> None:
         layout = settings.layout()
         if self.service is None:  # one client per connector; asset changes reuse it
             self.service = _service(settings)
         super().configure(settings)
         self.layout: BucketLayout = layout
         self.container = self.service.get_container_client(layout.asset.bucket)
-
-    def resolve(self, location: str) -> str:
-        return self.layout.key(location)
 
     # ---- enumeration -----------------------------------------------------------------------
 
@@ -99,46 +100,45 @@ class AzureBlobStorageConnector(Connector):
 
     def _download(self, key: str) -> ItemContent:
         downloader = self.container.get_blob_client(key).download_blob(max_concurrency=1)
+        version = _version(downloader.properties.etag)
         if downloader.size <= SMALL_ITEM_BYTES:  # one GET already holds it all
-            return ItemContent(size=downloader.size, data=downloader.readall())
-        return ItemContent(size=downloader.size, chunks=iterate_in_thread(downloader.chunks(), chunk_size=1))
+            return ItemContent(size=downloader.size, data=downloader.readall(), version=version)
+        chunks = iterate_in_thread(downloader.chunks(), chunk_size=1)
+        return ItemContent(size=downloader.size, chunks=chunks, version=version)
 
-    async def act(self, location: str, action: RequestedAction) -> StatusResponse:
-        return await anyio.to_thread.run_sync(self._act, self.resolve(location), action)
+    # ---- the object-store primitives (shared.connector.objectstore) --------------------------
 
-    def _act(self, key: str, action: RequestedAction) -> StatusResponse:
-        blob = self.container.get_blob_client(key)
-        blob.get_blob_properties()  # NotFound before anything is changed
-        where = f"{self.layout.asset.bucket}/{key}"
-        if action.type == ItemActionType.DELETE:
-            blob.delete_blob(delete_snapshots="include")
-            log.info("blob deleted", extra={"blob": where})
-            return StatusResponse(status="success", message=f"deleted {where}")
-        if action.type == ItemActionType.TAG:
-            self._tag(blob, verdict_tags(action))
-            return StatusResponse(
-                status="success", message=f"tagged {where} ({self.settings.azure_tag_mode})"
-            )
-        dest_container, dest_name = self.layout.destination(key, action)
-        target = self.service.get_blob_client(dest_container, dest_name)
-        destination = f"{dest_container}/{dest_name}"
-        self._copy(blob, target)
-        if action.type == ItemActionType.MOVE_TAG:
-            self._tag(target, verdict_tags(action))
-        try:
-            blob.delete_blob(delete_snapshots="include")
-        except AzureError as exc:
-            err = self.classify_error(exc)
-            message = f"copied to {destination} but the original could not be deleted: {err.message}"
-            raise type(err)(message, status_code=err.status_code) from None
-        log.info("blob moved", extra={"blob": where, "destination": destination})
-        return StatusResponse.model_validate(
-            {"status": "success", "message": f"moved to {destination}", "destination": destination}
-        )
+    def _blob(self, container: str, name: str) -> BlobClient:
+        return self.service.get_blob_client(container, name)
 
-    def _copy(self, source: BlobClient, target: BlobClient) -> None:
+    async def head(self, bucket: str, key: str) -> str | None:
+        return _version((await self.blocking(self._blob(bucket, key).get_blob_properties)).etag)
+
+    async def delete(self, bucket: str, key: str, version: str | None) -> None:
+        blob = self._blob(bucket, key)
+        await self.blocking(lambda: blob.delete_blob(delete_snapshots="include", **_if_match(version)))
+
+    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+        source, target = self._blob(bucket, key), self._blob(dest_bucket, dest_key)
+        guard = {"source_etag": f'"{version}"', "source_match_condition": MatchConditions.IfNotModified}
+        await self.blocking(lambda: self._copy(source, target, guard if version else {}))
+
+    async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+        await self.blocking(lambda: self._tag(bucket, key, tags, version))
+
+    def _tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+        blob = self._blob(bucket, key)
+        if self.settings.azure_tag_mode == "metadata":
+            blob.set_blob_metadata({**blob.get_blob_properties().metadata, **tags}, **_if_match(version))
+        else:  # Set Blob Tags has no ETag condition: the head just before acting is the check
+            blob.set_blob_tags({**blob.get_blob_tags(), **tags})
+
+    def tag_note(self) -> str:
+        return f" ({self.settings.azure_tag_mode})"
+
+    def _copy(self, source: BlobClient, target: BlobClient, guard: dict[str, Any]) -> None:
         """Server-side copy, waiting (with backoff) while Azure reports it pending."""
-        copy = target.start_copy_from_url(source.url)
+        copy = target.start_copy_from_url(source.url, **guard)
         status: str | None = str(copy["copy_status"])
         delay = 0.1
         deadline = time.monotonic() + self.settings.azure_copy_timeout_s
@@ -151,12 +151,6 @@ class AzureBlobStorageConnector(Connector):
             status = target.get_blob_properties().copy.status
         if status != "success":
             raise RetryableError(f"copy to {target.blob_name} ended {status}")
-
-    def _tag(self, blob: BlobClient, tags: dict[str, str]) -> None:
-        if self.settings.azure_tag_mode == "metadata":
-            blob.set_blob_metadata({**blob.get_blob_properties().metadata, **tags})
-        else:
-            blob.set_blob_tags({**blob.get_blob_tags(), **tags})
 
     # ---- change notifications --------------------------------------------------------------
 
@@ -198,6 +192,8 @@ class AzureBlobStorageConnector(Connector):
         code = getattr(exc, "error_code", None)
         code = str(getattr(code, "value", code) or "")
         text = f"{code}: {_first_line(exc)}" if code else _first_line(exc)
+        if isinstance(exc, ResourceModifiedError) or exc.status_code == 412:
+            return ItemChangedError(f"blob changed since it was scanned ({text})")
         if isinstance(exc, ResourceNotFoundError) or exc.status_code == 404:
             if code == "ContainerNotFound":
                 container = self.layout.asset.bucket
@@ -220,6 +216,16 @@ class AzureBlobStorageConnector(Connector):
             close = getattr(credential, "close", None)
             if callable(close):
                 close()
+
+
+def _version(value: str | None) -> str | None:
+    """A blob's version: its ETag without quotes."""
+    return value.strip('"') or None if value else None
+
+
+def _if_match(version: str | None) -> dict[str, Any]:
+    """The SDK's ``If-Match`` keywords for ``version`` (none without one)."""
+    return {"etag": f'"{version}"', "match_condition": MatchConditions.IfNotModified} if version else {}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
+from connectors.azure_blob_storage.manifest import MANIFEST
 from shared.connector.buckets import BucketAsset, BucketConnectorSettings, BucketLayout, http_url
 from shared.settings import load_settings
 
@@ -28,8 +29,8 @@ from shared.settings import load_settings
 class AzureBlobStorageSettings(BucketConnectorSettings):
     """``ASSET`` is ``container`` or ``container/prefix``; set a connection string, an account URL or name."""
 
-    name: str = "azure-blob-storage-connector"
-    port: int = 8610
+    name: str = MANIFEST.name
+    port: int = MANIFEST.port
 
     azure_quarantine_container: str | None = None
     azure_connection_string: SecretStr | None = Field(

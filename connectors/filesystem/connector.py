@@ -13,13 +13,16 @@ import anyio
 import anyio.to_thread
 from watchfiles import Change, awatch
 
+from connectors.filesystem.manifest import MANIFEST
 from connectors.filesystem.settings import FilesystemSettings
 from connectors.filesystem.version import __version__
 from shared.connector import (
     SMALL_ITEM_BYTES,
     Connector,
     Item,
+    ItemChangedError,
     ItemContent,
+    check_version,
     is_within,
     iterate_in_thread,
     open_inside,
@@ -32,7 +35,7 @@ from shared.models import ItemActionType, RequestedAction, StatusResponse
 log = logging.getLogger(__name__)
 
 
-class FilesystemConnector(Connector):
+class FilesystemConnector(Connector[FilesystemSettings]):
     """Scans the directory ``DSXCONNECTOR_ASSET`` (a local disk or a mounted NFS/SMB share).
 
     Locations are paths relative to the asset, ``/``-separated; the display name is the same.
@@ -52,9 +55,9 @@ class FilesystemConnector(Connector):
     """
 
     version = __version__
-    settings: FilesystemSettings
+    manifest = MANIFEST
 
-    def configure(self, settings: FilesystemSettings) -> None:  # type: ignore[override]
+    def configure(self, settings: FilesystemSettings) -> None:
         root = Path(os.path.realpath(settings.asset))
         if not root.is_dir():
             raise ValueError(f"asset {settings.asset!r} is not an existing directory")
@@ -136,19 +139,22 @@ class FilesystemConnector(Connector):
                 raise NotFoundError(f"not a file: {location!r}")
             if self.quarantine is not None and is_within(real, self.quarantine):
                 raise OutsideAssetError(f"location is in the quarantine folder: {location!r}")
+            version = file_version(info)
             if info.st_size <= SMALL_ITEM_BYTES:
-                return ItemContent(size=info.st_size, data=_read_all(fd, info.st_size))
+                return ItemContent(size=info.st_size, data=_read_all(fd, info.st_size), version=version)
         finally:
             os.close(fd)
-        return ItemContent(size=info.st_size, path=Path(real))
+        return ItemContent(size=info.st_size, path=Path(real), version=version)
 
-    async def act(self, location: str, action: RequestedAction) -> StatusResponse:
-        return await anyio.to_thread.run_sync(self._act, location, action)
+    async def act(self, location: str, action: RequestedAction, version: str | None = None) -> StatusResponse:
+        return await anyio.to_thread.run_sync(self._act, location, action, version)
 
-    def _act(self, location: str, action: RequestedAction) -> StatusResponse:
+    def _act(self, location: str, action: RequestedAction, version: str | None = None) -> StatusResponse:
         path = self.resolve(location)
         if not path.is_file():
             raise NotFoundError(f"item not found: {location!r}")
+        if version is not None:
+            self._check_version(location, path, version)
         if action.type == ItemActionType.DELETE:
             path.unlink()
             log.info("item deleted", extra={"location": location})
@@ -169,6 +175,26 @@ class FilesystemConnector(Connector):
         return StatusResponse.model_validate(
             {"status": "success", "message": message, "destination": str(target)}
         )
+
+    def _check_version(self, location: str, path: Path, version: str) -> None:
+        """``ItemChangedError`` unless the file at ``path`` is still the one scanned.
+
+        The check is on the open file (device, inode, size, mtime), and the path must still name
+        that file; a filesystem has no atomic conditional unlink or rename, so a writer racing
+        between this check and the action is the remaining window (microseconds).
+        """
+        try:
+            fd, _ = open_inside(self.root, location)
+        except FileNotFoundError:
+            raise NotFoundError(f"item not found: {location!r}") from None
+        try:
+            opened = os.fstat(fd)
+        finally:
+            os.close(fd)
+        named = os.stat(path)
+        check_version(location, version, file_version(opened))
+        if (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino):
+            raise ItemChangedError(f"item changed since it was scanned: {location!r}")
 
     def _destination(self, action: RequestedAction) -> Path:
         requested = action.destination and (action.destination.path or action.destination.prefix)
@@ -225,6 +251,11 @@ class FilesystemConnector(Connector):
             if size is not None:
                 items.append(Item(location, location, size))
         return items
+
+
+def file_version(info: os.stat_result) -> str:
+    """A file's version (``shared.item_version``): ``dev:ino:size:mtime_ns``."""
+    return f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
 
 
 def _folder(root: Path, value: str | None) -> Path | None:

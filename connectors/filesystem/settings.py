@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from connectors.filesystem.manifest import MANIFEST
 from shared.connector.settings import ConnectorSettings
 from shared.models import ItemActionType
 from shared.settings import load_settings
@@ -27,8 +28,8 @@ class FilesystemSettings(ConnectorSettings):
         {ItemActionType.NOTHING, ItemActionType.DELETE, ItemActionType.MOVE, ItemActionType.MOVE_TAG}
     )
 
-    name: str = "filesystem-connector"
-    port: int = 8620
+    name: str = MANIFEST.name
+    port: int = MANIFEST.port
     monitor_force_polling: bool = False
     monitor_poll_interval_ms: int = Field(default=1000, ge=50)
     monitor_debounce_ms: int = Field(default=500, ge=10, le=60_000)

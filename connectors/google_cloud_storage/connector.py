@@ -7,6 +7,7 @@ import binascii
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio.to_thread
@@ -16,20 +17,21 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.oauth2 import service_account
 
+from connectors.google_cloud_storage.manifest import MANIFEST
 from connectors.google_cloud_storage.pubsub_auth import PubSubPushVerifier
 from connectors.google_cloud_storage.settings import GoogleCloudStorageSettings
 from connectors.google_cloud_storage.version import __version__
 from shared.connector import (
     SMALL_ITEM_BYTES,
     STREAM_CHUNK_BYTES,
-    Connector,
     Item,
     ItemContent,
     iterate_in_thread,
 )
-from shared.connector.buckets import BucketLayout, verdict_tags
+from shared.connector.buckets import BucketLayout
+from shared.connector.errors import ItemChangedError
+from shared.connector.objectstore import ObjectStoreConnector
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
-from shared.models import ItemActionType, RequestedAction, StatusResponse
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 OBJECT_FINALIZE = "OBJECT_FINALIZE"
 
 
-class GoogleCloudStorageConnector(Connector):
+class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSettings]):
     """Scans the bucket (or ``bucket/prefix``) ``DSXCONNECTOR_ASSET`` on Google Cloud Storage.
 
     Locations are full object names; the display name is ``bucket/name``. Listing follows the
@@ -53,22 +55,19 @@ class GoogleCloudStorageConnector(Connector):
     """
 
     version = __version__
-    settings: GoogleCloudStorageSettings
+    manifest = MANIFEST
 
     def __init__(self, settings: GoogleCloudStorageSettings) -> None:
         self.client: Any = None
         super().__init__(settings)
 
-    def configure(self, settings: GoogleCloudStorageSettings) -> None:  # type: ignore[override]
+    def configure(self, settings: GoogleCloudStorageSettings) -> None:
         layout = settings.layout()
         if self.client is None:  # one client per connector; asset changes reuse it
             self.client = _client(settings)
         super().configure(settings)
         self.layout: BucketLayout = layout
         self.bucket = self.client.bucket(layout.asset.bucket)
-
-    def resolve(self, location: str) -> str:
-        return self.layout.key(location)
 
     # ---- enumeration -----------------------------------------------------------------------
 
@@ -104,43 +103,52 @@ class GoogleCloudStorageConnector(Connector):
 
     def _download(self, key: str) -> ItemContent:
         blob = self._blob(key)
+        version = str(blob.generation)
         if blob.size <= SMALL_ITEM_BYTES:
-            return ItemContent(
-                size=blob.size, data=blob.download_as_bytes(if_generation_match=blob.generation)
-            )
-        return ItemContent(size=blob.size, chunks=iterate_in_thread(_stream(blob), chunk_size=1))
+            data = blob.download_as_bytes(if_generation_match=blob.generation)
+            return ItemContent(size=blob.size, data=data, version=version)
+        chunks = iterate_in_thread(_stream(blob), chunk_size=1)
+        return ItemContent(size=blob.size, chunks=chunks, version=version)
 
-    async def act(self, location: str, action: RequestedAction) -> StatusResponse:
-        return await anyio.to_thread.run_sync(self._act, self.resolve(location), action)
+    # ---- the object-store primitives (shared.connector.objectstore) --------------------------
 
-    def _act(self, key: str, action: RequestedAction) -> StatusResponse:
-        blob = self._blob(key)
-        where = f"gs://{self.layout.asset.bucket}/{key}"
-        if action.type == ItemActionType.DELETE:
-            blob.delete()
-            log.info("object deleted", extra={"object": where})
-            return StatusResponse(status="success", message=f"deleted {where}")
-        if action.type == ItemActionType.TAG:
-            _tag(blob, verdict_tags(action))
-            return StatusResponse(status="success", message=f"tagged {where}")
-        dest_bucket, dest_name = self.layout.destination(key, action)
-        target = self.client.bucket(dest_bucket).blob(dest_name)
-        destination = f"gs://{dest_bucket}/{dest_name}"
-        token, _, _ = target.rewrite(blob)
-        while token is not None:  # large objects are rewritten in several calls
-            token, _, _ = target.rewrite(blob, token=token)
-        if action.type == ItemActionType.MOVE_TAG:
-            _tag(target, verdict_tags(action))
-        try:
-            blob.delete()
-        except api.GoogleAPIError as exc:
-            err = self.classify_error(exc)
-            message = f"copied to {destination} but the original could not be deleted: {err.message}"
-            raise type(err)(message, status_code=err.status_code) from None
-        log.info("object moved", extra={"object": where, "destination": destination})
-        return StatusResponse.model_validate(
-            {"status": "success", "message": f"moved to {destination}", "destination": destination}
-        )
+    async def head(self, bucket: str, key: str) -> str | None:
+        blob = await self.blocking(lambda: self.client.bucket(bucket).get_blob(key))
+        if blob is None:
+            raise NotFoundError(f"object not found: {bucket}/{key}")
+        return str(blob.generation)
+
+    async def delete(self, bucket: str, key: str, version: str | None) -> None:
+        await self.blocking(lambda: self._delete(bucket, key, version))
+
+    def _delete(self, bucket: str, key: str, version: str | None) -> None:
+        # GCS refuses a stale ifGenerationMatch; gcp-storage-emulator ignores it (on the emulator the
+        # head just before acting is the only check)
+        with _changed(key):
+            self.client.bucket(bucket).blob(key).delete(if_generation_match=_generation(version))
+
+    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+        await self.blocking(lambda: self._copy(bucket, key, version, dest_bucket, dest_key))
+
+    def _copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+        source = self.client.bucket(bucket).blob(key)
+        target = self.client.bucket(dest_bucket).blob(dest_key)
+        guard = _generation(version)
+        with _changed(key):
+            token, _, _ = target.rewrite(source, if_source_generation_match=guard)
+            while token is not None:  # large objects are rewritten in several calls
+                token, _, _ = target.rewrite(source, token=token, if_source_generation_match=guard)
+
+    async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+        await self.blocking(lambda: self._tag(bucket, key, tags, version))
+
+    def _tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+        blob = self.client.bucket(bucket).get_blob(key)
+        if blob is None:
+            raise NotFoundError(f"object not found: {bucket}/{key}")
+        blob.metadata = {**(blob.metadata or {}), **tags}
+        with _changed(key):
+            blob.patch(if_generation_match=_generation(version))
 
     # ---- change notifications --------------------------------------------------------------
 
@@ -207,9 +215,17 @@ def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:300]
 
 
-def _tag(blob: storage.Blob, tags: dict[str, str]) -> None:
-    blob.metadata = {**(blob.metadata or {}), **tags}
-    blob.patch()
+def _generation(version: str | None) -> int | None:
+    return int(version) if version and version.isdigit() else None
+
+
+@contextmanager
+def _changed(key: str) -> Iterator[None]:
+    """A refused ``ifGenerationMatch`` is an item changed since its scan (not a retryable read race)."""
+    try:
+        yield
+    except api.PreconditionFailed:
+        raise ItemChangedError(f"object changed since it was scanned: {key!r}") from None
 
 
 def _stream(blob: storage.Blob) -> Iterator[bytes]:

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from connectors.google_cloud_storage.manifest import MANIFEST
 from connectors.google_cloud_storage.pubsub_auth import GOOGLE_JWKS_URL
 from shared.connector.buckets import BucketAsset, BucketConnectorSettings, BucketLayout, http_url
 from shared.settings import load_settings
@@ -32,8 +33,8 @@ from shared.settings import load_settings
 class GoogleCloudStorageSettings(BucketConnectorSettings):
     """``ASSET`` is ``bucket`` or ``bucket/prefix``; credentials come from ADC unless a key file is given."""
 
-    name: str = "google-cloud-storage-connector"
-    port: int = 8630
+    name: str = MANIFEST.name
+    port: int = MANIFEST.port
 
     gcs_quarantine_bucket: str | None = None
     gcs_credentials_file: str | None = Field(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 
 from dsx_connect import keys
 from dsx_connect.api.deps import ConnectorHttp, JobsDep, KnownConnector, RedisDep, RegistryDep, SettingsDep
@@ -220,16 +220,12 @@ async def put_connector_state(
     return Response(status_code=204)
 
 
-@router.get(
-    "/state/{uuid}/{namespace}/{key}",
-    response_class=PlainTextResponse,
-    responses={404: {"description": "no value"}},
-)
+@router.get("/state/{uuid}/{namespace}/{key}", responses={404: {"description": "no value"}})
 def get_connector_state(
     uuid: Annotated[str, Path(max_length=64)], namespace: Name, key: Name, client: RedisDep
-) -> str:
-    """Read back a connector's stored cursor."""
+) -> dict[str, str]:
+    """Read back a connector's stored cursor as ``{"value": ...}`` (the 1.x shape its connectors read)."""
     value: str | None = client.hget(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key)
     if value is None:
         raise HTTPException(404, f"no state {namespace}/{key} for connector {uuid}")
-    return value
+    return {"value": value}

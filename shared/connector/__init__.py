@@ -16,7 +16,7 @@ from shared.connector.base import (
     ItemContent,
     WebhookReply,
 )
-from shared.connector.errors import UnsupportedError, classify_error
+from shared.connector.errors import ItemChangedError, UnsupportedError, check_version, classify_error
 from shared.connector.filters import Filter
 from shared.connector.locations import is_within, open_inside, relative_location, resolve_inside
 from shared.connector.settings import ConnectorSettings
@@ -29,9 +29,11 @@ __all__ = [
     "ConnectorSettings",
     "Filter",
     "Item",
+    "ItemChangedError",
     "ItemContent",
     "UnsupportedError",
     "WebhookReply",
+    "check_version",
     "classify_error",
     "create_connector_app",
     "is_within",

@@ -25,7 +25,7 @@ import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import anyio
 
@@ -42,6 +42,9 @@ from shared.models import (
     RequestedAction,
     StatusResponse,
 )
+
+if TYPE_CHECKING:
+    from connectors.manifest import ConnectorManifest
 
 #: items up to this size are answered from memory by ``read_file``; larger ones are streamed
 SMALL_ITEM_BYTES = 1024 * 1024
@@ -72,6 +75,8 @@ class ItemContent:
     data: bytes | None = None
     path: Path | None = None
     chunks: AsyncIterator[bytes] | None = None
+    #: the version of the bytes answered (``shared.item_version``): sent as ``X-Item-Version``
+    version: str | None = None
 
 
 @dataclass(slots=True)
@@ -85,22 +90,51 @@ class WebhookReply:
     body: dict[str, Any]
     status_code: int = 200
     items: list[Item] = field(default_factory=list)
+    #: answer this as ``text/plain`` instead of ``body`` (Graph's validation handshake)
+    text: str | None = None
 
 
-class Connector(abc.ABC):
-    """Base class of every connector. Subclasses set ``version`` and implement the abstract methods."""
+SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
+
+
+class ConnectorState:
+    """Small values a connector keeps across restarts (cursors such as a Graph delta link).
+
+    This one lives in memory (tests, one-shot CLI runs); the runtime replaces it with one kept
+    in the core (``CoreState``, SPEC §4 ``/connectors/state``).
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    async def get(self, key: str) -> str | None:
+        return self._values.get(key)
+
+    async def put(self, key: str, value: str) -> None:
+        self._values[key] = value
+
+
+class Connector(abc.ABC, Generic[SettingsT]):
+    """Base class of every connector, generic in its settings class (``Connector[MySettings]``).
+
+    Subclasses set ``version`` and ``manifest`` (the facts declared once: ``connectors.manifest``)
+    and implement the abstract methods.
+    """
 
     #: the connector's version, reported on registration and ``GET /version``
     version: ClassVar[str] = "0.0.0"
+    #: name, port, prefix, extras and sample data of this connector (``connectors/<pkg>/manifest.py``)
+    manifest: ClassVar[ConnectorManifest | None] = None
 
-    def __init__(self, settings: ConnectorSettings) -> None:
-        self.settings = settings
+    def __init__(self, settings: SettingsT) -> None:
+        self.settings: SettingsT = settings
         self.filter = Filter()
+        self.state: ConnectorState = ConnectorState()
         self.configure(settings)
 
     # ---- configuration ---------------------------------------------------------------------
 
-    def configure(self, settings: ConnectorSettings) -> None:
+    def configure(self, settings: SettingsT) -> None:
         """Adopt ``settings`` (at start and on ``PUT /config``); raise ``ValueError`` to refuse them.
 
         Overrides compute derived state (a resolved root, a client for a new bucket) and then
@@ -146,11 +180,26 @@ class Connector(abc.ABC):
 
     @abc.abstractmethod
     async def read(self, location: str) -> ItemContent:
-        """The item's content; ``NotFoundError`` (or the storage's not-found) if it is missing."""
+        """The item's content and, where the storage has one, its ``version``; ``NotFoundError``
+        (or the storage's not-found) if it is missing."""
 
     @abc.abstractmethod
-    async def act(self, location: str, action: RequestedAction) -> StatusResponse:
-        """Apply ``action`` (never ``nothing``, always one of ``supported_actions``) to the item."""
+    async def act(self, location: str, action: RequestedAction, version: str | None = None) -> StatusResponse:
+        """Apply ``action`` (never ``nothing``, always one of ``supported_actions``) to the item.
+
+        With ``version`` (what the core scanned, ``shared.item_version``), act only while the item
+        still has it, atomically where the storage allows; else raise ``ItemChangedError`` and
+        touch nothing.
+        """
+
+    def scan_items(self) -> AsyncIterator[Item]:
+        """What a full scan submits. Default: ``enumerate()``; a storage with a change feed (Graph
+        delta) may answer only what changed since the previous completed scan."""
+        return self.enumerate()
+
+    async def scan_completed(self) -> None:
+        """Called when a full scan has submitted every item of ``scan_items`` (not on a limit or cancel)."""
+        return None
 
     async def watch(self, stop: anyio.Event) -> AsyncIterator[list[Item]]:
         """Yield batches of new or changed items until ``stop`` is set (``MONITOR``).
@@ -159,6 +208,9 @@ class Connector(abc.ABC):
         """
         raise UnsupportedError(f"{self.name} cannot monitor its asset")
         yield []  # pragma: no cover - makes this an async generator
+
+    #: ``watch`` calls the core (its cursor is kept there): the runtime starts it once registered
+    watch_needs_core: ClassVar[bool] = False
 
     @property
     def can_watch(self) -> bool:
@@ -187,16 +239,21 @@ class Connector(abc.ABC):
                     break
         return StatusResponse(
             status="success",
-            message=f"asset {self.settings.asset_display_name or self.settings.asset!r} is reachable",
+            message=f"asset {self.asset_label()!r} is reachable",
             preview=sample,
         )
+
+    def asset_label(self) -> str:
+        """How messages name the asset: ``ASSET_DISPLAY_NAME``, else ``ASSET``."""
+        return self.settings.asset_display_name or self.settings.asset
 
     async def webhook(self, event: dict[str, Any]) -> list[Item] | WebhookReply:
         """Items named by a storage push notification (S3 event, Event Grid, Graph…).
 
         ``event`` is the posted JSON (whatever its Content-Type: SNS posts ``text/plain``); a
-        top-level array arrives as ``{"events": [...]}``. Return a :class:`WebhookReply` to answer
-        a handshake with the body the storage expects.
+        top-level array arrives as ``{"events": [...]}``; a ``validationToken`` query parameter
+        (Graph's subscription handshake) arrives as ``{"validationToken": ...}``. Return a
+        :class:`WebhookReply` to answer a handshake with the body the storage expects.
         """
         raise UnsupportedError(f"webhook events are not supported by {self.name}", status_code=404)
 

@@ -233,6 +233,28 @@ class CoreClient:
             cancelled=_flag(data.get("cancel")) or _flag(data.get("cancelled")) or status == "cancelled",
         )
 
+    async def get_state(self, uuid: str, namespace: str, key: str) -> str | None:
+        """A value kept with ``put_state`` (SPEC §4 KV), None when there is none.
+
+        The core answers ``{"value": ...}`` (as 1.x); a plain-text answer (an older core) is read too.
+        """
+        path = f"/connectors/state/{quote(uuid, safe='')}/{quote(namespace, safe='')}/{quote(key, safe='')}"
+        try:
+            response = await self.request("GET", path)
+        except NotFoundError:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text
+        value = body.get("value") if isinstance(body, dict) else None
+        return value if isinstance(value, str) else None
+
+    async def put_state(self, uuid: str, namespace: str, key: str, value: str) -> None:
+        """Keep ``value`` (at most 64 KiB) in the core across this connector's restarts."""
+        path = f"/connectors/state/{quote(uuid, safe='')}/{quote(namespace, safe='')}/{quote(key, safe='')}"
+        await self.request("PUT", path, content=value.encode(), headers={"Content-Type": "text/plain"})
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

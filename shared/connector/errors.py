@@ -3,6 +3,7 @@
     OSError / library error ──classify_error()──▶ DsxError ──http_status()──▶ HTTP answer
 
     NotFoundError (FileNotFoundError, NotADirectoryError) ......... 404
+    ItemChangedError (a guarded action on a changed item) ......... 412
     OutsideAssetError ............................................. 403 (400 for malformed)
     UnsupportedError (an action or event the connector can't do) .. 400 (or as raised)
     PermanentError (PermissionError, IsADirectoryError, bad input)  400 / 403
@@ -18,10 +19,24 @@ from __future__ import annotations
 import errno
 
 from shared.errors import DsxError, NotFoundError, OutsideAssetError, PermanentError, RetryableError
+from shared.item_version import ERROR_ITEM_CHANGED, ERROR_NOT_FOUND, ITEM_CHANGED_STATUS
 
 
 class UnsupportedError(PermanentError):
     """The connector cannot do this (an action such as ``tag`` on a filesystem, a webhook)."""
+
+
+class ItemChangedError(PermanentError):
+    """The item no longer has the version the core scanned: a guarded action touches nothing (412)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=ITEM_CHANGED_STATUS)
+
+
+def check_version(location: str, expected: str | None, current: str | None) -> None:
+    """Raise ``ItemChangedError`` when ``expected`` is given and differs from ``current``."""
+    if expected is not None and expected != current:
+        raise ItemChangedError(f"item changed since it was scanned: {location!r}")
 
 
 def classify_error(exc: BaseException) -> DsxError:
@@ -58,8 +73,10 @@ def http_status(err: DsxError) -> int:
 
 def error_kind(err: DsxError) -> str:
     """A short machine-readable name for the error's class (additive ``error`` field)."""
+    if isinstance(err, ItemChangedError):
+        return ERROR_ITEM_CHANGED
     if isinstance(err, NotFoundError):
-        return "not_found"
+        return ERROR_NOT_FOUND
     if isinstance(err, OutsideAssetError):
         return "outside_asset"
     if isinstance(err, UnsupportedError):

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from shared.connector.base import SMALL_ITEM_BYTES, STREAM_CHUNK_BYTES, ItemContent
 from shared.connector.errors import error_kind, http_status
 from shared.errors import DsxError
+from shared.item_version import ITEM_VERSION_HEADER, MAX_VERSION_CHARS
 
 OCTET_STREAM = "application/octet-stream"
 
@@ -22,18 +23,28 @@ class _ChunkedFileResponse(FileResponse):
 async def content_response(content: ItemContent) -> Response:
     """Bytes for ``POST /read_file``: small items in one plain response, large ones streamed.
 
-    Memory stays bounded by ``STREAM_CHUNK_BYTES`` per request whatever the item's size.
+    Memory stays bounded by ``STREAM_CHUNK_BYTES`` per request whatever the item's size. The
+    item's version, when the storage has one, travels in ``X-Item-Version``.
     """
+    version = wire_version(content.version)
+    headers = {ITEM_VERSION_HEADER: version} if version is not None else None
     if content.data is not None:
-        return Response(content.data, media_type=OCTET_STREAM)
+        return Response(content.data, media_type=OCTET_STREAM, headers=headers)
     if content.path is not None:
         if content.size is not None and content.size <= SMALL_ITEM_BYTES:
             data = await anyio.to_thread.run_sync(Path.read_bytes, content.path)
-            return Response(data, media_type=OCTET_STREAM)
-        return _ChunkedFileResponse(content.path, media_type=OCTET_STREAM)
+            return Response(data, media_type=OCTET_STREAM, headers=headers)
+        return _ChunkedFileResponse(content.path, media_type=OCTET_STREAM, headers=headers)
     if content.chunks is not None:
-        return StreamingResponse(content.chunks, media_type=OCTET_STREAM)
+        return StreamingResponse(content.chunks, media_type=OCTET_STREAM, headers=headers)
     raise ValueError("ItemContent has neither data, path nor chunks")
+
+
+def wire_version(version: str | None) -> str | None:
+    """``version`` as the header may carry it (printable ASCII, at most 256 characters), else None."""
+    if not version or len(version) > MAX_VERSION_CHARS or not version.isascii() or not version.isprintable():
+        return None
+    return version
 
 
 def error_response(err: DsxError, **extra: Any) -> JSONResponse:

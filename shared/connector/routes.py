@@ -11,19 +11,26 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from shared.batch_read import MAX_ITEM_BYTES, MEDIA_TYPE, ReadFilesRequest, frame_header
 from shared.connector.base import WebhookReply
 from shared.connector.errors import UnsupportedError, http_status
-from shared.connector.responses import content_response, error_body, error_response, small_item_bytes
+from shared.connector.responses import (
+    content_response,
+    error_body,
+    error_response,
+    small_item_bytes,
+    wire_version,
+)
 from shared.connector.runtime import ConnectorRuntime
 from shared.connector.security import RequestVerifier
 from shared.connector.settings import UPDATABLE_FIELDS
 from shared.connector.webhook_auth import webhook_gate
 from shared.errors import DsxError
+from shared.item_version import ITEM_VERSIONS_HEADER
 from shared.models import (
     EstimateResponse,
     ItemActionType,
@@ -173,10 +180,12 @@ def read_files_endpoint(verifier: RequestVerifier) -> Callable[[Request], Awaita
 async def read_files_answer(request: Request, wanted: ReadFilesRequest) -> Response:
     """The frames of ``wanted``'s items, read concurrently (object stores answer each in a round trip)."""
     connector = request.app.state.runtime.connector
+    versions: list[str | None] = [None] * len(wanted.items)
 
-    async def frame(location: str) -> bytes:
+    async def frame(index: int, location: str) -> bytes:
         try:
-            data = await small_item_bytes(await connector.read(location), MAX_ITEM_BYTES)
+            content = await connector.read(location)
+            data = await small_item_bytes(content, MAX_ITEM_BYTES)
         except Exception as exc:
             err = connector.classify_error(exc)
             _log_error(request, err, exc)
@@ -186,10 +195,12 @@ async def read_files_answer(request: Request, wanted: ReadFilesRequest) -> Respo
             message = f"larger than {MAX_ITEM_BYTES} bytes: read it with read_file"
             payload = json.dumps({"status": "error", "error": "too_large", "message": message}).encode()
             return frame_header(413, len(payload)) + payload
+        versions[index] = wire_version(content.version)
         return frame_header(200, len(data)) + data
 
-    frames = await asyncio.gather(*(frame(item.location) for item in wanted.items))
-    return Response(b"".join(frames), media_type=MEDIA_TYPE)
+    frames = await asyncio.gather(*(frame(n, item.location) for n, item in enumerate(wanted.items)))
+    headers = {ITEM_VERSIONS_HEADER: json.dumps(versions, separators=(",", ":"))}
+    return Response(b"".join(frames), media_type=MEDIA_TYPE, headers=headers)
 
 
 def _invalid(message: str) -> JSONResponse:
@@ -286,7 +297,11 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
 
     @signed.put("/item_action")
     async def apply_item_action(runtime: Runtime, scan_request: ScanRequest) -> JSONResponse:
-        """Apply ``requested_action``, or else the configured action, to the item."""
+        """Apply ``requested_action``, or else the configured action, to the item.
+
+        With ``item_version``, only while the item still has that version: otherwise 412
+        (``error: item_changed``) and nothing is touched; a missing item answers 404 (``not_found``).
+        """
         connector = runtime.connector
         action = scan_request.requested_action or RequestedAction(type=runtime.settings.item_action)
         extra = {"item_action": action.type.value, "location": scan_request.location}
@@ -297,7 +312,7 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
             elif action.type not in connector.supported_actions:
                 raise UnsupportedError(f"action {action.type.value!r} is not supported by {connector.name}")
             else:
-                outcome = await connector.act(scan_request.location, action)
+                outcome = await connector.act(scan_request.location, action, scan_request.item_version)
         except Exception as exc:
             return error_response(connector.classify_error(exc), **extra)
         return JSONResponse({**outcome.model_dump(mode="json"), **extra})
@@ -336,7 +351,7 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         },
         responses={401: {"description": "the sender could not be verified"}},
     )
-    async def receive_webhook_event(request: Request, runtime: Runtime) -> JSONResponse:
+    async def receive_webhook_event(request: Request, runtime: Runtime) -> Response:
         """A storage change notification; the items it names are submitted for scanning."""
         if not runtime.connector.accepts_webhooks:
             raise UnsupportedError(
@@ -346,13 +361,19 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         refused = await webhook_gate(request).check(request, body)
         if refused is not None:
             return refused
-        try:  # JSON whatever the Content-Type (SNS posts text/plain)
-            event = json.loads(body) if body.strip() else None
-        except ValueError as exc:
-            return _invalid(f"body is not JSON: {exc}")
+        validation_token = request.query_params.get("validationToken")
+        if validation_token is not None and not body.strip():  # Graph's subscription handshake
+            event: Any = {"validationToken": validation_token[:1024]}
+        else:
+            try:  # JSON whatever the Content-Type (SNS posts text/plain)
+                event = json.loads(body) if body.strip() else None
+            except ValueError as exc:
+                return _invalid(f"body is not JSON: {exc}")
         answer = await runtime.connector.webhook(event if isinstance(event, dict) else {"events": event})
         reply = answer if isinstance(answer, WebhookReply) else None
         accepted = await runtime.submit_items(reply.items if reply else answer)  # type: ignore[arg-type]
+        if reply is not None and reply.text is not None:
+            return PlainTextResponse(reply.text, status_code=reply.status_code)
         if reply is not None:
             return JSONResponse(reply.body, status_code=reply.status_code)
         body_out = StatusResponse.model_validate(

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import httpx
 
-from shared.connector.base import Connector, Item
+from shared.connector.base import Connector, ConnectorState, Item
 from shared.connector.core_client import BatchPlan, CoreClient
 from shared.connector.scan import FullScan, ScanProgress
 from shared.connector.settings import ConnectorSettings
@@ -25,6 +25,22 @@ _PLAN_TTL_S = 300.0
 _UNREGISTER_TIMEOUT_S = 3.0
 _WATCH_STOP_GRACE_S = 2.0
 _NUDGE_MIN_INTERVAL_S = 5.0
+
+
+class CoreState(ConnectorState):
+    """The connector's state kept in the core (namespace = the connector's name)."""
+
+    def __init__(self, client: CoreClient, connector: Connector) -> None:
+        super().__init__()
+        self._client, self._connector = client, connector
+
+    async def get(self, key: str) -> str | None:
+        s = self._connector.settings
+        return await self._client.get_state(s.uuid, s.name, key)
+
+    async def put(self, key: str, value: str) -> None:
+        s = self._connector.settings
+        await self._client.put_state(s.uuid, s.name, key, value)
 
 
 class ConnectorRuntime:
@@ -51,6 +67,7 @@ class ConnectorRuntime:
         self._watch_stop: anyio.Event | None = None
         self._plan: tuple[float, BatchPlan] | None = None
         self._wake = asyncio.Event()
+        self._registered = asyncio.Event()
         self._last_nudge = 0.0
 
     @property
@@ -67,6 +84,7 @@ class ConnectorRuntime:
         """Open the control-plane client, start the heartbeat and (``MONITOR``) the watcher."""
         self.client = CoreClient.from_settings(self.settings, auth=self._auth, transport=self._transport)
         self.submitter = Submitter(self.client, lambda: self.settings)
+        self.connector.state = CoreState(self.client, self.connector)
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="connector-heartbeat")
         self._start_watch()
         log.info(
@@ -120,6 +138,7 @@ class ConnectorRuntime:
         if not self.registered:
             log.info("registered with dsx-connect", extra={"status_code": status_code})
         self.registered, self.last_registration_error = True, None
+        self._registered.set()
         return True
 
     def nudge_registration(self) -> None:
@@ -232,6 +251,8 @@ class ConnectorRuntime:
 
     async def _watch(self, stop: anyio.Event) -> None:
         backoff = 1.0
+        if self.connector.watch_needs_core:  # its cursor lives in the core: wait for our key first
+            await self._registered.wait()
         log.info("monitoring the asset for changes", extra={"asset": self.settings.asset})
         while not stop.is_set():
             try:

@@ -101,10 +101,12 @@ class FullScan:
 
         if await self._stop_requested():
             return
-        items = self.connector.enumerate()
+        items = self.connector.scan_items()
+        whole = True
         try:
             async for item in items:
                 if progress.limit is not None and progress.enumerated >= progress.limit:
+                    whole = False
                     break
                 progress.enumerated += 1
                 batch.append(item)
@@ -118,6 +120,8 @@ class FullScan:
                 await aclose()
         if batch:
             await flush()
+        if whole:  # every item submitted: a connector may now keep its cursor (Graph's delta link)
+            await self.connector.scan_completed()
 
     async def _stop_requested(self) -> bool:
         """Read the job's flags; wait while it is paused; True once it is cancelled."""

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from pydantic import AliasChoices, BaseModel
 
+from connectors.manifest import PACKAGES, manifests
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO / "deploy" / "compose"
 HELM_DIR = REPO / "deploy" / "helm"
@@ -21,11 +23,8 @@ HELM_DIR = REPO / "deploy" / "helm"
 SERVICE_PORTS = {
     "dsx_connect": 8586,
     "dsxa_lite": 5000,
-    "connectors/filesystem": 8620,
-    "connectors/aws_s3": 8600,
-    "connectors/azure_blob_storage": 8610,
-    "connectors/google_cloud_storage": 8630,
-    "connectors/sharepoint": 8640,
+    # every connector as connectors/<package>/manifest.py declares it
+    **{f"connectors/{m.package}": m.port for m in manifests().values()},
 }
 #: SPEC §9 core names (AUTH__* as named by issue #8; SYSLOG__*: the 1.x names of §11 and ours)
 SPEC_CORE_VARS = (
@@ -128,7 +127,7 @@ def connector_env_names() -> set[str]:
     from shared.connector.settings import ConnectorSettings
 
     names = settings_env_names(ConnectorSettings) | set(SPEC_CONNECTOR_VARS)
-    for package in ("filesystem", "aws_s3", "azure_blob_storage", "google_cloud_storage", "sharepoint"):
+    for package in PACKAGES:
         try:
             module = importlib.import_module(f"connectors.{package}.settings")
         except ImportError:

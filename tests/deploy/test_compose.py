@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from connectors.manifest import manifests
 from tests.deploy.conftest import COMPOSE_DIR, REPO, SECRET_NAME, SERVICE_PORTS, load_module
 
 entrypoint = load_module(REPO / "deploy" / "docker" / "entrypoint.py", "dsx_entrypoint_compose")
@@ -24,20 +25,9 @@ WORKERS = {
     "dsx_connect_results_worker": "scan_result_queue",
     "dsx_connect_notification_worker": "scan_result_notification_queue",
 }
-CONNECTORS = {  # compose file stem -> (service, package, route)
-    "filesystem": ("filesystem_connector", "connectors/filesystem", "filesystem-connector"),
-    "aws-s3": ("aws_s3_connector", "connectors/aws_s3", "aws-s3-connector"),
-    "azure-blob-storage": (
-        "azure_blob_storage_connector",
-        "connectors/azure_blob_storage",
-        "azure-blob-storage-connector",
-    ),
-    "google-cloud-storage": (
-        "google_cloud_storage_connector",
-        "connectors/google_cloud_storage",
-        "google-cloud-storage-connector",
-    ),
-    "sharepoint": ("sharepoint_connector", "connectors/sharepoint", "sharepoint-connector"),
+#: compose file stem -> (service, package, route), from connectors/<package>/manifest.py
+CONNECTORS = {
+    m.stem: (m.name.replace("-", "_"), f"connectors/{m.package}", m.name) for m in manifests().values()
 }
 
 

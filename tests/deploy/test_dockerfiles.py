@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.manifest import PACKAGES, manifest
 from tests.deploy.conftest import REPO, SERVICE_PORTS
 
 pytestmark = pytest.mark.unit
@@ -43,10 +44,25 @@ def service_dir(path: Path) -> str:
 
 def test_every_service_has_a_dockerfile() -> None:
     found = {service_dir(p) for p in DOCKERFILES}
-    for service in ("dsx_connect", "dsxa_lite", "connectors/filesystem"):
+    for service in ("dsx_connect", "dsxa_lite", "connectors"):  # connectors: one, parameterised
         assert service in found
     for connector in REPO.glob("connectors/*/connector.py"):
-        assert service_dir(connector) in found, f"{service_dir(connector)} has no Dockerfile"
+        package = connector.parent.name
+        assert package in PACKAGES, f"connectors/{package} has no manifest (connectors/manifest.py)"
+        assert (connector.parent / "requirements.txt").is_file(), f"connectors/{package}/requirements.txt"
+
+
+def test_the_connector_dockerfile_defaults_to_a_declared_connector() -> None:
+    steps = instructions(REPO / "connectors" / "Dockerfile")
+    args = dict(a.partition("=")[::2] for k, a in steps if k == "ARG")
+    declared = manifest(args["CONNECTOR"])
+    assert (args["NAME"], int(args["PORT"])) == (declared.name, declared.port)
+    assert ("CMD", '["python", "-m", "connectors", "serve"]') in steps
+
+
+def expanded(source: str) -> list[str]:
+    """A COPY source of the connector Dockerfile for every connector (``${CONNECTOR}`` filled in)."""
+    return [source.replace("${CONNECTOR}", package) for package in PACKAGES] if "${" in source else [source]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=service_dir)
@@ -71,12 +87,16 @@ def test_dockerfile(dockerfile: Path) -> None:
     assert "org.opencontainers.image.revision=" in labels
 
     service = service_dir(dockerfile)
-    own_requirements = f"{service}/requirements.txt"
-    assert (REPO / own_requirements).is_file(), f"{own_requirements} is missing"
+    # the connector image is built per connector: its requirements are connectors/<package>/requirements.txt
+    own_requirements = (
+        "connectors/${CONNECTOR}/requirements.txt"
+        if service == "connectors"
+        else f"{service}/requirements.txt"
+    )
     copies = [shlex.split(args) for kind, args in steps if kind in ("COPY", "ADD")]
     sources = [src for parts in copies for src in [p for p in parts if not p.startswith("--")][:-1]]
     assert own_requirements in sources, "the image must install its own requirements.txt"
-    for src in sources:
+    for src in [one for source in sources for one in expanded(source)]:
         assert (REPO / src).exists(), f"COPY {src}: no such path in the repository"
         assert not src.startswith(("tests", ".venv", ".env")), f"COPY {src} into an image"
 
@@ -87,6 +107,8 @@ def test_dockerfile(dockerfile: Path) -> None:
         assert any(parts[-1] == "/usr/local/bin/dsx-entrypoint" for parts in copies)
 
     expose = [args for kind, args in steps if kind == "EXPOSE"]
+    if service == "connectors":
+        assert expose == ["${PORT}"], "the connector image exposes its manifest's port"
     if service in SERVICE_PORTS:
         assert expose == [str(SERVICE_PORTS[service])], (
             f"EXPOSE {expose}, SPEC §1 says {SERVICE_PORTS[service]}"
@@ -119,6 +141,8 @@ MODULE_DISTS = {
     "starlette": {"fastapi", "starlette"},
     "httpx": {"httpx"},
     "msal": {"msal"},
+    "requests": {"msal", "requests"},
+    "cryptography": {"cryptography", "msal", "pyjwt"},
     "pydantic": {"pydantic"},
     "pydantic_settings": {"pydantic-settings"},
     "dotenv": {"python-dotenv", "pydantic-settings"},
@@ -132,7 +156,6 @@ MODULE_DISTS = {
     "google": {"google-cloud-storage"},
     "yaml": {"pyyaml", "uvicorn"},
     "jwt": {"pyjwt"},
-    "cryptography": {"cryptography", "pyjwt"},
 }
 FIRST_PARTY = {"dsx_connect", "shared", "connectors", "dsxa_lite", "scripts", "tests"}
 
@@ -200,9 +223,15 @@ def requirement_names(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=service_dir)
-def test_requirements_cover_the_imports(dockerfile: Path) -> None:
-    service = dockerfile.parent
+#: the folder of each image's code: the core, the scanner, and each connector built from connectors/Dockerfile
+IMAGE_SOURCES = sorted(
+    [p.parent for p in DOCKERFILES if service_dir(p) != "connectors"]
+    + [REPO / "connectors" / package for package in PACKAGES]
+)
+
+
+@pytest.mark.parametrize("service", IMAGE_SOURCES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_requirements_cover_the_imports(service: Path) -> None:
     required = requirement_names(service / "requirements.txt")
     imported = third_party_imports(service)
     missing = {

@@ -83,6 +83,9 @@ def test_image_build_commands_carry_each_version(tasks_module: ModuleType) -> No
         dockerfile = REPO / command[command.index("-f") + 1]
         assert dockerfile.is_file()
         version_file = dockerfile.parent / "version.py"
+        if dockerfile == REPO / "connectors" / "Dockerfile":  # one Dockerfile, a build per connector
+            package = next(a.split("=", 1)[1] for a in command if a.startswith("CONNECTOR="))
+            version_file = dockerfile.parent / package / "version.py"
         version = re.search(r'"([^"]+)"', version_file.read_text()).group(1)  # type: ignore[union-attr]
         assert f"VERSION={version}" in command
         assert command[command.index("-t") + 1].endswith(f":{version}")
@@ -204,7 +207,17 @@ def release_copy(tmp_path: Path) -> Path:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO / rel, root / rel)
     shutil.copytree(REPO / "deploy", root / "deploy")
-    for version_file in [*REPO.glob("*/version.py"), *REPO.glob("connectors/*/version.py")]:
+    declarations = [
+        REPO / "connectors" / "manifest.py",
+        *REPO.glob("connectors/*/manifest.py"),
+    ]  # tasks reads them
+    inits = [REPO / "connectors" / "__init__.py", *REPO.glob("connectors/*/__init__.py")]
+    for version_file in [
+        *REPO.glob("*/version.py"),
+        *REPO.glob("connectors/*/version.py"),
+        *declarations,
+        *inits,
+    ]:
         target = root / version_file.relative_to(REPO)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(version_file, target)

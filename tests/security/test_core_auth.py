@@ -114,7 +114,7 @@ def test_a_connector_may_do_its_own_connector_business(core: SecureCore, alice: 
         ]
         assert http.post(f"/scan/jobs/{job}/enqueue_done", json={"enqueued_total": 1}).status_code == 200
         assert http.put(f"/connectors/state/{alice.uuid}/graph/delta", content=b"tok").status_code == 204
-        assert http.get(f"/connectors/state/{alice.uuid}/graph/delta").text == "tok"
+        assert http.get(f"/connectors/state/{alice.uuid}/graph/delta").json() == {"value": "tok"}
         assert http.get("/connection/test").status_code == 200
         assert http.get(f"/scan/jobs/{job}/raw").json()["data"] == {"status": "running"}
         assert http.delete(f"/connectors/unregister/{alice.uuid}").status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -121,3 +122,53 @@ async def test_webhook_events_are_not_supported(client: httpx.AsyncClient) -> No
 async def test_repo_check_previews_sample_locations(client: httpx.AsyncClient) -> None:
     check = (await client.get(f"{PREFIX}/repo_check", params={"preview": 2})).json()
     assert check["status"] == "success" and len(check["preview"]) == 2
+
+
+async def test_an_action_on_a_file_replaced_after_its_read_answers_412_and_touches_nothing(
+    client: httpx.AsyncClient, asset: Path
+) -> None:
+    target = asset / "docs" / "bad.com"
+    target.write_bytes(b"scanned bytes")
+    read = await client.post(f"{PREFIX}/read_file", json=body("docs/bad.com"))
+    scanned = read.headers["X-Item-Version"]
+    replacement = asset / "docs" / ".bad.com.new"
+    replacement.write_bytes(b"new bytes, not scanned")
+    os.replace(replacement, target)  # a new inode under the same name, as editors save
+    for kind in ("delete", "move"):
+        answer = await client.put(
+            f"{PREFIX}/item_action",
+            json=body("docs/bad.com", item_version=scanned, requested_action={"type": kind}),
+        )
+        assert answer.status_code == 412 and answer.json()["error"] == "item_changed", answer.text
+    assert target.read_bytes() == b"new bytes, not scanned"
+    assert not (asset / "quarantine").exists() or not any((asset / "quarantine").rglob("bad.com*"))
+
+    batch = await client.post(
+        f"{PREFIX}/read_files", json={"items": [{"location": "docs/bad.com"}, {"location": "docs/nope"}]}
+    )
+    current, missing = json.loads(batch.headers["X-Item-Versions"])
+    assert current != scanned and missing is None
+    done = await client.put(
+        f"{PREFIX}/item_action",
+        json=body("docs/bad.com", item_version=current, requested_action={"type": "delete"}),
+    )
+    assert done.status_code == 200 and not target.exists(), done.text
+    gone = await client.put(
+        f"{PREFIX}/item_action",
+        json=body("docs/bad.com", item_version=current, requested_action={"type": "delete"}),
+    )
+    assert gone.status_code == 404 and gone.json()["error"] == "not_found"
+
+
+async def test_a_file_rewritten_in_place_is_a_changed_item(client: httpx.AsyncClient, asset: Path) -> None:
+    target = asset / "docs" / "edited.com"
+    target.write_bytes(b"v1")
+    scanned = (await client.post(f"{PREFIX}/read_file", json=body("docs/edited.com"))).headers[
+        "X-Item-Version"
+    ]
+    target.write_bytes(b"v2 is longer")  # same inode, new size and mtime
+    answer = await client.put(
+        f"{PREFIX}/item_action",
+        json=body("docs/edited.com", item_version=scanned, requested_action={"type": "delete"}),
+    )
+    assert answer.status_code == 412 and target.read_bytes() == b"v2 is longer"

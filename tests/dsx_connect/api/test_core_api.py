@@ -254,7 +254,7 @@ def test_config_shows_batching_keys_and_no_secret(api: httpx.Client) -> None:
 def test_connector_state_round_trip(api: httpx.Client) -> None:
     uid = str(uuid.uuid4())
     assert api.put(f"/connectors/state/{uid}/graph/delta", content=b"token-1").status_code == 204
-    assert api.get(f"/connectors/state/{uid}/graph/delta").text == "token-1"
+    assert api.get(f"/connectors/state/{uid}/graph/delta").json() == {"value": "token-1"}
     assert api.get(f"/connectors/state/{uid}/graph/other").status_code == 404
     assert api.put(f"/connectors/state/{uid}/graph/big", content=b"x" * 70_000).status_code == 413
 

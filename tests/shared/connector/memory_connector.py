@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 
 import anyio
 
-from shared.connector import Connector, ConnectorSettings, Item, ItemContent, relative_location
+from shared.connector import Connector, ConnectorSettings, Item, ItemContent, check_version, relative_location
 from shared.errors import NotFoundError
 from shared.models import ItemActionType, RequestedAction, StatusResponse
 
@@ -17,7 +18,7 @@ class MemorySettings(ConnectorSettings):
     asset: str = "memory"
 
 
-class MemoryConnector(Connector):
+class MemoryConnector(Connector[ConnectorSettings]):
     """Items live in ``self.items``; ``push`` feeds the watcher; ``chunked`` serves items as streams."""
 
     version = "9.9.9"
@@ -45,13 +46,14 @@ class MemoryConnector(Connector):
             raise NotFoundError(f"no item {key!r}")
         data = self.items[key]
         if key in self.chunked:
-            return ItemContent(size=len(data), chunks=_chunks(data))
-        return ItemContent(size=len(data), data=data)
+            return ItemContent(size=len(data), chunks=_chunks(data), version=_version(data))
+        return ItemContent(size=len(data), data=data, version=_version(data))
 
-    async def act(self, location: str, action: RequestedAction) -> StatusResponse:
+    async def act(self, location: str, action: RequestedAction, version: str | None = None) -> StatusResponse:
         key = self.resolve(location)
         if key not in self.items:
             raise NotFoundError(f"no item {key!r}")
+        check_version(key, version, _version(self.items[key]))
         data = self.items.pop(key)
         if action.type == ItemActionType.MOVE:
             self.items[f"{self.settings.item_action_move_metainfo}/{key}"] = data
@@ -74,3 +76,8 @@ class MemoryConnector(Connector):
 async def _chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start : start + size]
+
+
+def _version(data: bytes) -> str:
+    """An item's version: a digest of its bytes."""
+    return hashlib.sha256(data).hexdigest()[:16]

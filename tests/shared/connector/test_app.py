@@ -239,3 +239,32 @@ async def test_the_verifier_seam_guards_core_facing_routes(connector: MemoryConn
         assert (await http.get(f"{PREFIX}/config")).status_code == 401
         assert (await http.get(f"{PREFIX}/healthz")).status_code == 200
         assert (await http.get(f"{PREFIX}/version")).status_code == 200
+
+
+async def test_reads_answer_the_item_version_and_actions_are_guarded_by_it(
+    client: httpx.AsyncClient, connector: MemoryConnector
+) -> None:
+    read = await client.post(f"{PREFIX}/read_file", json=scan_request("a.txt"))
+    version = read.headers["X-Item-Version"]
+    batch = await client.post(
+        f"{PREFIX}/read_files", json={"items": [{"location": "c.pdf"}, {"location": "no"}]}
+    )
+    assert batch.headers["X-Item-Versions"].startswith('["') and batch.headers["X-Item-Versions"].endswith(
+        ",null]"
+    )
+    connector.items["a.txt"] = b"replaced"
+    stale = await client.put(
+        f"{PREFIX}/item_action",
+        json=scan_request("a.txt", item_version=version, requested_action={"type": "delete"}),
+    )
+    assert stale.status_code == 412 and stale.json()["error"] == "item_changed"
+    assert connector.items["a.txt"] == b"replaced"
+    gone = await client.put(
+        f"{PREFIX}/item_action",
+        json=scan_request("gone.txt", item_version=version, requested_action={"type": "delete"}),
+    )
+    assert gone.status_code == 404 and gone.json()["error"] == "not_found"
+    unguarded = await client.put(
+        f"{PREFIX}/item_action", json=scan_request("a.txt", requested_action={"type": "delete"})
+    )
+    assert unguarded.status_code == 200 and "a.txt" not in connector.items

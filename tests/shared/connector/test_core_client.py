@@ -135,3 +135,27 @@ async def test_job_flags_are_read_leniently() -> None:
     assert await client.job_flags("j") == JobFlags(paused=False, cancelled=True)
     client = client_answering()  # the core does not know the job
     assert await client.job_flags("j") == JobFlags()
+
+
+async def test_state_is_read_in_the_1x_shape_and_written_as_text() -> None:
+    stored: dict[str, bytes] = {}
+
+    def core(request: httpx.Request) -> httpx.Response:
+        key = request.url.path.rsplit("/", 1)[-1]
+        if request.method == "PUT":
+            stored[key] = request.content
+            return httpx.Response(204)
+        if key == "plain":  # a core answering text, as before {"value": ...}
+            return httpx.Response(200, text="old-cursor")
+        if key not in stored:
+            return httpx.Response(404, json={"detail": "no state"})
+        return httpx.Response(200, json={"value": stored[key].decode()})
+
+    client = CoreClient("http://core:8586", transport=httpx.MockTransport(core))
+    try:
+        assert await client.get_state("u-1", "graph", "delta") is None
+        await client.put_state("u-1", "graph", "delta", "https://graph/delta?token=1")
+        assert await client.get_state("u-1", "graph", "delta") == "https://graph/delta?token=1"
+        assert await client.get_state("u-1", "graph", "plain") == "old-cursor"
+    finally:
+        await client.aclose()

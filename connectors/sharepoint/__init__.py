@@ -1,0 +1,1 @@
+"""The SharePoint connector: scans a document library (or a folder of it) through Microsoft Graph (routes under ``/sharepoint-connector``)."""
