@@ -4,7 +4,7 @@
 # Both install what they need first (scripts/ensure-deps.sh): `make up` the virtualenv, the project and
 # redis-server; `make test` also the test-only peers (scripts/deps/apt-packages.txt as root, the npm tools)
 # and, when python3.12 exists, a second virtualenv .venv312 in which the unit tests run again.
-# Knobs: VENV (.venv), PYTHON (python3, creates the venv), VENV312 (.venv312), PYTEST_ARGS, BENCH_ARGS,
+# Knobs: VENV (.venv), PYTHON (python3, creates the venv), VENV312 (.venv312), PYTEST_ARGS, BENCH_ARGS (make bench),
 # CONNECTOR (what `make up` runs:
 # filesystem, aws_s3, azure_blob_storage, google_cloud_storage, sharepoint or onedrive, each cloud one on its emulator
 # or the fake Graph), and the DSX_* variables of
@@ -20,7 +20,7 @@ CONNECTOR ?= $(or $(DSX_CONNECTOR),filesystem)
 export VENV VENV312
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv up down status test test-unit test-unit-312 test-cov lint format type-check bench
+.PHONY: help deps venv up down status bench test test-unit test-unit-312 test-cov lint format type-check
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ down: ## stop what `make up` started (and nothing else)
 
 status: ## health of each component of the running stack
 	@bash scripts/stack-status.sh
+
+bench: deps ## the throughput benchmark (scripts/bench.py $(BENCH_ARGS)); installs wrk first (ensure-deps.sh bench)
+	@bash scripts/ensure-deps.sh bench
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 test: deps ## the whole suite (unit, integration, e2e), then the unit tests on Python 3.12 when it exists
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -63,7 +67,3 @@ format: venv ## ruff format
 
 type-check: venv ## mypy
 	$(PY) -m mypy
-
-bench: ## throughput benchmark (scripts/bench.py $(BENCH_ARGS), e.g. BENCH_ARGS="--files 10000"); needs wrk
-	@bash scripts/ensure-deps.sh up
-	$(PY) scripts/bench.py $(BENCH_ARGS)

@@ -6,6 +6,7 @@ Helm charts and docs into dist/), `inv release` (bump versions, write the CHANGE
 `inv certs` (a development CA and server certificates), `inv charts` (render and lint the Helm
 charts offline), `inv compose-check` (docker-compose config of every compose file), `inv images`
 (the docker build commands, version labels from each version.py).
+`inv enrollment-token --connector-name NAME` mints an enrollment token scoped to one connector.
 """
 
 from __future__ import annotations
@@ -87,15 +88,43 @@ def type_check(c):
     _make(c, "type-check")
 
 
+@task(
+    help={
+        "connector_name": "bind the token to this connector name",
+        "connector_uuid": "bind the token to this connector uuid",
+        "expires_in": "seconds until it expires (default: never)",
+        "label": "a note shown in the list",
+        "list_tokens": "list the scoped tokens instead of minting one",
+        "revoke": "revoke the token with this id instead of minting one",
+        "url": "the core (default DSXCONNECT_URL or http://127.0.0.1:8586)",
+    }
+)
+def enrollment_token(
+    c, connector_name="", connector_uuid="", expires_in=0, label="", list_tokens=False, revoke="", url=""
+):
+    """Mint (or list, revoke) an enrollment token scoped to one connector (dsx_connect.auth.cli)."""
+    python = ROOT / os.environ.get("VENV", ".venv") / "bin" / "python"
+    argv = [str(python), "-m", "dsx_connect.auth.cli"] + (["--url", url] if url else [])
+    if list_tokens:
+        argv.append("list")
+    elif revoke:
+        argv += ["revoke", revoke]
+    else:
+        argv += ["mint"] + (["--connector-name", connector_name] if connector_name else [])
+        argv += ["--connector-uuid", connector_uuid] if connector_uuid else []
+        argv += (["--expires-in", str(expires_in)] if expires_in else []) + (
+            ["--label", label] if label else []
+        )
+    c.run(shlex.join(argv), pty=False, env={"PYTHONPATH": str(ROOT)})
+
+
 @task(help={"args": "arguments for scripts/bench.py"})
 def bench(c, args=""):
-    """Throughput benchmark: runs scripts/bench.py with the project's virtualenv."""
-    script = ROOT / "scripts" / "bench.py"
-    if not script.exists():
-        sys.exit("scripts/bench.py does not exist yet")
-    _make(c, "deps")
-    python = ROOT / os.environ.get("VENV", ".venv") / "bin" / "python"
-    c.run(f"{shlex.quote(str(python))} {shlex.quote(str(script))} {args}", pty=False)
+    """Throughput benchmark (make bench): installs what it needs (wrk included), runs scripts/bench.py."""
+    c.run(
+        f"make -C {shlex.quote(str(ROOT))} --no-print-directory bench BENCH_ARGS={shlex.quote(args)}",
+        pty=False,
+    )
 
 
 # --------------------------------------------------------------------------- deployment

@@ -26,6 +26,7 @@ from dsx_connect.api import (
 from dsx_connect.api.deps import publish_scan_tasks
 from dsx_connect.api.errors import install_error_handlers
 from dsx_connect.api.middleware import RequestContextMiddleware
+from dsx_connect.auth.access import OPERATOR_ONLY
 from dsx_connect.auth.install import install_security
 from dsx_connect.jobs.stall import watch_stalled_jobs
 from dsx_connect.redis_client import get_redis
@@ -73,22 +74,22 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.probe_router)
     app.include_router(health.probe_router, prefix=API_PREFIX)
-    routers = (
-        health.router,
-        scan_requests.router,
-        results.router,
-        jobs.router,
-        connectors.router,
-        subscribe.router,
-        superlog.router,
-        notifications.router,
-    )
-    for router in routers:
+    # each route declares its access (dsx_connect.auth.access); these routers are for operators only
+    for router in (health.router, scan_requests.router, jobs.router, connectors.router):
         app.include_router(router, prefix=API_PREFIX)
-    app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/dlq")
-    app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/admin/dead-letter", include_in_schema=False)
-    app.include_router(dead_letter_1x.router, prefix=f"{API_PREFIX}/admin/dead-letter")  # 1.x paths, shapes
-    app.include_router(metrics.router)
+    for router in (results.router, subscribe.router, superlog.router, notifications.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=[OPERATOR_ONLY])
+    app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/dlq", dependencies=[OPERATOR_ONLY])
+    app.include_router(
+        dlq.dlq_router(),
+        prefix=f"{API_PREFIX}/admin/dead-letter",
+        include_in_schema=False,
+        dependencies=[OPERATOR_ONLY],
+    )
+    app.include_router(  # the 1.x paths and answer shapes
+        dead_letter_1x.router, prefix=f"{API_PREFIX}/admin/dead-letter", dependencies=[OPERATOR_ONLY]
+    )
+    app.include_router(metrics.router, dependencies=[OPERATOR_ONLY])
     app.mount("/", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")
     log.info(
         "dsx-connect %s starting (redis %s, scanner %s)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +36,28 @@ class MissingConnector(ValueError):
     pass
 
 
+#: what a ``scan_job_id`` may look like: it becomes part of Redis keys, so no ``:`` (a ``X:pending``
+#: would write into job X's pending hash) and a bounded charset
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class InvalidJobId(ValueError):
+    """A ``scan_job_id`` outside :data:`JOB_ID_PATTERN` (HTTP 422)."""
+
+
+class ForeignJob(PermissionError):
+    """A scan request names a job of another connector (HTTP 403)."""
+
+
+def check_job_ids(requests: list[ScanRequest]) -> None:
+    """Refuse job ids that could address another key (``:``) or are not plain tokens."""
+    for req in requests:
+        if req.scan_job_id is not None and not JOB_ID_PATTERN.match(req.scan_job_id):
+            raise InvalidJobId(
+                f"scan_job_id {req.scan_job_id[:64]!r} is not valid: 1-128 letters, digits, '.', '_' or '-'"
+            )
+
+
 class Backpressure(RuntimeError):
     """Too much is in flight: the caller should retry after ``retry_after_s`` (HTTP 429)."""
 
@@ -43,16 +66,30 @@ class Backpressure(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
-def check_capacity(client: redis.Redis, settings: Settings, per_job: dict[str, int]) -> None:
-    """Refuse work past the bounds: the scan queue's depth, and the items in flight per job."""
+def check_capacity(
+    client: redis.Redis,
+    settings: Settings,
+    per_job: dict[str, int],
+    owners: dict[str, set[str]] | None = None,
+) -> None:
+    """Refuse work past the bounds: the scan queue's depth, and the items in flight per job; and, in
+    the same round trip, requests naming a job of another connector (``owners``: job -> the
+    connectors of the requests naming it; jobs not created yet have no owner)."""
+    owners = owners or {}
+    for job_id, connectors in owners.items():
+        if len(connectors) > 1:
+            raise ForeignJob(f"job {job_id} is named by requests of different connectors")
     pipe = client.pipeline(transaction=False)
     pipe.llen(SCAN_REQUEST_QUEUE)
     for job_id in per_job:
-        pipe.hmget(keys.job(job_id), "accepted", "processed", "skipped")
+        pipe.hmget(keys.job(job_id), "accepted", "processed", "skipped", "connector_uuid")
     depth, *counts = pipe.execute()
+    for job_id, (_, _, _, owner) in zip(per_job, counts, strict=True):
+        if owner is not None and job_id in owners and owner not in owners[job_id]:
+            raise ForeignJob(f"job {job_id} belongs to another connector")
     if depth >= settings.workers.max_queued_batches:
         raise Backpressure(f"the scan queue is full ({depth} batches waiting); retry later")
-    for (job_id, adding), (accepted, processed, skipped) in zip(per_job.items(), counts, strict=True):
+    for (job_id, adding), (accepted, processed, skipped, _) in zip(per_job.items(), counts, strict=True):
         in_flight = int(accepted or 0) - int(processed or 0) - int(skipped or 0)
         if in_flight + adding > settings.jobs.max_in_flight and in_flight > 0:
             raise Backpressure(
@@ -83,6 +120,7 @@ def accept(
     """Record and enqueue ``requests``; all or nothing on validation (unknown connector rejects the batch)."""
     if any(r.connector is None for r in requests):
         raise MissingConnector("every scan request needs `connector` with the registered `uuid`")
+    check_job_ids(requests)
     wanted = {r.connector.uuid for r in requests if r.connector}
     connectors: dict[str, RegisteredConnector] = {}
     for connector_uuid in wanted:
@@ -121,7 +159,10 @@ def accept(
         )
 
     per_job = Counter(t.job_id for t in tasks)
-    check_capacity(client, settings, per_job)
+    owners: dict[str, set[str]] = {}  # a job may be named by its own connector's requests only
+    for t in tasks:
+        owners.setdefault(t.job_id, set()).add(t.connector_uuid)
+    check_capacity(client, settings, per_job, owners)
     pipe = client.pipeline(transaction=False)
     monitor_ids = set(monitors.values())
     for job_id in per_job:

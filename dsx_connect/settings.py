@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dsx_connect.auth.settings import AuthSettings
+from dsx_connect.auth.settings import AuthSettings, NetworkList
 from dsx_connect.notifications.config import NotificationsSettings
 from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
 from shared.env_names import unknown_variables
@@ -120,6 +120,10 @@ class ConnectorsSettings(BaseModel):
     allow_link_local: bool = Field(
         default=False,
         description="accept connector URLs on link-local addresses (169.254.0.0/16: cloud metadata)",
+    )
+    allowed_networks: NetworkList = Field(
+        default_factory=list,
+        description="CIDR allow-list of connector addresses (CSV or JSON); unset: any non-refused address",
     )
 
 

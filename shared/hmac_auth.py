@@ -28,6 +28,7 @@ import hmac
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
@@ -143,34 +144,45 @@ def check_signature(params: HmacParams, secret: str, method: str, path_q: str, b
         raise HmacError("bad_signature", "DSX-HMAC signature does not match the request")
 
 
+class NonceStoreFull(Exception):
+    """The nonce store holds its maximum within the replay window: refuse the request (503), since
+    forgetting a nonce still inside the window would let its request be replayed."""
+
+
 class NonceCache:
     """Nonces seen in the last ``ttl_s`` seconds, in memory (connectors have no Redis).
 
-    Bounded: past ``max_entries`` the oldest are dropped first (they are the closest to expiry).
+    Never forgets a nonce inside the window. It is bounded by rate, not by eviction: once it holds
+    ``max_entries`` unexpired nonces (the window times the highest call rate it is sized for),
+    :meth:`add` raises :class:`NonceStoreFull` and the caller answers 503 until nonces expire.
+    Callers add a nonce only after its signature checked out, so only the key holder fills it.
     """
 
     def __init__(self, ttl_s: float = 2 * DEFAULT_SKEW_S, max_entries: int = 200_000) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._seen: dict[str, float] = {}
+        self._seen: set[str] = set()
+        self._order: deque[tuple[float, str]] = deque()  # (expiry, key), oldest first
 
     def add(self, key_id: str, nonce: str, now: float | None = None) -> bool:
         """Remember the nonce; False if it was already seen within the window (a replay)."""
         now = time.monotonic() if now is None else now
+        self._expire(now)
         key = f"{key_id}\x00{nonce}"
-        expires = self._seen.get(key)
-        if expires is not None and expires > now:
+        if key in self._seen:
             return False
         if len(self._seen) >= self.max_entries:
-            self._purge(now)
-        self._seen[key] = now + self.ttl_s
+            raise NonceStoreFull(
+                f"{len(self._seen)} DSX-HMAC nonces held inside the replay window (the maximum); retry shortly"
+            )
+        self._seen.add(key)
+        self._order.append((now + self.ttl_s, key))
         return True
 
-    def _purge(self, now: float) -> None:
-        for key in [k for k, exp in self._seen.items() if exp <= now]:
-            del self._seen[key]
-        while len(self._seen) >= self.max_entries:  # dicts keep insertion order: oldest first
-            del self._seen[next(iter(self._seen))]
+    def _expire(self, now: float) -> None:
+        order, seen = self._order, self._seen
+        while order and order[0][0] <= now:
+            seen.discard(order.popleft()[1])
 
     def __len__(self) -> int:
         return len(self._seen)

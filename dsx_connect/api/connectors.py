@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 
 from dsx_connect import keys
 from dsx_connect.api.deps import ConnectorHttp, JobsDep, KnownConnector, RedisDep, RegistryDep, SettingsDep
-from dsx_connect.auth.credentials import ConnectorRevoked
+from dsx_connect.auth.access import ConnectorSelf, Enrollment, EnrollmentCaller, OperatorOnly
+from dsx_connect.auth.credentials import ConnectorRevoked, IdentityExists, IssuedKey
 from dsx_connect.auth.deps import ConnectorAuth, ConnectorKeysDep
-from dsx_connect.auth.urls import connector_url_problem
+from dsx_connect.auth.urls import AddressPolicy, connector_url_problem
 from shared.models import ConnectorInstance, StatusResponse
 
 log = logging.getLogger(__name__)
@@ -29,33 +30,42 @@ Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.
     status_code=201,
     responses={
         200: {"description": "known connector refreshed"},
-        401: {"description": "missing or wrong enrollment token"},
-        403: {"description": "the connector is revoked"},
+        401: {"description": "no signature, enrollment token or operator key; or a wrong one"},
+        403: {"description": "the connector is revoked, or the token is scoped to another connector"},
+        409: {"description": "the uuid already has an identity: sign with its key, or use a scoped token"},
+        422: {"description": "the URL is refused (SSRF) or malformed"},
     },
 )
 def register_connector(
     connector: ConnectorInstance,
+    caller: Enrollment,
     registry: RegistryDep,
     response: Response,
     settings: SettingsDep,
     credentials: ConnectorKeysDep,
     rotate: Annotated[
-        bool, Query(description="issue a new DSX-HMAC key pair (the old one stays valid a while)")
+        bool,
+        Query(
+            description="issue a new DSX-HMAC key pair (signed request or operator; the old pair stays valid a while)"
+        ),
     ] = False,
 ) -> StatusResponse:
     """Register a connector (201), or refresh a known one as its heartbeat (200).
 
-    With auth on, the answer carries the connector's DSX-HMAC pair (``hmac_key_id``, ``hmac_secret``):
-    the same pair on every re-registration, a new one after a rotation.
+    With auth on, the answer carries the connector's DSX-HMAC pair (``hmac_key_id``, ``hmac_secret``).
+    Who may do what (SPEC §8): the first registration of a uuid with a valid enrollment token creates
+    its identity; later registrations must be signed with its key or present a token scoped to it
+    (they then receive the same pair, a new one after a rotation); a fleet-wide token alone gets 409
+    and nothing. A URL or name change and ``?rotate=true`` need the connector's signature (a scoped
+    token's holder receives the pair anyway). An operator key together with an enrollment token may do
+    all of it (operators can reset identities anyway); an operator key alone is no enrollment token.
     """
-    if problem := connector_url_problem(connector.url, settings.connectors.allow_link_local):
+    policy = AddressPolicy.from_settings(settings.connectors)
+    if problem := connector_url_problem(connector.url, policy):
         raise HTTPException(422, problem)
     issued = None
     if settings.auth.enabled:
-        try:
-            issued = credentials.enroll(connector.uuid, rotate=rotate)
-        except ConnectorRevoked as exc:
-            raise HTTPException(403, str(exc)) from None
+        issued = _enroll(connector, caller, registry, credentials, settings, rotate)
     record, created = registry.register(connector)
     response.status_code = 201 if created else 200
     response.headers["Cache-Control"] = "no-store"
@@ -71,8 +81,73 @@ def register_connector(
     return StatusResponse.model_validate(body)
 
 
+def _enroll(
+    connector: ConnectorInstance,
+    caller: EnrollmentCaller,
+    registry: RegistryDep,
+    credentials: ConnectorKeysDep,
+    settings: SettingsDep,
+    rotate: bool,
+) -> IssuedKey:
+    """Decide a registration (see :func:`register_connector`) and return the pair it receives."""
+    who, grant, uuid = caller.principal, caller.grant, connector.uuid
+    if who.is_connector and who.uuid != uuid:
+        log.warning(
+            "refused a connector registering another uuid", extra={"signer": who.uuid, "connector_uuid": uuid}
+        )
+        raise HTTPException(403, "a connector may register only itself")
+    if not who.is_connector:  # a token is needed (an operator key alone is no enrollment token)
+        if grant is None:
+            if caller.token_presented:
+                raise HTTPException(401, "the enrollment token is not valid (unknown, expired or revoked)")
+            raise HTTPException(
+                401,
+                "registration needs an enrollment token (X-Enrollment-Token) or the connector's signature",
+            )
+        if grant.scoped and not grant.covers(uuid, connector.name):  # the body's claim; stored name below
+            raise HTTPException(403, "this enrollment token is scoped to another connector")
+    try:
+        identity = credentials.identity(uuid)
+        if identity is not None and identity.revoked:
+            raise ConnectorRevoked(f"connector {uuid} is revoked; an operator can reinstate it")
+        if who.is_connector or who.is_operator:  # the connector itself, or an operator (key + token)
+            return credentials.enroll(uuid, rotate=rotate, name=connector.name)
+        assert grant is not None
+        if identity is None:  # a new identity: any valid token, atomically (two racers: one wins)
+            return credentials.enroll(uuid, name=connector.name, create_only=True)
+        known = registry.get(uuid, include_expired=True)
+        name = identity.name or (known.name if known else None)
+        fleet_reenroll = not grant.scoped and settings.auth.allow_fleet_reenroll
+        if not (grant.covers(uuid, name) or fleet_reenroll):
+            log.warning(
+                "refused a registration of an enrolled connector with a %s token", grant.kind,
+                extra={"connector_uuid": uuid, "connector_name": connector.name, "url": connector.url},
+            )  # fmt: skip
+            raise HTTPException(
+                409,
+                f"connector {uuid} is already enrolled: sign the registration with its key, or use an "
+                "enrollment token scoped to it (an operator can mint one, or reset the identity)",
+            )
+        if rotate:
+            raise HTTPException(
+                403,
+                "?rotate=true needs the connector's signature (operators: POST /auth/connectors/{uuid}/rotate)",
+            )
+        return credentials.enroll(uuid, name=None if name else connector.name)
+    except ConnectorRevoked as exc:
+        raise HTTPException(403, str(exc)) from None
+    except IdentityExists:
+        raise HTTPException(
+            409,
+            f"connector {uuid} is already enrolled: sign the registration with its key, or use an "
+            "enrollment token scoped to it",
+        ) from None
+
+
 @router.delete("/unregister/{uuid}", responses={404: {"description": "unknown connector"}})
-def unregister_connector(uuid: Annotated[str, Path(max_length=64)], registry: RegistryDep) -> StatusResponse:
+def unregister_connector(
+    uuid: Annotated[str, Path(max_length=64)], registry: RegistryDep, _: ConnectorSelf
+) -> StatusResponse:
     """Forget a connector."""
     if registry.unregister(uuid) is None:
         raise HTTPException(404, f"connector {uuid} is not registered")
@@ -80,7 +155,7 @@ def unregister_connector(uuid: Annotated[str, Path(max_length=64)], registry: Re
 
 
 @router.get("/list")
-def list_connectors(registry: RegistryDep) -> list[dict[str, Any]]:
+def list_connectors(registry: RegistryDep, _: OperatorOnly) -> list[dict[str, Any]]:
     """Live connectors (expired heartbeats are dropped)."""
     return [c.model_dump(mode="json") for c in registry.list()]
 
@@ -108,6 +183,7 @@ def _relay(response: httpx.Response) -> JSONResponse:
     responses={502: {"description": "the connector did not start the scan"}},
 )
 def start_full_scan(
+    _: OperatorOnly,
     connector: KnownConnector,
     jobs: JobsDep,
     http: ConnectorHttp,
@@ -163,13 +239,16 @@ def start_full_scan(
 
 
 @router.get("/estimate/{uuid}")
-def connector_estimate(connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth) -> JSONResponse:
+def connector_estimate(
+    _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
+) -> JSONResponse:
     """The connector's estimate of its asset (count, bytes)."""
     return _relay(_call(http, "GET", f"{connector.url}/estimate", auth))
 
 
 @router.get("/repo_check/{uuid}")
 def connector_repo_check(
+    _: OperatorOnly,
     connector: KnownConnector,
     http: ConnectorHttp,
     auth: ConnectorAuth,
@@ -180,25 +259,32 @@ def connector_repo_check(
 
 
 @router.get("/healthz/{uuid}")
-def connector_healthz(connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth) -> JSONResponse:
+def connector_healthz(
+    _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
+) -> JSONResponse:
     """The connector's own health."""
     return _relay(_call(http, "GET", f"{connector.url}/healthz", auth))
 
 
 @router.get("/readyz/{uuid}")
-def connector_readyz(connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth) -> JSONResponse:
+def connector_readyz(
+    _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
+) -> JSONResponse:
     """The connector's readiness."""
     return _relay(_call(http, "GET", f"{connector.url}/readyz", auth))
 
 
 @router.get("/config/{uuid}")
-def get_connector_config(connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth) -> JSONResponse:
+def get_connector_config(
+    _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
+) -> JSONResponse:
     """The connector's settings (secrets redacted by the connector)."""
     return _relay(_call(http, "GET", f"{connector.url}/config", auth))
 
 
 @router.put("/config/{uuid}")
 def put_connector_config(
+    _: OperatorOnly,
     connector: KnownConnector,
     http: ConnectorHttp,
     auth: ConnectorAuth,
@@ -210,7 +296,12 @@ def put_connector_config(
 
 @router.put("/state/{uuid}/{namespace}/{key}", status_code=status.HTTP_204_NO_CONTENT)
 async def put_connector_state(
-    uuid: Annotated[str, Path(max_length=64)], namespace: Name, key: Name, request: Request, client: RedisDep
+    _: ConnectorSelf,
+    uuid: Annotated[str, Path(max_length=64)],
+    namespace: Name,
+    key: Name,
+    request: Request,
+    client: RedisDep,
 ) -> Response:
     """Keep a connector's cursor (e.g. a Graph delta token) across its restarts."""
     body = await request.body()
@@ -222,7 +313,7 @@ async def put_connector_state(
 
 @router.get("/state/{uuid}/{namespace}/{key}", responses={404: {"description": "no value"}})
 def get_connector_state(
-    uuid: Annotated[str, Path(max_length=64)], namespace: Name, key: Name, client: RedisDep
+    _: ConnectorSelf, uuid: Annotated[str, Path(max_length=64)], namespace: Name, key: Name, client: RedisDep
 ) -> dict[str, str]:
     """Read back a connector's stored cursor as ``{"value": ...}`` (the 1.x shape its connectors read)."""
     value: str | None = client.hget(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key)

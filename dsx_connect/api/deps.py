@@ -9,6 +9,7 @@ import httpx
 import redis
 from fastapi import Depends, HTTPException, Path
 
+from dsx_connect.auth.urls import AddressPolicy, guarded_transport
 from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.queues import SCAN_TASK, shown
@@ -50,18 +51,29 @@ KnownConnector = Annotated[RegisteredConnector, Depends(known_connector)]
 
 
 @lru_cache
-def _connector_http(verify: bool, ca_bundle: str | None, timeout_s: float) -> httpx.Client:
+def _connector_http(
+    verify: bool, ca_bundle: str | None, timeout_s: float, policy: AddressPolicy
+) -> httpx.Client:
     return httpx.Client(
         timeout=httpx.Timeout(timeout_s, connect=5.0),
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
-        verify=client_ssl(verify, ca_bundle),
+        transport=guarded_transport(
+            policy,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+            verify=client_ssl(verify, ca_bundle),
+        ),
     )
 
 
 def get_connector_http(settings: SettingsDep) -> httpx.Client:
-    """Pooled client for core → connector control-plane calls (DSX-HMAC per call: ``auth.deps``)."""
+    """Pooled client for core → connector control-plane calls (DSX-HMAC per call: ``auth.deps``); it
+    connects only to addresses ``auth.urls`` allows, checked when each connection opens."""
     connectors = settings.connectors
-    return _connector_http(connectors.verify_tls, connectors.ca_bundle, connectors.request_timeout_s)
+    return _connector_http(
+        connectors.verify_tls,
+        connectors.ca_bundle,
+        connectors.request_timeout_s,
+        AddressPolicy.from_settings(connectors),
+    )
 
 
 ConnectorHttp = Annotated[httpx.Client, Depends(get_connector_http)]

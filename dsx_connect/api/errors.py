@@ -35,6 +35,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         body = {"status": "error", "message": str(exc.detail), "detail": exc.detail}
+        if reason := getattr(exc, "reason", None):  # e.g. auth.access.AccessDenied
+            body["error"] = reason
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(redis.exceptions.ConnectionError)

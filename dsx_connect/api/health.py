@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from dsx_connect import keys
 from dsx_connect.api.deps import RedisDep, SettingsDep
+from dsx_connect.auth.access import PUBLIC, OperatorOnly, Public
 from dsx_connect.superlog.buffer import destination_states as superlog_states
 from dsx_connect.superlog.status import readiness as superlog_readiness
 from dsx_connect.version import __version__
@@ -22,8 +23,23 @@ from shared.errors import DsxError
 from shared.health import liveness_router
 from shared.tls import client_ssl
 
-probe_router = APIRouter(tags=["health"])  # mounted at the root and under the API prefix
+# probes are public (SPEC §1); mounted at the root and under the API prefix
+probe_router = APIRouter(tags=["health"], dependencies=[PUBLIC])
 router = APIRouter(tags=["service"])
+
+
+class BatchingConfig(BaseModel):
+    """The ``/config`` keys a connector reads without a credential (SPEC §8: batch sizing)."""
+
+    scan_request_batch_enabled: bool
+    scan_request_batch_default_size: int
+    scan_request_batch_max_size: int
+
+
+class ConnectorConfigView(BaseModel):
+    """What ``GET /config`` shows a caller without an operator credential (the 1.x JSON shape)."""
+
+    workers: BatchingConfig
 
 
 def _now() -> str:
@@ -89,7 +105,7 @@ def readyz(settings: SettingsDep, client: RedisDep) -> JSONResponse:
 
 
 @router.get("/meta")
-def meta(settings: SettingsDep) -> dict[str, object]:
+def meta(settings: SettingsDep, _: Public) -> dict[str, object]:
     """Version, build and features of this core."""
     return {
         "name": "dsx-connect",
@@ -126,19 +142,29 @@ class VersionInfo(BaseModel):
 
 
 @router.get("/version")
-def read_version() -> VersionInfo:
+def read_version(_: Public) -> VersionInfo:
     """The core's version, and whether this is a development build (the dashboard then hides its badge)."""
     return VersionInfo(version=__version__, dev_build=is_dev_build())
 
 
-@router.get("/config")
-def config(settings: SettingsDep) -> dict[str, object]:
-    """Effective configuration, secrets redacted. The ``workers.scan_request_batch_*`` keys size connector batches."""
-    return settings.redacted()
+@router.get("/config", response_model=None)
+def config(settings: SettingsDep, who: Public) -> dict[str, object] | ConnectorConfigView:
+    """Effective configuration, secrets redacted (operators); without an operator credential, only
+    the ``workers.scan_request_batch_*`` keys that size connector batches."""
+    if who.is_operator:
+        return settings.redacted()
+    workers = settings.workers
+    return ConnectorConfigView(
+        workers=BatchingConfig(
+            scan_request_batch_enabled=workers.scan_request_batch_enabled,
+            scan_request_batch_default_size=workers.scan_request_batch_default_size,
+            scan_request_batch_max_size=workers.scan_request_batch_max_size,
+        )
+    )
 
 
 @router.get("/test/dsxa-connection", responses={502: {"description": "scanner unreachable or refusing"}})
-def test_dsxa_connection(settings: SettingsDep) -> JSONResponse:
+def test_dsxa_connection(settings: SettingsDep, _: OperatorOnly) -> JSONResponse:
     """Scan a tiny benign sample to prove the scanner is reachable and answering."""
     scanner = settings.scanner
     token = scanner.auth_token.get_secret_value() if scanner.auth_token else None
@@ -167,6 +193,6 @@ def test_dsxa_connection(settings: SettingsDep) -> JSONResponse:
 
 
 @router.get("/connection/test")
-def connection_test() -> dict[str, str]:
-    """A connector checks it can reach the core."""
-    return {"status": "success", "message": "dsx-connect is reachable", "version": __version__}
+def connection_test(_: Public) -> dict[str, str]:
+    """A connector checks it can reach the core (unsigned: it reveals nothing but that)."""
+    return {"status": "success", "message": "dsx-connect is reachable"}

@@ -18,17 +18,34 @@ from pydantic import BaseModel, Field
 
 from dsx_connect import keys
 from dsx_connect.api.deps import JobsDep
+from dsx_connect.auth.access import OperatorOnly, OwnsJob, Public
+from dsx_connect.intake import JOB_ID_PATTERN
 from dsx_connect.jobs.store import InvalidTransition, JobNotFound
 from dsx_connect.oplog import log_job_complete_once
 
 router = APIRouter(prefix="/scan/jobs", tags=["jobs"])
 
-JobId = Annotated[str, Path(max_length=128)]
+JobId = Annotated[str, Path(max_length=128, pattern=JOB_ID_PATTERN.pattern)]  # no ":": ids are key parts
 JobStatus = Literal["running", "paused", "cancelled", "completed", "failed"]
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     404: {"description": "unknown job"},
     409: {"description": "not allowed in the job's status"},
 }
+
+
+class JobFlags(BaseModel):
+    """A job's control flags as connectors read them (``"1"`` when set); ``status`` for connectors."""
+
+    paused: str | None = None
+    cancel: str | None = None
+    status: str | None = None
+
+
+class JobFlagsView(BaseModel):
+    """What ``GET /scan/jobs/{id}/raw`` shows a caller without an operator credential (SPEC §8)."""
+
+    job_id: str
+    data: JobFlags
 
 
 class EnqueueDone(BaseModel):
@@ -50,6 +67,7 @@ def _job_or_404(jobs: JobsDep, job_id: JobId) -> dict[str, Any]:
 @router.get("")
 def list_jobs(
     jobs: JobsDep,
+    _: OperatorOnly,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # Redis takes 64-bit offsets only
     status: Annotated[list[JobStatus] | None, Query(description="only these statuses (repeatable)")] = None,
@@ -61,18 +79,25 @@ def list_jobs(
 
 
 @router.get("/{job_id}", responses={404: {"description": "unknown job"}})
-def get_job(job: Annotated[dict[str, Any], Depends(_job_or_404)]) -> dict[str, Any]:
+def get_job(_: OperatorOnly, job: Annotated[dict[str, Any], Depends(_job_or_404)]) -> dict[str, Any]:
     """A job's status, counters, throughput and ETA."""
     return job
 
 
-@router.get("/{job_id}/raw", responses={404: {"description": "unknown job"}})
-def get_job_raw(job_id: JobId, jobs: JobsDep) -> dict[str, Any]:
-    """The stored state of a job; connectors read ``data.paused`` / ``data.cancel`` here.
+@router.get(
+    "/{job_id}/raw",
+    response_model=dict[str, Any] | JobFlagsView,
+    response_model_exclude_none=True,
+    responses={404: {"description": "unknown job"}},
+)
+def get_job_raw(job_id: JobId, jobs: JobsDep, who: Public) -> Any:
+    """The stored state of a job (operators); connectors read ``data.paused`` / ``data.cancel`` here,
+    unsigned (SPEC §8), and see only those flags (and ``status`` when they sign).
 
-    As in 1.x, the answer names the record's ``key`` and its ``ttl``: the seconds before the job is
-    forgotten (``DSXCONNECT_JOBS__RETAIN_S`` after its creation or its last accepted item). A record found without an expiry
-    (re-created by a late update) gets that retention here, so no job is kept forever.
+    As in 1.x, an operator's answer names the record's ``key`` and its ``ttl``: the seconds before the
+    job is forgotten (``DSXCONNECT_JOBS__RETAIN_S`` after its creation or its last accepted item). A
+    record found without an expiry (re-created by a late update) gets that retention here, so no job
+    is kept forever.
     """
     raw = jobs.raw(job_id)
     if raw is None:
@@ -82,11 +107,16 @@ def get_job_raw(job_id: JobId, jobs: JobsDep) -> dict[str, Any]:
     if ttl == -1:
         jobs.redis.expire(key, jobs.retain_s)
         ttl = jobs.retain_s
-    return {"job_id": job_id, "key": key, "ttl": ttl, "data": raw}
+    if who.is_operator:
+        return {"job_id": job_id, "key": key, "ttl": ttl, "data": raw}
+    flags = JobFlags(paused=raw.get("paused"), cancel=raw.get("cancel"))
+    if who.is_connector:
+        flags.status = raw.get("status")
+    return JobFlagsView(job_id=job_id, data=flags)
 
 
 @router.post("/{job_id}/enqueue_done", responses={404: {"description": "unknown job"}})
-def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep) -> dict[str, Any]:
+def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep, _: OwnsJob) -> dict[str, Any]:
     """The connector finished enumerating (or failed to): record how many items it submitted."""
     failure = f"enumeration failed: {body.error or 'no reason given'}" if body.status == "failed" else None
     try:
@@ -127,18 +157,18 @@ def _control(action: str, job_id: str, jobs: JobsDep) -> JSONResponse:
 
 
 @router.post("/{job_id}/pause", responses=_CONFLICT)
-def pause_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
+def pause_job(job_id: JobId, jobs: JobsDep, _: OperatorOnly) -> JSONResponse:
     """Hold the job's remaining items (none are dropped); only a running job can pause."""
     return _control("pause", job_id, jobs)
 
 
 @router.post("/{job_id}/resume", responses=_CONFLICT)
-def resume_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
+def resume_job(job_id: JobId, jobs: JobsDep, _: OperatorOnly) -> JSONResponse:
     """Continue a paused job."""
     return _control("resume", job_id, jobs)
 
 
 @router.post("/{job_id}/cancel", responses=_CONFLICT)
-def cancel_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
+def cancel_job(job_id: JobId, jobs: JobsDep, _: OperatorOnly) -> JSONResponse:
     """Discard what is not yet scanned; the answer says how many were skipped and how many will be."""
     return _control("cancel", job_id, jobs)

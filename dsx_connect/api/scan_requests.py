@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Path, status
 
 from dsx_connect import intake, keys
 from dsx_connect.api.deps import JobsDep, RedisDep, RegistryDep, ResultsDep, SettingsDep, publish_scan_tasks
-from shared.models import ScanRequest, ScanRequestBatch, ScanTask, StatusResponse
+from dsx_connect.auth.access import OperatorOnly, OwnedScanBatch, OwnedScanRequest
+from shared.models import ScanRequest, ScanTask, StatusResponse
 
 router = APIRouter(prefix="/scan", tags=["scan requests"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "a request names another connector (or a job of another connector)"},
     404: {"description": "the connector is not registered"},
     422: {"description": "malformed scan request"},
     429: {"description": "too much in flight (back-pressure): retry after `Retry-After` seconds"},
@@ -31,8 +33,10 @@ def _accept(
             settings=settings,
             publish=publish_scan_tasks,
         )
-    except intake.MissingConnector as exc:
+    except (intake.MissingConnector, intake.InvalidJobId) as exc:
         raise HTTPException(422, str(exc)) from None
+    except intake.ForeignJob as exc:
+        raise HTTPException(403, str(exc)) from None
     except intake.UnknownConnectors as exc:
         raise HTTPException(404, str(exc)) from None
     except intake.Backpressure as exc:
@@ -41,7 +45,7 @@ def _accept(
 
 @router.post("/request", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 def submit_scan_request(
-    request: ScanRequest, registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
+    request: OwnedScanRequest, registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
 ) -> StatusResponse:
     """Accept one item for scanning; answers 202 with the scan request id."""
     (task,) = _accept([request], registry, jobs, client, settings)
@@ -58,7 +62,7 @@ def submit_scan_request(
 
 @router.post("/request_batch", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 def submit_scan_request_batch(
-    batch: ScanRequestBatch, registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
+    batch: OwnedScanBatch, registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
 ) -> StatusResponse:
     """Accept many items at once (all or none); answers 202 with their ids in order."""
     tasks = _accept(batch.requests, registry, jobs, client, settings)
@@ -74,7 +78,9 @@ def submit_scan_request_batch(
 
 
 @router.get("/request/{request_id}", responses={404: {"description": "unknown scan request"}})
-def get_scan_request(request_id: str, client: RedisDep, results: ResultsDep) -> dict[str, Any]:
+def get_scan_request(
+    request_id: Annotated[str, Path(max_length=128)], client: RedisDep, results: ResultsDep, _: OperatorOnly
+) -> dict[str, Any]:
     """One request's state (queued or completed) and its result once there is one."""
     state = client.hgetall(keys.request_state(request_id))
     result = results.get(request_id)

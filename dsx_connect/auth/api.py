@@ -8,6 +8,14 @@
   registration, the previous one stays valid for ``DSXCONNECT_AUTH__KEY_ROTATION_GRACE_S``.
 - ``POST /auth/connectors/{uuid}/revoke``: every key of the connector stops working at once, it is
   unregistered and its registrations are refused until ``POST .../reinstate``.
+- ``POST /auth/connectors/{uuid}/reset``: forget the identity (keys and registration); the next
+  registration with any enrollment token creates it anew.
+- ``POST /auth/enrollment-tokens`` (mint a token scoped to a connector name or uuid, optional
+  expiry; the token is in this answer only), ``GET /auth/enrollment-tokens``,
+  ``DELETE /auth/enrollment-tokens/{id}``.
+
+Failed logins are counted per source address in Redis (every API replica shares the count): past
+``DSXCONNECT_AUTH__LOGIN_ATTEMPTS_PER_MIN`` in a minute, ``/auth/login`` answers 429.
 """
 
 from __future__ import annotations
@@ -15,31 +23,59 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, HTTPException, Path, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from dsx_connect.api.deps import RegistryDep, SettingsDep
+from dsx_connect.auth.access import OPERATOR_ONLY, Public
 from dsx_connect.auth.deps import ConnectorKeysDep
+from dsx_connect.auth.enrollment import EnrollmentTokens
+from dsx_connect.auth.middleware import source_of
 from dsx_connect.auth.operators import SESSION_COOKIE, OperatorAuth
+from dsx_connect.auth.ratelimit import FailureLimiter
 from dsx_connect.redis_client import get_redis
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+operator = APIRouter(dependencies=[OPERATOR_ONLY])  # everything but login/logout/session
 
 Uuid = Annotated[str, Path(min_length=1, max_length=64)]
+TokenId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class Login(BaseModel):
     api_key: str = Field(min_length=1, max_length=512)
 
 
+class MintToken(BaseModel):
+    """A scoped enrollment token's binding: exactly one of ``connector_name`` / ``connector_uuid``."""
+
+    connector_name: str | None = Field(default=None, min_length=1, max_length=128)
+    connector_uuid: str | None = Field(default=None, min_length=1, max_length=64)
+    expires_in_s: int | None = Field(default=None, ge=60, le=366 * 86400)
+    label: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_binding(self) -> MintToken:
+        if (self.connector_name is None) == (self.connector_uuid is None):
+            raise ValueError("give exactly one of connector_name or connector_uuid")
+        return self
+
+
 def _operators(settings: SettingsDep) -> OperatorAuth:
     return OperatorAuth(get_redis(), settings.auth)
 
 
-@router.post("/login", responses={401: {"description": "the API key is not valid"}})
+@router.post(
+    "/login",
+    responses={
+        401: {"description": "the API key is not valid"},
+        429: {"description": "too many failed logins from this address"},
+    },
+)
 def login(
     request: Request,
     response: Response,
     settings: SettingsDep,
+    _: Public,
     body: Annotated[Login | None, Body()] = None,
     x_api_key: Annotated[str | None, Header(max_length=512)] = None,
 ) -> dict[str, Any]:
@@ -48,7 +84,16 @@ def login(
         return {"status": "success", "message": "authentication is disabled", "auth_enabled": False}
     key = (body.api_key if body else None) or x_api_key or ""
     operators = _operators(settings)
+    limiter = FailureLimiter(get_redis(), "login", settings.auth.login_attempts_per_min)
+    source = source_of(request.scope)
+    if limiter.blocked(source):
+        raise HTTPException(
+            429,
+            "too many failed logins from this address; retry later",
+            headers={"Retry-After": str(limiter.retry_after())},
+        )
     if not operators.api_key_ok(key):
+        limiter.failed(source)
         raise HTTPException(401, "the API key is not valid")
     secure = settings.auth.session_cookie_secure
     response.set_cookie(
@@ -65,7 +110,7 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, response: Response, settings: SettingsDep) -> dict[str, str]:
+def logout(request: Request, response: Response, settings: SettingsDep, _: Public) -> dict[str, str]:
     """End this browser's session."""
     _operators(settings).close_session(request.cookies.get(SESSION_COOKIE, ""))
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
@@ -73,7 +118,7 @@ def logout(request: Request, response: Response, settings: SettingsDep) -> dict[
 
 
 @router.get("/session")
-def read_session(request: Request, settings: SettingsDep) -> dict[str, bool]:
+def read_session(request: Request, settings: SettingsDep, _: Public) -> dict[str, bool]:
     """Whether auth is on and whether this browser holds a valid session."""
     if not settings.auth.enabled:
         return {"auth_enabled": False, "authenticated": True}
@@ -83,19 +128,19 @@ def read_session(request: Request, settings: SettingsDep) -> dict[str, bool]:
     }
 
 
-@router.get("/connectors")
+@operator.get("/connectors")
 def list_connector_keys(registry: RegistryDep, credentials: ConnectorKeysDep) -> list[dict[str, Any]]:
     """Each registered connector's key id, its dates, and whether it is revoked (never a secret)."""
     return [credentials.describe(c.uuid) | {"name": c.name} for c in registry.list()]
 
 
-@router.get("/connectors/{uuid}")
+@operator.get("/connectors/{uuid}")
 def read_connector_keys(uuid: Uuid, credentials: ConnectorKeysDep) -> dict[str, Any]:
     """One connector's key id, its dates, and whether it is revoked."""
     return credentials.describe(uuid)
 
 
-@router.post("/connectors/{uuid}/rotate", responses={404: {"description": "no key for this connector"}})
+@operator.post("/connectors/{uuid}/rotate", responses={404: {"description": "no key for this connector"}})
 def rotate_connector_key(uuid: Uuid, credentials: ConnectorKeysDep, settings: SettingsDep) -> dict[str, Any]:
     """Issue a new pair; the connector picks it up from its next registration answer."""
     if credentials.describe(uuid)["key_id"] is None:
@@ -109,7 +154,7 @@ def rotate_connector_key(uuid: Uuid, credentials: ConnectorKeysDep, settings: Se
     }
 
 
-@router.post("/connectors/{uuid}/revoke")
+@operator.post("/connectors/{uuid}/revoke")
 def revoke_connector(uuid: Uuid, credentials: ConnectorKeysDep, registry: RegistryDep) -> dict[str, Any]:
     """Invalidate every key of the connector now, unregister it, and refuse its registrations."""
     credentials.revoke(uuid)
@@ -117,9 +162,53 @@ def revoke_connector(uuid: Uuid, credentials: ConnectorKeysDep, registry: Regist
     return {"status": "success", "message": f"connector {uuid} revoked", "id": uuid}
 
 
-@router.post("/connectors/{uuid}/reinstate", responses={404: {"description": "not revoked"}})
+@operator.post("/connectors/{uuid}/reinstate", responses={404: {"description": "not revoked"}})
 def reinstate_connector(uuid: Uuid, credentials: ConnectorKeysDep) -> dict[str, Any]:
     """Let a revoked connector register again (it receives a new pair)."""
     if not credentials.reinstate(uuid):
         raise HTTPException(404, f"connector {uuid} is not revoked")
     return {"status": "success", "message": f"connector {uuid} may register again", "id": uuid}
+
+
+@operator.post("/connectors/{uuid}/reset")
+def reset_connector(uuid: Uuid, credentials: ConnectorKeysDep, registry: RegistryDep) -> dict[str, Any]:
+    """Forget the connector's identity: its keys stop working at once and it is unregistered; the
+    next registration with an enrollment token creates the identity anew (a lost or stolen pair)."""
+    existed = credentials.reset(uuid)
+    registry.unregister(uuid)
+    message = f"identity of connector {uuid} reset" if existed else f"connector {uuid} had no identity"
+    return {"status": "success", "message": message, "id": uuid}
+
+
+def _tokens(settings: SettingsDep) -> EnrollmentTokens:
+    return EnrollmentTokens(get_redis(), settings.auth)
+
+
+@operator.post("/enrollment-tokens", status_code=201)
+def mint_enrollment_token(body: MintToken, response: Response, settings: SettingsDep) -> dict[str, Any]:
+    """A new enrollment token scoped to one connector (name or uuid); shown in this answer only."""
+    token, record = _tokens(settings).mint(
+        connector_name=body.connector_name,
+        connector_uuid=body.connector_uuid,
+        expires_in_s=body.expires_in_s,
+        label=body.label,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return {"status": "success", "message": "enrollment token minted (shown once)", "token": token} | record
+
+
+@operator.get("/enrollment-tokens")
+def list_enrollment_tokens(settings: SettingsDep) -> list[dict[str, Any]]:
+    """Scoped enrollment tokens still valid: id, binding, label, dates (never the token)."""
+    return _tokens(settings).list()
+
+
+@operator.delete("/enrollment-tokens/{token_id}", responses={404: {"description": "no such token"}})
+def revoke_enrollment_token(token_id: TokenId, settings: SettingsDep) -> dict[str, Any]:
+    """Revoke a scoped enrollment token at once (identities it created keep their keys)."""
+    if not _tokens(settings).revoke(token_id):
+        raise HTTPException(404, f"no enrollment token {token_id}")
+    return {"status": "success", "message": f"enrollment token {token_id} revoked", "id": token_id}
+
+
+router.include_router(operator)

@@ -41,13 +41,17 @@ _SECRET_CONTEXT = b"dsx-connect/connector-secret/v1|"
 _FINGERPRINT_CONTEXT = b"dsx-connect/server-key-fingerprint|"
 
 # Enroll (or rotate) atomically. KEYS[1] = the connector's hash. ARGV: new key id, server-key
-# fingerprint, now, rotate ("1"/"0"), grace seconds, key-record prefix, uuid, delivered ("1"/"0").
-# Returns {status, key_id}: status "revoked", "same" (current pair kept) or "new".
+# fingerprint, now, rotate ("1"/"0"), grace seconds, key-record prefix, uuid, delivered ("1"/"0"),
+# create_only ("1": refuse when the uuid already has an identity), name ("" keeps the stored one).
+# Returns {status, key_id}: status "revoked", "exists" (create_only refused), "same" (current pair
+# kept) or "new".
 _ENROLL = """
 if redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then return {'revoked', ''} end
 local new, fp, now, rotate, grace, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local uuid, delivered = ARGV[7], ARGV[8]
+local uuid, delivered, create_only, name = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local cur = redis.call('HGET', KEYS[1], 'current')
+if cur and create_only == '1' then return {'exists', ''} end
+if name ~= '' then redis.call('HSET', KEYS[1], 'name', name) end
 local valid = false
 if cur then valid = redis.call('HGET', prefix .. cur, 'sv') == fp end
 if valid and rotate ~= '1' then
@@ -82,6 +86,20 @@ return 1
 
 class ConnectorRevoked(PermissionError):
     """The connector was revoked by an operator: it may not register until reinstated."""
+
+
+class IdentityExists(PermissionError):
+    """The uuid already has an identity, and the caller may only create new ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What the core holds about one connector uuid's identity (never a secret)."""
+
+    uuid: str
+    name: str | None
+    key_id: str | None
+    revoked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,24 +169,56 @@ class ConnectorKeys:
 
     # ---- enrollment and rotation -------------------------------------------------------------
 
-    def enroll(self, uuid: str, *, rotate: bool = False) -> IssuedKey:
+    def identity(self, uuid: str) -> Identity | None:
+        """The identity of ``uuid`` (a key was issued to it, or it is revoked); None when it has none."""
+        current, name, revoked = self.redis.hmget(keys.auth_connector(uuid), "current", "name", "revoked_at")
+        if current is None and revoked is None:
+            return None
+        return Identity(uuid, name, current, revoked is not None)
+
+    def enroll(
+        self, uuid: str, *, rotate: bool = False, name: str | None = None, create_only: bool = False
+    ) -> IssuedKey:
         """The pair a registering connector receives: its current one (1.x: the same on every
-        re-registration), a new one the first time or when ``rotate`` asks for it."""
-        status, key_id = self._run_enroll(uuid, rotate=rotate, delivered=True)
+        re-registration), a new one the first time or when ``rotate`` asks for it. With
+        ``create_only``, a uuid that already has an identity raises :class:`IdentityExists` (checked
+        atomically with the creation, so two first registrations cannot both receive the pair)."""
+        status, key_id = self._run_enroll(
+            uuid, rotate=rotate, delivered=True, name=name, create_only=create_only
+        )
         return IssuedKey(key_id, self.secret_for(key_id), new=status == "new")
 
     def rotate(self, uuid: str) -> str:
         """Issue a new pair now (operator); the connector receives it with its next registration."""
         return self._run_enroll(uuid, rotate=True, delivered=False)[1]
 
-    def _run_enroll(self, uuid: str, *, rotate: bool, delivered: bool) -> tuple[str, str]:
+    def reset(self, uuid: str) -> bool:
+        """Forget the identity of ``uuid`` (operator): every key stops working at once, and the next
+        registration with an enrollment token creates it anew. False when it had none."""
+        existed = self.identity(uuid) is not None
+        self._revoke(keys=[keys.auth_connector(uuid)], args=[keys.auth_key(""), f"{time.time():.3f}"])
+        self.redis.delete(keys.auth_connector(uuid))
+        return existed
+
+    def _run_enroll(
+        self,
+        uuid: str,
+        *,
+        rotate: bool,
+        delivered: bool,
+        name: str | None = None,
+        create_only: bool = False,
+    ) -> tuple[str, str]:
         args = [
             new_key_id(), self.fingerprint, f"{time.time():.3f}", "1" if rotate else "0",
             self.settings.key_rotation_grace_s, keys.auth_key(""), uuid, "1" if delivered else "0",
+            "1" if create_only else "0", name or "",
         ]  # fmt: skip
         status, key_id = self._enroll(keys=[keys.auth_connector(uuid)], args=args)
         if status == "revoked":
             raise ConnectorRevoked(f"connector {uuid} is revoked; an operator can reinstate it")
+        if status == "exists":
+            raise IdentityExists(uuid)
         return str(status), str(key_id)
 
     # ---- revocation --------------------------------------------------------------------------
@@ -216,6 +266,7 @@ class ConnectorKeys:
         data: dict[str, str] = self.redis.hgetall(keys.auth_connector(uuid))
         return {
             "uuid": uuid,
+            "name": data.get("name"),
             "key_id": data.get("current"),
             "key_created": _float(data.get("current_at")),
             "key_delivered": data.get("delivered") == "1",

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Annotated
 
 import httpx
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from dsx_connect.api.deps import KnownConnector
 from dsx_connect.auth.credentials import ConnectorKeys
@@ -37,9 +37,3 @@ def connector_auth(connector: KnownConnector, credentials: ConnectorKeysDep) -> 
 
 
 ConnectorAuth = Annotated[httpx.Auth | None, Depends(connector_auth)]
-
-
-def principal_kind(request: Request) -> str:
-    """``operator``, ``connector`` or ``anonymous`` as the auth middleware found it (operator with auth off)."""
-    principal = request.scope.get("state", {}).get("principal")
-    return getattr(principal, "kind", "operator")

@@ -1,4 +1,4 @@
-"""Wire security into the core app: the gate, the body limit, the login and key routes."""
+"""Wire security into the core app: the auth layer, the default-deny gate, the body limit, the routes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI
 
 from dsx_connect.auth import api
+from dsx_connect.auth.access import ACCESS_GATE
 from dsx_connect.auth.middleware import AuthMiddleware
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import Settings
@@ -17,9 +18,12 @@ log = logging.getLogger(__name__)
 
 
 def install_security(app: FastAPI, settings: Settings, api_prefix: str) -> None:
-    """Add the auth gate (unless ``DSXCONNECT_AUTH__ENABLED=false``) and the body limit around the
-    routes; a core with auth on but no enrollment token or API key stops here, naming them."""
+    """Add the auth layer (unless ``DSXCONNECT_AUTH__ENABLED=false``) and the body limit around the
+    routes, and the access gate to every route included after this call; a core with auth on but no
+    enrollment token or API key stops here, naming them."""
     auth = settings.auth
+    app.state.auth_enabled = auth.enabled
+    app.router.dependencies.append(ACCESS_GATE)  # deny by default: routes without a rule are operator-only
     if auth.enabled:
         if missing := auth.missing():
             raise SettingsError(
@@ -34,6 +38,12 @@ def install_security(app: FastAPI, settings: Settings, api_prefix: str) -> None:
             log.warning(
                 "DSXCONNECT_AUTH__SERVER_KEY is unset: connector secrets derive from a key generated "
                 "and kept in Redis; set it so that a copy of Redis holds no usable secret"
+            )
+        if auth.allow_fleet_reenroll:
+            log.warning(
+                "DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL=true: anyone holding a fleet-wide enrollment token can "
+                "re-register any existing connector uuid and receive its key pair (1.x behaviour); mint scoped "
+                "tokens (inv enrollment-token) and turn this off once every connector has one"
             )
     else:
         log.warning(

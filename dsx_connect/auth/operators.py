@@ -43,14 +43,10 @@ class OperatorAuth:
         self.redis = client
         self.settings = settings
         self._keys = [k.get_secret_value() for k in settings.api_keys]
-        self._tokens = [t.get_secret_value() for t in settings.enrollment_tokens]
         self._fingerprints = {key_fingerprint(k) for k in self._keys}
 
     def api_key_ok(self, key: str) -> bool:
         return bool(key) and matches_any(key, self._keys)
-
-    def enrollment_token_ok(self, token: str) -> bool:
-        return bool(token) and matches_any(token, self._tokens)
 
     def open_session(self, api_key: str) -> str:
         """A new session for a valid key; returns the cookie value."""

@@ -10,14 +10,26 @@
 | ``AUTH__KEY_ROTATION_GRACE_S`` | 900 | how long a connector's previous key stays valid after a rotation |
 | ``AUTH__SESSION_TTL_S`` | 43200 | lifetime of a dashboard login session |
 | ``AUTH__SESSION_COOKIE_SECURE`` | auto | ``Secure`` cookie flag; unset: set when the request came over HTTPS |
+| ``AUTH__ALLOW_FLEET_REENROLL`` | false | migration only: a fleet-wide token may re-register an existing uuid and receive its pair (1.x behaviour); warned at every start |
+| ``AUTH__LOGIN_ATTEMPTS_PER_MIN`` | 10 | failed ``/auth/login`` attempts per source address and minute before 429 |
+| ``AUTH__FAILED_SIGNATURES_PER_MIN`` | 60 | refused DSX-HMAC signatures per source address and minute before 429 |
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import NoDecode
 
 SecretList = Annotated[list[SecretStr], NoDecode]
@@ -44,6 +56,34 @@ def split_secrets(value: Any) -> Any:
     return value
 
 
+def _networks(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = (
+                json.loads(text)
+                if text.startswith("[")
+                else [i.strip() for i in text.split(",") if i.strip()]
+            )
+        except ValueError:
+            raise ValueError("not a valid JSON list (use a JSON list or comma-separated CIDRs)") from None
+    if not isinstance(value, list | tuple):
+        return value
+    networks = []
+    for item in value:
+        try:
+            networks.append(ipaddress.ip_network(item) if isinstance(item, str) else item)
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is not a network in CIDR form ({exc})") from None
+    return networks
+
+
+#: a CIDR list from CSV or JSON (``10.0.0.0/8,fd12::/16``); host bits must be zero
+NetworkList = Annotated[
+    list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode, BeforeValidator(_networks)
+]
+
+
 class AuthSettings(BaseModel):
     """Enrollment, DSX-HMAC and operator authentication (on unless explicitly turned off)."""
 
@@ -58,6 +98,9 @@ class AuthSettings(BaseModel):
     key_rotation_grace_s: int = Field(default=900, ge=0, le=30 * 86400)
     session_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 86400)
     session_cookie_secure: bool | None = None
+    allow_fleet_reenroll: bool = False
+    login_attempts_per_min: int = Field(default=10, ge=1, le=10_000)
+    failed_signatures_per_min: int = Field(default=60, ge=1, le=1_000_000)
 
     @field_validator("enrollment_tokens", "api_keys", mode="before")
     @classmethod

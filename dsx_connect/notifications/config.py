@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
-from dsx_connect.auth.urls import METADATA_HOSTS, _address
+from dsx_connect.auth.urls import METADATA_ADDRESSES, METADATA_HOSTS, _literal
 
 VERDICTS = ("Benign", "Malicious", "Unknown", "Unsupported File Type", "Not Scanned", "Non Compliant")
 SECRET_PREFIX = "whsec_"
@@ -45,10 +45,11 @@ def webhook_url_problem(url: str, allow_link_local: bool = False) -> str | None:
         return "must be an http(s) URL"
     if parts.username is not None or parts.password is not None:
         return "must not carry credentials (the secret signs each call)"
-    address = _address(host)
+    address = _literal(host)
     if address is not None and (address.is_unspecified or address.is_multicast):
         return f"names an address no receiver can have ({address})"
-    if not allow_link_local and ((address is not None and address.is_link_local) or host in METADATA_HOSTS):
+    metadata = address is not None and (address.is_link_local or address in METADATA_ADDRESSES)
+    if not allow_link_local and (metadata or host in METADATA_HOSTS):
         return (
             f"points at a link-local or cloud metadata address ({host}); "
             "set DSXCONNECT_NOTIFICATIONS__ALLOW_LINK_LOCAL=true if a receiver really lives there"

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from dsx_connect.auth.urls import AddressPolicy, guarded_transport
 from dsx_connect.notifications.config import NotificationsSettings, WebhookSettings, secret_key
 from dsx_connect.superlog.http import classify, post, tls_verify
 from dsx_connect.superlog.sink import Record, Sink
@@ -42,9 +43,13 @@ class WebhookSink(Sink):
         self.name = hook.destination  # type: ignore[misc]  # one destination per webhook
         self.hook = hook
         self.key = secret_key(hook.secret.get_secret_value())
+        verify = tls_verify(settings.ca_bundle, settings.verify_tls)
+        # every connection's resolved address is checked as for connectors (no DNS rebinding)
+        policy = AddressPolicy(allow_link_local=settings.allow_link_local)
         self.client = httpx.Client(
             timeout=settings.timeout_s,
-            verify=tls_verify(settings.ca_bundle, settings.verify_tls),
+            verify=verify,
+            transport=guarded_transport(policy, verify=verify),
             follow_redirects=False,  # a redirect could lead anywhere: the URL was checked, its target not
             headers={"User-Agent": f"dsx-connect/{__version__}"},
         )

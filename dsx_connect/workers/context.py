@@ -11,6 +11,7 @@ import httpx
 
 from dsx_connect.auth.credentials import ConnectorKeys
 from dsx_connect.auth.signing import SignerCache
+from dsx_connect.auth.urls import AddressPolicy, guarded_transport
 from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.dlq.store import DeadLetterStore
 from dsx_connect.jobs.store import JobStore
@@ -90,8 +91,11 @@ def _context(pid: int) -> WorkerContext:
         ),
         http=httpx.Client(
             timeout=httpx.Timeout(settings.workers.connector_timeout_s, connect=scanner.connect_timeout_s),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            verify=connector_ssl,
+            transport=guarded_transport(  # connects only where auth.urls allows (SSRF)
+                AddressPolicy.from_settings(settings.connectors),
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+                verify=connector_ssl,
+            ),
         ),
         scan_config=ScanConfig(
             scan_url=scanner.scan_binary_url,

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
+from dsx_connect.auth.urls import connector_address
 from dsx_connect.workers.http1 import HttpPool, Response, Target, target
 from dsx_connect.workers.outcome import ConnectorRef
 from shared.batch_read import HEADER_BYTES, MAX_ITEM_BYTES, MAX_ITEMS, MEDIA_TYPE, FrameError, iter_frames
@@ -171,6 +172,7 @@ async def _post_to_connector(
     return await pool.request(
         "POST", url, headers, body, ssl_option=cfg.read_ssl,
         connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.connector_timeout_s,
+        resolve=connector_address,
     )  # fmt: skip
 
 

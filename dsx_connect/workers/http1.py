@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
@@ -381,12 +381,14 @@ class HttpPool:
         ssl_option: ssl.SSLContext | bool = True,
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
+        resolve: Callable[[str, int], Awaitable[str]] | None = None,
     ) -> Response:
         """Send one request and return once the answer's headers are in.
 
         ``body`` as bytes is sent with its length; a stream is sent with ``content_length`` when
         given, else chunked. A reused connection that turns out closed before any answer byte is
         retried once on a new one when the body can be sent again (bytes); a stream cannot.
+        ``resolve`` picks (and checks) the address a new connection goes to (SSRF: ``auth.urls``).
         """
         if isinstance(body, bytes):
             content_length = len(body)
@@ -394,7 +396,7 @@ class HttpPool:
         ssl_ctx = _ssl_for(ssl_option) if url.https else None
         key = (url.https, url.host, url.port, id(ssl_ctx))
         while True:
-            conn = await self._acquire(key, url, ssl_ctx, connect_timeout)
+            conn = await self._acquire(key, url, ssl_ctx, connect_timeout, resolve)
             try:
                 if isinstance(body, bytes):
                     conn.write(head, body)
@@ -430,7 +432,12 @@ class HttpPool:
         await conn.drain(timeout)
 
     async def _acquire(
-        self, key: tuple[object, ...], url: Target, ssl_ctx: ssl.SSLContext | None, timeout: float | None
+        self,
+        key: tuple[object, ...],
+        url: Target,
+        ssl_ctx: ssl.SSLContext | None,
+        timeout: float | None,
+        resolve: Callable[[str, int], Awaitable[str]] | None = None,
     ) -> _Connection:
         if self._closed:
             raise HttpClientError("the HTTP pool is closed")
@@ -446,7 +453,7 @@ class HttpPool:
         async with asyncio.timeout(timeout):
             _, conn = await loop.create_connection(
                 lambda: _Connection(loop),
-                url.host,
+                await resolve(url.host, url.port) if resolve is not None else url.host,
                 url.port,
                 ssl=ssl_ctx,
                 server_hostname=url.host if ssl_ctx is not None else None,

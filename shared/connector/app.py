@@ -181,6 +181,7 @@ def create_connector_app(
         auth.credentials if isinstance(auth, CoreAuth) else None,
         enabled=settings.auth.enabled,
         on_unknown_key=runtime.nudge_registration,
+        nonce_capacity=settings.auth.nonce_capacity,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)

@@ -240,16 +240,23 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         return await read_files_answer(request, wanted)
 
     @public.get("/")
-    async def read_identity(runtime: Runtime) -> dict[str, Any]:
-        """Who this connector is and what it is doing."""
+    async def read_identity(request: Request, runtime: Runtime) -> dict[str, Any]:
+        """Who this connector is and what it is doing; its uuid and asset only to the core (signed):
+        a uuid is what an attacker would try to enroll as (SPEC §8)."""
         s, connector = runtime.settings, runtime.connector
+        private: dict[str, Any] = {}
+        if request.headers.get("authorization"):
+            try:
+                await verifier(request)
+                private = {"uuid": s.uuid, "asset": s.asset}
+            except HTTPException:
+                pass
         return {
             "name": s.name,
             "display_name": s.display_name or s.name,
-            "uuid": s.uuid,
+            **private,
             "version": connector.version,
             "url": s.connector_url,
-            "asset": s.asset,
             "filter": s.filter,
             "item_action": s.item_action.value,
             "registered": runtime.registered,

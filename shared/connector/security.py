@@ -4,13 +4,19 @@
   ``X-Enrollment-Token`` and takes its key pair from the answer (``hmac_key_id``/``hmac_secret``),
   on every registration (the 60 s heartbeat): a pair the core rotated arrives that way. The
   previous pair stays accepted for :data:`PREVIOUS_KEY_GRACE_S`, so calls the core signed just
-  before the switch still pass. Credentials live in memory only. ``DSXCONNECTOR_AUTH__HMAC_KEY_ID``
-  / ``__HMAC_SECRET`` (1.x) seed them until the first registration answer.
+  before the switch still pass. Credentials live in memory, and in ``DSXCONNECTOR_AUTH__KEY_FILE``
+  (mode 0600) when it is set: a restarted connector then signs its first heartbeat and keeps its
+  identity (a fleet-wide token alone may not re-register an existing uuid; without the file, give the
+  connector a scoped token). ``DSXCONNECTOR_AUTH__HMAC_KEY_ID`` / ``__HMAC_SECRET`` (1.x) seed them
+  until the first registration answer.
 - Outgoing (connector → core): :class:`CoreAuth`, the ``httpx.Auth`` of the control-plane client,
-  signs every call but the registration.
+  signs every call, the registration (heartbeat) included once it holds a pair: the core lets an
+  existing connector re-register only with its signature or a token scoped to it. A signed
+  registration the core refuses with 401 (its pair was reset) is sent once more with the token only.
 - Incoming (core → connector): :func:`verify_core_request`, a FastAPI dependency on every route the
   core calls (``read_file``, ``item_action``, ``full_scan``, ``estimate``, ``repo_check``,
-  ``config``); it checks the signature, the 60 s skew and replayed nonces (kept in memory), and
+  ``config``); it checks the signature, the 60 s skew and replayed nonces (kept in memory, never
+  forgotten inside the window: past ``DSXCONNECTOR_AUTH__NONCE_CAPACITY`` it answers 503), and
   answers 401. A key id the connector does not know makes it re-register at once (a rotation whose
   answer it missed).
 
@@ -22,8 +28,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from pathlib import Path
 
 import httpx
 from fastapi import HTTPException, Request
@@ -33,6 +41,7 @@ from shared.hmac_auth import (
     DEFAULT_SKEW_S,
     HmacError,
     NonceCache,
+    NonceStoreFull,
     Signer,
     check_signature,
     check_skew,
@@ -51,12 +60,19 @@ REGISTER_PATH_SUFFIX = "/connectors/register"
 
 
 class ConnectorCredentials:
-    """This connector's DSX-HMAC pair (and the one before it, for a grace period), in memory."""
+    """This connector's DSX-HMAC pair (and the one before it, for a grace period), in memory and,
+    with ``key_file``, on disk."""
 
-    def __init__(self, key_id: str | None = None, secret: str | None = None) -> None:
+    def __init__(
+        self, key_id: str | None = None, secret: str | None = None, key_file: str | None = None
+    ) -> None:
         self._current: tuple[str, str] | None = None
         self._previous: tuple[str, str, float] | None = None
         self._signer: Signer | None = None
+        self.key_file = Path(key_file) if key_file else None
+        stored = self._read_file()
+        if stored is not None:
+            key_id, secret = stored
         if key_id and secret:
             self.update(key_id, secret)
 
@@ -64,7 +80,32 @@ class ConnectorCredentials:
     def from_settings(cls, settings: ConnectorSettings) -> ConnectorCredentials:
         auth = settings.auth
         secret = auth.hmac_secret.get_secret_value() if auth.hmac_secret else None
-        return cls(auth.hmac_key_id, secret)
+        return cls(auth.hmac_key_id, secret, auth.key_file)
+
+    def _read_file(self) -> tuple[str, str] | None:
+        if self.key_file is None or not self.key_file.is_file():
+            return None
+        try:
+            data = json.loads(self.key_file.read_text())
+            return str(data["key_id"]), str(data["secret"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("DSXCONNECTOR_AUTH__KEY_FILE unreadable, ignored", extra={"error": str(exc)})
+            return None
+
+    def _write_file(self) -> None:
+        if self.key_file is None:
+            return
+        try:
+            if self._current is None:
+                self.key_file.unlink(missing_ok=True)
+                return
+            tmp = self.key_file.with_suffix(self.key_file.suffix + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"key_id": self._current[0], "secret": self._current[1]}, handle)
+            tmp.replace(self.key_file)
+        except OSError as exc:
+            log.warning("could not write DSXCONNECTOR_AUTH__KEY_FILE", extra={"error": str(exc)})
 
     @property
     def key_id(self) -> str | None:
@@ -79,10 +120,12 @@ class ConnectorCredentials:
             self._previous = (*self._current, time.monotonic() + PREVIOUS_KEY_GRACE_S)
         self._current = (key_id, secret)
         self._signer = Signer(key_id, secret)
+        self._write_file()
         return True
 
     def clear(self) -> None:
         self._current = self._previous = self._signer = None
+        self._write_file()
 
     def signer(self) -> Signer | None:
         return self._signer
@@ -108,12 +151,11 @@ class CoreAuth(httpx.Auth):
         self.credentials = credentials
         self.enrollment_token = enrollment_token
 
-    def _prepare(self, request: httpx.Request) -> None:
-        if _is_registration(request):
-            if self.enrollment_token:
-                request.headers["X-Enrollment-Token"] = self.enrollment_token
-            return
-        signer = self.credentials.signer()
+    def _prepare(self, request: httpx.Request, *, sign: bool = True) -> None:
+        if _is_registration(request) and self.enrollment_token:
+            request.headers["X-Enrollment-Token"] = self.enrollment_token
+        signer = self.credentials.signer() if sign else None
+        request.headers.pop("Authorization", None)
         if signer is not None:
             request.headers["Authorization"] = signer.authorization(
                 request.method, request.url.raw_path.decode("ascii"), request.content
@@ -137,10 +179,24 @@ class CoreAuth(httpx.Auth):
         if fresh and self.credentials.update(str(key_id), str(secret)):
             log.info("DSX-HMAC key pair received from dsx-connect", extra={"key_id": key_id})
 
+    def _retry_unsigned(self, request: httpx.Request, response: httpx.Response) -> bool:
+        """A signed registration refused with 401 (the core no longer knows our pair): once more with
+        the enrollment token alone."""
+        return (
+            _is_registration(request)
+            and response.status_code == 401
+            and "Authorization" in request.headers
+            and bool(self.enrollment_token)
+        )
+
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.read()
         self._prepare(request)
         response = yield request
+        if self._retry_unsigned(request, response):
+            response.read()
+            self._prepare(request, sign=False)
+            response = yield request
         if _is_registration(request):
             response.read()
             self._learn(request, response)
@@ -149,6 +205,10 @@ class CoreAuth(httpx.Auth):
         await request.aread()
         self._prepare(request)
         response = yield request
+        if self._retry_unsigned(request, response):
+            await response.aread()
+            self._prepare(request, sign=False)
+            response = yield request
         if _is_registration(request):
             await response.aread()
             self._learn(request, response)
@@ -164,11 +224,12 @@ class CoreRequestGuard:
         enabled: bool = True,
         skew_s: int = DEFAULT_SKEW_S,
         on_unknown_key: Callable[[], None] | None = None,
+        nonce_capacity: int = 200_000,
     ) -> None:
         self.credentials = credentials
         self.enabled = enabled
         self.skew_s = skew_s
-        self.nonces = NonceCache(ttl_s=2 * skew_s)
+        self.nonces = NonceCache(ttl_s=2 * skew_s, max_entries=nonce_capacity)
         self.on_unknown_key = on_unknown_key
 
     async def verify(self, request: Request) -> None:
@@ -192,6 +253,9 @@ class CoreRequestGuard:
             check_signature(params, secret, request.method, path_q, await request.body())
             if not self.nonces.add(params.key_id, params.nonce):
                 raise HmacError("replayed", "DSX-HMAC nonce already used (replayed request)")
+        except NonceStoreFull as exc:
+            log.warning("refused a signed request: nonce store full", extra={"error": str(exc)})
+            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
         except HmacError as exc:
             log.warning(
                 "refused a request not signed by dsx-connect",

@@ -71,6 +71,10 @@ class AuthSettings(BaseModel):
     enabled: bool = True
     hmac_key_id: str | None = None
     hmac_secret: SecretStr | None = None
+    #: signed calls remembered inside the 120 s replay window; past it, calls answer 503 (never a replay)
+    nonce_capacity: int = Field(default=200_000, ge=100, le=10_000_000)
+    #: keep the pair in this file (mode 0600) so a restarted connector signs its first heartbeat
+    key_file: str | None = None
 
 
 class ConnectorSettings(BaseSettings):

@@ -393,10 +393,31 @@ def test_the_dead_letter_panel_says_not_available_when_the_core_has_none(page: P
         page.unroute("**/dlq/stats")
 
 
+def test_the_security_panel_mints_shows_once_and_revokes_a_scoped_token(page: Page, local: StackRun) -> None:
+    page.locator("#tab-security").click()
+    form = page.locator("#mint-token")
+    form.get_by_label("Name or uuid").fill("dashboard-minted-connector")
+    form.get_by_label("Label").fill("from the panel")
+    form.get_by_role("button", name="Mint token").click()
+    minted = page.locator("#minted-token code")
+    expect(minted).to_contain_text("dsxe-")
+    token = minted.inner_text()
+    (listed,) = [t for t in local.api.get("/auth/enrollment-tokens").json() if t["label"] == "from the panel"]
+    assert listed["connector_name"] == "dashboard-minted-connector"
+    row = page.locator(f'#tokens-table tr[data-token="{listed["id"]}"]')
+    expect(row).to_contain_text("name dashboard-minted-connector")
+    assert token not in page.locator("#tokens-table").inner_text()  # shown once, never in the list
+    shot(page, "11-security-tokens")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name=f"Revoke {listed['id']}").click()
+    expect(row).to_have_count(0)
+    assert all(t["id"] != listed["id"] for t in local.api.get("/auth/enrollment-tokens").json())
+
+
 def test_every_view_fits_a_narrow_screen(page: Page) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     try:
-        for view in ("scans", "results", "stats", "dlq"):
+        for view in ("scans", "results", "stats", "dlq", "security"):
             page.locator(f"#tab-{view}").click()
             expect(page.locator(f"#view-{view}")).to_be_visible()
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -413,7 +434,7 @@ def test_tabs_work_from_the_keyboard(page: Page) -> None:
     expect(page.locator("#tab-results")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#view-results")).to_be_visible()
     page.keyboard.press("End")
-    expect(page.locator("#tab-dlq")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#tab-security")).to_have_attribute("aria-selected", "true")
 
 
 def test_nothing_is_loaded_from_outside_the_core(local: StackRun, requests_seen: list[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,17 @@ import pytest
 import redis
 
 from dsx_connect import keys
+from dsx_connect.settings import get_settings
 from shared.hmac_auth import DsxHmacAuth, Signer
-from tests.support.auth import ENROLLMENT_TOKEN, OPERATOR_KEY
+from tests.support.auth import AUTH_ENV, ENROLLMENT_TOKEN, OPERATOR_KEY
 from tests.support.procs import ServiceProcess, base_env, free_port, uvicorn_argv
 
 API = "/dsx-connect/api/v1"
 MAX_BODY = 1 << 20
 GRACE_S = 30
+FAILED_SIGNATURES_PER_MIN = (
+    1000  # the forgery tests refuse many; tests/security/test_identity.py checks the limit
+)
 
 
 def connector_body(uid: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -119,6 +124,8 @@ def secure_core(redis_url: str, logs_dir: Path) -> Iterator[SecureCore]:
         DSXCONNECT_SCANNER__SCAN_BINARY_URL=f"http://127.0.0.1:{free_port()}/scan/binary/v2",
         DSXCONNECT_MAX_REQUEST_BYTES=str(MAX_BODY),
         DSXCONNECT_AUTH__KEY_ROTATION_GRACE_S=str(GRACE_S),
+        DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL="false",
+        DSXCONNECT_AUTH__FAILED_SIGNATURES_PER_MIN=str(FAILED_SIGNATURES_PER_MIN),
     )
     proc = ServiceProcess(
         f"secure-core-{port}", uvicorn_argv("dsx_connect.app:app", port), env, logs_dir
@@ -149,3 +156,23 @@ def bob(core: SecureCore) -> Enrolled:
 
 def header_for(who: Enrolled, method: str, path_q: str, body: bytes = b"", ts: int | None = None) -> str:
     return who.signer().authorization(method, path_q, body, ts=int(time.time()) if ts is None else ts)
+
+
+@contextmanager
+def core_environment(**extra: str) -> Iterator[None]:
+    """The core's settings read from the test secrets (auth on) and ``extra``, for an in-process app."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**AUTH_ENV, "DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL": "false", **extra}.items():
+            patch.setenv(name, value)
+        get_settings.cache_clear()
+        try:
+            yield
+        finally:
+            get_settings.cache_clear()
+
+
+def in_process_core() -> Any:
+    """A core app built in this process (so a test can replace its resolver); settings from the env."""
+    import importlib
+
+    return importlib.import_module("dsx_connect.app").create_app()

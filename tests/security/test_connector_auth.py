@@ -165,7 +165,6 @@ def registration_answer(
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/connectors/register"):
             assert request.headers["x-enrollment-token"] == "enroll-token-0123456789"
-            assert "authorization" not in request.headers  # registration itself is not signed
             return httpx.Response(
                 status, json={"status": "success", "hmac_key_id": key_id, "hmac_secret": secret}
             )
@@ -184,6 +183,29 @@ async def test_the_connector_takes_its_pair_from_the_registration_answer_and_sig
         await http.post("/dsx-connect/api/v1/connectors/register", json={})
         signed = (await http.post("/dsx-connect/api/v1/scan/request", json={"x": 1})).json()["authorization"]
     assert credentials.key_id == "dsxk-new" and "key_id=dsxk-new" in signed
+
+
+async def test_a_connector_holding_a_pair_signs_its_heartbeat_and_falls_back_to_its_token_on_401() -> None:
+    seen: list[str | None] = []
+
+    def core(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        assert request.headers["x-enrollment-token"] == "enroll-token-0123456789"
+        if request.headers.get("authorization"):  # the core forgot this pair (an operator reset it)
+            return httpx.Response(401, json={"status": "error"})
+        return httpx.Response(
+            201, json={"hmac_key_id": "dsxk-fresh", "hmac_secret": "fresh-secret-0123456789"}
+        )
+
+    credentials = ConnectorCredentials("dsxk-old", "old-secret-0123456789")
+    auth = CoreAuth(credentials, "enroll-token-0123456789")
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(core), auth=auth, base_url="http://core"
+    ) as http:
+        answer = await http.post("/dsx-connect/api/v1/connectors/register", json={})
+    assert answer.status_code == 201
+    assert seen[0] is not None and "key_id=dsxk-old" in seen[0] and seen[1] is None
+    assert credentials.key_id == "dsxk-fresh"
 
 
 async def test_after_a_rotation_the_previous_pair_is_still_accepted_for_a_while() -> None:
@@ -284,3 +306,22 @@ async def test_each_cloud_connector_refuses_every_escape_before_any_storage_call
             assert read.status_code in (400, 403, 422), (name, location, read.status_code, read.text)
             assert act.status_code in (400, 403, 422), (name, location, act.status_code, act.text)
     await connector.aclose()
+
+
+async def test_the_key_file_keeps_the_pair_across_restarts_and_a_revocation_removes_it(
+    tmp_path: Path,
+) -> None:
+    key_file = tmp_path / "connector.key"
+    first = ConnectorCredentials(key_file=str(key_file))
+    assert first.key_id is None and not key_file.exists()
+    first.update("dsxk-kept", "kept-secret-0123456789")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    restarted = ConnectorCredentials(key_file=str(key_file))  # a new process, same file
+    assert restarted.key_id == "dsxk-kept" and restarted.secret_for("dsxk-kept") == "kept-secret-0123456789"
+    restarted.clear()
+    assert not key_file.exists()
+    key_file.write_text("not json")
+    assert (
+        ConnectorCredentials("dsxk-seed", "seed-secret-0123456789", key_file=str(key_file)).key_id
+        == "dsxk-seed"
+    )

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.security.conftest import API, Enrolled, SecureCore, connector_body, header_for
-from tests.support.auth import ENROLLMENT_TOKEN, OPERATOR_KEY
+from tests.support.auth import ENROLLMENT_TOKEN, OPERATOR_KEY, connector_signer
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +141,10 @@ def test_registration_answers_the_pair_and_keeps_it_across_heartbeats(core: Secu
     body = connector_body()
     as_bearer = {"Authorization": f"Bearer {ENROLLMENT_TOKEN}"}
     first = httpx.post(f"{core.api}/connectors/register", json=body, headers=as_bearer, timeout=10)
-    again = httpx.post(f"{core.api}/connectors/register", json=body, headers=as_bearer, timeout=10)
+    signed = connector_signer(first.json())  # heartbeats are signed with the pair the first answer brought
+    again = httpx.post(
+        f"{core.api}/connectors/register", json=body, headers=as_bearer, auth=signed, timeout=10
+    )
     assert (first.status_code, again.status_code) == (201, 200)
     one, two = first.json(), again.json()
     assert one["hmac_key_id"].startswith("dsxk-") and len(one["hmac_secret"]) >= 40
@@ -157,10 +160,8 @@ def test_registration_answers_the_pair_and_keeps_it_across_heartbeats(core: Secu
 def test_a_rotation_on_reregistration_keeps_the_old_pair_valid_for_the_grace(
     core: SecureCore, alice: Enrolled
 ) -> None:
-    rotated = httpx.post(
-        f"{core.api}/connectors/register", params={"rotate": "true"}, json=alice.body,
-        headers={"X-Enrollment-Token": ENROLLMENT_TOKEN}, timeout=10,
-    ).json()  # fmt: skip
+    with core.as_connector(alice) as http:  # ?rotate=true: signed with the current pair
+        rotated = http.post("/connectors/register", params={"rotate": "true"}, json=alice.body).json()
     assert rotated["hmac_key_id"] != alice.key_id
     new = Enrolled(alice.body, rotated["hmac_key_id"], rotated["hmac_secret"])
     for who in (alice, new):  # old and new both work during the grace window
@@ -184,12 +185,8 @@ def test_an_operator_rotation_reaches_the_connector_at_its_next_registration(
         assert http.get(f"/auth/connectors/{alice.uuid}").json()["key_delivered"] is False
     with core.as_connector(alice) as http:  # the old pair still works meanwhile
         assert http.post("/scan/request", json=alice.scan_request()).status_code == 202
-    answer = httpx.post(
-        f"{core.api}/connectors/register",
-        json=alice.body,
-        headers={"X-Enrollment-Token": ENROLLMENT_TOKEN},
-        timeout=10,
-    ).json()
+    with core.as_connector(alice) as http:  # its heartbeat, signed with the pair it holds
+        answer = http.post("/connectors/register", json=alice.body).json()
     assert answer["hmac_key_id"] == rotated.json()["key_id"]
     with core.operator() as http:
         assert http.get(f"/auth/connectors/{alice.uuid}").json()["key_delivered"] is True
@@ -222,7 +219,7 @@ OPERATOR_CALLS = [
     ("GET", "/dlq/stats"), ("GET", "/dlq/items"), ("POST", "/dlq/requeue"), ("DELETE", "/dlq"),
     ("GET", "/admin/dead-letter/stats"), ("GET", "/subscribe/scan-result"), ("GET", "/subscribe/connector-registered"),
     ("GET", "/test/dsxa-connection"), ("GET", "/superlog/stats"), ("GET", "/auth/connectors"),
-    ("POST", "/auth/connectors/{uuid}/revoke"), ("GET", "/not-a-route-yet"), ("GET", "/metrics"),
+    ("POST", "/auth/connectors/{uuid}/revoke"), ("GET", "/metrics"),
 ]  # fmt: skip
 
 
@@ -239,8 +236,9 @@ def test_operator_endpoints_refuse_anonymous_callers_with_401(
     before = core.effects()
     with httpx.Client(timeout=10) as client:
         answer = _call(core, client, method, path, alice.uuid)
+        base = core.url if path == "/metrics" else core.api
         wrong_key = client.request(
-            method, core.api + path.format(uuid=alice.uuid), headers={"X-API-Key": "wrong-key-0123456789"}
+            method, base + path.format(uuid=alice.uuid), headers={"X-API-Key": "wrong-key-0123456789"}
         )
     assert answer.status_code == 401, answer.text
     assert wrong_key.status_code == 401

@@ -1,6 +1,7 @@
 """Schemathesis against the live OpenAPI of the core and of the filesystem connector, auth on, with
 credentials supplied (an operator key and an enrollment token for the core, the core's DSX-HMAC for
-the connector): whatever the generated input, no answer is a 500 or carries a stack trace.
+the connector): whatever the generated input, no answer is a 500 or carries a stack trace. And
+with no credentials at all: still no 5xx, and every protected operation answers 401 or 403.
 
 502/503 are the core's documented gateway answers (a connector or the scanner unreachable) and pass
 when they are the JSON error shape. Bounded: a few examples per operation, derandomized for CI;
@@ -112,7 +113,34 @@ def connector_url(tmp_path_factory: pytest.TempPathFactory, logs_dir: Path) -> I
         proc.stop()
 
 
-def fuzz(schema_url: str, base_url: str, **call: Any) -> None:
+API = "/dsx-connect/api/v1"
+CORE_PUBLIC = {
+    *(f"{prefix}{probe}" for prefix in ("", API) for probe in ("/alive", "/ping", "/healthz", "/readyz")),
+    f"{API}/meta", f"{API}/config", f"{API}/connection/test", f"{API}/scan/jobs/{{job_id}}/raw",
+    f"{API}/auth/login", f"{API}/auth/logout", f"{API}/auth/session",
+}  # fmt: skip
+CORE_ENROLL = {f"{API}/connectors/register"}  # refused (401) unless the body is malformed (422)
+CONNECTOR_PUBLIC = {
+    "/alive", "/ping", "/healthz", "/readyz", "/filesystem-connector/healthz", "/filesystem-connector/readyz",
+    "/filesystem-connector/", "/filesystem-connector/version", "/filesystem-connector/webhook/event",
+}  # fmt: skip
+
+
+def refused_unless_public(public: set[str], enroll: set[str]) -> Any:
+    """A check for anonymous calls: no 5xx; a protected operation answers 401/403 and nothing else."""
+
+    def check(response: requests.Response, path: str) -> None:
+        no_server_error(response)
+        where = f"{response.request.method} {path} -> {response.status_code}: {response.text[:200]}"
+        if path in enroll:
+            assert response.status_code in (401, 403, 422), where
+        elif path not in public:
+            assert response.status_code in (401, 403), where
+
+    return check
+
+
+def fuzz(schema_url: str, base_url: str, check: Any = None, **call: Any) -> None:
     """Every operation of the schema (SSE streams left out), a few generated cases each; all failures
     are reported together, by operation."""
     document = httpx.get(schema_url, timeout=10).json()
@@ -126,7 +154,11 @@ def fuzz(schema_url: str, base_url: str, **call: Any) -> None:
         @FUZZ
         @given(case=operation.as_strategy())
         def run(case: schemathesis.Case) -> None:
-            no_server_error(case.call(base_url=base_url, timeout=15, **call))
+            response = case.call(base_url=base_url, timeout=15, **call)
+            if check is None:
+                no_server_error(response)
+            else:
+                check(response, case.operation.path)
 
         try:
             run()
@@ -143,3 +175,12 @@ def test_the_core_never_answers_a_server_error(core_url: str) -> None:
 def test_the_filesystem_connector_never_answers_a_server_error(connector_url: str) -> None:
     signed = SignedRequests(Signer(CONNECTOR_KEY_ID, CONNECTOR_SECRET))
     fuzz(f"{connector_url}/filesystem-connector/openapi.json", connector_url, auth=signed)
+
+
+def test_without_credentials_the_core_refuses_every_protected_operation(core_url: str) -> None:
+    fuzz(f"{core_url}{API}/openapi.json", core_url, check=refused_unless_public(CORE_PUBLIC, CORE_ENROLL))
+
+
+def test_without_credentials_the_connector_refuses_every_protected_operation(connector_url: str) -> None:
+    check = refused_unless_public(CONNECTOR_PUBLIC, set())
+    fuzz(f"{connector_url}/filesystem-connector/openapi.json", connector_url, check=check)

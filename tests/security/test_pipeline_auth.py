@@ -43,6 +43,9 @@ class Pipeline:
     connector: dict[str, Any]
     trap: Trap
     fs: ServiceProcess
+    core_url: str
+    root: Path
+    logs_dir: Path
 
     def submit(self, location: str, **extra: Any) -> str:
         body = {"connector": self.connector, "location": location, "metainfo": location, **extra}
@@ -101,6 +104,7 @@ def pipeline(
         DSXCONNECT_WORKERS__RETRY_BACKOFF_S="0.2",
         DSXCONNECT_WORKERS__RETRY_BACKOFF_MAX_S="0.5",
         DSXCONNECT_AUTH__KEY_ROTATION_GRACE_S="60",
+        DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL="false",  # SPEC §8: a fleet token creates identities only
     )
     fs_env = base_env(
         DSXCONNECTOR_DSX_CONNECT_URL=f"http://127.0.0.1:{core_port}",
@@ -109,6 +113,7 @@ def pipeline(
         DSXCONNECTOR_ITEM_ACTION="move",
         DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO=str(quarantine),
         DSXCONNECTOR_HEARTBEAT_INTERVAL_S="1",
+        DSXCONNECTOR_AUTH__KEY_FILE=str(root / "filesystem.key"),
     )
     worker_argv = [
         PYTHON, "-m", "celery", "-A", "dsx_connect.workers.celery_app:celery_app", "worker", "-Q",
@@ -134,7 +139,9 @@ def pipeline(
         wait_for(lambda: "ready." in worker.log_tail(200), timeout=60, what="celery worker")
         fs.wait_healthy(f"http://127.0.0.1:{fs_port}/filesystem-connector/readyz", timeout=60)
         connector = wait_for(lambda: api.get("/connectors/list").json(), timeout=30, what="registration")[0]  # type: ignore[index]
-        yield Pipeline(api, asset, quarantine, connector, trap, fs)
+        yield Pipeline(
+            api, asset, quarantine, connector, trap, fs, f"http://127.0.0.1:{core_port}", root, logs_dir
+        )
     finally:
         api.close()
         for proc in (fs, worker, core, dsxa):
@@ -186,6 +193,62 @@ def test_a_rotation_takes_effect_without_a_failed_scan(pipeline: Pipeline) -> No
     assert [pipeline.result(i)["verdict"] for i in ids] == ["Benign"] * 6
     keys = pipeline.api.get(f"/auth/connectors/{uid}").json()
     assert (keys["key_id"], keys["previous_key_id"]) == (rotated, before)
+
+
+def test_a_restarted_connector_keeps_its_identity_through_its_key_file(pipeline: Pipeline) -> None:
+    uid = pipeline.connector["uuid"]
+    key_id = pipeline.api.get(f"/auth/connectors/{uid}").json()["key_id"]
+    key_file = pipeline.root / "filesystem.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    pipeline.fs.stop()  # it unregisters; its identity stays
+    pipeline.fs.start()
+    pipeline.fs.wait_healthy(pipeline.connector["url"] + "/readyz", timeout=60)  # its signed heartbeat passed
+    assert pipeline.api.get(f"/auth/connectors/{uid}").json()["key_id"] == key_id
+    (pipeline.asset / "after-restart.txt").write_bytes(b"fine")
+    assert pipeline.result(pipeline.submit("after-restart.txt"))["verdict"] == "Benign"
+
+
+def test_a_1x_style_connector_needs_a_scoped_token_to_come_back_after_a_restart(pipeline: Pipeline) -> None:
+    """No key file, no pair in memory after a restart: what a DSX-Connect 1.x connector does."""
+    asset = pipeline.root / "legacy-asset"
+    asset.mkdir()
+    for n in range(3):
+        (asset / f"l{n}.txt").write_bytes(b"legacy %d" % n)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/filesystem-connector"
+    env = base_env(
+        DSXCONNECTOR_DSX_CONNECT_URL=pipeline.core_url, DSXCONNECTOR_CONNECTOR_URL=url,
+        DSXCONNECTOR_ASSET=str(asset), DSXCONNECTOR_HEARTBEAT_INTERVAL_S="1", DSXCONNECTOR_MONITOR="false",
+    )  # fmt: skip
+    legacy = ServiceProcess(
+        f"sec-legacy-{port}", uvicorn_argv("connectors.filesystem.app:app", port), env, pipeline.logs_dir
+    )
+    try:
+        legacy.start().wait_healthy(
+            url + "/readyz", timeout=60
+        )  # first registration: the fleet token creates it
+        legacy.stop()
+        legacy.start()  # the fleet token alone cannot take the existing uuid back
+        wait_for(lambda: "409" in legacy.log_tail(80), timeout=30, what="the fleet token's 409")
+        assert httpx.get(url + "/readyz", timeout=5).status_code == 503
+        legacy.stop()
+        minted = pipeline.api.post("/auth/enrollment-tokens", json={"connector_name": "filesystem-connector"})
+        legacy.env = {**env, "DSXCONNECTOR_ENROLLMENT_TOKEN": minted.json()["token"]}
+        for _ in range(2):  # with a scoped token: every restart re-registers and receives its pair
+            legacy.start().wait_healthy(url + "/readyz", timeout=60)
+            legacy.stop()
+        legacy.start().wait_healthy(url + "/readyz", timeout=60)
+        uid = next(c["uuid"] for c in pipeline.api.get("/connectors/list").json() if c["url"] == url)
+        job_id = pipeline.api.post(f"/connectors/full_scan/{uid}").json()["job_id"]
+
+        def finished() -> dict[str, Any] | None:
+            job = pipeline.api.get(f"/scan/jobs/{job_id}").json()
+            return job if job["status"] == "completed" else None
+
+        job = wait_for(finished, timeout=60, what="the legacy connector's full scan")
+        assert job["processed"] == 3 and job["verdicts"]["Benign"] == 3  # type: ignore[index]
+    finally:
+        legacy.stop()
 
 
 def test_a_revoked_connector_gets_nothing_more(pipeline: Pipeline) -> None:

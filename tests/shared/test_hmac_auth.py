@@ -16,6 +16,7 @@ from shared.hmac_auth import (
     DsxHmacAuth,
     HmacError,
     NonceCache,
+    NonceStoreFull,
     Signer,
     check_signature,
     check_skew,
@@ -145,11 +146,16 @@ def test_the_nonce_cache_refuses_a_replay_within_its_window_only() -> None:
     assert cache.add("k", "n1", now=121)  # expired from the window
 
 
-def test_the_nonce_cache_is_bounded() -> None:
+def test_the_nonce_cache_is_bounded_by_refusing_never_by_forgetting() -> None:
     cache = NonceCache(ttl_s=120, max_entries=100)
-    for n in range(1000):
+    for n in range(100):
         assert cache.add("k", f"n{n}", now=0)
-    assert len(cache) <= 100
+    with pytest.raises(NonceStoreFull):
+        cache.add("k", "one-more", now=1)
+    assert len(cache) == 100
+    assert not cache.add("k", "n0", now=119)  # the oldest is still remembered: its replay is refused
+    assert cache.add("k", "fresh", now=120)  # once the window has passed, room again
+    assert cache.add("k", "n0", now=121)
 
 
 def test_the_httpx_auth_signs_path_query_and_body_as_sent() -> None:

@@ -24,6 +24,10 @@ AUTH_ENV = {
     "DSXCONNECT_AUTH__API_KEYS": OPERATOR_KEY,
     "DSXCONNECT_AUTH__SERVER_KEY": SERVER_KEY,
     "DSXCONNECTOR_ENROLLMENT_TOKEN": ENROLLMENT_TOKEN,
+    # Test connectors restart with the fleet token and no pair (it lives in memory): re-registering an
+    # existing uuid that way is the migration setting's 1.x behaviour. tests/security turns it off and
+    # shows the rule it relaxes (a fleet token gets 409 on an existing uuid).
+    "DSXCONNECT_AUTH__ALLOW_FLEET_REENROLL": "true",
 }
 
 #: a pre-provisioned DSX-HMAC pair for in-process connector tests (``DSXCONNECTOR_AUTH__HMAC_*``)

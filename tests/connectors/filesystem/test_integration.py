@@ -31,7 +31,7 @@ def start_scan(url: str, **params: Any) -> str:
 def test_registers_heartbeats_and_unregisters(fake_core: FakeCore, asset: Path, logs_dir: Path) -> None:
     with connector_process(asset, fake_core.url, logs_dir) as url:
         wait_for(lambda: len(fake_core.registrations) >= 3, timeout=20, what="heartbeats")
-        me = httpx.get(f"{url}/", timeout=5).json()
+        me = httpx.get(f"{url}/", timeout=5, auth=SIGNED).json()  # uuid and asset: to the core only
         assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
         assert httpx.get(f"{url.rsplit('/', 1)[0]}/readyz", timeout=5).status_code == 200
     codes = fake_core.registration_codes()

@@ -4,9 +4,10 @@ import { initConnectors, onConnectors } from "./connectors.js";
 import { loadDeadLetters } from "./dlq.js";
 import { initJobs } from "./jobs.js";
 import { filterByJob, initResults, setConnectorOptions, setResultsVisible } from "./results.js";
+import { loadSecurity } from "./security.js";
 import { initStats, setStatsVisible } from "./stats.js";
 
-const VIEWS = ["scans", "results", "stats", "dlq"];
+const VIEWS = ["scans", "results", "stats", "dlq", "security"];
 let dlqTimer = null;
 
 function select(view, { focus = false } = {}) {
@@ -27,6 +28,7 @@ function select(view, { focus = false } = {}) {
     loadDeadLetters();
     dlqTimer = setInterval(loadDeadLetters, 10000);
   }
+  if (view === "security") loadSecurity();
 }
 
 function initTabs() {

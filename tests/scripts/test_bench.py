@@ -1,0 +1,102 @@
+"""scripts/bench.py and its setup: every run has its ratio, or the benchmark does not run at all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts import bench
+from tests.support.procs import REPO_ROOT, base_env
+
+pytestmark = pytest.mark.unit
+
+
+def test_each_run_is_judged_against_the_ceilings_on_either_side_and_the_median_is_reported() -> None:
+    summary = bench.summarize_runs([4000, 6000, 4000, 5000], [2000, 1000, 2250])
+
+    assert summary["ratios"] == [0.4, 0.2, 0.5]
+    assert [run["scanner_files_per_s"] for run in summary["runs"]] == [5000, 5000, 4500]
+    assert summary["median_ratio"] == 0.4
+    assert summary["median_files_per_s"] == 2000
+
+
+@pytest.mark.parametrize(
+    ("ceilings", "fps"),
+    [([4000, 0], [1000]), ([4000], [1000]), ([4000, 4000], [])],
+    ids=["missing-ceiling", "ceiling-count", "no-runs"],
+)
+def test_a_run_without_its_ceiling_is_never_summarized(ceilings: list[float], fps: list[float]) -> None:
+    with pytest.raises(ValueError):
+        bench.summarize_runs(ceilings, fps)
+
+
+def test_runs_must_be_at_least_one() -> None:
+    proc = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--runs", "0"],
+        cwd=REPO_ROOT,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "--runs" in proc.stderr and "must be 1 or more" in proc.stderr
+
+
+def test_without_wrk_the_benchmark_refuses_before_it_starts(tmp_path: Path) -> None:
+    """A PATH without wrk: exit 2 naming wrk and how to get it, no files generated."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = {**base_env(), "PATH": str(empty), "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--files", "5", "--out", str(tmp_path / "out")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "wrk is not installed" in proc.stderr and "make bench" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob("dsx-bench-*"))
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_bench_installs_wrk_first_and_make_test_does_not() -> None:
+    def dry_run(target: str) -> str:
+        return subprocess.run(
+            ["make", "-n", "--no-print-directory", target, "BENCH_ARGS=--runs 3"],
+            cwd=REPO_ROOT,
+            env={**os.environ, "MAKEFLAGS": ""},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+
+    bench_steps = dry_run("bench")
+    assert "ensure-deps.sh bench" in bench_steps
+    assert bench_steps.index("ensure-deps.sh bench") < bench_steps.index("scripts/bench.py --runs 3")
+    assert "ensure-deps.sh bench" not in dry_run("test")
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed here")
+def test_ensure_deps_bench_is_quick_when_wrk_is_there() -> None:
+    proc = subprocess.run(
+        ["bash", "scripts/ensure-deps.sh", "bench"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "installing" not in proc.stderr
