@@ -159,17 +159,26 @@ def test_unknown_variables_of_the_dotenv_file_are_named_too(
 
 
 def test_the_api_warns_at_start_naming_each_unknown_variable(
-    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
+    import logging
+
     monkeypatch.setenv("DSXCONNECT_AUTH__ENABLED", "false")
     from dsx_connect.app import create_app
 
     capfd.readouterr()
+    caplog.clear()
     monkeypatch.setenv("DSXCONNECT_SCANER__TIMEOUT_S", "5")
-    create_app()
+    with caplog.at_level(logging.WARNING):
+        create_app()
+    # the JSON log line on stderr, or the record where the logging setup lets it propagate
     lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
-    warned = [line for line in lines if "DSXCONNECT_SCANER__TIMEOUT_S" in line["msg"]]
-    assert len(warned) == 1 and warned[0]["level"] == "warning" and "unknown setting" in warned[0]["msg"]
+    seen = [(line["level"], line["msg"]) for line in lines]
+    seen += [(r.levelname.lower(), r.getMessage()) for r in caplog.records]
+    warned = {(level, msg) for level, msg in seen if "DSXCONNECT_SCANER__TIMEOUT_S" in msg}
+    assert len(warned) == 1, seen
+    level, msg = warned.pop()
+    assert level == "warning" and msg.startswith("unknown setting DSXCONNECT_SCANER__TIMEOUT_S is ignored")
 
 
 @pytest.mark.parametrize(
