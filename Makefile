@@ -1,27 +1,32 @@
 # dsx-connect developer entry points. Setup is two commands:
 #   make up     the whole local stack on this machine, then a full scan of a sample folder
 #   make test   the whole test suite
-# Both install what they need first (virtualenv, project, redis-server): scripts/ensure-deps.sh.
-# Knobs: VENV (.venv), PYTHON (python3, creates the venv), PYTEST_ARGS, BENCH_ARGS (make bench), CONNECTOR (what `make up` runs:
+# Both install what they need first (scripts/ensure-deps.sh): `make up` the virtualenv, the project and
+# redis-server; `make test` also the test-only peers (scripts/deps/apt-packages.txt as root, the npm tools)
+# and, when python3.12 exists, a second virtualenv .venv312 in which the unit tests run again.
+# Knobs: VENV (.venv), PYTHON (python3, creates the venv), VENV312 (.venv312), PYTEST_ARGS, BENCH_ARGS (make bench),
+# CONNECTOR (what `make up` runs:
 # filesystem, aws_s3, azure_blob_storage, google_cloud_storage, sharepoint or onedrive, each cloud one on its emulator
 # or the fake Graph), and the DSX_* variables of
 # scripts/stack.py (DSX_RUN_DIR, DSX_REDIS_PORT, DSX_DSXA_PORT, DSX_CORE_PORT, DSX_FS_PORT, ...).
 
 SHELL := bash
 VENV ?= .venv
+VENV312 ?= .venv312
 PY := $(VENV)/bin/python
+BENCH_ARGS ?=
 PYTEST_ARGS ?=
 CONNECTOR ?= $(or $(DSX_CONNECTOR),filesystem)
-export VENV
+export VENV VENV312
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv up down status bench test test-unit test-cov lint format type-check
+.PHONY: help deps venv up down status bench test test-unit test-unit-312 test-cov lint format type-check
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-deps: ## virtualenv + pip install -e '.[dev,test,cloud]' (skipped if pyproject.toml is unchanged) + redis-server
-	@bash scripts/ensure-deps.sh all
+deps: ## what `make test` needs: virtualenv + pip install -e '.[dev,test,cloud]', redis-server, test peers (apt, npm), .venv312
+	@bash scripts/ensure-deps.sh test
 
 venv: ## virtualenv and project only
 	@bash scripts/ensure-deps.sh python
@@ -39,8 +44,13 @@ bench: deps ## the throughput benchmark (scripts/bench.py $(BENCH_ARGS)); instal
 	@bash scripts/ensure-deps.sh bench
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
-test: deps ## the whole suite (unit, integration, e2e)
+test: deps ## the whole suite (unit, integration, e2e), then the unit tests on Python 3.12 when it exists
 	$(PY) -m pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-unit-312
+
+test-unit-312: ## the unit tests on Python 3.12 (.venv312, made by `make deps` when python3.12 exists)
+	@if [ -x $(VENV312)/bin/python ]; then $(VENV312)/bin/python -m pytest -m unit -q -p no:cacheprovider $(PYTEST_ARGS); \
+	else echo "no $(VENV312): the unit tests ran on $$($(PY) --version) only (install python3.12, then make deps)"; fi
 
 test-unit: venv ## fast tests (marker unit)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)

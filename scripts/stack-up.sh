@@ -3,5 +3,5 @@
 # Knobs (ports, run dir, timeouts): see `scripts/stack.py --help`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure-deps.sh
+bash scripts/ensure-deps.sh up  # python, redis (+ rsyslog with DSX_SYSLOG=1, Azurite for azure_blob_storage)
 exec "${VENV:-.venv}/bin/python" scripts/stack.py up

@@ -35,6 +35,11 @@ Environment knobs:
                         every client verifies them against it
   DSX_SYSLOG            1: also start rsyslogd and feed every scan result to it (syslog/scan-results.log)
   DSX_SYSLOG_PORT       its port, UDP and TCP (5514)
+  DSXCONNECT_SCANNER__SCAN_BINARY_URL (or the 1.x DSXCONNECT_SCANNER__BASE_URL, or DSXA_SCANNER_URL)
+                        an external DSXA scanner (e.g. http://dsxa.example:5000/scan/binary/v2): the core
+                        and workers use it, ``up`` checks that it answers a scan before starting them,
+                        and dsxa_lite is not started (its token: DSXCONNECT_SCANNER__AUTH_TOKEN)
+  DSX_DSXA              1: start dsxa_lite anyway, beside an external scanner
 Other DSXCONNECT_*, DSXA_LITE_* and DSXCONNECTOR_* variables set in the caller's environment reach
 the services unchanged.
 
@@ -151,6 +156,8 @@ class StackConfig:
     scan_timeout: float = 180.0
     syslog_port: int = 0  # 0: no rsyslog; DSX_SYSLOG=1 starts one receiving the scan-result feed
     tls: bool = False  # DSX_TLS=1: HTTPS on every listener, verified against the run's dev CA
+    scanner_url: str = ""  # DSXCONNECT_SCANNER__SCAN_BINARY_URL: an external scanner instead of dsxa_lite
+    start_dsxa: bool = True  # False when scanner_url is given, unless DSX_DSXA=1
     python: str = sys.executable
 
     @classmethod
@@ -162,7 +169,10 @@ class StackConfig:
                 f"DSX_CONNECTOR={connector!r} (make up CONNECTOR=...) is not one of {', '.join(CONNECTORS)}"
             )
         choice = CONNECTORS[connector]
+        scanner_url = external_scanner_url(env)
         return cls(
+            scanner_url=scanner_url,
+            start_dsxa=not scanner_url or _on(env, "DSX_DSXA"),
             connector=connector,
             cloud_port=_port(env, "DSX_CONNECTOR_PORT", choice.port) if choice.cloud else 0,
             emulator_port=_port(env, "DSX_EMULATOR_PORT", choice.emulator_port) if choice.cloud else 0,
@@ -193,6 +203,11 @@ class StackConfig:
     @property
     def dsxa_url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.dsxa_port}"
+
+    @property
+    def scan_binary_url(self) -> str:
+        """The scanner the core and workers call: the external one if given, else dsxa_lite."""
+        return self.scanner_url or f"{self.dsxa_url}/scan/binary/v2"
 
     @property
     def choice(self) -> ConnectorChoice:
@@ -228,6 +243,30 @@ class StackConfig:
     @property
     def quarantine_dir(self) -> Path:
         return self.run_dir / "quarantine"
+
+
+#: the names the core reads a scanner URL from (SPEC §9, §11), as ``make up`` honours them: name -> suffix
+SCANNER_URL_NAMES = {
+    "DSXCONNECT_SCANNER__SCAN_BINARY_URL": "",
+    "DSXCONNECT_SCANNER__BASE_URL": "/scan/binary/v2",  # 1.x: the scanner's base URL
+    "DSXA_SCANNER_URL": "/scan/binary/v2",  # the guide's short name (a full .../v2 URL is kept)
+}
+
+
+def external_scanner_url(env: Mapping[str, str] = os.environ) -> str:
+    """The scan URL of an external scanner the caller exported ('' for none); StackError naming the
+    variable when it is not an http(s) URL."""
+    for name, suffix in SCANNER_URL_NAMES.items():
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        if urlsplit(raw).scheme not in ("http", "https"):
+            raise StackError(
+                f"{name}={raw!r} is not an http(s) URL (e.g. http://dsxa.example:5000/scan/binary/v2)"
+            )
+        url = raw.rstrip("/")
+        return url if not suffix or url.endswith("/v2") else url + suffix
+    return ""
 
 
 def run_dir_from_env(env: Mapping[str, str] = os.environ) -> Path:
@@ -305,7 +344,7 @@ def components(cfg: StackConfig) -> list[list[Component]]:
     tls_core, tls_connector = tls_env(cfg)
     core_env = {
         "DSXCONNECT_REDIS_URL": cfg.redis_url,
-        "DSXCONNECT_SCANNER__SCAN_BINARY_URL": f"{cfg.dsxa_url}/scan/binary/v2",
+        "DSXCONNECT_SCANNER__SCAN_BINARY_URL": cfg.scan_binary_url,
         # every verdict kept in an embedded SQL history (docs/results.md); the caller's value wins
         "DSXCONNECT_RESULTS_DB": os.environ.get(
             "DSXCONNECT_RESULTS_DB", f"sqlite:///{cfg.run_dir / 'results.db'}"
@@ -313,6 +352,9 @@ def components(cfg: StackConfig) -> list[list[Component]]:
         **auth_core,
         **tls_core,
     }
+    if cfg.scanner_url:  # an external scanner: its TLS checks are the caller's, not the run's dev CA
+        for name in ("DSXCONNECT_SCANNER__VERIFY_TLS", "DSXCONNECT_SCANNER__CA_BUNDLE"):
+            core_env.pop(name, None)
     connector_env = {
         "DSXCONNECTOR_DSX_CONNECT_URL": cfg.core_url,
         "DSXCONNECTOR_CONNECTOR_URL": cfg.connector_url,
@@ -344,9 +386,10 @@ def components(cfg: StackConfig) -> list[list[Component]]:
         first.append(rsyslog_component(cfg))
         core_env.update(syslog_feed_env(cfg))
     workers = [_worker(cfg, short, queue, core_env) for short, queue in WORKER_QUEUES.items()]
+    scanner = [dsxa] if cfg.start_dsxa else []
     if cfg.choice.cloud:
         emulator, connector = cloud_components(cfg, connector_env)
-        return [[*first, emulator], [dsxa, core, *workers], [connector]]
+        return [[*first, emulator], [*scanner, core, *workers], [connector]]
     connector = _web(
         cfg,
         "filesystem",
@@ -355,7 +398,7 @@ def components(cfg: StackConfig) -> list[list[Component]]:
         "DSX_FS_PORT",
         f"{CONNECTOR_PREFIX}/healthz",
     )
-    return [first, [dsxa, core, *workers], [replace(connector, env=connector_env)]]
+    return [first, [*scanner, core, *workers], [replace(connector, env=connector_env)]]
 
 
 _RSYSLOG_CONF = """# written by scripts/stack.py (DSX_SYSLOG=1): the scan-result feed, one raw line per event
@@ -826,6 +869,45 @@ def api_json(
     return http_json(method, cfg.api_url + path, timeout, headers=api_headers(cfg), ca=ca)
 
 
+def check_scanner(cfg: StackConfig, env: Mapping[str, str] = os.environ, timeout: float = 15.0) -> str:
+    """Scan a tiny benign sample on the external scanner (``cfg.scanner_url``); return its verdict.
+
+    Raises StackError naming the URL when it cannot be reached or answers anything but a DSXA verdict
+    (a wrong path, a refused token), so that ``up`` fails before starting the core and workers.
+    """
+    token = env.get("DSXCONNECT_SCANNER__AUTH_TOKEN") or env.get("DSX_API_KEY") or ""
+    headers = {"Content-Type": "application/octet-stream", "X-Custom-Metadata": "dsx-connect:make-up-check"}
+    if token:
+        headers |= {"AUTH_TOKEN": token, "AUTH": token}
+    context: ssl.SSLContext | None = None
+    if cfg.scanner_url.startswith("https"):
+        context = ssl.create_default_context(cafile=env.get("DSXCONNECT_SCANNER__CA_BUNDLE") or None)
+        if env.get("DSXCONNECT_SCANNER__VERIFY_TLS", "").strip().lower() in ("0", "false", "no", "off"):
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
+    request = urllib.request.Request(
+        cfg.scanner_url, data=b"dsx-connect make up scanner check\n", method="POST", headers=headers
+    )
+    what = f"the scanner at DSXCONNECT_SCANNER__SCAN_BINARY_URL={cfg.scanner_url}"
+    try:
+        with opener.open(request, timeout=timeout) as resp:
+            raw = resp.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:200].decode(errors="replace")
+        raise StackError(f"{what} answered {exc.code} to a test scan: {detail}") from None
+    except (OSError, HTTPException) as exc:
+        raise StackError(f"{what} does not answer: {exc}") from None
+    try:
+        verdict = json.loads(raw).get("verdict")
+    except (ValueError, AttributeError):
+        verdict = None
+    if not isinstance(verdict, str):
+        raise StackError(f"{what} answered something other than a DSXA verdict: {raw[:200]!r}")
+    return verdict
+
+
 def redis_ping(port: int, host: str = "127.0.0.1", timeout: float = 2.0, password: str | None = None) -> bool:
     """True if a Redis server answers PING on ``host:port``, after ``AUTH`` with ``password`` when given
     (False while it loads its data, or if it refuses the password)."""
@@ -1209,6 +1291,9 @@ def up(cfg: StackConfig, out: Callable[[str], None] = print) -> UpResult:
     stop(records, out=out)  # drops stale records
     stages = components(cfg)
     check_ports([comp for stage in stages for comp in stage])
+    if cfg.scanner_url:
+        verdict = check_scanner(cfg)
+        out(f"external scanner {cfg.scanner_url} answers (test scan: {verdict})")
 
     for folder in (cfg.sample_dir, cfg.quarantine_dir):
         shutil.rmtree(folder, ignore_errors=True)
@@ -1266,7 +1351,7 @@ def up(cfg: StackConfig, out: Callable[[str], None] = print) -> UpResult:
             f"operator key {stack_secrets(cfg.run_dir)['operator_key']}  (dashboard login; X-API-Key for the API)"
         )
     out(f"API docs    {cfg.core_url}/docs")
-    out(f"scanner     {cfg.dsxa_url}")
+    out(f"scanner     {cfg.scan_binary_url}{'' if cfg.scanner_url else ' (dsxa_lite)'}")
     if choice.cloud:
         out(f"connector   {cfg.connector_url} ({scanned} at {cfg.emulator_url})")
         out(f"            new objects: POST the storage's notification to {cfg.connector_url}/webhook/event")

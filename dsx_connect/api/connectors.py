@@ -193,9 +193,14 @@ def start_full_scan(
     http: ConnectorHttp,
     auth: ConnectorAuth,
     response: Response,
+    settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
+    batch: Annotated[bool, Query(description="1.x: the connector submits in batches")] = False,
+    batch_size: Annotated[
+        int | None, Query(ge=1, description="1.x: items per batch; clamped to the core's maximum")
+    ] = None,
 ) -> StatusResponse:
-    """Create a job and ask the connector to enumerate its asset into it."""
+    """Create a job and ask the connector to enumerate its asset into it (``batch``, ``batch_size`` forwarded)."""
     estimate: dict[str, Any] | None = None
     try:
         answer = http.get(f"{connector.url}/estimate", timeout=10.0, auth=auth)
@@ -207,6 +212,10 @@ def start_full_scan(
     params: dict[str, Any] = {"job_id": job_id}
     if limit is not None:
         params["limit"] = limit
+    if batch:
+        params["batch"] = "true"
+    if batch_size is not None:
+        params["batch_size"] = min(batch_size, settings.workers.scan_request_batch_max_size)
     try:
         started = http.post(
             f"{connector.url}/full_scan", params=params, auth=auth or httpx.USE_CLIENT_DEFAULT

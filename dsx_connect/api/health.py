@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -9,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from dsx_connect import keys
 from dsx_connect.api.deps import RedisDep, SettingsDep
@@ -118,6 +119,32 @@ def meta(settings: SettingsDep, _: Public) -> dict[str, object]:
             "tls": settings.use_tls,
         },
     }
+
+
+#: versions a release image never carries (the Dockerfile's default build argument)
+_UNRELEASED = {"", "0.0.0", "unknown"}
+
+
+def is_dev_build() -> bool:
+    """True unless this process runs from a release image: one built with ``--build-arg VERSION=…``
+    (the Dockerfile sets ``DSX_CONNECT_VERSION`` from it) that is no development or local version.
+    The dashboard hides its version badge in dev builds, as DSX-Connect 1.x does."""
+    built = os.environ.get("DSX_CONNECT_VERSION", "").strip()
+    return built in _UNRELEASED or ".dev" in built or "+" in built
+
+
+class VersionInfo(BaseModel):
+    """``GET /version``: what runs here."""
+
+    name: str = "dsx-connect"
+    version: str = Field(description="the core's version")
+    dev_build: bool = Field(description="not a release image (from a checkout, or built without VERSION)")
+
+
+@router.get("/version")
+def read_version(_: Public) -> VersionInfo:
+    """The core's version, and whether this is a development build (the dashboard then hides its badge)."""
+    return VersionInfo(version=__version__, dev_build=is_dev_build())
 
 
 @router.get("/config", response_model=None)

@@ -16,10 +16,12 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from dsx_connect import keys
 from dsx_connect.api.deps import JobsDep
 from dsx_connect.auth.access import OperatorOnly, OwnsJob, Public
 from dsx_connect.intake import JOB_ID_PATTERN
 from dsx_connect.jobs.store import InvalidTransition, JobNotFound
+from dsx_connect.oplog import log_job_complete_once
 from dsx_connect.results.models import JobAnswer, JobRaw, JobsPage, JobView
 
 router = APIRouter(prefix="/scan/jobs", tags=["jobs"])
@@ -91,12 +93,23 @@ def get_job(_: OperatorOnly, job: Annotated[dict[str, Any], Depends(_job_or_404)
 )
 def get_job_raw(job_id: JobId, jobs: JobsDep, who: Public) -> Any:
     """The stored state of a job (operators); connectors read ``data.paused`` / ``data.cancel`` here,
-    unsigned (SPEC §8), and see only those flags (and ``status`` when they sign)."""
+    unsigned (SPEC §8), and see only those flags (and ``status`` when they sign).
+
+    As in 1.x, an operator's answer names the record's ``key`` and its ``ttl``: the seconds before the
+    job is forgotten (``DSXCONNECT_JOBS__RETAIN_S`` after its creation or its last accepted item). A
+    record found without an expiry (re-created by a late update) gets that retention here, so no job
+    is kept forever.
+    """
     raw = jobs.raw(job_id)
     if raw is None:
         raise HTTPException(404, f"job {job_id} not found")
+    key = keys.job(job_id)
+    ttl = int(jobs.redis.ttl(key))
+    if ttl == -1:
+        jobs.redis.expire(key, jobs.retain_s)
+        ttl = jobs.retain_s
     if who.is_operator:
-        return JobRaw(job_id=job_id, data=raw)
+        return JobRaw(job_id=job_id, key=key, ttl=ttl, data=raw)
     flags = JobFlags(paused=raw.get("paused"), cancel=raw.get("cancel"))
     if who.is_connector:
         flags.status = raw.get("status")
@@ -111,9 +124,10 @@ def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep, _: OwnsJob) ->
         jobs.enqueue_done(job_id, body.enqueued_total, failure=failure)
     except JobNotFound:
         raise HTTPException(404, f"job {job_id} not found") from None
-    return JobAnswer.model_validate(
-        {"status": "success", "message": "enumeration recorded", "job": jobs.get(job_id)}
-    )
+    job = jobs.get(job_id)
+    if job is not None:
+        log_job_complete_once(jobs.redis, job)  # every item was scanned before enumeration ended
+    return JobAnswer.model_validate({"status": "success", "message": "enumeration recorded", "job": job})
 
 
 def _control(action: str, job_id: str, jobs: JobsDep) -> JobAnswer | JSONResponse:

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from dsx_connect.api.deps import RedisDep, ResultsDep, SettingsDep
+from dsx_connect.notifications.status import webhook_metrics
 from dsx_connect.queues import ALL_QUEUES
 from dsx_connect.superlog.buffer import destination_states as superlog_states
 from dsx_connect.superlog.status import prometheus_lines as superlog_metrics
@@ -43,4 +44,5 @@ def metrics(results: ResultsDep, client: RedisDep, settings: SettingsDep) -> str
     for queue, depth in zip(ALL_QUEUES, pipe.execute(), strict=True):
         lines.append(f'dsxconnect_queue_depth{{queue="{queue}"}} {depth}')
     lines += superlog_metrics(superlog_states(client, settings.superlog.active))  # SIEM feed, per destination
+    lines += webhook_metrics(client, settings.notifications)  # notification webhooks, per webhook
     return "\n".join(lines) + "\n"

@@ -13,10 +13,16 @@ one pub/sub connection (:class:`EventHub`, opened while it has a subscriber) and
   job's ``rev`` (grows with every visible change). The current state is sent at once on connect
   (unless ``Last-Event-ID`` already names it), then each change, at most ten a second: intermediate
   states may be merged, never the latest lost.
+* ``/subscribe/jobs``: a ``job_summary`` event (the job view) after every change of any job, at most
+  ten a second per job (intermediate states may be merged), and a ``resync`` event when some may
+  have been missed (a slow client, the hub reconnected): the client then reads ``GET /scan/jobs``
+  once. No snapshot on connect: the dashboard reads one when it loads and after a reconnect.
 * ``/subscribe/connector-registered``: a ``connectors`` snapshot on connect, then ``connector``
   events (``{"event": registered|unregistered|expired, "connector"}``). Each client has a bounded
   queue (``DSXCONNECT_SSE__CLIENT_QUEUE_SIZE``); when it overflows the events are replaced by a
   ``dropped`` event and a fresh snapshot.
+
+``DSX_LOG_SSE_EVENTS=1`` logs every event sent (``sse.event stream=… event=… id=… data=…``), as 1.x does.
 
 Heartbeats are ``: ping`` comments every ``DSXCONNECT_SSE__PING_S``; a client that reads nothing for
 ``DSXCONNECT_SSE__SEND_TIMEOUT_S`` is disconnected (its browser reconnects and resumes).
@@ -27,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable
@@ -146,6 +153,8 @@ class EventHub:
                         if message is not None:
                             for box in self._boxes.get(message["channel"], ()):
                                 box.put(message["data"])
+                            for box in self._boxes.get(message.get("pattern") or "", ()):
+                                box.put(message["data"])  # subscribers of every job's channel
                         if self._boxes:
                             idle_since = None
                         elif idle_since is None:
@@ -179,7 +188,22 @@ HubDep = Annotated[EventHub, Depends(get_hub)]
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)]
 
 
+def log_sse_events() -> bool:
+    """``DSX_LOG_SSE_EVENTS=1`` (the 1.x switch): log every event sent."""
+    return os.environ.get("DSX_LOG_SSE_EVENTS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+async def _logged(events: AsyncIterator[ServerSentEvent], stream: str) -> AsyncIterator[ServerSentEvent]:
+    async for event in events:
+        if event.event or event.data:  # not the opening comment
+            data = event.data if isinstance(event.data, str) else str(event.data)
+            log.info("sse.event stream=%s event=%s id=%s data=%s", stream, event.event, event.id, data[:1000])
+        yield event
+
+
 def _stream(events: AsyncIterator[ServerSentEvent], settings: SettingsDep) -> EventStream:
+    if log_sse_events():
+        events = _logged(events, getattr(events, "__name__", "sse").strip("_"))
     return EventStream(events, ping=settings.sse.ping_s, send_timeout=settings.sse.send_timeout_s)
 
 
@@ -303,6 +327,36 @@ async def _job_summaries(hub: EventHub, job_id: str, seen_rev: int | None) -> As
                 yield ServerSentEvent(json.dumps(job_view(data)), event="job_summary", id=str(rev))
                 seen_rev = rev
             await box.wait(POLL_S)
+            await anyio.sleep(COALESCE_S)
+
+
+@router.get("/jobs")
+async def subscribe_jobs(hub: HubDep, settings: SettingsDep) -> EventStream:
+    """Every job's changes (``job_summary``); ``resync`` when some may be missing (read ``/scan/jobs`` then)."""
+    return _stream(_all_job_summaries(hub, settings.sse.client_queue_size), settings)
+
+
+async def _all_job_summaries(hub: EventHub, queue_size: int) -> AsyncIterator[ServerSentEvent]:
+    async with hub.subscribe(keys.CHANNEL_JOBS_PATTERN, queue_size) as box:
+        yield ServerSentEvent(comment="jobs", retry=RETRY_MS)
+        while True:
+            await box.wait(POLL_S)
+            items, dropped, lost = box.take()
+            if dropped or lost:
+                reason = "client too slow" if dropped else "hub reconnected"
+                yield ServerSentEvent(json.dumps({"dropped": dropped, "reason": reason}), event="resync")
+                continue
+            latest: dict[str, tuple[int, str]] = {}  # job id -> (rev, payload): the newest state of each
+            for payload in items:
+                try:
+                    job = json.loads(payload)
+                    job_id, rev = str(job["job_id"]), int(job.get("rev") or 0)
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if job_id not in latest or rev >= latest[job_id][0]:
+                    latest[job_id] = (rev, payload)
+            for _, payload in latest.values():
+                yield ServerSentEvent(payload, event="job_summary")
             await anyio.sleep(COALESCE_S)
 
 

@@ -243,12 +243,15 @@ class ForwarderGroup:
         client: redis.Redis,
         settings: Settings,
         sink_factory: Callable[[str, Settings], Sink] = build_sink,
+        sinks: Sequence[Sink] | None = None,
+        feed: SuperlogSettings | None = None,
     ) -> None:
+        """The feed's active destinations; or ``sinks`` delivered with ``feed``'s buffers and retries
+        (the notification webhooks reuse the machinery that way)."""
         self.stop_event = threading.Event()
-        self.forwarders = [
-            Forwarder(client, sink_factory(dest, settings), settings.superlog)
-            for dest in settings.superlog.active
-        ]
+        if sinks is None:
+            sinks = [sink_factory(dest, settings) for dest in settings.superlog.active]
+        self.forwarders = [Forwarder(client, sink, feed or settings.superlog) for sink in sinks]
         self.threads: list[threading.Thread] = []
 
     def start(self) -> ForwarderGroup:

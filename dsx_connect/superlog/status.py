@@ -43,13 +43,19 @@ _METRICS = (
 )
 
 
-def prometheus_lines(states: dict[str, dict[str, Any]]) -> list[str]:
-    """``dsxconnect_superlog_*`` series in the Prometheus text format, one per destination."""
+def prometheus_lines(
+    states: dict[str, dict[str, Any]],
+    prefix: str = "dsxconnect_superlog",
+    label: str = "destination",
+    what: str = "a SIEM destination",
+) -> list[str]:
+    """``dsxconnect_superlog_*`` series in the Prometheus text format, one per destination (the
+    notification webhooks: ``dsxconnect_webhook_*`` with a ``webhook`` label)."""
     lines: list[str] = []
     for name, kind, text in _METRICS:
-        metric = f"dsxconnect_superlog_{name}" + ("_total" if kind == "counter" else "")
-        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}"]
+        metric = f"{prefix}_{name}" + ("_total" if kind == "counter" else "")
+        lines += [f"# HELP {metric} {text.replace('a SIEM destination', what)}", f"# TYPE {metric} {kind}"]
         for dest, state in states.items():
             value = int(state["status"] not in ("down", "stalled")) if name == "up" else state[name]
-            lines.append(f'{metric}{{destination="{dest}"}} {value}')
+            lines.append(f'{metric}{{{label}="{dest}"}} {value}')
     return lines

@@ -17,11 +17,16 @@ from shared.logging import configure_logging
 
 def create_celery_app() -> Celery:
     settings = get_settings()
-    broker = settings.redis_url
+    broker = settings.broker_url  # DSXCONNECT_TASKQUEUE__BROKER, else DSXCONNECT_REDIS_URL
     sentinel_options: dict[str, object] = {}
     if is_sentinel_url(broker):  # kombu's sentinel transport follows the master through failovers
         broker, sentinel_options = parse_sentinel_url(broker).celery_broker()
-    app = Celery("dsx_connect", broker=broker, include=["dsx_connect.workers.tasks"])
+    app = Celery(
+        "dsx_connect",
+        broker=broker,
+        backend=settings.taskqueue.backend,
+        include=["dsx_connect.workers.tasks"],
+    )
     app.conf.update(
         task_queues=[Queue(name, routing_key=name) for name in ALL_QUEUES],
         task_create_missing_queues=False,  # a typo in a queue name fails loudly
@@ -96,14 +101,20 @@ def _started(**_: object) -> None:
 def _start_superlog(sender: object = None, **_: object) -> None:
     """The SIEM feed's forwarder runs as threads of the worker consuming scan_result_notification_queue
     (``DSXCONNECT_SUPERLOG__FORWARDER``; see ``dsx_connect.superlog.runner``)."""
+    from dsx_connect.notifications.runner import start_in_worker as start_webhooks
+    from dsx_connect.settings import warn_about_unknown_variables
     from dsx_connect.superlog.runner import start_in_worker
 
+    warn_about_unknown_variables(logging.getLogger("dsx_connect.worker"))  # as the API does at start
     app = getattr(sender, "app", celery_app)
     start_in_worker(app.amqp.queues.consume_from or ())
+    start_webhooks(app.amqp.queues.consume_from or ())  # the notification webhooks' forwarders
 
 
 @worker_shutdown.connect
 def _stop_superlog(**_: object) -> None:
+    from dsx_connect.notifications.runner import stop_in_worker as stop_webhooks
     from dsx_connect.superlog.runner import stop_in_worker
 
     stop_in_worker()
+    stop_webhooks()

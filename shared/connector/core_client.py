@@ -201,7 +201,14 @@ class CoreClient:
         body: dict[str, Any] = {"enqueued_total": enqueued_total}
         if error is not None:
             body |= {"status": "failed", "error": error[:2000]}
-        await self.request("POST", f"/scan/jobs/{quote(job_id, safe='')}/enqueue_done", json=body)
+        response = await self.request("POST", f"/scan/jobs/{quote(job_id, safe='')}/enqueue_done", json=body)
+        # the 1.x line operators grep for
+        log.info(
+            "enqueue_done posted job=%s enqueued_total=%s status=%s",
+            job_id,
+            enqueued_total,
+            response.status_code,
+        )
 
     async def batch_plan(self, override: int | None = None) -> BatchPlan:
         """Batching as the core configures it; the default plan when it cannot be read."""

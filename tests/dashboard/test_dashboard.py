@@ -9,6 +9,7 @@ the scan worker frozen (SIGSTOP), so that nothing is scanned before the button i
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,7 +51,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
     run = StackRun(
-        tmp_path_factory.mktemp("dashboard") / "run", connector_env={"DSXCONNECTOR_MONITOR": "false"}
+        tmp_path_factory.mktemp("dashboard") / "run",
+        env={"DSX_CONNECT_VERSION": __version__},  # as a release image sets it: the badge shows
+        connector_env={"DSXCONNECTOR_MONITOR": "false"},
     )
     stack.write_sample(run.cfg.sample_dir)
     write_files(run.cfg.sample_dir, BULK)
@@ -121,6 +124,12 @@ def test_the_dashboard_shows_the_connector_live_and_the_version(page: Page, loca
     expect(page.locator("#version")).to_have_text(f"v{__version__}")
     row = page.locator("#connectors-table tbody tr", has_text="filesystem-connector")
     expect(row).to_contain_text(str(local.cfg.sample_dir))
+    # a long asset path may break after each separator (/ \\ _ . -), mid-word only where a part alone is too long
+    asset = row.locator('td[data-label="Asset"]')
+    path = str(local.cfg.sample_dir)
+    expect(asset.locator("wbr")).to_have_count(sum(c in "/\\_.-" for c in path[:-1]))
+    expect(asset).to_have_text(path)
+    assert asset.evaluate("td => getComputedStyle(td).overflowWrap") == "anywhere"
     expect(row.locator('td[data-label="Health"]')).to_contain_text("healthy")
     expect(row.locator('td[data-label="Version"]')).not_to_have_text("–")
     expect(page.locator("#live")).to_have_attribute("data-state", "open")
@@ -138,10 +147,119 @@ def test_a_full_scan_from_the_dashboard_shows_its_estimate_and_reaches_100_perce
     expect(job).to_have_attribute("data-status", "completed")
     expect(job.locator(".progress-text")).to_contain_text(f"{total} / {total} files scanned")
     expect(job.locator(".verdicts")).to_contain_text("Malicious 2")
+    expect(job.locator(".complete")).to_have_text(
+        re.compile(rf"^Scan complete: {total} files in (<1s|\d+s|\d+m \d+s), 2 malicious$")
+    )
     shot(page, "02-full-scan-completed")
     assert local.job(job_id)["processed"] == total
     job.get_by_role("button", name=f"Copy job id {job_id}").click()
     assert page.evaluate("navigator.clipboard.readText()") == job_id
+
+
+def list_reads(urls: list[str]) -> list[str]:
+    """The reads of the job list (``GET /scan/jobs?…``), not of one job (``/scan/jobs/{id}``)."""
+    return [url for url in urls if re.search(r"/dsx-connect/api/v1/scan/jobs(\?|$)", url)]
+
+
+def test_the_jobs_page_follows_a_scan_over_sse_alone_and_says_scan_complete(
+    page: Page, local: StackRun, requests_seen: list[str]
+) -> None:
+    page.reload()
+    expect(page.locator("#live")).to_have_attribute("data-state", "open")
+    expect(page.locator("#jobs .job").first).to_be_visible()  # the first load's snapshot is in
+    assert list_reads(requests_seen), "the first load reads the job list once"
+    first_load = len(requests_seen)
+
+    job_id = start_scan_from_the_dashboard(page)
+    job = card(page, job_id)
+    expect(job).to_have_attribute("data-status", "completed", timeout=120_000)
+    done = local.job(job_id)
+    malicious = done["verdicts"].get("Malicious", 0)
+    expect(job.locator(".complete")).to_have_text(
+        re.compile(
+            rf"^Scan complete: {done['processed']} files in (<1s|\d+s|\d+m \d+s), {malicious} malicious$"
+        )
+    )
+    expect(page.locator("#live")).to_have_attribute("data-state", "open")
+    assert list_reads(requests_seen[first_load:]) == [], "the page read the job list again while SSE was up"
+
+
+def test_after_a_reconnect_the_jobs_page_reads_the_list_once(
+    page: Page, local: StackRun, requests_seen: list[str]
+) -> None:
+    page.locator("#tab-scans").click()
+    expect(page.locator("#live")).to_have_attribute("data-state", "open")
+    before = len(requests_seen)
+    local.kill(["core"])  # every stream drops; EventSource reconnects by itself
+    expect(page.locator("#live")).to_have_attribute("data-state", "error")
+    local.restart(["core"])
+    expect(page.locator("#live")).to_have_attribute("data-state", "open", timeout=30_000)
+    wait_for(lambda: list_reads(requests_seen[before:]), timeout=15, what="the resync after the reconnect")
+    page.wait_for_timeout(1000)  # nothing more follows
+    reads = list_reads(requests_seen[before:])
+    assert len(reads) == 2, reads  # one snapshot: the active jobs and the newest others
+
+
+def test_jobs_are_labelled_by_kind_and_a_monitor_job_shows_no_percentage(page: Page, local: StackRun) -> None:
+    connector = local.connector()
+    sample = stack.sample_files()[0].path
+    answer = local.api.post(
+        "/scan/request", json={"connector": connector, "location": sample, "metainfo": sample}
+    )
+    assert answer.status_code == 202, answer.text  # a change event: it joins the connector's monitor job
+    page.locator("#tab-scans").click()
+    monitor = page.locator('.job[data-kind="monitor"]').first
+    expect(monitor.locator("h3")).to_have_text("filesystem-connector · monitor", timeout=30_000)
+    expect(monitor.locator(".progress-text")).to_have_text(re.compile(r"^[1-9][0-9,]* files? scanned$"))
+    expect(monitor.locator(".bar")).to_be_hidden()  # a rolling job has no total to measure against
+    expect(page.locator('.job[data-kind="full_scan"] h3').first).to_contain_text("· full scan")
+
+
+def test_the_eta_is_never_0s_midway(page: Page) -> None:
+    eta = page.evaluate(
+        """async () => {
+        const { etaText } = await import("/js/jobs.js");
+        const job = { status: "running", throughput_fps: 500, estimate: { count: null } };
+        return [
+          etaText({ ...job, enqueued_total: null }, 100, 41),  // still enumerating, no estimate: unknown
+          etaText({ ...job, enqueued_total: 1000 }, 1000, 410),  // 590 left at 500/s
+          etaText({ ...job, enqueued_total: 1000 }, 1000, 999),  // one left
+          etaText({ ...job, enqueued_total: 1000, throughput_fps: 0 }, 1000, 410),
+        ];
+      }"""
+    )
+    assert eta == ["–", "1s", "<1s", "–"]
+
+
+def test_the_job_list_filters_and_pages_with_running_jobs_first(page: Page, local: StackRun) -> None:
+    page.locator("#tab-scans").click()
+    uuid = local.connector()["uuid"]
+    for _ in range(10):  # ten more full scans of one file each: more than a page
+        assert local.api.post(f"/connectors/full_scan/{uuid}", params={"limit": 1}).status_code == 202
+    expect(page.locator("#jobs-pager")).to_be_visible(timeout=30_000)
+    expect(page.locator("#jobs-range")).to_contain_text("1–10 of")
+    expect(page.locator("#jobs .job")).to_have_count(10)
+    page.locator("#jobs-next").click()
+    expect(page.locator("#jobs-range")).to_contain_text("11–")
+    page.locator("#jobs-prev").click()
+    form = page.locator("#jobs-filters")
+    form.locator('select[name="kind"]').select_option("full_scan")
+    expect(page.locator('#jobs .job:not([data-kind="full_scan"])')).to_have_count(0)
+    form.locator('select[name="kind"]').select_option("")
+    form.locator('select[name="status"]').select_option("running")
+    expect(page.locator('#jobs .job:not([data-status="running"])')).to_have_count(0)
+    expect(page.locator('#jobs .job[data-kind="monitor"]')).to_have_count(1)  # the rolling one runs
+    form.locator('select[name="status"]').select_option("failed")
+    expect(page.locator("#jobs-none-match")).to_be_visible()
+    form.locator('select[name="status"]').select_option("")
+    some = page.locator("#jobs .job").first.get_attribute("data-job-id")
+    form.locator('input[name="text"]').fill(str(some))
+    expect(page.locator("#jobs .job")).to_have_count(1)
+    form.locator('input[name="text"]').fill("")
+    statuses = page.locator("#jobs .job").evaluate_all("cards => cards.map(c => c.dataset.status)")
+    active = [s in ("running", "paused") for s in statuses]
+    assert active == sorted(active, reverse=True), statuses  # running and paused ones come first
+    shot(page, "02b-job-list")
 
 
 def test_pause_holds_the_job_across_a_reload_and_resume_finishes_it(page: Page, local: StackRun) -> None:
@@ -358,6 +476,9 @@ def test_with_auth_on_the_dashboard_asks_for_an_api_key_first(
         page.goto(url + "/")
         login = page.locator("#login-dialog")
         expect(login).to_be_visible()
+        # a user name and a password field with their autocomplete hints: password managers store the key
+        expect(login.locator('input[autocomplete="username"]')).to_have_value("operator")
+        expect(login.locator('input[type="password"][autocomplete="current-password"]')).to_be_visible()
         page.get_by_label("API key").fill("not-the-key-at-all")
         page.get_by_role("button", name="Sign in").click()
         expect(page.locator("#login-error")).to_have_text("That API key is not valid.")
@@ -367,6 +488,7 @@ def test_with_auth_on_the_dashboard_asks_for_an_api_key_first(
         expect(page.locator("#connectors-empty")).to_be_visible()
         expect(page.locator("#live")).to_have_attribute("data-state", "open")
         expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        expect(page.locator("#version")).to_be_hidden()  # a dev build (no DSX_CONNECT_VERSION): no badge
         shot(page, "11-signed-in")
     finally:
         context.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -128,7 +129,7 @@ def test_services_are_healthchecked_hardened_and_on_the_shared_network(path: Pat
         if name == "rsyslog":
             continue
         assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
-        if service["image"].startswith("${REDIS_IMAGE"):
+        if service["image"].startswith(("${REDIS_IMAGE", "${DSXA_IMAGE")):  # vendor images run as they expect
             continue
         assert service.get("cap_drop") == ["ALL"], name
         assert "no-new-privileges:true" in service.get("security_opt", []), name
@@ -176,6 +177,124 @@ def test_secrets_override_covers_every_core_service() -> None:
             assert name in entrypoint.SECRET_VARS, f"{name}: dsx-entrypoint would not read {key}"
             secret = path.removeprefix("/run/secrets/")
             assert secret in service["secrets"] and secret in override["secrets"]
+
+
+# ---------------------------------------------------------------- 1.x compatibility (issue 17)
+
+
+@pytest.mark.unit
+def test_the_dsxa_appliance_file_serves_the_documented_scanner_url() -> None:
+    compose = load(COMPOSE_DIR / "docker-compose-dsxa.yaml")
+    scanner = compose["services"]["dsxa_scanner"]
+    assert scanner["ports"] == ["${DSXA_HOST_PORT:-5000}:5000"]
+    assert scanner["image"].startswith("${DSXA_IMAGE:-")
+    assert {"APPLIANCE_URL", "TOKEN", "SCANNER_ID"} <= set(scanner["environment"])
+    assert "dsxa_scanner" in scanner["networks"]["dsx-network"]["aliases"]
+    # http://dsxa_scanner:5000/scan/binary/v2 is a URL the core accepts
+    from dsx_connect.settings import ScannerSettings
+
+    url = "http://dsxa_scanner:5000/scan/binary/v2"
+    assert ScannerSettings(scan_binary_url=url).scan_binary_url == url
+    assert (
+        "DSXCONNECT_SCANNER__SCAN_BINARY_URL=http://dsxa_scanner:5000/scan/binary/v2"
+        in (COMPOSE_DIR / "core.env.example").read_text()
+    )
+
+
+@pytest.mark.unit
+def test_the_core_sends_its_feed_to_the_rsyslog_profile_with_no_other_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As 1.x: the core's environment names `syslog:514`, the rsyslog service's alias and port."""
+    from dsx_connect.settings import Settings
+    from shared.settings import load_settings
+
+    compose = load(CORE_FILE)
+    rsyslog = compose["services"]["rsyslog"]
+    assert "syslog" in rsyslog["networks"]["dsx-network"]["aliases"]
+    conf = (COMPOSE_DIR / "rsyslog" / "rsyslog.conf").read_text()
+    assert 'input(type="imtcp" port="514")' in conf
+    for name in ("dsx_connect_api", *WORKERS):
+        env = compose["services"][name]["environment"]
+        resolved = {k: re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(v)) for k, v in env.items()}
+        for key in list(os.environ):
+            if key.startswith("DSXCONNECT_"):
+                monkeypatch.delenv(key)
+        for key, value in resolved.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("DSXCONNECT_AUTH__ENABLED", "false")
+        settings = load_settings(Settings, _env_file=None)
+        assert settings.superlog.active == ["syslog"], name
+        assert (settings.syslog.host, settings.syslog.port, settings.syslog.transport) == (
+            "syslog",
+            514,
+            "tcp",
+        )
+
+
+@pytest.mark.integration
+def test_the_rsyslog_profiles_collector_writes_the_feeds_lines(tmp_path: Path) -> None:
+    """The profile's own rsyslog.conf, run by a real rsyslogd (port and folder moved), receives the feed."""
+    import json as _json
+    import subprocess
+
+    from dsx_connect.superlog.config import SyslogSettings
+    from dsx_connect.superlog.syslog import SyslogSink
+    from tests.dsx_connect.superlog.conftest import scan_event
+    from tests.dsx_connect.superlog.peers import RSYSLOGD
+    from tests.support.procs import free_port, wait_for
+
+    if RSYSLOGD is None:
+        pytest.skip("rsyslogd is not installed: apt-get install rsyslog (scripts/deps/apt-packages.txt)")
+    port = free_port()
+    conf = (COMPOSE_DIR / "rsyslog" / "rsyslog.conf").read_text()
+    conf = conf.replace('port="514"', f'port="{port}" address="127.0.0.1"').replace(
+        "/var/log/dsx-connect", str(tmp_path)
+    )
+    conf = conf.replace('*.* action(type="omfile" file="/dev/stdout" template="rawMsg")\n', "")
+    (tmp_path / "rsyslog.conf").write_text(conf)
+    proc = subprocess.Popen(
+        [RSYSLOGD, "-n", "-f", str(tmp_path / "rsyslog.conf"), "-i", str(tmp_path / "rsyslogd.pid")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        import socket
+
+        def listening() -> bool:
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, timeout=15, what="rsyslogd to listen")
+        # what the compose environment gives the core (syslog:514, tcp), pointed at this rsyslogd
+        sink = SyslogSink(
+            SyslogSettings(syslog_server_url="127.0.0.1", syslog_server_port=port, transport="tcp")
+        )  # type: ignore[call-arg]
+        sink.send([sink.encode(_json.loads(scan_event(n).model_dump_json())) for n in range(3)])
+        sink.close()
+        out = tmp_path / "scan-results.log"
+        wait_for(lambda: out.exists() and len(out.read_text().splitlines()) == 3, timeout=10, what="3 lines")
+        events = [_json.loads(line) for line in out.read_text().splitlines()]  # the template keeps %msg%
+        assert [(e["source"], e["scan_request"]["location"]) for e in events] == [
+            ("dsx-connect", f"docs/file-{n}.txt") for n in range(3)
+        ]
+        assert events[0]["verdict"]["verdict"] == "Malicious"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.integration
+def test_the_dsxa_appliance_file_also_passes_docker_compose_config_on_its_own(
+    tasks_module: ModuleType, tmp_path: Path
+) -> None:
+    if shutil.which("docker-compose") is None:
+        pytest.skip(
+            "docker-compose is not installed (Debian: apt-get install docker-compose; make test does it)"
+        )
+    result = tasks_module.compose_config(
+        COMPOSE_DIR / "core.env.example", [COMPOSE_DIR / "docker-compose-dsxa.yaml"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr
 
 
 # ---------------------------------------------------------------- safe defaults (SPEC §8)

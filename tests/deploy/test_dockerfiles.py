@@ -145,6 +145,7 @@ MODULE_DISTS = {
     "cryptography": {"cryptography", "msal", "pyjwt"},
     "pydantic": {"pydantic"},
     "pydantic_settings": {"pydantic-settings"},
+    "dotenv": {"python-dotenv", "pydantic-settings"},
     "redis": {"redis", "celery"},
     "sse_starlette": {"sse-starlette"},
     "uvicorn": {"uvicorn"},

@@ -60,6 +60,14 @@ COMPOSE_ONLY = {
     "DSXA_LITE_CONFIG_DIR",
     "DSXA_LITE_ENV_FILE",
     "GCS_CREDENTIALS_DIR",
+    # the DSXA appliance of docker-compose-dsxa.yaml (its own settings, as the DSXA guide names them)
+    "DSXA_IMAGE",
+    "DSXA_HOST_PORT",
+    "APPLIANCE_URL",
+    "TOKEN",
+    "SCANNER_ID",
+    "FLAVOR",
+    "NO_SSL",
     # Redis of the core compose file (DSXCONNECT_REDIS_URL is built from them)
     "REDIS_PASSWORD",
     "REDIS_HOST",

@@ -4,6 +4,7 @@ then check what matters in the manifests: images, SPEC §9 names, probes, secret
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -524,3 +525,62 @@ def test_connectors_gcs_credentials_are_mounted() -> None:
 def test_examples_are_documented_in_the_bundle_docs() -> None:
     guide = (REPO / "docs" / "deployment.md").read_text()
     assert all(Path(p).name in guide or "helm/examples/" in guide for p in EXAMPLES.glob("*.yaml"))
+
+
+# ---------------------------------------------------------------- the scanner choice (issue 17)
+
+APPLIANCE = {
+    "scanner": {
+        "appliance": {"enabled": True, "applianceUrl": "https://console.example.com", "scannerId": "7"}
+    },
+    "secrets": {"values": {"DSXA_APPLIANCE_TOKEN": SENTINEL}},
+}
+
+
+def test_core_scanner_choice_appliance_runs_the_dsxa_scanner_and_the_core_uses_it() -> None:
+    docs = render(CORE, APPLIANCE)
+    deployments = by_kind(docs, "Deployment")
+    assert "dsx-dsx-connect-dsxa-scanner" in deployments and "dsx-dsx-connect-dsxa-lite" not in deployments
+    [(_, scanner)] = [(n, c) for n, c in containers(docs) if n == "dsx-dsx-connect-dsxa-scanner"]
+    env = env_of(scanner)
+    assert (env["APPLIANCE_URL"]["value"], env["SCANNER_ID"]["value"]) == ("https://console.example.com", "7")
+    assert env["TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "DSXA_APPLIANCE_TOKEN"
+    assert (
+        scanner["image"] == "dsxconnect/dpa-rocky9:4.2.0.2176"
+        and scanner["ports"][0]["containerPort"] == 5000
+    )
+    assert by_kind(docs, "Service")["dsx-dsx-connect-dsxa-scanner"]["spec"]["ports"][0]["port"] == 5000
+    config = next(iter(by_kind(docs, "ConfigMap").values()))["data"]
+    assert (
+        config["DSXCONNECT_SCANNER__SCAN_BINARY_URL"]
+        == "http://dsx-dsx-connect-dsxa-scanner:5000/scan/binary/v2"
+    )
+    assert SENTINEL not in json.dumps([d for d in docs if d["kind"] != "Secret"])
+    for name, container in containers(docs):  # the appliance's token stays with the appliance
+        assert name.endswith("dsxa-scanner") or "DSXA_APPLIANCE_TOKEN" not in json.dumps(container), name
+
+
+def test_core_scanner_choice_order_and_required_appliance_settings() -> None:
+    external = "https://dsxa.example.com/scan/binary/v2"
+    docs = render(CORE, {**APPLIANCE, "scanner": {**APPLIANCE["scanner"], "url": external}})
+    assert {"dsx-dsx-connect-dsxa-scanner", "dsx-dsx-connect-dsxa-lite"}.isdisjoint(
+        by_kind(docs, "Deployment")
+    )
+    assert (
+        next(iter(by_kind(docs, "ConfigMap").values()))["data"]["DSXCONNECT_SCANNER__SCAN_BINARY_URL"]
+        == external
+    )
+    default = next(iter(by_kind(render(CORE), "ConfigMap").values()))["data"]
+    assert (
+        default["DSXCONNECT_SCANNER__SCAN_BINARY_URL"]
+        == "http://dsx-dsx-connect-dsxa-lite:5000/scan/binary/v2"
+    )
+    assert "applianceUrl" in render_error(CORE, {"scanner": {"appliance": {"enabled": True}}})
+    no_token = {"scanner": APPLIANCE["scanner"]}
+    assert "DSXA_APPLIANCE_TOKEN" in render_error(CORE, no_token)
+
+
+def test_core_with_the_appliance_lints_clean_and_notes_name_it() -> None:
+    report = helm.lint(CORE, APPLIANCE, strict=True, kube_version="v1.29.0")
+    assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == [], report
+    assert "the DSXA appliance of this release" in notes(CORE, APPLIANCE)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,3 +226,144 @@ def test_the_redis_cache_never_outgrows_the_history(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("DSXCONNECT_RESULTS_DB", "sqlite:////data/results.db")
     monkeypatch.setenv("DSXCONNECT_RESULTS_DB__RETAIN", "500,30d")
     assert load_settings(Settings).results_db.redis_bound == 500
+
+
+# ---------------------------------------------------------------- 1.x migration (issue 17)
+
+
+def test_taskqueue_broker_and_backend_are_accepted_and_drive_celery(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSXCONNECT_REDIS_URL", "redis://app-redis:6379/3")
+    monkeypatch.setenv("DSXCONNECT_TASKQUEUE__BROKER", "redis://:pw@broker:6379/5")
+    monkeypatch.setenv("DSXCONNECT_TASKQUEUE__BACKEND", "redis://broker:6379/6")
+    settings = load_settings(Settings)
+    assert settings.broker_url == "redis://:pw@broker:6379/5"
+    assert settings.taskqueue.backend == "redis://broker:6379/6"
+    assert settings.redis_url == "redis://app-redis:6379/3"
+    assert settings.redacted()["taskqueue"]["broker"] == "redis://***@broker:6379/5"
+
+    from dsx_connect.workers.celery_app import create_celery_app
+
+    get_settings.cache_clear()
+    app = create_celery_app()
+    assert app.conf.broker_url == "redis://:pw@broker:6379/5"
+    assert app.conf.result_backend == "redis://broker:6379/6"
+
+
+def test_without_taskqueue_celery_uses_the_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSXCONNECT_REDIS_URL", "redis://app-redis:6379/3")
+    assert load_settings(Settings).broker_url == "redis://app-redis:6379/3"
+
+
+def test_a_taskqueue_broker_that_is_not_redis_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSXCONNECT_TASKQUEUE__BROKER", "amqp://rabbit:5672//")
+    with pytest.raises(SettingsError, match="DSXCONNECT_TASKQUEUE__BROKER"):
+        load_settings(Settings)
+
+
+def test_unknown_dsxconnect_variables_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dsx_connect.settings import unknown_core_variables
+
+    monkeypatch.chdir(tmp_path)  # no .env here
+    environ = {
+        "DSXCONNECT_SCANER__TIMEOUT_S": "5",  # typo of SCANNER
+        "DSXCONNECT_SCANNER__TIMEOUT_SECS": "5",  # typo of a nested name
+        "DSXCONNECT_DIANNA__ENABLED": "true",  # a 1.x feature without meaning here
+        "DSXCONNECT_SCANNER__TIMEOUT_S": "5",
+        "DSXCONNECT_SCANNER__TIMEOUT_SECONDS": "5",  # 1.x name, translated
+        "DSXCONNECT_SYSLOG__SYSLOG_SERVER_URL": "siem",  # 1.x name, translated
+        "DSXCONNECT_TASKQUEUE__BROKER": "redis://b:6379/5",
+        "DSXCONNECT_APP_ENV": "dev",
+        "DSXCONNECT_REDIS_URL": "redis://r:6379/0",
+        "DSXCONNECT_AUTH__ENABLED": "false",
+        "DSXCONNECT_SUPERLOG__SPLUNK__HEC_URL": "https://splunk:8088",
+        "DSXCONNECT_ENROLLMENT_TOKEN": "x" * 20,  # a 1.x connector's name, shared environment
+        "DSXCONNECTOR_ASSET": "/data",  # a connector's prefix, not ours
+        "PATH": "/usr/bin",
+    }
+    assert unknown_core_variables(environ) == [
+        "DSXCONNECT_DIANNA__ENABLED",
+        "DSXCONNECT_SCANER__TIMEOUT_S",
+        "DSXCONNECT_SCANNER__TIMEOUT_SECS",
+    ]
+
+
+def test_unknown_variables_of_the_dotenv_file_are_named_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from dsx_connect.settings import unknown_core_variables
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env.production").write_text("DSXCONNECT_WORKERS__SCAN_CONCURENCY=4\n")
+    assert unknown_core_variables({"DSXCONNECT_APP_ENV": "prod"}) == ["DSXCONNECT_WORKERS__SCAN_CONCURENCY"]
+
+
+def test_the_api_warns_at_start_naming_each_unknown_variable(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    monkeypatch.setenv("DSXCONNECT_AUTH__ENABLED", "false")
+    from dsx_connect.app import create_app
+
+    capfd.readouterr()
+    caplog.clear()
+    monkeypatch.setenv("DSXCONNECT_SCANER__TIMEOUT_S", "5")
+    with caplog.at_level(logging.WARNING):
+        create_app()
+    # the JSON log line on stderr, or the record where the logging setup lets it propagate
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    seen = [(line["level"], line["msg"]) for line in lines]
+    seen += [(r.levelname.lower(), r.getMessage()) for r in caplog.records]
+    warned = {(level, msg) for level, msg in seen if "DSXCONNECT_SCANER__TIMEOUT_S" in msg}
+    assert len(warned) == 1, seen
+    level, msg = warned.pop()
+    assert level == "warning" and msg.startswith("unknown setting DSXCONNECT_SCANER__TIMEOUT_S is ignored")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "file"),
+    [
+        ("DSXCONNECT_APP_ENV", "prod", ".env.production"),
+        ("DSXCONNECT_APP_ENV", "stag", ".env.staging"),
+        ("APP_ENV", "prod", ".env.production"),
+        ("DSXCONNECT_APP_ENV", "dev", ".env"),
+    ],
+)
+def test_app_env_selects_the_dotenv_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, value: str, file: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, port in ((".env", 1), (".env.staging", 2), (".env.production", 3)):
+        (tmp_path / name).write_text(f"DSXCONNECT_REDIS_URL=redis://from-file:{port}/0\n")
+    monkeypatch.setenv(variable, value)
+    expected = {".env": 1, ".env.staging": 2, ".env.production": 3}[file]
+    assert get_settings().redis_url == f"redis://from-file:{expected}/0"
+    assert get_settings().app_env == value
+
+
+def test_a_broker_apart_from_the_redis_url_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from dsx_connect.settings import warn_about_split_broker
+
+    log = logging.getLogger("test.split-broker")
+    monkeypatch.setenv("DSXCONNECT_TASKQUEUE__BROKER", "redis://broker:6379/5")
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        warn_about_split_broker(load_settings(Settings), log)
+        monkeypatch.setenv("DSXCONNECT_TASKQUEUE__BROKER", "redis://127.0.0.1:6379/0")
+        warn_about_split_broker(load_settings(Settings), log)
+    assert [r.getMessage()[:60] for r in caplog.records] == [
+        "DSXCONNECT_TASKQUEUE__BROKER differs from DSXCONNECT_REDIS_URL: Celery uses"[:60]
+    ]
+
+
+def test_the_core_env_example_raises_no_unknown_variable_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dsx_connect.settings import unknown_core_variables
+    from tests.deploy.conftest import COMPOSE_DIR, env_mentions
+    from tests.deploy.test_env_examples import COMPOSE_ONLY
+
+    monkeypatch.chdir(COMPOSE_DIR)
+    named = {name: "x" for name in env_mentions(COMPOSE_DIR / "core.env.example") if name not in COMPOSE_ONLY}
+    assert unknown_core_variables(named, env_file="/nonexistent") == []

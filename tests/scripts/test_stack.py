@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,84 @@ def test_status_and_down_wrappers_on_an_empty_run_dir(tmp_path: Path) -> None:
     assert status.returncode == 1
     assert f"nothing running from {tmp_path}" in status.stdout
     assert down.returncode == 0, down.stderr
+
+
+# --------------------------------------------------------------------------- an external scanner
+
+EXTERNAL = "http://dsxa.example.test:5000/scan/binary/v2"
+
+
+@pytest.mark.unit
+def test_an_exported_scanner_url_replaces_dsxa_lite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSX_REDIS_SERVER", sys.executable)
+    env = {"DSX_RUN_DIR": str(tmp_path), "DSXCONNECT_SCANNER__SCAN_BINARY_URL": EXTERNAL}
+    cfg = stack.StackConfig.from_env(env)
+    comps = {c.name: c for stage in stack.components(cfg) for c in stage}
+
+    assert (cfg.scanner_url, cfg.start_dsxa) == (EXTERNAL, False)
+    assert "dsxa" not in comps
+    for name in ("core", "worker-scan"):
+        assert comps[name].env["DSXCONNECT_SCANNER__SCAN_BINARY_URL"] == EXTERNAL
+
+
+@pytest.mark.unit
+def test_dsx_dsxa_starts_dsxa_lite_beside_an_external_scanner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DSX_REDIS_SERVER", sys.executable)
+    env = {"DSX_RUN_DIR": str(tmp_path), "DSXCONNECT_SCANNER__SCAN_BINARY_URL": EXTERNAL, "DSX_DSXA": "1"}
+    comps = {c.name: c for stage in stack.components(stack.StackConfig.from_env(env)) for c in stage}
+
+    assert "dsxa" in comps
+    assert comps["core"].env["DSXCONNECT_SCANNER__SCAN_BINARY_URL"] == EXTERNAL
+
+
+@pytest.mark.unit
+def test_a_scanner_url_that_is_not_http_is_refused_naming_the_variable() -> None:
+    with pytest.raises(stack.StackError, match="DSXCONNECT_SCANNER__SCAN_BINARY_URL='dsxa:5000'"):
+        stack.StackConfig.from_env({"DSXCONNECT_SCANNER__SCAN_BINARY_URL": "dsxa:5000"})
+
+
+@pytest.mark.integration
+def test_up_stops_before_starting_anything_when_the_external_scanner_does_not_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DSX_REDIS_SERVER", sys.executable)
+    silent = f"http://127.0.0.1:{free_port()}/scan/binary/v2"
+    cfg = replace(config(tmp_path), scanner_url=silent, start_dsxa=False)
+
+    with pytest.raises(
+        stack.StackError, match=rf"DSXCONNECT_SCANNER__SCAN_BINARY_URL={silent} does not answer"
+    ):
+        stack.up(cfg, out=lambda _line: None)
+    assert not (cfg.run_dir / "pids").exists() or not any((cfg.run_dir / "pids").iterdir())
+
+
+@pytest.mark.integration
+def test_the_scanner_check_reports_a_refused_token(tmp_path: Path) -> None:
+    from tests.dsxa_lite.servers import running_scanner
+
+    with running_scanner("external", {"DSXA_LITE_AUTH_TOKEN": "right-token-123"}, tmp_path) as scanner:
+        cfg = replace(config(tmp_path), scanner_url=f"{scanner.url}/scan/binary/v2", start_dsxa=False)
+        with pytest.raises(stack.StackError, match="answered 401"):
+            stack.check_scanner(cfg, {"DSXCONNECT_SCANNER__AUTH_TOKEN": "wrong-token-456"})
+        assert stack.check_scanner(cfg, {"DSXCONNECT_SCANNER__AUTH_TOKEN": "right-token-123"}) == "Benign"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("name", "value", "url"),
+    [
+        (
+            "DSXCONNECT_SCANNER__SCAN_BINARY_URL",
+            "https://dsxa.test/scan/binary/v2",
+            "https://dsxa.test/scan/binary/v2",
+        ),
+        ("DSXCONNECT_SCANNER__BASE_URL", "http://dsxa.test:5000/", "http://dsxa.test:5000/scan/binary/v2"),
+        ("DSXA_SCANNER_URL", "http://dsxa.test:5000", "http://dsxa.test:5000/scan/binary/v2"),
+        ("DSXA_SCANNER_URL", "http://dsxa.test:5000/scan/binary/v2", "http://dsxa.test:5000/scan/binary/v2"),
+    ],
+)
+def test_every_name_the_core_reads_a_scanner_url_from_is_honoured(name: str, value: str, url: str) -> None:
+    cfg = stack.StackConfig.from_env({name: value})
+    assert (cfg.scanner_url, cfg.start_dsxa, cfg.scan_binary_url) == (url, False, url)

@@ -116,7 +116,7 @@ def connector_url(tmp_path_factory: pytest.TempPathFactory, logs_dir: Path) -> I
 API = "/dsx-connect/api/v1"
 CORE_PUBLIC = {
     *(f"{prefix}{probe}" for prefix in ("", API) for probe in ("/alive", "/ping", "/healthz", "/readyz")),
-    f"{API}/meta", f"{API}/config", f"{API}/connection/test", f"{API}/scan/jobs/{{job_id}}/raw",
+    f"{API}/meta", f"{API}/version", f"{API}/config", f"{API}/connection/test", f"{API}/scan/jobs/{{job_id}}/raw",
     f"{API}/auth/login", f"{API}/auth/logout", f"{API}/auth/session",
 }  # fmt: skip
 CORE_ENROLL = {f"{API}/connectors/register"}  # refused (401) unless the body is malformed (422)

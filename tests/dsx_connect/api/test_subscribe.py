@@ -384,3 +384,33 @@ def test_an_idle_stream_gets_heartbeat_comments(core: Core) -> None:
                 if pings == 2:
                     break
     assert pings == 2
+
+
+# ---- every job (/subscribe/jobs) -----------------------------------------------------------------
+
+
+def test_the_jobs_stream_carries_the_changes_of_every_job(core: Core, connector: dict[str, str]) -> None:
+    with stream(core, "/subscribe/jobs") as events:
+        events.opened()
+        first, _ = new_job(core, connector)
+        second, _ = new_job(core, connector)
+        httpx.post(f"{core.api}/scan/jobs/{first}/pause")
+        httpx.post(f"{core.api}/scan/jobs/{second}/cancel")
+        seen: dict[str, str] = {}
+        while seen.get(first) != "paused" or seen.get(second) != "cancelled":
+            job = events.next("job_summary").json()
+            seen[job["job_id"]] = job["status"]
+    assert "sse.event" not in core.proc.log_path.read_text()  # DSX_LOG_SSE_EVENTS is off here
+
+
+def test_a_slow_jobs_stream_reader_is_told_to_resync(core: Core) -> None:
+    published = 3000
+    with stream(core, "/subscribe/jobs") as events:
+        events.opened()
+        pipe = core.redis.pipeline(transaction=False)
+        for n in range(published):
+            job = {"job_id": f"flood-{n % 40}", "status": "running", "rev": n, "pad": "x" * 2000}
+            pipe.publish(keys.channel_job(job["job_id"]), json.dumps(job))
+        pipe.execute()
+        resync = events.next("resync", timeout=20)
+    assert resync.json()["dropped"] > 0 and resync.json()["reason"] == "client too slow"

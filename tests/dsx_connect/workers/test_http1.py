@@ -82,9 +82,11 @@ async def serve(
 ) -> AsyncIterator[tuple[str, list[int]]]:
     """A server on a free port; yields its base URL and a list that counts accepted connections."""
     accepted: list[int] = []
+    writers: list[asyncio.StreamWriter] = []
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.append(1)
+        writers.append(writer)
         try:
             await handler(RequestReader(reader), writer)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -98,6 +100,8 @@ async def serve(
         yield f"{'https' if ssl_ctx else 'http'}://127.0.0.1:{port}", accepted
     finally:
         server.close()
+        for writer in writers:  # since Python 3.12, wait_closed() also waits for open connections
+            writer.transport.abort()
         await server.wait_closed()
 
 

@@ -65,10 +65,12 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "dsx-connect.scannerUrl" -}}
 {{- if .Values.scanner.url }}
 {{- .Values.scanner.url }}
+{{- else if .Values.scanner.appliance.enabled }}
+{{- printf "http://%s-dsxa-scanner:%v/scan/binary/v2" (include "dsx-connect.fullname" .) .Values.scanner.appliance.service.port }}
 {{- else if .Values.scanner.embedded.enabled }}
 {{- printf "http://%s-dsxa-lite:%v/scan/binary/v2" (include "dsx-connect.fullname" .) .Values.scanner.embedded.service.port }}
 {{- else }}
-{{- fail "scanner.url is empty and scanner.embedded.enabled is false: set scanner.url to your DSXA (https://dsxa.example.com/scan/binary/v2) or enable the embedded dsxa_lite" }}
+{{- fail "scanner.url is empty and scanner.appliance.enabled and scanner.embedded.enabled are false: set scanner.url to your DSXA (https://dsxa.example.com/scan/binary/v2), enable the DSXA appliance, or enable the embedded dsxa_lite" }}
 {{- end }}
 {{- end }}
 

@@ -60,14 +60,17 @@ function showLive() {
   badge.textContent = state === "open" ? "live" : "reconnecting…";
 }
 
-/** Open ``/subscribe/...``; ``handlers`` maps event names to callbacks taking the parsed JSON. */
-export function subscribe(path, handlers) {
+/** Open ``/subscribe/...``; ``handlers`` maps event names to callbacks taking the parsed JSON;
+ * ``connection.open`` / ``connection.error`` are called when the stream (re)connects or drops. */
+export function subscribe(path, handlers, connection = {}) {
   const source = new EventSource(API + path);
   for (const [name, handle] of Object.entries(handlers)) {
     source.addEventListener(name, (event) => handle(JSON.parse(event.data), event));
   }
   source.addEventListener("open", showLive);
   source.addEventListener("error", showLive);
+  if (connection.open) source.addEventListener("open", () => connection.open());
+  if (connection.error) source.addEventListener("error", () => connection.error());
   streams.add(source);
   showLive();
   return {

@@ -1,7 +1,7 @@
 // Connectors panel: live registrations (/subscribe/connector-registered), health, and starting a
 // full scan after showing the connector's estimate.
 import { get, message, post, subscribe } from "./api.js";
-import { announce, chip, fmtAgo, fmtBytes, fmtInt, fmtTime, h } from "./dom.js";
+import { announce, chip, fmtAgo, fmtBytes, fmtInt, fmtTime, h, pathText } from "./dom.js";
 import { jobCard, showJob } from "./jobs.js";
 
 const STALE_S = 150; // two missed heartbeats (every 60 s)
@@ -75,7 +75,7 @@ function render() {
     return h("tr", { dataset: { uuid: c.uuid } },
       h("td", { "data-label": "Name" }, h("strong", {}, c.display_name || c.name), " ",
         h("span", { class: "muted mono", title: c.uuid }, c.uuid.slice(0, 8))),
-      h("td", { class: "path", "data-label": "Asset" }, c.asset_display_name || c.asset || "–"),
+      h("td", { class: "path", "data-label": "Asset" }, pathText(c.asset_display_name || c.asset || "–")),
       h("td", { class: "path", "data-label": "Filter" }, c.filter || "–"),
       h("td", { "data-label": "Health" }, healthCell(c)),
       h("td", { "data-label": "Version" }, c.version || "–"),
@@ -93,7 +93,8 @@ async function openScanDialog(connector) {
   const estimate = document.getElementById("scan-estimate");
   const start = document.getElementById("scan-start");
   document.getElementById("scan-dialog-title").textContent = `Full scan of ${connector.display_name || connector.name}`;
-  document.getElementById("scan-dialog-asset").textContent = `Asset: ${connector.asset || "–"}${connector.filter ? ` · filter ${connector.filter}` : ""}`;
+  document.getElementById("scan-dialog-asset").replaceChildren(
+    "Asset: ", ...pathText(connector.asset || "–"), connector.filter ? ` · filter ${connector.filter}` : "");
   document.getElementById("scan-error").hidden = true;
   estimate.textContent = "Asking the connector for an estimate…";
   estimate.dataset.state = "loading";

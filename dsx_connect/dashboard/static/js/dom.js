@@ -81,3 +81,10 @@ export async function copyText(text, fallbackEl) {
     return false;
   }
 }
+
+/** A path as text with a line-break opportunity after each separator (/, \\, _, -, .), so a long
+ * path wraps between its parts rather than mid-word. */
+export function pathText(path) {
+  const parts = String(path ?? "").split(/(?<=[/\\_.-])/);
+  return parts.flatMap((part, i) => (i < parts.length - 1 ? [part, document.createElement("wbr")] : [part]));
+}

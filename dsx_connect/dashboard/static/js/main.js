@@ -51,11 +51,17 @@ function initTabs() {
   });
 }
 
+// The badge shows a release's version; a dev build (a checkout, an image built without VERSION) hides it.
 async function showVersion() {
-  const meta = await get("/meta");
+  const answer = await get("/version");
   const badge = document.getElementById("version");
-  badge.textContent = meta.ok ? `v${meta.body.version}` : "version unknown";
-  if (meta.ok) badge.title = `dsx-connect ${meta.body.version} (${meta.body.app_env})`;
+  if (!answer.ok || answer.body.dev_build) {
+    badge.hidden = true;
+    return;
+  }
+  badge.textContent = `v${answer.body.version}`;
+  badge.title = `dsx-connect ${answer.body.version}`;
+  badge.hidden = false;
 }
 
 function showLogin() {

@@ -1,0 +1,232 @@
+"""Notification webhooks: settings refused with the variable named, Standard Webhooks signatures checked
+by the reference library in a real receiver process, verdict filters, downtime and recovery (real Redis)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from dsx_connect.notifications.config import NotificationsSettings
+from dsx_connect.notifications.fanout import WebhookFanout
+from dsx_connect.notifications.runner import delivery_settings
+from dsx_connect.notifications.sink import WebhookSink, signature
+from dsx_connect.notifications.status import webhook_metrics, webhook_stats
+from dsx_connect.settings import Settings
+from dsx_connect.superlog.forwarder import ForwarderGroup
+from shared.settings import SettingsError, load_settings
+from tests.support.procs import free_port, wait_for
+from tests.support.webhook_receiver import Receiver, running_receiver
+
+SECRET = "whsec_" + base64.b64encode(b"a webhook secret of 32 bytes....").decode()
+REDIS_DB = 13
+
+
+@pytest.fixture(autouse=True)
+def _no_core_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("DSXCONNECT_"):
+            monkeypatch.delenv(name)
+
+
+def event(n: int, verdict: str) -> str:
+    return json.dumps({"event_type": "scan_result", "schema_version": 1, "timestamp": "2026-12-04T12:00:00.000Z",
+                       "scan_request_id": f"req-{n}", "job_id": "job-1", "location": f"in/f{n}.txt",
+                       "metainfo": f"f{n}.txt", "verdict": verdict, "severity": 2})  # fmt: skip
+
+
+# ---------------------------------------------------------------- settings
+
+
+@pytest.mark.unit
+def test_webhooks_are_read_from_json_with_secret_and_verdict_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = [{"url": "https://siem.example/hook?token=t", "secret": SECRET, "verdicts": ["Malicious"]},
+             {"url": "http://10.0.0.5:8080/all", "secret": SECRET}]  # fmt: skip
+    monkeypatch.setenv("DSXCONNECT_NOTIFICATIONS__WEBHOOKS", json.dumps(hooks))
+    settings = load_settings(Settings)
+    first, second = settings.notifications.webhooks
+    assert first.wants("Malicious") and not first.wants("Benign") and second.wants("Benign")
+    shown = json.dumps(settings.redacted())
+    assert SECRET not in shown and "token=t" not in shown and "https://siem.example/hook" in shown
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("hook", "problem"),
+    [
+        ({"url": "http://169.254.169.254/latest", "secret": SECRET}, "link-local or cloud metadata"),
+        ({"url": "http://metadata.google.internal/x", "secret": SECRET}, "link-local or cloud metadata"),
+        ({"url": "ftp://siem.example/hook", "secret": SECRET}, "must be an http"),
+        ({"url": "https://user:pw@siem.example/hook", "secret": SECRET}, "must not carry credentials"),
+        ({"url": "https://siem.example/hook", "secret": "not base64!"}, "secret must be base64"),
+        ({"url": "https://siem.example/hook", "secret": "c2hvcnQ="}, "at least 16 bytes"),
+        ({"url": "https://siem.example/hook", "secret": SECRET, "verdicts": ["Evil"]}, "unknown verdicts"),
+        ({"url": "https://siem.example/hook"}, "WEBHOOKS__0__SECRET: Field required"),
+    ],
+)
+def test_a_bad_webhook_stops_the_core_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, hook: dict[str, Any], problem: str
+) -> None:
+    monkeypatch.setenv("DSXCONNECT_NOTIFICATIONS__WEBHOOKS", json.dumps([hook]))
+    with pytest.raises(SettingsError, match="DSXCONNECT_NOTIFICATIONS__WEBHOOKS") as info:
+        load_settings(Settings)
+    assert problem in str(info.value)
+
+
+@pytest.mark.unit
+def test_link_local_receivers_need_the_explicit_switch() -> None:
+    hook = {"url": "http://169.254.10.10/hook", "secret": SECRET}
+    assert NotificationsSettings(webhooks=[hook], allow_link_local=True).webhooks  # type: ignore[list-item]
+
+
+@pytest.mark.unit
+def test_the_signature_verifies_with_the_reference_library() -> None:
+    from standardwebhooks.webhooks import Webhook
+
+    body = b'{"type":"scan_result","data":{}}'
+    import time
+
+    now = int(time.time())
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    headers = {
+        "webhook-id": "req-1",
+        "webhook-timestamp": str(now),
+        "webhook-signature": signature(key, "req-1", now, body),
+    }
+    assert Webhook(SECRET).verify(body, headers) == {"type": "scan_result", "data": {}}
+    assert headers["webhook-signature"].startswith("v1,")
+
+
+# ---------------------------------------------------------------- delivery (real Redis, real receiver)
+
+
+@pytest.fixture
+def hook_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}", decode_responses=True)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture
+def receiver(logs_dir: Path) -> Iterator[Receiver]:
+    with running_receiver(SECRET, logs_dir) as running:
+        yield running
+
+
+def settings_for(*hooks: dict[str, Any]) -> Settings:
+    fast = {"flush_interval_s": 0.02, "lock_ttl_s": 5}
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        notifications={"webhooks": list(hooks), "retry_backoff_s": 0.05, "retry_backoff_max_s": 0.3},
+        superlog=fast,
+    )
+
+
+def forwarders(client: redis.Redis, settings: Settings) -> ForwarderGroup:
+    sinks = [WebhookSink(hook, settings.notifications) for hook in settings.notifications.webhooks]
+    return ForwarderGroup(client, settings, sinks=sinks, feed=delivery_settings(settings)).start()
+
+
+@pytest.mark.integration
+def test_each_wanted_event_arrives_signed_once(hook_redis: redis.Redis, receiver: Receiver) -> None:
+    settings = settings_for(
+        {"url": receiver.url, "secret": SECRET, "verdicts": ["Malicious"]},
+        {"url": receiver.url + "?all=1", "secret": SECRET},
+    )
+    events = [event(n, "Malicious" if n % 3 == 0 else "Benign") for n in range(9)]
+    assert WebhookFanout(hook_redis, settings.notifications).publish(events) == 3 + 9
+    group = forwarders(hook_redis, settings)
+    try:
+        wait_for(lambda: len(receiver.received()) == 12, timeout=20, what="12 verified deliveries")
+    finally:
+        group.stop()
+    got = receiver.received()
+    assert receiver.refused() == []
+    assert sorted(m["id"] for m in got) == sorted(
+        [f"req-{n}" for n in range(9)] + ["req-0", "req-3", "req-6"]
+    )
+    first = next(m["message"] for m in got if m["id"] == "req-3")
+    assert first["type"] == "scan_result" and first["data"]["verdict"] == "Malicious"
+    filtered, everything = webhook_stats(hook_redis, settings.notifications)["webhooks"]
+    assert (filtered["verdicts"], filtered["sent"], filtered["status"]) == (["Malicious"], 3, "up")
+    assert (everything["verdicts"], everything["sent"]) == (None, 9)
+
+
+@pytest.mark.integration
+def test_a_wrong_secret_is_refused_by_the_receiver_and_retried_not_lost(
+    hook_redis: redis.Redis, receiver: Receiver
+) -> None:
+    other = "whsec_" + base64.b64encode(b"another secret, also 32 bytes...").decode()
+    settings = settings_for({"url": receiver.url, "secret": other})
+    WebhookFanout(hook_redis, settings.notifications).publish([event(1, "Malicious")])
+    group = forwarders(hook_redis, settings)
+    try:
+        wait_for(lambda: receiver.refused(), timeout=20, what="the receiver to refuse the signature")
+        state = webhook_stats(hook_redis, settings.notifications)["webhooks"][0]
+        wait_for(
+            lambda: webhook_stats(hook_redis, settings.notifications)["webhooks"][0]["status"] == "down",
+            timeout=10,
+        )
+    finally:
+        group.stop()
+    state = webhook_stats(hook_redis, settings.notifications)["webhooks"][0]
+    assert state["backlog"] == 1 and state["sent"] == 0 and "HTTP 401" in state["last_error"]
+    assert receiver.received() == []
+
+
+@pytest.mark.integration
+def test_receiver_downtime_then_recovery_delivers_everything(hook_redis: redis.Redis, logs_dir: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    settings = settings_for({"url": url, "secret": SECRET})
+    fanout = WebhookFanout(hook_redis, settings.notifications)
+    group = forwarders(hook_redis, settings)
+    try:
+        fanout.publish([event(n, "Benign") for n in range(5)])  # nobody listens yet
+        stats = lambda: webhook_stats(hook_redis, settings.notifications)["webhooks"][0]  # noqa: E731
+        wait_for(lambda: stats()["status"] == "down", timeout=10, what="the webhook to be down")
+        assert stats()["backlog"] == 5 and stats()["failures"] >= 1
+        metrics = "\n".join(webhook_metrics(hook_redis, settings.notifications))
+        assert (
+            f'dsxconnect_webhook_up{{webhook="{settings.notifications.webhooks[0].destination}"}} 0'
+            in metrics
+        )
+
+        with running_receiver(SECRET, logs_dir, port=port) as receiver:
+            fanout.publish([event(n, "Malicious") for n in range(5, 8)])  # while it is back
+            wait_for(lambda: len(receiver.received()) == 8, timeout=30, what="every event after the recovery")
+            assert [m["id"] for m in receiver.received()] == [f"req-{n}" for n in range(8)]  # in order
+            wait_for(lambda: stats()["status"] == "up", timeout=10)
+    finally:
+        group.stop()
+    state = stats()
+    assert (state["sent"], state["backlog"], state["dropped"], state["rejected"]) == (8, 0, 0, 0)
+    metrics = "\n".join(webhook_metrics(hook_redis, settings.notifications))
+    assert (
+        f'dsxconnect_webhook_sent_total{{webhook="{settings.notifications.webhooks[0].destination}"}} 8'
+        in metrics
+    )
+
+
+@pytest.mark.integration
+def test_a_full_buffer_drops_the_oldest_and_counts_them(hook_redis: redis.Redis) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        notifications={
+            "webhooks": [{"url": "http://127.0.0.1:9/hook", "secret": SECRET}],
+            "buffer_max_events": 3,
+        },
+    )
+    WebhookFanout(hook_redis, settings.notifications).publish([event(n, "Benign") for n in range(5)])
+    state = webhook_stats(hook_redis, settings.notifications)["webhooks"][0]
+    assert (state["backlog"], state["dropped"]) == (3, 2)
