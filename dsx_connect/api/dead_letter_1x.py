@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -147,18 +147,26 @@ def clear_dead_letter_queue(queue_type: QueueType, dead_letters: DeadLettersDep)
     return _clear(dead_letters, queue_type)
 
 
+class DeadLetterHealth(BaseModel):
+    """``GET …/dead-letter/health`` in the 1.x shape."""
+
+    status: Literal["healthy", "unhealthy"]
+    redis_connected: bool
+    total_dead_letter_items: int
+    available_queues: list[str]
+
+
 @router.get("/health")
-def dead_letter_health(dead_letters: DeadLettersDep) -> dict[str, Any]:
+def dead_letter_health(dead_letters: DeadLettersDep) -> DeadLetterHealth:
     """Whether the dead-letter store is reachable, and how many letters it holds (1.x shape)."""
+    queues = [q.value for q in QueueType]
     try:
         dead_letters.redis.ping()
         total = int(dead_letters.stats()["count"])
     except Exception:  # any Redis failure means "unhealthy", as 1.x answers it
-        return {"status": "unhealthy", "redis_connected": False, "total_dead_letter_items": 0,
-                "available_queues": [q.value for q in QueueType]}  # fmt: skip
-    return {
-        "status": "healthy",
-        "redis_connected": True,
-        "total_dead_letter_items": total,
-        "available_queues": [q.value for q in QueueType],
-    }
+        return DeadLetterHealth(
+            status="unhealthy", redis_connected=False, total_dead_letter_items=0, available_queues=queues
+        )
+    return DeadLetterHealth(
+        status="healthy", redis_connected=True, total_dead_letter_items=total, available_queues=queues
+    )

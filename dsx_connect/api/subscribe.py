@@ -330,7 +330,7 @@ async def _job_summaries(hub: EventHub, job_id: str, seen_rev: int | None) -> As
             await anyio.sleep(COALESCE_S)
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_class=EventSourceResponse, responses=_EVENT_STREAM)
 async def subscribe_jobs(hub: HubDep, settings: SettingsDep) -> EventStream:
     """Every job's changes (``job_summary``); ``resync`` when some may be missing (read ``/scan/jobs`` then)."""
     return _stream(_all_job_summaries(hub, settings.sse.client_queue_size), settings)

@@ -101,7 +101,8 @@ async def serve(
     finally:
         server.close()
         for writer in writers:  # since Python 3.12, wait_closed() also waits for open connections
-            writer.transport.abort()
+            if not writer.transport.is_closing():
+                writer.transport.abort()
         await server.wait_closed()
 
 
