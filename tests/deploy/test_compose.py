@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
@@ -389,3 +390,57 @@ def test_the_rendered_core_and_connector_configs_keep_redis_private(
     assert set(service["networks"]) == {"dsx-network"}
     assert connector["networks"]["dsx-network"]["name"] == "dsx-connect-network"
     assert "dsx-connect-redis" not in yaml.safe_dump(connector)
+
+
+# ---------------------------------------------------------------- the connector's key file
+
+KEY_DIR = "/var/lib/dsx-connector"
+KEY_FILE = f"{KEY_DIR}/hmac.key"
+
+
+def compose_rendered(tasks_module: ModuleType, env: Path, files: list[Path], workdir: Path) -> dict[str, Any]:
+    """``docker-compose config`` of ``files`` (with ``env`` as the env file), parsed."""
+    shutil.copytree(COMPOSE_DIR, workdir, dirs_exist_ok=True)
+    env_file = workdir / env.name.removesuffix(".example")
+    shutil.copyfile(env, env_file)
+    if env.name == "core.env.example":
+        tasks_module.compose_secrets().fill(env_file)
+    cmd = ["docker-compose", "--env-file", str(env_file)]
+    for file in files:
+        cmd += ["-f", str(workdir / file.name)]
+    result = subprocess.run([*cmd, "config"], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, f"{[f.name for f in files]}: {result.stderr}"
+    return yaml.safe_load(result.stdout)
+
+
+@pytest.mark.integration
+def test_every_connector_service_keeps_its_key_file_on_a_named_volume(
+    tasks_module: ModuleType, tmp_path: Path
+) -> None:
+    """A re-created connector container finds its DSX-HMAC pair: a fleet token alone gets 409."""
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
+    pairs = tasks_module.compose_files()
+
+    def connector_services(index: int) -> dict[str, tuple[str, dict[str, Any]]]:
+        env, files = pairs[index]
+        compose = compose_rendered(tasks_module, env, files, tmp_path / str(index))
+        found = {}
+        for name, service in compose["services"].items():
+            environment = service.get("environment") or {}
+            if any(key.startswith("DSXCONNECTOR_") for key in environment):
+                found[name] = (files[-1].name, service)
+                named = set(compose.get("volumes") or {})
+                mounts = [str(v).split(":") for v in service.get("volumes", [])]
+                sources = [m[0] for m in mounts if len(m) > 1 and m[1] == KEY_DIR]
+                assert environment.get("DSXCONNECTOR_AUTH__KEY_FILE") == KEY_FILE, name
+                assert sources and sources[0] in named, (
+                    f"{files[-1].name} {name}: no named volume at {KEY_DIR}"
+                )
+        return found
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found: dict[str, tuple[str, dict[str, Any]]] = {}
+        for part in pool.map(connector_services, range(len(pairs))):
+            found.update(part)
+    assert {service for service, _, _ in CONNECTORS.values()} <= set(found)

@@ -60,6 +60,17 @@ def test_the_connector_dockerfile_defaults_to_a_declared_connector() -> None:
     assert ("CMD", '["python", "-m", "connectors", "serve"]') in steps
 
 
+def test_the_connector_image_keeps_its_key_file_in_a_directory_of_its_user() -> None:
+    """DSXCONNECTOR_AUTH__KEY_FILE defaults under /var/lib/dsx-connector, created for the runtime uid."""
+    steps = instructions(REPO / "connectors" / "Dockerfile")
+    env = " ".join(a for k, a in steps if k == "ENV")
+    assert "DSXCONNECTOR_AUTH__KEY_FILE=/var/lib/dsx-connector/hmac.key" in env.split()
+    uid, _, gid = [a for k, a in steps if k == "USER"][-1].partition(":")
+    runs = " ".join(a for k, a in steps if k == "RUN")
+    made = re.search(r"install -d -m 0700 -o (\d+) -g (\d+) /var/lib/dsx-connector(\s|$)", runs)
+    assert made and made.groups()[:2] == (uid, gid or uid), "no /var/lib/dsx-connector owned by USER"
+
+
 def expanded(source: str) -> list[str]:
     """A COPY source of the connector Dockerfile for every connector (``${CONNECTOR}`` filled in)."""
     return [source.replace("${CONNECTOR}", package) for package in PACKAGES] if "${" in source else [source]

@@ -584,3 +584,43 @@ def test_core_with_the_appliance_lints_clean_and_notes_name_it() -> None:
     report = helm.lint(CORE, APPLIANCE, strict=True, kube_version="v1.29.0")
     assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == [], report
     assert "the DSXA appliance of this release" in notes(CORE, APPLIANCE)
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["emptyDir", "pvc"])
+def test_connectors_keep_their_key_file_on_the_identity_volume(persistent: bool) -> None:
+    """DSXCONNECTOR_AUTH__KEY_FILE on a volume: a PVC with identity.persistence, else an emptyDir."""
+    values: dict[str, Any] = {
+        "identity": {"persistence": {"enabled": persistent, "storageClass": "fast"}},
+        "connectors": {"aws-s3": {"enabled": True}},
+    }
+    docs = render(CONNECTORS, values)
+    deployments = by_kind(docs, "Deployment")
+    claims = by_kind(docs, "PersistentVolumeClaim")
+    assert set(deployments) == {"dsx-filesystem", "dsx-aws-s3"}
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert env_of(container)["DSXCONNECTOR_AUTH__KEY_FILE"]["value"] == "/var/lib/dsx-connector/hmac.key"
+        mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/var/lib/dsx-connector")
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        assert not mount.get("readOnly"), name
+        if persistent:
+            claim = claims[f"{name}-identity"]
+            assert volume["persistentVolumeClaim"] == {"claimName": f"{name}-identity"}
+            assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+            assert claim["spec"]["storageClassName"] == "fast"
+            assert claim["spec"]["resources"]["requests"]["storage"]
+        else:
+            assert volume == {"name": mount["name"], "emptyDir": {}}
+    assert set(claims) == ({f"{n}-identity" for n in deployments} if persistent else set())
+    text = notes(CONNECTORS, values)
+    if persistent:
+        assert "PersistentVolumeClaim" in text
+    else:
+        assert "emptyDir" in text and "inv enrollment-token" in text
+
+
+def test_connectors_identity_persistence_is_off_by_default() -> None:
+    values = yaml.safe_load((CONNECTORS / "values.yaml").read_text())
+    assert values["identity"]["persistence"]["enabled"] is False
+    assert not by_kind(render(CONNECTORS), "PersistentVolumeClaim")
