@@ -21,7 +21,7 @@ from sqlalchemy.sql import ColumnElement
 
 from dsx_connect.db.schema import scan_results as T
 from dsx_connect.results.rows import to_row, to_us
-from dsx_connect.results.search import Cursor, Page, ResultFilters
+from dsx_connect.results.search import Cursor, Page, ResultFilters, iter_pages
 from dsx_connect.results.settings import Retention
 
 log = logging.getLogger(__name__)
@@ -136,13 +136,7 @@ class SqlHistory:
 
     def iter_events(self, filters: ResultFilters, chunk: int = 1000) -> Iterator[dict[str, Any]]:
         """Every matching result, newest first, a page at a time (constant memory)."""
-        cursor: Cursor | None = None
-        while True:
-            page = self.search(filters, cursor, chunk)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = Cursor.decode(page.next_cursor)
+        return iter_pages(self, filters, chunk)
 
     def cheap_total(self, filters: ResultFilters) -> int | None:
         """A job's results are counted (on its index); other totals over millions of rows are not

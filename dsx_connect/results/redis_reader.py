@@ -13,7 +13,7 @@ from typing import Any
 
 from dsx_connect import keys
 from dsx_connect.results.rows import parse_ts_us, to_us
-from dsx_connect.results.search import Cursor, Page, ResultFilters
+from dsx_connect.results.search import Cursor, Page, ResultFilters, iter_pages
 from dsx_connect.results.store import ResultStore
 
 
@@ -58,13 +58,7 @@ class RedisReader:
         return Page(items, Cursor(0, last_seq).encode() if last_seq is not None else None)
 
     def iter_events(self, filters: ResultFilters, chunk: int = 1000) -> Iterator[dict[str, Any]]:
-        cursor: Cursor | None = None
-        while True:
-            page = self.search(filters, cursor, chunk)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = Cursor.decode(page.next_cursor)
+        return iter_pages(self, filters, chunk)
 
     def cheap_total(self, filters: ResultFilters) -> int | None:
         """All matching results when one index answers it (no filter, or one indexed filter)."""
