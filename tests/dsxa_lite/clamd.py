@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from dsxa_lite.engines.clamav import ClamavEngine, ClamdError
+from tests.support.emulators import missing
 from tests.support.procs import ServiceProcess, free_port, wait_for
 
 from .samples import eicar
@@ -40,7 +39,7 @@ def clamd_binary() -> str:
     """Path of ``clamd``; the test is skipped (saying how to install it) when it is missing."""
     found = shutil.which("clamd") or (Path("/usr/sbin/clamd").exists() and "/usr/sbin/clamd")
     if not found:
-        pytest.skip("clamd not installed (apt-get install clamav-daemon; scripts/deps/apt-packages.txt)")
+        missing("clamd not installed (apt-get install clamav-daemon; scripts/deps/apt-packages.txt)")
     return str(found)
 
 
