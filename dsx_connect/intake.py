@@ -14,12 +14,12 @@ import redis
 
 from dsx_connect import keys
 from dsx_connect.connectors.registry import ConnectorRegistry
-from dsx_connect.jobs.monitor import KIND as MONITOR
-from dsx_connect.jobs.monitor import MonitorJobs
-from dsx_connect.jobs.store import JobStore
 from dsx_connect.queues import SCAN_REQUEST_QUEUE
 from dsx_connect.redis_client import replicated
 from dsx_connect.settings import Settings
+from dsx_connect.state.jobs import JobStore
+from dsx_connect.state.monitor_jobs import KIND as MONITOR
+from dsx_connect.state.monitor_jobs import MonitorJobs
 from shared.models import RegisteredConnector, ScanRequest, ScanTask, utcnow_iso
 
 _ITEM_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4b6a-9d63-3c1f0e7a9b21")

@@ -11,7 +11,6 @@ from fastapi import Depends, HTTPException, Path
 
 from dsx_connect.auth.urls import AddressPolicy, guarded_transport
 from dsx_connect.connectors.registry import ConnectorRegistry
-from dsx_connect.jobs.store import JobStore
 from dsx_connect.queues import SCAN_TASK, shown
 from dsx_connect.redis_client import get_redis
 from dsx_connect.results.history import SqlHistory
@@ -20,6 +19,7 @@ from dsx_connect.results.redis_reader import RedisReader
 from dsx_connect.results.search import ResultsReader
 from dsx_connect.results.store import ResultStore
 from dsx_connect.settings import Settings, get_settings
+from dsx_connect.state.jobs import JobStore
 from shared.models import RegisteredConnector
 from shared.tls import client_ssl
 

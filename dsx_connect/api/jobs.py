@@ -20,9 +20,9 @@ from dsx_connect import keys
 from dsx_connect.api.deps import JobsDep
 from dsx_connect.auth.access import OperatorOnly, OwnsJob, Public
 from dsx_connect.intake import JOB_ID_PATTERN
-from dsx_connect.jobs.store import InvalidTransition, JobNotFound
 from dsx_connect.oplog import log_job_complete_once
 from dsx_connect.results.models import JobAnswer, JobRaw, JobsPage, JobView
+from dsx_connect.state.jobs import InvalidTransition, JobNotFound
 
 router = APIRouter(prefix="/scan/jobs", tags=["jobs"])
 

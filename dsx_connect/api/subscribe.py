@@ -50,8 +50,8 @@ from starlette.types import Receive, Scope, Send
 
 from dsx_connect import keys
 from dsx_connect.api.deps import SettingsDep
-from dsx_connect.jobs.store import job_rev, job_view
 from dsx_connect.redis_client import async_redis
+from dsx_connect.state.jobs import job_rev, job_view
 from shared.models import RegisteredConnector
 
 log = logging.getLogger(__name__)

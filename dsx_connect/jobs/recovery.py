@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dsx_connect import keys
-from dsx_connect.jobs.store import JobStore
+from dsx_connect.state.jobs import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ a control change) is older than the timeout, and either
   are taken to be queued behind them, not lost.
 
 Paused jobs never stall: they wait for the operator. Nor does a connector's monitor job with nothing
-outstanding (``dsx_connect.jobs.monitor``): it waits for the next change event.
+outstanding (``dsx_connect.state.monitor_jobs``): it waits for the next change event.
 
 Before the jobs are judged, the sweep sends again the pending items of running and paused jobs whose
 lease passed (:mod:`dsx_connect.jobs.recovery`), however busy the pipeline is.
@@ -35,8 +35,8 @@ import redis
 
 from dsx_connect import keys
 from dsx_connect.jobs.recovery import Publish, redispatch_expired_items
-from dsx_connect.jobs.store import JobStore
 from dsx_connect.settings import Settings
+from dsx_connect.state.jobs import JobStore
 
 log = logging.getLogger(__name__)
 

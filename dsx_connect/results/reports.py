@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from dsx_connect.jobs.store import JobStore
 from dsx_connect.results.exports import csv_lines
 from dsx_connect.results.history import SqlHistory
 from dsx_connect.results.models import FailedFile, JobComparison, JobComparisonRow, JobReport, MaliciousFile
 from dsx_connect.results.rows import threat_name
 from dsx_connect.results.search import ResultFilters
+from dsx_connect.state.jobs import JobStore
 
 LISTED = 1000  # malicious files and failures listed in a report (the export has them all)
 

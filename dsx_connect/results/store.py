@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from dsx_connect import keys
-from dsx_connect.jobs.store import COMPLETE_CHECK_LUA
+from dsx_connect.state.jobs import COMPLETE_CHECK_LUA
 from dsx_connect.superlog.buffer import FEED_PUSH_LUA, FeedTarget
 from shared.models import ScanResultEvent, Verdict, utcnow_iso
 

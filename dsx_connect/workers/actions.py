@@ -12,10 +12,10 @@ import httpx
 from dsx_connect.connector_client import AnswerKind, classify
 from dsx_connect.dlq.store import DeadLetter
 from dsx_connect.intake import request_id_for
-from dsx_connect.jobs.monitor import KIND as MONITOR
-from dsx_connect.jobs.monitor import MonitorJobs
 from dsx_connect.redis_client import replicated
 from dsx_connect.state.actions import PENDING, ActionClaims
+from dsx_connect.state.monitor_jobs import KIND as MONITOR
+from dsx_connect.state.monitor_jobs import MonitorJobs
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import connector_error, read_file_body
 from dsx_connect.workers.outcome import ItemOutcome

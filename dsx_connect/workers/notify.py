@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from dsx_connect import keys
-from dsx_connect.jobs.store import job_view
 from dsx_connect.notifications.fanout import fanout_for
 from dsx_connect.oplog import log_job_complete_once, log_scan_results_notified
+from dsx_connect.state.jobs import job_view
 from dsx_connect.workers.context import WorkerContext
 
 

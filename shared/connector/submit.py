@@ -30,7 +30,7 @@ def scan_requests(
 
     Items of a full scan carry ``job_item_id`` = their 1-based position in the job, so the core
     can drop a resubmitted duplicate; change events carry no job (the core adds them to the
-    connector's rolling monitor job, ``dsx_connect.jobs.monitor``).
+    connector's rolling monitor job, ``dsx_connect.state.monitor_jobs``).
     """
     return [
         {

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from dsx_connect.db.engine import make_engine
-from dsx_connect.jobs.store import JobStore
 from dsx_connect.results.history import SqlHistory
+from dsx_connect.state.jobs import JobStore
 from tests.dsx_connect.results.conftest import make_event
 from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv
 

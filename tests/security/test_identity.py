@@ -14,7 +14,7 @@ import pytest
 
 from dsx_connect.auth import cli
 from dsx_connect.jobs.stall import fail_stalled_jobs
-from dsx_connect.jobs.store import JobStore
+from dsx_connect.state.jobs import JobStore
 from tests.security.conftest import Enrolled, SecureCore, connector_body
 from tests.support.auth import ENROLLMENT_TOKEN, OPERATOR_KEY, connector_signer
 

@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from dsx_connect import keys
-from dsx_connect.jobs.monitor import MonitorJobs
 from dsx_connect.jobs.stall import fail_stalled_jobs
-from dsx_connect.jobs.store import JobStore
 from dsx_connect.results.store import ResultStore
+from dsx_connect.state.jobs import JobStore
+from dsx_connect.state.monitor_jobs import MonitorJobs
 from shared.models import EventConnector, ScanResultEvent
 from tests.dsx_connect.conftest import Core
 

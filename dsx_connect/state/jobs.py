@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from dsx_connect import keys
-from dsx_connect.jobs.lua import (
+from dsx_connect.state.job_scripts import (
     ACCEPT_LUA,
     CLAIM_EXPIRED_LUA,
     COMPLETE_CHECK_LUA,

@@ -23,7 +23,7 @@ import time
 import redis
 
 from dsx_connect import keys
-from dsx_connect.jobs.lua import COMPLETE_CHECK_LUA
+from dsx_connect.state.job_scripts import COMPLETE_CHECK_LUA
 from shared.models import utcnow_iso
 
 KIND = "monitor"
