@@ -3,7 +3,7 @@
 Producer (the result step): the Lua call that stores a batch of results also pushes each newly
 stored event's JSON onto the queue of every active destination (``LPUSH``, newest first) and trims
 each queue to ``buffer_max_events``, counting what the trim dropped (the oldest) in the destination's
-``dropped`` counter (``FEED_PUSH_LUA``, used by ``dsx_connect.results.store``). Stored and queued for
+``dropped`` counter (``FEED_PUSH_LUA``, used by ``dsx_connect.state.results``). Stored and queued for
 the feed in one atomic step: a worker dying in between cannot leave a result out of the feed.
 
 Forwarder (one per destination at a time, elected by a lock with a TTL): ``take`` atomically moves

@@ -16,9 +16,9 @@ from dsx_connect.backoff import full_jitter
 from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.dlq.store import DeadLetterStore
 from dsx_connect.redis_client import get_redis
-from dsx_connect.results.store import ResultStore
 from dsx_connect.settings import Settings, get_settings
 from dsx_connect.state.jobs import JobStore
+from dsx_connect.state.results import ResultStore
 from dsx_connect.superlog.buffer import FeedTarget
 from dsx_connect.workers.breaker import ScannerBreaker
 from dsx_connect.workers.hot_path import ScanConfig

@@ -16,9 +16,9 @@ import pytest
 
 from dsx_connect import keys
 from dsx_connect.dlq import store as dlq_store
-from dsx_connect.results import store as results_store
 from dsx_connect.state import job_scripts as jobs_lua
 from dsx_connect.state import monitor_jobs as monitor
+from dsx_connect.state import results as results_store
 from dsx_connect.state import scripts
 from dsx_connect.workers import breaker
 from shared.models import Verdict

@@ -43,8 +43,6 @@ NOT_YET: frozenset[str] = frozenset(
         "oplog.py",
         "results/maintenance.py",
         "results/recorder.py",
-        "results/redis_reader.py",
-        "results/store.py",
         "superlog/buffer.py",
         "workers/actions.py",
         "workers/breaker.py",

@@ -11,8 +11,8 @@ import redis
 from dsx_connect import keys
 from dsx_connect.jobs import recovery
 from dsx_connect.queues import SCAN_REQUEST_QUEUE
-from dsx_connect.results.store import ResultStore
 from dsx_connect.state.jobs import InvalidTransition, JobNotFound, JobStore
+from dsx_connect.state.results import ResultStore
 from shared.models import EventAction, EventConnector, EventError, EventFileInfo, ScanResultEvent, ScanTask
 
 pytestmark = pytest.mark.integration

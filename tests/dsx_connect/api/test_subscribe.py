@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from dsx_connect import keys
-from dsx_connect.results.store import ResultStore
+from dsx_connect.state.results import ResultStore
 from shared.models import EventConnector, ScanResultEvent
 from tests.dsx_connect.conftest import Core
 from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv, wait_for

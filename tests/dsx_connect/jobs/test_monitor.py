@@ -13,9 +13,9 @@ import redis
 
 from dsx_connect import keys
 from dsx_connect.jobs.stall import fail_stalled_jobs
-from dsx_connect.results.store import ResultStore
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.monitor_jobs import MonitorJobs
+from dsx_connect.state.results import ResultStore
 from shared.models import EventConnector, ScanResultEvent
 from tests.dsx_connect.conftest import Core
 

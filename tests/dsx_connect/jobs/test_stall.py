@@ -16,8 +16,8 @@ import redis
 
 from dsx_connect import keys
 from dsx_connect.jobs.stall import fail_stalled_jobs, sweep_interval_s
-from dsx_connect.results.store import ResultStore
 from dsx_connect.state.jobs import JobStore
+from dsx_connect.state.results import ResultStore
 from shared.models import EventConnector, ScanResultEvent
 from tests.dsx_connect.conftest import Core
 from tests.dsx_connect.jobs.conftest import STALL_TIMEOUT_S

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from dsx_connect import keys
-from dsx_connect.results.store import ResultStore
+from dsx_connect.state.results import ResultStore
 from shared.models import EventConnector, ScanResultEvent
 from tests.dsx_connect.conftest import Core
 from tests.support.procs import wait_for

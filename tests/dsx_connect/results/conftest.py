@@ -14,8 +14,8 @@ import redis
 from dsx_connect.db.engine import make_engine
 from dsx_connect.db.migrate import upgrade
 from dsx_connect.results.history import SqlHistory
-from dsx_connect.results.redis_reader import RedisReader
-from dsx_connect.results.store import ResultStore
+from dsx_connect.state.results import ResultStore
+from dsx_connect.state.results_reader import RedisReader
 from tests.support.postgres import create_database
 
 REDIS_DB = 13

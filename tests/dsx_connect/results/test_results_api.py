@@ -16,8 +16,8 @@ import redis
 from dsx_connect.db.engine import make_engine
 from dsx_connect.results.history import SqlHistory
 from dsx_connect.results.settings import ResultsDbSettings
-from dsx_connect.results.store import ResultStore
 from dsx_connect.state.jobs import JobStore
+from dsx_connect.state.results import ResultStore
 from tests.dsx_connect.api.test_openapi_typed import is_typed
 from tests.dsx_connect.conftest import API
 from tests.dsx_connect.results.conftest import make_event

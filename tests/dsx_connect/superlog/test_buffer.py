@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from dsx_connect import keys
-from dsx_connect.results.store import ResultStore
+from dsx_connect.state.results import ResultStore
 from dsx_connect.superlog.buffer import (
     DestinationBuffer,
     FeedProducer,

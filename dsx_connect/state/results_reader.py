@@ -14,7 +14,7 @@ from typing import Any
 from dsx_connect import keys
 from dsx_connect.results.rows import parse_ts_us, to_us
 from dsx_connect.results.search import Cursor, Page, ResultFilters, iter_pages
-from dsx_connect.results.store import ResultStore
+from dsx_connect.state.results import ResultStore
 
 
 class RedisReader:
