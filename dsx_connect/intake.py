@@ -13,10 +13,10 @@ from typing import Any
 import redis
 
 from dsx_connect import keys
-from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.queues import SCAN_REQUEST_QUEUE
 from dsx_connect.redis_client import replicated
 from dsx_connect.settings import Settings
+from dsx_connect.state.connectors import ConnectorRegistry
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.monitor_jobs import KIND as MONITOR
 from dsx_connect.state.monitor_jobs import MonitorJobs

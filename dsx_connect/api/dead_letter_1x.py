@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from dsx_connect import keys
 from dsx_connect.api.dlq import DeadLettersDep
-from dsx_connect.dlq.store import DeadLetter, DeadLetterStore
+from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore
 
 SAMPLE_SIZE = 5  # 1.x shows up to five letters of one queue
 PAGE = 500

@@ -10,13 +10,13 @@ import redis
 from fastapi import Depends, HTTPException, Path
 
 from dsx_connect.auth.urls import AddressPolicy, guarded_transport
-from dsx_connect.connectors.registry import ConnectorRegistry
 from dsx_connect.queues import SCAN_TASK, shown
 from dsx_connect.redis_client import get_redis
 from dsx_connect.results.history import SqlHistory
 from dsx_connect.results.recorder import history_for
 from dsx_connect.results.search import ResultsReader
 from dsx_connect.settings import Settings, get_settings
+from dsx_connect.state.connectors import ConnectorRegistry
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.results import ResultStore
 from dsx_connect.state.results_reader import RedisReader

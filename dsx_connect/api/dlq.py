@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, model_validator
 
 from dsx_connect.api.deps import SettingsDep, publish_scan_tasks, scan_batch_size
-from dsx_connect.dlq.store import DeadLetterStore
 from dsx_connect.queues import ACTION_TASK, RESULT_TASK, shown
 from dsx_connect.redis_client import get_redis
+from dsx_connect.state.dead_letters import DeadLetterStore
 
 
 def get_dead_letters(settings: SettingsDep) -> DeadLetterStore:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from dsx_connect import keys
 from dsx_connect.api.deps import RedisDep, SettingsDep
 from dsx_connect.auth.access import PUBLIC, OperatorOnly, Public
-from dsx_connect.superlog.buffer import destination_states as superlog_states
+from dsx_connect.state.feed import destination_states as superlog_states
 from dsx_connect.superlog.status import readiness as superlog_readiness
 from dsx_connect.version import __version__
 from shared.dsxa.client import DsxaClient

@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse
 from dsx_connect.api.deps import RedisDep, ResultsDep, SettingsDep
 from dsx_connect.notifications.status import webhook_metrics
 from dsx_connect.queues import ALL_QUEUES
-from dsx_connect.superlog.buffer import destination_states as superlog_states
+from dsx_connect.state.feed import destination_states as superlog_states
 from dsx_connect.superlog.status import prometheus_lines as superlog_metrics
 
 router = APIRouter(tags=["monitoring"])

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import redis
 
 from dsx_connect.notifications.config import NotificationsSettings
-from dsx_connect.superlog.buffer import FeedProducer
+from dsx_connect.state.feed import FeedProducer
 
 log = logging.getLogger(__name__)
 

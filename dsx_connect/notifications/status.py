@@ -7,7 +7,7 @@ from typing import Any
 import redis
 
 from dsx_connect.notifications.config import NotificationsSettings
-from dsx_connect.superlog.buffer import destination_states
+from dsx_connect.state.feed import destination_states
 from dsx_connect.superlog.status import prometheus_lines
 
 

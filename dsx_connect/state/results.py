@@ -16,8 +16,8 @@ from typing import Any
 import redis
 
 from dsx_connect import keys
+from dsx_connect.state.feed import FEED_PUSH_LUA, FeedTarget
 from dsx_connect.state.jobs import COMPLETE_CHECK_LUA
-from dsx_connect.superlog.buffer import FEED_PUSH_LUA, FeedTarget
 from shared.models import ScanResultEvent, Verdict, utcnow_iso
 
 log = logging.getLogger(__name__)

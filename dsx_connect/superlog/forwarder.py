@@ -26,7 +26,7 @@ import redis
 
 from dsx_connect.backoff import full_jitter
 from dsx_connect.settings import Settings
-from dsx_connect.superlog.buffer import DestinationBuffer, LockLost
+from dsx_connect.state.feed import DestinationBuffer, LockLost
 from dsx_connect.superlog.config import SuperlogSettings
 from dsx_connect.superlog.events import Redactor
 from dsx_connect.superlog.sink import Record, Sink

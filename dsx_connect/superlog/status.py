@@ -7,7 +7,7 @@ from typing import Any
 import redis
 
 from dsx_connect.settings import Settings
-from dsx_connect.superlog.buffer import destination_states
+from dsx_connect.state.feed import destination_states
 
 
 def feed_stats(client: redis.Redis, settings: Settings) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from collections.abc import Callable
 import httpx
 
 from dsx_connect.connector_client import AnswerKind, classify
-from dsx_connect.dlq.store import DeadLetter
 from dsx_connect.intake import request_id_for
 from dsx_connect.redis_client import replicated
 from dsx_connect.state.actions import PENDING, ActionClaims
+from dsx_connect.state.dead_letters import DeadLetter
 from dsx_connect.state.monitor_jobs import KIND as MONITOR
 from dsx_connect.state.monitor_jobs import MonitorJobs
 from dsx_connect.workers.context import WorkerContext

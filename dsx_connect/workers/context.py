@@ -13,14 +13,14 @@ from dsx_connect.auth.credentials import ConnectorKeys
 from dsx_connect.auth.signing import SignerCache
 from dsx_connect.auth.urls import AddressPolicy, guarded_transport
 from dsx_connect.backoff import full_jitter
-from dsx_connect.connectors.registry import ConnectorRegistry
-from dsx_connect.dlq.store import DeadLetterStore
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import Settings, get_settings
+from dsx_connect.state.breaker import ScannerBreaker
+from dsx_connect.state.connectors import ConnectorRegistry
+from dsx_connect.state.dead_letters import DeadLetterStore
+from dsx_connect.state.feed import FeedTarget
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.results import ResultStore
-from dsx_connect.superlog.buffer import FeedTarget
-from dsx_connect.workers.breaker import ScannerBreaker
 from dsx_connect.workers.hot_path import ScanConfig
 from shared.hmac_auth import DsxHmacAuth, Signer
 from shared.models import RegisteredConnector

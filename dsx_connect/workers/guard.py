@@ -33,7 +33,7 @@ from celery.exceptions import Ignore, Reject, Retry
 from kombu.exceptions import OperationalError
 
 from dsx_connect.backoff import full_jitter
-from dsx_connect.dlq.store import DeadLetter, Stage
+from dsx_connect.state.dead_letters import DeadLetter, Stage
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.models import EventAction, EventError, ScanTask

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Literal
 
-from dsx_connect.dlq.store import DeadLetter
+from dsx_connect.state.dead_letters import DeadLetter
 from dsx_connect.workers import aio
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import batchable, read_items, scan_bytes, scan_item

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from dsx_connect import keys
-from dsx_connect.dlq import store as dlq_store
+from dsx_connect.state import breaker as breaker
+from dsx_connect.state import dead_letters as dlq_store
 from dsx_connect.state import job_scripts as jobs_lua
 from dsx_connect.state import monitor_jobs as monitor
 from dsx_connect.state import results as results_store
 from dsx_connect.state import scripts
-from dsx_connect.workers import breaker
 from shared.models import Verdict
 
 pytestmark = pytest.mark.unit

@@ -181,7 +181,7 @@ def test_a_successful_result_is_never_replaced(client: redis.Redis) -> None:
 
 
 def test_dead_letters_are_listed_taken_and_expired(client: redis.Redis) -> None:
-    from dsx_connect.dlq.store import DeadLetter, DeadLetterStore
+    from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore
 
     store = DeadLetterStore(client, retain_s=3600)
     letters = [
@@ -329,7 +329,7 @@ def test_counters_are_summed_per_batch_exactly_even_for_huge_sizes(client: redis
 def test_dedupe_outlives_retention_through_a_tombstone(client: redis.Redis) -> None:
     """A redelivered or resubmitted item whose result retention already dropped is still a duplicate:
     counted once, fed once (its request state stays, status completed, for the request-state TTL)."""
-    from dsx_connect.superlog.buffer import FeedTarget
+    from dsx_connect.state.feed import FeedTarget
 
     results = ResultStore(client, retain=2, request_ttl_s=600, feed=FeedTarget(["siem"], bound=100))
     assert results.store_many([event(1), event(2), event(3)]) == [True, True, True]
@@ -349,7 +349,7 @@ def test_dedupe_outlives_retention_through_a_tombstone(client: redis.Redis) -> N
 
 
 def test_one_worker_probes_a_half_open_breaker(client: redis.Redis) -> None:
-    from dsx_connect.workers.breaker import ScannerBreaker
+    from dsx_connect.state.breaker import ScannerBreaker
 
     workers = [ScannerBreaker(client, threshold=1, open_s=0.1, open_max_s=1, probe_ttl_s=5) for _ in range(3)]
     workers[0].record_failure("scanner down")

@@ -18,7 +18,7 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from dsx_connect.dlq.store import DeadLetter, DeadLetterStore
+from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.version import __version__
 from tests.dsx_connect.conftest import Core

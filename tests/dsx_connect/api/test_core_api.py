@@ -271,7 +271,7 @@ def test_dashboard_is_served(core: Core) -> None:
 
 
 def test_dead_letters_can_be_listed_requeued_and_cleared(core: Core, api: httpx.Client) -> None:
-    from dsx_connect.dlq.store import DeadLetter, DeadLetterStore
+    from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore
 
     store = DeadLetterStore(core.redis, retain_s=3600)
     store.clear()

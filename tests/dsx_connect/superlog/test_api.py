@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from dsx_connect.api import health, metrics, superlog
 from dsx_connect.api.deps import get_redis, get_settings
 from dsx_connect.settings import Settings
-from dsx_connect.superlog.buffer import DestinationBuffer, FeedProducer
+from dsx_connect.state.feed import DestinationBuffer, FeedProducer
 from tests.dsx_connect.superlog.conftest import fast, make_settings, scan_event, splunk_settings
 from tests.dsx_connect.superlog.peers import Receiver
 

@@ -11,14 +11,14 @@ import pytest
 import redis
 
 from dsx_connect import keys
-from dsx_connect.state.results import ResultStore
-from dsx_connect.superlog.buffer import (
+from dsx_connect.state.feed import (
     DestinationBuffer,
     FeedProducer,
     FeedTarget,
     LockLost,
     destination_states,
 )
+from dsx_connect.state.results import ResultStore
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from dsx_connect.workers.results import run_store_batch
 from shared.models import DsxaFileInfo, DsxaVerdict, ScanTask

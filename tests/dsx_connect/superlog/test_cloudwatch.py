@@ -13,7 +13,7 @@ import boto3
 import pytest
 import redis
 
-from dsx_connect.superlog.buffer import FeedProducer, destination_states
+from dsx_connect.state.feed import FeedProducer, destination_states
 from dsx_connect.superlog.cloudwatch import CloudWatchSink
 from dsx_connect.superlog.config import CloudWatchSettings
 from dsx_connect.superlog.forwarder import Forwarder, ForwarderGroup

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from dsx_connect.settings import Settings
-from dsx_connect.superlog.buffer import FeedProducer, destination_states
+from dsx_connect.state.feed import FeedProducer, destination_states
 from dsx_connect.superlog.forwarder import Forwarder, ForwarderGroup, backoff_s, build_sink
 from tests.dsx_connect.superlog.conftest import fast, make_settings, scan_event, splunk_settings
 from tests.dsx_connect.superlog.peers import RSYSLOGD, Certs, Receiver, Rsyslog

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from dsx_connect.settings import Settings
-from dsx_connect.superlog.buffer import FeedProducer, destination_states
+from dsx_connect.state.feed import FeedProducer, destination_states
 from dsx_connect.superlog.config import SentinelSettings
 from dsx_connect.superlog.forwarder import ForwarderGroup
 from dsx_connect.superlog.sentinel import SentinelSink

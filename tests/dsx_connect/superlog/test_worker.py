@@ -13,7 +13,7 @@ import redis
 
 from dsx_connect.queues import RESULT_TASK, SCAN_RESULT_NOTIFICATION_QUEUE, SCAN_RESULT_QUEUE
 from dsx_connect.settings import get_settings
-from dsx_connect.superlog.buffer import destination_states
+from dsx_connect.state.feed import destination_states
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.models import DsxaFileInfo, DsxaVerdict, ScanTask
 from tests.dsx_connect.superlog.peers import Rsyslog

@@ -12,8 +12,8 @@ import redis
 from celery import Celery, Task
 from celery.exceptions import Reject
 
-from dsx_connect.dlq.store import DeadLetterStore
 from dsx_connect.settings import Settings
+from dsx_connect.state.dead_letters import DeadLetterStore
 from dsx_connect.workers import guard
 from dsx_connect.workers.outcome import ItemOutcome
 from shared.models import ScanTask

@@ -23,14 +23,14 @@ from fastapi.responses import JSONResponse, Response
 
 from dsx_connect import keys
 from dsx_connect.connector_client import AnswerKind, classify
-from dsx_connect.connectors.registry import ConnectorRegistry
-from dsx_connect.dlq.store import DeadLetterStore
 from dsx_connect.settings import Settings
+from dsx_connect.state.breaker import ScannerBreaker
+from dsx_connect.state.connectors import ConnectorRegistry
+from dsx_connect.state.dead_letters import DeadLetterStore
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.results import ResultStore
 from dsx_connect.workers import hot_path
 from dsx_connect.workers.actions import CHANGED_MESSAGE, run_action_batch
-from dsx_connect.workers.breaker import ScannerBreaker
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import ScanConfig
 from dsx_connect.workers.http1 import HttpPool
