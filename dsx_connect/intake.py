@@ -12,7 +12,6 @@ from typing import Any
 
 import redis
 
-from dsx_connect import keys
 from dsx_connect.queues import SCAN_REQUEST_QUEUE
 from dsx_connect.redis_client import replicated
 from dsx_connect.settings import Settings
@@ -20,6 +19,7 @@ from dsx_connect.state.connectors import ConnectorRegistry
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.monitor_jobs import KIND as MONITOR
 from dsx_connect.state.monitor_jobs import MonitorJobs
+from dsx_connect.state.requests import capacity_counts, touch_accept, unfinished_items
 from shared.models import RegisteredConnector, ScanRequest, ScanTask, utcnow_iso
 
 _ITEM_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4b6a-9d63-3c1f0e7a9b21")
@@ -81,11 +81,7 @@ def check_capacity(
     for job_id, connectors in owners.items():
         if len(connectors) > 1:
             raise ForeignJob(f"job {job_id} is named by requests of different connectors")
-    pipe = client.pipeline(transaction=False)
-    pipe.llen(SCAN_REQUEST_QUEUE)
-    for job_id in per_job:
-        pipe.hmget(keys.job(job_id), "accepted", "processed", "skipped", "connector_uuid")
-    depth, *counts = pipe.execute()
+    depth, counts = capacity_counts(client, SCAN_REQUEST_QUEUE, per_job)
     for job_id, (_, _, _, owner) in zip(per_job, counts, strict=True):
         if owner is not None and job_id in owners and owner not in owners[job_id]:
             raise ForeignJob(f"job {job_id} belongs to another connector")
@@ -118,11 +114,7 @@ def _unfinished(client: redis.Redis) -> int:
     seen = _unfinished_seen.get(id(client))
     if seen is not None and now - seen[0] < _UNFINISHED_CACHE_S:
         return seen[1]
-    active = list(client.sscan_iter(keys.JOBS_ACTIVE, count=1000))
-    pipe = client.pipeline(transaction=False)
-    for job_id in active:
-        pipe.hlen(keys.job_pending(job_id))
-    count = int(sum(pipe.execute())) if active else 0
+    count = unfinished_items(client)
     _unfinished_seen[id(client)] = (now, count)
     return count
 
@@ -205,13 +197,13 @@ def accept(
     for t in tasks:
         owners.setdefault(t.job_id, set()).add(t.connector_uuid)
     check_capacity(client, settings, per_job, owners)
-    pipe = client.pipeline(transaction=False)
     monitor_ids = set(monitors.values())
+    ensure: list[tuple[str, str, str, str]] = []
     for job_id in per_job:
         first = next(t for t in tasks if t.job_id == job_id)
         kind = MONITOR if job_id in monitor_ids else "full_scan"
-        jobs.ensure(pipe, job_id, first.connector_uuid, first.connector_name, kind)  # refreshes its TTL
-    pipe.execute()
+        ensure.append((job_id, first.connector_uuid, first.connector_name, kind))
+    jobs.ensure_all(ensure)  # refreshes their TTLs
     # Counted once per request id before publishing: a batch resubmitted because its answer was lost
     # (the core died after this point) is published again, and the steps are idempotent on the id.
     jobs.record_accepted(tasks, settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s)
@@ -220,6 +212,6 @@ def accept(
     if settings.redis_wait_replicas:
         # Acknowledged only once replicas hold the batch and its messages: a write after the publish
         # on this connection makes WAIT cover the broker's writes too (replication is one stream).
-        client.hset(keys.job(tasks[0].job_id), "last_accept_ts", time.time())
+        touch_accept(client, tasks[0].job_id)
         replicated(client, settings.redis_wait_replicas, settings.redis_wait_timeout_ms)
     return tasks

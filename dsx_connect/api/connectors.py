@@ -9,13 +9,13 @@ import httpx
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from dsx_connect import keys
 from dsx_connect.api.deps import ConnectorHttp, JobsDep, KnownConnector, RedisDep, RegistryDep, SettingsDep
 from dsx_connect.auth.access import ConnectorSelf, Enrollment, EnrollmentCaller, OperatorOnly
 from dsx_connect.auth.credentials import ConnectorRevoked, IdentityExists, IssuedKey
 from dsx_connect.auth.deps import ConnectorAuth, ConnectorKeysDep
 from dsx_connect.auth.urls import AddressPolicy, connector_url_problem
 from dsx_connect.connector_client import AnswerKind, classify
+from dsx_connect.state.connectors import get_state, put_state
 from shared.models import ConnectorInstance, StatusResponse
 
 log = logging.getLogger(__name__)
@@ -313,7 +313,7 @@ async def put_connector_state(
     body = await request.body()
     if len(body) > MAX_STATE_BYTES:
         raise HTTPException(413, f"state values are limited to {MAX_STATE_BYTES} bytes")
-    client.hset(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key, body.decode("utf-8", errors="replace"))
+    put_state(client, uuid, namespace, key, body.decode("utf-8", errors="replace"))
     return Response(status_code=204)
 
 
@@ -322,7 +322,7 @@ def get_connector_state(
     _: ConnectorSelf, uuid: Annotated[str, Path(max_length=64)], namespace: Name, key: Name, client: RedisDep
 ) -> dict[str, str]:
     """Read back a connector's stored cursor as ``{"value": ...}`` (the 1.x shape its connectors read)."""
-    value: str | None = client.hget(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key)
+    value = get_state(client, uuid, namespace, key)
     if value is None:
         raise HTTPException(404, f"no state {namespace}/{key} for connector {uuid}")
     return {"value": value}

@@ -161,7 +161,7 @@ def dead_letter_health(dead_letters: DeadLettersDep) -> DeadLetterHealth:
     """Whether the dead-letter store is reachable, and how many letters it holds (1.x shape)."""
     queues = [q.value for q in QueueType]
     try:
-        dead_letters.redis.ping()
+        dead_letters.ping()
         total = int(dead_letters.stats()["count"])
     except Exception:  # any Redis failure means "unhealthy", as 1.x answers it
         return DeadLetterHealth(

@@ -12,10 +12,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from dsx_connect import keys
 from dsx_connect.api.deps import RedisDep, SettingsDep
 from dsx_connect.auth.access import PUBLIC, OperatorOnly, Public
 from dsx_connect.state.feed import destination_states as superlog_states
+from dsx_connect.state.server import breaker_record, ping
 from dsx_connect.superlog.status import readiness as superlog_readiness
 from dsx_connect.version import __version__
 from shared.dsxa.client import DsxaClient
@@ -65,7 +65,7 @@ def readyz(settings: SettingsDep, client: RedisDep) -> JSONResponse:
     """Dependencies reachable: Redis and the scanner (503 names the failing one); SIEM feed destinations."""
     checks: dict[str, str] = {}
     try:
-        client.ping()
+        ping(client)
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
@@ -79,7 +79,7 @@ def readyz(settings: SettingsDep, client: RedisDep) -> JSONResponse:
     except httpx.HTTPError as exc:
         checks["scanner"] = f"unreachable: {type(exc).__name__}"
     if checks["redis"] == "ok":
-        breaker = client.hgetall(keys.SCANNER_BREAKER)
+        breaker = breaker_record(client)
         if breaker.get("state") == "open" and float(breaker.get("open_until") or 0) > time.time():
             checks["scanner"] = f"circuit open (scans wait): {breaker.get('last_error', '')}"[:300]
     failing = [name for name, state in checks.items() if state != "ok"]

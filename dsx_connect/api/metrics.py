@@ -9,6 +9,7 @@ from dsx_connect.api.deps import RedisDep, ResultsDep, SettingsDep
 from dsx_connect.notifications.status import webhook_metrics
 from dsx_connect.queues import ALL_QUEUES
 from dsx_connect.state.feed import destination_states as superlog_states
+from dsx_connect.state.requests import queue_depths
 from dsx_connect.superlog.status import prometheus_lines as superlog_metrics
 
 router = APIRouter(tags=["monitoring"])
@@ -38,10 +39,7 @@ def metrics(results: ResultsDep, client: RedisDep, settings: SettingsDep) -> str
         "# HELP dsxconnect_queue_depth Tasks waiting in each queue.",
         "# TYPE dsxconnect_queue_depth gauge",
     ]
-    pipe = client.pipeline(transaction=False)
-    for queue in ALL_QUEUES:
-        pipe.llen(queue)
-    for queue, depth in zip(ALL_QUEUES, pipe.execute(), strict=True):
+    for queue, depth in queue_depths(client, ALL_QUEUES).items():
         lines.append(f'dsxconnect_queue_depth{{queue="{queue}"}} {depth}')
     lines += superlog_metrics(superlog_states(client, settings.superlog.active))  # SIEM feed, per destination
     lines += webhook_metrics(client, settings.notifications)  # notification webhooks, per webhook

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
 
-from dsx_connect import intake, keys
+from dsx_connect import intake
 from dsx_connect.api.deps import JobsDep, RedisDep, RegistryDep, ResultsDep, SettingsDep, publish_scan_tasks
 from dsx_connect.auth.access import OperatorOnly, OwnedScanBatch, OwnedScanRequest
 from dsx_connect.results.models import ScanRequestView
+from dsx_connect.state.requests import request_state
 from shared.models import ScanRequest, ScanTask, StatusResponse
 
 router = APIRouter(prefix="/scan", tags=["scan requests"])
@@ -83,7 +84,7 @@ def get_scan_request(
     request_id: Annotated[str, Path(max_length=128)], client: RedisDep, results: ResultsDep, _: OperatorOnly
 ) -> ScanRequestView:
     """One request's state (queued or completed) and its result once there is one."""
-    state = client.hgetall(keys.request_state(request_id))
+    state = request_state(client, request_id)
     result = results.get(request_id)
     if not state and result is None:
         raise HTTPException(404, f"scan request {request_id} is unknown (or older than its retention)")

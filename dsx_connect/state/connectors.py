@@ -6,9 +6,21 @@ import json
 import time
 
 import redis
+import redis.asyncio as aredis
 
 from dsx_connect import keys
 from shared.models import ConnectorInstance, RegisteredConnector, utcnow_iso
+
+
+def put_state(client: redis.Redis, uuid: str, namespace: str, key: str, value: str) -> None:
+    """Keep one value of a connector's state (a cursor such as a Graph delta token)."""
+    client.hset(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key, value)
+
+
+def get_state(client: redis.Redis, uuid: str, namespace: str, key: str) -> str | None:
+    """One value of a connector's state, or None."""
+    value: str | None = client.hget(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key)
+    return value
 
 
 class ConnectorRegistry:
@@ -73,3 +85,11 @@ class ConnectorRegistry:
 
     def _expired(self, record: RegisteredConnector, now: float) -> bool:
         return now - record.last_heartbeat_ts > self.ttl_s
+
+
+async def async_connector_records(client: aredis.Redis) -> list[RegisteredConnector]:
+    """Every stored registration, expired ones too (the caller filters by heartbeat)."""
+    return [
+        RegisteredConnector.model_validate_json(raw)
+        for raw in (await client.hgetall(keys.CONNECTORS)).values()
+    ]

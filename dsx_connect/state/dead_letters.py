@@ -55,6 +55,10 @@ class DeadLetterStore:
         pipe.execute()
         self.expire()
 
+    def ping(self) -> None:
+        """Raise if Redis does not answer."""
+        self.redis.ping()
+
     def expire(self) -> int:
         """Drop dead letters older than the retention; returns how many."""
         cutoff = time.time() - self.retain_s
