@@ -15,9 +15,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-import redis
-
-from dsx_connect import keys
+from dsx_connect.state.jobs import JobStore
 
 log = logging.getLogger("dsx_connect.oplog")
 COMPLETE_MARK_TTL_S = 7 * 86400  # outlives any redelivery of the job's last batch
@@ -45,13 +43,11 @@ def log_scan_results_notified(view: dict[str, Any]) -> None:
     )  # fmt: skip
 
 
-def log_job_complete_once(client: redis.Redis, view: dict[str, Any]) -> bool:
+def log_job_complete_once(jobs: JobStore, view: dict[str, Any]) -> bool:
     """``job.complete …`` if the job has completed and nobody logged it yet; True if this call did."""
     if view.get("status") != "completed":
         return False
-    if not client.set(
-        f"{keys.job(str(view['job_id']))}:complete_logged", "1", nx=True, ex=COMPLETE_MARK_TTL_S
-    ):
+    if not jobs.claim_complete_log(str(view["job_id"]), COMPLETE_MARK_TTL_S):
         return False
     log.info(
         "job.complete job=%s processed=%s total=%s finished_at=%s",

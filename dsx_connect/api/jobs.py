@@ -104,10 +104,7 @@ def get_job_raw(job_id: JobId, jobs: JobsDep, who: Public) -> Any:
     if raw is None:
         raise HTTPException(404, f"job {job_id} not found")
     key = keys.job(job_id)
-    ttl = int(jobs.redis.ttl(key))
-    if ttl == -1:
-        jobs.redis.expire(key, jobs.retain_s)
-        ttl = jobs.retain_s
+    ttl = jobs.ttl_or_retain(job_id)
     if who.is_operator:
         return JobRaw(job_id=job_id, key=key, ttl=ttl, data=raw)
     flags = JobFlags(paused=raw.get("paused"), cancel=raw.get("cancel"))
@@ -126,7 +123,7 @@ def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep, _: OwnsJob) ->
         raise HTTPException(404, f"job {job_id} not found") from None
     job = jobs.get(job_id)
     if job is not None:
-        log_job_complete_once(jobs.redis, job)  # every item was scanned before enumeration ended
+        log_job_complete_once(jobs, job)  # every item was scanned before enumeration ended
     return JobAnswer.model_validate({"status": "success", "message": "enumeration recorded", "job": job})
 
 

@@ -25,7 +25,6 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dsx_connect import keys
 from dsx_connect.state.jobs import JobStore
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ def redispatch_expired_items(
         if not found:
             continue
         publish([json.loads(raw) for raw in found])
-        jobs.redis.hincrby(keys.job(job_id), "redispatched", len(found))
+        jobs.count_redispatched(job_id, len(found))
         log.warning(
             "sent again %d items no worker took within their lease (%.0f s)", len(found), lease_s,
             extra={"job_id": job_id},

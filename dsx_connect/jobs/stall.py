@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import anyio
 import redis
 
-from dsx_connect import keys
 from dsx_connect.jobs.recovery import Publish, redispatch_expired_items
 from dsx_connect.settings import Settings
 from dsx_connect.state.jobs import JobStore
@@ -89,13 +88,10 @@ def fail_stalled_jobs(
     ids = jobs.active_ids()
     if not ids:
         return []
-    pipe = jobs.redis.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hmget(keys.job(job_id), *_FIELDS)
     running: list[_Seen] = []
     active: list[str] = []
     finished: list[str] = []
-    for job_id, values in zip(ids, pipe.execute(), strict=True):
+    for job_id, values in zip(ids, jobs.fields_of(ids, _FIELDS), strict=True):
         fields = dict(zip(_FIELDS, values, strict=True))
         if fields["status"] not in ("running", "paused"):
             finished.append(job_id)  # completed by the result script, expired, or never created
@@ -113,10 +109,7 @@ def fail_stalled_jobs(
                 )
             )
     if finished:
-        jobs.redis.srem(keys.JOBS_ACTIVE, *finished)
-        jobs.redis.delete(
-            *(key for job_id in finished for key in (keys.job_pending(job_id), keys.job_due(job_id)))
-        )
+        jobs.forget_finished(finished)
     if publish is not None and redispatch_after_s is not None:
         redispatch_expired_items(jobs, active, redispatch_after_s, publish, now)
     cutoff = now - stall_timeout_s

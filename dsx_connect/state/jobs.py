@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
+import redis.asyncio as aredis
 
 from dsx_connect import keys
 from dsx_connect.state.job_scripts import (
@@ -103,6 +104,45 @@ class JobStore:
         pipe.sadd(keys.JOBS_ACTIVE, job_id)
         pipe.execute()
         return job_id
+
+    def fields_of(self, job_ids: Sequence[str], fields: Sequence[str]) -> list[list[str | None]]:
+        """``fields`` of each job's hash, in order (None where unset), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), *fields)
+        return list(pipe.execute())
+
+    def forget_finished(self, job_ids: Sequence[str]) -> None:
+        """Drop finished jobs from the active set, with their pending hashes and lease zsets."""
+        self.redis.srem(keys.JOBS_ACTIVE, *job_ids)
+        self.redis.delete(
+            *(key for job_id in job_ids for key in (keys.job_pending(job_id), keys.job_due(job_id)))
+        )
+
+    def count_redispatched(self, job_id: str, n: int) -> None:
+        """Count items of the job sent again after their lease passed."""
+        self.redis.hincrby(keys.job(job_id), "redispatched", n)
+
+    def claim_complete_log(self, job_id: str, ttl_s: int) -> bool:
+        """True for the first caller only (within ``ttl_s``): who logs the job's ``job.complete`` line."""
+        return bool(self.redis.set(f"{keys.job(job_id)}:complete_logged", "1", nx=True, ex=ttl_s))
+
+    def ttl_or_retain(self, job_id: str) -> int:
+        """Seconds before the job's record expires; a record found without an expiry (re-created by a
+        late update) gets the retention now, so no job is kept forever."""
+        key = keys.job(job_id)
+        ttl = int(self.redis.ttl(key))
+        if ttl == -1:
+            self.redis.expire(key, self.retain_s)
+            ttl = self.retain_s
+        return ttl
+
+    def ensure_all(self, jobs: Sequence[tuple[str, str, str, str]]) -> None:
+        """:meth:`ensure` each (job id, connector uuid, connector name, kind), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id, connector_uuid, connector_name, kind in jobs:
+            self.ensure(pipe, job_id, connector_uuid, connector_name, kind)
+        pipe.execute()
 
     def ensure(self, pipe: Any, job_id: str, connector_uuid: str, connector_name: str, kind: str) -> None:
         """Create a job implicitly, in ``pipe``, if it does not exist (a change event, a connector-side scan)."""
@@ -378,3 +418,16 @@ def job_view(data: dict[str, str]) -> dict[str, Any]:
         "stalled": data.get("stalled") == "1",
         "rev": job_rev(data),
     }
+
+
+# ---- async readers (the SSE streams) ------------------------------------------------------------
+
+
+async def async_job_exists(client: aredis.Redis, job_id: str) -> bool:
+    return bool(await client.exists(keys.job(job_id)))
+
+
+async def async_job_record(client: aredis.Redis, job_id: str) -> dict[str, str]:
+    """The job's stored hash (empty when unknown)."""
+    record: dict[str, str] = await client.hgetall(keys.job(job_id))
+    return record

@@ -36,7 +36,7 @@ def run_action_batch(
 ) -> None:
     deadline = time.monotonic() + ctx.settings.workers.start_deadline_s
     ctx.jobs.renew_leases((i.task for i in items), ctx.settings.jobs.redispatch_after_s)
-    claims = ActionClaims(ctx.jobs.redis)
+    claims = ActionClaims(ctx.client)
     done: list[ItemOutcome] = []
     retry: list[ItemOutcome] = []
     deferred: list[ItemOutcome] = []
@@ -49,7 +49,7 @@ def run_action_batch(
         # Claim the action; a claim already there is a finished action, or one cut off by a crash.
         claimed, recorded = claims.claim(item.task.id)
         if claimed:  # the claim must survive a failover before the connector is asked
-            replicated(claims.redis, ctx.settings.redis_wait_replicas, ctx.settings.redis_wait_timeout_ms)
+            replicated(ctx.client, ctx.settings.redis_wait_replicas, ctx.settings.redis_wait_timeout_ms)
         if recorded is not None and recorded != PENDING:  # a redelivered task: the connector already acted
             done.append(item.model_copy(update={"action": EventAction.model_validate_json(recorded)}))
             continue
@@ -165,16 +165,14 @@ def _scan_new_version(ctx: WorkerContext, item: ItemOutcome, dispatch: Dispatch)
     event would be (the original job's counts stay those of the files it enumerated). Its id is
     derived from the original request, so a redelivered action task queues it once."""
     task, settings = item.task, ctx.settings
-    monitors = MonitorJobs(ctx.jobs.redis, settings.jobs.monitor_roll_s, settings.jobs.retain_s)
+    monitors = MonitorJobs(ctx.client, settings.jobs.monitor_roll_s, settings.jobs.retain_s)
     job_id = monitors.current(task.connector_uuid, task.connector_name)
     new = ScanTask(
         id=request_id_for(f"changed:{task.connector_uuid}", task.id), connector_uuid=task.connector_uuid,
         connector_name=task.connector_name, location=task.location, metainfo=task.metainfo,
         job_id=job_id, requested_action=task.requested_action,
     )  # fmt: skip
-    pipe = ctx.jobs.redis.pipeline(transaction=False)
-    ctx.jobs.ensure(pipe, job_id, task.connector_uuid, task.connector_name, MONITOR)
-    pipe.execute()
+    ctx.jobs.ensure_all([(job_id, task.connector_uuid, task.connector_name, MONITOR)])
     if ctx.jobs.record_accepted(
         [new], settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s
     ):

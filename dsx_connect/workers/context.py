@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import httpx
+import redis
 
 from dsx_connect.auth.credentials import ConnectorKeys
 from dsx_connect.auth.signing import SignerCache
@@ -39,6 +40,7 @@ class WorkerContext:
     scan_config: ScanConfig
     breaker: ScannerBreaker
     dead_letters: DeadLetterStore
+    client: redis.Redis  # the Redis client the stores share, handed to state-layer calls
     _connectors: dict[str, tuple[float, RegisteredConnector | None]] = field(default_factory=dict)
     signers: SignerCache | None = None  # DSX-HMAC for calls to connectors; None with auth off
 
@@ -115,6 +117,7 @@ def _context(pid: int) -> WorkerContext:
         ),
         dead_letters=DeadLetterStore(client, settings.dlq.retain_s),
         signers=SignerCache(ConnectorKeys(client, settings.auth)) if settings.auth.enabled else None,
+        client=client,
     )
 
 

@@ -19,7 +19,7 @@ def run_store_batch(ctx: WorkerContext, items: list[ItemOutcome]) -> list[dict[s
     events = [item.event_dict(stored_at) for item in items]
     # the durable SQL history (if any) takes the whole batch first, duplicates too (it is idempotent):
     # once Redis counts a job complete, the history holds every result of it
-    record_history(ctx.settings.results_db, ctx.results.redis, events)
+    record_history(ctx.settings.results_db, ctx.client, events)
     stored = ctx.results.store_many(events)
     duplicates = len(events) - sum(stored)
     if duplicates:

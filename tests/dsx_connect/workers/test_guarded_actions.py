@@ -127,6 +127,7 @@ def context(client: redis.Redis, settings: Settings) -> WorkerContext:
         ),
         breaker=ScannerBreaker(client, 3, 1, 2),
         dead_letters=DeadLetterStore(client, 3600),
+        client=client,
     )
 
 
