@@ -51,8 +51,10 @@ from starlette.types import Receive, Scope, Send
 from dsx_connect import keys
 from dsx_connect.api.deps import SettingsDep
 from dsx_connect.redis_client import async_redis
-from dsx_connect.state.jobs import job_rev, job_view
-from shared.models import RegisteredConnector
+from dsx_connect.state.connectors import async_connector_records
+from dsx_connect.state.events import subscribe_events
+from dsx_connect.state.jobs import async_job_exists, async_job_record, job_rev, job_view
+from dsx_connect.state.results import async_result_seq, async_results_after
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,7 +107,7 @@ class EventHub:
     """One Redis pub/sub connection per API process, fanned out to its SSE streams."""
 
     def __init__(self, client: aredis.Redis) -> None:
-        self.redis = client
+        self.client = client
         self._boxes: dict[str, set[Mailbox]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -131,17 +133,13 @@ class EventHub:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self.redis.aclose()
+        await self.client.aclose()
 
     async def _read(self) -> None:
         backoff, reconnected = 0.5, False
         while True:
             try:
-                async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(keys.CHANNEL_SCAN_RESULT, keys.CHANNEL_CONNECTORS)
-                    await pubsub.psubscribe(keys.CHANNEL_JOBS_PATTERN)
-                    for _ in range(3):  # the confirmations: from here on no message is missed
-                        await pubsub.get_message(timeout=5.0)
+                async with subscribe_events(self.client) as subscription:  # no message missed from here
                     self._ready.set()
                     if reconnected:
                         for boxes in self._boxes.values():
@@ -149,7 +147,7 @@ class EventHub:
                                 box.mark_lost()
                     backoff, idle_since = 0.5, None
                     while True:
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                        message = await subscription.next(timeout=1.0)
                         if message is not None:
                             for box in self._boxes.get(message["channel"], ()):
                                 box.put(message["data"])
@@ -244,11 +242,11 @@ DROPPED_BY_RETENTION = "retention dropped these results before this client read 
 
 async def _scan_results(hub: EventHub, after: int | None) -> AsyncIterator[ServerSentEvent]:
     async with hub.subscribe(keys.CHANNEL_SCAN_RESULT) as box:
-        while (last := await _redis_or_none(_start_seq(hub.redis, after))) is None:
+        while (last := await _redis_or_none(_start_seq(hub.client, after))) is None:
             await box.wait(POLL_S)
         yield ServerSentEvent(comment=f"scan results after seq {last}", retry=RETRY_MS)
         while True:
-            page = await _redis_or_none(_read_results(hub.redis, last))
+            page = await _redis_or_none(_read_results(hub.client, last))
             if page is not None:
                 events, last, more = page
                 for event in events:
@@ -269,30 +267,28 @@ async def _redis_or_none(read: Awaitable[T]) -> T | None:
 
 
 async def _start_seq(r: aredis.Redis, after: int | None) -> int:
-    top = int(await r.get(keys.RESULTS_SEQ) or 0)
+    top = await async_result_seq(r)
     return top if after is None or after > top else after  # a larger id is from an emptied store
 
 
 async def _read_results(r: aredis.Redis, last: int) -> tuple[list[ServerSentEvent], int, bool]:
     """The events after sequence ``last`` (one page at most, with ``dropped`` markers for gaps), the
     new last sequence, and whether more may follow at once."""
-    rows = await r.zrangebyscore(keys.RESULTS_INDEX, f"({last}", "+inf", start=0, num=PAGE, withscores=True)
+    rows = await async_results_after(r, last, PAGE)
     if not rows:
-        if int(await r.get(keys.RESULTS_SEQ) or 0) < last:  # the store was emptied: start over
+        if await async_result_seq(r) < last:  # the store was emptied: start over
             return [], 0, True
         return [], last, False
-    raws = await r.hmget(keys.RESULTS, [request_id for request_id, _ in rows])
     events: list[ServerSentEvent] = []
     gap_from = last + 1
-    for (_, score), raw in zip(rows, raws, strict=True):
-        seq = int(score)
+    for seq, raw in rows:
         if raw is None:  # trimmed by retention between the two reads
             continue
         if seq > gap_from:
             events.append(_dropped(gap_from, seq - 1, DROPPED_BY_RETENTION))
         events.append(ServerSentEvent(raw, event="scan_result", id=str(seq)))
         gap_from = seq + 1
-    last = int(rows[-1][1])
+    last = rows[-1][0]
     if gap_from <= last:
         events.append(_dropped(gap_from, last, DROPPED_BY_RETENTION))
     return events, last, len(rows) == PAGE
@@ -313,7 +309,7 @@ async def subscribe_job_summary(
     last_event_id: LastEventId = None,
 ) -> EventStream:
     """The job's state now, then after every change (``job_summary`` events, id = the job's rev)."""
-    if not await hub.redis.exists(keys.job(job_id)):
+    if not await async_job_exists(hub.client, job_id):
         raise HTTPException(404, f"job {job_id} not found")
     return _stream(_job_summaries(hub, job_id, _as_int(last_event_id)), settings)
 
@@ -322,7 +318,7 @@ async def _job_summaries(hub: EventHub, job_id: str, seen_rev: int | None) -> As
     async with hub.subscribe(keys.channel_job(job_id)) as box:
         yield ServerSentEvent(comment=f"job {job_id}", retry=RETRY_MS)
         while True:
-            data = await _redis_or_none(hub.redis.hgetall(keys.job(job_id)))
+            data = await _redis_or_none(async_job_record(hub.client, job_id))
             if data and (rev := job_rev(data)) != seen_rev:
                 yield ServerSentEvent(json.dumps(job_view(data)), event="job_summary", id=str(rev))
                 seen_rev = rev
@@ -373,9 +369,7 @@ async def subscribe_connectors(hub: HubDep, settings: SettingsDep) -> EventStrea
 
 async def _live_connectors(r: aredis.Redis, ttl_s: float) -> list[dict[str, Any]]:
     now = time.time()
-    records = [
-        RegisteredConnector.model_validate_json(raw) for raw in (await r.hgetall(keys.CONNECTORS)).values()
-    ]
+    records = await async_connector_records(r)
     live = [c for c in records if now - c.last_heartbeat_ts <= ttl_s]
     return [c.model_dump(mode="json") for c in sorted(live, key=lambda c: (c.name, c.uuid))]
 
@@ -387,7 +381,7 @@ async def _connector_events(hub: EventHub, queue_size: int, ttl_s: float) -> Asy
         resync = True
         while True:
             if resync or connectors is None:
-                connectors = await _redis_or_none(_live_connectors(hub.redis, ttl_s))
+                connectors = await _redis_or_none(_live_connectors(hub.client, ttl_s))
                 if connectors is not None:
                     yield ServerSentEvent(json.dumps({"connectors": connectors}), event="connectors")
             await box.wait(POLL_S)

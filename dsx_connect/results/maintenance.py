@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 import redis
 
-from dsx_connect import keys
 from dsx_connect.db.migrate import upgrade
 from dsx_connect.results.recorder import drain_outbox, history_for
 from dsx_connect.results.settings import ResultsDbSettings
+from dsx_connect.state.results import HISTORY_LOCK, release_history_lock, take_history_lock
 
 log = logging.getLogger(__name__)
 
-LOCK = f"{keys.PREFIX}:results:history:maintenance"
+LOCK = HISTORY_LOCK
 OUTBOX_INTERVAL_S = 5.0
 _LOCK_TTL_S = 600
 
@@ -38,7 +38,7 @@ class Round:
 def maintain_once(config: ResultsDbSettings, client: redis.Redis, retention: bool = True) -> Round:
     """One round: write the outbox, then (if asked) apply retention. Skipped while another runs."""
     token = uuid.uuid4().hex
-    if not client.set(LOCK, token, nx=True, ex=_LOCK_TTL_S):
+    if not take_history_lock(client, token, _LOCK_TTL_S):
         return Round(skipped=True)
     try:
         history = history_for(config.sql_url)
@@ -47,8 +47,7 @@ def maintain_once(config: ResultsDbSettings, client: redis.Redis, retention: boo
             done.deleted = history.apply_retention(config.retain, config.retention_batch)
         return done
     finally:
-        if client.get(LOCK) == token:
-            client.delete(LOCK)
+        release_history_lock(client, token)
 
 
 @asynccontextmanager

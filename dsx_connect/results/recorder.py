@@ -17,14 +17,14 @@ from typing import Any
 import redis
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
-from dsx_connect import keys
 from dsx_connect.db.engine import shared_engine
 from dsx_connect.results.history import SqlHistory
 from dsx_connect.results.settings import ResultsDbSettings
+from dsx_connect.state.results import HISTORY_OUTBOX, outbox_drop, outbox_park, outbox_peek
 
 log = logging.getLogger(__name__)
 
-OUTBOX = f"{keys.PREFIX}:results:history:outbox"  # list of event JSON the history has not taken yet
+OUTBOX = HISTORY_OUTBOX  # list of event JSON the history has not taken yet
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
@@ -52,7 +52,7 @@ def record_history(config: ResultsDbSettings, client: redis.Redis, events: Seque
         log.warning(
             "results history unavailable (%s): %d results wait in the outbox", type(exc).__name__, len(events)
         )
-        client.rpush(OUTBOX, *(_COMPACT.encode(event) for event in events))
+        outbox_park(client, [_COMPACT.encode(event) for event in events])
         return False
     except Exception:  # a bug here must not cost the batch its notifications: Redis holds the results
         log.exception("results history: a batch of %d results could not be recorded", len(events))
@@ -64,11 +64,11 @@ def drain_outbox(history: SqlHistory, client: redis.Redis, batch: int = 1000, ma
     the next round). Run by one process at a time (the maintenance lock)."""
     written = 0
     for _ in range(max_batches):
-        raw = client.lrange(OUTBOX, 0, batch - 1)
+        raw = outbox_peek(client, batch)
         if not raw:
             break
         _record_or_skip(history, [json.loads(item) for item in raw])
-        client.ltrim(OUTBOX, len(raw), -1)  # removed only once written
+        outbox_drop(client, len(raw))  # removed only once written
         written += len(raw)
     return written
 

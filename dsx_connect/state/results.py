@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+import redis.asyncio as aredis
 
 from dsx_connect import keys
 from dsx_connect.state.feed import FEED_PUSH_LUA, FeedTarget
@@ -277,3 +278,56 @@ def _parse_ts(value: str | None) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# ---- async readers (the SSE streams) ------------------------------------------------------------
+
+
+async def async_result_seq(client: aredis.Redis) -> int:
+    """The sequence number of the newest stored result (0 when none)."""
+    return int(await client.get(keys.RESULTS_SEQ) or 0)
+
+
+async def async_results_after(client: aredis.Redis, last: int, page: int) -> list[tuple[int, str | None]]:
+    """(sequence, stored event JSON) of up to ``page`` results after sequence ``last``, oldest first;
+    None where retention trimmed the event between the two reads."""
+    rows = await client.zrangebyscore(
+        keys.RESULTS_INDEX, f"({last}", "+inf", start=0, num=page, withscores=True
+    )
+    if not rows:
+        return []
+    raws = await client.hmget(keys.RESULTS, [request_id for request_id, _ in rows])
+    return [(int(score), raw) for (_, score), raw in zip(rows, raws, strict=True)]
+
+
+# ---- the SQL history's outbox and maintenance lock ----------------------------------------------
+
+HISTORY_OUTBOX = f"{keys.PREFIX}:results:history:outbox"  # list of event JSON the history has not taken yet
+HISTORY_LOCK = f"{keys.PREFIX}:results:history:maintenance"
+
+
+def outbox_park(client: redis.Redis, raws: Sequence[str]) -> None:
+    """Append events (JSON text) the SQL history could not take now."""
+    client.rpush(HISTORY_OUTBOX, *raws)
+
+
+def outbox_peek(client: redis.Redis, n: int) -> list[str]:
+    """The oldest ``n`` parked events, left in place."""
+    raws: list[str] = client.lrange(HISTORY_OUTBOX, 0, n - 1)
+    return raws
+
+
+def outbox_drop(client: redis.Redis, n: int) -> None:
+    """Remove the oldest ``n`` parked events (once written)."""
+    client.ltrim(HISTORY_OUTBOX, n, -1)
+
+
+def take_history_lock(client: redis.Redis, token: str, ttl_s: int) -> bool:
+    """Take the maintenance lock for ``token`` unless another holds it."""
+    return bool(client.set(HISTORY_LOCK, token, nx=True, ex=ttl_s))
+
+
+def release_history_lock(client: redis.Redis, token: str) -> None:
+    """Release the maintenance lock if ``token`` still holds it."""
+    if client.get(HISTORY_LOCK) == token:
+        client.delete(HISTORY_LOCK)
