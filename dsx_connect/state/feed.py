@@ -32,12 +32,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FEED_PUSH_LUA = """
--- KEYS: queue and state of each feed destination, in pairs. Pushes ``events`` (JSON) onto every
--- queue, trims each to ``bound`` (the oldest go) and returns what was dropped per destination.
-local function feed_push(bound, events)
+-- KEYS[first..]: queue and state of each feed destination, in pairs. Pushes ``events`` (JSON) onto
+-- every queue, trims each to ``bound`` (the oldest go) and returns what was dropped per destination.
+local function feed_push(bound, events, first)
   local dropped = {}
   if #events == 0 then return dropped end
-  for k = 1, #KEYS, 2 do
+  for k = first, #KEYS, 2 do
     local queue, state = KEYS[k], KEYS[k + 1]
     for i = 1, #events, 500 do
       redis.call('LPUSH', queue, unpack(events, i, math.min(i + 499, #events)))
@@ -62,7 +62,7 @@ _ENQUEUE_LUA = (
 -- ARGV[1]: bound; ARGV[2..]: events (JSON)
 local events = {}
 for i = 2, #ARGV do events[#events + 1] = ARGV[i] end
-return feed_push(tonumber(ARGV[1]), events)
+return feed_push(tonumber(ARGV[1]), events, 1)
 """
 )
 

@@ -19,6 +19,7 @@ import redis.asyncio as aredis
 from dsx_connect import keys
 from dsx_connect.state.feed import FEED_PUSH_LUA, FeedTarget
 from dsx_connect.state.jobs import COMPLETE_CHECK_LUA
+from dsx_connect.state.scripts import lua
 from shared.models import ScanResultEvent, Verdict, utcnow_iso
 
 log = logging.getLogger(__name__)
@@ -26,124 +27,8 @@ log = logging.getLogger(__name__)
 # The stored form of an event: compact, UTF-8 as is (the same text as pydantic's ``model_dump_json``).
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
-_STORE_LUA = (
-    COMPLETE_CHECK_LUA
-    + FEED_PUSH_LUA
-    + """
--- One call stores a whole batch (standalone Redis: keys are built here from the prefix), and queues
--- each newly stored event for the SIEM feed in the same atomic step (KEYS: the feed's queues).
--- ARGV: prefix, retain, now_iso, now_ts, feed bound, tombstone ttl, then 8 values per item:
---       id, event, verdict, bytes, failed, action, job_id, connector_uuid
--- A stored request keeps a tombstone (its request state, status 'completed') for the request-state
--- TTL, past the result's own retention: a redelivered or resubmitted item whose result retention
--- already dropped is still a duplicate, counted and fed to the SIEM once.
-local prefix, retain, now_iso, now_ts, feed_bound = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
-  tonumber(ARGV[5])
-local tombstone_ttl = tonumber(ARGV[6])
-local fed = {}
-local results, index, seq_key, stats = prefix .. ':results', prefix .. ':results:idx',
-  prefix .. ':results:seq', prefix .. ':stats'
-local stored, touched, top = {}, {}, nil
-local indexes = {}  -- the connector and job indexes this call wrote to: trimmed below, on write
--- Counter increments are summed per batch and written once per field (a third of the calls).
-local deltas = {}
-local function add(key, field, n)
-  local fields = deltas[key]
-  if not fields then fields = {}; deltas[key] = fields end
-  fields[field] = (fields[field] or 0) + n
-end
-local function count(key, verdict, bytes, failed, action, sign)
-  add(key, 'verdict:' .. verdict, sign)
-  if bytes ~= 0 then add(key, 'bytes_scanned', sign * bytes) end
-  if failed == '1' then add(key, 'errors', sign) end
-  if action ~= '' then add(key, 'action:' .. action, sign) end
-end
-for i = 7, #ARGV, 8 do
-  local id, event, verdict, bytes, failed, action, job_id, connector =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  local job = prefix .. ':job:' .. job_id
-  local req = prefix .. ':req:' .. id
-  if redis.call('HGET', req, 'status') == 'completed' and redis.call('HEXISTS', results, id) == 0 then
-    stored[#stored + 1] = 0  -- stored long ago, its result since dropped by retention
-  elseif redis.call('HSETNX', results, id, event) == 1 then
-    local seq = redis.call('INCR', seq_key)
-    redis.call('ZADD', index, seq, id)
-    redis.call('ZADD', prefix .. ':results:idx:verdict:' .. verdict, seq, id)
-    redis.call('ZADD', prefix .. ':results:idx:connector:' .. connector, seq, id)
-    redis.call('ZADD', prefix .. ':results:idx:job:' .. job_id, seq, id)
-    indexes[prefix .. ':results:idx:connector:' .. connector] = true
-    indexes[prefix .. ':results:idx:job:' .. job_id] = true
-    count(stats, verdict, bytes, failed, action, 1)
-    count(job, verdict, bytes, failed, action, 1)
-    add(stats, 'total', 1)
-    add(job, 'processed', 1)
-    redis.call('DEL', req)
-    redis.call('HSET', req, 'status', 'completed')
-    redis.call('EXPIRE', req, tombstone_ttl)
-    redis.call('HDEL', job .. ':pending', id)
-    redis.call('ZREM', job .. ':due', id)
-    touched[job] = job_id
-    stored[#stored + 1] = 1
-    fed[#fed + 1] = event
-  else
-    -- Already stored. A failed result (scan error, or failed action) is replaced by the outcome of a
-    -- requeued dead letter, its counts moved; anything else is a redelivered duplicate, ignored.
-    local old = cjson.decode(redis.call('HGET', results, id))
-    local old_failed = old.error ~= nil and old.error ~= cjson.null
-    local old_action = type(old.action) == 'table' and old.action or {}
-    if (old_failed or old_action.status == 'error') and event ~= redis.call('HGET', results, id) then
-      local old_applied = old_action.applied == true and old_action.requested or ''
-      local old_bytes = tonumber((type(old.file_info) == 'table' and old.file_info.size_in_bytes) or 0) or 0
-      local old_flag = old_failed and '1' or '0'
-      count(stats, old.verdict, old_bytes, old_flag, old_applied, -1)
-      count(job, old.verdict, old_bytes, old_flag, old_applied, -1)
-      count(stats, verdict, bytes, failed, action, 1)
-      count(job, verdict, bytes, failed, action, 1)
-      redis.call('HSET', results, id, event)
-      local seq = redis.call('ZSCORE', index, id)
-      if seq then
-        redis.call('ZREM', prefix .. ':results:idx:verdict:' .. old.verdict, id)
-        redis.call('ZADD', prefix .. ':results:idx:verdict:' .. verdict, seq, id)
-      end
-      touched[job] = job_id
-      stored[#stored + 1] = 2
-      fed[#fed + 1] = event
-    else
-      stored[#stored + 1] = 0
-    end
-  end
-end
-for key, fields in pairs(deltas) do
-  for field, n in pairs(fields) do
-    if n ~= 0 then redis.call('HINCRBY', key, field, string.format('%d', n)) end  -- never '-0' or '1e+15'
-  end
-end
-for job, job_id in pairs(touched) do
-  redis.call('HSET', job, 'last_update', now_iso, 'last_update_ts', now_ts)
-  complete_if_done(job, now_iso, now_ts)
-  -- the job's results index expires with the job (JobStore keeps a TTL on every job hash)
-  local ttl = redis.call('TTL', job)
-  if ttl > 0 then redis.call('EXPIRE', prefix .. ':results:idx:job:' .. job_id, ttl) end
-end
-local excess = redis.call('ZCARD', index) - retain
-if excess > 0 then
-  local old = redis.call('ZPOPMIN', index, excess)
-  for i = 1, #old, 2 do
-    redis.call('HDEL', results, old[i])
-    top = old[i + 1]
-  end
-  -- secondary indexes are trimmed on write: the verdict ones (few) and those this call wrote to;
-  -- the index of a job that gets no more results expires with the job (above)
-  for _, verdict in ipairs({'Benign', 'Malicious', 'Unknown', 'Unsupported File Type', 'Not Scanned', 'Non Compliant'}) do
-    redis.call('ZREMRANGEBYSCORE', prefix .. ':results:idx:verdict:' .. verdict, '-inf', top)
-  end
-  for key, _ in pairs(indexes) do
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', top)
-  end
-end
-return {stored, feed_push(feed_bound, fed)}
-"""
-)
+VERDICTS = [v.value for v in Verdict]  # each has an index the store script writes and trims
+_STORE_LUA = COMPLETE_CHECK_LUA + FEED_PUSH_LUA + lua("results_store")  # dsx_connect/state/lua/
 
 
 class ResultStore:
@@ -172,11 +57,19 @@ class ResultStore:
             return []
         feed_bound = self.feed.bound if self.feed else 0
         args: list[str | int | float] = [
-            keys.PREFIX, self.retain, utcnow_iso(), time.time(), feed_bound, self.request_ttl_s,
+            self.retain, utcnow_iso(), time.time(), feed_bound, self.request_ttl_s, len(VERDICTS), *VERDICTS,
+            len(events),
         ]  # fmt: skip
+        script_keys = [keys.RESULTS, keys.RESULTS_INDEX, keys.RESULTS_SEQ, keys.STATS]
+        script_keys += [keys.results_by("verdict", v) for v in VERDICTS]
         for event in events:
             data = event if isinstance(event, dict) else event.model_dump(mode="json")
             action = data["action"]
+            job_id, request_id = data["job_id"], data["scan_request_id"]
+            script_keys += [
+                keys.job(job_id), keys.request_state(request_id), keys.job_pending(job_id), keys.job_due(job_id),
+                keys.results_by("connector", data["connector"]["uuid"]), keys.results_by("job", job_id),
+            ]  # fmt: skip
             args += [
                 data["scan_request_id"],
                 _COMPACT.encode(data),
@@ -187,7 +80,7 @@ class ResultStore:
                 data["job_id"],
                 data["connector"]["uuid"],
             ]
-        stored, dropped = self._store(keys=self.feed.keys if self.feed else [], args=args)
+        stored, dropped = self._store(keys=script_keys + (self.feed.keys if self.feed else []), args=args)
         if self.feed and any(dropped):
             lost = dict(zip(self.feed.destinations, (int(n) for n in dropped), strict=True))
             log.warning("superlog: buffers full, oldest events dropped: %s", lost)

@@ -1,9 +1,11 @@
 """The Lua scripts and the key schema of ``dsx_connect.keys`` held together.
 
-Scripts that build keys from the prefix (one call stores a whole batch across jobs) spell key
-fragments in Lua. Every fragment they use must be one this table maps to a ``keys`` function, and
-each mapping must build the same key as that function: renaming a key in ``keys.py`` without the
-Lua (or adding a fragment to Lua without the schema) fails here.
+Every script is a ``.lua`` file of ``dsx_connect/state/lua/``. Scripts that still build keys from
+the prefix (accept, skip: a batch across jobs; the monitor job, whose id is read in the script) spell
+key fragments in Lua. Every fragment they use must be one this table maps to a ``keys`` function,
+and each mapping must build the same key as that function: renaming a key in ``keys.py`` without
+the Lua (or adding a fragment to Lua without the schema) fails here. The result store's script
+receives every key as KEYS: it must build none, and the store must hand it what ``keys.py`` names.
 """
 
 from __future__ import annotations
@@ -25,10 +27,7 @@ from shared.models import Verdict
 
 pytestmark = pytest.mark.unit
 
-SCRIPTS = {name: scripts.lua(name) for name in scripts.names()} | {
-    "results.store": results_store._STORE_LUA,
-    "jobs.monitor": monitor._CURRENT_LUA,
-}
+SCRIPTS = {name: scripts.lua(name) for name in scripts.names()}
 
 # fragment -> how keys.py builds the key (from the prefix, or from a job key for suffixes)
 FROM_PREFIX: dict[str, Callable[[str], str]] = {
@@ -53,7 +52,7 @@ def fragments() -> set[str]:
 
 
 def test_every_key_fragment_in_lua_is_in_the_schema() -> None:
-    assert {":job:", ":req:", ":pending", ":due", ":results:idx:job:"} <= fragments()  # the scan sees them
+    assert {":job:", ":req:", ":pending", ":due", ":results"} <= fragments()  # the scan sees them
     unknown = fragments() - FROM_PREFIX.keys() - JOB_SUFFIXES.keys()
     assert not unknown, f"Lua builds keys keys.py does not define: {sorted(unknown)}"
 
@@ -70,11 +69,15 @@ def test_a_job_suffix_key_is_the_schema_key(suffix: str) -> None:
     assert keys.job("j1") + suffix == JOB_SUFFIXES[suffix]("j1")
 
 
-def test_the_verdict_indexes_trimmed_in_lua_are_every_stored_verdict() -> None:
-    listed = re.search(r"ipairs\(\{([^}]*)\}\)", results_store._STORE_LUA)
-    assert listed is not None
-    in_lua = set(re.findall(r"'([^']+)'", listed.group(1)))
-    assert in_lua == {v.value for v in Verdict if v is not Verdict.SCANNING}
+def test_the_result_script_builds_no_key() -> None:
+    text = scripts.lua("results_store")
+    assert "prefix" not in text
+    assert not re.findall(r"'(:[a-z_:-]+)'", text), "the result script must receive its keys as KEYS"
+    assert not re.search(r"'(Benign|Malicious)'", text), "verdict indexes come as KEYS, named in ARGV"
+
+
+def test_the_result_store_hands_an_index_for_every_verdict() -> None:
+    assert set(results_store.VERDICTS) == {v.value for v in Verdict}
 
 
 def test_no_module_spells_a_key_outside_keys_py() -> None:
@@ -91,6 +94,8 @@ def test_every_lua_file_is_a_script_a_store_registers() -> None:
     used = {v for k, v in vars(jobs_lua).items() if k.endswith("_LUA")} | {
         breaker._FAILED_LUA,
         dlq_store._REMOVE_LUA,
+        results_store._STORE_LUA,
+        monitor._CURRENT_LUA,
     }
     text = "\n".join(used)
     unused = [name for name in scripts.names() if scripts.lua(name) not in text]

@@ -361,3 +361,20 @@ def test_one_worker_probes_a_half_open_breaker(client: redis.Redis) -> None:
     assert workers[2].state().is_open and workers[2].take_probe()
     workers[2].record_success()
     assert workers[1].state().state == "closed" and workers[1].take_probe()  # a later half-open may probe
+
+
+def test_the_result_script_writes_only_the_keys_keys_py_names(client: redis.Redis) -> None:
+    """The store hands its script every key (KEYS): what it writes is what ``keys.py`` names."""
+    client.hset(keys.job("j1"), "status", "running")
+    malicious = ScanResultEvent(
+        scan_request_id="r1", job_id="j1", connector=EventConnector(uuid="c1", name="c"), location="/x",
+        verdict="Malicious", file_info=EventFileInfo(size_in_bytes=3),
+        action=EventAction(requested="delete", applied=True, status="ok"),
+    )  # fmt: skip
+    assert ResultStore(client, 10).store_many([malicious]) == [True]
+    assert set(client.keys("*")) == {
+        keys.RESULTS, keys.RESULTS_INDEX, keys.RESULTS_SEQ, keys.STATS, keys.job("j1"),
+        keys.request_state("r1"), keys.results_by("verdict", "Malicious"),
+        keys.results_by("connector", "c1"), keys.results_by("job", "j1"),
+    }  # fmt: skip
+    assert client.hget(keys.STATS, "action:delete") == "1"

@@ -1,0 +1,119 @@
+-- One call stores a whole batch, and queues each newly stored event for the SIEM feed in the same
+-- atomic step. Every key comes in KEYS (none is built here):
+-- KEYS: results, results index, results seq, stats, then one index per verdict (ARGV names them in
+--       the same order), then 6 per item: job, request state, job pending, job due, connector index,
+--       job index; then the feed's queue and state per destination (pairs, to the end).
+-- ARGV: retain, now_iso, now_ts, feed bound, tombstone ttl, verdict count V, the V verdicts, item
+--       count N, then 8 values per item: id, event, verdict, bytes, failed, action, job_id, connector
+-- A stored request keeps a tombstone (its request state, status 'completed') for the request-state
+-- TTL, past the result's own retention: a redelivered or resubmitted item whose result retention
+-- already dropped is still a duplicate, counted and fed to the SIEM once.
+local retain, now_iso, now_ts, feed_bound = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+local tombstone_ttl = tonumber(ARGV[5])
+local nverdicts = tonumber(ARGV[6])
+local results, index, seq_key, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local by_verdict = {}  -- verdict -> its index key
+for v = 1, nverdicts do by_verdict[ARGV[6 + v]] = KEYS[4 + v] end
+local nitems = tonumber(ARGV[7 + nverdicts])
+local first_item_arg, first_item_key = 8 + nverdicts, 5 + nverdicts
+local fed = {}
+local stored, touched, top = {}, {}, nil
+local indexes = {}  -- the connector and job indexes this call wrote to: trimmed below, on write
+-- Counter increments are summed per batch and written once per field (a third of the calls).
+local deltas = {}
+local function add(key, field, n)
+  local fields = deltas[key]
+  if not fields then fields = {}; deltas[key] = fields end
+  fields[field] = (fields[field] or 0) + n
+end
+local function count(key, verdict, bytes, failed, action, sign)
+  add(key, 'verdict:' .. verdict, sign)
+  if bytes ~= 0 then add(key, 'bytes_scanned', sign * bytes) end
+  if failed == '1' then add(key, 'errors', sign) end
+  if action ~= '' then add(key, 'action:' .. action, sign) end
+end
+for n = 0, nitems - 1 do
+  local i, k = first_item_arg + 8 * n, first_item_key + 6 * n
+  local id, event, verdict, bytes, failed, action, job_id =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local job, req, pending, due, connector_index, job_index =
+    KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
+  if redis.call('HGET', req, 'status') == 'completed' and redis.call('HEXISTS', results, id) == 0 then
+    stored[#stored + 1] = 0  -- stored long ago, its result since dropped by retention
+  elseif redis.call('HSETNX', results, id, event) == 1 then
+    local seq = redis.call('INCR', seq_key)
+    redis.call('ZADD', index, seq, id)
+    redis.call('ZADD', by_verdict[verdict], seq, id)
+    redis.call('ZADD', connector_index, seq, id)
+    redis.call('ZADD', job_index, seq, id)
+    indexes[connector_index] = true
+    indexes[job_index] = true
+    count(stats, verdict, bytes, failed, action, 1)
+    count(job, verdict, bytes, failed, action, 1)
+    add(stats, 'total', 1)
+    add(job, 'processed', 1)
+    redis.call('DEL', req)
+    redis.call('HSET', req, 'status', 'completed')
+    redis.call('EXPIRE', req, tombstone_ttl)
+    redis.call('HDEL', pending, id)
+    redis.call('ZREM', due, id)
+    touched[job] = job_index
+    stored[#stored + 1] = 1
+    fed[#fed + 1] = event
+  else
+    -- Already stored. A failed result (scan error, or failed action) is replaced by the outcome of a
+    -- requeued dead letter, its counts moved; anything else is a redelivered duplicate, ignored.
+    local old = cjson.decode(redis.call('HGET', results, id))
+    local old_failed = old.error ~= nil and old.error ~= cjson.null
+    local old_action = type(old.action) == 'table' and old.action or {}
+    if (old_failed or old_action.status == 'error') and event ~= redis.call('HGET', results, id) then
+      local old_applied = old_action.applied == true and old_action.requested or ''
+      local old_bytes = tonumber((type(old.file_info) == 'table' and old.file_info.size_in_bytes) or 0) or 0
+      local old_flag = old_failed and '1' or '0'
+      count(stats, old.verdict, old_bytes, old_flag, old_applied, -1)
+      count(job, old.verdict, old_bytes, old_flag, old_applied, -1)
+      count(stats, verdict, bytes, failed, action, 1)
+      count(job, verdict, bytes, failed, action, 1)
+      redis.call('HSET', results, id, event)
+      local seq = redis.call('ZSCORE', index, id)
+      if seq then
+        redis.call('ZREM', by_verdict[old.verdict], id)
+        redis.call('ZADD', by_verdict[verdict], seq, id)
+      end
+      touched[job] = job_index
+      stored[#stored + 1] = 2
+      fed[#fed + 1] = event
+    else
+      stored[#stored + 1] = 0
+    end
+  end
+end
+for key, fields in pairs(deltas) do
+  for field, n in pairs(fields) do
+    if n ~= 0 then redis.call('HINCRBY', key, field, string.format('%d', n)) end  -- never '-0' or '1e+15'
+  end
+end
+for job, job_index in pairs(touched) do
+  redis.call('HSET', job, 'last_update', now_iso, 'last_update_ts', now_ts)
+  complete_if_done(job, now_iso, now_ts)
+  -- the job's results index expires with the job (JobStore keeps a TTL on every job hash)
+  local ttl = redis.call('TTL', job)
+  if ttl > 0 then redis.call('EXPIRE', job_index, ttl) end
+end
+local excess = redis.call('ZCARD', index) - retain
+if excess > 0 then
+  local old = redis.call('ZPOPMIN', index, excess)
+  for i = 1, #old, 2 do
+    redis.call('HDEL', results, old[i])
+    top = old[i + 1]
+  end
+  -- secondary indexes are trimmed on write: the verdict ones (few) and those this call wrote to;
+  -- the index of a job that gets no more results expires with the job (above)
+  for _, key in pairs(by_verdict) do
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', top)
+  end
+  for key, _ in pairs(indexes) do
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', top)
+  end
+end
+return {stored, feed_push(feed_bound, fed, first_item_key + 6 * nitems)}
