@@ -64,9 +64,10 @@ CHANNEL_JOBS_PATTERN = f"{PREFIX}:events:job:*"  # pattern matching every channe
 
 
 def superlog(destination: str, part: str) -> str:
-    """A key of one feed destination; ``part`` is ``queue`` (list, newest first), ``inflight`` (the batch
-    being sent), ``state`` (hash: counters, last success and error), ``lock`` (the forwarder holding it)
-    or ``rejected`` (list of events the receiver refused)."""
+    """A key of one feed destination; ``part`` is ``stream`` (a Redis Stream of events, read by the
+    consumer group ``forwarders``), ``state`` (hash: counters, last success and error), ``lock`` (the
+    forwarder holding it) or ``rejected`` (list of events the receiver refused); ``queue`` and
+    ``inflight`` are the lists of earlier releases, moved into the stream by the first forwarder."""
     return f"{PREFIX}:superlog:{destination}:{part}"
 
 

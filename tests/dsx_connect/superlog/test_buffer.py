@@ -67,7 +67,7 @@ def test_a_batch_costs_one_round_trip_whatever_its_size_and_the_destinations(fee
         CountingConnection.writes = 0
         producer.enqueue(raws(0, size))
         assert CountingConnection.writes == 1, size
-    assert feed_redis.llen(keys.superlog("sentinel", "queue")) == 1 + 1 + 128 + 1000
+    assert feed_redis.xlen(keys.superlog("sentinel", "stream")) == 1 + 1 + 128 + 1000
     client.close()
 
 
@@ -112,6 +112,40 @@ def test_a_crashed_forwarders_batch_is_sent_by_the_next_one(feed_redis: redis.Re
         crashed.ack("crashed", 3)  # a forwarder that lost the lock cannot delete the successor's batch
     successor.ack("next", 3)
     assert ids(successor.take("next", 3)) == ["req-00003", "req-00004"]
+
+
+def test_a_batch_read_but_not_acked_is_delivered_again_and_acked_ones_never(feed_redis: redis.Redis) -> None:
+    """At-least-once through the consumer group: what a forwarder read and did not acknowledge is
+    claimed again (XAUTOCLAIM), what it acknowledged is gone from the stream."""
+    FeedProducer(feed_redis, ["splunk"], 1000).enqueue(raws(0, 6))
+    first = DestinationBuffer(feed_redis, "splunk", 5, 10)
+    first.hold("a")
+    assert ids(first.take("a", 4)) == ["req-00000", "req-00001", "req-00002", "req-00003"]
+    first.ack("a", 2)
+    feed_redis.delete(keys.superlog("splunk", "lock"))  # "a" died
+    second = DestinationBuffer(feed_redis, "splunk", 5, 10)
+    assert second.hold("b") == 2
+    assert ids(second.take("b", 4)) == ["req-00002", "req-00003"]  # claimed from "a", not re-read
+    second.ack("b", 2)
+    assert ids(second.take("b", 4)) == ["req-00004", "req-00005"]
+    second.ack("b", 2)
+    assert second.take("b", 4) == []
+    assert feed_redis.xlen(keys.superlog("splunk", "stream")) == 0
+    state = destination_states(feed_redis, ["splunk"])["splunk"]
+    assert state["sent"] == 6 and state["backlog"] == 0 and state["in_flight"] == 0
+
+
+def test_a_list_buffer_of_an_earlier_release_is_moved_into_the_stream_in_order(
+    feed_redis: redis.Redis,
+) -> None:
+    events = raws(0, 5)
+    feed_redis.rpush(keys.superlog("syslog", "inflight"), *events[:2])  # the batch being sent, oldest first
+    feed_redis.lpush(keys.superlog("syslog", "queue"), *events[2:])  # waiting, newest first
+    assert destination_states(feed_redis, ["syslog"])["syslog"]["backlog"] == 3  # the old queue counts
+    buffer = DestinationBuffer(feed_redis, "syslog", 5, 10)
+    assert buffer.hold("me") == 2
+    assert ids(buffer.take("me", 10)) == [f"req-{n:05d}" for n in range(5)]
+    assert not feed_redis.exists(keys.superlog("syslog", "queue"), keys.superlog("syslog", "inflight"))
 
 
 def test_a_refused_event_is_set_aside_with_its_reason(feed_redis: redis.Redis) -> None:
@@ -169,9 +203,10 @@ def test_the_result_step_stores_and_feeds_a_batch_in_one_round_trip(feed_redis: 
             },
         )
     )
-    off = SimpleNamespace(settings=make_settings(), results=ResultStore(client, 100_000))
+    off = SimpleNamespace(settings=make_settings(), results=ResultStore(client, 100_000), client=client)
     on = SimpleNamespace(
         settings=settings,
+        client=client,
         results=ResultStore(client, 100_000, feed=FeedTarget.from_settings(settings.superlog)),
     )
     run_store_batch(on, _outcomes(0, 2))  # type: ignore[arg-type]  # warm: scripts loaded, connection open
@@ -185,6 +220,6 @@ def test_the_result_step_stores_and_feeds_a_batch_in_one_round_trip(feed_redis: 
     # a redelivered batch is stored once and fed once
     assert run_store_batch(on, _outcomes(0, 2)) == []  # type: ignore[arg-type]
     for destination in ALL:
-        queued = ids(feed_redis.lrange(keys.superlog(destination, "queue"), 0, -1))
+        queued = ids([fields["e"] for _, fields in feed_redis.xrange(keys.superlog(destination, "stream"))])
         assert len(queued) == len(set(queued)) == 2 + 5 * 128
     client.close()
