@@ -225,6 +225,7 @@ COMPONENTS: dict[str, DeployComponent] = {
         compose=(
             "docker-compose-dsx-connect-all-services.yaml",
             "docker-compose-dsx-connect.secrets.yaml",
+            "docker-compose-dsx-connect.sentinel.yaml",  # Redis primary + replica + 3 Sentinels
             "docker-compose-dsxa.yaml",  # the optional DSXA appliance, beside the core or on its own
             "core.env.example",
             "make_secrets.py",

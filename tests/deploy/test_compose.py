@@ -123,8 +123,13 @@ def test_services_are_healthchecked_hardened_and_on_the_shared_network(path: Pat
         if path.name.endswith(".secrets.yaml"):  # an override: merged onto the core file's services
             assert set(service) <= {"environment", "secrets"}
             continue
-        if name == "redis":  # on the core's own network only (test_redis_...)
+        if path.name.endswith(".sentinel.yaml") and name.startswith("dsx_connect_"):  # likewise
+            assert set(service) <= {"environment", "depends_on"}
+            continue
+        if name == "redis" or name.startswith(("redis-replica", "redis-sentinel")):
+            # on the core's own network only (test_redis_...), and checked before the core starts
             assert list(service["networks"]) == ["redis-network"]
+            assert "redis-cli" in " ".join(service.get("healthcheck", {}).get("test", [])), name
             continue
         assert "dsx-network" in service["networks"], name
         if name == "rsyslog":
@@ -444,3 +449,32 @@ def test_every_connector_service_keeps_its_key_file_on_a_named_volume(
         for part in pool.map(connector_services, range(len(pairs))):
             found.update(part)
     assert {service for service, _, _ in CONNECTORS.values()} <= set(found)
+
+
+SENTINEL_FILE = COMPOSE_DIR / "docker-compose-dsx-connect.sentinel.yaml"
+
+
+@pytest.mark.unit
+def test_the_sentinel_overlay_has_a_replica_three_sentinels_and_the_core_follows_them() -> None:
+    from dsx_connect.redis_sentinel import parse_sentinel_url
+
+    compose = load(SENTINEL_FILE)
+    services = compose["services"]
+    sentinels = sorted(n for n in services if n.startswith("redis-sentinel-"))
+    assert sentinels == ["redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3"]
+    script = services["redis-sentinel-1"]["command"][0]
+    assert "sentinel monitor dsxmaster redis 6379 2" in script  # quorum 2 of 3
+    assert "sentinel auth-pass dsxmaster" in script and "requirepass" in script
+    replica = services["redis-replica"]["command"]
+    assert replica[replica.index("--replicaof") + 1 : replica.index("--replicaof") + 3] == ["redis", "6379"]
+    for node in ("redis", "redis-replica"):  # either may be the primary after a failover
+        command = services[node]["command"]
+        assert "--masterauth" in command and command[command.index("--appendonly") + 1] == "yes", node
+    for name in ("dsx_connect_api", *WORKERS):
+        env = services[name]["environment"]
+        target = parse_sentinel_url(re.sub(r"\$\{REDIS_PASSWORD[^}]*\}", "pw", env["DSXCONNECT_REDIS_URL"]))
+        assert target.master == "dsxmaster" and target.db == 0 and target.password == "pw", name
+        assert target.sentinel_password == "pw", name
+        assert [host for host, _ in target.hosts] == sentinels, name
+        assert env["DSXCONNECT_REDIS_WAIT_REPLICAS"] == "1", name
+        assert services[name]["depends_on"]["redis-sentinel-1"] == {"condition": "service_healthy"}, name
