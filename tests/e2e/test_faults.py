@@ -232,8 +232,10 @@ def open_stack(
     env: dict[str, str] | None = None,
     appendfsync: str = "everysec",
     sentinel: bool = False,
+    held: tuple[str, ...] = (),
 ) -> Iterator[FaultStack]:
-    """A fresh stack with the sample, a proxy in front of the scanner and of the connector."""
+    """A fresh stack with the sample, a proxy in front of the scanner and of the connector; the
+    components named in ``held`` are left for the test to start."""
     cfg = stack.StackConfig(
         run_dir=tmp_path / "run", redis_port=restartable_port(), dsxa_port=free_port(),
         core_port=restartable_port(), fs_port=free_port(), scan_timeout=300,
@@ -300,7 +302,7 @@ def open_stack(
         fs.start(*first)
         if sentinels:
             wait_replicated(fs)
-        workers = [name for name in comps if name.startswith("worker-")]
+        workers = [name for name in comps if name.startswith("worker-") and name not in held]
         fs.start("dsxa", "scanner-proxy", "connector-proxy", "core", *workers)
         fs.start("filesystem")
         yield fs
@@ -513,3 +515,54 @@ def test_connector_down_during_actions(fault_stack: FaultStack) -> None:
         letter["stage"] == "action" and "item_action" in letter["reason"] for letter in letters
     )
     assert_exact(fault_stack, job_id)
+
+
+def test_an_object_replaced_between_its_scan_and_its_action_is_not_touched(tmp_path: Path) -> None:
+    """A malicious file scanned, then replaced by a clean file of other content before its action
+    runs (the action worker held back): the action leaves the new file where it is, the result
+    records why, and the new version is scanned (and found clean)."""
+    with open_stack(tmp_path, held=("worker-action",)) as fs:
+        job_id = fs.start_full_scan()
+        # every benign file has its result; the malicious ones wait in the action queue
+        wait_for(
+            lambda: fs.job(job_id)["processed"] == N_FILES - N_MALICIOUS
+            and fs.redis().llen("verdict_action_queue") > 0,
+            timeout=180, interval=0.2, what="every scan done, the actions queued",
+        )  # fmt: skip
+        replaced = "d00/bad0007.com"
+        target = fs.cfg.sample_dir / replaced
+        fresh = target.with_name("incoming.tmp")
+        fresh.write_bytes(b"a clean file now, other content and size\n")
+        os.replace(fresh, target)  # a new object (inode, size, mtime) at the scanned location
+        fs.start("worker-action")
+        job = fs.wait_settled(job_id)
+        assert job["processed"] == N_FILES and job["errors"] == 0
+
+        with fs.api as api:
+            results = api.get("/scan/results", params={"job": job_id, "limit": 1000}).json()["items"]
+            by_location = {r["location"]: r for r in results}
+            assert len(results) == len(by_location) == N_FILES
+            skipped = by_location[replaced]
+            assert skipped["verdict"] == "Malicious"  # the version that was scanned
+            assert skipped["action"]["applied"] is False and skipped["action"]["status"] == "skipped"
+            assert skipped["action"]["message"] == "action skipped: object changed since scan"
+
+            def rescanned() -> dict[str, Any] | None:
+                page = api.get("/scan/results", params={"verdict": "Benign", "limit": 50}).json()["items"]
+                return next((r for r in page if r["location"] == replaced and r["job_id"] != job_id), None)
+
+            fresh_result: dict[str, Any] = wait_for(  # type: ignore[assignment]
+                rescanned, timeout=90, interval=0.2, what="the new version's result"
+            )
+            assert fresh_result["verdict"] == "Benign" and fresh_result["action"]["applied"] is False
+            stats = api.get("/scan/stats").json()
+            assert api.get("/dlq/stats").json()["count"] == 0
+
+        assert target.read_bytes() == b"a clean file now, other content and size\n"  # untouched
+        moved = sorted(
+            str(p.relative_to(fs.cfg.quarantine_dir)) for p in fs.cfg.quarantine_dir.rglob("*") if p.is_file()
+        )
+        malicious = sorted(loc for loc in by_location if loc.endswith(".com"))
+        assert moved == [loc for loc in malicious if loc != replaced]  # the others acted on, once
+        assert stats["actions"] == {"move": N_MALICIOUS - 1}
+        assert stats["total"] == N_FILES + 1  # the new version's result beside the scanned one's
