@@ -32,6 +32,8 @@ from typing import Any
 
 from invoke import Context, task
 
+from scripts.faults import faults  # noqa: F401  (inv faults: the fault tests at 10,000 files; h7-state)
+
 ROOT = Path(__file__).resolve().parent
 
 

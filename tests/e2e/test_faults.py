@@ -12,8 +12,9 @@ unexpected error, and a fault-injecting proxy (tests/support/fault_proxy.py) in 
 (503 bursts, hangs, slowness) and of the connector (down for ``CONNECTOR_DOWN_S``).
 
 The issue asked for 10,000 files per fault; on two shared cores the whole file must stay near six
-minutes, so each fault runs with ``N_FILES`` (``DSX_FAULT_FILES``, 600 by default). docs/reliability.md
-prints the figures.
+minutes, so each fault runs with ``N_FILES`` (``DSX_FAULT_FILES``, 600 by default) in the suite, and
+``inv faults`` runs it with 10,000 (``--files``, ``--only`` for one fault). docs/reliability.md prints
+the figures.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 N_FILES = int(os.environ.get("DSX_FAULT_FILES", "600"))
 N_MALICIOUS = max(N_FILES // 100, 1)
+SCALE = max(1.0, N_FILES / 600)  # waits on the pipeline grow with the files (10,000: ``inv faults``)
 CONNECTOR_DOWN_S = float(os.environ.get("DSX_FAULT_CONNECTOR_DOWN_S", "90"))
 MASTER = "dsxmaster"
 QUEUES = ("scan_request_queue", "verdict_action_queue", "scan_result_queue", "scan_result_notification_queue")
@@ -110,7 +112,7 @@ class FaultStack:
     def wait_processed(self, job_id: str, at_least: int) -> None:
         wait_for(
             lambda: self.job(job_id)["processed"] >= at_least,
-            timeout=120,
+            timeout=120 * SCALE,
             interval=0.02,
             what=f"{at_least} processed",
         )
@@ -120,7 +122,7 @@ class FaultStack:
             job = self.job(job_id)
             return job if job["status"] == "completed" and self.in_flight() == 0 else None
 
-        return wait_for(settled, timeout=timeout, interval=0.2, what=f"job {job_id} to settle")  # type: ignore[return-value]
+        return wait_for(settled, timeout=timeout * SCALE, interval=0.2, what=f"job {job_id} to settle")  # type: ignore[return-value]
 
     def in_flight(self) -> int:
         try:
@@ -314,6 +316,16 @@ def open_stack(
 def fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
     with open_stack(tmp_path) as fs:
         yield fs
+
+
+def job_results(api: httpx.Client, job_id: str) -> list[dict[str, Any]]:
+    """Every stored result of the job, page by page."""
+    results: list[dict[str, Any]] = []
+    while True:
+        page = api.get("/scan/results", params={"job": job_id, "limit": 1000, "offset": len(results)}).json()
+        results += page["items"]
+        if len(page["items"]) < 1000:
+            return results
 
 
 def assert_exact(fs: FaultStack, job_id: str) -> dict[str, Any]:
@@ -527,7 +539,7 @@ def test_an_object_replaced_between_its_scan_and_its_action_is_not_touched(tmp_p
         wait_for(
             lambda: fs.job(job_id)["processed"] == N_FILES - N_MALICIOUS
             and fs.redis().llen("verdict_action_queue") > 0,
-            timeout=180, interval=0.2, what="every scan done, the actions queued",
+            timeout=180 * SCALE, interval=0.2, what="every scan done, the actions queued",
         )  # fmt: skip
         replaced = "d00/bad0007.com"
         target = fs.cfg.sample_dir / replaced
@@ -539,7 +551,7 @@ def test_an_object_replaced_between_its_scan_and_its_action_is_not_touched(tmp_p
         assert job["processed"] == N_FILES and job["errors"] == 0
 
         with fs.api as api:
-            results = api.get("/scan/results", params={"job": job_id, "limit": 1000}).json()["items"]
+            results = job_results(api, job_id)
             by_location = {r["location"]: r for r in results}
             assert len(results) == len(by_location) == N_FILES
             skipped = by_location[replaced]
