@@ -11,10 +11,10 @@ from fastapi.responses import JSONResponse
 
 from dsx_connect.api.deps import ConnectorHttp, JobsDep, KnownConnector, RedisDep, RegistryDep, SettingsDep
 from dsx_connect.auth.access import ConnectorSelf, Enrollment, EnrollmentCaller, OperatorOnly
-from dsx_connect.auth.credentials import ConnectorRevoked, IdentityExists, IssuedKey
 from dsx_connect.auth.deps import ConnectorAuth, ConnectorKeysDep
 from dsx_connect.auth.urls import AddressPolicy, connector_url_problem
 from dsx_connect.connector_client import AnswerKind, classify
+from dsx_connect.state.auth_credentials import ConnectorRevoked, IdentityExists, IssuedKey
 from dsx_connect.state.connectors import get_state, put_state
 from shared.models import ConnectorInstance, StatusResponse
 

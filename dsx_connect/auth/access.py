@@ -34,12 +34,12 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from dsx_connect import keys
-from dsx_connect.auth.enrollment import EnrollmentGrant, EnrollmentTokens
 from dsx_connect.auth.middleware import bearer
 from dsx_connect.auth.principal import Principal, principal_of
 from dsx_connect.intake import JOB_ID_PATTERN
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import get_settings
+from dsx_connect.state.auth_enrollment import EnrollmentGrant, EnrollmentTokens
 from shared.models import ScanRequest, ScanRequestBatch
 
 log = logging.getLogger(__name__)

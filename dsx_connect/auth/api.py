@@ -28,11 +28,11 @@ from pydantic import BaseModel, Field, model_validator
 from dsx_connect.api.deps import RegistryDep, SettingsDep
 from dsx_connect.auth.access import OPERATOR_ONLY, Public
 from dsx_connect.auth.deps import ConnectorKeysDep
-from dsx_connect.auth.enrollment import EnrollmentTokens
 from dsx_connect.auth.middleware import source_of
-from dsx_connect.auth.operators import SESSION_COOKIE, OperatorAuth
-from dsx_connect.auth.ratelimit import FailureLimiter
 from dsx_connect.redis_client import get_redis
+from dsx_connect.state.auth_enrollment import EnrollmentTokens
+from dsx_connect.state.auth_operators import SESSION_COOKIE, OperatorAuth
+from dsx_connect.state.auth_ratelimit import FailureLimiter
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 operator = APIRouter(dependencies=[OPERATOR_ONLY])  # everything but login/logout/session

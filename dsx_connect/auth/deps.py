@@ -10,9 +10,9 @@ import httpx
 from fastapi import Depends
 
 from dsx_connect.api.deps import KnownConnector
-from dsx_connect.auth.credentials import ConnectorKeys
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import get_settings
+from dsx_connect.state.auth_credentials import ConnectorKeys
 from shared.hmac_auth import DsxHmacAuth
 
 

@@ -26,12 +26,11 @@ import anyio.to_thread
 import redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dsx_connect import keys
-from dsx_connect.auth.credentials import ConnectorKeys, KeyRecord
-from dsx_connect.auth.operators import SESSION_COOKIE, OperatorAuth
 from dsx_connect.auth.principal import ANONYMOUS, OPERATOR, Principal
-from dsx_connect.auth.ratelimit import FailureLimiter
 from dsx_connect.auth.settings import AuthSettings
+from dsx_connect.state.auth_credentials import ConnectorKeys, KeyRecord, claim_nonce
+from dsx_connect.state.auth_operators import SESSION_COOKIE, OperatorAuth
+from dsx_connect.state.auth_ratelimit import FailureLimiter
 from shared.body_limit import BodyTooLarge, send_too_large
 from shared.hmac_auth import (
     HmacError,
@@ -204,8 +203,7 @@ class AuthMiddleware:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         path_q = path_and_query(raw_path.decode("latin-1"), scope.get("query_string", b"").decode("latin-1"))
         check_signature(params, record.secret, scope["method"], path_q, body)
-        nonce_key = keys.auth_nonce(params.key_id, params.nonce)
-        if not self.redis.set(nonce_key, "1", nx=True, ex=2 * self.settings.hmac_skew_s):
+        if not claim_nonce(self.redis, params.key_id, params.nonce, 2 * self.settings.hmac_skew_s):
             raise HmacError("replayed", "DSX-HMAC nonce already used (replayed request)")
 
     async def _refuse(self, send: Send, refused: Refused) -> None:

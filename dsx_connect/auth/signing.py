@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from dsx_connect.auth.credentials import ConnectorKeys
+from dsx_connect.state.auth_credentials import ConnectorKeys
 from shared.hmac_auth import Signer
 
 

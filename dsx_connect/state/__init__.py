@@ -1,6 +1,13 @@
-"""The core's Redis state: its Lua scripts, kept as ``.lua`` files (``dsx_connect/state/lua/``).
+"""The core's state in Redis: the only package that sends Redis commands.
 
-Each script is one file, loaded by :func:`dsx_connect.state.scripts.lua` and registered by the store
-that runs it; ``tests/dsx_connect/test_key_schema.py`` holds the keys the scripts build against
-``dsx_connect.keys``. (The results store's batch script still lives beside its store.)
+One module per aggregate: ``jobs`` (with ``monitor_jobs`` and ``job_scripts``), ``requests``,
+``results`` (and ``results_reader``), ``actions``, ``dead_letters``, ``connectors``, ``feed`` (the
+SIEM buffers, Redis Streams), ``breaker``, ``events`` (pub/sub), ``server`` (probes) and the
+credentials of ``auth_credentials``, ``auth_enrollment``, ``auth_operators`` and ``auth_ratelimit``;
+sync readers and writers, with the async readers of the SSE streams beside them. Routes and workers
+call these and pass in the client ``dsx_connect.redis_client`` makes.
+
+The Lua scripts are ``.lua`` files in ``lua/``, loaded by :func:`dsx_connect.state.scripts.lua`;
+``tests/dsx_connect/test_key_schema.py`` holds them against ``dsx_connect.keys`` and
+``tests/dsx_connect/test_state_owns_redis.py`` fails on a Redis command called outside this package.
 """

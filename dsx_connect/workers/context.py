@@ -10,12 +10,12 @@ from functools import lru_cache
 import httpx
 import redis
 
-from dsx_connect.auth.credentials import ConnectorKeys
 from dsx_connect.auth.signing import SignerCache
 from dsx_connect.auth.urls import AddressPolicy, guarded_transport
 from dsx_connect.backoff import full_jitter
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import Settings, get_settings
+from dsx_connect.state.auth_credentials import ConnectorKeys
 from dsx_connect.state.breaker import ScannerBreaker
 from dsx_connect.state.connectors import ConnectorRegistry
 from dsx_connect.state.dead_letters import DeadLetterStore

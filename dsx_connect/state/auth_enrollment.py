@@ -24,8 +24,8 @@ from typing import Any, Literal
 import redis
 
 from dsx_connect import keys
-from dsx_connect.auth.operators import matches_any
 from dsx_connect.auth.settings import AuthSettings
+from dsx_connect.state.auth_operators import matches_any
 
 TOKENS = f"{keys.PREFIX}:auth:etoks"
 BY_HASH = f"{keys.PREFIX}:auth:etok-by-hash"

@@ -279,3 +279,8 @@ class ConnectorKeys:
 
 def _float(value: str | None) -> float | None:
     return float(value) if value else None
+
+
+def claim_nonce(client: redis.Redis, key_id: str, nonce: str, ttl_s: int) -> bool:
+    """True the first time ``nonce`` is seen for ``key_id`` within ``ttl_s`` (a replay is False)."""
+    return bool(client.set(keys.auth_nonce(key_id, nonce), "1", nx=True, ex=ttl_s))
