@@ -33,13 +33,13 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from dsx_connect import keys
 from dsx_connect.auth.middleware import bearer
 from dsx_connect.auth.principal import Principal, principal_of
 from dsx_connect.intake import JOB_ID_PATTERN
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import get_settings
 from dsx_connect.state.auth_enrollment import EnrollmentGrant, EnrollmentTokens
+from dsx_connect.state.jobs import job_owner
 from shared.models import ScanRequest, ScanRequestBatch
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def owns_job(
     job_id: Annotated[str, Path(max_length=128, pattern=JOB_ID_PATTERN.pattern)],
 ) -> Principal:
     if who.is_connector:
-        owner = get_redis().hget(keys.job(job_id), "connector_uuid")
+        owner = job_owner(get_redis(), job_id)
         if owner is not None and owner != who.uuid:
             raise AccessDenied(403, "a connector may report only on its own jobs", "not_owner")
     return who

@@ -420,6 +420,12 @@ def job_view(data: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def job_owner(client: redis.Redis, job_id: str) -> str | None:
+    """The uuid of the connector whose job this is (None for an unknown job)."""
+    owner: str | None = client.hget(keys.job(job_id), "connector_uuid")
+    return owner
+
+
 # ---- async readers (the SSE streams) ------------------------------------------------------------
 
 

@@ -39,8 +39,13 @@ def _receiver_name(node: ast.expr) -> str:
     return ""
 
 
+FACTORIES = {"get_redis", "async_redis"}  # dsx_connect.redis_client
+
+
 def _is_client(node: ast.expr) -> bool:
     # a bare ``client`` is the Redis client by this code's convention; ``self.client`` may be httpx's
+    if isinstance(node, ast.Call) and _receiver_name(node.func) in FACTORIES:
+        return True  # get_redis().hget(...)
     return bool(CLIENT_NAME.match(_receiver_name(node))) or (
         isinstance(node, ast.Name) and node.id == "client"
     )
@@ -98,6 +103,8 @@ def test_the_not_yet_list_names_only_modules_that_still_call_redis() -> None:
         ("http.get(url)", False),
         ("self.client.get(url)", False),
         ("client.hget('k', 'f')", True),
+        ("get_redis().hget('k', 'f')", True),
+        ("job_owner(get_redis(), job_id)", False),
         ("import redis\nredis.exceptions.ConnectionError", False),
     ],
 )
