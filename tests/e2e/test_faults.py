@@ -36,11 +36,12 @@ from scripts import stack
 from tests.dsxa_lite.samples import eicar
 from tests.support.procs import free_port, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
 N_FILES = int(os.environ.get("DSX_FAULT_FILES", "600"))
 N_MALICIOUS = max(N_FILES // 100, 1)
 SCALE = max(1.0, N_FILES / 600)  # waits on the pipeline grow with the files (10,000: ``inv faults``)
+
+# pytest.ini's 300 s per test, grown with the files like the waits
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(int(300 * SCALE))]
 CONNECTOR_DOWN_S = float(os.environ.get("DSX_FAULT_CONNECTOR_DOWN_S", "90"))
 MASTER = "dsxmaster"
 QUEUES = ("scan_request_queue", "verdict_action_queue", "scan_result_queue", "scan_result_notification_queue")
