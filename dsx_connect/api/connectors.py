@@ -199,6 +199,9 @@ def start_full_scan(
     batch_size: Annotated[
         int | None, Query(ge=1, description="1.x: items per batch; clamped to the core's maximum")
     ] = None,
+    force: Annotated[
+        bool, Query(description="read and scan every item, the unchanged ones too (no scan cache)")
+    ] = False,
 ) -> StatusResponse:
     """Create a job and ask the connector to enumerate its asset into it (``batch``, ``batch_size`` forwarded)."""
     estimate: dict[str, Any] | None = None
@@ -208,7 +211,7 @@ def start_full_scan(
             estimate = answer.json()
     except (httpx.HTTPError, ValueError):
         log.info("no estimate from connector %s", connector.uuid)
-    job_id = jobs.create(connector.uuid, connector.name, "full_scan", estimate=estimate)
+    job_id = jobs.create(connector.uuid, connector.name, "full_scan", estimate=estimate, force=force)
     params: dict[str, Any] = {"job_id": job_id}
     if limit is not None:
         params["limit"] = limit

@@ -75,6 +75,7 @@ class JobStore:
         kind: str = "full_scan",
         job_id: str | None = None,
         estimate: dict[str, Any] | None = None,
+        force: bool = False,
     ) -> str:
         job_id = job_id or uuid.uuid4().hex
         now_iso, now_ts = utcnow_iso(), time.time()
@@ -91,6 +92,8 @@ class JobStore:
             "last_update": now_iso,
             "last_update_ts": now_ts,
         }
+        if force:  # scan every item, the unchanged ones too (dsx_connect/cache)
+            fields["force"] = "1"
         if estimate:
             fields["estimate_count"] = "" if estimate.get("count") is None else estimate["count"]
             fields["estimate_bytes"] = "" if estimate.get("bytes") is None else estimate["bytes"]
@@ -360,6 +363,8 @@ def job_view(data: dict[str, str]) -> dict[str, Any]:
         "not_yet_scanned": max(known_total - processed - skipped, 0),
         "errors": _int(data, "errors"),
         "bytes_scanned": _int(data, "bytes_scanned"),
+        "cached": _int(data, "cached"),  # served by the unchanged-object index (dsx_connect/cache)
+        "force": data.get("force") == "1",
         "verdicts": verdicts,
         "actions": actions,
         "estimate": {
