@@ -1,13 +1,13 @@
 """Incremental rescans on the real stack (Redis, dsxa_lite, core, Celery workers, filesystem
 connector): a second full scan of unchanged files reads none of them, a changed file is scanned,
 ``force=true`` and a rules reload scan everything again, and a cached Malicious verdict is acted on
-again. The stack keeps its results in SQLite (the index in the SQL history); the Redis index is
-tested in tests/dsx_connect/cache."""
+again. Once with the results (and the index) in SQLite, once in Redis."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from dsx_connect.workers.context import CONNECTOR_CACHE_S
 from tests.support.local_stack import StackRun, write_files
@@ -28,15 +29,17 @@ EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 MARKER = b"DSXA-LITE-TEST-MALWARE-MARKER"  # the shipped YARA rules' test marker
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
+    """The stack with its results (and so the index) in SQLite, then in Redis."""
     rules = tmp_path_factory.mktemp("rules")
     shutil.copy(REPO_ROOT / "dsxa_lite" / "rules" / "default.yar", rules / "default.yar")
     saved = os.environ.get("DSXA_LITE_RULES_DIR")
     os.environ["DSXA_LITE_RULES_DIR"] = str(rules)  # the stack's processes inherit it (scripts/stack.py)
     stack = StackRun(
         tmp_path_factory.mktemp("cache-stack"),
-        env={"DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S": str(IDENTITY_TTL_S)},
+        env={"DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S": str(IDENTITY_TTL_S)}
+        | ({"DSXCONNECT_RESULTS_DB": "redis"} if request.param == "redis" else {}),
         connector_env={"DSXCONNECTOR_ITEM_ACTION": "nothing", "DSXCONNECTOR_MONITOR": "false"},
     )
     sample = stack.cfg.sample_dir
@@ -69,6 +72,21 @@ def full_scan(run: StackRun, force: bool = False) -> tuple[dict[str, Any], dict[
     return job, {item["location"]: item for item in items}
 
 
+def index_size(run: StackRun, uuid: str) -> int:
+    """Entries of the connector's index, wherever this stack keeps it (SQL history, else Redis)."""
+    history = run.cfg.run_dir / "results.db"
+    if history.exists():
+        with sqlite3.connect(history) as db:
+            return int(
+                db.execute("SELECT count(*) FROM scan_cache WHERE connector_uuid = ?", (uuid,)).fetchone()[0]
+            )
+    client = redis.Redis.from_url(run.cfg.redis_url)
+    try:
+        return int(client.hlen(f"dsxc:cache:idx:{uuid}"))
+    finally:
+        client.close()
+
+
 def cached(results: dict[str, dict[str, Any]]) -> set[str]:
     return {loc for loc, item in results.items() if item["scanner"]["cached"]}
 
@@ -78,6 +96,7 @@ def test_rescans_skip_unchanged_files_and_rescan_what_changed(run: StackRun) -> 
     first, results = full_scan(run)
     assert first["cached"] == 0 and len(results) == TOTAL and cached(results) == set()
     assert results["bad.txt"]["verdict"] == "Malicious" and results["bad.txt"]["action"]["applied"] is False
+    assert index_size(run, run.connector()["uuid"]) == TOTAL
 
     # Same inode, size and mtime, other bytes: only a read would see the EICAR content.
     swap = sample / "swap.txt"

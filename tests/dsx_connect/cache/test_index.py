@@ -192,3 +192,23 @@ def test_a_cached_result_is_counted_in_the_job_and_stats_as_cached_without_bytes
     assert view["cached"] == 1 and view["processed"] == 2 and view["bytes_scanned"] == 5
     assert results.stats()["cached"] == 1
     assert client.hget(keys.job(job), "cached") == "1"
+
+
+@pytest.mark.unit
+def test_the_cache_settings_load_from_the_environment_and_a_bad_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from dsx_connect.cache.step import scan_cache
+    from dsx_connect.settings import Settings
+    from shared.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("DSXCONNECT_SCAN_CACHE__ENABLED", "false")
+    monkeypatch.setenv("DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S", "2")
+    settings = load_settings(Settings)
+    assert settings.scan_cache.enabled is False and settings.scan_cache.identity_ttl_s == 2
+    assert scan_cache(SimpleNamespace(settings=settings)) is None  # type: ignore[arg-type]
+    monkeypatch.setenv("DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S", "-1")
+    with pytest.raises(SettingsError, match="DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S"):
+        load_settings(Settings)
