@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -90,8 +90,9 @@ Key = tuple[str, str]  # (connector uuid, location)
 
 
 class IndexStore(Protocol):
-    def lookup(self, items: Sequence[Key], job_ids: Iterable[str]) -> tuple[list[Entry | None], set[str]]:
-        """Each item's entry (None: none), and which of ``job_ids`` were started with ``force``."""
+    def lookup(self, items: Sequence[Key], jobs: Sequence[str]) -> tuple[list[Entry | None], set[str]]:
+        """Each item's entry (None: none, or its job ``jobs[i]`` was started with ``force``), and the
+        jobs started with ``force``."""
         ...
 
     def record(self, entries: Sequence[tuple[Key, Entry]]) -> None:
@@ -106,22 +107,23 @@ class RedisIndex:
         self.redis = client
         self.max_entries = max_entries
 
-    def lookup(self, items: Sequence[Key], job_ids: Iterable[str]) -> tuple[list[Entry | None], set[str]]:
-        jobs = sorted(set(job_ids))
+    def lookup(self, items: Sequence[Key], jobs: Sequence[str]) -> tuple[list[Entry | None], set[str]]:
+        job_ids = sorted(set(jobs))
         by_connector: dict[str, list[int]] = defaultdict(list)
         for i, (connector, _) in enumerate(items):
             by_connector[connector].append(i)
         pipe = self.redis.pipeline(transaction=False)
-        for job_id in jobs:
+        for job_id in job_ids:
             pipe.hget(keys.job(job_id), "force")
         for connector, indices in by_connector.items():
             pipe.hmget(index_key(connector), [items[i][1] for i in indices])
         answers = pipe.execute()
-        forced = {job_id for job_id, flag in zip(jobs, answers, strict=False) if flag == "1"}
+        forced = {job_id for job_id, flag in zip(job_ids, answers, strict=False) if flag == "1"}
         found: list[Entry | None] = [None] * len(items)
-        for indices, raws in zip(by_connector.values(), answers[len(jobs) :], strict=True):
+        for indices, raws in zip(by_connector.values(), answers[len(job_ids) :], strict=True):
             for i, raw in zip(indices, raws, strict=True):
-                found[i] = Entry.load(raw)
+                if jobs[i] not in forced:
+                    found[i] = Entry.load(raw)
         return found, forced
 
     def record(self, entries: Sequence[tuple[Key, Entry]]) -> None:

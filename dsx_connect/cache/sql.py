@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dsx_connect import keys
@@ -24,36 +24,49 @@ from dsx_connect.db.schema import scan_cache
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+_UPDATED = ("version", "sha256", "identity", "verdict", "ts_us")
+
+
 class SqlIndex:
     def __init__(self, engine: Engine, client: redis.Redis) -> None:
         self.engine = engine
         self.redis = client
+        self._statements: dict[str, Any] = {}
+        c = scan_cache.c
+        self._select = select(c.location, c.version, c.sha256, c.identity, c.verdict, c.ts_us).where(
+            and_(
+                c.connector_uuid == bindparam("connector"),
+                c.location.in_(bindparam("locations", expanding=True)),
+            )
+        )
 
     @classmethod
     def for_url(cls, url: str, client: redis.Redis) -> SqlIndex:
         return cls(shared_engine(url), client)
 
-    def lookup(self, items: Sequence[Key], job_ids: Iterable[str]) -> tuple[list[Entry | None], set[str]]:
-        jobs = sorted(set(job_ids))
+    def lookup(self, items: Sequence[Key], jobs: Sequence[str]) -> tuple[list[Entry | None], set[str]]:
+        job_ids = sorted(set(jobs))
         flags = self.redis.pipeline(transaction=False)
-        for job_id in jobs:
+        for job_id in job_ids:
             flags.hget(keys.job(job_id), "force")
-        forced = {job_id for job_id, flag in zip(jobs, flags.execute(), strict=True) if flag == "1"}
+        forced = {job_id for job_id, flag in zip(job_ids, flags.execute(), strict=True) if flag == "1"}
         by_connector: dict[str, list[str]] = defaultdict(list)
-        for connector, location in items:
-            by_connector[connector].append(location)
+        for (connector, location), job_id in zip(items, jobs, strict=True):
+            if job_id not in forced:  # a forced scan's items are scanned: nothing to read
+                by_connector[connector].append(location)
         rows: dict[Key, Entry] = {}
-        c = scan_cache.c
-        with self.engine.connect() as conn:
-            for connector, locations in by_connector.items():
-                query = select(c.location, c.version, c.sha256, c.identity, c.verdict, c.ts_us).where(
-                    and_(c.connector_uuid == connector, c.location.in_(locations))
-                )
-                for location, version, sha256, identity, verdict, ts_us in conn.execute(query):
-                    rows[(connector, location)] = Entry(
-                        version, sha256, identity, json.loads(verdict), ts_us / 1e6
-                    )
-        return [rows.get(key) for key in items], forced
+        if by_connector:
+            with self.engine.connect() as conn:
+                for connector, locations in by_connector.items():
+                    for location, version, sha256, identity, verdict, ts_us in conn.execute(
+                        self._select, {"connector": connector, "locations": locations}
+                    ):
+                        rows[(connector, location)] = Entry(
+                            version, sha256, identity, json.loads(verdict), ts_us / 1e6
+                        )
+        return [
+            rows.get(key) if job_id not in forced else None for key, job_id in zip(items, jobs, strict=True)
+        ], forced
 
     def record(self, entries: Sequence[tuple[Key, Entry]]) -> None:
         if not entries:
@@ -71,15 +84,16 @@ class SqlIndex:
             }
         rows = list(latest.values())
         with self.engine.begin() as conn:
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            statement = insert(scan_cache).values(rows)
-            excluded = statement.excluded
-            conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["connector_uuid", "location"],
-                    set_={
-                        name: getattr(excluded, name)
-                        for name in ("version", "sha256", "identity", "verdict", "ts_us")
-                    },
-                )
+            conn.execute(self._upsert(conn.dialect.name), rows)  # executemany: one statement, compiled once
+
+    def _upsert(self, dialect: str) -> Any:
+        """``INSERT … ON CONFLICT (connector_uuid, location) DO UPDATE``, one row's form, kept per dialect."""
+        statement = self._statements.get(dialect)
+        if statement is None:
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            base = insert(scan_cache)
+            statement = self._statements[dialect] = base.on_conflict_do_update(
+                index_elements=["connector_uuid", "location"],
+                set_={name: getattr(base.excluded, name) for name in _UPDATED},
             )
+        return statement

@@ -39,7 +39,7 @@ class ScanCache:
             return [], items
         keys = [(items[i][0].connector_uuid, items[i][0].location) for i in candidates]
         try:
-            entries, forced = self.store.lookup(keys, {items[i][0].job_id for i in candidates})
+            entries, forced = self.store.lookup(keys, [items[i][0].job_id for i in candidates])
         except Exception as exc:  # the cache must not stop scans
             log.warning("scan cache lookup failed, every item is scanned: %r", exc)
             return [], items

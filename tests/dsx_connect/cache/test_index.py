@@ -128,8 +128,11 @@ def test_a_store_answers_a_batch_and_the_jobs_started_with_force(
     plain, forced = jobs.create("c1"), jobs.create("c1", force=True)
     store.record([(("c1", "a.txt"), entry("v1")), (("c2", "a.txt"), entry("v9"))])
     store.record([(("c1", "a.txt"), entry("v2"))])  # a later scan replaces the entry
-    found, flagged = store.lookup([("c1", "a.txt"), ("c1", "b.txt"), ("c2", "a.txt")], [plain, forced])
+    found, flagged = store.lookup([("c1", "a.txt"), ("c1", "b.txt"), ("c2", "a.txt")], [plain, plain, plain])
     assert [e.version if e else None for e in found] == ["v2", None, "v9"]
+    assert flagged == set()
+    found, flagged = store.lookup([("c1", "a.txt"), ("c2", "a.txt")], [forced, plain])
+    assert [e.version if e else None for e in found] == [None, "v9"]  # a forced job's items: no entry
     assert flagged == {forced}
     assert (jobs.get(forced) or {})["force"] is True and (jobs.get(plain) or {})["force"] is False
 
