@@ -111,13 +111,23 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
     conn.close()
 
 
-@pytest.fixture(params=["redis", "sqlite"])
-def store(request: pytest.FixtureRequest, client: redis.Redis, tmp_path: Path) -> RedisIndex | SqlIndex:
+@pytest.fixture(params=["redis", "sqlite", "postgresql"])
+def store(
+    request: pytest.FixtureRequest, client: redis.Redis, tmp_path: Path
+) -> Iterator[RedisIndex | SqlIndex]:
     if request.param == "redis":
-        return RedisIndex(client, max_entries=100)
-    url = f"sqlite:///{tmp_path / 'history.db'}"
+        yield RedisIndex(client, max_entries=100)
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'history.db'}"
+    else:
+        from tests.support.postgres import create_database
+
+        url = create_database(request.getfixturevalue("postgres_url"))
     upgrade(url)
-    return SqlIndex(make_engine(url), client)
+    engine = make_engine(url)
+    yield SqlIndex(engine, client)
+    engine.dispose()
 
 
 @pytest.mark.integration
