@@ -28,6 +28,7 @@ from shared.models import DsxaVerdict, Verdict
 CACHEABLE_VERDICTS = frozenset({Verdict.BENIGN.value, Verdict.MALICIOUS.value})
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_NOT_KEPT = ("cached", "engine_version", "X-Custom-Metadata", "x_custom_metadata")
 
 
 def index_key(connector_uuid: str) -> str:
@@ -45,9 +46,8 @@ class Entry:
     at: float
 
     def dump(self) -> str:
-        return _COMPACT.encode(
-            {"v": self.version, "s": self.sha256, "i": self.identity, "r": self.verdict, "t": self.at}
-        )
+        """The Redis form (the sha256 is the verdict's ``file_info.file_hash``, not repeated)."""
+        return _COMPACT.encode({"v": self.version, "i": self.identity, "r": self.verdict, "t": self.at})
 
     @classmethod
     def load(cls, raw: str | bytes | None) -> Entry | None:
@@ -55,14 +55,19 @@ class Entry:
             return None
         try:
             data = json.loads(raw)
-            return cls(str(data["v"]), str(data["s"]), str(data["i"]), dict(data["r"]), float(data["t"]))
-        except (ValueError, KeyError, TypeError):
+            verdict = dict(data["r"])
+            sha256 = str(verdict.get("file_info", {}).get("file_hash", ""))
+            return cls(str(data["v"]), sha256, str(data["i"]), verdict, float(data["t"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None  # a damaged entry is a miss, never an error
 
     @classmethod
     def of(cls, version: str, identity: str, verdict: DsxaVerdict, at: float | None = None) -> Entry:
-        stored = verdict.model_dump(mode="json", exclude={"x_custom_metadata"})
-        for field in ("cached", "X-Custom-Metadata", "x_custom_metadata"):
+        # what a hit sets anew (the echo names another request) is not kept: ~0.5 KB per entry in Redis
+        stored = verdict.model_dump(
+            mode="json", exclude={"x_custom_metadata", "scan_duration_in_microseconds", "protected_entity"}
+        )
+        for field in _NOT_KEPT:
             stored.pop(field, None)
         return cls(version, verdict.file_info.file_hash, identity, stored, time.time() if at is None else at)
 

@@ -12,9 +12,12 @@ class ScanCacheSettings(BaseModel):
 
     enabled: bool = True
     max_entries: int = Field(
-        default=1_000_000,
+        default=100_000,
         ge=100,
-        description="Redis store only: entries kept per connector (the SQL history keeps one row per item)",
+        description=(
+            "Redis store only: entries kept per connector, about 0.5 KB each (the SQL history keeps one row"
+            " per item)"
+        ),
     )
     identity_ttl_s: float = Field(
         default=5.0,
