@@ -20,7 +20,7 @@ class ScanCacheSettings(BaseModel):
         ),
     )
     identity_ttl_s: float = Field(
-        default=5.0,
+        default=1.0,
         gt=0,
         le=3600,
         description="how long a worker trusts the scanner identity it read from /version before asking again",
