@@ -10,13 +10,20 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Respon
 from fastapi.responses import JSONResponse
 
 from dsx_connect import keys
+from dsx_connect.api.answers import (
+    ConnectorAnswer,
+    ConnectorEstimate,
+    FullScanAnswer,
+    Registration,
+    StateValue,
+)
 from dsx_connect.api.deps import ConnectorHttp, JobsDep, KnownConnector, RedisDep, RegistryDep, SettingsDep
 from dsx_connect.auth.access import ConnectorSelf, Enrollment, EnrollmentCaller, OperatorOnly
 from dsx_connect.auth.credentials import ConnectorRevoked, IdentityExists, IssuedKey
 from dsx_connect.auth.deps import ConnectorAuth, ConnectorKeysDep
 from dsx_connect.auth.urls import AddressPolicy, connector_url_problem
 from dsx_connect.connector_client import AnswerKind, classify
-from shared.models import ConnectorInstance, StatusResponse
+from shared.models import ConnectorInstance, RegisteredConnector, StatusResponse
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +37,7 @@ Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.
     "/register",
     status_code=201,
     responses={
-        200: {"description": "known connector refreshed"},
+        200: {"model": Registration, "description": "known connector refreshed"},
         401: {"description": "no signature, enrollment token or operator key; or a wrong one"},
         403: {"description": "the connector is revoked, or the token is scoped to another connector"},
         409: {"description": "the uuid already has an identity: sign with its key, or use a scoped token"},
@@ -50,7 +57,7 @@ def register_connector(
             description="issue a new DSX-HMAC key pair (signed request or operator; the old pair stays valid a while)"
         ),
     ] = False,
-) -> StatusResponse:
+) -> Registration:
     """Register a connector (201), or refresh a known one as its heartbeat (200).
 
     With auth on, the answer carries the connector's DSX-HMAC pair (``hmac_key_id``, ``hmac_secret``).
@@ -79,7 +86,7 @@ def register_connector(
     }
     if issued is not None:  # the 1.x enrollment answer's fields
         body |= {"connector_uuid": record.uuid, "hmac_key_id": issued.key_id, "hmac_secret": issued.secret}
-    return StatusResponse.model_validate(body)
+    return Registration.model_validate(body)
 
 
 def _enroll(
@@ -156,9 +163,9 @@ def unregister_connector(
 
 
 @router.get("/list")
-def list_connectors(registry: RegistryDep, _: OperatorOnly) -> list[dict[str, Any]]:
+def list_connectors(registry: RegistryDep, _: OperatorOnly) -> list[RegisteredConnector]:
     """Live connectors (expired heartbeats are dropped)."""
-    return [c.model_dump(mode="json") for c in registry.list()]
+    return registry.list()
 
 
 def _call(
@@ -199,7 +206,7 @@ def start_full_scan(
     batch_size: Annotated[
         int | None, Query(ge=1, description="1.x: items per batch; clamped to the core's maximum")
     ] = None,
-) -> StatusResponse:
+) -> FullScanAnswer:
     """Create a job and ask the connector to enumerate its asset into it (``batch``, ``batch_size`` forwarded)."""
     estimate: dict[str, Any] | None = None
     try:
@@ -233,7 +240,7 @@ def start_full_scan(
             502, f"connector {what} the full scan ({started.status_code}): {started.text[:300]}"
         )
     response.headers["X-Job-Id"] = job_id
-    return StatusResponse.model_validate(
+    return FullScanAnswer.model_validate(
         {
             "status": "success",
             "message": "full scan started",
@@ -244,7 +251,7 @@ def start_full_scan(
     )
 
 
-@router.get("/estimate/{uuid}")
+@router.get("/estimate/{uuid}", response_model=ConnectorEstimate)
 def connector_estimate(
     _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
 ) -> JSONResponse:
@@ -252,7 +259,7 @@ def connector_estimate(
     return _relay(_call(http, "GET", f"{connector.url}/estimate", auth))
 
 
-@router.get("/repo_check/{uuid}")
+@router.get("/repo_check/{uuid}", response_model=ConnectorAnswer)
 def connector_repo_check(
     _: OperatorOnly,
     connector: KnownConnector,
@@ -264,7 +271,7 @@ def connector_repo_check(
     return _relay(_call(http, "GET", f"{connector.url}/repo_check", auth, params={"preview": preview}))
 
 
-@router.get("/healthz/{uuid}")
+@router.get("/healthz/{uuid}", response_model=ConnectorAnswer)
 def connector_healthz(
     _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
 ) -> JSONResponse:
@@ -272,7 +279,7 @@ def connector_healthz(
     return _relay(_call(http, "GET", f"{connector.url}/healthz", auth))
 
 
-@router.get("/readyz/{uuid}")
+@router.get("/readyz/{uuid}", response_model=ConnectorAnswer)
 def connector_readyz(
     _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
 ) -> JSONResponse:
@@ -280,7 +287,7 @@ def connector_readyz(
     return _relay(_call(http, "GET", f"{connector.url}/readyz", auth))
 
 
-@router.get("/config/{uuid}")
+@router.get("/config/{uuid}", response_model=ConnectorAnswer)
 def get_connector_config(
     _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
 ) -> JSONResponse:
@@ -288,7 +295,7 @@ def get_connector_config(
     return _relay(_call(http, "GET", f"{connector.url}/config", auth))
 
 
-@router.put("/config/{uuid}")
+@router.put("/config/{uuid}", response_model=ConnectorAnswer)
 def put_connector_config(
     _: OperatorOnly,
     connector: KnownConnector,
@@ -320,9 +327,9 @@ async def put_connector_state(
 @router.get("/state/{uuid}/{namespace}/{key}", responses={404: {"description": "no value"}})
 def get_connector_state(
     _: ConnectorSelf, uuid: Annotated[str, Path(max_length=64)], namespace: Name, key: Name, client: RedisDep
-) -> dict[str, str]:
+) -> StateValue:
     """Read back a connector's stored cursor as ``{"value": ...}`` (the 1.x shape its connectors read)."""
     value: str | None = client.hget(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key)
     if value is None:
         raise HTTPException(404, f"no state {namespace}/{key} for connector {uuid}")
-    return {"value": value}
+    return StateValue(value=value)
