@@ -47,9 +47,7 @@ def all_compose_files() -> list[Path]:
 @pytest.mark.integration
 def test_every_compose_file_passes_docker_compose_config(tasks_module: ModuleType, tmp_path: Path) -> None:
     if shutil.which("docker-compose") is None:
-        pytest.skip(
-            "docker-compose is not installed (Debian: apt-get install docker-compose; make test does it)"
-        )
+        missing("docker-compose is not installed (Debian: apt-get install docker-compose; make test does it)")
     pairs = tasks_module.compose_files()
     checked = {file for _, files in pairs for file in files}
     assert checked == set(all_compose_files()), "a compose file is not in tasks.COMPONENTS"
@@ -251,7 +249,7 @@ def test_the_rsyslog_profiles_collector_writes_the_feeds_lines(tmp_path: Path) -
     from tests.support.procs import free_port, wait_for
 
     if RSYSLOGD is None:
-        pytest.skip("rsyslogd is not installed: apt-get install rsyslog (scripts/deps/apt-packages.txt)")
+        missing("rsyslogd is not installed: apt-get install rsyslog (scripts/deps/apt-packages.txt)")
     port = free_port()
     conf = (COMPOSE_DIR / "rsyslog" / "rsyslog.conf").read_text()
     conf = conf.replace('port="514"', f'port="{port}" address="127.0.0.1"').replace(
@@ -294,9 +292,7 @@ def test_the_dsxa_appliance_file_also_passes_docker_compose_config_on_its_own(
     tasks_module: ModuleType, tmp_path: Path
 ) -> None:
     if shutil.which("docker-compose") is None:
-        pytest.skip(
-            "docker-compose is not installed (Debian: apt-get install docker-compose; make test does it)"
-        )
+        missing("docker-compose is not installed (Debian: apt-get install docker-compose; make test does it)")
     result = tasks_module.compose_config(
         COMPOSE_DIR / "core.env.example", [COMPOSE_DIR / "docker-compose-dsxa.yaml"], tmp_path
     )
@@ -419,7 +415,7 @@ def test_the_rendered_core_and_connector_configs_keep_redis_private(
     tasks_module: ModuleType, tmp_path: Path
 ) -> None:
     if shutil.which("docker-compose") is None:
-        pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
+        missing("docker-compose is not installed (Debian: apt-get install docker-compose)")
     import subprocess
 
     shutil.copytree(COMPOSE_DIR, tmp_path, dirs_exist_ok=True)
@@ -481,7 +477,7 @@ def test_every_connector_service_keeps_its_key_file_on_a_named_volume(
 ) -> None:
     """A re-created connector container finds its DSX-HMAC pair: a fleet token alone gets 409."""
     if shutil.which("docker-compose") is None:
-        pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
+        missing("docker-compose is not installed (Debian: apt-get install docker-compose)")
     pairs = tasks_module.compose_files()
 
     def connector_services(index: int) -> dict[str, tuple[str, dict[str, Any]]]:
