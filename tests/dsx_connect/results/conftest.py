@@ -67,7 +67,7 @@ def sql_history(
 def memory_backend(client: redis.Redis, retain: int = 10_000) -> Backend:
     """``DSXCONNECT_RESULTS_DB=memory`` as the result step and the API see it: what the step writes
     (Redis, then the history, of which memory has none) and the reader the API chooses."""
-    config = ResultsDbSettings(url="memory", retain=retain)
+    config = ResultsDbSettings.model_validate({"url": "memory", "retain": retain})
 
     def write(events: list[dict[str, Any]]) -> None:
         redis_store(config, client).store_many(events)
