@@ -95,6 +95,7 @@ class ItemActionAnswer(StatusResponse):
 
     item_action: str
     location: str
+    destination: str | None = omitted_if_none("where a move put the item")
 
 
 class ConnectorConfig(BaseModel):
