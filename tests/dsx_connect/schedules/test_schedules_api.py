@@ -252,6 +252,38 @@ def test_a_scanner_rules_change_rescans_each_flagged_connector_once(stack: Stack
     assert stack.jobs(plain, "scanner_change") == []
 
 
+def test_a_full_scan_an_operator_starts_is_marked_api(stack: Stack) -> None:
+    with stack.api() as api:
+        answer = api.post(f"/connectors/full_scan/{stack.connectors[1]}")
+        assert answer.status_code == 202, answer.text
+        assert api.get(f"/scan/jobs/{answer.json()['job_id']}").json()["trigger"] == "api"
+
+
+def test_a_slot_of_a_connector_that_is_not_registered_is_recorded_not_started(stack: Stack) -> None:
+    absent = str(uuid.uuid4())
+    store = ScheduleStore(stack.redis)
+    store.put(absent, ScheduleSpec(cron="0 * * * *"), now=time.time() - 7200)
+    run = wait_for(lambda: store.run(absent).last_error, timeout=20, what="the failed start recorded")
+    assert "not registered" in str(run)
+    assert stack.jobs(absent, "schedule") == []
+
+
+def test_the_scanner_identity_is_read_from_its_version_route(stack: Stack) -> None:
+    from dsx_connect.schedules.identity import ScannerIdentity
+    from dsx_connect.settings import ScannerSettings
+
+    def read(base: str) -> str | None:
+        reader = ScannerIdentity(ScannerSettings(scan_binary_url=f"{base}/scan/binary/v2"))
+        try:
+            return reader()
+        finally:
+            reader.close()
+
+    assert read(stack.dsxa_url) == httpx.get(f"{stack.dsxa_url}/version", timeout=10).json()["identity"]
+    assert read(f"http://127.0.0.1:{free_port()}") is None  # nobody there: unknown
+    assert read(stack.core_urls[0]) is None  # no /version route there: unknown
+
+
 def test_a_killed_leader_is_replaced_and_the_next_due_slot_runs_once(stack: Stack) -> None:
     target = stack.connectors[2]
     wait_for(lambda: stack.leader_index() is not None, timeout=10, what="a scheduler leader")
