@@ -36,14 +36,21 @@ class LeaderLease:
 
     def hold(self) -> bool:
         """Renew the lease if this instance holds it, else try to take it; whether it holds it now."""
-        if self.token is not None:
-            if self._renew(keys=[keys.SCHEDULER_LEADER], args=[self.token, self.ttl_ms]):
-                return True
-            self.token = None  # expired (or taken over) since the last renewal
+        if self.token is not None and self.renew():
+            return True
         token = f"{self.holder}/{uuid.uuid4().hex[:12]}"
         if self.redis.set(keys.SCHEDULER_LEADER, token, nx=True, px=self.ttl_ms):
             self.token = token
             return True
+        return False
+
+    def renew(self) -> bool:
+        """Extend the lease this instance holds; False (and no token) when it no longer holds it."""
+        if self.token is None:
+            return False
+        if self._renew(keys=[keys.SCHEDULER_LEADER], args=[self.token, self.ttl_ms]):
+            return True
+        self.token = None
         return False
 
     def release(self) -> None:

@@ -126,10 +126,11 @@ class Scheduler:
     def _claim_and_start(
         self, connector_uuid: str, trigger: str, claim: Callable[[str], Claim], report: TickReport, label: str
     ) -> bool:
-        """Claim with the lease token, then start; False when the lease is gone."""
-        token = self.lease.token
-        if token is None:
+        """Claim with the lease token, then start; False when the lease is gone. The lease is renewed
+        first: starts call connectors, and a tick with several slow ones may outlast a renewal period."""
+        if self.lease.token is None or not self.lease.renew():
             return False
+        token = self.lease.token
         outcome = claim(token)
         if outcome is Claim.LOST_LEASE:
             log.warning("scheduler lost its lease before claiming %s of connector %s", label, connector_uuid)
