@@ -98,6 +98,10 @@ def test_an_operator_sets_a_schedule_and_sees_its_next_run(page: Any, core_url: 
     )
     page.reload()  # the table reads schedules back from the API
     expect(row(page)).to_contain_text("30 2 * * 1-5 (Europe/Berlin)")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the row stacks, nothing overflows
+    expect(row(page).locator('td[data-label="Schedule"]')).to_contain_text("on scanner change")
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_an_operator_removes_the_schedule(page: Any, core_url: str) -> None:
