@@ -241,3 +241,29 @@ def test_an_identity_change_while_every_replica_was_down_counts(client: redis.Re
     store.set_scanner_identity("rules old")
     replica(client, "r1", starts, clock, Identity("rules new")).tick()
     assert starts.calls == [("a", "scanner_change")]
+
+
+def test_the_background_runner_ticks_and_gives_the_lease_up_when_it_stops(client: redis.Redis) -> None:
+    import asyncio
+
+    from dsx_connect.schedules.scheduler import run_scheduler
+
+    starts, started = Starts(), threading.Event()
+
+    def start(connector_uuid: str, trigger: str) -> str:
+        job_id = starts(connector_uuid, trigger)
+        started.set()
+        return job_id
+
+    ScheduleStore(client).put("c1", HOURLY, now=T0 - 1800)
+    scheduler = replica(client, "runner", starts, Clock(T0 + 45))
+    scheduler.start = start
+
+    async def run() -> None:
+        async with run_scheduler(scheduler, poll_s=0.05):
+            assert await asyncio.to_thread(started.wait, 10)
+            assert current_leader(client) == "runner"
+
+    asyncio.run(run())
+    assert starts.calls == [("c1", "schedule")]
+    assert current_leader(client) is None  # released on the way out: another replica takes over at once
