@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
+from dsx_connect.jobs.store import JobStore
 from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv
 
 CHROMIUM = "/usr/bin/chromium"
@@ -26,6 +28,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 API = "/dsx-connect/api/v1"
 CONNECTOR = str(uuid.uuid4())
+SCHEDULED_JOB = "scheduled-job-0001"
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +55,8 @@ def core_url(tmp_path_factory: pytest.TempPathFactory, logs_dir: Path) -> Iterat
             assert (
                 httpx.post(f"http://127.0.0.1:{port}{API}/connectors/register", json=body).status_code == 201
             )
+            jobs = JobStore(redis.Redis.from_url(redis_url, decode_responses=True))
+            jobs.create(CONNECTOR, "nightly-share", job_id=SCHEDULED_JOB, trigger="schedule")
             yield f"http://127.0.0.1:{port}"
         finally:
             proc.stop()
@@ -112,3 +117,8 @@ def test_an_operator_removes_the_schedule(page: Any, core_url: str) -> None:
     expect(dialog).to_be_hidden()
     expect(row(page)).to_contain_text("none")
     assert httpx.get(f"{core_url}{API}/connectors/schedule/{CONNECTOR}").status_code == 404
+
+
+def test_a_job_the_scheduler_started_says_so(page: Any) -> None:
+    card = page.locator(f'article.job[data-job-id="{SCHEDULED_JOB}"]')
+    expect(card).to_contain_text("scheduled")
