@@ -70,15 +70,17 @@ class ResultStore:
                 keys.job(job_id), keys.request_state(request_id), keys.job_pending(job_id), keys.job_due(job_id),
                 keys.results_by("connector", data["connector"]["uuid"]), keys.results_by("job", job_id),
             ]  # fmt: skip
+            cached = bool((data.get("scanner") or {}).get("cached"))
             args += [
                 data["scan_request_id"],
                 _COMPACT.encode(data),
                 data["verdict"],
-                data["file_info"]["size_in_bytes"],
+                0 if cached else data["file_info"]["size_in_bytes"],
                 "1" if data.get("error") else "0",
                 action["requested"] if action["applied"] else "",
                 data["job_id"],
                 data["connector"]["uuid"],
+                "1" if cached else "0",
             ]
         stored, dropped = self._store(keys=script_keys + (self.feed.keys if self.feed else []), args=args)
         if self.feed and any(dropped):
@@ -150,6 +152,7 @@ class ResultStore:
             "verdicts": verdicts,
             "errors": int(data.get("errors", 0)),
             "bytes_scanned": int(data.get("bytes_scanned", 0)),
+            "cached": int(data.get("cached", 0)),
             "actions": {k.split(":", 1)[1]: int(v) for k, v in data.items() if k.startswith("action:")},
             "retained_results": int(self.redis.zcard(keys.RESULTS_INDEX)),
         }

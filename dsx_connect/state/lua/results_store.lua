@@ -4,7 +4,8 @@
 --       the same order), then 6 per item: job, request state, job pending, job due, connector index,
 --       job index; then the feed's queue and state per destination (pairs, to the end).
 -- ARGV: retain, now_iso, now_ts, feed bound, tombstone ttl, verdict count V, the V verdicts, item
---       count N, then 8 values per item: id, event, verdict, bytes, failed, action, job_id, connector
+--       count N, then 9 values per item: id, event, verdict, bytes, failed, action, job_id, connector,
+--       cached ('1': served by the unchanged-object index, counted as `cached`, its bytes not as scanned)
 -- A stored request keeps a tombstone (its request state, status 'completed') for the request-state
 -- TTL, past the result's own retention: a redelivered or resubmitted item whose result retention
 -- already dropped is still a duplicate, counted and fed to the SIEM once.
@@ -33,9 +34,10 @@ local function count(key, verdict, bytes, failed, action, sign)
   if action ~= '' then add(key, 'action:' .. action, sign) end
 end
 for n = 0, nitems - 1 do
-  local i, k = first_item_arg + 8 * n, first_item_key + 6 * n
+  local i, k = first_item_arg + 9 * n, first_item_key + 6 * n
   local id, event, verdict, bytes, failed, action, job_id =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local cached = ARGV[i + 8] == '1'
   local job, req, pending, due, connector_index, job_index =
     KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
   if redis.call('HGET', req, 'status') == 'completed' and redis.call('HEXISTS', results, id) == 0 then
@@ -52,6 +54,7 @@ for n = 0, nitems - 1 do
     count(job, verdict, bytes, failed, action, 1)
     add(stats, 'total', 1)
     add(job, 'processed', 1)
+    if cached then add(stats, 'cached', 1); add(job, 'cached', 1) end
     redis.call('DEL', req)
     redis.call('HSET', req, 'status', 'completed')
     redis.call('EXPIRE', req, tombstone_ttl)
