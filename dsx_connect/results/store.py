@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from dsx_connect import keys
+from dsx_connect.jobs.done import done_bit
 from dsx_connect.jobs.store import COMPLETE_CHECK_LUA
 from dsx_connect.superlog.buffer import FEED_PUSH_LUA, FeedTarget
 from shared.models import ScanResultEvent, Verdict, utcnow_iso
@@ -31,11 +32,12 @@ _STORE_LUA = (
     + """
 -- One call stores a whole batch (standalone Redis: keys are built here from the prefix), and queues
 -- each newly stored event for the SIEM feed in the same atomic step (KEYS: the feed's queues).
--- ARGV: prefix, retain, now_iso, now_ts, feed bound, tombstone ttl, then 8 values per item:
---       id, event, verdict, bytes, failed, action, job_id, connector_uuid
--- A stored request keeps a tombstone (its request state, status 'completed') for the request-state
--- TTL, past the result's own retention: a redelivered or resubmitted item whose result retention
--- already dropped is still a duplicate, counted and fed to the SIEM once.
+-- ARGV: prefix, retain, now_iso, now_ts, feed bound, tombstone ttl, then 9 values per item:
+--       id, event, verdict, bytes, failed, action, job_id, connector_uuid, done bit (0: none)
+-- A stored request keeps a tombstone past the result's own retention: its bit in the job's done
+-- bitmap, expiring with the job (dsx_connect.jobs.done), or, without a bit, its request state
+-- (status 'completed') for the request-state TTL. A redelivered or resubmitted item whose result
+-- retention already dropped is still a duplicate, counted and fed to the SIEM once.
 local prefix, retain, now_iso, now_ts, feed_bound = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
   tonumber(ARGV[5])
 local tombstone_ttl = tonumber(ARGV[6])
@@ -57,12 +59,15 @@ local function count(key, verdict, bytes, failed, action, sign)
   if failed == '1' then add(key, 'errors', sign) end
   if action ~= '' then add(key, 'action:' .. action, sign) end
 end
-for i = 7, #ARGV, 8 do
-  local id, event, verdict, bytes, failed, action, job_id, connector =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+for i = 7, #ARGV, 9 do
+  local id, event, verdict, bytes, failed, action, job_id, connector, bit =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7],
+    tonumber(ARGV[i + 8])
   local job = prefix .. ':job:' .. job_id
   local req = prefix .. ':req:' .. id
-  if redis.call('HGET', req, 'status') == 'completed' and redis.call('HEXISTS', results, id) == 0 then
+  local finished = (bit > 0 and redis.call('GETBIT', job .. ':done', bit) == 1)
+    or redis.call('HGET', req, 'status') == 'completed'
+  if finished and redis.call('HEXISTS', results, id) == 0 then
     stored[#stored + 1] = 0  -- stored long ago, its result since dropped by retention
   elseif redis.call('HSETNX', results, id, event) == 1 then
     local seq = redis.call('INCR', seq_key)
@@ -77,8 +82,12 @@ for i = 7, #ARGV, 8 do
     add(stats, 'total', 1)
     add(job, 'processed', 1)
     redis.call('DEL', req)
-    redis.call('HSET', req, 'status', 'completed')
-    redis.call('EXPIRE', req, tombstone_ttl)
+    if bit > 0 then
+      redis.call('SETBIT', job .. ':done', bit, 1)
+    else
+      redis.call('HSET', req, 'status', 'completed')
+      redis.call('EXPIRE', req, tombstone_ttl)
+    end
     redis.call('HDEL', job .. ':pending', id)
     redis.call('ZREM', job .. ':due', id)
     touched[job] = job_id
@@ -123,6 +132,8 @@ for job, job_id in pairs(touched) do
   -- the job's results index expires with the job (JobStore keeps a TTL on every job hash)
   local ttl = redis.call('TTL', job)
   if ttl > 0 then redis.call('EXPIRE', prefix .. ':results:idx:job:' .. job_id, ttl) end
+  -- and so do its tombstones (a job without a TTL is unexpected: they keep the request-state TTL)
+  redis.call('EXPIRE', job .. ':done', ttl > 0 and ttl or tombstone_ttl)
 end
 local excess = redis.call('ZCARD', index) - retain
 if excess > 0 then
@@ -159,8 +170,13 @@ class ResultStore:
         self.feed = feed  # the SIEM feed's queues, filled in the same call as the store
         self._store = client.register_script(_STORE_LUA)
 
-    def store_many(self, events: Sequence[ScanResultEvent | dict[str, Any]]) -> list[bool]:
+    def store_many(
+        self, events: Sequence[ScanResultEvent | dict[str, Any]], job_item_ids: Sequence[str | None] = ()
+    ) -> list[bool]:
         """Store each event once; returns, per event, whether this call stored it (False: a duplicate).
+
+        ``job_item_ids`` (per event, in order; none by default) let each stored request's tombstone
+        be one bit in its job's done bitmap instead of a key (``dsx_connect.jobs.done``).
 
         Events come as models or as their JSON dicts (the result step builds dicts, see
         ``ItemOutcome.event_dict``). A stored result that records a failure (scan error, failed
@@ -173,7 +189,8 @@ class ResultStore:
         args: list[str | int | float] = [
             keys.PREFIX, self.retain, utcnow_iso(), time.time(), feed_bound, self.request_ttl_s,
         ]  # fmt: skip
-        for event in events:
+        bits = [done_bit(item) for item in job_item_ids] or [0] * len(events)
+        for event, bit in zip(events, bits, strict=True):
             data = event if isinstance(event, dict) else event.model_dump(mode="json")
             action = data["action"]
             args += [
@@ -185,6 +202,7 @@ class ResultStore:
                 action["requested"] if action["applied"] else "",
                 data["job_id"],
                 data["connector"]["uuid"],
+                bit,
             ]
         stored, dropped = self._store(keys=self.feed.keys if self.feed else [], args=args)
         if self.feed and any(dropped):
