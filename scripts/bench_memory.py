@@ -80,8 +80,9 @@ def redis_memory(client: redis.Redis, sample: int = 50) -> dict[str, Any]:
             sampled[fam].append(int(client.memory_usage(name, samples=0) or 0))
     families = {
         fam: {"keys": n, "mb": round(n * sum(sampled[fam]) / len(sampled[fam]) / 1e6, 2)}
-        for fam, n in counts.most_common()
+        for fam, n in counts.items()
     }
+    families = dict(sorted(families.items(), key=lambda kv: -kv[1]["mb"]))
     return {
         "used_memory_mb": round(info["used_memory"] / 1e6, 1),
         "used_memory_peak_mb": round(info["used_memory_peak"] / 1e6, 1),
