@@ -124,9 +124,10 @@ def enrollment_token(
     help={
         "args": "arguments for scripts/bench.py (or scripts/bench_results.py with --results-db)",
         "results_db": "sqlite or postgresql: benchmark the results history instead (scripts/bench_results.py)",
+        "files": "files to scan, of 1-4 KiB unless args say otherwise (memory: peak RSS and Redis peak)",
     }
 )
-def bench(c, args="", results_db=""):
+def bench(c, args="", results_db="", files=0):
     """Throughput benchmark (make bench): installs what it needs (wrk included), runs scripts/bench.py;
     with --results-db, the results history's benchmark (scripts/bench_results.py)."""
     if results_db:
@@ -138,6 +139,7 @@ def bench(c, args="", results_db=""):
             pty=False,
         )
         return
+    args = f"--files {int(files)} --min-kib 1 --max-kib 4 {args}" if files else args  # small files
     c.run(
         f"make -C {shlex.quote(str(ROOT))} --no-print-directory bench BENCH_ARGS={shlex.quote(args)}",
         pty=False,

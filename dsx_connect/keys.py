@@ -23,6 +23,12 @@ def job_due(job_id: str) -> str:
     return f"{job(job_id)}:due"
 
 
+def job_done(job_id: str) -> str:
+    """Bitmap of the job's finished items by ``job_item_id`` (their tombstones: one bit per item,
+    expiring with the job; see ``dsx_connect.jobs.done``)."""
+    return f"{job(job_id)}:done"
+
+
 def request_state(request_id: str) -> str:
     return f"{PREFIX}:req:{request_id}"
 

@@ -168,12 +168,12 @@ class JobsSettings(BaseModel):
         "was lost) is sent again; at least the workers' visibility timeout",
     )
     max_in_flight: int = Field(
-        default=50_000,
+        default=20_000,
         ge=1,
         description="accepted but unfinished items per job past which intake answers 429",
     )
     max_in_flight_total: int = Field(
-        default=1_000_000,
+        default=100_000,
         ge=1,
         description="accepted but unfinished items of all jobs together (queued, retrying, waiting on "
         "the breaker or a pause) past which intake answers 429",

@@ -37,7 +37,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts import stack
+import redis
+
+from scripts import bench_memory, stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WRK_LUA = """
@@ -70,12 +72,18 @@ def make_files(folder: Path, count: int, min_kib: int, max_kib: int, seed: int =
     rng = random.Random(seed)
     total = 0
     block = os.urandom(max_kib * 1024 + 4096)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     for n in range(count):
-        sub = folder / f"d{n // 100:04d}"
-        sub.mkdir(parents=True, exist_ok=True)
+        sub = os.path.join(folder, f"d{n // 100:04d}")
+        if n % 100 == 0:
+            os.makedirs(sub, exist_ok=True)
         size = rng.randint(min_kib * 1024, max_kib * 1024)
         offset = rng.randint(0, 4096)
-        (sub / f"f{n:07d}.bin").write_bytes(block[offset : offset + size - 8] + n.to_bytes(8, "big"))
+        fd = os.open(os.path.join(sub, f"f{n:07d}.bin"), flags, 0o644)
+        try:
+            os.write(fd, block[offset : offset + size - 8] + n.to_bytes(8, "big"))
+        finally:
+            os.close(fd)
         total += size
     return total
 
@@ -309,7 +317,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big-gib", type=float, default=2.0, help="size of the large-file phase; 0 skips it")
     parser.add_argument("--scan-concurrency", type=int, default=2, help="scan worker processes")
     parser.add_argument(
-        "--runs", type=_at_least_one, default=5, help="cold full scans in this invocation (median ratio)"
+        "--runs",
+        type=_at_least_one,
+        default=None,
+        help="cold full scans in this invocation (median ratio); default 5, 1 above 50,000 files",
+    )
+    parser.add_argument(
+        "--keep-files",
+        action="store_true",
+        help="keep the generated tree ($TMPDIR/dsx-bench-files/COUNTxMIN-MAXk) for the next run, which reuses it",
     )
     parser.add_argument(
         "--no-rescan", action="store_true", help="skip (d): cold scan, rescan, rescan after a rules update"
@@ -320,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs) for a look")
     args = parser.parse_args(argv)
+    if args.runs is None:
+        args.runs = 5 if args.files <= 50_000 else 1
 
     if shutil.which("wrk") is None:  # no ceiling, no ratio: refuse before minutes of setup
         print(f"error: {WRK_MISSING}", file=sys.stderr)
@@ -331,9 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         fs_port=free_port(), scan_concurrency=args.scan_concurrency, scan_timeout=3600,
     )  # fmt: skip
     print(
-        f"generating {args.files} files of {args.min_kib}-{args.max_kib} KiB in {cfg.sample_dir}", flush=True
+        f"{args.files} files of {args.min_kib}-{args.max_kib} KiB (generated once, then reused)", flush=True
     )
-    total_bytes = make_files(cfg.sample_dir, args.files, args.min_kib, args.max_kib)
+    tree, total_bytes = bench_memory.file_tree(args.files, args.min_kib, args.max_kib, make_files)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.sample_dir.symlink_to(tree, target_is_directory=True)  # the connector scans its real path
     for folder in (cfg.quarantine_dir, cfg.run_dir / "redis", cfg.log_dir):
         folder.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
@@ -377,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                 stack.wait_ready(comp, record, cfg.start_timeout)
         connector = stack.wait_for_connector(cfg)
 
-        sample = sorted(cfg.sample_dir.rglob("*.bin"))[:2000]
+        sample = bench_memory.first_files(tree, args.files, 2000)
         wrk_url = f"{cfg.dsxa_url}/scan/binary/v2"
         print("(a) dsxa_lite alone with wrk", flush=True)
         ceilings = [run_wrk(wrk_url, sample, args.wrk_seconds, args.wrk_connections, work)]
@@ -394,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             if n == 1:  # before wrk loads the scanner again
                 report["full_scan"] = scan
                 report["peak_rss_mb_full_scan"] = peak_rss_mb(cfg.run_dir)
+                report["redis_memory"] = bench_memory.redis_memory(redis.Redis.from_url(cfg.redis_url))
             cpu_ms.append(
                 {
                     name: round((cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / max(args.files, 1), 3)
@@ -434,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.big_gib > 0:
             print(f"(c) one sparse {args.big_gib} GiB file end to end", flush=True)
-            shutil.rmtree(cfg.sample_dir)
+            cfg.sample_dir.unlink()  # the generated tree stays where it is
             cfg.sample_dir.mkdir()
             big = cfg.sample_dir / "big.bin"
             size = int(args.big_gib * (1 << 30))
@@ -454,12 +475,15 @@ def main(argv: list[str] | None = None) -> int:
             }
     finally:
         stack.stop(stack.read_records(cfg.run_dir), out=lambda _line: None)
+        if not args.keep_files:  # a million small files are gigabytes: never left behind unasked
+            bench_memory.remove_tree(tree)
 
     report["goals"] = {
         "e2e_files_per_s>=1000": report["e2e_files_per_s_median"] >= 1000,
         "e2e_ratio>=0.35": report["ratio_e2e_to_scanner"] >= 0.35,
         "median_e2e_ratio>=0.5": report["ratio_e2e_to_scanner"] >= 0.5,
         "every_run_processed_every_file": all(run["processed"] == args.files for run in report["runs"]),
+        "full_scan_every_process<200MB": max(report["peak_rss_mb_full_scan"].values()) < 200,
     }
     if "rescan" in report:
         rescan = report["rescan"]
@@ -485,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         for run in report["runs"]
     ]
     summary["cpu_ms_per_file"] = report["cpu_ms_per_file"]
+    summary["peak_rss_mb_full_scan"] = report["peak_rss_mb_full_scan"]
+    summary["redis_used_memory_peak_mb"] = report["redis_memory"]["used_memory_peak_mb"]
     if "rescan" in report:
         summary["rescan"] = {
             k: report["rescan"][k]

@@ -20,7 +20,6 @@ from dsx_connect.settings import Settings, get_settings
 from dsx_connect.state.connectors import ConnectorRegistry
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.results import ResultStore
-from dsx_connect.state.results_reader import RedisReader
 from shared.models import RegisteredConnector
 from shared.tls import client_ssl
 

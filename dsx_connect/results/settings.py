@@ -17,7 +17,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-REDIS_DEFAULT_RETAIN = 100_000
+# about 1.5 KB of Redis per retained result (docs/performance.md): 75 MB at this bound
+REDIS_DEFAULT_RETAIN = 50_000
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGE = re.compile(r"^(\d+)\s*([smhdw])$")
 
@@ -79,7 +80,7 @@ class ResultsDbSettings(BaseModel):
     # NoDecode: "100000,90d" is text, not JSON (pydantic-settings decodes nested model values as JSON)
     retain: Annotated[Retention, NoDecode] = Field(
         default_factory=Retention,
-        description="count and/or age kept (100000, 90d, 100000,90d); redis/memory default 100000, SQL: everything",
+        description="count and/or age kept (50000, 90d, 50000,90d); redis/memory default 50000, SQL: everything",
     )
     cache_size: int = Field(
         default=REDIS_DEFAULT_RETAIN,

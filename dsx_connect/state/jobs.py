@@ -17,6 +17,7 @@ import redis
 import redis.asyncio as aredis
 
 from dsx_connect import keys
+from dsx_connect.jobs.done import done_bit
 from dsx_connect.state.job_scripts import (
     ACCEPT_LUA,
     CLAIM_EXPIRED_LUA,
@@ -196,7 +197,7 @@ class JobStore:
         for task in tasks:
             args += [
                 task.id, task.job_id, task.location, task.connector_uuid, task.accepted_at, "queued",
-                task.model_dump_json(),
+                task.model_dump_json(), done_bit(task.job_item_id),
             ]  # fmt: skip
         flat = self._accept(keys=[], args=args) if tasks else []
         return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
@@ -239,14 +240,18 @@ class JobStore:
         self.publish(job_id)
         return result == 1
 
-    def add_skipped(self, job_id: str, request_ids: Sequence[str], ttl_s: int) -> int:
+    def add_skipped(
+        self, job_id: str, request_ids: Sequence[str], ttl_s: int, job_item_ids: Sequence[str | None] = ()
+    ) -> int:
         """Count items of a cancelled job that a worker reached and dropped, once per request id.
 
+        ``job_item_ids`` (in the order of ``request_ids``; none by default) mark each item in the
+        job's done bitmap rather than with a tombstone key (``dsx_connect.jobs.done``).
         Returns how many were new: a redelivered batch counts nothing twice.
         """
-        added = int(
-            self._skip(keys=[], args=[keys.PREFIX, ttl_s, utcnow_iso(), time.time(), job_id, *request_ids])
-        )
+        bits = [done_bit(item) for item in job_item_ids] or [0] * len(request_ids)
+        pairs = [value for pair in zip(request_ids, bits, strict=True) for value in pair]
+        added = int(self._skip(keys=[], args=[keys.PREFIX, ttl_s, utcnow_iso(), time.time(), job_id, *pairs]))
         self.publish(job_id)
         return added
 

@@ -17,6 +17,7 @@ import redis
 import redis.asyncio as aredis
 
 from dsx_connect import keys
+from dsx_connect.jobs.done import done_bit
 from dsx_connect.state.feed import FEED_PUSH_LUA, FeedTarget
 from dsx_connect.state.jobs import COMPLETE_CHECK_LUA
 from dsx_connect.state.scripts import lua
@@ -45,8 +46,13 @@ class ResultStore:
         self.feed = feed  # the SIEM feed's queues, filled in the same call as the store
         self._store = client.register_script(_STORE_LUA)
 
-    def store_many(self, events: Sequence[ScanResultEvent | dict[str, Any]]) -> list[bool]:
+    def store_many(
+        self, events: Sequence[ScanResultEvent | dict[str, Any]], job_item_ids: Sequence[str | None] = ()
+    ) -> list[bool]:
         """Store each event once; returns, per event, whether this call stored it (False: a duplicate).
+
+        ``job_item_ids`` (per event, in order; none by default) let each stored request's tombstone
+        be one bit in its job's done bitmap instead of a key (``dsx_connect.jobs.done``).
 
         Events come as models or as their JSON dicts (the result step builds dicts, see
         ``ItemOutcome.event_dict``). A stored result that records a failure (scan error, failed
@@ -62,13 +68,15 @@ class ResultStore:
         ]  # fmt: skip
         script_keys = [keys.RESULTS, keys.RESULTS_INDEX, keys.RESULTS_SEQ, keys.STATS]
         script_keys += [keys.results_by("verdict", v) for v in VERDICTS]
-        for event in events:
+        bits = [done_bit(item) for item in job_item_ids] or [0] * len(events)
+        for event, bit in zip(events, bits, strict=True):
             data = event if isinstance(event, dict) else event.model_dump(mode="json")
             action = data["action"]
             job_id, request_id = data["job_id"], data["scan_request_id"]
             script_keys += [
                 keys.job(job_id), keys.request_state(request_id), keys.job_pending(job_id), keys.job_due(job_id),
                 keys.results_by("connector", data["connector"]["uuid"]), keys.results_by("job", job_id),
+                keys.job_done(job_id),
             ]  # fmt: skip
             cached = bool((data.get("scanner") or {}).get("cached"))
             args += [
@@ -81,6 +89,7 @@ class ResultStore:
                 data["job_id"],
                 data["connector"]["uuid"],
                 "1" if cached else "0",
+                bit,
             ]
         stored, dropped = self._store(keys=script_keys + (self.feed.keys if self.feed else []), args=args)
         if self.feed and any(dropped):

@@ -20,7 +20,7 @@ def run_store_batch(ctx: WorkerContext, items: list[ItemOutcome]) -> list[dict[s
     # the durable SQL history (if any) takes the whole batch first, duplicates too (it is idempotent):
     # once Redis counts a job complete, the history holds every result of it
     record_history(ctx.settings.results_db, ctx.client, events)
-    stored = ctx.results.store_many(events)
+    stored = ctx.results.store_many(events, [item.task.job_item_id for item in items])
     duplicates = len(events) - sum(stored)
     if duplicates:
         log.info("ignored %d results already stored (redelivered task)", duplicates)

@@ -175,7 +175,10 @@ def _hold_paused_and_drop_cancelled(
         paused, cancelled = ctx.jobs.flags(job_id)
         if cancelled:
             added = ctx.jobs.add_skipped(
-                job_id, [t.id for t in items], ctx.settings.results_db.request_state_ttl_s
+                job_id,
+                [t.id for t in items],
+                ctx.settings.results_db.request_state_ttl_s,
+                [t.job_item_id for t in items],
             )
             log.info(
                 "skipped %d items of cancelled job (%d new)", len(items), added, extra={"job_id": job_id}

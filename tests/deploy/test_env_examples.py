@@ -151,7 +151,7 @@ def test_core_example_loads_into_the_core_settings(monkeypatch: pytest.MonkeyPat
     settings = load_settings(Settings, _env_file=None)
     assert "DSXCONNECT_REDIS_URL" not in values  # the compose file builds it, with the password
     assert settings.scanner.scan_binary_url == "http://dsxa-lite:5000/scan/binary/v2"
-    assert settings.results_db.retain.count == 100000 and settings.use_tls is False
+    assert settings.results_db.retain.count == 50000 and settings.use_tls is False
 
 
 def test_dsxa_lite_example_loads_into_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:

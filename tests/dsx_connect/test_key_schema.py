@@ -41,7 +41,11 @@ FROM_PREFIX: dict[str, Callable[[str], str]] = {
     ":results:idx:connector:": lambda v: keys.results_by("connector", v),
     ":results:idx:job:": lambda v: keys.results_by("job", v),
 }
-JOB_SUFFIXES: dict[str, Callable[[str], str]] = {":pending": keys.job_pending, ":due": keys.job_due}
+JOB_SUFFIXES: dict[str, Callable[[str], str]] = {
+    ":pending": keys.job_pending,
+    ":due": keys.job_due,
+    ":done": keys.job_done,
+}
 
 
 def fragments() -> set[str]:

@@ -1,14 +1,16 @@
 -- One call stores a whole batch, and queues each newly stored event for the SIEM feed in the same
 -- atomic step. Every key comes in KEYS (none is built here):
 -- KEYS: results, results index, results seq, stats, then one index per verdict (ARGV names them in
---       the same order), then 6 per item: job, request state, job pending, job due, connector index,
---       job index; then the feed's queue and state per destination (pairs, to the end).
+--       the same order), then 7 per item: job, request state, job pending, job due, connector index,
+--       job index, job done bitmap; then the feed's queue and state per destination (pairs, to the end).
 -- ARGV: retain, now_iso, now_ts, feed bound, tombstone ttl, verdict count V, the V verdicts, item
---       count N, then 9 values per item: id, event, verdict, bytes, failed, action, job_id, connector,
---       cached ('1': served by the unchanged-object index, counted as `cached`, its bytes not as scanned)
--- A stored request keeps a tombstone (its request state, status 'completed') for the request-state
--- TTL, past the result's own retention: a redelivered or resubmitted item whose result retention
--- already dropped is still a duplicate, counted and fed to the SIEM once.
+--       count N, then 10 values per item: id, event, verdict, bytes, failed, action, job_id, connector,
+--       cached ('1': served by the unchanged-object index, counted as `cached`, its bytes not as
+--       scanned), done bit (0: none)
+-- A stored request keeps a tombstone past the result's own retention: its bit in the job's done
+-- bitmap, expiring with the job (dsx_connect.jobs.done), or, without a bit, its request state
+-- (status 'completed') for the request-state TTL. A redelivered or resubmitted item whose result
+-- retention already dropped is still a duplicate, counted and fed to the SIEM once.
 local retain, now_iso, now_ts, feed_bound = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local tombstone_ttl = tonumber(ARGV[5])
 local nverdicts = tonumber(ARGV[6])
@@ -34,13 +36,16 @@ local function count(key, verdict, bytes, failed, action, sign)
   if action ~= '' then add(key, 'action:' .. action, sign) end
 end
 for n = 0, nitems - 1 do
-  local i, k = first_item_arg + 9 * n, first_item_key + 6 * n
+  local i, k = first_item_arg + 10 * n, first_item_key + 7 * n
   local id, event, verdict, bytes, failed, action, job_id =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local cached = ARGV[i + 8] == '1'
-  local job, req, pending, due, connector_index, job_index =
-    KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
-  if redis.call('HGET', req, 'status') == 'completed' and redis.call('HEXISTS', results, id) == 0 then
+  local bit = tonumber(ARGV[i + 9])
+  local job, req, pending, due, connector_index, job_index, done =
+    KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6]
+  local finished = (bit > 0 and redis.call('GETBIT', done, bit) == 1)
+    or redis.call('HGET', req, 'status') == 'completed'
+  if finished and redis.call('HEXISTS', results, id) == 0 then
     stored[#stored + 1] = 0  -- stored long ago, its result since dropped by retention
   elseif redis.call('HSETNX', results, id, event) == 1 then
     local seq = redis.call('INCR', seq_key)
@@ -56,11 +61,15 @@ for n = 0, nitems - 1 do
     add(job, 'processed', 1)
     if cached then add(stats, 'cached', 1); add(job, 'cached', 1) end
     redis.call('DEL', req)
-    redis.call('HSET', req, 'status', 'completed')
-    redis.call('EXPIRE', req, tombstone_ttl)
+    if bit > 0 then
+      redis.call('SETBIT', done, bit, 1)
+    else
+      redis.call('HSET', req, 'status', 'completed')
+      redis.call('EXPIRE', req, tombstone_ttl)
+    end
     redis.call('HDEL', pending, id)
     redis.call('ZREM', due, id)
-    touched[job] = job_index
+    touched[job] = {job_index, done}
     stored[#stored + 1] = 1
     fed[#fed + 1] = event
   else
@@ -83,7 +92,7 @@ for n = 0, nitems - 1 do
         redis.call('ZREM', by_verdict[old.verdict], id)
         redis.call('ZADD', by_verdict[verdict], seq, id)
       end
-      touched[job] = job_index
+      touched[job] = {job_index, done}
       stored[#stored + 1] = 2
       fed[#fed + 1] = event
     else
@@ -96,12 +105,16 @@ for key, fields in pairs(deltas) do
     if n ~= 0 then redis.call('HINCRBY', key, field, string.format('%d', n)) end  -- never '-0' or '1e+15'
   end
 end
-for job, job_index in pairs(touched) do
+for job, job_keys in pairs(touched) do
   redis.call('HSET', job, 'last_update', now_iso, 'last_update_ts', now_ts)
   complete_if_done(job, now_iso, now_ts)
   -- the job's results index expires with the job (JobStore keeps a TTL on every job hash)
   local ttl = redis.call('TTL', job)
-  if ttl > 0 then redis.call('EXPIRE', job_index, ttl) end
+  if ttl > 0 then redis.call('EXPIRE', job_keys[1], ttl) end
+  -- and so do its tombstones (a job without a TTL is unexpected: they keep the request-state TTL)
+  if redis.call('EXISTS', job_keys[2]) == 1 then
+    redis.call('EXPIRE', job_keys[2], ttl > 0 and ttl or tombstone_ttl)
+  end
 end
 local excess = redis.call('ZCARD', index) - retain
 if excess > 0 then
@@ -119,4 +132,4 @@ if excess > 0 then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', top)
   end
 end
-return {stored, feed_push(feed_bound, fed, first_item_key + 6 * nitems)}
+return {stored, feed_push(feed_bound, fed, first_item_key + 7 * nitems)}

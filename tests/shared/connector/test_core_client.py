@@ -159,3 +159,27 @@ async def test_state_is_read_in_the_1x_shape_and_written_as_text() -> None:
         assert await client.get_state("u-1", "graph", "plain") == "old-cursor"
     finally:
         await client.aclose()
+
+
+async def test_a_submitted_batch_is_freed_without_the_cyclic_collector() -> None:
+    """httpx responses are reference cycles; the client breaks them, so a full scan's request bodies
+    are freed as each call returns instead of piling up until the (rarely run) cyclic collector."""
+    import gc
+    import weakref
+
+    sent: list[weakref.ref[httpx.Request]] = []
+
+    def accept(request: httpx.Request) -> httpx.Response:
+        sent.append(weakref.ref(request))
+        return httpx.Response(202, json={"status": "success", "message": "accepted"})
+
+    client = CoreClient("http://core", transport=httpx.MockTransport(accept))
+    gc.disable()
+    try:
+        for _ in range(3):
+            await client.submit_batch([{"location": "a" * 1000, "metainfo": "a"}] * 50)
+        await client.submit({"location": "b", "metainfo": "b"})
+        assert len(sent) == 4 and all(ref() is None for ref in sent), "a request body outlived its call"
+    finally:
+        gc.enable()
+        await client.aclose()

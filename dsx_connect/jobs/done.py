@@ -1,0 +1,24 @@
+"""Tombstones of finished items as one bit each: what keeps dedupe exact without growing Redis.
+
+A stored (or skipped) request must stay a duplicate after the results retention dropped its
+result: a batch the connector resubmits, or a task redelivered, must count nothing twice. A
+tombstone key per request cost about 120 bytes for days (120 MB per million files). Items of a
+full scan carry ``job_item_id``, their 1-based position in the job, so the job keeps one bitmap
+(``keys.job_done``) with a bit set per finished item: 125 KB per million items, expiring with the
+job. Requests without a numeric position (change events, 1.x connectors that send other ids)
+keep a tombstone key (``keys.request_state``) for ``DSXCONNECT_RESULTS_DB__REQUEST_STATE_TTL_S``.
+"""
+
+from __future__ import annotations
+
+# The highest position kept in a bitmap: a job's bitmap never exceeds 8 MiB, whatever position a
+# connector sends; an item past it falls back to a tombstone key.
+MAX_DONE_BIT = 1 << 26
+
+
+def done_bit(job_item_id: str | None) -> int:
+    """The item's bit in its job's bitmap, or 0 when it has none (it keeps a tombstone key)."""
+    if not job_item_id or not (job_item_id.isascii() and job_item_id.isdigit()) or len(job_item_id) > 9:
+        return 0
+    position = int(job_item_id)
+    return position if 0 < position <= MAX_DONE_BIT else 0
