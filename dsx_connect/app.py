@@ -21,6 +21,7 @@ from dsx_connect.api import (
     reports,
     results,
     scan_requests,
+    stats_history,
     subscribe,
     superlog,
 )
@@ -82,6 +83,7 @@ def create_app() -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     for router in (results.router, reports.router, subscribe.router, superlog.router, notifications.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=[OPERATOR_ONLY])
+    app.include_router(stats_history.router, prefix=API_PREFIX, dependencies=[OPERATOR_ONLY])
     app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/dlq", dependencies=[OPERATOR_ONLY])
     app.include_router(
         dlq.dlq_router(),

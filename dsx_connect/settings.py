@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, mode
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dsx_connect.auth.settings import AuthSettings, NetworkList
+from dsx_connect.metrics.settings import MetricsSettings
 from dsx_connect.notifications.config import NotificationsSettings
 from dsx_connect.results.settings import ResultsDbSettings
 from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
@@ -252,6 +253,7 @@ class Settings(BaseSettings):
     notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)  # signed webhooks
     syslog: SyslogSettings = Field(default_factory=SyslogSettings)  # the feed's syslog output (1.x names too)
     superlog: SuperlogSettings = Field(default_factory=SuperlogSettings)  # the scan-result feed to SIEMs
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # worker metrics port, minute history
 
     # Short aliases of the original guide, folded into the nested settings below.
     dsxa_scanner_url: str | None = Field(
