@@ -382,6 +382,11 @@ def test_the_throughput_curve_survives_a_reload(page: Page, local: StackRun) -> 
     expect(chart).to_have_attribute("data-total", str(scanned))
     expect(chart.locator("svg path.line")).to_have_count(1)
     expect(page.locator("#throughput-summary")).to_contain_text(f"{scanned:,} results in this window")
+    malicious = page.locator("#malicious-chart svg")
+    expect(malicious).to_have_attribute(
+        "aria-label", re.compile(r"^Malicious results over the last 60 minutes")
+    )
+    expect(malicious.locator("path.line")).to_have_count(1)
 
 
 def test_the_dead_letter_panel_follows_the_api(page: Page, local: StackRun) -> None:

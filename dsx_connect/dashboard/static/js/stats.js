@@ -65,6 +65,15 @@ function rates() {
   });
 }
 
+/** One verdict's results in each minute of the history, at each minute's end (the current one: now). */
+function perMinute(verdict) {
+  if (!history) return [];
+  const start = Date.parse(history.start);
+  const step = history.step_s * 1000;
+  const counts = history.verdicts?.[verdict] || history.total.map(() => 0);
+  return counts.map((count, i) => ({ t: Math.min(start + (i + 1) * step, Date.now()), y: count }));
+}
+
 function render() {
   if (latest) {
     const actions = Object.values(latest.actions || {}).reduce((sum, n) => sum + n, 0);
@@ -84,6 +93,9 @@ function render() {
   if (history) {
     const chart = document.getElementById("throughput-chart");
     chart.replaceChildren(lineChart(rates(), { spanMs: minutes * 60000 }));
+    document.getElementById("malicious-chart").replaceChildren(lineChart(perMinute("Malicious"), {
+      spanMs: minutes * 60000, unit: "per minute", title: "Malicious results", cls: "v-malicious",
+    }));
     const inWindow = history.total.reduce((sum, n) => sum + n, 0);
     const byVerdict = Object.entries(history.verdicts || {})
       .map(([verdict, counts]) => `${verdict} ${fmtInt(counts.reduce((sum, n) => sum + n, 0))}`).join(", ");
