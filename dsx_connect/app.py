@@ -22,6 +22,7 @@ from dsx_connect.api import (
     results,
     scan_requests,
     schedules,
+    stats_history,
     subscribe,
     superlog,
 )
@@ -86,6 +87,7 @@ def create_app() -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     for router in (results.router, reports.router, subscribe.router, superlog.router, notifications.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=[OPERATOR_ONLY])
+    app.include_router(stats_history.router, prefix=API_PREFIX, dependencies=[OPERATOR_ONLY])
     app.include_router(dlq.dlq_router(), prefix=f"{API_PREFIX}/dlq", dependencies=[OPERATOR_ONLY])
     app.include_router(
         dlq.dlq_router(),

@@ -43,6 +43,12 @@ RESULTS_INDEX = f"{PREFIX}:results:idx"  # zset id -> seq (insertion order)
 STATS = f"{PREFIX}:stats"  # hash of counters
 
 
+def stats_minute(minute: int) -> str:
+    """Hash of the results stored in one minute (Unix time // 60): ``total``, ``verdict:<v>``; expires
+    after ``DSXCONNECT_METRICS__HISTORY_HOURS`` (``state.stats_history``)."""
+    return f"{PREFIX}:stats:minute:{minute}"
+
+
 def results_by(kind: str, value: str) -> str:
     """Secondary index of results: kind is ``verdict``, ``connector`` or ``job``."""
     return f"{PREFIX}:results:idx:{kind}:{value}"

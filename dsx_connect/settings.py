@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from dsx_connect.auth.settings import AuthSettings, NetworkList
 from dsx_connect.cache.settings import ScanCacheSettings
+from dsx_connect.metrics.settings import MetricsSettings
 from dsx_connect.notifications.config import NotificationsSettings
 from dsx_connect.results.settings import ResultsDbSettings
 from dsx_connect.schedules.settings import SchedulerSettings
@@ -255,6 +256,7 @@ class Settings(BaseSettings):
     notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)  # signed webhooks
     syslog: SyslogSettings = Field(default_factory=SyslogSettings)  # the feed's syslog output (1.x names too)
     superlog: SuperlogSettings = Field(default_factory=SuperlogSettings)  # the scan-result feed to SIEMs
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # worker metrics port, minute history
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)  # scheduled full scans
 
     # Short aliases of the original guide, folded into the nested settings below.

@@ -349,6 +349,7 @@ def components(cfg: StackConfig) -> list[list[Component]]:
         "DSXCONNECT_RESULTS_DB": os.environ.get(
             "DSXCONNECT_RESULTS_DB", f"sqlite:///{cfg.run_dir / 'results.db'}"
         ),
+        "PROMETHEUS_MULTIPROC_DIR": str(cfg.run_dir / "prometheus"),  # /metrics has the workers' series
         **auth_core,
         **tls_core,
     }

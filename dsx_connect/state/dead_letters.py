@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from typing import Any, Literal
 
 import redis
 from pydantic import BaseModel, Field
 
 from dsx_connect import keys
+from dsx_connect.metrics.instruments import DEAD_LETTERS, reason_class
 from dsx_connect.state.scripts import lua
 from shared.models import utcnow_iso
 
@@ -53,6 +55,8 @@ class DeadLetterStore:
             pipe.hset(keys.DEAD_LETTERS, letter.id, letter.model_dump_json())
             pipe.zadd(keys.DEAD_LETTERS_INDEX, {letter.id: now})
         pipe.execute()
+        for (stage, reason), count in Counter((x.stage, reason_class(x.reason)) for x in letters).items():
+            DEAD_LETTERS.labels(stage, reason).inc(count)
         self.expire()
 
     def ping(self) -> None:

@@ -73,6 +73,8 @@ def create_celery_app() -> Celery:
 
 celery_app = create_celery_app()
 
+import dsx_connect.metrics.celery_hooks  # noqa: E402, F401  (queue wait, batch sizes, worker metrics port)
+
 
 def _worker_logging() -> None:
     configure_logging("dsx_connect.worker", get_settings().log_level)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from dsx_connect.metrics.results_hook import count_stored
 from dsx_connect.results.recorder import record_history
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.outcome import ItemOutcome
@@ -25,4 +26,6 @@ def run_store_batch(ctx: WorkerContext, items: list[ItemOutcome]) -> list[dict[s
     if duplicates:
         log.info("ignored %d results already stored (redelivered task)", duplicates)
     # the new ones were queued for the SIEM feed by the same Redis call (ResultStore.feed)
-    return [event for event, new in zip(events, stored, strict=True) if new]
+    new = [event for event, new in zip(events, stored, strict=True) if new]
+    count_stored(ctx.client, ctx.settings.metrics, new)  # counters and the per-minute history
+    return new

@@ -365,6 +365,28 @@ def test_stats_show_verdict_totals_and_throughput_over_time(page: Page, local: S
     shot(page, "07-stats")
 
 
+def test_the_throughput_curve_survives_a_reload(page: Page, local: StackRun) -> None:
+    """The curve comes from the core's per-minute history: a reload with the browser's storage
+    emptied draws the same files-per-minute counts."""
+    scanned = sum(local.get("/scan/stats/history", minutes=60)["total"])
+    assert scanned >= BULK  # the scans of this module, counted by the result step
+    page.locator("#tab-stats").click()
+    chart = page.locator("#throughput-chart")
+    expect(chart).to_have_attribute("data-total", str(scanned))
+    expect(chart.locator("svg path.line")).to_have_count(1)
+    page.evaluate("() => { sessionStorage.clear(); localStorage.clear(); }")
+    page.reload()
+    expect(page.locator("#tab-stats")).to_have_attribute("aria-selected", "true")
+    expect(chart).to_have_attribute("data-total", str(scanned))
+    expect(chart.locator("svg path.line")).to_have_count(1)
+    expect(page.locator("#throughput-summary")).to_contain_text(f"{scanned:,} results in this window")
+    malicious = page.locator("#malicious-chart svg")
+    expect(malicious).to_have_attribute(
+        "aria-label", re.compile(r"^Malicious results over the last 60 minutes")
+    )
+    expect(malicious.locator("path.line")).to_have_count(1)
+
+
 def test_the_dead_letter_panel_follows_the_api(page: Page, local: StackRun) -> None:
     answer = local.api.get("/dlq/stats")
     page.locator("#tab-dlq").click()

@@ -112,6 +112,7 @@ def core_env_names() -> set[str]:
 
     names = settings_env_names(Settings) | set(SPEC_CORE_VARS)
     names |= {"DSXCONNECT_SYSLOG__SYSLOG_SERVER_URL", "DSXCONNECT_SYSLOG__SYSLOG_SERVER_PORT"}
+    names.add("PROMETHEUS_MULTIPROC_DIR")  # prometheus_client's own variable (docs/metrics.md)
     try:
         from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
     except ImportError:  # the SIEM feed is not there: its SPEC names only

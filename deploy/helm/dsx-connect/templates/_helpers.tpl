@@ -76,6 +76,11 @@ app.kubernetes.io/component: {{ index . 1 }}
 
 {{/* Environment of the API and the workers: ConfigMap, Redis, secrets (secretKeyRef only). */}}
 {{- define "dsx-connect.env" -}}
+{{- if .Values.metrics.enabled }}
+# prometheus_client's multiprocess mode (docs/metrics.md): the pod's processes, on its /tmp emptyDir
+- name: PROMETHEUS_MULTIPROC_DIR
+  value: /tmp/prometheus
+{{- end }}
 {{- if .Values.redis.enabled }}
 {{- if .Values.redis.auth.enabled }}
 - name: REDIS_PASSWORD

@@ -34,11 +34,12 @@ export function barChart(rows, { width = 520, rowHeight = 26 } = {}) {
 }
 
 /** A line over time: points of {t (ms), y}; the x axis spans ``spanMs`` up to now. */
-export function lineChart(points, { width = 520, height = 200, spanMs = 600000, unit = "files/s" } = {}) {
+export function lineChart(points, { width = 520, height = 200, spanMs = 600000, unit = "files/s", title = "Throughput", cls = "" } = {}) {
   const peak = Math.max(0, ...points.map((p) => p.y));
   const latest = points.length ? points[points.length - 1].y : 0;
   const root = svg(width, height,
-    `Throughput over the last ${Math.round(spanMs / 60000)} minutes: now ${latest.toFixed(1)} ${unit}, peak ${peak.toFixed(1)} ${unit}`);
+    `${title} over the last ${Math.round(spanMs / 60000)} minutes: now ${latest.toFixed(1)} ${unit}, peak ${peak.toFixed(1)} ${unit}`);
+  if (cls) root.classList.add(cls);
   const pad = { left: 48, right: 10, top: 10, bottom: 24 };
   const innerW = width - pad.left - pad.right;
   const innerH = height - pad.top - pad.bottom;
