@@ -122,9 +122,10 @@ def enrollment_token(
     help={
         "args": "arguments for scripts/bench.py (or scripts/bench_results.py with --results-db)",
         "results_db": "sqlite or postgresql: benchmark the results history instead (scripts/bench_results.py)",
+        "client": "the workers' hot-path transport: http1 (default) or aiohttp (DSXCONNECT_SCANNER__CLIENT)",
     }
 )
-def bench(c, args="", results_db=""):
+def bench(c, args="", results_db="", client=""):
     """Throughput benchmark (make bench): installs what it needs (wrk included), runs scripts/bench.py;
     with --results-db, the results history's benchmark (scripts/bench_results.py)."""
     if results_db:
@@ -136,6 +137,7 @@ def bench(c, args="", results_db=""):
             pty=False,
         )
         return
+    args = f"--client {shlex.quote(client)} {args}" if client else args
     c.run(
         f"make -C {shlex.quote(str(ROOT))} --no-print-directory bench BENCH_ARGS={shlex.quote(args)}",
         pty=False,
