@@ -411,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     summary["cpu_ms_per_file"] = report["cpu_ms_per_file"]
     if "big_file" in report:
         summary["big_file"] = {
-            k: report["big_file"][k] for k in ("elapsed_s", "mb_per_s", "max_peak_rss_mb", "verdicts", "cpu_s")
+            k: report["big_file"][k]
+            for k in ("elapsed_s", "mb_per_s", "max_peak_rss_mb", "verdicts", "cpu_s")
         }
     print(json.dumps(summary, indent=2))
     print(f"written {path}")
