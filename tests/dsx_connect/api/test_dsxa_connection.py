@@ -55,7 +55,7 @@ class _GzipScanner(BaseHTTPRequestHandler):
     a client that decompresses (httpx, which the route used before) reads it; the workers'
     transports, which never ask for or undo compression, cannot."""
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server naming
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = gzip.compress(json.dumps({"verdict": "Benign", "file_info": {}}).encode())
         self.send_response(200)
@@ -98,7 +98,10 @@ def test_the_route_scans_through_the_configured_transport(
     # the scanner the workers cannot use (httpx would have decompressed its answer and passed)
     assert httpx.post(gzip_scanner, content=b"x").json()["verdict"] == "Benign"
     with running_core(
-        logs_dir, redis_url, DSXCONNECT_SCANNER__SCAN_BINARY_URL=gzip_scanner, DSXCONNECT_SCANNER__CLIENT=client
+        logs_dir,
+        redis_url,
+        DSXCONNECT_SCANNER__SCAN_BINARY_URL=gzip_scanner,
+        DSXCONNECT_SCANNER__CLIENT=client,
     ) as api:
         refused = call_route(api)
     assert refused.status_code == 502, refused.text

@@ -24,6 +24,7 @@ from shared.errors import PermanentError, ScannerUnavailable
 from tests.dsx_connect.workers.test_http1 import RequestReader, answer, echo_digest, serve
 from tests.dsxa_lite.samples import eicar
 from tests.dsxa_lite.servers import TOKEN, Scanner, running_scanner
+from tests.support.procs import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -204,3 +205,21 @@ def test_the_lean_client_stays_the_default() -> None:
     assert isinstance(make_transport("http1"), HttpPool)
     with pytest.raises(ValueError, match="DSXCONNECT_SCANNER__CLIENT"):
         make_transport("curl")  # type: ignore[arg-type]
+
+
+@pytest.mark.unit
+async def test_no_transport_goes_through_a_proxy_variable(
+    transport: ClosableTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proxies are not used by the hot path (docs/deployment.md#proxies): a dead one changes nothing."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, dead)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with (
+        serve(echo_digest) as (url, accepted),
+        await transport.request("POST", target(url + "/"), {}, b"direct") as got,
+    ):
+        assert await got.read() == hashlib.sha256(b"direct").hexdigest().encode()
+    assert len(accepted) == 1
