@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 
 import aiohttp
-from yarl import URL
 
 from dsx_connect.workers.http1 import HttpClientError, Target
 from dsx_connect.workers.transport import Resolve
@@ -128,7 +127,7 @@ class AiohttpTransport:
         try:
             response = await session.request(
                 method,
-                URL(address, encoded=True),
+                address,
                 data=body,
                 headers=sent,
                 allow_redirects=False,
