@@ -125,9 +125,10 @@ def enrollment_token(
         "args": "arguments for scripts/bench.py (or scripts/bench_results.py with --results-db)",
         "results_db": "sqlite or postgresql: benchmark the results history instead (scripts/bench_results.py)",
         "files": "files to scan, of 1-4 KiB unless args say otherwise (memory: peak RSS and Redis peak)",
+        "client": "the workers' hot-path transport: http1 (default) or aiohttp (DSXCONNECT_SCANNER__CLIENT)",
     }
 )
-def bench(c, args="", results_db="", files=0):
+def bench(c, args="", results_db="", files=0, client=""):
     """Throughput benchmark (make bench): installs what it needs (wrk included), runs scripts/bench.py;
     with --results-db, the results history's benchmark (scripts/bench_results.py)."""
     if results_db:
@@ -140,6 +141,7 @@ def bench(c, args="", results_db="", files=0):
         )
         return
     args = f"--files {int(files)} --min-kib 1 --max-kib 4 {args}" if files else args  # small files
+    args = f"--client {shlex.quote(client)} {args}" if client else args
     c.run(
         f"make -C {shlex.quote(str(ROOT))} --no-print-directory bench BENCH_ARGS={shlex.quote(args)}",
         pty=False,

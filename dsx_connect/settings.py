@@ -25,7 +25,7 @@ from dsx_connect.schedules.settings import SchedulerSettings
 from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
 from shared.env_names import unknown_variables
 from shared.redaction import register_secret
-from shared.settings import ScalarKey, accept_scalar_values, load_settings
+from shared.settings import ScalarKey, SettingsError, accept_scalar_values, load_settings
 
 GIB = 1 << 30
 
@@ -44,6 +44,11 @@ class ScannerSettings(BaseModel):
     verify_tls: bool = True
     ca_bundle: str | None = Field(
         default=None, description="CA file the scanner's certificate is checked against"
+    )
+    client: Literal["http1", "aiohttp"] = Field(
+        default="http1",
+        description="the scan workers' HTTP client for connector reads and scanner posts (and "
+        "/test/dsxa-connection): http1, the lean one, or aiohttp (docs/performance.md)",
     )
 
     @model_validator(mode="before")
@@ -394,4 +399,17 @@ def get_settings() -> Settings:
     if settings.scanner.auth_token is not None:
         register_secret(settings.scanner.auth_token.get_secret_value())
     register_secret(*(hook.secret.get_secret_value() for hook in settings.notifications.webhooks))
+    check_hot_path(settings)
     return settings
+
+
+def check_hot_path(settings: Settings) -> None:
+    """Stop at start, naming the variable, when the scan path could not work as configured: a
+    ``DSXCONNECT_SCANNER__CLIENT`` not installed, or a proxy variable that would apply to the scanner
+    (the hot path connects directly; ``dsx_connect.workers.proxy``)."""
+    from dsx_connect.workers.proxy import refuse_proxied_scanner
+    from dsx_connect.workers.transport import available
+
+    if (why := available(settings.scanner.client)) is not None:
+        raise SettingsError(f"invalid configuration:\n  DSXCONNECT_SCANNER__CLIENT: {why}")
+    refuse_proxied_scanner(settings.scanner.scan_binary_url)

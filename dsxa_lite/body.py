@@ -7,13 +7,14 @@ one flush batch (``SPOOL_FLUSH_BYTES``) on the way to disk.
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import hashlib
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import anyio.to_thread
 
@@ -58,6 +59,14 @@ def _write(spool: BinaryIO, parts: list[bytes]) -> None:
     spool.flush()
 
 
+def _hash_and_write(digest: Any, spool: BinaryIO, parts: list[bytes]) -> None:
+    # In a worker thread: hashlib and the file write release the GIL, so the event loop goes on
+    # receiving the next batch meanwhile (a large body's hashing no longer holds up its transfer).
+    for part in parts:
+        digest.update(part)
+    _write(spool, parts)
+
+
 async def receive_body(
     chunks: AsyncIterable[bytes],
     *,
@@ -65,26 +74,38 @@ async def receive_body(
     spool_threshold: int,
     spool_dir: Path | None = None,
 ) -> ReceivedBody:
-    """Consume ``chunks`` into a :class:`ReceivedBody` (see the module docstring)."""
+    """Consume ``chunks`` into a :class:`ReceivedBody` (see the module docstring).
+
+    Once a body spools, each flush batch is hashed and written in a worker thread while the next
+    batch arrives (at most one batch in the thread and one arriving: memory stays bounded).
+    """
+    loop = asyncio.get_running_loop()
     digest = hashlib.sha256()
     size = 0
     head = b""
     parts: list[bytes] = []
     pending_size = 0
     spool: BinaryIO | None = None
+    flushing: asyncio.Future[None] | None = None  # the batch in the worker thread
     too_large = False
     try:
         async for chunk in chunks:
             if not chunk:
                 continue
-            digest.update(chunk)
             size += len(chunk)
             if len(head) < HEAD_BYTES:
                 head += chunk[: HEAD_BYTES - len(head)]
             if too_large:
+                digest.update(chunk)
                 continue
             if size > max_size:
                 too_large = True
+                if flushing is not None:
+                    await flushing
+                    flushing = None
+                for part in parts:  # not hashed yet
+                    digest.update(part)
+                digest.update(chunk)
                 parts = []
                 if spool is not None:
                     spool.close()
@@ -92,20 +113,30 @@ async def receive_body(
                 continue
             parts.append(chunk)
             if spool is None:
+                digest.update(chunk)
                 if size <= spool_threshold:
                     continue
                 spool = await anyio.to_thread.run_sync(_open_spool, spool_dir)
-                pending_size = size
-            else:
-                pending_size += len(chunk)
-            if pending_size >= SPOOL_FLUSH_BYTES:
-                await anyio.to_thread.run_sync(_write, spool, parts)
+                await anyio.to_thread.run_sync(_write, spool, parts)  # hashed already
                 parts = []
                 pending_size = 0
+                continue
+            pending_size += len(chunk)
+            if pending_size >= SPOOL_FLUSH_BYTES:
+                if flushing is not None:
+                    await flushing
+                flushing = loop.run_in_executor(None, _hash_and_write, digest, spool, parts)
+                parts = []
+                pending_size = 0
+        if flushing is not None:
+            await flushing
+            flushing = None
         if spool is not None and parts:
-            await anyio.to_thread.run_sync(_write, spool, parts)
+            await anyio.to_thread.run_sync(_hash_and_write, digest, spool, parts)
             parts = []
     except BaseException:
+        if flushing is not None:  # let the thread finish with the spool before it is closed
+            await asyncio.shield(asyncio.wait([flushing]))
         if spool is not None:
             spool.close()
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -29,7 +30,8 @@ from dsx_connect.state.feed import destination_states as superlog_states
 from dsx_connect.state.server import breaker_record, ping
 from dsx_connect.superlog.status import readiness as superlog_readiness
 from dsx_connect.version import __version__
-from shared.dsxa.client import DsxaClient
+from dsx_connect.workers.hot_path import ScanConfig, scan_sample
+from dsx_connect.workers.transport import aclose, make_transport
 from shared.errors import DsxError
 from shared.health import liveness_router
 from shared.tls import client_ssl
@@ -71,6 +73,7 @@ def readyz(settings: SettingsDep, client: RedisDep, response: Response) -> Readi
             scanner_origin(settings.scanner.scan_binary_url),
             timeout=2.0,
             verify=client_ssl(settings.scanner.verify_tls, settings.scanner.ca_bundle),
+            trust_env=False,  # as the scan path: the scanner is reached directly (workers/proxy.py)
         )
         checks["scanner"] = "ok"
     except httpx.HTTPError as exc:
@@ -166,24 +169,21 @@ def config(settings: SettingsDep, who: Public) -> dict[str, object] | ConnectorC
     response_model=ScannerCheck,
     responses={502: {"model": ScannerCheck, "description": "scanner unreachable or refusing"}},
 )
-def test_dsxa_connection(settings: SettingsDep, _: OperatorOnly) -> JSONResponse:
-    """Scan a tiny benign sample to prove the scanner is reachable and answering."""
+async def test_dsxa_connection(settings: SettingsDep, _: OperatorOnly) -> JSONResponse:
+    """Scan a tiny benign sample to prove the scanner is reachable and answering, through the
+    transport the scan workers use (``DSXCONNECT_SCANNER__CLIENT``), so it fails where they would."""
     scanner = settings.scanner
-    token = scanner.auth_token.get_secret_value() if scanner.auth_token else None
+    cfg = replace(ScanConfig.from_settings(settings), scanner_timeout_s=10.0)
+    transport = make_transport(scanner.client)
     try:
-        with DsxaClient(
-            scanner.scan_binary_url,
-            auth_token=token,
-            protected_entity=scanner.protected_entity,
-            timeout_s=10.0,
-            verify=client_ssl(scanner.verify_tls, scanner.ca_bundle),
-        ) as dsxa:
-            verdict = dsxa.scan_binary(
-                b"dsx-connect connection test\n", metadata="dsx-connect:connection-test"
-            )
+        verdict = await scan_sample(
+            transport, b"dsx-connect connection test\n", "dsx-connect:connection-test", cfg
+        )
     except DsxError as exc:
         body = {"status": "error", "message": exc.message, "scanner_url": scanner.scan_binary_url}
         return JSONResponse(body, status_code=502)
+    finally:
+        await aclose(transport)
     return JSONResponse(
         {
             "status": "success",

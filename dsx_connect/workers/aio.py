@@ -1,4 +1,4 @@
-"""One event loop and one pooled HTTP client per worker process (PERFORMANCE.md: prefork + a loop each)."""
+"""One event loop and one pooled hot-path transport per worker process (PERFORMANCE.md: prefork + a loop each)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from dsx_connect.workers.http1 import HttpPool
+from dsx_connect.workers.transport import ClientName, ClosableTransport, make_transport
 
 T = TypeVar("T")
 
@@ -31,10 +31,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return _loop().run_until_complete(coro)
 
 
-def pool() -> HttpPool:
-    """This process's keep-alive connections (TLS settings are per request, see ``HttpPool.request``)."""
+def pool(client: ClientName = "http1") -> ClosableTransport:
+    """This process's keep-alive connections through the ``client`` transport
+    (``DSXCONNECT_SCANNER__CLIENT``; TLS settings are per request, see ``Transport.request``)."""
     current = _state["pool"]
-    if current is None or current.closed:
-        current = HttpPool()
-        _state["pool"] = current
+    if current is None or current.closed or _state.get("client") != client:
+        if current is not None and not current.closed:
+            current.close()
+        current = make_transport(client)
+        _state.update(pool=current, client=client)
     return current

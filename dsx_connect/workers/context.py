@@ -97,17 +97,7 @@ def _context(pid: int) -> WorkerContext:
                 verify=connector_ssl,
             ),
         ),
-        scan_config=ScanConfig(
-            scan_url=scanner.scan_binary_url,
-            auth_token=scanner.auth_token.get_secret_value() if scanner.auth_token else None,
-            protected_entity=scanner.protected_entity,
-            scanner_timeout_s=scanner.timeout_s,
-            connector_timeout_s=settings.workers.connector_timeout_s,
-            connect_timeout_s=scanner.connect_timeout_s,
-            max_file_size_bytes=scanner.max_file_size_bytes,
-            read_ssl=connector_ssl,
-            scan_ssl=client_ssl(scanner.verify_tls, scanner.ca_bundle),
-        ),
+        scan_config=ScanConfig.from_settings(settings),
         breaker=ScannerBreaker(
             client,
             settings.workers.breaker_threshold,

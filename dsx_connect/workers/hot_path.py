@@ -1,9 +1,9 @@
 """Stream one item from its connector into the scanner: the throughput-critical path.
 
-The HTTP client here is ``http1.HttpPool``, chosen by measurement (docs/performance.md: about a
-fifth of aiohttp's CPU per request, which PERFORMANCE.md had already measured at a tenth of
-httpx.AsyncClient's). Request building and answer parsing are the shared DSXA protocol functions,
-so the wire behaviour matches the httpx client used elsewhere.
+Every exchange goes through a ``transport.Transport`` (``DSXCONNECT_SCANNER__CLIENT``): by default
+``http1.HttpPool``, chosen by measurement (docs/performance.md: about a fifth of aiohttp's CPU per
+request), or the aiohttp adapter. Request building and answer parsing are the shared DSXA protocol
+functions (``shared.dsxa.protocol``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from functools import cached_property, lru_cache
 
 from dsx_connect.auth.urls import connector_address
 from dsx_connect.connector_client import AnswerKind, classify
-from dsx_connect.workers.http1 import HttpPool, Response, Target, target
+from dsx_connect.settings import Settings
+from dsx_connect.workers.http1 import Target, target
 from dsx_connect.workers.outcome import ConnectorRef
+from dsx_connect.workers.transport import Answer, Transport
 from shared.batch_read import HEADER_BYTES, MAX_ITEM_BYTES, MAX_ITEMS, MEDIA_TYPE, FrameError, iter_frames
 from shared.dsxa.protocol import classify_status, custom_metadata, error_reason, parse_verdict, scan_headers
 from shared.errors import (
@@ -32,6 +34,7 @@ from shared.errors import (
 from shared.hmac_auth import Signer
 from shared.item_version import ITEM_VERSION_HEADER, ITEM_VERSIONS_HEADER, MAX_VERSION_CHARS
 from shared.models import DsxaFileInfo, DsxaVerdict, ScanTask, Verdict, VerdictDetails
+from shared.tls import client_ssl
 
 SMALL_BODY = 1 << 20  # read whole below this; stream above it
 
@@ -51,6 +54,22 @@ class ScanConfig:
     @cached_property
     def scan_target(self) -> Target:
         return target(self.scan_url)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ScanConfig:
+        """The workers' view of the core's settings (the test route builds the same)."""
+        scanner = settings.scanner
+        return cls(
+            scan_url=scanner.scan_binary_url,
+            auth_token=scanner.auth_token.get_secret_value() if scanner.auth_token else None,
+            protected_entity=scanner.protected_entity,
+            scanner_timeout_s=scanner.timeout_s,
+            connector_timeout_s=settings.workers.connector_timeout_s,
+            connect_timeout_s=scanner.connect_timeout_s,
+            max_file_size_bytes=scanner.max_file_size_bytes,
+            read_ssl=client_ssl(settings.connectors.verify_tls, settings.connectors.ca_bundle),
+            scan_ssl=client_ssl(scanner.verify_tls, scanner.ca_bundle),
+        )
 
 
 @lru_cache(maxsize=1024)
@@ -136,7 +155,7 @@ def too_large(size: int, limit: int) -> DsxaVerdict:
 
 
 async def read_items(
-    pool: HttpPool,
+    pool: Transport,
     tasks: list[ScanTask],
     connector: ConnectorRef,
     cfg: ScanConfig,
@@ -192,8 +211,8 @@ async def read_items(
 
 
 async def _post_to_connector(
-    pool: HttpPool, route: tuple[Target, str], body: bytes, cfg: ScanConfig, signer: Signer | None
-) -> Response:
+    pool: Transport, route: tuple[Target, str], body: bytes, cfg: ScanConfig, signer: Signer | None
+) -> Answer:
     """POST ``body`` (JSON) to a connector route, signed with DSX-HMAC when there is a ``signer``."""
     url, path = route
     headers = JSON_HEADERS
@@ -215,7 +234,7 @@ def _headers(task: ScanTask, connector: ConnectorRef, cfg: ScanConfig) -> dict[s
 
 
 async def scan_bytes(
-    pool: HttpPool, task: ScanTask, connector: ConnectorRef, data: bytes, cfg: ScanConfig
+    pool: Transport, task: ScanTask, connector: ConnectorRef, data: bytes, cfg: ScanConfig
 ) -> DsxaVerdict:
     """Scan an item already read (by ``read_items``)."""
     if len(data) > cfg.max_file_size_bytes:
@@ -224,7 +243,7 @@ async def scan_bytes(
 
 
 async def scan_item(
-    pool: HttpPool,
+    pool: Transport,
     task: ScanTask,
     connector: ConnectorRef,
     cfg: ScanConfig,
@@ -269,8 +288,16 @@ async def scan_item(
         return await _scan(pool, body, size, headers, cfg)
 
 
+async def scan_sample(transport: Transport, data: bytes, metadata: str, cfg: ScanConfig) -> DsxaVerdict:
+    """Scan ``data`` as the workers scan an item (``/test/dsxa-connection``): same transport, same
+    headers, same mapping of the answer."""
+    return await _scan(
+        transport, data, len(data), scan_headers(cfg.auth_token, cfg.protected_entity, metadata), cfg
+    )
+
+
 async def _scan(
-    pool: HttpPool,
+    pool: Transport,
     body: bytes | AsyncIterator[bytes],
     size: int | None,
     headers: dict[str, str],
@@ -295,7 +322,7 @@ async def _scan(
     raise error
 
 
-async def _from_connector(item: Response) -> AsyncIterator[bytes]:
+async def _from_connector(item: Answer) -> AsyncIterator[bytes]:
     """The connector's answer as a stream; its failures are the connector's, not the scanner's."""
     try:
         async for chunk in item.iter_chunks():

@@ -207,7 +207,7 @@ async def _scan_all(
     (``read_file``, streamed). ``scan_concurrency`` bounds the items in flight to the scanner;
     groups are read a little ahead of the scans, so a process holds at most a few groups in memory.
     """
-    pool = aio.pool()
+    pool = aio.pool(ctx.settings.scanner.client)
     workers = ctx.settings.workers
     gate = asyncio.Semaphore(workers.scan_concurrency)
     group_size = workers.read_batch_size

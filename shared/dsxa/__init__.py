@@ -1,4 +1,4 @@
-"""DSXA scanner protocol (SPEC §3): pure request building and response parsing, plus thin clients."""
+"""DSXA scanner protocol (SPEC §3): pure request building and response parsing, used by the hot path (dsx_connect.workers.hot_path)."""
 
 from shared.dsxa.protocol import (
     classify_status,

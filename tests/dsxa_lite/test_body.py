@@ -58,6 +58,25 @@ def test_body_past_the_threshold_is_spooled_to_an_unnamed_file(tmp_path: Path) -
         body.close()
 
 
+def test_a_body_of_many_flush_batches_is_hashed_in_order_while_it_spools(tmp_path: Path) -> None:
+    """Batches are hashed and written in a worker thread while the next arrives: order holds."""
+    data = os.urandom(5 * 1024 * 1024 + 12_345)
+    body = receive(chunks(data, 65_536), spool_threshold=100_000, spool_dir=tmp_path)
+    try:
+        assert body.spool is not None and body.size == len(data)
+        assert os.pread(body.spool.fileno(), len(data) + 1, 0) == data
+        assert body.sha256 == sha256(data)
+    finally:
+        body.close()
+
+
+def test_a_spooled_body_that_passes_the_size_limit_is_still_hashed_whole() -> None:
+    data = os.urandom(4 * 1024 * 1024)
+    body = receive(chunks(data, 65_536), max_size=3 * 1024 * 1024, spool_threshold=100_000)
+    assert body.too_large and body.spool is None
+    assert (body.size, body.sha256) == (len(data), sha256(data))
+
+
 def test_body_at_the_threshold_stays_in_memory() -> None:
     data = filler(100_000)
     body = receive(chunks(data, 4096), spool_threshold=100_000)
