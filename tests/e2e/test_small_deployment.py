@@ -32,7 +32,10 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
 
 
 def test_one_light_worker_serves_action_result_and_notify(small: StackRun) -> None:
-    assert [name for name in small.components if name.startswith("worker-")] == ["worker-scan", "worker-light"]
+    assert [name for name in small.components if name.startswith("worker-")] == [
+        "worker-scan",
+        "worker-light",
+    ]
     light = " ".join(small.components["worker-light"].argv)
     assert "-Q verdict_action_queue,scan_result_queue,scan_result_notification_queue " in light
     assert "--pool solo" in light
@@ -53,7 +56,9 @@ def test_one_light_worker_serves_action_result_and_notify(small: StackRun) -> No
     # the notification queue, consumed by the same process
     log = small.cfg.log_dir / "worker-light.log"
     wait_for(
-        lambda: re.search(rf"notify\.scan_result job={job_id} status=completed", log.read_text(errors="replace")),
+        lambda: re.search(
+            rf"notify\.scan_result job={job_id} status=completed", log.read_text(errors="replace")
+        ),
         timeout=15,
         what="the job's notification in worker-light.log",
     )
