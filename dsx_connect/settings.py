@@ -17,8 +17,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, mode
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dsx_connect.auth.settings import AuthSettings, NetworkList
+from dsx_connect.cache.settings import ScanCacheSettings
 from dsx_connect.notifications.config import NotificationsSettings
 from dsx_connect.results.settings import ResultsDbSettings
+from dsx_connect.schedules.settings import SchedulerSettings
 from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
 from shared.env_names import unknown_variables
 from shared.redaction import register_secret
@@ -244,6 +246,7 @@ class Settings(BaseSettings):
     # DSXCONNECT_RESULTS_DB=<backend> beside DSXCONNECT_RESULTS_DB__RETAIN=… (results/settings.py)
     results_db: Annotated[ResultsDbSettings, ScalarKey("url")] = Field(default_factory=ResultsDbSettings)
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
+    scan_cache: ScanCacheSettings = Field(default_factory=ScanCacheSettings)  # unchanged-object index
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     dlq: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
@@ -252,6 +255,7 @@ class Settings(BaseSettings):
     notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)  # signed webhooks
     syslog: SyslogSettings = Field(default_factory=SyslogSettings)  # the feed's syslog output (1.x names too)
     superlog: SuperlogSettings = Field(default_factory=SuperlogSettings)  # the scan-result feed to SIEMs
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)  # scheduled full scans
 
     # Short aliases of the original guide, folded into the nested settings below.
     dsxa_scanner_url: str | None = Field(

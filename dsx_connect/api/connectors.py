@@ -23,6 +23,8 @@ from dsx_connect.auth.credentials import ConnectorRevoked, IdentityExists, Issue
 from dsx_connect.auth.deps import ConnectorAuth, ConnectorKeysDep
 from dsx_connect.auth.urls import AddressPolicy, connector_url_problem
 from dsx_connect.connector_client import AnswerKind, classify
+from dsx_connect.connectors import full_scan
+from dsx_connect.schedules.store import ScheduleStore
 from shared.models import ConnectorInstance, RegisteredConnector, StatusResponse
 
 log = logging.getLogger(__name__)
@@ -156,9 +158,10 @@ def _enroll(
 def unregister_connector(
     uuid: Annotated[str, Path(max_length=64)], registry: RegistryDep, _: ConnectorSelf
 ) -> StatusResponse:
-    """Forget a connector."""
+    """Forget a connector (and its schedule)."""
     if registry.unregister(uuid) is None:
         raise HTTPException(404, f"connector {uuid} is not registered")
+    ScheduleStore(registry.redis).delete(uuid)
     return StatusResponse(status="success", message="unregistered", id=uuid)
 
 
@@ -206,47 +209,33 @@ def start_full_scan(
     batch_size: Annotated[
         int | None, Query(ge=1, description="1.x: items per batch; clamped to the core's maximum")
     ] = None,
+    force: Annotated[
+        bool, Query(description="read and scan every item, the unchanged ones too (no scan cache)")
+    ] = False,
 ) -> FullScanAnswer:
     """Create a job and ask the connector to enumerate its asset into it (``batch``, ``batch_size`` forwarded)."""
-    estimate: dict[str, Any] | None = None
     try:
-        answer = http.get(f"{connector.url}/estimate", timeout=10.0, auth=auth)
-        if answer.status_code == 200:
-            estimate = answer.json()
-    except (httpx.HTTPError, ValueError):
-        log.info("no estimate from connector %s", connector.uuid)
-    job_id = jobs.create(connector.uuid, connector.name, "full_scan", estimate=estimate)
-    params: dict[str, Any] = {"job_id": job_id}
-    if limit is not None:
-        params["limit"] = limit
-    if batch:
-        params["batch"] = "true"
-    if batch_size is not None:
-        params["batch_size"] = min(batch_size, settings.workers.scan_request_batch_max_size)
-    try:
-        started = http.post(
-            f"{connector.url}/full_scan", params=params, auth=auth or httpx.USE_CLIENT_DEFAULT
+        started = full_scan.start_full_scan(
+            connector,
+            jobs,
+            http,
+            auth,
+            settings,
+            limit=limit,
+            batch=batch,
+            batch_size=batch_size,
+            force=force,
         )
-    except httpx.HTTPError as exc:
-        jobs.fail(job_id, f"connector unreachable: {type(exc).__name__}")
-        raise HTTPException(
-            502, f"connector {connector.name} unreachable at {connector.url}; job {job_id} failed"
-        ) from None
-    if started.status_code >= 400:
-        kind = classify(started.status_code, started.content)
-        what = "was unavailable for" if kind is AnswerKind.UNAVAILABLE else "refused"
-        jobs.fail(job_id, f"connector {what} the full scan ({started.status_code})")
-        raise HTTPException(
-            502, f"connector {what} the full scan ({started.status_code}): {started.text[:300]}"
-        )
-    response.headers["X-Job-Id"] = job_id
+    except full_scan.FullScanFailed as exc:
+        raise HTTPException(502, str(exc)) from None
+    response.headers["X-Job-Id"] = started.job_id
     return FullScanAnswer.model_validate(
         {
             "status": "success",
             "message": "full scan started",
-            "id": job_id,
-            "job_id": job_id,
-            "estimate": estimate,
+            "id": started.job_id,
+            "job_id": started.job_id,
+            "estimate": started.estimate,
         }
     )
 

@@ -75,7 +75,11 @@ class JobStore:
         kind: str = "full_scan",
         job_id: str | None = None,
         estimate: dict[str, Any] | None = None,
+        trigger: str | None = None,
+        force: bool = False,
     ) -> str:
+        """Create a job; ``trigger`` says who started it (``api``, ``schedule``, ``scanner_change``);
+        ``force``: its items are read and scanned even when unchanged (dsx_connect/cache)."""
         job_id = job_id or uuid.uuid4().hex
         now_iso, now_ts = utcnow_iso(), time.time()
         fields: dict[str, Any] = {
@@ -91,6 +95,10 @@ class JobStore:
             "last_update": now_iso,
             "last_update_ts": now_ts,
         }
+        if trigger:
+            fields["trigger"] = trigger
+        if force:  # scan every item, the unchanged ones too (dsx_connect/cache)
+            fields["force"] = "1"
         if estimate:
             fields["estimate_count"] = "" if estimate.get("count") is None else estimate["count"]
             fields["estimate_bytes"] = "" if estimate.get("bytes") is None else estimate["bytes"]
@@ -349,6 +357,7 @@ def job_view(data: dict[str, str]) -> dict[str, Any]:
         "connector_uuid": data.get("connector_uuid"),
         "connector_name": data.get("connector_name") or None,
         "kind": data.get("kind", "full_scan"),
+        "trigger": data.get("trigger") or None,
         "status": data.get("status"),
         "failure_reason": data.get("failure_reason") or None,
         "enqueue_done": enqueue_done,
@@ -360,6 +369,8 @@ def job_view(data: dict[str, str]) -> dict[str, Any]:
         "not_yet_scanned": max(known_total - processed - skipped, 0),
         "errors": _int(data, "errors"),
         "bytes_scanned": _int(data, "bytes_scanned"),
+        "cached": _int(data, "cached"),  # served by the unchanged-object index (dsx_connect/cache)
+        "force": data.get("force") == "1",
         "verdicts": verdicts,
         "actions": actions,
         "estimate": {

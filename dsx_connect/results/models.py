@@ -39,6 +39,9 @@ class StatsView(BaseModel):
     bytes_scanned: int
     actions: dict[str, int]
     retained_results: int
+    cached: int = Field(
+        default=0, description="results served by the unchanged-object index (docs/scan-cache.md)"
+    )
 
 
 class JobEstimate(BaseModel):
@@ -57,6 +60,7 @@ class JobView(BaseModel):
     connector_uuid: str | None = None
     connector_name: str | None = None
     kind: str = "full_scan"
+    trigger: str | None = Field(default=None, description="who started it: api, schedule, scanner_change")
     status: str | None = None
     failure_reason: str | None = None
     enqueue_done: bool = False
@@ -67,6 +71,10 @@ class JobView(BaseModel):
     not_yet_scanned: int = 0
     errors: int = 0
     bytes_scanned: int = 0
+    cached: int = Field(
+        default=0, description="items served by the unchanged-object index, neither read nor scanned"
+    )
+    force: bool = Field(default=False, description="started with force=true: every item read and scanned")
     verdicts: dict[str, int] = Field(default_factory=dict)
     actions: dict[str, int] = Field(default_factory=dict)
     estimate: JobEstimate = Field(default_factory=JobEstimate)
