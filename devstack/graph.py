@@ -8,7 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from devstack.auth import auth_env, redis_config
-from devstack.certs import make_certs
 from devstack.emulators import cloud_emulator, redis_server_binary, rsyslog_component, syslog_feed_env
 from devstack.errors import StackError
 from devstack.procs import Component
@@ -119,6 +118,8 @@ def ensure_certs(cfg: StackConfig) -> Path:
     names = [cert_name("core"), cert_name("dsxa"), cert_name(cfg.connector)]
     wanted = [folder / "ca.crt", *(folder / f"{n}.{ext}" for n in names for ext in ("crt", "key"))]
     if not all(path.is_file() for path in wanted):
+        from devstack.certs import make_certs  # cryptography (the cloud extra): only with DSX_TLS
+
         try:
             make_certs(folder, names)
         except Exception as exc:
