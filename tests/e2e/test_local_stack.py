@@ -19,20 +19,12 @@ import httpx
 import pytest
 
 from scripts import stack
+from tests.support.local_stack import FULL_STACK
 from tests.support.procs import PYTHON, REPO_ROOT, base_env, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-COMPONENTS = [
-    "redis",
-    "dsxa",
-    "core",
-    "worker-scan",
-    "worker-action",
-    "worker-result",
-    "worker-notify",
-    "filesystem",
-]
+COMPONENTS = list(FULL_STACK)
 
 
 @dataclass

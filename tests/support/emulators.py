@@ -8,8 +8,8 @@ with ``DSX_REQUIRE_EMULATORS=1`` (CI) it fails instead, so a broken install cann
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,27 +38,25 @@ def missing(reason: str) -> None:
 
 
 @contextmanager
-def moto_server(log_dir: Path) -> Iterator[Emulator]:
+def _installed(
+    why: str, start: Callable[[Path], AbstractContextManager[Emulator]], log_dir: Path
+) -> Iterator[Emulator]:
+    if why:
+        missing(why)
+    with start(log_dir) as emulator:
+        yield emulator
+
+
+def moto_server(log_dir: Path) -> AbstractContextManager[Emulator]:
     """moto's S3 (every AWS service, in fact) on a free port; any access key is accepted."""
-    if why := _emulators.moto_missing():
-        missing(why)
-    with _emulators.moto_server(log_dir) as emulator:
-        yield emulator
+    return _installed(_emulators.moto_missing(), _emulators.moto_server, log_dir)
 
 
-@contextmanager
-def azurite(log_dir: Path) -> Iterator[Emulator]:
+def azurite(log_dir: Path) -> AbstractContextManager[Emulator]:
     """Azurite's blob service in memory; the endpoint is the dev account's URL (path style)."""
-    if why := _emulators.azurite_missing():
-        missing(why)
-    with _emulators.azurite(log_dir) as emulator:
-        yield emulator
+    return _installed(_emulators.azurite_missing(), _emulators.azurite, log_dir)
 
 
-@contextmanager
-def gcs_emulator(log_dir: Path) -> Iterator[Emulator]:
+def gcs_emulator(log_dir: Path) -> AbstractContextManager[Emulator]:
     """``gcp-storage-emulator`` in memory; clients reach it through ``STORAGE_EMULATOR_HOST``."""
-    if why := _emulators.gcs_missing():
-        missing(why)
-    with _emulators.gcs_emulator(log_dir) as emulator:
-        yield emulator
+    return _installed(_emulators.gcs_missing(), _emulators.gcs_emulator, log_dir)
