@@ -21,6 +21,7 @@ from dsx_connect.api import (
     reports,
     results,
     scan_requests,
+    schedules,
     subscribe,
     superlog,
 )
@@ -32,6 +33,7 @@ from dsx_connect.auth.install import install_security
 from dsx_connect.jobs.stall import watch_stalled_jobs
 from dsx_connect.redis_client import get_redis
 from dsx_connect.results.maintenance import results_maintenance
+from dsx_connect.schedules.runner import scheduled_scans
 from dsx_connect.settings import get_settings, warn_about_split_broker, warn_about_unknown_variables
 from dsx_connect.version import __version__
 from shared.gc_tuning import tune_gc
@@ -45,12 +47,14 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The SSE event hub, the stalled-job sweep and the results history's upkeep live as long as the app."""
+    """The SSE event hub, the stalled-job sweep, the results history's upkeep and the scan scheduler
+    live as long as the app."""
     settings = get_settings()
     async with (
         results_maintenance(settings.results_db, get_redis()),
         subscribe.event_hub(settings.redis_url) as hub,
         watch_stalled_jobs(settings, get_redis(), publish_scan_tasks),
+        scheduled_scans(settings, get_redis()),
     ):
         app.state.event_hub = hub
         tune_gc()
@@ -78,7 +82,7 @@ def create_app() -> FastAPI:
     app.include_router(health.probe_router)
     app.include_router(health.probe_router, prefix=API_PREFIX)
     # each route declares its access (dsx_connect.auth.access); these routers are for operators only
-    for router in (health.router, scan_requests.router, jobs.router, connectors.router):
+    for router in (health.router, scan_requests.router, jobs.router, connectors.router, schedules.router):
         app.include_router(router, prefix=API_PREFIX)
     for router in (results.router, reports.router, subscribe.router, superlog.router, notifications.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=[OPERATOR_ONLY])

@@ -102,3 +102,25 @@ def auth_session(session_hash: str) -> str:
 def monitor_job(connector_uuid: str) -> str:
     """The id of the connector's current monitor job (where its change events go; expires)."""
     return f"{PREFIX}:monitor-job:{connector_uuid}"
+
+
+# ---- additions (scheduled scans, issue #18) ------------------------------------------------------
+
+SCHEDULES = f"{PREFIX}:schedules"  # hash connector uuid -> ScheduleRecord JSON
+SCHEDULER_LEADER = f"{PREFIX}:scheduler:leader"  # the leader's lease token (expires unless renewed)
+SCANNER_IDENTITY = f"{PREFIX}:scheduler:scanner-identity"  # the scanner identity the leader saw last
+
+
+def schedule_state(connector_uuid: str) -> str:
+    """Hash of a schedule's runs: the last slot handled, its job or error, the last identity rescan."""
+    return f"{PREFIX}:schedule:{connector_uuid}:state"
+
+
+def schedule_slot(connector_uuid: str, slot_ts: int) -> str:
+    """The claim that a slot (Unix seconds) of a connector's schedule was started (SET NX, expires)."""
+    return f"{PREFIX}:schedule:{connector_uuid}:{slot_ts}"
+
+
+def schedule_identity(connector_uuid: str, change: str) -> str:
+    """The claim that a scanner identity change (a digest) started the connector's rescan."""
+    return f"{PREFIX}:schedule:{connector_uuid}:identity:{change}"

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from dsx_connect.auth.settings import AuthSettings, NetworkList
 from dsx_connect.notifications.config import NotificationsSettings
 from dsx_connect.results.settings import ResultsDbSettings
+from dsx_connect.schedules.settings import SchedulerSettings
 from dsx_connect.superlog.config import SuperlogSettings, SyslogSettings
 from shared.env_names import unknown_variables
 from shared.redaction import register_secret
@@ -252,6 +253,7 @@ class Settings(BaseSettings):
     notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)  # signed webhooks
     syslog: SyslogSettings = Field(default_factory=SyslogSettings)  # the feed's syslog output (1.x names too)
     superlog: SuperlogSettings = Field(default_factory=SuperlogSettings)  # the scan-result feed to SIEMs
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)  # scheduled full scans
 
     # Short aliases of the original guide, folded into the nested settings below.
     dsxa_scanner_url: str | None = Field(

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from shared.models import utcnow_iso
+
+
+class Liveness(BaseModel):
+    """``GET /alive`` and ``GET /ping``: the process answers."""
+
+    status: Literal["ok", "pong"]
+    ts: str = Field(description="RFC 3339 UTC")
 
 
 def liveness_router() -> APIRouter:
@@ -12,13 +22,13 @@ def liveness_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/alive")
-    async def alive() -> dict[str, str]:
+    async def alive() -> Liveness:
         """Liveness: the process answers (compose health checks)."""
-        return {"status": "ok", "ts": utcnow_iso()}
+        return Liveness(status="ok", ts=utcnow_iso())
 
     @router.get("/ping")
-    async def ping() -> dict[str, str]:
+    async def ping() -> Liveness:
         """Liveness: the process answers."""
-        return {"status": "pong", "ts": utcnow_iso()}
+        return Liveness(status="pong", ts=utcnow_iso())
 
     return router

@@ -128,6 +128,30 @@ class StatusResponse(BaseModel):
     preview: list[str] | None = None
 
 
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def omitted_if_none(description: str) -> Any:
+    """An optional answer field left out of the JSON when None, for fields that earlier answers
+    carried only sometimes (a client that tests for the key keeps working)."""
+    return Field(default=None, exclude_if=_is_none, description=description)
+
+
+class ScanRequestsAccepted(StatusResponse):
+    """``POST /scan/request`` and ``/scan/request_batch`` (202): the ids of the accepted requests."""
+
+    job_id: str | None = omitted_if_none("the job of the request (single request)")
+    ids: list[str] | None = omitted_if_none("the scan request ids, in the order of the batch")
+    accepted: int | None = omitted_if_none("how many requests of the batch were accepted")
+
+
+class FullScanStarted(StatusResponse):
+    """A full scan's start (202): ``id`` and ``job_id`` both name the job (header ``X-Job-Id`` too)."""
+
+    job_id: str
+
+
 class ScanTask(BaseModel):
     """A scan request accepted by the core, as it travels through the worker queues."""
 

@@ -10,13 +10,22 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Respon
 from fastapi.responses import JSONResponse
 
 from dsx_connect import keys
+from dsx_connect.api.answers import (
+    ConnectorAnswer,
+    ConnectorEstimate,
+    FullScanAnswer,
+    Registration,
+    StateValue,
+)
 from dsx_connect.api.deps import ConnectorHttp, JobsDep, KnownConnector, RedisDep, RegistryDep, SettingsDep
 from dsx_connect.auth.access import ConnectorSelf, Enrollment, EnrollmentCaller, OperatorOnly
 from dsx_connect.auth.credentials import ConnectorRevoked, IdentityExists, IssuedKey
 from dsx_connect.auth.deps import ConnectorAuth, ConnectorKeysDep
 from dsx_connect.auth.urls import AddressPolicy, connector_url_problem
 from dsx_connect.connector_client import AnswerKind, classify
-from shared.models import ConnectorInstance, StatusResponse
+from dsx_connect.connectors import full_scan
+from dsx_connect.schedules.store import ScheduleStore
+from shared.models import ConnectorInstance, RegisteredConnector, StatusResponse
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +39,7 @@ Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.
     "/register",
     status_code=201,
     responses={
-        200: {"description": "known connector refreshed"},
+        200: {"model": Registration, "description": "known connector refreshed"},
         401: {"description": "no signature, enrollment token or operator key; or a wrong one"},
         403: {"description": "the connector is revoked, or the token is scoped to another connector"},
         409: {"description": "the uuid already has an identity: sign with its key, or use a scoped token"},
@@ -50,7 +59,7 @@ def register_connector(
             description="issue a new DSX-HMAC key pair (signed request or operator; the old pair stays valid a while)"
         ),
     ] = False,
-) -> StatusResponse:
+) -> Registration:
     """Register a connector (201), or refresh a known one as its heartbeat (200).
 
     With auth on, the answer carries the connector's DSX-HMAC pair (``hmac_key_id``, ``hmac_secret``).
@@ -79,7 +88,7 @@ def register_connector(
     }
     if issued is not None:  # the 1.x enrollment answer's fields
         body |= {"connector_uuid": record.uuid, "hmac_key_id": issued.key_id, "hmac_secret": issued.secret}
-    return StatusResponse.model_validate(body)
+    return Registration.model_validate(body)
 
 
 def _enroll(
@@ -149,16 +158,17 @@ def _enroll(
 def unregister_connector(
     uuid: Annotated[str, Path(max_length=64)], registry: RegistryDep, _: ConnectorSelf
 ) -> StatusResponse:
-    """Forget a connector."""
+    """Forget a connector (and its schedule)."""
     if registry.unregister(uuid) is None:
         raise HTTPException(404, f"connector {uuid} is not registered")
+    ScheduleStore(registry.redis).delete(uuid)
     return StatusResponse(status="success", message="unregistered", id=uuid)
 
 
 @router.get("/list")
-def list_connectors(registry: RegistryDep, _: OperatorOnly) -> list[dict[str, Any]]:
+def list_connectors(registry: RegistryDep, _: OperatorOnly) -> list[RegisteredConnector]:
     """Live connectors (expired heartbeats are dropped)."""
-    return [c.model_dump(mode="json") for c in registry.list()]
+    return registry.list()
 
 
 def _call(
@@ -199,52 +209,27 @@ def start_full_scan(
     batch_size: Annotated[
         int | None, Query(ge=1, description="1.x: items per batch; clamped to the core's maximum")
     ] = None,
-) -> StatusResponse:
+) -> FullScanAnswer:
     """Create a job and ask the connector to enumerate its asset into it (``batch``, ``batch_size`` forwarded)."""
-    estimate: dict[str, Any] | None = None
     try:
-        answer = http.get(f"{connector.url}/estimate", timeout=10.0, auth=auth)
-        if answer.status_code == 200:
-            estimate = answer.json()
-    except (httpx.HTTPError, ValueError):
-        log.info("no estimate from connector %s", connector.uuid)
-    job_id = jobs.create(connector.uuid, connector.name, "full_scan", estimate=estimate)
-    params: dict[str, Any] = {"job_id": job_id}
-    if limit is not None:
-        params["limit"] = limit
-    if batch:
-        params["batch"] = "true"
-    if batch_size is not None:
-        params["batch_size"] = min(batch_size, settings.workers.scan_request_batch_max_size)
-    try:
-        started = http.post(
-            f"{connector.url}/full_scan", params=params, auth=auth or httpx.USE_CLIENT_DEFAULT
+        started = full_scan.start_full_scan(
+            connector, jobs, http, auth, settings, limit=limit, batch=batch, batch_size=batch_size
         )
-    except httpx.HTTPError as exc:
-        jobs.fail(job_id, f"connector unreachable: {type(exc).__name__}")
-        raise HTTPException(
-            502, f"connector {connector.name} unreachable at {connector.url}; job {job_id} failed"
-        ) from None
-    if started.status_code >= 400:
-        kind = classify(started.status_code, started.content)
-        what = "was unavailable for" if kind is AnswerKind.UNAVAILABLE else "refused"
-        jobs.fail(job_id, f"connector {what} the full scan ({started.status_code})")
-        raise HTTPException(
-            502, f"connector {what} the full scan ({started.status_code}): {started.text[:300]}"
-        )
-    response.headers["X-Job-Id"] = job_id
-    return StatusResponse.model_validate(
+    except full_scan.FullScanFailed as exc:
+        raise HTTPException(502, str(exc)) from None
+    response.headers["X-Job-Id"] = started.job_id
+    return FullScanAnswer.model_validate(
         {
             "status": "success",
             "message": "full scan started",
-            "id": job_id,
-            "job_id": job_id,
-            "estimate": estimate,
+            "id": started.job_id,
+            "job_id": started.job_id,
+            "estimate": started.estimate,
         }
     )
 
 
-@router.get("/estimate/{uuid}")
+@router.get("/estimate/{uuid}", response_model=ConnectorEstimate)
 def connector_estimate(
     _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
 ) -> JSONResponse:
@@ -252,7 +237,7 @@ def connector_estimate(
     return _relay(_call(http, "GET", f"{connector.url}/estimate", auth))
 
 
-@router.get("/repo_check/{uuid}")
+@router.get("/repo_check/{uuid}", response_model=ConnectorAnswer)
 def connector_repo_check(
     _: OperatorOnly,
     connector: KnownConnector,
@@ -264,7 +249,7 @@ def connector_repo_check(
     return _relay(_call(http, "GET", f"{connector.url}/repo_check", auth, params={"preview": preview}))
 
 
-@router.get("/healthz/{uuid}")
+@router.get("/healthz/{uuid}", response_model=ConnectorAnswer)
 def connector_healthz(
     _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
 ) -> JSONResponse:
@@ -272,7 +257,7 @@ def connector_healthz(
     return _relay(_call(http, "GET", f"{connector.url}/healthz", auth))
 
 
-@router.get("/readyz/{uuid}")
+@router.get("/readyz/{uuid}", response_model=ConnectorAnswer)
 def connector_readyz(
     _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
 ) -> JSONResponse:
@@ -280,7 +265,7 @@ def connector_readyz(
     return _relay(_call(http, "GET", f"{connector.url}/readyz", auth))
 
 
-@router.get("/config/{uuid}")
+@router.get("/config/{uuid}", response_model=ConnectorAnswer)
 def get_connector_config(
     _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
 ) -> JSONResponse:
@@ -288,7 +273,7 @@ def get_connector_config(
     return _relay(_call(http, "GET", f"{connector.url}/config", auth))
 
 
-@router.put("/config/{uuid}")
+@router.put("/config/{uuid}", response_model=ConnectorAnswer)
 def put_connector_config(
     _: OperatorOnly,
     connector: KnownConnector,
@@ -320,9 +305,9 @@ async def put_connector_state(
 @router.get("/state/{uuid}/{namespace}/{key}", responses={404: {"description": "no value"}})
 def get_connector_state(
     _: ConnectorSelf, uuid: Annotated[str, Path(max_length=64)], namespace: Name, key: Name, client: RedisDep
-) -> dict[str, str]:
+) -> StateValue:
     """Read back a connector's stored cursor as ``{"value": ...}`` (the 1.x shape its connectors read)."""
     value: str | None = client.hget(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key)
     if value is None:
         raise HTTPException(404, f"no state {namespace}/{key} for connector {uuid}")
-    return {"value": value}
+    return StateValue(value=value)

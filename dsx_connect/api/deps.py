@@ -15,8 +15,8 @@ from dsx_connect.jobs.store import JobStore
 from dsx_connect.queues import SCAN_TASK, shown
 from dsx_connect.redis_client import get_redis
 from dsx_connect.results.history import SqlHistory
+from dsx_connect.results.readers import reader_for, redis_store
 from dsx_connect.results.recorder import history_for
-from dsx_connect.results.redis_reader import RedisReader
 from dsx_connect.results.search import ResultsReader
 from dsx_connect.results.store import ResultStore
 from dsx_connect.settings import Settings, get_settings
@@ -36,7 +36,7 @@ def get_jobs(settings: SettingsDep, client: RedisDep) -> JobStore:
 
 
 def get_results(settings: SettingsDep, client: RedisDep) -> ResultStore:
-    return ResultStore(client, settings.results_db.redis_bound, settings.results_db.request_state_ttl_s)
+    return redis_store(settings.results_db, client)
 
 
 def get_history(settings: SettingsDep) -> SqlHistory | None:
@@ -46,11 +46,8 @@ def get_history(settings: SettingsDep) -> SqlHistory | None:
 
 
 def get_reader(settings: SettingsDep, client: RedisDep) -> ResultsReader:
-    """What searches read: the SQL history, else the bounded Redis store."""
-    history = get_history(settings)
-    if history is not None:
-        return history
-    return RedisReader(get_results(settings, client))
+    """What searches read: the SQL history, else the bounded Redis store (``redis``, ``memory``)."""
+    return reader_for(settings.results_db, client)
 
 
 RegistryDep = Annotated[ConnectorRegistry, Depends(get_registry)]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, model_validator
 
+from dsx_connect.api.answers import Cleared, DeadLetterPage, DeadLetterStats, Requeued
 from dsx_connect.api.deps import SettingsDep, publish_scan_tasks, scan_batch_size
 from dsx_connect.dlq.store import DeadLetterStore
 from dsx_connect.queues import ACTION_TASK, RESULT_TASK, shown
@@ -37,29 +38,22 @@ def dlq_router() -> APIRouter:
     router = APIRouter(tags=["dead letters"])
 
     @router.get("/stats")
-    def dead_letter_stats(dead_letters: DeadLettersDep) -> dict[str, Any]:
+    def dead_letter_stats(dead_letters: DeadLettersDep) -> DeadLetterStats:
         """How many items ran out of retries, by stage."""
-        return dead_letters.stats()
+        return DeadLetterStats.model_validate(dead_letters.stats())
 
     @router.get("/items")
     def list_dead_letters(
         dead_letters: DeadLettersDep,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # Redis takes 64-bit offsets only
-    ) -> dict[str, Any]:
+    ) -> DeadLetterPage:
         """Dead letters, newest first, with their reason."""
         items, total = dead_letters.items(offset, limit)
-        return {
-            "items": [i.model_dump(mode="json") for i in items],
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-        }
+        return DeadLetterPage(items=items, total=total, limit=limit, offset=offset)
 
     @router.post("/requeue")
-    def requeue_dead_letters(
-        body: Requeue, dead_letters: DeadLettersDep, settings: SettingsDep
-    ) -> dict[str, Any]:
+    def requeue_dead_letters(body: Requeue, dead_letters: DeadLettersDep, settings: SettingsDep) -> Requeued:
         """Send dead letters back through the pipeline with fresh retries; they finish normally.
 
         Letters are removed only after they were published: a crash in between sends an item twice
@@ -79,20 +73,19 @@ def dlq_router() -> APIRouter:
         dead_letters.remove(taken)
         actions = [letter for letter in taken if letter.stage == "action"]
         missing = sorted(set(body.ids or []) - {letter.id for letter in taken})
-        return {
-            "status": "success",
-            "requeued": len(taken),
-            "scan": len(scans),
-            "action": len(actions),
-            "result": len(taken) - len(scans) - len(actions),
-            "not_found": missing,
-        }
+        return Requeued(
+            requeued=len(taken),
+            scan=len(scans),
+            action=len(actions),
+            result=len(taken) - len(scans) - len(actions),
+            not_found=missing,
+        )
 
     @router.delete("")
     def clear_dead_letters(
         dead_letters: DeadLettersDep, id: Annotated[list[str] | None, Query(max_length=1000)] = None
-    ) -> dict[str, Any]:
+    ) -> Cleared:
         """Delete dead letters: those named by ``id`` (repeatable), or all of them."""
-        return {"status": "success", "cleared": dead_letters.clear(id)}
+        return Cleared(cleared=dead_letters.clear(id))
 
     return router

@@ -8,11 +8,22 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from dsx_connect import keys
+from dsx_connect.api.answers import (
+    BatchingConfig,
+    ConfigAnswer,
+    ConnectorConfigView,
+    Features,
+    Health,
+    Meta,
+    Outcome,
+    Readiness,
+    ScannerCheck,
+)
 from dsx_connect.api.deps import RedisDep, SettingsDep
 from dsx_connect.auth.access import PUBLIC, OperatorOnly, Public
 from dsx_connect.superlog.buffer import destination_states as superlog_states
@@ -28,20 +39,6 @@ probe_router = APIRouter(tags=["health"], dependencies=[PUBLIC])
 router = APIRouter(tags=["service"])
 
 
-class BatchingConfig(BaseModel):
-    """The ``/config`` keys a connector reads without a credential (SPEC §8: batch sizing)."""
-
-    scan_request_batch_enabled: bool
-    scan_request_batch_default_size: int
-    scan_request_batch_max_size: int
-
-
-class ConnectorConfigView(BaseModel):
-    """What ``GET /config`` shows a caller without an operator credential (the 1.x JSON shape)."""
-
-    workers: BatchingConfig
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -50,9 +47,9 @@ probe_router.include_router(liveness_router())
 
 
 @probe_router.get("/healthz")
-def healthz() -> dict[str, str]:
+def healthz() -> Health:
     """The process is healthy."""
-    return {"status": "ok", "ts": _now(), "version": __version__}
+    return Health(ts=_now(), version=__version__)
 
 
 def scanner_origin(scan_url: str) -> str:
@@ -61,7 +58,7 @@ def scanner_origin(scan_url: str) -> str:
 
 
 @probe_router.get("/readyz", responses={503: {"description": "a dependency is unreachable"}})
-def readyz(settings: SettingsDep, client: RedisDep) -> JSONResponse:
+def readyz(settings: SettingsDep, client: RedisDep, response: Response) -> Readiness:
     """Dependencies reachable: Redis and the scanner (503 names the failing one); SIEM feed destinations."""
     checks: dict[str, str] = {}
     try:
@@ -94,31 +91,31 @@ def readyz(settings: SettingsDep, client: RedisDep) -> JSONResponse:
     degraded = [name for name, state in feed.items() if state != "ok"]
     if settings.superlog.fail_readyz:
         failing += degraded
-    body = {
-        "status": "ok" if not failing else "unavailable",
-        "checks": checks,
-        "failing": failing,
-        "degraded": degraded,
-        "ts": _now(),
-    }
-    return JSONResponse(body, status_code=503 if failing else 200)
+    response.status_code = 503 if failing else 200
+    return Readiness(
+        status="ok" if not failing else "unavailable",
+        checks=checks,
+        failing=failing,
+        degraded=degraded,
+        ts=_now(),
+    )
 
 
 @router.get("/meta")
-def meta(settings: SettingsDep, _: Public) -> dict[str, object]:
+def meta(settings: SettingsDep, _: Public) -> Meta:
     """Version, build and features of this core."""
-    return {
-        "name": "dsx-connect",
-        "version": __version__,
-        "app_env": settings.app_env,
-        "api_prefix": "/dsx-connect/api/v1",
-        "features": {
-            "scan_request_batch": settings.workers.scan_request_batch_enabled,
-            "jobs": True,
-            "sse": True,
-            "tls": settings.use_tls,
-        },
-    }
+    return Meta(
+        name="dsx-connect",
+        version=__version__,
+        app_env=settings.app_env,
+        api_prefix="/dsx-connect/api/v1",
+        features=Features(
+            scan_request_batch=settings.workers.scan_request_batch_enabled,
+            jobs=True,
+            sse=True,
+            tls=settings.use_tls,
+        ),
+    )
 
 
 #: versions a release image never carries (the Dockerfile's default build argument)
@@ -147,7 +144,8 @@ def read_version(_: Public) -> VersionInfo:
     return VersionInfo(version=__version__, dev_build=is_dev_build())
 
 
-@router.get("/config", response_model=None)
+# documented, not validated: the operator's view is the settings' own nesting
+@router.get("/config", response_model=None, responses={200: {"model": ConfigAnswer}})
 def config(settings: SettingsDep, who: Public) -> dict[str, object] | ConnectorConfigView:
     """Effective configuration, secrets redacted (operators); without an operator credential, only
     the ``workers.scan_request_batch_*`` keys that size connector batches."""
@@ -163,7 +161,11 @@ def config(settings: SettingsDep, who: Public) -> dict[str, object] | ConnectorC
     )
 
 
-@router.get("/test/dsxa-connection", responses={502: {"description": "scanner unreachable or refusing"}})
+@router.get(
+    "/test/dsxa-connection",
+    response_model=ScannerCheck,
+    responses={502: {"model": ScannerCheck, "description": "scanner unreachable or refusing"}},
+)
 def test_dsxa_connection(settings: SettingsDep, _: OperatorOnly) -> JSONResponse:
     """Scan a tiny benign sample to prove the scanner is reachable and answering."""
     scanner = settings.scanner
@@ -193,6 +195,6 @@ def test_dsxa_connection(settings: SettingsDep, _: OperatorOnly) -> JSONResponse
 
 
 @router.get("/connection/test")
-def connection_test(_: Public) -> dict[str, str]:
+def connection_test(_: Public) -> Outcome:
     """A connector checks it can reach the core (unsigned: it reveals nothing but that)."""
-    return {"status": "success", "message": "dsx-connect is reachable"}
+    return Outcome(status="success", message="dsx-connect is reachable")

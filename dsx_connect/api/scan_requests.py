@@ -10,7 +10,7 @@ from dsx_connect import intake, keys
 from dsx_connect.api.deps import JobsDep, RedisDep, RegistryDep, ResultsDep, SettingsDep, publish_scan_tasks
 from dsx_connect.auth.access import OperatorOnly, OwnedScanBatch, OwnedScanRequest
 from dsx_connect.results.models import ScanRequestView
-from shared.models import ScanRequest, ScanTask, StatusResponse
+from shared.models import ScanRequest, ScanRequestsAccepted, ScanTask
 
 router = APIRouter(prefix="/scan", tags=["scan requests"])
 
@@ -47,10 +47,10 @@ def _accept(
 @router.post("/request", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 def submit_scan_request(
     request: OwnedScanRequest, registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
-) -> StatusResponse:
+) -> ScanRequestsAccepted:
     """Accept one item for scanning; answers 202 with the scan request id."""
     (task,) = _accept([request], registry, jobs, client, settings)
-    return StatusResponse.model_validate(
+    return ScanRequestsAccepted.model_validate(
         {
             "status": "success",
             "message": "scan request accepted",
@@ -64,10 +64,10 @@ def submit_scan_request(
 @router.post("/request_batch", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 def submit_scan_request_batch(
     batch: OwnedScanBatch, registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
-) -> StatusResponse:
+) -> ScanRequestsAccepted:
     """Accept many items at once (all or none); answers 202 with their ids in order."""
     tasks = _accept(batch.requests, registry, jobs, client, settings)
-    return StatusResponse.model_validate(
+    return ScanRequestsAccepted.model_validate(
         {
             "status": "success",
             "message": f"{len(tasks)} scan requests accepted",

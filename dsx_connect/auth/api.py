@@ -20,13 +20,23 @@ Failed logins are counted per source address in Redis (every API replica shares 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from dsx_connect.api.deps import RegistryDep, SettingsDep
 from dsx_connect.auth.access import OPERATOR_ONLY, Public
+from dsx_connect.auth.answers import (
+    ConnectorKeys,
+    EnrollmentTokenInfo,
+    IdentityChanged,
+    KeyRotated,
+    LoginAnswer,
+    LogoutAnswer,
+    MintedToken,
+    SessionState,
+)
 from dsx_connect.auth.deps import ConnectorKeysDep
 from dsx_connect.auth.enrollment import EnrollmentTokens
 from dsx_connect.auth.middleware import source_of
@@ -78,10 +88,10 @@ def login(
     _: Public,
     body: Annotated[Login | None, Body()] = None,
     x_api_key: Annotated[str | None, Header(max_length=512)] = None,
-) -> dict[str, Any]:
+) -> LoginAnswer:
     """Open a dashboard session with an operator API key (sets an HttpOnly cookie)."""
     if not settings.auth.enabled:
-        return {"status": "success", "message": "authentication is disabled", "auth_enabled": False}
+        return LoginAnswer(message="authentication is disabled", auth_enabled=False)
     key = (body.api_key if body else None) or x_api_key or ""
     operators = _operators(settings)
     limiter = FailureLimiter(get_redis(), "login", settings.auth.login_attempts_per_min)
@@ -106,78 +116,79 @@ def login(
         path="/",
     )
     response.headers["Cache-Control"] = "no-store"
-    return {"status": "success", "message": "logged in", "auth_enabled": True}
+    return LoginAnswer(message="logged in", auth_enabled=True)
 
 
 @router.post("/logout")
-def logout(request: Request, response: Response, settings: SettingsDep, _: Public) -> dict[str, str]:
+def logout(request: Request, response: Response, settings: SettingsDep, _: Public) -> LogoutAnswer:
     """End this browser's session."""
     _operators(settings).close_session(request.cookies.get(SESSION_COOKIE, ""))
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
-    return {"status": "success", "message": "logged out"}
+    return LogoutAnswer(message="logged out")
 
 
 @router.get("/session")
-def read_session(request: Request, settings: SettingsDep, _: Public) -> dict[str, bool]:
+def read_session(request: Request, settings: SettingsDep, _: Public) -> SessionState:
     """Whether auth is on and whether this browser holds a valid session."""
     if not settings.auth.enabled:
-        return {"auth_enabled": False, "authenticated": True}
-    return {
-        "auth_enabled": True,
-        "authenticated": _operators(settings).session_ok(request.cookies.get(SESSION_COOKIE, "")),
-    }
+        return SessionState(auth_enabled=False, authenticated=True)
+    return SessionState(
+        auth_enabled=True,
+        authenticated=_operators(settings).session_ok(request.cookies.get(SESSION_COOKIE, "")),
+    )
 
 
 @operator.get("/connectors")
-def list_connector_keys(registry: RegistryDep, credentials: ConnectorKeysDep) -> list[dict[str, Any]]:
+def list_connector_keys(registry: RegistryDep, credentials: ConnectorKeysDep) -> list[ConnectorKeys]:
     """Each registered connector's key id, its dates, and whether it is revoked (never a secret)."""
-    return [credentials.describe(c.uuid) | {"name": c.name} for c in registry.list()]
+    return [
+        ConnectorKeys.model_validate(credentials.describe(c.uuid) | {"name": c.name}) for c in registry.list()
+    ]
 
 
 @operator.get("/connectors/{uuid}")
-def read_connector_keys(uuid: Uuid, credentials: ConnectorKeysDep) -> dict[str, Any]:
+def read_connector_keys(uuid: Uuid, credentials: ConnectorKeysDep) -> ConnectorKeys:
     """One connector's key id, its dates, and whether it is revoked."""
-    return credentials.describe(uuid)
+    return ConnectorKeys.model_validate(credentials.describe(uuid))
 
 
 @operator.post("/connectors/{uuid}/rotate", responses={404: {"description": "no key for this connector"}})
-def rotate_connector_key(uuid: Uuid, credentials: ConnectorKeysDep, settings: SettingsDep) -> dict[str, Any]:
+def rotate_connector_key(uuid: Uuid, credentials: ConnectorKeysDep, settings: SettingsDep) -> KeyRotated:
     """Issue a new pair; the connector picks it up from its next registration answer."""
     if credentials.describe(uuid)["key_id"] is None:
         raise HTTPException(404, f"connector {uuid} has no key (it never enrolled, or it is revoked)")
     key_id = credentials.rotate(uuid)
     grace = settings.auth.key_rotation_grace_s
-    return {
-        "status": "success",
-        "message": f"new key issued; the connector receives it at its next registration, the previous key stays valid for {grace} s",
-        "key_id": key_id,
-    }
+    return KeyRotated(
+        message=f"new key issued; the connector receives it at its next registration, the previous key stays valid for {grace} s",
+        key_id=key_id,
+    )
 
 
 @operator.post("/connectors/{uuid}/revoke")
-def revoke_connector(uuid: Uuid, credentials: ConnectorKeysDep, registry: RegistryDep) -> dict[str, Any]:
+def revoke_connector(uuid: Uuid, credentials: ConnectorKeysDep, registry: RegistryDep) -> IdentityChanged:
     """Invalidate every key of the connector now, unregister it, and refuse its registrations."""
     credentials.revoke(uuid)
     registry.unregister(uuid)
-    return {"status": "success", "message": f"connector {uuid} revoked", "id": uuid}
+    return IdentityChanged(message=f"connector {uuid} revoked", id=uuid)
 
 
 @operator.post("/connectors/{uuid}/reinstate", responses={404: {"description": "not revoked"}})
-def reinstate_connector(uuid: Uuid, credentials: ConnectorKeysDep) -> dict[str, Any]:
+def reinstate_connector(uuid: Uuid, credentials: ConnectorKeysDep) -> IdentityChanged:
     """Let a revoked connector register again (it receives a new pair)."""
     if not credentials.reinstate(uuid):
         raise HTTPException(404, f"connector {uuid} is not revoked")
-    return {"status": "success", "message": f"connector {uuid} may register again", "id": uuid}
+    return IdentityChanged(message=f"connector {uuid} may register again", id=uuid)
 
 
 @operator.post("/connectors/{uuid}/reset")
-def reset_connector(uuid: Uuid, credentials: ConnectorKeysDep, registry: RegistryDep) -> dict[str, Any]:
+def reset_connector(uuid: Uuid, credentials: ConnectorKeysDep, registry: RegistryDep) -> IdentityChanged:
     """Forget the connector's identity: its keys stop working at once and it is unregistered; the
     next registration with an enrollment token creates the identity anew (a lost or stolen pair)."""
     existed = credentials.reset(uuid)
     registry.unregister(uuid)
     message = f"identity of connector {uuid} reset" if existed else f"connector {uuid} had no identity"
-    return {"status": "success", "message": message, "id": uuid}
+    return IdentityChanged(message=message, id=uuid)
 
 
 def _tokens(settings: SettingsDep) -> EnrollmentTokens:
@@ -185,7 +196,7 @@ def _tokens(settings: SettingsDep) -> EnrollmentTokens:
 
 
 @operator.post("/enrollment-tokens", status_code=201)
-def mint_enrollment_token(body: MintToken, response: Response, settings: SettingsDep) -> dict[str, Any]:
+def mint_enrollment_token(body: MintToken, response: Response, settings: SettingsDep) -> MintedToken:
     """A new enrollment token scoped to one connector (name or uuid); shown in this answer only."""
     token, record = _tokens(settings).mint(
         connector_name=body.connector_name,
@@ -194,21 +205,23 @@ def mint_enrollment_token(body: MintToken, response: Response, settings: Setting
         label=body.label,
     )
     response.headers["Cache-Control"] = "no-store"
-    return {"status": "success", "message": "enrollment token minted (shown once)", "token": token} | record
+    return MintedToken.model_validate(
+        {"message": "enrollment token minted (shown once)", "token": token} | record
+    )
 
 
 @operator.get("/enrollment-tokens")
-def list_enrollment_tokens(settings: SettingsDep) -> list[dict[str, Any]]:
+def list_enrollment_tokens(settings: SettingsDep) -> list[EnrollmentTokenInfo]:
     """Scoped enrollment tokens still valid: id, binding, label, dates (never the token)."""
-    return _tokens(settings).list()
+    return [EnrollmentTokenInfo.model_validate(token) for token in _tokens(settings).list()]
 
 
 @operator.delete("/enrollment-tokens/{token_id}", responses={404: {"description": "no such token"}})
-def revoke_enrollment_token(token_id: TokenId, settings: SettingsDep) -> dict[str, Any]:
+def revoke_enrollment_token(token_id: TokenId, settings: SettingsDep) -> IdentityChanged:
     """Revoke a scoped enrollment token at once (identities it created keep their keys)."""
     if not _tokens(settings).revoke(token_id):
         raise HTTPException(404, f"no enrollment token {token_id}")
-    return {"status": "success", "message": f"enrollment token {token_id} revoked", "id": token_id}
+    return IdentityChanged(message=f"enrollment token {token_id} revoked", id=token_id)
 
 
 router.include_router(operator)

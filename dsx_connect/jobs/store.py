@@ -75,7 +75,9 @@ class JobStore:
         kind: str = "full_scan",
         job_id: str | None = None,
         estimate: dict[str, Any] | None = None,
+        trigger: str | None = None,
     ) -> str:
+        """Create a job; ``trigger`` says who started it (``api``, ``schedule``, ``scanner_change``)."""
         job_id = job_id or uuid.uuid4().hex
         now_iso, now_ts = utcnow_iso(), time.time()
         fields: dict[str, Any] = {
@@ -91,6 +93,8 @@ class JobStore:
             "last_update": now_iso,
             "last_update_ts": now_ts,
         }
+        if trigger:
+            fields["trigger"] = trigger
         if estimate:
             fields["estimate_count"] = "" if estimate.get("count") is None else estimate["count"]
             fields["estimate_bytes"] = "" if estimate.get("bytes") is None else estimate["bytes"]
@@ -349,6 +353,7 @@ def job_view(data: dict[str, str]) -> dict[str, Any]:
         "connector_uuid": data.get("connector_uuid"),
         "connector_name": data.get("connector_name") or None,
         "kind": data.get("kind", "full_scan"),
+        "trigger": data.get("trigger") or None,
         "status": data.get("status"),
         "failure_reason": data.get("failure_reason") or None,
         "enqueue_done": enqueue_done,

@@ -57,6 +57,7 @@ class JobView(BaseModel):
     connector_uuid: str | None = None
     connector_name: str | None = None
     kind: str = "full_scan"
+    trigger: str | None = Field(default=None, description="who started it: api, schedule, scanner_change")
     status: str | None = None
     failure_reason: str | None = None
     enqueue_done: bool = False

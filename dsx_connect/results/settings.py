@@ -1,7 +1,8 @@
 """Where results live: ``DSXCONNECT_RESULTS_DB`` and its ``DSXCONNECT_RESULTS_DB__…`` settings.
 
 ``DSXCONNECT_RESULTS_DB`` is ``redis`` (the default: the bounded Redis store alone), ``memory``
-(ephemeral: the same bounded Redis store, no durable history), ``sqlite:///path`` or
+(no durable history: the same bounded Redis store, which the API and the workers, separate
+processes, both reach; see ``dsx_connect/results/readers.py``), ``sqlite:///path`` or
 ``postgresql://user:pass@host/db`` (a durable SQL history of every result, beside the Redis cache).
 A 1.x value ``redis://…`` means ``redis``. ``DSXCONNECT_RESULTS_DB__RETAIN`` bounds what is kept: a
 count (``100000``), an age (``90d``; units ``s m h d w``), or both (``100000,90d``).

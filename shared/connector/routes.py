@@ -16,9 +16,22 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from shared.batch_read import MAX_ITEM_BYTES, MEDIA_TYPE, ReadFilesRequest, frame_header
+from shared.connector.answers import (
+    ConfigUpdated,
+    ConnectorConfig,
+    ConnectorHealth,
+    ConnectorIdentity,
+    ConnectorReadiness,
+    ConnectorVersion,
+    FullScanAccepted,
+    ItemActionAnswer,
+    WebhookAccepted,
+    WebhookStats,
+)
 from shared.connector.base import WebhookReply
 from shared.connector.errors import UnsupportedError, http_status
 from shared.connector.responses import (
+    OCTET_STREAM,
     content_response,
     error_body,
     error_response,
@@ -91,14 +104,15 @@ def health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
-    async def healthz(runtime: Runtime) -> dict[str, str]:
+    async def healthz(runtime: Runtime) -> ConnectorHealth:
         """The process is up."""
-        return {"status": "ok", "connector": runtime.settings.name, "ts": utcnow_iso()}
+        return ConnectorHealth(connector=runtime.settings.name, ts=utcnow_iso())
 
-    @router.get("/readyz")
-    async def readyz(request: Request, runtime: Runtime) -> JSONResponse:
+    @router.get("/readyz", responses={503: {"model": ConnectorReadiness, "description": "not ready"}})
+    async def readyz(request: Request, runtime: Runtime, response: Response) -> ConnectorReadiness:
         """The asset is reachable and the core has accepted our registration (503 names what is not)."""
-        webhooks = webhook_gate(request).stats()  # events refused as unverifiable are counted here
+        # events refused as unverifiable are counted here
+        webhooks = WebhookStats.model_validate(webhook_gate(request).stats())
         failing: dict[str, str] = {}
         try:
             await runtime.connector.check()
@@ -108,11 +122,11 @@ def health_router() -> APIRouter:
             failing["dsx-connect"] = runtime.last_registration_error or "not registered yet"
         if failing:
             message = "; ".join(f"{name}: {why}" for name, why in failing.items())
-            return JSONResponse(
-                {"status": "error", "failing": list(failing), "message": message, "webhooks": webhooks},
-                status_code=503,
+            response.status_code = 503
+            return ConnectorReadiness(
+                status="error", failing=list(failing), message=message, webhooks=webhooks
             )
-        return JSONResponse({"status": "ready", "ts": utcnow_iso(), "webhooks": webhooks})
+        return ConnectorReadiness(status="ready", ts=utcnow_iso(), webhooks=webhooks)
 
     return router
 
@@ -219,7 +233,16 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
     public = APIRouter(**options)
     signed = APIRouter(dependencies=[Depends(verifier)], **options)
 
-    @signed.post("/read_file", response_class=Response)
+    @signed.post(
+        "/read_file",
+        response_class=Response,
+        responses={
+            200: {
+                "content": {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+                "description": "the item's bytes (chunked when large); header X-Item-Version when the storage has one",
+            }
+        },
+    )
     async def read_file(request: Request, scan_request: ScanRequest) -> Response:
         """The item's bytes (``application/octet-stream``); a JSON answer is an error."""
         # documents the route; requests are served by ``read_file_endpoint`` (see app.py)
@@ -240,7 +263,7 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         return await read_files_answer(request, wanted)
 
     @public.get("/")
-    async def read_identity(request: Request, runtime: Runtime) -> dict[str, Any]:
+    async def read_identity(request: Request, runtime: Runtime) -> ConnectorIdentity:
         """Who this connector is and what it is doing; its uuid and asset only to the core (signed):
         a uuid is what an attacker would try to enroll as (SPEC §8)."""
         s, connector = runtime.settings, runtime.connector
@@ -251,7 +274,7 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
                 private = {"uuid": s.uuid, "asset": s.asset}
             except HTTPException:
                 pass
-        return {
+        return ConnectorIdentity.model_validate({
             "name": s.name,
             "display_name": s.display_name or s.name,
             **private,
@@ -262,33 +285,32 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
             "registered": runtime.registered,
             "monitor": {"enabled": s.monitor, "running": runtime.watching},
             "scans": [vars(p) for p in runtime.scans.values() if p.active],
-        }
+        })  # fmt: skip
 
     @public.get("/version")
-    async def read_version(runtime: Runtime) -> dict[str, str]:
+    async def read_version(runtime: Runtime) -> ConnectorVersion:
         """The connector's version."""
-        return {"name": runtime.settings.name, "version": runtime.connector.version}
+        return ConnectorVersion(name=runtime.settings.name, version=runtime.connector.version)
 
     @signed.post("/full_scan", status_code=202)
     async def start_full_scan(
         runtime: Runtime,
+        response: Response,
         job_id: Annotated[str | None, Query(pattern=JOB_ID_PATTERN)] = None,
         limit: Annotated[int | None, Query(ge=1)] = None,
-    ) -> JSONResponse:
+    ) -> FullScanAccepted:
         """Enumerate the asset and submit every item in the background; answers at once."""
         job_id = job_id or str(uuid.uuid4())
         progress, started = runtime.start_full_scan(job_id, limit)
-        body = StatusResponse.model_validate(
-            {
-                "status": "success",
-                "message": "full scan started" if started else "full scan already running",
-                "id": job_id,
-                "job_id": job_id,
-                "limit": limit,
-                "submitted": progress.submitted,
-            }
+        response.headers["X-Job-Id"] = job_id
+        return FullScanAccepted(
+            status="success",
+            message="full scan started" if started else "full scan already running",
+            id=job_id,
+            job_id=job_id,
+            limit=limit,
+            submitted=progress.submitted,
         )
-        return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"X-Job-Id": job_id})
 
     @signed.get("/estimate")
     async def read_estimate(runtime: Runtime) -> EstimateResponse:
@@ -302,7 +324,7 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         """The asset is reachable; ``preview`` holds a few sample locations."""
         return await runtime.connector.repo_check(preview)
 
-    @signed.put("/item_action")
+    @signed.put("/item_action", response_model=ItemActionAnswer)
     async def apply_item_action(runtime: Runtime, scan_request: ScanRequest) -> JSONResponse:
         """Apply ``requested_action``, or else the configured action, to the item.
 
@@ -325,11 +347,11 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         return JSONResponse({**outcome.model_dump(mode="json"), **extra})
 
     @signed.get("/config")
-    async def read_config(runtime: Runtime) -> dict[str, Any]:
+    async def read_config(runtime: Runtime) -> ConnectorConfig:
         """The current settings, secrets redacted."""
-        return runtime.settings.redacted()
+        return ConnectorConfig.model_validate(runtime.settings.redacted())
 
-    @signed.put("/config")
+    @signed.put("/config", response_model=ConfigUpdated)
     async def update_config(runtime: Runtime, changes: Annotated[dict[str, Any], Body()]) -> JSONResponse:
         """Change asset, filter, item_action or item_action_move_metainfo live; 422 on bad values."""
         unknown = sorted(set(changes) - set(UPDATABLE_FIELDS))
@@ -344,9 +366,7 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
             return _unprocessable("; ".join(errors))
         except (ValueError, DsxError) as exc:
             return _unprocessable(str(getattr(exc, "message", exc)))
-        body = StatusResponse.model_validate(
-            {"status": "success", "message": "configuration updated", "config": settings.redacted()}
-        )
+        body = ConfigUpdated(status="success", message="configuration updated", config=settings.redacted())
         return JSONResponse(body.model_dump(mode="json"))
 
     # Public to DSX-HMAC: storage services (SNS, Event Grid, Pub/Sub, Graph) cannot sign it. Each is
@@ -356,7 +376,14 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         openapi_extra={
             "requestBody": {"content": {"application/json": {"schema": {}}, "text/plain": {"schema": {}}}}
         },
-        responses={401: {"description": "the sender could not be verified"}},
+        response_model=WebhookAccepted,
+        responses={
+            200: {
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": "items submitted; a storage's handshake (Graph validationToken) is echoed as text",
+            },
+            401: {"description": "the sender could not be verified"},
+        },
     )
     async def receive_webhook_event(request: Request, runtime: Runtime) -> Response:
         """A storage change notification; the items it names are submitted for scanning."""
@@ -383,12 +410,26 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
             return PlainTextResponse(reply.text, status_code=reply.status_code)
         if reply is not None:
             return JSONResponse(reply.body, status_code=reply.status_code)
-        body_out = StatusResponse.model_validate(
-            {"status": "success", "message": f"{accepted} item(s) submitted", "submitted": accepted}
+        body_out = WebhookAccepted(
+            status="success", message=f"{accepted} item(s) submitted", submitted=accepted
         )
         return JSONResponse(body_out.model_dump(mode="json"))
 
-    @public.options("/webhook/event", responses={401: {"description": "the sender could not be verified"}})
+    @public.options(
+        "/webhook/event",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "handshake accepted: no body, the answer is its headers",
+                "headers": {
+                    "WebHook-Allowed-Origin": {"schema": {"type": "string"}},
+                    "WebHook-Allowed-Rate": {"schema": {"type": "string"}},
+                },
+            },
+            401: {"description": "the sender could not be verified"},
+            405: {"description": "this storage has no handshake"},
+        },
+    )
     async def preflight_webhook(request: Request) -> Response:
         """The CloudEvents webhook handshake (``WebHook-Request-Origin``), where the storage uses it."""
         answer = await webhook_gate(request).preflight(request)

@@ -20,6 +20,7 @@ import pytest
 
 from dsx_connect.version import __version__
 from scripts import stack
+from tests.dashboard.conftest import CHROMIUM
 from tests.support.local_stack import StackRun, write_files
 from tests.support.procs import (
     REPO_ROOT,
@@ -31,7 +32,6 @@ from tests.support.procs import (
     wait_for,
 )
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--disable-sync",
@@ -39,8 +39,6 @@ CHROMIUM_ARGS = [
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "dashboard"
 BULK = 588  # + the 12 files of the stack's sample folder: 600 files
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium; `make test` does)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
 Page = sync_api.Page

@@ -15,14 +15,12 @@ import pytest
 from dsx_connect.db.engine import make_engine
 from dsx_connect.jobs.store import JobStore
 from dsx_connect.results.history import SqlHistory
+from tests.dashboard.conftest import CHROMIUM
 from tests.dsx_connect.results.conftest import make_event
 from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium; `make test` does)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
 

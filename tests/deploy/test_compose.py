@@ -16,6 +16,7 @@ import yaml
 
 from connectors.manifest import manifests
 from tests.deploy.conftest import COMPOSE_DIR, REPO, SECRET_NAME, SERVICE_PORTS, load_module
+from tests.support.emulators import missing
 
 entrypoint = load_module(REPO / "deploy" / "docker" / "entrypoint.py", "dsx_entrypoint_compose")
 
@@ -46,9 +47,7 @@ def all_compose_files() -> list[Path]:
 @pytest.mark.integration
 def test_every_compose_file_passes_docker_compose_config(tasks_module: ModuleType, tmp_path: Path) -> None:
     if shutil.which("docker-compose") is None:
-        pytest.skip(
-            "docker-compose is not installed (Debian: apt-get install docker-compose; make test does it)"
-        )
+        missing("docker-compose is not installed (Debian: apt-get install docker-compose; make test does it)")
     pairs = tasks_module.compose_files()
     checked = {file for _, files in pairs for file in files}
     assert checked == set(all_compose_files()), "a compose file is not in tasks.COMPONENTS"
@@ -70,9 +69,10 @@ def test_every_compose_file_passes_docker_compose_config(tasks_module: ModuleTyp
 @pytest.mark.unit
 def test_core_services_and_profiles() -> None:
     services = load(CORE_FILE)["services"]
-    assert set(services) == {"dsx_connect_api", "redis", "dsxa_lite", "rsyslog", *WORKERS}
+    assert set(services) == {"dsx_connect_api", "redis", "dsxa_lite", "rsyslog", "postgres", *WORKERS}
     assert services["dsxa_lite"]["profiles"] == ["dsxa"]
     assert services["rsyslog"]["profiles"] == ["rsyslog"]
+    assert services["postgres"]["profiles"] == ["postgres"]
     api = services["dsx_connect_api"]
     assert api["command"] == ["api"]
     assert api["ports"] == ["${DSXCONNECT_API_HOST_PORT:-8586}:8586"]
@@ -123,7 +123,10 @@ def test_services_are_healthchecked_hardened_and_on_the_shared_network(path: Pat
         if path.name.endswith(".secrets.yaml"):  # an override: merged onto the core file's services
             assert set(service) <= {"environment", "secrets"}
             continue
-        if name == "redis":  # on the core's own network only (test_redis_...)
+        if name in (
+            "redis",
+            "postgres",
+        ):  # on the core's own network only (test_redis_..., test_postgres_...)
             assert list(service["networks"]) == ["redis-network"]
             continue
         assert "dsx-network" in service["networks"], name
@@ -246,7 +249,7 @@ def test_the_rsyslog_profiles_collector_writes_the_feeds_lines(tmp_path: Path) -
     from tests.support.procs import free_port, wait_for
 
     if RSYSLOGD is None:
-        pytest.skip("rsyslogd is not installed: apt-get install rsyslog (scripts/deps/apt-packages.txt)")
+        missing("rsyslogd is not installed: apt-get install rsyslog (scripts/deps/apt-packages.txt)")
     port = free_port()
     conf = (COMPOSE_DIR / "rsyslog" / "rsyslog.conf").read_text()
     conf = conf.replace('port="514"', f'port="{port}" address="127.0.0.1"').replace(
@@ -275,9 +278,7 @@ def test_the_dsxa_appliance_file_also_passes_docker_compose_config_on_its_own(
     tasks_module: ModuleType, tmp_path: Path
 ) -> None:
     if shutil.which("docker-compose") is None:
-        pytest.skip(
-            "docker-compose is not installed (Debian: apt-get install docker-compose; make test does it)"
-        )
+        missing("docker-compose is not installed (Debian: apt-get install docker-compose; make test does it)")
     result = tasks_module.compose_config(
         COMPOSE_DIR / "core.env.example", [COMPOSE_DIR / "docker-compose-dsxa.yaml"], tmp_path
     )
@@ -307,6 +308,63 @@ def test_redis_requires_a_password_and_sits_on_the_core_network_only() -> None:
         assert REQUIRED_PASSWORD.search(url) and url.startswith("${REDIS_SCHEME:-redis}://:"), name
     for name in ("dsxa_lite", "rsyslog"):
         assert "redis-network" not in services[name]["networks"], name
+
+
+# ---------------------------------------------------------------- the results history (issue 16)
+
+RESULTS_DB = "postgresql://dsx:pg-s3cret@postgres:5432/dsx"
+
+
+@pytest.mark.unit
+def test_the_postgres_profile_keeps_the_history_on_a_volume_on_the_core_network() -> None:
+    compose = load(CORE_FILE)
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"] == "${POSTGRES_IMAGE:-postgres:16-alpine}"
+    assert (
+        "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+        and "postgres-data" in compose["volumes"]
+    )
+    assert list(postgres["networks"]) == ["redis-network"]  # internal: the core only, as Redis
+    env = postgres["environment"]
+    assert env["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:-}"  # the image refuses to start without one
+    assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == ("${POSTGRES_USER:-dsx}", "${POSTGRES_DB:-dsx}")
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    for name in ("dsx_connect_api", *WORKERS):  # every core process reads the same store
+        assert (
+            compose["services"][name]["environment"]["DSXCONNECT_RESULTS_DB"]
+            == "${DSXCONNECT_RESULTS_DB:-redis}"
+        )
+    example = (COMPOSE_DIR / "core.env.example").read_text()
+    assert "DSXCONNECT_RESULTS_DB=postgresql://dsx:<POSTGRES_PASSWORD>@postgres:5432/dsx" in example
+
+
+@pytest.mark.integration
+def test_the_rendered_postgres_profile_gives_every_core_process_the_history_url(
+    tasks_module: ModuleType, tmp_path: Path
+) -> None:
+    """core.env as the example documents it: the URL reaches the API and every worker and names the
+    bundled server; without it the core keeps the default, redis."""
+    if shutil.which("docker-compose") is None:
+        missing("docker-compose is not installed (Debian: apt-get install docker-compose)")
+    from dsx_connect.results.settings import ResultsBackend, ResultsDbSettings
+
+    shutil.copytree(COMPOSE_DIR, tmp_path, dirs_exist_ok=True)
+    env_file = tmp_path / "core.env"
+    shutil.copyfile(COMPOSE_DIR / "core.env.example", env_file)
+    tasks_module.compose_secrets().fill(env_file)
+    plain = _rendered(tasks_module, tmp_path, env_file, CORE_FILE)
+    assert plain["services"]["dsx_connect_api"]["environment"]["DSXCONNECT_RESULTS_DB"] == "redis"
+    with env_file.open("a") as fh:
+        fh.write(f"POSTGRES_PASSWORD=pg-s3cret\nDSXCONNECT_RESULTS_DB={RESULTS_DB}\n")
+    core = _rendered(tasks_module, tmp_path, env_file, CORE_FILE)
+    postgres = core["services"]["postgres"]
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == "pg-s3cret"
+    for name in ("dsx_connect_api", *WORKERS):
+        url = core["services"][name]["environment"]["DSXCONNECT_RESULTS_DB"]
+        assert url == RESULTS_DB, name
+    config = ResultsDbSettings(url=url)
+    assert config.backend is ResultsBackend.POSTGRESQL and config.durable
+    assert config.sql_url == "postgresql+psycopg://dsx:pg-s3cret@postgres:5432/dsx"
 
 
 @pytest.mark.unit
@@ -343,7 +401,7 @@ def test_the_rendered_core_and_connector_configs_keep_redis_private(
     tasks_module: ModuleType, tmp_path: Path
 ) -> None:
     if shutil.which("docker-compose") is None:
-        pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
+        missing("docker-compose is not installed (Debian: apt-get install docker-compose)")
     import subprocess
 
     shutil.copytree(COMPOSE_DIR, tmp_path, dirs_exist_ok=True)
@@ -405,7 +463,7 @@ def test_every_connector_service_keeps_its_key_file_on_a_named_volume(
 ) -> None:
     """A re-created connector container finds its DSX-HMAC pair: a fleet token alone gets 409."""
     if shutil.which("docker-compose") is None:
-        pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
+        missing("docker-compose is not installed (Debian: apt-get install docker-compose)")
     pairs = tasks_module.compose_files()
 
     def connector_services(index: int) -> dict[str, tuple[str, dict[str, Any]]]:

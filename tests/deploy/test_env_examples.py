@@ -54,6 +54,10 @@ COMPOSE_ONLY = {
     "DSXA_LITE_IMAGE",
     "REDIS_IMAGE",
     "RSYSLOG_IMAGE",
+    # the `postgres` profile (the results history)
+    "POSTGRES_PASSWORD",
+    "POSTGRES_USER",
+    "POSTGRES_DB",
     "DSXCONNECT_API_HOST_PORT",
     "DSXCONNECT_SCAN_REQUEST_WORKER_CONCURRENCY",
     "DSXA_LITE_HOST_PORT",

@@ -360,6 +360,78 @@ def test_core_external_redis_comes_from_the_secret() -> None:
     assert "externalRedis.url" in render_error(CORE, {"redis": {"enabled": False}})
 
 
+def core_pods_env(docs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The environment of the API and every worker (what reads the results store)."""
+    return {
+        name: env_of(c) for name, c in containers(docs) if "dsxa" not in c["name"] and "redis" not in name
+    }
+
+
+def test_core_results_db_is_unset_by_default_and_never_in_the_configmap() -> None:
+    docs = render(CORE)
+    pods = core_pods_env(docs)
+    assert len(pods) == 5  # the API and four workers
+    for name, env in pods.items():
+        ref = env["DSXCONNECT_RESULTS_DB"]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"], ref["optional"]) == (
+            "dsx-dsx-connect-secrets",
+            "DSXCONNECT_RESULTS_DB",
+            True,
+        ), name
+    assert "DSXCONNECT_RESULTS_DB" not in next(iter(by_kind(docs, "ConfigMap").values()))["data"]
+    assert "DSXCONNECT_RESULTS_DB" not in by_kind(docs, "Secret")["dsx-dsx-connect-secrets"]["stringData"]
+
+
+def test_core_results_db_url_goes_into_the_secret_and_reaches_every_core_pod() -> None:
+    url = f"postgresql://dsx:{SENTINEL}@db.example:5432/dsx"
+    docs = render(CORE, {"resultsDb": {"url": url}})
+    assert by_kind(docs, "Secret")["dsx-dsx-connect-secrets"]["stringData"]["DSXCONNECT_RESULTS_DB"] == url
+    for doc in docs:
+        if doc["kind"] != "Secret":
+            assert SENTINEL not in yaml.safe_dump(doc), doc["metadata"]["name"]
+    for name, env in core_pods_env(docs).items():
+        ref = env["DSXCONNECT_RESULTS_DB"]["valueFrom"]["secretKeyRef"]
+        assert ref["key"] == "DSXCONNECT_RESULTS_DB" and not ref.get("optional"), name
+    from dsx_connect.results.settings import ResultsBackend, ResultsDbSettings
+
+    assert (
+        ResultsDbSettings(url=url).backend is ResultsBackend.POSTGRESQL
+    )  # the core accepts what the chart does
+
+
+def test_core_results_db_from_an_existing_secret() -> None:
+    """An operator-managed PostgreSQL's own Secret (CloudNativePG: <cluster>-app, key uri)."""
+    docs = render(CORE, {"resultsDb": {"existingSecret": "results-app", "existingSecretKey": "uri"}})
+    for name, env in core_pods_env(docs).items():
+        ref = env["DSXCONNECT_RESULTS_DB"]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == ("results-app", "uri") and not ref.get("optional"), name
+    with_own_secret = render(CORE, {"secrets": {"existingSecret": "mine"}})
+    for env in core_pods_env(with_own_secret).values():
+        ref = env["DSXCONNECT_RESULTS_DB"]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"], ref["optional"]) == ("mine", "DSXCONNECT_RESULTS_DB", True)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"resultsDb": {"url": "sqlite:////data/results.db"}},
+            "resultsDb.url: expected redis, memory or postgresql",
+        ),
+        ({"resultsDb": {"url": f"mysql://u:{SENTINEL}@db/x"}}, 'got the scheme "mysql"'),
+        ({"resultsDb": {"url": "postgresql://db/x", "existingSecret": "s"}}, "not both"),
+        (
+            {"resultsDb": {"url": "postgresql://db/x"}, "secrets": {"existingSecret": "mine"}},
+            "put the URL in that Secret as DSXCONNECT_RESULTS_DB",
+        ),
+    ],
+    ids=["sqlite", "unknown-scheme", "both", "own-secret"],
+)
+def test_core_results_db_refuses_what_the_core_could_not_use(values: dict[str, Any], message: str) -> None:
+    error = render_error(CORE, values)
+    assert message in error and SENTINEL not in error
+
+
 def test_core_scanner_and_tls_need_their_settings() -> None:
     assert "scanner.url" in render_error(CORE, {"scanner": {"embedded": {"enabled": False}}})
     assert "tls.secretName" in render_error(CORE, {"tls": {"enabled": True}})

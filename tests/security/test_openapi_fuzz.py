@@ -19,6 +19,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from shared.hmac_auth import Signer
 from tests.support.auth import CONNECTOR_KEY_ID, CONNECTOR_SECRET, OPERATOR_HEADERS
@@ -140,9 +141,21 @@ def refused_unless_public(public: set[str], enroll: set[str]) -> Any:
     return check
 
 
+def conforms(response: Any, case: schemathesis.Case) -> None:
+    """A 2xx JSON answer is what its route's response model says (tests/dsx_connect/api/test_openapi_typed.py
+    makes every route declare one)."""
+    kind = response.headers.get("content-type") or [""]  # schemathesis keeps each header's values
+    if not (200 <= response.status_code < 300 and str(kind[0]).startswith("application/json")):
+        return
+    try:
+        case.validate_response(response, checks=[response_schema_conformance])
+    except BaseExceptionGroup as exc:  # schemathesis's FailureGroup
+        raise AssertionError(f"{response.status_code} answer does not match its model: {exc}") from None
+
+
 def fuzz(schema_url: str, base_url: str, check: Any = None, **call: Any) -> None:
     """Every operation of the schema (SSE streams left out), a few generated cases each; all failures
-    are reported together, by operation."""
+    are reported together, by operation. Without ``check``: no 5xx, and 2xx answers match their model."""
     document = httpx.get(schema_url, timeout=10).json()
     schema = schemathesis.openapi.from_dict(document).exclude(path_regex="/subscribe/")
     failures: list[str] = []
@@ -157,6 +170,7 @@ def fuzz(schema_url: str, base_url: str, check: Any = None, **call: Any) -> None
             response = case.call(base_url=base_url, timeout=15, **call)
             if check is None:
                 no_server_error(response)
+                conforms(response, case)
             else:
                 check(response, case.operation.path)
 
@@ -168,11 +182,13 @@ def fuzz(schema_url: str, base_url: str, check: Any = None, **call: Any) -> None
     assert not failures, "\n".join(failures)
 
 
-def test_the_core_never_answers_a_server_error(core_url: str) -> None:
+def test_the_core_never_answers_a_server_error_and_answers_as_documented(core_url: str) -> None:
     fuzz(f"{core_url}/dsx-connect/api/v1/openapi.json", core_url, headers=OPERATOR_HEADERS)
 
 
-def test_the_filesystem_connector_never_answers_a_server_error(connector_url: str) -> None:
+def test_the_filesystem_connector_never_answers_a_server_error_and_answers_as_documented(
+    connector_url: str,
+) -> None:
     signed = SignedRequests(Signer(CONNECTOR_KEY_ID, CONNECTOR_SECRET))
     fuzz(f"{connector_url}/filesystem-connector/openapi.json", connector_url, auth=signed)
 

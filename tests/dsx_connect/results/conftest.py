@@ -1,5 +1,6 @@
-"""The results stores under test: Redis (the bounded store of ``redis``/``memory``), SQLite and a real
-PostgreSQL, behind one writer/reader pair so one suite runs against each."""
+"""The results stores under test: Redis (the bounded store of ``redis``), ``memory`` as the result step
+and the API select it, SQLite and a real PostgreSQL, behind one writer/reader pair so one suite runs
+against each."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import redis
 from dsx_connect.db.engine import make_engine
 from dsx_connect.db.migrate import upgrade
 from dsx_connect.results.history import SqlHistory
+from dsx_connect.results.readers import reader_for, redis_store
+from dsx_connect.results.recorder import record_history
 from dsx_connect.results.redis_reader import RedisReader
+from dsx_connect.results.settings import ResultsDbSettings
 from dsx_connect.results.store import ResultStore
 from tests.support.postgres import create_database
 
@@ -60,13 +64,28 @@ def sql_history(
     engine.dispose()
 
 
-@pytest.fixture(params=["redis", "sqlite", "postgresql"])
+def memory_backend(client: redis.Redis, retain: int = 10_000) -> Backend:
+    """``DSXCONNECT_RESULTS_DB=memory`` as the result step and the API see it: what the step writes
+    (Redis, then the history, of which memory has none) and the reader the API chooses."""
+    config = ResultsDbSettings.model_validate({"url": "memory", "retain": retain})
+
+    def write(events: list[dict[str, Any]]) -> None:
+        redis_store(config, client).store_many(events)
+        assert record_history(config, client, events)
+
+    return Backend("memory", write, reader_for(config, client))
+
+
+@pytest.fixture(params=["redis", "memory", "sqlite", "postgresql"])
 def backend(
     request: pytest.FixtureRequest, redis_client: redis.Redis, tmp_path: Path, pg_server: Callable[[], str]
 ) -> Iterator[Backend]:
     if request.param == "redis":
         store = ResultStore(redis_client, retain=10_000)
         yield Backend("redis", store.store_many, RedisReader(store))
+        return
+    if request.param == "memory":
+        yield memory_backend(redis_client)
         return
     url = sql_url(request.param, tmp_path, pg_server)
     upgrade(url)

@@ -1,13 +1,16 @@
-"""One suite for every results store: Redis (``redis``/``memory``), SQLite and PostgreSQL."""
+"""One suite for every results store: Redis (``redis``), ``memory``, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
+import redis
 
+from dsx_connect.results.recorder import OUTBOX
+from dsx_connect.results.redis_reader import RedisReader
 from dsx_connect.results.search import Cursor, ResultFilters
-from tests.dsx_connect.results.conftest import Backend, make_event
+from tests.dsx_connect.results.conftest import Backend, make_event, memory_backend
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +91,15 @@ def test_every_result_streams_out_a_page_at_a_time(backend: Backend) -> None:
 def test_a_bad_cursor_is_refused() -> None:
     with pytest.raises(ValueError, match="not one this API returned"):
         Cursor.decode("'; drop table scan_results --")
+
+
+def test_memory_keeps_no_history_and_only_its_bounded_count(redis_client: redis.Redis) -> None:
+    """``memory``: what the API reads is the Redis store the workers write (separate processes),
+    bounded by RETAIN, and nothing goes to a history or its outbox."""
+    memory = memory_backend(redis_client, retain=20)
+    assert isinstance(memory.reader, RedisReader)
+    memory.write([make_event(n) for n in range(30)])
+    kept = list(memory.reader.iter_events(ResultFilters(), chunk=7))
+    assert ids(kept) == [f"r{n}" for n in reversed(range(10, 30))]
+    assert memory.reader.get("r5") is None
+    assert redis_client.llen(OUTBOX) == 0

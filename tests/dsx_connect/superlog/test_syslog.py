@@ -13,7 +13,12 @@ from dsx_connect.superlog.syslog import SyslogFormatter, SyslogSink, structured_
 from shared.errors import RetryableError
 from shared.models import EventConnector, EventFileInfo, ScanResultEvent, VerdictDetails
 from tests.dsx_connect.superlog.peers import Rsyslog
+from tests.support.emulators import missing
 from tests.support.procs import free_port
+
+NO_TLS_DRIVER = (
+    "rsyslog's TLS driver is not installed: apt-get install rsyslog-openssl (scripts/deps/apt-packages.txt)"
+)
 
 
 def small_event(**changes: Any) -> dict[str, Any]:
@@ -188,7 +193,7 @@ def test_rsyslog_writes_the_exact_lines_over_each_transport(
     rsyslog: Rsyslog, transport: str, certs: Any
 ) -> None:
     if transport == "tls" and not rsyslog.driver:
-        pytest.skip("rsyslog's TLS driver (rsyslog-openssl or rsyslog-gnutls) is not installed")
+        missing(NO_TLS_DRIVER)
     extra = {"tls_ca_file": str(certs.ca)} if transport == "tls" else {}
     assert _send(rsyslog, transport, **extra) == [EXPECTED["legacy"], EXPECTED["json"], EXPECTED["rfc5424"]]
     if transport != "tls":
@@ -220,7 +225,7 @@ def test_a_batch_over_tcp_arrives_whole_and_in_order(rsyslog: Rsyslog) -> None:
 @pytest.mark.integration
 def test_tls_refuses_a_collector_it_cannot_verify(rsyslog: Rsyslog) -> None:
     if not rsyslog.driver:
-        pytest.skip("rsyslog's TLS driver (rsyslog-openssl or rsyslog-gnutls) is not installed")
+        missing(NO_TLS_DRIVER)
     sink = SyslogSink(
         SyslogSettings(host="127.0.0.1", port=rsyslog.ports["tls"], transport="tls", timeout_s=5)
     )

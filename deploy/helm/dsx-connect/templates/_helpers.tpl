@@ -106,6 +106,7 @@ app.kubernetes.io/component: {{ index . 1 }}
       optional: true
       {{- end }}
 {{- end }}
+{{- include "dsx-connect.resultsDbEnv" . }}
 {{- if .Values.tls.caSecretName }}
 - name: DSXCONNECT_CONNECTORS__CA_BUNDLE
   value: {{ printf "/etc/dsx-connect/ca/%s" .Values.tls.caKey | quote }}
@@ -173,4 +174,32 @@ tolerations:
 {{- $_ := set $probe.httpGet "scheme" "HTTPS" }}
 {{- end }}
 {{- toYaml $probe }}
+{{- end }}
+
+{{/* DSXCONNECT_RESULTS_DB from a Secret (the URL may carry a password): resultsDb.existingSecret, else
+the release's Secret (optional there: unset means redis). */}}
+{{- define "dsx-connect.resultsDbEnv" -}}
+{{- $db := .Values.resultsDb }}
+{{- with $db.url }}
+{{- if $db.existingSecret }}
+{{- fail "resultsDb: give url or existingSecret, not both" }}
+{{- end }}
+{{- if not (regexMatch "^(redis|memory|rediss?://.+|(postgresql|postgres)(\\+psycopg)?://.+)$" .) }}
+{{- fail (printf "resultsDb.url: expected redis, memory or postgresql://user:pass@host:5432/db (sqlite needs one filesystem shared by the API and the workers), got the scheme %q" (splitList ":" . | first)) }}
+{{- end }}
+{{- if $.Values.secrets.existingSecret }}
+{{- fail "resultsDb.url: with secrets.existingSecret, put the URL in that Secret as DSXCONNECT_RESULTS_DB, or name its Secret in resultsDb.existingSecret" }}
+{{- end }}
+{{- end }}
+- name: DSXCONNECT_RESULTS_DB
+  valueFrom:
+    secretKeyRef:
+      {{- if $db.existingSecret }}
+      name: {{ $db.existingSecret }}
+      key: {{ required "resultsDb.existingSecretKey: the key of the URL in resultsDb.existingSecret" $db.existingSecretKey }}
+      {{- else }}
+      name: {{ include "dsx-connect.secretName" . }}
+      key: DSXCONNECT_RESULTS_DB
+      optional: {{ not $db.url }}
+      {{- end }}
 {{- end }}

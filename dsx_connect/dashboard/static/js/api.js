@@ -38,6 +38,7 @@ async function call(method, path, { params, body } = {}) {
 
 export const get = (path, params) => call("GET", path, { params });
 export const post = (path, body, params) => call("POST", path, { body, params });
+export const put = (path, body, params) => call("PUT", path, { body, params });
 export const del = (path, params) => call("DELETE", path, { params });
 
 /** The error text of an answer, for people. */

@@ -3,6 +3,7 @@
 import { get, message, post, subscribe } from "./api.js";
 import { announce, chip, fmtAgo, fmtBytes, fmtInt, fmtTime, h, pathText } from "./dom.js";
 import { jobCard, showJob } from "./jobs.js";
+import { initSchedules, loadSchedules, openScheduleDialog, scheduleCell } from "./schedules.js";
 
 const STALE_S = 150; // two missed heartbeats (every 60 s)
 const connectors = new Map();
@@ -28,6 +29,7 @@ export function initConnectors() {
   setInterval(refresh, 30000);
   setInterval(render, 5000); // relative heartbeat times
   document.getElementById("scan-start").addEventListener("click", startScan);
+  initSchedules(render);
 }
 
 /** Call ``fn(list)`` whenever the connector list changes. */
@@ -48,6 +50,7 @@ async function refresh() {
   for (const c of answer.body) connectors.set(c.uuid, c);
   changed();
   answer.body.forEach(probe);
+  loadSchedules();
 }
 
 async function probe(connector) {
@@ -72,6 +75,8 @@ function render() {
   body.replaceChildren(...rows.map((c) => {
     const button = h("button", { type: "button", class: "secondary", "aria-label": `Full scan of ${c.name}` }, "Full scan…");
     button.addEventListener("click", () => openScanDialog(c));
+    const plan = h("button", { type: "button", class: "secondary", "aria-label": `Schedule of ${c.name}` }, "Schedule…");
+    plan.addEventListener("click", () => openScheduleDialog(c));
     return h("tr", { dataset: { uuid: c.uuid } },
       h("td", { "data-label": "Name" }, h("strong", {}, c.display_name || c.name), " ",
         h("span", { class: "muted mono", title: c.uuid }, c.uuid.slice(0, 8))),
@@ -80,7 +85,8 @@ function render() {
       h("td", { "data-label": "Health" }, healthCell(c)),
       h("td", { "data-label": "Version" }, c.version || "–"),
       h("td", { title: fmtTime(c.last_heartbeat), "data-label": "Heartbeat" }, fmtAgo(c.last_heartbeat)),
-      h("td", { "data-label": "" }, button));
+      h("td", { "data-label": "Schedule" }, scheduleCell(c)),
+      h("td", { "data-label": "", class: "row-actions" }, button, " ", plan));
   }));
   document.getElementById("connectors-empty").hidden = rows.length > 0;
 }

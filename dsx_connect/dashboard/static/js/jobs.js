@@ -13,6 +13,8 @@ const ACTIVE_ORDER = { running: 0, paused: 1 };
 /** What each kind of job is, for people: a full scan, or the rolling job of a connector's change
  * events and single requests (monitor); "single" is the kind such jobs had before monitor jobs. */
 export const KIND_LABELS = { full_scan: "full scan", monitor: "monitor", single: "single request" };
+/** Full scans the scheduler started (docs/schedules.md); an operator's own scans get no extra chip. */
+const TRIGGER_LABELS = { schedule: "scheduled", scanner_change: "scanner changed" };
 
 const jobs = new Map(); // job id -> latest job view
 const cards = new Map(); // job id -> card refs (built when first shown)
@@ -264,7 +266,9 @@ function render(job, refs) {
   refs.card.dataset.status = job.status;
   refs.card.dataset.kind = job.kind || "";
   refs.title.textContent = `${job.connector_name || "connector"} · ${kindLabel(job.kind)}`;
-  refs.kind.replaceChildren(h("span", { class: `chip k-${slug(job.kind)}` }, kindLabel(job.kind)));
+  const trigger = TRIGGER_LABELS[job.trigger];
+  refs.kind.replaceChildren(h("span", { class: `chip k-${slug(job.kind)}` }, kindLabel(job.kind)),
+    trigger ? h("span", { class: "chip k-full-scan", title: `started by ${job.trigger}` }, trigger) : "");
   refs.status.replaceChildren(chip(job.status, "s"));
   refs.started.textContent = `started ${fmtTime(job.started)}`;
   // Only a full scan has a total to measure against; the others count what they scanned.

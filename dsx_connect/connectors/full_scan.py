@@ -1,0 +1,85 @@
+"""Starting a full scan of a connector: create its job and ask the connector to enumerate into it.
+
+One code path for ``POST /connectors/full_scan/{uuid}`` and the scheduler (``dsx_connect.schedules``);
+``trigger`` records on the job who started it (``api``, ``schedule``, ``scanner_change``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from dsx_connect.connector_client import AnswerKind, classify
+from dsx_connect.jobs.store import JobStore
+from dsx_connect.settings import Settings
+from shared.models import RegisteredConnector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FullScanStarted:
+    job_id: str
+    estimate: dict[str, Any] | None
+
+
+class FullScanFailed(Exception):
+    """The connector did not start the scan; its job (``job_id``) is marked failed."""
+
+    def __init__(self, message: str, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+def start_full_scan(
+    connector: RegisteredConnector,
+    jobs: JobStore,
+    http: httpx.Client,
+    auth: httpx.Auth | None,
+    settings: Settings,
+    *,
+    limit: int | None = None,
+    batch: bool = False,
+    batch_size: int | None = None,
+    trigger: str = "api",
+) -> FullScanStarted:
+    """Create a job and ask the connector to enumerate its asset into it; :class:`FullScanFailed`
+    when the connector is unreachable or refuses."""
+    estimate: dict[str, Any] | None = None
+    try:
+        answer = http.get(f"{connector.url}/estimate", timeout=10.0, auth=auth or httpx.USE_CLIENT_DEFAULT)
+        if answer.status_code == 200:
+            estimate = answer.json()
+    except (httpx.HTTPError, ValueError):
+        log.info("no estimate from connector %s", connector.uuid)
+    job_id = jobs.create(connector.uuid, connector.name, "full_scan", estimate=estimate, trigger=trigger)
+    params: dict[str, Any] = {"job_id": job_id}
+    if limit is not None:
+        params["limit"] = limit
+    if batch:
+        params["batch"] = "true"
+    if batch_size is not None:
+        params["batch_size"] = min(batch_size, settings.workers.scan_request_batch_max_size)
+    try:
+        started = http.post(
+            f"{connector.url}/full_scan", params=params, auth=auth or httpx.USE_CLIENT_DEFAULT
+        )
+    except httpx.HTTPError as exc:
+        jobs.fail(job_id, f"connector unreachable: {type(exc).__name__}")
+        raise FullScanFailed(
+            f"connector {connector.name} unreachable at {connector.url}; job {job_id} failed", job_id
+        ) from None
+    if started.status_code >= 400:
+        kind = classify(started.status_code, started.content)
+        what = "was unavailable for" if kind is AnswerKind.UNAVAILABLE else "refused"
+        jobs.fail(job_id, f"connector {what} the full scan ({started.status_code})")
+        raise FullScanFailed(
+            f"connector {what} the full scan ({started.status_code}): {started.text[:300]}", job_id
+        )
+    log.info(
+        "full scan started", extra={"job_id": job_id, "connector_uuid": connector.uuid, "trigger": trigger}
+    )
+    return FullScanStarted(job_id, estimate)

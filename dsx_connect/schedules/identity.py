@@ -1,0 +1,66 @@
+"""The scanner's identity, read from its ``GET /version``.
+
+``dsxa_lite`` answers ``identity`` (its version, engines and rule-set digest in one string; the same
+value it puts in every scan answer as ``engine_version``) and ``engine_version`` (the engines alone).
+The first present of those two is the identity; a scanner without that route, or an answer without
+them, has an unknown identity, and nothing is started for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from urllib.parse import urlsplit
+
+import httpx
+
+from dsx_connect.settings import ScannerSettings
+from shared.tls import client_ssl
+
+log = logging.getLogger(__name__)
+
+
+def version_url(scan_binary_url: str) -> str:
+    """``{scheme}://{host}/version`` of the scanner whose scan URL is given."""
+    parts = urlsplit(scan_binary_url)
+    return f"{parts.scheme}://{parts.netloc}/version"
+
+
+def change_digest(previous: str, current: str) -> str:
+    """A short name of one identity change (the claim of its rescans)."""
+    return hashlib.sha256(f"{previous}\n{current}".encode()).hexdigest()[:24]
+
+
+class ScannerIdentity:
+    """Reads the identity of the configured scanner (a callable: ``identity()``)."""
+
+    def __init__(self, scanner: ScannerSettings, timeout_s: float = 5.0) -> None:
+        self.url = version_url(scanner.scan_binary_url)
+        headers = {}
+        if scanner.auth_token is not None:
+            token = scanner.auth_token.get_secret_value()
+            headers = {"AUTH_TOKEN": token, "AUTH": token}
+        self.http = httpx.Client(
+            timeout=timeout_s, headers=headers, verify=client_ssl(scanner.verify_tls, scanner.ca_bundle)
+        )
+
+    def __call__(self) -> str | None:
+        try:
+            answer = self.http.get(self.url)
+            if answer.status_code != 200:
+                log.debug("scanner %s answered %s: identity unknown", self.url, answer.status_code)
+                return None
+            body = answer.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.debug("scanner identity unknown: %s", exc)
+            return None
+        if not isinstance(body, dict):
+            return None
+        for name in ("identity", "engine_version"):
+            value = body.get(name)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    def close(self) -> None:
+        self.http.close()

@@ -1,0 +1,70 @@
+"""The scheduler as the API's lifespan runs it: started scans go through the full-scan route's code."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import redis
+
+from dsx_connect.auth.credentials import ConnectorKeys
+from dsx_connect.connectors.full_scan import FullScanFailed, start_full_scan
+from dsx_connect.connectors.registry import ConnectorRegistry
+from dsx_connect.jobs.store import JobStore
+from dsx_connect.schedules.identity import ScannerIdentity
+from dsx_connect.schedules.lease import LeaderLease
+from dsx_connect.schedules.scheduler import ScanNotStarted, Scheduler, run_scheduler
+from dsx_connect.schedules.store import ScheduleStore
+from dsx_connect.settings import Settings
+from shared.hmac_auth import DsxHmacAuth
+
+
+class FullScanStarter:
+    """Starts a connector's full scan as ``POST /connectors/full_scan/{uuid}`` does, with a trigger."""
+
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        from dsx_connect.api.deps import get_connector_http  # the routes' pooled, address-guarded client
+
+        self.settings = settings
+        self.registry = ConnectorRegistry(client, settings.connectors.heartbeat_ttl_s)
+        self.jobs = JobStore(client, settings.jobs.retain_s)
+        self.credentials = ConnectorKeys(client, settings.auth)
+        self.http = get_connector_http(settings)
+
+    def __call__(self, connector_uuid: str, trigger: str) -> str:
+        connector = self.registry.get(connector_uuid)
+        if connector is None:
+            raise ScanNotStarted(f"connector {connector_uuid} is not registered (or its heartbeat expired)")
+        auth: httpx.Auth | None = None
+        if self.settings.auth.enabled:
+            auth = DsxHmacAuth(self.credentials.signer(connector_uuid))
+        try:
+            return start_full_scan(
+                connector, self.jobs, self.http, auth, self.settings, trigger=trigger
+            ).job_id
+        except FullScanFailed as exc:
+            raise ScanNotStarted(str(exc)) from None
+
+
+def build_scheduler(settings: Settings, client: redis.Redis) -> Scheduler:
+    """The scheduler of this API process, from ``DSXCONNECT_SCHEDULER__*``."""
+    config = settings.scheduler
+    return Scheduler(
+        ScheduleStore(client, config.claim_ttl_s),
+        LeaderLease(client, config.lease_ttl_s),
+        FullScanStarter(settings, client),
+        identity=ScannerIdentity(settings.scanner),
+        scanner_poll_s=config.scanner_poll_s,
+    )
+
+
+@asynccontextmanager
+async def scheduled_scans(settings: Settings, client: redis.Redis) -> AsyncIterator[Scheduler | None]:
+    """Run this replica's scheduler while the block runs (nothing with the scheduler disabled)."""
+    if not settings.scheduler.enabled:
+        yield None
+        return
+    scheduler = build_scheduler(settings, client)
+    async with run_scheduler(scheduler, settings.scheduler.poll_s):
+        yield scheduler

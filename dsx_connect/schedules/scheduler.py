@@ -1,0 +1,188 @@
+"""The scheduler: every API replica runs one, and only the holder of the lease starts scans.
+
+Each :meth:`Scheduler.tick` (every ``DSXCONNECT_SCHEDULER__POLL_S``) renews or takes the lease; the
+leader then, for each enabled schedule, finds the newest slot at or before now. A slot newer than the
+schedule's last handled slot (and than the schedule itself) is claimed in one script that checks the
+lease token and sets ``schedule:{uuid}:{slot}`` only if absent, so two replicas, or a leader and
+its successor, never start one slot twice. Slots missed while no replica ran are not replayed: only
+the newest one runs, once, when a scheduler is back. A start is at most once: a leader that dies
+between its claim and the connector's answer loses that slot (the state says which slot ran last).
+
+Every ``DSXCONNECT_SCHEDULER__SCANNER_POLL_S`` the leader reads the scanner's identity; when it
+differs from the one last seen (kept in Redis, so a change while no replica ran counts too), each
+schedule with ``rescan_on_scanner_change`` gets one full scan, claimed per (change, connector).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+import redis
+
+from dsx_connect.schedules import cron
+from dsx_connect.schedules.identity import change_digest
+from dsx_connect.schedules.lease import LeaderLease
+from dsx_connect.schedules.models import ScheduleRecord
+from dsx_connect.schedules.store import Claim, ScheduleStore
+
+log = logging.getLogger(__name__)
+
+#: starts a full scan of a connector (uuid, trigger) and returns its job id; raises ScanNotStarted
+StartScan = Callable[[str, str], str]
+#: the scanner's identity now, or None when unknown
+ReadIdentity = Callable[[], str | None]
+
+
+class ScanNotStarted(Exception):
+    """A scheduled start that did not happen (connector not registered, unreachable, refusing)."""
+
+
+@dataclass
+class TickReport:
+    """What one tick did (for tests and logs)."""
+
+    leader: bool = False
+    started: list[tuple[str, str, str]] = field(default_factory=list)  # (uuid, trigger, job id)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (uuid, trigger, reason)
+
+
+class Scheduler:
+    """One replica's scheduler; ``clock`` (Unix seconds) is injectable so tests never wait for a minute."""
+
+    def __init__(
+        self,
+        store: ScheduleStore,
+        lease: LeaderLease,
+        start: StartScan,
+        *,
+        identity: ReadIdentity | None = None,
+        scanner_poll_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.lease = lease
+        self.start = start
+        self.identity = identity
+        self.scanner_poll_s = scanner_poll_s
+        self.clock = clock
+        self._identity_read_at: float | None = None
+
+    def tick(self) -> TickReport:
+        """One round: hold the lease, then start what is due (only as the leader)."""
+        report = TickReport(leader=self.lease.hold())
+        if not report.leader:
+            return report
+        now = self.clock()
+        schedules = self.store.all()
+        for schedule in schedules:
+            if not self._run_due_slot(schedule, now, report):
+                return report  # the lease was lost: stop; the new leader carries on
+        if self.identity is not None and (
+            self._identity_read_at is None or now - self._identity_read_at >= self.scanner_poll_s
+        ):
+            self._identity_read_at = now
+            self._rescan_on_change(schedules, report)
+        return report
+
+    def _run_due_slot(self, schedule: ScheduleRecord, now: float, report: TickReport) -> bool:
+        if not (schedule.enabled and schedule.cron):
+            return True
+        slot = cron.latest_slot(schedule.cron, schedule.timezone, now)
+        if slot is None or slot <= max(schedule.since_ts, self.store.last_slot_ts(schedule.connector_uuid)):
+            return True
+        uuid = schedule.connector_uuid
+        return self._claim_and_start(
+            uuid,
+            "schedule",
+            lambda token: self.store.claim_slot(token, uuid, slot),
+            report,
+            f"slot {slot:.0f}",
+        )
+
+    def _rescan_on_change(self, schedules: list[ScheduleRecord], report: TickReport) -> None:
+        current = self.identity() if self.identity else None
+        if current is None:
+            return  # unknown: keep the last one seen, start nothing
+        previous = self.store.scanner_identity()
+        if previous is not None and previous != current:
+            change = change_digest(previous, current)
+            log.info("scanner identity changed: %r -> %r", previous, current)
+            for uuid in (s.connector_uuid for s in schedules if s.enabled and s.rescan_on_scanner_change):
+                claim = self._change_claim(uuid, change)
+                if not self._claim_and_start(uuid, "scanner_change", claim, report, change):
+                    return  # lost the lease: the next leader sees the change again (claims hold)
+        if previous != current:
+            self.store.set_scanner_identity(current)
+
+    def _change_claim(self, connector_uuid: str, change: str) -> Callable[[str], Claim]:
+        return lambda token: self.store.claim_change(token, connector_uuid, change)
+
+    def _claim_and_start(
+        self, connector_uuid: str, trigger: str, claim: Callable[[str], Claim], report: TickReport, label: str
+    ) -> bool:
+        """Claim with the lease token, then start; False when the lease is gone. The lease is renewed
+        first: starts call connectors, and a tick with several slow ones may outlast a renewal period."""
+        if self.lease.token is None or not self.lease.renew():
+            return False
+        token = self.lease.token
+        outcome = claim(token)
+        if outcome is Claim.LOST_LEASE:
+            log.warning("scheduler lost its lease before claiming %s of connector %s", label, connector_uuid)
+            self.lease.token = None
+            return False
+        if outcome is Claim.TAKEN:
+            return True
+        try:
+            job_id = self.start(connector_uuid, trigger)
+        except ScanNotStarted as exc:
+            log.warning(
+                "scheduled scan not started (%s, %s): %s",
+                trigger,
+                label,
+                exc,
+                extra={"connector_uuid": connector_uuid},
+            )
+            self.store.record_start(connector_uuid, trigger, None, str(exc))
+            report.failed.append((connector_uuid, trigger, str(exc)))
+            return True
+        log.info(
+            "scheduled scan started (%s, %s)",
+            trigger,
+            label,
+            extra={"connector_uuid": connector_uuid, "job_id": job_id},
+        )
+        self.store.record_start(connector_uuid, trigger, job_id, None)
+        report.started.append((connector_uuid, trigger, job_id))
+        return True
+
+
+@asynccontextmanager
+async def run_scheduler(scheduler: Scheduler, poll_s: float) -> AsyncIterator[Scheduler]:
+    """Tick ``scheduler`` in the background while the block runs; give the lease up at the end."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                await anyio.to_thread.run_sync(scheduler.tick)
+            except redis.RedisError as exc:
+                log.warning("scheduler tick skipped: %s", exc)
+            except Exception:
+                log.exception("scheduler tick failed")
+            await anyio.sleep(poll_s)
+
+    task = asyncio.create_task(loop(), name="scan-scheduler")
+    try:
+        yield scheduler
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        try:
+            await anyio.to_thread.run_sync(scheduler.lease.release)
+        except redis.RedisError:
+            pass  # it expires on its own

@@ -1,0 +1,269 @@
+"""The scheduler against a real Redis, with injected clocks: several instances stand for API replicas.
+
+The start function records what it is asked to start (the code path behind it, the full-scan route's,
+is exercised by ``test_schedules_api.py`` with real processes).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+import redis
+
+from dsx_connect import keys
+from dsx_connect.schedules.lease import LeaderLease, current_leader
+from dsx_connect.schedules.models import ScheduleSpec
+from dsx_connect.schedules.scheduler import ScanNotStarted, Scheduler
+from dsx_connect.schedules.store import Claim, ScheduleStore
+from tests.support.procs import redis_server, wait_for
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime.fromisoformat("2026-03-02T09:59:30+00:00").timestamp()  # 30 s before a 10:00 slot
+HOURLY = ScheduleSpec(cron="0 * * * *")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("schedules-redis")) as (url, _):
+        yield url
+
+
+@pytest.fixture
+def client(server: str) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(server, decode_responses=True)
+    conn.flushdb()
+    yield conn
+    conn.close()
+
+
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Starts:
+    """Records the scans the schedulers start (thread-safe: replicas may tick at once)."""
+
+    def __init__(self, fail: set[str] | None = None) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.fail = fail or set()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __call__(self, connector_uuid: str, trigger: str) -> str:
+        if connector_uuid in self.fail:
+            raise ScanNotStarted(f"connector {connector_uuid} is not registered")
+        with self._lock:
+            self.calls.append((connector_uuid, trigger))
+            return f"job-{next(self._ids)}"
+
+
+class Identity:
+    def __init__(self, value: str | None) -> None:
+        self.value = value
+
+    def __call__(self) -> str | None:
+        return self.value
+
+
+def replica(
+    client: redis.Redis,
+    name: str,
+    starts: Starts,
+    clock: Clock,
+    identity: Identity | None = None,
+    lease_ttl_s: float = 30.0,
+) -> Scheduler:
+    return Scheduler(
+        ScheduleStore(client),
+        LeaderLease(client, lease_ttl_s, holder=name),
+        starts,
+        identity=identity,
+        scanner_poll_s=0.0,
+        clock=clock,
+    )
+
+
+def test_a_due_slot_starts_exactly_one_scan_across_replicas(client: redis.Redis) -> None:
+    clock, starts = Clock(), Starts()
+    store = ScheduleStore(client)
+    store.put("c1", HOURLY, now=T0 - 3600 + 60)  # set at 09:00:30, after that slot
+    replicas = [replica(client, f"r{i}", starts, clock) for i in range(3)]
+    for r in replicas:
+        r.tick()
+    assert starts.calls == []  # 10:00 not reached yet; 09:00 was before the schedule
+    clock.now = T0 + 45  # 10:00:15
+    threads = [threading.Thread(target=r.tick) for r in replicas for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert starts.calls == [("c1", "schedule")]
+    leaders = [r for r in replicas if r.lease.token is not None]
+    assert len(leaders) == 1 and current_leader(client) == leaders[0].lease.holder
+    run = store.run("c1")
+    assert run.last_slot == "2026-03-02T10:00:00Z" and run.last_job_id == "job-1" and run.last_error is None
+
+
+def test_slots_missed_while_every_replica_was_down_run_once(client: redis.Redis) -> None:
+    clock, starts = Clock(), Starts()
+    ScheduleStore(client).put("c1", ScheduleSpec(cron="*/5 * * * *"), now=T0)
+    scheduler = replica(client, "r1", starts, clock)
+    clock.now = T0 + 6 * 3600  # six hours (72 slots) later
+    for _ in range(3):
+        scheduler.tick()
+    assert starts.calls == [("c1", "schedule")]
+    clock.now += 300  # the next slot runs again, once
+    scheduler.tick()
+    scheduler.tick()
+    assert starts.calls == [("c1", "schedule")] * 2
+
+
+def test_a_killed_leader_is_replaced_and_the_next_slot_runs_once(client: redis.Redis) -> None:
+    clock, starts = Clock(T0 + 45), Starts()
+    ScheduleStore(client).put("c1", HOURLY, now=T0 - 1800)
+    first = replica(client, "first", starts, clock, lease_ttl_s=0.5)
+    second = replica(client, "second", starts, clock, lease_ttl_s=0.5)
+    assert first.tick().leader and not second.tick().leader
+    assert starts.calls == [("c1", "schedule")]
+    # "first" dies: it never ticks again; "second" takes over once the lease runs out
+    wait_for(lambda: second.tick().leader, timeout=10, what="the second replica taking the lease")
+    assert current_leader(client) == "second"
+    assert starts.calls == [("c1", "schedule")]  # the 10:00 slot is not started again
+    clock.now += 3600  # 11:00:15
+    second.tick()
+    second.tick()
+    assert starts.calls == [("c1", "schedule")] * 2
+    # the old leader comes back (paused, not dead): its token is stale, it starts nothing
+    clock.now += 3600
+    assert not first.tick().leader
+    assert starts.calls == [("c1", "schedule")] * 2
+
+
+def test_a_claim_is_fenced_by_the_lease_token(client: redis.Redis) -> None:
+    store = ScheduleStore(client)
+    store.put("c1", HOURLY, now=T0)
+    lease = LeaderLease(client, 30, holder="a")
+    assert lease.hold() and lease.token is not None
+    assert store.claim_slot(lease.token, "c1", T0) is Claim.CLAIMED
+    assert store.claim_slot(lease.token, "c1", T0) is Claim.TAKEN
+    assert store.claim_slot("a/stale-token", "c1", T0 + 3600) is Claim.LOST_LEASE
+    assert not client.exists(keys.schedule_slot("c1", int(T0 + 3600)))
+
+
+def test_a_released_lease_is_taken_at_once(client: redis.Redis) -> None:
+    a, b = LeaderLease(client, 30, holder="a"), LeaderLease(client, 30, holder="b")
+    assert a.hold() and not b.hold()
+    a.release()
+    assert b.hold() and current_leader(client) == "b"
+    assert not a.hold()
+
+
+def test_a_schedule_set_after_a_slot_waits_for_the_next(client: redis.Redis) -> None:
+    clock, starts = Clock(T0 + 45), Starts()  # 10:00:15
+    store = ScheduleStore(client)
+    store.put("c1", HOURLY, now=clock.now)
+    scheduler = replica(client, "r1", starts, clock)
+    scheduler.tick()
+    assert starts.calls == []
+    # changing only the rescan flag keeps the slots counting from the schedule's creation
+    store.put("c1", HOURLY.model_copy(update={"rescan_on_scanner_change": True}), now=clock.now + 3600)
+    clock.now += 3600
+    scheduler.tick()
+    assert starts.calls == [("c1", "schedule")]
+
+
+def test_disabled_and_deleted_schedules_start_nothing(client: redis.Redis) -> None:
+    clock, starts = Clock(T0 + 45), Starts()
+    store = ScheduleStore(client)
+    store.put("off", HOURLY.model_copy(update={"enabled": False}), now=T0 - 3600)
+    store.put("gone", HOURLY, now=T0 - 3600)
+    assert store.delete("gone") and not store.delete("gone")
+    replica(client, "r1", starts, clock).tick()
+    assert starts.calls == []
+    assert not client.exists(keys.schedule_state("gone"))
+
+
+def test_a_start_that_fails_is_recorded_and_not_retried_for_that_slot(client: redis.Redis) -> None:
+    clock, starts = Clock(T0 + 45), Starts(fail={"c1"})
+    store = ScheduleStore(client)
+    store.put("c1", HOURLY, now=T0 - 1800)
+    scheduler = replica(client, "r1", starts, clock)
+    assert scheduler.tick().failed == [("c1", "schedule", "connector c1 is not registered")]
+    assert scheduler.tick().failed == []
+    run = store.run("c1")
+    assert run.last_error == "connector c1 is not registered" and run.last_job_id is None
+
+
+def test_a_scanner_identity_change_rescans_each_flagged_connector_once(client: redis.Redis) -> None:
+    clock, starts, identity = Clock(), Starts(), Identity("engine 1; rules aaa")
+    store = ScheduleStore(client)
+    flagged = ScheduleSpec(rescan_on_scanner_change=True)
+    store.put("a", flagged, now=T0)
+    store.put("b", ScheduleSpec(cron="0 3 * * *", rescan_on_scanner_change=True), now=T0)
+    store.put("c", HOURLY, now=T0)  # not flagged
+    store.put("d", flagged.model_copy(update={"enabled": False}), now=T0)
+    first = replica(client, "first", starts, clock, identity, lease_ttl_s=0.5)
+    second = replica(client, "second", starts, clock, identity, lease_ttl_s=0.5)
+    first.tick()
+    second.tick()
+    assert starts.calls == [] and store.scanner_identity() == "engine 1; rules aaa"  # first sight
+    identity.value = None  # scanner unreachable: unknown, nothing happens, the last one is kept
+    first.tick()
+    assert starts.calls == [] and store.scanner_identity() == "engine 1; rules aaa"
+    identity.value = "engine 1; rules bbb"
+    first.tick()
+    assert sorted(starts.calls) == [("a", "scanner_change"), ("b", "scanner_change")]
+    first.tick()
+    # a new leader that had not seen the identity stored yet re-reads the same change: claims hold
+    client.set(keys.SCANNER_IDENTITY, "engine 1; rules aaa")
+    wait_for(lambda: second.tick().leader, timeout=10, what="the second replica taking the lease")
+    assert sorted(starts.calls) == [("a", "scanner_change"), ("b", "scanner_change")]
+    assert store.scanner_identity() == "engine 1; rules bbb"
+    identity.value = "engine 1; rules ccc"  # another change: one more scan each
+    second.tick()
+    assert len(starts.calls) == 4
+    assert store.run("a").last_trigger == "scanner_change"
+
+
+def test_an_identity_change_while_every_replica_was_down_counts(client: redis.Redis) -> None:
+    clock, starts = Clock(), Starts()
+    store = ScheduleStore(client)
+    store.put("a", ScheduleSpec(rescan_on_scanner_change=True), now=T0)
+    store.set_scanner_identity("rules old")
+    replica(client, "r1", starts, clock, Identity("rules new")).tick()
+    assert starts.calls == [("a", "scanner_change")]
+
+
+def test_the_background_runner_ticks_and_gives_the_lease_up_when_it_stops(client: redis.Redis) -> None:
+    import asyncio
+
+    from dsx_connect.schedules.scheduler import run_scheduler
+
+    starts, started = Starts(), threading.Event()
+
+    def start(connector_uuid: str, trigger: str) -> str:
+        job_id = starts(connector_uuid, trigger)
+        started.set()
+        return job_id
+
+    ScheduleStore(client).put("c1", HOURLY, now=T0 - 1800)
+    scheduler = replica(client, "runner", starts, Clock(T0 + 45))
+    scheduler.start = start
+
+    async def run() -> None:
+        async with run_scheduler(scheduler, poll_s=0.05):
+            assert await asyncio.to_thread(started.wait, 10)
+            assert current_leader(client) == "runner"
+
+    asyncio.run(run())
+    assert starts.calls == [("c1", "schedule")]
+    assert current_leader(client) is None  # released on the way out: another replica takes over at once
