@@ -15,6 +15,13 @@ invoke collects every task found in this module's namespace, hence the re-export
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# invoke imports this package from its folder without putting the repository on sys.path
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from devstack.certs import CERT_NAMES, DEFAULT_SANS, CertError, make_certs
 from tasks.cluster import *  # noqa: F403
 from tasks.cluster import _compose_env

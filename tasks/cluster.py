@@ -125,14 +125,13 @@ def _compose_env() -> dict[str, str]:
 
 
 def compose_secrets() -> ModuleType:
-    """``deploy/compose/make_secrets.py`` (shipped in the core bundle, standard library only)."""
-    import importlib.util
+    """``deploy/compose/make_secrets.py`` (shipped in the core bundle, standard library only), imported
+    by name: ``deploy`` and ``deploy/compose`` are namespace packages of the repository."""
+    import importlib
 
-    spec = importlib.util.spec_from_file_location("dsx_make_secrets", COMPOSE_DIR / "make_secrets.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module("deploy.compose.make_secrets")
 
 
 def compose_secrets_values(env_file: Path) -> dict[str, str]:
