@@ -100,8 +100,7 @@ class StackRun:
 
     def _start(self, names: list[str]) -> None:
         started = [
-            (self.components[n], spawn(self.cfg.run_dir, self.components[n], self.order[n]))
-            for n in names
+            (self.components[n], spawn(self.cfg.run_dir, self.components[n], self.order[n])) for n in names
         ]
         for comp, record in started:
             wait_ready(comp, record, self.cfg.start_timeout)
