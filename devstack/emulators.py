@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -288,13 +288,28 @@ def _clean_env() -> dict[str, str]:
 
 
 @contextmanager
-def moto_server(log_dir: Path) -> Iterator[Emulator]:
-    """moto's S3 (every AWS service, in fact) on a free port; any access key is accepted."""
-    _required(moto_missing())
+def _started(
+    name: str,
+    why: str,
+    argv: Callable[[int], list[str]],
+    path: str,
+    below: int,
+    log_dir: Path,
+    suffix: str = "",
+) -> Iterator[Emulator]:
+    """An emulator on a free port, ready once ``path`` answers a status below ``below``; its endpoint
+    is the base URL plus ``suffix``."""
+    _required(why)
     port = free_port()
-    check = status_below(300, f"http://127.0.0.1:{port}/moto-api/data.json")
-    with running_emulator("moto", moto_argv(port), port, log_dir, check) as emulator:
+    base = f"http://127.0.0.1:{port}"
+    check = status_below(below, base + path)
+    with running_emulator(name, argv(port), port, log_dir, check, base + suffix) as emulator:
         yield emulator
+
+
+def moto_server(log_dir: Path) -> AbstractContextManager[Emulator]:
+    """moto's S3 (every AWS service, in fact) on a free port; any access key is accepted."""
+    return _started("moto", moto_missing(), moto_argv, "/moto-api/data.json", 300, log_dir)
 
 
 def moto_require_auth(endpoint: str, on: bool) -> None:
@@ -303,26 +318,19 @@ def moto_require_auth(endpoint: str, on: bool) -> None:
     httpx.post(f"{endpoint}/moto-api/reset-auth", content=count, timeout=5).raise_for_status()
 
 
-@contextmanager
-def azurite(log_dir: Path) -> Iterator[Emulator]:
+def azurite(log_dir: Path) -> AbstractContextManager[Emulator]:
     """Azurite's blob service in memory; the endpoint is the dev account's URL (path style)."""
-    _required(azurite_missing())
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    check = status_below(500, f"{base}/{AZURITE_ACCOUNT}?comp=list")
-    argv = [*azurite_argv(port), "--silent"]
-    with running_emulator("azurite", argv, port, log_dir, check, f"{base}/{AZURITE_ACCOUNT}") as emulator:
-        yield emulator
+
+    def argv(port: int) -> list[str]:
+        return [*azurite_argv(port), "--silent"]
+
+    account = f"/{AZURITE_ACCOUNT}"
+    return _started("azurite", azurite_missing(), argv, f"{account}?comp=list", 500, log_dir, account)
 
 
-@contextmanager
-def gcs_emulator(log_dir: Path) -> Iterator[Emulator]:
+def gcs_emulator(log_dir: Path) -> AbstractContextManager[Emulator]:
     """``gcp-storage-emulator`` in memory; clients reach it through ``STORAGE_EMULATOR_HOST``."""
-    _required(gcs_missing())
-    port = free_port()
-    check = status_below(300, f"http://127.0.0.1:{port}/storage/v1/b")
-    with running_emulator("gcs-emulator", gcs_argv(port), port, log_dir, check) as emulator:
-        yield emulator
+    return _started("gcs-emulator", gcs_missing(), gcs_argv, "/storage/v1/b", 300, log_dir)
 
 
 @contextmanager
