@@ -8,12 +8,28 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+@dataclass(frozen=True)
+class ServerCert:
+    """A CA's certificate and one server certificate signed by it, with its key (PEM files)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def server_cert(folder: Path, name: str = "localhost", days: int = 2) -> ServerCert:
+    """A new CA and a server certificate ``name`` (SANs: it, localhost, 127.0.0.1, ::1) in ``folder``."""
+    make_certs(folder, [name], days=days, force=True)
+    return ServerCert(folder / "ca.crt", folder / f"{name}.crt", folder / f"{name}.key")
 
 
 class CertError(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from devstack.certs import make_certs as make_dev_certs
+from devstack.certs import ServerCert, server_cert
 from devstack.emulators import rsyslogd_binary
 from tests.support.procs import PYTHON, ServiceProcess, base_env, free_port, wait_for
 
@@ -37,17 +37,12 @@ def rsyslog_tls_driver() -> str | None:
 # ---------------------------------------------------------------------------- certificates
 
 
-@dataclass(frozen=True)
-class Certs:
-    ca: Path
-    cert: Path
-    key: Path
+Certs = ServerCert
 
 
 def make_certs(folder: Path) -> Certs:
-    """A throwaway CA and a server certificate for 127.0.0.1 and localhost, signed by it (devstack.certs)."""
-    make_dev_certs(folder, ["localhost"], days=2, force=True)
-    return Certs(folder / "ca.crt", folder / "localhost.crt", folder / "localhost.key")
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost, signed by it."""
+    return server_cert(folder, "localhost", days=2)
 
 
 # ---------------------------------------------------------------------------- rsyslogd
