@@ -197,6 +197,7 @@ def accept(
                 job_item_id=req.job_item_id,
                 requested_action=req.requested_action,
                 accepted_at=accepted_at,
+                item_version=req.item_version,
             )
         )
 

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, mode
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dsx_connect.auth.settings import AuthSettings, NetworkList
+from dsx_connect.cache.settings import ScanCacheSettings
 from dsx_connect.notifications.config import NotificationsSettings
 from dsx_connect.results.settings import ResultsDbSettings
 from dsx_connect.schedules.settings import SchedulerSettings
@@ -245,6 +246,7 @@ class Settings(BaseSettings):
     # DSXCONNECT_RESULTS_DB=<backend> beside DSXCONNECT_RESULTS_DB__RETAIN=… (results/settings.py)
     results_db: Annotated[ResultsDbSettings, ScalarKey("url")] = Field(default_factory=ResultsDbSettings)
     workers: WorkersSettings = Field(default_factory=WorkersSettings)
+    scan_cache: ScanCacheSettings = Field(default_factory=ScanCacheSettings)  # unchanged-object index
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     dlq: DeadLetterSettings = Field(default_factory=DeadLetterSettings)

@@ -108,7 +108,10 @@ class ScanRequest(BaseModel):
     item_version: str | None = Field(
         default=None,
         max_length=256,
-        description="on item_action: act only on this version of the item (shared/item_version.py)",
+        description=(
+            "on item_action: act only on this version of the item (shared/item_version.py); on a scan"
+            " request: the version the connector listed, the key of the core's unchanged-object index"
+        ),
     )
 
 
@@ -168,6 +171,7 @@ class ScanTask(BaseModel):
     requested_action: RequestedAction | None = None
     accepted_at: str = Field(default_factory=utcnow_iso)
     attempt: int = 0
+    item_version: str | None = None  # as the connector listed it: the unchanged-object index's key
 
 
 class EstimateResponse(BaseModel):

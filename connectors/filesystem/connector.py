@@ -97,9 +97,12 @@ class FilesystemConnector(Connector[FilesystemSettings]):
                         if entry.path != skip and not selected.prunes(location):
                             stack.append((os.scandir(entry.path), location + "/"))
                     elif selected.matches(location):
-                        size = self._size(entry.path, entry.stat(follow_symlinks=False))
+                        info = entry.stat(follow_symlinks=False)
+                        size = self._size(entry.path, info)
                         if size is not None:
-                            yield Item(location, location, size)
+                            # a regular file's lstat is what read's fstat answers; a symlink's is not
+                            version = file_version(info) if stat.S_ISREG(info.st_mode) else None
+                            yield Item(location, location, size, version)
                 except (OSError, UnicodeEncodeError) as exc:
                     log.warning("entry skipped", extra={"location": ascii(location), "error": str(exc)})
         finally:

@@ -209,11 +209,22 @@ def start_full_scan(
     batch_size: Annotated[
         int | None, Query(ge=1, description="1.x: items per batch; clamped to the core's maximum")
     ] = None,
+    force: Annotated[
+        bool, Query(description="read and scan every item, the unchanged ones too (no scan cache)")
+    ] = False,
 ) -> FullScanAnswer:
     """Create a job and ask the connector to enumerate its asset into it (``batch``, ``batch_size`` forwarded)."""
     try:
         started = full_scan.start_full_scan(
-            connector, jobs, http, auth, settings, limit=limit, batch=batch, batch_size=batch_size
+            connector,
+            jobs,
+            http,
+            auth,
+            settings,
+            limit=limit,
+            batch=batch,
+            batch_size=batch_size,
+            force=force,
         )
     except full_scan.FullScanFailed as exc:
         raise HTTPException(502, str(exc)) from None

@@ -45,9 +45,11 @@ def start_full_scan(
     batch: bool = False,
     batch_size: int | None = None,
     trigger: str = "api",
+    force: bool = False,
 ) -> FullScanStarted:
     """Create a job and ask the connector to enumerate its asset into it; :class:`FullScanFailed`
-    when the connector is unreachable or refuses."""
+    when the connector is unreachable or refuses. ``force``: read and scan every item, the
+    unchanged ones too (dsx_connect/cache)."""
     estimate: dict[str, Any] | None = None
     try:
         answer = http.get(f"{connector.url}/estimate", timeout=10.0, auth=auth or httpx.USE_CLIENT_DEFAULT)
@@ -55,7 +57,9 @@ def start_full_scan(
             estimate = answer.json()
     except (httpx.HTTPError, ValueError):
         log.info("no estimate from connector %s", connector.uuid)
-    job_id = jobs.create(connector.uuid, connector.name, "full_scan", estimate=estimate, trigger=trigger)
+    job_id = jobs.create(
+        connector.uuid, connector.name, "full_scan", estimate=estimate, trigger=trigger, force=force
+    )
     params: dict[str, Any] = {"job_id": job_id}
     if limit is not None:
         params["limit"] = limit

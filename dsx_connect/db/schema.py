@@ -32,3 +32,16 @@ scan_results = Table(
     Column("failed", Boolean, nullable=False),  # the scan failed (Not Scanned with an error)
     Column("event", Text, nullable=False),  # the SPEC §7 event, compact JSON
 )
+
+#: the unchanged-object index (dsx_connect/cache): location -> what was scanned there last
+scan_cache = Table(
+    "scan_cache",
+    metadata,
+    Column("connector_uuid", String(64), primary_key=True),
+    Column("location", Location, primary_key=True),
+    Column("version", String(256), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("identity", Text, nullable=False),
+    Column("verdict", Text, nullable=False),  # the scanner's answer, compact JSON
+    Column("ts_us", BigInteger, nullable=False),
+)

@@ -76,8 +76,10 @@ class JobStore:
         job_id: str | None = None,
         estimate: dict[str, Any] | None = None,
         trigger: str | None = None,
+        force: bool = False,
     ) -> str:
-        """Create a job; ``trigger`` says who started it (``api``, ``schedule``, ``scanner_change``)."""
+        """Create a job; ``trigger`` says who started it (``api``, ``schedule``, ``scanner_change``);
+        ``force``: its items are read and scanned even when unchanged (dsx_connect/cache)."""
         job_id = job_id or uuid.uuid4().hex
         now_iso, now_ts = utcnow_iso(), time.time()
         fields: dict[str, Any] = {
@@ -95,6 +97,8 @@ class JobStore:
         }
         if trigger:
             fields["trigger"] = trigger
+        if force:  # scan every item, the unchanged ones too (dsx_connect/cache)
+            fields["force"] = "1"
         if estimate:
             fields["estimate_count"] = "" if estimate.get("count") is None else estimate["count"]
             fields["estimate_bytes"] = "" if estimate.get("bytes") is None else estimate["bytes"]
@@ -365,6 +369,8 @@ def job_view(data: dict[str, str]) -> dict[str, Any]:
         "not_yet_scanned": max(known_total - processed - skipped, 0),
         "errors": _int(data, "errors"),
         "bytes_scanned": _int(data, "bytes_scanned"),
+        "cached": _int(data, "cached"),  # served by the unchanged-object index (dsx_connect/cache)
+        "force": data.get("force") == "1",
         "verdicts": verdicts,
         "actions": actions,
         "estimate": {

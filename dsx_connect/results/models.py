@@ -39,6 +39,9 @@ class StatsView(BaseModel):
     bytes_scanned: int
     actions: dict[str, int]
     retained_results: int
+    cached: int = Field(
+        default=0, description="results served by the unchanged-object index (docs/scan-cache.md)"
+    )
 
 
 class JobEstimate(BaseModel):
@@ -68,6 +71,10 @@ class JobView(BaseModel):
     not_yet_scanned: int = 0
     errors: int = 0
     bytes_scanned: int = 0
+    cached: int = Field(
+        default=0, description="items served by the unchanged-object index, neither read nor scanned"
+    )
+    force: bool = Field(default=False, description="started with force=true: every item read and scanned")
     verdicts: dict[str, int] = Field(default_factory=dict)
     actions: dict[str, int] = Field(default_factory=dict)
     estimate: JobEstimate = Field(default_factory=JobEstimate)

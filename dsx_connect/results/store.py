@@ -31,8 +31,9 @@ _STORE_LUA = (
     + """
 -- One call stores a whole batch (standalone Redis: keys are built here from the prefix), and queues
 -- each newly stored event for the SIEM feed in the same atomic step (KEYS: the feed's queues).
--- ARGV: prefix, retain, now_iso, now_ts, feed bound, tombstone ttl, then 8 values per item:
---       id, event, verdict, bytes, failed, action, job_id, connector_uuid
+-- ARGV: prefix, retain, now_iso, now_ts, feed bound, tombstone ttl, then 9 values per item:
+--       id, event, verdict, bytes, failed, action, job_id, connector_uuid, cached ('1': served by
+--       the unchanged-object index, counted as `cached`, its bytes not as scanned)
 -- A stored request keeps a tombstone (its request state, status 'completed') for the request-state
 -- TTL, past the result's own retention: a redelivered or resubmitted item whose result retention
 -- already dropped is still a duplicate, counted and fed to the SIEM once.
@@ -57,9 +58,10 @@ local function count(key, verdict, bytes, failed, action, sign)
   if failed == '1' then add(key, 'errors', sign) end
   if action ~= '' then add(key, 'action:' .. action, sign) end
 end
-for i = 7, #ARGV, 8 do
+for i = 7, #ARGV, 9 do
   local id, event, verdict, bytes, failed, action, job_id, connector =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  local cached = ARGV[i + 8] == '1'
   local job = prefix .. ':job:' .. job_id
   local req = prefix .. ':req:' .. id
   if redis.call('HGET', req, 'status') == 'completed' and redis.call('HEXISTS', results, id) == 0 then
@@ -76,6 +78,7 @@ for i = 7, #ARGV, 8 do
     count(job, verdict, bytes, failed, action, 1)
     add(stats, 'total', 1)
     add(job, 'processed', 1)
+    if cached then add(stats, 'cached', 1); add(job, 'cached', 1) end
     redis.call('DEL', req)
     redis.call('HSET', req, 'status', 'completed')
     redis.call('EXPIRE', req, tombstone_ttl)
@@ -176,15 +179,17 @@ class ResultStore:
         for event in events:
             data = event if isinstance(event, dict) else event.model_dump(mode="json")
             action = data["action"]
+            cached = bool((data.get("scanner") or {}).get("cached"))
             args += [
                 data["scan_request_id"],
                 _COMPACT.encode(data),
                 data["verdict"],
-                data["file_info"]["size_in_bytes"],
+                0 if cached else data["file_info"]["size_in_bytes"],
                 "1" if data.get("error") else "0",
                 action["requested"] if action["applied"] else "",
                 data["job_id"],
                 data["connector"]["uuid"],
+                "1" if cached else "0",
             ]
         stored, dropped = self._store(keys=self.feed.keys if self.feed else [], args=args)
         if self.feed and any(dropped):
@@ -256,6 +261,7 @@ class ResultStore:
             "verdicts": verdicts,
             "errors": int(data.get("errors", 0)),
             "bytes_scanned": int(data.get("bytes_scanned", 0)),
+            "cached": int(data.get("cached", 0)),
             "actions": {k.split(":", 1)[1]: int(v) for k, v in data.items() if k.startswith("action:")},
             "retained_results": int(self.redis.zcard(keys.RESULTS_INDEX)),
         }

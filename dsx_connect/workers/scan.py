@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Literal
 
+from dsx_connect.cache.step import scan_cache
 from dsx_connect.dlq.store import DeadLetter
 from dsx_connect.workers import aio
 from dsx_connect.workers.context import WorkerContext
@@ -61,6 +62,11 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
             outcomes.append(ItemOutcome(task=task, connector=ref, error=error))
         else:
             to_scan.append((task, found))
+
+    cache = scan_cache(ctx) if to_scan else None
+    if cache is not None:  # unchanged items: neither read nor scanned (dsx_connect/cache)
+        hits, to_scan = cache.split(to_scan)
+        outcomes.extend(hits)
 
     breaker = ctx.breaker.state()
     probing = breaker.state == "half_open" and bool(to_scan) and ctx.breaker.take_probe()
@@ -122,6 +128,8 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
             )
 
     ctx.dead_letters.add_many(dead)
+    if cache is not None:
+        cache.remember(outcomes)
     for delay, items in retry.items():
         dispatch.rescan(items, delay)
     verdict_counts = Counter(o.verdict.verdict if o.verdict else "failed" for o in outcomes)

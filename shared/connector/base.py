@@ -54,11 +54,17 @@ STREAM_CHUNK_BYTES = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One item of the asset: its location (relative, ``/``-separated), display name and size."""
+    """One item of the asset: its location (relative, ``/``-separated), display name and size.
+
+    ``version``, when the listing gives it cheaply, is the item's version in the form ``read``
+    answers it (``shared.item_version``): the core's unchanged-object index skips reading and
+    scanning an item whose version and scanner identity match what it scanned last time.
+    """
 
     location: str
     metainfo: str
     size: int | None = None
+    version: str | None = None
 
 
 @dataclass(slots=True)

@@ -29,11 +29,12 @@ def scan_requests(
     """ScanRequest JSON bodies (SPEC §4) for ``items``.
 
     Items of a full scan carry ``job_item_id`` = their 1-based position in the job, so the core
-    can drop a resubmitted duplicate; change events carry no job (the core adds them to the
+    can drop a resubmitted duplicate, and ``item_version`` when the listing gave it; change events carry no job (the core adds them to the
     connector's rolling monitor job, ``dsx_connect.jobs.monitor``).
     """
-    return [
-        {
+    requests = []
+    for seq, item in enumerate(items, start=first_seq):
+        request = {
             "connector": connector,
             "location": item.location,
             "metainfo": item.metainfo,
@@ -42,8 +43,10 @@ def scan_requests(
             "scan_job_id": job_id,
             "job_item_id": str(seq) if job_id else None,
         }
-        for seq, item in enumerate(items, start=first_seq)
-    ]
+        if item.version is not None:  # the core's unchanged-object index keys on it
+            request["item_version"] = item.version
+        requests.append(request)
+    return requests
 
 
 class Submitter:

@@ -30,7 +30,7 @@ def test_an_empty_database_is_upgraded_to_head(
 ) -> None:
     url = url_for(kind, tmp_path, request)
     assert current_revision(url) is None
-    assert upgrade(url) == head_revision() == "0003"
+    assert upgrade(url) == head_revision() == "0004"
     engine = make_engine(url)
     indexes = {ix["name"] for ix in inspect(engine).get_indexes("scan_results")}
     engine.dispose()
@@ -40,7 +40,7 @@ def test_an_empty_database_is_upgraded_to_head(
         "ix_scan_results_threat",
         "ix_scan_results_job_verdict",
     } <= indexes
-    assert upgrade(url) == "0003"  # again: nothing to do
+    assert upgrade(url) == "0004"  # again: nothing to do
 
 
 @KINDS
@@ -61,7 +61,7 @@ def test_a_database_of_the_previous_revision_keeps_its_rows(
                 ),
                 {"id": f"r{n}", "ts": n, "loc": f"f{n}", "verdict": verdict, "event": json.dumps(event)},
             )
-    assert upgrade(url) == "0003"
+    assert upgrade(url) == "0004"
     with engine.connect() as conn:
         names = dict(conn.execute(text("SELECT scan_request_id, threat_name FROM scan_results")).all())
     engine.dispose()
@@ -83,7 +83,7 @@ def test_replicas_starting_at_once_upgrade_once(request: pytest.FixtureRequest) 
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert outcomes == ["0003"] * 4
+    assert outcomes == ["0004"] * 4
 
 
 def test_inv_db_upgrade_migrates_the_configured_database(tmp_path: Path) -> None:
@@ -98,7 +98,7 @@ def test_inv_db_upgrade_migrates_the_configured_database(tmp_path: Path) -> None
         inv, env=base_env(DSXCONNECT_RESULTS_DB=url), cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    assert "empty -> 0003" in done.stdout and current_revision(url) == "0003"
+    assert "empty -> 0004" in done.stdout and current_revision(url) == "0004"
     refused = subprocess.run(
         [*inv, "--url", "redis"], env=base_env(), cwd=REPO_ROOT, capture_output=True, text=True
     )

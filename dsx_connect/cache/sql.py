@@ -1,0 +1,99 @@
+"""The unchanged-object index in the SQL history (``DSXCONNECT_RESULTS_DB`` sqlite/postgresql).
+
+One ``scan_cache`` row per connector and location (migration 0004), unbounded like the history
+itself: a store of N items keeps N rows. A batch is one SELECT and one upsert; a job's ``force``
+flag is still read from Redis, where jobs live.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from sqlalchemy import Engine, and_, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dsx_connect import keys
+from dsx_connect.cache.index import Entry, Key
+from dsx_connect.db.engine import shared_engine
+from dsx_connect.db.schema import scan_cache
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+_UPDATED = ("version", "sha256", "identity", "verdict", "ts_us")
+
+
+class SqlIndex:
+    def __init__(self, engine: Engine, client: redis.Redis) -> None:
+        self.engine = engine
+        self.redis = client
+        self._statements: dict[str, Any] = {}
+        c = scan_cache.c
+        self._select = select(c.location, c.version, c.sha256, c.identity, c.verdict, c.ts_us).where(
+            and_(
+                c.connector_uuid == bindparam("connector"),
+                c.location.in_(bindparam("locations", expanding=True)),
+            )
+        )
+
+    @classmethod
+    def for_url(cls, url: str, client: redis.Redis) -> SqlIndex:
+        return cls(shared_engine(url), client)
+
+    def lookup(self, items: Sequence[Key], jobs: Sequence[str]) -> tuple[list[Entry | None], set[str]]:
+        job_ids = sorted(set(jobs))
+        flags = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            flags.hget(keys.job(job_id), "force")
+        forced = {job_id for job_id, flag in zip(job_ids, flags.execute(), strict=True) if flag == "1"}
+        by_connector: dict[str, list[str]] = defaultdict(list)
+        for (connector, location), job_id in zip(items, jobs, strict=True):
+            if job_id not in forced:  # a forced scan's items are scanned: nothing to read
+                by_connector[connector].append(location)
+        rows: dict[Key, Entry] = {}
+        if by_connector:
+            with self.engine.connect() as conn:
+                for connector, locations in by_connector.items():
+                    for location, version, sha256, identity, verdict, ts_us in conn.execute(
+                        self._select, {"connector": connector, "locations": locations}
+                    ):
+                        rows[(connector, location)] = Entry(
+                            version, sha256, identity, json.loads(verdict), ts_us / 1e6
+                        )
+        return [
+            rows.get(key) if job_id not in forced else None for key, job_id in zip(items, jobs, strict=True)
+        ], forced
+
+    def record(self, entries: Sequence[tuple[Key, Entry]]) -> None:
+        if not entries:
+            return
+        latest: dict[Key, dict[str, Any]] = {}
+        for (connector, location), entry in entries:
+            latest[(connector, location)] = {
+                "connector_uuid": connector,
+                "location": location,
+                "version": entry.version,
+                "sha256": entry.sha256,
+                "identity": entry.identity,
+                "verdict": _COMPACT.encode(entry.verdict),
+                "ts_us": int(entry.at * 1e6),
+            }
+        rows = list(latest.values())
+        with self.engine.begin() as conn:
+            conn.execute(self._upsert(conn.dialect.name), rows)  # executemany: one statement, compiled once
+
+    def _upsert(self, dialect: str) -> Any:
+        """``INSERT … ON CONFLICT (connector_uuid, location) DO UPDATE``, one row's form, kept per dialect."""
+        statement = self._statements.get(dialect)
+        if statement is None:
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            base = insert(scan_cache)
+            statement = self._statements[dialect] = base.on_conflict_do_update(
+                index_elements=["connector_uuid", "location"],
+                set_={name: getattr(base.excluded, name) for name in _UPDATED},
+            )
+        return statement

@@ -1,0 +1,227 @@
+"""The unchanged-object index: when an entry is fresh, what a hit records, identity probing, and
+both stores (real Redis, real SQLite) answering a batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from dsx_connect import keys
+from dsx_connect.cache.identity import ScannerIdentity, identity_of, version_url_for
+from dsx_connect.cache.index import Entry, RedisIndex, cached_verdict, fresh
+from dsx_connect.cache.settings import ScanCacheSettings
+from dsx_connect.cache.sql import SqlIndex
+from dsx_connect.cache.step import ScanCache
+from dsx_connect.db.engine import make_engine
+from dsx_connect.db.migrate import upgrade
+from dsx_connect.jobs.store import JobStore
+from dsx_connect.results.store import ResultStore
+from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
+from shared.models import DsxaFileInfo, DsxaVerdict, ItemActionType, ScanTask
+
+SHA = "a" * 64
+
+
+def verdict(name: str = "Benign", identity: str | None = "id-1") -> DsxaVerdict:
+    extra = {"engine_version": identity} if identity else {}
+    return DsxaVerdict.model_validate(
+        {"scan_guid": "g1", "verdict": name, "file_info": DsxaFileInfo(file_hash=SHA, file_size_in_bytes=5),
+         "scan_duration_in_microseconds": 120, "X-Custom-Metadata": "file-loc:x", **extra}
+    )  # fmt: skip
+
+
+def entry(version: str = "v1", identity: str = "id-1", name: str = "Benign") -> Entry:
+    return Entry.of(version, identity, verdict(name, identity))
+
+
+@pytest.mark.unit
+def test_an_entry_is_fresh_only_when_version_identity_and_verdict_all_qualify() -> None:
+    good = entry()
+    assert fresh(good, "v1", "id-1")
+    assert not fresh(good, "v2", "id-1")  # the object changed
+    assert not fresh(good, "v1", "id-2")  # the rules changed
+    assert not fresh(good, "v1", None)  # identity unknown: the cache is off
+    assert not fresh(good, None, "id-1")  # the connector listed no version
+    assert not fresh(None, "v1", "id-1")
+    assert fresh(entry(name="Malicious"), "v1", "id-1")  # served, and acted on again (test_step)
+    for name in ("Not Scanned", "Unknown", "Non Compliant", "Unsupported File Type"):
+        assert not fresh(entry(name=name), "v1", "id-1"), name
+
+
+@pytest.mark.unit
+def test_an_entry_round_trips_without_the_request_echo_and_a_damaged_one_is_a_miss() -> None:
+    stored = entry()
+    assert "X-Custom-Metadata" not in stored.dump() and "x_custom_metadata" not in stored.dump()
+    assert Entry.load(stored.dump()) == stored
+    assert Entry.load("{not json") is None and Entry.load('{"v": "x"}') is None and Entry.load(None) is None
+
+
+@pytest.mark.unit
+def test_a_hit_records_the_stored_verdict_marked_cached_under_the_current_identity() -> None:
+    hit = cached_verdict(entry(name="Malicious"), "id-1")
+    outcome = ItemOutcome(
+        task=ScanTask(id="r1", connector_uuid="c", location="a.txt", job_id="j"),
+        connector=ConnectorRef(uuid="c", name="fs"), verdict=hit,
+    )  # fmt: skip
+    event = outcome.event_dict("2026-12-04T00:00:00Z")
+    assert event["scanner"] == {"scan_guid": "g1", "duration_us": 0, "engine_version": "id-1", "cached": True}
+    assert event["verdict"] == "Malicious" and event["file_info"]["sha256"] == SHA
+
+
+@pytest.mark.unit
+def test_identity_is_asked_once_per_ttl_and_a_scan_answer_overrides_it_at_once() -> None:
+    now = [100.0]
+    answers: list[object] = [{"identity": "A"}, {"identity": "B"}, {"engine_version": "no identity"}]
+    calls: list[int] = []
+
+    def fetch() -> object:
+        calls.append(1)
+        return answers.pop(0)
+
+    identity = ScannerIdentity(fetch, ttl_s=5.0, clock=lambda: now[0])
+    assert identity.current() == "A" and identity.current() == "A" and len(calls) == 1
+    identity.observe("C")  # a scan answer after a reload
+    assert identity.current() == "C" and len(calls) == 1
+    now[0] += 6
+    assert identity.current() == "B" and len(calls) == 2
+    now[0] += 6
+    assert identity.current() is None  # a scanner without an identity: nothing served from cache
+
+
+@pytest.mark.unit
+def test_an_unreachable_scanner_has_no_identity() -> None:
+    def fetch() -> object:
+        raise httpx.ConnectError("refused")
+
+    assert ScannerIdentity(fetch, ttl_s=1.0).current() is None
+    assert identity_of({"identity": " "}) is None and identity_of(["x"]) is None
+    assert version_url_for("https://scanner:5000/scan/binary/v2") == "https://scanner:5000/version"
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/7", decode_responses=True)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture(params=["redis", "sqlite", "postgresql"])
+def store(
+    request: pytest.FixtureRequest, client: redis.Redis, tmp_path: Path
+) -> Iterator[RedisIndex | SqlIndex]:
+    if request.param == "redis":
+        yield RedisIndex(client, max_entries=100)
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'history.db'}"
+    else:
+        from tests.support.postgres import create_database
+
+        url = create_database(request.getfixturevalue("postgres_url"))
+    upgrade(url)
+    engine = make_engine(url)
+    yield SqlIndex(engine, client)
+    engine.dispose()
+
+
+@pytest.mark.integration
+def test_a_store_answers_a_batch_and_the_jobs_started_with_force(
+    store: RedisIndex | SqlIndex, client: redis.Redis
+) -> None:
+    jobs = JobStore(client)
+    plain, forced = jobs.create("c1"), jobs.create("c1", force=True)
+    store.record([(("c1", "a.txt"), entry("v1")), (("c2", "a.txt"), entry("v9"))])
+    store.record([(("c1", "a.txt"), entry("v2"))])  # a later scan replaces the entry
+    found, flagged = store.lookup([("c1", "a.txt"), ("c1", "b.txt"), ("c2", "a.txt")], [plain, plain, plain])
+    assert [e.version if e else None for e in found] == ["v2", None, "v9"]
+    assert flagged == set()
+    found, flagged = store.lookup([("c1", "a.txt"), ("c2", "a.txt")], [forced, plain])
+    assert [e.version if e else None for e in found] == [None, "v9"]  # a forced job's items: no entry
+    assert flagged == {forced}
+    assert (jobs.get(forced) or {})["force"] is True and (jobs.get(plain) or {})["force"] is False
+
+
+@pytest.mark.integration
+def test_the_redis_index_stays_within_its_bound(client: redis.Redis) -> None:
+    index = RedisIndex(client, max_entries=100)
+    for start in range(0, 250, 50):
+        index.record([(("c1", f"f{n}"), entry()) for n in range(start, start + 50)])
+    assert client.hlen("dsxc:cache:idx:c1") == 100
+
+
+def task(n: int, job: str, version: str | None = "v1") -> tuple[ScanTask, ConnectorRef]:
+    return (
+        ScanTask(id=f"r{n}", connector_uuid="c1", location=f"f{n}.txt", job_id=job, item_version=version),
+        ConnectorRef(uuid="c1", name="fs", url="http://127.0.0.1:1/fs", item_action=ItemActionType.MOVE),
+    )
+
+
+@pytest.mark.integration
+def test_split_serves_unchanged_items_and_remember_keeps_only_clean_or_malicious_verdicts(
+    store: RedisIndex | SqlIndex, client: redis.Redis
+) -> None:
+    identity = ScannerIdentity(lambda: {"identity": "id-1"}, ttl_s=60)
+    cache = ScanCache(ScanCacheSettings(), store, identity)
+    job = JobStore(client).create("c1")
+    scanned = [
+        ItemOutcome(task=task(1, job)[0], connector=task(1, job)[1], verdict=verdict("Benign"), item_version="v1"),
+        ItemOutcome(task=task(2, job)[0], connector=task(2, job)[1], verdict=verdict("Malicious"), item_version="v1"),
+        ItemOutcome(task=task(3, job)[0], connector=task(3, job)[1], verdict=verdict("Not Scanned"), item_version="v1"),
+        ItemOutcome(task=task(4, job)[0], connector=task(4, job)[1], verdict=verdict("Benign")),  # no version read
+    ]  # fmt: skip
+    cache.remember(scanned)
+    rescan = [task(1, job), task(2, job), task(3, job), task(4, job), task(5, job), task(6, job, None)]
+    hits, rest = cache.split(rescan)
+    assert [h.task.location for h in hits] == ["f1.txt", "f2.txt"]
+    assert [t.location for t, _ in rest] == ["f3.txt", "f4.txt", "f5.txt", "f6.txt"]
+    malicious = hits[1]
+    assert malicious.needs_action(["Malicious"]) and malicious.item_version == "v1"  # acted on again
+    # a new identity (a rules reload seen in a scan answer): nothing is fresh any more
+    identity.observe("id-2")
+    assert cache.split(rescan)[0] == []
+    # force: the job's items are all scanned
+    forced = JobStore(client).create("c1", force=True)
+    identity.observe("id-1")
+    assert cache.split([task(1, forced)])[0] == []
+
+
+@pytest.mark.integration
+def test_a_cached_result_is_counted_in_the_job_and_stats_as_cached_without_bytes(client: redis.Redis) -> None:
+    jobs = JobStore(client)
+    job = jobs.create("c1")
+    t, ref = task(1, job)
+    hit = ItemOutcome(task=t, connector=ref, verdict=cached_verdict(entry(), "id-1"))
+    fresh_one = ItemOutcome(task=task(2, job)[0], connector=ref, verdict=verdict())
+    results = ResultStore(client, retain=100)
+    assert results.store_many([hit.event_dict("t"), fresh_one.event_dict("t")]) == [True, True]
+    assert results.store_many([hit.event_dict("t")]) == [False]  # redelivered: counted once
+    view = jobs.get(job) or {}
+    assert view["cached"] == 1 and view["processed"] == 2 and view["bytes_scanned"] == 5
+    assert results.stats()["cached"] == 1
+    assert client.hget(keys.job(job), "cached") == "1"
+
+
+@pytest.mark.unit
+def test_the_cache_settings_load_from_the_environment_and_a_bad_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from dsx_connect.cache.step import scan_cache
+    from dsx_connect.settings import Settings
+    from shared.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("DSXCONNECT_SCAN_CACHE__ENABLED", "false")
+    monkeypatch.setenv("DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S", "2")
+    settings = load_settings(Settings)
+    assert settings.scan_cache.enabled is False and settings.scan_cache.identity_ttl_s == 2
+    assert scan_cache(SimpleNamespace(settings=settings)) is None  # type: ignore[arg-type]
+    monkeypatch.setenv("DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S", "-1")
+    with pytest.raises(SettingsError, match="DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S"):
+        load_settings(Settings)
