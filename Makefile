@@ -8,7 +8,7 @@
 # CONNECTOR (what `make up` runs:
 # filesystem, aws_s3, azure_blob_storage, google_cloud_storage, sharepoint or onedrive, each cloud one on its emulator
 # or the fake Graph), and the DSX_* variables of
-# scripts/stack.py (DSX_RUN_DIR, DSX_REDIS_PORT, DSX_DSXA_PORT, DSX_CORE_PORT, DSX_FS_PORT, ...).
+# the devstack package (`python -m devstack --help`: DSX_RUN_DIR, DSX_REDIS_PORT, DSX_DSXA_PORT, DSX_CORE_PORT, DSX_FS_PORT, ...).
 
 SHELL := bash
 VENV ?= .venv

@@ -37,6 +37,8 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from devstack.probes import http_ok  # noqa: E402
+from devstack.procs import ServiceProcess  # noqa: E402
 from scripts.bench import free_port, make_files, run_wrk  # noqa: E402
 
 MiB = 1 << 20
@@ -57,24 +59,18 @@ def scanner(root: Path, log: Path, env: dict[str, str] | None = None) -> Iterato
     environ.update({"PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING", **(env or {})})
     argv = [sys.executable, "-m", "uvicorn", "dsxa_lite.app:app", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--http", "httptools", "--loop", "uvloop", "--log-level", "warning"]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, cwd=root, env=environ, stdout=out, stderr=subprocess.STDOUT)
+    proc = ServiceProcess(log.stem, argv, environ, log.parent, cwd=root)
+    proc.log_path = log
+    proc.start()
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dsxa_lite at {root} did not start; see {log}")
-            time.sleep(0.1)
+        try:
+            proc.wait_ready(http_ok(f"{url}/healthz"), timeout=60, what=f"dsxa_lite at {root}")
+        except RuntimeError:
+            raise RuntimeError(f"dsxa_lite at {root} did not start; see {log}") from None
         yield url, proc.pid
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        proc.stop(timeout=15)
 
 
 @contextmanager

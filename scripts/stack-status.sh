@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${VENV:-.venv}/bin/python"
-[ -x "$python" ] || python=python3 # stack.py status needs only the standard library
-exec "$python" scripts/stack.py status
+[ -x "$python" ] || python=python3 # without the venv: a python3 that has pydantic-settings
+exec "$python" -m devstack status

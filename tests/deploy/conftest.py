@@ -141,5 +141,5 @@ def connector_env_names() -> set[str]:
 
 @pytest.fixture(scope="session")
 def tasks_module() -> ModuleType:
-    """The repository's tasks.py (invoke tasks and their helpers)."""
-    return load_module(REPO / "tasks.py", "dsx_tasks")
+    """The repository's ``tasks`` package (invoke tasks and their helpers)."""
+    return importlib.import_module("tasks")

@@ -243,8 +243,8 @@ def test_the_core_sends_its_feed_to_the_rsyslog_profile_with_no_other_setting(
 def test_the_rsyslog_profiles_collector_writes_the_feeds_lines(tmp_path: Path) -> None:
     """The profile's own rsyslog.conf, run by a real rsyslogd (port and folder moved), receives the feed."""
     import json as _json
-    import subprocess
 
+    from devstack.emulators import rsyslogd
     from dsx_connect.superlog.config import SyslogSettings
     from dsx_connect.superlog.syslog import SyslogSink
     from tests.dsx_connect.superlog.conftest import scan_event
@@ -260,18 +260,7 @@ def test_the_rsyslog_profiles_collector_writes_the_feeds_lines(tmp_path: Path) -
     )
     conf = conf.replace('*.* action(type="omfile" file="/dev/stdout" template="rawMsg")\n', "")
     (tmp_path / "rsyslog.conf").write_text(conf)
-    proc = subprocess.Popen(
-        [RSYSLOGD, "-n", "-f", str(tmp_path / "rsyslog.conf"), "-i", str(tmp_path / "rsyslogd.pid")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        import socket
-
-        def listening() -> bool:
-            with socket.socket() as sock:
-                return sock.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_for(listening, timeout=15, what="rsyslogd to listen")
+    with rsyslogd(tmp_path / "rsyslog.conf", tmp_path, port):  # devstack: waits until it listens
         # what the compose environment gives the core (syslog:514, tcp), pointed at this rsyslogd
         sink = SyslogSink(
             SyslogSettings(syslog_server_url="127.0.0.1", syslog_server_port=port, transport="tcp")
@@ -285,9 +274,6 @@ def test_the_rsyslog_profiles_collector_writes_the_feeds_lines(tmp_path: Path) -
             ("dsx-connect", f"docs/file-{n}.txt") for n in range(3)
         ]
         assert events[0]["verdict"]["verdict"] == "Malicious"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.integration

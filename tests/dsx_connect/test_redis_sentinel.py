@@ -4,17 +4,15 @@ client, its asyncio pub/sub client and the Celery broker follow the master a rea
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
+from devstack.emulators import redis_sentinel
 from dsx_connect.redis_client import _client, async_redis
 from dsx_connect.redis_sentinel import SentinelUrlError, parse_sentinel_url
 from dsx_connect.settings import Settings
-from tests.support.procs import free_port, wait_for
 
 
 @pytest.mark.unit
@@ -54,36 +52,8 @@ def test_a_bad_sentinel_url_stops_the_core_naming_the_variable(url: str, problem
 @pytest.fixture
 def sentinel(tmp_path: Path) -> Iterator[str]:
     """A real redis-server and a real Sentinel (Debian's redis-sentinel) watching it."""
-    master_port, sentinel_port = free_port(), free_port()
-    conf = tmp_path / "sentinel.conf"
-    conf.write_text(
-        f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\nsentinel monitor m1 127.0.0.1 {master_port} 1\n"
-    )
-    procs = [
-        subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(master_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--dir",
-                str(tmp_path),
-            ],
-            stdout=subprocess.DEVNULL,
-        ),
-        subprocess.Popen(["redis-sentinel", str(conf)], stdout=subprocess.DEVNULL),
-    ]
-    try:
-        for port in (master_port, sentinel_port):
-            wait_for(lambda p=port: redis.Redis(port=p).ping(), timeout=15, what=f"redis on {port}")
+    with redis_sentinel(tmp_path, "m1") as (_master_port, sentinel_port):  # devstack starts both
         yield f"redis+sentinel://127.0.0.1:{sentinel_port}/m1/3"
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
 
 
 @pytest.mark.integration

@@ -43,7 +43,7 @@ def test_up_uses_the_exported_scanner_and_does_not_start_dsxa_lite(tmp_path: Pat
         cfg = stack.StackConfig.from_env(env)
         try:
             up = subprocess.run(
-                [PYTHON, "scripts/stack.py", "up"], cwd=REPO_ROOT, env=env,
+                [PYTHON, "-m", "devstack", "up"], cwd=REPO_ROOT, env=env,
                 capture_output=True, text=True, timeout=420,
             )  # fmt: skip
             assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
@@ -62,5 +62,5 @@ def test_up_uses_the_exported_scanner_and_does_not_start_dsxa_lite(tmp_path: Pat
             assert any(r["location"].endswith(marked.path) for r in results), results
         finally:
             subprocess.run(
-                [PYTHON, "scripts/stack.py", "down"], cwd=REPO_ROOT, env=env, timeout=120, check=False
+                [PYTHON, "-m", "devstack", "down"], cwd=REPO_ROOT, env=env, timeout=120, check=False
             )

@@ -19,20 +19,12 @@ import httpx
 import pytest
 
 from scripts import stack
+from tests.support.local_stack import FULL_STACK
 from tests.support.procs import PYTHON, REPO_ROOT, base_env, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-COMPONENTS = [
-    "redis",
-    "dsxa",
-    "core",
-    "worker-scan",
-    "worker-action",
-    "worker-result",
-    "worker-notify",
-    "filesystem",
-]
+COMPONENTS = list(FULL_STACK)
 
 
 @dataclass
@@ -88,7 +80,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     cfg = stack.StackConfig.from_env(env)
     try:
         up = subprocess.run(
-            [PYTHON, "scripts/stack.py", "up"],
+            [PYTHON, "-m", "devstack", "up"],
             cwd=REPO_ROOT,
             env=env,
             capture_output=True,
@@ -103,7 +95,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         stats = httpx.get(f"{cfg.api_url}/scan/stats", timeout=10, headers=stack.api_headers(cfg)).json()
         yield LocalStack(cfg, env, up.stdout, job.group(1), stats)
     finally:
-        subprocess.run([PYTHON, "scripts/stack.py", "down"], cwd=REPO_ROOT, env=env, timeout=120, check=False)
+        subprocess.run([PYTHON, "-m", "devstack", "down"], cwd=REPO_ROOT, env=env, timeout=120, check=False)
 
 
 def sample_by_verdict(verdict: str) -> list[stack.SampleFile]:

@@ -1,4 +1,4 @@
-"""The real local stack (``scripts/stack.py``) on free ports, driven by a test: start, kill -9,
+"""The real local stack (:mod:`devstack`) on free ports, driven by a test: start, kill -9,
 restart, freeze and thaw components, and talk to the core API."""
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ from typing import Any
 
 import httpx
 
-from scripts import stack
+from devstack.graph import components
+from devstack.probes import wait_ready
+from devstack.procs import Component, group_members, read_records, spawn, stop
+from devstack.scan import find_connector
+from devstack.settings import StackConfig
 from tests.support.procs import free_port, wait_for
 
 FULL_STACK = (
@@ -60,16 +64,16 @@ class StackRun:
         scan_concurrency: int = 2,
     ) -> None:
         redis_port, dsxa_port, core_port, fs_port = distinct_free_ports(4)
-        self.cfg = stack.StackConfig(
+        self.cfg = StackConfig(
             run_dir=run_dir, redis_port=redis_port, dsxa_port=dsxa_port, core_port=core_port,
             fs_port=fs_port, scan_concurrency=scan_concurrency,
         )  # fmt: skip
         for folder in (self.cfg.log_dir, run_dir / "redis", self.cfg.quarantine_dir, self.cfg.sample_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.components: dict[str, stack.Component] = {}
+        self.components: dict[str, Component] = {}
         self.order: dict[str, int] = {}
         core_env = {"DSXCONNECT_AUTH__ENABLED": "false", **(env or {})}  # these tests are not about auth
-        for stage in stack.components(self.cfg):
+        for stage in components(self.cfg):
             for comp in stage:
                 extra = (
                     {"DSXCONNECTOR_AUTH__ENABLED": "false", **(connector_env or {})}
@@ -80,7 +84,7 @@ class StackRun:
                     extra = {}
                 self.order[comp.name] = len(self.order)
                 self.components[comp.name] = replace(comp, env={**comp.env, **extra})
-        self.stages = [[self.components[c.name] for c in stage] for stage in stack.components(self.cfg)]
+        self.stages = [[self.components[c.name] for c in stage] for stage in components(self.cfg)]
         self.api = httpx.Client(base_url=self.cfg.api_url, timeout=30.0)
 
     # ---- processes ----------------------------------------------------------------------------
@@ -96,14 +100,13 @@ class StackRun:
 
     def _start(self, names: list[str]) -> None:
         started = [
-            (self.components[n], stack.spawn(self.cfg.run_dir, self.components[n], self.order[n]))
-            for n in names
+            (self.components[n], spawn(self.cfg.run_dir, self.components[n], self.order[n])) for n in names
         ]
         for comp, record in started:
-            stack.wait_ready(comp, record, self.cfg.start_timeout)
+            wait_ready(comp, record, self.cfg.start_timeout)
 
     def records(self) -> dict[str, dict[str, Any]]:
-        return {r["name"]: r for r in stack.read_records(self.cfg.run_dir)}
+        return {r["name"]: r for r in read_records(self.cfg.run_dir)}
 
     def kill(self, names: tuple[str, ...] | list[str]) -> None:
         """SIGKILL each component's whole process group (prefork children included), and wait until gone."""
@@ -115,7 +118,7 @@ class StackRun:
                 pass
         for name in names:
             pid = records[name]["pid"]
-            wait_for(lambda pid=pid: not stack.group_members(pid), timeout=15, what=f"{name} to die")
+            wait_for(lambda pid=pid: not group_members(pid), timeout=15, what=f"{name} to die")
 
     def restart(self, names: tuple[str, ...] | list[str]) -> None:
         self._start(list(names))
@@ -132,7 +135,7 @@ class StackRun:
 
     def stop(self) -> None:
         self.api.close()
-        stack.stop(stack.read_records(self.cfg.run_dir), out=lambda _line: None)
+        stop(read_records(self.cfg.run_dir), out=lambda _line: None)
 
     def logs(self, lines: int = 25) -> str:
         parts = []
@@ -149,7 +152,7 @@ class StackRun:
         return response.json()
 
     def connector(self) -> dict[str, Any]:
-        found = wait_for(lambda: stack.find_connector(self.cfg), timeout=60, what="the connector to register")
+        found = wait_for(lambda: find_connector(self.cfg), timeout=60, what="the connector to register")
         return found  # type: ignore[return-value]
 
     def start_full_scan(self) -> str:

@@ -1,4 +1,4 @@
-"""scripts/stack.py: configuration, port checks, the sample folder, and stopping only our processes."""
+"""devstack (make up/down/status): configuration, port checks, the sample folder, and stopping only our processes."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from scripts import stack
+from devstack import auth, errors, graph, probes, procs, samples, scan, settings
 from tests.support.procs import REPO_ROOT, base_env, free_port
 
 EICAR_SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
 
 
-def config(tmp_path: Path, dsxa_port: int = 0, core_port: int = 0, fs_port: int = 0) -> stack.StackConfig:
+def config(tmp_path: Path, dsxa_port: int = 0, core_port: int = 0, fs_port: int = 0) -> settings.StackConfig:
     """A stack on free ports, except the ones given."""
-    return stack.StackConfig(
+    return settings.StackConfig(
         tmp_path / "run",
         redis_port=free_port(),
         dsxa_port=dsxa_port or free_port(),
@@ -37,7 +37,7 @@ def config(tmp_path: Path, dsxa_port: int = 0, core_port: int = 0, fs_port: int 
 
 @pytest.mark.unit
 def test_eicar_file_is_assembled_at_run_time() -> None:
-    data = stack.eicar_bytes()
+    data = samples.eicar_bytes()
     assert len(data) == 68
     assert hashlib.sha256(data).hexdigest() == EICAR_SHA256
 
@@ -50,7 +50,7 @@ def test_no_file_of_the_repository_holds_the_eicar_string() -> None:
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO_ROOT, capture_output=True, check=True,
     ).stdout.split(b"\0")  # fmt: skip
-    eicar = stack.eicar_bytes()
+    eicar = samples.eicar_bytes()
     holders = [
         name.decode()
         for name in listed
@@ -64,7 +64,7 @@ def test_no_file_of_the_repository_holds_the_eicar_string() -> None:
 
 @pytest.mark.unit
 def test_sample_folder_holds_ten_benign_and_two_malicious_files(tmp_path: Path) -> None:
-    files = stack.write_sample(tmp_path)
+    files = samples.write_sample(tmp_path)
 
     assert sorted(f.verdict for f in files).count("Benign") == 10
     assert [f.path for f in files if f.verdict == "Malicious"] == [
@@ -74,11 +74,11 @@ def test_sample_folder_holds_ten_benign_and_two_malicious_files(tmp_path: Path) 
     assert len({f.path for f in files}) == len(files)
     for item in files:
         assert (tmp_path / item.path).read_bytes() == item.data
-    assert (tmp_path / "inbox/eicar.com").read_bytes() == stack.eicar_bytes()
-    assert stack.YARA_MARKER.encode() in (tmp_path / "docs/reports/invoice-2024.txt").read_bytes()
-    assert stack.YARA_MARKER == "DSXA-LITE-TEST-MALWARE-MARKER"
+    assert (tmp_path / "inbox/eicar.com").read_bytes() == samples.eicar_bytes()
+    assert samples.YARA_MARKER.encode() in (tmp_path / "docs/reports/invoice-2024.txt").read_bytes()
+    assert samples.YARA_MARKER == "DSXA-LITE-TEST-MALWARE-MARKER"
     assert not any(
-        stack.YARA_MARKER.encode() in f.data or stack.eicar_bytes() in f.data
+        samples.YARA_MARKER.encode() in f.data or samples.eicar_bytes() in f.data
         for f in files
         if f.verdict == "Benign"
     )
@@ -91,7 +91,7 @@ def test_config_reads_the_dsx_knobs(tmp_path: Path) -> None:
         "DSX_RUN_DIR": str(tmp_path / "r"), "DSX_REDIS_PORT": "7001", "DSX_DSXA_PORT": "7002",
         "DSX_CORE_PORT": "7003", "DSX_FS_PORT": "7004", "DSX_SCAN_CONCURRENCY": "3", "DSX_SCAN_TIMEOUT": "9.5",
     }  # fmt: skip
-    cfg = stack.StackConfig.from_env(env)
+    cfg = settings.StackConfig.from_env(env)
 
     assert (cfg.run_dir, cfg.redis_port, cfg.dsxa_port, cfg.core_port, cfg.fs_port) == (
         tmp_path / "r", 7001, 7002, 7003, 7004,
@@ -99,7 +99,7 @@ def test_config_reads_the_dsx_knobs(tmp_path: Path) -> None:
     assert (cfg.scan_concurrency, cfg.scan_timeout) == (3, 9.5)
     assert cfg.connector_url == "http://127.0.0.1:7004/filesystem-connector"
     assert cfg.api_url == "http://127.0.0.1:7003/dsx-connect/api/v1"
-    assert stack.StackConfig.from_env({}).run_dir == REPO_ROOT / ".run"
+    assert settings.StackConfig.from_env({}).run_dir == REPO_ROOT / ".run"
 
 
 @pytest.mark.unit
@@ -107,8 +107,8 @@ def test_config_reads_the_dsx_knobs(tmp_path: Path) -> None:
     ("name", "value"), [("DSX_CORE_PORT", "web"), ("DSX_FS_PORT", "70000"), ("DSX_REDIS_PORT", "0")]
 )
 def test_config_refuses_a_bad_value_naming_the_variable(name: str, value: str) -> None:
-    with pytest.raises(stack.StackError, match=name):
-        stack.StackConfig.from_env({name: value})
+    with pytest.raises(errors.StackError, match=name):
+        settings.StackConfig.from_env({name: value})
 
 
 @pytest.mark.unit
@@ -117,8 +117,8 @@ def test_port_free_is_false_while_something_listens() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        assert not stack.port_free(port)
-    assert stack.port_free(port)
+        assert not probes.port_free(port)
+    assert probes.port_free(port)
 
 
 @pytest.mark.unit
@@ -130,8 +130,8 @@ def test_up_refuses_a_taken_port_naming_its_knob_before_starting_anything(
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         cfg = config(tmp_path, core_port=listener.getsockname()[1])
-        with pytest.raises(stack.StackError, match=rf"port {cfg.core_port} for core .*DSX_CORE_PORT"):
-            stack.up(cfg, out=lambda _line: None)
+        with pytest.raises(errors.StackError, match=rf"port {cfg.core_port} for core .*DSX_CORE_PORT"):
+            scan.up(cfg, out=lambda _line: None)
     assert not (cfg.run_dir / "pids").exists() or not any((cfg.run_dir / "pids").iterdir())
 
 
@@ -141,21 +141,21 @@ def test_check_ports_refuses_two_components_on_one_port(
 ) -> None:
     monkeypatch.setenv("DSX_REDIS_SERVER", sys.executable)
     port = free_port()
-    comps = [c for stage in stack.components(config(tmp_path, dsxa_port=port, fs_port=port)) for c in stage]
-    with pytest.raises(stack.StackError, match="DSX_FS_PORT and DSX_DSXA_PORT are both"):
-        stack.check_ports(comps)
+    comps = [c for stage in graph.components(config(tmp_path, dsxa_port=port, fs_port=port)) for c in stage]
+    with pytest.raises(errors.StackError, match="DSX_FS_PORT and DSX_DSXA_PORT are both"):
+        probes.check_ports(comps)
 
 
 @pytest.mark.unit
 def test_components_wire_the_services_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DSX_REDIS_SERVER", sys.executable)
     cfg = config(tmp_path)
-    comps = {c.name: c for stage in stack.components(cfg) for c in stage}
+    comps = {c.name: c for stage in graph.components(cfg) for c in stage}
 
     assert list(comps) == [
         "redis", "dsxa", "core", "worker-scan", "worker-action", "worker-result", "worker-notify", "filesystem",
     ]  # fmt: skip
-    password = stack.stack_secrets(cfg.run_dir)["redis_password"]
+    password = auth.stack_secrets(cfg.run_dir)["redis_password"]
     for name in ("core", "worker-scan", "worker-notify"):
         assert comps[name].env["DSXCONNECT_REDIS_URL"] == f"redis://:{password}@127.0.0.1:{cfg.redis_port}/0"
         assert comps[name].env["DSXCONNECT_SCANNER__SCAN_BINARY_URL"] == f"{cfg.dsxa_url}/scan/binary/v2"
@@ -172,55 +172,55 @@ def test_components_wire_the_services_together(tmp_path: Path, monkeypatch: pyte
 @pytest.mark.unit
 def test_summary_line_ranks_verdicts_and_counts_quarantined_files() -> None:
     job = {"processed": 12, "verdicts": {"Malicious": 2, "Benign": 10, "Unknown": 0}, "errors": 0}
-    assert stack.summarize(job, 2) == "scanned 12: 10 Benign, 2 Malicious; quarantined 2"
-    assert stack.summarize(job | {"errors": 1}, 1).endswith("; quarantined 1; 1 errors")
+    assert scan.summarize(job, 2) == "scanned 12: 10 Benign, 2 Malicious; quarantined 2"
+    assert scan.summarize(job | {"errors": 1}, 1).endswith("; quarantined 1; 1 errors")
 
 
 # --------------------------------------------------------------------------- real processes
 
 
-def blocker(marker: str, with_child: bool = False) -> stack.Component:
+def blocker(marker: str, with_child: bool = False) -> procs.Component:
     """A process that waits until it is signalled (and, optionally, a child that does the same)."""
-    code = "import signal, subprocess, sys\n"
-    if with_child:
-        code += "subprocess.Popen([sys.executable, '-c', 'import signal; signal.pause()'])\n"
+    code = "import os, signal\n"
+    if with_child:  # a forked child in the same process group, that the group stop must also end
+        code += "os.fork()\n"
     code += "signal.pause()\n"
-    return stack.Component(f"blocker-{marker}", (sys.executable, "-c", code, marker), marks=(marker,))
+    return procs.Component(f"blocker-{marker}", (sys.executable, "-c", code, marker), marks=(marker,))
 
 
 @pytest.mark.integration
 def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
     comp = blocker("stack-test-group", with_child=True)
-    record = stack.spawn(tmp_path, comp, 0)
+    record = procs.spawn(tmp_path, comp, 0)
 
     def child_started() -> list[int]:
-        members = stack.group_members(record["pid"])
+        members = procs.group_members(record["pid"])
         return members if len(members) == 2 else []
 
-    members = stack.wait_until(child_started, 15, "the blocker's child")
-    assert stack.status(tmp_path)[0].ok
+    members = procs.wait_until(child_started, 15, "the blocker's child")
+    assert scan.status(tmp_path)[0].ok
 
-    stopped = stack.stop(stack.read_records(tmp_path), timeout=2, out=lambda _line: None)
+    stopped = procs.stop(procs.read_records(tmp_path), timeout=2, out=lambda _line: None)
 
     assert stopped == ["blocker-stack-test-group"]
-    assert not any(stack.is_running(pid) for pid in members)
+    assert not any(procs.is_running(pid) for pid in members)
     assert list((tmp_path / "pids").iterdir()) == []
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("tamper", [{"marks": ["another-command"]}, {"start_ticks": "1"}])
 def test_down_leaves_alone_a_pid_that_is_no_longer_ours(tmp_path: Path, tamper: dict[str, object]) -> None:
-    record = stack.spawn(tmp_path, blocker("stack-test-foreign"), 0)
+    record = procs.spawn(tmp_path, blocker("stack-test-foreign"), 0)
     path = Path(record.pop("record_path"))
     path.write_text(json.dumps(record | tamper))  # as if the PID now belonged to another program
     try:
         lines: list[str] = []
-        assert stack.down(tmp_path, out=lines.append) == []
+        assert scan.down(tmp_path, out=lines.append) == []
 
-        assert stack.is_running(record["pid"])
+        assert procs.is_running(record["pid"])
         assert not path.exists()
         assert any("is no longer ours, left alone" in line for line in lines)
-        assert stack.status(tmp_path) == []
+        assert scan.status(tmp_path) == []
     finally:
         os.kill(record["pid"], signal.SIGTERM)
 
@@ -228,32 +228,32 @@ def test_down_leaves_alone_a_pid_that_is_no_longer_ours(tmp_path: Path, tamper: 
 @pytest.mark.integration
 def test_redis_component_starts_answers_status_and_stops(tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    redis = stack.components(cfg)[0][0]
+    redis = graph.components(cfg)[0][0]
     (cfg.run_dir / "redis").mkdir(parents=True, exist_ok=True)
-    record = stack.spawn(cfg.run_dir, redis, 0)
+    record = procs.spawn(cfg.run_dir, redis, 0)
     try:
-        stack.wait_ready(redis, record, 15)
-        [health] = stack.status(cfg.run_dir)
+        probes.wait_ready(redis, record, 15)
+        [health] = scan.status(cfg.run_dir)
         assert (health.name, health.ok) == ("redis", True)
-        assert not stack.port_free(cfg.redis_port)
+        assert not probes.port_free(cfg.redis_port)
         # the password is required: without it, or with a wrong one, Redis answers nothing but NOAUTH
-        assert not stack.redis_ping(cfg.redis_port)
-        assert not stack.redis_ping(cfg.redis_port, password="wrong")
-        assert stack.redis_ping(cfg.redis_port, password=stack.stack_secrets(cfg.run_dir)["redis_password"])
+        assert not probes.redis_ping(cfg.redis_port)
+        assert not probes.redis_ping(cfg.redis_port, password="wrong")
+        assert probes.redis_ping(cfg.redis_port, password=auth.stack_secrets(cfg.run_dir)["redis_password"])
     finally:
-        stack.down(cfg.run_dir, out=lambda _line: None)
-    assert not stack.is_running(record["pid"])
-    assert stack.port_free(cfg.redis_port)
+        scan.down(cfg.run_dir, out=lambda _line: None)
+    assert not procs.is_running(record["pid"])
+    assert probes.port_free(cfg.redis_port)
 
 
 @pytest.mark.unit
 def test_a_secrets_file_from_before_the_redis_password_keeps_its_keys(tmp_path: Path) -> None:
     old = {"enrollment_token": "e" * 32, "operator_key": "o" * 32, "server_key": "s" * 32}
-    (tmp_path / stack.AUTH_FILE).write_text(json.dumps(old))
-    found = stack.stack_secrets(tmp_path)
+    (tmp_path / auth.AUTH_FILE).write_text(json.dumps(old))
+    found = auth.stack_secrets(tmp_path)
     assert {k: found[k] for k in old} == old and len(found["redis_password"]) >= 24
-    assert stack.stack_secrets(tmp_path) == found  # generated once, then kept
-    assert (tmp_path / stack.AUTH_FILE).stat().st_mode & 0o777 == 0o600
+    assert auth.stack_secrets(tmp_path) == found  # generated once, then kept
+    assert (tmp_path / auth.AUTH_FILE).stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.integration
@@ -280,8 +280,8 @@ EXTERNAL = "http://dsxa.example.test:5000/scan/binary/v2"
 def test_an_exported_scanner_url_replaces_dsxa_lite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DSX_REDIS_SERVER", sys.executable)
     env = {"DSX_RUN_DIR": str(tmp_path), "DSXCONNECT_SCANNER__SCAN_BINARY_URL": EXTERNAL}
-    cfg = stack.StackConfig.from_env(env)
-    comps = {c.name: c for stage in stack.components(cfg) for c in stage}
+    cfg = settings.StackConfig.from_env(env)
+    comps = {c.name: c for stage in graph.components(cfg) for c in stage}
 
     assert (cfg.scanner_url, cfg.start_dsxa) == (EXTERNAL, False)
     assert "dsxa" not in comps
@@ -295,7 +295,7 @@ def test_dsx_dsxa_starts_dsxa_lite_beside_an_external_scanner(
 ) -> None:
     monkeypatch.setenv("DSX_REDIS_SERVER", sys.executable)
     env = {"DSX_RUN_DIR": str(tmp_path), "DSXCONNECT_SCANNER__SCAN_BINARY_URL": EXTERNAL, "DSX_DSXA": "1"}
-    comps = {c.name: c for stage in stack.components(stack.StackConfig.from_env(env)) for c in stage}
+    comps = {c.name: c for stage in graph.components(settings.StackConfig.from_env(env)) for c in stage}
 
     assert "dsxa" in comps
     assert comps["core"].env["DSXCONNECT_SCANNER__SCAN_BINARY_URL"] == EXTERNAL
@@ -303,8 +303,8 @@ def test_dsx_dsxa_starts_dsxa_lite_beside_an_external_scanner(
 
 @pytest.mark.unit
 def test_a_scanner_url_that_is_not_http_is_refused_naming_the_variable() -> None:
-    with pytest.raises(stack.StackError, match="DSXCONNECT_SCANNER__SCAN_BINARY_URL='dsxa:5000'"):
-        stack.StackConfig.from_env({"DSXCONNECT_SCANNER__SCAN_BINARY_URL": "dsxa:5000"})
+    with pytest.raises(errors.StackError, match="DSXCONNECT_SCANNER__SCAN_BINARY_URL='dsxa:5000'"):
+        settings.StackConfig.from_env({"DSXCONNECT_SCANNER__SCAN_BINARY_URL": "dsxa:5000"})
 
 
 @pytest.mark.integration
@@ -316,9 +316,9 @@ def test_up_stops_before_starting_anything_when_the_external_scanner_does_not_an
     cfg = replace(config(tmp_path), scanner_url=silent, start_dsxa=False)
 
     with pytest.raises(
-        stack.StackError, match=rf"DSXCONNECT_SCANNER__SCAN_BINARY_URL={silent} does not answer"
+        errors.StackError, match=rf"DSXCONNECT_SCANNER__SCAN_BINARY_URL={silent} does not answer"
     ):
-        stack.up(cfg, out=lambda _line: None)
+        scan.up(cfg, out=lambda _line: None)
     assert not (cfg.run_dir / "pids").exists() or not any((cfg.run_dir / "pids").iterdir())
 
 
@@ -328,9 +328,9 @@ def test_the_scanner_check_reports_a_refused_token(tmp_path: Path) -> None:
 
     with running_scanner("external", {"DSXA_LITE_AUTH_TOKEN": "right-token-123"}, tmp_path) as scanner:
         cfg = replace(config(tmp_path), scanner_url=f"{scanner.url}/scan/binary/v2", start_dsxa=False)
-        with pytest.raises(stack.StackError, match="answered 401"):
-            stack.check_scanner(cfg, {"DSXCONNECT_SCANNER__AUTH_TOKEN": "wrong-token-456"})
-        assert stack.check_scanner(cfg, {"DSXCONNECT_SCANNER__AUTH_TOKEN": "right-token-123"}) == "Benign"
+        with pytest.raises(errors.StackError, match="answered 401"):
+            probes.check_scanner(cfg, {"DSXCONNECT_SCANNER__AUTH_TOKEN": "wrong-token-456"})
+        assert probes.check_scanner(cfg, {"DSXCONNECT_SCANNER__AUTH_TOKEN": "right-token-123"}) == "Benign"
 
 
 @pytest.mark.unit
@@ -348,5 +348,5 @@ def test_the_scanner_check_reports_a_refused_token(tmp_path: Path) -> None:
     ],
 )
 def test_every_name_the_core_reads_a_scanner_url_from_is_honoured(name: str, value: str, url: str) -> None:
-    cfg = stack.StackConfig.from_env({name: value})
+    cfg = settings.StackConfig.from_env({name: value})
     assert (cfg.scanner_url, cfg.start_dsxa, cfg.scan_binary_url) == (url, False, url)
