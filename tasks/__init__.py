@@ -23,11 +23,11 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devstack.certs import CERT_NAMES, DEFAULT_SANS, CertError, make_certs
-from scripts.faults import faults
 from tasks.cluster import *  # noqa: F403
 from tasks.cluster import _compose_env
 from tasks.common import *  # noqa: F403
 from tasks.dev import *  # noqa: F403
+from tasks.faults import faults
 from tasks.release import *  # noqa: F403
 
 __all__ = ["CERT_NAMES", "DEFAULT_SANS", "CertError", "_compose_env", "faults", "make_certs"]
