@@ -27,7 +27,7 @@ from tasks.cluster import *  # noqa: F403
 from tasks.cluster import _compose_env
 from tasks.common import *  # noqa: F403
 from tasks.dev import *  # noqa: F403
-from tasks.faults import faults
+from tasks.fault_runs import faults
 from tasks.release import *  # noqa: F403
 
 __all__ = ["CERT_NAMES", "DEFAULT_SANS", "CertError", "_compose_env", "faults", "make_certs"]

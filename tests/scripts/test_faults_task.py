@@ -7,7 +7,7 @@ import sys
 import pytest
 from invoke import Task
 
-from scripts import faults
+from tasks import fault_runs as faults
 
 pytestmark = pytest.mark.unit
 
