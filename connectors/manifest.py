@@ -1,9 +1,9 @@
-"""Every connector's facts, declared once (standard library only: ``scripts/stack.py`` reads them).
+"""Every connector's facts, declared once (standard library only: ``devstack`` reads them).
 
 Each ``connectors/<package>/manifest.py`` holds one :class:`ConnectorManifest`; the connector's
 settings take their ``name`` and ``port`` defaults from it, its class points at it, the one
 parameterised ``connectors/Dockerfile`` is built with its values (``inv`` passes them), and
-``scripts/stack.py`` and ``tasks.py`` build their tables from :func:`manifests`. Tests check the
+``devstack`` and ``tasks`` build their tables from :func:`manifests`. Tests check the
 compose files and Helm values against it (``tests/connectors/test_manifests.py``).
 """
 

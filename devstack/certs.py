@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -55,6 +55,49 @@ def _is_ip(name: str) -> bool:
     return True
 
 
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def private_pem(key: PrivateKey) -> bytes:
+    """The key as unencrypted PKCS#8 PEM."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def alt_names(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
+    """A SAN extension: an IP address entry for each address in ``hosts``, a DNS name for the others."""
+    return x509.SubjectAlternativeName(
+        [x509.IPAddress(ipaddress.ip_address(h)) if _is_ip(h) else x509.DNSName(h) for h in hosts]
+    )
+
+
+def self_signed(
+    key: PrivateKey,
+    common_name: str,
+    *,
+    days: float,
+    backdate: dt.timedelta = dt.timedelta(minutes=5),
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+) -> x509.Certificate:
+    """A SHA-256 certificate for ``common_name`` signed by its own ``key``: valid from ``backdate``
+    ago (clock skew) for ``days`` (negative: already expired); ``extensions`` as (value, critical)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - backdate)
+        .not_valid_after(now + dt.timedelta(days=days))
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(key, hashes.SHA256())
+
+
 def make_certs(
     out: Path,
     names: Sequence[str] = CERT_NAMES,
@@ -76,33 +119,22 @@ def make_certs(
 
 
 def _make(out: Path, names: list[str], extra: list[str], days: int, force: bool) -> list[Path]:
-    def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-        return key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     ca_crt, ca_key_path = out / "ca.crt", out / "ca.key"
     written = []
     if force or not (ca_crt.exists() and ca_key_path.exists()):
         ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dsx-connect development CA")])
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256())
+        ca_cert = self_signed(
+            ca_key,
+            "dsx-connect development CA",
+            days=3650,
+            extensions=[
+                (x509.BasicConstraints(ca=True, path_length=0), True),
+                (x509.KeyUsage(False, False, False, False, False, True, True, False, False), True),
+                (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False),
+            ],
         )
-        ca_key_path.write_bytes(key_pem(ca_key))
+        ca_key_path.write_bytes(private_pem(ca_key))
         ca_crt.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         written += [ca_crt, ca_key_path]
     else:
@@ -113,10 +145,6 @@ def _make(out: Path, names: list[str], extra: list[str], days: int, force: bool)
         ca_cert = x509.load_pem_x509_certificate(ca_crt.read_bytes())
     for name in names:
         key = ec.generate_private_key(ec.SECP256R1())
-        sans = [
-            x509.IPAddress(ipaddress.ip_address(h)) if _is_ip(h) else x509.DNSName(h)
-            for h in _sans(name, extra)
-        ]
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
@@ -125,7 +153,7 @@ def _make(out: Path, names: list[str], extra: list[str], days: int, force: bool)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now)
             .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(alt_names(_sans(name, extra)), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
@@ -140,7 +168,7 @@ def _make(out: Path, names: list[str], extra: list[str], days: int, force: bool)
             )
             .sign(ca_key, hashes.SHA256())
         )
-        (out / f"{name}.key").write_bytes(key_pem(key))
+        (out / f"{name}.key").write_bytes(private_pem(key))
         (out / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         written += [out / f"{name}.crt", out / f"{name}.key"]
     return written

@@ -32,7 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import Engine, text
 
-from scripts import stack
+from devstack.graph import components
+from devstack.probes import wait_ready
+from devstack.procs import read_records, spawn, stop
+from devstack.scan import wait_for_connector
+from devstack.settings import StackConfig
 from scripts.bench import free_port, make_files, timed_full_scan
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +58,7 @@ SECONDARY_INDEXES = {
 
 def scan_once(files_dir: Path, work: Path, results_db: str, concurrency: int) -> dict[str, Any]:
     """One stack on fresh ports scanning ``files_dir`` with ``DSXCONNECT_RESULTS_DB=results_db``."""
-    cfg = stack.StackConfig(
+    cfg = StackConfig(
         run_dir=work, redis_port=free_port(), dsxa_port=free_port(), core_port=free_port(),
         fs_port=free_port(), scan_concurrency=concurrency, scan_timeout=3600,
     )  # fmt: skip
@@ -67,20 +71,20 @@ def scan_once(files_dir: Path, work: Path, results_db: str, concurrency: int) ->
     os.environ["DSXCONNECT_RESULTS_DB"] = results_db
     try:
         order = 0
-        for stage in stack.components(cfg):
+        for stage in components(cfg):
             started = []
             for comp in stage:
                 if comp.name == "filesystem":
                     env = {**comp.env, "DSXCONNECTOR_MONITOR": "false", "DSXCONNECTOR_ITEM_ACTION": "nothing"}
                     comp = replace(comp, env=env)
-                started.append((comp, stack.spawn(cfg.run_dir, comp, order)))
+                started.append((comp, spawn(cfg.run_dir, comp, order)))
                 order += 1
             for comp, record in started:
-                stack.wait_ready(comp, record, cfg.start_timeout)
-        result = timed_full_scan(cfg, stack.wait_for_connector(cfg))
+                wait_ready(comp, record, cfg.start_timeout)
+        result = timed_full_scan(cfg, wait_for_connector(cfg))
         return {k: result[k] for k in ("elapsed_s", "files_per_s")}
     finally:
-        stack.stop(stack.read_records(cfg.run_dir), out=lambda _line: None)
+        stop(read_records(cfg.run_dir), out=lambda _line: None)
         os.environ.pop("DSXCONNECT_RESULTS_DB", None)
 
 

@@ -13,7 +13,7 @@
    ``worker QUEUE [--pool P] [--concurrency N] [celery args...]``
        the Celery worker of one queue (a queue name of SPEC §2 or its short name ``scan``,
        ``action``, ``result``, ``notify``), node name ``<short>@<hostname>``. Defaults as
-       ``scripts/stack.py``: the scan queue runs ``--pool prefork --concurrency 2``, the light
+       ``devstack.graph``: the scan queue runs ``--pool prefork --concurrency 2``, the light
        queues ``--pool solo``.
    anything else
        run as is (``python -m connectors.filesystem serve``, ``celery ...``, ``sh``).
@@ -36,7 +36,7 @@ API_APP = "dsx_connect.app:app"
 API_PORT = 8586
 ROLE_FILE = "/tmp/dsx-role"
 
-#: short worker name -> queue (SPEC §2; the node names of scripts/stack.py)
+#: short worker name -> queue (SPEC §2; the node names of devstack.graph)
 WORKER_QUEUES = {
     "scan": "scan_request_queue",
     "action": "verdict_action_queue",
@@ -137,7 +137,7 @@ def worker_argv(args: Sequence[str], env: Mapping[str, str], hostname: str | Non
     node = f"{short}@{hostname or socket.gethostname()}"
     argv = [sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "-Q", queue, "-n", node]
     argv += ["--loglevel", env.get("DSXCONNECT_LOG_LEVEL", "INFO").upper()]
-    # As scripts/stack.py: nothing uses gossip, mingle or event heartbeats, and their reconnect path
+    # As devstack.graph: nothing uses gossip, mingle or event heartbeats, and their reconnect path
     # is what broke after a Redis restart (Celery 5.7). `celery inspect ping` (liveness) still works.
     argv += [flag for flag in QUIET_FLAGS if flag not in extra]
     pool = _option(extra, "--pool", "-P")

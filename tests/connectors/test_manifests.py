@@ -50,10 +50,10 @@ def test_the_connector_and_its_settings_take_their_facts_from_the_manifest(packa
 
 
 def test_the_local_stack_and_the_tasks_use_the_manifests() -> None:
-    from scripts import stack
+    from devstack.settings import CONNECTORS
 
-    assert list(stack.CONNECTORS) == list(PACKAGES)
-    for package, choice in stack.CONNECTORS.items():
+    assert list(CONNECTORS) == list(PACKAGES)
+    for package, choice in CONNECTORS.items():
         m: ConnectorManifest = MANIFESTS[package]
         assert (choice.app, choice.port, choice.prefix, choice.emulator_port) == (
             m.app,

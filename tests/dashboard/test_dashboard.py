@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.samples import sample_files, write_sample
 from dsx_connect.version import __version__
-from scripts import stack
 from tests.dashboard.conftest import CHROMIUM
 from tests.support.local_stack import StackRun, write_files
 from tests.support.procs import (
@@ -53,7 +53,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
         env={"DSX_CONNECT_VERSION": __version__},  # as a release image sets it: the badge shows
         connector_env={"DSXCONNECTOR_MONITOR": "false"},
     )
-    stack.write_sample(run.cfg.sample_dir)
+    write_sample(run.cfg.sample_dir)
     write_files(run.cfg.sample_dir, BULK)
     try:
         yield run.start()
@@ -201,7 +201,7 @@ def test_after_a_reconnect_the_jobs_page_reads_the_list_once(
 
 def test_jobs_are_labelled_by_kind_and_a_monitor_job_shows_no_percentage(page: Page, local: StackRun) -> None:
     connector = local.connector()
-    sample = stack.sample_files()[0].path
+    sample = sample_files()[0].path
     answer = local.api.post(
         "/scan/request", json={"connector": connector, "location": sample, "metainfo": sample}
     )

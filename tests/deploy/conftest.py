@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import sys
 import typing
 from pathlib import Path
 from types import ModuleType
@@ -59,16 +58,6 @@ SPEC_CONNECTOR_VARS = tuple(
 )
 #: names that must never carry a plain value in a compose file or a manifest
 SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEYS|ACCOUNT_KEY|CONNECTION_STRING|SALT)$")
-
-
-def load_module(path: Path, name: str) -> ModuleType:
-    """Import a file that is not in a package (deploy/docker/*.py)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def env_assignments(path: Path) -> dict[str, str]:

@@ -15,10 +15,9 @@ import pytest
 import yaml
 
 from connectors.manifest import manifests
-from tests.deploy.conftest import COMPOSE_DIR, REPO, SECRET_NAME, SERVICE_PORTS, load_module
+from deploy.docker import entrypoint
+from tests.deploy.conftest import COMPOSE_DIR, SECRET_NAME, SERVICE_PORTS
 from tests.support.emulators import missing
-
-entrypoint = load_module(REPO / "deploy" / "docker" / "entrypoint.py", "dsx_entrypoint_compose")
 
 CORE_FILE = COMPOSE_DIR / "docker-compose-dsx-connect-all-services.yaml"
 WORKERS = {

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import REPO, load_module
+from deploy.docker import entrypoint, healthcheck
+from tests.deploy.conftest import REPO
 from tests.support.procs import ServiceProcess, base_env, wait_for
-
-entrypoint = load_module(REPO / "deploy" / "docker" / "entrypoint.py", "dsx_entrypoint")
-healthcheck = load_module(REPO / "deploy" / "docker" / "healthcheck.py", "dsx_healthcheck")
 
 
 def pool_of(argv: list[str]) -> tuple[str, str | None]:
@@ -49,7 +47,7 @@ def pool_of(argv: list[str]) -> tuple[str, str | None]:
 def test_worker_command_matches_the_local_stack(
     args: list[str], queue: str, pool: str, concurrency: str | None
 ) -> None:
-    """Pools as scripts/stack.py runs them: prefork x2 for scans, solo for the light queues."""
+    """Pools as devstack.graph runs them: prefork x2 for scans, solo for the light queues."""
     argv = entrypoint.worker_argv(args, {"DSXCONNECT_LOG_LEVEL": "warning"}, hostname="box")
     assert argv[:6] == [sys.executable, "-m", "celery", "-A", entrypoint.CELERY_APP, "worker"]
     assert argv[argv.index("-Q") + 1] == queue
@@ -58,7 +56,7 @@ def test_worker_command_matches_the_local_stack(
     assert argv[argv.index("--loglevel") + 1] == "WARNING"
     assert pool_of(argv) == (pool, concurrency)
     assert argv.count("--pool") == 1
-    for flag in ("--without-gossip", "--without-mingle", "--without-heartbeat"):  # as scripts/stack.py
+    for flag in ("--without-gossip", "--without-mingle", "--without-heartbeat"):  # as devstack.graph
         assert argv.count(flag) == 1
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import COMPOSE_DIR, load_module
-
-make_secrets = load_module(COMPOSE_DIR / "make_secrets.py", "dsx_make_secrets_test")
+from deploy.compose import make_secrets
+from tests.deploy.conftest import COMPOSE_DIR
 
 pytestmark = pytest.mark.unit
 

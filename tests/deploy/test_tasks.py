@@ -312,7 +312,9 @@ def verify_certs(folder: Path, names: list[str], extra: list[str]) -> None:
 
 
 @pytest.mark.integration
-def test_certs_make_a_ca_and_server_certificates_that_verify(tasks_module: ModuleType, tmp_path: Path) -> None:
+def test_certs_make_a_ca_and_server_certificates_that_verify(
+    tasks_module: ModuleType, tmp_path: Path
+) -> None:
     names = ["dsx-connect-api", "filesystem-connector"]
     written = tasks_module.make_certs(tmp_path, names, ["dsx-connect-api.scan.svc"])
     assert {p.name for p in written} == {

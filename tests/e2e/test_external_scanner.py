@@ -15,7 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts import stack
+from devstack.auth import api_headers
+from devstack.procs import read_records
+from devstack.samples import sample_files
+from devstack.settings import StackConfig
 from tests.dsxa_lite.servers import running_scanner
 from tests.support.local_stack import distinct_free_ports
 from tests.support.procs import PYTHON, REPO_ROOT, base_env
@@ -28,7 +31,7 @@ TOKEN = "external-scanner-token-1"
 def test_up_uses_the_exported_scanner_and_does_not_start_dsxa_lite(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     redis, dsxa, core, fs = distinct_free_ports(4)
-    marked = next(f for f in stack.sample_files() if f.verdict == "Benign")
+    marked = next(f for f in sample_files() if f.verdict == "Benign")
     scanner_env = {
         "DSXA_LITE_AUTH_TOKEN": TOKEN,
         "DSXA_LITE_BLOCKLIST": hashlib.sha256(marked.data).hexdigest(),
@@ -40,7 +43,7 @@ def test_up_uses_the_exported_scanner_and_does_not_start_dsxa_lite(tmp_path: Pat
             DSX_CORE_PORT=str(core), DSX_FS_PORT=str(fs), DSX_SCAN_TIMEOUT="240",
             DSXCONNECT_SCANNER__SCAN_BINARY_URL=scan_url, DSXCONNECT_SCANNER__AUTH_TOKEN=TOKEN,
         )  # fmt: skip
-        cfg = stack.StackConfig.from_env(env)
+        cfg = StackConfig.from_env(env)
         try:
             up = subprocess.run(
                 [PYTHON, "-m", "devstack", "up"], cwd=REPO_ROOT, env=env,
@@ -51,13 +54,13 @@ def test_up_uses_the_exported_scanner_and_does_not_start_dsxa_lite(tmp_path: Pat
             assert re.search(rf"^scanner\s+{re.escape(scan_url)}$", up.stdout, re.M), up.stdout
             assert "scanned 12: 9 Benign, 3 Malicious; quarantined 3" in up.stdout  # the block list counted
 
-            started = {r["name"] for r in stack.read_records(run_dir)}
+            started = {r["name"] for r in read_records(run_dir)}
             assert "dsxa" not in started and {"core", "worker-scan", "filesystem"} <= started
-            config = httpx.get(f"{cfg.api_url}/config", headers=stack.api_headers(cfg), timeout=10).json()
+            config = httpx.get(f"{cfg.api_url}/config", headers=api_headers(cfg), timeout=10).json()
             assert config["scanner"]["scan_binary_url"] == scan_url
             results = httpx.get(
                 f"{cfg.api_url}/scan/results", params={"verdict": "Malicious", "limit": 50},
-                headers=stack.api_headers(cfg), timeout=10,
+                headers=api_headers(cfg), timeout=10,
             ).json()["items"]  # fmt: skip
             assert any(r["location"].endswith(marked.path) for r in results), results
         finally:

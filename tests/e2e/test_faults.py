@@ -32,7 +32,13 @@ import httpx
 import pytest
 import redis
 
-from scripts import stack
+from devstack.auth import api_headers, stack_secrets
+from devstack.emulators import redis_server_binary
+from devstack.graph import components
+from devstack.probes import wait_ready
+from devstack.procs import Component, _gone, read_records, spawn, stop
+from devstack.scan import start_full_scan
+from devstack.settings import StackConfig
 from tests.dsxa_lite.samples import eicar
 from tests.support.procs import free_port, wait_for
 
@@ -49,28 +55,28 @@ QUEUES = ("scan_request_queue", "verdict_action_queue", "scan_result_queue", "sc
 
 @dataclass
 class FaultStack:
-    cfg: stack.StackConfig
-    comps: dict[str, stack.Component]
+    cfg: StackConfig
+    comps: dict[str, Component]
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     order: int = 0
     sentinels: list[int] = field(default_factory=list)
 
     @property
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.cfg.api_url, timeout=15.0, headers=stack.api_headers(self.cfg))
+        return httpx.Client(base_url=self.cfg.api_url, timeout=15.0, headers=api_headers(self.cfg))
 
     def start(self, *names: str) -> None:
         """Start the named components together, then wait until each is ready."""
         for name in names:
-            self.records[name] = stack.spawn(self.cfg.run_dir, self.comps[name], self.order)
+            self.records[name] = spawn(self.cfg.run_dir, self.comps[name], self.order)
             self.order += 1
         for name in names:
-            stack.wait_ready(self.comps[name], self.records[name], 90)
+            wait_ready(self.comps[name], self.records[name], 90)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         pid = self.records[name]["pid"]
         os.killpg(pid, sig)
-        wait_for(lambda: stack._gone(pid), timeout=30, what=f"{name} to exit")
+        wait_for(lambda: _gone(pid), timeout=30, what=f"{name} to exit")
 
     def fault(self, proxy: str, **mode: Any) -> None:
         port = self.comps[proxy].port
@@ -92,7 +98,7 @@ class FaultStack:
 
     @property
     def password(self) -> str:
-        return stack.stack_secrets(self.cfg.run_dir)["redis_password"]
+        return stack_secrets(self.cfg.run_dir)["redis_password"]
 
     def proxy_state(self, proxy: str) -> dict[str, Any]:
         port = self.comps[proxy].port
@@ -108,7 +114,7 @@ class FaultStack:
                 return next(iter(api.get("/connectors/list").json()), None)
 
         connector = wait_for(registered, timeout=60, what="the connector to register")
-        return stack.start_full_scan(self.cfg, connector)  # type: ignore[arg-type]
+        return start_full_scan(self.cfg, connector)  # type: ignore[arg-type]
 
     def wait_processed(self, job_id: str, at_least: int) -> None:
         wait_for(
@@ -169,18 +175,18 @@ def restartable_port() -> int:
     return free_port()
 
 
-def sentinel_components(cfg: stack.StackConfig, comps: dict[str, stack.Component]) -> list[int]:
+def sentinel_components(cfg: StackConfig, comps: dict[str, Component]) -> list[int]:
     """A replica of the stack's Redis and three Sentinels watching them (Debian's redis-sentinel),
     every one behind the run's Redis password (in their config files, not on a command line)."""
     replica_port, ports = restartable_port(), [free_port() for _ in range(3)]
-    password = stack.stack_secrets(cfg.run_dir)["redis_password"]
+    password = stack_secrets(cfg.run_dir)["redis_password"]
     folder = cfg.run_dir / "replica"
     folder.mkdir(parents=True, exist_ok=True)
     replica_conf = folder / "redis.conf"
     replica_conf.write_text(f"requirepass {password}\nmasterauth {password}\n")
-    comps["redis-replica"] = stack.Component(
+    comps["redis-replica"] = Component(
         "redis-replica",
-        (stack.redis_server_binary(), str(replica_conf), "--port", str(replica_port), "--bind", "127.0.0.1",
+        (redis_server_binary(), str(replica_conf), "--port", str(replica_port), "--bind", "127.0.0.1",
          "--dir", str(folder), "--appendonly", "yes", "--save", "", "--replicaof", "127.0.0.1", str(cfg.redis_port)),
         port=replica_port, health=f"redis://127.0.0.1:{replica_port}", marks=("redis-server", str(replica_port)),
     )  # fmt: skip
@@ -196,7 +202,7 @@ def sentinel_components(cfg: stack.StackConfig, comps: dict[str, stack.Component
             f"sentinel parallel-syncs {MASTER} 1\n"
         )
         conf.chmod(0o600)
-        comps[f"sentinel-{n}"] = stack.Component(
+        comps[f"sentinel-{n}"] = Component(
             f"sentinel-{n}", ("redis-sentinel", str(conf)), port=port,
             health=f"redis://127.0.0.1:{port}", marks=("redis-sentinel", str(port)),
         )  # fmt: skip
@@ -239,7 +245,7 @@ def open_stack(
 ) -> Iterator[FaultStack]:
     """A fresh stack with the sample, a proxy in front of the scanner and of the connector; the
     components named in ``held`` are left for the test to start."""
-    cfg = stack.StackConfig(
+    cfg = StackConfig(
         run_dir=tmp_path / "run", redis_port=restartable_port(), dsxa_port=free_port(),
         core_port=restartable_port(), fs_port=free_port(), scan_timeout=300,
     )  # fmt: skip
@@ -264,17 +270,17 @@ def open_stack(
     old_fsync = os.environ.get("DSX_REDIS_APPENDFSYNC")
     os.environ["DSX_REDIS_APPENDFSYNC"] = appendfsync
     try:
-        groups = stack.components(cfg)
+        groups = components(cfg)
     finally:
         if old_fsync is None:
             os.environ.pop("DSX_REDIS_APPENDFSYNC", None)
         else:
             os.environ["DSX_REDIS_APPENDFSYNC"] = old_fsync
-    comps: dict[str, stack.Component] = {}
+    comps: dict[str, Component] = {}
     sentinels = sentinel_components(cfg, comps) if sentinel else []
     if sentinels:
         hosts = ",".join(f"127.0.0.1:{port}" for port in sentinels)
-        password = stack.stack_secrets(cfg.run_dir)["redis_password"]
+        password = stack_secrets(cfg.run_dir)["redis_password"]
         tuning |= {
             "DSXCONNECT_REDIS_URL": f"redis+sentinel://:{password}@{hosts}/{MASTER}/0?sentinel_password={password}",
             "DSXCONNECT_REDIS_WAIT_REPLICAS": "1",
@@ -294,7 +300,7 @@ def open_stack(
         ("scanner-proxy", scanner_proxy, cfg.dsxa_url),
         ("connector-proxy", connector_proxy, f"http://127.0.0.1:{cfg.fs_port}"),
     ):
-        comps[name] = stack.Component(
+        comps[name] = Component(
             name, (cfg.python, "-m", "uvicorn", "tests.support.fault_proxy:app", "--host", "127.0.0.1", "--port", str(port)),
             env={"FAULT_UPSTREAM": upstream}, port=port, health=f"http://127.0.0.1:{port}/__fault",
             marks=("fault_proxy", str(port)),
@@ -310,7 +316,7 @@ def open_stack(
         fs.start("filesystem")
         yield fs
     finally:
-        stack.stop(stack.read_records(cfg.run_dir), out=lambda _line: None)
+        stop(read_records(cfg.run_dir), out=lambda _line: None)
 
 
 @pytest.fixture

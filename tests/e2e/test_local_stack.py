@@ -18,7 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from scripts import stack
+from devstack.auth import api_headers
+from devstack.probes import port_free, redis_ping
+from devstack.procs import group_members, is_running, read_records
+from devstack.samples import SampleFile, eicar_bytes, sample_files
+from devstack.settings import StackConfig
 from tests.support.local_stack import FULL_STACK
 from tests.support.procs import PYTHON, REPO_ROOT, base_env, free_port, wait_for
 
@@ -29,7 +33,7 @@ COMPONENTS = list(FULL_STACK)
 
 @dataclass
 class LocalStack:
-    cfg: stack.StackConfig
+    cfg: StackConfig
     env: dict[str, str]
     output: str
     job_id: str
@@ -37,9 +41,7 @@ class LocalStack:
 
     def get(self, path: str, **params: Any) -> Any:
         """GET an API path (under /dsx-connect/api/v1) and return its JSON, asserting 200."""
-        resp = httpx.get(
-            self.cfg.api_url + path, params=params, timeout=10, headers=stack.api_headers(self.cfg)
-        )
+        resp = httpx.get(self.cfg.api_url + path, params=params, timeout=10, headers=api_headers(self.cfg))
         assert resp.status_code == 200, f"GET {path} -> {resp.status_code}: {resp.text}"
         return resp.json()
 
@@ -77,7 +79,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         DSX_CORE_PORT=str(core), DSX_FS_PORT=str(fs), DSX_SCAN_TIMEOUT="240",
         VENV=str(Path(PYTHON).parent.parent),
     )  # fmt: skip
-    cfg = stack.StackConfig.from_env(env)
+    cfg = StackConfig.from_env(env)
     try:
         up = subprocess.run(
             [PYTHON, "-m", "devstack", "up"],
@@ -92,14 +94,14 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         )
         job = re.search(r"full scan of .*: job (\S+)", up.stdout)
         assert job, up.stdout
-        stats = httpx.get(f"{cfg.api_url}/scan/stats", timeout=10, headers=stack.api_headers(cfg)).json()
+        stats = httpx.get(f"{cfg.api_url}/scan/stats", timeout=10, headers=api_headers(cfg)).json()
         yield LocalStack(cfg, env, up.stdout, job.group(1), stats)
     finally:
         subprocess.run([PYTHON, "-m", "devstack", "down"], cwd=REPO_ROOT, env=env, timeout=120, check=False)
 
 
-def sample_by_verdict(verdict: str) -> list[stack.SampleFile]:
-    return [f for f in stack.sample_files() if f.verdict == verdict]
+def sample_by_verdict(verdict: str) -> list[SampleFile]:
+    return [f for f in sample_files() if f.verdict == verdict]
 
 
 def location_is(location: str, rel_path: str) -> bool:
@@ -129,7 +131,7 @@ def test_up_prints_the_urls_and_a_one_line_verdict_summary(local_stack: LocalSta
 
 def test_full_scan_job_completed_with_every_file_processed(local_stack: LocalStack) -> None:
     job = local_stack.get(f"/scan/jobs/{local_stack.job_id}")
-    sample = stack.sample_files()
+    sample = sample_files()
 
     assert job["status"] == "completed"
     assert job["enqueued_total"] == job["processed"] == len(sample)
@@ -141,8 +143,8 @@ def test_full_scan_job_completed_with_every_file_processed(local_stack: LocalSta
 
 def test_each_sample_file_got_its_verdict(local_stack: LocalStack) -> None:
     items = local_stack.results(job=local_stack.job_id)
-    assert len(items) == len(stack.sample_files())
-    for sample_file in stack.sample_files():
+    assert len(items) == len(sample_files())
+    for sample_file in sample_files():
         result = result_for(items, sample_file.path)
         assert result["verdict"] == sample_file.verdict, (sample_file.path, result)
         assert result["file_info"]["sha256"] == hashlib.sha256(sample_file.data).hexdigest()
@@ -182,7 +184,7 @@ def test_stats_after_the_full_scan_count_the_sample(local_stack: LocalStack) -> 
     stats = local_stack.stats_after_scan
     malicious = len(sample_by_verdict("Malicious"))
 
-    assert stats["total"] == len(stack.sample_files())
+    assert stats["total"] == len(sample_files())
     assert stats["verdicts"].get("Benign") == len(sample_by_verdict("Benign"))
     assert stats["verdicts"].get("Malicious") == malicious
     assert stats["errors"] == 0
@@ -193,7 +195,7 @@ def test_a_file_dropped_into_the_watched_folder_is_scanned_and_quarantined(local
     cfg = local_stack.cfg
     name = "dropped-later.com"
     staged = cfg.run_dir / name
-    staged.write_bytes(stack.eicar_bytes())
+    staged.write_bytes(eicar_bytes())
     os.replace(staged, cfg.sample_dir / name)  # appears whole, never half-written
 
     def malicious_result() -> dict[str, Any] | None:
@@ -206,9 +208,9 @@ def test_a_file_dropped_into_the_watched_folder_is_scanned_and_quarantined(local
     assert result is not None
     wait_for(lambda: (cfg.quarantine_dir / name).is_file(), timeout=30, what=f"{name} in the quarantine")
 
-    assert result["file_info"]["sha256"] == hashlib.sha256(stack.eicar_bytes()).hexdigest()
+    assert result["file_info"]["sha256"] == hashlib.sha256(eicar_bytes()).hexdigest()
     assert not (cfg.sample_dir / name).exists()
-    assert (cfg.quarantine_dir / name).read_bytes() == stack.eicar_bytes()
+    assert (cfg.quarantine_dir / name).read_bytes() == eicar_bytes()
 
 
 def test_make_status_reports_every_component_healthy(local_stack: LocalStack) -> None:
@@ -232,22 +234,22 @@ def test_the_live_redis_refuses_a_client_without_the_password(local_stack: Local
             client.ping()
     with redis.Redis.from_url(cfg.redis_url, socket_timeout=5) as operator:  # the URL of the core and workers
         assert operator.ping() is True
-    assert not stack.redis_ping(cfg.redis_port)
+    assert not redis_ping(cfg.redis_port)
 
 
 def test_make_down_leaves_no_process_of_the_run_alive(local_stack: LocalStack) -> None:
     cfg = local_stack.cfg
-    records = stack.read_records(cfg.run_dir)
+    records = read_records(cfg.run_dir)
     assert [r["name"] for r in records] == COMPONENTS
-    pids = {pid for record in records for pid in stack.group_members(record["pid"])}
+    pids = {pid for record in records for pid in group_members(record["pid"])}
     assert len(pids) > len(COMPONENTS)  # the prefork scan worker has children
 
     down = local_stack.make("down")
 
     assert down.returncode == 0, down.stdout + down.stderr
-    assert [pid for pid in pids if stack.is_running(pid)] == []
+    assert [pid for pid in pids if is_running(pid)] == []
     assert list((cfg.run_dir / "pids").glob("*.json")) == []
-    assert all(stack.port_free(port) for port in (cfg.redis_port, cfg.dsxa_port, cfg.core_port, cfg.fs_port))
+    assert all(port_free(port) for port in (cfg.redis_port, cfg.dsxa_port, cfg.core_port, cfg.fs_port))
     after = local_stack.make("status")
     assert after.returncode != 0
     assert "nothing running" in after.stdout

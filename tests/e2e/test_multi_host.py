@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from scripts import stack
+from devstack.graph import CONNECTOR_PREFIX
+from devstack.procs import Component
 from tests.support.local_stack import StackRun, distinct_free_ports, write_files
 from tests.support.procs import wait_for
 
@@ -29,17 +30,17 @@ CONNECTOR_ENV = {
 }
 
 
-def named_worker(comp: stack.Component, host: str, suffix: str) -> stack.Component:
+def named_worker(comp: Component, host: str, suffix: str) -> Component:
     """The worker with ``-n short@host`` instead of ``short@%h`` (this machine's name)."""
     argv = tuple(arg.replace("@%h", f"@{host}") for arg in comp.argv)
     assert argv != comp.argv, f"no -n NAME@%h in {comp.argv}"
     return replace(comp, name=comp.name + suffix, argv=argv)
 
 
-def second_connector(comp: stack.Component, port: int, asset: Path) -> stack.Component:
+def second_connector(comp: Component, port: int, asset: Path) -> Component:
     """Another filesystem connector of the same stack: its own port, asset and registration."""
     old = str(comp.port)
-    url = f"http://127.0.0.1:{port}{stack.CONNECTOR_PREFIX}"
+    url = f"http://127.0.0.1:{port}{CONNECTOR_PREFIX}"
     return replace(
         comp,
         name=comp.name + "-b",

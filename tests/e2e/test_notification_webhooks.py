@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import stack
+from devstack.samples import sample_files, write_sample
 from tests.support.local_stack import StackRun
 from tests.support.procs import wait_for
 from tests.support.webhook_receiver import Receiver, running_receiver
@@ -38,7 +38,7 @@ def local(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Itera
         },
         connector_env={"DSXCONNECTOR_MONITOR": "false"},
     )
-    stack.write_sample(run.cfg.sample_dir)
+    write_sample(run.cfg.sample_dir)
     try:
         yield run.start()
     finally:
@@ -50,7 +50,7 @@ def test_malicious_results_of_a_full_scan_arrive_signed_and_are_counted(
 ) -> None:
     job_id = local.start_full_scan()
     local.wait_job(job_id, lambda job: job["status"] == "completed", what="the full scan")
-    malicious = {f.path for f in stack.sample_files() if f.verdict == "Malicious"}
+    malicious = {f.path for f in sample_files() if f.verdict == "Malicious"}
     wait_for(lambda: len(receiver.received()) == len(malicious), timeout=30, what="the malicious results")
     got = receiver.received()
     assert receiver.refused() == []

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from scripts import stack
+from devstack.samples import sample_files, write_sample
 from tests.support.local_stack import StackRun
 from tests.support.procs import wait_for
 
@@ -26,7 +26,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
         env={"DSX_LOG_SSE_EVENTS": "1", "DSXCONNECT_SCANER__TIMEOUT_S": "5"},  # a typo of SCANNER
         connector_env={"DSXCONNECTOR_MONITOR": "false"},
     )
-    stack.write_sample(run.cfg.sample_dir)
+    write_sample(run.cfg.sample_dir)
     try:
         yield run.start()
     finally:
@@ -75,7 +75,7 @@ def logs(local: StackRun, *names: str) -> str:
 
 def test_notification_and_completion_lines(local: StackRun, scanned: tuple[str, JobEvents]) -> None:
     job_id, _ = scanned
-    total = len(stack.sample_files())
+    total = len(sample_files())
     notified = rf"notify\.scan_result job={job_id} status=\w+ processed=\d+ total=\S+ duration=\S+"
     completed = rf"job\.complete job={job_id} processed={total} total={total} finished_at=(\S+?Z)"
     # the notification step runs just after the result step that completed the job
@@ -88,7 +88,7 @@ def test_notification_and_completion_lines(local: StackRun, scanned: tuple[str, 
 
 def test_the_connector_logs_enqueue_done_posted(local: StackRun, scanned: tuple[str, JobEvents]) -> None:
     job_id, _ = scanned
-    total = len(stack.sample_files())
+    total = len(sample_files())
     line = f"enqueue_done posted job={job_id} enqueued_total={total} status=200"
     wait_for(lambda: line in logs(local, "filesystem"), timeout=15, what="enqueue_done posted")
 

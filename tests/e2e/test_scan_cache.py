@@ -35,7 +35,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     rules = tmp_path_factory.mktemp("rules")
     shutil.copy(REPO_ROOT / "dsxa_lite" / "rules" / "default.yar", rules / "default.yar")
     saved = os.environ.get("DSXA_LITE_RULES_DIR")
-    os.environ["DSXA_LITE_RULES_DIR"] = str(rules)  # the stack's processes inherit it (scripts/stack.py)
+    os.environ["DSXA_LITE_RULES_DIR"] = str(rules)  # the stack's processes inherit it (devstack.procs)
     stack = StackRun(
         tmp_path_factory.mktemp("cache-stack"),
         env={"DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S": str(IDENTITY_TTL_S)}

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scripts import stack
+from devstack.samples import sample_files, write_sample
 from tests.support.local_stack import StackRun
 from tests.support.procs import wait_for
 
@@ -24,7 +24,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
         run = StackRun(
             tmp_path_factory.mktemp("small") / "run", connector_env={"DSXCONNECTOR_MONITOR": "false"}
         )
-    stack.write_sample(run.cfg.sample_dir)
+    write_sample(run.cfg.sample_dir)
     try:
         yield run.start()
     finally:
@@ -41,7 +41,7 @@ def test_one_light_worker_serves_action_result_and_notify(small: StackRun) -> No
     assert "--pool solo" in light
 
     job_id = small.start_full_scan()
-    sample = stack.sample_files()
+    sample = sample_files()
     malicious = [f for f in sample if f.verdict == "Malicious"]
     job = small.wait_job(job_id, lambda j: j["status"] == "completed", what="the full scan to complete")
     assert job["processed"] == len(sample) and job["errors"] == 0

@@ -10,45 +10,50 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts import stack
+from devstack.graph import components
+from devstack.probes import wait_ready
+from devstack.procs import read_records, spawn, stop
+from devstack.samples import sample_files, write_sample
+from devstack.scan import start_full_scan, wait_for_connector, wait_for_job
+from devstack.settings import StackConfig
 from tests.support.local_stack import distinct_free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def tls_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.StackConfig]:
+def tls_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
     run_dir = tmp_path_factory.mktemp("tls-stack")
     redis_port, dsxa_port, core_port, fs_port = distinct_free_ports(4)
-    cfg = stack.StackConfig(
+    cfg = StackConfig(
         run_dir=run_dir, redis_port=redis_port, dsxa_port=dsxa_port, core_port=core_port, fs_port=fs_port,
         scan_concurrency=1, tls=True, start_timeout=90,
     )  # fmt: skip
     for folder in (cfg.log_dir, run_dir / "redis", cfg.quarantine_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    stack.write_sample(cfg.sample_dir)
+    write_sample(cfg.sample_dir)
     order = 0
     try:
-        for stage in stack.components(cfg):
+        for stage in components(cfg):
             started = []
             for comp in stage:
-                started.append((comp, stack.spawn(run_dir, comp, order)))
+                started.append((comp, spawn(run_dir, comp, order)))
                 order += 1
             for comp, record in started:
-                stack.wait_ready(comp, record, cfg.start_timeout)
+                wait_ready(comp, record, cfg.start_timeout)
         yield cfg
     finally:
-        stack.stop(stack.read_records(run_dir), out=lambda _line: None)
+        stop(read_records(run_dir), out=lambda _line: None)
 
 
-def test_a_full_scan_over_tls_with_verification_gives_every_verdict(tls_stack: stack.StackConfig) -> None:
+def test_a_full_scan_over_tls_with_verification_gives_every_verdict(tls_stack: StackConfig) -> None:
     cfg = tls_stack
-    env = stack.components(cfg)[1][1].env  # the core's
+    env = components(cfg)[1][1].env  # the core's
     assert env["DSXCONNECT_USE_TLS"] == "true" and env["DSXCONNECT_CONNECTORS__VERIFY_TLS"] == "true"
-    connector = stack.wait_for_connector(cfg)  # registered over HTTPS, the core's certificate verified
+    connector = wait_for_connector(cfg)  # registered over HTTPS, the core's certificate verified
     assert connector["url"].startswith("https://")
-    job = stack.wait_for_job(cfg, stack.start_full_scan(cfg, connector), out=lambda _line: None)
-    sample = stack.sample_files()
+    job = wait_for_job(cfg, start_full_scan(cfg, connector), out=lambda _line: None)
+    sample = sample_files()
     malicious = [f for f in sample if f.verdict == "Malicious"]
     assert job["processed"] == len(sample) and job["errors"] == 0
     assert job["verdicts"].get("Malicious") == len(malicious)
@@ -56,7 +61,7 @@ def test_a_full_scan_over_tls_with_verification_gives_every_verdict(tls_stack: s
         assert (cfg.quarantine_dir / item.path).read_bytes() == item.data
 
 
-def test_no_listener_answers_plain_http_or_an_unverified_client(tls_stack: stack.StackConfig) -> None:
+def test_no_listener_answers_plain_http_or_an_unverified_client(tls_stack: StackConfig) -> None:
     cfg = tls_stack
     ca = str(cfg.run_dir / "certs" / "ca.crt")
     for port, path in (

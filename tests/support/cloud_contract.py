@@ -578,7 +578,8 @@ class CloudConnectorContract:
     def test_make_up_runs_the_connector_on_its_emulator_and_scans_the_sample(
         self, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from scripts import stack
+        from devstack.scan import down, up
+        from devstack.settings import StackConfig
 
         for variable in ("DSXCONNECT_AUTH__ENABLED", "DSXCONNECTOR_AUTH__ENABLED"):
             monkeypatch.setenv(variable, "false")  # as tests/support/local_stack.py: not about auth
@@ -594,14 +595,12 @@ class CloudConnectorContract:
         ports: set[int] = set()
         while len(ports) < len(knobs):  # free_port() may hand out a port twice
             ports.add(free_port())
-        cfg = stack.StackConfig.from_env(
-            env | {knob: str(port) for knob, port in zip(knobs, ports, strict=True)}
-        )
+        cfg = StackConfig.from_env(env | {knob: str(port) for knob, port in zip(knobs, ports, strict=True)})
         lines: list[str] = []
         try:
-            result = stack.up(cfg, out=lines.append)
+            result = up(cfg, out=lines.append)
         finally:
-            stack.down(cfg.run_dir, out=lines.append)
+            down(cfg.run_dir, out=lines.append)
         shown = "\n".join(lines)
         assert result.summary == "scanned 12: 10 Benign, 2 Malicious; quarantined 2", shown
         assert "uploaded 12 sample files" in shown and f"{cfg.connector_url}/webhook/event" in shown

@@ -29,7 +29,6 @@ CA file for ``DSXCONNECTOR_GRAPH_CA_BUNDLE``); :class:`FakeGraph` drives it from
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import itertools
 import secrets
 import time
@@ -644,46 +643,32 @@ def _assertion_valid(assertion: str, certificate: bytes, client_id: str) -> bool
 def write_certificate(folder: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> tuple[Path, Path]:
     """A self-signed certificate (its own CA) for the fake's TLS: ``fake-graph.crt`` and ``.key``."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from devstack.certs import alt_names, private_pem, self_signed
 
     folder.mkdir(parents=True, exist_ok=True)
     crt, key_file = folder / "fake-graph.crt", folder / "fake-graph.key"
     if crt.is_file() and key_file.is_file():
         return crt, key_file
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-graph")])
-    sans: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            sans.append(x509.DNSName(host))
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, False, False, False), critical=True
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    public = key.public_key()
+    cert = self_signed(
+        key,
+        "fake-graph",
+        days=30,
+        extensions=[
+            (alt_names(hosts), False),
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+            (x509.KeyUsage(True, False, False, False, False, True, False, False, False), True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+            (x509.SubjectKeyIdentifier.from_public_key(public), False),
+            (x509.AuthorityKeyIdentifier.from_issuer_public_key(public), False),
+        ],
     )
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    key_file.write_bytes(private_pem(key))
     key_file.chmod(0o600)
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return crt, key_file

@@ -15,17 +15,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
 from connectors.aws_s3.sns import canonical_string
+from devstack.certs import self_signed
 
 
 class FileServer:
@@ -67,19 +66,8 @@ def _rsa_key() -> rsa.RSAPrivateKey:
 
 
 def self_signed_pem(key: rsa.RSAPrivateKey, *, days: int = 1, name: str = "sns.amazonaws.com") -> bytes:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=2) if days < 0 else now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    backdate = timedelta(days=2) if days < 0 else timedelta(minutes=5)
+    return self_signed(key, name, days=days, backdate=backdate).public_bytes(serialization.Encoding.PEM)
 
 
 class SnsSender:

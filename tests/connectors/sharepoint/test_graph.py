@@ -252,31 +252,17 @@ async def test_a_certificate_credential_gets_tokens(
 
 def rsa_certificate() -> tuple[bytes, bytes]:
     """A PEM of an RSA key and its self-signed certificate, and the certificate alone."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
+
+    from devstack.certs import private_pem, self_signed
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dsx-connect graph app")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, "dsx-connect graph app", days=1, backdate=timedelta(minutes=1))
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem + cert_pem, cert_pem
+    return private_pem(key) + cert_pem, cert_pem
 
 
 @pytest.mark.e2e

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from scripts import stack
+from devstack.samples import sample_files, write_sample
 from tests.support.local_stack import CORE_AND_WORKERS, StackRun, write_files
 from tests.support.procs import wait_for
 
@@ -43,8 +43,8 @@ def scan_stack(tmp_path: Path) -> Iterator[StackRun]:
         connector_env={"DSXCONNECTOR_MONITOR": "false", "DSXCONNECTOR_SCAN_BATCH_SIZE": "50"},
     )
     write_files(run.cfg.sample_dir, BENIGN)
-    stack.write_sample(run.cfg.sample_dir / "sample")  # 10 benign + 2 malicious; keep only the malicious
-    for item in stack.sample_files():
+    write_sample(run.cfg.sample_dir / "sample")  # 10 benign + 2 malicious; keep only the malicious
+    for item in sample_files():
         if item.verdict == "Benign":
             (run.cfg.sample_dir / "sample" / item.path).unlink()
     try:

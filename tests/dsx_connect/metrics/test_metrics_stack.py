@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts import stack
+from devstack.samples import sample_files, write_sample
 from tests.support.local_stack import StackRun, write_files
 from tests.support.procs import free_port, wait_for
 
@@ -56,7 +56,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackRun, 
     run.components["worker-scan"] = replace(
         scan_worker, env={**scan_worker.env, "DSXCONNECT_METRICS__WORKER_PORT": str(port)}
     )
-    stack.write_sample(run.cfg.sample_dir)
+    write_sample(run.cfg.sample_dir)
     write_files(run.cfg.sample_dir, BULK)
     try:
         yield run.start(), port
@@ -82,8 +82,8 @@ def test_counters_and_histograms_equal_the_files_scanned(
     local: tuple[StackRun, int], scanned: dict[str, Any]
 ) -> None:
     run, _ = local
-    files = len(stack.sample_files()) + BULK
-    malicious = sum(1 for f in stack.sample_files() if f.verdict == "Malicious")
+    files = len(sample_files()) + BULK
+    malicious = sum(1 for f in sample_files() if f.verdict == "Malicious")
     assert scanned["processed"] == files
     # the result step counts right after the job completes: wait for it, then every count is exact
     wait_for(lambda: total(samples(scrape(run)), "dsxconnect_verdicts_total") == files, timeout=30,
@@ -113,7 +113,7 @@ def test_a_worker_metrics_port_serves_the_same_series(
     local: tuple[StackRun, int], scanned: dict[str, Any]
 ) -> None:
     _run, port = local
-    files = len(stack.sample_files()) + BULK
+    files = len(sample_files()) + BULK
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     found = samples(text)
     assert total(found, "dsxconnect_scan_duration_seconds_count") == files
@@ -136,7 +136,7 @@ def test_every_grafana_expression_asks_for_a_series_metrics_exposes(
 
 def test_the_minute_history_holds_the_scan(local: tuple[StackRun, int], scanned: dict[str, Any]) -> None:
     run, _ = local
-    files = len(stack.sample_files()) + BULK
+    files = len(sample_files()) + BULK
     got = run.get("/scan/stats/history", minutes=10)
     assert len(got["total"]) == 10 and got["step_s"] == 60
     assert sum(got["total"]) == files

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from scripts import stack
+from devstack.samples import sample_files, write_sample
 from tests.support.local_stack import CORE_AND_WORKERS, StackRun, write_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -29,7 +29,7 @@ def history_stack(tmp_path: Path) -> Iterator[StackRun]:
         connector_env={"DSXCONNECTOR_MONITOR": "false"},
     )
     write_files(run.cfg.sample_dir, BENIGN)
-    stack.write_sample(run.cfg.sample_dir / "sample")
+    write_sample(run.cfg.sample_dir / "sample")
     try:
         yield run.start()
     finally:
@@ -39,7 +39,7 @@ def history_stack(tmp_path: Path) -> Iterator[StackRun]:
 def test_every_result_is_searchable_beyond_redis_and_after_a_restart(history_stack: StackRun) -> None:
     run = history_stack
     expected = sum(1 for p in run.cfg.sample_dir.rglob("*") if p.is_file())
-    malicious = sum(1 for item in stack.sample_files() if item.verdict == "Malicious")
+    malicious = sum(1 for item in sample_files() if item.verdict == "Malicious")
     job_id = run.start_full_scan()
     run.wait_job(job_id, lambda j: j["status"] == "completed", timeout=180, what="the scan to complete")
     # the history is written before Redis counts a result: a completed job has all of them there

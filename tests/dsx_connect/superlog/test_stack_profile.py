@@ -8,17 +8,22 @@ from pathlib import Path
 
 import pytest
 
+from devstack.emulators import rsyslog_component
+from devstack.graph import components
+from devstack.probes import wait_ready
+from devstack.procs import is_running, spawn
+from devstack.scan import down, status
+from devstack.settings import StackConfig
 from dsx_connect.superlog.config import SyslogSettings
 from dsx_connect.superlog.syslog import SyslogSink
-from scripts import stack
 from tests.dsx_connect.superlog.conftest import scan_event
 from tests.dsx_connect.superlog.peers import RSYSLOGD
 from tests.support.emulators import missing
 from tests.support.procs import free_port, wait_for
 
 
-def config(tmp_path: Path, **env: str) -> stack.StackConfig:
-    return stack.StackConfig.from_env({"DSX_RUN_DIR": str(tmp_path / "run"), **env})
+def config(tmp_path: Path, **env: str) -> StackConfig:
+    return StackConfig.from_env({"DSX_RUN_DIR": str(tmp_path / "run"), **env})
 
 
 @pytest.mark.unit
@@ -32,7 +37,7 @@ def test_the_syslog_profile_adds_rsyslog_and_points_the_core_at_it(
     if RSYSLOGD is None:
         missing("rsyslogd is not installed: apt-get install rsyslog (scripts/deps/apt-packages.txt)")
     cfg = config(tmp_path, DSX_SYSLOG="1", DSX_SYSLOG_PORT="15514")
-    stages = stack.components(cfg)
+    stages = components(cfg)
     assert [c.name for c in stages[0]] == ["redis", "rsyslog"]
     comps = {c.name: c for stage in stages for c in stage}
     for name in ("core", "worker-result", "worker-notify"):
@@ -47,11 +52,11 @@ def test_the_stacks_rsyslog_starts_writes_the_feed_and_stops(tmp_path: Path) -> 
     if RSYSLOGD is None:
         missing("rsyslogd is not installed: apt-get install rsyslog (scripts/deps/apt-packages.txt)")
     cfg = config(tmp_path, DSX_SYSLOG="1", DSX_SYSLOG_PORT=str(free_port()))
-    rsyslog = stack.rsyslog_component(cfg)
-    record = stack.spawn(cfg.run_dir, rsyslog, 0)
+    rsyslog = rsyslog_component(cfg)
+    record = spawn(cfg.run_dir, rsyslog, 0)
     try:
-        stack.wait_ready(rsyslog, record, 15)
-        [health] = stack.status(cfg.run_dir)
+        wait_ready(rsyslog, record, 15)
+        [health] = status(cfg.run_dir)
         assert (health.name, health.ok) == ("rsyslog", True)
         sink = SyslogSink(SyslogSettings(host="127.0.0.1", port=cfg.syslog_port, hostname="h"))
         sink.send([sink.encode(json.loads(scan_event(n).model_dump_json())) for n in range(3)])
@@ -60,5 +65,5 @@ def test_the_stacks_rsyslog_starts_writes_the_feed_and_stops(tmp_path: Path) -> 
         wait_for(lambda: out.exists() and len(out.read_text().splitlines()) == 3, timeout=10, what="3 lines")
         assert all(" h dsx-connect {" in line for line in out.read_text().splitlines())
     finally:
-        stack.down(cfg.run_dir, out=lambda _line: None)
-    assert not stack.is_running(record["pid"])
+        down(cfg.run_dir, out=lambda _line: None)
+    assert not is_running(record["pid"])
