@@ -39,7 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis
 
-from scripts import bench_memory, stack
+from devstack.errors import StackError
+from devstack.graph import components
+from devstack.probes import api_json, wait_ready
+from devstack.procs import group_members, read_records, spawn, stop
+from devstack.scan import wait_for_connector, wait_for_job
+from devstack.settings import StackConfig
+from scripts import bench_memory
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WRK_LUA = """
@@ -97,8 +103,8 @@ def make_files(folder: Path, count: int, min_kib: int, max_kib: int, seed: int =
 def peak_rss_mb(run_dir: Path) -> dict[str, float]:
     """VmHWM (peak resident set) of every process of the stack, children included."""
     peaks: dict[str, float] = {}
-    for record in stack.read_records(run_dir):
-        for pid in stack.group_members(record["pid"]) or [record["pid"]]:
+    for record in read_records(run_dir):
+        for pid in group_members(record["pid"]) or [record["pid"]]:
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
@@ -114,9 +120,9 @@ def cpu_seconds(run_dir: Path) -> dict[str, float]:
     """User + system CPU seconds of every process of the stack, children included."""
     tick = os.sysconf("SC_CLK_TCK")
     used: dict[str, float] = {}
-    for record in stack.read_records(run_dir):
+    for record in read_records(run_dir):
         total = 0.0
-        for pid in stack.group_members(record["pid"]) or [record["pid"]]:
+        for pid in group_members(record["pid"]) or [record["pid"]]:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
@@ -128,8 +134,8 @@ def cpu_seconds(run_dir: Path) -> dict[str, float]:
 
 def reset_peaks(run_dir: Path) -> None:
     """Reset each process's VmHWM (``/proc/PID/clear_refs`` value 5), so the next phase is measured alone."""
-    for record in stack.read_records(run_dir):
-        for pid in stack.group_members(record["pid"]) or [record["pid"]]:
+    for record in read_records(run_dir):
+        for pid in group_members(record["pid"]) or [record["pid"]]:
             try:
                 Path(f"/proc/{pid}/clear_refs").write_text("5")
             except OSError:
@@ -212,18 +218,18 @@ def _epoch(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
-def start_cold_scan(cfg: stack.StackConfig, connector: dict[str, Any], force: bool = True) -> str:
+def start_cold_scan(cfg: StackConfig, connector: dict[str, Any], force: bool = True) -> str:
     """A full scan that ignores any unchanged-object index (``?force=true``): every run is cold.
     ``force=False``: a rescan, unchanged files served by the index."""
     path = f"/connectors/full_scan/{connector['uuid']}" + ("?force=true" if force else "")
-    status, body, headers = stack.api_json(cfg, "POST", path, timeout=30)
+    status, body, headers = api_json(cfg, "POST", path, timeout=30)
     job_id = (body.get("job_id") if isinstance(body, dict) else None) or headers.get("X-Job-Id")
     if status not in (200, 202) or not job_id:
-        raise stack.StackError(f"POST {path} answered {status}: {body}")
+        raise StackError(f"POST {path} answered {status}: {body}")
     return str(job_id)
 
 
-def timed_full_scan(cfg: stack.StackConfig, connector: dict[str, Any], force: bool = True) -> dict[str, Any]:
+def timed_full_scan(cfg: StackConfig, connector: dict[str, Any], force: bool = True) -> dict[str, Any]:
     """Time a full scan from the request to the job's own completion time.
 
     The job records when its last result was stored (``finished``, this machine's clock): polling
@@ -232,7 +238,7 @@ def timed_full_scan(cfg: stack.StackConfig, connector: dict[str, Any], force: bo
     """
     started_wall, started = time.time(), time.monotonic()
     job_id = start_cold_scan(cfg, connector, force)
-    job = stack.wait_for_job(cfg, job_id, out=lambda line: print(line, flush=True))
+    job = wait_for_job(cfg, job_id, out=lambda line: print(line, flush=True))
     observed = time.monotonic() - started
     finished = job.get("finished")
     elapsed = _epoch(finished) - started_wall if finished else observed
@@ -259,7 +265,7 @@ EXTRA_RULE = """rule Bench_Rules_Update
 
 
 def rescan_phase(
-    cfg: stack.StackConfig, connector: dict[str, Any], files: int, rules_dir: Path, identity_ttl_s: float
+    cfg: StackConfig, connector: dict[str, Any], files: int, rules_dir: Path, identity_ttl_s: float
 ) -> dict[str, Any]:
     """(d) cold scan, rescan of the unchanged files, rules update, rescan: files/s and counts.
 
@@ -364,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ["DSXCONNECT_SCANNER__CLIENT"] = args.client  # every component the stack spawns inherits it
     work = Path(tempfile.mkdtemp(prefix="dsx-bench-", dir=args.work_dir))
-    cfg = stack.StackConfig(
+    cfg = StackConfig(
         run_dir=work / "run", redis_port=free_port(), dsxa_port=free_port(), core_port=free_port(),
         fs_port=free_port(), scan_concurrency=args.scan_concurrency, scan_timeout=3600,
     )  # fmt: skip
@@ -394,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copy(REPO_ROOT / "dsxa_lite" / "rules" / "default.yar", rules_dir / "default.yar")
     try:
         order = 0
-        for stage in stack.components(cfg):
+        for stage in components(cfg):
             started = []
             for comp in stage:
                 if comp.name == "dsxa":
@@ -413,11 +419,11 @@ def main(argv: list[str] | None = None) -> int:
                             "DSXCONNECTOR_ITEM_ACTION": "nothing",
                         },
                     )
-                started.append((comp, stack.spawn(cfg.run_dir, comp, order)))
+                started.append((comp, spawn(cfg.run_dir, comp, order)))
                 order += 1
             for comp, record in started:
-                stack.wait_ready(comp, record, cfg.start_timeout)
-        connector = stack.wait_for_connector(cfg)
+                wait_ready(comp, record, cfg.start_timeout)
+        connector = wait_for_connector(cfg)
 
         sample = bench_memory.first_files(tree, args.files, 2000)
         wrk_url = f"{cfg.dsxa_url}/scan/binary/v2"
@@ -504,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
             }
     finally:
-        stack.stop(stack.read_records(cfg.run_dir), out=lambda _line: None)
+        stop(read_records(cfg.run_dir), out=lambda _line: None)
         if not args.keep_files:  # a million small files are gigabytes: never left behind unasked
             bench_memory.remove_tree(tree)
 
