@@ -192,14 +192,28 @@ class JobStore:
         resubmitted after a lost answer keeps the job's counts exact. Each new one is pending with a
         lease of ``lease_s`` (see :meth:`renew_leases`). Returns the new counts per job.
         """
+        if not tasks:
+            return {}
         now = time.time()
-        args: list[str | int | float] = [keys.PREFIX, ttl_s, utcnow_iso(), now, now + lease_s]
+        slots: dict[str, int] = {}
         for task in tasks:
+            slots.setdefault(task.job_id, len(slots) + 1)
+        script_keys = [keys.RESULTS]
+        for job_id in slots:
+            script_keys += [
+                keys.job(job_id),
+                keys.job_done(job_id),
+                keys.job_pending(job_id),
+                keys.job_due(job_id),
+            ]
+        args: list[str | int | float] = [ttl_s, utcnow_iso(), now, now + lease_s, len(slots), *slots]
+        for task in tasks:
+            script_keys.append(keys.request_state(task.id))
             args += [
-                task.id, task.job_id, task.location, task.connector_uuid, task.accepted_at, "queued",
+                task.id, slots[task.job_id], task.location, task.connector_uuid, task.accepted_at, "queued",
                 task.model_dump_json(), done_bit(task.job_item_id),
             ]  # fmt: skip
-        flat = self._accept(keys=[], args=args) if tasks else []
+        flat = self._accept(keys=script_keys, args=args)
         return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     def renew_leases(self, tasks: Iterable[ScanTask], lease_s: float) -> None:
@@ -232,7 +246,7 @@ class JobStore:
     def enqueue_done(self, job_id: str, enqueued_total: int, failure: str | None = None) -> bool:
         """Record the end of enumeration (failed when ``failure`` is given); True if the job completed."""
         result = self._enqueue_done(
-            keys=[keys.job(job_id), keys.JOBS_ACTIVE],
+            keys=[keys.job(job_id), keys.JOBS_ACTIVE, keys.job_pending(job_id), keys.job_due(job_id)],
             args=[enqueued_total, utcnow_iso(), time.time(), failure or ""],
         )
         if result == -1:
@@ -251,7 +265,11 @@ class JobStore:
         """
         bits = [done_bit(item) for item in job_item_ids] or [0] * len(request_ids)
         pairs = [value for pair in zip(request_ids, bits, strict=True) for value in pair]
-        added = int(self._skip(keys=[], args=[keys.PREFIX, ttl_s, utcnow_iso(), time.time(), job_id, *pairs]))
+        script_keys = [
+            keys.RESULTS, keys.job(job_id), keys.job_done(job_id), keys.job_pending(job_id), keys.job_due(job_id),
+            *(keys.request_state(request_id) for request_id in request_ids),
+        ]  # fmt: skip
+        added = int(self._skip(keys=script_keys, args=[ttl_s, utcnow_iso(), time.time(), job_id, *pairs]))
         self.publish(job_id)
         return added
 

@@ -52,17 +52,28 @@ class MonitorJobs:
     def current(self, connector_uuid: str, connector_name: str = "", now: float | None = None) -> str:
         """The id of the connector's running monitor job; a new one when there is none or it rolled over."""
         now = time.time() if now is None else now
-        job_id = self._current(
-            keys=[keys.monitor_job(connector_uuid), keys.JOBS_ACTIVE, keys.JOBS_INDEX],
-            args=[
-                keys.PREFIX,
-                monitor_job_id(connector_uuid, now),
-                utcnow_iso(),
-                now,
-                self.roll_s,
-                self.retain_s,
-                connector_uuid,
-                connector_name,
-            ],
-        )
+        pointer = keys.monitor_job(connector_uuid)
+        while True:  # the script refuses when another replica moved the pointer since it was read
+            raw = self.redis.get(pointer)
+            current = raw.decode() if isinstance(raw, bytes) else (raw or "")
+            candidate = monitor_job_id(connector_uuid, now)
+            if candidate == current:
+                candidate += "-1"  # rolled over within the same second
+            current_keys = [keys.job(current), keys.job_pending(current), keys.job_due(current)]
+            job_id = self._current(
+                keys=[pointer, keys.JOBS_ACTIVE, keys.JOBS_INDEX, keys.job(candidate)]
+                + (current_keys if current else []),
+                args=[
+                    current,
+                    candidate,
+                    utcnow_iso(),
+                    now,
+                    self.roll_s,
+                    self.retain_s,
+                    connector_uuid,
+                    connector_name,
+                ],
+            )
+            if job_id:
+                break
         return str(job_id)

@@ -1,6 +1,7 @@
 -- Marks the job completed once enumeration is done and every accepted item has a result.
--- Expects `job` (key), `now_iso`, `now_ts` locals. Shared by the result script and enqueue_done.
-local function complete_if_done(job, now_iso, now_ts)
+-- Takes the job hash, its pending hash and its due zset (keys the caller received as KEYS).
+-- Shared by the result script, enqueue_done and the monitor job's roll-over.
+local function complete_if_done(job, pending, due, now_iso, now_ts)
   local f = redis.call('HMGET', job, 'status', 'enqueue_done', 'reported_total', 'accepted', 'processed', 'skipped')
   if f[1] ~= 'running' and f[1] ~= 'paused' then return 0 end
   if f[2] ~= '1' then return 0 end
@@ -9,7 +10,7 @@ local function complete_if_done(job, now_iso, now_ts)
   if done >= total then
     redis.call('HSET', job, 'status', 'completed', 'finished', now_iso, 'finished_ts', now_ts,
                'paused', '0', 'last_update', now_iso, 'last_update_ts', now_ts)
-    redis.call('DEL', job .. ':pending', job .. ':due')
+    redis.call('DEL', pending, due)
     return 1
   end
   return 0

@@ -1,4 +1,4 @@
--- KEYS: job, active set. ARGV: reported total, now_iso, now_ts, failure reason ('' = none)
+-- KEYS: job, active set, job pending, job due. ARGV: reported total, now_iso, now_ts, failure reason ('' = none)
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 redis.call('HSET', KEYS[1], 'enqueue_done', '1', 'reported_total', ARGV[1], 'enumeration_finished', ARGV[2],
            'last_update', ARGV[2], 'last_update_ts', ARGV[3])
@@ -13,4 +13,4 @@ if ARGV[4] ~= '' then
   end
   return 0
 end
-return complete_if_done(KEYS[1], ARGV[2], ARGV[3])
+return complete_if_done(KEYS[1], KEYS[3], KEYS[4], ARGV[2], ARGV[3])

@@ -69,7 +69,7 @@ for n = 0, nitems - 1 do
     end
     redis.call('HDEL', pending, id)
     redis.call('ZREM', due, id)
-    touched[job] = {job_index, done}
+    touched[job] = {job_index, done, pending, due}
     stored[#stored + 1] = 1
     fed[#fed + 1] = event
   else
@@ -92,7 +92,7 @@ for n = 0, nitems - 1 do
         redis.call('ZREM', by_verdict[old.verdict], id)
         redis.call('ZADD', by_verdict[verdict], seq, id)
       end
-      touched[job] = {job_index, done}
+      touched[job] = {job_index, done, pending, due}
       stored[#stored + 1] = 2
       fed[#fed + 1] = event
     else
@@ -107,7 +107,7 @@ for key, fields in pairs(deltas) do
 end
 for job, job_keys in pairs(touched) do
   redis.call('HSET', job, 'last_update', now_iso, 'last_update_ts', now_ts)
-  complete_if_done(job, now_iso, now_ts)
+  complete_if_done(job, job_keys[3], job_keys[4], now_iso, now_ts)
   -- the job's results index expires with the job (JobStore keeps a TTL on every job hash)
   local ttl = redis.call('TTL', job)
   if ttl > 0 then redis.call('EXPIRE', job_keys[1], ttl) end

@@ -120,6 +120,42 @@ def test_a_monitor_job_rolls_over_and_the_old_one_completes(db: redis.Redis) -> 
     assert jobs.get(second)["kind"] == "monitor"  # type: ignore[index]
 
 
+def test_a_replica_that_read_a_stale_pointer_retries_and_joins_the_job_another_replica_started(
+    db: redis.Redis,
+) -> None:
+    """The script gets its keys as KEYS, so the caller reads the pointer first; when another replica
+    moves it in between, the script writes nothing and the caller reads it again."""
+    monitors = MonitorJobs(db, roll_s=3600, retain_s=RETAIN_S)
+    now = time.time()
+    first = monitors.current("c1", "fs", now=now)
+    raced = monitors.current("c1", "fs", now=now + 3600)  # another replica rolled it over
+    assert raced != first
+
+    script_keys = [keys.monitor_job("c1"), keys.JOBS_ACTIVE, keys.JOBS_INDEX, keys.job("stale-candidate")]
+    script_keys += [keys.job(first), keys.job_pending(first), keys.job_due(first)]
+    args = [first, "stale-candidate", "now", now + 3600, 3600, RETAIN_S, "c1", "fs"]
+    assert monitors._current(keys=script_keys, args=args) is None  # stale: refused, nothing written
+    assert not db.exists(keys.job("stale-candidate")) and db.get(keys.monitor_job("c1")) == raced
+
+    calls = {"n": 0}
+    real_get = db.get
+
+    def racing_get(name: str) -> object:
+        calls["n"] += 1
+        value = real_get(name)
+        if calls["n"] == 1:  # between this read and the script, another replica starts a new job
+            db.set(keys.monitor_job("c1"), "from-another-replica")
+            db.hset(keys.job("from-another-replica"), mapping={"status": "running", "created_ts": now + 3600})
+        return value
+
+    db.get = racing_get  # type: ignore[method-assign]
+    try:
+        assert monitors.current("c1", "fs", now=now + 3601) == "from-another-replica"
+    finally:
+        db.get = real_get  # type: ignore[method-assign]
+    assert calls["n"] == 2
+
+
 def test_a_cancelled_monitor_job_is_replaced_at_the_next_event(db: redis.Redis) -> None:
     monitors, jobs = MonitorJobs(db, roll_s=86400, retain_s=RETAIN_S), JobStore(db)
     first = monitors.current("c1", "fs")
