@@ -26,7 +26,7 @@ from dsx_connect.api import (
     subscribe,
     superlog,
 )
-from dsx_connect.api.deps import publish_scan_tasks
+from dsx_connect.api.deps import publish_scan_tasks, send_to_stage
 from dsx_connect.api.errors import install_error_handlers
 from dsx_connect.api.middleware import RequestContextMiddleware
 from dsx_connect.auth.access import OPERATOR_ONLY
@@ -54,7 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with (
         results_maintenance(settings.results_db, get_redis()),
         subscribe.event_hub(settings.redis_url) as hub,
-        watch_stalled_jobs(settings, get_redis(), publish_scan_tasks),
+        watch_stalled_jobs(settings, get_redis(), publish_scan_tasks, send_to_stage),
         scheduled_scans(settings, get_redis()),
     ):
         app.state.event_hub = hub

@@ -56,6 +56,9 @@ def results_by(kind: str, value: str) -> str:
 
 DEAD_LETTERS = f"{PREFIX}:dlq"  # hash id -> dead letter JSON
 DEAD_LETTERS_INDEX = f"{PREFIX}:dlq:idx"  # zset id -> ts
+# zset id -> lease deadline (Unix time) of a requeued letter: the letter stays until its requeued
+# attempt stores an outcome (or fails anew); a lease that passes sends it again (jobs.requeue)
+DEAD_LETTERS_REQUEUED = f"{PREFIX}:dlq:requeued"
 SCANNER_BREAKER = f"{PREFIX}:breaker:scanner"  # hash: state, failures, open_until, last_error
 SCANNER_BREAKER_PROBE = f"{PREFIX}:breaker:scanner:probe"  # the half-open probe's claim (expires)
 

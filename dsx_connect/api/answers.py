@@ -161,6 +161,9 @@ class DeadLetterStats(BaseModel):
     oldest: str | None = Field(description="when the oldest letter failed (RFC 3339)")
     newest: str | None
     retain_s: int = Field(description="how long a letter is kept")
+    requeued: int = Field(
+        description="letters requeued whose attempt has not finished yet (they stay until it does)"
+    )
 
 
 class DeadLetterPage(BaseModel):

@@ -10,7 +10,7 @@ import redis
 from fastapi import Depends, HTTPException, Path
 
 from dsx_connect.auth.urls import AddressPolicy, guarded_transport
-from dsx_connect.queues import SCAN_TASK, shown
+from dsx_connect.queues import ACTION_TASK, RESULT_TASK, SCAN_TASK, shown
 from dsx_connect.redis_client import get_redis
 from dsx_connect.results.history import SqlHistory
 from dsx_connect.results.readers import reader_for, redis_store
@@ -110,3 +110,18 @@ def publish_scan_tasks(tasks: list[dict[str, Any]]) -> None:
     for start in range(0, len(tasks), size):
         batch = tasks[start : start + size]
         celery_app.send_task(SCAN_TASK, args=(batch,), **shown(batch))
+
+
+def send_to_stage(stage: str, payloads: list[dict[str, Any]]) -> None:
+    """Send payloads to a pipeline stage: scan tasks, or item outcomes to the action or result step,
+    in tasks of :func:`scan_batch_size` items."""
+    if stage == "scan":
+        publish_scan_tasks(payloads)
+        return
+    from dsx_connect.workers.celery_app import celery_app
+
+    task = {"action": ACTION_TASK, "result": RESULT_TASK}[stage]
+    size = scan_batch_size(get_settings())
+    for start in range(0, len(payloads), size):
+        batch = payloads[start : start + size]
+        celery_app.send_task(task, args=(batch,), **shown(batch))

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, model_validator
 
 from dsx_connect.api.answers import Cleared, DeadLetterPage, DeadLetterStats, Requeued
-from dsx_connect.api.deps import SettingsDep, publish_scan_tasks, scan_batch_size
-from dsx_connect.queues import ACTION_TASK, RESULT_TASK, shown
+from dsx_connect.api.deps import SettingsDep, send_to_stage
+from dsx_connect.jobs.requeue import requeue_letters
 from dsx_connect.redis_client import get_redis
 from dsx_connect.state.dead_letters import DeadLetterStore
 
@@ -56,28 +56,17 @@ def dlq_router() -> APIRouter:
     def requeue_dead_letters(body: Requeue, dead_letters: DeadLettersDep, settings: SettingsDep) -> Requeued:
         """Send dead letters back through the pipeline with fresh retries; they finish normally.
 
-        Letters are removed only after they were published: a crash in between sends an item twice
-        (every step is idempotent per request id), never loses one.
+        Each letter stays, marked requeued with a lease, until its attempt stores an outcome (the
+        letter goes) or fails anew (a new letter); a lease that passes sends it again.
         """
         taken = dead_letters.peek(None if body.all else body.ids)
-        scans = [letter.payload for letter in taken if letter.stage == "scan"]
-        from dsx_connect.workers.celery_app import celery_app
-
-        publish_scan_tasks(scans)
-        size = scan_batch_size(settings)
-        for stage, task in (("action", ACTION_TASK), ("result", RESULT_TASK)):
-            payloads = [letter.payload for letter in taken if letter.stage == stage]
-            for start in range(0, len(payloads), size):
-                batch = payloads[start : start + size]
-                celery_app.send_task(task, args=(batch,), **shown(batch))
-        dead_letters.remove(taken)
-        actions = [letter for letter in taken if letter.stage == "action"]
+        sent = requeue_letters(dead_letters, taken, settings.jobs.redispatch_after_s, send_to_stage)
         missing = sorted(set(body.ids or []) - {letter.id for letter in taken})
         return Requeued(
             requeued=len(taken),
-            scan=len(scans),
-            action=len(actions),
-            result=len(taken) - len(scans) - len(actions),
+            scan=sent["scan"],
+            action=sent["action"],
+            result=sent["result"],
             not_found=missing,
         )
 

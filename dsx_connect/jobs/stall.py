@@ -34,7 +34,9 @@ import anyio
 import redis
 
 from dsx_connect.jobs.recovery import Publish, redispatch_expired_items
+from dsx_connect.jobs.requeue import Send, redispatch_expired_requeues
 from dsx_connect.settings import Settings
+from dsx_connect.state.dead_letters import DeadLetterStore
 from dsx_connect.state.jobs import JobStore
 
 log = logging.getLogger(__name__)
@@ -135,19 +137,24 @@ def fail_stalled_jobs(
 
 @asynccontextmanager
 async def watch_stalled_jobs(
-    settings: Settings, client: redis.Redis, publish: Publish | None = None
+    settings: Settings, client: redis.Redis, publish: Publish | None = None, send: Send | None = None
 ) -> AsyncIterator[None]:
     """Sweep for stalled jobs in the background while the block runs (one sweeper per API process).
 
     ``publish`` (scan task dicts onto ``scan_request_queue``, batched as configured) enables the
-    recovery of lost items.
+    recovery of lost items; ``send`` (payloads to a stage) that of requeued dead letters whose
+    attempt never finished (``jobs.requeue``).
     """
     jobs = JobStore(client, settings.jobs.retain_s)
     timeout = settings.jobs.stall_timeout_s
     redispatch_after = settings.jobs.redispatch_after_s
     interval = min(sweep_interval_s(timeout), max(1.0, redispatch_after / 4))
 
+    letters = DeadLetterStore(client, settings.dlq.retain_s)
+
     def sweep() -> list[str]:
+        if send is not None:
+            redispatch_expired_requeues(letters, redispatch_after, send)
         return fail_stalled_jobs(jobs, timeout, redispatch_after_s=redispatch_after, publish=publish)
 
     async def loop() -> None:

@@ -6,6 +6,11 @@ exhausted its task-level retries on Redis trouble) land here, with the reason. S
 letters also have their (failed) result, so the job's counts stay exact; a requeued item that then
 succeeds replaces that failed result. A ``result`` letter is an outcome whose storing failed: it has
 no result yet, and requeueing stores it.
+
+A requeued letter stays, with a lease in ``keys.DEAD_LETTERS_REQUEUED``, until its attempt ends: the
+result store deletes it when it stores the item's outcome, a new failure replaces it (and ends the
+lease), and a lease that passes sends it again (``dsx_connect.jobs.requeue``). A requeued item whose
+message is lost is therefore sent again, never forgotten.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dsx_connect.state.scripts import lua
 from shared.models import utcnow_iso
 
 _REMOVE_LUA = lua("dlq_remove")  # dsx_connect/state/lua/dlq_remove.lua
+_CLAIM_LUA = lua("claim_expired")  # the jobs' lease claim, on the letters and their leases
 
 Stage = Literal["scan", "action", "result"]
 
@@ -38,6 +44,10 @@ class DeadLetter(BaseModel):
     location: str
     failed_at: str = Field(default_factory=utcnow_iso)
     payload: dict[str, Any] = Field(description="what requeueing sends again: a scan task or an item outcome")
+    requeued_until: float | None = Field(
+        default=None,
+        description="requeued and not finished yet: when its lease passes (Unix time) and it is sent again",
+    )
 
 
 class DeadLetterStore:
@@ -45,6 +55,7 @@ class DeadLetterStore:
         self.redis = client
         self.retain_s = retain_s
         self._remove = client.register_script(_REMOVE_LUA)
+        self._claim = client.register_script(_CLAIM_LUA)
 
     def add_many(self, letters: list[DeadLetter]) -> None:
         if not letters:
@@ -52,8 +63,9 @@ class DeadLetterStore:
         now = time.time()
         pipe = self.redis.pipeline(transaction=False)
         for letter in letters:
-            pipe.hset(keys.DEAD_LETTERS, letter.id, letter.model_dump_json())
+            pipe.hset(keys.DEAD_LETTERS, letter.id, letter.model_dump_json(exclude={"requeued_until"}))
             pipe.zadd(keys.DEAD_LETTERS_INDEX, {letter.id: now})
+            pipe.zrem(keys.DEAD_LETTERS_REQUEUED, letter.id)  # failed anew: the requeued attempt ended
         pipe.execute()
         for (stage, reason), count in Counter((x.stage, reason_class(x.reason)) for x in letters).items():
             DEAD_LETTERS.labels(stage, reason).inc(count)
@@ -71,6 +83,7 @@ class DeadLetterStore:
             pipe = self.redis.pipeline()
             pipe.hdel(keys.DEAD_LETTERS, *old)
             pipe.zrem(keys.DEAD_LETTERS_INDEX, *old)
+            pipe.zrem(keys.DEAD_LETTERS_REQUEUED, *old)
             pipe.execute()
         return len(old)
 
@@ -87,28 +100,48 @@ class DeadLetterStore:
             "oldest": times[0] if times else None,
             "newest": times[-1] if times else None,
             "retain_s": self.retain_s,
+            "requeued": int(self.redis.zcard(keys.DEAD_LETTERS_REQUEUED)),
         }
 
     def items(self, offset: int = 0, limit: int = 50) -> tuple[list[DeadLetter], int]:
         """Newest first, and how many there are."""
         self.expire()
         ids = self.redis.zrevrange(keys.DEAD_LETTERS_INDEX, offset, offset + limit - 1)
-        raws = self.redis.hmget(keys.DEAD_LETTERS, ids) if ids else []
-        letters = [DeadLetter.model_validate_json(raw) for raw in raws if raw]
-        return letters, int(self.redis.zcard(keys.DEAD_LETTERS_INDEX))
+        return self._load(ids), int(self.redis.zcard(keys.DEAD_LETTERS_INDEX))
 
     def peek(self, ids: list[str] | None = None) -> list[DeadLetter]:
         """The named dead letters (all when ``ids`` is None), left in place.
 
-        Requeueing reads them, publishes them, and only then remove them (:meth:`remove`): a crash in
-        between sends an item twice (steps are idempotent per request id), never loses it.
+        Requeueing reads them, gives each a lease (:meth:`mark_requeued`) and publishes them; they stay
+        until their attempt ends (see the module's docstring).
         """
         if ids is None:
             ids = self.redis.zrange(keys.DEAD_LETTERS_INDEX, 0, -1)
+        return self._load(ids)
+
+    def _load(self, ids: list[str]) -> list[DeadLetter]:
         if not ids:
             return []
-        raws = self.redis.hmget(keys.DEAD_LETTERS, ids)
-        return [DeadLetter.model_validate_json(raw) for raw in raws if raw]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(keys.DEAD_LETTERS, ids)
+        pipe.zmscore(keys.DEAD_LETTERS_REQUEUED, ids)
+        raws, leases = pipe.execute()
+        return [
+            DeadLetter.model_validate_json(raw).model_copy(update={"requeued_until": lease})
+            for raw, lease in zip(raws, leases, strict=True)
+            if raw
+        ]
+
+    def mark_requeued(self, letters: list[DeadLetter], until: float) -> None:
+        """These letters are being sent again: each keeps a lease until ``until`` (Unix time)."""
+        if letters:
+            self.redis.zadd(keys.DEAD_LETTERS_REQUEUED, {letter.id: until for letter in letters})
+
+    def claim_expired_requeues(self, now: float, until: float, limit: int = 5000) -> list[DeadLetter]:
+        """Requeued letters whose lease passed with no outcome stored, their leases renewed to ``until``
+        (replicas sweeping at once get each once); a lease whose letter is gone is dropped."""
+        raws = self._claim(keys=[keys.DEAD_LETTERS, keys.DEAD_LETTERS_REQUEUED], args=[now, until, limit])
+        return [DeadLetter.model_validate_json(raw) for raw in raws]
 
     def remove(self, letters: list[DeadLetter]) -> int:
         """Delete exactly these letters: one that failed again in between (a newer letter under the
@@ -116,7 +149,7 @@ class DeadLetterStore:
         if not letters:
             return 0
         return int(
-            self._remove(keys=[keys.DEAD_LETTERS, keys.DEAD_LETTERS_INDEX], args=[
+            self._remove(keys=[keys.DEAD_LETTERS, keys.DEAD_LETTERS_INDEX, keys.DEAD_LETTERS_REQUEUED], args=[
                 x for letter in letters for x in (letter.id, letter.failed_at)
             ])
         )  # fmt: skip

@@ -66,7 +66,10 @@ class ResultStore:
             self.retain, utcnow_iso(), time.time(), feed_bound, self.request_ttl_s, len(VERDICTS), *VERDICTS,
             len(events),
         ]  # fmt: skip
-        script_keys = [keys.RESULTS, keys.RESULTS_INDEX, keys.RESULTS_SEQ, keys.STATS]
+        script_keys = [
+            keys.RESULTS, keys.RESULTS_INDEX, keys.RESULTS_SEQ, keys.STATS,
+            keys.DEAD_LETTERS, keys.DEAD_LETTERS_INDEX, keys.DEAD_LETTERS_REQUEUED,
+        ]  # fmt: skip
         script_keys += [keys.results_by("verdict", v) for v in VERDICTS]
         bits = [done_bit(item) for item in job_item_ids] or [0] * len(events)
         for event, bit in zip(events, bits, strict=True):

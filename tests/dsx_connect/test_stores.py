@@ -196,7 +196,7 @@ def test_dead_letters_are_listed_taken_and_expired(client: redis.Redis) -> None:
     assert total == 3 and len(items) == 2
     peeked = store.peek(["r1", "nope"])
     assert [letter.id for letter in peeked] == ["r1"]
-    assert store.stats()["count"] == 3, "peeking removes nothing: requeue publishes before it removes"
+    assert store.stats()["count"] == 3, "peeking removes nothing"
     assert store.remove(peeked) == 1
     assert store.stats()["count"] == 2
     # a letter written again (the requeued attempt failed anew) is not removed with the old one
@@ -206,6 +206,52 @@ def test_dead_letters_are_listed_taken_and_expired(client: redis.Redis) -> None:
     client.zadd("dsxc:dlq:idx", {"r2": 1.0})  # pretend r2 failed long ago
     assert store.expire() == 1
     assert store.clear() == 1 and store.stats()["count"] == 0
+
+
+def test_a_requeued_letter_stays_until_its_attempt_ends_and_a_lost_one_is_sent_again(
+    client: redis.Redis,
+) -> None:
+    """Requeueing leases each letter: the letter goes when the result store stores the item's
+    outcome, stays (as a new letter) when the attempt fails anew, and is sent again when its lease
+    passes with neither, which is what a lost message looks like."""
+    from dsx_connect.jobs.requeue import redispatch_expired_requeues, requeue_letters
+    from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore
+
+    store, results = DeadLetterStore(client, retain_s=3600), ResultStore(client, retain=100)
+    letters = [
+        DeadLetter(id=f"r{n}", stage=stage, reason="gave up", attempts=3, job_id="j", connector_uuid="c",
+                   location=f"f{n}", payload={"id": f"r{n}"})
+        for n, stage in ((1, "scan"), (2, "scan"), (3, "result"))
+    ]  # fmt: skip
+    store.add_many(letters)
+    sent: list[tuple[str, list[str]]] = []
+
+    def send(stage: str, payloads: list[dict[str, object]]) -> None:
+        sent.append((stage, [str(p["id"]) for p in payloads]))
+
+    now = time.time()
+    assert requeue_letters(store, letters, 60, send) == {"scan": 2, "action": 0, "result": 1}
+    assert sent == [("scan", ["r1", "r2"]), ("result", ["r3"])]
+    listed = {letter.id: letter for letter in store.items()[0]}
+    assert all(letter.requeued_until and letter.requeued_until > now for letter in listed.values())
+    assert store.stats()["requeued"] == 3 and store.stats()["count"] == 3, "requeued letters stay"
+
+    results.store_many([event(1, verdict="Benign")])  # r1's attempt stored its outcome: its letter goes
+    store.add_many([letters[1].model_copy(update={"reason": "failed anew"})])  # r2's failed again
+    assert {letter.id for letter in store.items()[0]} == {"r2", "r3"}
+    [r2] = store.peek(["r2"])
+    assert r2.reason == "failed anew" and r2.requeued_until is None, "a new failure ends the lease"
+    results.store_many(
+        [event(2, verdict="Not Scanned", error=EventError(kind="exhausted", message="still failing"))]
+    )
+    assert store.peek(["r2"]), "the failed result of the new attempt does not take the new letter"
+
+    sent.clear()  # r3's message was lost: nothing happened to it
+    assert redispatch_expired_requeues(store, 60, send, now=now + 30) == 0
+    assert redispatch_expired_requeues(store, 60, send, now=now + 61) == 1
+    assert sent == [("result", ["r3"])]
+    assert redispatch_expired_requeues(store, 60, send, now=now + 62) == 0, "the claim renewed its lease"
+    assert store.clear() == 2 and store.stats()["requeued"] == 0
 
 
 def test_intake_refuses_work_past_its_bounds(client: redis.Redis) -> None:

@@ -1,7 +1,7 @@
 -- One call stores a whole batch, and queues each newly stored event for the SIEM feed in the same
 -- atomic step. Every key comes in KEYS (none is built here):
--- KEYS: results, results index, results seq, stats, then one index per verdict (ARGV names them in
---       the same order), then 7 per item: job, request state, job pending, job due, connector index,
+-- KEYS: results, results index, results seq, stats, dead letters, their index, their requeued leases,
+--       then one index per verdict (ARGV names them in the same order), then 7 per item: job, request state, job pending, job due, connector index,
 --       job index, job done bitmap; then the feed's queue and state per destination (pairs, to the end).
 -- ARGV: retain, now_iso, now_ts, feed bound, tombstone ttl, verdict count V, the V verdicts, item
 --       count N, then 10 values per item: id, event, verdict, bytes, failed, action, job_id, connector,
@@ -15,10 +15,11 @@ local retain, now_iso, now_ts, feed_bound = tonumber(ARGV[1]), ARGV[2], ARGV[3],
 local tombstone_ttl = tonumber(ARGV[5])
 local nverdicts = tonumber(ARGV[6])
 local results, index, seq_key, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local letters, letters_index, requeued = KEYS[5], KEYS[6], KEYS[7]
 local by_verdict = {}  -- verdict -> its index key
-for v = 1, nverdicts do by_verdict[ARGV[6 + v]] = KEYS[4 + v] end
+for v = 1, nverdicts do by_verdict[ARGV[6 + v]] = KEYS[7 + v] end
 local nitems = tonumber(ARGV[7 + nverdicts])
-local first_item_arg, first_item_key = 8 + nverdicts, 5 + nverdicts
+local first_item_arg, first_item_key = 8 + nverdicts, 8 + nverdicts
 local fed = {}
 local stored, touched, top = {}, {}, nil
 local indexes = {}  -- the connector and job indexes this call wrote to: trimmed below, on write
@@ -43,6 +44,12 @@ for n = 0, nitems - 1 do
   local bit = tonumber(ARGV[i + 9])
   local job, req, pending, due, connector_index, job_index, done =
     KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6]
+  -- a requeued dead letter's attempt ended here: its letter goes (a new failure wrote a new letter
+  -- and ended the lease first, so that one stays)
+  if redis.call('ZREM', requeued, id) == 1 then
+    redis.call('HDEL', letters, id)
+    redis.call('ZREM', letters_index, id)
+  end
   local finished = (bit > 0 and redis.call('GETBIT', done, bit) == 1)
     or redis.call('HGET', req, 'status') == 'completed'
   if finished and redis.call('HEXISTS', results, id) == 0 then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import httpx
@@ -296,9 +297,13 @@ def test_dead_letters_can_be_listed_requeued_and_cleared(core: Core, api: httpx.
     requeued = api.post("/dlq/requeue", json={"ids": ["dl-1", "missing"]}).json()
     assert requeued["requeued"] == 1 and requeued["not_found"] == ["missing"]
     assert core.redis.llen("scan_request_queue") == before + 1
+    stats = api.get("/dlq/stats").json()
+    assert stats["count"] == 3 and stats["requeued"] == 1, "a requeued letter stays until its attempt ends"
+    listed = {item["id"]: item for item in api.get("/dlq/items").json()["items"]}
+    assert listed["dl-1"]["requeued_until"] > time.time() and listed["dl-2"]["requeued_until"] is None
     assert api.post("/dlq/requeue", json={}).status_code == 422
     assert api.delete("/dlq", params={"id": "dl-2"}).json()["cleared"] == 1
-    assert api.delete("/dlq").json()["cleared"] == 1
+    assert api.delete("/dlq").json()["cleared"] == 2
     assert api.get("/dlq/stats").json()["count"] == 0
 
 
