@@ -137,3 +137,12 @@ def schedule_slot(connector_uuid: str, slot_ts: int) -> str:
 def schedule_identity(connector_uuid: str, change: str) -> str:
     """The claim that a scanner identity change (a digest) started the connector's rescan."""
     return f"{PREFIX}:schedule:{connector_uuid}:identity:{change}"
+
+
+# ---- additions (the scan cache: the unchanged-object index) --------------------------------------
+
+
+def scan_cache_index(connector_uuid: str) -> str:
+    """Hash location -> last scan entry JSON of a connector (``state.scan_cache``; bounded by random
+    eviction to ``DSXCONNECT_SCAN_CACHE__MAX_ENTRIES`` fields, no TTL)."""
+    return f"{PREFIX}:cache:idx:{connector_uuid}"
