@@ -4,8 +4,9 @@ Every script is a ``.lua`` file of ``dsx_connect/state/lua/``. Scripts that stil
 the prefix (accept, skip: a batch across jobs; the monitor job, whose id is read in the script) spell
 key fragments in Lua. Every fragment they use must be one this table maps to a ``keys`` function,
 and each mapping must build the same key as that function: renaming a key in ``keys.py`` without
-the Lua (or adding a fragment to Lua without the schema) fails here. The result store's script
-receives every key as KEYS: it must build none, and the store must hand it what ``keys.py`` names.
+the Lua (or adding a fragment to Lua without the schema) fails here. Every other script (the
+result store's, the scheduler's lease and claims, …) receives every key as KEYS: it must build none,
+and its store must hand it what ``keys.py`` names.
 """
 
 from __future__ import annotations
@@ -72,6 +73,17 @@ def test_a_prefix_built_key_is_the_schema_key(fragment: str) -> None:
 @pytest.mark.parametrize("suffix", sorted(JOB_SUFFIXES))
 def test_a_job_suffix_key_is_the_schema_key(suffix: str) -> None:
     assert keys.job("j1") + suffix == JOB_SUFFIXES[suffix]("j1")
+
+
+# the scripts that build keys inside (from the prefix or a job key); any other, a new one too, takes KEYS
+BUILDS_KEYS = frozenset({"accept", "skip", "monitor_current", "complete_check"})
+
+
+@pytest.mark.parametrize("name", sorted(set(scripts.names()) - BUILDS_KEYS))
+def test_a_script_outside_the_list_builds_no_key(name: str) -> None:
+    text = scripts.lua(name)
+    assert "prefix" not in text.lower(), f"{name}.lua builds keys from the prefix: pass them as KEYS"
+    assert not re.findall(r"'(:[a-z_:-]+)'", text), f"{name}.lua spells key fragments: pass its keys as KEYS"
 
 
 def test_the_result_script_builds_no_key() -> None:
