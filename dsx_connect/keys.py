@@ -140,3 +140,31 @@ def schedule_slot(connector_uuid: str, slot_ts: int) -> str:
 def schedule_identity(connector_uuid: str, change: str) -> str:
     """The claim that a scanner identity change (a digest) started the connector's rescan."""
     return f"{PREFIX}:schedule:{connector_uuid}:identity:{change}"
+
+
+# ---- additions (the scan cache: the unchanged-object index) --------------------------------------
+
+
+def scan_cache_index(connector_uuid: str) -> str:
+    """Hash location -> last scan entry JSON of a connector (``state.scan_cache``; bounded by random
+    eviction to ``DSXCONNECT_SCAN_CACHE__MAX_ENTRIES`` fields, no TTL)."""
+    return f"{PREFIX}:cache:idx:{connector_uuid}"
+
+
+# results history (dsx_connect.results): events the SQL history has not taken yet, and the lock of
+# its maintenance (one replica at a time)
+HISTORY_OUTBOX = f"{PREFIX}:results:history:outbox"  # list of event JSON
+HISTORY_LOCK = f"{PREFIX}:results:history:maintenance"
+
+# enrollment tokens made through the API (SPEC §8)
+ENROLLMENT_TOKENS = f"{PREFIX}:auth:etoks"  # set of token ids
+ENROLLMENT_TOKEN_BY_HASH = f"{PREFIX}:auth:etok-by-hash"  # hash sha256 -> token id
+
+
+def enrollment_token(token_id: str) -> str:
+    return f"{PREFIX}:auth:etok:{token_id}"
+
+
+def rate_limit(kind: str, source: str, window: int) -> str:
+    """Counter of one source's attempts of one kind in one fixed window (window number)."""
+    return f"{PREFIX}:auth:rl:{kind}:{source}:{window}"

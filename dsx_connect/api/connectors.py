@@ -22,9 +22,9 @@ from dsx_connect.auth.deps import ConnectorAuth, ConnectorKeysDep
 from dsx_connect.auth.urls import AddressPolicy, connector_url_problem
 from dsx_connect.connector_client import AnswerKind, classify
 from dsx_connect.connectors import full_scan
-from dsx_connect.schedules.store import ScheduleStore
 from dsx_connect.state.auth_credentials import ConnectorRevoked, IdentityExists, IssuedKey
 from dsx_connect.state.connectors import get_state, put_state
+from dsx_connect.state.schedules import ScheduleStore
 from shared.models import ConnectorInstance, RegisteredConnector, StatusResponse
 
 log = logging.getLogger(__name__)
@@ -156,12 +156,12 @@ def _enroll(
 
 @router.delete("/unregister/{uuid}", responses={404: {"description": "unknown connector"}})
 def unregister_connector(
-    uuid: Annotated[str, Path(max_length=64)], registry: RegistryDep, _: ConnectorSelf
+    uuid: Annotated[str, Path(max_length=64)], registry: RegistryDep, client: RedisDep, _: ConnectorSelf
 ) -> StatusResponse:
     """Forget a connector (and its schedule)."""
     if registry.unregister(uuid) is None:
         raise HTTPException(404, f"connector {uuid} is not registered")
-    ScheduleStore(registry.redis).delete(uuid)
+    ScheduleStore(client).delete(uuid)
     return StatusResponse(status="success", message="unregistered", id=uuid)
 
 

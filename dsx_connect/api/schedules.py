@@ -11,15 +11,16 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from dsx_connect.api.deps import KnownConnector, RedisDep, RegistryDep, SettingsDep
 from dsx_connect.auth.access import OperatorOnly
 from dsx_connect.schedules import cron
-from dsx_connect.schedules.lease import current_leader
 from dsx_connect.schedules.models import (
     SchedulePublic,
     ScheduleRecord,
     SchedulerStatus,
     ScheduleSpec,
     SchedulesPublic,
+    iso,
 )
-from dsx_connect.schedules.store import ScheduleStore, iso
+from dsx_connect.state.schedule_lease import current_leader
+from dsx_connect.state.schedules import ScheduleStore
 from shared.models import StatusResponse
 
 router = APIRouter(prefix="/connectors", tags=["schedules"])

@@ -4,23 +4,20 @@ An entry holds the item's version as its connector answered it (``shared.item_ve
 content's sha256, the scanner identity the verdict came from, the verdict and when. A listed item
 is *unchanged* when its version and the current scanner identity both match its entry.
 
-Two stores with one interface: Redis (a hash per connector, bounded to ``max_entries`` fields by
-random eviction) and the SQL history's ``scan_cache`` table when the results store is durable
-(``dsx_connect.cache.sql``). Each answers a whole batch in one round trip.
+Two stores with one interface (:class:`IndexStore`): Redis (a hash per connector, bounded to
+``max_entries`` fields by random eviction: ``dsx_connect.state.scan_cache``) and the SQL history's
+``scan_cache`` table when the results store is durable (``dsx_connect.cache.sql``). Each answers a
+whole batch in one round trip.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import redis
-
-from dsx_connect import keys
 from shared.models import DsxaVerdict, Verdict
 
 #: only these are served from the index; anything else (Not Scanned, Unknown, …) is scanned again.
@@ -29,10 +26,6 @@ CACHEABLE_VERDICTS = frozenset({Verdict.BENIGN.value, Verdict.MALICIOUS.value})
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _NOT_KEPT = ("cached", "engine_version", "X-Custom-Metadata", "x_custom_metadata")
-
-
-def index_key(connector_uuid: str) -> str:
-    return f"{keys.PREFIX}:cache:idx:{connector_uuid}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,53 +96,3 @@ class IndexStore(Protocol):
     def record(self, entries: Sequence[tuple[Key, Entry]]) -> None:
         """Remember what was scanned (replacing older entries of the same locations)."""
         ...
-
-
-class RedisIndex:
-    """The index in Redis: one hash per connector, location -> entry JSON, at most ``max_entries``."""
-
-    def __init__(self, client: redis.Redis, max_entries: int) -> None:
-        self.redis = client
-        self.max_entries = max_entries
-
-    def lookup(self, items: Sequence[Key], jobs: Sequence[str]) -> tuple[list[Entry | None], set[str]]:
-        job_ids = sorted(set(jobs))
-        by_connector: dict[str, list[int]] = defaultdict(list)
-        for i, (connector, _) in enumerate(items):
-            by_connector[connector].append(i)
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hget(keys.job(job_id), "force")
-        for connector, indices in by_connector.items():
-            pipe.hmget(index_key(connector), [items[i][1] for i in indices])
-        answers = pipe.execute()
-        forced = {job_id for job_id, flag in zip(job_ids, answers, strict=False) if flag == "1"}
-        found: list[Entry | None] = [None] * len(items)
-        for indices, raws in zip(by_connector.values(), answers[len(job_ids) :], strict=True):
-            for i, raw in zip(indices, raws, strict=True):
-                if jobs[i] not in forced:
-                    found[i] = Entry.load(raw)
-        return found, forced
-
-    def record(self, entries: Sequence[tuple[Key, Entry]]) -> None:
-        if not entries:
-            return
-        by_connector: dict[str, dict[str, str]] = defaultdict(dict)
-        for (connector, location), entry in entries:
-            by_connector[connector][location] = entry.dump()
-        pipe = self.redis.pipeline(transaction=False)
-        for connector, mapping in by_connector.items():
-            pipe.hset(index_key(connector), mapping=mapping)
-            pipe.hlen(index_key(connector))
-        answers = pipe.execute()
-        sizes = answers[1::2]
-        over = {c: int(n) - self.max_entries for c, n in zip(by_connector, sizes, strict=True)}
-        for connector, excess in over.items():
-            if excess > 0:  # bounded: random eviction, a miss only costs a scan
-                victims = self.redis.hrandfield(index_key(connector), excess)
-                if victims:
-                    self.redis.hdel(index_key(connector), *victims)
-
-    def forget(self, connector_uuid: str) -> None:
-        """Drop a connector's whole index."""
-        self.redis.delete(index_key(connector_uuid))

@@ -2,7 +2,7 @@
 
 One ``scan_cache`` row per connector and location (migration 0004), unbounded like the history
 itself: a store of N items keeps N rows. A batch is one SELECT and one upsert; a job's ``force``
-flag is still read from Redis, where jobs live.
+flag is still read from Redis, where jobs live (``state.scan_cache.forced_jobs``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import redis
 from sqlalchemy import Engine, and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dsx_connect import keys
 from dsx_connect.cache.index import Entry, Key
 from dsx_connect.db.engine import shared_engine
 from dsx_connect.db.schema import scan_cache
+from dsx_connect.state.scan_cache import forced_jobs
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
@@ -45,11 +45,7 @@ class SqlIndex:
         return cls(shared_engine(url), client)
 
     def lookup(self, items: Sequence[Key], jobs: Sequence[str]) -> tuple[list[Entry | None], set[str]]:
-        job_ids = sorted(set(jobs))
-        flags = self.redis.pipeline(transaction=False)
-        for job_id in job_ids:
-            flags.hget(keys.job(job_id), "force")
-        forced = {job_id for job_id, flag in zip(job_ids, flags.execute(), strict=True) if flag == "1"}
+        forced = forced_jobs(self.redis, jobs)
         by_connector: dict[str, list[str]] = defaultdict(list)
         for (connector, location), job_id in zip(items, jobs, strict=True):
             if job_id not in forced:  # a forced scan's items are scanned: nothing to read

@@ -12,8 +12,9 @@ import os
 from dataclasses import dataclass
 
 from dsx_connect.cache.identity import ScannerIdentity, version_url_for
-from dsx_connect.cache.index import CACHEABLE_VERDICTS, Entry, IndexStore, RedisIndex, cached_verdict, fresh
+from dsx_connect.cache.index import CACHEABLE_VERDICTS, Entry, IndexStore, cached_verdict, fresh
 from dsx_connect.cache.settings import ScanCacheSettings
+from dsx_connect.state.scan_cache import RedisIndex
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.models import ScanTask
@@ -117,5 +118,5 @@ def store_for(ctx: WorkerContext) -> IndexStore:
     if results_db.durable:
         from dsx_connect.cache.sql import SqlIndex
 
-        return SqlIndex.for_url(results_db.sql_url, ctx.results.redis)
-    return RedisIndex(ctx.results.redis, ctx.settings.scan_cache.max_entries)
+        return SqlIndex.for_url(results_db.sql_url, ctx.client)
+    return RedisIndex(ctx.client, ctx.settings.scan_cache.max_entries)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from dsx_connect.schedules import cron
+
+
+def iso(ts: float) -> str:
+    """Unix seconds as RFC 3339 UTC with a trailing ``Z``."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
 
 Trigger = Literal["api", "schedule", "scanner_change"]
 

@@ -10,13 +10,13 @@ import redis
 
 from dsx_connect.connectors.full_scan import FullScanFailed, start_full_scan
 from dsx_connect.schedules.identity import ScannerIdentity
-from dsx_connect.schedules.lease import LeaderLease
 from dsx_connect.schedules.scheduler import ScanNotStarted, Scheduler, run_scheduler
-from dsx_connect.schedules.store import ScheduleStore
 from dsx_connect.settings import Settings
 from dsx_connect.state.auth_credentials import ConnectorKeys
 from dsx_connect.state.connectors import ConnectorRegistry
 from dsx_connect.state.jobs import JobStore
+from dsx_connect.state.schedule_lease import LeaderLease
+from dsx_connect.state.schedules import ScheduleStore
 from shared.hmac_auth import DsxHmacAuth
 
 

@@ -27,9 +27,9 @@ import redis
 
 from dsx_connect.schedules import cron
 from dsx_connect.schedules.identity import change_digest
-from dsx_connect.schedules.lease import LeaderLease
 from dsx_connect.schedules.models import ScheduleRecord
-from dsx_connect.schedules.store import Claim, ScheduleStore
+from dsx_connect.state.schedule_lease import LeaderLease
+from dsx_connect.state.schedules import Claim, ScheduleStore
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 One module per aggregate: ``jobs`` (with ``monitor_jobs`` and ``job_scripts``), ``requests``,
 ``results`` (and ``results_reader``), ``actions``, ``dead_letters``, ``connectors``, ``feed`` (the
-SIEM buffers, Redis Streams), ``breaker``, ``events`` (pub/sub), ``server`` (probes) and the
+SIEM buffers, Redis Streams), ``breaker``, ``scan_cache`` (the unchanged-object index),
+``schedules`` and ``schedule_lease`` (the scheduler), ``events`` (pub/sub), ``server`` (probes) and the
 credentials of ``auth_credentials``, ``auth_enrollment``, ``auth_operators`` and ``auth_ratelimit``;
 sync readers and writers, with the async readers of the SSE streams beside them. Routes and workers
 call these and pass in the client ``dsx_connect.redis_client`` makes.

@@ -27,13 +27,12 @@ from dsx_connect import keys
 from dsx_connect.auth.settings import AuthSettings
 from dsx_connect.state.auth_operators import matches_any
 
-TOKENS = f"{keys.PREFIX}:auth:etoks"
-BY_HASH = f"{keys.PREFIX}:auth:etok-by-hash"
+TOKENS = keys.ENROLLMENT_TOKENS
+BY_HASH = keys.ENROLLMENT_TOKEN_BY_HASH
 TOKEN_PREFIX = "dsxe-"
 
 
-def token_key(token_id: str) -> str:
-    return f"{keys.PREFIX}:auth:etok:{token_id}"
+token_key = keys.enrollment_token
 
 
 def _sha256(token: str) -> str:

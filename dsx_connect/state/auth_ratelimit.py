@@ -27,7 +27,7 @@ class FailureLimiter:
         self.window_s = window_s
 
     def _key(self, source: str, now: float) -> str:
-        return f"{keys.PREFIX}:auth:rl:{self.kind}:{source}:{int(now // self.window_s)}"
+        return keys.rate_limit(self.kind, source, int(now // self.window_s))
 
     def retry_after(self, now: float | None = None) -> int:
         now = time.time() if now is None else now

@@ -210,8 +210,8 @@ async def async_results_after(client: aredis.Redis, last: int, page: int) -> lis
 
 # ---- the SQL history's outbox and maintenance lock ----------------------------------------------
 
-HISTORY_OUTBOX = f"{keys.PREFIX}:results:history:outbox"  # list of event JSON the history has not taken yet
-HISTORY_LOCK = f"{keys.PREFIX}:results:history:maintenance"
+HISTORY_OUTBOX = keys.HISTORY_OUTBOX  # list of event JSON the history has not taken yet
+HISTORY_LOCK = keys.HISTORY_LOCK
 
 
 def outbox_park(client: redis.Redis, raws: Sequence[str]) -> None:

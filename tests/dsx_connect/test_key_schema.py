@@ -20,7 +20,8 @@ from dsx_connect.state import dead_letters as dlq_store
 from dsx_connect.state import job_scripts as jobs_lua
 from dsx_connect.state import monitor_jobs as monitor
 from dsx_connect.state import results as results_store
-from dsx_connect.state import scripts
+from dsx_connect.state import schedule_lease, scripts
+from dsx_connect.state import schedules as schedule_store
 from shared.models import Verdict
 
 pytestmark = pytest.mark.unit
@@ -52,7 +53,8 @@ def test_no_module_spells_a_key_outside_keys_py() -> None:
     offenders = [
         str(path.relative_to(root))
         for path in root.rglob("*.py")
-        if path.name != "keys.py" and re.search(r"[\"']" + keys.PREFIX + r":", path.read_text())
+        if path.name != "keys.py"
+        and re.search(r"[\"']" + keys.PREFIX + r":|\bkeys\.PREFIX\b|\bPREFIX\s*\}", path.read_text())
     ]
     assert not offenders, f"Redis keys spelled outside dsx_connect/keys.py: {offenders}"
 
@@ -63,6 +65,8 @@ def test_every_lua_file_is_a_script_a_store_registers() -> None:
         dlq_store._REMOVE_LUA,
         results_store._STORE_LUA,
         monitor._CURRENT_LUA,
+        schedule_store._CLAIM_LUA,
+        schedule_lease._RENEW_LUA,
     }
     text = "\n".join(used)
     unused = [name for name in scripts.names() if scripts.lua(name) not in text]

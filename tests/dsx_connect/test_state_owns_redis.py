@@ -20,18 +20,6 @@ pytestmark = pytest.mark.unit
 
 CORE = Path(__file__).resolve().parents[2] / "dsx_connect"
 ALLOWED = ("state/", "redis_client.py", "redis_sentinel.py")
-# modules that still talk to Redis themselves, each with its reason (to move into the state layer)
-NOT_YET: frozenset[str] = frozenset(
-    {
-        "api/connectors.py",  # the schedules' full-scan route (h3), merged after the state layer
-        "cache/index.py",  # the verdict cache (h2), merged after the state layer
-        "cache/sql.py",
-        "cache/step.py",
-        "schedules/lease.py",  # the scheduler (h3), merged after the state layer
-        "schedules/store.py",
-    }
-)
-
 COMMANDS = (
     {n for n in dir(redis.Redis) if not n.startswith("_")}
     | {n for n in dir(redis.client.Pipeline) if not n.startswith("_")}
@@ -89,15 +77,8 @@ def test_no_module_outside_the_state_layer_calls_redis() -> None:
     report = []
     for path in _modules():
         name = str(path.relative_to(CORE))
-        if name in NOT_YET:
-            continue
         report += [f"{name}:{line}: {what}" for line, what in offences(path.read_text(encoding="utf-8"))]
     assert not report, "Redis called outside dsx_connect/state/:\n" + "\n".join(report)
-
-
-def test_the_not_yet_list_names_only_modules_that_still_call_redis() -> None:
-    clean = [n for n in NOT_YET if not offences((CORE / n).read_text(encoding="utf-8"))]
-    assert not clean, f"these no longer call Redis: drop them from NOT_YET: {clean}"
 
 
 @pytest.mark.parametrize(
@@ -105,6 +86,8 @@ def test_the_not_yet_list_names_only_modules_that_still_call_redis() -> None:
     [
         ("self.redis.hset('k', 'f', 'v')", True),
         ("jobs.redis.ttl(key)", True),
+        ("ScheduleStore(registry.redis).delete(uuid)", True),
+        ("RedisIndex(ctx.results.redis, 100)", True),
         ("await hub.redis.exists(k)", True),
         ("pipe = client.pipeline(transaction=False)", True),
         ("r.xadd('s', {})", True),

@@ -12,7 +12,7 @@ import redis
 
 from dsx_connect import keys
 from dsx_connect.cache.identity import ScannerIdentity, identity_of, version_url_for
-from dsx_connect.cache.index import Entry, RedisIndex, cached_verdict, fresh
+from dsx_connect.cache.index import Entry, cached_verdict, fresh
 from dsx_connect.cache.settings import ScanCacheSettings
 from dsx_connect.cache.sql import SqlIndex
 from dsx_connect.cache.step import ScanCache
@@ -20,6 +20,7 @@ from dsx_connect.db.engine import make_engine
 from dsx_connect.db.migrate import upgrade
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.results import ResultStore
+from dsx_connect.state.scan_cache import RedisIndex
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.models import DsxaFileInfo, DsxaVerdict, ItemActionType, ScanTask
 

@@ -15,10 +15,10 @@ import pytest
 import redis
 
 from dsx_connect import keys
-from dsx_connect.schedules.lease import LeaderLease, current_leader
 from dsx_connect.schedules.models import ScheduleSpec
 from dsx_connect.schedules.scheduler import ScanNotStarted, Scheduler
-from dsx_connect.schedules.store import Claim, ScheduleStore
+from dsx_connect.state.schedule_lease import LeaderLease, current_leader
+from dsx_connect.state.schedules import Claim, ScheduleStore
 from tests.support.procs import redis_server, wait_for
 
 pytestmark = pytest.mark.integration

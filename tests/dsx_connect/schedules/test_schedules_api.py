@@ -21,9 +21,9 @@ import pytest
 import redis
 
 from dsx_connect import keys
-from dsx_connect.schedules.lease import current_leader
 from dsx_connect.schedules.models import ScheduleSpec
-from dsx_connect.schedules.store import ScheduleStore
+from dsx_connect.state.schedule_lease import current_leader
+from dsx_connect.state.schedules import ScheduleStore
 from tests.support.auth import OPERATOR_HEADERS
 from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv, wait_for
 

@@ -1,8 +1,9 @@
 """The scheduler's leader lease: one key in Redis, set with ``SET NX PX`` and renewed by its holder.
 
-The value is a token unique to each acquisition. Renewing and releasing check it in one script, and
-every claim the leader makes (``claim.lua``) checks it too: a replica that lost the lease (paused past
-its TTL, cut off from Redis) and has not noticed yet cannot start anything.
+The value is a token unique to each acquisition. Renewing and releasing check it in one script
+(``lua/scheduler_lease.lua``), and every claim the leader makes (``lua/schedule_claim.lua``) checks
+it too: a replica that lost the lease (paused past its TTL, cut off from Redis) and has not noticed
+yet cannot start anything.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from pathlib import Path
 
 import redis
 
 from dsx_connect import keys
+from dsx_connect.state.scripts import lua
 
-_RENEW_LUA = (Path(__file__).parent / "renew.lua").read_text()
+_RENEW_LUA = lua("scheduler_lease")  # dsx_connect/state/lua/scheduler_lease.lua
 
 
 def replica_name() -> str:

@@ -1,23 +1,22 @@
-"""Schedules in Redis: the one module that reads and writes their keys (``dsx_connect.keys``)."""
+"""Schedules in Redis: the one module that reads and writes their keys (``dsx_connect.keys``).
+
+The cron rules and the scheduler's loop are ``dsx_connect.schedules``; this is their storage: the
+definitions, each schedule's run state, the scanner identity the leader saw last, and the claims the
+leader makes, fenced by its lease (``state.schedule_lease``).
+"""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from enum import IntEnum
-from pathlib import Path
 
 import redis
 
 from dsx_connect import keys
-from dsx_connect.schedules.models import ScheduleRecord, ScheduleRun, ScheduleSpec
+from dsx_connect.schedules.models import ScheduleRecord, ScheduleRun, ScheduleSpec, iso
+from dsx_connect.state.scripts import lua
 
-_CLAIM_LUA = (Path(__file__).parent / "claim.lua").read_text()
-
-
-def iso(ts: float) -> str:
-    """Unix seconds as RFC 3339 UTC with a trailing ``Z``."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+_CLAIM_LUA = lua("schedule_claim")  # dsx_connect/state/lua/schedule_claim.lua
 
 
 class Claim(IntEnum):
