@@ -148,8 +148,13 @@ def accept(
     client: redis.Redis,
     settings: Settings,
     publish: Publish,
+    serve_cached: Callable[[list[ScanTask], dict[str, RegisteredConnector]], list[ScanTask]] | None = None,
 ) -> list[ScanTask]:
-    """Record and enqueue ``requests``; all or nothing on validation (unknown connector rejects the batch)."""
+    """Record and enqueue ``requests``; all or nothing on validation (unknown connector rejects the batch).
+
+    ``serve_cached`` (``dsx_connect.cache.intake``) sends the accepted items the scan cache can serve
+    straight to the next step and returns those still to scan; the rest are published as scan tasks.
+    """
     if any(r.connector is None for r in requests):
         raise MissingConnector("every scan request needs `connector` with the registered `uuid`")
     check_job_ids(requests)
@@ -209,7 +214,9 @@ def accept(
     # (the core died after this point) is published again, and the steps are idempotent on the id.
     jobs.record_accepted(tasks, settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s)
 
-    publish([t.model_dump(mode="json") for t in tasks])
+    to_scan = serve_cached(tasks, connectors) if serve_cached is not None else tasks
+    if to_scan:
+        publish([t.model_dump(mode="json") for t in to_scan])
     if settings.redis_wait_replicas:
         # Acknowledged only once replicas hold the batch and its messages: a write after the publish
         # on this connection makes WAIT cover the broker's writes too (replication is one stream).

@@ -112,9 +112,9 @@ def publish_scan_tasks(tasks: list[dict[str, Any]]) -> None:
         celery_app.send_task(SCAN_TASK, args=(batch,), **shown(batch))
 
 
-def send_to_stage(stage: str, payloads: list[dict[str, Any]]) -> None:
-    """Send payloads to a pipeline stage: scan tasks, or item outcomes to the action or result step,
-    in tasks of :func:`scan_batch_size` items."""
+def send_to_stage(stage: str, payloads: list[Any]) -> None:
+    """Send payloads to a pipeline stage: scan task dicts, or item outcomes (dicts or their JSON
+    text) to the action or result step, in tasks of :func:`scan_batch_size` items."""
     if stage == "scan":
         publish_scan_tasks(payloads)
         return

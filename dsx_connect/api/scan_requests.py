@@ -7,11 +7,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, status
 
 from dsx_connect import intake
-from dsx_connect.api.deps import JobsDep, RedisDep, RegistryDep, ResultsDep, SettingsDep, publish_scan_tasks
+from dsx_connect.api.deps import (
+    JobsDep,
+    RedisDep,
+    RegistryDep,
+    ResultsDep,
+    SettingsDep,
+    publish_scan_tasks,
+    send_to_stage,
+)
 from dsx_connect.auth.access import OperatorOnly, OwnedScanBatch, OwnedScanRequest
+from dsx_connect.cache.intake import intake_cache, serve_unchanged
 from dsx_connect.results.models import ScanRequestView
 from dsx_connect.state.requests import request_state
-from shared.models import ScanRequest, ScanRequestsAccepted, ScanTask
+from shared.models import RegisteredConnector, ScanRequest, ScanRequestsAccepted, ScanTask
 
 router = APIRouter(prefix="/scan", tags=["scan requests"])
 
@@ -26,6 +35,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def _accept(
     requests: list[ScanRequest], registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
 ) -> list[ScanTask]:
+    cache = intake_cache(settings, client)
+
+    def serve_cached(tasks: list[ScanTask], connectors: dict[str, RegisteredConnector]) -> list[ScanTask]:
+        assert cache is not None
+        verdicts = settings.workers.action_verdicts
+        return serve_unchanged(cache, tasks, connectors, jobs, verdicts, send_to_stage)
+
     try:
         return intake.accept(
             requests,
@@ -34,6 +50,7 @@ def _accept(
             client=client,
             settings=settings,
             publish=publish_scan_tasks,
+            serve_cached=serve_cached if cache is not None else None,
         )
     except (intake.MissingConnector, intake.InvalidJobId) as exc:
         raise HTTPException(422, str(exc)) from None

@@ -11,6 +11,13 @@ class ScanCacheSettings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     enabled: bool = True
+    at_intake: bool = Field(
+        default=True,
+        description=(
+            "serve unchanged items of a full scan at intake: the API looks the batch up and sends its hits"
+            " straight to the result (or action) step, with no scan task"
+        ),
+    )
     max_entries: int = Field(
         default=100_000,
         ge=100,

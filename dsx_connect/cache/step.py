@@ -11,11 +11,15 @@ import logging
 import os
 from dataclasses import dataclass
 
+import redis
+
 from dsx_connect.cache.identity import ScannerIdentity, version_url_for
 from dsx_connect.cache.index import CACHEABLE_VERDICTS, Entry, IndexStore, cached_verdict, fresh
 from dsx_connect.cache.settings import ScanCacheSettings
+from dsx_connect.settings import Settings
 from dsx_connect.state.scan_cache import RedisIndex
 from dsx_connect.workers.context import WorkerContext
+from dsx_connect.workers.hot_path import ScanConfig
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.models import ScanTask
 
@@ -101,22 +105,26 @@ def scan_cache(ctx: WorkerContext) -> ScanCache | None:
 
 
 def build(ctx: WorkerContext) -> ScanCache:
-    settings = ctx.settings.scan_cache
-    cfg = ctx.scan_config
+    return build_for(ctx.settings, ctx.client, ctx.scan_config)
+
+
+def build_for(settings: Settings, client: redis.Redis, cfg: ScanConfig) -> ScanCache:
+    """A cache over the settings' index store, asking the scanner of ``cfg`` for its identity."""
+    cache_settings = settings.scan_cache
     identity = ScannerIdentity.over_http(
-        settings.version_url or version_url_for(cfg.scan_url),
+        cache_settings.version_url or version_url_for(cfg.scan_url),
         cfg.auth_token,
         cfg.scan_ssl,
-        settings.identity_ttl_s,
+        cache_settings.identity_ttl_s,
     )
-    return ScanCache(settings, store_for(ctx), identity)
+    return ScanCache(cache_settings, store_for(settings, client), identity)
 
 
-def store_for(ctx: WorkerContext) -> IndexStore:
+def store_for(settings: Settings, client: redis.Redis) -> IndexStore:
     """The SQL history's table when the results store is durable, else Redis (bounded)."""
-    results_db = ctx.settings.results_db
+    results_db = settings.results_db
     if results_db.durable:
         from dsx_connect.cache.sql import SqlIndex
 
-        return SqlIndex.for_url(results_db.sql_url, ctx.client)
-    return RedisIndex(ctx.client, ctx.settings.scan_cache.max_entries)
+        return SqlIndex.for_url(results_db.sql_url, client)
+    return RedisIndex(client, settings.scan_cache.max_entries)
