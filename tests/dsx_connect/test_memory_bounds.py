@@ -12,17 +12,15 @@ from dsx_connect.jobs.done import MAX_DONE_BIT, done_bit
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.results import ResultStore
 from shared.models import EventConnector, EventFileInfo, ScanResultEvent, ScanTask
+from tests.support.redis_db import flushed_db
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/6", decode_responses=True)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
-    conn.close()
+    with flushed_db(redis_url, 6) as conn:
+        yield conn
 
 
 def _tasks(job_id: str, count: int, numbered: bool = True) -> list[ScanTask]:

@@ -14,17 +14,15 @@ from dsx_connect.queues import SCAN_REQUEST_QUEUE
 from dsx_connect.state.jobs import InvalidTransition, JobNotFound, JobStore
 from dsx_connect.state.results import ResultStore
 from shared.models import EventAction, EventConnector, EventError, EventFileInfo, ScanResultEvent, ScanTask
+from tests.support.redis_db import flushed_db
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/5", decode_responses=True)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
-    conn.close()
+    with flushed_db(redis_url, 5) as conn:
+        yield conn
 
 
 def event(

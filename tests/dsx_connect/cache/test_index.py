@@ -23,6 +23,7 @@ from dsx_connect.state.results import ResultStore
 from dsx_connect.state.scan_cache import RedisIndex
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.models import DsxaFileInfo, DsxaVerdict, ItemActionType, ScanTask
+from tests.support.redis_db import flushed_db
 
 SHA = "a" * 64
 
@@ -105,11 +106,8 @@ def test_an_unreachable_scanner_has_no_identity() -> None:
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/7", decode_responses=True)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
-    conn.close()
+    with flushed_db(redis_url, 7) as conn:
+        yield conn
 
 
 @pytest.fixture(params=["redis", "sqlite", "postgresql"])

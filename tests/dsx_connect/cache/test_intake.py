@@ -17,6 +17,7 @@ from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.scan_cache import RedisIndex
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.models import DsxaVerdict, ItemActionType, RegisteredConnector, ScanTask
+from tests.support.redis_db import flushed_db
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +28,8 @@ CONNECTOR = RegisteredConnector(
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/8", decode_responses=True)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
-    conn.close()
+    with flushed_db(redis_url, 8) as conn:
+        yield conn
 
 
 def scan_task(n: int, job: str, version: str | None = "v1") -> ScanTask:

@@ -17,6 +17,7 @@ from dsx_connect.state.dead_letters import DeadLetterStore
 from dsx_connect.workers import guard
 from dsx_connect.workers.outcome import ItemOutcome
 from shared.models import ScanTask
+from tests.support.redis_db import flushed_db
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +32,8 @@ class Ctx:
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/14", decode_responses=True)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
-    conn.close()
+    with flushed_db(redis_url, 14) as conn:
+        yield conn
 
 
 def items(n: int) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ from dsx_connect.workers.scan import Dispatch
 from shared.item_version import ERROR_ITEM_CHANGED, ERROR_NOT_FOUND, ITEM_VERSION_HEADER, ITEM_VERSIONS_HEADER
 from shared.models import DsxaVerdict, ItemActionType, ScanTask, VerdictDetails
 from tests.support.procs import free_port
+from tests.support.redis_db import flushed_db
 
 pytestmark = pytest.mark.integration
 
@@ -102,11 +103,8 @@ def storage() -> Iterator[tuple[Storage, str]]:
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/13", decode_responses=True)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
-    conn.close()
+    with flushed_db(redis_url, 13) as conn:
+        yield conn
 
 
 def context(client: redis.Redis, settings: Settings) -> WorkerContext:
