@@ -22,6 +22,7 @@ from dsx_connect.settings import Settings
 from dsx_connect.superlog.forwarder import ForwarderGroup
 from shared.settings import SettingsError, load_settings
 from tests.support.procs import free_port, wait_for
+from tests.support.redis_db import flushed_db
 from tests.support.webhook_receiver import Receiver, running_receiver
 
 SECRET = "whsec_" + base64.b64encode(b"a webhook secret of 32 bytes....").decode()
@@ -108,13 +109,8 @@ def test_the_signature_verifies_with_the_reference_library() -> None:
 
 @pytest.fixture
 def hook_redis(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}", decode_responses=True)
-    client.flushdb()
-    try:
+    with flushed_db(redis_url, REDIS_DB) as client:
         yield client
-    finally:
-        client.flushdb()
-        client.close()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from shared.models import (
 )
 from tests.dsx_connect.superlog.peers import RSYSLOGD, Certs, Receiver, Rsyslog, make_certs, receiver
 from tests.support.emulators import Emulator, missing, moto_server
+from tests.support.redis_db import flushed_db
 
 REDIS_DB = 11  # this folder's own database, flushed around each test
 
@@ -40,13 +41,8 @@ def _no_core_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def feed_redis(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}", decode_responses=True)
-    client.flushdb()
-    try:
+    with flushed_db(redis_url, REDIS_DB) as client:
         yield client
-    finally:
-        client.flushdb()
-        client.close()
 
 
 def scan_event(n: int, **changes: Any) -> ScanResultEvent:
