@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import ssl
 import time
 from typing import Any
@@ -24,6 +23,7 @@ import httpx
 
 from connectors.graph.auth import GraphTokens
 from connectors.graph.settings import GraphSettings
+from shared.backoff import full_jitter
 from shared.connector.errors import ItemChangedError
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
 
@@ -155,7 +155,7 @@ class GraphClient:
     async def _wait(self, attempt: int, response: httpx.Response | None) -> None:
         cap = self.settings.graph_retry_max_s
         hinted = retry_after_s(response) if response is not None else None
-        delay = min(cap, hinted if hinted is not None else random.uniform(0, min(cap, 0.5 * 2**attempt)))
+        delay = min(cap, hinted if hinted is not None else full_jitter(attempt + 1, 0.5, cap))
         if response is not None:
             self.throttled += 1
             log.warning(

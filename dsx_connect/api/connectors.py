@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import httpx
@@ -16,11 +17,12 @@ from dsx_connect.api.answers import (
     Registration,
     StateValue,
 )
-from dsx_connect.api.deps import ConnectorHttp, JobsDep, KnownConnector, RedisDep, RegistryDep, SettingsDep
+from dsx_connect.api.deps import JobsDep, KnownConnector, RedisDep, RegistryDep, SettingsDep
 from dsx_connect.auth.access import ConnectorSelf, Enrollment, EnrollmentCaller, OperatorOnly
-from dsx_connect.auth.deps import ConnectorAuth, ConnectorKeysDep
+from dsx_connect.auth.deps import ConnectorCalls, ConnectorKeysDep
 from dsx_connect.auth.urls import AddressPolicy, connector_url_problem
-from dsx_connect.connector_client import AnswerKind, classify
+from dsx_connect.connector_client import AnswerKind, ConnectorClient, classify
+from dsx_connect.connector_requests import Route
 from dsx_connect.connectors import full_scan
 from dsx_connect.state.auth_credentials import ConnectorRevoked, IdentityExists, IssuedKey
 from dsx_connect.state.connectors import get_state, put_state
@@ -171,13 +173,14 @@ def list_connectors(registry: RegistryDep, _: OperatorOnly) -> list[RegisteredCo
     return registry.list()
 
 
-def _call(
-    http: httpx.Client, method: str, url: str, auth: httpx.Auth | None, **kwargs: Any
-) -> httpx.Response:
+def _call(connector: ConnectorClient, route: Route, send: Callable[[], httpx.Response]) -> httpx.Response:
+    """``send``'s answer; our 502 when it did not reach the connector's ``route``."""
     try:
-        return http.request(method, url, auth=auth, **kwargs)
+        return send()
     except httpx.HTTPError as exc:
-        raise HTTPException(502, f"connector unreachable at {url}: {type(exc).__name__}") from None
+        raise HTTPException(
+            502, f"connector unreachable at {connector.url(route)}: {type(exc).__name__}"
+        ) from None
 
 
 def _relay(response: httpx.Response) -> JSONResponse:
@@ -200,8 +203,7 @@ def start_full_scan(
     _: OperatorOnly,
     connector: KnownConnector,
     jobs: JobsDep,
-    http: ConnectorHttp,
-    auth: ConnectorAuth,
+    calls: ConnectorCalls,
     response: Response,
     settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
@@ -218,8 +220,7 @@ def start_full_scan(
         started = full_scan.start_full_scan(
             connector,
             jobs,
-            http,
-            auth,
+            calls,
             settings,
             limit=limit,
             batch=batch,
@@ -241,59 +242,47 @@ def start_full_scan(
 
 
 @router.get("/estimate/{uuid}", response_model=ConnectorEstimate)
-def connector_estimate(
-    _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
-) -> JSONResponse:
+def connector_estimate(_: OperatorOnly, calls: ConnectorCalls) -> JSONResponse:
     """The connector's estimate of its asset (count, bytes)."""
-    return _relay(_call(http, "GET", f"{connector.url}/estimate", auth))
+    return _relay(_call(calls, Route.ESTIMATE, calls.estimate))
 
 
 @router.get("/repo_check/{uuid}", response_model=ConnectorAnswer)
 def connector_repo_check(
     _: OperatorOnly,
-    connector: KnownConnector,
-    http: ConnectorHttp,
-    auth: ConnectorAuth,
+    calls: ConnectorCalls,
     preview: Annotated[int, Query(ge=0, le=100)] = 5,
 ) -> JSONResponse:
     """Whether the connector reaches its asset, with a few sample keys."""
-    return _relay(_call(http, "GET", f"{connector.url}/repo_check", auth, params={"preview": preview}))
+    return _relay(_call(calls, Route.REPO_CHECK, lambda: calls.repo_check(preview)))
 
 
 @router.get("/healthz/{uuid}", response_model=ConnectorAnswer)
-def connector_healthz(
-    _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
-) -> JSONResponse:
+def connector_healthz(_: OperatorOnly, calls: ConnectorCalls) -> JSONResponse:
     """The connector's own health."""
-    return _relay(_call(http, "GET", f"{connector.url}/healthz", auth))
+    return _relay(_call(calls, Route.HEALTHZ, calls.healthz))
 
 
 @router.get("/readyz/{uuid}", response_model=ConnectorAnswer)
-def connector_readyz(
-    _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
-) -> JSONResponse:
+def connector_readyz(_: OperatorOnly, calls: ConnectorCalls) -> JSONResponse:
     """The connector's readiness."""
-    return _relay(_call(http, "GET", f"{connector.url}/readyz", auth))
+    return _relay(_call(calls, Route.READYZ, calls.readyz))
 
 
 @router.get("/config/{uuid}", response_model=ConnectorAnswer)
-def get_connector_config(
-    _: OperatorOnly, connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth
-) -> JSONResponse:
+def get_connector_config(_: OperatorOnly, calls: ConnectorCalls) -> JSONResponse:
     """The connector's settings (secrets redacted by the connector)."""
-    return _relay(_call(http, "GET", f"{connector.url}/config", auth))
+    return _relay(_call(calls, Route.CONFIG, calls.get_config))
 
 
 @router.put("/config/{uuid}", response_model=ConnectorAnswer)
 def put_connector_config(
     _: OperatorOnly,
-    connector: KnownConnector,
-    http: ConnectorHttp,
-    auth: ConnectorAuth,
+    calls: ConnectorCalls,
     update: Annotated[dict[str, Any], Body()],
 ) -> JSONResponse:
     """Live update of the connector's asset, filter or action."""
-    return _relay(_call(http, "PUT", f"{connector.url}/config", auth, json=update))
+    return _relay(_call(calls, Route.CONFIG, lambda: calls.put_config(update)))
 
 
 @router.put("/state/{uuid}/{namespace}/{key}", status_code=status.HTTP_204_NO_CONTENT)

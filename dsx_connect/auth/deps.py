@@ -9,7 +9,8 @@ from typing import Annotated
 import httpx
 from fastapi import Depends
 
-from dsx_connect.api.deps import KnownConnector
+from dsx_connect.api.deps import ConnectorHttp, KnownConnector
+from dsx_connect.connector_client import ConnectorClient
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import get_settings
 from dsx_connect.state.auth_credentials import ConnectorKeys
@@ -37,3 +38,11 @@ def connector_auth(connector: KnownConnector, credentials: ConnectorKeysDep) -> 
 
 
 ConnectorAuth = Annotated[httpx.Auth | None, Depends(connector_auth)]
+
+
+def connector_calls(connector: KnownConnector, http: ConnectorHttp, auth: ConnectorAuth) -> ConnectorClient:
+    """The core's control-plane client for this connector: the pooled client, signed with its pair."""
+    return ConnectorClient(http, connector.url, auth)
+
+
+ConnectorCalls = Annotated[ConnectorClient, Depends(connector_calls)]

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from dsx_connect.connector_client import AnswerKind, classify
+from dsx_connect.connector_client import AnswerKind, ConnectorClient, classify
 from dsx_connect.settings import Settings
 from dsx_connect.state.jobs import JobStore
 from shared.models import RegisteredConnector
@@ -37,8 +37,7 @@ class FullScanFailed(Exception):
 def start_full_scan(
     connector: RegisteredConnector,
     jobs: JobStore,
-    http: httpx.Client,
-    auth: httpx.Auth | None,
+    calls: ConnectorClient,
     settings: Settings,
     *,
     limit: int | None = None,
@@ -52,7 +51,7 @@ def start_full_scan(
     unchanged ones too (dsx_connect/cache)."""
     estimate: dict[str, Any] | None = None
     try:
-        answer = http.get(f"{connector.url}/estimate", timeout=10.0, auth=auth or httpx.USE_CLIENT_DEFAULT)
+        answer = calls.estimate(timeout_s=10.0)
         if answer.status_code == 200:
             estimate = answer.json()
     except (httpx.HTTPError, ValueError):
@@ -60,17 +59,10 @@ def start_full_scan(
     job_id = jobs.create(
         connector.uuid, connector.name, "full_scan", estimate=estimate, trigger=trigger, force=force
     )
-    params: dict[str, Any] = {"job_id": job_id}
-    if limit is not None:
-        params["limit"] = limit
-    if batch:
-        params["batch"] = "true"
     if batch_size is not None:
-        params["batch_size"] = min(batch_size, settings.workers.scan_request_batch_max_size)
+        batch_size = min(batch_size, settings.workers.scan_request_batch_max_size)
     try:
-        started = http.post(
-            f"{connector.url}/full_scan", params=params, auth=auth or httpx.USE_CLIENT_DEFAULT
-        )
+        started = calls.full_scan(job_id, limit=limit, batch=batch, batch_size=batch_size)
     except httpx.HTTPError as exc:
         jobs.fail(job_id, f"connector unreachable: {type(exc).__name__}")
         raise FullScanFailed(

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 import redis
 
+from dsx_connect.connector_client import ConnectorClient
 from dsx_connect.connectors.full_scan import FullScanFailed, start_full_scan
 from dsx_connect.schedules.identity import ScannerIdentity
 from dsx_connect.schedules.scheduler import ScanNotStarted, Scheduler, run_scheduler
@@ -40,9 +41,8 @@ class FullScanStarter:
         if self.settings.auth.enabled:
             auth = DsxHmacAuth(self.credentials.signer(connector_uuid))
         try:
-            return start_full_scan(
-                connector, self.jobs, self.http, auth, self.settings, trigger=trigger
-            ).job_id
+            calls = ConnectorClient(self.http, connector.url, auth)
+            return start_full_scan(connector, self.jobs, calls, self.settings, trigger=trigger).job_id
         except FullScanFailed as exc:
             raise ScanNotStarted(str(exc)) from None
 

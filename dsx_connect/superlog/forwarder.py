@@ -24,12 +24,12 @@ from typing import Any
 
 import redis
 
-from dsx_connect.backoff import full_jitter
 from dsx_connect.settings import Settings
 from dsx_connect.state.feed import DestinationBuffer, LockLost
 from dsx_connect.superlog.config import SuperlogSettings
 from dsx_connect.superlog.events import Redactor
 from dsx_connect.superlog.sink import Record, Sink
+from shared.backoff import equal_jitter
 from shared.errors import PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,8 @@ def _alive(pid: int) -> bool:
 
 def backoff_s(attempt: int, base: float, ceiling: float) -> float:
     """Capped exponential backoff with jitter for failure number ``attempt`` (1-based): the core's one
-    backoff (``dsx_connect.backoff``)."""
-    return full_jitter(attempt, base, ceiling)
+    backoff (``shared.backoff``)."""
+    return equal_jitter(attempt, base, ceiling)
 
 
 class Forwarder:

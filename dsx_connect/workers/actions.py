@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import httpx
 
-from dsx_connect.connector_client import AnswerKind, classify
+from dsx_connect.connector_client import AnswerKind, ConnectorClient, classify
+from dsx_connect.connector_requests import item_action_body
 from dsx_connect.intake import request_id_for
 from dsx_connect.redis_client import replicated
 from dsx_connect.state.actions import PENDING, ActionClaims
@@ -17,7 +18,7 @@ from dsx_connect.state.dead_letters import DeadLetter
 from dsx_connect.state.monitor_jobs import KIND as MONITOR
 from dsx_connect.state.monitor_jobs import MonitorJobs
 from dsx_connect.workers.context import WorkerContext
-from dsx_connect.workers.hot_path import connector_error, read_file_body
+from dsx_connect.workers.hot_path import connector_error
 from dsx_connect.workers.outcome import ItemOutcome
 from dsx_connect.workers.scan import Dispatch
 from shared.errors import DsxError, RetryableError
@@ -120,18 +121,11 @@ def apply_action(ctx: WorkerContext, item: ItemOutcome) -> tuple[EventAction, An
     ``GONE`` (404) and ``CHANGED`` (412 ``item_changed``: the item is not the version scanned, so
     the connector touched nothing) are typed outcomes. Raises what is retried.
     """
-    body = read_file_body(item.task, item.connector)
-    if item.task.requested_action is not None:
-        body["requested_action"] = item.task.requested_action.model_dump(mode="json")
-    if item.item_version is not None:
-        body["item_version"] = item.item_version
+    body = item_action_body(item.task, item.connector, item.item_version)
     requested = item.planned_action().value
+    calls = ConnectorClient(ctx.http, item.connector.url, ctx.connector_auth(item.connector.uuid))
     try:
-        response = ctx.http.put(
-            item.connector.url.rstrip("/") + "/item_action",
-            json=body,
-            auth=ctx.connector_auth(item.connector.uuid) or httpx.USE_CLIENT_DEFAULT,
-        )
+        response = calls.item_action(body)
     except httpx.TransportError as exc:
         raise RetryableError(f"item_action: connector unreachable: {exc!r}") from None
     if response.status_code == 401:  # our signature was refused (a pair that just changed): retried

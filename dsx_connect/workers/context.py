@@ -12,7 +12,6 @@ import redis
 
 from dsx_connect.auth.signing import SignerCache
 from dsx_connect.auth.urls import AddressPolicy, guarded_transport
-from dsx_connect.backoff import full_jitter
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import Settings, get_settings
 from dsx_connect.state.auth_credentials import ConnectorKeys
@@ -23,6 +22,7 @@ from dsx_connect.state.feed import FeedTarget
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.results import ResultStore
 from dsx_connect.workers.hot_path import ScanConfig
+from shared.backoff import equal_jitter
 from shared.hmac_auth import DsxHmacAuth, Signer
 from shared.models import RegisteredConnector
 from shared.tls import client_ssl
@@ -70,7 +70,7 @@ class WorkerContext:
     def backoff(self, attempt: int) -> float:
         """Capped exponential backoff with jitter for retry number ``attempt`` (1-based)."""
         workers = self.settings.workers
-        return full_jitter(attempt, workers.retry_backoff_s, workers.retry_backoff_max_s)
+        return equal_jitter(attempt, workers.retry_backoff_s, workers.retry_backoff_max_s)
 
 
 @lru_cache

@@ -32,10 +32,10 @@ from celery import Task
 from celery.exceptions import Ignore, Reject, Retry
 from kombu.exceptions import OperationalError
 
-from dsx_connect.backoff import full_jitter
 from dsx_connect.state.dead_letters import DeadLetter, Stage
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
+from shared.backoff import equal_jitter
 from shared.models import EventAction, EventError, ScanTask
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def run_guarded(
             retries = int(task.request.retries or 0)
             if retries < TASK_MAX_RETRIES:
                 workers = context().settings.workers
-                countdown = full_jitter(retries + 1, workers.retry_backoff_s, workers.retry_backoff_max_s)
+                countdown = equal_jitter(retries + 1, workers.retry_backoff_s, workers.retry_backoff_max_s)
                 log.warning("%s task retried in %.1fs: %r", stage or "notify", countdown, exc)
                 try:
                     raise task.retry(exc=exc, countdown=countdown, max_retries=None) from None

@@ -17,6 +17,7 @@ from functools import cached_property, lru_cache
 
 from dsx_connect.auth.urls import connector_address
 from dsx_connect.connector_client import AnswerKind, classify
+from dsx_connect.connector_requests import Route, read_file_body, read_files_body, route_url
 from dsx_connect.settings import Settings
 from dsx_connect.workers.http1 import Target, target
 from dsx_connect.workers.outcome import ConnectorRef
@@ -73,28 +74,15 @@ class ScanConfig:
 
 
 @lru_cache(maxsize=1024)
-def connector_route(connector_url: str, route: str) -> tuple[Target, str]:
+def connector_route(connector_url: str, route: Route) -> tuple[Target, str]:
     """The URL of a connector's ``route`` and the ``path?query`` DSX-HMAC signs (as sent on the
     request line), built once per connector and route."""
-    url = target(f"{connector_url.rstrip('/')}/{route}")
+    url = target(route_url(connector_url, route))
     return url, url.path.decode("ascii")
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 ERROR_BODY_LIMIT = 4096
-
-
-def read_file_body(task: ScanTask, connector: ConnectorRef) -> dict[str, object]:
-    """The scan request a connector's ``/read_file`` expects (SPEC §5)."""
-    return {
-        "connector": {"uuid": connector.uuid, "name": connector.name, "url": connector.url},
-        "location": task.location,
-        "metainfo": task.metainfo,
-        "connector_url": connector.url,
-        "size_in_bytes": task.size_in_bytes,
-        "scan_job_id": task.job_id,
-        "job_item_id": task.job_item_id,
-    }
 
 
 BATCHABLE_BYTES = MAX_ITEM_BYTES  # items read with read_files when their size is known and at most this
@@ -172,12 +160,10 @@ async def read_items(
     no ``read_files`` (then it is remembered, and its items are read one by one). A failure of the
     call itself raises, as ``read_file``'s would, for every item.
     """
-    request = json.dumps(
-        {"items": [{"location": t.location, "metainfo": t.metainfo} for t in tasks]}
-    ).encode()
+    request = read_files_body(tasks)
     try:
         answer = await _post_to_connector(
-            pool, connector_route(connector.url, "read_files"), request, cfg, signer
+            pool, connector_route(connector.url, Route.READ_FILES), request, cfg, signer
         )
         async with answer:
             if answer.status in (404, 405):
@@ -261,7 +247,7 @@ async def scan_item(
     request = json.dumps(read_file_body(task, connector)).encode()
     try:
         item = await _post_to_connector(
-            pool, connector_route(connector.url, "read_file"), request, cfg, signer
+            pool, connector_route(connector.url, Route.READ_FILE), request, cfg, signer
         )
     except (TimeoutError, OSError) as exc:
         raise ConnectorUnavailable(f"read_file: connector unreachable or timed out: {exc!r}") from None

@@ -14,7 +14,6 @@ jitter; permanent errors go straight through.
 from __future__ import annotations
 
 import logging
-import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from urllib.parse import quote
 import anyio
 import httpx
 
+from shared.backoff import full_jitter
 from shared.connector.settings import CORE_API_PREFIX, ConnectorSettings
 from shared.errors import NotFoundError, PermanentError, RetryableError
 from shared.logging import request_id_var
@@ -126,7 +126,7 @@ async def retry(
             return await call()
         except RetryableError as exc:
             attempt += 1
-            delay = random.uniform(0, min(cap_s, base_s * 2**attempt))
+            delay = full_jitter(attempt + 1, base_s, cap_s)  # the first wait: up to twice base_s
             if time.monotonic() + delay > deadline:
                 raise
             log.warning("%s failed, retrying", what, extra={"attempt": attempt, "error": exc.message})

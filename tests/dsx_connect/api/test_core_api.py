@@ -225,6 +225,21 @@ def test_full_scan_of_unreachable_connector_fails_its_job(
     assert failed and failed[0]["status"] == "failed" and "unreachable" in failed[0]["failure_reason"]
 
 
+@pytest.mark.parametrize("trailing", ["", "/"])
+def test_calls_to_an_unreachable_connector_are_502_naming_the_route(api: httpx.Client, trailing: str) -> None:
+    body = connector_body()
+    body["url"] = f"{body['url']}{trailing}"
+    assert api.post("/connectors/register", json=body).status_code == 201
+    uid, base = body["uuid"], "http://127.0.0.1:9/filesystem-connector"
+    calls = [("GET", "estimate"), ("GET", "repo_check"), ("GET", "healthz"), ("GET", "readyz")]
+    calls += [("GET", "config"), ("PUT", "config")]
+    for method, route in calls:
+        update = {"filter": "*.pdf"} if method == "PUT" else None
+        answer = api.request(method, f"/connectors/{route}/{uid}", json=update)
+        assert answer.status_code == 502, (method, route)
+        assert f"unreachable at {base}/{route}:" in answer.json()["message"], answer.text
+
+
 def test_full_scan_of_unknown_connector_is_404(api: httpx.Client) -> None:
     assert api.post(f"/connectors/full_scan/{uuid.uuid4()}").status_code == 404
 
