@@ -139,10 +139,20 @@ class FaultStack:
         except redis.RedisError:
             return -1  # a failover in progress
 
-    def requeue_dead_letters(self) -> list[dict[str, Any]]:
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Every dead letter (the listing pages by 1,000: a 10,000-file run can have more)."""
+        letters: list[dict[str, Any]] = []
         with self.api as api:
-            letters = api.get("/dlq/items", params={"limit": 1000}).json()["items"]
-            if letters:
+            while True:
+                page = api.get("/dlq/items", params={"limit": 1000, "offset": len(letters)}).json()
+                letters += page["items"]
+                if len(page["items"]) < 1000:
+                    return letters
+
+    def requeue_dead_letters(self) -> list[dict[str, Any]]:
+        letters = self.dead_letters()
+        if letters:
+            with self.api as api:
                 assert api.post("/dlq/requeue", json={"all": True}).json()["requeued"] == len(letters)
         return letters
 
@@ -382,8 +392,8 @@ def assert_exact(fs: FaultStack, job_id: str) -> dict[str, Any]:
 def settle_and_requeue(fs: FaultStack, job_id: str) -> list[dict[str, Any]]:
     """Wait for the job, then send every dead letter back (results + dead letters = files first)."""
     job = fs.wait_settled(job_id)
+    letters = fs.dead_letters()
     with fs.api as api:
-        letters = api.get("/dlq/items", params={"limit": 1000}).json()["items"]
         failed = api.get("/scan/results", params={"job": job_id, "limit": 1}).json()["total"]
     assert failed == job["processed"] == N_FILES, "every file has a result (or is a dead letter with one)"
     fs.requeue_dead_letters()
