@@ -92,8 +92,13 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def start_scan_from_the_dashboard(page: Page, expected_files: int | None = None) -> str:
-    """Open the connector's full-scan dialog, check the estimate, start; returns the new job's id."""
+def start_scan_from_the_dashboard(
+    page: Page, expected_files: int | None = None, *, force: bool = False
+) -> str:
+    """Open the connector's full-scan dialog, check the estimate, start; returns the new job's id.
+
+    ``force`` ticks "scan every file again": without it, files an earlier scan saw unchanged are
+    served from the scan cache at intake, with no scan worker involved."""
     page.locator("#tab-scans").click()
     known = page.locator(".job").evaluate_all("cards => cards.map(c => c.dataset.jobId)")
     page.get_by_role("button", name="Full scan of filesystem-connector").click()
@@ -101,6 +106,9 @@ def start_scan_from_the_dashboard(page: Page, expected_files: int | None = None)
     expect(estimate).to_have_attribute("data-state", "ready")
     if expected_files is not None:
         expect(estimate).to_contain_text(f"{expected_files} files")
+    expect(page.locator("#scan-force")).not_to_be_checked()
+    if force:
+        page.get_by_label("Read and scan every file again").check()
     page.locator("#scan-start").click()
     expect(page.locator("#scan-dialog")).to_be_hidden()
     page.wait_for_function(
@@ -264,7 +272,7 @@ def test_the_job_list_filters_and_pages_with_running_jobs_first(page: Page, loca
 def test_pause_holds_the_job_across_a_reload_and_resume_finishes_it(page: Page, local: StackRun) -> None:
     scan_log = local.cfg.log_dir / "worker-scan.log"
     with local.frozen("worker-scan"):  # nothing is scanned until the job is paused
-        job_id = start_scan_from_the_dashboard(page)
+        job_id = start_scan_from_the_dashboard(page, force=True)  # not served from the scan cache
         job = card(page, job_id)
         expect(job).to_have_attribute("data-status", "running")
         job.get_by_role("button", name="Pause").click()
@@ -293,7 +301,7 @@ def test_pause_holds_the_job_across_a_reload_and_resume_finishes_it(page: Page, 
 
 def test_cancel_from_the_button_skips_what_is_not_yet_scanned(page: Page, local: StackRun) -> None:
     with local.frozen("worker-scan"):
-        job_id = start_scan_from_the_dashboard(page)
+        job_id = start_scan_from_the_dashboard(page, force=True)
         job = card(page, job_id)
         total = local.wait_job(job_id, lambda j: j["enqueue_done"], what="the enumeration to end")[
             "enqueued_total"
@@ -412,6 +420,33 @@ def test_the_dead_letter_panel_says_not_available_when_the_core_has_none(page: P
         shot(page, "09-dead-letters-unavailable")
     finally:
         page.unroute("**/dlq/stats")
+
+
+def test_a_requeued_dead_letter_is_marked_and_offers_no_second_requeue(page: Page) -> None:
+    letter = {
+        "id": "r-requeued", "stage": "scan", "reason": "gave up after 3 attempts: connector unreachable",
+        "attempts": 3, "job_id": "j1", "connector_uuid": "c1", "location": "share/requeued.txt",
+        "failed_at": "2026-12-05T08:00:00.000Z", "payload": {}, "requeued_until": 4102444800.0,
+    }  # fmt: skip
+    stats = {"count": 1, "by_stage": {"scan": 1}, "oldest": letter["failed_at"], "newest": letter["failed_at"],
+             "retain_s": 604800, "requeued": 1}  # fmt: skip
+    page.route("**/dlq/stats", lambda route: route.fulfill(status=200, json=stats))
+    page.route(
+        "**/dlq/items*",
+        lambda route: route.fulfill(
+            status=200, json={"items": [letter], "total": 1, "limit": 50, "offset": 0}
+        ),
+    )
+    try:
+        page.reload()
+        page.locator("#tab-dlq").click()
+        expect(page.locator('#dlq [data-state="available"]')).to_contain_text("1 requeued, not finished yet")
+        row = page.locator("#dlq tbody tr", has_text="share/requeued.txt")
+        expect(row.locator('[data-state="requeued"]')).to_have_text("requeued")
+        expect(row.get_by_role("button", name="Requeue share/requeued.txt")).to_have_count(0)
+    finally:
+        page.unroute("**/dlq/stats")
+        page.unroute("**/dlq/items*")
 
 
 def test_the_security_panel_mints_shows_once_and_revokes_a_scoped_token(page: Page, local: StackRun) -> None:

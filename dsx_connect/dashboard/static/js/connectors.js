@@ -105,6 +105,7 @@ async function openScanDialog(connector) {
   estimate.textContent = "Asking the connector for an estimate…";
   estimate.dataset.state = "loading";
   start.disabled = false;
+  document.getElementById("scan-force").checked = false;
   dialog.showModal();
   const answer = await get(`/connectors/estimate/${encodeURIComponent(connector.uuid)}`);
   if (chosen !== connector) return;
@@ -123,7 +124,8 @@ async function startScan() {
   const start = document.getElementById("scan-start");
   const error = document.getElementById("scan-error");
   start.disabled = true;
-  const answer = await post(`/connectors/full_scan/${encodeURIComponent(connector.uuid)}`);
+  const force = document.getElementById("scan-force").checked ? "?force=true" : "";
+  const answer = await post(`/connectors/full_scan/${encodeURIComponent(connector.uuid)}${force}`);
   if (!answer.ok) {
     error.textContent = `The scan did not start: ${message(answer)}`;
     error.hidden = false;

@@ -26,6 +26,7 @@ export async function loadDeadLetters() {
   box.replaceChildren(
     h("p", { dataset: { state: "available" } }, h("strong", { id: "dlq-count" }, fmtInt(stats.body.count)),
       ` dead letters${stages ? ` (${stages})` : ""}`,
+      stats.body.requeued ? ` · ${fmtInt(stats.body.requeued)} requeued, not finished yet` : "",
       stats.body.oldest ? ` · oldest ${fmtTime(stats.body.oldest)}` : ""),
     h("div", { class: "controls" }, requeue, " ", clear),
     letters.length ? table(letters) : h("p", { class: "empty" }, "Nothing ran out of retries."));
@@ -36,8 +37,11 @@ function table(letters) {
     h("caption", { class: "sr-only" }, "Dead letters, newest first"),
     h("thead", {}, h("tr", {}, ...["Failed", "Stage", "Location", "Job", "Attempts", "Reason", ""].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, ...letters.map((letter) => {
-      const again = h("button", { type: "button", class: "secondary", "aria-label": `Requeue ${letter.location}` }, "Requeue");
-      again.addEventListener("click", () => act(null, () => post("/dlq/requeue", { ids: [letter.id] })));
+      // a requeued letter stays until its attempt ends (stored outcome, or a new failure)
+      const again = letter.requeued_until
+        ? h("span", { class: "muted", dataset: { state: "requeued" }, title: `sent again if not finished by ${fmtTime(new Date(letter.requeued_until * 1000).toISOString())}` }, "requeued")
+        : h("button", { type: "button", class: "secondary", "aria-label": `Requeue ${letter.location}` }, "Requeue");
+      if (!letter.requeued_until) again.addEventListener("click", () => act(null, () => post("/dlq/requeue", { ids: [letter.id] })));
       return h("tr", {},
         h("td", {}, fmtTime(letter.failed_at)), h("td", {}, chip(letter.stage, "s")),
         h("td", { class: "path" }, letter.location), h("td", { class: "mono", title: letter.job_id }, shortId(letter.job_id)),
