@@ -30,11 +30,16 @@ def get_connector_keys() -> ConnectorKeys:
 ConnectorKeysDep = Annotated[ConnectorKeys, Depends(get_connector_keys)]
 
 
-def connector_auth(connector: KnownConnector, credentials: ConnectorKeysDep) -> httpx.Auth | None:
-    """DSX-HMAC for the core's calls to this connector, with the pair it holds (None with auth off)."""
+def signed_calls_auth(credentials: ConnectorKeys, connector_uuid: str) -> httpx.Auth | None:
+    """DSX-HMAC for the core's calls to a connector, with the pair it holds (None with auth off)."""
     if not credentials.settings.enabled:
         return None
-    return DsxHmacAuth(credentials.signer(connector.uuid))
+    return DsxHmacAuth(credentials.signer(connector_uuid))
+
+
+def connector_auth(connector: KnownConnector, credentials: ConnectorKeysDep) -> httpx.Auth | None:
+    """DSX-HMAC for the core's calls to this connector (see :func:`signed_calls_auth`)."""
+    return signed_calls_auth(credentials, connector.uuid)
 
 
 ConnectorAuth = Annotated[httpx.Auth | None, Depends(connector_auth)]

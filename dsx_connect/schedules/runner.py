@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import redis
 
+from dsx_connect.api.deps import get_connector_http  # the routes' pooled, address-guarded client
+from dsx_connect.auth.deps import signed_calls_auth
 from dsx_connect.connector_client import ConnectorClient
 from dsx_connect.connectors.full_scan import FullScanFailed, start_full_scan
 from dsx_connect.schedules.identity import ScannerIdentity
@@ -18,15 +19,12 @@ from dsx_connect.state.connectors import ConnectorRegistry
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.schedule_lease import LeaderLease
 from dsx_connect.state.schedules import ScheduleStore
-from shared.hmac_auth import DsxHmacAuth
 
 
 class FullScanStarter:
     """Starts a connector's full scan as ``POST /connectors/full_scan/{uuid}`` does, with a trigger."""
 
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
-        from dsx_connect.api.deps import get_connector_http  # the routes' pooled, address-guarded client
-
         self.settings = settings
         self.registry = ConnectorRegistry(client, settings.connectors.heartbeat_ttl_s)
         self.jobs = JobStore(client, settings.jobs.retain_s)
@@ -37,11 +35,10 @@ class FullScanStarter:
         connector = self.registry.get(connector_uuid)
         if connector is None:
             raise ScanNotStarted(f"connector {connector_uuid} is not registered (or its heartbeat expired)")
-        auth: httpx.Auth | None = None
-        if self.settings.auth.enabled:
-            auth = DsxHmacAuth(self.credentials.signer(connector_uuid))
         try:
-            calls = ConnectorClient(self.http, connector.url, auth)
+            calls = ConnectorClient(
+                self.http, connector.url, signed_calls_auth(self.credentials, connector_uuid)
+            )
             return start_full_scan(connector, self.jobs, calls, self.settings, trigger=trigger).job_id
         except FullScanFailed as exc:
             raise ScanNotStarted(str(exc)) from None
