@@ -126,6 +126,12 @@ class FaultStack:
 
     def wait_settled(self, job_id: str, timeout: float = 180) -> dict[str, Any]:
         def settled() -> dict[str, Any] | None:
+            # A requeued letter's attempt is over only once its outcome is stored (the letter goes
+            # with it): the queues alone can look empty while a batch passes between two steps, and
+            # the job of a requeue is already completed. Read in this order, the job is final.
+            with self.api as api:
+                if api.get("/dlq/stats").json()["requeued"]:
+                    return None
             job = self.job(job_id)
             return job if job["status"] == "completed" and self.in_flight() == 0 else None
 
