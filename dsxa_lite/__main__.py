@@ -16,6 +16,7 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 from pathlib import Path
 
 from dsxa_lite.body import receive_body
@@ -68,11 +69,13 @@ async def _scan_each(service: ScanService, settings: DsxaLiteSettings, paths: Se
     status = 0
     for path in paths:
         started = time.perf_counter()
+        size = path.stat().st_size
         body = await receive_body(
             _file_chunks(path),
             max_size=settings.max_file_size_bytes,
             spool_threshold=settings.spool_threshold_bytes,
             spool_dir=settings.spool_dir,
+            stream=partial(service.stream_scan, declared_size=size),
         )
         try:
             outcome = await service.ascan(body)
@@ -102,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from shared.logging import configure_logging
+    from shared.malloc_tuning import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread: streamed scans' windows (shared/malloc_tuning.py)
 
     host = getattr(args, "host", None) or settings.host
     port = getattr(args, "port", None) or settings.port

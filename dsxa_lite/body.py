@@ -1,8 +1,11 @@
 """Receiving a scan body: hash it while it streams in, keep it in memory while small, spool it to
-an unnamed temp file past a threshold, and stop keeping it (but keep hashing) past the size limit.
+an unnamed temp file past a threshold (or, when the caller offers one, hand it to a scan that
+takes it as it arrives: :mod:`dsxa_lite.streamed`), and stop keeping it (but keep hashing) past
+the size limit.
 
 Memory stays bounded whatever the body size: at most ``spool_threshold`` bytes in memory, plus
-one flush batch (``SPOOL_FLUSH_BYTES``) on the way to disk.
+one flush batch (``SPOOL_FLUSH_BYTES``) on the way to disk, or, streamed, ``STREAM_SLACK_BYTES``
+received while the scan holds a window.
 """
 
 from __future__ import annotations
@@ -11,16 +14,22 @@ import asyncio
 import binascii
 import hashlib
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import anyio.to_thread
 
 from dsxa_lite.engines import HEAD_BYTES
 
+if TYPE_CHECKING:
+    from dsxa_lite.streamed import StreamedScan
+
 SPOOL_FLUSH_BYTES = 1024 * 1024
+# What a streamed body may receive while the previous batch is still in its threads: a window's
+# YARA scan takes as long as receiving several MiB, and the transfer should not wait for it.
+STREAM_SLACK_BYTES = 4 * SPOOL_FLUSH_BYTES
 
 
 class BadBody(ValueError):
@@ -31,8 +40,9 @@ class BadBody(ValueError):
 class ReceivedBody:
     """A body as received: its hash and size, first bytes, and content in memory or on disk.
 
-    ``data`` is set for bodies kept in memory, ``spool`` for bodies on disk; neither is set
-    when ``too_large`` (the body went past the size limit and was only hashed and counted).
+    ``data`` is set for bodies kept in memory, ``spool`` for bodies on disk, ``streamed`` for
+    bodies scanned as they arrived (its YARA result is ready); none is set when ``too_large``
+    (the body went past the size limit and was only hashed and counted).
     """
 
     sha256: str
@@ -41,12 +51,16 @@ class ReceivedBody:
     data: bytes | None = None
     spool: BinaryIO | None = None
     too_large: bool = False
+    streamed: StreamedScan | None = None
 
     def close(self) -> None:
-        """Release the spool file (it has no name, so closing it frees the disk space)."""
+        """Release the spool file (it has no name, so closing it frees the disk space) or the
+        streamed scan's slot."""
         if self.spool is not None:
             self.spool.close()
             self.spool = None
+        if self.streamed is not None:
+            self.streamed.close()
 
 
 def _open_spool(spool_dir: Path | None) -> BinaryIO:
@@ -67,17 +81,35 @@ def _hash_and_write(digest: Any, spool: BinaryIO, parts: list[bytes]) -> None:
     _write(spool, parts)
 
 
+def _hash(digest: Any, parts: list[bytes]) -> None:
+    for part in parts:
+        digest.update(part)
+
+
+def _hash_and_feed(
+    loop: asyncio.AbstractEventLoop, digest: Any, streamed: StreamedScan, parts: list[bytes]
+) -> asyncio.Future[Any]:
+    # Hashing and YARA each in a worker thread, side by side (both release the GIL): on a large
+    # body they are the scanner's two biggest costs, and neither waits for the other.
+    return asyncio.gather(
+        loop.run_in_executor(None, _hash, digest, parts), loop.run_in_executor(None, streamed.feed, parts)
+    )
+
+
 async def receive_body(
     chunks: AsyncIterable[bytes],
     *,
     max_size: int,
     spool_threshold: int,
     spool_dir: Path | None = None,
+    stream: Callable[[bytes], StreamedScan | None] | None = None,
 ) -> ReceivedBody:
     """Consume ``chunks`` into a :class:`ReceivedBody` (see the module docstring).
 
-    Once a body spools, each flush batch is hashed and written in a worker thread while the next
-    batch arrives (at most one batch in the thread and one arriving: memory stays bounded).
+    Past ``spool_threshold``, ``stream`` (given the first bytes) may return a scan that takes the
+    body as it arrives; otherwise the body spools. Either way each flush batch is hashed and
+    written (or scanned) in a worker thread while the next batch arrives (at most one batch in
+    the thread and one arriving: memory stays bounded).
     """
     loop = asyncio.get_running_loop()
     digest = hashlib.sha256()
@@ -86,7 +118,8 @@ async def receive_body(
     parts: list[bytes] = []
     pending_size = 0
     spool: BinaryIO | None = None
-    flushing: asyncio.Future[None] | None = None  # the batch in the worker thread
+    streamed: StreamedScan | None = None
+    flushing: asyncio.Future[Any] | None = None  # the batch in the worker thread(s)
     too_large = False
     try:
         async for chunk in chunks:
@@ -110,11 +143,20 @@ async def receive_body(
                 if spool is not None:
                     spool.close()
                     spool = None
+                if streamed is not None:
+                    streamed.close()
+                    streamed = None
                 continue
             parts.append(chunk)
-            if spool is None:
+            if spool is None and streamed is None:
                 digest.update(chunk)
                 if size <= spool_threshold:
+                    continue
+                streamed = stream(head) if stream is not None else None
+                if streamed is not None:
+                    flushing = loop.run_in_executor(None, streamed.feed, parts)  # hashed already
+                    parts = []
+                    pending_size = 0
                     continue
                 spool = await anyio.to_thread.run_sync(_open_spool, spool_dir)
                 await anyio.to_thread.run_sync(_write, spool, parts)  # hashed already
@@ -124,8 +166,13 @@ async def receive_body(
             pending_size += len(chunk)
             if pending_size >= SPOOL_FLUSH_BYTES:
                 if flushing is not None:
+                    if streamed is not None and not flushing.done() and pending_size < STREAM_SLACK_BYTES:
+                        continue  # YARA is scanning a window meanwhile: keep receiving
                     await flushing
-                flushing = loop.run_in_executor(None, _hash_and_write, digest, spool, parts)
+                if streamed is not None:
+                    flushing = _hash_and_feed(loop, digest, streamed, parts)
+                elif spool is not None:
+                    flushing = loop.run_in_executor(None, _hash_and_write, digest, spool, parts)
                 parts = []
                 pending_size = 0
         if flushing is not None:
@@ -134,16 +181,23 @@ async def receive_body(
         if spool is not None and parts:
             await anyio.to_thread.run_sync(_hash_and_write, digest, spool, parts)
             parts = []
+        if streamed is not None:
+            if parts:
+                await _hash_and_feed(loop, digest, streamed, parts)
+                parts = []
+            await anyio.to_thread.run_sync(streamed.finish)
     except BaseException:
         if flushing is not None:  # let the thread finish with the spool before it is closed
             await asyncio.shield(asyncio.wait([flushing]))
         if spool is not None:
             spool.close()
+        if streamed is not None:
+            streamed.close()
         raise
     data = None
-    if spool is None and not too_large:
+    if spool is None and streamed is None and not too_large:
         data = parts[0] if len(parts) == 1 else b"".join(parts)
-    return ReceivedBody(digest.hexdigest(), size, head, data, spool, too_large)
+    return ReceivedBody(digest.hexdigest(), size, head, data, spool, too_large, streamed)
 
 
 _BASE64_WHITESPACE = b" \t\r\n\x0b\x0c"

@@ -4,7 +4,9 @@ Order: size check, EICAR, block list, YARA, ClamAV (when configured); the first 
 archive with no hit on its own bytes is then unpacked (``dsxa_lite.archives``) and the worst
 member's verdict wins. Small plain bodies are scanned on the event loop (a few µs); spooled
 bodies, archives and anything ClamAV must see go to a worker thread, at most
-``LARGE_SCAN_CONCURRENCY`` at once.
+``LARGE_SCAN_CONCURRENCY`` at once. A large plain body of known size, with no clamd configured,
+is scanned by YARA as it arrives instead (:meth:`ScanService.stream_scan`, at most
+``LARGE_SCAN_CONCURRENCY`` at once too), so it is never spooled.
 
 The engines live in a :class:`~dsxa_lite.ruleset.RuleSet` that :meth:`ScanService.reload`
 replaces atomically (compiled in a thread, swapped with one assignment on the event loop).
@@ -26,11 +28,12 @@ from dsxa_lite.archives import CONTAINER_TYPES, ArchiveLimits, ArchiveScan
 from dsxa_lite.archives.walker import UNSUPPORTED_CONTAINERS
 from dsxa_lite.body import ReceivedBody
 from dsxa_lite.cache import VerdictCache
-from dsxa_lite.engines import Engine, ScanInput, ScanTimeout
+from dsxa_lite.engines import HEAD_BYTES, Engine, Hit, ScanInput, ScanTimeout
 from dsxa_lite.engines.clamav import ClamdError
 from dsxa_lite.filetype import detect_file_type
 from dsxa_lite.ruleset import RuleSet, RuleSetError, load_ruleset
 from dsxa_lite.settings import SHA256_RE, DsxaLiteSettings
+from dsxa_lite.streamed import StreamedScan
 from dsxa_lite.threats import ThreatType
 from shared.models import Verdict, utcnow_iso
 from shared.settings import SettingsError
@@ -145,6 +148,7 @@ class ScanService:
         self.last_reload: ReloadResult | None = None
         self._unpacked = CONTAINER_TYPES if settings.archives else frozenset()
         self._limiter: anyio.CapacityLimiter | None = None
+        self._streaming = 0  # bodies being scanned as they arrive (StreamedScan)
         self._reload_lock: asyncio.Lock | None = None
 
     # the current rule set's parts, for the health routes and the logs
@@ -188,11 +192,36 @@ class ScanService:
             container_hash,
         )
 
+    def stream_scan(self, head: bytes, declared_size: int | None) -> StreamedScan | None:
+        """A scan that takes a large body as it arrives, when nothing needs it whole: its size is
+        declared (``Content-Length``) and within the limit, its first bytes are no archive to
+        unpack, no clamd is configured, and fewer than ``LARGE_SCAN_CONCURRENCY`` bodies stream
+        already. None otherwise: the body spools (call on the event loop)."""
+        ruleset = self.ruleset
+        if (
+            declared_size is None
+            or declared_size > self.settings.max_file_size_bytes
+            or len(head) < min(HEAD_BYTES, declared_size)
+            or ruleset.clamav is not None
+            or self._streaming >= self.settings.large_scan_concurrency
+        ):
+            return None
+        file_type = detect_file_type(head)
+        if file_type in self._unpacked:
+            return None
+        self._streaming += 1
+        return StreamedScan(ruleset, file_type, declared_size, self._stream_ended)
+
+    def _stream_ended(self) -> None:
+        self._streaming -= 1
+
     def scan(
         self, body: ReceivedBody, passwords: Sequence[str] = (), file_type: str | None = None
     ) -> Outcome:
         """Verdict for a received body (blocking: call it in a thread unless it is small and plain)."""
         ruleset = self.ruleset  # one rule set for the whole scan, whatever a reload does meanwhile
+        if body.streamed is not None:
+            ruleset = body.streamed.ruleset  # the one its windows were scanned with
         if file_type is None:
             file_type = detect_file_type(body.head)
         if body.too_large:
@@ -219,7 +248,10 @@ class ScanService:
         )
         failure = None
         try:
-            hit = ruleset.detect(item)
+            if body.streamed is not None:
+                hit = self._streamed_hit(ruleset, item, body.streamed)
+            else:
+                hit = ruleset.detect(item)
             if hit is not None:
                 return self._outcome(
                     ruleset, body, file_type, Verdict.MALICIOUS, hit.reason, threat_type=hit.threat_type
@@ -245,6 +277,13 @@ class ScanService:
         # raised outside the except block: no traceback (whose frames hold this thread's
         # yara_x.Scanner) travels to the event loop's thread
         raise ScanFailed(failure)
+
+    @staticmethod
+    def _streamed_hit(ruleset: RuleSet, item: ScanInput, streamed: StreamedScan) -> Hit | None:
+        """``RuleSet.detect`` for a body YARA scanned as it arrived (no clamd: see stream_scan)."""
+        if streamed.size != item.size:
+            raise ValueError(f"the body has {item.size} bytes, its Content-Length said {streamed.size}")
+        return ruleset.eicar.scan(item) or ruleset.blocklist.scan(item) or streamed.result()
 
     def _scan_archive(
         self, ruleset: RuleSet, body: ReceivedBody, file_type: str, passwords: Sequence[str]
@@ -279,8 +318,10 @@ class ScanService:
         """:meth:`scan`, in place for small plain bodies (in memory, not an archive, no clamd to
         ask) and in a limited worker thread otherwise."""
         file_type = detect_file_type(body.head)
-        if body.too_large or (
-            body.spool is None and file_type not in self._unpacked and self.ruleset.clamav is None
+        if (
+            body.too_large
+            or body.streamed is not None  # its YARA windows were scanned already
+            or (body.spool is None and file_type not in self._unpacked and self.ruleset.clamav is None)
         ):
             return self.scan(body, passwords, file_type)
         if self._limiter is None:

@@ -419,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
                             "DSXCONNECTOR_ITEM_ACTION": "nothing",
                         },
                     )
-                started.append((comp, spawn(cfg.run_dir, comp, order)))
+                record = spawn(cfg.run_dir, comp, order)
+                started.append((comp, record))
+                if comp.name == "filesystem":
+                    fs_comp, fs_record = comp, record
                 order += 1
             for comp, record in started:
                 wait_ready(comp, record, cfg.start_timeout)
@@ -483,17 +486,25 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.big_gib > 0:
             print(f"(c) one sparse {args.big_gib} GiB file end to end", flush=True)
+            # The connector resolved the symlink to the generated tree when it started: it must start
+            # again to see the folder that now holds only the large file.
+            stop([fs_record], out=lambda _line: None)
             cfg.sample_dir.unlink()  # the generated tree stays where it is
             cfg.sample_dir.mkdir()
             big = cfg.sample_dir / "big.bin"
             size = int(args.big_gib * (1 << 30))
             with big.open("wb") as fh:
                 fh.truncate(size)
+            fs_record = spawn(cfg.run_dir, fs_comp, order)
+            wait_ready(fs_comp, fs_record, cfg.start_timeout)
+            connector = wait_for_connector(cfg)
             reset_peaks(cfg.run_dir)
             cpu_before = cpu_seconds(cfg.run_dir)
             result = timed_full_scan(cfg, connector)
             cpu_after = cpu_seconds(cfg.run_dir)
             peaks = peak_rss_mb(cfg.run_dir)
+            if result["job"]["processed"] != 1:
+                raise StackError(f"the large-file scan processed {result['job']['processed']} files, not 1")
             report["big_file"] = {
                 "size_bytes": size,
                 "elapsed_s": result["elapsed_s"],

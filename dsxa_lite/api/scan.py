@@ -127,6 +127,12 @@ def _logged(body: dict[str, Any], outcome: Outcome, duration_us: int) -> dict[st
     return body
 
 
+def _content_length(headers: RawHeaders) -> int | None:
+    """The declared body size (the server refuses a body that does not match it), else None."""
+    value = headers.get("content-length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
 async def _scan_stream(request: Request, base64: bool) -> Response:
     started = time.perf_counter()
     service: ScanService = request.app.state.scan_service
@@ -136,8 +142,10 @@ async def _scan_stream(request: Request, base64: bool) -> Response:
         return checked
     chunks: AsyncIterable[bytes] = request.stream()
     content_type = headers.get("x-content-type")
+    declared = _content_length(headers)
     if base64 or (content_type is not None and content_type.strip().lower() == "base64"):
         chunks = decode_base64(chunks)
+        declared = None  # the decoded size is known only at the end
     settings = service.settings
     try:
         body = await receive_body(
@@ -145,6 +153,7 @@ async def _scan_stream(request: Request, base64: bool) -> Response:
             max_size=settings.max_file_size_bytes,
             spool_threshold=settings.spool_threshold_bytes,
             spool_dir=settings.spool_dir,
+            stream=lambda head: service.stream_scan(head, declared),
         )
     except BadBody as exc:
         return error_response(400, str(exc))

@@ -154,6 +154,14 @@ class YaraEngine:
             offset += step
         return None
 
+    def scan_window(self, data: bytes, offset: int, file_type: str, size: int) -> Hit | None:
+        """One window of a file: ``offset`` where it starts, ``size`` the whole file's (the windows
+        of a body scanned as it arrives, :mod:`dsxa_lite.streamed`)."""
+        scanner = self._scanner()
+        scanner.set_global("dsxa_file_type", file_type)
+        scanner.set_global("dsxa_file_size", size)
+        return self._scan_window(scanner, data, offset)
+
     def _scan_window(self, scanner: yara_x.Scanner, data: bytes, offset: int) -> Hit | None:
         scanner.set_global("dsxa_window_offset", offset)
         try:

@@ -13,6 +13,7 @@ import pytest
 from dsxa_lite.settings import DEFAULT_RULES_DIR
 from dsxa_lite.version import __version__
 
+from ..samples import MARKER, MARKER_RULE
 from ..servers import Scanner, running_scanner
 
 pytestmark = pytest.mark.integration
@@ -71,10 +72,15 @@ def test_readyz_names_a_missing_spool_folder(tmp_path: Path, logs_dir: Path) -> 
         assert httpx.get(scanner.url + "/readyz").status_code == 200
         spool.rmdir()
         response = httpx.get(scanner.url + "/readyz")
-        scanned = httpx.post(scanner.url + "/scan/binary/v2", content=bytes(4096))
+        # chunked (no Content-Length): the body must spool, it cannot be scanned as it arrives
+        scanned = httpx.post(scanner.url + "/scan/binary/v2", content=iter([bytes(4096)]))
         small = httpx.post(scanner.url + "/scan/binary/v2", content=b"fits in memory")
+        # a plain body of declared size is scanned as it arrives: no spool needed
+        streamed = httpx.post(scanner.url + "/scan/binary/v2", content=bytes(4096) + MARKER)
     assert response.status_code == 503
     assert response.json()["failing"] == "spool_dir"
     assert scanned.status_code == 503  # retryable: the core tries again later
     assert scanned.json()["verdict_details"]["reason"].startswith("cannot spool the body")
     assert small.json()["verdict"] == "Benign"
+    assert streamed.status_code == 200
+    assert streamed.json()["verdict_details"]["reason"] == f"yara: {MARKER_RULE}"

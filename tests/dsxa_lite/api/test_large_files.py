@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -29,7 +30,9 @@ def peak_rss_bytes(pid: int) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
-def test_512_mib_upload_is_scanned_under_200_mb_rss(tmp_path: Path, logs_dir: Path) -> None:
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked-spooled", "content-length-streamed"])
+def test_512_mib_upload_is_scanned_under_200_mb_rss(tmp_path: Path, logs_dir: Path, declared: bool) -> None:
+    """Chunked, the body spools; with its size declared, it is scanned as it arrives (no spool)."""
     size_mib = 512
     zeros = bytes(MiB)
     digest = hashlib.sha256()
@@ -44,11 +47,39 @@ def test_512_mib_upload_is_scanned_under_200_mb_rss(tmp_path: Path, logs_dir: Pa
     env = {"DSXA_LITE_SPOOL_DIR": str(tmp_path)}
     with running_scanner("dsxa-lite-large", env, logs_dir) as scanner:
         assert scanner.process.proc is not None
-        response = httpx.post(scanner.url + "/scan/binary/v2", content=body(), timeout=300)
+        headers = {"Content-Length": str(size_mib * MiB + len(MARKER))} if declared else {}
+        response = httpx.post(scanner.url + "/scan/binary/v2", content=body(), headers=headers, timeout=300)
         peak = peak_rss_bytes(scanner.process.proc.pid)
     answer = response.json()
     assert answer["verdict_details"]["reason"] == f"yara: {MARKER_RULE}"  # found in the last window
     assert answer["file_info"]["file_size_in_bytes"] == size_mib * MiB + len(MARKER)
     assert answer["file_info"]["file_hash"] == digest.hexdigest()
+    assert peak < RSS_LIMIT_BYTES, f"peak RSS {peak / MiB:.0f} MiB"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_two_streamed_uploads_at_once_stay_under_200_mb_rss(tmp_path: Path, logs_dir: Path) -> None:
+    """Streamed bodies hold a window each (LARGE_SCAN_CONCURRENCY of them at once, default 2):
+    memory follows the window, not the file, so 256 MiB each shows the steady state."""
+    size_mib = 256
+    zeros = bytes(MiB)
+
+    def body() -> Iterator[bytes]:
+        for _ in range(size_mib):
+            yield zeros
+        yield MARKER
+
+    def upload(url: str) -> dict[str, object]:
+        headers = {"Content-Length": str(size_mib * MiB + len(MARKER))}
+        return httpx.post(url, content=body(), headers=headers, timeout=300).json()  # type: ignore[no-any-return]
+
+    env = {"DSXA_LITE_SPOOL_DIR": str(tmp_path)}
+    with running_scanner("dsxa-lite-two-large", env, logs_dir) as scanner:
+        assert scanner.process.proc is not None
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(upload, [scanner.url + "/scan/binary/v2"] * 2))
+        peak = peak_rss_bytes(scanner.process.proc.pid)
+    assert [a["verdict_details"]["reason"] for a in answers] == [f"yara: {MARKER_RULE}"] * 2  # type: ignore[index]
     assert peak < RSS_LIMIT_BYTES, f"peak RSS {peak / MiB:.0f} MiB"
     assert list(tmp_path.iterdir()) == []
