@@ -35,6 +35,7 @@ from dsxa_lite.ruleset import RuleSet, RuleSetError, load_ruleset
 from dsxa_lite.settings import SHA256_RE, DsxaLiteSettings
 from dsxa_lite.streamed import StreamedScan
 from dsxa_lite.threats import ThreatType
+from dsxa_lite.yara_worker import YaraWorker, YaraWorkers
 from shared.models import Verdict, utcnow_iso
 from shared.settings import SettingsError
 
@@ -149,6 +150,7 @@ class ScanService:
         self._unpacked = CONTAINER_TYPES if settings.archives else frozenset()
         self._limiter: anyio.CapacityLimiter | None = None
         self._streaming = 0  # bodies being scanned as they arrive (StreamedScan)
+        self._yara_workers = YaraWorkers()  # their YARA, out of this process's GIL
         self._reload_lock: asyncio.Lock | None = None
 
     # the current rule set's parts, for the health routes and the logs
@@ -210,10 +212,13 @@ class ScanService:
         if file_type in self._unpacked:
             return None
         self._streaming += 1
-        return StreamedScan(ruleset, file_type, declared_size, self._stream_ended)
+        worker = self._yara_workers.take(ruleset.yara)
+        return StreamedScan(ruleset, file_type, declared_size, self._stream_ended, worker)
 
-    def _stream_ended(self) -> None:
+    def _stream_ended(self, worker: YaraWorker | None) -> None:
         self._streaming -= 1
+        if worker is not None:
+            self._yara_workers.give_back(worker)
 
     def scan(
         self, body: ReceivedBody, passwords: Sequence[str] = (), file_type: str | None = None
@@ -311,8 +316,10 @@ class ScanService:
         )
 
     def close(self) -> None:
-        """Release the engines' per-thread state; call from the thread that built the service."""
+        """Release the engines' per-thread state and stop the YARA workers; call from the thread
+        that built the service."""
         self.ruleset.close()
+        self._yara_workers.close()
 
     async def ascan(self, body: ReceivedBody, passwords: Sequence[str] = ()) -> Outcome:
         """:meth:`scan`, in place for small plain bodies (in memory, not an archive, no clamd to

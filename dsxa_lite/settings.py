@@ -38,7 +38,9 @@ class DsxaLiteSettings(BaseSettings):
       overlapping windows read from the spool file (a pattern longer than the overlap may be
       missed where it straddles two windows).
     - ``SCAN_TIMEOUT_S``: YARA timeout of one scan call (one window for large files).
-    - ``LARGE_SCAN_CONCURRENCY``: spooled files scanned at once (each holds one window in memory).
+    - ``LARGE_SCAN_CONCURRENCY``: spooled files scanned at once (each holds one window in memory),
+      and large bodies scanned as they arrive at once (each with a YARA worker process,
+      :mod:`dsxa_lite.yara_worker`).
     - ``ARCHIVE_*``: limits of unpacking archives (:class:`dsxa_lite.archives.ArchiveLimits`):
       ``MAX_DEPTH``, ``MAX_MEMBERS``, ``MAX_TOTAL_BYTES``, ``MAX_RATIO`` (past
       ``RATIO_FLOOR_BYTES``), ``TIME_LIMIT_S``; ``ARCHIVE_PASSWORDS`` (CSV) are tried on encrypted

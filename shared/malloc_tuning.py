@@ -2,9 +2,9 @@
 
 glibc gives a thread that meets contention an arena of its own (up to eight per core), and a freed
 buffer of many MiB stays resident in the arena that allocated it. dsxa_lite's streamed scans build
-a 16 MiB YARA window in whichever worker thread runs them: with the default arenas, two 2 GiB
-bodies at once peaked at 212 MB RSS; with one arena, 169 MB, for about the same CPU (within 5 %,
-the noise of these runs; docs/performance.md).
+a 16 MiB YARA window in whichever worker thread runs them when no YARA worker process is there
+(measured before the windows moved to one: two 2 GiB bodies at once peaked at 212 MB RSS with the
+default arenas, 169 MB with one arena, for about the same CPU; docs/performance.md).
 """
 
 from __future__ import annotations

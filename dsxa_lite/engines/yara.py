@@ -72,6 +72,19 @@ class YaraEngine:
         self._owner_scanner: yara_x.Scanner | None = None
         self._local = threading.local()
 
+    @classmethod
+    def from_rules(cls, rules: yara_x.Rules, timeout_s: int) -> YaraEngine:
+        """An engine on rules compiled elsewhere, for :meth:`scan_window` only (a YARA worker
+        process, :mod:`dsxa_lite.yara_worker`: the windows come with their offsets)."""
+        engine = cls.__new__(cls)
+        engine.timeout_s = timeout_s
+        engine.window_bytes = engine.overlap_bytes = 0
+        engine.rules, engine.digest, engine.files = rules, "", []
+        engine._owner = threading.current_thread()
+        engine._owner_scanner = None
+        engine._local = threading.local()
+        return engine
+
     @staticmethod
     def _compile(rules_dir: Path) -> tuple[yara_x.Rules, str, list[str]]:
         """Compile every ``*.yar`` of ``rules_dir``; :class:`RulesError` naming the file otherwise."""

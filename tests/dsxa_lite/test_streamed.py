@@ -1,9 +1,11 @@
 """A large plain body scanned as it arrives gets the verdict a spooled one gets, and nothing more
-is held than a window (dsxa_lite.streamed)."""
+is held than a window (dsxa_lite.streamed), whether YARA runs in this process or in a worker
+process (dsxa_lite.yara_worker)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from functools import cache
 from pathlib import Path
 
 import anyio
@@ -18,6 +20,7 @@ from dsxa_lite.filetype import detect_file_type
 from dsxa_lite.ruleset import RuleSet
 from dsxa_lite.settings import DEFAULT_RULES_DIR
 from dsxa_lite.streamed import StreamedScan
+from dsxa_lite.yara_worker import YaraWorker, YaraWorkerError, YaraWorkers
 
 from .samples import MARKER, MARKER_RULE, filler, sha256
 
@@ -39,8 +42,25 @@ def ruleset(rules_dir: Path = DEFAULT_RULES_DIR, overlap: int = OVERLAP, timeout
     return RuleSet(EicarEngine(), BlocklistEngine([]), yara, None, "test", "test")
 
 
-def streamed(rules: RuleSet, data: bytes, piece: int) -> StreamedScan:
-    scan = StreamedScan(rules, detect_file_type(data[:4096]), len(data), lambda: None)
+@cache
+def default_rules() -> RuleSet:
+    return ruleset()
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[YaraWorker]:
+    started = YaraWorker(default_rules().yara)
+    yield started
+    started.close()
+
+
+@pytest.fixture(params=["in-process", "worker-process"])
+def mode(request: pytest.FixtureRequest) -> YaraWorker | None:
+    return request.getfixturevalue("worker") if request.param == "worker-process" else None
+
+
+def streamed(rules: RuleSet, data: bytes, piece: int, worker: YaraWorker | None = None) -> StreamedScan:
+    scan = StreamedScan(rules, detect_file_type(data[:4096]), len(data), lambda _worker: None, worker)
     scan.feed([data[i : i + piece] for i in range(0, len(data), piece)])
     scan.finish()
     return scan
@@ -70,9 +90,9 @@ CASES = {
 
 @pytest.mark.parametrize("piece", [1000, 4096, WINDOW, 3 * WINDOW])
 @pytest.mark.parametrize("name", list(CASES))
-def test_the_verdict_is_the_spooled_scans(name: str, piece: int) -> None:
-    rules, data = ruleset(), CASES[name]
-    scan = streamed(rules, data, piece)
+def test_the_verdict_is_the_spooled_scans(name: str, piece: int, mode: YaraWorker | None) -> None:
+    rules, data = default_rules(), CASES[name]
+    scan = streamed(rules, data, piece, mode)
     found = scan.result()
     assert (found.name if found else None) == spooled_hit(rules, data)
     assert (found is None) == (name == "no marker")
@@ -94,11 +114,17 @@ def test_the_globals_give_the_windows_offset_and_the_whole_files_size(tmp_path: 
     assert hit is not None and hit.name == "At_The_End"
     assert spooled_hit(rules, data) == "At_The_End"
     assert streamed(rules, data[:-1] + b"X", 5000).result() is None
+    worker = YaraWorker(rules.yara)  # the worker process gets the same globals
+    try:
+        hit = streamed(rules, data, 5000, worker).result()
+        assert hit is not None and hit.name == "At_The_End"
+    finally:
+        worker.close()
 
 
 def test_a_hit_ends_the_scanning_and_drops_what_is_held() -> None:
-    rules = ruleset()
-    scan = StreamedScan(rules, "Text", 10 * WINDOW, lambda: None)
+    rules = default_rules()
+    scan = StreamedScan(rules, "Text", 10 * WINDOW, lambda _worker: None)
     scan.feed([with_marker(WINDOW, 10)])
     assert scan.done and scan.result() is not None
     scan.feed([filler(WINDOW)])  # later bytes are not kept
@@ -123,11 +149,18 @@ def test_a_timeout_is_raised_by_the_result(tmp_path: Path) -> None:
     scan = streamed(rules, b"\0" * (64 * 1024 * 1024), 1 << 20)
     with pytest.raises(ScanTimeout):
         scan.result()
+    worker = YaraWorker(rules.yara)  # the worker process answers the timeout, and stays usable
+    try:
+        with pytest.raises(ScanTimeout, match="timed out after 1s"):
+            streamed(rules, b"\0" * (64 * 1024 * 1024), 1 << 20, worker).result()
+        assert not worker.broken and worker.outstanding == 0
+    finally:
+        worker.close()
 
 
 def test_close_gives_the_slot_back_once() -> None:
     released: list[bool] = []
-    scan = StreamedScan(ruleset(), "Text", 100, lambda: released.append(True))
+    scan = StreamedScan(default_rules(), "Text", 100, lambda _worker: released.append(True))
     scan.close()
     scan.close()
     assert released == [True]
@@ -145,7 +178,7 @@ def test_receive_body_hands_a_large_body_to_the_scan_instead_of_spooling(tmp_pat
 
     def stream_to(head: bytes) -> StreamedScan:
         offered.append(head)
-        return StreamedScan(rules, detect_file_type(head), len(data), lambda: None)
+        return StreamedScan(rules, detect_file_type(head), len(data), lambda _worker: None)
 
     parts = [data[i : i + 10_000] for i in range(0, len(data), 10_000)]
     body = anyio.run(
@@ -166,7 +199,7 @@ def test_a_body_past_the_size_limit_stops_streaming_and_gives_the_slot_back() ->
     data = filler(4 * WINDOW)
 
     def stream_to(head: bytes) -> StreamedScan:
-        return StreamedScan(ruleset(), "Text", len(data), lambda: released.append(True))
+        return StreamedScan(default_rules(), "Text", len(data), lambda _worker: released.append(True))
 
     body = anyio.run(
         lambda: receive_body(
@@ -179,3 +212,46 @@ def test_a_body_past_the_size_limit_stops_streaming_and_gives_the_slot_back() ->
     assert body.too_large and body.streamed is None
     assert (body.sha256, body.size) == (sha256(data), len(data))
     assert released == [True]
+
+
+def test_a_worker_that_dies_fails_the_scan_and_is_not_kept() -> None:
+    rules = default_rules()
+    workers = YaraWorkers()
+    dead = workers.take(rules.yara)
+    assert dead is not None
+    dead.process.kill()
+    dead.process.join()
+    scan = streamed(rules, filler(3 * WINDOW), 4096, dead)
+    with pytest.raises(YaraWorkerError, match="gone"):
+        scan.result()
+    workers.give_back(dead)
+    fresh = workers.take(rules.yara)
+    assert fresh is not None and fresh is not dead
+    try:
+        assert streamed(rules, CASES["inside the first window"], 4096, fresh).result() is not None
+        workers.give_back(fresh)
+        assert workers.take(rules.yara) is fresh  # a clean worker is kept for the next body
+    finally:
+        fresh.close()
+
+
+def test_a_reload_replaces_the_idle_workers(tmp_path: Path) -> None:
+    workers = YaraWorkers()
+    old = workers.take(default_rules().yara)
+    assert old is not None
+    workers.give_back(old)
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "tail.yar").write_text(TAIL_RULE)
+    new_rules = ruleset(rules_dir)
+    new = workers.take(new_rules.yara)
+    try:
+        assert new is not old and new is not None
+        old.process.join(timeout=10)
+        assert not old.process.is_alive()
+        data = filler(2 * WINDOW) + TAIL
+        hit = streamed(new_rules, data, 8192, new).result()
+        assert hit is not None and hit.name == "At_The_End"
+    finally:
+        if new is not None:
+            new.close()
