@@ -105,9 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from shared.logging import configure_logging
-    from shared.malloc_tuning import limit_malloc_arenas
-
-    limit_malloc_arenas()  # before any thread: streamed scans' windows (shared/malloc_tuning.py)
 
     host = getattr(args, "host", None) or settings.host
     port = getattr(args, "port", None) or settings.port
