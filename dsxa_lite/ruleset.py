@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dsxa_lite.engines import Engine, Hit, ScanInput
@@ -58,6 +59,11 @@ class RuleSet:
             if hit is not None:
                 return hit
         return None
+
+    def detect_streamed(self, item: ScanInput, yara_result: Callable[[], Hit | None]) -> Hit | None:
+        """:meth:`detect` for a body whose YARA windows were scanned as it arrived
+        (:mod:`dsxa_lite.streamed`; never with clamd): ``yara_result`` gives their hit."""
+        return self.eicar.scan(item) or self.blocklist.scan(item) or yara_result()
 
     def detect_member(self, item: ScanInput) -> Hit | None:
         """The first engine hit for an archive member, or None."""

@@ -288,7 +288,7 @@ class ScanService:
         """``RuleSet.detect`` for a body YARA scanned as it arrived (no clamd: see stream_scan)."""
         if streamed.size != item.size:
             raise ValueError(f"the body has {item.size} bytes, its Content-Length said {streamed.size}")
-        return ruleset.eicar.scan(item) or ruleset.blocklist.scan(item) or streamed.result()
+        return ruleset.detect_streamed(item, streamed.result)
 
     def _scan_archive(
         self, ruleset: RuleSet, body: ReceivedBody, file_type: str, passwords: Sequence[str]

@@ -42,7 +42,7 @@ class YaraWorkerError(RuntimeError):
 
 def _serve(conn: Connection, rules_bytes: bytes, timeout_s: int, window_bytes: int) -> None:
     """The child: scan each window named, answer with its hit (or None)."""
-    engine = YaraEngine.from_rules(yara_x.Rules.deserialize_from(io.BytesIO(rules_bytes)), timeout_s)
+    engine = YaraEngine(yara_x.Rules.deserialize_from(io.BytesIO(rules_bytes)), timeout_s=timeout_s)
     fd = reduction.recv_handle(conn)
     buffers = mmap.mmap(fd, 2 * window_bytes)
     os.close(fd)

@@ -57,33 +57,27 @@ class YaraEngine:
 
     def __init__(
         self,
-        rules_dir: Path,
+        rules_dir: Path | yara_x.Rules,
         *,
         timeout_s: int = 30,
         window_bytes: int = 16 * 1024 * 1024,
         overlap_bytes: int = 64 * 1024,
         owner: threading.Thread | None = None,
     ) -> None:
+        """``rules_dir`` is compiled; rules compiled elsewhere (a YARA worker process,
+        :mod:`dsxa_lite.yara_worker`, which only calls :meth:`scan_window`) are used as they are,
+        with no digest and no file list."""
         self.timeout_s = timeout_s
         self.window_bytes = window_bytes
         self.overlap_bytes = overlap_bytes
-        self.rules, self.digest, self.files = self._compile(rules_dir)
+        self.files: list[str]
+        if isinstance(rules_dir, yara_x.Rules):
+            self.rules, self.digest, self.files = rules_dir, "", []
+        else:
+            self.rules, self.digest, self.files = self._compile(rules_dir)
         self._owner = owner or threading.current_thread()
         self._owner_scanner: yara_x.Scanner | None = None
         self._local = threading.local()
-
-    @classmethod
-    def from_rules(cls, rules: yara_x.Rules, timeout_s: int) -> YaraEngine:
-        """An engine on rules compiled elsewhere, for :meth:`scan_window` only (a YARA worker
-        process, :mod:`dsxa_lite.yara_worker`: the windows come with their offsets)."""
-        engine = cls.__new__(cls)
-        engine.timeout_s = timeout_s
-        engine.window_bytes = engine.overlap_bytes = 0
-        engine.rules, engine.digest, engine.files = rules, "", []
-        engine._owner = threading.current_thread()
-        engine._owner_scanner = None
-        engine._local = threading.local()
-        return engine
 
     @staticmethod
     def _compile(rules_dir: Path) -> tuple[yara_x.Rules, str, list[str]]:
