@@ -152,8 +152,8 @@ def accept(
 ) -> list[ScanTask]:
     """Record and enqueue ``requests``; all or nothing on validation (unknown connector rejects the batch).
 
-    ``serve_cached`` (``dsx_connect.cache.intake``) sends the accepted items the scan cache can serve
-    straight to the next step and returns those still to scan; the rest are published as scan tasks.
+    ``serve_cached`` (``dsx_connect.cache.intake``) accepts and stores the items the scan cache can
+    serve and returns those still to scan; those are recorded as accepted and published as scan tasks.
     """
     if any(r.connector is None for r in requests):
         raise MissingConnector("every scan request needs `connector` with the registered `uuid`")
@@ -210,12 +210,14 @@ def accept(
         kind = MONITOR if job_id in monitor_ids else "full_scan"
         ensure.append((job_id, first.connector_uuid, first.connector_name, kind))
     jobs.ensure_all(ensure)  # refreshes their TTLs
-    # Counted once per request id before publishing: a batch resubmitted because its answer was lost
-    # (the core died after this point) is published again, and the steps are idempotent on the id.
-    jobs.record_accepted(tasks, settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s)
-
+    # unchanged items are accepted and stored at once (atomically, each once) by serve_cached
     to_scan = serve_cached(tasks, connectors) if serve_cached is not None else tasks
     if to_scan:
+        # Counted once per request id before publishing: a batch resubmitted because its answer was
+        # lost (the core died after this point) is published again; the steps are idempotent on the id.
+        jobs.record_accepted(
+            to_scan, settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s
+        )
         publish([t.model_dump(mode="json") for t in to_scan])
     if settings.redis_wait_replicas:
         # Acknowledged only once replicas hold the batch and its messages: a write after the publish

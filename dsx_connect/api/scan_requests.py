@@ -14,10 +14,9 @@ from dsx_connect.api.deps import (
     ResultsDep,
     SettingsDep,
     publish_scan_tasks,
-    send_to_stage,
 )
 from dsx_connect.auth.access import OperatorOnly, OwnedScanBatch, OwnedScanRequest
-from dsx_connect.cache.intake import intake_cache, serve_unchanged
+from dsx_connect.cache.intake import intake_cache, serve_unchanged, store_served
 from dsx_connect.results.models import ScanRequestView
 from dsx_connect.state.requests import request_state
 from shared.models import RegisteredConnector, ScanRequest, ScanRequestsAccepted, ScanTask
@@ -40,7 +39,7 @@ def _accept(
     def serve_cached(tasks: list[ScanTask], connectors: dict[str, RegisteredConnector]) -> list[ScanTask]:
         assert cache is not None
         verdicts = settings.workers.action_verdicts
-        return serve_unchanged(cache, tasks, connectors, jobs, verdicts, send_to_stage)
+        return serve_unchanged(cache, tasks, connectors, jobs, verdicts, store_served(settings, client))
 
     try:
         return intake.accept(

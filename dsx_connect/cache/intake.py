@@ -1,17 +1,19 @@
-"""The intake's fast path for unchanged items: served from the index before any scan task exists.
+"""The intake's fast path for unchanged items: accepted and stored before any task exists.
 
-When a connector submits a batch, the API records every item as accepted (counts, pending lease)
-exactly as before, then looks the batch up in the unchanged-object index with the scan step's own
-rules (:class:`~dsx_connect.cache.step.ScanCache`: same identity, same freshness, forced jobs
-excluded). Hits go straight to the step after the scan: the result step, or the action step for a
-verdict that has an action (a cached Malicious file is acted on again, as configured). Misses are
-published as scan tasks. A cached item therefore costs no scan task, no scan-worker pass and no
-re-publish; its result and its §7 event (``scanner.cached: true``) are recorded as before.
+When a connector submits a batch, the API looks it up in the unchanged-object index with the scan
+step's own rules (:class:`~dsx_connect.cache.step.ScanCache`: same identity, same freshness, forced
+jobs excluded). An unchanged item whose verdict calls for no action is accepted and stored right
+there, in one atomic Redis step (``ResultStore.store_many(accepting=True)``, the SQL history first),
+and one notification task per batch publishes the events. It costs no scan task, no result task and
+no pending lease; its result and its §7 event (``scanner.cached: true``) are those the result step
+would have stored. The rest of the batch is accepted as before and published as scan tasks; a
+cached verdict that has an action (a cached Malicious file) is among them, and the scan step serves
+it from the index and acts on it again, as configured.
 
-Items of a paused or cancelled job are left to the scan step, which holds or skips them. A hit
-whose message is lost is still pending with its lease: the sweep sends it again as a scan task,
-which the scan step serves from the index. A lookup that fails serves nothing (every item is
-published as a scan task): the cache never fails an intake.
+Items of a paused or cancelled job are left to the scan step, which holds or skips them. A lookup
+that fails serves nothing (every item is scanned): the cache never fails an intake. A store that
+fails fails the submission, which the connector retries; a resubmitted item already stored is a
+duplicate, neither accepted nor counted twice.
 """
 
 from __future__ import annotations
@@ -19,19 +21,20 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
 
 import redis
 
 from dsx_connect.cache.step import ScanCache, build_for
 from dsx_connect.settings import Settings
 from dsx_connect.state.jobs import JobStore
+from dsx_connect.state.results import ResultStore
+from dsx_connect.workers.context import result_store
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.models import RegisteredConnector, ScanTask
 
 log = logging.getLogger(__name__)
 
-SendOutcomes = Callable[[str, list[Any]], None]  # stage ("action" | "result"), outcomes as JSON text
+StoreOutcomes = Callable[[list[ItemOutcome]], None]
 
 _caches: dict[int, ScanCache] = {}
 
@@ -54,9 +57,10 @@ def serve_unchanged(
     connectors: dict[str, RegisteredConnector],
     jobs: JobStore,
     action_verdicts: list[str],
-    send: SendOutcomes,
+    store: StoreOutcomes,
 ) -> list[ScanTask]:
-    """Send the batch's unchanged items on as outcomes; returns the tasks still to scan, in order."""
+    """Store the batch's unchanged items that need no action; returns the tasks still to accept and
+    scan, in order."""
     candidates = [task for task in tasks if task.item_version]
     if not candidates:
         return tasks
@@ -68,16 +72,39 @@ def serve_unchanged(
         (task, ConnectorRef.of(connectors[task.connector_uuid])) for task in candidates if live[task.job_id]
     ]
     hits, _ = cache.split(items) if items else ([], items)
-    if not hits:
+    served = [outcome for outcome in hits if not outcome.needs_action(action_verdicts)]
+    if not served:
         return tasks
-    acted: list[ItemOutcome] = []
-    stored: list[ItemOutcome] = []
-    for outcome in hits:
-        (acted if outcome.needs_action(action_verdicts) else stored).append(outcome)
-    if acted:
-        send("action", [outcome.dump_json() for outcome in acted])
-    if stored:
-        send("result", [outcome.dump_json() for outcome in stored])
-    served = {outcome.task.id for outcome in hits}
-    log.debug("intake: %d of %d items served from the scan cache", len(served), len(tasks))
-    return [task for task in tasks if task.id not in served]
+    store(served)
+    ids = {outcome.task.id for outcome in served}
+    log.debug("intake: %d of %d items served from the scan cache", len(ids), len(tasks))
+    return [task for task in tasks if task.id not in ids]
+
+
+def store_served(settings: Settings, client: redis.Redis) -> StoreOutcomes:
+    """What stores the served items: accepted and stored at once, then one notification task."""
+    from dsx_connect.queues import NOTIFY_TASK, shown
+    from dsx_connect.workers.celery_app import celery_app
+    from dsx_connect.workers.results import store_outcomes
+
+    results = _result_store(settings, client)
+
+    def store(outcomes: list[ItemOutcome]) -> None:
+        store_outcomes(settings, client, results, outcomes, accepting=True)
+        # every item is published, duplicates too (as the result step does: a crash may have come
+        # between the store and the notification); the notifier reads the stored events back
+        ids = [outcome.task.id for outcome in outcomes]
+        job_ids = sorted({outcome.task.job_id for outcome in outcomes})
+        celery_app.send_task(NOTIFY_TASK, args=(ids, job_ids), **shown(ids))
+
+    return store
+
+
+_stores: dict[int, ResultStore] = {}
+
+
+def _result_store(settings: Settings, client: redis.Redis) -> ResultStore:
+    store = _stores.get(os.getpid())
+    if store is None:
+        store = _stores[os.getpid()] = result_store(settings, client)
+    return store

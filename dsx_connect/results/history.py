@@ -64,13 +64,15 @@ class SqlHistory:
 
     # ---- writing -------------------------------------------------------------------------------
 
-    def record(self, events: Sequence[dict[str, Any]]) -> None:
-        """Store a batch in one transaction; a request already stored is kept unless it failed."""
+    def record(self, events: Sequence[dict[str, Any]], encoded: Sequence[str] = ()) -> None:
+        """Store a batch in one transaction; a request already stored is kept unless it failed.
+        ``encoded``: each event's :func:`~dsx_connect.results.rows.encode_event`, when known."""
         if not events:
             return
         rows = {}
-        for event in events:  # one row per request id within the batch (the last outcome wins)
-            rows[event["scan_request_id"]] = to_row(event)
+        texts: list[str | None] = list(encoded) or [None] * len(events)
+        for event, text in zip(events, texts, strict=True):  # one row per request id (the last wins)
+            rows[event["scan_request_id"]] = to_row(event, text)
         if self.engine.dialect.name == "postgresql":
             self._record_by_copy(list(rows.values()))
             return

@@ -19,13 +19,13 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from dsx_connect.db.engine import shared_engine
 from dsx_connect.results.history import SqlHistory
+from dsx_connect.results.rows import encode_event
 from dsx_connect.results.settings import ResultsDbSettings
 from dsx_connect.state.results import HISTORY_OUTBOX, outbox_drop, outbox_park, outbox_peek
 
 log = logging.getLogger(__name__)
 
 OUTBOX = HISTORY_OUTBOX  # list of event JSON the history has not taken yet
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def history_for(sql_url: str) -> SqlHistory:
@@ -38,21 +38,27 @@ def _history(sql_url: str, _pid: int) -> SqlHistory:
     return SqlHistory(shared_engine(sql_url))
 
 
-def record_history(config: ResultsDbSettings, client: redis.Redis, events: Sequence[dict[str, Any]]) -> bool:
+def record_history(
+    config: ResultsDbSettings,
+    client: redis.Redis,
+    events: Sequence[dict[str, Any]],
+    encoded: Sequence[str] = (),
+) -> bool:
     """Write ``events`` to the SQL history in one transaction; on failure park them in the outbox.
 
-    Returns whether they were written now. Does nothing without a SQL history.
+    ``encoded``: each event's stored text, when the caller has it. Returns whether they were written
+    now. Does nothing without a SQL history.
     """
     if not config.durable or not events:
         return True
     try:
-        history_for(config.sql_url).record(events)
+        history_for(config.sql_url).record(events, encoded)
         return True
     except SQLAlchemyError as exc:
         log.warning(
             "results history unavailable (%s): %d results wait in the outbox", type(exc).__name__, len(events)
         )
-        outbox_park(client, [_COMPACT.encode(event) for event in events])
+        outbox_park(client, list(encoded) or [encode_event(event) for event in events])
         return False
     except Exception:  # a bug here must not cost the batch its notifications: Redis holds the results
         log.exception("results history: a batch of %d results could not be recorded", len(events))

@@ -35,8 +35,14 @@ def threat_name(event: dict[str, Any]) -> str | None:
     return name[:256] or None
 
 
-def to_row(event: dict[str, Any]) -> dict[str, Any]:
-    """The columns of one event."""
+def encode_event(event: dict[str, Any]) -> str:
+    """An event's stored text: compact, UTF-8 as is (the same text as pydantic's ``model_dump_json``).
+    Redis and the SQL history keep the same text, encoded once per event by the result step."""
+    return _COMPACT.encode(event)
+
+
+def to_row(event: dict[str, Any], text: str | None = None) -> dict[str, Any]:
+    """The columns of one event (``text``: its :func:`encode_event`, when the caller has it)."""
     action = event.get("action") or {}
     info = event.get("file_info") or {}
     connector = event.get("connector") or {}
@@ -54,5 +60,5 @@ def to_row(event: dict[str, Any]) -> dict[str, Any]:
         "action": (action.get("requested") or "") if action.get("applied") else "",
         "action_status": (action.get("status") or "")[:16],
         "failed": bool(event.get("error")),
-        "event": _COMPACT.encode(event),
+        "event": text if text is not None else encode_event(event),
     }

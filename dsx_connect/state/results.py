@@ -18,6 +18,7 @@ import redis.asyncio as aredis
 
 from dsx_connect import keys
 from dsx_connect.jobs.done import done_bit
+from dsx_connect.results.rows import encode_event
 from dsx_connect.state.feed import FEED_PUSH_LUA, FeedTarget
 from dsx_connect.state.jobs import COMPLETE_CHECK_LUA
 from dsx_connect.state.scripts import lua
@@ -25,8 +26,6 @@ from shared.models import ScanResultEvent, Verdict, utcnow_iso
 
 log = logging.getLogger(__name__)
 
-# The stored form of an event: compact, UTF-8 as is (the same text as pydantic's ``model_dump_json``).
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 VERDICTS = [v.value for v in Verdict]  # each has an index the store script writes and trims
 _STORE_LUA = COMPLETE_CHECK_LUA + FEED_PUSH_LUA + lua("results_store")  # dsx_connect/state/lua/
@@ -47,7 +46,12 @@ class ResultStore:
         self._store = client.register_script(_STORE_LUA)
 
     def store_many(
-        self, events: Sequence[ScanResultEvent | dict[str, Any]], job_item_ids: Sequence[str | None] = ()
+        self,
+        events: Sequence[ScanResultEvent | dict[str, Any]],
+        job_item_ids: Sequence[str | None] = (),
+        *,
+        encoded: Sequence[str] = (),
+        accepting: bool = False,
     ) -> list[bool]:
         """Store each event once; returns, per event, whether this call stored it (False: a duplicate).
 
@@ -58,13 +62,17 @@ class ResultStore:
         ``ItemOutcome.event_dict``). A stored result that records a failure (scan error, failed
         action) is replaced by a later outcome of the same request (a requeued dead letter), its
         counts moved to the new verdict.
+
+        ``encoded``: the events' stored text, when the caller has it (``encode_event``).
+        ``accepting``: the items were never recorded as accepted (the intake serving unchanged items):
+        each one stored for the first time is also counted as accepted, in the same atomic step.
         """
         if not events:
             return []
         feed_bound = self.feed.bound if self.feed else 0
         args: list[str | int | float] = [
-            self.retain, utcnow_iso(), time.time(), feed_bound, self.request_ttl_s, len(VERDICTS), *VERDICTS,
-            len(events),
+            self.retain, utcnow_iso(), time.time(), feed_bound, self.request_ttl_s, "1" if accepting else "0",
+            len(VERDICTS), *VERDICTS, len(events),
         ]  # fmt: skip
         script_keys = [
             keys.RESULTS, keys.RESULTS_INDEX, keys.RESULTS_SEQ, keys.STATS,
@@ -72,7 +80,8 @@ class ResultStore:
         ]  # fmt: skip
         script_keys += [keys.results_by("verdict", v) for v in VERDICTS]
         bits = [done_bit(item) for item in job_item_ids] or [0] * len(events)
-        for event, bit in zip(events, bits, strict=True):
+        texts: list[str | None] = list(encoded) or [None] * len(events)
+        for event, bit, text in zip(events, bits, texts, strict=True):
             data = event if isinstance(event, dict) else event.model_dump(mode="json")
             action = data["action"]
             job_id, request_id = data["job_id"], data["scan_request_id"]
@@ -84,7 +93,7 @@ class ResultStore:
             cached = bool((data.get("scanner") or {}).get("cached"))
             args += [
                 data["scan_request_id"],
-                _COMPACT.encode(data),
+                text if text is not None else encode_event(data),
                 data["verdict"],
                 0 if cached else data["file_info"]["size_in_bytes"],
                 "1" if data.get("error") else "0",

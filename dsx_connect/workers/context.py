@@ -73,6 +73,17 @@ class WorkerContext:
         return equal_jitter(attempt, workers.retry_backoff_s, workers.retry_backoff_max_s)
 
 
+def result_store(settings: Settings, client: redis.Redis) -> ResultStore:
+    """The result step's store: bounded by the results settings, filling the SIEM feed's queues."""
+    config = settings.results_db
+    return ResultStore(
+        client,
+        config.redis_bound,
+        config.request_state_ttl_s,
+        feed=FeedTarget.from_settings(settings.superlog),
+    )
+
+
 @lru_cache
 def _context(pid: int) -> WorkerContext:
     settings = get_settings()
@@ -83,12 +94,7 @@ def _context(pid: int) -> WorkerContext:
         settings=settings,
         registry=ConnectorRegistry(client, settings.connectors.heartbeat_ttl_s),
         jobs=JobStore(client, settings.jobs.retain_s),
-        results=ResultStore(
-            client,
-            settings.results_db.redis_bound,
-            settings.results_db.request_state_ttl_s,
-            feed=FeedTarget.from_settings(settings.superlog),
-        ),
+        results=result_store(settings, client),
         http=httpx.Client(
             timeout=httpx.Timeout(settings.workers.connector_timeout_s, connect=scanner.connect_timeout_s),
             transport=guarded_transport(  # connects only where auth.urls allows (SSRF)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
+import anyio.abc
 
 from shared.connector.base import Connector, Item
 from shared.connector.core_client import CoreClient, retry
@@ -80,11 +81,39 @@ class FullScan:
         )
 
     async def _enumerate_and_submit(self) -> None:
+        listing_failed: Exception | None = None
+        whole = False
+        try:
+            async with anyio.create_task_group() as group:
+                try:
+                    whole = await self._enumerate_into(group)
+                except Exception as exc:  # the batches already listed still land before it is told
+                    listing_failed = exc
+        except BaseExceptionGroup as failed:  # a failed submission speaks for the scan
+            raise failed.exceptions[0] from None
+        if listing_failed is not None:
+            raise listing_failed
+        if whole:  # every item submitted: a connector may now keep its cursor (Graph's delta link)
+            await self.connector.scan_completed()
+
+    async def _enumerate_into(self, group: anyio.abc.TaskGroup) -> bool:
+        """Enumerate, submitting each batch in ``group`` while the next one is listed: up to
+        ``FULL_SCAN_BATCHES_IN_FLIGHT`` batches at once (the core answers a batch it serves from
+        its scan cache only once the results are stored). A failed batch cancels the rest.
+        Returns whether the whole asset was listed (no limit reached, not cancelled)."""
         progress, settings = self.progress, self.connector.settings
         plan = await self.client.batch_plan(settings.scan_batch_size)
         instance = self.connector.instance().model_dump(mode="json")
+        in_flight = anyio.Semaphore(settings.full_scan_batches_in_flight)
         batch: list[Item] = []
         batches = 0
+
+        async def submit(requests: list[dict[str, Any]]) -> None:
+            try:
+                accepted = await self.submitter.submit(requests, plan)
+                progress.submitted += accepted  # not `+= await`: that reads the count before awaiting
+            finally:
+                in_flight.release()
 
         async def flush() -> None:
             nonlocal batch, batches
@@ -96,11 +125,12 @@ class FullScan:
                 first_seq=progress.enumerated - len(batch) + 1,
             )
             batch = []
-            progress.submitted += await self.submitter.submit(requests, plan)
+            await in_flight.acquire()
+            group.start_soon(submit, requests)
             batches += 1
 
         if await self._stop_requested():
-            return
+            return False
         items = self.connector.scan_items()
         whole = True
         try:
@@ -113,15 +143,14 @@ class FullScan:
                 if len(batch) >= plan.size:
                     await flush()
                     if batches % settings.job_control_every_batches == 0 and await self._stop_requested():
-                        return
+                        return False
         finally:  # release directory handles or pagers now, not when garbage-collected
             aclose = getattr(items, "aclose", None)
             if aclose is not None:
                 await aclose()
         if batch:
             await flush()
-        if whole:  # every item submitted: a connector may now keep its cursor (Graph's delta link)
-            await self.connector.scan_completed()
+        return whole
 
     async def _stop_requested(self) -> bool:
         """Read the job's flags; wait while it is paused; True once it is cancelled."""

@@ -21,6 +21,7 @@ its storage's own settings, and exposes a cached ``get_settings()`` built with
 | ``HEARTBEAT_INTERVAL_S`` | re-registration period (60) |
 | ``SCAN_BATCH_SIZE`` | override the core's batch size for submissions |
 | ``FULL_SCAN_ENQUEUE_CONCURRENCY`` | parallel single submissions when the core has batching off (1.x name) |
+| ``FULL_SCAN_BATCHES_IN_FLIGHT`` | batches a full scan submits at once while it lists the next (2) |
 | ``REQUEST_TIMEOUT_S``, ``SUBMIT_RETRY_MAX_S`` | control-plane timeout; how long a submission is retried before the scan gives up |
 | ``JOB_CONTROL_EVERY_BATCHES``, ``JOB_CONTROL_POLL_S`` | how often a full scan reads its job's pause/cancel flags, and polls while paused |
 """
@@ -120,6 +121,7 @@ class ConnectorSettings(BaseSettings):
     heartbeat_interval_s: float = Field(default=60.0, gt=0, le=3600)
     scan_batch_size: int | None = Field(default=None, ge=1, le=5000)
     full_scan_enqueue_concurrency: int = Field(default=8, ge=1, le=256)
+    full_scan_batches_in_flight: int = Field(default=2, ge=1, le=16)
     request_timeout_s: float = Field(default=30.0, gt=0)
     max_request_bytes: int = Field(default=16 << 20, ge=1024, description="larger request bodies answer 413")
     submit_retry_max_s: float = Field(default=600.0, gt=0)

@@ -3,7 +3,8 @@
 -- KEYS: results, results index, results seq, stats, dead letters, their index, their requeued leases,
 --       then one index per verdict (ARGV names them in the same order), then 7 per item: job, request state, job pending, job due, connector index,
 --       job index, job done bitmap; then the feed's queue and state per destination (pairs, to the end).
--- ARGV: retain, now_iso, now_ts, feed bound, tombstone ttl, verdict count V, the V verdicts, item
+-- ARGV: retain, now_iso, now_ts, feed bound, tombstone ttl, accepting ('1': the items were not
+--       recorded as accepted, see below), verdict count V, the V verdicts, item
 --       count N, then 10 values per item: id, event, verdict, bytes, failed, action, job_id, connector,
 --       cached ('1': served by the unchanged-object index, counted as `cached`, its bytes not as
 --       scanned), done bit (0: none)
@@ -11,15 +12,19 @@
 -- bitmap, expiring with the job (dsx_connect.jobs.done), or, without a bit, its request state
 -- (status 'completed') for the request-state TTL. A redelivered or resubmitted item whose result
 -- retention already dropped is still a duplicate, counted and fed to the SIEM once.
+-- With accepting, the call also accepts each item it stores for the first time (the intake serving
+-- unchanged items from the index: accepted and stored in one atomic step, never pending). An item
+-- whose request state exists was accepted earlier (a resubmitted batch) and is not counted again.
 local retain, now_iso, now_ts, feed_bound = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local tombstone_ttl = tonumber(ARGV[5])
-local nverdicts = tonumber(ARGV[6])
+local accepting = ARGV[6] == '1'
+local nverdicts = tonumber(ARGV[7])
 local results, index, seq_key, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local letters, letters_index, requeued = KEYS[5], KEYS[6], KEYS[7]
 local by_verdict = {}  -- verdict -> its index key
-for v = 1, nverdicts do by_verdict[ARGV[6 + v]] = KEYS[7 + v] end
-local nitems = tonumber(ARGV[7 + nverdicts])
-local first_item_arg, first_item_key = 8 + nverdicts, 8 + nverdicts
+for v = 1, nverdicts do by_verdict[ARGV[7 + v]] = KEYS[7 + v] end
+local nitems = tonumber(ARGV[8 + nverdicts])
+local first_item_arg, first_item_key = 9 + nverdicts, 8 + nverdicts
 local fed = {}
 local stored, touched, top = {}, {}, nil
 local indexes = {}  -- the connector and job indexes this call wrote to: trimmed below, on write
@@ -66,6 +71,7 @@ for n = 0, nitems - 1 do
     count(job, verdict, bytes, failed, action, 1)
     add(stats, 'total', 1)
     add(job, 'processed', 1)
+    if accepting and redis.call('EXISTS', req) == 0 then add(job, 'accepted', 1) end
     if cached then add(stats, 'cached', 1); add(job, 'cached', 1) end
     redis.call('DEL', req)
     if bit > 0 then

@@ -1,19 +1,19 @@
-"""The intake's fast path: unchanged items go from the API straight to the result or action step."""
+"""The intake's fast path: unchanged items are accepted and stored by the API, with no task."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
 
+from dsx_connect import keys
 from dsx_connect.cache.identity import ScannerIdentity
 from dsx_connect.cache.intake import serve_unchanged
 from dsx_connect.cache.settings import ScanCacheSettings
 from dsx_connect.cache.step import ScanCache
 from dsx_connect.state.jobs import JobStore
+from dsx_connect.state.results import ResultStore
 from dsx_connect.state.scan_cache import RedisIndex
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.models import DsxaVerdict, ItemActionType, RegisteredConnector, ScanTask
@@ -45,27 +45,56 @@ def scanned(n: int, job: str, verdict: str) -> ItemOutcome:
     )
 
 
-def test_hits_go_to_the_result_or_action_step_and_the_rest_is_published_in_order(client: redis.Redis) -> None:
+def test_unchanged_items_without_an_action_are_stored_and_the_rest_is_left_to_scan_in_order(
+    client: redis.Redis,
+) -> None:
     jobs = JobStore(client)
     cache = ScanCache(
         ScanCacheSettings(), RedisIndex(client, 1000), ScannerIdentity(lambda: {"identity": "i1"}, 60)
     )
     first = jobs.create("c1")
     cache.remember([scanned(1, first, "Benign"), scanned(2, first, "Malicious"), scanned(3, first, "Benign")])
-    sent: list[tuple[str, list[dict[str, Any]]]] = []
-
-    def send(stage: str, payloads: list[Any]) -> None:
-        sent.append((stage, [json.loads(p) for p in payloads]))
+    stored: list[list[ItemOutcome]] = []
 
     rescan = jobs.create("c1")
     tasks = [scan_task(n, rescan) for n in range(1, 6)] + [scan_task(6, rescan, version=None)]
-    rest = serve_unchanged(cache, tasks, {"c1": CONNECTOR}, jobs, ["Malicious"], send)
+    rest = serve_unchanged(cache, tasks, {"c1": CONNECTOR}, jobs, ["Malicious"], stored.append)
 
-    assert [t.id for t in rest] == ["r4", "r5", "r6"], "misses (and items without a version) are scanned"
-    stages = {stage: [p["task"]["id"] for p in payloads] for stage, payloads in sent}
-    assert stages == {"action": ["r2"], "result": ["r1", "r3"]}, "a cached Malicious file is acted on again"
-    outcome = ItemOutcome.model_validate(sent[1][1][0])
+    # a cached Malicious file goes to the scan step, which serves it from the index and acts again
+    assert [t.id for t in rest] == ["r2", "r4", "r5", "r6"], (
+        "misses (and items without a version) are scanned"
+    )
+    assert [[o.task.id for o in batch] for batch in stored] == [["r1", "r3"]]
+    outcome = stored[0][0]
     assert outcome.verdict is not None and (outcome.verdict.model_extra or {}).get("cached") is True
+
+
+def test_items_stored_at_intake_are_accepted_with_their_result_once_and_complete_the_job(
+    client: redis.Redis,
+) -> None:
+    jobs = JobStore(client)
+    results = ResultStore(client, retain=1000)
+    job = jobs.create("c1")
+    served = [scanned(n, job, "Benign") for n in (1, 2, 3)]
+    for outcome in served:  # as the index serves them
+        outcome.task.job_item_id = str(outcome.task.id[1:])
+    # r3 was accepted by an earlier submission of the batch whose answer was lost (still pending)
+    jobs.record_accepted([served[2].task], ttl_s=3600)
+    events = [o.event_dict("t") for o in served]
+    items = [o.task.job_item_id for o in served]
+
+    assert results.store_many(events, items, accepting=True) == [True, True, True]
+    view = jobs.get(job) or {}
+    assert (view["enqueued"], view["processed"]) == (3, 3), "r3 is not accepted twice"
+    assert client.hlen(keys.job_pending(job)) == 0, "nothing is left pending"
+
+    # the connector resubmits the batch (its answer was lost again): nothing counts twice
+    assert results.store_many(events, items, accepting=True) == [False, False, False]
+    assert jobs.record_accepted([o.task for o in served], ttl_s=3600) == {}
+    view = jobs.get(job) or {}
+    assert (view["enqueued"], view["processed"], view["status"]) == (3, 3, "running")
+    assert jobs.enqueue_done(job, 3) is True, "every accepted item has its result"
+    assert (jobs.get(job) or {})["status"] == "completed"
 
 
 def test_a_paused_cancelled_or_forced_job_gets_no_fast_path(client: redis.Redis) -> None:
@@ -74,13 +103,13 @@ def test_a_paused_cancelled_or_forced_job_gets_no_fast_path(client: redis.Redis)
         ScanCacheSettings(), RedisIndex(client, 1000), ScannerIdentity(lambda: {"identity": "i1"}, 60)
     )
     cache.remember([scanned(1, jobs.create("c1"), "Benign")])
-    sent: list[str] = []
+    sent: list[list[ItemOutcome]] = []
     paused, cancelled, forced = jobs.create("c1"), jobs.create("c1"), jobs.create("c1", force=True)
     jobs.transition(paused, "pause")
     jobs.transition(cancelled, "cancel")
     for job in (paused, cancelled, forced):
         rest = serve_unchanged(
-            cache, [scan_task(1, job)], {"c1": CONNECTOR}, jobs, ["Malicious"], lambda s, p: sent.append(s)
+            cache, [scan_task(1, job)], {"c1": CONNECTOR}, jobs, ["Malicious"], sent.append
         )
         assert [t.id for t in rest] == ["r1"], f"the scan step decides for job {job}"
     assert sent == []
@@ -98,5 +127,5 @@ def test_an_unknown_scanner_identity_serves_nothing(client: redis.Redis) -> None
 
     blind = ScanCache(ScanCacheSettings(), RedisIndex(client, 1000), ScannerIdentity(unreachable, 60))
     job = jobs.create("c1")
-    rest = serve_unchanged(blind, [scan_task(1, job)], {"c1": CONNECTOR}, jobs, [], lambda s, p: None)
+    rest = serve_unchanged(blind, [scan_task(1, job)], {"c1": CONNECTOR}, jobs, [], lambda o: None)
     assert [t.id for t in rest] == ["r1"]

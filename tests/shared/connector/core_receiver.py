@@ -6,6 +6,7 @@ test talks real HTTP to it while the test reads the records directly.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,12 +51,20 @@ class FakeCore:
     reject_prefix: str | None = None
     #: called (in the server thread) after each accepted batch, with the batch
     on_batch: Callable[[list[dict[str, Any]]], None] | None = None
+    #: seconds each batch submission takes to answer (a busy core), and the most seen at once
+    batch_answer_s: float = 0.0
+    batches_at_once: int = 0
+    _batches_now: int = 0
 
     @property
     def requests(self) -> list[dict[str, Any]]:
         """Every accepted scan request, batches flattened, in arrival order."""
         with self.lock:
             return [r for batch in self.batches for r in batch] + list(self.singles)
+
+    def in_job_order(self) -> list[dict[str, Any]]:
+        """The batches' requests by ``job_item_id`` (batches in flight together may arrive in any order)."""
+        return sorted(self.requests, key=lambda r: int(r["job_item_id"]))
 
     def locations(self, job_id: str | None = "any") -> list[str]:
         return sorted(r["location"] for r in self.requests if job_id == "any" or r["scan_job_id"] == job_id)
@@ -85,6 +94,18 @@ class FakeCore:
 
         @app.post(f"{API}/scan/request_batch")
         async def request_batch(request: Request) -> JSONResponse:
+            with self.lock:
+                self._batches_now += 1
+                self.batches_at_once = max(self.batches_at_once, self._batches_now)
+            try:
+                if self.batch_answer_s:
+                    await asyncio.sleep(self.batch_answer_s)
+                return await accept_batch(request)
+            finally:
+                with self.lock:
+                    self._batches_now -= 1
+
+        async def accept_batch(request: Request) -> JSONResponse:
             with self.lock:
                 if self.fail_batches > 0:
                     self.fail_batches -= 1
