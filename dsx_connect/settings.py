@@ -67,8 +67,10 @@ class WorkersSettings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     scan_request_batch_enabled: bool = True
-    scan_request_batch_default_size: int = Field(default=128, ge=1, le=1000)
-    scan_request_batch_max_size: int = Field(default=128, ge=1, le=1000)
+    # items per connector submission and per task: per-batch costs (a task, a SQL transaction, a
+    # store script, a notification) dominate a small file's below ~500 (docs/performance.md)
+    scan_request_batch_default_size: int = Field(default=1000, ge=1, le=5000)
+    scan_request_batch_max_size: int = Field(default=1000, ge=1, le=5000)
     scan_concurrency: int = Field(default=16, ge=1, le=256, description="items in flight per scan process")
     read_batch_size: int = Field(
         default=32,
