@@ -45,6 +45,8 @@ from tests.support.procs import free_port, wait_for
 N_FILES = int(os.environ.get("DSX_FAULT_FILES", "600"))
 N_MALICIOUS = max(N_FILES // 100, 1)
 SCALE = max(1.0, N_FILES / 600)  # waits on the pipeline grow with the files (10,000: ``inv faults``)
+# "mid-job" needs several batches: 120 items per batch at 600 files, the default 1,000 at 10,000
+BATCH = min(1000, max(100, N_FILES // 5))
 
 # pytest.ini's 300 s per test, grown with the files like the waits
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(int(300 * SCALE))]
@@ -282,6 +284,8 @@ def open_stack(
         "DSXCONNECT_WORKERS__ITEM_DEADLINE_S": "8",
         "DSXCONNECT_SCANNER__CONNECT_TIMEOUT_S": "1",
         "DSXCONNECT_JOBS__REDISPATCH_AFTER_S": "30",
+        "DSXCONNECT_WORKERS__SCAN_REQUEST_BATCH_DEFAULT_SIZE": str(BATCH),
+        "DSXCONNECT_WORKERS__SCAN_REQUEST_BATCH_MAX_SIZE": str(BATCH),
     } | (env or {})
     old_fsync = os.environ.get("DSX_REDIS_APPENDFSYNC")
     os.environ["DSX_REDIS_APPENDFSYNC"] = appendfsync
@@ -473,7 +477,7 @@ def test_a_step_raising_unexpectedly_mid_job(fault_stack: FaultStack) -> None:
 
 
 def test_a_batch_outliving_the_old_visibility_timeout_is_processed_once(tmp_path: Path) -> None:
-    """Every scan takes 0.7 s and a scan process holds 4 at a time, so a batch of 128 needs ~22 s, past
+    """Every scan takes 0.7 s and a scan process holds 4 at a time, so a batch of 120 needs ~21 s, past
     the 19 s visibility timeout. Tasks stop starting items at their deadline and hand the rest back;
     none is delivered twice while it runs: the scanner sees each file exactly once."""
     env = {

@@ -96,7 +96,8 @@ def test_full_scan_pause_and_cancel(fake_core: FakeCore, asset: Path, logs_dir: 
         start_scan(url, job_id="cancelled-job")
         wait_for(lambda: "cancelled-job" in fake_core.enqueue_done, timeout=30)
     submitted = fake_core.locations("cancelled-job")
-    assert fake_core.enqueue_done["cancelled-job"] == len(submitted) == 10
+    # the batch in flight beside the first one (FULL_SCAN_BATCHES_IN_FLIGHT) may still land
+    assert fake_core.enqueue_done["cancelled-job"] == len(submitted) in (10, 20)
 
 
 def test_full_scan_limit_and_generated_job_id(fake_core: FakeCore, asset: Path, logs_dir: Path) -> None:
