@@ -100,11 +100,13 @@ def store_served(settings: Settings, client: redis.Redis) -> StoreOutcomes:
     return store
 
 
-_stores: dict[int, ResultStore] = {}
+_stores: dict[tuple[int, int], ResultStore] = {}
 
 
 def _result_store(settings: Settings, client: redis.Redis) -> ResultStore:
-    store = _stores.get(os.getpid())
+    """One store per process and client (its Lua script registered once)."""
+    key = (os.getpid(), id(client))
+    store = _stores.get(key)
     if store is None:
-        store = _stores[os.getpid()] = result_store(settings, client)
+        store = _stores[key] = result_store(settings, client)
     return store

@@ -39,6 +39,7 @@ from devstack.probes import wait_ready
 from devstack.procs import Component, _gone, read_records, spawn, stop
 from devstack.scan import start_full_scan
 from devstack.settings import StackConfig
+from dsx_connect import keys
 from tests.dsxa_lite.samples import eicar
 from tests.support.procs import free_port, wait_for
 
@@ -117,6 +118,11 @@ class FaultStack:
 
         connector = wait_for(registered, timeout=60, what="the connector to register")
         return start_full_scan(self.cfg, connector)  # type: ignore[arg-type]
+
+    def job_in_redis(self, job_id: str) -> dict[str, Any]:
+        """The job's counters read from Redis (while the API is down)."""
+        data = self.redis().hgetall(keys.job(job_id))
+        return {"processed": int(data.get("processed", 0))}
 
     def wait_processed(self, job_id: str, at_least: int) -> None:
         wait_for(
@@ -261,8 +267,8 @@ def open_stack(
     sentinel: bool = False,
     held: tuple[str, ...] = (),
 ) -> Iterator[FaultStack]:
-    """A fresh stack with the sample, a proxy in front of the scanner and of the connector; the
-    components named in ``held`` are left for the test to start."""
+    """A fresh stack with the sample, a proxy in front of the scanner, of the connector and of the
+    core (for the connector's calls); the components named in ``held`` are left for the test to start."""
     cfg = StackConfig(
         run_dir=tmp_path / "run", redis_port=restartable_port(), dsxa_port=free_port(),
         core_port=restartable_port(), fs_port=free_port(), scan_timeout=300,
@@ -270,7 +276,7 @@ def open_stack(
     for folder in (cfg.log_dir, cfg.run_dir / "redis", cfg.quarantine_dir):
         folder.mkdir(parents=True, exist_ok=True)
     sample(cfg.sample_dir)
-    scanner_proxy, connector_proxy = free_port(), restartable_port()
+    scanner_proxy, connector_proxy, core_proxy = free_port(), restartable_port(), free_port()
     tuning = {
         "DSXCONNECT_SCANNER__SCAN_BINARY_URL": f"http://127.0.0.1:{scanner_proxy}/scan/binary/v2",
         "DSXCONNECT_SCANNER__TIMEOUT_S": "2",
@@ -314,11 +320,14 @@ def open_stack(
                 comp_env |= {
                     "DSXCONNECTOR_CONNECTOR_URL": f"http://127.0.0.1:{connector_proxy}/filesystem-connector",
                     "DSXCONNECTOR_MONITOR": "false",
+                    # the connector's calls to the core go through a proxy too (a slow core)
+                    "DSXCONNECTOR_DSX_CONNECT_URL": f"http://127.0.0.1:{core_proxy}",
                 }
             comps[comp.name] = replace(comp, env=comp_env)
     for name, port, upstream in (
         ("scanner-proxy", scanner_proxy, cfg.dsxa_url),
         ("connector-proxy", connector_proxy, f"http://127.0.0.1:{cfg.fs_port}"),
+        ("core-proxy", core_proxy, cfg.core_url),
     ):
         comps[name] = Component(
             name, (cfg.python, "-m", "uvicorn", "tests.support.fault_proxy:app", "--host", "127.0.0.1", "--port", str(port)),
@@ -332,7 +341,7 @@ def open_stack(
         if sentinels:
             wait_replicated(fs)
         workers = [name for name in comps if name.startswith("worker-") and name not in held]
-        fs.start("dsxa", "scanner-proxy", "connector-proxy", "core", *workers)
+        fs.start("dsxa", "scanner-proxy", "connector-proxy", "core-proxy", "core", *workers)
         fs.start("filesystem")
         yield fs
     finally:
@@ -424,6 +433,31 @@ def test_core_api_killed_mid_job(fault_stack: FaultStack) -> None:
     fault_stack.kill("core")
     fault_stack.start("core")
     assert_exact(fault_stack, job_id)
+
+
+def test_core_api_killed_mid_rescan_stores_each_unchanged_file_once(fault_stack: FaultStack) -> None:
+    """A rescan's unchanged files are accepted and stored by the API itself (dsx_connect/cache/intake.py).
+    ``kill -9`` of the API while it does that, batches still coming: each file still gets exactly one
+    result, served from the index, and the job counts every file once."""
+    cold = fault_stack.start_full_scan()
+    assert_exact(fault_stack, cold)  # the malicious files are in quarantine now: the rest is unchanged
+    unchanged = N_FILES - N_MALICIOUS
+    # each submission waits a little at the proxy, so the kill lands between batches, not after them
+    fault_stack.fault("core-proxy", mode="delay", delay_s=0.3, path_contains="/scan/request_batch")
+    job_id = fault_stack.start_full_scan()
+    fault_stack.wait_processed(job_id, 1)
+    fault_stack.kill("core")
+    assert fault_stack.job_in_redis(job_id)["processed"] < unchanged, "the kill came after the rescan"
+    fault_stack.start("core")
+    fault_stack.fault("core-proxy", mode="pass")
+    job = fault_stack.wait_settled(job_id)
+    with fault_stack.api as api:
+        results = job_results(api, job_id)
+        dead = api.get("/dlq/stats").json()["count"]
+    assert len(results) == unchanged and len({r["location"] for r in results}) == unchanged
+    assert all(r["verdict"] == "Benign" and r["error"] is None for r in results)
+    assert job["processed"] == job["enqueued"] == job["enqueued_total"] == job["cached"] == unchanged, job
+    assert fault_stack.in_flight() == 0 and dead == 0
 
 
 @pytest.mark.parametrize("appendfsync", ["everysec", "always"])
