@@ -85,10 +85,15 @@ def test_counters_and_histograms_equal_the_files_scanned(
     files = len(sample_files()) + BULK
     malicious = sum(1 for f in sample_files() if f.verdict == "Malicious")
     assert scanned["processed"] == files
-    # the result step counts right after the job completes: wait for it, then every count is exact
-    wait_for(lambda: total(samples(scrape(run)), "dsxconnect_verdicts_total") == files, timeout=30,
-             what="the verdict counters")  # fmt: skip
-    found = samples(scrape(run))
+    # the result step counts right after the job completes, and the notification task of its last
+    # batch runs after that: wait until every task has ended, then every count is exact
+
+    def settled() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        found = samples(scrape(run))
+        done = total(found, "dsxconnect_verdicts_total") == files
+        return found if done and total(found, "dsxconnect_worker_items_in_progress") == 0 else None
+
+    found = wait_for(settled, timeout=30, what="the verdict counters, and no task in progress")
     assert total(found, "dsxconnect_verdicts_total", verdict="Benign") == files - malicious
     assert total(found, "dsxconnect_verdicts_total", verdict="Malicious") == malicious
     assert total(found, "dsxconnect_scans_total") == files  # the store's own counters
