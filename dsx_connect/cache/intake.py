@@ -29,7 +29,7 @@ from dsx_connect.settings import Settings
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.results import ResultStore
 from dsx_connect.workers.context import result_store
-from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
+from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome, notification_args
 from shared.models import RegisteredConnector, ScanTask
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,7 @@ def store_served(settings: Settings, client: redis.Redis) -> StoreOutcomes:
         store_outcomes(settings, client, results, outcomes, accepting=True)
         # every item is published, duplicates too (as the result step does: a crash may have come
         # between the store and the notification); the notifier reads the stored events back
-        ids = [outcome.task.id for outcome in outcomes]
-        job_ids = sorted({outcome.task.job_id for outcome in outcomes})
+        ids, job_ids = notification_args(outcomes)
         celery_app.send_task(NOTIFY_TASK, args=(ids, job_ids), **shown(ids))
 
     return store

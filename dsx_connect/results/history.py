@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
 from dsx_connect.db.schema import scan_results as T
-from dsx_connect.results.rows import to_row, to_us
+from dsx_connect.results.rows import encode_event, to_row, to_us
 from dsx_connect.results.search import Cursor, Page, ResultFilters, iter_pages
 from dsx_connect.results.settings import Retention
 
@@ -70,7 +70,7 @@ class SqlHistory:
         if not events:
             return
         rows = {}
-        texts: list[str | None] = list(encoded) or [None] * len(events)
+        texts = list(encoded) or [encode_event(event) for event in events]
         for event, text in zip(events, texts, strict=True):  # one row per request id (the last wins)
             rows[event["scan_request_id"]] = to_row(event, text)
         if self.engine.dialect.name == "postgresql":

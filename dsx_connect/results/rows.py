@@ -41,8 +41,8 @@ def encode_event(event: dict[str, Any]) -> str:
     return _COMPACT.encode(event)
 
 
-def to_row(event: dict[str, Any], text: str | None = None) -> dict[str, Any]:
-    """The columns of one event (``text``: its :func:`encode_event`, when the caller has it)."""
+def to_row(event: dict[str, Any], text: str) -> dict[str, Any]:
+    """The columns of one event (``text``: its :func:`encode_event`)."""
     action = event.get("action") or {}
     info = event.get("file_info") or {}
     connector = event.get("connector") or {}
@@ -60,5 +60,5 @@ def to_row(event: dict[str, Any], text: str | None = None) -> dict[str, Any]:
         "action": (action.get("requested") or "") if action.get("applied") else "",
         "action_status": (action.get("status") or "")[:16],
         "failed": bool(event.get("error")),
-        "event": text if text is not None else encode_event(event),
+        "event": text,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -170,3 +171,8 @@ class ItemOutcome(BaseModel):
             ),
             severity=severity_for(verdict.verdict),
         )
+
+
+def notification_args(outcomes: Sequence[ItemOutcome]) -> tuple[list[str], list[str]]:
+    """The notification task's arguments for stored outcomes: their request ids, and their jobs."""
+    return [o.task.id for o in outcomes], sorted({o.task.job_id for o in outcomes})

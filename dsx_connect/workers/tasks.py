@@ -19,7 +19,7 @@ from dsx_connect.workers.celery_app import celery_app
 from dsx_connect.workers.context import worker_context
 from dsx_connect.workers.guard import run_guarded
 from dsx_connect.workers.notify import run_notify_batch
-from dsx_connect.workers.outcome import ItemOutcome
+from dsx_connect.workers.outcome import ItemOutcome, notification_args
 from dsx_connect.workers.results import run_store_batch
 from dsx_connect.workers.scan import Dispatch, run_scan_batch
 from shared.models import ScanTask
@@ -72,8 +72,8 @@ def store_results_batch(self: Task, items: list[str | dict[str, Any]]) -> int:
         # Every item is published, the ones a redelivered task found already stored too: the crash
         # that caused the redelivery may have come before their notification (SSE readers key on
         # the id). References, not bytes: the notifier reads the stored events back.
-        ids = [o.task.id for o in outcomes]
-        notify_results_batch.apply_async((ids, sorted({o.task.job_id for o in outcomes})), **shown(ids))
+        ids, job_ids = notification_args(outcomes)
+        notify_results_batch.apply_async((ids, job_ids), **shown(ids))
         return len(events)
 
     return run_guarded(self, "result", items, step, worker_context)
