@@ -230,7 +230,11 @@ def test_a_1x_style_connector_needs_a_scoped_token_to_come_back_after_a_restart(
         legacy.stop()
         legacy.start()  # the fleet token alone cannot take the existing uuid back
         wait_for(lambda: "409" in legacy.log_tail(80), timeout=30, what="the fleet token's 409")
-        assert httpx.get(url + "/readyz", timeout=5).status_code == 503
+        # the 409 can be logged while uvicorn is still binding its port: wait until it answers
+        readyz = wait_for(
+            lambda: httpx.get(url + "/readyz", timeout=5), timeout=30, what="the connector to listen"
+        )
+        assert readyz.status_code == 503
         legacy.stop()
         minted = pipeline.api.post("/auth/enrollment-tokens", json={"connector_name": "filesystem-connector"})
         legacy.env = {**env, "DSXCONNECTOR_ENROLLMENT_TOKEN": minted.json()["token"]}
