@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
-from sqlalchemy import Engine, and_, bindparam, select
+from sqlalchemy import Connection, Engine, and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dsx_connect.cache.index import Entry, Key
@@ -25,6 +25,11 @@ _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 _UPDATED = ("version", "sha256", "identity", "verdict", "ts_us")
+_SQLITE_CHUNK = 900  # under SQLite's historic limit of 999 bound parameters per statement
+_SQLITE_SELECT = (
+    "SELECT location, version, sha256, identity, verdict, ts_us FROM scan_cache"
+    " WHERE connector_uuid = ? AND location IN ({marks})"
+)
 
 
 class SqlIndex:
@@ -54,8 +59,8 @@ class SqlIndex:
         if by_connector:
             with self.engine.connect() as conn:
                 for connector, locations in by_connector.items():
-                    for location, version, sha256, identity, verdict, ts_us in conn.execute(
-                        self._select, {"connector": connector, "locations": locations}
+                    for location, version, sha256, identity, verdict, ts_us in self._select_rows(
+                        conn, connector, locations
                     ):
                         rows[(connector, location)] = Entry(
                             version, sha256, identity, json.loads(verdict), ts_us / 1e6
@@ -63,6 +68,20 @@ class SqlIndex:
         return [
             rows.get(key) if job_id not in forced else None for key, job_id in zip(items, jobs, strict=True)
         ], forced
+
+    def _select_rows(self, conn: Connection, connector: str, locations: list[str]) -> Iterable[Sequence[Any]]:
+        """The stored rows of ``locations``. SQLite: the driver's own cursor, in chunks under its
+        bound-parameter limit (SQLAlchemy's row processing cost half of a batch's lookup)."""
+        if conn.dialect.name != "sqlite":
+            return conn.execute(self._select, {"connector": connector, "locations": locations})
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        found: list[Sequence[Any]] = []
+        for start in range(0, len(locations), _SQLITE_CHUNK):
+            chunk = locations[start : start + _SQLITE_CHUNK]
+            cursor.execute(_SQLITE_SELECT.format(marks=",".join("?" * len(chunk))), (connector, *chunk))
+            found += cursor.fetchall()
+        cursor.close()
+        return found
 
     def record(self, entries: Sequence[tuple[Key, Entry]]) -> None:
         if not entries:

@@ -70,39 +70,46 @@ class ResultStore:
         if not events:
             return []
         feed_bound = self.feed.bound if self.feed else 0
-        args: list[str | int | float] = [
-            self.retain, utcnow_iso(), time.time(), feed_bound, self.request_ttl_s, "1" if accepting else "0",
-            len(VERDICTS), *VERDICTS, len(events),
-        ]  # fmt: skip
         script_keys = [
             keys.RESULTS, keys.RESULTS_INDEX, keys.RESULTS_SEQ, keys.STATS,
             keys.DEAD_LETTERS, keys.DEAD_LETTERS_INDEX, keys.DEAD_LETTERS_REQUEUED,
         ]  # fmt: skip
         script_keys += [keys.results_by("verdict", v) for v in VERDICTS]
+        # A batch's items share a few jobs and connectors: their keys go once per (job, connector)
+        # group, and each item names its group (a third of the arguments of one set per item).
+        groups: dict[tuple[str, str], int] = {}
+        group_keys: list[str] = []
+        request_keys: list[str] = []
+        item_args: list[str] = []
         bits = [done_bit(item) for item in job_item_ids] or [0] * len(events)
         texts: list[str | None] = list(encoded) or [None] * len(events)
         for event, bit, text in zip(events, bits, texts, strict=True):
             data = event if isinstance(event, dict) else event.model_dump(mode="json")
             action = data["action"]
-            job_id, request_id = data["job_id"], data["scan_request_id"]
-            script_keys += [
-                keys.job(job_id), keys.request_state(request_id), keys.job_pending(job_id), keys.job_due(job_id),
-                keys.results_by("connector", data["connector"]["uuid"]), keys.results_by("job", job_id),
-                keys.job_done(job_id),
-            ]  # fmt: skip
+            job_id, request_id, connector = data["job_id"], data["scan_request_id"], data["connector"]["uuid"]
+            group = groups.get((job_id, connector))
+            if group is None:
+                group = groups[(job_id, connector)] = len(groups)
+                group_keys += [
+                    keys.job(job_id), keys.job_pending(job_id), keys.job_due(job_id),
+                    keys.results_by("connector", connector), keys.results_by("job", job_id),
+                    keys.job_done(job_id),
+                ]  # fmt: skip
+            request_keys.append(keys.request_state(request_id))
             cached = bool((data.get("scanner") or {}).get("cached"))
-            args += [
-                data["scan_request_id"],
+            item_args += [
+                request_id,
                 text if text is not None else encode_event(data),
-                data["verdict"],
-                0 if cached else data["file_info"]["size_in_bytes"],
-                "1" if data.get("error") else "0",
-                action["requested"] if action["applied"] else "",
-                data["job_id"],
-                data["connector"]["uuid"],
-                "1" if cached else "0",
-                bit,
+                # results_store.lua splits it: group, verdict, bytes, failed, action, cached, done bit
+                f"{group}\t{data['verdict']}\t{0 if cached else data['file_info']['size_in_bytes']}"
+                f"\t{'1' if data.get('error') else '0'}\t{action['requested'] if action['applied'] else ''}"
+                f"\t{'1' if cached else '0'}\t{bit}",
             ]
+        args: list[str | int | float] = [
+            self.retain, utcnow_iso(), time.time(), feed_bound, self.request_ttl_s, "1" if accepting else "0",
+            len(VERDICTS), *VERDICTS, len(groups), len(events), *item_args,
+        ]  # fmt: skip
+        script_keys += group_keys + request_keys
         stored, dropped = self._store(keys=script_keys + (self.feed.keys if self.feed else []), args=args)
         if self.feed and any(dropped):
             lost = dict(zip(self.feed.destinations, (int(n) for n in dropped), strict=True))

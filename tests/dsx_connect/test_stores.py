@@ -422,3 +422,32 @@ def test_the_result_script_writes_only_the_keys_keys_py_names(client: redis.Redi
         keys.results_by("connector", "c1"), keys.results_by("job", "j1"),
     }  # fmt: skip
     assert client.hget(keys.STATS, "action:delete") == "1"
+
+
+def test_a_batch_of_several_jobs_and_connectors_counts_each_item_in_its_own_job(client: redis.Redis) -> None:
+    """The store passes each (job, connector) group's keys once: interleaved items still land in theirs."""
+    results = ResultStore(client, retain=100)
+    items = [
+        event(1, job="ja", connector="c1"),
+        event(2, job="jb", connector="c2", verdict="Malicious"),
+        event(3, job="ja", connector="c1"),
+        event(4, job="ja", connector="c2"),
+        event(5, job="jb", connector="c2"),
+    ]
+    assert results.store_many(items) == [True] * 5
+    assert client.hget(keys.job("ja"), "processed") == "3"
+    assert client.hget(keys.job("jb"), "processed") == "2"
+    assert client.hget(keys.job("jb"), "verdict:Malicious") == "1"
+    assert set(client.zrange(keys.results_by("job", "ja"), 0, -1)) == {"r1", "r3", "r4"}
+    assert set(client.zrange(keys.results_by("connector", "c2"), 0, -1)) == {"r2", "r4", "r5"}
+    assert set(client.zrange(keys.results_by("connector", "c1"), 0, -1)) == {"r1", "r3"}
+
+
+def test_a_malformed_item_fails_the_whole_batch_before_anything_is_written(client: redis.Redis) -> None:
+    """An unknown verdict is refused by the script's first pass: no item of the batch is stored."""
+    results = ResultStore(client, retain=100)
+    with pytest.raises(redis.ResponseError, match="malformed item values"):
+        results.store_many(
+            [event(1).model_dump(mode="json"), {**event(2).model_dump(mode="json"), "verdict": "Odd"}]
+        )
+    assert client.keys("*") == []

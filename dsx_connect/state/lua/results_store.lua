@@ -1,13 +1,16 @@
 -- One call stores a whole batch, and queues each newly stored event for the SIEM feed in the same
 -- atomic step. Every key comes in KEYS (none is built here):
 -- KEYS: results, results index, results seq, stats, dead letters, their index, their requeued leases,
---       then one index per verdict (ARGV names them in the same order), then 7 per item: job, request state, job pending, job due, connector index,
---       job index, job done bitmap; then the feed's queue and state per destination (pairs, to the end).
+--       then one index per verdict (ARGV names them in the same order), then 6 per group (the items
+--       of one job and connector): job, job pending, job due, connector index, job index, job done
+--       bitmap; then one request state per item; then the feed's queue and state per destination
+--       (pairs, to the end).
 -- ARGV: retain, now_iso, now_ts, feed bound, tombstone ttl, accepting ('1': the items were not
---       recorded as accepted, see below), verdict count V, the V verdicts, item
---       count N, then 10 values per item: id, event, verdict, bytes, failed, action, job_id, connector,
---       cached ('1': served by the unchanged-object index, counted as `cached`, its bytes not as
---       scanned), done bit (0: none)
+--       recorded as accepted, see below), verdict count V, the V verdicts, group count G, item
+--       count N, then 3 values per item: id, event, and its small values tab-separated in one
+--       argument (a third of the arguments of one each): group (0-based), verdict, bytes, failed,
+--       action, cached ('1': served by the unchanged-object index, counted as `cached`, its bytes
+--       not as scanned), done bit (0: none)
 -- A stored request keeps a tombstone past the result's own retention: its bit in the job's done
 -- bitmap, expiring with the job (dsx_connect.jobs.done), or, without a bit, its request state
 -- (status 'completed') for the request-state TTL. A redelivered or resubmitted item whose result
@@ -23,8 +26,9 @@ local results, index, seq_key, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local letters, letters_index, requeued = KEYS[5], KEYS[6], KEYS[7]
 local by_verdict = {}  -- verdict -> its index key
 for v = 1, nverdicts do by_verdict[ARGV[7 + v]] = KEYS[7 + v] end
-local nitems = tonumber(ARGV[8 + nverdicts])
-local first_item_arg, first_item_key = 9 + nverdicts, 8 + nverdicts
+local ngroups, nitems = tonumber(ARGV[8 + nverdicts]), tonumber(ARGV[9 + nverdicts])
+local first_item_arg, first_group_key = 10 + nverdicts, 8 + nverdicts
+local first_request_key = first_group_key + 6 * ngroups
 local fed = {}
 local stored, touched, top = {}, {}, nil
 local indexes = {}  -- the connector and job indexes this call wrote to: trimmed below, on write
@@ -41,14 +45,25 @@ local function count(key, verdict, bytes, failed, action, sign)
   if failed == '1' then add(key, 'errors', sign) end
   if action ~= '' then add(key, 'action:' .. action, sign) end
 end
+-- every item's values are read before anything is written: a malformed one fails the whole call
+local items = {}
 for n = 0, nitems - 1 do
-  local i, k = first_item_arg + 10 * n, first_item_key + 7 * n
-  local id, event, verdict, bytes, failed, action, job_id =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  local cached = ARGV[i + 8] == '1'
-  local bit = tonumber(ARGV[i + 9])
-  local job, req, pending, due, connector_index, job_index, done =
-    KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6]
+  local meta = ARGV[first_item_arg + 3 * n + 2]
+  local group, verdict, bytes, failed, action, cached, bit =
+    string.match(meta, '^(%d+)\t([^\t]*)\t(%d+)\t([01])\t([^\t]*)\t([01])\t(%d+)$')
+  if not group or tonumber(group) >= ngroups or not by_verdict[verdict] then
+    return redis.error_reply('results_store: malformed item values: ' .. meta)
+  end
+  items[n + 1] = {tonumber(group), verdict, tonumber(bytes), failed, action, cached == '1', tonumber(bit)}
+end
+for n = 0, nitems - 1 do
+  local i = first_item_arg + 3 * n
+  local id, event = ARGV[i], ARGV[i + 1]
+  local group, verdict, bytes, failed, action, cached, bit = unpack(items[n + 1])
+  local k = first_group_key + 6 * group
+  local job, pending, due, connector_index, job_index, done =
+    KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
+  local req = KEYS[first_request_key + n]
   -- a requeued dead letter's attempt ended here: its letter goes (a new failure wrote a new letter
   -- and ended the lease first, so that one stays)
   if redis.call('ZREM', requeued, id) == 1 then
@@ -145,4 +160,4 @@ if excess > 0 then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', top)
   end
 end
-return {stored, feed_push(feed_bound, fed, first_item_key + 7 * nitems)}
+return {stored, feed_push(feed_bound, fed, first_request_key + nitems)}
