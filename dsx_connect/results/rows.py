@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic_core import PydanticSerializationError, to_json
+
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -37,8 +39,15 @@ def threat_name(event: dict[str, Any]) -> str | None:
 
 def encode_event(event: dict[str, Any]) -> str:
     """An event's stored text: compact, UTF-8 as is (the same text as pydantic's ``model_dump_json``).
-    Redis and the SQL history keep the same text, encoded once per event by the result step."""
-    return _COMPACT.encode(event)
+    Redis and the SQL history keep the same text, encoded once per event by the result step.
+
+    pydantic-core's encoder writes the same text as ``json`` (compact, ``ensure_ascii=False``) four
+    times faster, which a rescan's thousands of events a second notice; what it refuses (a location
+    with a lone surrogate, a name no UTF-8 can hold) is written by ``json`` as before."""
+    try:
+        return to_json(event).decode()
+    except PydanticSerializationError:
+        return _COMPACT.encode(event)
 
 
 def to_row(event: dict[str, Any], text: str) -> dict[str, Any]:
