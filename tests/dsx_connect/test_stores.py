@@ -451,3 +451,12 @@ def test_a_malformed_item_fails_the_whole_batch_before_anything_is_written(clien
             [event(1).model_dump(mode="json"), {**event(2).model_dump(mode="json"), "verdict": "Odd"}]
         )
     assert client.keys("*") == []
+
+
+def test_a_negative_size_from_the_scanner_is_stored_not_refused(client: redis.Redis) -> None:
+    """The scanner's size is not validated (DsxaFileInfo): the script takes any integer, as it always did."""
+    results = ResultStore(client, retain=100)
+    odd = event(1)
+    odd.file_info.size_in_bytes = -1
+    assert results.store_many([odd, event(2)]) == [True, True]
+    assert results.stats()["bytes_scanned"] == 9

@@ -46,11 +46,12 @@ local function count(key, verdict, bytes, failed, action, sign)
   if action ~= '' then add(key, 'action:' .. action, sign) end
 end
 -- every item's values are read before anything is written: a malformed one fails the whole call
+-- (bytes may be negative: the scanner's size is taken as it answered it, as before)
 local items = {}
 for n = 0, nitems - 1 do
   local meta = ARGV[first_item_arg + 3 * n + 2]
   local group, verdict, bytes, failed, action, cached, bit =
-    string.match(meta, '^(%d+)\t([^\t]*)\t(%d+)\t([01])\t([^\t]*)\t([01])\t(%d+)$')
+    string.match(meta, '^(%d+)\t([^\t]*)\t(%-?%d+)\t([01])\t([^\t]*)\t([01])\t(%d+)$')
   if not group or tonumber(group) >= ngroups or not by_verdict[verdict] then
     return redis.error_reply('results_store: malformed item values: ' .. meta)
   end
