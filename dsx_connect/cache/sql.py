@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import closing
 from typing import Any
 
 import redis
@@ -74,13 +75,12 @@ class SqlIndex:
         bound-parameter limit (SQLAlchemy's row processing cost half of a batch's lookup)."""
         if conn.dialect.name != "sqlite":
             return conn.execute(self._select, {"connector": connector, "locations": locations})
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         found: list[Sequence[Any]] = []
-        for start in range(0, len(locations), _SQLITE_CHUNK):
-            chunk = locations[start : start + _SQLITE_CHUNK]
-            cursor.execute(_SQLITE_SELECT.format(marks=",".join("?" * len(chunk))), (connector, *chunk))
-            found += cursor.fetchall()
-        cursor.close()
+        with closing(conn.connection.driver_connection.cursor()) as cursor:  # type: ignore[union-attr]
+            for start in range(0, len(locations), _SQLITE_CHUNK):
+                chunk = locations[start : start + _SQLITE_CHUNK]
+                cursor.execute(_SQLITE_SELECT.format(marks=",".join("?" * len(chunk))), (connector, *chunk))
+                found += cursor.fetchall()
         return found
 
     def record(self, entries: Sequence[tuple[Key, Entry]]) -> None:
