@@ -93,17 +93,44 @@ def parse_verdict(body: bytes | str | dict[str, Any]) -> DsxaVerdict:
     """Read a scanner's 200 answer leniently; ``Scanning`` is recorded as ``Not Scanned``.
 
     Raises ``RetryableError`` when the scanner says it is still initialising and ``PermanentError``
-    when the body is not a verdict at all.
+    when the body is not a verdict at all. A verdict word outside SPEC §3's list is normalized (see
+    ``_normalize``) rather than refused: the answer is still a verdict, and it must be stored.
     """
     verdict = _fast_verdict(body)
     if verdict is None:
         data = body if isinstance(body, dict) else _loads(body)
-        verdict = DsxaVerdict.model_validate(_flatten(data))
+        try:
+            verdict = DsxaVerdict.model_validate(_flatten(data))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise PermanentError(f"scanner answered with JSON that is not a verdict: {problems}") from None
+    if verdict.verdict not in _KNOWN:
+        _normalize(verdict)
     if verdict.verdict == Verdict.SCANNING.value:
         verdict.verdict = Verdict.NOT_SCANNED.value
     if verdict.verdict == Verdict.NOT_SCANNED.value and _initializing(verdict.verdict_details.reason):
         raise RetryableError(f"scanner not ready: {verdict.verdict_details.reason}", status_code=200)
     return verdict
+
+
+_KNOWN = frozenset(v.value for v in Verdict)
+_BY_FOLDED = {" ".join(v.value.casefold().replace("_", " ").split()): v.value for v in Verdict}
+
+
+def _normalize(verdict: DsxaVerdict) -> None:
+    """Map a verdict outside SPEC §3's list onto it, so every answer can be stored and counted.
+
+    A known word in another case or spelling (``MALICIOUS``, ``not_scanned``) is read as that word;
+    anything else becomes ``Unknown`` and the scanner's own word is kept as
+    ``verdict_details.scanner_verdict``, so nothing it said is lost.
+    """
+    said = str(verdict.verdict)
+    known = _BY_FOLDED.get(" ".join(said.casefold().replace("_", " ").split()))
+    if known is not None:
+        verdict.verdict = known
+        return
+    verdict.verdict = Verdict.UNKNOWN.value
+    verdict.verdict_details = verdict.verdict_details.model_copy(update={"scanner_verdict": said})
 
 
 def _fast_verdict(body: bytes | str | dict[str, Any]) -> DsxaVerdict | None:

@@ -140,3 +140,30 @@ def test_error_reason_of_plain_text() -> None:
 )
 def test_the_direct_json_path_reads_an_answer_as_the_lenient_one_does(answer: dict[str, object]) -> None:
     assert parse_verdict(json.dumps(answer).encode()) == parse_verdict(answer)
+
+
+@pytest.mark.parametrize(
+    ("said", "read"),
+    [("MALICIOUS", "Malicious"), ("benign", "Benign"), ("not_scanned", "Not Scanned"),
+     ("Unsupported  file type", "Unsupported File Type"), ("NON_COMPLIANT", "Non Compliant")],
+)  # fmt: skip
+def test_a_known_verdict_in_another_spelling_is_read_as_that_verdict(said: str, read: str) -> None:
+    for body in (json.dumps({**FLAT, "verdict": said}).encode(), {**FLAT, "verdict": said}):
+        answer = parse_verdict(body)
+        assert answer.verdict == read
+        assert not hasattr(answer.verdict_details, "scanner_verdict")
+
+
+def test_an_unknown_verdict_word_becomes_unknown_and_keeps_the_scanners_word() -> None:
+    answer = parse_verdict(json.dumps({**FLAT, "verdict": "Suspicious"}).encode())
+    assert answer.verdict == "Unknown"
+    details = answer.verdict_details.model_dump()
+    assert details["scanner_verdict"] == "Suspicious"
+    assert details["reason"] == "test file"  # the rest of the answer is kept
+
+
+def test_a_verdict_that_is_not_a_string_is_a_permanent_error_naming_the_field() -> None:
+    with pytest.raises(PermanentError, match="verdict"):
+        parse_verdict(json.dumps({**FLAT, "verdict": None}).encode())
+    with pytest.raises(PermanentError, match=r"file_info\.file_size_in_bytes"):
+        parse_verdict({**FLAT, "file_info": {"file_size_in_bytes": "lots"}})

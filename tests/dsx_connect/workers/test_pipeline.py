@@ -6,8 +6,10 @@ result) and comes back, a missing file, a requested action, and pause / resume /
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,21 @@ class Pipeline:
     def restart_scanner(self) -> None:
         self.dsxa = ServiceProcess(self.dsxa.name, self.dsxa.argv, self.dsxa.env, self.logs).start()
         self.dsxa.wait_healthy(f"http://127.0.0.1:{self.dsxa_port}/healthz")
+
+    @contextmanager
+    def scripted_scanner(self, answer: dict[str, object]) -> Iterator[None]:
+        """dsxa_lite replaced, on its port, by a scanner answering every scan with ``answer``."""
+        self.dsxa.stop()
+        scripted = ServiceProcess(
+            f"{self.dsxa.name}-scripted", uvicorn_argv("tests.support.scripted_scanner:app", self.dsxa_port),
+            base_env(SCRIPTED_VERDICT=json.dumps(answer)), self.logs,
+        ).start()  # fmt: skip
+        try:
+            scripted.wait_healthy(f"http://127.0.0.1:{self.dsxa_port}/healthz")
+            yield
+        finally:
+            scripted.stop()
+            self.restart_scanner()
 
     def restart_connector(self) -> None:
         self.fs = ServiceProcess(self.fs.name, self.fs.argv, self.fs.env, self.logs).start()
@@ -200,6 +217,32 @@ def test_scanner_down_opens_the_circuit_and_scans_wait_without_burning_retries(p
     result = pipeline.result(submitted["id"])
     assert result["verdict"] == "Benign" and result["error"] is None
     wait_for(lambda: pipeline.api.get("/readyz").status_code == 200, timeout=15, what="readyz after recovery")
+
+
+def test_a_verdict_word_outside_the_spec_is_stored_as_unknown_keeping_the_scanners_word(
+    pipeline: Pipeline,
+) -> None:
+    (pipeline.asset / "odd.txt").write_bytes(b"odd\n")
+    with pipeline.scripted_scanner({"verdict": "Suspicious"}):
+        submitted = pipeline.submit("odd.txt", scan_job_id=uuid.uuid4().hex)
+        result = pipeline.result(submitted["id"])
+    assert result["verdict"] == "Unknown" and result["error"] is None
+    assert result["verdict_details"]["scanner_verdict"] == "Suspicious"
+    assert (pipeline.asset / "odd.txt").exists()  # Unknown calls for no action
+    job = pipeline.api.get(f"/scan/jobs/{submitted['job_id']}").json()
+    assert job["processed"] == 1 and job["verdicts"]["Unknown"] == 1
+    assert all(item["id"] != submitted["id"] for item in pipeline.api.get("/dlq/items").json()["items"])
+
+
+def test_an_answer_that_is_not_a_verdict_is_a_visible_permanent_failure(pipeline: Pipeline) -> None:
+    (pipeline.asset / "garbled.txt").write_bytes(b"garbled\n")
+    with pipeline.scripted_scanner({"verdict": None}):
+        submitted = pipeline.submit("garbled.txt", scan_job_id=uuid.uuid4().hex)
+        result = pipeline.result(submitted["id"])
+    assert result["verdict"] == "Not Scanned" and result["error"]["kind"] == "permanent"
+    assert "not a verdict" in result["error"]["message"] and "verdict" in result["error"]["message"]
+    job = pipeline.api.get(f"/scan/jobs/{submitted['job_id']}").json()
+    assert job["processed"] == 1 and job["errors"] == 1
 
 
 def test_connector_down_during_reads_dead_letters_then_requeue_finishes_normally(pipeline: Pipeline) -> None:
