@@ -73,20 +73,21 @@ def drain_outbox(history: SqlHistory, client: redis.Redis, batch: int = 1000, ma
         raw = outbox_peek(client, batch)
         if not raw:
             break
-        _record_or_skip(history, [json.loads(item) for item in raw])
+        texts = [item.decode() if isinstance(item, bytes) else item for item in raw]
+        _record_or_skip(history, [json.loads(text) for text in texts], texts)  # parked text kept as stored
         outbox_drop(client, len(raw))  # removed only once written
         written += len(raw)
     return written
 
 
-def _record_or_skip(history: SqlHistory, events: list[dict[str, Any]]) -> None:
+def _record_or_skip(history: SqlHistory, events: list[dict[str, Any]], texts: list[str]) -> None:
     """Record a batch; if the database refuses its data (not its availability), record the events
     one by one and log those it refuses, so one bad event cannot hold the outbox forever."""
     try:
-        history.record(events)
+        history.record(events, texts)
     except (DataError, IntegrityError):
-        for event in events:
+        for event, text in zip(events, texts, strict=True):
             try:
-                history.record([event])
+                history.record([event], [text])
             except (DataError, IntegrityError) as exc:
                 log.error("results history refused result %s: %s", event.get("scan_request_id"), exc.orig)

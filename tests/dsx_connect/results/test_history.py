@@ -119,3 +119,20 @@ def test_an_event_the_database_refuses_does_not_hold_the_outbox(
     assert drain_outbox(sql_history, redis_client) == 3
     assert redis_client.llen(OUTBOX) == 0
     assert [sql_history.get(f"r{n}") is not None for n in (1, 2, 3)] == [True, False, True]
+
+
+@BOTH
+def test_the_outbox_is_written_with_the_text_it_parked(
+    sql_history: SqlHistory, redis_client: redis.Redis
+) -> None:
+    """The parked text is the stored event: drained as it is, not decoded and encoded again (which
+    would write a small float's exponent differently, ``2.5e-7`` for json's ``2.5e-07``)."""
+    from dsx_connect.results.recorder import drain_outbox
+
+    parked = [json.dumps({**make_event(n), "x_ratio": 2.5e-07}) for n in (1, 2)]
+    redis_client.rpush(OUTBOX, *parked)
+    assert drain_outbox(sql_history, redis_client) == 2
+    with sql_history.engine.connect() as conn:
+        stored = dict(conn.execute(select(scan_results.c.scan_request_id, scan_results.c.event)).all())
+    assert [stored["r1"], stored["r2"]] == parked
+    assert redis_client.llen(OUTBOX) == 0
