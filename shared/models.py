@@ -184,7 +184,8 @@ class EstimateResponse(BaseModel):
 
 
 class VerdictDetails(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # a scanner sending a number where text belongs (a threat type, a description) is read, not refused
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
     event_description: str = ""
     reason: str = ""
@@ -192,7 +193,7 @@ class VerdictDetails(BaseModel):
 
 
 class DsxaFileInfo(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
     file_type: str = ""
     file_size_in_bytes: int = 0
@@ -202,7 +203,7 @@ class DsxaFileInfo(BaseModel):
 class DsxaVerdict(BaseModel):
     """A scanner's answer, after lenient parsing (see ``shared.dsxa.protocol``)."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
 
     scan_guid: str = ""
     verdict: str = Verdict.NOT_SCANNED.value

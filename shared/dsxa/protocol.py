@@ -93,23 +93,46 @@ def parse_verdict(body: bytes | str | dict[str, Any]) -> DsxaVerdict:
     """Read a scanner's 200 answer leniently; ``Scanning`` is recorded as ``Not Scanned``.
 
     Raises ``RetryableError`` when the scanner says it is still initialising and ``PermanentError``
-    when the body is not a verdict at all. A verdict word outside SPEC §3's list is normalized (see
-    ``_normalize``) rather than refused: the answer is still a verdict, and it must be stored.
+    when the body is not a verdict at all. Whatever else the answer holds, its verdict is kept: a
+    word outside SPEC §3's list is normalized (see ``_normalize``), and a field other than the
+    verdict that cannot be read is left at its default (see ``_validate``).
     """
     verdict = _fast_verdict(body)
     if verdict is None:
-        data = body if isinstance(body, dict) else _loads(body)
-        try:
-            verdict = DsxaVerdict.model_validate(_flatten(data))
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise PermanentError(f"scanner answered with JSON that is not a verdict: {problems}") from None
+        verdict = _validate(_flatten(body if isinstance(body, dict) else _loads(body)))
     if verdict.verdict not in _KNOWN:
         _normalize(verdict)
     if verdict.verdict == Verdict.SCANNING.value:
         verdict.verdict = Verdict.NOT_SCANNED.value
     if verdict.verdict == Verdict.NOT_SCANNED.value and _initializing(verdict.verdict_details.reason):
         raise RetryableError(f"scanner not ready: {verdict.verdict_details.reason}", status_code=200)
+    return verdict
+
+
+def _validate(flat: dict[str, Any]) -> DsxaVerdict:
+    """Validate a flattened answer; a field that cannot be read (a size that is not a number, details
+    that are not an object) is dropped and kept as text in ``verdict_details.unreadable_fields``, so
+    an odd detail never costs the verdict. An unreadable ``verdict`` is a ``PermanentError``."""
+    try:
+        return DsxaVerdict.model_validate(flat)
+    except ValidationError as exc:
+        errors = exc.errors()
+    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+    if any(e["loc"][:1] == ("verdict",) for e in errors):
+        raise PermanentError(f"scanner answered with JSON that is not a verdict: {problems}")
+    unreadable: dict[str, str] = {}
+    for error in errors:
+        *path, name = error["loc"]
+        holder: Any = flat
+        for part in path:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and name in holder:
+            unreadable[".".join(map(str, error["loc"]))] = repr(holder.pop(name))[:200]
+    try:
+        verdict = DsxaVerdict.model_validate(flat)
+    except ValidationError:
+        raise PermanentError(f"scanner answered with JSON that is not a verdict: {problems}") from None
+    verdict.verdict_details = verdict.verdict_details.model_copy(update={"unreadable_fields": unreadable})
     return verdict
 
 

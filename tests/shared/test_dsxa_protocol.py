@@ -162,8 +162,31 @@ def test_an_unknown_verdict_word_becomes_unknown_and_keeps_the_scanners_word() -
     assert details["reason"] == "test file"  # the rest of the answer is kept
 
 
-def test_a_verdict_that_is_not_a_string_is_a_permanent_error_naming_the_field() -> None:
-    with pytest.raises(PermanentError, match="verdict"):
-        parse_verdict(json.dumps({**FLAT, "verdict": None}).encode())
-    with pytest.raises(PermanentError, match=r"file_info\.file_size_in_bytes"):
-        parse_verdict({**FLAT, "file_info": {"file_size_in_bytes": "lots"}})
+def test_a_verdict_that_is_not_text_is_a_permanent_error_naming_the_field() -> None:
+    for verdict in (None, ["Malicious"], {"word": "Malicious"}):
+        with pytest.raises(PermanentError, match="verdict: Input should be a valid string"):
+            parse_verdict(json.dumps({**FLAT, "verdict": verdict}).encode())
+
+
+def test_a_number_for_a_verdict_or_a_text_field_is_read_as_text() -> None:
+    answer = parse_verdict(
+        json.dumps({**FLAT, "verdict": 7, "verdict_details": {"threat_type": 5, "reason": 1.5}}).encode()
+    )
+    assert answer.verdict == "Unknown" and answer.verdict_details.model_dump()["scanner_verdict"] == "7"
+    assert (answer.verdict_details.threat_type, answer.verdict_details.reason) == ("5", "1.5")
+
+
+@pytest.mark.parametrize(
+    ("odd", "field"),
+    [({"file_info": {**FLAT["file_info"], "file_size_in_bytes": "lots"}}, "file_info.file_size_in_bytes"),
+     ({"verdict_details": "bad"}, "verdict_details"),
+     ({"file_info": [1, 2]}, "file_info"),
+     ({"scan_duration_in_microseconds": {"us": 3}}, "scan_duration_in_microseconds")],
+)  # fmt: skip
+def test_an_unreadable_field_never_costs_the_verdict(odd: dict[str, object], field: str) -> None:
+    for body in (json.dumps({**FLAT, **odd}).encode(), {**FLAT, **odd}):
+        answer = parse_verdict(body)
+        assert answer.verdict == "Malicious"  # the word that matters is kept
+        unreadable = answer.verdict_details.model_dump()["unreadable_fields"]
+        assert list(unreadable) == [field]
+        assert answer.model_dump()[field.split(".")[0]] is not None  # left at its default, typed

@@ -234,6 +234,24 @@ def test_a_verdict_word_outside_the_spec_is_stored_as_unknown_keeping_the_scanne
     assert all(item["id"] != submitted["id"] for item in pipeline.api.get("/dlq/items").json()["items"])
 
 
+def test_a_malicious_answer_with_unreadable_details_still_gets_its_verdict_and_action(
+    pipeline: Pipeline,
+) -> None:
+    (pipeline.asset / "shouted.com").write_bytes(b"not really eicar\n")
+    odd = {
+        "verdict": "MALICIOUS",
+        "file_info": {"file_size_in_bytes": "lots"},
+        "verdict_details": {"threat_type": 9},
+    }
+    with pipeline.scripted_scanner(odd):
+        result = pipeline.result(pipeline.submit("shouted.com")["id"])
+    assert result["verdict"] == "Malicious" and result["error"] is None
+    assert result["verdict_details"]["threat_type"] == "9"
+    assert result["verdict_details"]["unreadable_fields"] == {"file_info.file_size_in_bytes": "'lots'"}
+    assert result["action"]["applied"] is True  # moved to quarantine, as configured
+    assert (pipeline.quarantine / "shouted.com").exists() and not (pipeline.asset / "shouted.com").exists()
+
+
 def test_an_answer_that_is_not_a_verdict_is_a_visible_permanent_failure(pipeline: Pipeline) -> None:
     (pipeline.asset / "garbled.txt").write_bytes(b"garbled\n")
     with pipeline.scripted_scanner({"verdict": None}):
