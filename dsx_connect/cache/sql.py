@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from dsx_connect.cache.index import Entry, Key
 from dsx_connect.db.engine import shared_engine
 from dsx_connect.db.schema import scan_cache
+from dsx_connect.results.rows import sha256_of
 from dsx_connect.state.scan_cache import forced_jobs
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -92,7 +93,7 @@ class SqlIndex:
                 "connector_uuid": connector,
                 "location": location,
                 "version": entry.version,
-                "sha256": entry.sha256,
+                "sha256": sha256_of(entry.sha256) or "",  # a scanner's other hash must not fail the batch
                 "identity": entry.identity,
                 "verdict": _COMPACT.encode(entry.verdict),
                 "ts_us": int(entry.at * 1e6),

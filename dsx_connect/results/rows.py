@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,15 @@ from pydantic_core import PydanticSerializationError, to_json
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_INT64_MAX = 2**63 - 1
+
+
+def sha256_of(value: object) -> str | None:
+    """The hex SHA-256 a scanner reported, lower case; None when it reported something else (another
+    hash, junk), which a ``sha256`` column or search must not hold."""
+    text = value.lower() if isinstance(value, str) else ""
+    return text if _SHA256.fullmatch(text) else None
 
 
 def to_us(moment: datetime) -> int:
@@ -65,8 +75,9 @@ def to_row(event: dict[str, Any], text: str) -> dict[str, Any]:
         "location": event.get("location") or "",
         "verdict": event.get("verdict") or "",
         "threat_name": threat_name(event),
-        "sha256": (info.get("sha256") or "").lower() or None,
-        "size_bytes": int(info.get("size_in_bytes") or 0),
+        "sha256": sha256_of(info.get("sha256")),
+        # the scanner's number, as BIGINT holds it (a wild one must not cost the row)
+        "size_bytes": max(-_INT64_MAX, min(int(info.get("size_in_bytes") or 0), _INT64_MAX)),
         "action": (action.get("requested") or "") if action.get("applied") else "",
         "action_status": (action.get("status") or "")[:16],
         "failed": bool(event.get("error")),

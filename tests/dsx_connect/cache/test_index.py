@@ -224,3 +224,16 @@ def test_the_cache_settings_load_from_the_environment_and_a_bad_value_names_its_
     monkeypatch.setenv("DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S", "-1")
     with pytest.raises(SettingsError, match="DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S"):
         load_settings(Settings)
+
+
+@pytest.mark.integration
+def test_an_entry_whose_hash_is_not_a_sha256_is_recorded_without_it(
+    store: RedisIndex | SqlIndex, client: redis.Redis
+) -> None:
+    """A scanner reporting another hash (longer than the column) must not fail the batch it is in."""
+    odd = verdict()
+    odd.file_info.file_hash = "md5:" + "b" * 100
+    store.record([(("c1", "odd.txt"), Entry.of("v1", "id-1", odd)), (("c1", "ok.txt"), entry("v1"))])
+    found, _ = store.lookup([("c1", "odd.txt"), ("c1", "ok.txt")], [JobStore(client).create("c1")] * 2)
+    assert [e.version if e else None for e in found] == ["v1", "v1"]
+    assert found[1] is not None and found[1].sha256 == SHA

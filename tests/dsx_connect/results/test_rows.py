@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dsx_connect.results.rows import encode_event
+from dsx_connect.results.rows import encode_event, to_row
 
 pytestmark = pytest.mark.unit
 
@@ -43,3 +43,17 @@ def test_a_location_no_utf8_can_hold_is_still_encoded() -> None:
     """A lone surrogate (a file name of undecodable bytes) is refused by the fast encoder: json writes it."""
     event = {"location": "/data/bad\udcff.bin"}
     assert encode_event(event) == _JSON.encode(event)
+
+
+def test_a_row_holds_only_a_real_sha256_and_a_size_bigint_can_hold() -> None:
+    def row(sha256: object, size: int) -> dict[str, object]:
+        event = {
+            "scan_request_id": "r1",
+            "verdict": "Benign",
+            "file_info": {"sha256": sha256, "size_in_bytes": size},
+        }
+        return to_row(event, encode_event(event))
+
+    assert row("AB" * 32, 5)["sha256"] == "ab" * 32
+    assert [row(odd, 5)["sha256"] for odd in ("", None, "md5:" + "b" * 100, "g" * 64, "a" * 63)] == [None] * 5
+    assert [row("", size)["size_bytes"] for size in (2**70, -(2**70), -1)] == [2**63 - 1, -(2**63 - 1), -1]
