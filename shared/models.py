@@ -18,6 +18,12 @@ def utcnow_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: the largest size a connector may declare and a scanner's answer is taken with: any file's size
+#: fits; a wilder number (past what Redis counters and BIGINT columns add up) is refused from a
+#: connector and read as this from a scanner
+MAX_REPORTED_SIZE = 2**53 - 1
+
+
 class ItemActionType(StrEnum):
     NOT_IMPLEMENTED = "not implemented"
     NOTHING = "nothing"
@@ -101,7 +107,7 @@ class ScanRequest(BaseModel):
     location: str = Field(min_length=1, max_length=4096)
     metainfo: str = Field(max_length=4096)
     connector_url: str | None = None
-    size_in_bytes: int | None = Field(default=None, ge=0)
+    size_in_bytes: int | None = Field(default=None, ge=0, le=MAX_REPORTED_SIZE)
     scan_job_id: str | None = Field(default=None, max_length=128)
     job_item_id: str | None = Field(default=None, max_length=128)
     requested_action: RequestedAction | None = None
@@ -198,6 +204,13 @@ class DsxaFileInfo(BaseModel):
     file_type: str = ""
     file_size_in_bytes: int = 0
     file_hash: str = ""
+
+    @field_validator("file_size_in_bytes", mode="after")
+    @classmethod
+    def _a_size_a_file_can_have(cls, size: int) -> int:
+        """A negative size (some scanners' "unknown") reads as 0; a wild one as ``MAX_REPORTED_SIZE``,
+        so the bytes counted for a job or in the stats never go negative or overflow."""
+        return max(0, min(size, MAX_REPORTED_SIZE))
 
 
 class DsxaVerdict(BaseModel):

@@ -190,3 +190,12 @@ def test_an_unreadable_field_never_costs_the_verdict(odd: dict[str, object], fie
         unreadable = answer.verdict_details.model_dump()["unreadable_fields"]
         assert list(unreadable) == [field]
         assert answer.model_dump()[field.split(".")[0]] is not None  # left at its default, typed
+
+
+@pytest.mark.parametrize(("size", "read"), [(-1, 0), (2**70, 2**53 - 1), (5, 5)])
+def test_a_size_no_file_can_have_is_read_as_one_that_keeps_the_counters_sound(size: int, read: int) -> None:
+    for body in (
+        json.dumps({**FLAT, "file_info": {"file_size_in_bytes": size}}).encode(),
+        {**FLAT, "file_info": {"file_size_in_bytes": size}},
+    ):
+        assert parse_verdict(body).file_info.file_size_in_bytes == read

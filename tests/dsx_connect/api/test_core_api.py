@@ -124,6 +124,7 @@ def test_unknown_connector_is_refused_with_its_uuid(api: httpx.Client) -> None:
         ({"metainfo": "x"}, "location"),
         ({"location": "", "metainfo": "x"}, "location"),
         ({"location": "a", "metainfo": "x", "size_in_bytes": -1}, "size_in_bytes"),
+        ({"location": "a", "metainfo": "x", "size_in_bytes": 2**53}, "size_in_bytes"),
     ],
 )
 def test_malformed_scan_request_names_the_field(
