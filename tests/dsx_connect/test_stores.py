@@ -170,6 +170,28 @@ def test_a_failed_result_is_replaced_by_a_later_success_and_counts_move(client: 
     assert results.query(verdict="Not Scanned")[0] == []
 
 
+def test_a_failed_result_replaced_within_the_same_batch_is_indexed_once_under_its_last_verdict(
+    client: redis.Redis,
+) -> None:
+    """The script writes a new result's index entries after its loop: a replacement later in the same
+    call must move the entry it has not written yet, and the pending entry ends once."""
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1")
+    failed = event(1, job=job_id, verdict="Not Scanned", error=EventError(kind="exhausted", message="down"))
+    fixed = event(1, job=job_id, verdict="Malicious")
+    assert results.store_many([failed, event(2, job=job_id), fixed]) == [True, True, True]
+    stats = results.stats()
+    assert stats["total"] == 2 and stats["errors"] == 0
+    assert stats["verdicts"]["Malicious"] == 1 and stats["verdicts"]["Not Scanned"] == 0
+    assert [i["scan_request_id"] for i in results.query(verdict="Malicious")[0]] == ["r1"]
+    assert results.query(verdict="Not Scanned")[0] == []
+    assert {i["scan_request_id"] for i in results.query(job=job_id)[0]} == {"r1", "r2"}
+    assert client.zrange(keys.RESULTS_INDEX, 0, -1, withscores=True) == [("r1", 1.0), ("r2", 2.0)]
+    assert client.get(keys.RESULTS_SEQ) == "2"
+    job = jobs.get(job_id)
+    assert job["processed"] == 2 and job["verdicts"] == {"Malicious": 1, "Benign": 1}
+
+
 def test_a_successful_result_is_never_replaced(client: redis.Redis) -> None:
     results = ResultStore(client, retain=100)
     results.store_many([event(1, verdict="Benign")])
@@ -460,3 +482,22 @@ def test_a_negative_size_from_the_scanner_is_stored_not_refused(client: redis.Re
     odd.file_info.size_in_bytes = -1
     assert results.store_many([odd, event(2)]) == [True, True]
     assert results.stats()["bytes_scanned"] == 9
+
+
+def test_a_batch_at_the_size_bound_is_stored_indexed_and_trimmed_whole(client: redis.Redis) -> None:
+    """5,000 items (the batch bound) in one call: the script sends index entries and removals in
+    slices (Lua's unpack takes ~8,000 values), and retention trims the oldest in one go."""
+    jobs, results = JobStore(client), ResultStore(client, retain=1500)
+    job_id = jobs.create("c1")
+    client.hset(keys.job_pending(job_id), mapping={f"r{n}": "1" for n in range(5000)})
+    assert results.store_many([event(n, job=job_id) for n in range(5000)]) == [True] * 5000
+    assert client.zcard(keys.RESULTS_INDEX) == client.hlen(keys.RESULTS) == 1500
+    assert client.zrange(keys.RESULTS_INDEX, 0, 0) == ["r3500"] and client.get(keys.RESULTS_SEQ) == "5000"
+    assert client.zcard(keys.results_by("verdict", "Benign")) == 1500
+    assert (
+        client.zcard(keys.results_by("job", job_id))
+        == client.zcard(keys.results_by("connector", "c1"))
+        == 1500
+    )
+    assert client.hlen(keys.job_pending(job_id)) == 0
+    assert results.stats()["total"] == 5000 and (jobs.get(job_id) or {})["processed"] == 5000

@@ -32,6 +32,30 @@ local first_request_key = first_group_key + 6 * ngroups
 local fed = {}
 local stored, touched, top = {}, {}, nil
 local indexes = {}  -- the connector and job indexes this call wrote to: trimmed below, on write
+-- Writes that nothing in the loop reads back are gathered and sent once per key after it, many
+-- members a call (a call per item each cost as much as the member): the sorted-set entries of
+-- each newly stored result, and the pending and due entries it ends.
+local added = {}    -- sorted set -> {score, member, ...}
+local ended = {}    -- job pending hash -> {id, ...}
+local undue = {}    -- job due set -> {id, ...}
+-- results first stored by this call, in order (id -> {seq, verdict}): their verdict index entries
+-- are written after the loop, so a replacement later in the same call moves the entry first
+local fresh, fresh_ids = {}, {}
+local function gather(into, key, a, b)
+  local list = into[key]
+  if not list then list = {}; into[key] = list end
+  list[#list + 1] = a
+  if b ~= nil then list[#list + 1] = b end
+end
+local function send(cmd, key, list)  -- in slices: Lua's unpack takes at most ~8000 values
+  for i = 1, #list, 2000 do
+    redis.call(cmd, key, unpack(list, i, math.min(i + 1999, #list)))
+  end
+end
+local seq = tonumber(redis.call('GET', seq_key) or '0')
+local first_seq = seq
+-- a requeued dead letter's lease is rare: one look for the batch instead of one per item
+local any_requeued = redis.call('EXISTS', requeued) == 1
 -- Counter increments are summed per batch and written once per field (a third of the calls).
 local deltas = {}
 local function add(key, field, n)
@@ -67,7 +91,7 @@ for n = 0, nitems - 1 do
   local req = KEYS[first_request_key + n]
   -- a requeued dead letter's attempt ended here: its letter goes (a new failure wrote a new letter
   -- and ended the lease first, so that one stays)
-  if redis.call('ZREM', requeued, id) == 1 then
+  if any_requeued and redis.call('ZREM', requeued, id) == 1 then
     redis.call('HDEL', letters, id)
     redis.call('ZREM', letters_index, id)
   end
@@ -76,28 +100,28 @@ for n = 0, nitems - 1 do
   if finished and redis.call('HEXISTS', results, id) == 0 then
     stored[#stored + 1] = 0  -- stored long ago, its result since dropped by retention
   elseif redis.call('HSETNX', results, id, event) == 1 then
-    local seq = redis.call('INCR', seq_key)
-    redis.call('ZADD', index, seq, id)
-    redis.call('ZADD', by_verdict[verdict], seq, id)
-    redis.call('ZADD', connector_index, seq, id)
-    redis.call('ZADD', job_index, seq, id)
+    seq = seq + 1
+    gather(added, index, seq, id)
+    gather(added, connector_index, seq, id)
+    gather(added, job_index, seq, id)
+    fresh[id] = {seq, verdict}
+    fresh_ids[#fresh_ids + 1] = id
     indexes[connector_index] = true
     indexes[job_index] = true
     count(stats, verdict, bytes, failed, action, 1)
     count(job, verdict, bytes, failed, action, 1)
     add(stats, 'total', 1)
     add(job, 'processed', 1)
-    if accepting and redis.call('EXISTS', req) == 0 then add(job, 'accepted', 1) end
+    if redis.call('DEL', req) == 0 and accepting then add(job, 'accepted', 1) end
     if cached then add(stats, 'cached', 1); add(job, 'cached', 1) end
-    redis.call('DEL', req)
     if bit > 0 then
       redis.call('SETBIT', done, bit, 1)
     else
       redis.call('HSET', req, 'status', 'completed')
       redis.call('EXPIRE', req, tombstone_ttl)
     end
-    redis.call('HDEL', pending, id)
-    redis.call('ZREM', due, id)
+    gather(ended, pending, id)
+    gather(undue, due, id)
     touched[job] = {job_index, done, pending, due}
     stored[#stored + 1] = 1
     fed[#fed + 1] = event
@@ -116,10 +140,14 @@ for n = 0, nitems - 1 do
       count(stats, verdict, bytes, failed, action, 1)
       count(job, verdict, bytes, failed, action, 1)
       redis.call('HSET', results, id, event)
-      local seq = redis.call('ZSCORE', index, id)
-      if seq then
-        redis.call('ZREM', by_verdict[old.verdict], id)
-        redis.call('ZADD', by_verdict[verdict], seq, id)
+      if fresh[id] then
+        fresh[id][2] = verdict  -- first stored by this call: its verdict index entry is not written yet
+      else
+        local at = redis.call('ZSCORE', index, id)
+        if at then
+          redis.call('ZREM', by_verdict[old.verdict], id)
+          redis.call('ZADD', by_verdict[verdict], at, id)
+        end
       end
       touched[job] = {job_index, done, pending, due}
       stored[#stored + 1] = 2
@@ -129,6 +157,14 @@ for n = 0, nitems - 1 do
     end
   end
 end
+if seq > first_seq then redis.call('SET', seq_key, seq) end
+for _, id in ipairs(fresh_ids) do
+  local entry = fresh[id]
+  gather(added, by_verdict[entry[2]], entry[1], id)
+end
+for key, list in pairs(added) do send('ZADD', key, list) end
+for key, ids in pairs(ended) do send('HDEL', key, ids) end
+for key, ids in pairs(undue) do send('ZREM', key, ids) end
 for key, fields in pairs(deltas) do
   for field, n in pairs(fields) do
     if n ~= 0 then redis.call('HINCRBY', key, field, string.format('%d', n)) end  -- never '-0' or '1e+15'
@@ -147,11 +183,10 @@ for job, job_keys in pairs(touched) do
 end
 local excess = redis.call('ZCARD', index) - retain
 if excess > 0 then
-  local old = redis.call('ZPOPMIN', index, excess)
-  for i = 1, #old, 2 do
-    redis.call('HDEL', results, old[i])
-    top = old[i + 1]
-  end
+  local old, dropped = redis.call('ZPOPMIN', index, excess), {}
+  for i = 1, #old, 2 do dropped[#dropped + 1] = old[i] end
+  top = old[#old]
+  send('HDEL', results, dropped)
   -- secondary indexes are trimmed on write: the verdict ones (few) and those this call wrote to;
   -- the index of a job that gets no more results expires with the job (above)
   for _, key in pairs(by_verdict) do
