@@ -148,6 +148,18 @@ def bytes_per_item(client: redis.Redis, count: int = 20_000) -> dict[str, float]
     after_results = used()
     client.delete(*[f"dsxc:req:{t.id}" for t in plain])
     figures["tombstone_key"] = (after_results - used()) / count
+    # beside a SQL history: the same, without the verdict, connector and job indexes
+    client.flushdb()
+    job_id = jobs.create("0f0e6a4c-54b5-5d2a-9cd1-0d7e1e1e0b7c", "filesystem-connector")
+    batch = tasks(job_id, numbered=True)
+    for start in range(0, count, 500):
+        jobs.record_accepted(batch[start : start + 500], ttl_s=3600)
+    beside_sql = ResultStore(client, retain=count, request_ttl_s=3600, searched=False)
+    before = used()
+    for start in range(0, count, 500):
+        part = batch[start : start + 500]
+        beside_sql.store_many(events(part), [t.job_item_id for t in part])
+    figures["retained_result_beside_sql"] = (used() - before) / count + figures["in_flight_item"]
     client.flushdb()
     return {name: round(value, 1) for name, value in figures.items()}
 

@@ -21,7 +21,7 @@ from dsx_connect.state.results_reader import RedisReader
 
 def redis_store(config: ResultsDbSettings, client: redis.Redis) -> ResultStore:
     """The bounded Redis store: every result's first stop, and the live views' cache."""
-    return ResultStore(client, config.redis_bound, config.request_state_ttl_s)
+    return ResultStore(client, config.redis_bound, config.request_state_ttl_s, searched=not config.durable)
 
 
 def reader_for(config: ResultsDbSettings, client: redis.Redis) -> ResultsReader:

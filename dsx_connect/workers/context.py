@@ -81,6 +81,7 @@ def result_store(settings: Settings, client: redis.Redis) -> ResultStore:
         config.redis_bound,
         config.request_state_ttl_s,
         feed=FeedTarget.from_settings(settings.superlog),
+        searched=not config.durable,
     )
 
 

@@ -501,3 +501,22 @@ def test_a_batch_at_the_size_bound_is_stored_indexed_and_trimmed_whole(client: r
     )
     assert client.hlen(keys.job_pending(job_id)) == 0
     assert results.stats()["total"] == 5000 and (jobs.get(job_id) or {})["processed"] == 5000
+
+
+def test_beside_a_sql_history_the_store_keeps_no_search_indexes_and_the_rest_alike(
+    client: redis.Redis,
+) -> None:
+    """searched=False (a SQL history answers searches): the newest-first index, counts, replacements
+    and retention behave as before; the verdict, connector and job indexes are not written."""
+    jobs, results = JobStore(client), ResultStore(client, retain=3, searched=False)
+    job_id = jobs.create("c1")
+    failed = event(1, job=job_id, verdict="Not Scanned", error=EventError(kind="exhausted", message="down"))
+    assert results.store_many([failed, *(event(n, job=job_id) for n in range(2, 5))]) == [True] * 4
+    assert results.store_many([event(1, job=job_id, verdict="Malicious")]) == [False]  # trimmed: a duplicate
+    assert results.store_many([event(5, job=job_id, verdict="Malicious")]) == [True]
+    assert client.zrange(keys.RESULTS_INDEX, 0, -1) == ["r3", "r4", "r5"]
+    assert client.hlen(keys.RESULTS) == 3
+    assert client.keys(keys.results_by("*", "*")) == []
+    stats = results.stats()
+    assert stats["total"] == 5 and stats["verdicts"]["Benign"] == 3 and stats["verdicts"]["Malicious"] == 1
+    assert (jobs.get(job_id) or {})["processed"] == 5

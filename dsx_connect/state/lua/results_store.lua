@@ -6,7 +6,9 @@
 --       bitmap; then one request state per item; then the feed's queue and state per destination
 --       (pairs, to the end).
 -- ARGV: retain, now_iso, now_ts, feed bound, tombstone ttl, accepting ('1': the items were not
---       recorded as accepted, see below), verdict count V, the V verdicts, group count G, item
+--       recorded as accepted, see below), searched ('1': the verdict, connector and job indexes
+--       are written; '0' where a SQL history answers searches and nothing reads them), verdict
+--       count V, the V verdicts, group count G, item
 --       count N, then 3 values per item: id, event, and its small values tab-separated in one
 --       argument (a third of the arguments of one each): group (0-based), verdict, bytes, failed,
 --       action, cached ('1': served by the unchanged-object index, counted as `cached`, its bytes
@@ -21,13 +23,14 @@
 local retain, now_iso, now_ts, feed_bound = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local tombstone_ttl = tonumber(ARGV[5])
 local accepting = ARGV[6] == '1'
-local nverdicts = tonumber(ARGV[7])
+local searched = ARGV[7] == '1'
+local nverdicts = tonumber(ARGV[8])
 local results, index, seq_key, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local letters, letters_index, requeued = KEYS[5], KEYS[6], KEYS[7]
 local by_verdict = {}  -- verdict -> its index key
-for v = 1, nverdicts do by_verdict[ARGV[7 + v]] = KEYS[7 + v] end
-local ngroups, nitems = tonumber(ARGV[8 + nverdicts]), tonumber(ARGV[9 + nverdicts])
-local first_item_arg, first_group_key = 10 + nverdicts, 8 + nverdicts
+for v = 1, nverdicts do by_verdict[ARGV[8 + v]] = KEYS[7 + v] end
+local ngroups, nitems = tonumber(ARGV[9 + nverdicts]), tonumber(ARGV[10 + nverdicts])
+local first_item_arg, first_group_key = 11 + nverdicts, 8 + nverdicts
 local first_request_key = first_group_key + 6 * ngroups
 local fed = {}
 local stored, touched, top = {}, {}, nil
@@ -102,12 +105,14 @@ for n = 0, nitems - 1 do
   elseif redis.call('HSETNX', results, id, event) == 1 then
     seq = seq + 1
     gather(added, index, seq, id)
-    gather(added, connector_index, seq, id)
-    gather(added, job_index, seq, id)
-    fresh[id] = {seq, verdict}
-    fresh_ids[#fresh_ids + 1] = id
-    indexes[connector_index] = true
-    indexes[job_index] = true
+    if searched then
+      gather(added, connector_index, seq, id)
+      gather(added, job_index, seq, id)
+      fresh[id] = {seq, verdict}
+      fresh_ids[#fresh_ids + 1] = id
+      indexes[connector_index] = true
+      indexes[job_index] = true
+    end
     count(stats, verdict, bytes, failed, action, 1)
     count(job, verdict, bytes, failed, action, 1)
     add(stats, 'total', 1)
@@ -142,7 +147,7 @@ for n = 0, nitems - 1 do
       redis.call('HSET', results, id, event)
       if fresh[id] then
         fresh[id][2] = verdict  -- first stored by this call: its verdict index entry is not written yet
-      else
+      elseif searched then
         local at = redis.call('ZSCORE', index, id)
         if at then
           redis.call('ZREM', by_verdict[old.verdict], id)
