@@ -233,6 +233,38 @@ class JobStore:
             pipe.zadd(keys.job_due(job_id), leases, xx=True)  # xx: a finished item gets no lease back
         pipe.execute()
 
+    def finished_ids(self, tasks: Sequence[ScanTask]) -> set[str]:
+        """The ids of ``tasks`` already finished: their result stored, or skipped by a cancelled job
+        (the marks the result store and the skip leave: the done bit, else the request state).
+
+        A copy of such an item (sent again after its lease passed while its task merely waited in
+        a long queue, or redelivered after the visibility timeout) needs no second scan. A requeued
+        dead letter is never among them: its failed result waits to be replaced. Advisory, read
+        without a lock: a copy checked just before the other's result lands is scanned twice and
+        still stored and counted once.
+        """
+        if not tasks:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(keys.DEAD_LETTERS_REQUEUED)
+        for task in tasks:
+            bit = done_bit(task.job_item_id)
+            if bit:
+                pipe.getbit(keys.job_done(task.job_id), bit)
+            else:
+                pipe.hget(keys.request_state(task.id), "status")
+        requeued, *marks = pipe.execute()
+        done = [
+            task.id for task, mark in zip(tasks, marks, strict=True) if mark in (1, "completed", b"completed")
+        ]
+        if done and requeued:
+            pipe = self.redis.pipeline(transaction=False)
+            for request_id in done:
+                pipe.zscore(keys.DEAD_LETTERS_REQUEUED, request_id)
+            leased = pipe.execute()
+            done = [request_id for request_id, lease in zip(done, leased, strict=True) if lease is None]
+        return set(done)
+
     def claim_expired(
         self, job_id: str, lease_s: float, limit: int = 5000, now: float | None = None
     ) -> list[str]:

@@ -36,10 +36,12 @@ class Dispatch:
         rescan: Callable[[list[ScanTask], float], None],
         act: Callable[[list[ItemOutcome]], None],
         store: Callable[[list[ItemOutcome]], None],
+        notify: Callable[[list[ScanTask]], None] = lambda tasks: None,
     ) -> None:
         self.rescan = rescan
         self.act = act
         self.store = store
+        self.notify = notify  # publishes the stored results of these items again (no new result)
 
 
 DEFERRED = object()  # an item the task did not start before its deadline: handed back, no attempt spent
@@ -48,6 +50,12 @@ DEFERRED = object()  # an item the task did not start before its deadline: hande
 def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch) -> None:
     begun = time.monotonic()
     ctx.jobs.renew_leases(tasks, ctx.settings.jobs.redispatch_after_s)  # held by a worker: not lost
+    finished = ctx.jobs.finished_ids(tasks)
+    if finished:  # a copy sent again (lease passed, resubmitted, redelivered) after the item was stored
+        log.info("%d of %d items already finished are not scanned again", len(finished), len(tasks))
+        # published again, as the result step publishes a duplicate: SSE readers key on the id
+        dispatch.notify([task for task in tasks if task.id in finished])
+        tasks = [task for task in tasks if task.id not in finished]
     live = _hold_paused_and_drop_cancelled(ctx, tasks, dispatch)
     outcomes: list[ItemOutcome] = []
     to_scan: list[tuple[ScanTask, ConnectorRef]] = []

@@ -34,6 +34,9 @@ def _dispatch() -> Dispatch:
         store=lambda items: store_results_batch.apply_async(
             ([i.dump_json() for i in items],), **shown(items)
         ),
+        notify=lambda tasks: notify_results_batch.apply_async(
+            ([t.id for t in tasks], sorted({t.job_id for t in tasks})), **shown(tasks)
+        ),
     )
 
 

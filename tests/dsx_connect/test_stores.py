@@ -520,3 +520,24 @@ def test_beside_a_sql_history_the_store_keeps_no_search_indexes_and_the_rest_ali
     stats = results.stats()
     assert stats["total"] == 5 and stats["verdicts"]["Benign"] == 3 and stats["verdicts"]["Malicious"] == 1
     assert (jobs.get(job_id) or {})["processed"] == 5
+
+
+def test_finished_ids_name_the_items_a_copy_of_which_needs_no_scan(client: redis.Redis) -> None:
+    """Stored with a done bit or with a tombstone, or skipped by a cancelled job: finished. Pending,
+    unknown, or a requeued dead letter (its failed result waits to be replaced): not finished."""
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1")
+
+    def task(n: int, item: str | None) -> ScanTask:
+        return ScanTask(id=f"r{n}", connector_uuid="c1", location=f"f{n}", job_id=job_id, job_item_id=item)
+
+    tasks = [task(1, "1"), task(2, None), task(3, "3"), task(4, None), task(5, "5"), task(6, "6")]
+    jobs.record_accepted(tasks, ttl_s=600)
+    assert jobs.finished_ids(tasks) == set()
+    results.store_many([event(1, job=job_id), event(2, job=job_id)], ["1", None])  # a bit, a tombstone
+    failed = event(5, job=job_id, verdict="Not Scanned", error=EventError(kind="exhausted", message="down"))
+    results.store_many([failed], ["5"])
+    client.zadd(keys.DEAD_LETTERS_REQUEUED, {"r5": time.time() + 60})  # requeued: scanned again
+    jobs.add_skipped(job_id, ["r6"], 600, ["6"])  # a cancelled job reached it
+    assert jobs.finished_ids(tasks) == {"r1", "r2", "r6"}
+    assert jobs.finished_ids([]) == set()

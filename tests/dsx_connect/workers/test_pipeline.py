@@ -39,6 +39,7 @@ class Pipeline:
     fs: ServiceProcess
     fs_port: int
     logs: Path
+    worker: ServiceProcess
 
     def submit(self, location: str, **extra: object) -> dict[str, object]:
         body = {"connector": self.connector, "location": location, "metainfo": location, **extra}
@@ -139,7 +140,17 @@ def pipeline(redis_url: str, tmp_path_factory: pytest.TempPathFactory, logs_dir:
             lambda: api.get("/connectors/list").json(), timeout=30, what="connector registration"
         )
         pipe = Pipeline(
-            api, conn, asset, quarantine, connectors[0], procs[0], dsxa_port, procs[3], fs_port, logs_dir
+            api,
+            conn,
+            asset,
+            quarantine,
+            connectors[0],
+            procs[0],
+            dsxa_port,
+            procs[3],
+            fs_port,
+            logs_dir,
+            procs[2],
         )  # type: ignore[index]
         yield pipe
     finally:
@@ -250,6 +261,27 @@ def test_a_malicious_answer_with_unreadable_details_still_gets_its_verdict_and_a
     assert result["verdict_details"]["unreadable_fields"] == {"file_info.file_size_in_bytes": "'lots'"}
     assert result["action"]["applied"] is True  # moved to quarantine, as configured
     assert (pipeline.quarantine / "shouted.com").exists() and not (pipeline.asset / "shouted.com").exists()
+
+
+def test_an_item_sent_again_after_its_result_is_stored_is_not_scanned_again(pipeline: Pipeline) -> None:
+    """A copy of a finished item (a resubmitted batch, a lease that passed while its task waited, a
+    redelivery) reaches the scan step: it is published again, not read and scanned again."""
+    (pipeline.asset / "once.txt").write_bytes(b"once\n")
+    job_id = uuid.uuid4().hex
+    url = f"http://127.0.0.1:{pipeline.dsxa_port}/__scans"
+    with pipeline.scripted_scanner({}):
+        first = pipeline.submit("once.txt", scan_job_id=job_id, job_item_id="1")
+        assert pipeline.result(str(first["id"]))["verdict"] == "Benign"
+        skipped_before = pipeline.worker.log_path.read_text(errors="replace").count("not scanned again")
+        again = pipeline.submit("once.txt", scan_job_id=job_id, job_item_id="1")  # the same request
+        assert again["id"] == first["id"]
+        wait_for(
+            lambda: pipeline.worker.log_path.read_text(errors="replace").count("not scanned again") > skipped_before,
+            timeout=30, what="the scan step to drop the finished copy",
+        )  # fmt: skip
+        assert httpx.get(url).json() == {"once.txt": 1}
+    job = pipeline.api.get(f"/scan/jobs/{job_id}").json()
+    assert job["processed"] == 1 and job["enqueued"] == 1
 
 
 def test_an_answer_that_is_not_a_verdict_is_a_visible_permanent_failure(pipeline: Pipeline) -> None:
