@@ -23,6 +23,12 @@ def job_due(job_id: str) -> str:
     return f"{job(job_id)}:due"
 
 
+def job_resent(job_id: str) -> str:
+    """Hash request id -> how many times the lease sweep sent a pending item again: the number its
+    newest copy carries (``ScanTask.resend``; absent: 0). A scan task drops an older copy."""
+    return f"{job(job_id)}:resent"
+
+
 def job_done(job_id: str) -> str:
     """Bitmap of the job's finished items by ``job_item_id`` (their tombstones: one bit per item,
     expiring with the job; see ``dsx_connect.jobs.done``)."""

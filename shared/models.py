@@ -178,6 +178,7 @@ class ScanTask(BaseModel):
     accepted_at: str = Field(default_factory=utcnow_iso)
     attempt: int = 0
     item_version: str | None = None  # as the connector listed it: the unchanged-object index's key
+    resend: int = 0  # 0: the item as accepted; n: the n-th copy the lease sweep sent again
 
 
 class EstimateResponse(BaseModel):

@@ -14,13 +14,15 @@ and renews its lease. This runs for every running or paused job, however busy th
 never looks at the transport's private keys.
 
 Steps are idempotent per request id (results stored once, actions claimed once and guarded by the
-scanned version), so an item sent again while its message was merely slow (queued behind a long
-backlog for longer than the lease) costs a second scan, never a double count.
+scanned version). An item sent again while its message was merely slow (queued behind a backlog for
+longer than the lease) has two copies queued: each copy sent again is numbered (``ScanTask.resend``,
+``keys.job_resent``) and the scan step drops a copy older than the item's newest, and one whose
+item already has its result (``JobStore.triage``). So copies replace one another instead of piling
+up, and the scanner sees the item once (twice only when two copies are taken at the same moment).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,7 +44,7 @@ def redispatch_expired_items(
         found = jobs.claim_expired(job_id, lease_s, PER_SWEEP, now)
         if not found:
             continue
-        publish([json.loads(raw) for raw in found])
+        publish(found)
         jobs.count_redispatched(job_id, len(found))
         log.warning(
             "sent again %d items no worker took within their lease (%.0f s)", len(found), lease_s,

@@ -233,29 +233,48 @@ class JobStore:
             pipe.zadd(keys.job_due(job_id), leases, xx=True)  # xx: a finished item gets no lease back
         pipe.execute()
 
-    def finished_ids(self, tasks: Sequence[ScanTask]) -> set[str]:
-        """The ids of ``tasks`` already finished: their result stored, or skipped by a cancelled job
-        (the marks the result store and the skip leave: the done bit, else the request state).
+    def triage(self, tasks: Sequence[ScanTask]) -> tuple[set[str], set[str]]:
+        """(finished, superseded): the ids among ``tasks`` that need no scan.
 
-        A copy of such an item (sent again after its lease passed while its task merely waited in
-        a long queue, or redelivered after the visibility timeout) needs no second scan. A requeued
-        dead letter is never among them: its failed result waits to be replaced. Advisory, read
-        without a lock: a copy checked just before the other's result lands is scanned twice and
-        still stored and counted once.
+        *Finished*: the result is stored, or a cancelled job skipped the item (the marks the result
+        store and the skip leave: the done bit, else the request state). A copy of such an item (a
+        resubmitted batch, a redelivery) needs no second scan. A requeued dead letter is never
+        finished: its failed result waits to be replaced.
+
+        *Superseded*: the lease sweep sent the item again since this copy was queued (its
+        ``resend`` is below the item's count in ``keys.job_resent``). Only the newest copy is
+        scanned, so copies sent while a long queue drains replace one another instead of piling up.
+
+        Advisory, read without a lock: a copy checked just before the other's result lands is
+        scanned twice, and still stored and counted once.
         """
         if not tasks:
-            return set()
+            return set(), set()
+        by_job: dict[str, list[ScanTask]] = {}
+        for task in tasks:
+            by_job.setdefault(task.job_id, []).append(task)
         pipe = self.redis.pipeline(transaction=False)
         pipe.exists(keys.DEAD_LETTERS_REQUEUED)
+        for job_id, items in by_job.items():
+            pipe.hmget(keys.job_resent(job_id), [task.id for task in items])
         for task in tasks:
             bit = done_bit(task.job_item_id)
             if bit:
                 pipe.getbit(keys.job_done(task.job_id), bit)
             else:
                 pipe.hget(keys.request_state(task.id), "status")
-        requeued, *marks = pipe.execute()
+        requeued, *answers = pipe.execute()
+        resent = {
+            task.id: int(count or 0)
+            for items, counts in zip(by_job.values(), answers[: len(by_job)], strict=True)
+            for task, count in zip(items, counts, strict=True)
+        }
+        superseded = {task.id for task in tasks if task.resend < resent[task.id]}
+        marks = answers[len(by_job) :]
         done = [
-            task.id for task, mark in zip(tasks, marks, strict=True) if mark in (1, "completed", b"completed")
+            task.id
+            for task, mark in zip(tasks, marks, strict=True)
+            if mark in (1, "completed", b"completed") and task.id not in superseded
         ]
         if done and requeued:
             pipe = self.redis.pipeline(transaction=False)
@@ -263,17 +282,27 @@ class JobStore:
                 pipe.zscore(keys.DEAD_LETTERS_REQUEUED, request_id)
             leased = pipe.execute()
             done = [request_id for request_id, lease in zip(done, leased, strict=True) if lease is None]
-        return set(done)
+        return set(done), superseded
 
     def claim_expired(
         self, job_id: str, lease_s: float, limit: int = 5000, now: float | None = None
-    ) -> list[str]:
-        """The task JSON of the job's pending items whose lease passed, their leases renewed."""
+    ) -> list[dict[str, Any]]:
+        """The scan tasks of the job's pending items whose lease passed, their leases renewed, each
+        numbered as the item's newest copy (``resend``): the copies still queued are superseded."""
         now = time.time() if now is None else now
         found = self._claim_expired(
             keys=[keys.job_pending(job_id), keys.job_due(job_id)], args=[now, now + lease_s, limit]
         )
-        return [str(raw) for raw in found]
+        if not found:
+            return []
+        tasks = [json.loads(raw) for raw in found]
+        pipe = self.redis.pipeline(transaction=False)
+        for task in tasks:
+            pipe.hincrby(keys.job_resent(job_id), task["id"], 1)
+        pipe.expire(keys.job_resent(job_id), self.retain_s)
+        for task, resend in zip(tasks, pipe.execute(), strict=False):
+            task["resend"] = resend
+        return tasks
 
     def enqueue_done(self, job_id: str, enqueued_total: int, failure: str | None = None) -> bool:
         """Record the end of enumeration (failed when ``failure`` is given); True if the job completed."""

@@ -49,13 +49,16 @@ DEFERRED = object()  # an item the task did not start before its deadline: hande
 
 def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch) -> None:
     begun = time.monotonic()
-    ctx.jobs.renew_leases(tasks, ctx.settings.jobs.redispatch_after_s)  # held by a worker: not lost
-    finished = ctx.jobs.finished_ids(tasks)
-    if finished:  # a copy sent again (lease passed, resubmitted, redelivered) after the item was stored
+    finished, superseded = ctx.jobs.triage(tasks)
+    if superseded:  # the lease sweep sent these items again since: only the newest copy is scanned
+        log.info("%d of %d items are older copies of items sent again: dropped", len(superseded), len(tasks))
+    if finished:  # a copy sent again (resubmitted, redelivered) after the item was stored
         log.info("%d of %d items already finished are not scanned again", len(finished), len(tasks))
         # published again, as the result step publishes a duplicate: SSE readers key on the id
         dispatch.notify([task for task in tasks if task.id in finished])
-        tasks = [task for task in tasks if task.id not in finished]
+    if finished or superseded:
+        tasks = [task for task in tasks if task.id not in finished and task.id not in superseded]
+    ctx.jobs.renew_leases(tasks, ctx.settings.jobs.redispatch_after_s)  # held by a worker: not lost
     live = _hold_paused_and_drop_cancelled(ctx, tasks, dispatch)
     outcomes: list[ItemOutcome] = []
     to_scan: list[tuple[ScanTask, ConnectorRef]] = []

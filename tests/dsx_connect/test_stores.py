@@ -360,6 +360,7 @@ def test_items_whose_lease_passed_are_sent_again_however_busy_the_pipeline(clien
     assert recovery.redispatch_expired_items(jobs, [job_id], 60, sent.append, now=now + 120) == {job_id: 2}
     (batch,) = sent
     assert sorted(ScanTask.model_validate(item).id for item in batch) == ["r3", "r4"]
+    assert {item["resend"] for item in batch} == {1}, "each copy sent again is numbered"
     assert client.hget(keys.job(job_id), "redispatched") == "2"
     # their leases were renewed: another replica sweeping at the same moment sends nothing
     assert recovery.redispatch_expired_items(jobs, [job_id], 60, sent.append, now=now + 120) == {}
@@ -522,7 +523,7 @@ def test_beside_a_sql_history_the_store_keeps_no_search_indexes_and_the_rest_ali
     assert (jobs.get(job_id) or {})["processed"] == 5
 
 
-def test_finished_ids_name_the_items_a_copy_of_which_needs_no_scan(client: redis.Redis) -> None:
+def test_triage_names_the_finished_items_a_copy_of_which_needs_no_scan(client: redis.Redis) -> None:
     """Stored with a done bit or with a tombstone, or skipped by a cancelled job: finished. Pending,
     unknown, or a requeued dead letter (its failed result waits to be replaced): not finished."""
     jobs, results = JobStore(client), ResultStore(client, retain=100)
@@ -533,11 +534,32 @@ def test_finished_ids_name_the_items_a_copy_of_which_needs_no_scan(client: redis
 
     tasks = [task(1, "1"), task(2, None), task(3, "3"), task(4, None), task(5, "5"), task(6, "6")]
     jobs.record_accepted(tasks, ttl_s=600)
-    assert jobs.finished_ids(tasks) == set()
+    assert jobs.triage(tasks) == (set(), set())
     results.store_many([event(1, job=job_id), event(2, job=job_id)], ["1", None])  # a bit, a tombstone
     failed = event(5, job=job_id, verdict="Not Scanned", error=EventError(kind="exhausted", message="down"))
     results.store_many([failed], ["5"])
     client.zadd(keys.DEAD_LETTERS_REQUEUED, {"r5": time.time() + 60})  # requeued: scanned again
     jobs.add_skipped(job_id, ["r6"], 600, ["6"])  # a cancelled job reached it
-    assert jobs.finished_ids(tasks) == {"r1", "r2", "r6"}
-    assert jobs.finished_ids([]) == set()
+    assert jobs.triage(tasks) == ({"r1", "r2", "r6"}, set())
+    assert jobs.triage([]) == (set(), set())
+
+
+def test_only_the_newest_copy_of_an_item_sent_again_is_scanned(client: redis.Redis) -> None:
+    """The sweep numbers each copy it sends; the copies still queued are superseded, so copies sent
+    while a long queue drains replace one another instead of piling up."""
+    jobs = JobStore(client)
+    job_id = jobs.create("c1", "fs")
+    queued = _tasks(job_id, 3)  # as accepted and published: copy 0
+    now = time.time()
+    jobs.record_accepted(queued, ttl_s=600, lease_s=10)
+    sent: list[list[dict[str, object]]] = []
+    recovery.redispatch_expired_items(jobs, [job_id], 10, sent.append, now=now + 20)
+    first = [ScanTask.model_validate(item) for item in sent[0]]
+    assert jobs.triage(queued) == (set(), {"r1", "r2", "r3"})  # the originals still queued
+    assert jobs.triage(first) == (set(), set())
+    recovery.redispatch_expired_items(jobs, [job_id], 10, sent.append, now=now + 40)
+    second = [ScanTask.model_validate(item) for item in sent[1]]
+    assert {t.resend for t in second} == {2}
+    assert jobs.triage(first) == (set(), {"r1", "r2", "r3"}) and jobs.triage(second) == (set(), set())
+    # a retried or handed-back copy keeps its number: still the newest
+    assert jobs.triage([second[0].model_copy(update={"attempt": 1})]) == (set(), set())
