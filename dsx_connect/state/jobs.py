@@ -238,12 +238,14 @@ class JobStore:
 
         *Finished*: the result is stored, or a cancelled job skipped the item (the marks the result
         store and the skip leave: the done bit, else the request state). A copy of such an item (a
-        resubmitted batch, a redelivery) needs no second scan. A requeued dead letter is never
-        finished: its failed result waits to be replaced.
+        resubmitted batch, a redelivery) needs no second scan.
 
         *Superseded*: the lease sweep sent the item again since this copy was queued (its
         ``resend`` is below the item's count in ``keys.job_resent``). Only the newest copy is
         scanned, so copies sent while a long queue drains replace one another instead of piling up.
+
+        A requeued dead letter is neither: an operator asked for its scan (its failed result waits to
+        be replaced), whichever copy its letter kept.
 
         Advisory, read without a lock: a copy checked just before the other's result lands is
         scanned twice, and still stored and counted once.
@@ -271,18 +273,21 @@ class JobStore:
         }
         superseded = {task.id for task in tasks if task.resend < resent[task.id]}
         marks = answers[len(by_job) :]
-        done = [
+        done = {
             task.id
             for task, mark in zip(tasks, marks, strict=True)
             if mark in (1, "completed", b"completed") and task.id not in superseded
-        ]
-        if done and requeued:
+        }
+        if (done or superseded) and requeued:  # an operator's requeue is always scanned
+            candidates = list(done | superseded)
             pipe = self.redis.pipeline(transaction=False)
-            for request_id in done:
+            for request_id in candidates:
                 pipe.zscore(keys.DEAD_LETTERS_REQUEUED, request_id)
-            leased = pipe.execute()
-            done = [request_id for request_id, lease in zip(done, leased, strict=True) if lease is None]
-        return set(done), superseded
+            leased = {
+                request_id for request_id, lease in zip(candidates, pipe.execute(), strict=True) if lease
+            }
+            done, superseded = done - leased, superseded - leased
+        return done, superseded
 
     def claim_expired(
         self, job_id: str, lease_s: float, limit: int = 5000, now: float | None = None

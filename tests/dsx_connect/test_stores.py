@@ -563,3 +563,7 @@ def test_only_the_newest_copy_of_an_item_sent_again_is_scanned(client: redis.Red
     assert jobs.triage(first) == (set(), {"r1", "r2", "r3"}) and jobs.triage(second) == (set(), set())
     # a retried or handed-back copy keeps its number: still the newest
     assert jobs.triage([second[0].model_copy(update={"attempt": 1})]) == (set(), set())
+
+    # an operator's requeue of a letter that kept an older copy is scanned all the same
+    client.zadd(keys.DEAD_LETTERS_REQUEUED, {"r1": time.time() + 60})
+    assert jobs.triage([queued[0]]) == (set(), set())

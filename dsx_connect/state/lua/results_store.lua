@@ -162,7 +162,7 @@ for n = 0, nitems - 1 do
     end
   end
 end
-if seq > first_seq then redis.call('SET', seq_key, seq) end
+if seq > first_seq then redis.call('SET', seq_key, string.format('%d', seq)) end
 for _, id in ipairs(fresh_ids) do
   local entry = fresh[id]
   gather(added, by_verdict[entry[2]], entry[1], id)
