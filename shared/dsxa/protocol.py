@@ -7,6 +7,7 @@ reads its answers through these functions, so the wire behaviour is written once
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -137,7 +138,15 @@ def _validate(flat: dict[str, Any]) -> DsxaVerdict:
 
 
 _KNOWN = frozenset(v.value for v in Verdict)
-_BY_FOLDED = {" ".join(v.value.casefold().replace("_", " ").split()): v.value for v in Verdict}
+_SEPARATORS = re.compile(r"[\s_-]+")
+
+
+def _folded(word: str) -> str:
+    """A verdict word without case or separators: ``NOT_SCANNED``, ``not-scanned``, ``NotScanned``."""
+    return _SEPARATORS.sub("", word.casefold())
+
+
+_BY_FOLDED = {_folded(v.value): v.value for v in Verdict}
 
 
 def _normalize(verdict: DsxaVerdict) -> None:
@@ -148,7 +157,7 @@ def _normalize(verdict: DsxaVerdict) -> None:
     ``verdict_details.scanner_verdict``, so nothing it said is lost.
     """
     said = str(verdict.verdict)
-    known = _BY_FOLDED.get(" ".join(said.casefold().replace("_", " ").split()))
+    known = _BY_FOLDED.get(_folded(said))
     if known is not None:
         verdict.verdict = known
         return

@@ -145,7 +145,8 @@ def test_the_direct_json_path_reads_an_answer_as_the_lenient_one_does(answer: di
 @pytest.mark.parametrize(
     ("said", "read"),
     [("MALICIOUS", "Malicious"), ("benign", "Benign"), ("not_scanned", "Not Scanned"),
-     ("Unsupported  file type", "Unsupported File Type"), ("NON_COMPLIANT", "Non Compliant")],
+     ("Unsupported  file type", "Unsupported File Type"), ("NON_COMPLIANT", "Non Compliant"),
+     ("NonCompliant", "Non Compliant"), ("not-scanned", "Not Scanned")],
 )  # fmt: skip
 def test_a_known_verdict_in_another_spelling_is_read_as_that_verdict(said: str, read: str) -> None:
     for body in (json.dumps({**FLAT, "verdict": said}).encode(), {**FLAT, "verdict": said}):
