@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import secrets
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -683,7 +684,8 @@ class FakeGraph:
     def __init__(self, url: str, ca_file: Path) -> None:
         self.url = url
         self.ca_file = ca_file
-        self.http = httpx.Client(base_url=url, verify=str(ca_file), timeout=30.0)
+        verify = ssl.create_default_context(cafile=str(ca_file))
+        self.http = httpx.Client(base_url=url, verify=verify, timeout=30.0)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
