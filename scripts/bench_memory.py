@@ -121,45 +121,38 @@ def bytes_per_item(client: redis.Redis, count: int = 20_000) -> dict[str, float]
             for t in batch
         ]  # fmt: skip
 
-    client.flushdb()
+    def accepted_then_stored(searched: bool) -> tuple[str, float, float]:
+        """A fresh job's items accepted, then stored: (job id, bytes per in-flight item, per result)."""
+        client.flushdb()
+        job_id = jobs.create("0f0e6a4c-54b5-5d2a-9cd1-0d7e1e1e0b7c", "filesystem-connector")
+        batch = tasks(job_id, numbered=True)
+        before = used()
+        for start in range(0, count, 500):
+            jobs.record_accepted(batch[start : start + 500], ttl_s=3600)
+        in_flight = (used() - before) / count
+        results = ResultStore(client, retain=count, request_ttl_s=3600, searched=searched)
+        before = used()
+        for start in range(0, count, 500):
+            part = batch[start : start + 500]
+            results.store_many(events(part), [t.job_item_id for t in part])
+        # the in-flight state went away, the result (with its indexes) and the bit came
+        return job_id, in_flight, (used() - before) / count + in_flight
+
     jobs, figures = JobStore(client), {}
-    job_id = jobs.create("0f0e6a4c-54b5-5d2a-9cd1-0d7e1e1e0b7c", "filesystem-connector")
-    batch = tasks(job_id, numbered=True)
-    before = used()
-    for start in range(0, count, 500):
-        jobs.record_accepted(batch[start : start + 500], ttl_s=3600)
-    figures["in_flight_item"] = (used() - before) / count
-    results = ResultStore(client, retain=count, request_ttl_s=3600)
-    before = used()
-    for start in range(0, count, 500):
-        part = batch[start : start + 500]
-        results.store_many(events(part), [t.job_item_id for t in part])
-    # the in-flight state went away, the result (with its four indexes) and the bit came
-    figures["retained_result"] = (used() - before) / count + figures["in_flight_item"]
+    job_id, figures["in_flight_item"], figures["retained_result"] = accepted_then_stored(searched=True)
     figures["tombstone_bit"] = int(client.memory_usage(f"dsxc:job:{job_id}:done") or 0) / count
     other = jobs.create("0f0e6a4c-54b5-5d2a-9cd1-0d7e1e1e0b7c", "filesystem-connector")
     plain = tasks(other, numbered=False)
     for n, task in enumerate(plain):
         task.id = f"{n + count + 1:032x}"
     keyed = ResultStore(client, retain=count, request_ttl_s=3600)  # retention drops the first job's
-    before = used()
     for start in range(0, count, 500):
         keyed.store_many(events(plain[start : start + 500]))
     after_results = used()
     client.delete(*[f"dsxc:req:{t.id}" for t in plain])
     figures["tombstone_key"] = (after_results - used()) / count
     # beside a SQL history: the same, without the verdict, connector and job indexes
-    client.flushdb()
-    job_id = jobs.create("0f0e6a4c-54b5-5d2a-9cd1-0d7e1e1e0b7c", "filesystem-connector")
-    batch = tasks(job_id, numbered=True)
-    for start in range(0, count, 500):
-        jobs.record_accepted(batch[start : start + 500], ttl_s=3600)
-    beside_sql = ResultStore(client, retain=count, request_ttl_s=3600, searched=False)
-    before = used()
-    for start in range(0, count, 500):
-        part = batch[start : start + 500]
-        beside_sql.store_many(events(part), [t.job_item_id for t in part])
-    figures["retained_result_beside_sql"] = (used() - before) / count + figures["in_flight_item"]
+    figures["retained_result_beside_sql"] = accepted_then_stored(searched=False)[2]
     client.flushdb()
     return {name: round(value, 1) for name, value in figures.items()}
 

@@ -73,8 +73,7 @@ def drain_outbox(history: SqlHistory, client: redis.Redis, batch: int = 1000, ma
         raw = outbox_peek(client, batch)
         if not raw:
             break
-        texts = [item.decode() if isinstance(item, bytes) else item for item in raw]
-        _record_or_skip(history, [json.loads(text) for text in texts], texts)  # parked text kept as stored
+        _record_or_skip(history, [json.loads(text) for text in raw], raw)  # the parked text, as stored
         outbox_drop(client, len(raw))  # removed only once written
         written += len(raw)
     return written

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_json
 
+from dsx_connect.results.search import INT64_MAX, SHA256
+
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_INT64_MAX = 2**63 - 1
 
 
 def sha256_of(value: object) -> str | None:
     """The hex SHA-256 a scanner reported, lower case; None when it reported something else (another
     hash, junk), which a ``sha256`` column or search must not hold."""
     text = value.lower() if isinstance(value, str) else ""
-    return text if _SHA256.fullmatch(text) else None
+    return text if SHA256.match(text) else None
 
 
 def to_us(moment: datetime) -> int:
@@ -77,7 +76,7 @@ def to_row(event: dict[str, Any], text: str) -> dict[str, Any]:
         "threat_name": threat_name(event),
         "sha256": sha256_of(info.get("sha256")),
         # the scanner's number, as BIGINT holds it (a wild one must not cost the row)
-        "size_bytes": max(-_INT64_MAX, min(int(info.get("size_in_bytes") or 0), _INT64_MAX)),
+        "size_bytes": max(-INT64_MAX, min(int(info.get("size_in_bytes") or 0), INT64_MAX)),
         "action": (action.get("requested") or "") if action.get("applied") else "",
         "action_status": (action.get("status") or "")[:16],
         "failed": bool(event.get("error")),

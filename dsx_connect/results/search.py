@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field, field_validator
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_INT64_MAX = 2**63 - 1
+INT64_MAX = 2**63 - 1  # what a BIGINT column holds
 
 
 class ResultFilters(BaseModel):
@@ -95,7 +95,7 @@ class Cursor:
     @classmethod
     def decode(cls, text: str) -> Cursor:
         found = re.fullmatch(r"(\d{1,19})_(\d{1,19})", text.strip())
-        if not found or max(int(found.group(1)), int(found.group(2))) > _INT64_MAX:
+        if not found or max(int(found.group(1)), int(found.group(2))) > INT64_MAX:
             raise ValueError(f"cursor {text[:40]!r} is not one this API returned (next_cursor)")
         return cls(int(found.group(1)), int(found.group(2)))
 
