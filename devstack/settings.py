@@ -79,6 +79,7 @@ class DevSettings(BaseSettings):
     connector_port: int | None = None
     emulator_port: int | None = None
     scan_concurrency: int = 2
+    core_workers: int = 1
     start_timeout: float = 60.0
     scan_timeout: float = 180.0
     syslog: bool = False
@@ -95,7 +96,7 @@ class DevSettings(BaseSettings):
             raise ValueError("is not a TCP port (1-65535)")
         return value
 
-    @field_validator("scan_concurrency", "start_timeout", "scan_timeout")
+    @field_validator("scan_concurrency", "core_workers", "start_timeout", "scan_timeout")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
@@ -138,6 +139,7 @@ class StackConfig:
     cloud_port: int = 0  # 0: the cloud connector's own port
     emulator_port: int = 0  # 0: the emulator's usual port
     scan_concurrency: int = 2
+    core_workers: int = 1  # uvicorn worker processes of the core API (DSX_CORE_WORKERS)
     start_timeout: float = 60.0
     scan_timeout: float = 180.0
     syslog_port: int = 0  # 0: no rsyslog; DSX_SYSLOG=1 starts one receiving the scan-result feed
@@ -168,6 +170,7 @@ class StackConfig:
             core_port=knobs.core_port,
             fs_port=knobs.fs_port,
             scan_concurrency=knobs.scan_concurrency,
+            core_workers=knobs.core_workers,
             start_timeout=knobs.start_timeout,
             scan_timeout=knobs.scan_timeout,
             syslog_port=knobs.syslog_port if knobs.syslog else 0,

@@ -248,6 +248,13 @@ class Settings(BaseSettings):
         "answers or acts (Redis WAIT): with Sentinel, a failover then loses nothing acknowledged",
     )
     redis_wait_timeout_ms: int = Field(default=2000, ge=1, description="how long WAIT waits for them")
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="uvicorn worker processes of the API in the image (deploy/docker/entrypoint.py): one "
+        "per core where the API's intake bounds throughput, as in a rescan (docs/deployment.md)",
+    )
 
     auth: AuthSettings = Field(default_factory=AuthSettings)  # enrollment, DSX-HMAC, operator keys (SPEC §8)
     scanner: ScannerSettings = Field(default_factory=ScannerSettings)

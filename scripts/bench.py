@@ -359,6 +359,13 @@ def main(argv: list[str] | None = None) -> int:
         "measure the platform, not this disk's reading of a sparse file, ~90 MB/s here)",
     )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results")
+    parser.add_argument(
+        "--core-workers",
+        type=int,
+        default=2,
+        help="uvicorn worker processes of the core API (DSX_CORE_WORKERS; the image's DSXCONNECT_API_WORKERS):"
+        " one per core, as docs/deployment.md advises; a rescan is bound by the API's intake",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs) for a look")
     args = parser.parse_args(argv)
     if args.runs is None:
@@ -373,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = StackConfig(
         run_dir=work / "run", redis_port=free_port(), dsxa_port=free_port(), core_port=free_port(),
         fs_port=free_port(), scan_concurrency=args.scan_concurrency, scan_timeout=3600,
+        core_workers=args.core_workers,
     )  # fmt: skip
     print(
         f"{args.files} files of {args.min_kib}-{args.max_kib} KiB (generated once, then reused)", flush=True
@@ -393,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         "bytes": total_bytes,
         "file_size_kib": [args.min_kib, args.max_kib],
         "client": args.client,
+        "core_workers": args.core_workers,
         "work_dir": str(work),
     }
     rules_dir = work / "rules"  # a copy dsxa_lite loads: (d) adds a rule to it and reloads

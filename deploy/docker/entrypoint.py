@@ -9,7 +9,8 @@
 
    ``api``
        the core API under uvicorn on port 8586; HTTPS when ``DSXCONNECT_USE_TLS`` (or the short
-       alias ``USE_TLS``) is true, with ``DSXCONNECT_TLS_CERTFILE`` / ``DSXCONNECT_TLS_KEYFILE``.
+       alias ``USE_TLS``) is true, with ``DSXCONNECT_TLS_CERTFILE`` / ``DSXCONNECT_TLS_KEYFILE``;
+       ``DSXCONNECT_API_WORKERS`` uvicorn worker processes (1).
    ``worker QUEUE [--pool P] [--concurrency N] [celery args...]``
        the Celery worker of one queue (a queue name of SPEC §2 or its short name ``scan``,
        ``action``, ``result``, ``notify``), node name ``<short>@<hostname>``. Defaults as
@@ -106,6 +107,9 @@ def api_argv(env: Mapping[str, str]) -> list[str]:
     """uvicorn's command line for the core API, HTTPS when the settings ask for it."""
     argv = [sys.executable, "-m", "uvicorn", API_APP, "--host", "0.0.0.0", "--port", str(API_PORT)]
     argv += ["--proxy-headers", "--timeout-graceful-shutdown", "20"]
+    workers = api_workers(env)
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     if _truthy(env.get("DSXCONNECT_USE_TLS", env.get("USE_TLS"))):
         cert, key = env.get("DSXCONNECT_TLS_CERTFILE", ""), env.get("DSXCONNECT_TLS_KEYFILE", "")
         if not cert or not key:
@@ -117,6 +121,21 @@ def api_argv(env: Mapping[str, str]) -> list[str]:
                 raise EntrypointError(f"{var}={path}: no such file, or not readable by uid {os.getuid()}")
         argv += ["--ssl-certfile", cert, "--ssl-keyfile", key]
     return argv
+
+
+MAX_API_WORKERS = 64
+
+
+def api_workers(env: Mapping[str, str]) -> int:
+    """``DSXCONNECT_API_WORKERS``: uvicorn worker processes of the API (1 when unset)."""
+    raw = (env.get("DSXCONNECT_API_WORKERS") or "").strip()
+    if not raw:
+        return 1
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_API_WORKERS:
+        raise EntrypointError(
+            f"DSXCONNECT_API_WORKERS={raw!r} is not a number of processes (1-{MAX_API_WORKERS})"
+        )
+    return int(raw)
 
 
 def worker_argv(args: Sequence[str], env: Mapping[str, str], hostname: str | None = None) -> list[str]:

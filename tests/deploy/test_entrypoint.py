@@ -98,6 +98,17 @@ def test_api_command_plain_and_tls(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
+def test_api_workers_come_from_the_setting() -> None:
+    _, argv = entrypoint.command(["api"], {})
+    assert "--workers" not in argv
+    _, argv = entrypoint.command(["api"], {"DSXCONNECT_API_WORKERS": "3"})
+    assert argv[argv.index("--workers") + 1] == "3"
+    for bad in ("0", "two", "-1", "65"):
+        with pytest.raises(entrypoint.EntrypointError, match=f"DSXCONNECT_API_WORKERS='{bad}'"):
+            entrypoint.command(["api"], {"DSXCONNECT_API_WORKERS": bad})
+
+
+@pytest.mark.unit
 def test_other_commands_run_as_given() -> None:
     assert entrypoint.command(["python", "-m", "dsxa_lite"], {}) == ("other", ["python", "-m", "dsxa_lite"])
 

@@ -231,6 +231,15 @@ def test_core_probes_plain_and_tls() -> None:
         assert api["securityContext"]["runAsNonRoot"] is True
 
 
+def test_core_api_workers_reach_the_api_pod_only_when_asked() -> None:
+    def api_env(values: dict[str, Any] | None) -> dict[str, Any]:
+        api = by_kind(render(CORE, values), "Deployment")["dsx-dsx-connect-api"]
+        return env_of(api["spec"]["template"]["spec"]["containers"][0])
+
+    assert "DSXCONNECT_API_WORKERS" not in api_env(None)
+    assert api_env({"api": {"workers": 2}})["DSXCONNECT_API_WORKERS"]["value"] == "2"
+
+
 def test_core_workers_one_per_queue_with_pools_and_autoscaling() -> None:
     docs = render(CORE, CORE_AUTH_TLS)
     deployments = by_kind(docs, "Deployment")

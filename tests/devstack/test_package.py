@@ -36,6 +36,7 @@ def test_settings_read_the_process_environment_with_pydantic_settings(
     [
         ("DSX_START_TIMEOUT", "-1", "must be positive"),
         ("DSX_SCAN_CONCURRENCY", "two", "is not a number"),
+        ("DSX_CORE_WORKERS", "0", "must be positive"),
         ("DSX_EMULATOR_PORT", "99999", "is not a TCP port"),
     ],
 )

@@ -90,13 +90,14 @@ def test_config_reads_the_dsx_knobs(tmp_path: Path) -> None:
     env = {
         "DSX_RUN_DIR": str(tmp_path / "r"), "DSX_REDIS_PORT": "7001", "DSX_DSXA_PORT": "7002",
         "DSX_CORE_PORT": "7003", "DSX_FS_PORT": "7004", "DSX_SCAN_CONCURRENCY": "3", "DSX_SCAN_TIMEOUT": "9.5",
+        "DSX_CORE_WORKERS": "2",
     }  # fmt: skip
     cfg = settings.StackConfig.from_env(env)
 
     assert (cfg.run_dir, cfg.redis_port, cfg.dsxa_port, cfg.core_port, cfg.fs_port) == (
         tmp_path / "r", 7001, 7002, 7003, 7004,
     )  # fmt: skip
-    assert (cfg.scan_concurrency, cfg.scan_timeout) == (3, 9.5)
+    assert (cfg.scan_concurrency, cfg.scan_timeout, cfg.core_workers) == (3, 9.5, 2)
     assert cfg.connector_url == "http://127.0.0.1:7004/filesystem-connector"
     assert cfg.api_url == "http://127.0.0.1:7003/dsx-connect/api/v1"
     assert settings.StackConfig.from_env({}).run_dir == REPO_ROOT / ".run"
@@ -167,6 +168,19 @@ def test_components_wire_the_services_together(tmp_path: Path, monkeypatch: pyte
     assert comps["filesystem"].env["DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO"] == str(cfg.quarantine_dir)
     assert "--pool prefork --concurrency 2" in " ".join(comps["worker-scan"].argv)
     assert "--pool solo" in " ".join(comps["worker-result"].argv)
+    assert "--workers" not in comps["core"].argv  # one API process unless asked
+
+
+@pytest.mark.unit
+def test_the_core_api_runs_the_uvicorn_workers_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DSX_REDIS_SERVER", sys.executable)
+    cfg = replace(config(tmp_path), core_workers=2)
+    core = next(c for stage in graph.components(cfg) for c in stage if c.name == "core")
+
+    assert core.argv[-2:] == ("--workers", "2")
+    assert f"--port {cfg.core_port} " in " ".join(core.argv) + " "  # still found by its marks
 
 
 @pytest.mark.unit
