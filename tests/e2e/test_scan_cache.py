@@ -1,7 +1,8 @@
 """Incremental rescans on the real stack (Redis, dsxa_lite, core, Celery workers, filesystem
 connector): a second full scan of unchanged files reads none of them, a changed file is scanned,
 ``force=true`` and a rules reload scan everything again, and a cached Malicious verdict is acted on
-again. Once with the results (and the index) in SQLite, once in Redis."""
+again. Once with the results (and the index) in SQLite and the API in two processes (as the
+benchmark runs it: both serve unchanged items and write the same SQLite file), once in Redis."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ MARKER = b"DSXA-LITE-TEST-MALWARE-MARKER"  # the shipped YARA rules' test marker
 
 @pytest.fixture(scope="module", params=["sqlite", "redis"])
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
-    """The stack with its results (and so the index) in SQLite, then in Redis."""
+    """The stack with its results (and so the index) in SQLite behind two API processes, then in
+    Redis behind one."""
     rules = tmp_path_factory.mktemp("rules")
     shutil.copy(REPO_ROOT / "dsxa_lite" / "rules" / "default.yar", rules / "default.yar")
     saved = os.environ.get("DSXA_LITE_RULES_DIR")
@@ -40,7 +42,10 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         tmp_path_factory.mktemp("cache-stack"),
         env={"DSXCONNECT_SCAN_CACHE__IDENTITY_TTL_S": str(IDENTITY_TTL_S)}
         | ({"DSXCONNECT_RESULTS_DB": "redis"} if request.param == "redis" else {}),
-        connector_env={"DSXCONNECTOR_ITEM_ACTION": "nothing", "DSXCONNECTOR_MONITOR": "false"},
+        connector_env={"DSXCONNECTOR_ITEM_ACTION": "nothing", "DSXCONNECTOR_MONITOR": "false"}
+        # batches of 8, two in flight: both API processes take a share of every scan
+        | ({"DSXCONNECTOR_SCAN_BATCH_SIZE": "8"} if request.param == "sqlite" else {}),
+        core_workers=2 if request.param == "sqlite" else 1,
     )
     sample = stack.cfg.sample_dir
     write_files(sample, BENIGN)
@@ -93,6 +98,9 @@ def cached(results: dict[str, dict[str, Any]]) -> set[str]:
 
 def test_rescans_skip_unchanged_files_and_rescan_what_changed(run: StackRun) -> None:
     sample, quarantine = run.cfg.sample_dir, run.cfg.quarantine_dir
+    if run.cfg.core_workers > 1:
+        started = (run.cfg.log_dir / "core.log").read_text(errors="replace").count("Started server process")
+        assert started == run.cfg.core_workers
     first, results = full_scan(run)
     assert first["cached"] == 0 and len(results) == TOTAL and cached(results) == set()
     assert results["bad.txt"]["verdict"] == "Malicious" and results["bad.txt"]["action"]["applied"] is False

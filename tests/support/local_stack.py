@@ -62,11 +62,12 @@ class StackRun:
         env: Mapping[str, str] | None = None,
         connector_env: Mapping[str, str] | None = None,
         scan_concurrency: int = 2,
+        core_workers: int = 1,
     ) -> None:
         redis_port, dsxa_port, core_port, fs_port = distinct_free_ports(4)
         self.cfg = StackConfig(
             run_dir=run_dir, redis_port=redis_port, dsxa_port=dsxa_port, core_port=core_port,
-            fs_port=fs_port, scan_concurrency=scan_concurrency,
+            fs_port=fs_port, scan_concurrency=scan_concurrency, core_workers=core_workers,
         )  # fmt: skip
         for folder in (self.cfg.log_dir, run_dir / "redis", self.cfg.quarantine_dir, self.cfg.sample_dir):
             folder.mkdir(parents=True, exist_ok=True)
