@@ -15,13 +15,19 @@ import redis
 from dsx_connect.results.recorder import history_for
 from dsx_connect.results.search import ResultsReader
 from dsx_connect.results.settings import ResultsDbSettings
+from dsx_connect.state.feed import FeedTarget
 from dsx_connect.state.results import ResultStore
 from dsx_connect.state.results_reader import RedisReader
 
 
-def redis_store(config: ResultsDbSettings, client: redis.Redis) -> ResultStore:
-    """The bounded Redis store: every result's first stop, and the live views' cache."""
-    return ResultStore(client, config.redis_bound, config.request_state_ttl_s, searched=not config.durable)
+def redis_store(
+    config: ResultsDbSettings, client: redis.Redis, feed: FeedTarget | None = None
+) -> ResultStore:
+    """The bounded Redis store: every result's first stop, and the live views' cache. ``feed``: the
+    SIEM feed's queues the writer fills in the same call (the result step's store)."""
+    return ResultStore(
+        client, config.redis_bound, config.request_state_ttl_s, feed=feed, searched=not config.durable
+    )
 
 
 def reader_for(config: ResultsDbSettings, client: redis.Redis) -> ResultsReader:

@@ -13,6 +13,7 @@ import redis
 from dsx_connect.auth.signing import SignerCache
 from dsx_connect.auth.urls import AddressPolicy, guarded_transport
 from dsx_connect.redis_client import get_redis
+from dsx_connect.results.readers import redis_store
 from dsx_connect.settings import Settings, get_settings
 from dsx_connect.state.auth_credentials import ConnectorKeys
 from dsx_connect.state.breaker import ScannerBreaker
@@ -75,14 +76,7 @@ class WorkerContext:
 
 def result_store(settings: Settings, client: redis.Redis) -> ResultStore:
     """The result step's store: bounded by the results settings, filling the SIEM feed's queues."""
-    config = settings.results_db
-    return ResultStore(
-        client,
-        config.redis_bound,
-        config.request_state_ttl_s,
-        feed=FeedTarget.from_settings(settings.superlog),
-        searched=not config.durable,
-    )
+    return redis_store(settings.results_db, client, feed=FeedTarget.from_settings(settings.superlog))
 
 
 @lru_cache
