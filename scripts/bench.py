@@ -366,10 +366,18 @@ def main(argv: list[str] | None = None) -> int:
         help="uvicorn worker processes of the core API (DSX_CORE_WORKERS; the image's DSXCONNECT_API_WORKERS):"
         " one per core, as docs/deployment.md advises; a rescan is bound by the API's intake",
     )
+    parser.add_argument(
+        "--batches-in-flight",
+        type=int,
+        default=None,
+        help="the connector's DSXCONNECTOR_FULL_SCAN_BATCHES_IN_FLIGHT (default: 2 per API process)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs) for a look")
     args = parser.parse_args(argv)
     if args.runs is None:
         args.runs = 5 if args.files <= 50_000 else 1
+    if args.batches_in_flight is None:
+        args.batches_in_flight = 2 * args.core_workers
 
     if shutil.which("wrk") is None:  # no ceiling, no ratio: refuse before minutes of setup
         print(f"error: {WRK_MISSING}", file=sys.stderr)
@@ -402,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         "file_size_kib": [args.min_kib, args.max_kib],
         "client": args.client,
         "core_workers": args.core_workers,
+        "batches_in_flight": args.batches_in_flight,
         "work_dir": str(work),
     }
     rules_dir = work / "rules"  # a copy dsxa_lite loads: (d) adds a rule to it and reloads
@@ -426,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                             **comp.env,
                             "DSXCONNECTOR_MONITOR": "false",
                             "DSXCONNECTOR_ITEM_ACTION": "nothing",
+                            "DSXCONNECTOR_FULL_SCAN_BATCHES_IN_FLIGHT": str(args.batches_in_flight),
                         },
                     )
                 record = spawn(cfg.run_dir, comp, order)

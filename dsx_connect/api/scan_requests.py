@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, Path, Response, status
 
 from dsx_connect import intake
 from dsx_connect.api.deps import (
@@ -80,9 +80,15 @@ def submit_scan_request(
 
 @router.post("/request_batch", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 def submit_scan_request_batch(
-    batch: OwnedScanBatch, registry: RegistryDep, jobs: JobsDep, client: RedisDep, settings: SettingsDep
+    batch: OwnedScanBatch,
+    registry: RegistryDep,
+    jobs: JobsDep,
+    client: RedisDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> ScanRequestsAccepted:
     """Accept many items at once (all or none); answers 202 with their ids in order."""
+    response.headers["Connection"] = "close"
     tasks = _accept(batch.requests, registry, jobs, client, settings)
     return ScanRequestsAccepted.model_validate(
         {

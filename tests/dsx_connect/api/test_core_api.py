@@ -155,6 +155,8 @@ def test_batch_is_split_into_tasks_of_the_max_size(
     requests = [scan_request(registered, f"f{i}.txt", scan_job_id=job_id) for i in range(130)]
     response = api.post("/scan/request_batch", json={"requests": requests})
     assert response.status_code == 202
+    # each batch opens its own connection: batches spread over the API's processes and replicas
+    assert response.headers["connection"] == "close"
     assert len(response.json()["ids"]) == 130 and len(set(response.json()["ids"])) == 130
     assert core.redis.llen("scan_request_queue") == before + 3  # 64 + 64 + 2
     job = api.get(f"/scan/jobs/{job_id}").json()
