@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dsx_connect.cache.index import Entry, Key
-from dsx_connect.db.engine import shared_engine
+from dsx_connect.db.engine import begin_write, shared_engine
 from dsx_connect.db.schema import scan_cache
 from dsx_connect.results.rows import sha256_of
 from dsx_connect.state.scan_cache import forced_jobs
@@ -99,7 +99,7 @@ class SqlIndex:
                 "ts_us": int(entry.at * 1e6),
             }
         rows = list(latest.values())
-        with self.engine.begin() as conn:
+        with begin_write(self.engine) as conn:
             conn.execute(self._upsert(conn.dialect.name), rows)  # executemany: one statement, compiled once
 
     def _upsert(self, dialect: str) -> Any:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
+from dsx_connect.db.engine import begin_write
 from dsx_connect.db.schema import scan_results as T
 from dsx_connect.results.rows import encode_event, to_row, to_us
 from dsx_connect.results.search import Cursor, Page, ResultFilters, iter_pages
@@ -77,7 +78,7 @@ class SqlHistory:
             self._record_by_copy(list(rows.values()))
             return
         if self.engine.dialect.name == "sqlite":
-            with self.engine.begin() as conn:
+            with begin_write(self.engine) as conn:
                 conn.exec_driver_sql(_SQLITE_UPSERT, [tuple(r[n] for n in _COLUMNS) for r in rows.values()])
             return
         stmt = self._insert(T)
@@ -226,7 +227,7 @@ class SqlHistory:
                 .limit(batch)
                 .scalar_subquery()
             )
-            with self.engine.begin() as conn:
+            with begin_write(self.engine) as conn:
                 n = conn.execute(delete(T).where(T.c.id.in_(oldest))).rowcount or 0
             deleted += n
             if n < batch:
