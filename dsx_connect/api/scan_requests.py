@@ -23,6 +23,10 @@ from shared.models import RegisteredConnector, ScanRequest, ScanRequestsAccepted
 
 router = APIRouter(prefix="/scan", tags=["scan requests"])
 
+#: batches of at least this many items are answered ``Connection: close`` (smaller ones, change
+#: events, keep their connection: a new connection, TLS included, would cost more than they do)
+SPREAD_BATCHES_OF = 100
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "a request names another connector (or a job of another connector)"},
     404: {"description": "the connector is not registered"},
@@ -88,7 +92,10 @@ def submit_scan_request_batch(
     response: Response,
 ) -> ScanRequestsAccepted:
     """Accept many items at once (all or none); answers 202 with their ids in order."""
-    response.headers["Connection"] = "close"
+    if len(batch.requests) >= SPREAD_BATCHES_OF:
+        # a large batch closes its connection: the connector's next one goes to whichever API
+        # process (or replica) accepts it first, not to the one its kept-alive connection is tied to
+        response.headers["Connection"] = "close"
     tasks = _accept(batch.requests, registry, jobs, client, settings)
     return ScanRequestsAccepted.model_validate(
         {

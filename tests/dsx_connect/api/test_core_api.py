@@ -155,12 +155,15 @@ def test_batch_is_split_into_tasks_of_the_max_size(
     requests = [scan_request(registered, f"f{i}.txt", scan_job_id=job_id) for i in range(130)]
     response = api.post("/scan/request_batch", json={"requests": requests})
     assert response.status_code == 202
-    # each batch opens its own connection: batches spread over the API's processes and replicas
+    # a large batch closes its connection: the next spreads over the API's processes and replicas
     assert response.headers["connection"] == "close"
     assert len(response.json()["ids"]) == 130 and len(set(response.json()["ids"])) == 130
     assert core.redis.llen("scan_request_queue") == before + 3  # 64 + 64 + 2
     job = api.get(f"/scan/jobs/{job_id}").json()
     assert job["enqueued"] == 130 and job["kind"] == "full_scan" and job["enqueued_total"] is None
+    small = [scan_request(registered, f"g{i}.txt", scan_job_id=job_id) for i in range(3)]
+    kept = api.post("/scan/request_batch", json={"requests": small})
+    assert kept.status_code == 202 and kept.headers.get("connection") != "close"
 
 
 def test_batch_with_one_unknown_connector_accepts_nothing(
