@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from dsx_connect import keys
 from dsx_connect.state.results import ResultStore
 from shared.models import EventConnector, ScanResultEvent
 from tests.dsx_connect.conftest import Core
-from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv, wait_for
+from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv
 
 pytestmark = pytest.mark.integration
 
@@ -133,10 +134,17 @@ class Stream:
 
 
 @contextmanager
-def stream(core: Core, path: str, last_event_id: str | None = None) -> Iterator[Stream]:
+def stream(
+    core: Core, path: str, last_event_id: str | None = None, receive_buffer: int | None = None
+) -> Iterator[Stream]:
+    """An SSE stream; ``receive_buffer`` fixes the client socket's buffer (no autotuning), so a
+    client that reads nothing stalls the server after the same few bytes on every machine."""
     headers = {"Accept": "text/event-stream"} | ({"Last-Event-ID": last_event_id} if last_event_id else {})
+    options = [(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)] if receive_buffer else None
     with (
-        httpx.Client(timeout=httpx.Timeout(10.0)) as client,
+        httpx.Client(
+            timeout=httpx.Timeout(10.0), transport=httpx.HTTPTransport(socket_options=options)
+        ) as client,
         client.stream("GET", core.api + path, headers=headers) as response,
     ):
         assert response.status_code == 200, response.read()
@@ -260,12 +268,21 @@ def test_a_client_that_reads_nothing_is_disconnected_after_the_send_timeout(core
     closed = "SSE client read nothing for 1.0s: stream closed"
     before = impatient.proc.log_path.read_text(errors="replace").count(closed)
     seen: list[int] = []
-    with stream(impatient, "/subscribe/scan-result") as events:
+
+    def gave_up() -> bool:
+        return impatient.proc.log_path.read_text(errors="replace").count(closed) > before
+
+    # a window above loopback's 64 KiB segments: a smaller one stalls the reads after the close
+    with stream(impatient, "/subscribe/scan-result", receive_buffer=256 * 1024) as events:
         events.opened()
-        produce_results(impatient, 8000, pad=1500)
+        # Results keep coming until the server gives up: a fixed count could fit in the socket
+        # buffers of a roomier machine, or be mostly dropped by retention before the stream sent it.
+        deadline = time.monotonic() + 60
+        while not gave_up():
+            assert time.monotonic() < deadline, "the server never gave up on a client that reads nothing"
+            produce_results(impatient, 200, pad=1500)
+        produce_results(impatient, 1)  # after the stream closed: it can never arrive
         end = top_seq(impatient)
-        wait_for(lambda: impatient.proc.log_path.read_text(errors="replace").count(closed) > before, timeout=30,
-                 what="the server to give up on the client")  # fmt: skip
         with pytest.raises(httpx.RemoteProtocolError):  # the body ends unterminated: the server hung up
             seen.extend(int(m.id or 0) for m in events if m.event == "scan_result" and m.comment is None)
 
