@@ -238,7 +238,7 @@ def test_a_slow_reader_costs_one_page_and_gets_told_what_retention_dropped(core:
     """The stream reads the results index at its client's pace (the socket's flow control holds it),
     so the server holds at most one page for it; what retention dropped before the client got
     there comes as one ``dropped`` event, and every sequence number is accounted for."""
-    with stream(core, "/subscribe/scan-result") as events:
+    with stream(core, "/subscribe/scan-result", receive_buffer=256 * 1024) as events:  # a fixed window
         events.opened()
         start = top_seq(core)
         produce_results(
