@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from shared.dsxa.protocol import classify_status, custom_metadata, error_reason, parse_verdict, scan_headers
+from shared.dsxa.protocol import (
+    _fast_verdict,
+    classify_status,
+    custom_metadata,
+    error_reason,
+    parse_verdict,
+    scan_headers,
+)
 from shared.errors import PermanentError, RetryableError
 
 pytestmark = pytest.mark.unit
@@ -136,10 +143,32 @@ def test_error_reason_of_plain_text() -> None:
         },
         {"verdict": "Benign", "verdict_details": None, "X-Custom-Metadata": "file-loc:a"},
         {"verdict": "Benign", "fileInfo": {"fileSizeInBytes": 3}, "scanGuid": "g"},
+        FLAT | {"engine_version": "dsxa_lite 1; rules 2", "container_files_scanned_size": 0},
+        FLAT | {"x_custom_metadata": "file-loc:b"},
+        FLAT | {"details": {"threatType": "Worm"}},
+        FLAT | {"verdict_details": {"reason": "r", "threatType": "Worm"}},
+        FLAT | {"file_info": {"file_size_in_bytes": 4, "fileHash": "cd" * 32, "container_hash": None}},
     ],
 )
 def test_the_direct_json_path_reads_an_answer_as_the_lenient_one_does(answer: dict[str, object]) -> None:
     assert parse_verdict(json.dumps(answer).encode()) == parse_verdict(answer)
+
+
+def test_answers_whose_extras_need_no_renaming_take_the_direct_path() -> None:
+    """DSXA's container fields, dsxa_lite's ``engine_version`` and the echoed ``X-Custom-Metadata``
+    are in every answer: they must not send it through the (twice as dear) lenient path."""
+    common = FLAT | {
+        "engine_version": "dsxa_lite 1",
+        "file_info": FLAT["file_info"] | {"container_hash": None},
+    }
+    verdict = _fast_verdict(json.dumps(common).encode())
+    assert verdict is not None
+    assert verdict.model_extra == {"container_files_scanned": 2, "engine_version": "dsxa_lite 1"}
+    assert verdict.x_custom_metadata == "file-loc:a.txt"
+    for renamed in ({"scanGuid": "g"}, {"details": {}}, {"x_custom_metadata": "m"}):
+        assert _fast_verdict(json.dumps(FLAT | renamed).encode()) is None
+    camel_detail = FLAT | {"verdict_details": {"eventDescription": "e"}}
+    assert _fast_verdict(json.dumps(camel_detail).encode()) is None
 
 
 @pytest.mark.parametrize(
