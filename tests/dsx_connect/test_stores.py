@@ -544,6 +544,22 @@ def test_triage_names_the_finished_items_a_copy_of_which_needs_no_scan(client: r
     assert jobs.triage([]) == (set(), set())
 
 
+def test_triage_reads_each_jobs_done_bits_for_interleaved_items_of_two_jobs(client: redis.Redis) -> None:
+    """A job's done bits are read in one command: the answers must still land on their own items."""
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    first, second = jobs.create("c1"), jobs.create("c1")
+    tasks = [
+        ScanTask(id=f"r{n}", connector_uuid="c1", location=f"f{n}", job_id=job, job_item_id=str(n))
+        for n, job in zip(range(1, 9), [first, second] * 4, strict=True)
+    ]
+    tasks.insert(3, ScanTask(id="t", connector_uuid="c1", location="t", job_id=second))  # no bit
+    jobs.record_accepted(tasks, ttl_s=600)
+    stored = [task for task in tasks if task.id in {"r2", "r3", "r8", "t"}]
+    events = [event(0, job=t.job_id).model_copy(update={"scan_request_id": t.id}) for t in stored]
+    results.store_many(events, [t.job_item_id for t in stored])
+    assert jobs.triage(tasks)[0] == {"r2", "r3", "r8", "t"}
+
+
 def test_only_the_newest_copy_of_an_item_sent_again_is_scanned(client: redis.Redis) -> None:
     """The sweep numbers each copy it sends; the copies still queued are superseded, so copies sent
     while a long queue drains replace one another instead of piling up."""
