@@ -25,7 +25,8 @@ from shared.models import RegisteredConnector, ScanRequest, ScanTask, utcnow_iso
 _ITEM_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4b6a-9d63-3c1f0e7a9b21")
 _ITEM_NS_BYTES = _ITEM_NAMESPACE.bytes
 
-Publish = Callable[[list[dict[str, Any]]], None]  # enqueues scan tasks, batched as configured
+#: enqueues scan tasks (each its JSON text, or a dict), batched as configured
+Publish = Callable[[list[str] | list[dict[str, Any]]], None]
 
 
 class UnknownConnectors(LookupError):
@@ -215,10 +216,11 @@ def accept(
     if to_scan:
         # Counted once per request id before publishing: a batch resubmitted because its answer was
         # lost (the core died after this point) is published again; the steps are idempotent on the id.
+        texts = [t.model_dump_json() for t in to_scan]  # one encoding for the pending entry and the message
         jobs.record_accepted(
-            to_scan, settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s
+            to_scan, settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s, texts
         )
-        publish([t.model_dump(mode="json") for t in to_scan])
+        publish(texts)
     if settings.redis_wait_replicas:
         # Acknowledged only once replicas hold the batch and its messages: a write after the publish
         # on this connection makes WAIT cover the broker's writes too (replication is one stream).

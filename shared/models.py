@@ -180,6 +180,12 @@ class ScanTask(BaseModel):
     item_version: str | None = None  # as the connector listed it: the unchanged-object index's key
     resend: int = 0  # 0: the item as accepted; n: the n-th copy the lease sweep sent again
 
+    @classmethod
+    def load(cls, raw: str | bytes | dict[str, Any]) -> ScanTask:
+        """A task of a scan message: its JSON text (as the intake sends it, encoded once for the
+        pending entry and the message), or a dict (the other senders, older messages)."""
+        return cls.model_validate_json(raw) if isinstance(raw, str | bytes) else cls.model_validate(raw)
+
 
 class EstimateResponse(BaseModel):
     count: int | None = None

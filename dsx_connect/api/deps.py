@@ -102,8 +102,9 @@ def scan_batch_size(settings: Settings) -> int:
     return workers.scan_request_batch_max_size if workers.scan_request_batch_enabled else 1
 
 
-def publish_scan_tasks(tasks: list[dict[str, Any]]) -> None:
-    """Enqueue scan tasks on ``scan_request_queue``, in tasks of :func:`scan_batch_size` items."""
+def publish_scan_tasks(tasks: list[str] | list[dict[str, Any]]) -> None:
+    """Enqueue scan tasks (each its JSON text, or a dict) on ``scan_request_queue``, in tasks of
+    :func:`scan_batch_size` items."""
     from dsx_connect.workers.celery_app import celery_app
 
     size = scan_batch_size(get_settings())

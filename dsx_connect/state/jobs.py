@@ -184,13 +184,18 @@ class JobStore:
         pipe.hset(keys.job(job_id), mapping={"last_update": utcnow_iso(), "last_update_ts": time.time()})
 
     def record_accepted(
-        self, tasks: Sequence[ScanTask], ttl_s: int, lease_s: float = DEFAULT_LEASE_S
+        self,
+        tasks: Sequence[ScanTask],
+        ttl_s: int,
+        lease_s: float = DEFAULT_LEASE_S,
+        texts: Sequence[str] | None = None,
     ) -> dict[str, int]:
         """Record each task's queued state and count it in its job, once per scan request id.
 
         A request already known (queued, or with a stored result) is not counted again, so a batch
         resubmitted after a lost answer keeps the job's counts exact. Each new one is pending with a
         lease of ``lease_s`` (see :meth:`renew_leases`). Returns the new counts per job.
+        ``texts``: each task's ``model_dump_json()``, when the caller has it already.
         """
         if not tasks:
             return {}
@@ -207,11 +212,12 @@ class JobStore:
                 keys.job_due(job_id),
             ]
         args: list[str | int | float] = [ttl_s, utcnow_iso(), now, now + lease_s, len(slots), *slots]
-        for task in tasks:
+        encoded = texts if texts is not None else [task.model_dump_json() for task in tasks]
+        for task, text in zip(tasks, encoded, strict=True):
             script_keys.append(keys.request_state(task.id))
             args += [
                 task.id, slots[task.job_id], task.location, task.connector_uuid, task.accepted_at, "queued",
-                task.model_dump_json(), done_bit(task.job_item_id),
+                text, done_bit(task.job_item_id),
             ]  # fmt: skip
         flat = self._accept(keys=script_keys, args=args)
         return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}

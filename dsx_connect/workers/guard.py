@@ -131,7 +131,7 @@ def dead_letters_for(
     for raw in items:
         try:
             if stage == "scan":
-                task = ScanTask.model_validate(raw)
+                task = ScanTask.load(raw)
                 outcome = ItemOutcome(
                     task=task,
                     connector=ConnectorRef(uuid=task.connector_uuid, name=task.connector_name),

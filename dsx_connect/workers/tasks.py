@@ -41,11 +41,11 @@ def _dispatch() -> Dispatch:
 
 
 @celery_app.task(name=SCAN_TASK, bind=True)
-def scan_batch(self: Task, items: list[dict[str, Any]]) -> int:
+def scan_batch(self: Task, items: list[str | dict[str, Any]]) -> int:
     """Scan a batch of accepted scan requests."""
 
     def step() -> int:
-        run_scan_batch(worker_context(), [ScanTask.model_validate(i) for i in items], _dispatch())
+        run_scan_batch(worker_context(), [ScanTask.load(i) for i in items], _dispatch())
         return len(items)
 
     return run_guarded(self, "scan", items, step, worker_context, _dispatch().store)

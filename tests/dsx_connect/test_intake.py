@@ -32,3 +32,23 @@ def test_a_change_event_naming_its_version_keeps_its_id_and_job_when_resubmitted
     assert first != change_event_id("c1", event.model_copy(update={"item_version": "dev:ino:5:124"}))
     assert first != change_event_id("c2", event)
     assert change_event_id("c1", ScanRequest(location="a/b.txt", metainfo="")) is None
+
+
+def test_a_scan_message_item_is_read_alike_as_the_intakes_json_text_or_as_a_dict() -> None:
+    """The intake sends each task as the JSON text it stores as the pending entry (encoded once);
+    the lease sweep, requeues and older messages send dicts. Both forms are the same task, for the
+    scan step and for its dead letters."""
+    from dsx_connect.workers.guard import dead_letters_for
+    from shared.models import RequestedAction, ScanTask
+
+    task = ScanTask(
+        id="r1", connector_uuid="c1", location="ü/a b.txt", job_id="j1", job_item_id="7", size_in_bytes=3,
+        requested_action=RequestedAction.model_validate({"type": "move", "destination": {"path": "q/"}}),
+        item_version="5:123", resend=2,
+    )  # fmt: skip
+    assert ScanTask.load(task.model_dump_json()) == ScanTask.load(task.model_dump(mode="json")) == task
+    (from_text,), _ = dead_letters_for("scan", [task.model_dump_json()], "gave up")
+    (from_dict,), _ = dead_letters_for("scan", [task.model_dump(mode="json")], "gave up")
+    assert from_text == from_dict and from_text.id == "r1" and from_text.location == "ü/a b.txt"
+    (unreadable,), _ = dead_letters_for("scan", ['{"id": "r1"'], "gave up")
+    assert unreadable.id.startswith("unreadable-")
