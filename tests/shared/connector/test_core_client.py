@@ -183,3 +183,23 @@ async def test_a_submitted_batch_is_freed_without_the_cyclic_collector() -> None
     finally:
         gc.enable()
         await client.aclose()
+
+
+async def test_a_batch_goes_as_the_compact_utf8_json_httpx_would_send() -> None:
+    """The batch body is encoded by pydantic-core: byte for byte what ``json=`` sent before."""
+    seen: list[httpx.Request] = []
+
+    def capture(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(202, json={"status": "success", "message": "ok"})
+
+    client = CoreClient("http://core", transport=httpx.MockTransport(capture))
+    requests = [
+        {"location": 'dossier/été "q"\n\u2028.txt', "metainfo": "", "size_in_bytes": 2**53 - 1},
+        {"location": "b", "metainfo": "b", "connector": {"uuid": "c1"}, "item_version": None, "n": 1.5},
+    ]
+    await client.submit_batch(requests)
+    await client.aclose()
+    (request,) = seen
+    assert request.headers["content-type"] == "application/json"
+    assert request.content == httpx.Request("POST", "http://x", json={"requests": requests}).content
