@@ -135,6 +135,9 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
                     )
                 )  # fmt: skip
         elif isinstance(result, DsxaVerdict):
+            # the scanner's echo of our own X-Custom-Metadata: no later step reads it, and it was a
+            # sixth of every outcome message
+            result.x_custom_metadata = None
             outcomes.append(
                 ItemOutcome(task=task, connector=ref, verdict=result, item_version=versions.get(task.id))
             )
