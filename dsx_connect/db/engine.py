@@ -46,12 +46,24 @@ def shared_engine(url: str) -> Engine:
         return engine
 
 
+#: pages of WAL (4 KiB each) after which a commit checkpoints them into the database
+WAL_CHECKPOINT_PAGES = 10_000
+WAL_SIZE_LIMIT_BYTES = 64 << 20
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL: readers (the API) never block the writer (the result worker), and commits are cheap
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Checkpoint every ~40 MB of WAL, not SQLite's ~4 MB: each batch of 1,000 results dirties a
+    # page of the hash, location and request-id indexes per row (random keys), so at the default
+    # nearly every commit ran a checkpoint copying them all back; pages dirtied again before the
+    # next checkpoint are copied once. A history insert: 40 -> 34 ms a batch past 50,000 rows.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    # and a WAL that grew past that (readers held a checkpoint back) is cut back when it resets
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
     cursor.close()
 
 

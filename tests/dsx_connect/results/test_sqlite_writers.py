@@ -99,3 +99,22 @@ def test_in_memory_sqlite_and_other_databases_use_no_lock_file(tmp_path: Path) -
     with begin_write(engine) as conn:
         assert conn.execute(text("SELECT 1")).scalar() == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_sqlite_connection_uses_wal_and_checkpoints_rarely_with_a_bounded_wal(tmp_path: Path) -> None:
+    """WAL (readers never block the writer), and checkpoints every WAL_CHECKPOINT_PAGES pages instead
+    of SQLite's 1,000: the random-key indexes dirty a page per row, which the default copied back
+    at nearly every commit; a WAL that outgrew the bound is cut back."""
+    from dsx_connect.db.engine import WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT_BYTES
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'history.db'}")
+    with engine.connect() as conn:
+        read = {name: conn.execute(text(f"PRAGMA {name}")).scalar() for name in
+                ("journal_mode", "synchronous", "wal_autocheckpoint", "journal_size_limit")}  # fmt: skip
+    assert read == {
+        "journal_mode": "wal",
+        "synchronous": 1,  # NORMAL
+        "wal_autocheckpoint": WAL_CHECKPOINT_PAGES,
+        "journal_size_limit": WAL_SIZE_LIMIT_BYTES,
+    }
+    assert WAL_CHECKPOINT_PAGES * 4096 <= WAL_SIZE_LIMIT_BYTES
