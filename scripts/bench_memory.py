@@ -39,7 +39,7 @@ def file_tree(
     Trees live under ``$TMPDIR/dsx-bench-files``, keyed by count and sizes; ``make`` (the bench's
     generator) fills a new one. Returns the folder and its total bytes.
     """
-    folder = FILES_ROOT / f"{count}x{min_kib}-{max_kib}k"
+    folder = FILES_ROOT / f"{count}x{min_kib}-{max_kib}k-v2"  # v2: files start with the bench's prefix
     marker = folder.with_name(folder.name + ".complete")  # beside it: the connector scans every file inside
     if marker.exists():
         return folder, int(marker.read_text())
