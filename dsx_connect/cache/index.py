@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.models import DsxaVerdict, Verdict
@@ -25,22 +24,70 @@ from shared.models import DsxaVerdict, Verdict
 CACHEABLE_VERDICTS = frozenset({Verdict.BENIGN.value, Verdict.MALICIOUS.value})
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_NOT_KEPT = ("cached", "engine_version", "X-Custom-Metadata", "x_custom_metadata")
+#: what a hit sets anew (the echo names another request) is not kept: ~0.5 KB per entry in Redis
+_NOT_KEPT = {
+    "x_custom_metadata",
+    "scan_duration_in_microseconds",
+    "protected_entity",
+    "cached",
+    "engine_version",
+}
 
 
-@dataclass(frozen=True, slots=True)
 class Entry:
-    """What the index remembers of one location."""
+    """What the index remembers of one location.
 
-    version: str
-    sha256: str
-    identity: str
-    verdict: dict[str, Any]  # the scanner's answer, as DsxaVerdict dumps it (no per-request echo)
-    at: float
+    The verdict is the scanner's answer as ``DsxaVerdict`` dumps it, less what a hit sets anew. An
+    entry made from an answer (:meth:`of`, every scanned file) holds it as compact JSON, which is
+    what both stores write; one read back from a store holds it as a dict. Each form is made from
+    the other only when asked for (pydantic's JSON of the answer costs a third of a dict and its
+    encoding).
+    """
+
+    __slots__ = ("_text", "_verdict", "at", "identity", "sha256", "version")
+
+    def __init__(
+        self,
+        version: str,
+        sha256: str,
+        identity: str,
+        verdict: dict[str, Any] | None,
+        at: float,
+        text: str | None = None,
+    ) -> None:
+        if verdict is None and text is None:
+            raise ValueError("an entry needs its verdict, as a dict or as JSON text")
+        self.version, self.sha256, self.identity, self.at = version, sha256, identity, at
+        self._verdict, self._text = verdict, text
+
+    @property
+    def verdict(self) -> dict[str, Any]:
+        if self._verdict is None:
+            self._verdict = json.loads(self._text or "{}")
+        return self._verdict
+
+    @property
+    def verdict_json(self) -> str:
+        """The verdict's compact JSON (the SQL store's column, the Redis entry's ``r``)."""
+        if self._text is None:
+            self._text = _COMPACT.encode(self._verdict)
+        return self._text
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        mine = (self.version, self.sha256, self.identity, self.verdict, self.at)
+        return mine == (other.version, other.sha256, other.identity, other.verdict, other.at)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Entry({self.version!r}, {self.sha256!r}, {self.identity!r}, {self.verdict!r}, {self.at!r})"
 
     def dump(self) -> str:
         """The Redis form (the sha256 is the verdict's ``file_info.file_hash``, not repeated)."""
-        return _COMPACT.encode({"v": self.version, "i": self.identity, "r": self.verdict, "t": self.at})
+        head = _COMPACT.encode({"v": self.version, "i": self.identity, "t": self.at})
+        return f'{head[:-1]},"r":{self.verdict_json}}}'
 
     @classmethod
     def load(cls, raw: str | bytes | None) -> Entry | None:
@@ -56,13 +103,10 @@ class Entry:
 
     @classmethod
     def of(cls, version: str, identity: str, verdict: DsxaVerdict, at: float | None = None) -> Entry:
-        # what a hit sets anew (the echo names another request) is not kept: ~0.5 KB per entry in Redis
-        stored = verdict.model_dump(
-            mode="json", exclude={"x_custom_metadata", "scan_duration_in_microseconds", "protected_entity"}
+        text = verdict.model_dump_json(exclude=_NOT_KEPT)  # by field name: the echo's alias too
+        return cls(
+            version, verdict.file_info.file_hash, identity, None, time.time() if at is None else at, text=text
         )
-        for field in _NOT_KEPT:
-            stored.pop(field, None)
-        return cls(version, verdict.file_info.file_hash, identity, stored, time.time() if at is None else at)
 
 
 def fresh(entry: Entry | None, listed_version: str | None, identity: str | None) -> bool:

@@ -7,7 +7,6 @@ flag is still read from Redis, where jobs live (``state.scan_cache.forced_jobs``
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import closing
@@ -22,9 +21,6 @@ from dsx_connect.db.engine import begin_write, shared_engine
 from dsx_connect.db.schema import scan_cache
 from dsx_connect.results.rows import sha256_of
 from dsx_connect.state.scan_cache import forced_jobs
-
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
 
 _UPDATED = ("version", "sha256", "identity", "verdict", "ts_us")
 _COLUMNS = ("connector_uuid", "location", *_UPDATED)
@@ -73,7 +69,7 @@ class SqlIndex:
                         conn, connector, locations
                     ):
                         rows[(connector, location)] = Entry(
-                            version, sha256, identity, json.loads(verdict), ts_us / 1e6
+                            version, sha256, identity, None, ts_us / 1e6, text=verdict
                         )
         return [
             rows.get(key) if job_id not in forced else None for key, job_id in zip(items, jobs, strict=True)
@@ -103,7 +99,7 @@ class SqlIndex:
                 entry.version,
                 sha256_of(entry.sha256) or "",  # a scanner's other hash must not fail the batch
                 entry.identity,
-                _COMPACT.encode(entry.verdict),
+                entry.verdict_json,
                 int(entry.at * 1e6),
             )
         rows = list(latest.values())

@@ -63,6 +63,22 @@ def test_an_entry_round_trips_without_the_request_echo_and_a_damaged_one_is_a_mi
 
 
 @pytest.mark.unit
+def test_an_entry_made_from_an_answer_keeps_its_json_and_equals_the_dict_form_read_back() -> None:
+    """Entries made from answers carry pydantic's JSON of the verdict (what the stores write);
+    entries read back carry a dict. Both are the same entry, and either form gives the other."""
+    made = entry()
+    kept = {"scan_guid": "g1", "verdict": "Benign", "verdict_details": {"event_description": "", "reason": "",
+            "threat_type": None}, "file_info": {"file_type": "", "file_size_in_bytes": 5, "file_hash": SHA}}  # fmt: skip
+    assert made.verdict == kept and made.sha256 == SHA
+    as_dict = Entry(made.version, made.sha256, made.identity, kept, made.at)
+    assert as_dict == made and as_dict.verdict_json == made.verdict_json
+    assert Entry(made.version, made.sha256, made.identity, None, made.at, text=made.verdict_json) == made
+    assert Entry.load(as_dict.dump()) == Entry.load(made.dump()) == made
+    with pytest.raises(ValueError, match="needs its verdict"):
+        Entry("v", SHA, "id", None, 0.0)
+
+
+@pytest.mark.unit
 def test_a_hit_records_the_stored_verdict_marked_cached_under_the_current_identity() -> None:
     hit = cached_verdict(entry(name="Malicious"), "id-1")
     outcome = ItemOutcome(
