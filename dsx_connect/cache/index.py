@@ -62,8 +62,14 @@ class Entry:
 
     @property
     def verdict(self) -> dict[str, Any]:
+        """The verdict as a dict; ``{}`` for text that is not a JSON object (a damaged row is a miss,
+        never an error: :func:`fresh` finds no verdict in it)."""
         if self._verdict is None:
-            self._verdict = json.loads(self._text or "{}")
+            try:
+                read = json.loads(self._text or "{}")
+            except ValueError:
+                read = {}
+            self._verdict = read if isinstance(read, dict) else {}
         return self._verdict
 
     @property

@@ -76,6 +76,9 @@ def test_an_entry_made_from_an_answer_keeps_its_json_and_equals_the_dict_form_re
     assert Entry.load(as_dict.dump()) == Entry.load(made.dump()) == made
     with pytest.raises(ValueError, match="needs its verdict"):
         Entry("v", SHA, "id", None, 0.0)
+    for damaged in ("{not json", "[1, 2]", '"Benign"'):  # a damaged row is a miss, never an error
+        read_back = Entry(made.version, made.sha256, made.identity, None, made.at, text=damaged)
+        assert read_back.verdict == {} and not fresh(read_back, made.version, made.identity)
 
 
 @pytest.mark.unit
@@ -253,3 +256,21 @@ def test_an_entry_whose_hash_is_not_a_sha256_is_recorded_without_it(
     found, _ = store.lookup([("c1", "odd.txt"), ("c1", "ok.txt")], [JobStore(client).create("c1")] * 2)
     assert [e.version if e else None for e in found] == ["v1", "v1"]
     assert found[1] is not None and found[1].sha256 == SHA
+
+
+@pytest.mark.integration
+def test_a_damaged_sql_entry_is_a_miss_and_never_fails_the_split(client: redis.Redis, tmp_path: Path) -> None:
+    """A row whose verdict is not JSON (edited by hand, a bad restore): its item is scanned again;
+    the batch's other items are still served."""
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    store = SqlIndex(engine, client)
+    cache = ScanCache(ScanCacheSettings(), store, ScannerIdentity(lambda: {"identity": "id-1"}, ttl_s=60))
+    job = JobStore(client).create("c1")
+    store.record([(("c1", "f1.txt"), entry()), (("c1", "f2.txt"), entry())])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE scan_cache SET verdict = '{not json' WHERE location = 'f2.txt'")
+    hits, rest = cache.split([task(1, job), task(2, job)])
+    assert [h.task.location for h in hits] == ["f1.txt"] and [t.location for t, _ in rest] == ["f2.txt"]
+    engine.dispose()
