@@ -11,11 +11,13 @@ from kombu import Queue
 from dsx_connect.queues import ALL_QUEUES, ROUTES
 from dsx_connect.redis_sentinel import is_sentinel_url, parse_sentinel_url
 from dsx_connect.settings import get_settings
+from dsx_connect.workers import broker_guard
 from shared.gc_tuning import tune_gc
 from shared.logging import configure_logging
 
 
 def create_celery_app() -> Celery:
+    broker_guard.install()  # a lost broker connection must not stop the worker (see the module)
     settings = get_settings()
     broker = settings.broker_url  # DSXCONNECT_TASKQUEUE__BROKER, else DSXCONNECT_REDIS_URL
     sentinel_options: dict[str, object] = {}
