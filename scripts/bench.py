@@ -140,6 +140,19 @@ def cpu_seconds(run_dir: Path) -> dict[str, float]:
     return used
 
 
+def redis_commands_per_file(url: str, files: int) -> dict[str, dict[str, float]]:
+    """Redis's own count and CPU (µs) of each command per file since the last CONFIG RESETSTAT."""
+    stats = redis.Redis.from_url(url).info("commandstats")
+    per_file = {
+        name.removeprefix("cmdstat_"): {
+            "calls": round(int(s["calls"]) / max(files, 1), 3),
+            "usec": round(float(s["usec"]) / max(files, 1), 3),
+        }
+        for name, s in stats.items()
+    }
+    return dict(sorted(per_file.items(), key=lambda kv: -kv[1]["usec"]))
+
+
 def reset_peaks(run_dir: Path) -> None:
     """Reset each process's VmHWM (``/proc/PID/clear_refs`` value 5), so the next phase is measured alone."""
     for record in read_records(run_dir):
@@ -467,9 +480,12 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(1, args.runs + 1):
             print(f"(b) full scan through the whole stack, run {n} of {args.runs}", flush=True)
             cpu_before = cpu_seconds(cfg.run_dir)
+            if n == 1:
+                redis.Redis.from_url(cfg.redis_url).config_resetstat()
             scan = timed_full_scan(cfg, connector)
             cpu_after = cpu_seconds(cfg.run_dir)
             if n == 1:  # before wrk loads the scanner again
+                report["redis_commands_per_file"] = redis_commands_per_file(cfg.redis_url, args.files)
                 report["full_scan"] = scan
                 report["peak_rss_mb_full_scan"] = peak_rss_mb(cfg.run_dir)
                 report["redis_memory"] = bench_memory.redis_memory(redis.Redis.from_url(cfg.redis_url))
