@@ -370,6 +370,30 @@ def test_items_whose_lease_passed_are_sent_again_however_busy_the_pipeline(clien
     assert client.hkeys(keys.job_pending(job_id)) == [] and client.zcard(keys.job_due(job_id)) == 0
 
 
+def test_a_batch_larger_than_one_call_keeps_every_item_pending_with_its_lease_per_job(
+    client: redis.Redis,
+) -> None:
+    """accept.lua writes the pending entries and leases after its loop, one call per job per slice of
+    1,000: a 2,500-item batch of two jobs, with one item already accepted, leaves each new item
+    pending with its task and its lease, in its own job, and counts each once."""
+    jobs = JobStore(client)
+    ja, jb = jobs.create("c1", "fs", job_id="ja"), jobs.create("c1", "fs", job_id="jb")
+    first = _tasks(ja, 1)
+    jobs.record_accepted(first, ttl_s=600, lease_s=60)
+    many = [t.model_copy(update={"id": f"a{t.id}"}) for t in _tasks(ja, 2000)]
+    others = [t.model_copy(update={"id": f"b{t.id}"}) for t in _tasks(jb, 500)]
+    before = time.time()
+    counted = jobs.record_accepted([*first, *many, *others], ttl_s=600, lease_s=60)
+    assert counted == {ja: 2000, jb: 500}
+    assert client.hlen(keys.job_pending(ja)) == 2001 and client.hlen(keys.job_pending(jb)) == 500
+    assert ScanTask.model_validate_json(client.hget(keys.job_pending(ja), "ar1999")).id == "ar1999"
+    assert ScanTask.model_validate_json(client.hget(keys.job_pending(jb), "br500")).job_id == jb
+    leases = client.zrange(keys.job_due(ja), 0, -1, withscores=True)
+    assert len(leases) == 2001 and all(before + 59 <= score <= time.time() + 61 for _, score in leases)
+    assert client.zcard(keys.job_due(jb)) == 500
+    assert client.hget(keys.job(ja), "accepted") == "2001" and client.hget(keys.job(jb), "accepted") == "500"
+
+
 def test_a_completed_job_keeps_no_pending_items(client: redis.Redis) -> None:
     jobs, results = JobStore(client), ResultStore(client, retain=100)
     job_id = jobs.create("c1", "fs")

@@ -11,21 +11,40 @@
 local ttl, now_iso, now_ts, due = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local njobs = tonumber(ARGV[5])
 local results, counts = KEYS[1], {}
+local pending_of, leases_of = {}, {}  -- slot -> {id, task JSON, ...}, slot -> {lease deadline, id, ...}
 local first_arg, first_state = 6 + njobs, 2 + 4 * njobs
 for n = 0, (#ARGV - first_arg + 1) / 8 - 1 do
   local i = first_arg + 8 * n
   local id, slot, bit = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 7])
   local k = 2 + 4 * (slot - 1)
-  local done, pending, lease = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local done = KEYS[k + 1]
   local state = KEYS[first_state + n]
   local finished = bit > 0 and redis.call('GETBIT', done, bit) == 1
   if not finished and redis.call('EXISTS', state) == 0 and redis.call('HEXISTS', results, id) == 0 then
     redis.call('HSET', state, 'status', ARGV[i + 5], 'job_id', ARGV[5 + slot], 'location', ARGV[i + 2],
                'connector_uuid', ARGV[i + 3], 'accepted_at', ARGV[i + 4])
     redis.call('EXPIRE', state, ttl)
-    redis.call('HSET', pending, id, ARGV[i + 6])
-    redis.call('ZADD', lease, due, id)
+    local slot_pending = pending_of[slot]
+    if not slot_pending then
+      slot_pending, leases_of[slot] = {}, {}
+      pending_of[slot] = slot_pending
+    end
+    local n_pending = #slot_pending
+    slot_pending[n_pending + 1], slot_pending[n_pending + 2] = id, ARGV[i + 6]
+    local slot_leases = leases_of[slot]
+    slot_leases[n_pending + 1], slot_leases[n_pending + 2] = due, id
     counts[slot] = (counts[slot] or 0) + 1
+  end
+end
+-- the pending entries and leases go in one call per job after the loop (nothing above reads them),
+-- in slices: Lua's unpack takes at most ~8000 values
+for slot, list in pairs(pending_of) do
+  local k = 2 + 4 * (slot - 1)
+  local leases = leases_of[slot]
+  for j = 1, #list, 2000 do
+    local last = math.min(j + 1999, #list)
+    redis.call('HSET', KEYS[k + 2], unpack(list, j, last))
+    redis.call('ZADD', KEYS[k + 3], unpack(leases, j, last))
   end
 end
 local out = {}
