@@ -4,7 +4,6 @@ with the reason, and what cannot be dead-lettered is rejected *with* requeue (ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from dsx_connect.state.dead_letters import DeadLetterStore
 from dsx_connect.workers import guard
 from dsx_connect.workers.outcome import ItemOutcome
 from shared.models import ScanTask
-from tests.support.redis_db import flushed_db
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +26,6 @@ class Ctx:
     def __init__(self, client: redis.Redis) -> None:
         self.settings = Settings()
         self.dead_letters = DeadLetterStore(client, 3600)
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    with flushed_db(redis_url, 14) as conn:
-        yield conn
 
 
 def items(n: int) -> list[dict[str, Any]]:

@@ -3,144 +3,29 @@ the verdict and goes out with ``item_action``; a 412 ``item_changed`` touches no
 skipped, and queues the new version for scanning; a gone item is a typed outcome.
 
 The connector here is a stand-in that follows the contract of shared/item_version.py to the letter
-(served by uvicorn, real HTTP); Redis is the session's real one.
+(tests/dsx_connect/workers/standins.py, served by uvicorn, real HTTP); Redis is the session's real one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
-import httpx
 import pytest
 import redis
-import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
 
 from dsx_connect import keys
 from dsx_connect.connector_client import AnswerKind, classify
 from dsx_connect.settings import Settings
-from dsx_connect.state.breaker import ScannerBreaker
-from dsx_connect.state.connectors import ConnectorRegistry
-from dsx_connect.state.dead_letters import DeadLetterStore
-from dsx_connect.state.jobs import JobStore
-from dsx_connect.state.results import ResultStore
 from dsx_connect.workers import hot_path
 from dsx_connect.workers.actions import CHANGED_MESSAGE, run_action_batch
-from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import ScanConfig
 from dsx_connect.workers.http1 import HttpPool
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
-from dsx_connect.workers.scan import Dispatch
-from shared.item_version import ERROR_ITEM_CHANGED, ERROR_NOT_FOUND, ITEM_VERSION_HEADER, ITEM_VERSIONS_HEADER
+from shared.item_version import ITEM_VERSIONS_HEADER
 from shared.models import DsxaVerdict, ItemActionType, ScanTask, VerdictDetails
-from tests.support.procs import free_port
-from tests.support.redis_db import flushed_db
+from tests.dsx_connect.workers.standins import Sent, Storage, context
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Storage:
-    """What the stand-in connector holds: location -> (bytes, version); and what it was asked."""
-
-    items: dict[str, tuple[bytes, str]] = field(default_factory=dict)
-    actions: list[dict[str, Any]] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-
-
-def contract_connector(storage: Storage) -> FastAPI:
-    app = FastAPI()
-
-    @app.post("/c/read_file")
-    async def read_file(request: Request) -> Response:
-        location = (await request.json())["location"]
-        if location not in storage.items:
-            return JSONResponse({"status": "error", "error": ERROR_NOT_FOUND}, status_code=404)
-        data, version = storage.items[location]
-        return Response(data, media_type="application/octet-stream", headers={ITEM_VERSION_HEADER: version})
-
-    @app.put("/c/item_action")
-    async def item_action(request: Request) -> Response:
-        body = await request.json()
-        storage.actions.append(body)
-        location = body["location"]
-        if location not in storage.items:
-            return JSONResponse({"status": "error", "error": ERROR_NOT_FOUND, "message": "gone"}, 404)
-        wanted = body.get("item_version")
-        if wanted is not None and storage.items[location][1] != wanted:
-            return JSONResponse({"status": "error", "error": ERROR_ITEM_CHANGED, "message": "changed"}, 412)
-        del storage.items[location]
-        storage.deleted.append(location)
-        return JSONResponse({"status": "success", "item_action": "delete", "message": "deleted"})
-
-    return app
-
-
-@pytest.fixture
-def storage() -> Iterator[tuple[Storage, str]]:
-    store = Storage()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            contract_connector(store), host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.01)
-    try:
-        yield store, f"http://127.0.0.1:{port}/c"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    with flushed_db(redis_url, 13) as conn:
-        yield conn
-
-
-def context(client: redis.Redis, settings: Settings) -> WorkerContext:
-    return WorkerContext(
-        settings=settings,
-        registry=ConnectorRegistry(client, 180),
-        jobs=JobStore(client),
-        results=ResultStore(client, 1000),
-        http=httpx.Client(timeout=5),
-        scan_config=ScanConfig(
-            scan_url="http://127.0.0.1:9/scan/binary/v2",
-            auth_token=None,
-            protected_entity=1,
-            scanner_timeout_s=5,
-            connector_timeout_s=5,
-            connect_timeout_s=2,
-            max_file_size_bytes=1 << 30,
-        ),
-        breaker=ScannerBreaker(client, 3, 1, 2),
-        dead_letters=DeadLetterStore(client, 3600),
-        client=client,
-    )
-
-
-@dataclass
-class Sent:
-    stored: list[ItemOutcome] = field(default_factory=list)
-    rescanned: list[ScanTask] = field(default_factory=list)
-    requeued: list[ItemOutcome] = field(default_factory=list)
-
-    def dispatch(self) -> Dispatch:
-        return Dispatch(
-            rescan=lambda tasks, _delay: self.rescanned.extend(tasks),
-            act=lambda _items: None,
-            store=self.stored.extend,
-        )
 
 
 def malicious(url: str, location: str, version: str | None) -> ItemOutcome:

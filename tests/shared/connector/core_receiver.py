@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shared.models import ScanRequest, ScanRequestBatch
-from tests.support.procs import free_port, wait_for
+from tests.support.threaded_server import serving
 
 API = "/dsx-connect/api/v1"
 
@@ -160,21 +159,9 @@ class FakeCore:
 def running_core(core: FakeCore | None = None, port: int | None = None) -> Iterator[FakeCore]:
     """Serve ``core`` under uvicorn in a thread until the block ends."""
     core = core or FakeCore()
-    port = port or free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(core.build_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name=f"fake-core-{port}", daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started or not thread.is_alive(), timeout=15, what="fake core")
-        if not server.started:
-            raise RuntimeError(f"fake core did not start on port {port}")
-        core.url = f"http://127.0.0.1:{port}"
+    with serving(core.build_app(), port=port, name="fake core") as url:
+        core.url = url
         yield core
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 @pytest.fixture
