@@ -342,9 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--files", type=int, default=10_000)
-    parser.add_argument("--min-kib", type=int, default=1)
-    parser.add_argument("--max-kib", type=int, default=64)
+    parser.add_argument("--files", type=_at_least_one, default=10_000)
+    # whole KiB from 1: a generated file holds FILE_PREFIX and an 8-byte number, and its size is counted
+    parser.add_argument("--min-kib", type=_at_least_one, default=1)
+    parser.add_argument("--max-kib", type=_at_least_one, default=64)
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument("--wrk-connections", type=int, default=16)
     parser.add_argument("--big-gib", type=float, default=2.0, help="size of the large-file phase; 0 skips it")
@@ -395,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs) for a look")
     args = parser.parse_args(argv)
+    if args.max_kib < args.min_kib:
+        parser.error(f"--max-kib ({args.max_kib}) is below --min-kib ({args.min_kib})")
     if args.runs is None:
         args.runs = 5 if args.files <= 50_000 else 1
     if args.batches_in_flight is None:

@@ -120,3 +120,20 @@ def test_generated_files_are_unique_of_the_asked_sizes_and_never_look_like_an_ar
     assert all(c.startswith(bench.FILE_PREFIX) for c in contents)
     assert {detect_file_type(c[:512]) for c in contents} == {"Unknown"}
     assert detect_file_type(b"\x1f\x8b" + contents[0]) == "GZIP"  # what the prefix keeps away
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--min-kib", "0"], "--min-kib: must be 1 or more, got 0"),
+        (["--files", "0"], "--files: must be 1 or more, got 0"),
+        (["--min-kib", "8", "--max-kib", "4"], "--max-kib (4) is below --min-kib (8)"),
+    ],
+)
+def test_file_sizes_and_counts_the_generator_cannot_honour_are_refused(
+    args: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        bench.main(args)
+    assert exited.value.code == 2
+    assert complaint in capsys.readouterr().err
