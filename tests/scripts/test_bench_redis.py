@@ -20,7 +20,7 @@ def test_redis_commands_are_reported_per_file_from_the_servers_own_counts(tmp_pa
         for n in range(10):
             client.hset("bench:test", str(n), "x")
         client.delete("bench:test")
-        per_file = bench.redis_commands_per_file(url, files=5)
+        per_file = bench.redis_commands_per_file(client, files=5)
         client.close()
     assert per_file["hset"]["calls"] == 2.0  # 10 calls over 5 files
     assert per_file["hset"]["usec"] > 0
