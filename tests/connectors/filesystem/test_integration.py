@@ -80,7 +80,11 @@ def test_full_scan_pause_and_cancel(fake_core: FakeCore, asset: Path, logs_dir: 
         (asset / f"bulk/f{n:02d}.bin").parent.mkdir(exist_ok=True)
         (asset / f"bulk/f{n:02d}.bin").write_bytes(b"x")
     fake_core.flags["paused-job"] = {"paused": "1"}
-    with connector_process(asset, fake_core.url, logs_dir) as url:
+    # one batch in flight: the second waits for the first's answer, so the flag read after it sees
+    # the cancel the first batch set (with two, both reads could come before the core had it)
+    with connector_process(
+        asset, fake_core.url, logs_dir, DSXCONNECTOR_FULL_SCAN_BATCHES_IN_FLIGHT="1"
+    ) as url:
         start_scan(url, job_id="paused-job")
         wait_for(lambda: fake_core.flag_reads.get("paused-job", 0) >= 3, timeout=20, what="pause polling")
         assert not fake_core.requests
@@ -96,7 +100,7 @@ def test_full_scan_pause_and_cancel(fake_core: FakeCore, asset: Path, logs_dir: 
         start_scan(url, job_id="cancelled-job")
         wait_for(lambda: "cancelled-job" in fake_core.enqueue_done, timeout=30)
     submitted = fake_core.locations("cancelled-job")
-    # the batch in flight beside the first one (FULL_SCAN_BATCHES_IN_FLIGHT) may still land
+    # the read after the first batch may come before the core has it; the read after the second cannot
     assert fake_core.enqueue_done["cancelled-job"] == len(submitted) in (10, 20)
 
 
