@@ -58,7 +58,12 @@ def test_malicious_results_of_a_full_scan_arrive_signed_and_are_counted(
     assert all(m["message"]["data"]["job_id"] == job_id for m in got)
     assert {m["message"]["data"]["location"] for m in got} == malicious
 
-    stats = local.get("/notifications/stats")["webhooks"]
+    # the receiver records a call before it answers; the notify step counts it once answered
+    stats = wait_for(
+        lambda: (w := local.get("/notifications/stats")["webhooks"])[0]["sent"] == len(malicious) and w,
+        timeout=10,
+        what="the last notification acknowledged",
+    )
     assert [(h["url"], h["verdicts"], h["sent"], h["status"]) for h in stats] == [
         (receiver.url, ["Malicious"], len(malicious), "up")
     ]

@@ -79,7 +79,12 @@ def test_splunk_down_while_1000_results_are_produced_gets_all_once_back(
     got = hec_ids(hec)
     assert sorted(got) == [f"req-{n:05d}" for n in range(1000)]  # all of them, exactly once
     assert got == sorted(got)  # in the order they were produced
-    state = destination_states(feed_redis, ["splunk"])["splunk"]
+    # the receiver records a call before it answers; the forwarder counts it once answered
+    state = wait_for(
+        lambda: (s := destination_states(feed_redis, ["splunk"])["splunk"])["sent"] == 1000 and s,
+        timeout=10,
+        what="the last batch acknowledged",
+    )
     assert (state["status"], state["sent"], state["backlog"], state["dropped"]) == ("up", 1000, 0, 0)
     calls = hec.received("splunk")
     assert len(calls) >= 2  # batched, not one call per event
@@ -156,7 +161,11 @@ def test_throttling_is_retried_until_it_passes(
     start(forwarders, feed_redis, settings)
     wait_for(lambda: len(hec_ids(hec)) >= 10, timeout=20, what="10 events after 3 refusals")
     assert hec_ids(hec) == [f"req-{n:05d}" for n in range(10)]
-    state = destination_states(feed_redis, ["splunk"])["splunk"]
+    state = wait_for(
+        lambda: (s := destination_states(feed_redis, ["splunk"])["splunk"])["sent"] == 10 and s,
+        timeout=10,
+        what="the batch acknowledged",
+    )
     assert state["status"] == "up" and state["failures"] == 0 and "HTTP 503" in state["last_error"]
 
 
