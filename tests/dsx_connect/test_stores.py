@@ -442,10 +442,12 @@ def test_dedupe_outlives_retention_through_a_tombstone(client: redis.Redis) -> N
 def test_one_worker_probes_a_half_open_breaker(client: redis.Redis) -> None:
     from dsx_connect.state.breaker import ScannerBreaker
 
-    workers = [ScannerBreaker(client, threshold=1, open_s=0.1, open_max_s=1, probe_ttl_s=5) for _ in range(3)]
-    workers[0].record_failure("scanner down")
+    # open for 30 s of real time (a short period could lapse during a stall of a busy machine);
+    # the half-open state is read at a chosen time past it
+    workers = [ScannerBreaker(client, threshold=1, open_s=30, open_max_s=60, probe_ttl_s=5) for _ in range(3)]
+    reopen_at = workers[0].record_failure("scanner down")
     assert workers[1].state().is_open
-    later = time.time() + 1
+    later = reopen_at + 0.001
     assert all(w.state(now=later).state == "half_open" for w in workers)
     assert [w.take_probe() for w in workers] == [True, False, False]  # the others keep waiting
     workers[0].record_failure("still down", probing=True)  # the probe failed: open again, claim freed

@@ -80,11 +80,10 @@ def replica(
     starts: Starts,
     clock: Clock,
     identity: Identity | None = None,
-    lease_ttl_s: float = 30.0,
 ) -> Scheduler:
     return Scheduler(
         ScheduleStore(client),
-        LeaderLease(client, lease_ttl_s, holder=name),
+        LeaderLease(client, 30.0, holder=name),
         starts,
         identity=identity,
         scanner_poll_s=0.0,
@@ -130,11 +129,12 @@ def test_slots_missed_while_every_replica_was_down_run_once(client: redis.Redis)
 def test_a_killed_leader_is_replaced_and_the_next_slot_runs_once(client: redis.Redis) -> None:
     clock, starts = Clock(T0 + 45), Starts()
     ScheduleStore(client).put("c1", HOURLY, now=T0 - 1800)
-    first = replica(client, "first", starts, clock, lease_ttl_s=0.5)
-    second = replica(client, "second", starts, clock, lease_ttl_s=0.5)
+    first, second = replica(client, "first", starts, clock), replica(client, "second", starts, clock)
     assert first.tick().leader and not second.tick().leader
     assert starts.calls == [("c1", "schedule")]
-    # "first" dies: it never ticks again; "second" takes over once the lease runs out
+    # "first" dies: it never ticks again; "second" takes over once the lease runs out (made to run
+    # out now: a short TTL could also lapse between two ticks of a busy machine)
+    client.pexpire(keys.SCHEDULER_LEADER, 1)
     wait_for(lambda: second.tick().leader, timeout=10, what="the second replica taking the lease")
     assert current_leader(client) == "second"
     assert starts.calls == [("c1", "schedule")]  # the 10:00 slot is not started again
@@ -211,8 +211,8 @@ def test_a_scanner_identity_change_rescans_each_flagged_connector_once(client: r
     store.put("b", ScheduleSpec(cron="0 3 * * *", rescan_on_scanner_change=True), now=T0)
     store.put("c", HOURLY, now=T0)  # not flagged
     store.put("d", flagged.model_copy(update={"enabled": False}), now=T0)
-    first = replica(client, "first", starts, clock, identity, lease_ttl_s=0.5)
-    second = replica(client, "second", starts, clock, identity, lease_ttl_s=0.5)
+    first = replica(client, "first", starts, clock, identity)
+    second = replica(client, "second", starts, clock, identity)
     first.tick()
     second.tick()
     assert starts.calls == [] and store.scanner_identity() == "engine 1; rules aaa"  # first sight
@@ -225,6 +225,7 @@ def test_a_scanner_identity_change_rescans_each_flagged_connector_once(client: r
     first.tick()
     # a new leader that had not seen the identity stored yet re-reads the same change: claims hold
     client.set(keys.SCANNER_IDENTITY, "engine 1; rules aaa")
+    client.pexpire(keys.SCHEDULER_LEADER, 1)  # "first" stops ticking and its lease runs out
     wait_for(lambda: second.tick().leader, timeout=10, what="the second replica taking the lease")
     assert sorted(starts.calls) == [("a", "scanner_change"), ("b", "scanner_change")]
     assert store.scanner_identity() == "engine 1; rules bbb"
