@@ -41,7 +41,7 @@ from devstack.scan import start_full_scan
 from devstack.settings import StackConfig
 from dsx_connect import keys
 from tests.dsxa_lite.samples import eicar
-from tests.support.procs import free_port, wait_for
+from tests.support.procs import free_port, restartable_port, wait_for
 
 N_FILES = int(os.environ.get("DSX_FAULT_FILES", "600"))
 N_MALICIOUS = max(N_FILES // 100, 1)
@@ -179,24 +179,6 @@ def sample(folder: Path) -> None:
             (sub / f"bad{n:04d}.com").write_bytes(eicar())
         else:
             (sub / f"f{n:04d}.txt").write_bytes(f"benign file {n}\n".encode() * (1 + n % 50))
-
-
-def restartable_port() -> int:
-    """A free port below the kernel's ephemeral range: a server restarted on it (Redis after
-    ``kill -9``) cannot find it taken by some client's outgoing connection meanwhile."""
-    import random
-    import socket
-
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(200):
-        port = random.randint(max(1024, low - 12000), low - 1)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    return free_port()
 
 
 def sentinel_components(cfg: StackConfig, comps: dict[str, Component]) -> list[int]:
@@ -442,12 +424,15 @@ def test_core_api_killed_mid_rescan_stores_each_unchanged_file_once(fault_stack:
     cold = fault_stack.start_full_scan()
     assert_exact(fault_stack, cold)  # the malicious files are in quarantine now: the rest is unchanged
     unchanged = N_FILES - N_MALICIOUS
-    # each submission waits a little at the proxy, so the kill lands between batches, not after them
-    fault_stack.fault("core-proxy", mode="delay", delay_s=0.3, path_contains="/scan/request_batch")
+    # the first submission goes through, the next ones wait at the proxy: the kill lands between
+    # batches, never after them (a delay instead could be outrun by a slowed test)
+    fault_stack.fault("core-proxy", mode="hang", pass_first=1, path_contains="/scan/request_batch")
     job_id = fault_stack.start_full_scan()
     fault_stack.wait_processed(job_id, 1)
     fault_stack.kill("core")
-    assert fault_stack.job_in_redis(job_id)["processed"] < unchanged, "the kill came after the rescan"
+    assert fault_stack.job_in_redis(job_id)["processed"] <= BATCH < unchanged, (
+        "the kill came after the rescan"
+    )
     fault_stack.start("core")
     fault_stack.fault("core-proxy", mode="pass")
     job = fault_stack.wait_settled(job_id)
@@ -496,9 +481,14 @@ def test_a_step_raising_unexpectedly_mid_job(fault_stack: FaultStack) -> None:
     """A step that raises what no handler expects (the breaker's state unreadable) dead-letters each
     item of its batches with the reason; nothing is acked away; requeued, they finish exactly."""
     fs = fault_stack
+    # the scanner holds every scan until the breaker is broken: the tasks under way (a scan waiting
+    # means its task read the breaker) finish, the later ones raise; a slowed test could otherwise
+    # see the whole job through before it breaks anything
+    fs.fault("scanner-proxy", mode="hang", path_contains="/scan/binary")
     job_id = fs.start_full_scan()
-    fs.wait_processed(job_id, N_FILES // 5)
+    wait_for(lambda: fs.proxy_state("scanner-proxy")["faulted"] > 0, timeout=60, what="a scan under way")
     fs.redis().hset("dsxc:breaker:scanner", "open_until", "not a number")
+    fs.fault("scanner-proxy", mode="pass")
     wait_for(
         lambda: fs.api.get("/dlq/stats").json()["count"] >= 10,
         timeout=60,

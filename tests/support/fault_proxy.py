@@ -6,7 +6,8 @@ answers an error status, hangs, or drops the connection for matching requests.
     POST /__fault {"mode": "pass"}
 
 Modes: ``pass`` (forward), ``status`` (answer ``status`` with a short body), ``hang`` (never answer
-until the mode changes), ``delay`` (forward after ``delay_s`` seconds: a slow service). Requests not matching ``method`` / ``path_contains`` are always forwarded.
+until the mode changes), ``delay`` (forward after ``delay_s`` seconds: a slow service). Requests not matching ``method`` / ``path_contains`` are always forwarded,
+and so are the first ``pass_first`` matching ones after the mode is set (a fault that lands after exactly that much work).
 ``GET /__fault`` reports the mode and counts (``paths``: forwarded requests per path). A service that is down altogether is the proxy
 process stopped (connections refused) and started again on the same port.
 """
@@ -32,6 +33,7 @@ _state: dict[str, Any] = {
     "faulted": 0,
     "passed": 0,
     "delay_s": 0.0,
+    "pass_first": 0,
     "paths": {},
 }
 _client: httpx.AsyncClient | None = None
@@ -47,7 +49,15 @@ async def control(request: Request) -> Response:
     if request.method == "POST":
         body = await request.json()
         _state.update(
-            {"mode": "pass", "status": 503, "method": None, "path_contains": None, "delay_s": 0.0} | body
+            {
+                "mode": "pass",
+                "status": 503,
+                "method": None,
+                "path_contains": None,
+                "delay_s": 0.0,
+                "pass_first": 0,
+            }
+            | body
         )
         _changed.set()
     return JSONResponse(_state)
@@ -55,9 +65,13 @@ async def control(request: Request) -> Response:
 
 async def proxy(request: Request) -> Response:
     global _client
-    if _state["mode"] == "delay" and _matches(request):
+    faulted = _matches(request)
+    if faulted and _state["mode"] != "pass" and _state["pass_first"] > 0:
+        _state["pass_first"] -= 1
+        faulted = False
+    if faulted and _state["mode"] == "delay":
         await asyncio.sleep(float(_state["delay_s"]))
-    while _state["mode"] not in ("pass", "delay") and _matches(request):
+    while faulted and _state["mode"] not in ("pass", "delay") and _matches(request):
         mode = _state["mode"]
         if mode == "status":
             _state["faulted"] += 1

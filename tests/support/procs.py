@@ -7,6 +7,9 @@ tests alike); this module keeps the names the fixtures import and adds the test 
 from __future__ import annotations
 
 import os
+import random
+import socket
+from pathlib import Path
 
 from devstack.emulators import redis_server, redis_server_binary
 from devstack.probes import http_ok
@@ -22,6 +25,7 @@ __all__ = [
     "http_ok",
     "redis_server",
     "redis_server_binary",
+    "restartable_port",
     "uvicorn_argv",
     "wait_for",
 ]
@@ -39,3 +43,20 @@ def base_env(**extra: str) -> dict[str, str]:
     env.update(AUTH_ENV)
     env.update(extra)
     return env
+
+
+def restartable_port() -> int:
+    """A free port below the kernel's ephemeral range, for a server that clients try while it is
+    down (started late, killed and restarted): an outgoing connection, or a client's connect to the
+    dead port that the kernel answers by connecting it to itself, can take an ephemeral port as its
+    source, and the server's bind on it would then fail."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        port = random.randint(max(1024, low - 12000), low - 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()

@@ -13,7 +13,7 @@ import pytest
 from tests.connectors.filesystem.conftest import connector_process
 from tests.shared.connector.core_receiver import FakeCore, running_core
 from tests.support.auth import core_signer
-from tests.support.procs import free_port, wait_for
+from tests.support.procs import restartable_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def test_registers_heartbeats_and_unregisters(fake_core: FakeCore, asset: Path, 
 
 
 def test_starts_while_the_core_is_down_and_registers_when_it_comes_up(asset: Path, logs_dir: Path) -> None:
-    port = free_port()
+    port = restartable_port()  # tried while nothing listens, then served
     with connector_process(asset, f"http://127.0.0.1:{port}", logs_dir) as url:
         ready = httpx.get(f"{url}/readyz", timeout=5)
         assert ready.status_code == 503 and ready.json()["failing"] == ["dsx-connect"]
@@ -125,7 +125,11 @@ def test_a_file_dropped_after_start_is_submitted_by_the_watcher(
 
         wait_for(probe_seen, timeout=20, interval=0.2, what="the watcher to report a probe")
         (asset / "dsxconnect-quarantine/moved.exe").write_bytes(b"ignored")
-        (asset / "docs/dropped.pdf").write_bytes(b"%PDF dropped")
+        # written beside the asset, then renamed in: created and written in place, the file could be
+        # reported (and measured) between the two when the writer is descheduled past the debounce
+        part = asset.parent / "dropped.pdf.part"
+        part.write_bytes(b"%PDF dropped")
+        os.replace(part, asset / "docs/dropped.pdf")
         wait_for(lambda: "docs/dropped.pdf" in fake_core.locations(), timeout=20, what="the dropped file")
     dropped = next(r for r in fake_core.requests if r["location"] == "docs/dropped.pdf")
     assert dropped["scan_job_id"] is None and dropped["size_in_bytes"] == 12

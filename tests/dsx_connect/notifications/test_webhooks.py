@@ -21,7 +21,7 @@ from dsx_connect.notifications.status import webhook_metrics, webhook_stats
 from dsx_connect.settings import Settings
 from dsx_connect.superlog.forwarder import ForwarderGroup
 from shared.settings import SettingsError, load_settings
-from tests.support.procs import free_port, wait_for
+from tests.support.procs import restartable_port, wait_for
 from tests.support.redis_db import flushed_db
 from tests.support.webhook_receiver import Receiver, running_receiver
 
@@ -182,7 +182,7 @@ def test_a_wrong_secret_is_refused_by_the_receiver_and_retried_not_lost(
 
 @pytest.mark.integration
 def test_receiver_downtime_then_recovery_delivers_everything(hook_redis: redis.Redis, logs_dir: Path) -> None:
-    port = free_port()
+    port = restartable_port()  # tried while nothing listens, then served
     url = f"http://127.0.0.1:{port}/hook"
     settings = settings_for({"url": url, "secret": SECRET})
     fanout = WebhookFanout(hook_redis, settings.notifications)

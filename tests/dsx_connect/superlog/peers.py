@@ -20,7 +20,7 @@ import httpx
 
 from devstack.certs import ServerCert, server_cert
 from devstack.emulators import rsyslogd_binary
-from tests.support.procs import PYTHON, ServiceProcess, base_env, free_port, wait_for
+from tests.support.procs import PYTHON, ServiceProcess, base_env, restartable_port, wait_for
 
 RSYSLOGD = rsyslogd_binary()
 
@@ -79,7 +79,11 @@ class Rsyslog:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.driver = rsyslog_tls_driver() if certs else None
-        self.ports = {"udp": free_port(), "tcp": free_port(), "tls": free_port()}
+        self.ports = {
+            "udp": restartable_port(),
+            "tcp": restartable_port(),
+            "tls": restartable_port(),
+        }  # restarted
         transports = ["udp", "tcp"] + (["tls"] if self.driver else [])
         tls_input = ""
         if self.driver and certs:
@@ -186,7 +190,7 @@ def wait_until_answers(proc: ServiceProcess, call: Callable[[], httpx.Response])
 
 def receiver(certs: Certs, log_dir: Path, **env: str) -> Receiver:
     """A Receiver, not started yet (``.start()``)."""
-    port = free_port()
+    port = restartable_port()  # stopped and started again while forwarders retry it
     argv = [
         PYTHON, "-m", "uvicorn", "tests.dsx_connect.superlog.receiver_app:app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",

@@ -7,6 +7,7 @@ test talks real HTTP to it while the test reads the records directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +54,9 @@ class FakeCore:
     #: seconds each batch submission takes to answer (a busy core), and the most seen at once
     batch_answer_s: float = 0.0
     batches_at_once: int = 0
+    #: with ``batch_answer_s``: answer as soon as this many batches were seen at once (0: wait it out)
+    answer_at_once: int = 0
+    _enough_at_once: asyncio.Event | None = None
     _batches_now: int = 0
 
     @property
@@ -97,7 +101,15 @@ class FakeCore:
                 self._batches_now += 1
                 self.batches_at_once = max(self.batches_at_once, self._batches_now)
             try:
-                if self.batch_answer_s:
+                if self.answer_at_once:
+                    enough = self._enough_at_once = (
+                        self._enough_at_once or asyncio.Event()
+                    )  # the server's loop
+                    if self.batches_at_once >= self.answer_at_once:
+                        enough.set()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(enough.wait(), self.batch_answer_s)
+                elif self.batch_answer_s:
                     await asyncio.sleep(self.batch_answer_s)
                 return await accept_batch(request)
             finally:

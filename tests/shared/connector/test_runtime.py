@@ -12,7 +12,7 @@ import pytest
 from shared.connector.runtime import ConnectorRuntime
 from tests.shared.connector.core_receiver import FakeCore, running_core
 from tests.shared.connector.memory_connector import MemoryConnector, MemorySettings
-from tests.support.procs import free_port
+from tests.support.procs import restartable_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -58,7 +58,7 @@ async def test_registers_then_heartbeats_then_unregisters(fake_core: FakeCore) -
 
 
 async def test_keeps_retrying_registration_while_the_core_is_down() -> None:
-    port = free_port()
+    port = restartable_port()  # tried while nothing listens, then served
     rt = ConnectorRuntime(make_connector(f"http://127.0.0.1:{port}"))
     await rt.start()
     try:
@@ -105,7 +105,9 @@ async def test_full_scan_honours_limit_filter_and_batch_override(fake_core: Fake
 async def test_a_full_scan_lists_the_next_batch_while_the_core_answers_the_last(
     fake_core: FakeCore, in_flight: int
 ) -> None:
-    fake_core.batch_answer_s = 0.2  # a core storing cached results before it answers
+    # a core storing cached results before it answers: each batch is held until as many as allowed
+    # were seen at once (a fixed hold could end before a slowed connector sent the last of them)
+    fake_core.batch_answer_s, fake_core.answer_at_once = 10.0, in_flight
     rt = ConnectorRuntime(
         make_connector(fake_core.url, scan_batch_size=5, full_scan_batches_in_flight=in_flight)
     )
