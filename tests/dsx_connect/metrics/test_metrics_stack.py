@@ -142,7 +142,12 @@ def test_every_grafana_expression_asks_for_a_series_metrics_exposes(
 def test_the_minute_history_holds_the_scan(local: tuple[StackRun, int], scanned: dict[str, Any]) -> None:
     run, _ = local
     files = len(sample_files()) + BULK
-    got = run.get("/scan/stats/history", minutes=10)
+    # the result step counts a batch right after storing it, so the job may read complete first
+    got = wait_for(
+        lambda: (h := run.get("/scan/stats/history", minutes=10)) and sum(h["total"]) >= files and h,
+        timeout=10,
+        what="the last batch counted",
+    )
     assert len(got["total"]) == 10 and got["step_s"] == 60
     assert sum(got["total"]) == files
     assert sum(got["verdicts"]["Malicious"]) == 2
