@@ -142,7 +142,7 @@ class SyslogSink(Sink):
             else:
                 sock.sendall(b"".join(self.frame(r.payload) for r in records))
         except OSError as exc:  # ssl.SSLError included
-            self.close()
+            self.close(graceful=False)  # the stream is broken: nothing to finish cleanly
             raise RetryableError(
                 f"syslog {self.transport}://{self.address[0]}:{self.address[1]}: {exc}"
             ) from exc
@@ -150,7 +150,7 @@ class SyslogSink(Sink):
 
     def _socket(self) -> socket.socket:
         if self._sock is not None and self.transport != "udp" and _peer_closed(self._sock):
-            self.close()
+            self.close(graceful=False)
         if self._sock is None:
             self._sock = self._connect()
         return self._sock
@@ -184,14 +184,18 @@ class SyslogSink(Sink):
             self._tls = ctx
         return self._tls
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
         sock, self._sock = self._sock, None
         if sock is None:
             return
         try:
-            if isinstance(sock, ssl.SSLSocket):
-                sock.settimeout(1.0)
-                sock.unwrap()  # close_notify, so the collector sees a clean end
+            if graceful and isinstance(sock, ssl.SSLSocket):
+                # close_notify, then the collector's own (or its end of the connection): TLS keeps
+                # order, so past it the collector has read every record sent before. A busy
+                # collector may still be finishing its handshake: closing sooner (the wait was 1 s)
+                # made rsyslog fail that handshake and drop the records it had not read yet.
+                sock.settimeout(self.settings.timeout_s)
+                sock.unwrap()
         except (OSError, ValueError):
             pass
         finally:
@@ -199,9 +203,25 @@ class SyslogSink(Sink):
 
 
 def _peer_closed(sock: socket.socket) -> bool:
-    """A syslog collector never writes: a readable socket means it closed (or reset) the connection."""
+    """A syslog collector never writes: a readable socket means it closed (or reset) the connection,
+    but for what TLS itself sends (a TLS 1.3 server's session tickets), which is read and dropped."""
     try:
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True
-    return bool(readable)
+    if not readable:
+        return False
+    if not isinstance(sock, ssl.SSLSocket):
+        return True
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        while sock.recv(16384):  # records for us (none expected): dropped
+            pass
+        return True  # end of stream, or the collector's close_notify
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return False  # only TLS's own records: the connection is alive
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(timeout)

@@ -231,3 +231,35 @@ def test_tls_refuses_a_collector_it_cannot_verify(rsyslog: Rsyslog) -> None:
     )
     with pytest.raises(RetryableError, match="CERTIFICATE_VERIFY_FAILED"):
         sink.send([sink.encode(small_event())])
+
+
+@pytest.mark.integration
+def test_tls_keeps_one_connection_across_batches(rsyslog: Rsyslog, certs: Any) -> None:
+    """A TLS 1.3 collector sends session tickets after the handshake: the socket reads as readable,
+    which for a plain-TCP collector means it closed. The sink reads past them and keeps the
+    connection (it reconnected before every batch, and waited on each close)."""
+    if not rsyslog.driver:
+        missing(NO_TLS_DRIVER)
+    before = len(rsyslog.lines("tls"))
+    settings = {"port": rsyslog.ports["tls"], "transport": "tls", "tls_ca_file": str(certs.ca)}
+    sink = SyslogSink(SyslogSettings.model_validate({"host": "127.0.0.1", "format": "json"} | settings))
+    connect, connects = sink._connect, []
+
+    def counted() -> Any:
+        connects.append(1)
+        return connect()
+
+    sink._connect = counted  # type: ignore[method-assign]
+    try:
+        for n in range(3):
+            sink.send([sink.encode(small_event(scan_request_id=f"tls-{n}"))])
+            rsyslog.wait_lines("tls", before + n + 1)  # the collector's tickets have arrived by now
+    finally:
+        sink.close()
+    lines = rsyslog.lines("tls")[before:]
+    assert [json.loads(line.split(": ", 1)[1])["scan_request_id"] for line in lines] == [
+        "tls-0",
+        "tls-1",
+        "tls-2",
+    ]
+    assert len(connects) == 1
