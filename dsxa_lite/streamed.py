@@ -9,8 +9,10 @@ file's size (``dsxa_file_size``) must be known before the first window, so only 
 ``Content-Length`` is streamed.
 
 Writing 2 GiB to the spool cost this machine's disk 5.7 CPU seconds, more than hashing and YARA
-together (docs/performance.md). Memory stays bounded: at most one window and the part of the next
-one received meanwhile, for each of at most ``LARGE_SCAN_CONCURRENCY`` streamed bodies; any other
+together (docs/performance.md). Memory stays bounded: with a YARA worker process, a body's bytes
+go straight into the worker's two window buffers (shared memory), so this process holds only what
+arrives while both are busy; without one, one window and the part of the next one received
+meanwhile. Either way for each of at most ``LARGE_SCAN_CONCURRENCY`` streamed bodies; any other
 large body spools as before.
 
 One :class:`StreamedScan` is fed by one thread at a time, in arrival order
@@ -25,7 +27,7 @@ from collections.abc import Callable
 
 from dsxa_lite.engines import Hit, ScanTimeout
 from dsxa_lite.ruleset import RuleSet
-from dsxa_lite.yara_worker import YaraWorker, YaraWorkerError
+from dsxa_lite.yara_worker import SLOTS, YaraWorker, YaraWorkerError
 
 
 class StreamedScan:
@@ -45,8 +47,9 @@ class StreamedScan:
         yara = ruleset.yara
         self._window = yara.window_bytes
         self._overlap = yara.overlap_bytes
-        self._parts: list[bytes] = []
-        self._held = 0  # bytes in _parts, which start at file offset _offset
+        self._parts: list[bytes] = []  # the window's bytes, when scanned in this process
+        self._held = 0  # bytes of the current window (in _parts or the worker's buffer), from _offset
+        self._open = False  # a window is open in the worker's buffer
         self._offset = 0
         self._scanned_to = 0  # end of the last window scanned
         self._hit: Hit | None = None
@@ -65,6 +68,9 @@ class StreamedScan:
         """The next bytes of the body; scans every window they complete (blocking)."""
         if self.done:
             return
+        if self._worker is not None:
+            self._feed_worker(self._worker, parts)
+            return
         for part in parts:
             while part:
                 room = self._window - self._held
@@ -82,10 +88,13 @@ class StreamedScan:
 
     def finish(self) -> None:
         """The body ended: scan what no window covered yet, and wait for every answer (blocking)."""
-        if not self.done and self._held and self._offset + self._held > self._scanned_to:
-            self._scan(self._parts, self._offset)
-        self._parts, self._held = [], 0
         worker = self._worker
+        if not self.done and self._held and self._offset + self._held > self._scanned_to:
+            if worker is not None:  # bytes past the last window's were written: its window is open
+                self._send_window(worker)
+            else:
+                self._scan(self._parts, self._offset)
+        self._parts, self._held = [], 0
         try:
             while worker is not None and worker.outstanding:
                 self._take_answer(worker)
@@ -108,6 +117,53 @@ class StreamedScan:
         if release is not None:
             release(self._worker)
 
+    def _feed_worker(self, worker: YaraWorker, parts: list[bytes]) -> None:
+        """Write the bytes into the worker's window buffer, sending each window once full."""
+        for part in parts:
+            if self._open and len(part) < self._window - self._held:  # most parts: inside the window
+                worker.write(part)
+                self._held += len(part)
+                continue
+            view = memoryview(part)
+            while view:
+                if not self._open:
+                    self._open_window(worker)
+                    if self.done:
+                        return
+                piece = view[: self._window - self._held]
+                worker.write(piece)
+                self._held += len(piece)
+                view = view[len(piece) :]
+                if self._held == self._window:
+                    self._send_window(worker)
+                    if self.done:
+                        return
+
+    def _open_window(self, worker: YaraWorker) -> None:
+        """A window in the worker's free buffer (after taking the older answer when both are in
+        use), starting with the overlap kept from the last window."""
+        try:
+            while worker.outstanding >= SLOTS:
+                self._take_answer(worker)
+            if not self.done:
+                worker.open_window(carry=self._held)
+                self._open = True
+        except YaraWorkerError as exc:
+            self._error = exc
+
+    def _send_window(self, worker: YaraWorker) -> None:
+        try:
+            worker.send_window(self._offset, self.file_type, self.size)
+            self._open = False
+            self._scanned_to = self._offset + self._held
+            if self._held == self._window:  # the next window repeats the last `overlap` bytes
+                self._held = min(self._overlap, self._window)
+                self._offset += self._window - self._overlap
+            while not self.done and worker.ready():  # answers already in: no waiting
+                self._take_answer(worker)
+        except YaraWorkerError as exc:
+            self._error = exc
+
     def _scan_full_window(self) -> None:
         parts = self._parts
         self._parts = []
@@ -120,25 +176,13 @@ class StreamedScan:
         self._offset += self._window - self._overlap
 
     def _scan(self, parts: list[bytes], offset: int) -> None:
-        worker = self._worker
-        if worker is None:
-            data = b"".join(parts)
-            del parts[:]  # not held twice while YARA scans
-            try:
-                self._hit = self.ruleset.yara.scan_window(data, offset, self.file_type, self.size)
-            except ScanTimeout as exc:
-                self._timeout = exc
-            return
+        """One window in this process (no worker process): YARA holds the GIL meanwhile."""
+        data = b"".join(parts)
+        del parts[:]  # not held twice while YARA scans
         try:
-            while worker.outstanding >= 2:  # both buffers in use: wait for the older window
-                self._take_answer(worker)
-            if self.done:
-                return
-            worker.send(parts, offset, self.file_type, self.size)  # copied into its buffer
-            while not self.done and worker.ready():  # answers already in: no waiting
-                self._take_answer(worker)
-        except YaraWorkerError as exc:
-            self._error = exc
+            self._hit = self.ruleset.yara.scan_window(data, offset, self.file_type, self.size)
+        except ScanTimeout as exc:
+            self._timeout = exc
 
     def _take_answer(self, worker: YaraWorker) -> None:
         """The next window's answer; once the scan is decided, later answers are only drained."""

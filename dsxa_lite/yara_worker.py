@@ -6,7 +6,8 @@ yara-x's Python binding holds the GIL while it scans (yara-x issue #511): a 16 M
 with the same compiled rules (serialized: no recompile, no drift from the parent's). Windows go
 through two buffers of a ``memfd`` both processes map (a pipe moved only ~650 MB/s here, and a
 memfd is not bounded by a container's small ``/dev/shm``); requests and answers, in window order,
-go through a pipe. The parent fills one buffer while the child scans the other.
+go through a pipe. The parent writes the body's bytes into one buffer as they arrive while the
+child scans the other, so a window is never also held in the parent's own memory.
 Measured: docs/performance.md.
 
 A worker serves one body at a time; :class:`YaraWorkers` keeps up to ``LARGE_SCAN_CONCURRENCY``
@@ -32,6 +33,7 @@ from dsxa_lite.engines.yara import YaraEngine
 
 log = logging.getLogger("dsxa_lite.scan")
 
+SLOTS = 2  # window buffers per worker: the parent fills one while the child scans the other
 START_TIMEOUT_S = 60.0  # a child not serving by then is given up (the rules deserialize in ms)
 
 
@@ -44,7 +46,7 @@ def _serve(conn: Connection, rules_bytes: bytes, timeout_s: int, window_bytes: i
     """The child: scan each window named, answer with its hit (or None)."""
     engine = YaraEngine(yara_x.Rules.deserialize_from(io.BytesIO(rules_bytes)), timeout_s=timeout_s)
     fd = reduction.recv_handle(conn)
-    buffers = mmap.mmap(fd, 2 * window_bytes)
+    buffers = mmap.mmap(fd, SLOTS * window_bytes)
     os.close(fd)
     conn.send(("ready", None))
     while True:
@@ -74,8 +76,8 @@ class YaraWorker:
         yara.rules.serialize_into(serialized)
         fd = os.memfd_create("dsxa-lite-yara-windows")
         try:
-            os.ftruncate(fd, 2 * self.window_bytes)
-            self._buffers = mmap.mmap(fd, 2 * self.window_bytes)
+            os.ftruncate(fd, SLOTS * self.window_bytes)
+            self._buffers = mmap.mmap(fd, SLOTS * self.window_bytes)
             context = multiprocessing.get_context("spawn")  # the parent has threads: never fork it
             self._conn, child = context.Pipe()
             self.process = context.Process(
@@ -93,24 +95,54 @@ class YaraWorker:
         self.broken = False
         self.outstanding = 0  # windows sent, not answered yet (at most 2: one per buffer)
         self._next_slot = 0
+        self._filling: int | None = None  # the buffer a window is being written into
+        self._position = 0  # where its next byte goes (an offset into both buffers' map)
+        self._last_end = 0  # where the window sent last ends in the map
 
-    def send(self, parts: list[bytes], offset: int, file_type: str, size: int) -> None:
-        """Copy a window (``parts``, at most ``window_bytes`` in all) into the free buffer and ask
-        for its scan. The caller takes an answer first when both buffers are in use."""
-        if self.outstanding >= 2:
-            raise RuntimeError("both window buffers are in use: take an answer first")
+    def open_window(self, carry: int = 0) -> None:
+        """Start a window in the free buffer, beginning with the last ``carry`` bytes of the window
+        sent last (the overlap); :meth:`write` adds to it, :meth:`send_window` asks for its scan.
+        The caller takes an answer first when both buffers are in use."""
+        if self.outstanding >= SLOTS:
+            raise RuntimeError("every window buffer is in use: take an answer first")
         if not self._started:
             self._wait_started()
-        slot, self._next_slot = self._next_slot, 1 - self._next_slot
-        position = start = slot * self.window_bytes
-        for part in parts:
-            self._buffers[position : position + len(part)] = part
-            position += len(part)
+        slot = self._filling = self._next_slot
+        start = slot * self.window_bytes
+        if carry:
+            end = self._last_end
+            self._buffers[start : start + carry] = self._buffers[end - carry : end]
+        self._position = start + carry
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Bytes of the open window, straight into the shared buffer (nothing else holds them)."""
+        if self._filling is None:
+            raise RuntimeError("no window is open")
+        end = self._position + len(data)
+        if end > (self._filling + 1) * self.window_bytes:
+            raise ValueError("more bytes than a window holds")
+        self._buffers[self._position : end] = data
+        self._position = end
+
+    def send_window(self, offset: int, file_type: str, size: int) -> None:
+        """Ask for the scan of the open window (at file offset ``offset``; ``size`` the file's)."""
+        slot = self._filling
+        if slot is None:
+            raise RuntimeError("no window is open")
+        self._filling, self._next_slot, self._last_end = None, (slot + 1) % SLOTS, self._position
         try:
-            self._conn.send((slot, position - start, offset, file_type, size))
+            self._conn.send((slot, self._position - slot * self.window_bytes, offset, file_type, size))
         except OSError as exc:
             raise self._died(exc) from None
         self.outstanding += 1
+
+    def send(self, parts: list[bytes], offset: int, file_type: str, size: int) -> None:
+        """One whole window (``parts``, at most ``window_bytes`` in all): copied into the free
+        buffer and sent."""
+        self.open_window()
+        for part in parts:
+            self.write(part)
+        self.send_window(offset, file_type, size)
 
     def ready(self) -> bool:
         """Whether an answer is waiting."""

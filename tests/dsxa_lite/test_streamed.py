@@ -81,6 +81,8 @@ def with_marker(size: int, at: int, marker: bytes = MARKER) -> bytes:
 CASES = {
     "inside the first window": with_marker(3 * WINDOW, 100),
     "across the first boundary (found in the overlap)": with_marker(3 * WINDOW, WINDOW - len(MARKER) // 2),
+    # with a worker, the second boundary's overlap is carried from the second buffer to the first
+    "across the second boundary": with_marker(4 * WINDOW, STEP + WINDOW - len(MARKER) // 2),
     "in the last, partial window": with_marker(5 * WINDOW + 123, 5 * WINDOW + 50),
     "a window ends exactly at the end": with_marker(STEP + WINDOW, STEP + WINDOW - len(MARKER)),
     "smaller than a window": with_marker(WINDOW // 2, 10),
@@ -118,6 +120,20 @@ def test_the_globals_give_the_windows_offset_and_the_whole_files_size(tmp_path: 
     try:
         hit = streamed(rules, data, 5000, worker).result()
         assert hit is not None and hit.name == "At_The_End"
+    finally:
+        worker.close()
+
+
+def test_with_a_worker_the_window_is_written_to_its_buffer_not_held_here() -> None:
+    rules = default_rules()
+    worker = YaraWorker(rules.yara)
+    try:
+        scan = StreamedScan(rules, "Text", 3 * WINDOW, lambda _worker: None, worker)
+        scan.feed([filler(WINDOW // 2)] * 5)  # two windows and a half
+        assert scan._parts == []  # nothing of the body held in this process
+        scan.feed([with_marker(WINDOW // 2, 10)])
+        scan.finish()
+        assert scan.result() is not None
     finally:
         worker.close()
 
