@@ -120,10 +120,6 @@ class StreamedScan:
     def _feed_worker(self, worker: YaraWorker, parts: list[bytes]) -> None:
         """Write the bytes into the worker's window buffer, sending each window once full."""
         for part in parts:
-            if self._open and len(part) < self._window - self._held:  # most parts: inside the window
-                worker.write(part)
-                self._held += len(part)
-                continue
             view = memoryview(part)
             while view:
                 if not self._open:

@@ -136,14 +136,6 @@ class YaraWorker:
             raise self._died(exc) from None
         self.outstanding += 1
 
-    def send(self, parts: list[bytes], offset: int, file_type: str, size: int) -> None:
-        """One whole window (``parts``, at most ``window_bytes`` in all): copied into the free
-        buffer and sent."""
-        self.open_window()
-        for part in parts:
-            self.write(part)
-        self.send_window(offset, file_type, size)
-
     def ready(self) -> bool:
         """Whether an answer is waiting."""
         return self.outstanding > 0 and self._conn.poll(0)
