@@ -9,7 +9,8 @@ default arenas, 169 MB with one arena, for about the same CPU; docs/performance.
 A body streamed through dsxa_lite is also a stream of short-lived buffers of a few hundred KiB
 (uvicorn's received pieces). With glibc's sliding thresholds the heap's freed top is given back to
 the kernel almost at once and faulted in again for the next piece: 118,000-132,000 page faults per
-GiB received instead of 14,000, about 0.2 CPU s per GiB (docs/performance.md).
+GiB received instead of ~50,000 with the thresholds fixed, about 0.25 CPU s per GiB
+(docs/performance.md).
 :func:`keep_freed_heap` fixes both thresholds.
 """
 
