@@ -151,10 +151,8 @@ class StreamedScan:
         try:
             worker.send_window(self._offset, self.file_type, self.size)
             self._open = False
-            self._scanned_to = self._offset + self._held
-            if self._held == self._window:  # the next window repeats the last `overlap` bytes
-                self._held = min(self._overlap, self._window)
-                self._offset += self._window - self._overlap
+            if self._held == self._window:  # else the body's last window: nothing follows it
+                self._next_window()  # the worker carries the overlap into its next buffer
             while not self.done and worker.ready():  # answers already in: no waiting
                 self._take_answer(worker)
         except YaraWorkerError as exc:
@@ -163,12 +161,16 @@ class StreamedScan:
     def _scan_full_window(self) -> None:
         parts = self._parts
         self._parts = []
-        # the next window starts one step further and repeats the last `overlap` bytes
         kept = _tail(parts, self._overlap)
         self._scan(parts, self._offset)
-        self._scanned_to = self._offset + self._window
+        self._next_window()
         self._parts = [kept] if kept else []
-        self._held = len(kept)
+
+    def _next_window(self) -> None:
+        """A full window went to YARA: the next one starts one step further and begins with its
+        last ``overlap`` bytes (kept by the caller)."""
+        self._scanned_to = self._offset + self._window
+        self._held = self._overlap
         self._offset += self._window - self._overlap
 
     def _scan(self, parts: list[bytes], offset: int) -> None:
