@@ -202,11 +202,14 @@ class SyslogSink(Sink):
             sock.close()
 
 
+_DRAIN_READS = 64  # what a collector sends us is dropped, at most this many reads (1 MiB) a check
+
+
 def _peer_closed(sock: socket.socket) -> bool:
     """A syslog collector never writes: a readable socket means it closed (or reset) the connection,
     but for what TLS itself sends (a TLS 1.3 server's session tickets), which is read and dropped."""
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        readable = _readable(sock)
     except (OSError, ValueError):
         return True
     if not readable:
@@ -216,12 +219,22 @@ def _peer_closed(sock: socket.socket) -> bool:
     timeout = sock.gettimeout()
     sock.setblocking(False)
     try:
-        while sock.recv(16384):  # records for us (none expected): dropped
-            pass
-        return True  # end of stream, or the collector's close_notify
+        # records for us (none expected) are dropped; an empty read is the end of the stream or
+        # the collector's close_notify, and a collector that keeps writing is not one that closed
+        return any(not sock.recv(16384) for _ in range(_DRAIN_READS))
     except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
         return False  # only TLS's own records: the connection is alive
     except OSError:
         return True
     finally:
         sock.settimeout(timeout)
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether ``sock`` has something to read, or has closed. ``poll``, not ``select``: a busy process
+    holds sockets numbered past select's 1,024 (it raised for them, so every batch reconnected)."""
+    if not hasattr(select, "poll"):
+        return bool(select.select([sock], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))

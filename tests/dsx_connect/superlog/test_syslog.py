@@ -3,18 +3,25 @@ over UDP, TCP (RFC 6587 octet counting, or LF) and TLS."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import resource
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from dsx_connect.superlog.config import SyslogSettings
-from dsx_connect.superlog.syslog import SyslogFormatter, SyslogSink, structured_data
+from dsx_connect.superlog.syslog import SyslogFormatter, SyslogSink, _peer_closed, structured_data
 from shared.errors import RetryableError
 from shared.models import EventConnector, EventFileInfo, ScanResultEvent, VerdictDetails
 from tests.dsx_connect.superlog.peers import Rsyslog
 from tests.support.emulators import missing
-from tests.support.procs import free_port
+from tests.support.procs import free_port, wait_for
 
 NO_TLS_DRIVER = (
     "rsyslog's TLS driver is not installed: apt-get install rsyslog-openssl (scripts/deps/apt-packages.txt)"
@@ -233,13 +240,44 @@ def test_tls_refuses_a_collector_it_cannot_verify(rsyslog: Rsyslog) -> None:
         sink.send([sink.encode(small_event())])
 
 
+@contextlib.contextmanager
+def sockets_numbered_past(number: int) -> Iterator[None]:
+    """The next files this process opens get numbers above ``number`` (a busy worker's sockets)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = number + 64
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.fail(f"RLIMIT_NOFILE's hard limit {hard} is below {needed}: raise it (ulimit -Hn)")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    held: list[int] = []
+    try:
+        while not held or held[-1] <= number:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 @pytest.mark.integration
-def test_tls_keeps_one_connection_across_batches(rsyslog: Rsyslog, certs: Any) -> None:
+@pytest.mark.parametrize("high_fd", [False, True], ids=["low-fd", "fd-past-1024"])
+def test_tls_keeps_one_connection_across_batches(rsyslog: Rsyslog, certs: Any, high_fd: bool) -> None:
     """A TLS 1.3 collector sends session tickets after the handshake: the socket reads as readable,
     which for a plain-TCP collector means it closed. The sink reads past them and keeps the
-    connection (it reconnected before every batch, and waited on each close)."""
+    connection (it reconnected before every batch, and waited on each close). So it does with a
+    socket numbered past 1,024, which ``select`` refused (every batch reconnected, and the old
+    connection ended in a reset)."""
     if not rsyslog.driver:
         missing(NO_TLS_DRIVER)
+    with sockets_numbered_past(1024) if high_fd else contextlib.nullcontext():
+        numbers = _send_three_batches_on_one_connection(rsyslog, certs)
+    assert len(numbers) == 1
+    assert (min(numbers) > 1024) is high_fd
+
+
+def _send_three_batches_on_one_connection(rsyslog: Rsyslog, certs: Any) -> set[int]:
+    """Three batches over TLS, each read by rsyslog: one connection; returns its socket's numbers."""
     before = len(rsyslog.lines("tls"))
     settings = {"port": rsyslog.ports["tls"], "transport": "tls", "tls_ca_file": str(certs.ca)}
     sink = SyslogSink(SyslogSettings.model_validate({"host": "127.0.0.1", "format": "json"} | settings))
@@ -250,10 +288,13 @@ def test_tls_keeps_one_connection_across_batches(rsyslog: Rsyslog, certs: Any) -
         return connect()
 
     sink._connect = counted  # type: ignore[method-assign]
+    numbers: set[int] = set()
     try:
         for n in range(3):
             sink.send([sink.encode(small_event(scan_request_id=f"tls-{n}"))])
             rsyslog.wait_lines("tls", before + n + 1)  # the collector's tickets have arrived by now
+            assert sink._sock is not None
+            numbers.add(sink._sock.fileno())
     finally:
         sink.close()
     lines = rsyslog.lines("tls")[before:]
@@ -263,3 +304,47 @@ def test_tls_keeps_one_connection_across_batches(rsyslog: Rsyslog, certs: Any) -
         "tls-2",
     ]
     assert len(connects) == 1
+    return numbers
+
+
+@pytest.mark.integration
+def test_a_tls_collector_that_writes_to_the_sink_is_still_connected(certs: Any) -> None:
+    """A collector has nothing to say, but one that writes anyway (without pause here) is read and
+    dropped, a bounded amount per check (at most ``_DRAIN_READS`` reads, so a check always ends), and
+    its connection is kept; once it closes, the next check sees it."""
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(certs.cert, certs.key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop, writing = threading.Event(), threading.Event()
+
+    def serve() -> None:
+        raw, _ = listener.accept()
+        with server_ctx.wrap_socket(raw, server_side=True) as conn:
+            conn.settimeout(1)
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"x" * 16384)
+                except TimeoutError:
+                    continue  # the sink reads only when it checks
+                except OSError:
+                    return
+                writing.set()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    settings = {"port": listener.getsockname()[1], "transport": "tls", "tls_ca_file": str(certs.ca)}
+    sink = SyslogSink(SyslogSettings.model_validate({"host": "127.0.0.1", "format": "json"} | settings))
+    try:
+        sock = sink._socket()
+        assert writing.wait(30)
+        for _ in range(5):
+            assert not _peer_closed(sock)
+        assert sink._socket() is sock  # kept
+        stop.set()
+        server.join(10)
+        assert not server.is_alive()
+        wait_for(lambda: _peer_closed(sock), timeout=10, what="the collector's close seen")
+    finally:
+        stop.set()
+        sink.close(graceful=False)
+        listener.close()
