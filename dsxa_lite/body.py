@@ -134,7 +134,7 @@ async def receive_body(
             if size > max_size:
                 too_large = True
                 if flushing is not None:
-                    await flushing
+                    await asyncio.shield(flushing)
                     flushing = None
                 for part in parts:  # not hashed yet
                     digest.update(part)
@@ -168,7 +168,7 @@ async def receive_body(
                 if flushing is not None:
                     if streamed is not None and not flushing.done() and pending_size < STREAM_SLACK_BYTES:
                         continue  # YARA is scanning a window meanwhile: keep receiving
-                    await flushing
+                    await asyncio.shield(flushing)
                 if streamed is not None:
                     flushing = _hash_and_feed(loop, digest, streamed, parts)
                 elif spool is not None:
@@ -176,19 +176,27 @@ async def receive_body(
                 parts = []
                 pending_size = 0
         if flushing is not None:
-            await flushing
+            await asyncio.shield(flushing)
             flushing = None
         if spool is not None and parts:
             await anyio.to_thread.run_sync(_hash_and_write, digest, spool, parts)
             parts = []
         if streamed is not None:
             if parts:
-                await _hash_and_feed(loop, digest, streamed, parts)
+                flushing = _hash_and_feed(loop, digest, streamed, parts)
+                await asyncio.shield(flushing)
+                flushing = None
                 parts = []
             await anyio.to_thread.run_sync(streamed.finish)
     except BaseException:
-        if flushing is not None:  # let the thread finish with the spool before it is closed
+        # Let the threads finish with the spool or the YARA worker before it is closed or handed
+        # back to the next body. Each wait above is shielded: a cancelled request (a client gone,
+        # a shutdown) cancels the wait, not the work, so ``flushing`` ends when the threads do; a
+        # cancelled executor future would end at once while its thread kept writing.
+        if flushing is not None:
             await asyncio.shield(asyncio.wait([flushing]))
+            if flushing.done() and not flushing.cancelled():
+                flushing.exception()  # retrieved: the error that ends the request is the one raised
         if spool is not None:
             spool.close()
         if streamed is not None:

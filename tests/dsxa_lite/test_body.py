@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+import threading
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
@@ -127,3 +129,51 @@ def test_base64_without_final_padding_is_accepted() -> None:
 def test_bad_base64_is_refused(parts: list[bytes]) -> None:
     with pytest.raises(BadBody, match="invalid base64"):
         decode(parts)
+
+
+def test_a_cancelled_request_closes_its_streamed_scan_only_once_the_feeding_thread_is_done() -> None:
+    """A request cancelled while a batch is being fed to YARA (its client gone, a shutdown) closes its
+    streamed scan, which hands the YARA worker to the next body, only after the feeding thread has
+    finished with it. A cancelled executor future ends at once while its thread goes on writing: the
+    next body would have shared the worker's buffers with it, and a match could be missed."""
+    events: list[str] = []
+    feeding, release, sent = threading.Event(), threading.Event(), threading.Event()
+
+    class RecordingScan:
+        def feed(self, parts: list[bytes]) -> None:
+            events.append("feed")
+            feeding.set()
+            release.wait(30)
+            events.append("fed")
+
+        def finish(self) -> None:
+            events.append("finish")
+
+        def close(self) -> None:
+            events.append("close")
+
+    async def two_batches() -> AsyncIterator[bytes]:
+        yield b"x" * (1 << 20)
+        yield b"y" * (1 << 20)  # past the threshold: the scan is fed from here on
+        sent.set()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(
+            receive_body(
+                two_batches(), max_size=1 << 30, spool_threshold=1 << 20, stream=lambda head: RecordingScan()
+            )
+        )
+        try:
+            assert await loop.run_in_executor(None, feeding.wait, 30)
+            assert await loop.run_in_executor(None, sent.wait, 30)  # the body is in: it waits for the feed
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=0.5)
+            assert not done and events == ["feed"]  # the request waits for its thread: nothing closed
+        finally:
+            release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert events == ["feed", "fed", "close"]
+
+    asyncio.run(scenario())
