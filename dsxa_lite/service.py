@@ -212,8 +212,13 @@ class ScanService:
         if file_type in self._unpacked:
             return None
         self._streaming += 1
-        worker = self._yara_workers.take(ruleset.yara)
-        return StreamedScan(ruleset, file_type, declared_size, self._stream_ended, worker)
+        worker = None
+        try:
+            worker = self._yara_workers.take(ruleset.yara)
+            return StreamedScan(ruleset, file_type, declared_size, self._stream_ended, worker)
+        except BaseException:  # the slot back, or after this many failures nothing would stream again
+            self._stream_ended(worker)
+            raise
 
     def _stream_ended(self, worker: YaraWorker | None) -> None:
         self._streaming -= 1

@@ -109,3 +109,33 @@ def test_engine_failure_is_a_scan_failed_without_the_original_traceback() -> Non
         scanner.scan(body(b"anything"))
     # nothing links back to the frames (and the thread's yara_x.Scanner) of the failure
     assert raised.value.__context__ is None and raised.value.__cause__ is None
+
+
+def test_a_worker_that_fails_to_start_gives_its_streaming_slot_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A YARA worker that cannot start for a reason other than the platform's (an OSError turns
+    streaming in-process) fails that request only: its slot is given back, so later bodies still
+    stream (each failure used to keep a slot, and after ``large_scan_concurrency`` of them nothing
+    streamed again)."""
+    scanner = service(large_scan_concurrency=1)
+    head = filler(4096)
+
+    def cannot_start(*_: object, **__: object) -> None:
+        raise RuntimeError("spawn failed")
+
+    monkeypatch.setattr("dsxa_lite.yara_worker.YaraWorker.__init__", cannot_start)
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="spawn failed"):
+            scanner.stream_scan(head, 64 << 20)
+    monkeypatch.undo()
+    try:
+        scan = scanner.stream_scan(head, 64 << 20)
+        assert scan is not None
+        try:
+            assert scanner.stream_scan(head, 64 << 20) is None  # the one slot is this scan's
+        finally:
+            scan.close()
+        again = scanner.stream_scan(head, 64 << 20)
+        assert again is not None
+        again.close()
+    finally:
+        scanner.close()  # its idle YARA worker
