@@ -17,8 +17,17 @@ MAX_DONE_BIT = 1 << 26
 
 
 def done_bit(job_item_id: str | None) -> int:
-    """The item's bit in its job's bitmap, or 0 when it has none (it keeps a tombstone key)."""
-    if not job_item_id or not (job_item_id.isascii() and job_item_id.isdigit()) or len(job_item_id) > 9:
+    """The item's bit in its job's bitmap, or 0 when it has none (it keeps a tombstone key).
+
+    Only a position written as a number is (``"7"``, never ``"07"``): two ids one bit would make
+    the second item look finished when the first is, so it would never be scanned and its job never
+    complete."""
+    if (
+        not job_item_id
+        or not (job_item_id.isascii() and job_item_id.isdigit())
+        or len(job_item_id) > 9
+        or job_item_id[0] == "0"
+    ):
         return 0
     position = int(job_item_id)
     return position if 0 < position <= MAX_DONE_BIT else 0

@@ -106,7 +106,7 @@ def test_skipped_items_of_a_cancelled_job_are_marked_by_their_bit(client: redis.
 @pytest.mark.parametrize(
     ("job_item_id", "bit"),
     [("1", 1), ("42", 42), (str(MAX_DONE_BIT), MAX_DONE_BIT), (str(MAX_DONE_BIT + 1), 0), ("0", 0),
-     ("-3", 0), ("abc", 0), ("²", 0), ("", 0), (None, 0), ("1" * 40, 0)],
+     ("-3", 0), ("abc", 0), ("²", 0), ("", 0), (None, 0), ("1" * 40, 0), ("07", 0), ("00", 0)],
 )  # fmt: skip
 def test_only_a_bounded_numeric_position_gets_a_bit(job_item_id: str | None, bit: int) -> None:
     assert done_bit(job_item_id) == bit

@@ -586,6 +586,24 @@ def test_triage_reads_each_jobs_done_bits_for_interleaved_items_of_two_jobs(clie
     assert jobs.triage(tasks)[0] == {"r2", "r3", "r8", "t"}
 
 
+def test_two_items_whose_positions_read_as_one_number_are_two_items(client: redis.Redis) -> None:
+    """A connector's ids "7" and "07" are two items: storing one must not make the other look
+    finished (they shared a bit: the other was never scanned, and its job never completed)."""
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1")
+    tasks = [
+        ScanTask(id=f"r{n}", connector_uuid="c1", location=f"f{n}", job_id=job_id, job_item_id=item)
+        for n, item in enumerate(["7", "07"])
+    ]
+    jobs.record_accepted(tasks, ttl_s=600)
+    results.store_many([event(0, job=job_id)], ["7"])
+    assert jobs.triage(tasks)[0] == {"r0"}
+    results.store_many([event(1, job=job_id)], ["07"])
+    assert jobs.triage(tasks)[0] == {"r0", "r1"}
+    job = jobs.get(job_id)
+    assert job is not None and job["enqueued"] == job["processed"] == 2 and job["not_yet_scanned"] == 0
+
+
 def test_only_the_newest_copy_of_an_item_sent_again_is_scanned(client: redis.Redis) -> None:
     """The sweep numbers each copy it sends; the copies still queued are superseded, so copies sent
     while a long queue drains replace one another instead of piling up."""
