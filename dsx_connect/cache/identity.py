@@ -6,8 +6,10 @@ answers no identity (a real DSXA, as far as its documented routes go) gets none,
 identity nothing is served from the cache.
 
 A worker process asks ``/version`` at most once per ``identity_ttl_s`` (one small GET, not one per
-batch), and adopts at once the identity a scan answer carries when it differs: a rules reload is
+batch), and asks again at once when a scan answer carries another identity: a rules reload is
 noticed by the first item scanned after it, or within ``identity_ttl_s`` when every item was a hit.
+The answer's identity is not taken as is: a late answer of the rules before a reload would bring
+the old identity back, and a scanner whose ``/version`` names none must not get one from its answers.
 """
 
 from __future__ import annotations
@@ -73,8 +75,10 @@ class ScannerIdentity:
             return self._value
         try:
             value = identity_of(self._fetch())
-        except (httpx.HTTPError, ValueError) as exc:
-            log.info("scanner identity unknown (%s): the scan cache is off until it answers", exc)
+        except (
+            Exception
+        ) as exc:  # whatever the probe raises (a bad URL too) means unknown: never fails a scan
+            log.info("scanner identity unknown (%r): the scan cache is off until it answers", exc)
             value = None
         if value != self._value:
             log.info("scanner identity now %r (was %r)", value, self._value)
@@ -82,7 +86,9 @@ class ScannerIdentity:
         return value
 
     def observe(self, identity: str | None) -> None:
-        """A scan answer's identity: newer than any probe, adopted at once when it differs."""
-        if identity and identity != self._value:
-            log.info("scanner identity changed in a scan answer: %r (was %r)", identity, self._value)
-            self._value, self._at = identity, self._clock()
+        """A scan answer's identity: when it differs from the known one, the next :meth:`current`
+        asks the scanner again instead of waiting for the TTL. Nothing changes for a scanner
+        without an identity: its answers' ``engine_version`` (a build, not its rules) serves nothing."""
+        if identity and self._value is not None and identity != self._value and self._at is not None:
+            log.info("scanner identity %r in a scan answer (known: %r): asking again", identity, self._value)
+            self._at = None

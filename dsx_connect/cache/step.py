@@ -21,7 +21,7 @@ from dsx_connect.state.scan_cache import RedisIndex
 from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import ScanConfig
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
-from shared.models import ScanTask
+from shared.models import DsxaVerdict, ScanTask
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,11 @@ class ScanCache:
             task, ref = items[i]
             if task.job_id not in forced and fresh(entry, task.item_version, identity):
                 assert entry is not None
-                verdict = cached_verdict(entry, identity)
+                try:
+                    verdict = cached_verdict(entry, identity)
+                except Exception as exc:  # an entry this version cannot read (damaged, older): a miss
+                    log.warning("scan cache: unreadable entry for %s, scanned: %r", task.location, exc)
+                    continue
                 hit[i] = ItemOutcome(
                     task=task, connector=ref, verdict=verdict, item_version=task.item_version
                 )
@@ -61,9 +65,13 @@ class ScanCache:
             return [], items
         return list(hit.values()), [item for i, item in enumerate(items) if i not in hit]
 
-    def remember(self, outcomes: list[ItemOutcome]) -> None:
-        """Record the batch's fresh Benign/Malicious verdicts under the identity that gave them."""
-        entries = []
+    def remember(self, outcomes: list[ItemOutcome], scanned_under: str | None = None) -> None:
+        """Record the batch's fresh Benign/Malicious verdicts under the identity that gave them: the
+        one its answer carries, else ``scanned_under`` (the identity known before the batch was
+        scanned). Only under the scanner's identity as it is now: an answer of rules since replaced,
+        an answer without one whose rules may have changed meanwhile, and anything from a scanner
+        without an identity are not recorded."""
+        scanned: list[tuple[ItemOutcome, DsxaVerdict, str]] = []
         for outcome in outcomes:
             verdict = outcome.verdict
             if verdict is None or outcome.error is not None or outcome.item_version is None:
@@ -74,13 +82,20 @@ class ScanCache:
             answered = extra.get("engine_version")
             if isinstance(answered, str) and answered:
                 self.identity.observe(answered)
-                identity: str | None = answered
-            else:
-                identity = self.identity.current()
-            if identity is None:
-                continue
-            key = (outcome.task.connector_uuid, outcome.task.location)
-            entries.append((key, Entry.of(outcome.item_version, identity, verdict)))
+                scanned.append((outcome, verdict, answered))
+            elif scanned_under is not None:
+                scanned.append((outcome, verdict, scanned_under))
+        if not scanned:
+            return
+        now = self.identity.current()  # asked again if an answer named another identity
+        entries = [
+            (
+                (outcome.task.connector_uuid, outcome.task.location),
+                Entry.of(outcome.item_version, identity, verdict),
+            )
+            for outcome, verdict, identity in scanned
+            if identity == now and outcome.item_version is not None
+        ]
         if not entries:
             return
         try:

@@ -76,9 +76,11 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
             to_scan.append((task, found))
 
     cache = scan_cache(ctx) if to_scan else None
+    scanned_under = None  # the scanner's identity before these items are scanned
     if cache is not None:  # unchanged items: neither read nor scanned (dsx_connect/cache)
         hits, to_scan = cache.split(to_scan)
         outcomes.extend(hits)
+        scanned_under = cache.identity.current() if to_scan else None
 
     breaker = ctx.breaker.state()
     probing = breaker.state == "half_open" and bool(to_scan) and ctx.breaker.take_probe()
@@ -144,7 +146,7 @@ def run_scan_batch(ctx: WorkerContext, tasks: list[ScanTask], dispatch: Dispatch
 
     ctx.dead_letters.add_many(dead)
     if cache is not None:
-        cache.remember(outcomes)
+        cache.remember(outcomes, scanned_under)
     for delay, items in retry.items():
         dispatch.rescan(items, delay)
     verdict_counts = Counter(o.verdict.verdict if o.verdict else "failed" for o in outcomes)

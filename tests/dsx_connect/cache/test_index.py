@@ -94,9 +94,14 @@ def test_a_hit_records_the_stored_verdict_marked_cached_under_the_current_identi
 
 
 @pytest.mark.unit
-def test_identity_is_asked_once_per_ttl_and_a_scan_answer_overrides_it_at_once() -> None:
+def test_identity_is_asked_once_per_ttl_and_again_at_once_when_an_answer_names_another() -> None:
     now = [100.0]
-    answers: list[object] = [{"identity": "A"}, {"identity": "B"}, {"engine_version": "no identity"}]
+    answers: list[object] = [
+        {"identity": "A"},
+        {"identity": "B"},
+        {"identity": "B"},
+        {"engine_version": "4.1"},
+    ]
     calls: list[int] = []
 
     def fetch() -> object:
@@ -105,12 +110,18 @@ def test_identity_is_asked_once_per_ttl_and_a_scan_answer_overrides_it_at_once()
 
     identity = ScannerIdentity(fetch, ttl_s=5.0, clock=lambda: now[0])
     assert identity.current() == "A" and identity.current() == "A" and len(calls) == 1
-    identity.observe("C")  # a scan answer after a reload
-    assert identity.current() == "C" and len(calls) == 1
-    now[0] += 6
+    identity.observe("A")
+    assert identity.current() == "A" and len(calls) == 1
+    # another identity in a scan answer (a reload, or a late answer of the rules before one): the
+    # scanner is asked again at once, the answer's identity is not taken as is
+    identity.observe("C")
     assert identity.current() == "B" and len(calls) == 2
     now[0] += 6
+    assert identity.current() == "B" and len(calls) == 3
+    now[0] += 6
     assert identity.current() is None  # a scanner without an identity: nothing served from cache
+    identity.observe("4.1")  # its answers' engine_version does not give it one
+    assert identity.current() is None and len(calls) == 4
 
 
 @pytest.mark.unit
@@ -184,7 +195,8 @@ def task(n: int, job: str, version: str | None = "v1") -> tuple[ScanTask, Connec
 def test_split_serves_unchanged_items_and_remember_keeps_only_clean_or_malicious_verdicts(
     store: RedisIndex | SqlIndex, client: redis.Redis
 ) -> None:
-    identity = ScannerIdentity(lambda: {"identity": "id-1"}, ttl_s=60)
+    probe = {"identity": "id-1"}
+    identity = ScannerIdentity(lambda: probe, ttl_s=60)
     cache = ScanCache(ScanCacheSettings(), store, identity)
     job = JobStore(client).create("c1")
     scanned = [
@@ -200,11 +212,13 @@ def test_split_serves_unchanged_items_and_remember_keeps_only_clean_or_malicious
     assert [t.location for t, _ in rest] == ["f3.txt", "f4.txt", "f5.txt", "f6.txt"]
     malicious = hits[1]
     assert malicious.needs_action(["Malicious"]) and malicious.item_version == "v1"  # acted on again
-    # a new identity (a rules reload seen in a scan answer): nothing is fresh any more
+    # a new identity (a rules reload seen in a scan answer, then asked): nothing is fresh any more
+    probe["identity"] = "id-2"
     identity.observe("id-2")
     assert cache.split(rescan)[0] == []
     # force: the job's items are all scanned
     forced = JobStore(client).create("c1", force=True)
+    probe["identity"] = "id-1"
     identity.observe("id-1")
     assert cache.split([task(1, forced)])[0] == []
 
@@ -274,3 +288,77 @@ def test_a_damaged_sql_entry_is_a_miss_and_never_fails_the_split(client: redis.R
     hits, rest = cache.split([task(1, job), task(2, job)])
     assert [h.task.location for h in hits] == ["f1.txt"] and [t.location for t, _ in rest] == ["f2.txt"]
     engine.dispose()
+
+
+def _outcome(n: int, job: str, answered: str | None) -> ItemOutcome:
+    t, ref = task(n, job)
+    return ItemOutcome(task=t, connector=ref, verdict=verdict("Benign", answered), item_version="v1")
+
+
+@pytest.mark.integration
+def test_a_scanner_without_an_identity_is_served_nothing_whatever_its_answers_carry(
+    client: redis.Redis,
+) -> None:
+    """A real DSXA: ``/version`` names no identity, its answers carry an ``engine_version`` (a build,
+    which a rules or model update may keep). Nothing is recorded or served (an answer once made the
+    identity known, and every later batch was served until the TTL ran out)."""
+    store = RedisIndex(client, 1000)
+    cache = ScanCache(ScanCacheSettings(), store, ScannerIdentity(lambda: {"version": "4.1"}, ttl_s=60))
+    job = JobStore(client).create("c1")
+    assert cache.split([task(1, job)])[0] == []
+    cache.remember([_outcome(1, job, "4.1")], scanned_under=None)
+    assert cache.split([task(1, job)])[0] == []
+    assert store.lookup([("c1", "f1.txt")], [job])[0] == [None]
+
+
+@pytest.mark.integration
+def test_an_answer_of_rules_since_replaced_neither_brings_them_back_nor_is_recorded(
+    client: redis.Redis,
+) -> None:
+    """A batch scanned across a reload holds answers of both rule sets, in item order. The old
+    rules' answer must not make the old identity current again (it did: its entries were served
+    until the TTL ran out), and only what the current rules answered is recorded."""
+    probe = {"identity": "new"}
+    store = RedisIndex(client, 1000)
+    cache = ScanCache(ScanCacheSettings(), store, ScannerIdentity(lambda: probe, ttl_s=60))
+    job = JobStore(client).create("c1")
+    assert cache.identity.current() == "new"
+    cache.remember([_outcome(1, job, "new"), _outcome(2, job, "old")], scanned_under="old")
+    assert cache.identity.current() == "new"
+    hits, rest = cache.split([task(1, job), task(2, job)])
+    assert [h.task.location for h in hits] == ["f1.txt"] and [t.location for t, _ in rest] == ["f2.txt"]
+    assert store.lookup([("c1", "f2.txt")], [job])[0] == [None]
+
+
+@pytest.mark.integration
+def test_an_answer_without_an_identity_is_recorded_only_if_the_rules_did_not_change_meanwhile(
+    client: redis.Redis,
+) -> None:
+    probe = {"identity": "before"}
+    cache = ScanCache(ScanCacheSettings(), RedisIndex(client, 1000), ScannerIdentity(lambda: probe, ttl_s=0))
+    job = JobStore(client).create("c1")
+    probe["identity"] = "after"  # a reload while the batch was scanned
+    cache.remember([_outcome(1, job, None)], scanned_under="before")
+    assert cache.split([task(1, job)])[0] == []
+    cache.remember([_outcome(1, job, None)], scanned_under="after")
+    assert [h.task.location for h in cache.split([task(1, job)])[0]] == ["f1.txt"]
+
+
+@pytest.mark.integration
+def test_an_entry_this_version_cannot_read_and_a_probe_that_raises_are_misses(client: redis.Redis) -> None:
+    """The cache never fails a scan: an entry whose verdict no longer validates is scanned again
+    (the batch's other items still served), and a version URL httpx refuses means no identity."""
+    store = RedisIndex(client, 1000)
+    cache = ScanCache(ScanCacheSettings(), store, ScannerIdentity(lambda: {"identity": "id-1"}, ttl_s=60))
+    job = JobStore(client).create("c1")
+    good = entry()
+    unreadable = {**good.verdict, "protected_entity": "yes"}  # an int field: another model version's entry
+    bad = Entry(good.version, good.sha256, good.identity, unreadable, good.at)
+    store.record([(("c1", "f1.txt"), good), (("c1", "f2.txt"), bad)])
+    hits, rest = cache.split([task(1, job), task(2, job)])
+    assert [h.task.location for h in hits] == ["f1.txt"] and [t.location for t, _ in rest] == ["f2.txt"]
+
+    def bad_url() -> object:
+        return httpx.get("http://[::1/version")
+
+    assert ScannerIdentity(bad_url, ttl_s=60).current() is None

@@ -53,7 +53,8 @@ def test_unchanged_items_without_an_action_are_stored_and_the_rest_is_left_to_sc
         ScanCacheSettings(), RedisIndex(client, 1000), ScannerIdentity(lambda: {"identity": "i1"}, 60)
     )
     first = jobs.create("c1")
-    cache.remember([scanned(1, first, "Benign"), scanned(2, first, "Malicious"), scanned(3, first, "Benign")])
+    items = [scanned(1, first, "Benign"), scanned(2, first, "Malicious"), scanned(3, first, "Benign")]
+    cache.remember(items, scanned_under="i1")  # answers without an identity: the probe's before the scan
     stored: list[list[ItemOutcome]] = []
 
     rescan = jobs.create("c1")
@@ -102,7 +103,7 @@ def test_a_paused_cancelled_or_forced_job_gets_no_fast_path(client: redis.Redis)
     cache = ScanCache(
         ScanCacheSettings(), RedisIndex(client, 1000), ScannerIdentity(lambda: {"identity": "i1"}, 60)
     )
-    cache.remember([scanned(1, jobs.create("c1"), "Benign")])
+    cache.remember([scanned(1, jobs.create("c1"), "Benign")], scanned_under="i1")
     sent: list[list[ItemOutcome]] = []
     paused, cancelled, forced = jobs.create("c1"), jobs.create("c1"), jobs.create("c1", force=True)
     jobs.transition(paused, "pause")
@@ -120,7 +121,7 @@ def test_an_unknown_scanner_identity_serves_nothing(client: redis.Redis) -> None
     known = ScanCache(
         ScanCacheSettings(), RedisIndex(client, 1000), ScannerIdentity(lambda: {"identity": "i1"}, 60)
     )
-    known.remember([scanned(1, jobs.create("c1"), "Benign")])
+    known.remember([scanned(1, jobs.create("c1"), "Benign")], scanned_under="i1")
 
     def unreachable() -> object:
         raise ValueError("no /version")
