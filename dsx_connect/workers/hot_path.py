@@ -125,7 +125,7 @@ def _versions_of(header: str | None, count: int) -> list[str | None]:
         return [None] * count
     try:
         values = json.loads(header)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a header of nested brackets
         return [None] * count
     if not isinstance(values, list) or len(values) != count:
         return [None] * count

@@ -32,6 +32,7 @@ import httptools
 HIGH_WATER = 1 << 20  # stop reading from the socket once this much response body waits unread
 LOW_WATER = HIGH_WATER // 4
 KEEPALIVE_S = 30.0  # an idle connection older than this is closed instead of reused
+MAX_HEAD_BYTES = 64 * 1024  # an answer's status line and headers: more is refused (a hostile peer)
 
 
 class HttpClientError(OSError):
@@ -126,6 +127,10 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.idle_since = 0.0
+        # a request was sent and its answer is not complete: an answer at any other time (a peer's
+        # extra response, sent early or while the connection was idle) is an error, never the
+        # answer to the next request (which would give an item another item's verdict)
+        self.expecting = False
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
@@ -143,6 +148,7 @@ class _Connection(asyncio.Protocol):
         self._until_eof = False
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
+        self._head_bytes = 0
 
     # ---- asyncio.Protocol
 
@@ -154,8 +160,14 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(ProtocolError(f"malformed HTTP response: {exc}"))
+            cause = exc.__context__ if isinstance(exc.__context__, ProtocolError) else None
+            self._fail(cause or ProtocolError(f"malformed HTTP response: {exc}"))
             self.close()
+        if not self.headers_done and not self.closed:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(ProtocolError(f"answer headers longer than {MAX_HEAD_BYTES} bytes"))
+                self.close()
         if self._buffered >= HIGH_WATER and not self._reading_paused and self.transport is not None:
             self._reading_paused = True
             self.transport.pause_reading()
@@ -166,8 +178,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.headers_done and self._until_eof and not self.complete:
-            self.complete = True  # a body delimited by the end of the connection
+        if self.headers_done and self._until_eof and not self.complete and exc is None:
+            self.complete = True  # a body delimited by the end of the connection (not by a reset)
         elif not self.complete:
             why = f": {exc}" if exc else ""
             self._fail(ConnectionClosed(f"connection closed before the answer was complete{why}"))
@@ -184,6 +196,12 @@ class _Connection(asyncio.Protocol):
             self._drain.set_result(None)
 
     # ---- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        if not self.expecting or self.complete:
+            raise ProtocolError(
+                "an answer the connection was not waiting for (a second or unrequested response)"
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers[name.lower()] = value
@@ -209,6 +227,7 @@ class _Connection(asyncio.Protocol):
         if not self.headers_done:  # the end of an interim answer
             return
         self.complete = True
+        self.expecting = False
         self.keep_alive = self._parser.should_keep_alive()
 
     # ---- used by the pool and the response
@@ -397,6 +416,7 @@ class HttpPool:
         key = (url.https, url.host, url.port, id(ssl_ctx))
         while True:
             conn = await self._acquire(key, url, ssl_ctx, connect_timeout, resolve)
+            conn.expecting = True
             try:
                 if isinstance(body, bytes):
                     conn.write(head, body)
@@ -446,8 +466,8 @@ class HttpPool:
         now = loop.time()
         while idle:
             conn = idle.pop()
-            if conn.closed or now - conn.idle_since > self._keepalive_s:
-                conn.close()
+            if conn.closed or conn.received_any or now - conn.idle_since > self._keepalive_s:
+                conn.close()  # received_any: the peer wrote to an idle connection (closed too)
                 continue
             return conn
         async with asyncio.timeout(timeout):

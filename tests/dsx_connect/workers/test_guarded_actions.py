@@ -72,6 +72,7 @@ def test_read_files_versions_header_is_one_entry_per_item_or_ignored() -> None:
     assert hot_path._versions_of("not json", 2) == [None, None]
     assert hot_path._versions_of(None, 1) == [None]
     assert hot_path._versions_of('["' + "x" * 300 + '"]', 1) == [None]  # past MAX_VERSION_CHARS
+    assert hot_path._versions_of("[" * 100_000, 2) == [None, None]  # nested past the parser's depth
     assert ITEM_VERSIONS_HEADER == "X-Item-Versions"
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -104,6 +106,13 @@ async def serve(
             if not writer.transport.is_closing():
                 writer.transport.abort()
         await server.wait_closed()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for ``condition``, checking between loop iterations."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 (a connection's state: nothing to await on)
+            await asyncio.sleep(0.005)
 
 
 def answer(body: bytes, status: int = 200, extra: str = "") -> bytes:
@@ -322,4 +331,84 @@ async def test_tls_is_verified_against_the_given_authority(tmp_path: Path) -> No
         async with await pool.request("POST", url, {}, b"lab", ssl_option=False) as resp:  # verification off
             assert resp.status == 200
             await resp.read()
+    pool.close()
+
+
+@pytest.mark.timeout(60)
+async def test_an_extra_response_is_never_the_answer_to_another_request() -> None:
+    """A buggy scanner or a proxy in front of it writes a second complete response: right behind
+    the first (the same write), or onto the idle connection before the next request. Either was
+    read as the next request's answer, so every later item on that connection got the previous
+    item's verdict. Each request gets its own answer; the polluted connection is dropped."""
+    extra = answer(b"EVIL")
+    polluted = asyncio.Event()
+
+    served = [0]  # requests answered, over every connection
+
+    async def polluting(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        while (req := await requests.next()) is not None:
+            served[0] += 1
+            n = served[0]
+            if n == 1:
+                writer.write(answer(bytes(req.body)) + extra)  # a second answer in the same write
+            elif n == 2:
+                writer.write(answer(bytes(req.body)))
+                await writer.drain()
+                writer.write(extra)  # onto the connection the client keeps for its next request
+                await writer.drain()
+                polluted.set()
+            else:
+                writer.write(answer(bytes(req.body)))
+            await writer.drain()
+
+    pool = HttpPool()
+    async with serve(polluting) as (base, accepted):
+        url = target(base + "/")
+        got = []
+        for n in range(4):
+            body = f"item-{n}".encode()
+            async with await pool.request("POST", url, {}, body) as resp:
+                got.append(await resp.read())
+            if n == 1:  # the extra answer has reached the idle connection before the next request
+                await polluted.wait()
+                kept = [conn for conns in pool._idle.values() for conn in conns]
+                await until(lambda kept=kept: all(conn.received_any or conn.closed for conn in kept))
+        assert got == [b"item-0", b"item-1", b"item-2", b"item-3"]
+        assert len(accepted) >= 2  # the polluted connections were not reused
+    pool.close()
+
+
+async def test_answer_headers_past_the_bound_are_refused() -> None:
+    """A peer sending endless headers is cut off at ``MAX_HEAD_BYTES`` (plus one read), not held
+    whole in the worker's memory."""
+
+    async def endless_headers(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Big: ")
+        for _ in range(64):  # 4 MiB of one header value, unless the client hangs up first
+            writer.write(b"a" * 65536)
+            await writer.drain()
+
+    pool = HttpPool()
+    async with serve(endless_headers) as (base, _):
+        with pytest.raises(ProtocolError, match="headers longer than"):
+            await pool.request("POST", target(base + "/"), {}, b"x", read_timeout=10)
+    pool.close()
+
+
+async def test_a_close_delimited_answer_cut_by_a_reset_is_not_complete() -> None:
+    async def reset_mid_body(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart of the")
+        await writer.drain()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST: the end of a cut connection, not of the body
+
+    pool = HttpPool()
+    async with serve(reset_mid_body) as (base, _):
+        resp = await pool.request("POST", target(base + "/"), {}, b"x", read_timeout=10)
+        with pytest.raises(ConnectionClosed):
+            async with resp:
+                await resp.read()
     pool.close()
