@@ -18,6 +18,7 @@ from connectors.filesystem.settings import FilesystemSettings
 from connectors.filesystem.version import __version__
 from shared.connector import (
     SMALL_ITEM_BYTES,
+    STREAM_CHUNK_BYTES,
     Connector,
     Item,
     ItemChangedError,
@@ -145,9 +146,13 @@ class FilesystemConnector(Connector[FilesystemSettings]):
             version = file_version(info)
             if info.st_size <= SMALL_ITEM_BYTES:
                 return ItemContent(size=info.st_size, data=_read_all(fd, info.st_size), version=version)
+            # streamed from this very open file: the path opened again could be another file by
+            # then (renamed over), whose bytes would be scanned and recorded under this version
+            chunks, fd = _FileChunks(fd, info.st_size), -1
+            return ItemContent(size=info.st_size, chunks=chunks, version=version, exact=True)
         finally:
-            os.close(fd)
-        return ItemContent(size=info.st_size, path=Path(real), version=version)
+            if fd >= 0:
+                os.close(fd)
 
     async def act(self, location: str, action: RequestedAction, version: str | None = None) -> StatusResponse:
         return await anyio.to_thread.run_sync(self._act, location, action, version)
@@ -276,6 +281,42 @@ def _unused(target: Path) -> Path:
         n += 1
         candidate = target.with_name(f"{target.name}.{n}")
     return candidate
+
+
+class _FileChunks:
+    """The first ``size`` bytes of a large file (its size when versioned) from its open descriptor,
+    ``STREAM_CHUNK_BYTES`` at a time, read in a worker thread. The descriptor is closed at the end,
+    by ``aclose`` or when dropped. A file cut shorter meanwhile ends the stream short: the answer's
+    Content-Length is then not met and the worker reads it again."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._left = size
+
+    def __aiter__(self) -> _FileChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._fd < 0:
+            raise StopAsyncIteration
+        want = min(STREAM_CHUNK_BYTES, self._left)
+        chunk = await anyio.to_thread.run_sync(os.read, self._fd, want) if want else b""
+        if not chunk:
+            self.close()
+            raise StopAsyncIteration
+        self._left -= len(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def _read_all(fd: int, size: int) -> bytes:

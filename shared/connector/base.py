@@ -83,6 +83,9 @@ class ItemContent:
     chunks: AsyncIterator[bytes] | None = None
     #: the version of the bytes answered (``shared.item_version``): sent as ``X-Item-Version``
     version: str | None = None
+    #: ``chunks`` give exactly ``size`` bytes: the answer carries a Content-Length (which lets the
+    #: scanner take a large item as it arrives instead of spooling it)
+    exact: bool = False
 
 
 @dataclass(slots=True)

@@ -36,6 +36,8 @@ async def content_response(content: ItemContent) -> Response:
             return Response(data, media_type=OCTET_STREAM, headers=headers)
         return _ChunkedFileResponse(content.path, media_type=OCTET_STREAM, headers=headers)
     if content.chunks is not None:
+        if content.exact and content.size is not None:
+            headers = {**(headers or {}), "Content-Length": str(content.size)}
         return StreamingResponse(content.chunks, media_type=OCTET_STREAM, headers=headers)
     raise ValueError("ItemContent has neither data, path nor chunks")
 

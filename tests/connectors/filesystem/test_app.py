@@ -39,6 +39,8 @@ async def test_read_file_answers_exact_bytes(client: httpx.AsyncClient, asset: P
     assert small.headers["content-type"] == "application/octet-stream"
     large = await client.post(f"{PREFIX}/read_file", json=body("docs/big.bin"))
     assert large.status_code == 200 and large.content == big
+    # its length is announced: the scanner takes a large body as it arrives only when it knows it
+    assert large.headers["content-length"] == str(len(big))
     empty = asset / "empty.bin"
     empty.write_bytes(b"")
     assert (await client.post(f"{PREFIX}/read_file", json=body("empty.bin"))).content == b""

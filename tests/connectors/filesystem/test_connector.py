@@ -115,15 +115,28 @@ async def test_enumerate_streams_items_from_a_thread(make_connector: MakeConnect
 
 
 @pytest.mark.anyio
-async def test_read_returns_small_files_in_memory_and_large_ones_by_path(
+async def test_read_returns_small_files_in_memory_and_streams_large_ones_from_the_file_it_versioned(
     make_connector: MakeConnector, asset: Path
 ) -> None:
-    (asset / "big.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    """A large file is streamed from the descriptor its version was read from: a file renamed over
+    the path meanwhile is not what is scanned under the first one's version (it was: the path was
+    opened again to stream)."""
+    first, other = os.urandom(2 * 1024 * 1024), os.urandom(2 * 1024 * 1024)
+    (asset / "big.bin").write_bytes(first)
     connector = make_connector()
     small = await connector.read("top.txt")
     assert small.data == b"top" and small.path is None
     big = await connector.read("big.bin")
-    assert big.data is None and big.path == asset / "big.bin" and big.size == 2 * 1024 * 1024
+    assert big.data is None and big.chunks is not None and big.size == 2 * 1024 * 1024
+    (asset / "other.bin").write_bytes(other)
+    os.replace(asset / "other.bin", asset / "big.bin")  # renamed over, before the bytes are sent
+    assert b"".join([chunk async for chunk in big.chunks]) == first
+    assert big.version != (await connector.read("big.bin")).version
+    unread = await connector.read("big.bin")
+    assert unread.chunks is not None
+    fd_count = len(os.listdir("/proc/self/fd"))
+    await unread.chunks.aclose()  # never read (a read group's size check): its descriptor is closed
+    assert len(os.listdir("/proc/self/fd")) == fd_count - 1
     with pytest.raises(NotFoundError):
         await connector.read("missing.txt")
     with pytest.raises(NotFoundError):
