@@ -476,6 +476,8 @@ def test_the_result_script_writes_only_the_keys_keys_py_names(client: redis.Redi
 def test_a_batch_of_several_jobs_and_connectors_counts_each_item_in_its_own_job(client: redis.Redis) -> None:
     """The store passes each (job, connector) group's keys once: interleaved items still land in theirs."""
     results = ResultStore(client, retain=100)
+    JobStore(client).create("c1", job_id="ja")
+    JobStore(client).create("c2", job_id="jb")
     items = [
         event(1, job="ja", connector="c1"),
         event(2, job="jb", connector="c2", verdict="Malicious"),
@@ -490,6 +492,21 @@ def test_a_batch_of_several_jobs_and_connectors_counts_each_item_in_its_own_job(
     assert set(client.zrange(keys.results_by("job", "ja"), 0, -1)) == {"r1", "r3", "r4"}
     assert set(client.zrange(keys.results_by("connector", "c2"), 0, -1)) == {"r2", "r4", "r5"}
     assert set(client.zrange(keys.results_by("connector", "c1"), 0, -1)) == {"r1", "r3"}
+
+
+def test_a_result_stored_after_its_job_expired_does_not_bring_the_job_back(client: redis.Redis) -> None:
+    """A redelivered store, or a dead letter requeued past the job's retention, arrives after the
+    job's hash expired: the result is stored and counted in the stats, stays a duplicate after, and
+    no job hash (nor done bitmap) comes back without a status or a TTL."""
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1")
+    client.delete(keys.job(job_id), keys.job_done(job_id))  # expired
+    late = event(1, job=job_id)
+    assert results.store_many([late], ["1"]) == [True]
+    assert results.store_many([late], ["1"]) == [False]  # its tombstone: a request state
+    assert not client.exists(keys.job(job_id)) and not client.exists(keys.job_done(job_id))
+    assert jobs.get(job_id) is None
+    assert results.stats()["total"] == 1
 
 
 def test_a_malformed_item_fails_the_whole_batch_before_anything_is_written(client: redis.Redis) -> None:

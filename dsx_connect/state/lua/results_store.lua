@@ -44,6 +44,19 @@ local undue = {}    -- job due set -> {id, ...}
 -- results first stored by this call, in order (id -> {seq, verdict}): their verdict index entries
 -- are written after the loop, so a replacement later in the same call moves the entry first
 local fresh, fresh_ids = {}, {}
+-- A job whose hash expired (a redelivered store, a dead letter requeued past the job's retention)
+-- is not written again: its counters, done bitmap and completion would come back as a hash without
+-- a status or a TTL. Its items' results are stored and counted in the stats; their tombstone is a
+-- request state.
+local live_jobs = {}
+local function live(job)
+  local known = live_jobs[job]
+  if known == nil then
+    known = redis.call('EXISTS', job) == 1
+    live_jobs[job] = known
+  end
+  return known
+end
 local function gather(into, key, a, b)
   local list = into[key]
   if not list then list = {}; into[key] = list end
@@ -113,13 +126,19 @@ for n = 0, nitems - 1 do
       indexes[connector_index] = true
       indexes[job_index] = true
     end
+    local job_live = live(job)
     count(stats, verdict, bytes, failed, action, 1)
-    count(job, verdict, bytes, failed, action, 1)
     add(stats, 'total', 1)
-    add(job, 'processed', 1)
-    if redis.call('DEL', req) == 0 and accepting then add(job, 'accepted', 1) end
-    if cached then add(stats, 'cached', 1); add(job, 'cached', 1) end
-    if bit > 0 then
+    if job_live then
+      count(job, verdict, bytes, failed, action, 1)
+      add(job, 'processed', 1)
+    end
+    if redis.call('DEL', req) == 0 and accepting and job_live then add(job, 'accepted', 1) end
+    if cached then
+      add(stats, 'cached', 1)
+      if job_live then add(job, 'cached', 1) end
+    end
+    if bit > 0 and job_live then
       redis.call('SETBIT', done, bit, 1)
     else
       redis.call('HSET', req, 'status', 'completed')
@@ -127,7 +146,7 @@ for n = 0, nitems - 1 do
     end
     gather(ended, pending, id)
     gather(undue, due, id)
-    touched[job] = {job_index, done, pending, due}
+    if job_live then touched[job] = {job_index, done, pending, due} end
     stored[#stored + 1] = 1
     fed[#fed + 1] = event
   else
@@ -141,9 +160,12 @@ for n = 0, nitems - 1 do
       local old_bytes = tonumber((type(old.file_info) == 'table' and old.file_info.size_in_bytes) or 0) or 0
       local old_flag = old_failed and '1' or '0'
       count(stats, old.verdict, old_bytes, old_flag, old_applied, -1)
-      count(job, old.verdict, old_bytes, old_flag, old_applied, -1)
       count(stats, verdict, bytes, failed, action, 1)
-      count(job, verdict, bytes, failed, action, 1)
+      if live(job) then
+        count(job, old.verdict, old_bytes, old_flag, old_applied, -1)
+        count(job, verdict, bytes, failed, action, 1)
+        touched[job] = {job_index, done, pending, due}
+      end
       redis.call('HSET', results, id, event)
       if fresh[id] then
         fresh[id][2] = verdict  -- first stored by this call: its verdict index entry is not written yet
@@ -154,7 +176,6 @@ for n = 0, nitems - 1 do
           redis.call('ZADD', by_verdict[verdict], at, id)
         end
       end
-      touched[job] = {job_index, done, pending, due}
       stored[#stored + 1] = 2
       fed[#fed + 1] = event
     else
