@@ -228,6 +228,38 @@ def test_dead_letters_are_listed_taken_and_expired(client: redis.Redis) -> None:
     assert store.clear() == 1 and store.stats()["count"] == 0
 
 
+def test_a_requeue_outlives_its_own_failure_being_stored_after_it(client: redis.Redis) -> None:
+    """The operator requeues a scan letter while the item's failed result still waits in the result
+    queue (or that store task is delivered again after the requeue). Storing that failure used to
+    end the requeue and drop the letter: the requeued copy then looked finished and was never
+    scanned. The requeue stays until the copy's own outcome replaces the failure."""
+    from dsx_connect.jobs.requeue import requeue_letters
+    from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore
+
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    letters = DeadLetterStore(client, retain_s=3600)
+    job_id = jobs.create("c1")
+    task = ScanTask(id="r1", connector_uuid="c1", location="f1.txt", job_id=job_id, job_item_id="1")
+    jobs.record_accepted([task], ttl_s=600)
+    letter = DeadLetter(
+        id="r1", stage="scan", reason="gave up", attempts=3, job_id=job_id, connector_uuid="c1",
+        location="f1.txt", payload=task.model_dump(mode="json"),
+    )  # fmt: skip
+    letters.add_many([letter])
+    sent: list[list[dict[str, object]]] = []
+    requeue_letters(letters, [letter], 60, lambda stage, payloads: sent.append(payloads))
+    assert len(sent) == 1
+    failed = event(1, job=job_id, verdict="Not Scanned", error=EventError(kind="exhausted", message="down"))
+    assert results.store_many([failed], ["1"]) == [True]  # the failure, stored after the requeue
+    assert results.store_many([failed], ["1"]) == [False]  # and its task delivered again
+    assert letters.peek(["r1"]) and client.zscore(keys.DEAD_LETTERS_REQUEUED, "r1") is not None
+    assert jobs.triage([task]) == (set(), set()), "the requeued copy is scanned"
+    assert results.store_many([event(1, job=job_id, verdict="Benign")], ["1"]) == [True]
+    assert not letters.peek(["r1"]) and client.zscore(keys.DEAD_LETTERS_REQUEUED, "r1") is None
+    view = jobs.get(job_id) or {}
+    assert view["processed"] == 1 and view["verdicts"] == {"Benign": 1, "Not Scanned": 0}
+
+
 def test_a_requeued_letter_stays_until_its_attempt_ends_and_a_lost_one_is_sent_again(
     client: redis.Redis,
 ) -> None:

@@ -68,6 +68,31 @@ local function send(cmd, key, list)  -- in slices: Lua's unpack takes at most ~8
     redis.call(cmd, key, unpack(list, i, math.min(i + 1999, #list)))
   end
 end
+-- A requeued dead letter's lease and letter end once the item's stored result is no longer a
+-- failure, or once a letter of the result step (its payload is the outcome itself) is stored, or
+-- when its result is gone. The failure the letter recorded, stored only now (its result task
+-- queued behind the operator's requeue, or delivered again), leaves both: the requeued attempt is
+-- still to come and must not find itself finished. (An attempt that fails anew wrote a new letter
+-- and ended the lease first, so that one stays.)
+local function is_failure(text)
+  local ok, old = pcall(cjson.decode, text)
+  if not ok or type(old) ~= 'table' then return false end
+  local old_action = type(old.action) == 'table' and old.action or {}
+  return (old.error ~= nil and old.error ~= cjson.null) or old_action.status == 'error'
+end
+local function letter_stage(id)
+  local raw = redis.call('HGET', letters, id)
+  if not raw then return nil end
+  local ok, letter = pcall(cjson.decode, raw)
+  if ok and type(letter) == 'table' then return letter.stage end
+  return nil
+end
+local function settle_requeue(id, final)
+  if final and is_failure(final) and letter_stage(id) ~= 'result' then return end
+  redis.call('ZREM', requeued, id)
+  redis.call('HDEL', letters, id)
+  redis.call('ZREM', letters_index, id)
+end
 local seq = tonumber(redis.call('GET', seq_key) or '0')
 local first_seq = seq
 -- a requeued dead letter's lease is rare: one look for the batch instead of one per item
@@ -105,16 +130,12 @@ for n = 0, nitems - 1 do
   local job, pending, due, connector_index, job_index, done =
     KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
   local req = KEYS[first_request_key + n]
-  -- a requeued dead letter's attempt ended here: its letter goes (a new failure wrote a new letter
-  -- and ended the lease first, so that one stays)
-  if any_requeued and redis.call('ZREM', requeued, id) == 1 then
-    redis.call('HDEL', letters, id)
-    redis.call('ZREM', letters_index, id)
-  end
+  local leased = any_requeued and redis.call('ZSCORE', requeued, id)
   local finished = (bit > 0 and redis.call('GETBIT', done, bit) == 1)
     or redis.call('HGET', req, 'status') == 'completed'
   if finished and redis.call('HEXISTS', results, id) == 0 then
     stored[#stored + 1] = 0  -- stored long ago, its result since dropped by retention
+    if leased then settle_requeue(id, nil) end
   elseif redis.call('HSETNX', results, id, event) == 1 then
     seq = seq + 1
     gather(added, index, seq, id)
@@ -149,6 +170,7 @@ for n = 0, nitems - 1 do
     if job_live then touched[job] = {job_index, done, pending, due} end
     stored[#stored + 1] = 1
     fed[#fed + 1] = event
+    if leased then settle_requeue(id, event) end
   else
     -- Already stored. A failed result (scan error, or failed action) is replaced by the outcome of a
     -- requeued dead letter, its counts moved; anything else is a redelivered duplicate, ignored.
@@ -178,8 +200,10 @@ for n = 0, nitems - 1 do
       end
       stored[#stored + 1] = 2
       fed[#fed + 1] = event
+      if leased then settle_requeue(id, event) end
     else
       stored[#stored + 1] = 0
+      if leased then settle_requeue(id, redis.call('HGET', results, id)) end
     end
   end
 end
