@@ -241,15 +241,16 @@ def test_a_requeue_outlives_its_own_failure_being_stored_after_it(client: redis.
     job_id = jobs.create("c1")
     task = ScanTask(id="r1", connector_uuid="c1", location="f1.txt", job_id=job_id, job_item_id="1")
     jobs.record_accepted([task], ttl_s=600)
+    reason = "gave up after 3 attempts: scanner unreachable"
     letter = DeadLetter(
-        id="r1", stage="scan", reason="gave up", attempts=3, job_id=job_id, connector_uuid="c1",
+        id="r1", stage="scan", reason=reason, attempts=3, job_id=job_id, connector_uuid="c1",
         location="f1.txt", payload=task.model_dump(mode="json"),
     )  # fmt: skip
     letters.add_many([letter])
     sent: list[list[dict[str, object]]] = []
     requeue_letters(letters, [letter], 60, lambda stage, payloads: sent.append(payloads))
     assert len(sent) == 1
-    failed = event(1, job=job_id, verdict="Not Scanned", error=EventError(kind="exhausted", message="down"))
+    failed = event(1, job=job_id, verdict="Not Scanned", error=EventError(kind="exhausted", message=reason))
     assert results.store_many([failed], ["1"]) == [True]  # the failure, stored after the requeue
     assert results.store_many([failed], ["1"]) == [False]  # and its task delivered again
     assert letters.peek(["r1"]) and client.zscore(keys.DEAD_LETTERS_REQUEUED, "r1") is not None
@@ -258,6 +259,23 @@ def test_a_requeue_outlives_its_own_failure_being_stored_after_it(client: redis.
     assert not letters.peek(["r1"]) and client.zscore(keys.DEAD_LETTERS_REQUEUED, "r1") is None
     view = jobs.get(job_id) or {}
     assert view["processed"] == 1 and view["verdicts"] == {"Benign": 1, "Not Scanned": 0}
+
+    # a requeued copy that fails for good in another way (no new letter: a permanent error) ends
+    # its requeue too: it is not sent again lease after lease
+    second = ScanTask(id="r2", connector_uuid="c1", location="f2.txt", job_id=job_id, job_item_id="2")
+    jobs.record_accepted([second], ttl_s=600)
+    letter2 = letter.model_copy(
+        update={"id": "r2", "location": "f2.txt", "payload": second.model_dump(mode="json")}
+    )
+    letters.add_many([letter2])
+    assert results.store_many(
+        [event(2, job=job_id, verdict="Not Scanned", error=EventError(kind="exhausted", message=reason))],
+        ["2"],
+    ) == [True]
+    requeue_letters(letters, [letter2], 60, lambda stage, payloads: sent.append(payloads))
+    gone = EventError(kind="permanent", message="item not found: 'f2.txt'")
+    assert results.store_many([event(2, job=job_id, verdict="Not Scanned", error=gone)], ["2"]) == [True]
+    assert not letters.peek(["r2"]) and client.zscore(keys.DEAD_LETTERS_REQUEUED, "r2") is None
 
 
 def test_a_requeued_letter_stays_until_its_attempt_ends_and_a_lost_one_is_sent_again(

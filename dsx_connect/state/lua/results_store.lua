@@ -68,27 +68,32 @@ local function send(cmd, key, list)  -- in slices: Lua's unpack takes at most ~8
     redis.call(cmd, key, unpack(list, i, math.min(i + 1999, #list)))
   end
 end
--- A requeued dead letter's lease and letter end once the item's stored result is no longer a
--- failure, or once a letter of the result step (its payload is the outcome itself) is stored, or
--- when its result is gone. The failure the letter recorded, stored only now (its result task
--- queued behind the operator's requeue, or delivered again), leaves both: the requeued attempt is
--- still to come and must not find itself finished. (An attempt that fails anew wrote a new letter
--- and ended the lease first, so that one stays.)
-local function is_failure(text)
-  local ok, old = pcall(cjson.decode, text)
-  if not ok or type(old) ~= 'table' then return false end
-  local old_action = type(old.action) == 'table' and old.action or {}
-  return (old.error ~= nil and old.error ~= cjson.null) or old_action.status == 'error'
+-- A requeued dead letter's lease and letter end with its attempt: once an outcome other than the
+-- failure the letter recorded is stored for the item (a success, another failure), or its result
+-- is gone. That very failure (same message as the letter's reason), stored only now because its
+-- result task was still queued behind the operator's requeue or was delivered again, leaves both:
+-- the requeued copy is still to come and must not find itself finished. (An attempt that fails
+-- anew and gives up wrote a new letter and ended the lease first, so that one stays.)
+local function failure_message(text)
+  local ok, result = pcall(cjson.decode, text)
+  if not ok or type(result) ~= 'table' then return nil end
+  if type(result.error) == 'table' then return result.error.message end
+  local result_action = type(result.action) == 'table' and result.action or {}
+  if result_action.status == 'error' then return result_action.message end
+  return nil
 end
-local function letter_stage(id)
+local function letter_reason(id)
   local raw = redis.call('HGET', letters, id)
   if not raw then return nil end
   local ok, letter = pcall(cjson.decode, raw)
-  if ok and type(letter) == 'table' then return letter.stage end
+  if ok and type(letter) == 'table' then return letter.reason end
   return nil
 end
-local function settle_requeue(id, final)
-  if final and is_failure(final) and letter_stage(id) ~= 'result' then return end
+local function settle_requeue(id, outcome)
+  if outcome then
+    local message = failure_message(outcome)
+    if message ~= nil and message == letter_reason(id) then return end
+  end
   redis.call('ZREM', requeued, id)
   redis.call('HDEL', letters, id)
   redis.call('ZREM', letters_index, id)
