@@ -278,6 +278,44 @@ def test_a_requeue_outlives_its_own_failure_being_stored_after_it(client: redis.
     assert not letters.peek(["r2"]) and client.zscore(keys.DEAD_LETTERS_REQUEUED, "r2") is None
 
 
+def test_a_requeued_outcome_is_stored_even_after_retention_dropped_the_failure(client: redis.Redis) -> None:
+    """Results retention may drop an item's failed result before the operator requeues its letter
+    (letters are kept for days). The requeued copy's outcome used to be taken for an old duplicate
+    and dropped with the letter: the new verdict never reached the results, the counts or the
+    feeds. It takes the failure's place, its counts moved as for a failure still stored."""
+    from dsx_connect.jobs.requeue import requeue_letters
+    from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore
+
+    jobs, results = JobStore(client), ResultStore(client, retain=2)
+    letters = DeadLetterStore(client, retain_s=3600)
+    job_id = jobs.create("c1")
+    task = ScanTask(
+        id="r1", connector_uuid="c1", location="f1.txt", job_id=job_id, job_item_id="1", size_in_bytes=10
+    )
+    jobs.record_accepted([task], ttl_s=600)
+    reason = "gave up after 3 attempts: scanner unreachable"
+    failed = event(1, job=job_id, verdict="Not Scanned", error=EventError(kind="exhausted", message=reason))
+    letter = DeadLetter(
+        id="r1", stage="scan", reason=reason, attempts=3, job_id=job_id, connector_uuid="c1",
+        location="f1.txt", payload=task.model_dump(mode="json"),
+    )  # fmt: skip
+    letters.add_many([letter])
+    assert results.store_many([failed], ["1"]) == [True]
+    others = [event(n, job="other") for n in (2, 3)]
+    assert results.store_many(others) == [True, True]  # retention (2) drops r1's failure
+    assert results.get("r1") is None
+    requeue_letters(letters, [letter], 60, lambda stage, payloads: None)
+    assert jobs.triage([task]) == (set(), set()), "the requeued copy is scanned"
+    assert results.store_many([event(1, job=job_id, verdict="Benign")], ["1"]) == [True]
+    stored = results.get("r1")
+    assert stored is not None and stored["verdict"] == "Benign"
+    assert not letters.peek(["r1"]) and client.zscore(keys.DEAD_LETTERS_REQUEUED, "r1") is None
+    view = jobs.get(job_id) or {}
+    assert view["processed"] == 1 and view["errors"] == 0
+    assert view["verdicts"] == {"Benign": 1, "Not Scanned": 0}
+    assert results.store_many([event(1, job=job_id, verdict="Benign")], ["1"]) == [False]  # then a duplicate
+
+
 def test_a_requeued_letter_stays_until_its_attempt_ends_and_a_lost_one_is_sent_again(
     client: redis.Redis,
 ) -> None:

@@ -89,6 +89,32 @@ local function letter_reason(id)
   if ok and type(letter) == 'table' then return letter.reason end
   return nil
 end
+local function is_letter_failure(id, outcome)
+  local message = failure_message(outcome)
+  return message ~= nil and message == letter_reason(id)
+end
+-- What the failure a letter recorded was counted as (verdict, bytes, failed flag, applied action),
+-- from the letter: a scan letter's item was stored Not Scanned with its listed size and an error;
+-- an action letter's with its verdict and an action that failed (applied nothing). Nil for a
+-- letter of the result step (nothing was stored) or one this script cannot read.
+local function letter_counts(id)
+  local raw = redis.call('HGET', letters, id)
+  if not raw then return nil end
+  local ok, letter = pcall(cjson.decode, raw)
+  if not ok or type(letter) ~= 'table' or type(letter.payload) ~= 'table' then return nil end
+  local payload = letter.payload
+  if letter.stage == 'scan' then
+    return {'Not Scanned', tonumber(payload.size_in_bytes) or 0, '1', ''}
+  end
+  if letter.stage == 'action' and type(payload.verdict) == 'table' and by_verdict[payload.verdict.verdict] then
+    local answer = payload.verdict
+    local info = type(answer.file_info) == 'table' and answer.file_info or {}
+    local size = answer.cached == true and 0 or (tonumber(info.file_size_in_bytes) or 0)
+    local flag = (type(payload.error) == 'table') and '1' or '0'
+    return {answer.verdict, size, flag, ''}
+  end
+  return nil
+end
 local function settle_requeue(id, outcome)
   if outcome then
     local message = failure_message(outcome)
@@ -139,8 +165,34 @@ for n = 0, nitems - 1 do
   local finished = (bit > 0 and redis.call('GETBIT', done, bit) == 1)
     or redis.call('HGET', req, 'status') == 'completed'
   if finished and redis.call('HEXISTS', results, id) == 0 then
-    stored[#stored + 1] = 0  -- stored long ago, its result since dropped by retention
-    if leased then settle_requeue(id, nil) end
+    -- stored long ago, its result since dropped by retention: a duplicate, unless it is the outcome
+    -- of a requeued letter, which takes the place of the failure the letter recorded
+    local trimmed = leased and not is_letter_failure(id, event) and letter_counts(id)
+    if trimmed then
+      redis.call('HSET', results, id, event)
+      seq = seq + 1
+      gather(added, index, seq, id)
+      if searched then
+        gather(added, connector_index, seq, id)
+        gather(added, job_index, seq, id)
+        fresh[id] = {seq, verdict}
+        fresh_ids[#fresh_ids + 1] = id
+        indexes[connector_index] = true
+        indexes[job_index] = true
+      end
+      count(stats, trimmed[1], trimmed[2], trimmed[3], trimmed[4], -1)
+      count(stats, verdict, bytes, failed, action, 1)
+      if live(job) then
+        count(job, trimmed[1], trimmed[2], trimmed[3], trimmed[4], -1)
+        count(job, verdict, bytes, failed, action, 1)
+        touched[job] = {job_index, done, pending, due}
+      end
+      stored[#stored + 1] = 2
+      fed[#fed + 1] = event
+    else
+      stored[#stored + 1] = 0
+    end
+    if leased then settle_requeue(id, event) end
   elseif redis.call('HSETNX', results, id, event) == 1 then
     seq = seq + 1
     gather(added, index, seq, id)
