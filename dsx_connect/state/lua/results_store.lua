@@ -141,6 +141,31 @@ local function count(key, verdict, bytes, failed, action, sign)
   if failed == '1' then add(key, 'errors', sign) end
   if action ~= '' then add(key, 'action:' .. action, sign) end
 end
+-- A result this call stores for the first time: its sequence number and index entries (its
+-- verdict index entry is written after the loop, see ``fresh``).
+local function index_new(id, verdict, connector_index, job_index)
+  seq = seq + 1
+  gather(added, index, seq, id)
+  if searched then
+    gather(added, connector_index, seq, id)
+    gather(added, job_index, seq, id)
+    fresh[id] = {seq, verdict}
+    fresh_ids[#fresh_ids + 1] = id
+    indexes[connector_index] = true
+    indexes[job_index] = true
+  end
+end
+-- A failed result replaced by a requeued attempt's outcome: its counts move to the outcome's, in
+-- the stats and in its job while the job lives. ``old``, ``new``: {verdict, bytes, failed, action}.
+local function move_counts(job, job_keys, old, new)
+  count(stats, old[1], old[2], old[3], old[4], -1)
+  count(stats, new[1], new[2], new[3], new[4], 1)
+  if live(job) then
+    count(job, old[1], old[2], old[3], old[4], -1)
+    count(job, new[1], new[2], new[3], new[4], 1)
+    touched[job] = job_keys
+  end
+end
 -- every item's values are read before anything is written: a malformed one fails the whole call
 -- (bytes may be negative: the scanner's size is taken as it answered it, as before)
 local items = {}
@@ -170,23 +195,8 @@ for n = 0, nitems - 1 do
     local trimmed = leased and not is_letter_failure(id, event) and letter_counts(id)
     if trimmed then
       redis.call('HSET', results, id, event)
-      seq = seq + 1
-      gather(added, index, seq, id)
-      if searched then
-        gather(added, connector_index, seq, id)
-        gather(added, job_index, seq, id)
-        fresh[id] = {seq, verdict}
-        fresh_ids[#fresh_ids + 1] = id
-        indexes[connector_index] = true
-        indexes[job_index] = true
-      end
-      count(stats, trimmed[1], trimmed[2], trimmed[3], trimmed[4], -1)
-      count(stats, verdict, bytes, failed, action, 1)
-      if live(job) then
-        count(job, trimmed[1], trimmed[2], trimmed[3], trimmed[4], -1)
-        count(job, verdict, bytes, failed, action, 1)
-        touched[job] = {job_index, done, pending, due}
-      end
+      index_new(id, verdict, connector_index, job_index)
+      move_counts(job, {job_index, done, pending, due}, trimmed, {verdict, bytes, failed, action})
       stored[#stored + 1] = 2
       fed[#fed + 1] = event
     else
@@ -194,16 +204,7 @@ for n = 0, nitems - 1 do
     end
     if leased then settle_requeue(id, event) end
   elseif redis.call('HSETNX', results, id, event) == 1 then
-    seq = seq + 1
-    gather(added, index, seq, id)
-    if searched then
-      gather(added, connector_index, seq, id)
-      gather(added, job_index, seq, id)
-      fresh[id] = {seq, verdict}
-      fresh_ids[#fresh_ids + 1] = id
-      indexes[connector_index] = true
-      indexes[job_index] = true
-    end
+    index_new(id, verdict, connector_index, job_index)
     local job_live = live(job)
     count(stats, verdict, bytes, failed, action, 1)
     add(stats, 'total', 1)
@@ -238,13 +239,10 @@ for n = 0, nitems - 1 do
       local old_applied = old_action.applied == true and old_action.requested or ''
       local old_bytes = tonumber((type(old.file_info) == 'table' and old.file_info.size_in_bytes) or 0) or 0
       local old_flag = old_failed and '1' or '0'
-      count(stats, old.verdict, old_bytes, old_flag, old_applied, -1)
-      count(stats, verdict, bytes, failed, action, 1)
-      if live(job) then
-        count(job, old.verdict, old_bytes, old_flag, old_applied, -1)
-        count(job, verdict, bytes, failed, action, 1)
-        touched[job] = {job_index, done, pending, due}
-      end
+      move_counts(
+        job, {job_index, done, pending, due}, {old.verdict, old_bytes, old_flag, old_applied},
+        {verdict, bytes, failed, action}
+      )
       redis.call('HSET', results, id, event)
       if fresh[id] then
         fresh[id][2] = verdict  -- first stored by this call: its verdict index entry is not written yet
