@@ -24,7 +24,6 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import anyio
@@ -69,17 +68,15 @@ class Item:
 
 @dataclass(slots=True)
 class ItemContent:
-    """What ``read`` returns; exactly one of ``data``, ``path`` or ``chunks`` is set.
+    """What ``read`` returns; exactly one of ``data`` or ``chunks`` is set.
 
     - ``data``: the whole item, already in memory (small items: the fast path).
-    - ``path``: a local file the framework serves itself (small ones read at once, large ones
-      streamed in ``STREAM_CHUNK_BYTES`` chunks).
-    - ``chunks``: an async iterator of bytes (object stores), streamed as it comes.
+    - ``chunks``: an async iterator of bytes (a large local file read from the descriptor it was
+      versioned from, an object store's download), streamed as it comes.
     """
 
     size: int | None = None
     data: bytes | None = None
-    path: Path | None = None
     chunks: AsyncIterator[bytes] | None = None
     #: the version of the bytes answered (``shared.item_version``): sent as ``X-Item-Version``
     version: str | None = None

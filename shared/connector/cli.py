@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 
-from shared.connector.base import STREAM_CHUNK_BYTES, Connector
+from shared.connector.base import Connector
 
 
 def main(make_connector: Callable[[], Connector], app_path: str, argv: Sequence[str] | None = None) -> int:
@@ -69,9 +68,6 @@ async def _one_shot(connector: Connector, args: argparse.Namespace) -> int:
             out = sys.stdout.buffer
             if content.data is not None:
                 out.write(content.data)
-            elif content.path is not None:
-                with content.path.open("rb") as handle:
-                    shutil.copyfileobj(handle, out, STREAM_CHUNK_BYTES)
             elif content.chunks is not None:
                 async for chunk in content.chunks:
                     out.write(chunk)

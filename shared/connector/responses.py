@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from shared.connector.base import SMALL_ITEM_BYTES, STREAM_CHUNK_BYTES, ItemContent
+from shared.connector.base import ItemContent
 from shared.connector.errors import error_kind, http_status
 from shared.errors import DsxError
 from shared.item_version import ITEM_VERSION_HEADER, MAX_VERSION_CHARS
 
 OCTET_STREAM = "application/octet-stream"
-
-
-class _ChunkedFileResponse(FileResponse):
-    chunk_size = STREAM_CHUNK_BYTES
 
 
 async def content_response(content: ItemContent) -> Response:
@@ -30,16 +24,11 @@ async def content_response(content: ItemContent) -> Response:
     headers = {ITEM_VERSION_HEADER: version} if version is not None else None
     if content.data is not None:
         return Response(content.data, media_type=OCTET_STREAM, headers=headers)
-    if content.path is not None:
-        if content.size is not None and content.size <= SMALL_ITEM_BYTES:
-            data = await anyio.to_thread.run_sync(Path.read_bytes, content.path)
-            return Response(data, media_type=OCTET_STREAM, headers=headers)
-        return _ChunkedFileResponse(content.path, media_type=OCTET_STREAM, headers=headers)
     if content.chunks is not None:
         if content.exact and content.size is not None:
             headers = {**(headers or {}), "Content-Length": str(content.size)}
         return StreamingResponse(content.chunks, media_type=OCTET_STREAM, headers=headers)
-    raise ValueError("ItemContent has neither data, path nor chunks")
+    raise ValueError("ItemContent has neither data nor chunks")
 
 
 def wire_version(version: str | None) -> str | None:
@@ -76,9 +65,6 @@ async def small_item_bytes(content: ItemContent, limit: int) -> bytes | None:
         return None
     if content.data is not None:
         return content.data if len(content.data) <= limit else None
-    if content.path is not None:
-        data = await anyio.to_thread.run_sync(_read_at_most, content.path, limit)
-        return data
     if content.chunks is not None:
         parts: list[bytes] = []
         size = 0
@@ -89,13 +75,7 @@ async def small_item_bytes(content: ItemContent, limit: int) -> bytes | None:
                 return None
             parts.append(chunk)
         return b"".join(parts)
-    raise ValueError("ItemContent has neither data, path nor chunks")
-
-
-def _read_at_most(path: Path, limit: int) -> bytes | None:
-    with path.open("rb") as fh:
-        data = fh.read(limit + 1)
-    return data if len(data) <= limit else None
+    raise ValueError("ItemContent has neither data nor chunks")
 
 
 async def _close(chunks: Any) -> None:

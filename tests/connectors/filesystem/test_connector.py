@@ -125,7 +125,7 @@ async def test_read_returns_small_files_in_memory_and_streams_large_ones_from_th
     (asset / "big.bin").write_bytes(first)
     connector = make_connector()
     small = await connector.read("top.txt")
-    assert small.data == b"top" and small.path is None
+    assert small.data == b"top" and small.chunks is None
     big = await connector.read("big.bin")
     assert big.data is None and big.chunks is not None and big.size == 2 * 1024 * 1024
     (asset / "other.bin").write_bytes(other)
