@@ -75,9 +75,8 @@ class ScannerIdentity:
             return self._value
         try:
             value = identity_of(self._fetch())
-        except (
-            Exception
-        ) as exc:  # whatever the probe raises (a bad URL too) means unknown: never fails a scan
+        # whatever the probe raises (a bad URL too) means unknown: the cache never fails a scan
+        except Exception as exc:
             log.info("scanner identity unknown (%r): the scan cache is off until it answers", exc)
             value = None
         if value != self._value:
