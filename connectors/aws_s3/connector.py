@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing
 from typing import Any
@@ -40,6 +42,9 @@ from shared.connector.objectstore import ObjectStoreConnector
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
+
+#: SNS MessageIds remembered as submitted: more than an hour of notifications at a busy bucket's rate
+_KEEP_MESSAGE_IDS = 10_000
 
 #: error codes S3 answers when the credentials themselves are wrong, expired or for another region
 CREDENTIAL_ERRORS = frozenset(
@@ -78,6 +83,8 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
     def __init__(self, settings: AwsS3Settings, *, http: httpx.AsyncBaseTransport | None = None) -> None:
         self._http = http  # the network for SNS confirmations (tests inject one)
         self.s3: Any = None
+        #: MessageIds of notifications whose items the core took (dropped when delivered again)
+        self._submitted_messages: OrderedDict[str, None] = OrderedDict()
         super().__init__(settings)
 
     def configure(self, settings: AwsS3Settings) -> None:
@@ -164,11 +171,21 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
             return await self._confirm(event)
         if kind == "UnsubscribeConfirmation":
             return WebhookReply({"status": "nothing", "message": "SNS unsubscribe noted"})
+        message_id = None
         if kind == "Notification":
+            message_id = str(event.get("MessageId", ""))
+            if message_id in self._submitted_messages:  # SNS delivers at least once; a replay, too
+                return WebhookReply({"status": "nothing", "message": "SNS message already submitted"})
             try:
                 event = json.loads(event.get("Message") or "{}")
             except ValueError:
                 raise PermanentError("SNS Message is not an S3 event (JSON expected)") from None
+        items = self._created_items(event)
+        if message_id is None:
+            return items
+        return WebhookReply(items=items, after_submit=functools.partial(self._submitted, message_id))
+
+    def _created_items(self, event: Any) -> list[Item]:
         records = event.get("Records") if isinstance(event, dict) else None
         items = []
         for record in records if isinstance(records, list) else ():
@@ -176,13 +193,21 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
                 ("ObjectCreated:", "s3:ObjectCreated:")
             ):
                 continue
-            s3 = record.get("s3") or {}
-            obj, bucket = s3.get("object") or {}, str((s3.get("bucket") or {}).get("name", ""))
+            s3 = record.get("s3")
+            obj = s3.get("object") if isinstance(s3, dict) else None
+            bucket = s3.get("bucket") if isinstance(s3, dict) else None
+            if not isinstance(obj, dict) or not isinstance(bucket, dict):
+                raise PermanentError("S3 event record without an 's3' object and bucket")
             key = unquote_plus(str(obj.get("key", "")))  # S3 sends keys URL-encoded, spaces as "+"
-            item = self.layout.item(key, obj.get("size"), self.filter, bucket)
+            item = self.layout.item(key, obj.get("size"), self.filter, str(bucket.get("name", "")))
             if item is not None:
                 items.append(item)
         return items
+
+    async def _submitted(self, message_id: str) -> None:
+        self._submitted_messages[message_id] = None
+        while len(self._submitted_messages) > _KEEP_MESSAGE_IDS:
+            self._submitted_messages.popitem(last=False)
 
     async def _confirm(self, event: dict[str, Any]) -> WebhookReply:
         url, topic = str(event.get("SubscribeURL", "")), event.get("TopicArn")

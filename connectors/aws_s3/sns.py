@@ -5,14 +5,17 @@ SNS signs every message it posts: the signature (base64, RSA PKCS#1 v1.5 over SH
 ``SigningCertURL`` names the X.509 certificate whose key made it. Following Amazon's
 "Verifying the signatures of Amazon SNS messages":
 
-* the certificate is fetched only from ``https://sns.<region>.amazonaws.com[.cn]/…`` (another URL
-  pattern can be configured, for tests), and cached by URL;
+* the certificate is fetched only from ``https://sns.<region>.amazonaws.com[.cn]/SimpleNotificationService-….pem``
+  (another host pattern can be configured, for tests), and cached by URL;
 * the canonical string is ``Name\\nvalue\\n`` for, in this order, ``Message``, ``MessageId``,
   ``Subject`` (when present), ``Timestamp``, ``TopicArn``, ``Type`` for a ``Notification``, and
   ``Message``, ``MessageId``, ``SubscribeURL``, ``Timestamp``, ``Token``, ``TopicArn``, ``Type`` for a
   ``SubscriptionConfirmation`` or ``UnsubscribeConfirmation``;
 * the ``TopicArn`` must match ``DSXCONNECTOR_AWS_SNS_TOPIC_ARNS`` (patterns with ``*``), so a topic
-  of another account cannot subscribe the connector and feed it events.
+  of another account cannot subscribe the connector and feed it events;
+* a notification's ``Timestamp`` must be within SNS's retry window (an hour, plus clock skew): a
+  signed message kept by anyone who received it (another subscriber of the topic) cannot be
+  replayed later. Within the window, the connector drops a ``MessageId`` it has already submitted.
 
 An S3 event posted directly (not through SNS) carries no signature and is refused.
 """
@@ -24,6 +27,7 @@ import binascii
 import json
 import re
 import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
@@ -38,8 +42,18 @@ from fastapi import Request
 
 from shared.connector.webhook_auth import WebhookRefused
 
-#: where SNS certificates and subscription URLs may live (scheme and authority, matched in full)
-DEFAULT_URL_PATTERN = r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+#: where SNS certificates and subscription URLs may live (scheme and authority, matched in full). The
+#: label after ``sns.`` must be a region: a looser label also matched S3's virtual-hosted names of a
+#: bucket called ``sns`` (``sns.s3.amazonaws.com``, ``sns.s3-us-west-2.amazonaws.com``), which AWS's
+#: wildcard certificates cover and whose owner could have served a signing certificate
+DEFAULT_URL_PATTERN = r"https://sns\.[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+\.amazonaws\.com(\.cn)?"
+#: the path SNS gives its certificates; no query (each variant would be another fetch)
+_CERT_PATH = re.compile(r"/SimpleNotificationService-[0-9A-Za-z]+\.pem")
+#: SNS retries an HTTP/S delivery for at most an hour (its delivery policy's ceiling); a
+#: notification published longer ago than that, or in the future, plus the clock skew, is a replay
+MAX_NOTIFICATION_AGE_S = 3600.0
+CLOCK_SKEW_S = 300.0
+_KEEP_CERTS = 32
 
 _NOTIFICATION_FIELDS: tuple[str, ...] = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 _CONFIRMATION_FIELDS: tuple[str, ...] = (
@@ -111,7 +125,7 @@ class SnsVerifier:
         self.topic_arns = topic_arns
         self.url_pattern = url_pattern
         self._transport = transport
-        self._certs: dict[str, tuple[float, rsa.RSAPublicKey]] = {}
+        self._certs: OrderedDict[str, tuple[float, rsa.RSAPublicKey]] = OrderedDict()
 
     async def verify(self, request: Request, body: bytes) -> None:
         try:
@@ -143,12 +157,16 @@ class SnsVerifier:
             key.verify(signature, canonical_string(message), padding.PKCS1v15(), digest())
         except InvalidSignature:
             raise WebhookRefused("the SNS signature does not match the message") from None
+        if message.get("Type") == "Notification":
+            check_fresh(str(message.get("Timestamp", "")))
 
     async def _signing_key(self, url: str) -> rsa.RSAPublicKey:
-        if not url_allowed(url, self.url_pattern):
+        parts = urlsplit(url)
+        if not url_allowed(url, self.url_pattern) or parts.query or not _CERT_PATH.fullmatch(parts.path):
             raise WebhookRefused(f"SigningCertURL refused: not an SNS certificate URL ({url[:200]!r})")
         cached = self._certs.get(url)
         if cached is not None and time.monotonic() - cached[0] < _CERT_CACHE_S:
+            self._certs.move_to_end(url)
             return cached[1]
         try:
             async with httpx.AsyncClient(
@@ -169,7 +187,23 @@ class SnsVerifier:
         key = cert.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise WebhookRefused("the SNS signing certificate has no RSA key")
-        if len(self._certs) > 32:  # SNS rotates certificates rarely; keep the cache small
-            self._certs.clear()
         self._certs[url] = (time.monotonic(), key)
+        self._certs.move_to_end(url)
+        while len(self._certs) > _KEEP_CERTS:  # SNS rotates certificates rarely; keep the cache small
+            self._certs.popitem(last=False)
         return key
+
+
+def check_fresh(timestamp: str, now: float | None = None) -> None:
+    """Refuse a notification whose ``Timestamp`` is past SNS's retry window or in the future."""
+    try:
+        published = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        raise WebhookRefused(f"the SNS Timestamp is not a date ({timestamp[:40]!r})") from None
+    if published.tzinfo is None:
+        raise WebhookRefused(f"the SNS Timestamp has no time zone ({timestamp[:40]!r})")
+    age = (time.time() if now is None else now) - published.timestamp()
+    if age > MAX_NOTIFICATION_AGE_S + CLOCK_SKEW_S:
+        raise WebhookRefused(f"SNS notification published {int(age)} s ago: a replay, refused")
+    if age < -CLOCK_SKEW_S:
+        raise WebhookRefused("SNS notification dated in the future: refused")

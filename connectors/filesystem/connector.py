@@ -6,7 +6,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
@@ -225,7 +225,7 @@ class FilesystemConnector(Connector[FilesystemSettings]):
 
     # ---- monitoring ------------------------------------------------------------------------
 
-    async def watch(self, stop: anyio.Event) -> AsyncIterator[list[Item]]:
+    async def watch(self, stop: anyio.Event) -> AsyncGenerator[list[Item]]:
         """Added or modified files, debounced; the quarantine folder and filtered items are ignored."""
         s = self.settings
         async for changes in awatch(

@@ -166,14 +166,17 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
         if not isinstance(message, dict):
             raise PermanentError("not a Pub/Sub push delivery: 'message' is missing")
         attributes = message.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise PermanentError("message.attributes is not an object")
         if attributes.get("eventType") != OBJECT_FINALIZE:
             return []  # deletes, metadata updates, archive events
+        data = message.get("data")
         try:
-            payload = (
-                json.loads(base64.b64decode(message["data"], validate=True)) if message.get("data") else {}
-            )
-        except (binascii.Error, ValueError):
+            payload = json.loads(base64.b64decode(data, validate=True)) if data else {}
+        except (binascii.Error, ValueError, TypeError):
             raise PermanentError("message.data is not base64-encoded JSON") from None
+        if not isinstance(payload, dict):
+            raise PermanentError("message.data is not a JSON object (the object's metadata)")
         bucket = str(payload.get("bucket") or attributes.get("bucketId", ""))
         name = str(payload.get("name") or attributes.get("objectId", ""))
         size = int(payload["size"]) if str(payload.get("size", "")).isdigit() else None

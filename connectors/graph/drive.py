@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import hmac
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -435,7 +436,7 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
             raise RetryableError("Graph answered no delta link for token=latest", status_code=503)
         return str(link)
 
-    async def watch(self, stop: anyio.Event) -> AsyncIterator[list[Item]]:
+    async def watch(self, stop: anyio.Event) -> AsyncGenerator[list[Item]]:
         """Changed files: on each genuine notification (``WEBHOOK_URL``), else every poll interval."""
         # what changed while the connector was down (a first start only sets the starting point)
         missed, link = await self._read_changes()
@@ -534,7 +535,10 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
         if self._monitoring:  # the monitor reads the delta; Graph wants an answer within 3 s
             self._changed.set()
             return WebhookReply({"status": "success", "message": "changes will be read", "submitted": 0}, 202)
-        return await self.changes()
+        items, link = await self._read_changes()
+        # the delta link moves once the core has the items: a failed submission answers 503, and
+        # Graph's redelivery reads the same changes again
+        return WebhookReply(items=items, after_submit=functools.partial(self._commit, link))
 
     # ---- errors and shutdown ---------------------------------------------------------------
 

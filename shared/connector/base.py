@@ -22,7 +22,7 @@ runs them through ``classify_error`` and answers the matching HTTP status.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -90,14 +90,18 @@ class WebhookReply:
     """What ``webhook`` returns when the storage expects an answer of its own.
 
     A subscription handshake (Event Grid's ``{"validationResponse": code}``, an SNS confirmation)
-    answers ``body`` with ``status_code``; ``items``, if any, are submitted for scanning as well.
+    answers ``body`` with ``status_code``; ``items``, if any, are submitted for scanning as well
+    (with no ``body``, the answer is the usual count of submitted items).
     """
 
-    body: dict[str, Any]
+    body: dict[str, Any] | None = None
     status_code: int = 200
     items: list[Item] = field(default_factory=list)
     #: answer this as ``text/plain`` instead of ``body`` (Graph's validation handshake)
     text: str | None = None
+    #: run once the core has taken ``items`` (a change feed's cursor moves only then); not run when
+    #: the submission fails, so the storage's redelivery finds the same changes again
+    after_submit: Callable[[], Awaitable[None]] | None = None
 
 
 SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
@@ -207,7 +211,7 @@ class Connector(abc.ABC, Generic[SettingsT]):
         """Called when a full scan has submitted every item of ``scan_items`` (not on a limit or cancel)."""
         return None
 
-    async def watch(self, stop: anyio.Event) -> AsyncIterator[list[Item]]:
+    async def watch(self, stop: anyio.Event) -> AsyncGenerator[list[Item]]:
         """Yield batches of new or changed items until ``stop`` is set (``MONITOR``).
 
         The default has nothing to watch; the framework only runs it when overridden.

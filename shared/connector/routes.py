@@ -55,6 +55,10 @@ from shared.models import (
 
 log = logging.getLogger(__name__)
 
+#: how long a webhook's submission is retried before answering 503: storage senders time out after
+#: 3 s (Graph) to 30 s (Event Grid) and deliver again, so holding them longer only duplicates events
+WEBHOOK_SUBMIT_RETRY_S = 2.5
+
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 
@@ -404,11 +408,29 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
             except ValueError as exc:
                 return _invalid(f"body is not JSON: {exc}")
         answer = await runtime.connector.webhook(event if isinstance(event, dict) else {"events": event})
-        reply = answer if isinstance(answer, WebhookReply) else None
-        accepted = await runtime.submit_items(reply.items if reply else answer)  # type: ignore[arg-type]
-        if reply is not None and reply.text is not None:
+        reply = answer if isinstance(answer, WebhookReply) else WebhookReply(items=answer)
+        try:
+            # the sender's own retries outlast ours: answer within its timeout, not SUBMIT_RETRY_MAX_S
+            accepted = await runtime.submit_items(reply.items, retry_for_s=WEBHOOK_SUBMIT_RETRY_S)
+        except DsxError as exc:  # the core's trouble (down, full, refusing our key), not the sender's
+            log.warning(
+                "webhook event not submitted; the sender will deliver it again",
+                extra={"count": len(reply.items), "error": exc.message},
+            )
+            return JSONResponse(
+                {
+                    "status": "error",
+                    "message": f"not submitted, deliver again: {exc.message}",
+                    "error": "retryable",
+                },
+                status_code=503,
+                headers={"Retry-After": "10"},
+            )
+        if reply.after_submit is not None:
+            await reply.after_submit()
+        if reply.text is not None:
             return PlainTextResponse(reply.text, status_code=reply.status_code)
-        if reply is not None:
+        if reply.body is not None:
             return JSONResponse(reply.body, status_code=reply.status_code)
         body_out = WebhookAccepted(
             status="success", message=f"{accepted} item(s) submitted", submitted=accepted

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -83,7 +84,7 @@ class ConnectorRuntime:
     async def start(self) -> None:
         """Open the control-plane client, start the heartbeat and (``MONITOR``) the watcher."""
         self.client = CoreClient.from_settings(self.settings, auth=self._auth, transport=self._transport)
-        self.submitter = Submitter(self.client, lambda: self.settings)
+        self.submitter = Submitter(self.client, lambda: self.settings, on_unknown=self.nudge_registration)
         self.connector.state = CoreState(self.client, self.connector)
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="connector-heartbeat")
         self._start_watch()
@@ -204,8 +205,12 @@ class ConnectorRuntime:
 
     # ---- change events ---------------------------------------------------------------------
 
-    async def submit_items(self, items: list[Item]) -> int:
-        """Submit changed items (watcher, webhook) without a job: the core adds them to our monitor job."""
+    async def submit_items(self, items: list[Item], *, retry_for_s: float | None = None) -> int:
+        """Submit changed items (watcher, webhook) without a job: the core adds them to our monitor job.
+
+        ``RetryableError`` once transient failures outlast ``retry_for_s`` (default
+        ``SUBMIT_RETRY_MAX_S``); items the core refuses one by one are logged and skipped.
+        """
         if not items or self.client is None or self.submitter is None:
             return 0
         plan = await self._batch_plan()
@@ -218,7 +223,7 @@ class ConnectorRuntime:
                 connector_url=self.settings.connector_url,
                 job_id=None,
             )
-            accepted += await self.submitter.submit(requests, plan)
+            accepted += await self.submitter.submit(requests, plan, retry_for_s=retry_for_s)
         return accepted
 
     async def _batch_plan(self) -> BatchPlan:
@@ -256,19 +261,39 @@ class ConnectorRuntime:
         log.info("monitoring the asset for changes", extra={"asset": self.settings.asset})
         while not stop.is_set():
             try:
-                async for items in self.connector.watch(stop):
-                    backoff = 1.0
-                    try:
-                        accepted = await self.submit_items(items)
-                    except DsxError as exc:
-                        log.error(
-                            "changed items could not be submitted",
-                            extra={"count": len(items), "error": exc.message},
-                        )
-                        continue
-                    log.info("changed items submitted", extra={"count": len(items), "accepted": accepted})
+                # closed at once when we stop early, so a watcher's "seen" mark after its yield never runs
+                async with aclosing(self.connector.watch(stop)) as changes:
+                    async for items in changes:
+                        backoff = 1.0
+                        if not await self._submit_changes(items, stop):
+                            return
                 return
             except Exception as exc:
                 log.error("watcher failed; restarting", extra={"error": str(exc)}, exc_info=True)
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)
+
+    async def _submit_changes(self, items: list[Item], stop: anyio.Event) -> bool:
+        """Submit ``items`` until the core takes them; False if told to stop first.
+
+        The watcher is held at its ``yield`` meanwhile: a watcher that keeps a cursor (Graph's
+        delta link) moves it only when resumed, so changes the core never received are read again
+        after a restart instead of being marked seen.
+        """
+        delay = 1.0
+        while True:
+            try:
+                accepted = await self.submit_items(items)
+            except DsxError as exc:
+                log.error(
+                    "changed items could not be submitted; trying again",
+                    extra={"count": len(items), "error": exc.message, "retry_in_s": delay},
+                )
+                with anyio.move_on_after(delay):
+                    await stop.wait()
+                if stop.is_set():
+                    return False
+                delay = min(delay * 2, 60.0)
+                continue
+            log.info("changed items submitted", extra={"count": len(items), "accepted": accepted})
+            return True

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 import anyio
 
 from shared.connector.base import Item
 from shared.connector.core_client import BatchPlan, CoreClient, retry
 from shared.connector.settings import ConnectorSettings
-from shared.errors import PermanentError
+from shared.errors import NotFoundError, PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
 
 _AUTH_FAILURES = (401, 403)
+T = TypeVar("T")
 
 
 def scan_requests(
@@ -56,22 +57,48 @@ class Submitter:
     after that the ``RetryableError`` propagates and the caller stops. A batch the core refuses
     (4xx) is resubmitted item by item so that one bad item does not drop its batch-mates; a
     refused item is logged and skipped. 401/403 propagate at once (nothing will get through).
+
+    A 404 says the core does not know this connector (its registration expired with missed
+    heartbeats, or Redis lost it): nothing about the items, so it is retried like a 503 after
+    ``on_unknown`` (the runtime re-registers), never taken as the items' refusal.
     """
 
-    def __init__(self, client: CoreClient, settings: Callable[[], ConnectorSettings]) -> None:
+    def __init__(
+        self,
+        client: CoreClient,
+        settings: Callable[[], ConnectorSettings],
+        on_unknown: Callable[[], None] = lambda: None,
+    ) -> None:
         self.client = client
         self._settings = settings
+        self._on_unknown = on_unknown
 
-    async def submit(self, requests: list[dict[str, Any]], plan: BatchPlan) -> int:
-        """Submit ``requests``; the number the core accepted."""
+    async def _known(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except NotFoundError as exc:
+            self._on_unknown()
+            raise RetryableError(
+                f"the core does not know this connector (registering again): {exc.message}", status_code=503
+            ) from exc
+
+    async def submit(
+        self, requests: list[dict[str, Any]], plan: BatchPlan, *, retry_for_s: float | None = None
+    ) -> int:
+        """Submit ``requests``; the number the core accepted.
+
+        Transient failures are retried for ``retry_for_s`` (default ``SUBMIT_RETRY_MAX_S``), then the
+        ``RetryableError`` propagates: none of the items was refused.
+        """
         if not requests:
             return 0
+        budget = self._settings().submit_retry_max_s if retry_for_s is None else retry_for_s
         if plan.enabled:
             try:
                 await retry(
-                    lambda: self.client.submit_batch(requests),
+                    lambda: self._known(lambda: self.client.submit_batch(requests)),
                     what=f"submitting a batch of {len(requests)}",
-                    max_elapsed_s=self._settings().submit_retry_max_s,
+                    max_elapsed_s=budget,
                 )
                 return len(requests)
             except PermanentError as exc:
@@ -80,9 +107,9 @@ class Submitter:
                 log.warning(
                     "core refused a batch; submitting its items one by one", extra={"error": exc.message}
                 )
-        return await self._submit_each(requests)
+        return await self._submit_each(requests, budget)
 
-    async def _submit_each(self, requests: list[dict[str, Any]]) -> int:
+    async def _submit_each(self, requests: list[dict[str, Any]], budget: float) -> int:
         settings = self._settings()
         limiter = anyio.CapacityLimiter(settings.full_scan_enqueue_concurrency)
         accepted = 0
@@ -92,9 +119,9 @@ class Submitter:
             async with limiter:
                 try:
                     await retry(
-                        lambda: self.client.submit(request),
+                        lambda: self._known(lambda: self.client.submit(request)),
                         what=f"submitting {request['location']!r}",
-                        max_elapsed_s=settings.submit_retry_max_s,
+                        max_elapsed_s=budget,
                     )
                 except PermanentError as exc:
                     if exc.status_code in _AUTH_FAILURES:

@@ -13,9 +13,10 @@ import base64
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -104,11 +105,11 @@ class SnsSender:
     def notification(self, s3_event: dict[str, Any], **fields: Any) -> dict[str, Any]:
         message = {
             "Type": "Notification",
-            "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+            "MessageId": str(uuid.uuid4()),  # SNS gives every message its own id
             "TopicArn": self.topic,
             "Subject": "Amazon S3 Notification",
             "Message": json.dumps(s3_event),
-            "Timestamp": "2024-05-01T12:00:00.000Z",
+            "Timestamp": sns_timestamp(),
         }
         return {**message, **fields}
 
@@ -120,8 +121,14 @@ class SnsSender:
             "TopicArn": self.topic,
             "Message": f"You have chosen to subscribe to the topic {self.topic}.",
             "SubscribeURL": f"{self.server.url}/confirm?Action=ConfirmSubscription&Token=abc",
-            "Timestamp": "2024-05-01T12:00:00.000Z",
+            "Timestamp": sns_timestamp(),
         }
+
+
+def sns_timestamp(seconds_ago: float = 0.0) -> str:
+    """An SNS ``Timestamp`` (ISO 8601, milliseconds, ``Z``) ``seconds_ago`` before now."""
+    when = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 class PubSubTokens:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from connectors.aws_s3.connector import AwsS3Connector
 from connectors.aws_s3.settings import AwsS3Settings
 from tests.support.cloud_contract import core  # noqa: F401  (a fixture)
 from tests.support.emulators import Emulator, moto_require_auth, moto_server
+from tests.support.webhook_senders import sns_timestamp
 
 REGION = "us-east-1"
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -113,11 +115,11 @@ def s3_event(bucket: str, key: str, size: int, name: str = "ObjectCreated:Put") 
 def sns_notification(message: dict[str, Any]) -> dict[str, Any]:
     return {
         "Type": "Notification",
-        "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        "MessageId": str(uuid.uuid4()),
         "TopicArn": "arn:aws:sns:us-east-1:123456789012:dsx-uploads",
         "Subject": "Amazon S3 Notification",
         "Message": json.dumps(message),
-        "Timestamp": "2024-05-01T12:00:00.000Z",
+        "Timestamp": sns_timestamp(),
         "SignatureVersion": "1",
     }
 

@@ -11,8 +11,9 @@ import pytest
 
 from connectors.aws_s3.connector import AwsS3Connector, trusted_subscribe_url
 from connectors.aws_s3.settings import AwsS3Settings
-from shared.connector import create_connector_app
+from shared.connector import WebhookReply, create_connector_app
 from tests.connectors.aws_s3.conftest import s3_event, sns_notification
+from tests.support.webhook_senders import sns_timestamp
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio]
 
@@ -39,7 +40,7 @@ def confirmation(url: str = SUBSCRIBE) -> dict[str, Any]:
         "TopicArn": "arn:aws:sns:eu-west-1:1:t",
         "Message": "You have chosen to subscribe to the topic arn:aws:sns:eu-west-1:1:t.",
         "SubscribeURL": url,
-        "Timestamp": "2024-05-01T12:00:00.000Z",
+        "Timestamp": sns_timestamp(),
     }
 
 
@@ -152,9 +153,10 @@ async def test_s3_events_name_the_new_objects_of_the_asset() -> None:
 
 async def test_an_sns_notification_carries_an_s3_event(client: httpx.AsyncClient) -> None:
     c = connector()
-    items = await c.webhook(sns_notification(s3_event("uploads", "in/a.txt", 3)))
-    assert [i.location for i in items] == ["in/a.txt"]  # type: ignore[union-attr]
-    assert await c.webhook(sns_notification({"Service": "Amazon S3", "Event": "s3:TestEvent"})) == []
+    reply = await c.webhook(sns_notification(s3_event("uploads", "in/a.txt", 3)))
+    assert isinstance(reply, WebhookReply) and [i.location for i in reply.items] == ["in/a.txt"]
+    test_event = await c.webhook(sns_notification({"Service": "Amazon S3", "Event": "s3:TestEvent"}))
+    assert isinstance(test_event, WebhookReply) and test_event.items == []
     response = await post_sns(client, sns_notification(s3_event("uploads", "in/a.txt", 3)))
     assert response.status_code == 200 and response.json()["status"] == "success"
     broken = await post_sns(client, {"Type": "Notification", "Message": "not json"})
@@ -163,3 +165,37 @@ async def test_an_sns_notification_carries_an_s3_event(client: httpx.AsyncClient
         f"{PREFIX}/webhook/event", content=b"{oops", headers={"content-type": "text/plain"}
     )
     assert not_json.status_code == 422 and "not JSON" in not_json.json()["message"]
+
+
+async def test_a_notification_submitted_once_is_dropped_when_delivered_again(
+    client: httpx.AsyncClient,
+) -> None:
+    """SNS delivers at least once, and anyone holding a signed message could post it again: a
+    MessageId whose items the core took is not submitted twice; one whose submission failed is."""
+    c = connector()
+    message = sns_notification(s3_event("uploads", "in/a.txt", 3))
+    first = await c.webhook(message)
+    assert isinstance(first, WebhookReply) and len(first.items) == 1
+    again = await c.webhook(message)  # the first was never submitted (no after_submit): still taken
+    assert isinstance(again, WebhookReply) and len(again.items) == 1
+    assert again.after_submit is not None
+    await again.after_submit()
+    replay = await c.webhook(message)
+    assert isinstance(replay, WebhookReply) and replay.items == []
+    assert replay.body == {"status": "nothing", "message": "SNS message already submitted"}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"eventName": "ObjectCreated:Put", "s3": "oops"},
+        {"eventName": "ObjectCreated:Put", "s3": {"object": "k", "bucket": {"name": "uploads"}}},
+        {"eventName": "ObjectCreated:Put", "s3": {"object": {"key": "in/a"}, "bucket": ["uploads"]}},
+    ],
+)
+async def test_a_malformed_s3_record_is_refused_with_400(
+    client: httpx.AsyncClient, record: dict[str, Any]
+) -> None:
+    response = await post_sns(client, sns_notification({"Records": [record]}))
+    assert response.status_code == 400, response.text
+    assert "'s3' object and bucket" in response.json()["message"]

@@ -11,10 +11,10 @@ import pytest
 
 from connectors.aws_s3.connector import AwsS3Connector
 from connectors.aws_s3.settings import AwsS3Settings
-from connectors.aws_s3.sns import trusted_subscribe_url, url_allowed
+from connectors.aws_s3.sns import DEFAULT_URL_PATTERN, trusted_subscribe_url, url_allowed
 from shared.connector import create_connector_app
 from tests.connectors.aws_s3.conftest import s3_event
-from tests.support.webhook_senders import FileServer, SnsSender, file_server, self_signed_pem
+from tests.support.webhook_senders import FileServer, SnsSender, file_server, self_signed_pem, sns_timestamp
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio]
 
@@ -128,12 +128,16 @@ async def test_the_certificate_is_fetched_once_and_cached(sns: SnsSender, server
 
 
 async def test_an_expired_certificate_is_refused(sns: SnsSender, server: FileServer) -> None:
-    server.files["/expired.pem"] = (self_signed_pem(sns.key, days=-1), "application/x-pem-file")
+    server.files["/SimpleNotificationService-expired.pem"] = (
+        self_signed_pem(sns.key, days=-1),
+        "application/x-pem-file",
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app_for(sns)), base_url="http://t"
     ) as client:
         message = sns.notification(
-            s3_event("uploads", "in/a.txt", 3), SigningCertURL=f"{server.url}/expired.pem"
+            s3_event("uploads", "in/a.txt", 3),
+            SigningCertURL=f"{server.url}/SimpleNotificationService-expired.pem",
         )
         response = await post(client, sns.sign(message))
     assert response.status_code == 401 and "expired" in response.json()["message"]
@@ -182,11 +186,45 @@ async def test_a_signed_subscription_is_confirmed_and_an_unsigned_one_never_fetc
         ("https://sns.eu-west-1.amazonaws.com.evil.example/x.pem", False),
         ("https://user@sns.eu-west-1.amazonaws.com/x.pem", False),
         ("https://s3.eu-west-1.amazonaws.com/x.pem", False),
+        ("https://sns.us-gov-west-1.amazonaws.com/x.pem", True),
+        ("https://sns.us-isob-east-1.amazonaws.com/x.pem", True),
+        # the virtual-hosted names of an S3 bucket called "sns" (AWS's wildcard certificates cover them)
+        ("https://sns.s3.amazonaws.com/x.pem", False),
+        ("https://sns.s3-accelerate.amazonaws.com/x.pem", False),
+        ("https://sns.s3-us-west-2.amazonaws.com/x.pem", False),
+        ("https://sns.s3-external-1.amazonaws.com/x.pem", False),
         ("not a url", False),
     ],
 )
 def test_certificate_urls_follow_the_sns_host_rule(url: str, allowed: bool) -> None:
-    assert url_allowed(url, r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?") is allowed
+    assert url_allowed(url, DEFAULT_URL_PATTERN) is allowed
+
+
+@pytest.mark.parametrize(
+    "path", ["/x.pem", "/SimpleNotificationService-test.pem?v=1", "/a/SimpleNotificationService-test.pem"]
+)
+async def test_a_certificate_url_off_the_sns_path_is_never_fetched(
+    client: httpx.AsyncClient, sns: SnsSender, server: FileServer, path: str
+) -> None:
+    before = len(server.requests)
+    message = sns.sign(sns.notification(s3_event("uploads", "in/a.txt", 3), SigningCertURL=server.url + path))
+    response = await post(client, message)
+    assert response.status_code == 401 and "SigningCertURL refused" in response.json()["message"]
+    assert len(server.requests) == before
+
+
+@pytest.mark.parametrize(("seconds_ago", "accepted"), [(3000, True), (3600 + 400, False), (-400, False)])
+async def test_a_notification_outside_the_sns_retry_window_is_a_replay(
+    client: httpx.AsyncClient, sns: SnsSender, seconds_ago: float, accepted: bool
+) -> None:
+    message = sns.sign(
+        sns.notification(s3_event("uploads", "in/a.txt", 3), Timestamp=sns_timestamp(seconds_ago))
+    )
+    response = await post(client, message)
+    assert (response.status_code == 200) is accepted, response.text
+    if not accepted:
+        assert response.status_code == 401
+        assert "replay" in response.json()["message"] or "future" in response.json()["message"]
 
 
 def test_a_subscribe_url_must_confirm_a_subscription() -> None:

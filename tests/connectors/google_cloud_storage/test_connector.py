@@ -76,3 +76,22 @@ async def test_what_is_not_a_push_delivery_is_refused(client: httpx.AsyncClient)
     not_json["message"]["data"] = base64.b64encode(b"not json").decode()
     assert (await client.post(f"{PREFIX}/webhook/event", json=not_json)).status_code == 400
     assert json.loads(base64.b64decode(pubsub_push("b", "k", 1)["message"]["data"]))["size"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("attributes", ["eventType", "OBJECT_FINALIZE"], "attributes is not an object"),
+        ("data", 12, "not base64-encoded JSON"),
+        ("data", base64.b64encode(b'["a list"]').decode(), "not a JSON object"),
+    ],
+)
+async def test_a_push_of_the_wrong_shape_is_refused_with_400_not_500(
+    client: httpx.AsyncClient, field: str, value: Any, problem: str
+) -> None:
+    """Pub/Sub redelivers a 5xx until the message expires: a malformed push is refused for good."""
+    push = pubsub_push("uploads", "in/a.txt", 3)
+    push["message"][field] = value
+    response = await client.post(f"{PREFIX}/webhook/event", json=push)
+    assert response.status_code == 400, response.text
+    assert problem in response.json()["message"]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from connectors.graph.drive import MONITOR_CURSOR, SCAN_CURSOR, GraphDriveConnector
-from shared.connector import create_connector_app
+from shared.connector import WebhookReply, create_connector_app
 from tests.support.cloud_contract import Core
 from tests.support.fake_graph import FakeGraph
 from tests.support.graph_store import CLIENT_ID, CLIENT_STATE, GraphStore, drive_id, unique_drive
@@ -170,8 +170,19 @@ async def test_a_forged_notification_is_refused_and_a_genuine_one_reads_the_delt
     missing = await http.post("webhook/event", json={"value": [{"subscriptionId": "s"}]})
     assert missing.status_code == 401
     genuine = {"value": [{"subscriptionId": "s", "clientState": CLIENT_STATE, "changeType": "updated"}]}
-    items = await connector.webhook(genuine)
-    assert [item.location for item in items] == ["in/dropped.exe"]  # type: ignore[union-attr]
+    cursor = await connector.state.get(MONITOR_CURSOR)
+    reply = await connector.webhook(genuine)
+    assert isinstance(reply, WebhookReply) and [item.location for item in reply.items] == ["in/dropped.exe"]
+    # the delta link moves only once the core has the items: a failed submission (answered 503)
+    # leaves it, and Graph's redelivery reads the same change
+    assert await connector.state.get(MONITOR_CURSOR) == cursor
+    again = await connector.webhook(genuine)
+    assert isinstance(again, WebhookReply) and [item.location for item in again.items] == ["in/dropped.exe"]
+    assert again.after_submit is not None
+    await again.after_submit()
+    assert await connector.state.get(MONITOR_CURSOR) != cursor
+    after = await connector.webhook(genuine)
+    assert isinstance(after, WebhookReply) and after.items == []
 
 
 async def test_polling_finds_changes_without_a_webhook(store: GraphStore, make: Make) -> None:

@@ -47,6 +47,9 @@ class FakeCore:
     )
     #: answer 503 to the next N batch submissions
     fail_batches: int = 0
+    #: answer 404 "not registered" to every submission until the connector registers again (as
+    #: the core does once a registration's heartbeat TTL has run out)
+    forgotten: bool = False
     #: refuse (422) batches and single requests holding a location starting with this
     reject_prefix: str | None = None
     #: called (in the server thread) after each accepted batch, with the batch
@@ -86,6 +89,7 @@ class FakeCore:
             with self.lock:
                 code = 200 if body["uuid"] in known else 201
                 known.add(body["uuid"])
+                self.forgotten = False
                 self.registrations.append((code, body, time.monotonic()))
             return JSONResponse({"status": "success", "message": "registered", "id": body["uuid"]}, code)
 
@@ -118,6 +122,8 @@ class FakeCore:
 
         async def accept_batch(request: Request) -> JSONResponse:
             with self.lock:
+                if self.forgotten:
+                    return not_registered()
                 if self.fail_batches > 0:
                     self.fail_batches -= 1
                     return JSONResponse({"status": "error", "message": "blip"}, 503)
@@ -134,6 +140,8 @@ class FakeCore:
 
         @app.post(f"{API}/scan/request")
         async def request_single(request: Request) -> JSONResponse:
+            if self.forgotten:
+                return not_registered()
             raw = await request.json()
             if self._rejects([ScanRequest.model_validate(raw)]):
                 return JSONResponse({"status": "error", "message": "bad location"}, 422)
@@ -165,6 +173,10 @@ class FakeCore:
         return self.reject_prefix is not None and any(
             r.location.startswith(self.reject_prefix) for r in requests
         )
+
+
+def not_registered() -> JSONResponse:
+    return JSONResponse({"status": "error", "message": "connector is not registered"}, 404)
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import anyio
 
@@ -29,6 +29,8 @@ class MemoryConnector(Connector[ConnectorSettings]):
         self.items: dict[str, bytes] = dict(items or {})
         self.chunked: set[str] = set()
         self._changes: list[list[Item]] = []
+        #: batches the watcher was resumed after (a storage with a cursor would mark them seen)
+        self.seen: list[list[Item]] = []
         self._changed = anyio.Event()
         super().__init__(settings or MemorySettings())
 
@@ -64,13 +66,15 @@ class MemoryConnector(Connector[ConnectorSettings]):
         self._changes.append([Item(loc, loc, len(self.items.get(loc, b""))) for loc in locations])
         self._changed.set()
 
-    async def watch(self, stop: anyio.Event) -> AsyncIterator[list[Item]]:
+    async def watch(self, stop: anyio.Event) -> AsyncGenerator[list[Item]]:
         while not stop.is_set():
             with anyio.move_on_after(0.05):
                 await self._changed.wait()
             self._changed = anyio.Event()
             while self._changes:
-                yield self._changes.pop(0)
+                batch = self._changes.pop(0)
+                yield batch
+                self.seen.append(batch)
 
 
 async def _chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:

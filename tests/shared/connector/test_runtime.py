@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
+from shared.connector import Item, WebhookReply, create_connector_app
+from shared.connector.routes import WEBHOOK_SUBMIT_RETRY_S
 from shared.connector.runtime import ConnectorRuntime
 from tests.shared.connector.core_receiver import FakeCore, running_core
 from tests.shared.connector.memory_connector import MemoryConnector, MemorySettings
@@ -192,6 +195,47 @@ async def test_changed_items_are_submitted_without_a_job(fake_core: FakeCore) ->
     assert {r["job_item_id"] for r in fake_core.requests} == {None}
 
 
+async def test_a_core_that_forgot_the_connector_gets_it_registered_again_and_every_item(
+    fake_core: FakeCore,
+) -> None:
+    """A 404 "not registered" (the registration's TTL ran out between heartbeats, Redis lost it) is
+    about the connector, not the items: it re-registers and sends them again, skipping none."""
+    rt = ConnectorRuntime(make_connector(fake_core.url, heartbeat_interval_s=3600))
+    await rt.start()
+    try:
+        await until(lambda: rt.registered)
+        registered = len(fake_core.registrations)
+        fake_core.forgotten = True
+        progress, _ = rt.start_full_scan("job-11", None)
+        await until(lambda: progress.state == "completed", what="the scan to complete")
+    finally:
+        await rt.stop()
+    assert len(fake_core.registrations) > registered, "registered again at once, not at the next heartbeat"
+    assert fake_core.enqueue_done["job-11"] == 25
+    assert fake_core.locations("job-11") == sorted(rt.connector.items)
+
+
+async def test_changes_the_core_did_not_take_are_sent_again_before_the_watcher_moves_on(
+    fake_core: FakeCore,
+) -> None:
+    """The watcher is held at its yield while the core refuses: a storage cursor (Graph's delta
+    link) is kept until the changes are submitted, and the same items go again once it recovers."""
+    rt = ConnectorRuntime(make_connector(fake_core.url, monitor=True, submit_retry_max_s=0.2))
+    connector: MemoryConnector = rt.connector  # type: ignore[assignment]
+    fake_core.fail_batches = 1_000_000
+    await rt.start()
+    try:
+        connector.push("f001.bin", "f002.bin")
+        await until(lambda: fake_core.fail_batches < 1_000_000 - 2, what="submissions failing")
+        assert connector.seen == [] and fake_core.requests == []
+        fake_core.fail_batches = 0
+        await until(lambda: len(fake_core.requests) == 2, what="the same changes, submitted")
+        await until(lambda: connector.seen, what="the watcher resumed")
+    finally:
+        await rt.stop()
+    assert sorted(r["location"] for r in fake_core.requests) == ["f001.bin", "f002.bin"]
+
+
 async def test_reconfigure_re_registers_with_the_new_settings(
     fake_core: FakeCore, runtime: ConnectorRuntime
 ) -> None:
@@ -202,3 +246,43 @@ async def test_reconfigure_re_registers_with_the_new_settings(
     with pytest.raises(ValueError):
         await runtime.reconfigure({"item_action": "explode"})
     assert runtime.settings.item_action == "delete"
+
+
+class HookedConnector(MemoryConnector):
+    """Each webhook event names one item; its "cursor" moves only after the core took it."""
+
+    committed: int = 0
+
+    async def webhook(self, event: dict[str, Any]) -> WebhookReply:
+        async def commit() -> None:
+            self.committed += 1
+
+        return WebhookReply(items=[Item("f001.bin", "f001.bin", 1)], after_submit=commit)
+
+
+async def test_a_webhook_the_core_cannot_take_answers_503_at_once_and_moves_no_cursor(
+    fake_core: FakeCore,
+) -> None:
+    """A storage sender times out in seconds and delivers again: the webhook does not hold it for
+    SUBMIT_RETRY_MAX_S, answers 503 (not the core's 4xx, which SNS would not retry), and its
+    change-feed cursor stays where the redelivery will read the same changes."""
+    settings = MemorySettings(
+        dsx_connect_url=fake_core.url, heartbeat_interval_s=3600, webhook={"verify": False}
+    )
+    connector = HookedConnector(settings, items={"f001.bin": b"x"})
+    app = create_connector_app(connector)
+    async with app.router.lifespan_context(app):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        url = f"/{settings.name}/webhook/event"
+        fake_core.fail_batches = 1_000_000
+        started = time.monotonic()
+        refused = await http.post(url, json={"changed": True})
+        assert refused.status_code == 503, refused.text
+        assert "deliver again" in refused.json()["message"]
+        assert time.monotonic() - started < WEBHOOK_SUBMIT_RETRY_S + 5
+        assert connector.committed == 0 and fake_core.requests == []
+        fake_core.fail_batches = 0
+        taken = await http.post(url, json={"changed": True})
+        assert taken.status_code == 200 and taken.json()["submitted"] == 1
+        assert connector.committed == 1 and [r["location"] for r in fake_core.requests] == ["f001.bin"]
+        await http.aclose()
