@@ -116,6 +116,9 @@ class Registration(StatusResponse):
     connector_uuid: str | None = omitted_if_none("the registered uuid (auth on)")
     hmac_key_id: str | None = omitted_if_none("the connector's key id (auth on)")
     hmac_secret: str | None = omitted_if_none("the connector's secret (auth on; store it)")
+    hmac_previous_valid_s: int | None = omitted_if_none(
+        "seconds the connector's pair before this one stays valid (auth on; 0: none is, drop it now)"
+    )
 
 
 class FullScanAnswer(StatusResponse):

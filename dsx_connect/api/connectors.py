@@ -89,7 +89,12 @@ def register_connector(
         "id": record.uuid,
     }
     if issued is not None:  # the 1.x enrollment answer's fields
-        body |= {"connector_uuid": record.uuid, "hmac_key_id": issued.key_id, "hmac_secret": issued.secret}
+        body |= {
+            "connector_uuid": record.uuid,
+            "hmac_key_id": issued.key_id,
+            "hmac_secret": issued.secret,
+            "hmac_previous_valid_s": issued.previous_valid_s,
+        }
     return Registration.model_validate(body)
 
 

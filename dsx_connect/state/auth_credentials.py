@@ -60,6 +60,13 @@ if valid and rotate ~= '1' then
 end
 redis.call('HSET', prefix .. new, 'uuid', uuid, 'sv', fp, 'created', now)
 local old = redis.call('HGET', KEYS[1], 'previous')
+if cur and valid and old and redis.call('HGET', KEYS[1], 'delivered') ~= '1' then
+  -- rotated again before the connector fetched cur: it still holds (and signs with) old, which
+  -- stays the previous pair until its own deadline; cur was never handed out
+  redis.call('DEL', prefix .. cur)
+  redis.call('HSET', KEYS[1], 'current', new, 'current_at', now, 'delivered', delivered)
+  return {'new', new}
+end
 if old then redis.call('DEL', prefix .. old) end
 redis.call('HDEL', KEYS[1], 'previous', 'previous_until')
 if cur and valid and grace > 0 then
@@ -109,6 +116,8 @@ class IssuedKey:
     key_id: str
     secret: str
     new: bool
+    #: how long the pair before this one stays valid here (0: none is); the connector keeps it no longer
+    previous_valid_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +195,11 @@ class ConnectorKeys:
         status, key_id = self._run_enroll(
             uuid, rotate=rotate, delivered=True, name=name, create_only=create_only
         )
-        return IssuedKey(key_id, self.secret_for(key_id), new=status == "new")
+        until = self.redis.hget(keys.auth_connector(uuid), "previous_until")
+        previous_valid_s = max(0, int(float(until) - time.time())) if until else 0
+        return IssuedKey(
+            key_id, self.secret_for(key_id), new=status == "new", previous_valid_s=previous_valid_s
+        )
 
     def rotate(self, uuid: str) -> str:
         """Issue a new pair now (operator); the connector receives it with its next registration."""

@@ -111,13 +111,19 @@ class ConnectorCredentials:
     def key_id(self) -> str | None:
         return self._current[0] if self._current else None
 
-    def update(self, key_id: str, secret: str) -> bool:
-        """Adopt a pair (from a registration answer); True when it changed."""
+    def update(self, key_id: str, secret: str, previous_valid_s: float = PREVIOUS_KEY_GRACE_S) -> bool:
+        """Adopt a pair (from a registration answer); True when it changed.
+
+        The pair it replaces keeps verifying the core's calls for ``previous_valid_s`` (what the core
+        says it still honours, at most ``PREVIOUS_KEY_GRACE_S``; 0 after a reset or revocation, when
+        the old pair may be in someone else's hands)."""
         if self._current == (key_id, secret):
             return False
         register_secret(secret)
-        if self._current is not None:
-            self._previous = (*self._current, time.monotonic() + PREVIOUS_KEY_GRACE_S)
+        grace = min(max(previous_valid_s, 0.0), PREVIOUS_KEY_GRACE_S)
+        self._previous = None
+        if self._current is not None and grace > 0:
+            self._previous = (*self._current, time.monotonic() + grace)
         self._current = (key_id, secret)
         self._signer = Signer(key_id, secret)
         self._write_file()
@@ -161,7 +167,10 @@ class CoreAuth(httpx.Auth):
                 request.method, request.url.raw_path.decode("ascii"), request.content
             )
 
-    def _learn(self, request: httpx.Request, response: httpx.Response) -> None:
+    def _learn(self, request: httpx.Request, response: httpx.Response, *, pair_refused: bool = False) -> None:
+        """Adopt the pair of a registration answer. ``pair_refused``: the core refused our signed
+        registration (401: it no longer knows the pair, reset by an operator), so the old pair is
+        dropped at once rather than kept for a grace period."""
         if not _is_registration(request):
             return
         if response.status_code == 403:  # revoked by an operator: nothing signed with the old pair counts
@@ -176,7 +185,13 @@ class CoreAuth(httpx.Auth):
         key_id = body.get("hmac_key_id") if isinstance(body, dict) else None
         secret = body.get("hmac_secret") if isinstance(body, dict) else None
         fresh = isinstance(key_id, str) and isinstance(secret, str) and bool(key_id) and bool(secret)
-        if fresh and self.credentials.update(str(key_id), str(secret)):
+        stated = body.get("hmac_previous_valid_s") if isinstance(body, dict) else None
+        grace = PREVIOUS_KEY_GRACE_S  # an older core does not say: its default
+        if isinstance(stated, int | float) and not isinstance(stated, bool):
+            grace = float(stated)
+        if pair_refused:
+            grace = 0.0
+        if fresh and self.credentials.update(str(key_id), str(secret), previous_valid_s=grace):
             log.info("DSX-HMAC key pair received from dsx-connect", extra={"key_id": key_id})
 
     def _retry_unsigned(self, request: httpx.Request, response: httpx.Response) -> bool:
@@ -193,25 +208,27 @@ class CoreAuth(httpx.Auth):
         request.read()
         self._prepare(request)
         response = yield request
-        if self._retry_unsigned(request, response):
+        refused = self._retry_unsigned(request, response)
+        if refused:
             response.read()
             self._prepare(request, sign=False)
             response = yield request
         if _is_registration(request):
             response.read()
-            self._learn(request, response)
+            self._learn(request, response, pair_refused=refused)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         await request.aread()
         self._prepare(request)
         response = yield request
-        if self._retry_unsigned(request, response):
+        refused = self._retry_unsigned(request, response)
+        if refused:
             await response.aread()
             self._prepare(request, sign=False)
             response = yield request
         if _is_registration(request):
             await response.aread()
-            self._learn(request, response)
+            self._learn(request, response, pair_refused=refused)
 
 
 class CoreRequestGuard:

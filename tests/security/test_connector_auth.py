@@ -15,8 +15,8 @@ import pytest
 
 from connectors.filesystem.connector import FilesystemConnector
 from connectors.filesystem.settings import FilesystemSettings
-from shared.connector import Connector, create_connector_app
-from shared.connector.security import ConnectorCredentials, CoreAuth
+from shared.connector import Connector, create_connector_app, security
+from shared.connector.security import PREVIOUS_KEY_GRACE_S, ConnectorCredentials, CoreAuth
 from shared.hmac_auth import DsxHmacAuth, Signer
 from tests.support.auth import CONNECTOR_AUTH, CONNECTOR_KEY_ID, CONNECTOR_SECRET, core_signer
 
@@ -206,6 +206,8 @@ async def test_a_connector_holding_a_pair_signs_its_heartbeat_and_falls_back_to_
     assert answer.status_code == 201
     assert seen[0] is not None and "key_id=dsxk-old" in seen[0] and seen[1] is None
     assert credentials.key_id == "dsxk-fresh"
+    # the pair the core refused (reset: maybe stolen) no longer opens this connector, not even for a while
+    assert credentials.secret_for("dsxk-old") is None
 
 
 async def test_after_a_rotation_the_previous_pair_is_still_accepted_for_a_while() -> None:
@@ -215,6 +217,36 @@ async def test_after_a_rotation_the_previous_pair_is_still_accepted_for_a_while(
     assert credentials.secret_for("dsxk-new") == "new-secret-0123456789"
     assert credentials.update("dsxk-newer", "newer-secret-0123456789")
     assert credentials.secret_for("dsxk-old") is None  # only one previous pair is kept
+
+
+@pytest.mark.parametrize(
+    ("stated", "kept_s"), [(30, 30), (0, 0), (None, PREVIOUS_KEY_GRACE_S), (86_400, PREVIOUS_KEY_GRACE_S)]
+)
+async def test_the_previous_pair_is_kept_no_longer_than_the_core_honours_it(
+    monkeypatch: pytest.MonkeyPatch, stated: int | None, kept_s: float
+) -> None:
+    """The core says how long it still honours the replaced pair (its KEY_ROTATION_GRACE_S left);
+    an older core that does not say gets the connector's own default."""
+
+    def core(request: httpx.Request) -> httpx.Response:
+        body: dict[str, object] = {"hmac_key_id": "dsxk-new", "hmac_secret": "new-secret-0123456789"}
+        if stated is not None:
+            body["hmac_previous_valid_s"] = stated
+        return httpx.Response(200, json=body)
+
+    credentials = ConnectorCredentials("dsxk-old", "old-secret-0123456789")
+    auth = CoreAuth(credentials, "enroll-token-0123456789")
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(core), auth=auth, base_url="http://core"
+    ) as http:
+        await http.post("/dsx-connect/api/v1/connectors/register", json={})
+    assert credentials.key_id == "dsxk-new"
+    start = time.monotonic()
+    if kept_s:
+        monkeypatch.setattr(security.time, "monotonic", lambda: start + kept_s - 1)
+        assert credentials.secret_for("dsxk-old") == "old-secret-0123456789"
+    monkeypatch.setattr(security.time, "monotonic", lambda: start + kept_s + 1)
+    assert credentials.secret_for("dsxk-old") is None
 
 
 async def test_a_revocation_answer_drops_the_pair() -> None:

@@ -15,6 +15,7 @@ import pytest
 from dsx_connect.auth import cli
 from dsx_connect.jobs.stall import fail_stalled_jobs
 from dsx_connect.state.jobs import JobStore
+from shared.connector.security import ConnectorCredentials, CoreAuth
 from tests.security.conftest import Enrolled, SecureCore, connector_body
 from tests.support.auth import ENROLLMENT_TOKEN, OPERATOR_KEY, connector_signer
 from tests.support.clock import wait_to_clear_window_end
@@ -113,6 +114,52 @@ def test_an_operator_reset_lets_the_identity_be_created_anew(core: SecureCore, a
         assert http.post("/scan/request", json=alice.scan_request()).status_code == 401  # its pair is gone
     fresh = register(core, alice.body, FLEET)
     assert fresh.status_code == 201 and fresh.json()["hmac_key_id"] != alice.key_id
+
+
+def test_after_a_reset_the_connector_drops_the_old_pair_at_once(core: SecureCore, alice: Enrolled) -> None:
+    """Reset is the remedy for a stolen pair: the core refuses it at once, and so does the connector
+    after the heartbeat that brings its new pair (it kept the old one 15 minutes before)."""
+    credentials = ConnectorCredentials(alice.key_id, alice.secret)
+    with core.operator() as http:
+        assert http.post(f"/auth/connectors/{alice.uuid}/reset").status_code == 200
+    with httpx.Client(base_url=core.api, auth=CoreAuth(credentials, ENROLLMENT_TOKEN), timeout=10) as http:
+        answer = http.post("/connectors/register", json=alice.body)
+    assert answer.status_code == 201 and answer.json()["hmac_previous_valid_s"] == 0
+    assert credentials.key_id not in (None, alice.key_id)
+    assert credentials.secret_for(alice.key_id) is None
+
+
+def test_after_a_rotation_the_connector_keeps_the_old_pair_only_as_long_as_the_core(
+    core: SecureCore, alice: Enrolled
+) -> None:
+    credentials = ConnectorCredentials(alice.key_id, alice.secret)
+    with core.operator() as http:
+        assert http.post(f"/auth/connectors/{alice.uuid}/rotate").status_code == 200
+    with httpx.Client(base_url=core.api, auth=CoreAuth(credentials, ENROLLMENT_TOKEN), timeout=10) as http:
+        answer = http.post("/connectors/register", json=alice.body)
+    assert answer.status_code == 200, answer.text
+    grace = answer.json()["hmac_previous_valid_s"]
+    assert 0 < grace <= core.redis.ttl(f"dsxc:auth:key:{alice.key_id}") + 1  # the core's grace, not 900 s
+    assert credentials.key_id != alice.key_id and credentials.secret_for(alice.key_id) == alice.secret
+    assert credentials._previous is not None and credentials._previous[2] <= time.monotonic() + grace
+
+
+def test_two_rotations_before_a_heartbeat_leave_the_connector_its_pair(
+    core: SecureCore, alice: Enrolled
+) -> None:
+    """The second rotation replaces a pair the connector never fetched; the one it holds stays the
+    previous pair (the core signs with it, the heartbeat signed with it is answered the newest)."""
+    with core.operator() as http:
+        first = http.post(f"/auth/connectors/{alice.uuid}/rotate").json()["key_id"]
+        second = http.post(f"/auth/connectors/{alice.uuid}/rotate").json()["key_id"]
+        described = http.get(f"/auth/connectors/{alice.uuid}").json()
+    assert described["previous_key_id"] == alice.key_id and described["key_id"] == second
+    assert core.redis.exists(f"dsxc:auth:key:{first}") == 0  # never handed out, gone
+    credentials = ConnectorCredentials(alice.key_id, alice.secret)
+    with httpx.Client(base_url=core.api, auth=CoreAuth(credentials, ENROLLMENT_TOKEN), timeout=10) as http:
+        answer = http.post("/connectors/register", json=alice.body)
+    assert answer.status_code == 200 and answer.json()["hmac_key_id"] == second
+    assert credentials.key_id == second
 
 
 # ---- scoped enrollment tokens -------------------------------------------------------------------
