@@ -131,6 +131,8 @@ def monitor_job(connector_uuid: str) -> str:
 SCHEDULES = f"{PREFIX}:schedules"  # hash connector uuid -> ScheduleRecord JSON
 SCHEDULER_LEADER = f"{PREFIX}:scheduler:leader"  # the leader's lease token (expires unless renewed)
 SCANNER_IDENTITY = f"{PREFIX}:scheduler:scanner-identity"  # the scanner identity the leader saw last
+#: how many identity changes the leader has handled (part of each change's claim: A->B seen again later is new)
+SCANNER_IDENTITY_CHANGES = f"{PREFIX}:scheduler:scanner-identity-changes"
 
 
 def schedule_state(connector_uuid: str) -> str:

@@ -50,6 +50,8 @@ def validate(expr: str, tz: str = "UTC") -> str:
         field = next((f for f in FIELDS if text.lower().endswith(f)), "cron")
         value = parts[FIELDS.index(field)] if field in FIELDS else normal
         raise CronError(field, f"cron {field} field {value!r} is not valid ({text})") from None
+    if next_slot(normal, tz, start.timestamp()) is None:  # e.g. "0 0 */10 * 1#4": the 4th Monday is day 22-28
+        raise CronError("cron", f"cron expression {normal!r} never fires")
     return normal
 
 
@@ -65,10 +67,29 @@ def next_slot(expr: str, tz: str, after_ts: float) -> float | None:
         return None
 
 
+#: further back than any daylight-saving shift (an hour; 30 minutes on Lord Howe Island)
+_DST_MARGIN_S = 3 * 3600
+
+
 def latest_slot(expr: str, tz: str, at_ts: float) -> float | None:
-    """The newest firing time at or before ``at_ts`` (cronsim's reverse walk is strictly before its
-    start, and slots are whole minutes, so it starts one second later)."""
-    try:
-        return next(CronSim(expr, _at(at_ts, tz) + timedelta(seconds=1), reverse=True)).timestamp()
+    """The newest firing time at or before ``at_ts``, as the forward walk of :func:`next_slot` (what
+    ``next_run`` shows) has it.
+
+    cronsim's reverse walk disagrees with its forward walk around daylight-saving changes (on a
+    fall-back day it skipped the repeated hour's slots and gave the 03:00 slot an hour early), so
+    it only finds where to start: the forward walk from a margin before it decides.
+    """
+    try:  # strictly before its start, and slots are whole minutes: start a second later
+        hint = next(CronSim(expr, _at(at_ts, tz) + timedelta(seconds=1), reverse=True)).timestamp()
     except StopIteration:
-        return None
+        hint = at_ts
+    near = at_ts - 86400 <= hint <= at_ts  # offsets change at most twice a year: not twice in a day
+    if near and _at(hint - _DST_MARGIN_S, tz).utcoffset() == _at(at_ts, tz).utcoffset():
+        return hint  # no change of offset anywhere near: the walks agree
+    latest = None
+    for fire in CronSim(expr, _at(min(hint, at_ts) - _DST_MARGIN_S, tz)):
+        ts = fire.timestamp()
+        if ts > at_ts:
+            break
+        latest = ts
+    return latest

@@ -26,9 +26,11 @@ def version_url(scan_binary_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/version"
 
 
-def change_digest(previous: str, current: str) -> str:
-    """A short name of one identity change (the claim of its rescans)."""
-    return hashlib.sha256(f"{previous}\n{current}".encode()).hexdigest()[:24]
+def change_digest(previous: str, current: str, sequence: int = 0) -> str:
+    """A short name of one identity change (the claim of its rescans); ``sequence`` (the changes
+    handled before it) tells a later change between the same two identities (rules re-applied after
+    a rollback) from this one."""
+    return hashlib.sha256(f"{sequence}\n{previous}\n{current}".encode()).hexdigest()[:24]
 
 
 class ScannerIdentity:

@@ -11,6 +11,7 @@ from dsx_connect.api.deps import get_connector_http  # the routes' pooled, addre
 from dsx_connect.auth.deps import signed_calls_auth
 from dsx_connect.connector_client import ConnectorClient
 from dsx_connect.connectors.full_scan import FullScanFailed, start_full_scan
+from dsx_connect.redis_client import replicated
 from dsx_connect.schedules.identity import ScannerIdentity
 from dsx_connect.schedules.scheduler import ScanNotStarted, Scheduler, run_scheduler
 from dsx_connect.settings import Settings
@@ -53,6 +54,7 @@ def build_scheduler(settings: Settings, client: redis.Redis) -> Scheduler:
         FullScanStarter(settings, client),
         identity=ScannerIdentity(settings.scanner),
         scanner_poll_s=config.scanner_poll_s,
+        durable=lambda: replicated(client, settings.redis_wait_replicas, settings.redis_wait_timeout_ms),
     )
 
 

@@ -7,10 +7,14 @@ lease token and sets ``schedule:{uuid}:{slot}`` only if absent, so two replicas,
 its successor, never start one slot twice. Slots missed while no replica ran are not replayed: only
 the newest one runs, once, when a scheduler is back. A start is at most once: a leader that dies
 between its claim and the connector's answer loses that slot (the state says which slot ran last).
+With ``DSXCONNECT_REDIS_WAIT_REPLICAS``, a claim is confirmed on the replicas (``WAIT``) before the
+connector is asked, so a failover cannot hand a replica without the claim to a new leader.
 
 Every ``DSXCONNECT_SCHEDULER__SCANNER_POLL_S`` the leader reads the scanner's identity; when it
 differs from the one last seen (kept in Redis, so a change while no replica ran counts too), each
-schedule with ``rescan_on_scanner_change`` gets one full scan, claimed per (change, connector).
+schedule with ``rescan_on_scanner_change`` gets one full scan, claimed per (change, connector); a
+change is named by both identities and the number of changes before it, so rules re-applied after
+a rollback rescan again.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 import anyio
 import redis
 
+from dsx_connect.redis_client import NotReplicated
 from dsx_connect.schedules import cron
 from dsx_connect.schedules.identity import change_digest
 from dsx_connect.schedules.models import ScheduleRecord
@@ -64,6 +69,7 @@ class Scheduler:
         identity: ReadIdentity | None = None,
         scanner_poll_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        durable: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.lease = lease
@@ -71,6 +77,8 @@ class Scheduler:
         self.identity = identity
         self.scanner_poll_s = scanner_poll_s
         self.clock = clock
+        #: returns once a claim is on the Redis replicas (``WAIT``), else raises ``NotReplicated``
+        self.durable = durable
         self._identity_read_at: float | None = None
 
     def tick(self) -> TickReport:
@@ -81,8 +89,16 @@ class Scheduler:
         now = self.clock()
         schedules = self.store.all()
         for schedule in schedules:
-            if not self._run_due_slot(schedule, now, report):
-                return report  # the lease was lost: stop; the new leader carries on
+            try:
+                if not self._run_due_slot(schedule, now, report):
+                    return report  # the lease was lost: stop; the new leader carries on
+            except redis.RedisError:
+                raise
+            except Exception:  # one schedule's fault stops no other
+                log.exception(
+                    "schedule of connector %s skipped", schedule.connector_uuid,
+                    extra={"connector_uuid": schedule.connector_uuid},
+                )  # fmt: skip
         if self.identity is not None and (
             self._identity_read_at is None or now - self._identity_read_at >= self.scanner_poll_s
         ):
@@ -111,14 +127,14 @@ class Scheduler:
             return  # unknown: keep the last one seen, start nothing
         previous = self.store.scanner_identity()
         if previous is not None and previous != current:
-            change = change_digest(previous, current)
+            change = change_digest(previous, current, self.store.identity_changes())
             log.info("scanner identity changed: %r -> %r", previous, current)
             for uuid in (s.connector_uuid for s in schedules if s.enabled and s.rescan_on_scanner_change):
                 claim = self._change_claim(uuid, change)
                 if not self._claim_and_start(uuid, "scanner_change", claim, report, change):
                     return  # lost the lease: the next leader sees the change again (claims hold)
         if previous != current:
-            self.store.set_scanner_identity(current)
+            self.store.set_scanner_identity(current, changed=previous is not None)
 
     def _change_claim(self, connector_uuid: str, change: str) -> Callable[[str], Claim]:
         return lambda token: self.store.claim_change(token, connector_uuid, change)
@@ -137,6 +153,15 @@ class Scheduler:
             self.lease.token = None
             return False
         if outcome is Claim.TAKEN:
+            return True
+        try:
+            # the claim must survive a failover before the connector is asked, or the promoted
+            # replica's leader would start this slot again; unconfirmed, the slot is not started
+            self.durable()
+        except NotReplicated as exc:
+            log.error("scheduled scan not started (%s, %s): %s", trigger, label, exc)
+            self.store.record_start(connector_uuid, trigger, None, f"claim not replicated: {exc}")
+            report.failed.append((connector_uuid, trigger, f"claim not replicated: {exc}"))
             return True
         try:
             job_id = self.start(connector_uuid, trigger)

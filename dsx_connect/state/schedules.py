@@ -7,14 +7,18 @@ leader makes, fenced by its lease (``state.schedule_lease``).
 
 from __future__ import annotations
 
+import logging
 import time
 from enum import IntEnum
 
 import redis
+from pydantic import ValidationError
 
 from dsx_connect import keys
 from dsx_connect.schedules.models import ScheduleRecord, ScheduleRun, ScheduleSpec, iso
 from dsx_connect.state.scripts import lua
+
+log = logging.getLogger(__name__)
 
 _CLAIM_LUA = lua("schedule_claim")  # dsx_connect/state/lua/schedule_claim.lua
 
@@ -42,7 +46,13 @@ class ScheduleStore:
         (then a slot due a moment ago is not lost to an edit of the other fields)."""
         now = time.time() if now is None else now
         previous = self.get(connector_uuid)
-        same_slots = previous is not None and (previous.cron, previous.timezone) == (spec.cron, spec.timezone)
+        # a disabled schedule's slots were never run: enabling it again must not start the one that
+        # fell while it was off, so its slots count from now as for a new cron
+        same_slots = (
+            previous is not None
+            and (previous.cron, previous.timezone) == (spec.cron, spec.timezone)
+            and (previous.enabled or not spec.enabled)
+        )
         record = ScheduleRecord(
             **spec.model_dump(),
             connector_uuid=connector_uuid,
@@ -53,13 +63,16 @@ class ScheduleStore:
         return record
 
     def get(self, connector_uuid: str) -> ScheduleRecord | None:
+        """The schedule of ``connector_uuid``; None when it has none, or none this version can load."""
         raw = self.redis.hget(keys.SCHEDULES, connector_uuid)
-        return None if raw is None else ScheduleRecord.model_validate_json(raw)
+        return None if raw is None else _load(connector_uuid, raw)
 
     def all(self) -> list[ScheduleRecord]:
-        """Every schedule, by connector uuid."""
+        """Every schedule, by connector uuid; one that no longer loads is logged and left out, so it
+        stops no other (a zone the time zone database dropped, a record of a newer version)."""
         raw = self.redis.hgetall(keys.SCHEDULES)
-        return [ScheduleRecord.model_validate_json(raw[uuid]) for uuid in sorted(raw)]
+        loaded = (_load(uuid, raw[uuid]) for uuid in sorted(raw))
+        return [record for record in loaded if record is not None]
 
     def delete(self, connector_uuid: str) -> bool:
         """Remove a schedule and its run state; whether there was one. (Claims expire on their own.)"""
@@ -127,5 +140,28 @@ class ScheduleStore:
         value = self.redis.get(keys.SCANNER_IDENTITY)
         return None if value is None else str(value)
 
-    def set_scanner_identity(self, identity: str) -> None:
-        self.redis.set(keys.SCANNER_IDENTITY, identity)
+    def identity_changes(self) -> int:
+        """How many scanner identity changes the leaders have handled."""
+        value = self.redis.get(keys.SCANNER_IDENTITY_CHANGES)
+        return int(value) if value else 0
+
+    def set_scanner_identity(self, identity: str, *, changed: bool = False) -> None:
+        """Keep ``identity`` as the one seen last; ``changed``: it replaced another (one more change)."""
+        pipe = self.redis.pipeline()
+        pipe.set(keys.SCANNER_IDENTITY, identity)
+        if changed:
+            pipe.incr(keys.SCANNER_IDENTITY_CHANGES)
+        pipe.execute()
+
+
+def _load(connector_uuid: str, raw: str) -> ScheduleRecord | None:
+    try:
+        return ScheduleRecord.model_validate_json(raw)
+    except ValidationError as exc:
+        log.error(
+            "schedule of connector %s cannot be loaded and does not run (replace it with PUT): %s",
+            connector_uuid,
+            exc.errors(include_url=False, include_input=False),
+            extra={"connector_uuid": connector_uuid},
+        )
+        return None

@@ -91,3 +91,49 @@ def test_slots_follow_the_time_zone_across_daylight_saving() -> None:
     assert winter is not None and summer is not None
     assert datetime.fromtimestamp(winter, UTC).hour == 1
     assert datetime.fromtimestamp(summer, UTC).hour == 0
+
+
+def test_an_expression_that_never_fires_is_refused() -> None:
+    # the 4th Monday is always day 22-28, never the 1st, 11th, 21st or 31st
+    with pytest.raises(cron.CronError, match="never fires") as caught:
+        cron.validate("0 0 */10 * 1#4")
+    assert caught.value.field == "cron"
+
+
+def forward_slots(expr: str, tz: str, start: float, end: float) -> list[float]:
+    """Every slot in (start, end] as the forward walk (``next_run``) has them."""
+    slots, at = [], start
+    while (slot := cron.next_slot(expr, tz, at)) is not None and slot <= end:
+        slots.append(slot)
+        at = slot
+    return slots
+
+
+@pytest.mark.parametrize(
+    ("expr", "tz", "change"),
+    [
+        ("0 3 * * *", "Europe/Berlin", "2026-10-25T01:00:00+00:00"),  # fall back
+        ("*/15 * * * *", "Europe/Berlin", "2026-10-25T01:00:00+00:00"),
+        ("*/30 2 * * *", "Europe/Berlin", "2026-03-29T01:00:00+00:00"),  # spring forward
+        ("0 1-3 * * *", "America/New_York", "2026-11-01T06:00:00+00:00"),
+        ("45 */1 * * *", "America/Santiago", "2026-04-05T03:00:00+00:00"),
+        ("30 2 * * *", "Australia/Lord_Howe", "2026-04-04T15:00:00+00:00"),  # a 30-minute shift
+    ],
+)
+def test_across_a_daylight_saving_change_the_scheduler_runs_exactly_the_slots_next_run_shows(
+    expr: str, tz: str, change: str
+) -> None:
+    """Polled every 5 s through the change, ``latest_slot`` runs each slot of the forward walk once,
+    on time, and nothing else (cronsim's reverse walk ran a fall-back day's 03:00 an hour early and
+    skipped the repeated hour)."""
+    start, end = ts(change) - 6 * 3600, ts(change) + 6 * 3600
+    expected = forward_slots(expr, tz, start, end)
+    ran: list[tuple[float, float]] = []
+    last = start
+    for at in range(int(start), int(end) + 1, 5):
+        slot = cron.latest_slot(expr, tz, at)
+        if slot is not None and slot > last:
+            ran.append((slot, at))
+            last = slot
+    assert [slot for slot, _ in ran] == expected
+    assert all(0 <= at - slot < 5 for slot, at in ran), "each slot runs within one poll of its time"

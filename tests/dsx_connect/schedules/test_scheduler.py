@@ -7,6 +7,7 @@ is exercised by ``test_schedules_api.py`` with real processes).
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,6 +16,7 @@ import pytest
 import redis
 
 from dsx_connect import keys
+from dsx_connect.redis_client import replicated
 from dsx_connect.schedules.models import ScheduleSpec
 from dsx_connect.schedules.scheduler import ScanNotStarted, Scheduler
 from dsx_connect.state.schedule_lease import LeaderLease, current_leader
@@ -22,6 +24,11 @@ from dsx_connect.state.schedules import Claim, ScheduleStore
 from tests.support.procs import redis_server, wait_for
 
 pytestmark = pytest.mark.integration
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
 
 T0 = datetime.fromisoformat("2026-03-02T09:59:30+00:00").timestamp()  # 30 s before a 10:00 slot
 HOURLY = ScheduleSpec(cron="0 * * * *")
@@ -224,7 +231,8 @@ def test_a_scanner_identity_change_rescans_each_flagged_connector_once(client: r
     assert sorted(starts.calls) == [("a", "scanner_change"), ("b", "scanner_change")]
     first.tick()
     # a new leader that had not seen the identity stored yet re-reads the same change: claims hold
-    client.set(keys.SCANNER_IDENTITY, "engine 1; rules aaa")
+    client.set(keys.SCANNER_IDENTITY, "engine 1; rules aaa")  # as if "first" died before storing it
+    client.decr(keys.SCANNER_IDENTITY_CHANGES)  # (stored with the identity, in one transaction)
     client.pexpire(keys.SCHEDULER_LEADER, 1)  # "first" stops ticking and its lease runs out
     wait_for(lambda: second.tick().leader, timeout=10, what="the second replica taking the lease")
     assert sorted(starts.calls) == [("a", "scanner_change"), ("b", "scanner_change")]
@@ -268,3 +276,69 @@ def test_the_background_runner_ticks_and_gives_the_lease_up_when_it_stops(client
     asyncio.run(run())
     assert starts.calls == [("c1", "schedule")]
     assert current_leader(client) is None  # released on the way out: another replica takes over at once
+
+
+def test_enabling_a_schedule_again_starts_no_slot_that_fell_while_it_was_off(client: redis.Redis) -> None:
+    store = ScheduleStore(client)
+    daily = ScheduleSpec(cron="0 2 * * *")
+    store.put("c1", daily, now=ts("2026-03-01T10:00:00+00:00"))
+    clock, starts = Clock(ts("2026-03-02T02:00:03+00:00")), Starts()
+    scheduler = replica(client, "r1", starts, clock)
+    scheduler.tick()
+    assert starts.calls == [("c1", "schedule")]
+    store.put("c1", daily.model_copy(update={"enabled": False}), now=ts("2026-03-02T09:00:00+00:00"))
+    clock.now = ts("2026-03-03T02:00:03+00:00")
+    scheduler.tick()  # off: the 03-03 02:00 slot starts nothing
+    store.put("c1", daily, now=ts("2026-03-03T14:00:00+00:00"))
+    clock.now = ts("2026-03-03T14:00:03+00:00")
+    scheduler.tick()
+    assert starts.calls == [("c1", "schedule")], "the slot that fell while it was off is not started"
+    clock.now = ts("2026-03-04T02:00:03+00:00")
+    scheduler.tick()
+    assert len(starts.calls) == 2  # the next slot, as next_run showed
+
+
+def test_a_stored_schedule_that_no_longer_loads_stops_no_other(client: redis.Redis) -> None:
+    """A record whose zone the time zone database dropped (US/Pacific-New went in tzdata 2020b), or of
+    a newer version: left out with an error, every other schedule still runs."""
+    store = ScheduleStore(client)
+    for uuid in ("a-good", "z-good"):
+        store.put(uuid, HOURLY, now=T0 - 1800)
+    broken = json.loads(client.hget(keys.SCHEDULES, "a-good") or "{}")
+    client.hset(keys.SCHEDULES, "m-legacy", json.dumps(broken | {"timezone": "US/Pacific-New"}))
+    starts = Starts()
+    replica(client, "r1", starts, Clock(T0 + 45)).tick()
+    assert sorted(starts.calls) == [("a-good", "schedule"), ("z-good", "schedule")]
+    assert [s.connector_uuid for s in store.all()] == ["a-good", "z-good"]
+    assert store.get("m-legacy") is None  # a PUT replaces it
+
+
+def test_rules_re_applied_after_a_rollback_rescan_again(client: redis.Redis) -> None:
+    store = ScheduleStore(client)
+    store.put("c1", ScheduleSpec(rescan_on_scanner_change=True), now=T0)
+    identity, starts, clock = Identity("rules A"), Starts(), Clock()
+    scheduler = replica(client, "r1", starts, clock, identity)
+    scheduler.tick()  # first sight
+    rescans = []
+    for value in ("rules B", "rules A", "rules B"):  # an update, its rollback, the fixed update
+        identity.value = value
+        before = len(starts.calls)
+        scheduler.tick()
+        scheduler.tick()  # the same identity again: nothing more
+        rescans.append(len(starts.calls) - before)
+    assert rescans == [1, 1, 1]
+
+
+def test_a_claim_the_replicas_did_not_confirm_starts_nothing(client: redis.Redis) -> None:
+    """With DSXCONNECT_REDIS_WAIT_REPLICAS, a slot is started only once its claim is on the replicas:
+    a failover before that would give the promoted replica's leader the same slot again."""
+    store = ScheduleStore(client)
+    store.put("c1", HOURLY, now=T0 - 1800)
+    starts = Starts()
+    scheduler = replica(client, "r1", starts, Clock(T0 + 45))
+    scheduler.durable = lambda: replicated(client, 1, 50)  # this Redis has no replica
+    report = scheduler.tick()
+    assert starts.calls == [] and report.failed[0][2].startswith("claim not replicated")
+    assert "claim not replicated" in str(store.run("c1").last_error)
+    scheduler.tick()
+    assert starts.calls == [], "at most once: the claimed slot is not tried again"
