@@ -10,10 +10,26 @@ from shared.logging import request_id_var
 
 _BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
 
+#: on every answer: no MIME sniffing, no Referer with job ids or locations, no framing (clickjacking)
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+#: the dashboard loads its own files only and builds no markup from strings; FastAPI's /docs and
+#: /redoc pages load Swagger UI and ReDoc from a CDN, so they go without it
+_CSP = (
+    b"content-security-policy",
+    b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    b"frame-ancestors 'none'; form-action 'self'",
+)
+_CDN_PAGES = ("/docs", "/redoc")
+
 
 class RequestContextMiddleware:
-    """Sets ``X-Request-ID`` (taken from the caller when given) and treats a body without a
-    Content-Type header as JSON, as DSX-Connect 1.x connectors expect (SPEC §4)."""
+    """Sets ``X-Request-ID`` (taken from the caller when given), adds the security headers to every
+    answer, and treats a body without a Content-Type header as JSON, as DSX-Connect 1.x connectors
+    expect (SPEC §4)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -31,11 +47,14 @@ class RequestContextMiddleware:
             headers.append((b"content-type", b"application/json"))
             scope = dict(scope, headers=headers)
         token = request_id_var.set(request_id)
+        added = [(b"x-request-id", request_id.encode("latin-1")), *_SECURITY_HEADERS]
+        if not scope["path"].startswith(_CDN_PAGES):
+            added.append(_CSP)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
+                message["headers"] = [*message["headers"], *added]
             await send(message)
 
         try:

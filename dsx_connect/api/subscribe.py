@@ -50,7 +50,9 @@ from starlette.types import Receive, Scope, Send
 
 from dsx_connect import keys
 from dsx_connect.api.deps import SettingsDep
-from dsx_connect.redis_client import async_redis
+from dsx_connect.auth.middleware import bearer
+from dsx_connect.redis_client import async_redis, get_redis
+from dsx_connect.state.auth_operators import SESSION_COOKIE, OperatorAuth
 from dsx_connect.state.connectors import async_connector_records
 from dsx_connect.state.events import subscribe_events
 from dsx_connect.state.jobs import async_job_exists, async_job_record, job_rev, job_view
@@ -199,10 +201,30 @@ async def _logged(events: AsyncIterator[ServerSentEvent], stream: str) -> AsyncI
         yield event
 
 
-def _stream(events: AsyncIterator[ServerSentEvent], settings: SettingsDep) -> EventStream:
+def _stream(events: AsyncIterator[ServerSentEvent], settings: SettingsDep, request: Request) -> EventStream:
     if log_sse_events():
         events = _logged(events, getattr(events, "__name__", "sse").strip("_"))
+    session = request.cookies.get(SESSION_COOKIE, "")
+    by_key = request.headers.get("x-api-key") or bearer(dict(request.headers))
+    if settings.auth.enabled and session and not by_key:
+        events = _while_session_lasts(events, OperatorAuth(get_redis(), settings.auth), session)
     return EventStream(events, ping=settings.sse.ping_s, send_timeout=settings.sse.send_timeout_s)
+
+
+async def _while_session_lasts(
+    events: AsyncIterator[ServerSentEvent], operators: OperatorAuth, session: str
+) -> AsyncIterator[ServerSentEvent]:
+    """``events`` until the session that opened the stream ends (logout, expiry, its API key
+    removed): access is checked when a stream opens, and a stream may stay open for days. The
+    session is read again before an event once ``POLL_S`` has passed since the last read."""
+    checked = time.monotonic()
+    async for event in events:
+        if time.monotonic() - checked >= POLL_S:
+            if not await anyio.to_thread.run_sync(operators.session_ok, session):
+                log.info("event stream closed: its session ended")
+                return
+            checked = time.monotonic()
+        yield event
 
 
 def _as_int(value: str | None) -> int | None:
@@ -231,10 +253,10 @@ _EVENT_STREAM: dict[int | str, dict[str, Any]] = {
 
 @router.get("/scan-result", response_class=EventSourceResponse, responses=_EVENT_STREAM)
 async def subscribe_scan_results(
-    hub: HubDep, settings: SettingsDep, last_event_id: LastEventId = None
+    request: Request, hub: HubDep, settings: SettingsDep, last_event_id: LastEventId = None
 ) -> EventStream:
     """Each stored scan result as it lands (``scan_result`` events, id = sequence number)."""
-    return _stream(_scan_results(hub, _as_int(last_event_id)), settings)
+    return _stream(_scan_results(hub, _as_int(last_event_id)), settings, request)
 
 
 DROPPED_BY_RETENTION = "retention dropped these results before this client read them"
@@ -303,6 +325,7 @@ async def _read_results(r: aredis.Redis, last: int) -> tuple[list[ServerSentEven
     responses={**_EVENT_STREAM, 404: {"description": "unknown job"}},
 )
 async def subscribe_job_summary(
+    request: Request,
     job_id: Annotated[str, Path(max_length=128)],
     hub: HubDep,
     settings: SettingsDep,
@@ -311,7 +334,7 @@ async def subscribe_job_summary(
     """The job's state now, then after every change (``job_summary`` events, id = the job's rev)."""
     if not await async_job_exists(hub.client, job_id):
         raise HTTPException(404, f"job {job_id} not found")
-    return _stream(_job_summaries(hub, job_id, _as_int(last_event_id)), settings)
+    return _stream(_job_summaries(hub, job_id, _as_int(last_event_id)), settings, request)
 
 
 async def _job_summaries(hub: EventHub, job_id: str, seen_rev: int | None) -> AsyncIterator[ServerSentEvent]:
@@ -327,9 +350,9 @@ async def _job_summaries(hub: EventHub, job_id: str, seen_rev: int | None) -> As
 
 
 @router.get("/jobs", response_class=EventSourceResponse, responses=_EVENT_STREAM)
-async def subscribe_jobs(hub: HubDep, settings: SettingsDep) -> EventStream:
+async def subscribe_jobs(request: Request, hub: HubDep, settings: SettingsDep) -> EventStream:
     """Every job's changes (``job_summary``); ``resync`` when some may be missing (read ``/scan/jobs`` then)."""
-    return _stream(_all_job_summaries(hub, settings.sse.client_queue_size), settings)
+    return _stream(_all_job_summaries(hub, settings.sse.client_queue_size), settings, request)
 
 
 async def _all_job_summaries(hub: EventHub, queue_size: int) -> AsyncIterator[ServerSentEvent]:
@@ -360,10 +383,12 @@ async def _all_job_summaries(hub: EventHub, queue_size: int) -> AsyncIterator[Se
 
 
 @router.get("/connector-registered", response_class=EventSourceResponse, responses=_EVENT_STREAM)
-async def subscribe_connectors(hub: HubDep, settings: SettingsDep) -> EventStream:
+async def subscribe_connectors(request: Request, hub: HubDep, settings: SettingsDep) -> EventStream:
     """A ``connectors`` snapshot, then each registration, unregistration and expiry (``connector``)."""
     return _stream(
-        _connector_events(hub, settings.sse.client_queue_size, settings.connectors.heartbeat_ttl_s), settings
+        _connector_events(hub, settings.sse.client_queue_size, settings.connectors.heartbeat_ttl_s),
+        settings,
+        request,
     )
 
 

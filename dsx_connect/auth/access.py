@@ -33,12 +33,13 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from dsx_connect.auth.middleware import bearer
+from dsx_connect.auth.middleware import bearer, source_of
 from dsx_connect.auth.principal import Principal, principal_of
 from dsx_connect.intake import JOB_ID_PATTERN
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import get_settings
 from dsx_connect.state.auth_enrollment import EnrollmentGrant, EnrollmentTokens
+from dsx_connect.state.auth_ratelimit import guess_limiter
 from dsx_connect.state.jobs import job_owner
 from shared.models import ScanRequest, ScanRequestBatch
 
@@ -161,7 +162,17 @@ def enrollment(request: Request) -> EnrollmentCaller:
     token = request.headers.get("x-enrollment-token") or bearer(dict(request.headers))
     grant = None
     if token:
-        grant = EnrollmentTokens(get_redis(), get_settings().auth).check(token)
+        settings = get_settings().auth
+        limiter, source = guess_limiter(get_redis(), settings), source_of(request.scope)
+        if limiter.blocked(source):  # before the check: a right token must not be told apart
+            raise HTTPException(
+                429,
+                "too many wrong API keys or tokens from this address; retry later",
+                headers={"Retry-After": str(limiter.retry_after())},
+            )
+        grant = EnrollmentTokens(get_redis(), settings).check(token)
+        if grant is None and not who.is_operator:
+            limiter.failed(source)
     return EnrollmentCaller(who, grant, bool(token))
 
 

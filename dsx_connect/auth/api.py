@@ -42,7 +42,7 @@ from dsx_connect.auth.middleware import source_of
 from dsx_connect.redis_client import get_redis
 from dsx_connect.state.auth_enrollment import EnrollmentTokens
 from dsx_connect.state.auth_operators import SESSION_COOKIE, OperatorAuth
-from dsx_connect.state.auth_ratelimit import FailureLimiter
+from dsx_connect.state.auth_ratelimit import guess_limiter
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 operator = APIRouter(dependencies=[OPERATOR_ONLY])  # everything but login/logout/session
@@ -94,7 +94,7 @@ def login(
         return LoginAnswer(message="authentication is disabled", auth_enabled=False)
     key = (body.api_key if body else None) or x_api_key or ""
     operators = _operators(settings)
-    limiter = FailureLimiter(get_redis(), "login", settings.auth.login_attempts_per_min)
+    limiter = guess_limiter(get_redis(), settings.auth)
     source = source_of(request.scope)
     if limiter.blocked(source):
         raise HTTPException(

@@ -8,7 +8,9 @@ access with a dependency of :mod:`dsx_connect.auth.access`):
   the signature and the nonce are checked, and the body is handed on to the app. A bad signature
   answers 401 here; a source with too many refused signatures in a minute answers 429.
 - ``X-API-Key`` / ``Authorization: Bearer`` with a valid operator key, or the ``dsx_session``
-  cookie of a login: an operator.
+  cookie of a login: an operator. A wrong key counts as a failed login of its source (429 past
+  the limit, on every route); a session's state-changing request sent from another origin
+  (``Sec-Fetch-Site`` / ``Origin``) is refused with 403 (CSRF).
 - Anything else: anonymous (a Bearer value may still be an enrollment token: the registration
   route reads it).
 
@@ -20,17 +22,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from http.cookies import SimpleCookie
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 import redis
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dsx_connect.auth.principal import ANONYMOUS, OPERATOR, Principal
 from dsx_connect.auth.settings import AuthSettings
 from dsx_connect.state.auth_credentials import ConnectorKeys, KeyRecord, claim_nonce
 from dsx_connect.state.auth_operators import SESSION_COOKIE, OperatorAuth
-from dsx_connect.state.auth_ratelimit import FailureLimiter
+from dsx_connect.state.auth_ratelimit import FailureLimiter, guess_limiter
 from shared.body_limit import BodyTooLarge, send_too_large
 from shared.hmac_auth import (
     HmacError,
@@ -42,6 +45,8 @@ from shared.hmac_auth import (
 )
 
 log = logging.getLogger(__name__)
+
+REGISTER_PATH = "/connectors/register"
 
 
 class Refused(Exception):
@@ -65,16 +70,25 @@ def bearer(headers: dict[str, str]) -> str:
 
 
 def _session(headers: dict[str, str]) -> str:
+    # Starlette's lenient parser, as request.cookies (and /auth/session) read it: the strict one gave
+    # up on the whole header when another cookie of the host held a space or a quote
     raw = headers.get("cookie")
-    if not raw:
-        return ""
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(raw)
-    except Exception:
-        return ""
-    morsel = jar.get(SESSION_COOKIE)
-    return morsel.value if morsel else ""
+    return cookie_parser(raw).get(SESSION_COOKIE, "") if raw else ""
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def cross_site(headers: dict[str, str]) -> bool:
+    """Whether a browser sent this request from another site or origin (``Sec-Fetch-Site``, else
+    ``Origin`` against ``Host``). A request without either is no browser's cross-site request."""
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    return origin == "null" or urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
 
 
 def source_of(scope: Scope) -> str:
@@ -125,6 +139,8 @@ class AuthMiddleware:
         self.operators = OperatorAuth(client, settings)
         self.signatures = FailureLimiter(client, "sig", settings.failed_signatures_per_min)
         self._failed_here: dict[str, float] = {}  # source -> when this replica last refused it
+        self.guesses = guess_limiter(client, settings)
+        self._guessed_here: dict[str, float] = {}  # source -> when it last presented a wrong key here
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -152,15 +168,47 @@ class AuthMiddleware:
             return await self._connector(scope, receive, authorization)
         key = headers.get("x-api-key") or bearer(headers)
         if key:
-            if self.operators.api_key_ok(key):
-                return OPERATOR, receive
-            return Principal("anonymous", presented="api_key"), receive
+            return await self._key_holder(scope, headers, key), receive
         session = _session(headers)
         if session:
             valid: bool = await anyio.to_thread.run_sync(self.operators.session_ok, session)
+            if valid and scope["method"] not in _SAFE_METHODS and cross_site(headers):
+                # the cookie rides along with any page's form post (SameSite=Strict stops other sites
+                # only, not a sibling app on another port or subdomain of the same site)
+                raise Refused(403, "cross_site", "a state-changing request from another origin is refused")
             if valid:
                 return OPERATOR, receive
         return ANONYMOUS, receive
+
+    async def _key_holder(self, scope: Scope, headers: dict[str, str], key: str) -> Principal:
+        """An operator when ``key`` is an API key; every wrong key counts toward the source's limit
+        of failed logins (``AUTH__LOGIN_ATTEMPTS_PER_MIN``), so keys cannot be guessed on any route."""
+        source = source_of(scope)
+        if source in self._guessed_here and await anyio.to_thread.run_sync(self._guessing, source):
+            raise Refused(
+                429,
+                "too_many_failures",
+                "too many wrong API keys or tokens from this address; retry later",
+                retry_after=self.guesses.retry_after(),
+            )
+        if self.operators.api_key_ok(key):
+            return OPERATOR
+        # a Bearer on the registration route may be an enrollment token: that route counts its own
+        if "x-api-key" in headers or not scope["path"].endswith(REGISTER_PATH):
+            await anyio.to_thread.run_sync(self.guessed_wrong, source)
+        return Principal("anonymous", presented="api_key")
+
+    def guessed_wrong(self, source: str) -> None:
+        if len(self._guessed_here) > 10_000:  # many sources: forget; Redis still counts each
+            self._guessed_here.clear()
+        self._guessed_here[source] = time.monotonic()
+        self.guesses.failed(source)
+
+    def _guessing(self, source: str) -> bool:
+        if time.monotonic() - self._guessed_here.get(source, 0.0) > 2 * self.guesses.window_s:
+            self._guessed_here.pop(source, None)
+            return False
+        return self.guesses.blocked(source)
 
     async def _connector(
         self, scope: Scope, receive: Receive, authorization: str

@@ -15,6 +15,7 @@ import time
 import redis
 
 from dsx_connect import keys
+from dsx_connect.auth.settings import AuthSettings
 
 
 class FailureLimiter:
@@ -46,3 +47,9 @@ class FailureLimiter:
         pipe.expire(key, 2 * self.window_s)
         count, _ = pipe.execute()
         return int(count) >= self.limit
+
+
+def guess_limiter(client: redis.Redis, settings: AuthSettings) -> FailureLimiter:
+    """Failed logins, wrong API keys and wrong enrollment tokens of a source: one budget,
+    ``AUTH__LOGIN_ATTEMPTS_PER_MIN`` a minute, so a secret cannot be guessed on another route."""
+    return FailureLimiter(client, "login", settings.login_attempts_per_min)

@@ -238,6 +238,10 @@ def test_core_api_workers_reach_the_api_pod_only_when_asked() -> None:
 
     assert "DSXCONNECT_API_WORKERS" not in api_env(None)
     assert api_env({"api": {"workers": 2}})["DSXCONNECT_API_WORKERS"]["value"] == "2"
+    # uvicorn trusts X-Forwarded-* from these only (the Secure cookie and login limits behind an ingress)
+    assert "FORWARDED_ALLOW_IPS" not in api_env(None)
+    trusted = api_env({"api": {"trustedProxies": "10.42.0.0/16"}})
+    assert trusted["FORWARDED_ALLOW_IPS"]["value"] == "10.42.0.0/16"
 
 
 def test_core_workers_one_per_queue_with_pools_and_autoscaling() -> None:

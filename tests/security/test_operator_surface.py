@@ -1,0 +1,158 @@
+"""The operator-facing surface on a real core with auth on, as an attacker tries it: guessing keys and
+tokens on any route, cross-site requests riding a session cookie, another cookie of the host hiding
+the session, a stream outliving its session, and the security headers of every answer."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from contextlib import closing
+
+import httpx
+import pytest
+
+from tests.security.conftest import SecureCore, clear_guesses, connector_body
+from tests.support.auth import ENROLLMENT_TOKEN, OPERATOR_KEY
+from tests.support.clock import wait_to_clear_window_end
+
+pytestmark = pytest.mark.integration
+
+LIMIT = 10  # DSXCONNECT_AUTH__LOGIN_ATTEMPTS_PER_MIN's default
+
+
+def login(core: SecureCore) -> httpx.Client:
+    browser = httpx.Client(base_url=core.api, timeout=10)
+    assert browser.post("/auth/login", json={"api_key": OPERATOR_KEY}).status_code == 200
+    return browser
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"X-API-Key": "guess-0123456789"},
+        {"Authorization": "Bearer guess-0123456789"},
+    ],
+)
+def test_api_keys_cannot_be_guessed_on_any_route(core: SecureCore, wrong: dict[str, str]) -> None:
+    """Only /auth/login counted failures: a wrong key on any other route was a free guess. Now every
+    wrong key spends the source's login budget, and past it even the right key answers 429 (a right
+    guess must not be told apart)."""
+    time.sleep(wait_to_clear_window_end())  # counted per minute: all in one
+    try:
+        with httpx.Client(base_url=core.api, timeout=10, headers=wrong) as http:
+            codes = [http.get("/scan/jobs").status_code for _ in range(LIMIT)]
+            assert codes == [401] * LIMIT
+            assert http.get("/scan/jobs").status_code == 429
+        with core.operator() as http:
+            limited = http.get("/scan/jobs")
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert "too many wrong API keys" in limited.json()["message"]
+        with core.anonymous() as http:  # the same budget as logins
+            assert http.post("/auth/login", json={"api_key": OPERATOR_KEY}).status_code == 429
+    finally:
+        clear_guesses(core.redis)
+    with core.operator() as http:
+        assert http.get("/scan/jobs").status_code == 200
+
+
+def test_enrollment_tokens_cannot_be_guessed(core: SecureCore) -> None:
+    time.sleep(wait_to_clear_window_end())
+    body = connector_body(str(uuid.uuid4()))
+    try:
+        with core.anonymous() as http:
+            codes = [
+                http.post(
+                    "/connectors/register", json=body, headers={"X-Enrollment-Token": f"guess-{n:020d}"}
+                ).status_code
+                for n in range(LIMIT)
+            ]
+            assert codes == [401] * LIMIT
+            right = http.post(
+                "/connectors/register", json=body, headers={"X-Enrollment-Token": ENROLLMENT_TOKEN}
+            )
+        assert right.status_code == 429
+    finally:
+        clear_guesses(core.redis)
+
+
+def test_a_cross_site_request_riding_the_session_cookie_is_refused(core: SecureCore) -> None:
+    """SameSite=Strict keeps other sites' pages out, not a sibling app on another port or subdomain
+    of the same site: a state-changing call with the session must come from the dashboard's origin."""
+    victim = core.enroll(name="csrf-victim")
+    host = core.url.removeprefix("http://")
+    with closing(login(core)) as browser:
+        for headers in (
+            {"Sec-Fetch-Site": "same-site", "Origin": "http://grafana.example"},
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Origin": "http://127.0.0.1:1"},  # an older browser: no Sec-Fetch-Site, another port
+            {"Origin": "null"},
+        ):
+            refused = browser.post(
+                f"/auth/connectors/{victim.uuid}/reset",
+                content=b"",
+                headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+            )
+            assert refused.status_code == 403, (headers, refused.text)
+            assert "another origin" in refused.json()["message"]
+        with core.as_connector(victim) as http:  # nothing was reset
+            assert http.post("/scan/request", json=victim.scan_request()).status_code == 202
+        assert browser.get("/scan/jobs", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200  # reads
+        same = browser.post(
+            f"/auth/connectors/{victim.uuid}/reset",
+            headers={"Sec-Fetch-Site": "same-origin", "Origin": f"http://{host}"},
+        )
+        assert same.status_code == 200, same.text
+
+
+def test_another_cookie_of_the_host_does_not_hide_the_session(core: SecureCore) -> None:
+    """The strict cookie parser gave up on the whole header when any cookie held a space, a quote or
+    JSON: the dashboard then looped on its login while /auth/session said it was signed in."""
+    with closing(login(core)) as browser:
+        session = browser.cookies["dsx_session"]
+        for other in ('theme={"dark":true}', "name=John Smith", 'q="a b"'):
+            cookie = f"{other}; dsx_session={session}"
+            with httpx.Client(base_url=core.api, timeout=10, headers={"Cookie": cookie}) as http:
+                assert http.get("/scan/jobs").status_code == 200, other
+
+
+def test_an_open_event_stream_ends_with_its_session(core: SecureCore) -> None:
+    browser = login(core)
+    received: list[str] = []
+    ended = threading.Event()
+
+    def read() -> None:
+        with browser.stream("GET", "/subscribe/connector-registered", timeout=60) as events:
+            for line in events.iter_lines():
+                received.append(line)
+        ended.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 20
+    while not any(line.startswith("event: connectors") for line in received):
+        assert time.monotonic() < deadline, "no snapshot"
+        time.sleep(0.05)
+    with httpx.Client(base_url=core.api, timeout=10, cookies=dict(browser.cookies)) as other_tab:
+        assert other_tab.post("/auth/logout", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    # events go on (registrations); the stream ends at the first one past the recheck interval
+    for n in range(40):
+        core.enroll(name=f"after-logout-{n}")
+        if ended.wait(0.5):
+            break
+    assert ended.is_set(), "the stream outlived its session"
+    browser.close()
+
+
+def test_every_answer_carries_the_security_headers(core: SecureCore) -> None:
+    with core.anonymous() as http:
+        dashboard = httpx.get(core.url + "/", timeout=10)
+        api = http.get("/auth/session")
+        docs = httpx.get(core.url + "/docs", timeout=10)
+    for answer in (dashboard, api, docs):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["x-frame-options"] == "DENY"
+    csp = dashboard.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+    assert "content-security-policy" not in docs.headers  # Swagger UI comes from a CDN
