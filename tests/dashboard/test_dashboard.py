@@ -75,12 +75,26 @@ def requests_seen() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def page(browser: Any, local: StackRun, requests_seen: list[str]) -> Iterator[Page]:
+def policy_violations() -> list[str]:
+    """What the browser refused under the dashboard's Content-Security-Policy, over every test."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(
+    browser: Any, local: StackRun, requests_seen: list[str], policy_violations: list[str]
+) -> Iterator[Page]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(
         viewport={"width": 1280, "height": 800}, permissions=["clipboard-read", "clipboard-write"]
     )
     context.on("request", lambda request: requests_seen.append(request.url))
+    context.on(
+        "console",
+        lambda message: (
+            policy_violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     tab = context.new_page()
     tab.set_default_timeout(30_000)
     tab.goto(local.cfg.core_url + "/")
@@ -548,3 +562,12 @@ def test_with_auth_on_the_dashboard_asks_for_an_api_key_first(
         shot(page, "11-signed-in")
     finally:
         context.close()
+
+
+def test_no_page_broke_the_content_security_policy(page: Page, policy_violations: list[str]) -> None:
+    """Runs after the others (file order): every panel they opened worked under the strict policy."""
+    page.reload()
+    for tab in ("#tab-scans", "#tab-results", "#tab-stats", "#tab-dlq", "#tab-security"):
+        page.locator(tab).click()
+    page.goto(page.url.split("#")[0].rstrip("/") + "/report.html?job=none")
+    assert policy_violations == []
