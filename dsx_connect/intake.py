@@ -53,12 +53,24 @@ class ForeignJob(PermissionError):
 
 
 def check_job_ids(requests: list[ScanRequest]) -> None:
-    """Refuse job ids that could address another key (``:``) or are not plain tokens."""
+    """Refuse job ids that could address another key (``:``) or are not plain tokens, and one
+    ``job_item_id`` naming two items of a job in one batch (they would get one request id: the
+    second would never be scanned)."""
+    items: dict[tuple[str, str], str] = {}
     for req in requests:
-        if req.scan_job_id is not None and not JOB_ID_PATTERN.match(req.scan_job_id):
+        if req.scan_job_id is None:
+            continue
+        if not JOB_ID_PATTERN.match(req.scan_job_id):
             raise InvalidJobId(
                 f"scan_job_id {req.scan_job_id[:64]!r} is not valid: 1-128 letters, digits, '.', '_' or '-'"
             )
+        if req.job_item_id:
+            first = items.setdefault((req.scan_job_id, req.job_item_id), req.location)
+            if first != req.location:
+                raise InvalidJobId(
+                    f"job_item_id {req.job_item_id[:64]!r} of job {req.scan_job_id!r} names two items "
+                    f"({first[:200]!r} and {req.location[:200]!r}): each item needs its own"
+                )
 
 
 class Backpressure(RuntimeError):
@@ -192,7 +204,9 @@ def accept(
                 metainfo=req.metainfo,
                 size_in_bytes=req.size_in_bytes,
                 job_id=job_id,
-                job_item_id=req.job_item_id,
+                # an item id means something within a full scan's job only: change events sharing
+                # one (a connector numbering its events) must not share the monitor job's done bit
+                job_item_id=req.job_item_id if req.scan_job_id is not None else None,
                 requested_action=req.requested_action,
                 accepted_at=accepted_at,
                 item_version=req.item_version,

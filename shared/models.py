@@ -6,11 +6,12 @@ unknown fields are ignored on input, and every change here is additive.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 
 def utcnow_iso() -> str:
@@ -50,12 +51,29 @@ class Verdict(StrEnum):
     NON_COMPLIANT = "Non Compliant"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _plain_text(value: str) -> str:
+    """Text every store can hold: no NUL (PostgreSQL text refuses it) and no lone surrogate (no UTF-8
+    encoding exists: the task could not be encoded after its job was created)."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    if not value.isascii() and _SURROGATE.search(value):
+        raise ValueError("must not contain a lone surrogate (not valid Unicode text)")
+    return value
+
+
+#: a string field of a request that is stored and forwarded
+Text = Annotated[str, AfterValidator(_plain_text)]
+
+
 class ConnectorInstance(BaseModel):
     """A connector as it registers with the core (the 1.x ``ConnectorInstanceModel`` shape)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str = Field(default="connector", min_length=1, max_length=200)
+    name: Text = Field(default="connector", min_length=1, max_length=200)
     display_name: str | None = None
     uuid: str = Field(min_length=1, max_length=64)
     meta_info: str | None = None
@@ -85,9 +103,9 @@ class RegisteredConnector(ConnectorInstance):
 class ActionDestination(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    path: str | None = None
-    prefix: str | None = None
-    filename: str | None = None
+    path: Text | None = None
+    prefix: Text | None = None
+    filename: Text | None = None
 
 
 class RequestedAction(BaseModel):
@@ -95,7 +113,7 @@ class RequestedAction(BaseModel):
 
     type: ItemActionType = ItemActionType.NOTHING
     destination: ActionDestination | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[Text, Text] = Field(default_factory=dict)
 
 
 class ScanRequest(BaseModel):
@@ -104,14 +122,14 @@ class ScanRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     connector: ConnectorInstance | None = None
-    location: str = Field(min_length=1, max_length=4096)
-    metainfo: str = Field(max_length=4096)
+    location: Text = Field(min_length=1, max_length=4096)
+    metainfo: Text = Field(max_length=4096)
     connector_url: str | None = None
     size_in_bytes: int | None = Field(default=None, ge=0, le=MAX_REPORTED_SIZE)
     scan_job_id: str | None = Field(default=None, max_length=128)
-    job_item_id: str | None = Field(default=None, max_length=128)
+    job_item_id: Text | None = Field(default=None, max_length=128)
     requested_action: RequestedAction | None = None
-    item_version: str | None = Field(
+    item_version: Text | None = Field(
         default=None,
         max_length=256,
         description=(

@@ -15,7 +15,7 @@ import httpx
 from dsx_connect.connector_client import AnswerKind, ConnectorClient, classify
 from dsx_connect.settings import Settings
 from dsx_connect.state.jobs import JobStore
-from shared.models import RegisteredConnector
+from shared.models import EstimateResponse, RegisteredConnector
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,10 @@ def start_full_scan(
     estimate: dict[str, Any] | None = None
     try:
         answer = calls.estimate(timeout_s=10.0)
-        if answer.status_code == 200:
-            estimate = answer.json()
-    except (httpx.HTTPError, ValueError):
-        log.info("no estimate from connector %s", connector.uuid)
+        if answer.status_code == 200:  # validated: the job keeps integers or nothing (SPEC §4 /estimate)
+            estimate = EstimateResponse.model_validate_json(answer.content).model_dump()
+    except (httpx.HTTPError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        log.info("no usable estimate from connector %s: %s", connector.uuid, str(exc)[:200])
     job_id = jobs.create(
         connector.uuid, connector.name, "full_scan", estimate=estimate, trigger=trigger, force=force
     )

@@ -474,7 +474,10 @@ def _int(data: dict[str, str], field: str) -> int:
 
 def _opt_int(data: dict[str, str], field: str) -> int | None:
     value = data.get(field)
-    return int(value) if value not in (None, "") else None
+    try:  # a job stored before estimates were validated may hold anything a connector answered
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
 
 
 def job_rev(data: dict[str, str]) -> int:

@@ -8,9 +8,13 @@ import uuid
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
+from dsx_connect import keys
 from tests.dsx_connect.conftest import Core
 from tests.support.auth import OPERATOR_HEADERS
+from tests.support.threaded_server import serving
 
 pytestmark = pytest.mark.integration
 
@@ -346,3 +350,97 @@ def test_a_full_redis_refuses_intake_with_503_and_loses_nothing(
     assert "maxmemory" in response.json()["message"] and response.headers["retry-after"]
     assert core.redis.llen("scan_request_queue") == before
     assert api.post("/scan/request", json=scan_request(registered, "full.txt")).status_code == 202
+
+
+@pytest.mark.parametrize(
+    "estimate",
+    [{"count": 1200, "bytes": 1.5e9, "confidence": "exact"}, {"count": "n/a"}, ["not", "an", "object"]],
+)
+def test_a_connector_estimate_of_the_wrong_shape_is_no_estimate(api: httpx.Client, estimate: object) -> None:
+    """A non-integer count or size was stored as is, and reading the job raised: the job's route,
+    the whole job list and the connector's enqueue_done answered 500 for as long as the job was kept."""
+    answers = FastAPI()
+
+    @answers.get("/filesystem-connector/estimate")
+    def answer_estimate() -> object:
+        return estimate
+
+    @answers.post("/filesystem-connector/full_scan")
+    def start(job_id: str) -> JSONResponse:
+        return JSONResponse({"status": "success", "message": "started"}, 202)
+
+    with serving(answers, name="estimating connector") as url:
+        body = connector_body(url=f"{url}/filesystem-connector")
+        assert api.post("/connectors/register", json=body).status_code == 201
+        started = api.post(f"/connectors/full_scan/{body['uuid']}")
+    assert started.status_code == 202, started.text
+    job_id = started.json()["job_id"]
+    view = api.get(f"/scan/jobs/{job_id}")
+    assert view.status_code == 200, view.text
+    none = {"count": None, "bytes": None, "confidence": "unknown"}
+    assert view.json()["estimate"] in (none, {"count": 1200, "bytes": 1500000000, "confidence": "exact"})
+    assert api.get("/scan/jobs").status_code == 200
+    assert api.post(f"/scan/jobs/{job_id}/enqueue_done", json={"enqueued_total": 0}).status_code == 200
+
+
+def test_one_item_id_naming_two_items_of_a_job_is_refused_whole(
+    core: Core, api: httpx.Client, registered: dict[str, object]
+) -> None:
+    """Both got one request id (job + item id): 202 with the same id twice, the second file never
+    scanned, and the job waiting for it until the stall sweep failed it."""
+    before = core.redis.llen("scan_request_queue")
+    batch = [
+        scan_request(registered, "a.txt", scan_job_id="dup-items", job_item_id="1"),
+        scan_request(registered, "b.txt", scan_job_id="dup-items", job_item_id="1"),
+    ]
+    answer = api.post("/scan/request_batch", json={"requests": batch})
+    assert answer.status_code == 422
+    assert "job_item_id '1' of job 'dup-items' names two items" in answer.json()["message"]
+    assert core.redis.llen("scan_request_queue") == before
+    assert api.get("/scan/jobs/dup-items").status_code == 404
+    same_twice = api.post("/scan/request_batch", json={"requests": [batch[0], batch[0]]})
+    assert same_twice.status_code == 202  # one item sent twice is one request
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('"location": "a\\u0000b.txt", "metainfo": "m"', "location"),
+        ('"location": "a.txt", "metainfo": "m\\u0000"', "metainfo"),
+        (
+            '"location": "a.txt", "metainfo": "m", "requested_action": {"type": "tag", "tags": {"k": "\\ud800"}}',
+            "tags",
+        ),
+        (
+            '"location": "a.txt", "metainfo": "m", "requested_action": {"type": "move", "destination": {"path": "q\\udc00"}}',
+            "path",
+        ),
+    ],
+)
+def test_text_no_store_can_hold_is_refused_naming_the_field_before_anything_is_written(
+    core: Core, api: httpx.Client, registered: dict[str, object], raw: str, field: str
+) -> None:
+    """A NUL (PostgreSQL text refuses it: the result was dropped from the history) or a lone surrogate
+    in an action (no UTF-8 for it: 500 after the job was created, retried by the connector forever)."""
+    jobs_before = core.redis.zcard("dsxc:jobs")
+    body = f'{{"connector": {json.dumps(registered)}, "scan_job_id": "bad-text", {raw}}}'
+    answer = api.post("/scan/request", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert field in answer.text
+    assert api.get("/scan/jobs/bad-text").status_code == 404
+    assert core.redis.zcard("dsxc:jobs") == jobs_before
+
+
+def test_change_events_numbering_their_items_alike_are_each_a_request_of_their_own(
+    core: Core, api: httpx.Client, registered: dict[str, object]
+) -> None:
+    """Outside a full scan an item id names nothing in the monitor job: events sharing one shared its
+    done bit, and once the first was stored every later one was answered 202 and never scanned."""
+    answers = [
+        api.post("/scan/request", json=scan_request(registered, name, job_item_id="1")).json()
+        for name in ("c1.txt", "c2.txt")
+    ]
+    assert len({a["id"] for a in answers}) == 2
+    for answer in answers:
+        pending = core.redis.hget(keys.job_pending(answer["job_id"]), answer["id"])
+        assert pending is not None and json.loads(pending)["job_item_id"] is None  # no done bit
