@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -56,10 +56,8 @@ def result_filters(
     """The filters of a results search, shared by the list and the exports."""
     if job and job_id and job != job_id:
         raise HTTPException(422, "job and job_id (its 1.x name) disagree: give one")
-    if since and until and until <= since:
-        raise HTTPException(422, "until must be later than since")
     try:
-        return ResultFilters(
+        filters = ResultFilters(
             verdict=verdict.value if verdict else None,
             connector=connector or None,
             job=job or job_id or None,
@@ -72,6 +70,11 @@ def result_filters(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise HTTPException(422, problems) from None
+    # compared once both are UTC (the filters read a time without a zone as UTC): one with a zone and
+    # one without could not be compared
+    if filters.since and filters.until and filters.until <= filters.since:
+        raise HTTPException(422, "until must be later than since")
+    return filters
 
 
 Filters = Annotated[ResultFilters, Depends(result_filters)]
@@ -141,7 +144,11 @@ def export_results(
 
 
 @router.get("/results/{request_id}", responses={404: {"description": "no result for this id"}})
-def get_result(request_id: str, results: ResultsDep, reader: ReaderDep) -> ScanResultEvent:
+def get_result(
+    request_id: Annotated[str, Path(max_length=128, pattern=r"^[^\x00]*$")],
+    results: ResultsDep,
+    reader: ReaderDep,
+) -> ScanResultEvent:
     """One result by its scan request id."""
     with history_available():
         result = results.get(request_id) or reader.get(request_id)

@@ -25,15 +25,39 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def make_engine(url: str) -> Engine:
-    """A new engine for ``url`` (a SQLAlchemy URL: ``sqlite:///…`` or ``postgresql+psycopg://…``)."""
+def make_engine(url: str, *, timeouts: bool = True) -> Engine:
+    """A new engine for ``url`` (a SQLAlchemy URL: ``sqlite:///…`` or ``postgresql+psycopg://…``).
+
+    ``timeouts=False`` (migrations): no lock or statement limit on PostgreSQL, where a replica waits
+    for another's upgrade and an index is built over the whole table."""
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # A stalled server (locked table, hung host) must fail the write, not hold it: the result step
+    # parks a failed batch in the Redis outbox and carries on; without limits it waited for ever
+    connect_args: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    if timeouts:
+        connect_args["options"] = (
+            f"-c lock_timeout={PG_LOCK_TIMEOUT_MS} -c statement_timeout={PG_STATEMENT_TIMEOUT_MS}"
+        )
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=PG_CONNECT_TIMEOUT_S,
+        connect_args=connect_args,
+    )
+
+
+#: how long the history waits for PostgreSQL: to connect, for a lock, for one statement (the
+#: largest are a 1,000-row insert and a retention batch, well under a second on a healthy server)
+PG_CONNECT_TIMEOUT_S = 5
+PG_LOCK_TIMEOUT_MS = 5_000
+PG_STATEMENT_TIMEOUT_MS = 60_000
 
 
 def shared_engine(url: str) -> Engine:

@@ -44,7 +44,7 @@ def head_revision() -> str:
 
 def current_revision(url: str) -> str | None:
     """The revision the database at ``url`` is at (None: never migrated)."""
-    engine = make_engine(url)
+    engine = make_engine(url, timeouts=False)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
@@ -54,7 +54,7 @@ def current_revision(url: str) -> str | None:
 
 def upgrade(url: str, revision: str = "head") -> str | None:
     """Upgrade the database at ``url`` to ``revision``, under the migration lock; returns where it is."""
-    engine = make_engine(url)
+    engine = make_engine(url, timeouts=False)
     config = alembic_config(url)
     try:
         with engine.connect() as conn, _migration_lock(url, conn):

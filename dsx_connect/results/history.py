@@ -14,8 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, case, delete, func, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
@@ -31,11 +30,19 @@ _COLUMNS = [c.name for c in T.columns if c.name != "id"]
 _UPDATED = [name for name in _COLUMNS if name != "scan_request_id"]
 # SQLite: the statement ``record`` would build with SQLAlchemy's ``insert().on_conflict_do_update``,
 # written once: SQLAlchemy's per-row parameter processing cost a fifth of a batch (~10 µs a result).
+#: which stored row a new one for the same request replaces: a failure only (as the Redis store), by
+#: a success, or by a failure at least as recent (an older failure parked in the outbox during an
+#: outage must not overwrite a later attempt's)
+_REPLACES = (
+    "(scan_results.failed OR scan_results.action_status = 'error')"
+    " AND scan_results.event != excluded.event"
+    " AND (NOT (excluded.failed OR COALESCE(excluded.action_status, '') = 'error')"
+    " OR excluded.ts_us >= scan_results.ts_us)"
+)
 _SQLITE_UPSERT = (
     f"INSERT INTO scan_results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
     f" ON CONFLICT (scan_request_id) DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in _UPDATED)}"
-    " WHERE (scan_results.failed OR scan_results.action_status = 'error')"
-    " AND scan_results.event != excluded.event"
+    f" WHERE {_REPLACES}"
 )
 
 
@@ -61,7 +68,6 @@ class SqlHistory:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -70,25 +76,18 @@ class SqlHistory:
         ``encoded``: each event's :func:`~dsx_connect.results.rows.encode_event`, when known."""
         if not events:
             return
-        rows = {}
+        rows: dict[str, dict[str, Any]] = {}
         texts = list(encoded) or [encode_event(event) for event in events]
-        for event, text in zip(events, texts, strict=True):  # one row per request id (the last wins)
-            rows[event["scan_request_id"]] = to_row(event, text)
+        for event, text in zip(events, texts, strict=True):  # one row per request id, as Redis keeps it:
+            row = to_row(event, text)  # the first, unless it failed
+            kept = rows.get(row["scan_request_id"])
+            if kept is None or (_failed(kept) and (not _failed(row) or row["ts_us"] >= kept["ts_us"])):
+                rows[row["scan_request_id"]] = row
         if self.engine.dialect.name == "postgresql":
             self._record_by_copy(list(rows.values()))
             return
-        if self.engine.dialect.name == "sqlite":
-            with begin_write(self.engine) as conn:
-                conn.exec_driver_sql(_SQLITE_UPSERT, [tuple(r[n] for n in _COLUMNS) for r in rows.values()])
-            return
-        stmt = self._insert(T)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[T.c.scan_request_id],
-            set_={name: stmt.excluded[name] for name in _UPDATED},
-            where=and_((T.c.failed | (T.c.action_status == "error")), T.c.event != stmt.excluded.event),
-        )
-        with self.engine.begin() as conn:
-            conn.execute(stmt, list(rows.values()))
+        with begin_write(self.engine) as conn:  # SQLite (the only other dialect the history takes)
+            conn.exec_driver_sql(_SQLITE_UPSERT, [tuple(r[n] for n in _COLUMNS) for r in rows.values()])
 
     def _record_by_copy(self, rows: list[dict[str, Any]]) -> None:
         """PostgreSQL: COPY the batch into a session-local staging table, then one INSERT … SELECT
@@ -117,9 +116,7 @@ class SqlHistory:
                     copy.write_row([row[name] for name in _COLUMNS])
             cur.execute(
                 f"INSERT INTO scan_results ({names}) SELECT {names} FROM scan_results_stage"
-                f" ON CONFLICT (scan_request_id) DO UPDATE SET {updates}"
-                " WHERE (scan_results.failed OR scan_results.action_status = 'error')"
-                " AND scan_results.event <> EXCLUDED.event"
+                f" ON CONFLICT (scan_request_id) DO UPDATE SET {updates} WHERE {_REPLACES}"
             )
 
     # ---- reading -------------------------------------------------------------------------------
@@ -271,3 +268,7 @@ def _after_prefix(prefix: str) -> str:
     if last > 0x10FFFF:
         return prefix + "\U0010ffff"
     return prefix[:-1] + chr(last)
+
+
+def _failed(row: dict[str, Any]) -> bool:
+    return bool(row["failed"]) or row.get("action_status") == "error"

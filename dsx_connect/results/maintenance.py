@@ -42,7 +42,7 @@ def maintain_once(config: ResultsDbSettings, client: redis.Redis, retention: boo
         return Round(skipped=True)
     try:
         history = history_for(config.sql_url)
-        done = Round(written=drain_outbox(history, client))
+        done = Round(written=drain_outbox(history, client, lock=(token, _LOCK_TTL_S)))
         if retention and (config.retain.count or config.retain.age_s):
             done.deleted = history.apply_retention(config.retain, config.retention_batch)
         return done

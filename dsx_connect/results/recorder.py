@@ -58,23 +58,41 @@ def record_history(
         log.warning(
             "results history unavailable (%s): %d results wait in the outbox", type(exc).__name__, len(events)
         )
-        outbox_park(client, list(encoded) or [encode_event(event) for event in events])
+        lost = outbox_park(
+            client, list(encoded) or [encode_event(event) for event in events], config.outbox_max
+        )
+        if lost:
+            log.error(
+                "results history outbox full (DSXCONNECT_RESULTS_DB__OUTBOX_MAX=%d): %d results will be "
+                "missing from the history (Redis still holds them, bounded by its cache)",
+                config.outbox_max,
+                lost,
+            )
         return False
     except Exception:  # a bug here must not cost the batch its notifications: Redis holds the results
         log.exception("results history: a batch of %d results could not be recorded", len(events))
         return False
 
 
-def drain_outbox(history: SqlHistory, client: redis.Redis, batch: int = 1000, max_batches: int = 100) -> int:
+def drain_outbox(
+    history: SqlHistory,
+    client: redis.Redis,
+    batch: int = 1000,
+    max_batches: int = 100,
+    lock: tuple[str, int] | None = None,
+) -> int:
     """Write what waits in the outbox, ``batch`` at a time; stops at the first failure (kept for
-    the next round). Run by one process at a time (the maintenance lock)."""
+    the next round). Run by one process at a time: ``lock`` (the maintenance round's token and
+    TTL) must still hold for each trim, which extends it; a round that lost it stops."""
     written = 0
     for _ in range(max_batches):
         raw = outbox_peek(client, batch)
         if not raw:
             break
         _record_or_skip(history, [json.loads(text) for text in raw], raw)  # the parked text, as stored
-        outbox_drop(client, len(raw))  # removed only once written
+        if not outbox_drop(client, len(raw), lock):  # removed only once written, by the lock holder
+            log.warning("results history: the maintenance lock ran out mid-round; another replica goes on")
+            break
         written += len(raw)
     return written
 

@@ -30,13 +30,19 @@ class ResultsBackend(StrEnum):
     POSTGRESQL = "postgresql"
 
 
+MAX_RETAINED_COUNT = 10**15
+MAX_RETAINED_AGE_S = 1000 * 366 * 86400  # a thousand years
+
+
 class Retention(BaseModel):
     """What the results history keeps: at most ``count`` results, none older than ``age_s``."""
 
     model_config = ConfigDict(frozen=True)
 
-    count: int | None = Field(default=None, ge=1)
-    age_s: int | None = Field(default=None, ge=60)
+    # bounded so the SQL that applies them stays in a 64-bit integer (an offset, microseconds): a
+    # larger value was accepted and every retention round then failed, deleting nothing
+    count: int | None = Field(default=None, ge=1, le=MAX_RETAINED_COUNT)
+    age_s: int | None = Field(default=None, ge=60, le=MAX_RETAINED_AGE_S)
 
     @classmethod
     def parse(cls, value: Any) -> Retention:
@@ -93,6 +99,11 @@ class ResultsDbSettings(BaseModel):
         default=5000, ge=1, le=1_000_000, description="rows one retention delete removes"
     )
     migrate_on_start: bool = Field(default=True, description="the API upgrades the SQL schema when it starts")
+    outbox_max: int = Field(
+        default=200_000,
+        ge=1000,
+        description="results waiting for an unavailable history at most (~1 KB of Redis each); beyond, not parked",
+    )
 
     @field_validator("retain", mode="before")
     @classmethod

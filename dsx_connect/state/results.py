@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 VERDICTS = [v.value for v in Verdict]  # each has an index the store script writes and trims
 _STORE_LUA = COMPLETE_CHECK_LUA + FEED_PUSH_LUA + lua("results_store")  # dsx_connect/state/lua/
+_OUTBOX_TRIM_LUA = lua("outbox_trim")
+_OUTBOX_PARK_LUA = lua("outbox_park")
 
 
 class ResultStore:
@@ -235,9 +237,13 @@ HISTORY_OUTBOX = keys.HISTORY_OUTBOX  # list of event JSON the history has not t
 HISTORY_LOCK = keys.HISTORY_LOCK
 
 
-def outbox_park(client: redis.Redis, raws: Sequence[str]) -> None:
-    """Append events (JSON text) the SQL history could not take now."""
-    client.rpush(HISTORY_OUTBOX, *raws)
+def outbox_park(client: redis.Redis, raws: Sequence[str], most: int | None = None) -> int:
+    """Append events (JSON text) the SQL history could not take now, while the outbox holds fewer
+    than ``most``; how many did not fit (0 without a bound)."""
+    if most is None:
+        client.rpush(HISTORY_OUTBOX, *raws)
+        return 0
+    return int(client.eval(_OUTBOX_PARK_LUA, 1, HISTORY_OUTBOX, most, *raws))
 
 
 def outbox_peek(client: redis.Redis, n: int) -> list[str]:
@@ -246,9 +252,14 @@ def outbox_peek(client: redis.Redis, n: int) -> list[str]:
     return raws
 
 
-def outbox_drop(client: redis.Redis, n: int) -> None:
-    """Remove the oldest ``n`` parked events (once written)."""
-    client.ltrim(HISTORY_OUTBOX, n, -1)
+def outbox_drop(client: redis.Redis, n: int, lock: tuple[str, int] | None = None) -> bool:
+    """Remove the oldest ``n`` parked events (once written); False, removing nothing, when ``lock``
+    (the maintenance round's token and TTL) no longer holds the lock. Held, the lock is extended."""
+    if lock is None:
+        client.ltrim(HISTORY_OUTBOX, n, -1)
+        return True
+    token, ttl_s = lock
+    return bool(client.eval(_OUTBOX_TRIM_LUA, 2, HISTORY_OUTBOX, HISTORY_LOCK, token, n, ttl_s))
 
 
 def take_history_lock(client: redis.Redis, token: str, ttl_s: int) -> bool:

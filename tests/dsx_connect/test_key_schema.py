@@ -64,6 +64,8 @@ def test_every_lua_file_is_a_script_a_store_registers() -> None:
         breaker._FAILED_LUA,
         dlq_store._REMOVE_LUA,
         results_store._STORE_LUA,
+        results_store._OUTBOX_TRIM_LUA,
+        results_store._OUTBOX_PARK_LUA,
         monitor._CURRENT_LUA,
         schedule_store._CLAIM_LUA,
         schedule_lease._RENEW_LUA,

@@ -182,6 +182,15 @@ def test_sql_history_keeps_everything_and_redis_a_bounded_cache(monkeypatch: pyt
             "an age needs a SQL history",
         ),
         ({"DSXCONNECT_RESULTS_DB": "{not json"}, "DSXCONNECT_RESULTS_DB", "cannot be parsed"),
+        # past a 64-bit offset: accepted before, and every retention round then failed, deleting nothing
+        (
+            {
+                "DSXCONNECT_RESULTS_DB": "postgresql://db/x",
+                "DSXCONNECT_RESULTS_DB__RETAIN": "99999999999999999999,1d",
+            },
+            "DSXCONNECT_RESULTS_DB__RETAIN",
+            "less than or equal",
+        ),
     ],
 )
 def test_bad_results_db_values_name_the_variable(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -136,3 +137,88 @@ def test_the_outbox_is_written_with_the_text_it_parked(
         stored = dict(conn.execute(select(scan_results.c.scan_request_id, scan_results.c.event)).all())
     assert [stored["r1"], stored["r2"]] == parked
     assert redis_client.llen(OUTBOX) == 0
+
+
+def test_a_stalled_postgresql_parks_the_batch_instead_of_holding_the_result_step(
+    tmp_path: Path, redis_client: redis.Redis, pg_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A locked table (a migration, VACUUM FULL, an operator's open transaction) held each result
+    batch for ever: nothing reached Redis either, and jobs stalled. The write now gives up after the
+    lock timeout and the batch waits in the outbox."""
+    import psycopg
+
+    from dsx_connect.db import engine as db_engine
+    from tests.dsx_connect.results.conftest import sql_url
+
+    monkeypatch.setattr(db_engine, "PG_LOCK_TIMEOUT_MS", 300)  # engines made from here on
+    url = sql_url("postgresql", tmp_path, pg_server)
+    upgrade(url)
+    blocker = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+    try:
+        blocker.execute("LOCK TABLE scan_results IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        assert record_history(ResultsDbSettings(url=url), redis_client, [make_event(1)]) is False
+        assert time.monotonic() - started < 10
+        assert redis_client.llen(OUTBOX) == 1
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert maintain_once(ResultsDbSettings(url=url), redis_client).written == 1
+
+
+@BOTH
+def test_one_request_twice_in_a_batch_keeps_what_redis_keeps(sql_history: SqlHistory) -> None:
+    """Redis keeps the first outcome unless it failed; the history kept the last, so searches and
+    reports said the action failed while the result itself said it succeeded."""
+    done = make_event(1, ts="2026-12-01T10:00:00Z", action_status="success")
+    again = make_event(1, ts="2026-12-01T10:00:01Z", action_status="error")  # the file was already moved
+    sql_history.record([done, again])
+    assert (sql_history.get("r1") or {})["action"]["status"] == "success"
+    failed = make_event(2, ts="2026-12-01T10:00:00Z", error={"kind": "exhausted", "message": "x"})
+    sql_history.record([failed, make_event(2, ts="2026-12-01T10:00:05Z")])
+    assert not (sql_history.get("r2") or {}).get("error")  # a failure is replaced by what followed
+
+
+@BOTH
+def test_an_older_failure_from_the_outbox_does_not_overwrite_a_newer_one(sql_history: SqlHistory) -> None:
+    newer = make_event(1, ts="2026-12-01T11:00:00Z", error={"kind": "exhausted", "message": "attempt 2"})
+    older = make_event(1, ts="2026-12-01T10:00:00Z", error={"kind": "exhausted", "message": "attempt 1"})
+    sql_history.record([newer])
+    sql_history.record([older])  # parked during an outage, drained late
+    assert (sql_history.get("r1") or {})["error"]["message"] == "attempt 2"
+    success = make_event(1, ts="2026-12-01T10:30:00Z")  # a success replaces a failure, whenever it ran
+    sql_history.record([success])
+    assert not (sql_history.get("r1") or {}).get("error")
+
+
+def test_a_round_that_outlived_its_lock_trims_nothing(tmp_path: Path, redis_client: redis.Redis) -> None:
+    """Two replicas' rounds, the first stuck past its lock's TTL: both read the same head of the
+    outbox and both trimmed it, so the second trim dropped results nobody had written."""
+    from dsx_connect.results.recorder import drain_outbox
+    from dsx_connect.state.results import outbox_park
+
+    url = f"sqlite:///{tmp_path / 'locked.db'}"
+    upgrade(url)
+    history = history_for(url)
+    outbox_park(redis_client, [json.dumps(make_event(n)) for n in range(10)])
+    redis_client.set("dsxc:results:history:maintenance", "replica-b", ex=60)  # A's lock ran out; B took it
+    assert drain_outbox(history, redis_client, batch=5, lock=("replica-a", 600)) == 0
+    assert (
+        redis_client.llen(OUTBOX) == 10
+    )  # A wrote its batch (harmless: writes are idempotent), trimmed nothing
+    assert drain_outbox(history, redis_client, batch=5, lock=("replica-b", 600)) == 10
+    assert redis_client.llen(OUTBOX) == 0 and rows(history) == 10
+    assert redis_client.ttl("dsxc:results:history:maintenance") > 60  # each trim extends the holder's lock
+
+
+def test_the_outbox_is_bounded_and_a_full_one_parks_no_more(
+    tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    """A long outage filled Redis with parked results until its maxmemory: the push then failed the
+    result step before Redis stored anything, turning a history outage into a results outage."""
+    config = ResultsDbSettings(url=f"sqlite:///{tmp_path / 'never-migrated.db'}", outbox_max=1000)
+    assert record_history(config, redis_client, [make_event(n) for n in range(800)]) is False
+    assert record_history(config, redis_client, [make_event(n) for n in range(800, 1600)]) is False
+    assert redis_client.llen(OUTBOX) == 1000  # the oldest kept, in order: a drain reading them is safe
+    assert json.loads(redis_client.lindex(OUTBOX, 0) or "{}")["scan_request_id"] == "r0"
+    assert json.loads(redis_client.lindex(OUTBOX, -1) or "{}")["scan_request_id"] == "r999"

@@ -139,6 +139,21 @@ def test_bad_searches_get_a_4xx_naming_the_problem(
     assert response.status_code == 422 and says in response.text
 
 
+@pytest.mark.parametrize("path", ["/scan/results", "/scan/results/export"])
+def test_a_time_with_a_zone_and_one_without_are_compared_as_utc(api: httpx.Client, path: str) -> None:
+    """They were compared before the one without a zone was read as UTC: 500 (naive vs aware)."""
+    wrong_way = api.get(path, params={"since": "2026-12-02T00:00:00", "until": "2026-12-01T00:00:00Z"})
+    assert wrong_way.status_code == 422 and "until must be later than since" in wrong_way.text
+    right_way = api.get(path, params={"since": "2026-12-01T00:00:00Z", "until": "2026-12-02T00:00:00"})
+    assert right_way.status_code == 200, right_way.text
+
+
+def test_a_result_id_with_a_nul_is_refused_not_a_history_outage(api: httpx.Client) -> None:
+    """PostgreSQL refuses NUL in text: the lookup's error was answered 503 'history unavailable'."""
+    response = api.get("/scan/results/abc%00def")
+    assert response.status_code == 422, response.text
+
+
 def test_exports_stream_every_matching_result(api: httpx.Client) -> None:
     with api.stream("GET", "/scan/results/export", params={"format": "csv", "job": "jobA"}) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
