@@ -93,10 +93,12 @@ def fail_stalled_jobs(
     running: list[_Seen] = []
     active: list[str] = []
     finished: list[str] = []
+    finished_status: list[tuple[str, str | None]] = []
     for job_id, values in zip(ids, jobs.fields_of(ids, _FIELDS), strict=True):
         fields = dict(zip(_FIELDS, values, strict=True))
         if fields["status"] not in ("running", "paused"):
-            finished.append(job_id)  # completed by the result script, expired, or never created
+            finished.append(job_id)  # completed by the result script, failed, expired, or never created
+            finished_status.append((job_id, fields["status"]))
             continue
         active.append(job_id)
         if fields["status"] == "running":
@@ -110,6 +112,12 @@ def fail_stalled_jobs(
                     monitor=fields["kind"] == "monitor",
                 )
             )
+    if finished:
+        # a failed job's accepted items are still scanned: swept until each has an outcome
+        failed_ids = [job_id for job_id, status in finished_status if status == "failed"]
+        unfinished = dict(zip(failed_ids, jobs.pending_counts(failed_ids), strict=True))
+        active += [job_id for job_id in failed_ids if unfinished[job_id]]
+        finished = [job_id for job_id in finished if not unfinished.get(job_id)]
     if finished:
         jobs.forget_finished(finished)
     if publish is not None and redispatch_after_s is not None:

@@ -121,6 +121,13 @@ class JobStore:
             pipe.hmget(keys.job(job_id), *fields)
         return list(pipe.execute())
 
+    def pending_counts(self, job_ids: Sequence[str]) -> list[int]:
+        """How many accepted items of each job have no outcome yet."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hlen(keys.job_pending(job_id))
+        return [int(n) for n in pipe.execute()]
+
     def forget_finished(self, job_ids: Sequence[str]) -> None:
         """Drop finished jobs from the active set, with their pending hashes and lease zsets."""
         self.redis.srem(keys.JOBS_ACTIVE, *job_ids)
@@ -370,7 +377,7 @@ class JobStore:
         same time fail a stalled job once, and never one that just made progress.
         """
         failed = self._fail(
-            keys=[keys.job(job_id), keys.JOBS_ACTIVE],
+            keys=[keys.job(job_id), keys.JOBS_ACTIVE, keys.job_pending(job_id)],
             args=[reason, utcnow_iso(), time.time(), "" if idle_since is None else idle_since,
                   "1" if idle_since is not None else "0"],
         )  # fmt: skip

@@ -17,6 +17,7 @@ the hash (the result store copies the job's TTL onto it).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 
@@ -36,8 +37,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def monitor_job_id(connector_uuid: str, now: float) -> str:
-    """A new monitor job's id: ``monitor-<uuid>-<unix seconds>`` (only ``[A-Za-z0-9._-]``)."""
-    return f"monitor-{_UNSAFE.sub('-', connector_uuid)[:64]}-{int(now)}"
+    """A new monitor job's id: ``monitor-<uuid>-<unix seconds>`` (only ``[A-Za-z0-9._-]``). A uuid
+    that had to be changed to fit gets a digest of itself too: ``acme:1`` and ``acme-1`` would
+    otherwise name one job, and the second connector would take over the first's monitor job."""
+    safe = _UNSAFE.sub("-", connector_uuid)[:64]
+    if safe != connector_uuid:
+        safe = f"{safe[:55]}-{hashlib.sha256(connector_uuid.encode()).hexdigest()[:8]}"
+    return f"monitor-{safe}-{int(now)}"
 
 
 class MonitorJobs:

@@ -458,6 +458,33 @@ def test_items_whose_lease_passed_are_sent_again_however_busy_the_pipeline(clien
     assert client.hkeys(keys.job_pending(job_id)) == [] and client.zcard(keys.job_due(job_id)) == 0
 
 
+@pytest.mark.parametrize("how", ["enumeration failed", "stalled"])
+def test_the_accepted_items_of_a_failed_job_are_still_sent_again_until_each_has_an_outcome(
+    client: redis.Redis, how: str
+) -> None:
+    """A failed job left the active set at once, so the lease sweep never again looked at its items:
+    one whose message a worker lost ended with no result and no dead letter, counted unscanned for good."""
+    from dsx_connect.jobs.stall import fail_stalled_jobs
+
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1", "fs")
+    now = time.time()
+    jobs.record_accepted(_tasks(job_id, 2), ttl_s=600, lease_s=60)
+    if how == "stalled":
+        assert jobs.fail(job_id, "stalled") is True
+    else:
+        jobs.enqueue_done(job_id, 2, failure="listing the bucket failed")
+    assert jobs.get(job_id)["status"] == "failed"  # type: ignore[index]
+    sent: list[list[dict[str, object]]] = []
+    fail_stalled_jobs(jobs, 3600, publish=sent.append, redispatch_after_s=60, now=now + 120)
+    assert sorted(ScanTask.model_validate(item).id for batch in sent for item in batch) == ["r1", "r2"]
+    assert job_id in jobs.active_ids()
+    results.store_many([event(n, job=job_id) for n in (1, 2)])
+    fail_stalled_jobs(jobs, 3600, publish=sent.append, redispatch_after_s=60, now=now + 300)
+    assert job_id not in jobs.active_ids()  # each has its outcome: forgotten
+    assert jobs.get(job_id)["status"] == "failed"  # type: ignore[index]
+
+
 def test_a_batch_larger_than_one_call_keeps_every_item_pending_with_its_lease_per_job(
     client: redis.Redis,
 ) -> None:

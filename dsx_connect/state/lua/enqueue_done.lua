@@ -8,7 +8,8 @@ if ARGV[4] ~= '' then
   if status == 'running' or status == 'paused' then
     redis.call('HSET', KEYS[1], 'status', 'failed', 'failure_reason', ARGV[4], 'paused', '0',
                'finished', ARGV[2], 'finished_ts', ARGV[3])
-    redis.call('SREM', KEYS[2], redis.call('HGET', KEYS[1], 'job_id') or '')
+    -- items still pending stay swept (sent again when their lease passes) until each has an outcome
+    if redis.call('HLEN', KEYS[3]) == 0 then redis.call('SREM', KEYS[2], redis.call('HGET', KEYS[1], 'job_id') or '') end
     return 2
   end
   return 0

@@ -92,6 +92,22 @@ def test_change_events_share_one_monitor_job_per_connector_whose_keys_expire(
     assert api.get(f"/scan/jobs/{job_id}").json()["status"] == "running"  # waits for the next event
 
 
+def test_connectors_whose_uuids_differ_only_in_unsafe_characters_get_their_own_monitor_jobs(
+    db: redis.Redis,
+) -> None:
+    """``acme:1111-2222`` was made ``acme-1111-2222``: started in the same second, the second
+    connector took over the first's monitor job (its ownership and counters), and the first's next
+    change event was refused 403."""
+    monitors, jobs = MonitorJobs(db, roll_s=3600, retain_s=RETAIN_S), JobStore(db)
+    now = time.time()
+    victim = monitors.current("acme-1111-2222", "fs", now=now)
+    crafted = monitors.current("acme:1111-2222", "fs", now=now)
+    assert crafted != victim
+    assert jobs.get(victim)["connector_uuid"] == "acme-1111-2222"  # type: ignore[index]
+    assert jobs.get(crafted)["connector_uuid"] == "acme:1111-2222"  # type: ignore[index]
+    assert victim == f"monitor-acme-1111-2222-{int(now)}"  # uuids that fit keep their ids
+
+
 def test_a_monitor_job_rolls_over_and_the_old_one_completes(db: redis.Redis) -> None:
     monitors, jobs = MonitorJobs(db, roll_s=3600, retain_s=RETAIN_S), JobStore(db)
     now = time.time()
