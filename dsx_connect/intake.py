@@ -19,7 +19,7 @@ from dsx_connect.state.connectors import ConnectorRegistry
 from dsx_connect.state.jobs import JobStore
 from dsx_connect.state.monitor_jobs import KIND as MONITOR
 from dsx_connect.state.monitor_jobs import MonitorJobs
-from dsx_connect.state.requests import capacity_counts, touch_accept, unfinished_items
+from dsx_connect.state.requests import capacity_counts, jobs_of_requests, touch_accept, unfinished_items
 from shared.models import RegisteredConnector, ScanRequest, ScanTask, utcnow_iso
 
 _ITEM_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4b6a-9d63-3c1f0e7a9b21")
@@ -181,13 +181,25 @@ def accept(
         raise UnknownConnectors(missing)
 
     tasks: list[ScanTask] = []
-    # requests without a job (change events) join their connector's rolling monitor job
+    # requests without a job (change events) join their connector's rolling monitor job; one naming
+    # its version keeps its id across resubmits, and a resubmit stays in the monitor job that accepted
+    # it (counted, pending and completed there; the current one would count a result it never accepted)
+    event_ids = [
+        change_event_id(r.connector.uuid, r) if r.connector and r.scan_job_id is None else None
+        for r in requests
+    ]
+    known = [i for i in event_ids if i]
+    accepted_in = jobs_of_requests(client, known) if known else {}
     monitors: dict[str, str] = {}
+    earlier_monitors: set[str] = set()
     accepted_at = utcnow_iso()  # once per batch: formatting the time costs more than building a task
-    for req in requests:
+    for req, event_id in zip(requests, event_ids, strict=True):
         assert req.connector is not None
         connector = connectors[req.connector.uuid]
         job_id = req.scan_job_id
+        if job_id is None and event_id and (earlier := accepted_in.get(event_id)):
+            job_id = earlier
+            earlier_monitors.add(earlier)
         if job_id is None:
             job_id = monitors.get(connector.uuid)
             if job_id is None:
@@ -195,9 +207,7 @@ def accept(
                 job_id = monitors[connector.uuid] = rolling.current(connector.uuid, connector.name)
         tasks.append(
             ScanTask(
-                # a change event naming its version keeps its id across monitor jobs and resubmits
-                id=(req.scan_job_id is None and change_event_id(connector.uuid, req))
-                or request_id_for(job_id, req.job_item_id),
+                id=event_id or request_id_for(job_id, req.job_item_id),
                 connector_uuid=connector.uuid,
                 connector_name=connector.name,
                 location=req.location,
@@ -218,7 +228,7 @@ def accept(
     for t in tasks:
         owners.setdefault(t.job_id, set()).add(t.connector_uuid)
     check_capacity(client, settings, per_job, owners)
-    monitor_ids = set(monitors.values())
+    monitor_ids = set(monitors.values()) | earlier_monitors
     ensure: list[tuple[str, str, str, str]] = []
     for job_id in per_job:
         first = next(t for t in tasks if t.job_id == job_id)

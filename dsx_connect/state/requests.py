@@ -20,6 +20,14 @@ def request_state(client: redis.Redis, request_id: str) -> dict[str, str]:
     return state
 
 
+def jobs_of_requests(client: redis.Redis, request_ids: Sequence[str]) -> dict[str, str]:
+    """The job each already-known request was accepted into (unknown ones are left out)."""
+    pipe = client.pipeline(transaction=False)
+    for request_id in request_ids:
+        pipe.hget(keys.request_state(request_id), "job_id")
+    return {rid: job for rid, job in zip(request_ids, pipe.execute(), strict=True) if job}
+
+
 def queue_depths(client: redis.Redis, queues: Sequence[str]) -> dict[str, int]:
     """Tasks waiting in each broker queue, in one round trip."""
     pipe = client.pipeline(transaction=False)

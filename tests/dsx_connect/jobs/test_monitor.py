@@ -189,3 +189,34 @@ def test_an_idle_monitor_job_never_stalls_but_a_stuck_one_fails_and_is_replaced(
     assert fail_stalled_jobs(jobs, stall_timeout_s=900, now=later) == [stuck]
     assert db.hget(keys.job(idle), "status") == "running"
     assert monitors.current("stuck", "fs", now=later) != stuck
+
+
+def test_a_change_event_sent_again_after_a_roll_over_stays_in_the_job_that_accepted_it(
+    api: httpx.Client, jobs_core: Core
+) -> None:
+    """A change event naming its version keeps its id across monitor jobs. Sent again after the job
+    rolled over, its copy carried the new job: counted nowhere at intake, its result was counted in
+    the new job (processed 1 of 0), and the old job kept its pending item for ever (sent again every
+    lease, never completing)."""
+    owner = connector("roller")
+    assert api.post("/connectors/register", json=owner).status_code == 201
+    event = {**change_event(owner, "watch/x.txt"), "item_version": "dev:ino:5:123"}
+    first = api.post("/scan/request", json=event).json()
+    old_job = first["job_id"]
+    jobs_core.redis.hset(keys.job(old_job), "created_ts", time.time() - 3 * 86400)  # due to roll over
+    again = api.post("/scan/request", json=event).json()
+    assert again["id"] == first["id"] and again["job_id"] == old_job
+    other = api.post("/scan/request", json=change_event(owner, "watch/y.txt")).json()
+    assert other["job_id"] != old_job  # a new event goes to the new monitor job
+    assert jobs_core.redis.hget(keys.job(old_job), "accepted") == "1"
+    ResultStore(jobs_core.redis, retain=1000).store_many(
+        [
+            ScanResultEvent(
+                scan_request_id=first["id"], job_id=old_job, connector=EventConnector(uuid=owner["uuid"]),
+                location="watch/x.txt", verdict="Benign",
+            )
+        ]
+    )  # fmt: skip
+    assert jobs_core.redis.hlen(keys.job_pending(old_job)) == 0
+    assert jobs_core.redis.hget(keys.job(old_job), "status") == "completed"
+    assert jobs_core.redis.hget(keys.job(other["job_id"]), "processed") in (None, "0")
