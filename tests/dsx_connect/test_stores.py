@@ -759,3 +759,31 @@ def test_only_the_newest_copy_of_an_item_sent_again_is_scanned(client: redis.Red
     # an operator's requeue of a letter that kept an older copy is scanned all the same
     client.zadd(keys.DEAD_LETTERS_REQUEUED, {"r1": time.time() + 60})
     assert jobs.triage([queued[0]]) == (set(), set())
+
+
+def test_a_replaced_result_is_found_by_a_since_search_and_by_its_indexes(client: redis.Redis) -> None:
+    """A failed result replaced by a later outcome kept its old place in the sequence while carrying
+    the new time: a `since` search, walking newest first and stopping at the first older result,
+    never reached it (the SQL history did), and streams reading after a sequence number missed it."""
+    from datetime import UTC, datetime
+
+    from dsx_connect.results.search import ResultFilters
+    from dsx_connect.state.results_reader import RedisReader
+
+    results = ResultStore(client, retain=100)
+    failed = event(1, verdict="Not Scanned", error=EventError(kind="exhausted", message="down"))
+    failed.timestamp = "2026-12-01T10:00:00.000000Z"
+    results.store_many([failed])
+    later = [event(n) for n in (2, 3)]
+    for item in later:
+        item.timestamp = "2026-12-01T11:00:00.000000Z"
+    results.store_many(later)
+    fixed = event(1, verdict="Malicious")
+    fixed.timestamp = "2026-12-01T12:00:00.000000Z"
+    assert results.store_many([fixed]) == [True]
+    reader = RedisReader(results)
+    since = ResultFilters(since=datetime(2026, 12, 1, 11, 30, tzinfo=UTC))
+    assert [e["scan_request_id"] for e in reader.search(since, None, 10).items] == ["r1"]
+    for by in (ResultFilters(job="j1"), ResultFilters(connector="c1"), ResultFilters(verdict="Malicious")):
+        assert reader.search(by, None, 10).items[0]["scan_request_id"] == "r1", by
+    assert reader.search(ResultFilters(verdict="Not Scanned"), None, 10).items == []

@@ -246,11 +246,17 @@ for n = 0, nitems - 1 do
       redis.call('HSET', results, id, event)
       if fresh[id] then
         fresh[id][2] = verdict  -- first stored by this call: its verdict index entry is not written yet
-      elseif searched then
-        local at = redis.call('ZSCORE', index, id)
-        if at then
+      elseif redis.call('ZSCORE', index, id) then
+        -- the replacement takes a new place in the sequence, as a result stored now: a `since`
+        -- search walking newest first stops at the first older result, and streams read after a
+        -- sequence number; at its old place neither found it
+        seq = seq + 1
+        redis.call('ZADD', index, seq, id)
+        if searched then
           redis.call('ZREM', by_verdict[old.verdict], id)
-          redis.call('ZADD', by_verdict[verdict], at, id)
+          redis.call('ZADD', by_verdict[verdict], seq, id)
+          redis.call('ZADD', connector_index, 'XX', seq, id)  -- XX: not back into an index trimmed since
+          redis.call('ZADD', job_index, 'XX', seq, id)
         end
       end
       stored[#stored + 1] = 2
