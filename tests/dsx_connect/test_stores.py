@@ -787,3 +787,28 @@ def test_a_replaced_result_is_found_by_a_since_search_and_by_its_indexes(client:
     for by in (ResultFilters(job="j1"), ResultFilters(connector="c1"), ResultFilters(verdict="Malicious")):
         assert reader.search(by, None, 10).items[0]["scan_request_id"] == "r1", by
     assert reader.search(ResultFilters(verdict="Not Scanned"), None, 10).items == []
+
+
+@pytest.mark.parametrize("item_id", ["7", None], ids=["done bit", "request state"])
+def test_a_verdict_arriving_after_its_item_was_skipped_by_a_cancel_is_kept(
+    client: redis.Redis, item_id: str | None
+) -> None:
+    """Copy A of an item is being scanned; the operator cancels; copy B (sent again by the lease
+    sweep) is skipped; then A's verdict arrives. With a done bit it was dropped as a duplicate (no
+    result, no event, no SIEM line for a Malicious file); without one it was counted both processed
+    and skipped. It now takes the skip's place."""
+    jobs, results = JobStore(client), ResultStore(client, retain=100)
+    job_id = jobs.create("c1", "fs")
+    task = ScanTask(id="r1", connector_uuid="c1", location="f1.txt", job_id=job_id, job_item_id=item_id)
+    jobs.record_accepted([task], ttl_s=600)
+    jobs.transition(job_id, "cancel")
+    assert jobs.add_skipped(job_id, ["r1"], ttl_s=600, job_item_ids=[item_id]) == 1
+    found = event(1, job=job_id, verdict="Malicious")
+    assert results.store_many([found], job_item_ids=[item_id]) == [True]
+    assert results.get("r1") is not None and results.get("r1")["verdict"] == "Malicious"  # type: ignore[index]
+    view = jobs.get(job_id)
+    assert view is not None and (view["processed"], view["skipped"]) == (1, 0)
+    assert results.store_many([found], job_item_ids=[item_id]) == [False]  # and only once
+    assert jobs.add_skipped(job_id, ["r1"], ttl_s=600, job_item_ids=[item_id]) == 0
+    view = jobs.get(job_id)
+    assert view is not None and (view["processed"], view["skipped"]) == (1, 0)

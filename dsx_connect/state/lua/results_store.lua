@@ -187,8 +187,12 @@ for n = 0, nitems - 1 do
     KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
   local req = KEYS[first_request_key + n]
   local leased = any_requeued and redis.call('ZSCORE', requeued, id)
-  local finished = (bit > 0 and redis.call('GETBIT', done, bit) == 1)
-    or redis.call('HGET', req, 'status') == 'completed'
+  local status = redis.call('HGET', req, 'status')
+  -- skipped (its job was cancelled) while another copy was being scanned: that copy's verdict is
+  -- stored and counted as processed instead of skipped, never dropped (skip.lua)
+  local was_skipped = status == 'skipped'
+  local finished = (not was_skipped and bit > 0 and redis.call('GETBIT', done, bit) == 1)
+    or status == 'completed'
   if finished and redis.call('HEXISTS', results, id) == 0 then
     -- stored long ago, its result since dropped by retention: a duplicate, unless it is the outcome
     -- of a requeued letter, which takes the place of the failure the letter recorded
@@ -211,6 +215,7 @@ for n = 0, nitems - 1 do
     if job_live then
       count(job, verdict, bytes, failed, action, 1)
       add(job, 'processed', 1)
+      if was_skipped then add(job, 'skipped', -1) end
     end
     if redis.call('DEL', req) == 0 and accepting and job_live then add(job, 'accepted', 1) end
     if cached then

@@ -1,6 +1,9 @@
 -- Count items of a cancelled job as skipped, once per scan request id: a redelivered batch (its
 -- worker died before the ack) finds them marked and counts nothing again. An item with a bit in the
--- job's done bitmap (dsx_connect.jobs.done) is marked there, else by its request state.
+-- job's done bitmap (dsx_connect.jobs.done) is marked there, else by its request state. Either way
+-- its request state says 'skipped' (with a bit, for at most an hour): another copy of the item
+-- already being scanned when the job was cancelled may still bring its verdict, which then takes
+-- the skip's place (results_store.lua) instead of being dropped as a duplicate.
 -- Every key comes in KEYS (none is built here):
 -- KEYS: results, job, job done bitmap, job pending, job due, then one request state per request.
 -- ARGV: ttl, now_iso, now_ts, job_id, then pairs of request id and done bit (0: none)
@@ -13,11 +16,11 @@ for p = 0, (#ARGV - 4) / 2 - 1 do
   local status = redis.call('HGET', state, 'status')
   local finished = bit > 0 and redis.call('GETBIT', done, bit) == 1
   if not finished and status ~= 'skipped' and status ~= 'completed' and redis.call('HEXISTS', results, id) == 0 then
+    redis.call('HSET', state, 'status', 'skipped', 'job_id', job_id)
     if bit > 0 then
       redis.call('SETBIT', done, bit, 1)
-      redis.call('DEL', state)
+      redis.call('EXPIRE', state, math.min(ttl, 3600))  -- the bit is the tombstone; this, the skip's mark
     else
-      redis.call('HSET', state, 'status', 'skipped', 'job_id', job_id)
       redis.call('EXPIRE', state, ttl)
     end
     n = n + 1
