@@ -256,18 +256,21 @@ def _conditions(filters: ResultFilters) -> list[ColumnElement[bool]]:
     if filters.location_prefix:
         # a byte-wise range (C collation on PostgreSQL, BINARY on SQLite): an index range scan
         conds.append(T.c.location >= filters.location_prefix)
-        conds.append(T.c.location < _after_prefix(filters.location_prefix))
+        if (upper := _after_prefix(filters.location_prefix)) is not None:
+            conds.append(T.c.location < upper)
     return conds
 
 
-def _after_prefix(prefix: str) -> str:
-    """The smallest string greater than every string that starts with ``prefix``."""
-    last = ord(prefix[-1]) + 1
+def _after_prefix(prefix: str) -> str | None:
+    """The smallest string greater than every string that starts with ``prefix``; None when there is
+    none (the prefix is only U+10FFFF characters: every greater string starts with it)."""
+    stem = prefix.rstrip("\U0010ffff")  # the last code point can go no higher: carry into the one before
+    if not stem:
+        return None
+    last = ord(stem[-1]) + 1
     if 0xD800 <= last <= 0xDFFF:  # no surrogates in UTF-8 text
         last = 0xE000
-    if last > 0x10FFFF:
-        return prefix + "\U0010ffff"
-    return prefix[:-1] + chr(last)
+    return stem[:-1] + chr(last)
 
 
 def _failed(row: dict[str, Any]) -> bool:

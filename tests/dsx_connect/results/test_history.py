@@ -222,3 +222,17 @@ def test_the_outbox_is_bounded_and_a_full_one_parks_no_more(
     assert redis_client.llen(OUTBOX) == 1000  # the oldest kept, in order: a drain reading them is safe
     assert json.loads(redis_client.lindex(OUTBOX, 0) or "{}")["scan_request_id"] == "r0"
     assert json.loads(redis_client.lindex(OUTBOX, -1) or "{}")["scan_request_id"] == "r999"
+
+
+@BOTH
+def test_a_location_prefix_ending_in_the_last_code_point_finds_what_starts_with_it(
+    sql_history: SqlHistory,
+) -> None:
+    """The range's upper bound was the prefix plus U+10FFFF, below every longer match."""
+    top = "\U0010ffff"
+    names = [f"a{top}", f"a{top}{top}x", f"a{top}b", "b", "a"]
+    sql_history.record([make_event(n, location=name) for n, name in enumerate(names)])
+    found = sql_history.search(ResultFilters(location_prefix=f"a{top}"), None, 10).items
+    assert sorted(e["location"] for e in found) == sorted(names[:3])
+    everything = sql_history.search(ResultFilters(location_prefix=top), None, 10).items
+    assert everything == []  # nothing starts with it here, and no bound above is needed
