@@ -81,14 +81,23 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def cross_site(headers: dict[str, str]) -> bool:
     """Whether a browser sent this request from another site or origin (``Sec-Fetch-Site``, else
-    ``Origin`` against ``Host``). A request without either is no browser's cross-site request."""
+    ``Origin`` against ``Host`` or a proxy's ``X-Forwarded-Host``). A request without either is no
+    browser's cross-site request.
+
+    Browsers send no ``Sec-Fetch-*`` to plain-HTTP origins other than localhost, and a proxy may
+    rewrite ``Host`` (nginx's default), so its ``X-Forwarded-Host`` counts too: no page can add that
+    header to a cross-origin request without a CORS preflight, which this API never grants."""
     fetch_site = headers.get("sec-fetch-site")
     if fetch_site is not None:
         return fetch_site not in ("same-origin", "none")
     origin = headers.get("origin")
     if origin is None:
         return False
-    return origin == "null" or urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
+    if origin == "null":
+        return True
+    claimed = urlsplit(origin).netloc.lower()
+    forwarded = headers.get("x-forwarded-host", "").split(",")[0].strip().lower()
+    return claimed not in (headers.get("host", "").lower(), forwarded)
 
 
 def source_of(scope: Scope) -> str:

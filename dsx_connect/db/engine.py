@@ -40,9 +40,12 @@ def make_engine(url: str, *, timeouts: bool = True) -> Engine:
     # parks a failed batch in the Redis outbox and carries on; without limits it waited for ever
     connect_args: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
     if timeouts:
-        connect_args["options"] = (
-            f"-c lock_timeout={PG_LOCK_TIMEOUT_MS} -c statement_timeout={PG_STATEMENT_TIMEOUT_MS}"
-        )
+        # added to the URL's own libpq options (a search_path, a provider's endpoint id), which a
+        # connect argument of the same name would replace
+        given = make_url(url).query.get("options", "")
+        given = " ".join(given) if isinstance(given, tuple) else given
+        limits = f"-c lock_timeout={PG_LOCK_TIMEOUT_MS} -c statement_timeout={PG_STATEMENT_TIMEOUT_MS}"
+        connect_args["options"] = f"{given} {limits}".strip()
     return create_engine(
         url,
         pool_pre_ping=True,

@@ -98,6 +98,13 @@ def test_a_cross_site_request_riding_the_session_cookie_is_refused(core: SecureC
         with core.as_connector(victim) as http:  # nothing was reset
             assert http.post("/scan/request", json=victim.scan_request()).status_code == 202
         assert browser.get("/scan/jobs", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200  # reads
+        # over plain HTTP behind a proxy that rewrites Host (nginx's default): no Sec-Fetch-*, and the
+        # dashboard's origin is the proxy's X-Forwarded-Host
+        behind_proxy = browser.post(
+            f"/auth/connectors/{victim.uuid}/rotate",
+            headers={"Origin": "http://dsx.example.com", "X-Forwarded-Host": "dsx.example.com"},
+        )
+        assert behind_proxy.status_code == 200, behind_proxy.text
         same = browser.post(
             f"/auth/connectors/{victim.uuid}/reset",
             headers={"Sec-Fetch-Site": "same-origin", "Origin": f"http://{host}"},
@@ -156,3 +163,30 @@ def test_every_answer_carries_the_security_headers(core: SecureCore) -> None:
     csp = dashboard.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
     assert "content-security-policy" not in docs.headers  # Swagger UI comes from a CDN
+
+
+def test_signed_heartbeats_are_never_held_back_by_the_guessing_budget(core: SecureCore) -> None:
+    """Our connectors send their enrollment token with every heartbeat: checked and counted, a stale
+    one locked the address out after ten heartbeats, and ten wrong logins from the address blocked
+    every connector behind it."""
+    time.sleep(wait_to_clear_window_end())
+    alice = core.enroll(name="heartbeat-fleet")
+    try:
+        with core.as_connector(alice) as http:
+            stale = {"X-Enrollment-Token": "revoked-token-0123456789"}
+            codes = [
+                http.post("/connectors/register", json=alice.body, headers=stale).status_code
+                for _ in range(12)
+            ]
+        assert codes == [200] * 12
+        with core.anonymous() as http:
+            for n in range(LIMIT):
+                http.post("/auth/login", json={"api_key": f"guess-{n:020d}"})
+            assert http.post("/auth/login", json={"api_key": OPERATOR_KEY}).status_code == 429
+        with core.as_connector(alice) as http:
+            beat = http.post(
+                "/connectors/register", json=alice.body, headers={"X-Enrollment-Token": ENROLLMENT_TOKEN}
+            )
+        assert beat.status_code == 200, beat.text
+    finally:
+        clear_guesses(core.redis)

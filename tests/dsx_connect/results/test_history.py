@@ -236,3 +236,24 @@ def test_a_location_prefix_ending_in_the_last_code_point_finds_what_starts_with_
     assert sorted(e["location"] for e in found) == sorted(names[:3])
     everything = sql_history.search(ResultFilters(location_prefix=top), None, 10).items
     assert everything == []  # nothing starts with it here, and no bound above is needed
+
+
+def test_the_urls_own_libpq_options_are_kept_beside_the_timeouts(
+    tmp_path: Path, redis_client: redis.Redis, pg_server: Any
+) -> None:
+    """The timeouts went in as the connection's `options`, replacing the URL's (a search_path): the
+    API and workers then wrote to a schema the migration had not used, and every batch was parked."""
+    import psycopg
+
+    from tests.dsx_connect.results.conftest import sql_url
+
+    base = sql_url("postgresql", tmp_path, pg_server)
+    with psycopg.connect(base.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA hist")
+    url = f"{base}?options=-csearch_path%3Dhist"
+    upgrade(url)
+    config = ResultsDbSettings(url=url)
+    assert record_history(config, redis_client, [make_event(1)]) is True
+    with history_for(url).engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW search_path").scalar() == "hist"
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "5s"
