@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -410,17 +411,21 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         answer = await runtime.connector.webhook(event if isinstance(event, dict) else {"events": event})
         reply = answer if isinstance(answer, WebhookReply) else WebhookReply(items=answer)
         try:
-            # the sender's own retries outlast ours: answer within its timeout, not SUBMIT_RETRY_MAX_S
-            accepted = await runtime.submit_items(reply.items, retry_for_s=WEBHOOK_SUBMIT_RETRY_S)
-        except DsxError as exc:  # the core's trouble (down, full, refusing our key), not the sender's
+            # answered within the sender's timeout (Graph: 3 s), not after SUBMIT_RETRY_MAX_S or one
+            # REQUEST_TIMEOUT_S attempt to a stalled core
+            with anyio.fail_after(WEBHOOK_SUBMIT_RETRY_S):
+                accepted = await runtime.submit_items(reply.items, retry_for_s=WEBHOOK_SUBMIT_RETRY_S)
+        except (DsxError, TimeoutError) as exc:  # the core's trouble (down, full, slow), not the sender's
+            problem = exc.message if isinstance(exc, DsxError) else "the core did not answer in time"
+            later = runtime.submit_later(reply.items, reply.after_submit)
             log.warning(
-                "webhook event not submitted; the sender will deliver it again",
-                extra={"count": len(reply.items), "error": exc.message},
+                "webhook event not submitted yet; the sender will deliver it again",
+                extra={"count": len(reply.items), "error": problem, "submitting_in_background": later},
             )
             return JSONResponse(
                 {
                     "status": "error",
-                    "message": f"not submitted, deliver again: {exc.message}",
+                    "message": f"not submitted, deliver again: {problem}",
                     "error": "retryable",
                 },
                 status_code=503,

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -26,6 +27,7 @@ _PLAN_TTL_S = 300.0
 _UNREGISTER_TIMEOUT_S = 3.0
 _WATCH_STOP_GRACE_S = 2.0
 _NUDGE_MIN_INTERVAL_S = 5.0
+_MAX_LATE_SUBMISSIONS = 64
 
 
 class CoreState(ConnectorState):
@@ -63,6 +65,7 @@ class ConnectorRuntime:
         self.last_registration_error: str | None = None
         self.scans: OrderedDict[str, ScanProgress] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._late: set[asyncio.Task[Any]] = set()  # webhook items still being submitted after a 503
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._watch_stop: anyio.Event | None = None
@@ -225,6 +228,35 @@ class ConnectorRuntime:
             )
             accepted += await self.submitter.submit(requests, plan, retry_for_s=retry_for_s)
         return accepted
+
+    def submit_later(self, items: list[Item], after_submit: Callable[[], Awaitable[None]] | None) -> bool:
+        """Go on submitting a webhook's ``items`` in the background, for ``SUBMIT_RETRY_MAX_S``, after
+        its sender was answered 503; ``after_submit`` (a cursor, an SNS MessageId) runs once they are
+        in. The storage's own redelivery may give up sooner (SNS: 3 tries in a minute by default),
+        so this keeps what it would lose; a redelivery that comes first is deduplicated by the core
+        (change events naming their version) or, once this succeeds, by ``after_submit``. At most
+        ``_MAX_LATE_SUBMISSIONS`` at a time: beyond, only the redelivery remains. False if not kept."""
+        if not items or len(self._late) >= _MAX_LATE_SUBMISSIONS:
+            return False
+        task = self._spawn(self._submit_late(items, after_submit), "webhook-resubmit")
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+        return True
+
+    async def _submit_late(
+        self, items: list[Item], after_submit: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        try:
+            accepted = await self.submit_items(items)
+        except DsxError as exc:
+            log.error(
+                "webhook items not submitted; the storage's redelivery is their last chance",
+                extra={"count": len(items), "error": exc.message},
+            )
+            return
+        log.info("webhook items submitted late", extra={"count": len(items), "accepted": accepted})
+        if after_submit is not None:
+            await after_submit()
 
     async def _batch_plan(self) -> BatchPlan:
         now = time.monotonic()
