@@ -14,7 +14,8 @@ Every ``DSXCONNECT_SCHEDULER__SCANNER_POLL_S`` the leader reads the scanner's id
 differs from the one last seen (kept in Redis, so a change while no replica ran counts too), each
 schedule with ``rescan_on_scanner_change`` gets one full scan, claimed per (change, connector); a
 change is named by both identities and the number of changes before it, so rules re-applied after
-a rollback rescan again.
+a rollback rescan again. A new identity counts once read on ``IDENTITY_STABLE_READS`` polls in a row
+(scanner replicas mid-rollout answer old and new identities in turn).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 StartScan = Callable[[str, str], str]
 #: the scanner's identity now, or None when unknown
 ReadIdentity = Callable[[], str | None]
+
+
+#: polls in a row that must read a new scanner identity before it counts as a change
+IDENTITY_STABLE_READS = 3
 
 
 class ScanNotStarted(Exception):
@@ -80,6 +85,8 @@ class Scheduler:
         #: returns once a claim is on the Redis replicas (``WAIT``), else raises ``NotReplicated``
         self.durable = durable
         self._identity_read_at: float | None = None
+        self._candidate: str | None = None  # a new scanner identity being read, and how many times in a row
+        self._candidate_reads = 0
 
     def tick(self) -> TickReport:
         """One round: hold the lease, then start what is due (only as the leader)."""
@@ -126,6 +133,10 @@ class Scheduler:
         if current is None:
             return  # unknown: keep the last one seen, start nothing
         previous = self.store.scanner_identity()
+        if current == previous:
+            self._candidate = None  # the known identity read again: a new one must start over
+        elif previous is not None and not self._settled(current):
+            return  # several scanner replicas mid-rollout answer both: act once one identity holds
         if previous is not None and previous != current:
             change = change_digest(previous, current, self.store.identity_changes())
             log.info("scanner identity changed: %r -> %r", previous, current)
@@ -135,6 +146,15 @@ class Scheduler:
                     return  # lost the lease: the next leader sees the change again (claims hold)
         if previous != current:
             self.store.set_scanner_identity(current, changed=previous is not None)
+
+    def _settled(self, current: str) -> bool:
+        """Whether ``current`` was read on ``IDENTITY_STABLE_READS`` polls in a row. Scanner replicas
+        behind one address answer their own identities while a rollout is under way: without this,
+        each alternation was a change and started a rescan of every flagged connector."""
+        if current != self._candidate:
+            self._candidate, self._candidate_reads = current, 0
+        self._candidate_reads += 1
+        return self._candidate_reads >= IDENTITY_STABLE_READS
 
     def _change_claim(self, connector_uuid: str, change: str) -> Callable[[str], Claim]:
         return lambda token: self.store.claim_change(token, connector_uuid, change)

@@ -18,7 +18,7 @@ import redis
 from dsx_connect import keys
 from dsx_connect.redis_client import replicated
 from dsx_connect.schedules.models import ScheduleSpec
-from dsx_connect.schedules.scheduler import ScanNotStarted, Scheduler
+from dsx_connect.schedules.scheduler import IDENTITY_STABLE_READS, ScanNotStarted, Scheduler
 from dsx_connect.state.schedule_lease import LeaderLease, current_leader
 from dsx_connect.state.schedules import Claim, ScheduleStore
 from tests.support.procs import redis_server, wait_for
@@ -227,6 +227,9 @@ def test_a_scanner_identity_change_rescans_each_flagged_connector_once(client: r
     first.tick()
     assert starts.calls == [] and store.scanner_identity() == "engine 1; rules aaa"
     identity.value = "engine 1; rules bbb"
+    for _ in range(IDENTITY_STABLE_READS - 1):
+        first.tick()
+    assert starts.calls == []  # not settled yet
     first.tick()
     assert sorted(starts.calls) == [("a", "scanner_change"), ("b", "scanner_change")]
     first.tick()
@@ -235,10 +238,13 @@ def test_a_scanner_identity_change_rescans_each_flagged_connector_once(client: r
     client.decr(keys.SCANNER_IDENTITY_CHANGES)  # (stored with the identity, in one transaction)
     client.pexpire(keys.SCHEDULER_LEADER, 1)  # "first" stops ticking and its lease runs out
     wait_for(lambda: second.tick().leader, timeout=10, what="the second replica taking the lease")
+    for _ in range(IDENTITY_STABLE_READS):
+        second.tick()
     assert sorted(starts.calls) == [("a", "scanner_change"), ("b", "scanner_change")]
     assert store.scanner_identity() == "engine 1; rules bbb"
     identity.value = "engine 1; rules ccc"  # another change: one more scan each
-    second.tick()
+    for _ in range(IDENTITY_STABLE_READS):
+        second.tick()
     assert len(starts.calls) == 4
     assert store.run("a").last_trigger == "scanner_change"
 
@@ -248,7 +254,9 @@ def test_an_identity_change_while_every_replica_was_down_counts(client: redis.Re
     store = ScheduleStore(client)
     store.put("a", ScheduleSpec(rescan_on_scanner_change=True), now=T0)
     store.set_scanner_identity("rules old")
-    replica(client, "r1", starts, clock, Identity("rules new")).tick()
+    scheduler = replica(client, "r1", starts, clock, Identity("rules new"))
+    for _ in range(IDENTITY_STABLE_READS):
+        scheduler.tick()
     assert starts.calls == [("a", "scanner_change")]
 
 
@@ -323,8 +331,8 @@ def test_rules_re_applied_after_a_rollback_rescan_again(client: redis.Redis) -> 
     for value in ("rules B", "rules A", "rules B"):  # an update, its rollback, the fixed update
         identity.value = value
         before = len(starts.calls)
-        scheduler.tick()
-        scheduler.tick()  # the same identity again: nothing more
+        for _ in range(IDENTITY_STABLE_READS + 2):  # settled, then read again: nothing more
+            scheduler.tick()
         rescans.append(len(starts.calls) - before)
     assert rescans == [1, 1, 1]
 
@@ -342,3 +350,23 @@ def test_a_claim_the_replicas_did_not_confirm_starts_nothing(client: redis.Redis
     assert "claim not replicated" in str(store.run("c1").last_error)
     scheduler.tick()
     assert starts.calls == [], "at most once: the claimed slot is not tried again"
+
+
+def test_a_scanner_rollout_answering_both_identities_starts_one_rescan_once_it_settles(
+    client: redis.Redis,
+) -> None:
+    """Scanner replicas behind one address answer old and new identities in turn: each alternation
+    was a change, and each started a full rescan of every flagged connector."""
+    store = ScheduleStore(client)
+    store.put("c1", ScheduleSpec(rescan_on_scanner_change=True), now=T0)
+    identity, starts = Identity("rules A"), Starts()
+    scheduler = replica(client, "r1", starts, Clock(), identity)
+    scheduler.tick()  # first sight
+    for value in ["rules B", "rules A", "rules B", "rules B", "rules A", "rules B", "rules A"] * 3:
+        identity.value = value
+        scheduler.tick()
+    assert starts.calls == [] and store.scanner_identity() == "rules A"
+    identity.value = "rules B"  # the rollout is done
+    for _ in range(IDENTITY_STABLE_READS + 3):
+        scheduler.tick()
+    assert starts.calls == [("c1", "scanner_change")] and store.scanner_identity() == "rules B"
