@@ -16,7 +16,7 @@ from dsx_connect.queues import SCAN_REQUEST_QUEUE
 from dsx_connect.redis_client import replicated
 from dsx_connect.settings import Settings
 from dsx_connect.state.connectors import ConnectorRegistry
-from dsx_connect.state.jobs import JobStore
+from dsx_connect.state.jobs import ItemIdCollision, JobStore
 from dsx_connect.state.monitor_jobs import KIND as MONITOR
 from dsx_connect.state.monitor_jobs import MonitorJobs
 from dsx_connect.state.requests import capacity_counts, jobs_of_requests, touch_accept, unfinished_items
@@ -241,9 +241,12 @@ def accept(
         # Counted once per request id before publishing: a batch resubmitted because its answer was
         # lost (the core died after this point) is published again; the steps are idempotent on the id.
         texts = [t.model_dump_json() for t in to_scan]  # one encoding for the pending entry and the message
-        jobs.record_accepted(
-            to_scan, settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s, texts
-        )
+        try:
+            jobs.record_accepted(
+                to_scan, settings.results_db.request_state_ttl_s, settings.jobs.redispatch_after_s, texts
+            )
+        except ItemIdCollision as exc:  # refused before any item of the call was recorded
+            raise InvalidJobId(str(exc)) from None
         publish(texts)
     if settings.redis_wait_replicas:
         # Acknowledged only once replicas hold the batch and its messages: a write after the publish

@@ -51,6 +51,10 @@ class JobNotFound(LookupError):
     pass
 
 
+class ItemIdCollision(ValueError):
+    """A request id already accepted for another location: one item id given to two items (422)."""
+
+
 class InvalidTransition(RuntimeError):
     def __init__(self, job_id: str, status: str, action: str) -> None:
         super().__init__(f"cannot {action} job {job_id}: it is {status}")
@@ -227,6 +231,12 @@ class JobStore:
                 text, done_bit(task.job_item_id),
             ]  # fmt: skip
         flat = self._accept(keys=script_keys, args=args)
+        if flat and flat[0] == "!collision":
+            _, request_id, was, now = flat
+            raise ItemIdCollision(
+                f"scan request {request_id} (a job_item_id of its job) was accepted for {was[:200]!r}, "
+                f"not {now[:200]!r}: each item of a job needs its own job_item_id"
+            )
         return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     def renew_leases(self, tasks: Iterable[ScanTask], lease_s: float) -> None:

@@ -13,14 +13,27 @@ local njobs = tonumber(ARGV[5])
 local results, counts = KEYS[1], {}
 local pending_of, leases_of = {}, {}  -- slot -> {id, task JSON, ...}, slot -> {lease deadline, id, ...}
 local first_arg, first_state = 6 + njobs, 2 + 4 * njobs
-for n = 0, (#ARGV - first_arg + 1) / 8 - 1 do
+local nreq = (#ARGV - first_arg + 1) / 8
+-- First, before any write: a known request whose state names another location is one item id given
+-- to two items (a connector's bug: both would get one request id, and the second never be scanned).
+-- The whole call is refused: {'!collision', id, stored location, this location}.
+local known = {}
+for n = 0, nreq - 1 do
+  local i = first_arg + 8 * n
+  -- every state has a status (a tombstone the result step left may have no location)
+  local f = redis.call('HMGET', KEYS[first_state + n], 'location', 'status')
+  local was = f[1]
+  if was and was ~= ARGV[i + 2] then return {'!collision', ARGV[i], was, ARGV[i + 2]} end
+  known[n] = f[2] ~= false
+end
+for n = 0, nreq - 1 do
   local i = first_arg + 8 * n
   local id, slot, bit = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 7])
   local k = 2 + 4 * (slot - 1)
   local done = KEYS[k + 1]
   local state = KEYS[first_state + n]
   local finished = bit > 0 and redis.call('GETBIT', done, bit) == 1
-  if not finished and redis.call('EXISTS', state) == 0 and redis.call('HEXISTS', results, id) == 0 then
+  if not finished and not known[n] and redis.call('HEXISTS', results, id) == 0 then
     redis.call('HSET', state, 'status', ARGV[i + 5], 'job_id', ARGV[5 + slot], 'location', ARGV[i + 2],
                'connector_uuid', ARGV[i + 3], 'accepted_at', ARGV[i + 4])
     redis.call('EXPIRE', state, ttl)

@@ -444,3 +444,23 @@ def test_change_events_numbering_their_items_alike_are_each_a_request_of_their_o
     for answer in answers:
         pending = core.redis.hget(keys.job_pending(answer["job_id"]), answer["id"])
         assert pending is not None and json.loads(pending)["job_item_id"] is None  # no done bit
+
+
+def test_an_item_id_accepted_for_one_location_is_refused_for_another_whole_batch(
+    core: Core, api: httpx.Client, registered: dict[str, object]
+) -> None:
+    """Across batches (or a refused batch sent again item by item, as connectors do on a 4xx), one
+    item id for two items gave both one request id: the second was answered 202 and never scanned."""
+    first = scan_request(registered, "a.txt", scan_job_id="ids-across", job_item_id="1")
+    assert api.post("/scan/request", json=first).status_code == 202
+    other = scan_request(registered, "b.txt", scan_job_id="ids-across", job_item_id="1")
+    refused = api.post("/scan/request", json=other)
+    assert refused.status_code == 422
+    assert "accepted for 'a.txt', not 'b.txt'" in refused.json()["message"]
+    before = core.redis.llen("scan_request_queue")
+    fresh = scan_request(registered, "c.txt", scan_job_id="ids-across", job_item_id="2")
+    batch = api.post("/scan/request_batch", json={"requests": [fresh, other]})
+    assert batch.status_code == 422
+    assert core.redis.llen("scan_request_queue") == before  # nothing of the refused batch queued
+    assert api.get("/scan/jobs/ids-across").json()["enqueued"] == 1
+    assert api.post("/scan/request", json=first).status_code == 202  # the same item again is fine
