@@ -134,6 +134,30 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+class WatchedLimiter:
+    """A :class:`FailureLimiter` this replica consults only for sources it saw fail lately, so
+    correct traffic costs no Redis call; the count itself is shared by every replica."""
+
+    def __init__(self, limiter: FailureLimiter) -> None:
+        self.limiter = limiter
+        self._failed_here: dict[str, float] = {}  # source -> when this replica last refused it
+
+    def suspect(self, source: str) -> bool:
+        return source in self._failed_here
+
+    def blocked(self, source: str) -> bool:
+        if time.monotonic() - self._failed_here.get(source, 0.0) > 2 * self.limiter.window_s:
+            self._failed_here.pop(source, None)
+            return False
+        return self.limiter.blocked(source)
+
+    def failed(self, source: str) -> None:
+        if len(self._failed_here) > 10_000:  # many sources: forget; Redis still counts each
+            self._failed_here.clear()
+        self._failed_here[source] = time.monotonic()
+        self.limiter.failed(source)
+
+
 class AuthMiddleware:
     """Sets the principal of every HTTP request (see the module docstring)."""
 
@@ -146,10 +170,8 @@ class AuthMiddleware:
         self.max_body_bytes = max_body_bytes
         self.keys = ConnectorKeys(client, settings)
         self.operators = OperatorAuth(client, settings)
-        self.signatures = FailureLimiter(client, "sig", settings.failed_signatures_per_min)
-        self._failed_here: dict[str, float] = {}  # source -> when this replica last refused it
-        self.guesses = guess_limiter(client, settings)
-        self._guessed_here: dict[str, float] = {}  # source -> when it last presented a wrong key here
+        self.signatures = WatchedLimiter(FailureLimiter(client, "sig", settings.failed_signatures_per_min))
+        self.guesses = WatchedLimiter(guess_limiter(client, settings))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -193,43 +215,29 @@ class AuthMiddleware:
         """An operator when ``key`` is an API key; every wrong key counts toward the source's limit
         of failed logins (``AUTH__LOGIN_ATTEMPTS_PER_MIN``), so keys cannot be guessed on any route."""
         source = source_of(scope)
-        if source in self._guessed_here and await anyio.to_thread.run_sync(self._guessing, source):
-            raise Refused(
-                429,
-                "too_many_failures",
-                "too many wrong API keys or tokens from this address; retry later",
-                retry_after=self.guesses.retry_after(),
-            )
+        await self._unless_blocked(self.guesses, source, "wrong API keys or tokens")
         if self.operators.api_key_ok(key):
             return OPERATOR
         # a Bearer on the registration route may be an enrollment token: that route counts its own
         if "x-api-key" in headers or not scope["path"].endswith(REGISTER_PATH):
-            await anyio.to_thread.run_sync(self.guessed_wrong, source)
+            await anyio.to_thread.run_sync(self.guesses.failed, source)
         return Principal("anonymous", presented="api_key")
 
-    def guessed_wrong(self, source: str) -> None:
-        if len(self._guessed_here) > 10_000:  # many sources: forget; Redis still counts each
-            self._guessed_here.clear()
-        self._guessed_here[source] = time.monotonic()
-        self.guesses.failed(source)
-
-    def _guessing(self, source: str) -> bool:
-        if time.monotonic() - self._guessed_here.get(source, 0.0) > 2 * self.guesses.window_s:
-            self._guessed_here.pop(source, None)
-            return False
-        return self.guesses.blocked(source)
+    @staticmethod
+    async def _unless_blocked(watched: WatchedLimiter, source: str, what: str) -> None:
+        if watched.suspect(source) and await anyio.to_thread.run_sync(watched.blocked, source):
+            raise Refused(
+                429,
+                "too_many_failures",
+                f"too many {what} from this address; retry later",
+                retry_after=watched.limiter.retry_after(),
+            )
 
     async def _connector(
         self, scope: Scope, receive: Receive, authorization: str
     ) -> tuple[Principal, Receive]:
         source = source_of(scope)
-        if source in self._failed_here and await anyio.to_thread.run_sync(self._over_limit, source):
-            raise Refused(
-                429,
-                "too_many_failures",
-                "too many refused DSX-HMAC signatures from this address; retry later",
-                retry_after=self.signatures.retry_after(),
-            )
+        await self._unless_blocked(self.signatures, source, "refused DSX-HMAC signatures")
         try:
             # the header, the clock and the key first: a forged header costs no body read
             params = parse_authorization(authorization)
@@ -243,18 +251,9 @@ class AuthMiddleware:
             log.warning(
                 "refused a DSX-HMAC request: %s", exc.message, extra={"reason": exc.reason, "source": source}
             )
-            if len(self._failed_here) > 10_000:  # many sources: forget; Redis still counts each
-                self._failed_here.clear()
-            self._failed_here[source] = time.monotonic()
             await anyio.to_thread.run_sync(self.signatures.failed, source)
             raise Refused(401, exc.reason, exc.message) from None
         return Principal("connector", record.uuid), _replay(body, receive)
-
-    def _over_limit(self, source: str) -> bool:
-        if time.monotonic() - self._failed_here.get(source, 0.0) > 2 * self.signatures.window_s:
-            self._failed_here.pop(source, None)
-            return False
-        return self.signatures.blocked(source)
 
     def _verify(self, scope: Scope, params: HmacParams, record: KeyRecord, body: bytes) -> None:
         raw_path = scope.get("raw_path") or scope["path"].encode()
