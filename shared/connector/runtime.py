@@ -256,7 +256,10 @@ class ConnectorRuntime:
             return
         log.info("webhook items submitted late", extra={"count": len(items), "accepted": accepted})
         if after_submit is not None:
-            await after_submit()
+            try:
+                await after_submit()
+            except DsxError as exc:  # the items are in: a cursor left behind only reads them again
+                log.warning("webhook items submitted, their cursor not moved", extra={"error": exc.message})
 
     async def _batch_plan(self) -> BatchPlan:
         now = time.monotonic()
