@@ -35,6 +35,12 @@ def job_done(job_id: str) -> str:
     return f"{job(job_id)}:done"
 
 
+def job_skipped(job_id: str) -> str:
+    """Bitmap of the job's items skipped by a cancel, by ``job_item_id``: a verdict of another copy
+    arriving later takes the skip's place (one bit per item, expiring with the job)."""
+    return f"{job(job_id)}:skipped"
+
+
 def request_state(request_id: str) -> str:
     return f"{PREFIX}:req:{request_id}"
 

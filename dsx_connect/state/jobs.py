@@ -372,7 +372,8 @@ class JobStore:
         bits = [done_bit(item) for item in job_item_ids] or [0] * len(request_ids)
         pairs = [value for pair in zip(request_ids, bits, strict=True) for value in pair]
         script_keys = [
-            keys.RESULTS, keys.job(job_id), keys.job_done(job_id), keys.job_pending(job_id), keys.job_due(job_id),
+            keys.RESULTS, keys.job(job_id), keys.job_done(job_id), keys.job_skipped(job_id),
+            keys.job_pending(job_id), keys.job_due(job_id),
             *(keys.request_state(request_id) for request_id in request_ids),
         ]  # fmt: skip
         added = int(self._skip(keys=script_keys, args=[ttl_s, utcnow_iso(), time.time(), job_id, *pairs]))

@@ -100,7 +100,7 @@ class ResultStore:
                 group_keys += [
                     keys.job(job_id), keys.job_pending(job_id), keys.job_due(job_id),
                     keys.results_by("connector", connector), keys.results_by("job", job_id),
-                    keys.job_done(job_id),
+                    keys.job_done(job_id), keys.job_skipped(job_id),
                 ]  # fmt: skip
             request_keys.append(keys.request_state(request_id))
             cached = bool((data.get("scanner") or {}).get("cached"))

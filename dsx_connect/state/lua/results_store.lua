@@ -1,9 +1,9 @@
 -- One call stores a whole batch, and queues each newly stored event for the SIEM feed in the same
 -- atomic step. Every key comes in KEYS (none is built here):
 -- KEYS: results, results index, results seq, stats, dead letters, their index, their requeued leases,
---       then one index per verdict (ARGV names them in the same order), then 6 per group (the items
+--       then one index per verdict (ARGV names them in the same order), then 7 per group (the items
 --       of one job and connector): job, job pending, job due, connector index, job index, job done
---       bitmap; then one request state per item; then the feed's queue and state per destination
+--       bitmap, job skipped bitmap; then one request state per item; then the feed's queue and state per destination
 --       (pairs, to the end).
 -- ARGV: retain, now_iso, now_ts, feed bound, tombstone ttl, accepting ('1': the items were not
 --       recorded as accepted, see below), searched ('1': the verdict, connector and job indexes
@@ -31,7 +31,7 @@ local by_verdict = {}  -- verdict -> its index key
 for v = 1, nverdicts do by_verdict[ARGV[8 + v]] = KEYS[7 + v] end
 local ngroups, nitems = tonumber(ARGV[9 + nverdicts]), tonumber(ARGV[10 + nverdicts])
 local first_item_arg, first_group_key = 11 + nverdicts, 8 + nverdicts
-local first_request_key = first_group_key + 6 * ngroups
+local first_request_key = first_group_key + 7 * ngroups
 local fed = {}
 local stored, touched, top = {}, {}, nil
 local indexes = {}  -- the connector and job indexes this call wrote to: trimmed below, on write
@@ -182,17 +182,17 @@ for n = 0, nitems - 1 do
   local i = first_item_arg + 3 * n
   local id, event = ARGV[i], ARGV[i + 1]
   local group, verdict, bytes, failed, action, cached, bit = unpack(items[n + 1])
-  local k = first_group_key + 6 * group
-  local job, pending, due, connector_index, job_index, done =
-    KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
+  local k = first_group_key + 7 * group
+  local job, pending, due, connector_index, job_index, done, skips =
+    KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6]
   local req = KEYS[first_request_key + n]
   local leased = any_requeued and redis.call('ZSCORE', requeued, id)
   local status = redis.call('HGET', req, 'status')
+  local done_set = bit > 0 and redis.call('GETBIT', done, bit) == 1
   -- skipped (its job was cancelled) while another copy was being scanned: that copy's verdict is
   -- stored and counted as processed instead of skipped, never dropped (skip.lua)
-  local was_skipped = status == 'skipped'
-  local finished = (not was_skipped and bit > 0 and redis.call('GETBIT', done, bit) == 1)
-    or status == 'completed'
+  local was_skipped = status == 'skipped' or (done_set and redis.call('GETBIT', skips, bit) == 1)
+  local finished = (done_set and not was_skipped) or status == 'completed'
   if finished and redis.call('HEXISTS', results, id) == 0 then
     -- stored long ago, its result since dropped by retention: a duplicate, unless it is the outcome
     -- of a requeued letter, which takes the place of the failure the letter recorded
@@ -217,6 +217,7 @@ for n = 0, nitems - 1 do
       add(job, 'processed', 1)
       if was_skipped then add(job, 'skipped', -1) end
     end
+    if was_skipped and bit > 0 then redis.call('SETBIT', skips, bit, 0) end
     if redis.call('DEL', req) == 0 and accepting and job_live then add(job, 'accepted', 1) end
     if cached then
       add(stats, 'cached', 1)

@@ -1,26 +1,28 @@
 -- Count items of a cancelled job as skipped, once per scan request id: a redelivered batch (its
 -- worker died before the ack) finds them marked and counts nothing again. An item with a bit in the
--- job's done bitmap (dsx_connect.jobs.done) is marked there, else by its request state. Either way
--- its request state says 'skipped' (with a bit, for at most an hour): another copy of the item
--- already being scanned when the job was cancelled may still bring its verdict, which then takes
--- the skip's place (results_store.lua) instead of being dropped as a duplicate.
+-- job's done bitmap (dsx_connect.jobs.done) is marked there and in the job's skipped bitmap, else by
+-- its request state ('skipped'): another copy of the item already being scanned when the job was
+-- cancelled may still bring its verdict, which then takes the skip's place (results_store.lua)
+-- instead of being dropped as a duplicate.
 -- Every key comes in KEYS (none is built here):
--- KEYS: results, job, job done bitmap, job pending, job due, then one request state per request.
+-- KEYS: results, job, job done bitmap, job skipped bitmap, job pending, job due, then one request
+--       state per request.
 -- ARGV: ttl, now_iso, now_ts, job_id, then pairs of request id and done bit (0: none)
 local ttl, job_id = tonumber(ARGV[1]), ARGV[4]
-local results, job, done, pending, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local results, job, done, skipped, pending, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local n = 0
 for p = 0, (#ARGV - 4) / 2 - 1 do
   local id, bit = ARGV[5 + 2 * p], tonumber(ARGV[6 + 2 * p])
-  local state = KEYS[6 + p]
+  local state = KEYS[7 + p]
   local status = redis.call('HGET', state, 'status')
   local finished = bit > 0 and redis.call('GETBIT', done, bit) == 1
   if not finished and status ~= 'skipped' and status ~= 'completed' and redis.call('HEXISTS', results, id) == 0 then
-    redis.call('HSET', state, 'status', 'skipped', 'job_id', job_id)
     if bit > 0 then
       redis.call('SETBIT', done, bit, 1)
-      redis.call('EXPIRE', state, math.min(ttl, 3600))  -- the bit is the tombstone; this, the skip's mark
+      redis.call('SETBIT', skipped, bit, 1)
+      redis.call('DEL', state)
     else
+      redis.call('HSET', state, 'status', 'skipped', 'job_id', job_id)
       redis.call('EXPIRE', state, ttl)
     end
     n = n + 1
@@ -32,6 +34,7 @@ if n > 0 then
   redis.call('HINCRBY', job, 'skipped', n)
   local job_ttl = redis.call('TTL', job)
   redis.call('EXPIRE', done, job_ttl > 0 and job_ttl or ttl)
+  if redis.call('EXISTS', skipped) == 1 then redis.call('EXPIRE', skipped, job_ttl > 0 and job_ttl or ttl) end
 end
 redis.call('HSET', job, 'last_update', ARGV[2], 'last_update_ts', ARGV[3])
 return n
