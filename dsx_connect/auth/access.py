@@ -39,7 +39,7 @@ from dsx_connect.intake import JOB_ID_PATTERN
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import get_settings
 from dsx_connect.state.auth_enrollment import EnrollmentGrant, EnrollmentTokens
-from dsx_connect.state.auth_ratelimit import guess_limiter
+from dsx_connect.state.auth_ratelimit import FailureLimiter, guess_limiter
 from dsx_connect.state.jobs import job_owner
 from shared.models import ScanRequest, ScanRequestBatch
 
@@ -155,6 +155,17 @@ class EnrollmentCaller:
     token_presented: bool
 
 
+def refuse_while_blocked(limiter: FailureLimiter, source: str, what: str) -> None:
+    """429 with ``Retry-After`` while ``source`` is over ``limiter``'s budget; checked before the
+    secret itself, so that a right guess is not told apart from a wrong one."""
+    if limiter.blocked(source):
+        raise HTTPException(
+            429,
+            f"too many {what} from this address; retry later",
+            headers={"Retry-After": str(limiter.retry_after())},
+        )
+
+
 @_rule("enroll")
 def enrollment(request: Request) -> EnrollmentCaller:
     """The registration route decides with what it finds here (see ``api/connectors.py``)."""
@@ -167,12 +178,7 @@ def enrollment(request: Request) -> EnrollmentCaller:
     if token and not who.is_connector:
         settings = get_settings().auth
         limiter, source = guess_limiter(get_redis(), settings), source_of(request.scope)
-        if limiter.blocked(source):  # before the check: a right token must not be told apart
-            raise HTTPException(
-                429,
-                "too many wrong API keys or tokens from this address; retry later",
-                headers={"Retry-After": str(limiter.retry_after())},
-            )
+        refuse_while_blocked(limiter, source, "wrong API keys or tokens")
         grant = EnrollmentTokens(get_redis(), settings).check(token)
         if grant is None and not who.is_operator:
             limiter.failed(source)

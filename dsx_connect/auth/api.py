@@ -26,7 +26,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Path, Request, Respo
 from pydantic import BaseModel, Field, model_validator
 
 from dsx_connect.api.deps import RegistryDep, SettingsDep
-from dsx_connect.auth.access import OPERATOR_ONLY, Public
+from dsx_connect.auth.access import OPERATOR_ONLY, Public, refuse_while_blocked
 from dsx_connect.auth.answers import (
     ConnectorKeys,
     EnrollmentTokenInfo,
@@ -96,12 +96,7 @@ def login(
     operators = _operators(settings)
     limiter = guess_limiter(get_redis(), settings.auth)
     source = source_of(request.scope)
-    if limiter.blocked(source):
-        raise HTTPException(
-            429,
-            "too many failed logins from this address; retry later",
-            headers={"Retry-After": str(limiter.retry_after())},
-        )
+    refuse_while_blocked(limiter, source, "failed logins")
     if not operators.api_key_ok(key):
         limiter.failed(source)
         raise HTTPException(401, "the API key is not valid")

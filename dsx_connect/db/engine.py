@@ -16,6 +16,12 @@ from sqlalchemy.engine import make_url
 _engines: dict[tuple[str, int], Engine] = {}
 _lock = threading.Lock()
 
+#: how long the history waits for PostgreSQL: to connect, for a lock, for one statement (the
+#: largest are a 1,000-row insert and a retention batch, well under a second on a healthy server)
+PG_CONNECT_TIMEOUT_S = 5
+PG_LOCK_TIMEOUT_MS = 5_000
+PG_STATEMENT_TIMEOUT_MS = 60_000
+
 
 def sqlite_path(url: str) -> Path | None:
     """The database file of a ``sqlite:///path`` URL (None for other URLs or ``:memory:``)."""
@@ -54,13 +60,6 @@ def make_engine(url: str, *, timeouts: bool = True) -> Engine:
         pool_timeout=PG_CONNECT_TIMEOUT_S,
         connect_args=connect_args,
     )
-
-
-#: how long the history waits for PostgreSQL: to connect, for a lock, for one statement (the
-#: largest are a 1,000-row insert and a retention batch, well under a second on a healthy server)
-PG_CONNECT_TIMEOUT_S = 5
-PG_LOCK_TIMEOUT_MS = 5_000
-PG_STATEMENT_TIMEOUT_MS = 60_000
 
 
 def shared_engine(url: str) -> Engine:

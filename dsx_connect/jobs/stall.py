@@ -93,12 +93,14 @@ def fail_stalled_jobs(
     running: list[_Seen] = []
     active: list[str] = []
     finished: list[str] = []
-    finished_status: list[tuple[str, str | None]] = []
+    failed_earlier: list[str] = []
     for job_id, values in zip(ids, jobs.fields_of(ids, _FIELDS), strict=True):
         fields = dict(zip(_FIELDS, values, strict=True))
+        if fields["status"] == "failed":
+            failed_earlier.append(job_id)
+            continue
         if fields["status"] not in ("running", "paused"):
-            finished.append(job_id)  # completed by the result script, failed, expired, or never created
-            finished_status.append((job_id, fields["status"]))
+            finished.append(job_id)  # completed by the result script, expired, or never created
             continue
         active.append(job_id)
         if fields["status"] == "running":
@@ -112,12 +114,10 @@ def fail_stalled_jobs(
                     monitor=fields["kind"] == "monitor",
                 )
             )
-    if finished:
+    if failed_earlier:
         # a failed job's accepted items are still scanned: swept until each has an outcome
-        failed_ids = [job_id for job_id, status in finished_status if status == "failed"]
-        unfinished = dict(zip(failed_ids, jobs.pending_counts(failed_ids), strict=True))
-        active += [job_id for job_id in failed_ids if unfinished[job_id]]
-        finished = [job_id for job_id in finished if not unfinished.get(job_id)]
+        for job_id, pending in zip(failed_earlier, jobs.pending_counts(failed_earlier), strict=True):
+            (active if pending else finished).append(job_id)
     if finished:
         jobs.forget_finished(finished)
     if publish is not None and redispatch_after_s is not None:

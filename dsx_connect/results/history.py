@@ -28,17 +28,17 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = [c.name for c in T.columns if c.name != "id"]
 _UPDATED = [name for name in _COLUMNS if name != "scan_request_id"]
-# SQLite: the statement ``record`` would build with SQLAlchemy's ``insert().on_conflict_do_update``,
-# written once: SQLAlchemy's per-row parameter processing cost a fifth of a batch (~10 µs a result).
 #: which stored row a new one for the same request replaces: a failure only (as the Redis store), by
 #: a success, or by a failure at least as recent (an older failure parked in the outbox during an
-#: outage must not overwrite a later attempt's)
+#: outage must not overwrite a later attempt's). ``record`` applies the same rule within a batch.
 _REPLACES = (
     "(scan_results.failed OR scan_results.action_status = 'error')"
     " AND scan_results.event != excluded.event"
     " AND (NOT (excluded.failed OR COALESCE(excluded.action_status, '') = 'error')"
     " OR excluded.ts_us >= scan_results.ts_us)"
 )
+# SQLite: the upsert written once as text: SQLAlchemy's per-row parameter processing cost a fifth of
+# a batch (~10 µs a result).
 _SQLITE_UPSERT = (
     f"INSERT INTO scan_results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
     f" ON CONFLICT (scan_request_id) DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in _UPDATED)}"

@@ -34,7 +34,7 @@ if n > 0 then
   redis.call('HINCRBY', job, 'skipped', n)
   local job_ttl = redis.call('TTL', job)
   redis.call('EXPIRE', done, job_ttl > 0 and job_ttl or ttl)
-  if redis.call('EXISTS', skipped) == 1 then redis.call('EXPIRE', skipped, job_ttl > 0 and job_ttl or ttl) end
+  redis.call('EXPIRE', skipped, job_ttl > 0 and job_ttl or ttl)  -- no-op where no bit was set
 end
 redis.call('HSET', job, 'last_update', ARGV[2], 'last_update_ts', ARGV[3])
 return n
