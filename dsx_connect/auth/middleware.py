@@ -97,7 +97,9 @@ def cross_site(headers: dict[str, str]) -> bool:
         return True
     claimed = urlsplit(origin).netloc.lower()
     forwarded = headers.get("x-forwarded-host", "").split(",")[0].strip().lower()
-    return claimed not in (headers.get("host", "").lower(), forwarded)
+    # an origin without a host (``file://``) is no page of ours, even when no proxy header came
+    ours = {host for host in (headers.get("host", "").lower(), forwarded) if host}
+    return claimed not in ours
 
 
 def source_of(scope: Scope) -> str:

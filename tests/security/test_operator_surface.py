@@ -87,6 +87,7 @@ def test_a_cross_site_request_riding_the_session_cookie_is_refused(core: SecureC
             {"Sec-Fetch-Site": "cross-site"},
             {"Origin": "http://127.0.0.1:1"},  # an older browser: no Sec-Fetch-Site, another port
             {"Origin": "null"},
+            {"Origin": "file://"},  # no host: it matched the absent X-Forwarded-Host's empty value
         ):
             refused = browser.post(
                 f"/auth/connectors/{victim.uuid}/reset",
