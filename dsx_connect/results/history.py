@@ -14,14 +14,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, case, delete, func, select, tuple_
+from sqlalchemy import Connection, Engine, case, delete, func, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
 from dsx_connect.db.engine import begin_write
 from dsx_connect.db.schema import scan_results as T
 from dsx_connect.results.rows import encode_event, to_row, to_us
-from dsx_connect.results.search import Cursor, Page, ResultFilters, iter_pages
+from dsx_connect.results.search import Cursor, Page, ResultFilters
 from dsx_connect.results.settings import Retention
 
 log = logging.getLogger(__name__)
@@ -128,27 +128,25 @@ class SqlHistory:
 
     def search(self, filters: ResultFilters, cursor: Cursor | None, limit: int, offset: int = 0) -> Page:
         """Newest first, ``limit`` at most, after ``cursor`` (``offset``: the 1.x paging, slow when deep)."""
-        conds = _conditions(filters)
-        if cursor is not None:
-            conds.append(tuple_(T.c.ts_us, T.c.id) < tuple_(cursor.ts_us, cursor.id))
-        query = (
-            select(T.c.ts_us, T.c.id, T.c.event)
-            .where(*conds)
-            .order_by(T.c.ts_us.desc(), T.c.id.desc())
-            .limit(limit + 1)
-            .offset(offset)
-        )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        items = [json.loads(row.event) for row in rows]
-        last = rows[-1] if rows and more else None
-        return Page(items, Cursor(last.ts_us, last.id).encode() if last is not None else None)
+            return _page(conn, filters, cursor, limit, offset)
 
     def iter_events(self, filters: ResultFilters, chunk: int = 1000) -> Iterator[dict[str, Any]]:
-        """Every matching result, newest first, a page at a time (constant memory)."""
-        return iter_pages(self, filters, chunk)
+        """Every matching result, newest first, a page at a time (constant memory), from one snapshot
+        of the history: a failure replaced meanwhile takes the newer time of its replacement, above
+        the pages already read, and page by page it would be left out altogether."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN")  # the driver starts none for a read; WAL keeps its snapshot
+            else:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            cursor: Cursor | None = None
+            while True:
+                page = _page(conn, filters, cursor, chunk)
+                yield from page.items
+                if page.next_cursor is None:
+                    return
+                cursor = Cursor.decode(page.next_cursor)
 
     def cheap_total(self, filters: ResultFilters) -> int | None:
         """A job's results are counted (on its index); other totals over millions of rows are not
@@ -236,6 +234,27 @@ class SqlHistory:
 
 def to_us_now() -> int:
     return int(time.time() * 1_000_000)
+
+
+def _page(
+    conn: Connection, filters: ResultFilters, cursor: Cursor | None, limit: int, offset: int = 0
+) -> Page:
+    conds = _conditions(filters)
+    if cursor is not None:
+        conds.append(tuple_(T.c.ts_us, T.c.id) < tuple_(cursor.ts_us, cursor.id))
+    query = (
+        select(T.c.ts_us, T.c.id, T.c.event)
+        .where(*conds)
+        .order_by(T.c.ts_us.desc(), T.c.id.desc())
+        .limit(limit + 1)
+        .offset(offset)
+    )
+    rows = conn.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [json.loads(row.event) for row in rows]
+    last = rows[-1] if rows and more else None
+    return Page(items, Cursor(last.ts_us, last.id).encode() if last is not None else None)
 
 
 def _conditions(filters: ResultFilters) -> list[ColumnElement[bool]]:

@@ -257,3 +257,24 @@ def test_the_urls_own_libpq_options_are_kept_beside_the_timeouts(
     with history_for(url).engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW search_path").scalar() == "hist"
         assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "5s"
+
+
+@BOTH
+def test_an_export_sees_the_history_as_it_was_when_it_started(sql_history: SqlHistory) -> None:
+    """A failure replaced during an export took the replacement's newer time, above the export's
+    cursor, and was left out of it altogether; the export now reads one snapshot."""
+    failed = {"kind": "exhausted", "message": "x"}
+    sql_history.record([make_event(n, ts=f"2026-12-01T10:00:0{n}Z", error=failed) for n in range(1, 5)])
+    events = sql_history.iter_events(ResultFilters(), chunk=1)
+    seen = [next(events)["scan_request_id"]]  # r4, the newest
+    sql_history.record([make_event(1, ts="2026-12-01T11:00:00Z")])  # r1 retried and scanned
+    sql_history.record([make_event(5, ts="2026-12-01T11:00:01Z")])  # a new result
+    seen += [event["scan_request_id"] for event in events]
+    assert seen == ["r4", "r3", "r2", "r1"]
+    assert [e["scan_request_id"] for e in sql_history.iter_events(ResultFilters())] == [
+        "r5",
+        "r1",
+        "r4",
+        "r3",
+        "r2",
+    ]
