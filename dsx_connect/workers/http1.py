@@ -144,6 +144,7 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.keep_alive = False
         self.received_any = False
+        self.body_cut = False
         self.error: BaseException | None = None
         self._until_eof = False
         self._chunks: deque[bytes] = deque()
@@ -171,6 +172,8 @@ class _Connection(asyncio.Protocol):
         if self._buffered >= HIGH_WATER and not self._reading_paused and self.transport is not None:
             self._reading_paused = True
             self.transport.pause_reading()
+        if self.answered_early and self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)  # stop sending: the refusal is the answer
         self._wake()
 
     def eof_received(self) -> bool:
@@ -229,6 +232,12 @@ class _Connection(asyncio.Protocol):
         self.complete = True
         self.expecting = False
         self.keep_alive = self._parser.should_keep_alive()
+
+    @property
+    def answered_early(self) -> bool:
+        """An error answer in before the request's body was all sent (a scanner's 413): the answer
+        to this request, and the rest of the body is not sent (the connection is not reused)."""
+        return self.headers_done and self.status >= 400
 
     # ---- used by the pool and the response
 
@@ -302,7 +311,9 @@ class _Connection(asyncio.Protocol):
         return chunk
 
     def reusable(self) -> bool:
-        return self.complete and self.keep_alive and self.error is None and not self.closed
+        return (
+            self.complete and self.keep_alive and not self.body_cut and self.error is None and not self.closed
+        )
 
     def recycle(self) -> None:
         self._reset()
@@ -426,6 +437,8 @@ class HttpPool:
                 await conn.wait_headers(read_timeout)
             except ConnectionClosed:
                 conn.close()
+                if conn.answered_early:  # the peer refused the body and closed while we sent it
+                    return Response(self, key, conn, read_timeout)
                 if conn.reused and not conn.received_any and isinstance(body, bytes):
                     continue  # the server had closed the idle connection: once more on a fresh one
                 raise
@@ -447,6 +460,9 @@ class HttpPool:
             else:
                 conn.write(piece)
             await conn.drain(timeout)
+            if conn.answered_early:
+                conn.body_cut = True  # the connection carries no more requests
+                return
         if chunked:
             conn.write(b"0\r\n\r\n")
         await conn.drain(timeout)

@@ -418,3 +418,37 @@ async def test_a_close_delimited_answer_cut_by_a_reset_is_not_complete() -> None
             async with resp:
                 await resp.read()
     pool.close()
+
+
+async def _refuse_after_head(requests: RequestReader, writer: asyncio.StreamWriter, close: bool) -> None:
+    """Reads the request's head only, answers 413, then hangs up (as uvicorn does with a body it will
+    not read) or stops reading while keeping the connection open."""
+    head = await requests.reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"POST")
+    writer.write(answer(b'{"reason": "file too large"}', status=413, extra="Connection: close\r\n"))
+    await writer.drain()
+    if close:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+    else:
+        await asyncio.Event().wait()  # until the client hangs up (the fixture aborts us)
+
+
+@pytest.mark.parametrize("close", [True, False], ids=["reset", "stops-reading"])
+async def test_an_early_refusal_of_a_streamed_body_is_the_answer(close: bool) -> None:
+    """A scanner answering 413 before the body was all sent: the client reported a connection error,
+    which the worker retries (streaming the whole file again each time) instead of a refusal."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(4096):  # 256 MiB, far past what the socket buffers hold
+            yield b"x" * 65536
+
+    pool = HttpPool()
+    async with serve(lambda r, w: _refuse_after_head(r, w, close)) as (base, _):
+        resp = await pool.request("POST", target(base + "/"), {}, body(), read_timeout=10)
+        async with resp:
+            assert resp.status == 413
+            assert b"too large" in await resp.read()
+        assert not pool._idle.get(resp._key)  # never reused for another request
+    pool.close()
