@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field, model_validator
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from dsx_connect.api.answers import Cleared, DeadLetterPage, DeadLetterStats, Requeued
 from dsx_connect.api.deps import SettingsDep, send_to_stage
@@ -24,14 +24,32 @@ DeadLettersDep = Annotated[DeadLetterStore, Depends(get_dead_letters)]
 class Requeue(BaseModel):
     """Either ``all: true`` or the ``ids`` to requeue."""
 
+    model_config = ConfigDict(extra="forbid")
+
     ids: list[str] | None = Field(default=None, max_length=10_000)
-    all: bool = False
+    all: StrictBool = False
 
     @model_validator(mode="after")
     def _one_of(self) -> Requeue:
+        if self.all and self.ids:
+            raise ValueError("give `ids` or `all: true`, not both")
         if not self.all and not self.ids:
             raise ValueError("give `ids` (a non-empty list) or `all: true`")
         return self
+
+
+def known_query(*names: str) -> Any:
+    """422 for a query parameter the route does not take: on a route that deletes, a misspelt
+    filter (``?ids=…`` for ``?id=…``) must not read as "no filter"."""
+
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - set(names))
+        if unknown:
+            raise HTTPException(
+                422, f"unknown query parameter(s) {', '.join(unknown)}; this route takes {', '.join(names)}"
+            )
+
+    return Depends(check)
 
 
 def dlq_router() -> APIRouter:
@@ -70,11 +88,15 @@ def dlq_router() -> APIRouter:
             not_found=missing,
         )
 
-    @router.delete("")
+    @router.delete("", dependencies=[known_query("id", "all")])
     def clear_dead_letters(
-        dead_letters: DeadLettersDep, id: Annotated[list[str] | None, Query(max_length=1000)] = None
+        dead_letters: DeadLettersDep,
+        id: Annotated[list[str] | None, Query(max_length=1000)] = None,
+        all: Annotated[bool, Query(description="`true` deletes every dead letter")] = False,
     ) -> Cleared:
-        """Delete dead letters: those named by ``id`` (repeatable), or all of them."""
-        return Cleared(cleared=dead_letters.clear(id))
+        """Delete dead letters: those named by ``id`` (repeatable), or all of them with ``all=true``."""
+        if bool(id) == all:
+            raise HTTPException(422, "give `id` (repeatable) or `all=true`, not both and not neither")
+        return Cleared(cleared=dead_letters.clear(None if all else id))
 
     return router

@@ -327,8 +327,17 @@ def test_dead_letters_can_be_listed_requeued_and_cleared(core: Core, api: httpx.
     listed = {item["id"]: item for item in api.get("/dlq/items").json()["items"]}
     assert listed["dl-1"]["requeued_until"] > time.time() and listed["dl-2"]["requeued_until"] is None
     assert api.post("/dlq/requeue", json={}).status_code == 422
+    for body in ({"ids": ["dl-3"], "all": True}, {"all": "yes"}, {"id": ["dl-3"]}):
+        refused = api.post("/dlq/requeue", json=body)
+        assert refused.status_code == 422, body
+    # a misspelt filter (`ids` is the requeue body's name) once read as "no filter": every letter went
+    misspelt = api.delete("/dlq", params={"ids": "dl-2"})
+    assert misspelt.status_code == 422 and "ids" in misspelt.json()["message"]
+    assert api.delete("/dlq").status_code == 422  # all of them only when asked: all=true
+    assert api.delete("/dlq", params={"id": "dl-2", "all": "true"}).status_code == 422
+    assert api.get("/dlq/stats").json()["count"] == 3
     assert api.delete("/dlq", params={"id": "dl-2"}).json()["cleared"] == 1
-    assert api.delete("/dlq").json()["cleared"] == 2
+    assert api.delete("/dlq", params={"all": "true"}).json()["cleared"] == 2
     assert api.get("/dlq/stats").json()["count"] == 0
 
 

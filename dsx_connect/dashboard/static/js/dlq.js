@@ -22,7 +22,7 @@ export async function loadDeadLetters() {
   const requeue = h("button", { type: "button", disabled: !stats.body.count }, "Requeue all");
   requeue.addEventListener("click", () => act(`Requeue ${stats.body.count} dead letters?`, () => post("/dlq/requeue", { all: true })));
   const clear = h("button", { type: "button", class: "danger", disabled: !stats.body.count }, "Clear all");
-  clear.addEventListener("click", () => act(`Delete ${stats.body.count} dead letters for good?`, () => del("/dlq")));
+  clear.addEventListener("click", () => act(`Delete ${stats.body.count} dead letters for good?`, () => del("/dlq", { all: true })));
   box.replaceChildren(
     h("p", { dataset: { state: "available" } }, h("strong", { id: "dlq-count" }, fmtInt(stats.body.count)),
       ` dead letters${stages ? ` (${stages})` : ""}`,
