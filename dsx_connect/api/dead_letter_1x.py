@@ -3,8 +3,8 @@
 1.x kept one Redis list per queue type (``scan_request``, ``verdict_action``, ``scan_result``); this core
 keeps one store whose letters carry a stage (``scan``, ``action``). These routes present the store as
 1.x did, so a 1.x operator's scripts and dashboards keep working: ``stats/{queue_type}``, ``clear``
-(POST, or DELETE as later 1.x releases use), ``clear/{queue_type}`` and ``health``. No letter ever
-fails at the result step here, so ``scan_result`` is always empty.
+(POST, or DELETE as later 1.x releases use), ``clear/{queue_type}`` and ``health``. ``scan_result``
+holds the result step's letters: outcomes whose storing failed past its retries.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ class QueueType(StrEnum):
     SCAN_RESULT = "scan_result"
 
 
-STAGE_OF: dict[QueueType, str | None] = {
+STAGE_OF: dict[QueueType, str] = {
     QueueType.SCAN_REQUEST: "scan",
     QueueType.VERDICT_ACTION: "action",
-    QueueType.SCAN_RESULT: None,
+    QueueType.SCAN_RESULT: "result",
 }
 
 
@@ -68,8 +68,6 @@ class ClearedQueue(BaseModel):
 def _letters(store: DeadLetterStore, queue_type: QueueType) -> list[DeadLetter]:
     """Every letter of one queue type, newest first."""
     stage = STAGE_OF[queue_type]
-    if stage is None:
-        return []
     found: list[DeadLetter] = []
     offset = 0
     while True:
