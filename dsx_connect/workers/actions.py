@@ -21,7 +21,7 @@ from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import connector_error
 from dsx_connect.workers.outcome import ItemOutcome
 from dsx_connect.workers.scan import Dispatch
-from shared.errors import DsxError, RetryableError
+from shared.errors import DsxError, PermanentError, RetryableError
 from shared.models import EventAction, ScanTask
 
 log = logging.getLogger(__name__)
@@ -121,9 +121,14 @@ def apply_action(ctx: WorkerContext, item: ItemOutcome) -> tuple[EventAction, An
     ``GONE`` (404) and ``CHANGED`` (412 ``item_changed``: the item is not the version scanned, so
     the connector touched nothing) are typed outcomes. Raises what is retried.
     """
+    # The registry's address, never the one the message carries: a dead letter requeued days later
+    # would act on whatever answers at an address the connector has since left (SPEC §8)
+    registered = ctx.connector(item.connector.uuid)
+    if registered is None:
+        raise PermanentError(f"connector {item.connector.uuid} is not registered: the action was not asked")
     body = item_action_body(item.task, item.connector, item.item_version)
     requested = item.planned_action().value
-    calls = ConnectorClient(ctx.http, item.connector.url, ctx.connector_auth(item.connector.uuid))
+    calls = ConnectorClient(ctx.http, registered.url, ctx.connector_auth(item.connector.uuid))
     try:
         response = calls.item_action(body)
     except httpx.TransportError as exc:

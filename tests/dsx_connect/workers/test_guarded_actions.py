@@ -16,13 +16,14 @@ import redis
 from dsx_connect import keys
 from dsx_connect.connector_client import AnswerKind, classify
 from dsx_connect.settings import Settings
+from dsx_connect.state.connectors import ConnectorRegistry
 from dsx_connect.workers import hot_path
 from dsx_connect.workers.actions import CHANGED_MESSAGE, run_action_batch
 from dsx_connect.workers.hot_path import ScanConfig
 from dsx_connect.workers.http1 import HttpPool
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
 from shared.item_version import ITEM_VERSIONS_HEADER
-from shared.models import DsxaVerdict, ItemActionType, ScanTask, VerdictDetails
+from shared.models import ConnectorInstance, DsxaVerdict, ItemActionType, ScanTask, VerdictDetails
 from tests.dsx_connect.workers.standins import Sent, Storage, context
 
 pytestmark = pytest.mark.integration
@@ -89,6 +90,14 @@ def test_classify_is_the_one_error_map() -> None:
         assert classify(status) is AnswerKind.UNAVAILABLE
 
 
+@pytest.fixture(autouse=True)
+def registered(request: pytest.FixtureRequest, client: redis.Redis) -> None:
+    """The stand-in connector ``c1`` registered at its URL: the action step calls the registry's address."""
+    if "storage" in request.fixturenames:
+        _store, url = request.getfixturevalue("storage")
+        ConnectorRegistry(client, 180).register(ConnectorInstance(uuid="c1", name="contract", url=url))
+
+
 def test_an_unchanged_item_is_acted_on_with_its_version(
     storage: tuple[Storage, str], client: redis.Redis
 ) -> None:
@@ -146,3 +155,30 @@ def test_a_gone_item_is_a_typed_outcome(storage: tuple[Storage, str], client: re
         and done.action.applied
         and done.action.message == "applied by an earlier attempt"
     )
+
+
+def test_the_action_goes_to_the_registered_address_never_the_messages(
+    storage: tuple[Storage, str], client: redis.Redis
+) -> None:
+    """A dead letter requeued days after its scan carries the connector's address of that day; the
+    action step called it even after the connector was unregistered or had moved."""
+    store, url = storage
+    store.items["bad.com"] = (b"x", "v1")
+    ctx = context(client, Settings())
+    stale = malicious("http://127.0.0.1:9/c", "bad.com", "v1")  # where the connector used to be
+    sent = Sent()
+    run_action_batch(ctx, [stale], sent.dispatch(), lambda *_: None)
+    assert store.deleted == ["bad.com"]  # asked at the registered address
+    (done,) = sent.stored
+    assert done.action is not None and done.action.applied
+
+    ConnectorRegistry(client, 180).unregister("c1")
+    store.items["worse.com"] = (b"x", "v1")
+    gone = Sent()
+    run_action_batch(
+        context(client, Settings()), [malicious(url, "worse.com", "v1")], gone.dispatch(), lambda *_: None
+    )
+    assert store.actions == store.actions[:1] and "worse.com" in store.items  # no call at all
+    (refused,) = gone.stored
+    assert refused.action is not None and not refused.action.applied and refused.action.status == "error"
+    assert "not registered" in refused.action.message
