@@ -21,7 +21,7 @@ from dsx_connect.workers.context import WorkerContext
 from dsx_connect.workers.hot_path import connector_error
 from dsx_connect.workers.outcome import ItemOutcome
 from dsx_connect.workers.scan import Dispatch
-from shared.errors import DsxError, PermanentError, RetryableError
+from shared.errors import DsxError, RetryableError
 from shared.models import EventAction, ScanTask
 
 log = logging.getLogger(__name__)
@@ -123,9 +123,10 @@ def apply_action(ctx: WorkerContext, item: ItemOutcome) -> tuple[EventAction, An
     """
     # The registry's address, never the one the message carries: a dead letter requeued days later
     # would act on whatever answers at an address the connector has since left (SPEC §8)
+    # (retried, then a dead letter: a connector restarting past its registration's TTL comes back)
     registered = ctx.connector(item.connector.uuid)
     if registered is None:
-        raise PermanentError(f"connector {item.connector.uuid} is not registered: the action was not asked")
+        raise RetryableError(f"connector {item.connector.uuid} is not registered: the action was not asked")
     body = item_action_body(item.task, item.connector, item.item_version)
     requested = item.planned_action().value
     calls = ConnectorClient(ctx.http, registered.url, ctx.connector_auth(item.connector.uuid))

@@ -174,11 +174,17 @@ def test_the_action_goes_to_the_registered_address_never_the_messages(
 
     ConnectorRegistry(client, 180).unregister("c1")
     store.items["worse.com"] = (b"x", "v1")
+    item = malicious(url, "worse.com", "v1")
+    later: list[ItemOutcome] = []
+    unregistered = context(client, Settings())
+    run_action_batch(unregistered, [item], Sent().dispatch(), lambda items, _delay: later.extend(items))
+    assert len(store.actions) == 1 and "worse.com" in store.items  # no call at all
+    (retry,) = later  # retried (a restarting connector comes back), then a dead letter
+    last = retry.model_copy(update={"action_attempt": unregistered.settings.workers.max_retries})
     gone = Sent()
-    run_action_batch(
-        context(client, Settings()), [malicious(url, "worse.com", "v1")], gone.dispatch(), lambda *_: None
-    )
-    assert store.actions == store.actions[:1] and "worse.com" in store.items  # no call at all
+    run_action_batch(unregistered, [last], gone.dispatch(), lambda *_: None)
     (refused,) = gone.stored
     assert refused.action is not None and not refused.action.applied and refused.action.status == "error"
-    assert "not registered" in refused.action.message
+    assert "not registered" in refused.action.message and len(store.actions) == 1
+    (letter,) = unregistered.dead_letters.peek([item.task.id])
+    assert letter.stage == "action"
