@@ -336,7 +336,8 @@ class JobStore:
         numbered as the item's newest copy (``resend``): the copies still queued are superseded."""
         now = time.time() if now is None else now
         found = self._claim_expired(
-            keys=[keys.job_pending(job_id), keys.job_due(job_id)], args=[now, now + lease_s, limit]
+            keys=[keys.job_pending(job_id), keys.job_due(job_id), keys.DEAD_LETTERS],
+            args=[now, now + lease_s, limit],
         )
         if not found:
             return []

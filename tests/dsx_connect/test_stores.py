@@ -812,3 +812,27 @@ def test_a_verdict_arriving_after_its_item_was_skipped_by_a_cancel_is_kept(
     assert jobs.add_skipped(job_id, ["r1"], ttl_s=600, job_item_ids=[item_id]) == 0
     view = jobs.get(job_id)
     assert view is not None and (view["processed"], view["skipped"]) == (1, 0)
+
+
+def test_an_item_whose_outcome_waits_in_a_result_letter_is_not_scanned_again(client: redis.Redis) -> None:
+    """The result step gave up storing an outcome (its action already applied: the file deleted) and
+    dead-lettered it; the item stayed pending, so the lease sweep sent its scan again, which found the
+    file gone and stored "Not Scanned" over the Malicious verdict the letter holds."""
+    from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore
+
+    jobs = JobStore(client)
+    job_id = jobs.create("c1", "fs")
+    now = time.time()
+    jobs.record_accepted(_tasks(job_id, 2), ttl_s=600, lease_s=60)
+    letters = DeadLetterStore(client, 3600)
+    letter = DeadLetter(
+        id="r1", stage="result", reason="gave up after 31 attempts on Redis/broker errors", attempts=31,
+        job_id=job_id, connector_uuid="c1", location="f1.txt", payload={"task": {"id": "r1"}},
+    )  # fmt: skip
+    letters.add_many([letter])
+    sent: list[list[dict[str, object]]] = []
+    assert recovery.redispatch_expired_items(jobs, [job_id], 60, sent.append, now=now + 120) == {job_id: 1}
+    assert [item["id"] for item in sent[0]] == ["r2"]  # r1's outcome is in its letter: requeueing stores it
+    assert client.zscore(keys.job_due(job_id), "r1") is not None  # still leased, still pending
+    letters.remove([letter])  # the operator gave up on the letter: the item is scanned again
+    assert recovery.redispatch_expired_items(jobs, [job_id], 60, sent.append, now=now + 300) == {job_id: 2}
