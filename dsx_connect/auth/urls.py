@@ -131,7 +131,7 @@ def address_problem(address: IPAddress, policy: AddressPolicy) -> str | None:
         return f"{address} is a NAT64 address (it reaches any IPv4 address); list it in ALLOWED_NETWORKS to allow it"
     if address.is_loopback:
         return None
-    if address.is_reserved and not isinstance(address, ipaddress.IPv6Address):
+    if address.is_reserved and inner is None:  # (::ffff:a.b.c.d and the like are judged by what they embed)
         return f"{address} is a reserved address"
     return None
 

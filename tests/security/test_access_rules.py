@@ -130,7 +130,8 @@ def _walk(dependant: Any) -> list[Any]:
 @pytest.mark.parametrize(
     "url",
     ["http://127.0.0.1:8620/filesystem-connector", "http://10.0.0.7/fs", "http://[::1]:8620/fs",
-     "http://localhost:8620/filesystem-connector"],
+     "http://localhost:8620/filesystem-connector", "http://[::ffff:10.0.0.7]/fs", "http://[2001:db8::7]/fs",
+     "http://[fd00::7]/fs"],
 )  # fmt: skip
 def test_ordinary_connector_urls_are_accepted(url: str) -> None:
     assert connector_url_problem(url) is None
@@ -145,7 +146,8 @@ def test_link_local_urls_are_accepted_only_when_allowed() -> None:
 @pytest.mark.parametrize(
     "address",
     ["169.254.169.254", "fd00:ec2::254", "100.100.100.200", "fe80::1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:1",
-     "::ffff:169.254.169.254", "2002:a9fe:a9fe::1", "::a9fe:a9fe", "0.0.0.0", "::", "224.0.0.1", "255.255.255.255"],
+     "::ffff:169.254.169.254", "2002:a9fe:a9fe::1", "::a9fe:a9fe", "0.0.0.0", "::", "224.0.0.1", "255.255.255.255",
+     "100::1", "4000::1", "240.0.0.1"],
 )  # fmt: skip
 def test_metadata_link_local_nat64_and_embedded_addresses_are_refused(address: str) -> None:
     assert address_problem(ipaddress.ip_address(address), AddressPolicy()) is not None
