@@ -60,7 +60,7 @@ def check_job_ids(requests: list[ScanRequest]) -> None:
     for req in requests:
         if req.scan_job_id is None:
             continue
-        if not JOB_ID_PATTERN.match(req.scan_job_id):
+        if not JOB_ID_PATTERN.fullmatch(req.scan_job_id):  # (match: "$" also matches before a final "\n")
             raise InvalidJobId(
                 f"scan_job_id {req.scan_job_id[:64]!r} is not valid: 1-128 letters, digits, '.', '_' or '-'"
             )

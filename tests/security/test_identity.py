@@ -249,7 +249,7 @@ def test_a_job_id_that_names_another_key_is_refused_and_the_sweep_keeps_running(
 ) -> None:
     with core.as_connector(alice) as http:
         real = http.post("/scan/request", json=alice.scan_request(scan_job_id="job-real-1")).json()["job_id"]
-        for bad in ("job-real-1:pending", "X:pending", "a/b", "", "x" * 129):
+        for bad in ("job-real-1:pending", "X:pending", "a/b", "", "x" * 129, "job-1\n"):
             answer = http.post("/scan/request", json=alice.scan_request(scan_job_id=bad))
             assert answer.status_code == 422, bad
         done = http.post("/scan/jobs/job-real-1:pending/enqueue_done", json={"enqueued_total": 1})
