@@ -187,6 +187,10 @@ class Requeued(BaseModel):
     action: int
     result: int
     not_found: list[str] = Field(description="requested ids that are not dead letters")
+    already_requeued: list[str] = Field(
+        default_factory=list,
+        description="letters requeued earlier whose attempt has not finished: not sent again",
+    )
 
 
 class Cleared(BaseModel):

@@ -75,17 +75,19 @@ def dlq_router() -> APIRouter:
         """Send dead letters back through the pipeline with fresh retries; they finish normally.
 
         Each letter stays, marked requeued with a lease, until its attempt stores an outcome (the
-        letter goes) or fails anew (a new letter); a lease that passes sends it again.
+        letter goes) or fails anew (a new letter); a lease that passes sends it again. A letter
+        already requeued and not finished is not sent twice (``already_requeued``).
         """
         taken = dead_letters.peek(None if body.all else body.ids)
-        sent = requeue_letters(dead_letters, taken, settings.jobs.redispatch_after_s, send_to_stage)
+        sent, busy = requeue_letters(dead_letters, taken, settings.jobs.redispatch_after_s, send_to_stage)
         missing = sorted(set(body.ids or []) - {letter.id for letter in taken})
         return Requeued(
-            requeued=len(taken),
+            requeued=len(taken) - len(busy),
             scan=sent["scan"],
             action=sent["action"],
             result=sent["result"],
             not_found=missing,
+            already_requeued=sorted(letter.id for letter in busy),
         )
 
     @router.delete("", dependencies=[known_query("id", "all")])

@@ -37,10 +37,12 @@ def send_letters(letters: list[DeadLetter], send: Send) -> dict[Stage, int]:
 
 def requeue_letters(
     store: DeadLetterStore, letters: list[DeadLetter], lease_s: float, send: Send
-) -> dict[Stage, int]:
-    """Lease the letters, then send them: a crash in between leaves leased letters the sweep sends."""
-    store.mark_requeued(letters, time.time() + lease_s)
-    return send_letters(letters, send)
+) -> tuple[dict[Stage, int], list[DeadLetter]]:
+    """Lease the letters, then send them: a crash in between leaves leased letters the sweep sends.
+    Returns how many went per stage, and the letters left alone: already requeued, not finished."""
+    leased = store.mark_requeued(letters, time.time() + lease_s)
+    taken = {letter.id for letter in leased}
+    return send_letters(leased, send), [letter for letter in letters if letter.id not in taken]
 
 
 def redispatch_expired_requeues(

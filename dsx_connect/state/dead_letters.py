@@ -132,10 +132,16 @@ class DeadLetterStore:
             if raw
         ]
 
-    def mark_requeued(self, letters: list[DeadLetter], until: float) -> None:
-        """These letters are being sent again: each keeps a lease until ``until`` (Unix time)."""
-        if letters:
-            self.redis.zadd(keys.DEAD_LETTERS_REQUEUED, {letter.id: until for letter in letters})
+    def mark_requeued(self, letters: list[DeadLetter], until: float) -> list[DeadLetter]:
+        """Lease these letters until ``until`` (Unix time) to send them again; returns those leased
+        now. One already leased (requeued by another call, not finished yet) is left to that lease:
+        two requeues at once (a double click, two operators) would send two copies."""
+        if not letters:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for letter in letters:
+            pipe.zadd(keys.DEAD_LETTERS_REQUEUED, {letter.id: until}, nx=True)
+        return [letter for letter, added in zip(letters, pipe.execute(), strict=True) if added]
 
     def claim_expired_requeues(self, now: float, until: float, limit: int = 5000) -> list[DeadLetter]:
         """Requeued letters whose lease passed with no outcome stored, their leases renewed to ``until``

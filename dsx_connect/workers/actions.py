@@ -13,7 +13,7 @@ from dsx_connect.connector_client import AnswerKind, ConnectorClient, classify
 from dsx_connect.connector_requests import item_action_body
 from dsx_connect.intake import request_id_for
 from dsx_connect.redis_client import replicated
-from dsx_connect.state.actions import PENDING, ActionClaims
+from dsx_connect.state.actions import ActionClaims, Claim, pending_since
 from dsx_connect.state.dead_letters import DeadLetter
 from dsx_connect.state.monitor_jobs import KIND as MONITOR
 from dsx_connect.state.monitor_jobs import MonitorJobs
@@ -38,25 +38,39 @@ def run_action_batch(
     deadline = time.monotonic() + ctx.settings.workers.start_deadline_s
     ctx.jobs.renew_leases((i.task for i in items), ctx.settings.jobs.redispatch_after_s)
     claims = ActionClaims(ctx.client)
+    in_progress_s = action_in_progress_s(ctx)
     done: list[ItemOutcome] = []
     retry: list[ItemOutcome] = []
     deferred: list[ItemOutcome] = []
+    busy: list[ItemOutcome] = []
     dead: list[DeadLetter] = []
     for item in items:
         if time.monotonic() > deadline:  # the task's time is up: the rest go back to the queue
             deferred.append(item)
             continue
         uncertain = False  # an attempt may have reached the connector: its outcome is unknown
-        # Claim the action; a claim already there is a finished action, or one cut off by a crash.
-        claimed, recorded = claims.claim(item.task.id)
-        if claimed:  # the claim must survive a failover before the connector is asked
-            replicated(ctx.client, ctx.settings.redis_wait_replicas, ctx.settings.redis_wait_timeout_ms)
-        if recorded is not None and recorded != PENDING:  # a redelivered task: the connector already acted
-            done.append(item.model_copy(update={"action": EventAction.model_validate_json(recorded)}))
+        # Claim the action; a claim already there is a finished action, one in progress (another copy
+        # of the item: requeued twice, redelivered), or one cut off by a crash.
+        claim = claims.claim(item.task.id)
+        since = pending_since(claim.recorded)
+        if claim.recorded is not None and since is None:  # a redelivered task: the connector already acted
+            done.append(item.model_copy(update={"action": EventAction.model_validate_json(claim.recorded)}))
             continue
+        if since is not None and claim.recorded == item.action_claim:
+            claim = Claim(item.action_claim, claim.recorded)  # our own retry: the claim is ours
+        elif since is not None:
+            if time.time() - since < in_progress_s:
+                busy.append(item)  # asked again once that attempt has had its time
+                continue
+            claim = claims.take_over(item.task.id, claim.recorded or "")
+            if claim.token is None:  # another copy took it over first
+                busy.append(item)
+                continue
+        # the claim must survive a failover before the connector is asked
+        replicated(ctx.client, ctx.settings.redis_wait_replicas, ctx.settings.redis_wait_timeout_ms)
         try:
             action, kind = apply_action(ctx, item)
-            if recorded == PENDING and kind is AnswerKind.GONE:
+            if since is not None and kind is AnswerKind.GONE:
                 # An earlier attempt was cut off (worker crash) after asking the connector: the item
                 # is no longer where it was, so that attempt applied the action.
                 action = action.model_copy(
@@ -66,7 +80,11 @@ def run_action_batch(
                 _scan_new_version(ctx, item, dispatch)
         except RetryableError as exc:
             if item.action_attempt < ctx.settings.workers.max_retries:
-                retry.append(item.model_copy(update={"action_attempt": item.action_attempt + 1}))
+                retry.append(
+                    item.model_copy(
+                        update={"action_attempt": item.action_attempt + 1, "action_claim": claim.token}
+                    )
+                )
                 log.warning(
                     "action on %s will be retried: %s",
                     item.task.location,
@@ -84,7 +102,7 @@ def run_action_batch(
                 DeadLetter(
                     id=item.task.id, stage="action", reason=action.message, attempts=item.action_attempt + 1,
                     job_id=item.task.job_id, connector_uuid=item.connector.uuid, location=item.task.location,
-                    payload=item.model_copy(update={"action_attempt": 0}).dump(),
+                    payload=item.model_copy(update={"action_attempt": 0, "action_claim": None}).dump(),
                 )
             )  # fmt: skip
         except DsxError as exc:
@@ -94,8 +112,8 @@ def run_action_batch(
         else:
             # Not applied: a requeue may try again. After attempts whose answers were lost, the claim
             # stays pending, so a requeued attempt that finds the item gone knows one of them acted.
-            if not uncertain:
-                claims.release(item.task.id)
+            if not uncertain and claim.token is not None:
+                claims.release(item.task.id, claim.token)
             log.warning(
                 "action %s on %s failed: %s",
                 action.requested,
@@ -110,8 +128,17 @@ def run_action_batch(
         requeue(deferred, 0.0)
     if retry:
         requeue(retry, ctx.backoff(max(i.action_attempt for i in retry)))
+    if busy:
+        log.info("%d actions in progress in another attempt: asked again in %.0f s", len(busy), in_progress_s)
+        requeue(busy, in_progress_s)
     if done:
         dispatch.store(done)
+
+
+def action_in_progress_s(ctx: WorkerContext) -> float:
+    """How long a pending claim stands for an attempt in progress: the connector's timeout, with
+    room for the claim's replication and a slow worker; past it, the attempt was cut off."""
+    return 2 * ctx.settings.workers.connector_timeout_s
 
 
 def apply_action(ctx: WorkerContext, item: ItemOutcome) -> tuple[EventAction, AnswerKind]:

@@ -51,6 +51,7 @@ class ItemOutcome(BaseModel):
     action: EventAction | None = None
     action_attempt: int = 0
     item_version: str | None = None  # the version whose bytes were scanned (guarded actions)
+    action_claim: str | None = None  # the pending action claim a retried attempt holds (state.actions)
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

@@ -338,7 +338,10 @@ def test_a_requeued_letter_stays_until_its_attempt_ends_and_a_lost_one_is_sent_a
         sent.append((stage, [str(p["id"]) for p in payloads]))
 
     now = time.time()
-    assert requeue_letters(store, letters, 60, send) == {"scan": 2, "action": 0, "result": 1}
+    assert requeue_letters(store, letters, 60, send) == ({"scan": 2, "action": 0, "result": 1}, [])
+    assert sent == [("scan", ["r1", "r2"]), ("result", ["r3"])]
+    # requeued again before those attempts finished (a double click, two operators): nothing sent twice
+    assert requeue_letters(store, letters, 60, send) == ({"scan": 0, "action": 0, "result": 0}, letters)
     assert sent == [("scan", ["r1", "r2"]), ("result", ["r3"])]
     listed = {letter.id: letter for letter in store.items()[0]}
     assert all(letter.requeued_until and letter.requeued_until > now for letter in listed.values())

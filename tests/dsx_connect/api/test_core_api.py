@@ -322,6 +322,9 @@ def test_dead_letters_can_be_listed_requeued_and_cleared(core: Core, api: httpx.
     requeued = api.post("/dlq/requeue", json={"ids": ["dl-1", "missing"]}).json()
     assert requeued["requeued"] == 1 and requeued["not_found"] == ["missing"]
     assert core.redis.llen("scan_request_queue") == before + 1
+    twice = api.post("/dlq/requeue", json={"ids": ["dl-1"]}).json()  # its attempt has not finished
+    assert twice["requeued"] == 0 and twice["already_requeued"] == ["dl-1"]
+    assert core.redis.llen("scan_request_queue") == before + 1
     stats = api.get("/dlq/stats").json()
     assert stats["count"] == 3 and stats["requeued"] == 1, "a requeued letter stays until its attempt ends"
     listed = {item["id"]: item for item in api.get("/dlq/items").json()["items"]}

@@ -33,6 +33,7 @@ class Storage:
     items: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     actions: list[dict[str, Any]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    unavailable: int = 0  # item_action answers 503 this many times first
 
 
 def contract_connector(storage: Storage) -> FastAPI:
@@ -50,6 +51,9 @@ def contract_connector(storage: Storage) -> FastAPI:
     async def item_action(request: Request) -> Response:
         body = await request.json()
         storage.actions.append(body)
+        if storage.unavailable > 0:
+            storage.unavailable -= 1
+            return JSONResponse({"status": "error", "message": "busy"}, status_code=503)
         location = body["location"]
         if location not in storage.items:
             return JSONResponse({"status": "error", "error": ERROR_NOT_FOUND, "message": "gone"}, 404)

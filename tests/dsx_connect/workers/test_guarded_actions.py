@@ -9,6 +9,7 @@ The connector here is a stand-in that follows the contract of shared/item_versio
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis
@@ -18,7 +19,7 @@ from dsx_connect.connector_client import AnswerKind, classify
 from dsx_connect.settings import Settings
 from dsx_connect.state.connectors import ConnectorRegistry
 from dsx_connect.workers import hot_path
-from dsx_connect.workers.actions import CHANGED_MESSAGE, run_action_batch
+from dsx_connect.workers.actions import CHANGED_MESSAGE, action_in_progress_s, run_action_batch
 from dsx_connect.workers.hot_path import ScanConfig
 from dsx_connect.workers.http1 import HttpPool
 from dsx_connect.workers.outcome import ConnectorRef, ItemOutcome
@@ -188,3 +189,49 @@ def test_the_action_goes_to_the_registered_address_never_the_messages(
     assert "not registered" in refused.action.message and len(store.actions) == 1
     (letter,) = unregistered.dead_letters.peek([item.task.id])
     assert letter.stage == "action"
+
+
+def test_a_second_copy_waits_for_the_attempt_in_progress_and_a_retry_keeps_its_claim(
+    storage: tuple[Storage, str], client: redis.Redis
+) -> None:
+    """Two copies of one item (a letter requeued twice, a redelivery) taken at once both asked the
+    connector: a fresh pending claim read as "cut off by a crash". And the slower copy's failure
+    released the claim the other held, erasing the record that the action was applied."""
+    store, url = storage
+    store.items["bad.com"] = (b"x", "v1")
+    ctx = context(client, Settings())
+    item = malicious(url, "bad.com", "v1")
+    other = f"pending:{time.time():.3f}:other-worker"  # another copy is asking the connector now
+    client.set(keys.action_done(item.task.id), other)
+    later: list[tuple[list[ItemOutcome], float]] = []
+    run_action_batch(ctx, [item], Sent().dispatch(), lambda items, delay: later.append((items, delay)))
+    assert store.actions == [] and client.get(keys.action_done(item.task.id)) == other
+    ((waiting, delay),) = later
+    assert [i.task.id for i in waiting] == [item.task.id] and delay == action_in_progress_s(ctx)
+
+    # that attempt was cut off (its claim is older than an action can take): taken over, and asked
+    client.set(keys.action_done(item.task.id), f"pending:{time.time() - 10 * delay:.3f}:crashed")
+    store.unavailable = 1  # the first answer is a 503: retried, keeping the claim
+    retried: list[ItemOutcome] = []
+    run_action_batch(ctx, [item], Sent().dispatch(), lambda items, _delay: retried.extend(items))
+    (again,) = retried
+    held = client.get(keys.action_done(item.task.id))
+    assert held is not None and held.startswith("pending:") and again.action_claim == held
+    sent = Sent()
+    run_action_batch(ctx, [again], sent.dispatch(), lambda *_: None)  # the retry goes at once: its claim
+    assert store.deleted == ["bad.com"] and len(store.actions) == 2
+    (done,) = sent.stored
+    assert done.action is not None and done.action.applied
+
+
+def test_a_failed_attempt_releases_only_its_own_claim(client: redis.Redis) -> None:
+    from dsx_connect.state.actions import ActionClaims
+
+    claims = ActionClaims(client)
+    mine = claims.claim("req-release")
+    assert mine.token is not None
+    client.set(keys.action_done("req-release"), "pending:1:someone-else")  # taken over meanwhile
+    claims.release("req-release", mine.token)
+    assert client.get(keys.action_done("req-release")) == "pending:1:someone-else"
+    claims.release("req-release", "pending:1:someone-else")
+    assert client.get(keys.action_done("req-release")) is None
