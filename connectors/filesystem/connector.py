@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import stat
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +13,14 @@ import anyio.to_thread
 from watchfiles import Change, awatch
 
 from connectors.filesystem.manifest import MANIFEST
+from connectors.filesystem.moving import (
+    MOVING_PREFIX,
+    file_version,
+    move_file,
+    open_folder,
+    put_back,
+    take_aside,
+)
 from connectors.filesystem.settings import FilesystemSettings
 from connectors.filesystem.version import __version__
 from shared.connector import (
@@ -21,9 +28,7 @@ from shared.connector import (
     STREAM_CHUNK_BYTES,
     Connector,
     Item,
-    ItemChangedError,
     ItemContent,
-    check_version,
     is_within,
     iterate_in_thread,
     open_inside,
@@ -49,10 +54,11 @@ class FilesystemConnector(Connector[FilesystemSettings]):
 
     Limits: ``tag`` is not supported. Symlinked folders are not followed (their targets inside
     the asset are walked anyway); symlinked files are scanned when they point inside the asset,
-    skipped otherwise. The quarantine folder is skipped when it lies inside the asset. A move
-    destination from a request must lie inside the asset or the quarantine folder. Files are
-    read and moved through their real path, so a symlink swapped between the check and the
-    read is the remaining race.
+    skipped otherwise. The quarantine folder is skipped when it lies inside the asset, and its
+    items are neither read nor acted on. A move destination from a request must lie inside the
+    asset or the quarantine folder; no symlink is followed on the way to it (``moving``). Files
+    are read through their real path, so a symlink swapped between the check and the read is the
+    remaining race there.
     """
 
     version = __version__
@@ -159,65 +165,65 @@ class FilesystemConnector(Connector[FilesystemSettings]):
 
     def _act(self, location: str, action: RequestedAction, version: str | None = None) -> StatusResponse:
         path = self.resolve(location)
-        if not path.is_file():
-            raise NotFoundError(f"item not found: {location!r}")
-        if version is not None:
-            self._check_version(location, path, version)
-        if action.type == ItemActionType.DELETE:
-            path.unlink()
-            log.info("item deleted", extra={"location": location})
-            return StatusResponse(status="success", message=f"deleted {location}")
+        if self.quarantine is not None and is_within(path, self.quarantine):
+            raise OutsideAssetError(f"location is in the quarantine folder: {location!r}")
         relative = path.relative_to(self.root)
-        filename = action.destination.filename if action.destination else None
-        if filename:
-            name = relative_location(filename)
-            if len(name.parts) != 1:
-                raise PermanentError(f"destination filename must be a plain name: {filename!r}")
-            relative = relative.with_name(name.name)
-        target = _unused(self._destination(action) / relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(path, target)
-        log.info("item moved", extra={"location": location, "destination": str(target)})
-        note = " (a filesystem has no tags)" if action.type == ItemActionType.MOVE_TAG else ""
-        message = f"moved to {target}{note}"
-        return StatusResponse.model_validate(
-            {"status": "success", "message": message, "destination": str(target)}
-        )
-
-    def _check_version(self, location: str, path: Path, version: str) -> None:
-        """``ItemChangedError`` unless the file at ``path`` is still the one scanned.
-
-        The check is on the open file (device, inode, size, mtime), and the path must still name
-        that file; a filesystem has no atomic conditional unlink or rename, so a writer racing
-        between this check and the action is the remaining window (microseconds).
-        """
         try:
-            fd, _ = open_inside(self.root, location)
+            source = open_folder(self.root, relative.parent.parts, create=False)
         except FileNotFoundError:
             raise NotFoundError(f"item not found: {location!r}") from None
         try:
-            opened = os.fstat(fd)
+            if action.type == ItemActionType.DELETE:
+                private, _ = take_aside(source, relative.name, location, version)
+                os.unlink(private, dir_fd=source)
+                log.info("item deleted", extra={"location": location})
+                return StatusResponse(status="success", message=f"deleted {location}")
+            return self._move(location, action, version, source, relative)
         finally:
-            os.close(fd)
-        named = os.stat(path)
-        check_version(location, version, file_version(opened))
-        if (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino):
-            raise ItemChangedError(f"item changed since it was scanned: {location!r}")
+            os.close(source)
 
-    def _destination(self, action: RequestedAction) -> Path:
+    def _move(
+        self, location: str, action: RequestedAction, version: str | None, source: int, relative: Path
+    ) -> StatusResponse:
+        name = relative.name
+        filename = action.destination.filename if action.destination else None
+        if filename:
+            given = relative_location(filename).parts
+            if len(given) != 1:
+                raise PermanentError(f"destination filename must be a plain name: {filename!r}")
+            name = given[0]
+        anchor, folder = self._destination(action)
+        parts = folder.relative_to(anchor).parts + relative.parent.parts
+        target = open_folder(anchor, parts, create=True)
+        try:
+            private, info = take_aside(source, relative.name, location, version)
+            try:
+                placed = move_file(source, private, target, name, info)
+            except BaseException:
+                put_back(source, private, relative.name)
+                raise
+        finally:
+            os.close(target)
+        # no symlink was followed from the real anchor: this is the file's real path
+        destination = str(anchor.joinpath(*parts, placed))
+        log.info("item moved", extra={"location": location, "destination": destination})
+        note = " (a filesystem has no tags)" if action.type == ItemActionType.MOVE_TAG else ""
+        return StatusResponse.model_validate(
+            {"status": "success", "message": f"moved to {destination}{note}", "destination": destination}
+        )
+
+    def _destination(self, action: RequestedAction) -> tuple[Path, Path]:
+        """The move's folder, and the folder to open it from: the asset, or a quarantine outside it."""
         requested = action.destination and (action.destination.path or action.destination.prefix)
-        if not requested:
-            if self.quarantine is None:
-                raise PermanentError(
-                    "no quarantine folder configured (DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO)"
-                )
-            return self.quarantine
-        folder = _folder(self.root, requested)
-        assert folder is not None
-        inside_quarantine = self.quarantine is not None and is_within(folder, self.quarantine)
-        if not (is_within(folder, self.root) or inside_quarantine):
+        folder = _folder(self.root, requested) if requested else self.quarantine
+        if folder is None:
+            raise PermanentError("no quarantine folder configured (DSXCONNECTOR_ITEM_ACTION_MOVE_METAINFO)")
+        if is_within(folder, self.root):
+            return self.root, folder
+        if self.quarantine is None or not is_within(folder, self.quarantine):
             raise OutsideAssetError(f"move destination outside the asset and quarantine: {requested!r}")
-        return folder
+        os.makedirs(self.quarantine, exist_ok=True)
+        return self.quarantine, folder
 
     async def check(self) -> None:
         if not (self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)):
@@ -249,8 +255,8 @@ class FilesystemConnector(Connector[FilesystemSettings]):
             location = os.path.relpath(path, self.root).replace(os.sep, "/")
             if location.startswith("../") or (self.quarantine and is_within(path, self.quarantine)):
                 continue
-            if not self.filter.matches(location):
-                continue
+            if not self.filter.matches(location) or os.path.basename(path).startswith(MOVING_PREFIX):
+                continue  # filtered, or taken aside by an action under way
             try:
                 location.encode()
                 size = self._size(path, os.lstat(path))
@@ -261,26 +267,16 @@ class FilesystemConnector(Connector[FilesystemSettings]):
         return items
 
 
-def file_version(info: os.stat_result) -> str:
-    """A file's version (``shared.item_version``): ``dev:ino:size:mtime_ns``."""
-    return f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
-
-
 def _folder(root: Path, value: str | None) -> Path | None:
-    """A configured folder as a real path; relative ones live under the asset."""
+    """A configured folder; relative ones live under the asset.
+
+    Inside the asset a folder is taken as named, never through symlinks (whoever writes to the asset
+    could plant them; its parts are opened with ``O_NOFOLLOW`` when used); elsewhere, its real path.
+    """
     if not value or not value.strip():
         return None
-    path = Path(value.strip()).expanduser()
-    return Path(os.path.realpath(path if path.is_absolute() else root / path))
-
-
-def _unused(target: Path) -> Path:
-    """``target``, or ``target.1``, ``target.2``… so a move never overwrites an earlier one."""
-    candidate, n = target, 0
-    while candidate.exists() or candidate.is_symlink():
-        n += 1
-        candidate = target.with_name(f"{target.name}.{n}")
-    return candidate
+    path = Path(os.path.normpath(root / Path(value.strip()).expanduser()))
+    return path if is_within(path, root) else Path(os.path.realpath(path))
 
 
 class _FileChunks:
