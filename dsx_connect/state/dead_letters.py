@@ -143,6 +143,18 @@ class DeadLetterStore:
             pipe.zadd(keys.DEAD_LETTERS_REQUEUED, {letter.id: until}, nx=True)
         return [letter for letter, added in zip(letters, pipe.execute(), strict=True) if added]
 
+    def hold_requeues(self, ids: list[str], until: float) -> None:
+        """Requeued letters among ``ids`` are held by a step (a paused job's items wait): their leases
+        run to ``until``, so the sweep does not send another copy of each every lease."""
+        if ids:
+            self.redis.zadd(keys.DEAD_LETTERS_REQUEUED, dict.fromkeys(ids, until), xx=True)
+
+    def end_requeues(self, ids: list[str]) -> None:
+        """The requeued attempts of ``ids`` ended without an outcome (a cancelled job skipped them):
+        the letters stay, no longer requeued, instead of being sent again every lease."""
+        if ids:
+            self.redis.zrem(keys.DEAD_LETTERS_REQUEUED, *ids)
+
     def claim_expired_requeues(self, now: float, until: float, limit: int = 5000) -> list[DeadLetter]:
         """Requeued letters whose lease passed with no outcome stored, their leases renewed to ``until``
         (replicas sweeping at once get each once); a lease whose letter is gone is dropped."""

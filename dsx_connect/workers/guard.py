@@ -148,7 +148,10 @@ def dead_letters_for(
                     )
                     outcome = outcome.model_copy(update={"action": action})
         except ValueError:  # a message this version cannot read: kept as it came
-            text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
+            if isinstance(raw, dict) and set(raw) == {"unreadable"}:  # such a letter requeued: the same
+                text = str(raw["unreadable"])
+            else:
+                text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
             letters.append(
                 DeadLetter(
                     id="unreadable-" + hashlib.sha256(text.encode()).hexdigest()[:24], stage=stage,

@@ -190,10 +190,12 @@ def _hold_paused_and_drop_cancelled(
     live: list[ScanTask] = []
     for job_id, items in by_job.items():
         paused, cancelled = ctx.jobs.flags(job_id)
+        ids = [t.id for t in items]
         if cancelled:
+            ctx.dead_letters.end_requeues(ids)
             added = ctx.jobs.add_skipped(
                 job_id,
-                [t.id for t in items],
+                ids,
                 ctx.settings.results_db.request_state_ttl_s,
                 [t.job_item_id for t in items],
             )
@@ -202,6 +204,7 @@ def _hold_paused_and_drop_cancelled(
             )
         elif paused:
             dispatch.rescan(items, PAUSED_RECHECK_S)  # held, not dropped: they come back after resume
+            ctx.dead_letters.hold_requeues(ids, time.time() + ctx.settings.jobs.redispatch_after_s)
         else:
             live.extend(items)
     return live

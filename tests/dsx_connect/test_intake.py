@@ -54,3 +54,6 @@ def test_a_scan_message_item_is_read_alike_as_the_intakes_json_text_or_as_a_dict
     assert from_text.id == "r1" and from_text.location == "ü/a b.txt"
     (unreadable,), _ = dead_letters_for("scan", ['{"id": "r1"'], "gave up")
     assert unreadable.id.startswith("unreadable-")
+    # requeued, it fails again: the same letter (its attempt ends), not a second one beside it
+    (again,), _ = dead_letters_for("scan", [unreadable.payload], "gave up")
+    assert again.id == unreadable.id and again.payload == unreadable.payload

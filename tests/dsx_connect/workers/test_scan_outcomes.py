@@ -8,6 +8,7 @@ session's real one.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -46,3 +47,38 @@ def test_outcomes_carry_the_verdict_but_not_the_scanners_echo_of_our_metadata(
     message = outcome.dump_json()
     assert "file-loc" not in message  # our metadata names the location: nowhere in the message
     assert ItemOutcome.load_many([message])[0].verdict == outcome.verdict
+
+
+@pytest.mark.parametrize("state", ["pause", "cancel"])
+def test_a_requeued_letter_of_a_paused_or_cancelled_job_is_not_sent_again_every_lease(
+    client: redis.Redis, state: str
+) -> None:
+    """The scan step held a paused job's requeued item (or skipped a cancelled job's) without touching
+    the letter's lease: the sweep sent another copy every lease (seven copies after a paused hour and
+    a half, all scanned on resume), and a cancelled job's letter stayed "requeued" for its retention."""
+    from dsx_connect import keys
+    from dsx_connect.jobs.requeue import redispatch_expired_requeues
+    from dsx_connect.state.dead_letters import DeadLetter
+
+    ctx = context(client, Settings())
+    job_id = ctx.jobs.create("c1", "contract")
+    task = ScanTask(id="r-held", connector_uuid="c1", location="a.txt", metainfo="a.txt", job_id=job_id)
+    letter = DeadLetter(
+        id=task.id, stage="scan", reason="gave up", attempts=6, job_id=job_id, connector_uuid="c1",
+        location="a.txt", payload=task.model_dump(mode="json"),
+    )  # fmt: skip
+    ctx.dead_letters.add_many([letter])
+    lease = ctx.settings.jobs.redispatch_after_s
+    now = time.time()
+    ctx.dead_letters.mark_requeued([letter], now + 1)  # its lease about to pass
+    ctx.jobs.transition(job_id, state)
+    run_scan_batch(ctx, [task], Sent().dispatch())  # the requeued copy reaches the scan step
+    resent: list[object] = []
+    # past that lease: still held (paused: its lease runs from the hold), or skipped (cancelled)
+    redispatch_expired_requeues(ctx.dead_letters, lease, lambda _stage, p: resent.extend(p), now=now + 2)
+    assert resent == []
+    if state == "cancel":
+        (kept,) = ctx.dead_letters.peek([task.id])
+        assert kept.requeued_until is None  # the letter stays, no longer requeued
+    else:
+        assert (client.zscore(keys.DEAD_LETTERS_REQUEUED, task.id) or 0) > now + lease
