@@ -68,6 +68,14 @@ def results_by(kind: str, value: str) -> str:
 
 DEAD_LETTERS = f"{PREFIX}:dlq"  # hash id -> dead letter JSON
 DEAD_LETTERS_INDEX = f"{PREFIX}:dlq:idx"  # zset id -> ts
+DEAD_LETTER_STAGES = ("scan", "action", "result")
+
+
+def dead_letters_of(stage: str) -> str:
+    """The letters of one stage: zset id -> ts (counts and 1.x queues without reading every letter)."""
+    return f"{PREFIX}:dlq:idx:{stage}"
+
+
 # zset id -> lease deadline (Unix time) of a requeued letter: the letter stays until its requeued
 # attempt stores an outcome (or fails anew); a lease that passes sends it again (jobs.requeue)
 DEAD_LETTERS_REQUEUED = f"{PREFIX}:dlq:requeued"

@@ -19,10 +19,9 @@ from pydantic import BaseModel
 
 from dsx_connect import keys
 from dsx_connect.api.dlq import DeadLettersDep
-from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore
+from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore, Stage
 
 SAMPLE_SIZE = 5  # 1.x shows up to five letters of one queue
-PAGE = 500
 
 
 class QueueType(StrEnum):
@@ -33,7 +32,7 @@ class QueueType(StrEnum):
     SCAN_RESULT = "scan_result"
 
 
-STAGE_OF: dict[QueueType, str] = {
+STAGE_OF: dict[QueueType, Stage] = {
     QueueType.SCAN_REQUEST: "scan",
     QueueType.VERDICT_ACTION: "action",
     QueueType.SCAN_RESULT: "result",
@@ -65,17 +64,9 @@ class ClearedQueue(BaseModel):
     cleared_count: int
 
 
-def _letters(store: DeadLetterStore, queue_type: QueueType) -> list[DeadLetter]:
-    """Every letter of one queue type, newest first."""
-    stage = STAGE_OF[queue_type]
-    found: list[DeadLetter] = []
-    offset = 0
-    while True:
-        page, total = store.items(offset, PAGE)
-        found += [letter for letter in page if letter.stage == stage]
-        offset += PAGE
-        if offset >= total or not page:
-            return found
+def _newest(store: DeadLetterStore, queue_type: QueueType, limit: int) -> tuple[list[DeadLetter], int]:
+    """The newest letters of one queue type, and how many it holds."""
+    return store.items(0, limit, stage=STAGE_OF[queue_type])
 
 
 def item_1x(letter: DeadLetter) -> dict[str, Any]:
@@ -108,7 +99,7 @@ def _ttl(letters: list[DeadLetter], retain_s: int) -> int:
 
 
 def _clear(store: DeadLetterStore, queue_type: QueueType) -> ClearedQueue:
-    ids = [letter.id for letter in _letters(store, queue_type)]
+    ids = store.ids(STAGE_OF[queue_type])
     cleared = store.clear(ids) if ids else 0
     return ClearedQueue(
         success=True, queue_type=queue_type.value, queue_name=queue_name(queue_type), cleared_count=cleared
@@ -121,15 +112,14 @@ router = APIRouter(tags=["dead letters (1.x)"])
 @router.get("/stats/{queue_type}")
 def dead_letter_queue_stats(queue_type: QueueType, dead_letters: DeadLettersDep) -> QueueStats:
     """One 1.x dead-letter queue: its length, time to live and up to five of its letters."""
-    dead_letters.expire()
-    letters = _letters(dead_letters, queue_type)
+    letters, length = _newest(dead_letters, queue_type, SAMPLE_SIZE)
     return QueueStats(
         queue_name=queue_name(queue_type),
         queue_type=queue_type.value,
-        length=len(letters),
+        length=length,
         ttl_seconds=_ttl(letters, dead_letters.retain_s),
-        exists=bool(letters),
-        sample_items=[item_1x(letter) for letter in letters[:SAMPLE_SIZE]] or None,
+        exists=length > 0,
+        sample_items=[item_1x(letter) for letter in letters] or None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -11,7 +12,7 @@ from dsx_connect.api.answers import Cleared, DeadLetterPage, DeadLetterStats, Re
 from dsx_connect.api.deps import SettingsDep, send_to_stage
 from dsx_connect.jobs.requeue import requeue_letters
 from dsx_connect.redis_client import get_redis
-from dsx_connect.state.dead_letters import DeadLetterStore
+from dsx_connect.state.dead_letters import CHUNK, DeadLetterStore
 
 
 def get_dead_letters(settings: SettingsDep) -> DeadLetterStore:
@@ -78,16 +79,23 @@ def dlq_router() -> APIRouter:
         letter goes) or fails anew (a new letter); a lease that passes sends it again. A letter
         already requeued and not finished is not sent twice (``already_requeued``).
         """
-        taken = dead_letters.peek(None if body.all else body.ids)
-        sent, busy = requeue_letters(dead_letters, taken, settings.jobs.redispatch_after_s, send_to_stage)
-        missing = sorted(set(body.ids or []) - {letter.id for letter in taken})
+        wanted = dead_letters.ids() if body.all else list(dict.fromkeys(body.ids or []))
+        sent: Counter[str] = Counter()
+        found: set[str] = set()
+        busy: list[str] = []
+        for start in range(0, len(wanted), CHUNK):  # a chunk in memory at a time, however many
+            taken = dead_letters.peek(wanted[start : start + CHUNK])
+            went, left = requeue_letters(dead_letters, taken, settings.jobs.redispatch_after_s, send_to_stage)
+            sent.update(went)
+            found.update(letter.id for letter in taken)
+            busy += [letter.id for letter in left]
         return Requeued(
-            requeued=len(taken) - len(busy),
+            requeued=len(found) - len(busy),
             scan=sent["scan"],
             action=sent["action"],
             result=sent["result"],
-            not_found=missing,
-            already_requeued=sorted(letter.id for letter in busy),
+            not_found=[] if body.all else sorted(set(wanted) - found),
+            already_requeued=sorted(busy),
         )
 
     @router.delete("", dependencies=[known_query("id", "all")])

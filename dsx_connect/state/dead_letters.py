@@ -32,6 +32,7 @@ _REMOVE_LUA = lua("dlq_remove")  # dsx_connect/state/lua/dlq_remove.lua
 _CLAIM_LUA = lua("claim_expired")  # the jobs' lease claim, on the letters and their leases
 
 Stage = Literal["scan", "action", "result"]
+CHUNK = 1000  # letters read, removed or sent per call in bulk operations
 
 
 class DeadLetter(BaseModel):
@@ -65,6 +66,11 @@ class DeadLetterStore:
         for letter in letters:
             pipe.hset(keys.DEAD_LETTERS, letter.id, letter.model_dump_json(exclude={"requeued_until"}))
             pipe.zadd(keys.DEAD_LETTERS_INDEX, {letter.id: now})
+            for stage in keys.DEAD_LETTER_STAGES:  # (a letter written anew may change stage)
+                if stage == letter.stage:
+                    pipe.zadd(keys.dead_letters_of(stage), {letter.id: now})
+                else:
+                    pipe.zrem(keys.dead_letters_of(stage), letter.id)
             pipe.zrem(keys.DEAD_LETTERS_REQUEUED, letter.id)  # failed anew: the requeued attempt ended
         pipe.execute()
         for (stage, reason), count in Counter((x.stage, reason_class(x.reason)) for x in letters).items():
@@ -79,35 +85,82 @@ class DeadLetterStore:
         """Drop dead letters older than the retention; returns how many."""
         cutoff = time.time() - self.retain_s
         old = self.redis.zrangebyscore(keys.DEAD_LETTERS_INDEX, "-inf", cutoff)
-        if old:
+        for start in range(0, len(old), CHUNK):
+            part = old[start : start + CHUNK]
             pipe = self.redis.pipeline()
-            pipe.hdel(keys.DEAD_LETTERS, *old)
-            pipe.zrem(keys.DEAD_LETTERS_INDEX, *old)
-            pipe.zrem(keys.DEAD_LETTERS_REQUEUED, *old)
+            pipe.hdel(keys.DEAD_LETTERS, *part)
+            for index in self._indexes():
+                pipe.zrem(index, *part)
             pipe.execute()
         return len(old)
 
     def stats(self) -> dict[str, Any]:
+        """Counts by stage and the oldest and newest failure, from the indexes: a scrape or a health
+        check costs the same for ten letters or a million."""
         self.expire()
-        letters = self._all()
-        by_stage: dict[str, int] = {"scan": 0, "action": 0, "result": 0}
-        for letter in letters:
-            by_stage[letter.stage] = by_stage.get(letter.stage, 0) + 1
-        times = sorted(letter.failed_at for letter in letters)
+        total, by_stage = self._counts()
+        if sum(by_stage.values()) != total:  # letters written before the stage indexes existed
+            self._reindex()
+            total, by_stage = self._counts()
+        ends = self.redis.zrange(keys.DEAD_LETTERS_INDEX, 0, 0) + self.redis.zrange(
+            keys.DEAD_LETTERS_INDEX, -1, -1
+        )
+        times = [letter.failed_at for letter in self._load(ends)]
         return {
-            "count": len(letters),
+            "count": total,
             "by_stage": by_stage,
-            "oldest": times[0] if times else None,
-            "newest": times[-1] if times else None,
+            "oldest": min(times) if times else None,
+            "newest": max(times) if times else None,
             "retain_s": self.retain_s,
             "requeued": int(self.redis.zcard(keys.DEAD_LETTERS_REQUEUED)),
         }
 
-    def items(self, offset: int = 0, limit: int = 50) -> tuple[list[DeadLetter], int]:
-        """Newest first, and how many there are."""
+    def _counts(self) -> tuple[int, dict[str, int]]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(keys.DEAD_LETTERS_INDEX)
+        for stage in keys.DEAD_LETTER_STAGES:
+            pipe.zcard(keys.dead_letters_of(stage))
+        total, *counts = pipe.execute()
+        return int(total), dict(zip(keys.DEAD_LETTER_STAGES, map(int, counts), strict=True))
+
+    def _reindex(self) -> None:
+        """Rebuild the stage indexes from the letters (once, after an upgrade), a page at a time."""
+        for stage in keys.DEAD_LETTER_STAGES:
+            self.redis.delete(keys.dead_letters_of(stage))
+        cursor = 0
+        while True:
+            cursor, page = self.redis.hscan(keys.DEAD_LETTERS, cursor, count=CHUNK)
+            if page:
+                ids = list(page)
+                scores = self.redis.zmscore(keys.DEAD_LETTERS_INDEX, ids)
+                pipe = self.redis.pipeline(transaction=False)
+                for (letter_id, raw), score in zip(page.items(), scores, strict=True):
+                    stage = json.loads(raw).get("stage")
+                    if stage in keys.DEAD_LETTER_STAGES and score is not None:
+                        pipe.zadd(keys.dead_letters_of(stage), {letter_id: score})
+                pipe.execute()
+            if not cursor:
+                return
+
+    def items(
+        self, offset: int = 0, limit: int = 50, stage: Stage | None = None
+    ) -> tuple[list[DeadLetter], int]:
+        """Newest first (of one stage when given), and how many there are."""
         self.expire()
-        ids = self.redis.zrevrange(keys.DEAD_LETTERS_INDEX, offset, offset + limit - 1)
-        return self._load(ids), int(self.redis.zcard(keys.DEAD_LETTERS_INDEX))
+        index = keys.dead_letters_of(stage) if stage else keys.DEAD_LETTERS_INDEX
+        ids = self.redis.zrevrange(index, offset, offset + limit - 1)
+        return self._load(ids), int(self.redis.zcard(index))
+
+    def ids(self, stage: Stage | None = None) -> list[str]:
+        """Every letter's id (of one stage when given), oldest first: a bulk operation's work list."""
+        return list(
+            self.redis.zrange(keys.dead_letters_of(stage) if stage else keys.DEAD_LETTERS_INDEX, 0, -1)
+        )
+
+    def _indexes(self) -> list[str]:
+        return [keys.DEAD_LETTERS_INDEX, keys.DEAD_LETTERS_REQUEUED] + [
+            keys.dead_letters_of(stage) for stage in keys.DEAD_LETTER_STAGES
+        ]
 
     def peek(self, ids: list[str] | None = None) -> list[DeadLetter]:
         """The named dead letters (all when ``ids`` is None), left in place.
@@ -115,9 +168,7 @@ class DeadLetterStore:
         Requeueing reads them, gives each a lease (:meth:`mark_requeued`) and publishes them; they stay
         until their attempt ends (see the module's docstring).
         """
-        if ids is None:
-            ids = self.redis.zrange(keys.DEAD_LETTERS_INDEX, 0, -1)
-        return self._load(ids)
+        return self._load(self.ids() if ids is None else ids)
 
     def _load(self, ids: list[str]) -> list[DeadLetter]:
         if not ids:
@@ -164,17 +215,17 @@ class DeadLetterStore:
     def remove(self, letters: list[DeadLetter]) -> int:
         """Delete exactly these letters: one that failed again in between (a newer letter under the
         same id, written by the requeued attempt) is kept. Returns how many went."""
-        if not letters:
-            return 0
-        return int(
-            self._remove(keys=[keys.DEAD_LETTERS, keys.DEAD_LETTERS_INDEX, keys.DEAD_LETTERS_REQUEUED], args=[
-                x for letter in letters for x in (letter.id, letter.failed_at)
-            ])
-        )  # fmt: skip
+        removed = 0
+        for start in range(0, len(letters), CHUNK):  # short scripts: Redis serves others in between
+            part = letters[start : start + CHUNK]
+            args = [x for letter in part for x in (letter.id, letter.failed_at)]
+            removed += int(self._remove(keys=[keys.DEAD_LETTERS, *self._indexes()], args=args))
+        return removed
 
     def clear(self, ids: list[str] | None = None) -> int:
-        """Delete the named dead letters (all when ``ids`` is None); returns how many went."""
-        return self.remove(self.peek(ids))
-
-    def _all(self) -> list[DeadLetter]:
-        return [DeadLetter.model_validate(json.loads(raw)) for raw in self.redis.hvals(keys.DEAD_LETTERS)]
+        """Delete the named dead letters (all when ``ids`` is None), a chunk at a time; returns how
+        many went."""
+        wanted = self.ids() if ids is None else ids
+        return sum(
+            self.remove(self._load(wanted[start : start + CHUNK])) for start in range(0, len(wanted), CHUNK)
+        )

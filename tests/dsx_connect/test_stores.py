@@ -839,3 +839,40 @@ def test_an_item_whose_outcome_waits_in_a_result_letter_is_not_scanned_again(cli
     assert client.zscore(keys.job_due(job_id), "r1") is not None  # still leased, still pending
     letters.remove([letter])  # the operator gave up on the letter: the item is scanned again
     assert recovery.redispatch_expired_items(jobs, [job_id], 60, sent.append, now=now + 300) == {job_id: 2}
+
+
+def test_dead_letter_counts_come_from_indexes_and_bulk_operations_go_by_chunks(client: redis.Redis) -> None:
+    """Stats read and parsed every letter (each /dlq/stats, each /metrics scrape: 1.7 s and 350 MB at
+    100,000 letters); clearing all removed them in one Lua call that held Redis for over a second."""
+    from dsx_connect.state import dead_letters as module
+    from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore
+
+    store = DeadLetterStore(client, retain_s=3600)
+
+    def letter(n: int, stage: str) -> DeadLetter:
+        return DeadLetter(
+            id=f"d{n}", stage=stage, reason="gave up", attempts=3, job_id="j", connector_uuid="c",  # type: ignore[arg-type]
+            location=f"f{n}", payload={"id": f"d{n}"},
+        )  # fmt: skip
+
+    count = 2 * module.CHUNK + 500
+    store.add_many([letter(n, ("scan", "action", "result")[n % 3]) for n in range(count)])
+    store.add_many([letter(0, "action")])  # written anew at another stage
+    client.hvals = None  # type: ignore[method-assign]  # reading every letter is no longer how stats work
+    stats = store.stats()
+    del client.hvals
+    assert stats["count"] == count and sum(stats["by_stage"].values()) == count
+    assert stats["by_stage"]["action"] == len(range(1, count, 3)) + 1
+    assert stats["oldest"] is not None and stats["newest"] is not None and stats["oldest"] <= stats["newest"]
+    assert store.items(0, 5, stage="result")[1] == stats["by_stage"]["result"]
+
+    for stage in ("scan", "action", "result"):  # letters kept by a release without stage indexes
+        client.delete(keys.dead_letters_of(stage))
+    assert store.stats()["by_stage"] == stats["by_stage"]
+
+    scripts: list[int] = []
+    remove = store._remove
+    store._remove = lambda keys, args: scripts.append(len(args) // 2) or remove(keys=keys, args=args)  # type: ignore[method-assign]
+    assert store.clear() == count
+    assert max(scripts) <= module.CHUNK and store.stats()["count"] == 0
+    assert not any(client.exists(keys.dead_letters_of(stage)) for stage in ("scan", "action", "result"))
