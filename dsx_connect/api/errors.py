@@ -66,6 +66,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # a last resort: api.middleware.RequestContextMiddleware answers an unhandled error inside the
+        # request's context (request id, security headers); Starlette runs this one outside it
         log.exception("unhandled error")
-        body = {"status": "error", "message": "internal error", "request_id": request_id_var.get()}
-        return JSONResponse(body, status_code=500)
+        return internal_error(request_id_var.get())
+
+
+def internal_error(request_id: str | None) -> JSONResponse:
+    """The answer to an unhandled error: 500 naming the request id, never a stack trace."""
+    return JSONResponse(
+        {"status": "error", "message": "internal error", "request_id": request_id}, status_code=500
+    )

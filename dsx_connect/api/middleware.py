@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dsx_connect.api.errors import internal_error
 from shared.logging import request_id_var
+
+log = logging.getLogger(__name__)
 
 _BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
 
@@ -29,7 +33,11 @@ _CDN_PAGES = ("/docs", "/redoc")
 class RequestContextMiddleware:
     """Sets ``X-Request-ID`` (taken from the caller when given), adds the security headers to every
     answer, and treats a body without a Content-Type header as JSON, as DSX-Connect 1.x connectors
-    expect (SPEC §4)."""
+    expect (SPEC §4).
+
+    It also answers an unhandled exception (500, JSON with the request id, never a stack trace):
+    Starlette runs an ``Exception`` handler in its outermost middleware, outside this one, where the
+    answer got neither the request id nor the security headers."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -51,13 +59,22 @@ class RequestContextMiddleware:
         if not scope["path"].startswith(_CDN_PAGES):
             added.append(_CSP)
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], *added]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error")  # with the request id: the context is still set
+            if started:  # part of an answer went out: nothing can replace it; the server ends the connection
+                raise
+            await internal_error(request_id)(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)

@@ -8,8 +8,9 @@ access with a dependency of :mod:`dsx_connect.auth.access`):
   the signature and the nonce are checked, and the body is handed on to the app. A bad signature
   answers 401 here; a source with too many refused signatures in a minute answers 429.
 - ``X-API-Key`` / ``Authorization: Bearer`` with a valid operator key, or the ``dsx_session``
-  cookie of a login: an operator. A wrong key counts as a failed login of its source (429 past
-  the limit, on every route); a session's state-changing request sent from another origin
+  cookie of a login: an operator. A wrong key counts as a failed login of its source; past the
+  limit (the count shared by every replica, checked before the key) any key answers 429, on every
+  route; a session's state-changing request sent from another origin
   (``Sec-Fetch-Site`` / ``Origin``) is refused with 403 (CSRF).
 - Anything else: anonymous (a Bearer value may still be an enrollment token: the registration
   route reads it).
@@ -217,7 +218,9 @@ class AuthMiddleware:
         """An operator when ``key`` is an API key; every wrong key counts toward the source's limit
         of failed logins (``AUTH__LOGIN_ATTEMPTS_PER_MIN``), so keys cannot be guessed on any route."""
         source = source_of(scope)
-        await self._unless_blocked(self.guesses, source, "wrong API keys or tokens")
+        # the shared count, whatever this replica saw: another may have spent the budget, and past it
+        # the right key must answer as a wrong one (operator traffic is light: one Redis GET each)
+        await self._unless_blocked(self.guesses, source, "wrong API keys or tokens", shared=True)
         if self.operators.api_key_ok(key):
             return OPERATOR
         # a Bearer on the registration route may be an enrollment token: that route counts its own
@@ -226,8 +229,16 @@ class AuthMiddleware:
         return Principal("anonymous", presented="api_key")
 
     @staticmethod
-    async def _unless_blocked(watched: WatchedLimiter, source: str, what: str) -> None:
-        if watched.suspect(source) and await anyio.to_thread.run_sync(watched.blocked, source):
+    async def _unless_blocked(
+        watched: WatchedLimiter, source: str, what: str, *, shared: bool = False
+    ) -> None:
+        """429 while ``source`` is over ``watched``'s budget. ``shared``: ask Redis every time (operator
+        credentials); else only for a source this replica refused lately (the signed hot path)."""
+        if shared:
+            blocked = await anyio.to_thread.run_sync(watched.limiter.blocked, source)
+        else:
+            blocked = watched.suspect(source) and await anyio.to_thread.run_sync(watched.blocked, source)
+        if blocked:
             raise Refused(
                 429,
                 "too_many_failures",

@@ -3,9 +3,10 @@
 A fixed one-minute window per source address and kind: ``dsxc:auth:rl:{kind}:{source}:{minute}``,
 expiring after two minutes. Only failures are counted, so a source that authenticates correctly is
 never slowed; past the limit every attempt of that kind from the source answers 429 until the
-window ends. :meth:`FailureLimiter.blocked` costs one Redis ``GET``; it is checked where a request
-is expensive or guessable (a login), or after this replica has seen the source fail
-(signatures, so the signed hot path pays nothing while it succeeds).
+clock minute ends (so up to twice the limit can pass within 60 s across a boundary).
+:meth:`FailureLimiter.blocked` costs one Redis ``GET``; it is checked on every request where a
+request is expensive or guessable (a login, an API key or token), or after this replica has seen
+the source fail (signatures, so the signed hot path pays nothing while it succeeds).
 """
 
 from __future__ import annotations

@@ -225,6 +225,39 @@ async def test_refused_signatures_are_rate_limited_per_source_across_replicas(
     assert await post(two, good) == 429  # ... it finds the shared count over the limit
 
 
+@pytest.fixture
+def guessed_replicas(core_redis: str) -> Iterator[tuple[Any, Any]]:
+    """Two API replicas of one core (one Redis), wrong API keys limited to 3 a minute per source."""
+    with core_environment(DSXCONNECT_REDIS_URL=core_redis, DSXCONNECT_AUTH__LOGIN_ATTEMPTS_PER_MIN="3"):
+        auth_deps._keys.cache_clear()
+        urls._settings_policy.cache_clear()
+        yield in_process_core(), in_process_core()
+    auth_deps._keys.cache_clear()
+    urls._settings_policy.cache_clear()
+
+
+async def test_wrong_api_keys_are_rate_limited_per_source_across_replicas(
+    guessed_replicas: tuple[Any, Any],
+) -> None:
+    """A replica asked Redis only for sources it had refused itself: past the budget spent on one
+    replica, another still told the right key (200) from a wrong one (401)."""
+    one, two = guessed_replicas
+    wrong = "guess-0123456789abcdef"
+
+    async def get(app: Any, key: str) -> httpx.Response:
+        async with client(app, headers={"X-API-Key": key}) as http:
+            return await http.get("/scan/jobs")
+
+    await anyio.sleep(wait_to_clear_window_end())  # the failures are counted per minute: all in one
+    assert [(await get(one, wrong)).status_code for _ in range(3)] == [401] * 3
+    for app in (one, two):  # two has refused nobody itself: it asks the shared count all the same
+        for key in (OPERATOR_KEY, wrong):  # and a right key answers as a wrong one
+            answer = await get(app, key)
+            assert answer.status_code == 429, (app is two, key == OPERATOR_KEY, answer.text)
+            assert int(answer.headers["retry-after"]) >= 1
+            assert "too many wrong API keys" in answer.json()["message"]
+
+
 class DsxAuth(httpx.Auth):
     requires_request_body = True
 

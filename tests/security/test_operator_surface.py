@@ -4,15 +4,27 @@ the session, a stream outliving its session, and the security headers of every a
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import closing
+from typing import Any
 
+import anyio
 import httpx
 import pytest
+import redis
 
-from tests.security.conftest import SecureCore, clear_guesses, connector_body
+from shared.logging import request_id_var
+from tests.security.conftest import (
+    SecureCore,
+    clear_guesses,
+    connector_body,
+    core_environment,
+    in_process_core,
+)
 from tests.support.auth import ENROLLMENT_TOKEN, OPERATOR_KEY
 from tests.support.clock import wait_to_clear_window_end
 
@@ -152,12 +164,61 @@ def test_an_open_event_stream_ends_with_its_session(core: SecureCore) -> None:
     browser.close()
 
 
-def test_every_answer_carries_the_security_headers(core: SecureCore) -> None:
+@pytest.fixture
+def raising_core(redis_url: str) -> Iterator[Any]:
+    """An in-process core with one test-only route whose code raises (stands for any bug)."""
+    db_url = redis_url.rsplit("/", 1)[0] + "/11"
+    with closing(redis.Redis.from_url(db_url)) as conn:
+        clear_guesses(conn)  # its operator key must not meet a budget other tests spent
+    with core_environment(DSXCONNECT_REDIS_URL=db_url):
+        app = in_process_core()
+
+        @app.get("/boom")
+        def boom() -> None:
+            raise RuntimeError("unexpected: /secret/path in a stack trace")
+
+        app.router.routes.insert(0, app.router.routes.pop())  # before the dashboard's catch-all mount
+        yield app
+
+
+def get_in_process(app: Any, path: str, headers: dict[str, str]) -> httpx.Response:
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://core") as http:
+            return await http.get(path, headers=headers)
+
+    return anyio.run(get)
+
+
+class RequestIds(logging.Handler):
+    """The request id in effect when each record was logged, as the service's formatter reads it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[tuple[str, str | None, bool]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append((record.getMessage(), request_id_var.get(), record.exc_info is not None))
+
+
+def test_every_answer_carries_the_security_headers(core: SecureCore, raising_core: Any) -> None:
     with core.anonymous() as http:
         dashboard = httpx.get(core.url + "/", timeout=10)
         api = http.get("/auth/session")
         docs = httpx.get(core.url + "/docs", timeout=10)
-    for answer in (dashboard, api, docs):
+    # an unhandled error was answered outside the request's context: no headers, "request_id": null
+    logged = RequestIds()
+    logging.getLogger().addHandler(logged)
+    try:
+        failed = get_in_process(raising_core, "/boom", {"X-API-Key": OPERATOR_KEY, "X-Request-ID": "rid-500"})
+    finally:
+        logging.getLogger().removeHandler(logged)
+    assert failed.status_code == 500
+    assert failed.json() == {"status": "error", "message": "internal error", "request_id": "rid-500"}
+    assert failed.headers["x-request-id"] == "rid-500"
+    assert "secret" not in failed.text  # never a stack trace
+    assert ("unhandled error", "rid-500", True) in logged.seen  # logged with its traceback and request id
+    for answer in (dashboard, api, docs, failed):
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["referrer-policy"] == "no-referrer"
         assert answer.headers["x-frame-options"] == "DENY"
