@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from pydantic_settings import SettingsError as SourceError
@@ -60,6 +61,71 @@ def env_name(settings_cls: type[BaseSettings], loc: tuple[int | str, ...]) -> st
     return prefix + delimiter.join(parts).upper()
 
 
+# names of values never echoed in an error (SPEC §8: logs never show a secret)
+_SECRET_NAME = re.compile(r"secret|token|passw|key|credential|salt", re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"://[^/@\s]*@")
+
+
+def may_hold_secret(model: type[BaseModel], loc: tuple[int | str, ...]) -> bool:
+    """Whether the value at ``loc`` of ``model`` is, or may contain, a secret: a name that says so on
+    the way, a ``SecretStr``/``SecretBytes`` there, or a model or list whose fields hold one (the JSON
+    text of ``NOTIFICATIONS__WEBHOOKS`` carries each webhook's secret). Where ``loc`` cannot be
+    followed, what was reached last decides, so an unknown place errs on the side of hiding."""
+    annotation: Any = model
+    for part in loc:
+        if isinstance(part, str) and _SECRET_NAME.search(part):
+            return True
+        step = _field_type(annotation, part)
+        if step is None:
+            break
+        annotation = step
+    return _holds_secret(annotation, set())
+
+
+def _variants(annotation: Any) -> list[Any]:
+    """``annotation`` without ``Annotated``/``Optional``/unions: the types it may be."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _variants(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return [v for arg in get_args(annotation) for v in _variants(arg)]
+    return [annotation]
+
+
+def _field_type(annotation: Any, part: int | str) -> Any | None:
+    """The type one step (a field name, a list index, a dict key) inside ``annotation``, if known."""
+    for variant in _variants(annotation):
+        origin = get_origin(variant)
+        if isinstance(variant, type) and issubclass(variant, BaseModel) and isinstance(part, str):
+            field = variant.model_fields.get(part)
+            if field is not None:
+                return field.annotation
+        elif origin in (list, tuple, set, frozenset) and isinstance(part, int):
+            args = [a for a in get_args(variant) if a is not Ellipsis]
+            return args[0] if len(args) == 1 else Union[tuple(args)] if args else None  # noqa: UP007
+        elif origin is dict and get_args(variant):
+            return get_args(variant)[1]
+    return None
+
+
+def _holds_secret(annotation: Any, seen: set[type]) -> bool:
+    for variant in _variants(annotation):
+        if isinstance(variant, type):
+            if issubclass(variant, SecretStr | SecretBytes):
+                return True
+            if issubclass(variant, BaseModel):
+                if variant in seen:
+                    continue
+                seen.add(variant)
+                for name, field in variant.model_fields.items():
+                    if _SECRET_NAME.search(name) or _holds_secret(field.annotation, seen):
+                        return True
+                continue
+        if any(_holds_secret(arg, seen) for arg in get_args(variant) if arg is not Ellipsis):
+            return True
+    return False
+
+
 def load_settings(settings_cls: type[S], **kwargs: Any) -> S:
     """Build ``settings_cls`` from the environment, or exit naming each bad variable.
 
@@ -74,7 +140,13 @@ def load_settings(settings_cls: type[S], **kwargs: Any) -> S:
         for err in exc.errors():
             name = env_name(settings_cls, tuple(err["loc"]))
             value = err.get("input")
-            shown = "" if isinstance(value, dict) or value is None else f" (got {str(value)[:80]!r})"
+            hidden = (
+                isinstance(value, dict)
+                or value is None
+                or _URL_CREDENTIALS.search(str(value)) is not None  # redis://:password@host
+                or may_hold_secret(settings_cls, tuple(err["loc"]))
+            )
+            shown = "" if hidden else f" (got {str(value)[:80]!r})"
             lines.append(f"  {name}: {err['msg']}{shown}")
         raise SettingsError("invalid configuration:\n" + "\n".join(lines)) from None
     except SourceError as exc:

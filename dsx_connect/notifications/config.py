@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import json
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
@@ -57,6 +57,35 @@ def webhook_url_problem(url: str, allow_link_local: bool = False) -> str | None:
     return None
 
 
+SHOWN_SEGMENT_MAX = 20  # a longer first path segment may itself be the token
+
+
+def shown_url(url: str) -> str:
+    """``url`` without what may carry a token: scheme, host and port, the first path segment (when
+    short), then ``/…`` for the rest of the path and ``?…`` for a query. Zapier, n8n, Discord, Slack
+    put the token in the path (``https://discord.com/api/webhooks/<id>/<token>`` shows as
+    ``https://discord.com/api/…``); never any user info."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(an invalid URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    shown = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if segments:
+        first = segments[0]
+        if len(first) > SHOWN_SEGMENT_MAX:
+            shown += "/…"
+        else:
+            shown += f"/{first}" + ("/…" if len(segments) > 1 else "")
+    if parts.query or parts.fragment:
+        shown += "?…"
+    return shown
+
+
 class WebhookSettings(BaseModel):
     """One receiver: its URL, its Standard Webhooks secret and, optionally, the verdicts it wants."""
 
@@ -89,9 +118,8 @@ class WebhookSettings(BaseModel):
 
     @property
     def shown_url(self) -> str:
-        """The URL without its query (which may carry a token), for stats and logs."""
-        parts = urlsplit(self.url)
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        """The URL as config, stats, logs and errors show it (:func:`shown_url`)."""
+        return shown_url(self.url)
 
     def wants(self, verdict: str | None) -> bool:
         return self.verdicts is None or verdict in self.verdicts

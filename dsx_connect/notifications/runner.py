@@ -11,7 +11,7 @@ from dsx_connect.notifications.sink import WebhookSink
 from dsx_connect.queues import SCAN_RESULT_NOTIFICATION_QUEUE
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import Settings, get_settings
-from dsx_connect.superlog.config import SuperlogSettings
+from dsx_connect.superlog.config import SuperlogSettings, lock_ttl_for, lock_ttl_problem
 from dsx_connect.superlog.forwarder import ForwarderGroup
 
 log = logging.getLogger(__name__)
@@ -20,10 +20,16 @@ _group: ForwarderGroup | None = None
 
 
 def delivery_settings(settings: Settings) -> SuperlogSettings:
-    """The forwarder's knobs for webhooks: the feed's (lock, redaction), with the webhooks' buffer and retries."""
+    """The forwarder's knobs for webhooks: the feed's (lock, redaction), with the webhooks' buffer and retries;
+    the lock TTL raised above twice ``NOTIFICATIONS__TIMEOUT_S`` when the feed's is not."""
     hooks = settings.notifications
+    lock_ttl_s = settings.superlog.lock_ttl_s
+    if lock_ttl_problem(lock_ttl_s, {"DSXCONNECT_NOTIFICATIONS__TIMEOUT_S": hooks.timeout_s}):
+        # the feed's TTL, shared, may be shorter than a webhook call may last: outlast it comfortably
+        lock_ttl_s = max(lock_ttl_s, lock_ttl_for(hooks.timeout_s))
     return settings.superlog.model_copy(
         update={
+            "lock_ttl_s": lock_ttl_s,
             "buffer_max_events": hooks.buffer_max_events,
             "batch_max_events": 50,
             "retry_backoff_s": hooks.retry_backoff_s,

@@ -15,6 +15,7 @@ The 1.x names of ``DSXCONNECT_SYSLOG__*`` (``SYSLOG_SERVER_URL``, ``SYSLOG_SERVE
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Annotated, Any, Literal
 
@@ -81,13 +82,18 @@ class SyslogSettings(BaseModel):
                 if rest.rsplit(":", 1)[-1].isdigit() and not rest.endswith("]"):
                     rest, port = rest.rsplit(":", 1)
                     data.setdefault("port", port)
-                data["host"] = rest.strip("[]")
+                data["host"] = rest
             if isinstance(data.get("transport"), str):
                 data["transport"] = data["transport"].lower()
             for name in ("host", "port"):  # an empty variable (a blank line of an env file) means unset
                 if data.get(name) == "":
                     data[name] = None
         return data
+
+    @field_validator("host")
+    @classmethod
+    def _a_host(cls, value: str | None) -> str | None:
+        return _host_only(value) if value else value
 
     @field_validator("facility", mode="before")
     @classmethod
@@ -107,6 +113,51 @@ class SyslogSettings(BaseModel):
     @property
     def effective_port(self) -> int:
         return self.port or (6514 if self.transport == "tls" else 514)
+
+
+def _host_only(value: str) -> str:
+    """``value`` as a host name or address (an IPv6 literal may be bracketed); anything else (a port
+    left in, ``siem:514``, ``siem:abc``, a path, a space) is refused rather than retried forever."""
+    host = value.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        literal = True
+    else:
+        literal = False
+    if ":" in host or literal:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a host: give the port in DSXCONNECT_SYSLOG__PORT or as tcp://host:port "
+                "(an IPv6 address alone, or in brackets)"
+            ) from None
+        return host
+    if any(c in host for c in "/\\?#@") or any(c.isspace() for c in host):
+        raise ValueError(f"{value!r} is not a host (a name or an address, without a path or a space)")
+    return host
+
+
+def lock_ttl_problem(lock_ttl_s: float, timeouts: dict[str, float]) -> str | None:
+    """Why ``lock_ttl_s`` is too short for calls that may last ``timeouts`` (variable: seconds), or None.
+
+    The forwarder renews its lock while a call is in flight; the TTL still has to outlast a call
+    comfortably (more than twice its timeout), so that a late renewal cannot let a second forwarder in.
+    """
+    if not timeouts:
+        return None
+    name, longest = max(timeouts.items(), key=lambda item: item[1])
+    if lock_ttl_s > 2 * longest:
+        return None
+    return (
+        f"{ENV}LOCK_TTL_S ({lock_ttl_s:g}) must be more than twice {name} ({longest:g}): a delivery call "
+        "may last its timeout, and a lock expiring under it lets another forwarder send the same events"
+    )
+
+
+def lock_ttl_for(longest_timeout_s: float) -> float:
+    """The lock TTL derived for calls of at most ``longest_timeout_s`` (when none was set)."""
+    return float(max(30.0, 3 * longest_timeout_s))
 
 
 class RedactSettings(BaseModel):
@@ -209,7 +260,10 @@ class SuperlogSettings(BaseModel):
     retry_backoff_s: float = Field(default=1.0, gt=0)
     retry_backoff_max_s: float = Field(default=60.0, gt=0)
     lock_ttl_s: float = Field(
-        default=30.0, ge=1, description="a dead forwarder's buffer is taken over after this"
+        default=30.0,
+        ge=1,
+        description="a dead forwarder's buffer is taken over after this; more than twice each active "
+        "destination's TIMEOUT_S (unset: raised to three times the longest when 30 s is not)",
     )
     rejected_retain: int = Field(
         default=1000, ge=0, description="events a receiver refused, kept for inspection"
@@ -255,7 +309,24 @@ class SuperlogSettings(BaseModel):
             )
         if self.redact.salt is None and "hash" in (self.redact.location, self.redact.metainfo):
             raise ValueError(f"{ENV}REDACT__SALT is required to hash location or metainfo")
+        self._fit_lock_ttl(
+            {
+                f"{ENV}{dest.upper()}__TIMEOUT_S": getattr(self, dest).timeout_s
+                for dest in self.destinations
+                if dest != "syslog"
+            }
+        )
         return self
+
+    def _fit_lock_ttl(self, timeouts: dict[str, float]) -> None:
+        """Refuse a ``LOCK_TTL_S`` the operator set that a call may outlast, naming both variables; one
+        left unset is raised above twice the longest timeout instead."""
+        problem = lock_ttl_problem(self.lock_ttl_s, timeouts)
+        if problem is None:
+            return
+        if "lock_ttl_s" in self.model_fields_set:
+            raise ValueError(problem)
+        self.lock_ttl_s = lock_ttl_for(max(timeouts.values()))
 
     def resolve(self, syslog: SyslogSettings) -> None:
         """Fix the effective switch: unset means on when a syslog collector is named (1.x behaviour);
@@ -264,6 +335,13 @@ class SuperlogSettings(BaseModel):
             self.enabled = syslog.configured
         if self.enabled and not self.destinations:
             self.destinations = ["syslog"]
+        if "syslog" in self.active:
+            timeouts = {
+                f"{ENV}{d.upper()}__TIMEOUT_S": getattr(self, d).timeout_s
+                for d in self.active
+                if d != "syslog"
+            }
+            self._fit_lock_ttl({**timeouts, "DSXCONNECT_SYSLOG__TIMEOUT_S": syslog.timeout_s})
 
     @property
     def active(self) -> list[str]:

@@ -1,14 +1,17 @@
 """The forwarder: one thread per destination drains its buffer into its sink.
 
-Each thread holds its destination's lock (renewed while it works or waits), takes a batch (oldest
-first), redacts and encodes each event, cuts the batch into calls the service accepts, and
-acknowledges each call as soon as it succeeded. While the receiver is down it retries the same
+Each thread holds its destination's lock (renewed while it works or waits, and while a call is in
+flight: a receiver slower than ``lock_ttl_s`` keeps it), takes a batch (oldest first), redacts and
+encodes each event, cuts the batch into calls the service accepts, and acknowledges each call as soon
+as it succeeded. While the receiver is down it retries the same
 events with capped exponential backoff and jitter, so they are delivered once it recovers; new
 events keep piling up in the bounded buffer meanwhile, never in the scan path. A refused call is
 split in halves until the refused events are isolated and set aside (``rejected``).
 
 Any number of forwarders may run (several workers, a standalone process): the lock lets exactly one
-work on a destination at a time, and a dead one's lock expires after ``lock_ttl_s``.
+work on a destination at a time, and a dead one's lock expires after ``lock_ttl_s``. A forwarder that
+finds its lock gone (a call outlived it, Redis was away) does not acknowledge what it sent: it backs
+off like after a failed call, then holds and takes anew (the events may be sent again: at least once).
 """
 
 from __future__ import annotations
@@ -70,6 +73,39 @@ def backoff_s(attempt: int, base: float, ceiling: float) -> float:
     """Capped exponential backoff with jitter for failure number ``attempt`` (1-based): the core's one
     backoff (``shared.backoff``)."""
     return equal_jitter(attempt, base, ceiling)
+
+
+class LockKeeper:
+    """Renews a destination's lock every third of its TTL while one call is in flight, so a receiver
+    slower than the TTL does not let the lock expire under the call. ``lost`` tells, once the call is
+    over, that a renewal found the lock gone (expired or held by another forwarder): the call's events
+    must then not be acknowledged as ours."""
+
+    def __init__(self, buffer: DestinationBuffer, owner: str, lock_ttl_s: float) -> None:
+        self.buffer = buffer
+        self.owner = owner
+        self.interval_s = max(lock_ttl_s / 3, 0.05)
+        self.lost = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lock-{buffer.destination}", daemon=True)
+
+    def __enter__(self) -> LockKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        while not self._done.wait(self.interval_s):
+            try:
+                held = self.buffer.hold(self.owner)
+            except redis.RedisError:
+                continue  # Redis unreachable for a moment: the ack's own check decides
+            if held != 1:  # 0: another forwarder holds it; 2: it had expired (a successor may have been)
+                self.lost = True
+                return
 
 
 class Forwarder:
@@ -144,10 +180,13 @@ class Forwarder:
             start += len(chunk)
 
     def _send_chunk(self, items: list[tuple[str, Record]]) -> None:
-        if not self.buffer.hold(self.owner):  # renewed before each call: a slow batch keeps its lock
+        # renewed before each call (a slow batch keeps its lock); 2 would mean it had expired meanwhile,
+        # and a successor may have claimed this batch's events: stop here rather than send them again
+        if self.buffer.hold(self.owner) != 1:
             raise LockLost(self.destination)
         try:
-            discarded = self.sink.send([record for _, record in items])
+            with LockKeeper(self.buffer, self.owner, self.settings.lock_ttl_s) as keeper:
+                discarded = self.sink.send([record for _, record in items])
         except PermanentError as exc:
             if len(items) == 1:
                 self.buffer.reject(self.owner, items[0][0], exc.message)
@@ -157,6 +196,8 @@ class Forwarder:
             self._send_chunk(items[:half])
             self._send_chunk(items[half:])
             return
+        if keeper.lost:  # the call outlived the lock: a successor may be sending these events already
+            raise LockLost(f"{self.destination}: lock lost while a call was in flight")
         self.buffer.ack(self.owner, len(items), discarded)
         if self.failures:
             log.info(
@@ -176,8 +217,12 @@ class Forwarder:
                 except RetryableError as exc:
                     self._failed(exc.message, stop, getattr(exc, "retry_after_s", 0.0))
                     continue
-                except LockLost:
-                    log.warning("superlog %s: lock lost, another forwarder took over", self.destination)
+                except LockLost as exc:
+                    # not an immediate loop: the lock came back to us at once and the same events went
+                    # out again (a receiver slower than the lock); back off, then hold and take anew
+                    self._failed(
+                        f"lock lost ({exc}): another forwarder may have taken over", stop, record=False
+                    )
                     continue
                 except redis.RedisError as exc:
                     self._failed(f"redis: {type(exc).__name__}: {exc}", stop, record=False)

@@ -9,8 +9,11 @@ Each record is the SPEC §7 event plus ``TimeGenerated`` (its timestamp), so a d
 whose stream declares these columns (``TimeGenerated`` datetime, ``connector``, ``verdict_details``,
 ``file_info``, ``action``, ``scanner`` dynamic, the rest string/int) can use the ``source`` transform.
 
-Answers: 204 delivered; 400/413/422 refused as such; 401 drops the cached token and retries;
-403 (role assignments take minutes to apply), 429 (``Retry-After``), 5xx and network errors retry.
+Answers: 204 delivered; 413/422 refused as such; 401 drops the cached token and retries; 400 retries
+too: the body is always a JSON array of objects, and the service accepts rows that do not match the
+stream's columns (they land in ``DCRLogErrors``), so a 400 names a configuration problem (DCR, stream,
+api-version) that concerns every event, never one event to set aside; 403 (role assignments take
+minutes to apply), 429 (``Retry-After``), 5xx and network errors retry.
 """
 
 from __future__ import annotations
@@ -63,7 +66,15 @@ class SentinelSink(Sink):
         response = post(self.http, self.url, body, headers, "sentinel")
         if response.status_code == 401:
             self._msal = None  # a fresh client, an empty cache: the next call fetches a new token
-        classify(response, "sentinel", ok=(200, 204))
+        classify(
+            response,
+            "sentinel",
+            ok=(200, 204),
+            events_at_fault=lambda _: False,
+            hint=" (check DSXCONNECT_SUPERLOG__SENTINEL__DCR_IMMUTABLE_ID and __STREAM_NAME)"
+            if response.status_code == 400
+            else "",
+        )
         return 0
 
     def token(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import redis
@@ -21,12 +22,18 @@ def feed_stats(client: redis.Redis, settings: Settings) -> dict[str, Any]:
     }
 
 
+_HTTP_STATUS = re.compile(r"\bHTTP ([1-5]\d\d)\b")
+
+
 def readiness(states: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """One ``/readyz`` check per destination: ``ok``, or what is wrong (``down: …``, ``stalled: …``)."""
+    """One ``/readyz`` check per destination: ``ok``, or what is wrong (``down``, ``down (HTTP 503)``,
+    ``stalled: …``). ``/readyz`` answers without credentials: the receiver's own text (host names,
+    versions, what it says of our token) stays on the operators' ``/superlog/stats`` (``last_error``)."""
     checks = {}
     for dest, state in states.items():
         if state["status"] == "down":
-            checks[f"superlog:{dest}"] = f"down: {state['last_error'] or 'delivery failing'}"
+            status = _HTTP_STATUS.search(state.get("last_error") or "")
+            checks[f"superlog:{dest}"] = f"down (HTTP {status.group(1)})" if status else "down"
         elif state["status"] == "stalled":
             checks[f"superlog:{dest}"] = f"stalled: no forwarder running, {state['backlog']} events waiting"
         else:

@@ -20,6 +20,7 @@ from dsx_connect.notifications.sink import WebhookSink, signature
 from dsx_connect.notifications.status import webhook_metrics, webhook_stats
 from dsx_connect.settings import Settings
 from dsx_connect.superlog.forwarder import ForwarderGroup
+from shared.errors import RetryableError
 from shared.settings import SettingsError, load_settings
 from tests.support.procs import restartable_port, wait_for
 from tests.support.redis_db import flushed_db
@@ -78,6 +79,120 @@ def test_a_bad_webhook_stops_the_core_naming_the_variable(
     with pytest.raises(SettingsError, match="DSXCONNECT_NOTIFICATIONS__WEBHOOKS") as info:
         load_settings(Settings)
     assert problem in str(info.value)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("hooks", "secret", "problem"),
+    [
+        ([{"url": "https://siem.example/hook", "secret": "my-raw-shared-secret-1234"}],
+         "my-raw-shared-secret-1234", "WEBHOOKS__0__SECRET: Value error, secret must be base64"),
+        ([{"url": "http://169.254.169.254/", "secret": SECRET}], SECRET, "link-local or cloud metadata"),
+        ([{"url": "https://siem.example/a", "secret": SECRET}, {"url": "https://siem.example/a", "secret": SECRET}],
+         SECRET, "a URL is listed twice"),
+        ([{"url": "https://siem.example/hook", "secret": SECRET, "verdicts": "Malicious"}], SECRET,
+         "VERDICTS: Input should be a valid list (got 'Malicious')"),  # not a secret: shown
+    ],
+)  # fmt: skip
+def test_a_refused_webhook_is_named_without_showing_its_secret(
+    monkeypatch: pytest.MonkeyPatch, hooks: list[dict[str, Any]], secret: str, problem: str
+) -> None:
+    """SPEC §8: logs never show a secret, and the start-up error is a log line."""
+    monkeypatch.setenv("DSXCONNECT_NOTIFICATIONS__WEBHOOKS", json.dumps(hooks))
+    with pytest.raises(SettingsError, match="DSXCONNECT_NOTIFICATIONS__WEBHOOKS") as info:
+        load_settings(Settings)
+    message = str(info.value)
+    assert problem in message
+    assert (
+        secret not in message
+        and secret[:20] not in message
+        and secret.removeprefix("whsec_")[:12] not in message
+    )
+
+
+@pytest.mark.unit
+def test_a_settings_error_hides_values_of_secret_fields_but_shows_others() -> None:
+    from pydantic import BaseModel, SecretStr
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class Inner(BaseModel):
+        secret: SecretStr
+        port: int = 1
+
+    class Toy(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="TOY_", env_nested_delimiter="__")
+        api_key: int = 0
+        inner: Inner | None = None
+        inners: list[Inner] = []
+        timeout: int = 1
+        url: int = 0
+
+    with pytest.raises(SettingsError) as info:
+        load_settings(
+            Toy,
+            api_key="key-1234-abcd",
+            inner={"secret": "s", "port": "port-9999"},
+            inners='[{"secret": 3}]',
+            timeout="slow-12",
+            url="redis://:pass-5678@redis:6379",
+        )
+    message = str(info.value)
+    assert "TOY_URL" in message and "pass-5678" not in message  # a URL's credentials
+    assert "TOY_API_KEY" in message and "key-1234-abcd" not in message  # a secret's name
+    assert "TOY_INNERS" in message and '"secret": 3' not in message  # JSON of a model holding a secret
+    assert "TOY_TIMEOUT" in message and "slow-12" in message  # anything else is shown
+    assert "TOY_INNER__PORT" in message and "port-9999" in message
+
+
+TOKEN = "Xy7-secret-path-token_0123456789abcdef"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"https://hooks.zapier.com/hooks/catch/1234567/{TOKEN}/", "https://hooks.zapier.com/hooks/…"),
+        (f"https://discord.com/api/webhooks/123456789012345678/{TOKEN}", "https://discord.com/api/…"),
+        (f"https://n8n.example:5678/webhook/{TOKEN}", "https://n8n.example:5678/webhook/…"),
+        (f"https://siem.example/{TOKEN}", "https://siem.example/…"),  # one segment, but a token's length
+        (f"https://siem.example/hook?token={TOKEN}", "https://siem.example/hook?…"),
+        ("http://10.0.0.5:8080/all", "http://10.0.0.5:8080/all"),
+        ("https://siem.example", "https://siem.example"),
+    ],
+)
+def test_the_shown_url_masks_a_token_in_the_path_or_query(url: str, shown: str) -> None:
+    hook = NotificationsSettings(webhooks=[{"url": url, "secret": SECRET}]).webhooks[0]  # type: ignore[list-item]
+    assert hook.shown_url == shown
+
+
+@pytest.mark.integration
+def test_a_token_in_the_path_shows_nowhere(
+    monkeypatch: pytest.MonkeyPatch, hook_redis: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Config, stats, errors and logs show scheme, host and the first path segment only."""
+    url = f"http://127.0.0.1:9/api/webhooks/123456789012345678/{TOKEN}"  # nothing listens on port 9
+    settings = settings_for({"url": url, "secret": SECRET})
+    assert TOKEN not in json.dumps(settings.redacted())
+    assert TOKEN not in json.dumps(webhook_stats(hook_redis, settings.notifications))
+    sink = WebhookSink(settings.notifications.webhooks[0], settings.notifications)
+    with pytest.raises(RetryableError) as error:
+        sink.send([sink.encode(json.loads(event(1, "Malicious")))])
+    sink.close()
+    assert "http://127.0.0.1:9/api/…" in error.value.message and TOKEN not in error.value.message
+    small = NotificationsSettings(webhooks=[{"url": url, "secret": SECRET}], buffer_max_events=1)  # type: ignore[list-item]
+    WebhookFanout(hook_redis, small).publish([event(n, "Benign") for n in range(3)])
+    assert "buffer full" in caplog.text and TOKEN not in caplog.text
+    monkeypatch.setenv("DSXCONNECT_NOTIFICATIONS__WEBHOOKS", json.dumps([{"url": url, "secret": SECRET}] * 2))
+    with pytest.raises(SettingsError) as refused:
+        load_settings(Settings)
+    assert "listed twice" in str(refused.value) and TOKEN not in str(refused.value)
+    monkeypatch.setenv(
+        "DSXCONNECT_NOTIFICATIONS__WEBHOOKS",
+        json.dumps([{"url": f"http://169.254.169.254/api/{TOKEN}", "secret": SECRET}]),
+    )
+    with pytest.raises(SettingsError) as refused:
+        load_settings(Settings)
+    assert "link-local" in str(refused.value) and TOKEN not in str(refused.value)
 
 
 @pytest.mark.unit

@@ -86,7 +86,7 @@ def fast(**superlog: Any) -> dict[str, Any]:
         "flush_interval_s": 0.02,
         "retry_backoff_s": 0.05,
         "retry_backoff_max_s": 0.3,
-        "lock_ttl_s": 5,
+        "lock_ttl_s": 25,  # more than twice the destinations' timeout (10 s)
         **superlog,
     }
 

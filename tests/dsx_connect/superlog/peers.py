@@ -160,7 +160,14 @@ class Receiver:
         with self.client() as client:
             client.delete("/_received").raise_for_status()
             client.post(
-                "/_control", json={"fail_next": 0, "status": 503, "retry_after": None, "refuse_marker": None}
+                "/_control",
+                json={
+                    "fail_next": 0,
+                    "status": 503,
+                    "retry_after": None,
+                    "refuse_marker": None,
+                    "fail_body": None,
+                },
             ).raise_for_status()
 
     def control(self, **settings: object) -> None:

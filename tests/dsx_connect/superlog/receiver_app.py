@@ -27,14 +27,21 @@ SENTINEL_LIMIT = 1_048_576
 
 received: dict[str, list[dict[str, Any]]] = {"splunk": [], "sentinel": [], "token": []}
 issued: set[str] = set()
-control: dict[str, Any] = {"fail_next": 0, "status": 503, "retry_after": None, "refuse_marker": None}
+control: dict[str, Any] = {
+    "fail_next": 0,
+    "status": 503,
+    "retry_after": None,
+    "refuse_marker": None,
+    "fail_body": None,  # the JSON answer of a failing call (default: {"text": "failing on purpose"})
+}
 
 
 def _failure() -> Response | None:
     if control["fail_next"] > 0:
         control["fail_next"] -= 1
         headers = {"Retry-After": str(control["retry_after"])} if control["retry_after"] is not None else {}
-        return JSONResponse({"text": "failing on purpose"}, status_code=control["status"], headers=headers)
+        body = control["fail_body"] if control["fail_body"] is not None else {"text": "failing on purpose"}
+        return JSONResponse(body, status_code=control["status"], headers=headers)
     return None
 
 

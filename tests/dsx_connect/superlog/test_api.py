@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from dsx_connect.api import health, metrics, superlog
 from dsx_connect.api.deps import get_redis, get_settings
 from dsx_connect.settings import Settings
 from dsx_connect.state.feed import DestinationBuffer, FeedProducer
+from dsx_connect.superlog.status import readiness
 from tests.dsx_connect.superlog.conftest import fast, make_settings, scan_event, splunk_settings
 from tests.dsx_connect.superlog.peers import Receiver
 
@@ -86,7 +88,8 @@ def test_readyz_names_the_destination_that_is_down(down_feed: tuple[Settings, re
     ready = Core(settings, client).get("/readyz")
     assert ready.status_code == 200  # scanning goes on: the events wait in the buffer
     body = ready.json()
-    assert body["checks"]["superlog:splunk"] == "down: splunk: HTTP 503: server busy"
+    # unauthenticated: the receiver's answer (hosts, versions, token hints) stays on the stats route
+    assert body["checks"]["superlog:splunk"] == "down (HTTP 503)" and "server busy" not in ready.text
     assert body["checks"]["superlog:syslog"].startswith("stalled: no forwarder running, 10 events waiting")
     assert body["degraded"] == ["superlog:syslog", "superlog:splunk"] and body["failing"] == []
     settings.superlog.fail_readyz = True
@@ -110,3 +113,25 @@ def test_config_shows_the_destinations_without_their_secrets(down_feed: tuple[Se
     assert feed["destinations"] == ["syslog", "splunk"]
     assert feed["splunk"]["token"] == "**********" and feed["splunk"]["index"] == "security"
     assert body.json()["syslog"]["host"] == "127.0.0.1"
+
+
+@pytest.mark.unit
+def test_readiness_shows_down_without_the_receivers_text() -> None:
+    error = 'splunk: HTTP 403: {"text":"Invalid token","code":4} internal-hec-07.corp.example:8088'
+    states: dict[str, dict[str, Any]] = {
+        "splunk": {"status": "down", "last_error": error, "backlog": 3},
+        "syslog": {
+            "status": "down",
+            "last_error": "syslog: tcp://10.20.30.40:1: ConnectionRefusedError",
+            "backlog": 1,
+        },
+        "sentinel": {"status": "down", "last_error": None, "backlog": 0},
+        "cloudwatch": {"status": "up", "last_error": error, "backlog": 0},
+    }
+    checks = readiness(states)
+    assert checks == {
+        "superlog:splunk": "down (HTTP 403)",
+        "superlog:syslog": "down",
+        "superlog:sentinel": "down",
+        "superlog:cloudwatch": "ok",
+    }

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from dsx_connect.notifications.runner import delivery_settings
 from dsx_connect.settings import Settings
 from dsx_connect.superlog.config import RedactSettings
 from dsx_connect.superlog.events import Redactor, legacy_object
@@ -156,3 +157,82 @@ def test_redaction_hashes_with_the_salt_or_drops() -> None:
     assert "location" not in dropped and "metainfo" not in dropped
     legacy = legacy_object(dropped)
     assert "location" not in legacy["scan_request"] and "location" not in legacy
+
+
+SPLUNK_ENV = {
+    "DSXCONNECT_SUPERLOG__ENABLED": "true",
+    "DSXCONNECT_SUPERLOG__DESTINATIONS": "splunk",
+    "DSXCONNECT_SUPERLOG__SPLUNK__HEC_URL": "https://splunk.example:8088",
+    "DSXCONNECT_SUPERLOG__SPLUNK__TOKEN": "hec-secret",
+}
+
+
+def test_a_lock_ttl_not_above_twice_a_destinations_timeout_stops_the_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call may last its timeout: a lock that expires under it lets a second forwarder in."""
+    with pytest.raises(SettingsError) as error:
+        load(
+            monkeypatch,
+            **SPLUNK_ENV,
+            DSXCONNECT_SUPERLOG__SPLUNK__TIMEOUT_S="60",
+            DSXCONNECT_SUPERLOG__LOCK_TTL_S="5",
+        )
+    message = str(error.value)
+    assert (
+        "DSXCONNECT_SUPERLOG__LOCK_TTL_S" in message and "DSXCONNECT_SUPERLOG__SPLUNK__TIMEOUT_S" in message
+    )
+
+
+def test_a_lock_ttl_not_above_twice_the_syslog_timeout_stops_the_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        load(
+            monkeypatch,
+            DSXCONNECT_SYSLOG__HOST="siem.example",
+            DSXCONNECT_SYSLOG__TIMEOUT_S="20",
+            DSXCONNECT_SUPERLOG__LOCK_TTL_S="30",
+        )
+    message = str(error.value)
+    assert "DSXCONNECT_SUPERLOG__LOCK_TTL_S" in message and "DSXCONNECT_SYSLOG__TIMEOUT_S" in message
+
+
+def test_an_unset_lock_ttl_grows_with_the_longest_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load(monkeypatch, **SPLUNK_ENV, DSXCONNECT_SUPERLOG__SPLUNK__TIMEOUT_S="20")
+    assert settings.superlog.lock_ttl_s > 2 * 20
+    assert load(monkeypatch, DSXCONNECT_SUPERLOG__ENABLED="false").superlog.lock_ttl_s == 30
+
+
+def test_the_webhooks_lock_ttl_outlasts_their_timeout() -> None:
+    """The webhooks share the feed's lock TTL: it is raised above twice NOTIFICATIONS__TIMEOUT_S."""
+    settings = make_settings(notifications={"timeout_s": 60}, superlog={"lock_ttl_s": 30})
+    assert delivery_settings(settings).lock_ttl_s > 2 * 60
+    assert delivery_settings(make_settings()).lock_ttl_s == 30
+
+
+@pytest.mark.parametrize("host", ["siem:514", "tcp://siem:abc", "udp://siem:514/extra", "siem host", "a/b"])
+def test_a_syslog_host_that_is_not_a_host_stops_the_service(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    with pytest.raises(SettingsError, match="DSXCONNECT_SYSLOG__HOST") as error:
+        load(monkeypatch, DSXCONNECT_SYSLOG__HOST=host)
+    assert "host" in str(error.value).lower()
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("siem.example", ("siem.example", 514)),
+        ("tcp://siem:1514", ("siem", 1514)),
+        ("udp://siem/", ("siem", 514)),
+        ("tcp://[2001:db8::1]:1514", ("2001:db8::1", 1514)),
+        ("2001:db8::1", ("2001:db8::1", 514)),
+        ("[2001:db8::1]", ("2001:db8::1", 514)),
+    ],
+)
+def test_a_syslog_host_names_a_host(
+    monkeypatch: pytest.MonkeyPatch, host: str, expected: tuple[str, int]
+) -> None:
+    settings = load(monkeypatch, DSXCONNECT_SYSLOG__HOST=host)
+    assert (settings.syslog.host, settings.syslog.effective_port) == expected

@@ -4,17 +4,23 @@ a refused event is isolated and set aside; throttling is retried."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
+from dsx_connect.notifications.config import NotificationsSettings
+from dsx_connect.notifications.sink import WebhookSink
 from dsx_connect.settings import Settings
 from dsx_connect.state.feed import FeedProducer, destination_states
+from dsx_connect.superlog.config import SuperlogSettings
 from dsx_connect.superlog.forwarder import Forwarder, ForwarderGroup, backoff_s, build_sink
 from tests.dsx_connect.superlog.conftest import fast, make_settings, scan_event, splunk_settings
 from tests.dsx_connect.superlog.peers import RSYSLOGD, Certs, Receiver, Rsyslog
@@ -133,6 +139,43 @@ def test_a_refused_event_is_isolated_and_the_others_delivered(
     assert state["rejected"] == 1 and "HTTP 400" in state["last_rejected"]
 
 
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [(7, "Incorrect index"), (10, "Data channel is missing"), (14, "ACK is disabled"), (None, "")],
+)
+def test_a_splunk_400_about_the_destination_keeps_every_event(
+    hec: Receiver,
+    feed_redis: redis.Redis,
+    forwarders: list[ForwarderGroup],
+    code: int | None,
+    text: str,
+) -> None:
+    """HEC answers 400 for a wrong index or a missing channel too: those concern every event, so the
+    destination is down (retried), never each event set aside; once fixed, every event arrives."""
+    settings = make_settings(
+        superlog=fast(destinations="splunk", batch_max_events=100, splunk=splunk_settings(hec))
+    )
+    body = {"text": text, "code": code, "invalid-event-number": 0} if code is not None else {"x": 1}
+    hec.control(fail_next=1_000_000, status=400, fail_body=body)
+    produce(feed_redis, settings, 0, 100)
+    start(forwarders, feed_redis, settings)
+    state = wait_for(
+        lambda: (s := destination_states(feed_redis, ["splunk"])["splunk"])["status"] == "down" and s,
+        timeout=10,
+        what="splunk marked down",
+    )
+    assert "HTTP 400" in state["last_error"] and text in state["last_error"]
+    assert (state["rejected"], state["backlog"], state["sent"]) == (0, 100, 0)
+    hec.control(fail_next=0)  # the operator fixed the index / the token
+    wait_for(
+        lambda: destination_states(feed_redis, ["splunk"])["splunk"]["sent"] == 100,
+        timeout=20,
+        what="100 sent",
+    )
+    assert hec_ids(hec) == [f"req-{n:05d}" for n in range(100)]
+    assert destination_states(feed_redis, ["splunk"])["splunk"]["rejected"] == 0
+
+
 def test_an_unreadable_or_oversized_event_is_set_aside(
     hec: Receiver, feed_redis: redis.Redis, forwarders: list[ForwarderGroup]
 ) -> None:
@@ -233,3 +276,71 @@ def test_syslog_tcp_down_while_1000_results_are_produced_gets_all_once_back(
     got = [json.loads(line.split(": ", 1)[1])["scan_request_id"] for line in lines]
     assert got == [f"req-{n:05d}" for n in range(1010)]  # all, once, in order
     assert destination_states(feed_redis, ["syslog"])["syslog"]["sent"] == 1010
+
+
+class SlowReceiver:
+    """A webhook receiver that answers 204 only after ``delay_s``: slower than the forwarder's lock."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.ids: list[str] = []
+        self.release = threading.Event()  # set at the end: no handler outlives the test
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.ids.append(self.headers["webhook-id"])
+                outer.release.wait(delay_s)  # the slow part: longer than the lock's TTL
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> SlowReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"a webhook secret of 32 bytes....").decode()
+
+
+def test_a_receiver_slower_than_the_lock_ttl_gets_each_event_once(feed_redis: redis.Redis) -> None:
+    """The lock is renewed while a call is in flight: a 1.5 s answer under a 1 s lock is acknowledged,
+    not re-sent forever (the ack used to find the lock expired, and the same event went out again)."""
+    with SlowReceiver(delay_s=1.5) as receiver:
+        hooks = NotificationsSettings(
+            webhooks=[{"url": receiver.url, "secret": WEBHOOK_SECRET}],  # type: ignore[list-item]
+            timeout_s=10,
+        )
+        sink = WebhookSink(hooks.webhooks[0], hooks)
+        feed = SuperlogSettings(
+            lock_ttl_s=1, flush_interval_s=0.02, retry_backoff_s=0.05, retry_backoff_max_s=0.3
+        )
+        FeedProducer(feed_redis, [sink.name], 100).enqueue([scan_event(n).model_dump_json() for n in (1, 2)])
+        forwarder = Forwarder(feed_redis, sink, feed)
+        stop = threading.Event()
+        thread = threading.Thread(target=forwarder.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            state = wait_for(
+                lambda: (s := destination_states(feed_redis, [sink.name])[sink.name])["sent"] == 2 and s,
+                timeout=15,
+                what="both events acknowledged",
+            )
+        finally:
+            stop.set()
+            receiver.release.set()
+            thread.join(10)
+        assert receiver.ids == ["req-00001", "req-00002"]  # each once, in order
+        assert (state["backlog"], state["rejected"], state["failures"]) == (0, 0, 0)

@@ -116,3 +116,27 @@ def test_bad_credentials_keep_the_events_and_mark_the_destination_down(
     state = destination_states(feed_redis, ["sentinel"])["sentinel"]
     assert "invalid_client" in state["last_error"] or "bad credentials" in state["last_error"]
     assert state["backlog"] == 3 and rows(hec) == []
+
+
+def test_a_sentinel_400_keeps_the_events_and_marks_the_destination_down(
+    hec: Receiver, feed_redis: redis.Redis, forwarder_group: list[ForwarderGroup]
+) -> None:
+    """A 400 of the Logs Ingestion API names a DCR or stream problem (our body is always a JSON array):
+    the events wait for the fix, none is set aside."""
+    settings = make_settings(superlog=fast(destinations="sentinel", sentinel=sentinel_settings(hec)))
+    hec.control(
+        fail_next=1_000_000,
+        status=400,
+        fail_body={"error": {"code": "InvalidStream", "message": "Stream Custom-X is not defined"}},
+    )
+    run(forwarder_group, feed_redis, settings, [scan_event(n).model_dump_json() for n in range(10)])
+    state = wait_for(
+        lambda: (s := destination_states(feed_redis, ["sentinel"])["sentinel"])["status"] == "down" and s,
+        timeout=15,
+        what="sentinel marked down",
+    )
+    assert "InvalidStream" in state["last_error"]
+    assert (state["rejected"], state["backlog"]) == (0, 10)
+    hec.control(fail_next=0)
+    wait_for(lambda: len(rows(hec)) >= 10, timeout=20, what="10 rows once fixed")
+    assert [r["scan_request_id"] for r in rows(hec)] == [f"req-{n:05d}" for n in range(10)]
