@@ -278,3 +278,37 @@ def test_an_export_sees_the_history_as_it_was_when_it_started(sql_history: SqlHi
         "r3",
         "r2",
     ]
+
+
+def test_a_retention_round_deletes_at_most_200_batches_and_the_next_round_continues(
+    tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    """docs/results.md: retention deletes oldest first, ``RETENTION_BATCH`` rows per transaction, at
+    most 200 batches a round; the next round continues. One row a batch: 200 rows a round."""
+    url = f"sqlite:///{tmp_path / 'rounds.db'}"
+    upgrade(url)
+    config = ResultsDbSettings.model_validate({"url": url, "retain": "5", "retention_batch": 1})
+    history = history_for(url)
+    over = 200 + 37  # more than one round's worth over the count
+    history.record([make_event(n) for n in range(over + 5)])
+    first = maintain_once(config, redis_client)
+    assert first.deleted == 200 and rows(history) == over + 5 - 200
+    assert history.get("r199") is None and history.get("r200") is not None  # the oldest went first
+    second = maintain_once(config, redis_client)
+    assert second.deleted == 37 and rows(history) == 5
+    kept = sorted(int(e["scan_request_id"][1:]) for e in history.search(ResultFilters(), None, 100).items)
+    assert kept == list(range(over, over + 5))
+    assert maintain_once(config, redis_client).deleted == 0
+
+
+@BOTH
+def test_apply_retention_stops_after_max_batches_and_resumes_where_it_stopped(
+    sql_history: SqlHistory,
+) -> None:
+    sql_history.record([make_event(n) for n in range(40)])
+    keep = Retention(count=4)
+    assert sql_history.apply_retention(keep, batch=3, max_batches=5) == 15
+    assert rows(sql_history) == 25 and sql_history.get("r14") is None and sql_history.get("r15") is not None
+    assert sql_history.apply_retention(keep, batch=3, max_batches=5) == 15
+    assert sql_history.apply_retention(keep, batch=3, max_batches=5) == 6  # a short batch ends it
+    assert rows(sql_history) == 4

@@ -370,3 +370,31 @@ def test_a_scanner_rollout_answering_both_identities_starts_one_rescan_once_it_s
     for _ in range(IDENTITY_STABLE_READS + 3):
         scheduler.tick()
     assert starts.calls == [("c1", "scanner_change")] and store.scanner_identity() == "rules B"
+
+
+def test_a_new_identity_counts_after_three_polls_in_a_row_and_the_known_one_restarts_the_count(
+    client: redis.Redis,
+) -> None:
+    """docs/schedules.md: a new identity counts only once read on 3 polls in a row (``SCANNER_POLL_S``
+    apart), and reading the known one again starts the count over. Ticks between polls read nothing."""
+    store = ScheduleStore(client)
+    store.put("c1", ScheduleSpec(rescan_on_scanner_change=True), now=T0)
+    identity, starts, clock = Identity("rules A"), Starts(), Clock()
+    scheduler = Scheduler(
+        ScheduleStore(client), LeaderLease(client, 30.0, holder="r1"), starts,
+        identity=identity, scanner_poll_s=60.0, clock=clock,
+    )  # fmt: skip
+    scheduler.tick()  # first sight of "rules A": the known identity
+    started_after: list[int] = []
+    for value in ["rules B", "rules A"] * 2 + ["rules B"] * 5:
+        identity.value = value
+        clock.now += 20
+        scheduler.tick()  # within the poll interval: not a read
+        clock.now += 20
+        scheduler.tick()
+        clock.now += 20  # SCANNER_POLL_S since the last read: this tick polls
+        scheduler.tick()
+        started_after.append(len(starts.calls))
+    assert started_after == [0, 0, 0, 0, 0, 0, 1, 1, 1], "one rescan, on the third B in a row"
+    assert IDENTITY_STABLE_READS == 3  # the number the documentation gives
+    assert starts.calls == [("c1", "scanner_change")] and store.scanner_identity() == "rules B"
