@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import json
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
-from dsx_connect.auth.urls import METADATA_ADDRESSES, METADATA_HOSTS, _literal
+from dsx_connect.auth.urls import METADATA_ADDRESSES, METADATA_HOSTS, _embedded_ipv4, _literal
 
 VERDICTS = ("Benign", "Malicious", "Unknown", "Unsupported File Type", "Not Scanned", "Non Compliant")
 SECRET_PREFIX = "whsec_"
@@ -48,7 +49,9 @@ def webhook_url_problem(url: str, allow_link_local: bool = False) -> str | None:
     address = _literal(host)
     if address is not None and (address.is_unspecified or address.is_multicast):
         return f"names an address no receiver can have ({address})"
-    metadata = address is not None and (address.is_link_local or address in METADATA_ADDRESSES)
+    # an IPv6 form embedding an IPv4 address (::ffff:169.254.169.254) is judged by what it embeds too
+    inner = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
+    metadata = any(a is not None and (a.is_link_local or a in METADATA_ADDRESSES) for a in (address, inner))
     if not allow_link_local and (metadata or host in METADATA_HOSTS):
         return (
             f"points at a link-local or cloud metadata address ({host}); "

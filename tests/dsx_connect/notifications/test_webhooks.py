@@ -63,6 +63,7 @@ def test_webhooks_are_read_from_json_with_secret_and_verdict_filter(monkeypatch:
     ("hook", "problem"),
     [
         ({"url": "http://169.254.169.254/latest", "secret": SECRET}, "link-local or cloud metadata"),
+        ({"url": "http://[::ffff:169.254.169.254]/", "secret": SECRET}, "link-local or cloud metadata"),
         ({"url": "http://metadata.google.internal/x", "secret": SECRET}, "link-local or cloud metadata"),
         ({"url": "ftp://siem.example/hook", "secret": SECRET}, "must be an http"),
         ({"url": "https://user:pw@siem.example/hook", "secret": SECRET}, "must not carry credentials"),
