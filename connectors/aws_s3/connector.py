@@ -38,7 +38,7 @@ from shared.connector import (
 )
 from shared.connector.buckets import BucketLayout
 from shared.connector.errors import ItemChangedError
-from shared.connector.objectstore import ObjectStoreConnector
+from shared.connector.objectstore import ObjectInfo, ObjectStoreConnector
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
@@ -141,12 +141,26 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
         guard = {"IfMatch": f'"{version}"'} if version else {}  # S3 conditional delete (moto honours it)
         await self.blocking(lambda: self.s3.delete_object(Bucket=bucket, Key=key, **guard))
 
-    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+    async def describe(self, bucket: str, key: str) -> ObjectInfo | None:
+        try:
+            found = await self.blocking(lambda: self.s3.head_object(Bucket=bucket, Key=key))
+        except ClientError as exc:
+            if isinstance(self.classify_error(exc), NotFoundError):
+                return None
+            raise
+        version = etag(found)  # a copy in one CopyObject keeps the ETag (the MD5 of single-part objects)
+        return ObjectInfo(version, found.get("ContentLength"), version)
+
+    async def copy(
+        self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str
+    ) -> str | None:
         # CopySourceIfMatch: S3 refuses a changed source (moto refuses it in the managed copy's HeadObject);
-        # the managed copy goes multipart above 8 MiB
+        # the managed copy goes multipart above 8 MiB and takes no IfNoneMatch: the move's check for
+        # a free name just before is the only guard of the destination
         extra = {"CopySourceIfMatch": f'"{version}"'} if version else None
         source = {"Bucket": bucket, "Key": key}
         await self.blocking(lambda: self.s3.copy(source, dest_bucket, dest_key, ExtraArgs=extra))
+        return etag(await self.blocking(lambda: self.s3.head_object(Bucket=dest_bucket, Key=dest_key)))
 
     async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
         await self.blocking(lambda: self._tag(bucket, key, tags))

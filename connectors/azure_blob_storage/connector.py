@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import time
@@ -15,6 +16,7 @@ from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
+    ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
@@ -29,7 +31,7 @@ from connectors.azure_blob_storage.version import __version__
 from shared.connector import SMALL_ITEM_BYTES, Item, ItemContent, WebhookReply, iterate_in_thread
 from shared.connector.buckets import BucketLayout
 from shared.connector.errors import ItemChangedError
-from shared.connector.objectstore import ObjectStoreConnector
+from shared.connector.objectstore import DestinationTaken, ObjectInfo, ObjectStoreConnector
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
@@ -118,28 +120,50 @@ class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
         blob = self._blob(bucket, key)
         await self.blocking(lambda: blob.delete_blob(delete_snapshots="include", **_if_match(version)))
 
-    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+    async def describe(self, bucket: str, key: str) -> ObjectInfo | None:
+        try:
+            found = await self.blocking(self._blob(bucket, key).get_blob_properties)
+        except ResourceNotFoundError:
+            return None
+        md5 = found.content_settings.content_md5  # kept by Copy Blob; set for blobs put in one request
+        digest = base64.b64encode(bytes(md5)).decode() if md5 else None
+        return ObjectInfo(_version(found.etag), found.size, digest)
+
+    async def copy(
+        self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str
+    ) -> str | None:
         source, target = self._blob(bucket, key), self._blob(dest_bucket, dest_key)
-        guard = {"source_etag": f'"{version}"', "source_match_condition": MatchConditions.IfNotModified}
-        await self.blocking(lambda: self._copy(source, target, guard if version else {}))
+        # If-None-Match: * on the destination: an existing blob is never replaced (409 BlobAlreadyExists)
+        guard: dict[str, Any] = {"match_condition": MatchConditions.IfMissing}
+        if version:
+            guard |= {"source_etag": f'"{version}"', "source_match_condition": MatchConditions.IfNotModified}
+        return await self.blocking(lambda: self._copy(source, target, guard))
 
-    async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
-        await self.blocking(lambda: self._tag(bucket, key, tags, version))
+    async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> str | None:
+        return await self.blocking(lambda: self._tag(bucket, key, tags, version))
 
-    def _tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
+    def _tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> str | None:
         blob = self._blob(bucket, key)
-        if self.settings.azure_tag_mode == "metadata":
-            blob.set_blob_metadata({**blob.get_blob_properties().metadata, **tags}, **_if_match(version))
-        else:  # Set Blob Tags has no ETag condition: the head just before acting is the check
-            blob.set_blob_tags({**blob.get_blob_tags(), **tags})
+        if self.settings.azure_tag_mode == "metadata":  # a new ETag
+            metadata = {**blob.get_blob_properties().metadata, **tags}
+            return _version(str(blob.set_blob_metadata(metadata, **_if_match(version)).get("etag") or ""))
+        # Set Blob Tags has no ETag condition (and leaves the ETag): the head just before acting is the check
+        blob.set_blob_tags({**blob.get_blob_tags(), **tags})
+        return None
 
     def tag_note(self) -> str:
         return f" ({self.settings.azure_tag_mode})"
 
-    def _copy(self, source: BlobClient, target: BlobClient, guard: dict[str, Any]) -> None:
-        """Server-side copy, waiting (with backoff) while Azure reports it pending."""
-        copy = target.start_copy_from_url(source.url, **guard)
+    def _copy(self, source: BlobClient, target: BlobClient, guard: dict[str, Any]) -> str | None:
+        """Server-side copy, waiting (with backoff) while Azure reports it pending; the copy's version."""
+        try:
+            copy = target.start_copy_from_url(source.url, **guard)
+        except HttpResponseError as exc:
+            if _destination_exists(exc):
+                raise DestinationTaken(target.blob_name) from None
+            raise
         status: str | None = str(copy["copy_status"])
+        version = _version(str(copy.get("etag") or ""))
         delay = 0.1
         deadline = time.monotonic() + self.settings.azure_copy_timeout_s
         while status == "pending":
@@ -148,9 +172,11 @@ class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
                 raise RetryableError(f"copy to {target.blob_name} still pending after the timeout")
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-            status = target.get_blob_properties().copy.status
+            properties = target.get_blob_properties()
+            status, version = properties.copy.status, _version(properties.etag)
         if status != "success":
             raise RetryableError(f"copy to {target.blob_name} ended {status}")
+        return version
 
     # ---- change notifications --------------------------------------------------------------
 
@@ -221,6 +247,13 @@ class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
 def _version(value: str | None) -> str | None:
     """A blob's version: its ETag without quotes."""
     return value.strip('"') or None if value else None
+
+
+def _destination_exists(exc: HttpResponseError) -> bool:
+    """A copy refused for its ``If-None-Match: *``: Azure answers 409 ``BlobAlreadyExists``."""
+    code = getattr(exc, "error_code", None)
+    code = str(getattr(code, "value", code) or "")
+    return isinstance(exc, ResourceExistsError) or code in ("BlobAlreadyExists", "TargetConditionNotMet")
 
 
 def _if_match(version: str | None) -> dict[str, Any]:

@@ -75,8 +75,13 @@ class AzureBlobStorageSettings(BucketConnectorSettings):
 
     def layout(self) -> BucketLayout:
         """The asset and quarantine (``ValueError`` if the quarantine is the asset or holds it)."""
+        # urllib3 resolves "./" in the blob URL: "./q/x" would be the blob "q/x" (the quarantine)
         return BucketLayout.build(
-            self.asset, self.item_action_move_metainfo, self.azure_quarantine_container, "container"
+            self.asset,
+            self.item_action_move_metainfo,
+            self.azure_quarantine_container,
+            "container",
+            refused_segments=frozenset({"."}),
         )
 
     def account_url(self) -> str:

@@ -30,7 +30,7 @@ from shared.connector import (
 )
 from shared.connector.buckets import BucketLayout
 from shared.connector.errors import ItemChangedError
-from shared.connector.objectstore import ObjectStoreConnector
+from shared.connector.objectstore import DestinationTaken, ObjectInfo, ObjectStoreConnector
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
@@ -127,17 +127,36 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
         with _changed(key):
             self.client.bucket(bucket).blob(key).delete(if_generation_match=_generation(version))
 
-    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
-        await self.blocking(lambda: self._copy(bucket, key, version, dest_bucket, dest_key))
+    async def describe(self, bucket: str, key: str) -> ObjectInfo | None:
+        blob = await self.blocking(lambda: self.client.bucket(bucket).get_blob(key))
+        if blob is None:
+            return None
+        # a rewrite keeps both hashes; composite objects have no MD5, every object a CRC32C
+        digest = f"md5:{blob.md5_hash}" if blob.md5_hash else f"crc32c:{blob.crc32c}" if blob.crc32c else None
+        return ObjectInfo(str(blob.generation), blob.size, digest)
 
-    def _copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+    async def copy(
+        self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str
+    ) -> str | None:
+        return await self.blocking(lambda: self._copy(bucket, key, version, dest_bucket, dest_key))
+
+    def _copy(
+        self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str
+    ) -> str | None:
         source = self.client.bucket(bucket).blob(key)
         target = self.client.bucket(dest_bucket).blob(dest_key)
-        guard = _generation(version)
-        with _changed(key):
-            token, _, _ = target.rewrite(source, if_source_generation_match=guard)
+        # ifGenerationMatch=0: only while no object has the destination's name (gcp-storage-emulator
+        # ignores it: there the move's check for a free name just before is the guard)
+        guard = {"if_source_generation_match": _generation(version), "if_generation_match": 0}
+        try:
+            token, _, _ = target.rewrite(source, **guard)
             while token is not None:  # large objects are rewritten in several calls
-                token, _, _ = target.rewrite(source, token=token, if_source_generation_match=guard)
+                token, _, _ = target.rewrite(source, token=token, **guard)
+        except api.PreconditionFailed:
+            if self.client.bucket(dest_bucket).get_blob(dest_key) is not None:
+                raise DestinationTaken(dest_key) from None
+            raise ItemChangedError(f"object changed since it was scanned: {key!r}") from None
+        return str(target.generation) if target.generation else None
 
     async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
         await self.blocking(lambda: self._tag(bucket, key, tags, version))

@@ -11,9 +11,12 @@ the display name is ``<drive name>/<path>``. Subclasses only say how they find t
 - **Reads** use the item's pre-authenticated download URL: one GET up to 1 MiB, ranged GETs of
   ``GRAPH_READ_CHUNK_BYTES`` beyond; the version is the item's ``eTag``.
 - **Actions** (``shared.connector.objectstore``): ``delete`` (to the recycle bin), ``move`` (one
-  PATCH into the quarantine folder, created when missing; a name taken there becomes
-  ``name (1).ext``), ``tag`` (the item's description, or the list column ``GRAPH_TAG_FIELD``),
-  ``movetag``; each with ``If-Match: <eTag>`` when the core sends the scanned version.
+  PATCH into the quarantine folder, created when missing, and created again when an admin deleted
+  it; a name taken there becomes ``name (1).ext``), ``tag`` (the item's description, or the list
+  column ``GRAPH_TAG_FIELD``), ``movetag`` (the description written in the move's PATCH; a list
+  column after it); each with ``If-Match: <eTag>`` when the core sends the scanned version.
+- **Locations**: Graph paths ignore case and its HTTP stack resolves ``.`` segments, so a location
+  with a ``.`` or empty segment is refused and the quarantine is found in any case.
 - **Monitoring**: with ``WEBHOOK_URL``, a Graph subscription on the drive root (created at start,
   renewed at 80 % of its lifetime, deleted at stop); notifications whose ``clientState`` is not
   ours are refused (401), the others make the monitor read the delta. Without it, the delta is
@@ -43,9 +46,9 @@ from connectors.graph.client import GraphClient, GraphError, ResyncRequired
 from connectors.graph.notifications import ClientStateVerifier
 from connectors.graph.settings import GraphSettings
 from shared.connector.base import SMALL_ITEM_BYTES, Item, ItemContent, WebhookReply
-from shared.connector.buckets import BucketLayout
+from shared.connector.buckets import DOT_AND_EMPTY, BucketLayout
 from shared.connector.errors import UnsupportedError
-from shared.connector.objectstore import ObjectStoreConnector
+from shared.connector.objectstore import ObjectInfo, ObjectStoreConnector, numbered
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
@@ -118,7 +121,13 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
         super().__init__(settings)
 
     def configure(self, settings: GraphSettingsT) -> None:
-        layout = BucketLayout.build(f"{DRIVE}/{settings.asset}", settings.item_action_move_metainfo, None)
+        layout = BucketLayout.build(
+            f"{DRIVE}/{settings.asset}",
+            settings.item_action_move_metainfo,
+            None,
+            refused_segments=DOT_AND_EMPTY,  # httpx resolves "./"; Graph has no empty names
+            casefold=True,  # Graph paths ignore case: "DSXCONNECT-QUARANTINE/x" is the quarantine
+        )
         if self.graph is None:  # one client per connector; asset changes reuse it
             self.graph = GraphClient(settings, GraphTokens(settings), self._transport)
         super().configure(settings)
@@ -333,26 +342,60 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
     async def delete(self, bucket: str, key: str, version: str | None) -> None:
         await self.client.request("DELETE", await self._by_path(key), headers=_if_match(version))
 
-    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
+    async def copy(
+        self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str
+    ) -> str | None:
         raise UnsupportedError("a Graph connector moves items in place; it never copies them")
 
-    async def move(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> str:
+    async def describe(self, bucket: str, key: str) -> ObjectInfo | None:
+        raise UnsupportedError("a Graph connector moves items in place; it never copies them")
+
+    async def move(
+        self,
+        bucket: str,
+        key: str,
+        version: str | None,
+        dest_bucket: str,
+        dest_key: str,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """One PATCH (parent, name and, for a ``movetag``, the description); a taken name becomes
+        ``name (1).ext``; a quarantine folder deleted since it was looked up is created again."""
         folder, _, name = dest_key.rpartition("/")
         folder_id = await self._ensure_folder(folder)
-        stem, dot, ext = name.rpartition(".")
-        if not stem:  # ".bashrc" or no extension
-            stem, dot, ext = name, "", ""
         target = await self._by_path(key)
-        for n in range(100):
-            candidate = name if n == 0 else f"{stem} ({n}){dot}{ext}"
-            body = {"parentReference": {"id": folder_id}, "name": candidate}
+        extra: dict[str, Any] = {}
+        if tags is not None and not self.settings.graph_tag_field:
+            found = await self.client.json("GET", target, params={"$select": "id,description"})
+            text = _described(found.get("description"), tags)
+            extra = {} if text is None else {"description": text}
+        found_again = False
+        n = 0
+        while n < 100:
+            candidate = numbered(name, n)
+            body = {"parentReference": {"id": folder_id}, "name": candidate, **extra}
             try:
                 await self.client.request("PATCH", target, json=body, headers=_if_match(version))
+            except NotFoundError:
+                # the item, or the folder (an admin deleted it): Graph answers 404 itemNotFound for both
+                if found_again:
+                    raise
+                found_again, stale = True, folder_id
+                self._folder_ids.clear()  # its parents' ids may be stale too
+                folder_id = await self._ensure_folder(folder)
+                if folder_id == stale:
+                    raise
+                log.info("quarantine folder was deleted; created again", extra={"folder": folder})
+                continue
             except GraphError as exc:
                 if exc.code == "nameAlreadyExists" or exc.status_code == 409:
+                    n += 1
                     continue  # a name taken in the quarantine: try the next
                 raise
-            return f"{folder}/{candidate}" if folder else candidate
+            moved = f"{folder}/{candidate}" if folder else candidate
+            if tags is not None and self.settings.graph_tag_field:
+                await self.tag(bucket, moved, tags, None)  # a list column: a request of its own
+            return moved
         raise PermanentError(f"no free name for {name!r} in {folder!r} after 100 tries")
 
     async def _ensure_folder(self, path: str) -> str:
@@ -397,11 +440,8 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
                 )
             return
         found = await self.client.json("GET", target, params={"$select": "id,description"})
-        current = parse_tags(found.get("description"))
-        merged = current | tags
-        if merged != current:  # writing the same tags again would change the item (and notify) for nothing
-            note = merged.pop("", None)
-            text = tag_text(merged) + (f"; {note}" if note else "")
+        text = _described(found.get("description"), tags)
+        if text is not None:
             await self.client.request("PATCH", target, json={"description": text}, headers=_if_match(version))
 
     # ---- monitoring ------------------------------------------------------------------------
@@ -550,6 +590,17 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
     async def aclose(self) -> None:
         if self.graph is not None:
             await self.graph.aclose()
+
+
+def _described(description: str | None, tags: dict[str, str]) -> str | None:
+    """The description with ``tags`` merged in; None when they are there already (writing the same
+    tags again would change the item, and notify, for nothing)."""
+    current = parse_tags(description)
+    merged = current | tags
+    if merged == current:
+        return None
+    note = merged.pop("", None)
+    return tag_text(merged) + (f"; {note}" if note else "")
 
 
 def _if_match(version: str | None) -> dict[str, str]:

@@ -8,7 +8,14 @@ the prefix; a key in the quarantine is never read, listed or submitted.
 
 The quarantine is ``ITEM_ACTION_MOVE_METAINFO``, a key prefix in the asset's bucket (1.x), or in
 the storage's own quarantine bucket/container setting when one is given. A move keeps the whole
-key below it: ``incoming/docs/a.pdf`` becomes ``dsxconnect-quarantine/incoming/docs/a.pdf``.
+key below it: ``incoming/docs/a.pdf`` becomes ``dsxconnect-quarantine/incoming/docs/a.pdf``
+(``a (1).pdf``, ``a (2).pdf``… when that name is taken: ``shared.connector.objectstore``).
+
+S3 and GCS keys are literal (``./q/x`` is another key than ``q/x``). Azure's and Graph's HTTP
+stacks resolve ``.`` segments, so their layouts refuse them (``refused_segments``; Graph, whose
+names are never empty, empty segments too): such a location is refused (400) and never listed, or
+``./dsxconnect-quarantine/x`` would reach the quarantine. Graph paths ignore case, so its layout
+also finds the quarantine ``casefold``.
 """
 
 from __future__ import annotations
@@ -30,15 +37,29 @@ DEFAULT_TAGS = {"Verdict": "Malicious", "ScannedBy": "dsx-connect"}
 
 
 def key_prefix(text: str) -> str:
-    """``a/b`` → ``a/b/``, ``""`` → ``""``; refuses ``..`` and control characters (ValueError)."""
+    """``a/b`` → ``a/b/``, ``""`` → ``""``; refuses ``..``, ``.`` and empty segments and control
+    characters (ValueError)."""
     text = text.strip().strip("/")
     if not text:
         return ""
     try:
         relative_location(text)
+        plain_segments(text, DOT_AND_EMPTY)
     except DsxError as exc:
         raise ValueError(exc.message) from None
     return text + "/"
+
+
+#: the segments an HTTP stack resolves (``.``) or a path-addressed store collapses (empty)
+DOT_AND_EMPTY = frozenset({".", ""})
+
+
+def plain_segments(location: str, refused: frozenset[str]) -> None:
+    """Refuse (``OutsideAssetError``, 400) a location with one of the ``refused`` segments."""
+    if refused and any(part in refused for part in location.split("/")):
+        raise OutsideAssetError(
+            f"location with a '.' or empty segment refused: {location!r}", status_code=400
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +90,22 @@ class BucketLayout:
 
     asset: BucketAsset
     quarantine: BucketAsset | None
+    #: segments a location may not have: ``.`` where the store's HTTP stack resolves it (Azure,
+    #: Graph), ``""`` where the store collapses it (Graph)
+    refused_segments: frozenset[str] = frozenset()
+    #: the store's names ignore case (Graph): the quarantine is found in any case
+    casefold: bool = False
 
     @classmethod
     def build(
-        cls, asset: str, move_to: str, quarantine_bucket: str | None, noun: str = "bucket"
+        cls,
+        asset: str,
+        move_to: str,
+        quarantine_bucket: str | None,
+        noun: str = "bucket",
+        *,
+        refused_segments: frozenset[str] = frozenset(),
+        casefold: bool = False,
     ) -> BucketLayout:
         """Parse the settings; ``ValueError`` if the quarantine is the asset or contains it."""
         parsed = BucketAsset.parse(asset, noun)
@@ -83,15 +116,18 @@ class BucketLayout:
             raise ValueError(
                 f"the quarantine {str(quarantine)!r} (ITEM_ACTION_MOVE_METAINFO) cannot be the asset or contain it"
             )
-        return cls(parsed, quarantine)
+        return cls(parsed, quarantine, refused_segments, casefold)
 
     def quarantined(self, bucket: str, key: str) -> bool:
         q = self.quarantine
-        return q is not None and q.bucket == bucket and q.holds(key)
+        if q is None or q.bucket != bucket:
+            return False
+        return key.casefold().startswith(q.prefix.casefold()) if self.casefold else q.holds(key)
 
     def key(self, location: str) -> str:
         """The object key of ``location``; ``OutsideAssetError`` unless it lies inside the asset."""
         relative_location(location)  # refuses "..", absolute keys, control characters
+        plain_segments(location, self.refused_segments)
         if not self.asset.holds(location):
             raise OutsideAssetError(f"location outside the asset {str(self.asset)!r}: {location!r}")
         if self.quarantined(self.asset.bucket, location):
@@ -107,6 +143,7 @@ class BucketLayout:
             return None
         try:
             relative_location(key)
+            plain_segments(key, self.refused_segments)
         except DsxError:
             return None  # a key read_file would refuse
         return Item(key, f"{bucket}/{key}", size)

@@ -6,9 +6,20 @@
        │
        ├─ delete ─▶ delete(key, version)
        ├─ tag ────▶ tag(key, tags, version)
-       └─ move ───▶ move(key, version → quarantine) [─▶ tag(moved)]
-                    default move: copy(key, version) ─▶ delete(key, version); an original changed
-                    between the two gets the copy removed again (412). Graph moves in one PATCH.
+       └─ move ───▶ move(key, version → quarantine[, tags])
+                    default move: a free name ─▶ copy(key, version) [─▶ tag(copy)] ─▶ delete(key, version)
+                    Graph moves (and tags) in one PATCH.
+
+A move never overwrites what the quarantine holds: a taken name becomes ``name (1).ext``,
+``name (2).ext``… (as Graph names a clash; :func:`numbered`). The copy is made only where
+:meth:`ObjectStoreConnector.describe` finds nothing, with the store's "only if absent" condition
+where it has one (Azure ``If-None-Match: *``, GCS ``ifGenerationMatch=0``; S3's managed copy has
+none: a writer racing for the same new name between the check and the copy would be replaced). A
+name that already holds a copy of the object's content (a retried move whose delete failed) is
+reused, not copied again. A ``movetag`` tags the copy before the original is deleted, so a retry
+never finds the original gone while the copy is untagged. An original changed between the copy
+and its delete gets the copy this call wrote removed again, only while it is that copy (its
+version as the condition), and the move answers 412.
 
 A storage implements the primitives, each guarded by the version when one is given, atomically
 where the storage allows (``If-Match``, ``ifGenerationMatch``): a primitive whose storage refused
@@ -21,6 +32,7 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
 import anyio.to_thread
@@ -28,12 +40,42 @@ import anyio.to_thread
 from shared.connector.base import Connector
 from shared.connector.buckets import BucketConnectorSettings, BucketLayout, verdict_tags
 from shared.connector.errors import ItemChangedError, check_version
+from shared.errors import NotFoundError, PermanentError
 from shared.models import ItemActionType, RequestedAction, StatusResponse
 
 log = logging.getLogger(__name__)
 
 BucketSettingsT = TypeVar("BucketSettingsT", bound=BucketConnectorSettings)
 T = TypeVar("T")
+
+#: numbered names a move tries in the quarantine before giving up
+FREE_NAME_TRIES = 100
+
+
+class DestinationTaken(Exception):
+    """A copy the storage refused because its destination exists (its "only if absent" condition)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a move needs to know of an object: its version, and what tells its content."""
+
+    version: str | None
+    size: int | None
+    #: a content hash the storage keeps and a server-side copy keeps too (S3 ETag, MD5, CRC32C);
+    #: None where there is none (then no copy is ever taken for the object's own)
+    digest: str | None
+
+
+def numbered(key: str, n: int) -> str:
+    """``a/b/x.pdf`` → ``a/b/x (n).pdf`` (``key`` itself for 0), as Graph names a clash."""
+    if n == 0:
+        return key
+    folder, slash, name = key.rpartition("/")
+    stem, dot, ext = name.rpartition(".")
+    if not stem:  # ".bashrc" or no extension
+        stem, dot, ext = name, "", ""
+    return f"{folder}{slash}{stem} ({n}){dot}{ext}"
 
 
 class ObjectStoreConnector(Connector[BucketSettingsT]):
@@ -60,28 +102,97 @@ class ObjectStoreConnector(Connector[BucketSettingsT]):
         """Delete the object, only while it has ``version`` when one is given."""
 
     @abc.abstractmethod
-    async def copy(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> None:
-        """Server-side copy of the object (of ``version`` when given) to ``dest_bucket/dest_key``."""
+    async def copy(
+        self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str
+    ) -> str | None:
+        """Server-side copy of the object (of ``version`` when given) to ``dest_bucket/dest_key``,
+        only while nothing is there (``DestinationTaken`` otherwise, where the storage can tell);
+        answers the copy's version."""
 
     @abc.abstractmethod
-    async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
-        """Merge ``tags`` into the object's tags (or metadata)."""
+    async def describe(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object's version, size and content hash; None when there is no such object."""
 
-    async def move(self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str) -> str:
-        """Move the object; answers the key it now has. Default: copy, then delete the original
-        (guarded); an original replaced between the two gets the copy removed again (412)."""
-        destination = self.where(dest_bucket, dest_key)
-        await self.copy(bucket, key, version, dest_bucket, dest_key)
+    @abc.abstractmethod
+    async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> str | None:
+        """Merge ``tags`` into the object's tags (or metadata); answers the object's new version
+        when writing them changed it (Azure metadata), else None."""
+
+    def same_content(self, source: ObjectInfo, found: ObjectInfo) -> bool:
+        """Whether ``found`` (in the quarantine) is a copy of ``source``'s content."""
+        return source.digest is not None and (source.digest, source.size) == (found.digest, found.size)
+
+    async def move(
+        self,
+        bucket: str,
+        key: str,
+        version: str | None,
+        dest_bucket: str,
+        dest_key: str,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """Move the object (tagging the copy with ``tags`` first); answers the key it now has.
+        Default: copy to a free name (or reuse a copy of the same content left there), tag the copy,
+        delete the original (guarded); an original replaced meanwhile gets this call's copy removed
+        again (412)."""
+        source = await self.describe(bucket, key)
+        if source is None:
+            raise NotFoundError(f"object not found: {self.where(bucket, key)}", status_code=404)
+        target, target_version, wrote = await self._place(bucket, key, version, source, dest_bucket, dest_key)
+        destination = self.where(dest_bucket, target)
+        step = "tagged"
         try:
+            if tags is not None:
+                target_version = await self.tag(dest_bucket, target, tags, target_version) or target_version
+            step = "deleted"
             await self.delete(bucket, key, version)
         except Exception as exc:
             err = self.classify_error(exc)
-            if isinstance(err, ItemChangedError):
-                await self.delete(dest_bucket, dest_key, None)
+            if isinstance(err, ItemChangedError) and step == "deleted":
+                if wrote:
+                    await self._remove_copy(dest_bucket, target, target_version)
                 raise err from None
-            message = f"copied to {destination} but the original could not be deleted: {err.message}"
+            what = "the copy" if step == "tagged" else "the original"
+            message = f"copied to {destination} but {what} could not be {step}: {err.message}"
             raise type(err)(message, status_code=err.status_code) from None
-        return dest_key
+        return target
+
+    async def _place(
+        self, bucket: str, key: str, version: str | None, source: ObjectInfo, dest_bucket: str, dest_key: str
+    ) -> tuple[str, str | None, bool]:
+        """``(key, version, written)`` of the object's copy: a free name copied to, or a copy of the
+        same content already there (``written`` False: a retried move whose delete failed)."""
+        for n in range(FREE_NAME_TRIES):
+            candidate = numbered(dest_key, n)
+            found = await self.describe(dest_bucket, candidate)
+            if found is not None:
+                if self.same_content(source, found):
+                    log.info(
+                        "copy already in the quarantine, reused",
+                        extra={
+                            "object": self.where(bucket, key),
+                            "destination": self.where(dest_bucket, candidate),
+                        },
+                    )
+                    return candidate, found.version, False
+                continue  # an earlier quarantined object: never overwritten
+            try:
+                return candidate, await self.copy(bucket, key, version, dest_bucket, candidate), True
+            except DestinationTaken:
+                continue  # taken between the check and the copy
+        raise PermanentError(
+            f"no free name for {self.where(dest_bucket, dest_key)} after {FREE_NAME_TRIES} tries"
+        )
+
+    async def _remove_copy(self, bucket: str, key: str, version: str | None) -> None:
+        """Delete the copy this move wrote, only while it is that copy (``version`` as the condition)."""
+        try:
+            await self.delete(bucket, key, version)
+        except Exception as exc:
+            log.warning(
+                "copy of a changed original left in the quarantine",
+                extra={"destination": self.where(bucket, key), "error": self.classify_error(exc).message},
+            )
 
     @staticmethod
     async def blocking(call: Callable[[], T]) -> T:
@@ -104,10 +215,9 @@ class ObjectStoreConnector(Connector[BucketSettingsT]):
             await self.tag(bucket, key, verdict_tags(action), version)
             return StatusResponse(status="success", message=f"tagged {where}{self.tag_note()}")
         dest_bucket, dest_key = self.layout.destination(key, action)
-        dest_key = await self.move(bucket, key, version, dest_bucket, dest_key)
+        tags = verdict_tags(action) if action.type == ItemActionType.MOVE_TAG else None
+        dest_key = await self.move(bucket, key, version, dest_bucket, dest_key, tags)
         destination = self.where(dest_bucket, dest_key)
-        if action.type == ItemActionType.MOVE_TAG:
-            await self.tag(dest_bucket, dest_key, verdict_tags(action), None)
         log.info("object moved", extra={"object": where, "destination": destination})
         return StatusResponse.model_validate(
             {"status": "success", "message": f"moved to {destination}", "destination": destination}

@@ -377,8 +377,11 @@ def create_app(public_url: str) -> FastAPI:
         parent_id = (body.get("parentReference") or {}).get("id", node.parent)
         name = str(body.get("name", node.name))
         parent = drive.nodes.get(parent_id)
-        if parent is None or not parent.folder or not drive.live(parent):
-            return graph_error(400, "invalidRequest", "the destination folder does not exist")
+        if parent is None or not drive.live(parent):
+            # as Graph answers a parentReference.id that names no item (or a deleted one)
+            return graph_error(404, "itemNotFound", "The resource could not be found.")
+        if not parent.folder:
+            return graph_error(400, "invalidRequest", "the destination is not a folder")
         clash = drive.child(parent.id, name)
         if clash is not None and clash is not node:
             return graph_error(409, "nameAlreadyExists", "The specified item name already exists.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.connector import Filter
-from shared.connector.buckets import BucketAsset, BucketLayout, key_prefix, verdict_tags
+from shared.connector.buckets import DOT_AND_EMPTY, BucketAsset, BucketLayout, key_prefix, verdict_tags
 from shared.errors import OutsideAssetError, PermanentError
 from shared.models import RequestedAction
 
@@ -96,3 +96,41 @@ def test_tags_default_to_the_verdict_and_take_the_requests_own() -> None:
         verdict_tags(RequestedAction(type="tag", tags={"Verdict": "Suspicious", "Case": "7"}))["Verdict"]
         == "Suspicious"
     )
+
+
+def test_layouts_refuse_the_segments_their_http_stack_would_resolve() -> None:
+    """Azure's and Graph's HTTP stacks resolve ``./``: ``./q/x`` is ``q/x`` there."""
+    azure = BucketLayout.build("b", "dsxconnect-quarantine", None, refused_segments=frozenset({"."}))
+    graph = BucketLayout.build("b", "dsxconnect-quarantine", None, refused_segments=DOT_AND_EMPTY)
+    for layout, refused in (
+        (azure, ("./dsxconnect-quarantine/x", "a/./b", "a/b/.", "a/.")),
+        (graph, ("./dsxconnect-quarantine/x", "a/./b", "a//b", "a/b/.")),
+    ):
+        for bad in refused:
+            with pytest.raises(OutsideAssetError) as refused_error:
+                layout.key(bad)
+            assert refused_error.value.status_code == 400, bad
+            assert layout.item(bad, 1, Filter.parse("")) is None, bad
+        assert layout.key("a/b.c") == "a/b.c" and layout.key("a/.hidden") == "a/.hidden"
+    assert azure.key("a//b") == "a//b"  # a blob of its own on Azure
+    # S3 and GCS keys are literal: "./q/x" is another key than "q/x", readable like any other
+    literal = BucketLayout.build("b", "dsxconnect-quarantine", None)
+    assert literal.key("./dsxconnect-quarantine/x") == "./dsxconnect-quarantine/x"
+
+
+def test_a_case_insensitive_layout_finds_its_quarantine_in_any_case() -> None:
+    """Graph paths ignore case: ``DSXCONNECT-QUARANTINE/x`` is the quarantine there."""
+    graph = BucketLayout.build(
+        "drive/in", "in/Quarantine", None, refused_segments=DOT_AND_EMPTY, casefold=True
+    )
+    for bad in ("in/QUARANTINE/x", "in/quarantine/x"):
+        with pytest.raises(OutsideAssetError):
+            graph.key(bad)
+        assert graph.item(bad, 1, Filter.parse("")) is None
+    assert BucketLayout.build("b/in", "in/Quarantine", None).key("in/quarantine/x") == "in/quarantine/x"
+
+
+def test_a_prefix_with_dot_or_empty_segments_is_refused() -> None:
+    for bad in ("./q", "a/./q", "a//q", "q/."):
+        with pytest.raises(ValueError):
+            key_prefix(bad)

@@ -1,0 +1,127 @@
+"""The quarantine of the object stores (S3, Azure Blob, GCS) against their emulators.
+
+A connector's test folder subclasses :class:`QuarantineContract`; its ``store`` fixture is the
+one of :mod:`tests.support.cloud_contract`. A move never overwrites an object already in the
+quarantine (a taken name becomes ``name (1).ext``, as on Graph), removes only the copy it wrote
+when the original changed under it, reuses its own copy when retried, and a ``movetag`` tags the
+copy before the original is deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import anyio
+import pytest
+
+from shared.connector.objectstore import ObjectStoreConnector
+from shared.errors import DsxError, RetryableError
+from shared.models import ItemActionType, RequestedAction
+from tests.support.cloud_contract import QUARANTINE, Store, unique
+
+MOVE = RequestedAction(type=ItemActionType.MOVE)
+MOVE_TAG = RequestedAction(type=ItemActionType.MOVE_TAG)
+
+
+class QuarantineContract:
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.integration, pytest.mark.anyio]
+
+    @pytest.fixture
+    def bucket(self, store: Store) -> str:
+        name = unique("dsx")
+        store.create_bucket(name)
+        return name
+
+    @pytest.fixture
+    def make_connector(self, store: Store) -> Iterator[Callable[..., Any]]:
+        made: list[Any] = []
+
+        def make(**settings: Any) -> Any:
+            made.append(store.connector(**{"auth": {"enabled": False}, **settings}))
+            return made[-1]
+
+        yield make
+        for connector in made:
+            anyio.run(connector.aclose)
+
+    async def test_a_second_object_quarantined_under_the_same_key_gets_a_numbered_name(
+        self, store: Store, bucket: str, make_connector: Callable[..., ObjectStoreConnector[Any]]
+    ) -> None:
+        connector = make_connector(asset=bucket)
+        for n, data in enumerate((b"first upload", b"second upload", b"third upload")):
+            store.put(bucket, "inbox/invoice.pdf", data)
+            version = (await connector.read("inbox/invoice.pdf")).version
+            answer = await connector.act("inbox/invoice.pdf", MOVE, version)
+            moved = f"{QUARANTINE}/inbox/invoice{f' ({n})' if n else ''}.pdf"
+            assert answer.destination is not None and answer.destination.endswith(moved), answer
+        assert store.get(bucket, f"{QUARANTINE}/inbox/invoice.pdf") == b"first upload"
+        assert store.get(bucket, f"{QUARANTINE}/inbox/invoice (1).pdf") == b"second upload"
+        assert store.get(bucket, f"{QUARANTINE}/inbox/invoice (2).pdf") == b"third upload"
+        assert store.get(bucket, "inbox/invoice.pdf") is None
+
+    async def test_a_move_whose_original_changed_after_the_copy_keeps_earlier_evidence(
+        self, store: Store, bucket: str, make_connector: Callable[..., ObjectStoreConnector[Any]]
+    ) -> None:
+        store.put(bucket, f"{QUARANTINE}/b/report.pdf", b"earlier evidence")
+        store.put(bucket, "b/report.pdf", b"malicious")
+        connector: Any = make_connector(asset=bucket)
+        version = (await connector.read("b/report.pdf")).version
+        copy = connector.copy
+
+        async def copy_then_the_user_saves(*args: Any) -> Any:
+            written = await copy(*args)
+            store.put(bucket, "b/report.pdf", b"the user's clean edit")
+            return written
+
+        connector.copy = copy_then_the_user_saves
+        try:
+            await connector.act("b/report.pdf", MOVE, version)
+        except DsxError as exc:
+            assert exc.status_code == 412
+        assert store.get(bucket, f"{QUARANTINE}/b/report.pdf") == b"earlier evidence"
+        if getattr(store, "honours_preconditions", True):  # gcp-storage-emulator deletes the edit
+            assert store.get(bucket, "b/report.pdf") == b"the user's clean edit"
+            assert store.keys(bucket, f"{QUARANTINE}/") == [f"{QUARANTINE}/b/report.pdf"]
+
+    async def test_a_move_retried_after_a_failed_delete_reuses_its_copy(
+        self, store: Store, bucket: str, make_connector: Callable[..., ObjectStoreConnector[Any]]
+    ) -> None:
+        store.put(bucket, "in/evil.exe", b"malware")
+        connector: Any = make_connector(asset=bucket)
+        version = (await connector.read("in/evil.exe")).version
+        delete = connector.delete
+
+        async def unreachable(*args: Any) -> None:
+            raise RetryableError("storage unreachable", status_code=503)
+
+        connector.delete = unreachable
+        with pytest.raises(DsxError):
+            await connector.act("in/evil.exe", MOVE, version)
+        connector.delete = delete
+        answer = await connector.act("in/evil.exe", MOVE, version)
+        assert answer.destination is not None and answer.destination.endswith(f"{QUARANTINE}/in/evil.exe")
+        assert store.keys(bucket, f"{QUARANTINE}/") == [f"{QUARANTINE}/in/evil.exe"]
+        assert store.get(bucket, "in/evil.exe") is None
+
+    async def test_a_movetag_tags_the_copy_before_the_original_is_deleted(
+        self, store: Store, bucket: str, make_connector: Callable[..., ObjectStoreConnector[Any]]
+    ) -> None:
+        store.put(bucket, "in/evil.exe", b"malware")
+        connector: Any = make_connector(asset=bucket)
+        version = (await connector.read("in/evil.exe")).version
+        tag = connector.tag
+
+        async def unreachable(*args: Any) -> None:
+            raise RetryableError("storage unreachable", status_code=503)
+
+        connector.tag = unreachable
+        with pytest.raises(DsxError):
+            await connector.act("in/evil.exe", MOVE_TAG, version)
+        # the retry must find the original: a 404 would record the action applied, the copy untagged
+        assert store.get(bucket, "in/evil.exe") == b"malware"
+        connector.tag = tag
+        await connector.act("in/evil.exe", MOVE_TAG, version)
+        assert store.get(bucket, "in/evil.exe") is None
+        assert store.keys(bucket, f"{QUARANTINE}/") == [f"{QUARANTINE}/in/evil.exe"]
+        assert store.tags(bucket, f"{QUARANTINE}/in/evil.exe")["Verdict"] == "Malicious"
