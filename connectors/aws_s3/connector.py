@@ -108,7 +108,7 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
         )
         for page in pages:
             for obj in page.get("Contents", ()):
-                item = self.layout.item(obj["Key"], obj.get("Size"), selected)
+                item = self.layout.item(obj["Key"], obj.get("Size"), selected, version=etag(obj))
                 if item is not None:
                     yield item
 
@@ -213,7 +213,9 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
             if not isinstance(obj, dict) or not isinstance(bucket, dict):
                 raise PermanentError("S3 event record without an 's3' object and bucket")
             key = unquote_plus(str(obj.get("key", "")))  # S3 sends keys URL-encoded, spaces as "+"
-            item = self.layout.item(key, obj.get("size"), self.filter, str(bucket.get("name", "")))
+            # the eTag as read answers it: a redelivery (SNS, at least once) names the same request
+            version = str(obj.get("eTag") or "").strip('"') or None
+            item = self.layout.item(key, obj.get("size"), self.filter, str(bucket.get("name", "")), version)
             if item is not None:
                 items.append(item)
         return items

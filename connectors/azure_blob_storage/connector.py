@@ -85,7 +85,7 @@ class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
             results_per_page=self.settings.azure_list_page_size,
         )
         for blob in blobs:
-            item = self.layout.item(blob.name, blob.size, self.filter)
+            item = self.layout.item(blob.name, blob.size, self.filter, version=_version(blob.etag))
             if item is not None:
                 yield item
 
@@ -200,8 +200,11 @@ class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
             match = _SUBJECT.fullmatch(str(one.get("subject", "")))
             if kind != BLOB_CREATED or match is None:
                 continue
-            size = data.get("contentLength") if isinstance(data, dict) else None
-            item = self.layout.item(match["name"], size, self.filter, match["container"])
+            size, tag = (
+                (data.get("contentLength"), data.get("eTag")) if isinstance(data, dict) else (None, None)
+            )
+            version = _version(tag) if isinstance(tag, str) else None  # as read answers it
+            item = self.layout.item(match["name"], size, self.filter, match["container"], version)
             if item is not None:
                 items.append(item)
         return items

@@ -76,7 +76,8 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
 
     def _walk(self) -> Iterator[Item]:
         for blob in self._list(page_size=self.settings.gcs_list_page_size):
-            item = self.layout.item(blob.name, blob.size, self.filter)
+            version = str(blob.generation) if blob.generation else None  # as _download answers it
+            item = self.layout.item(blob.name, blob.size, self.filter, version=version)
             if item is not None:
                 yield item
 
@@ -199,7 +200,8 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
         bucket = str(payload.get("bucket") or attributes.get("bucketId", ""))
         name = str(payload.get("name") or attributes.get("objectId", ""))
         size = int(payload["size"]) if str(payload.get("size", "")).isdigit() else None
-        item = self.layout.item(name, size, self.filter, bucket)
+        generation = str(payload.get("generation") or attributes.get("objectGeneration") or "")
+        item = self.layout.item(name, size, self.filter, bucket, generation if generation.isdigit() else None)
         return [item] if item is not None else []
 
     # ---- errors and shutdown ---------------------------------------------------------------

@@ -134,8 +134,17 @@ class BucketLayout:
             raise OutsideAssetError(f"location is in the quarantine: {location!r}")
         return location
 
-    def item(self, key: str, size: int | None, selected: Filter, bucket: str | None = None) -> Item | None:
-        """The item a listing or a notification names, or None if the scan must skip it."""
+    def item(
+        self,
+        key: str,
+        size: int | None,
+        selected: Filter,
+        bucket: str | None = None,
+        version: str | None = None,
+    ) -> Item | None:
+        """The item a listing or a notification names, or None if the scan must skip it. ``version``:
+        what the listing or notification gives in the form ``read`` answers it (the scan cache keys
+        on it; a redelivered notification names the same scan request)."""
         bucket = bucket or self.asset.bucket
         if bucket != self.asset.bucket or not self.asset.holds(key) or key.endswith("/"):
             return None  # another bucket, outside the prefix, or a "folder" placeholder
@@ -146,7 +155,7 @@ class BucketLayout:
             plain_segments(key, self.refused_segments)
         except DsxError:
             return None  # a key read_file would refuse
-        return Item(key, f"{bucket}/{key}", size)
+        return Item(key, f"{bucket}/{key}", size, version or None)
 
     def destination(self, key: str, action: RequestedAction) -> tuple[str, str]:
         """``(bucket, key)`` a move puts ``key`` to: the quarantine, or the request's destination.

@@ -361,6 +361,10 @@ class CloudConnectorContract:
         items = [item async for item in connector.enumerate()]
         assert sorted(item.location for item in items) == sorted(wanted)
         assert all(item.metainfo == f"{bucket}/{item.location}" and item.size == 4 for item in items)
+        # each item's version as read answers it (the scan cache keys on it: listed none, a rescan of an
+        # unchanged bucket read and scanned every object again)
+        for item in items[:3]:
+            assert item.version and (await connector.read(item.location)).version == item.version
 
     @pytest.mark.integration
     @pytest.mark.anyio
@@ -513,6 +517,14 @@ class CloudConnectorContract:
             else:
                 assert store.get(d.bucket, key) == data and quarantined is None, key
         assert store.get(d.bucket, "elsewhere/outside.txt") == b"outside the asset"
+
+        # a rescan of the unchanged objects is served by the scan cache (the listing gives each
+        # object's version): none is read or scanned again, each still gets its result
+        again = core.full_scan(d.uuid)
+        left = {key for key, (_, verdict) in SAMPLE.items() if verdict != "Malicious"} & expected
+        rescanned = {r["location"]: r for r in core.results(job=again["job_id"])}
+        assert set(rescanned) >= left
+        assert all(rescanned[key]["scanner"].get("cached") for key in left), rescanned
 
     @pytest.mark.e2e
     @pytest.mark.parametrize("action", ["delete", "move", "tag", "movetag"])

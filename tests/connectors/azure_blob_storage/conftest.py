@@ -98,6 +98,7 @@ def blob_created(container: str, name: str, size: int) -> dict[str, Any]:
             "api": "PutBlob",
             "contentType": "application/octet-stream",
             "contentLength": size,
+            "eTag": "0x8D4BCC2E4835CD0",
             "blobType": "BlockBlob",
             "url": f"https://acct.blob.core.windows.net/{container}/{name}",
         },

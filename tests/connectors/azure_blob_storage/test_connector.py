@@ -74,5 +74,6 @@ async def test_blob_created_events_name_the_new_blobs_of_the_asset(client: httpx
         ("in/docs/report 2024.pdf", "uploads/in/docs/report 2024.pdf", 12),
         ("in/cloud event.txt", "uploads/in/cloud event.txt", 5),
     ]
+    assert [i.version for i in items] == ["0x8D4BCC2E4835CD0", None]  # the eTag, as read answers it
     response = await client.post(f"{PREFIX}/webhook/event", json=events)
     assert response.status_code == 200 and response.json()["status"] == "success"

@@ -44,6 +44,7 @@ async def test_object_finalize_names_the_new_object_of_the_asset(client: httpx.A
     assert [(i.location, i.metainfo, i.size) for i in items] == [
         ("in/docs/report 2024.pdf", "uploads/in/docs/report 2024.pdf", 12)
     ]
+    assert [i.version for i in items] == ["1"]  # the generation, as read answers it
     for ignored in (
         pubsub_push("uploads", "in/old.pdf", 1, event_type="OBJECT_DELETE"),
         pubsub_push("uploads", "in/old.pdf", 1, event_type="OBJECT_METADATA_UPDATE"),
