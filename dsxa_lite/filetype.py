@@ -6,6 +6,13 @@ Stable names, checked first by a small table of magic numbers (fast: this runs o
 ``GIF``, ``BMP``, ``TIFF``, ``WEBP``, ``Shell Script``, ``Python Script``, ``Perl Script``,
 ``Script`` (any other ``#!``), ``PowerShell`` (``.ps1`` header keywords), ``Text``, ``Unknown``.
 
+A tar is recognised by its ``ustar`` magic or, old V7 tars included, by a valid header checksum
+(as ``tarfile`` itself decides), before the magic numbers: a tar whose first member is named
+``%PDF-…`` is still a tar. ``LZMA`` is an LZMA-alone (``.lzma``) stream. A ZIP with bytes in
+front (a self-extractor, a polyglot) is found from its end record (:func:`zip_directory`, the
+way ``zipfile`` and ``unzip`` open it): named ``ZIP`` when the head holds the whole file (under 4 KiB) and no
+other type; the archive walk looks for it past the head (``dsxa_lite.archives.container_type``).
+
 Anything else is looked up in the signature database of ``puremagic`` (a maintained, pure-Python
 file-identification library; offset-0 signatures, indexed by their first two bytes so that the
 look-up costs one dict access) and named by its usual extension in upper case (``MP4``, ``ISO``…);
@@ -16,8 +23,12 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import puremagic
+
+from dsxa_lite.engines import HEAD_BYTES
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x7fELF", "ELF"),
@@ -55,6 +66,105 @@ _POWERSHELL_HINTS = (b"param(", b"[cmdletbinding(", b"write-host", b"write-outpu
 # bytes that may appear in text: printable ASCII and 8-bit, plus BEL BS TAB LF FF CR ESC
 # (the heuristic of file(1) and of many "is this binary?" checks)
 _TEXT_BYTES = bytes({7, 8, 9, 10, 12, 13, 27} | set(range(0x20, 0x100)) - {0x7F})
+
+
+# tar headers (POSIX ustar, and the V7 layout before it): a 512-byte block whose bytes 148-155
+# hold, in octal, the sum of the block's bytes with that field counted as spaces
+TAR_BLOCK = 512
+_OCTAL_DIGITS = b"01234567"
+_LOW_BYTES = bytes(range(128))
+
+
+def tar_checksum_ok(block: bytes) -> bool:
+    """Whether ``block`` starts with a tar header whose checksum is right (``tarfile`` accepts
+    the unsigned and the signed sum; an all-zero block is the end of an archive, not a header)."""
+    if len(block) < TAR_BLOCK:
+        return False
+    field = block[148:156].split(b"\0", 1)[0].strip()
+    if not field or field.translate(None, _OCTAL_DIGITS):
+        return False  # most files stop here: no octal number where the checksum goes
+    header = block[:TAR_BLOCK]
+    unsigned = 256 + sum(header) - sum(header[148:156])
+    if int(field, 8) == unsigned:
+        return True
+    high = len(header[:148].translate(None, _LOW_BYTES)) + len(header[156:].translate(None, _LOW_BYTES))
+    return int(field, 8) == unsigned - 256 * high
+
+
+def looks_like_tar(block: bytes) -> bool:
+    """A tar header: the ``ustar`` magic or a valid checksum (a V7 tar has no magic)."""
+    return block[257:262] == b"ustar" or tar_checksum_ok(block)
+
+
+def _is_lzma_alone(head: bytes) -> bool:
+    # .lzma (LZMA-alone) has no magic: the properties byte every encoder writes (lc=3 lp=0
+    # pb=2), a dictionary size of 2^n or 2^n + 2^(n-1), and the unpacked size or -1 (file(1)
+    # reads it the same way)
+    if len(head) < 13 or head[0] != 0x5D:
+        return False
+    dictionary, unpacked = struct.unpack_from("<IQ", head, 1)
+    if dictionary < 4096:
+        return False
+    top = 1 << (dictionary.bit_length() - 1)
+    return dictionary in (top, top | top >> 1) and (unpacked == 2**64 - 1 or unpacked < 2**48)
+
+
+# ZIP end records (APPNOTE 4.3.16, 4.3.14, 4.3.15): found from the end, as zipfile and unzip do
+ZIP_END = b"PK\x05\x06"
+ZIP_CENTRAL_ENTRY = b"PK\x01\x02"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_END = b"PK\x06\x06"
+_END_SIZE = 22
+_LOCATOR_SIZE = 20
+_END64_SIZE = 56
+_MAX_COMMENT = 0xFFFF
+# the last bytes of a file that can hold its end records
+ZIP_TAIL_BYTES = _MAX_COMMENT + _END_SIZE + _LOCATOR_SIZE + _END64_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class ZipDirectory:
+    """Where a ZIP's central directory lies, as its end record (or ZIP64 end record) says:
+    ``start`` in the file (after any bytes in front of the archive), its ``size`` in bytes, and
+    the number of ``entries`` it declares."""
+
+    start: int
+    size: int
+    entries: int
+
+
+def zip_directory(read_at: Callable[[int, int], bytes], size: int) -> ZipDirectory | None:
+    """The central directory of the ZIP that ends a file of ``size`` bytes (``read_at(offset,
+    length)`` reads it), located the way ``zipfile`` does, whatever comes before the archive;
+    None unless an end record points at a central directory entry."""
+    if size < _END_SIZE:
+        return None
+    tail_start = max(size - ZIP_TAIL_BYTES, 0)
+    tail = read_at(tail_start, size - tail_start)
+    end = len(tail) - _END_SIZE
+    if not (tail[end : end + 4] == ZIP_END and tail[-2:] == b"\0\0"):
+        end = tail.rfind(ZIP_END, max(len(tail) - _MAX_COMMENT - _END_SIZE, 0))
+        if end < 0 or end + _END_SIZE > len(tail):
+            return None
+    entries, directory_size, _ = struct.unpack_from("<HII", tail, end + 10)
+    directory_end = tail_start + end
+    locator = end - _LOCATOR_SIZE
+    record = locator - _END64_SIZE
+    if (
+        record >= 0
+        and tail[locator : locator + 4] == _ZIP64_LOCATOR
+        and tail[record : record + 4] == _ZIP64_END
+    ):
+        entries, directory_size = struct.unpack_from("<QQ", tail, record + 32)
+        directory_end -= _LOCATOR_SIZE + _END64_SIZE
+    start = directory_end - directory_size
+    if directory_size < 46 or start < 0 or read_at(start, 4) != ZIP_CENTRAL_ENTRY:
+        return None
+    return ZipDirectory(start, directory_size, entries)
+
+
+def _bytes_reader(data: bytes) -> Callable[[int, int], bytes]:
+    return lambda offset, length: data[offset : offset + length]
 
 
 def _puremagic_index() -> dict[bytes, list[tuple[bytes, str]]]:
@@ -124,6 +234,8 @@ def detect_file_type(head: bytes) -> str:
     """Name the type of a file from its first bytes (a few KiB are enough)."""
     if not head:
         return "Unknown"
+    if tar_checksum_ok(head):
+        return "TAR"
     first = head[0]
     if first == 0x4D and _is_pe(head):  # "M"
         return "PE"
@@ -134,10 +246,19 @@ def detect_file_type(head: bytes) -> str:
             return name
     if head[257:262] == b"ustar":
         return "TAR"
+    if first == 0x5D and _is_lzma_alone(head):  # "]"
+        return "LZMA"
     if first == 0x52 and head.startswith(b"RIFF") and head[8:12] == b"WEBP":  # "R"
         return "WEBP"
     if first == 0x42 and head.startswith(b"BM") and len(head) > 14 and head[6:10] == b"\0\0\0\0":  # "B"
         return "BMP"
+    # a ZIP with bytes in front, when the head is the whole file (a larger one: see the docstring)
+    if (
+        len(head) < HEAD_BYTES
+        and ZIP_END in head
+        and zip_directory(_bytes_reader(head), len(head)) is not None
+    ):
+        return _zip_kind(head)
     if not head.translate(None, _TEXT_BYTES):
         return _text_kind(head)
     for match, name in _PUREMAGIC.get(head[:2], ()):

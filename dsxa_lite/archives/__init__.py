@@ -1,5 +1,7 @@
 """Looking inside archives: streamed, memory-bounded unpacking of zip (ZipCrypto and AES), tar,
-gzip, bzip2, xz and 7z, nested to a configurable depth (Office OOXML files are zips).
+gzip, bzip2, xz, LZMA-alone and 7z, nested to a configurable depth (Office OOXML files are zips;
+a ZIP with bytes in front, such as a self-extractor, is found from its end: ``container_type``).
+Other recognised archive formats (RAR, zstd, LZ4, CAB, ISO…) are ``Unsupported File Type``.
 
 Every member runs through the same engines as a file sent on its own (EICAR, block list, YARA);
 a member that is itself an archive is opened in turn. The worst verdict wins and its reason names
@@ -15,6 +17,13 @@ unpackers read fixed-size chunks.
 """
 
 from dsxa_lite.archives.limits import ArchiveLimits, LimitReached
-from dsxa_lite.archives.walker import CONTAINER_TYPES, ArchiveOutcome, ArchiveScan
+from dsxa_lite.archives.walker import CONTAINER_TYPES, ArchiveOutcome, ArchiveScan, container_type
 
-__all__ = ["CONTAINER_TYPES", "ArchiveLimits", "ArchiveOutcome", "ArchiveScan", "LimitReached"]
+__all__ = [
+    "CONTAINER_TYPES",
+    "ArchiveLimits",
+    "ArchiveOutcome",
+    "ArchiveScan",
+    "LimitReached",
+    "container_type",
+]

@@ -10,19 +10,23 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import struct
 import tarfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
 import py7zr
+import py7zr.archiveinfo
 import py7zr.exceptions
 import py7zr.io
 import py7zr.py7zr
 import pyzipper
 
 from dsxa_lite.archives.limits import LimitReached, StopWalk
+from dsxa_lite.filetype import ZIP_CENTRAL_ENTRY, ZipDirectory, looks_like_tar, zip_directory
 from shared.models import Verdict
 
 if TYPE_CHECKING:
@@ -48,19 +52,146 @@ NO_PASSWORD = "Encrypted archive member and no password (scan_password header or
 WRONG_PASSWORD = "Encrypted archive member and none of the passwords opens it"
 
 
-def _open_encrypted(
-    archive: pyzipper.AESZipFile, info: zipfile.ZipInfo, passwords: list[str]
-) -> BinaryIO | str:
-    for password in passwords:
-        try:
-            return archive.open(info, pwd=password.encode())
-        except RuntimeError:  # the password check (ZipCrypto check byte, AES verifier) failed
-            continue
-    return WRONG_PASSWORD if passwords else NO_PASSWORD
-
-
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+def source_reader(source: BinaryIO) -> Callable[[int, int], bytes]:
+    """``read_at(offset, length)`` over a seekable ``source``."""
+
+    def read_at(offset: int, length: int) -> bytes:
+        source.seek(offset)
+        return source.read(length)
+
+    return read_at
+
+
+def source_size(source: BinaryIO) -> int:
+    return source.seek(0, 2)
+
+
+_CENTRAL_ENTRY_SIZE = 46
+_LISTING_CHUNK = 1024 * 1024
+_UTF8_NAME = 0x800  # general purpose bit 11 (APPNOTE 4.4.4)
+
+
+def _entry_past(source: BinaryIO, directory: ZipDirectory, allowed: int) -> str | None:
+    """The name of the first entry past ``allowed`` in the central directory (read the way
+    zipfile reads it, in bounded chunks, without building its entries), or None when it lists
+    no more. Directories count: each costs as much to list as a file."""
+    if directory.size < (allowed + 1) * _CENTRAL_ENTRY_SIZE:
+        return None  # too small to hold more
+    buffer = b""
+    buffer_at = 0  # offset in the directory of buffer[0]
+    offset = count = 0
+
+    def have(length: int) -> bool:
+        nonlocal buffer, buffer_at
+        end = buffer_at + len(buffer)
+        if offset + length <= end:
+            return True
+        keep = buffer[offset - buffer_at :] if offset < end else b""
+        start = max(offset, end)
+        source.seek(directory.start + start)
+        buffer = keep + source.read(max(_LISTING_CHUNK, offset + length - start))
+        buffer_at = offset
+        return offset + length <= buffer_at + len(buffer)
+
+    while offset < directory.size:
+        if not have(_CENTRAL_ENTRY_SIZE):
+            return None
+        at = offset - buffer_at
+        if buffer[at : at + 4] != ZIP_CENTRAL_ENTRY:
+            return None  # zipfile refuses it as damaged
+        (flags,) = struct.unpack_from("<H", buffer, at + 8)
+        name_length, extra_length, comment_length = struct.unpack_from("<3H", buffer, at + 28)
+        count += 1
+        if count > allowed:
+            if not have(_CENTRAL_ENTRY_SIZE + name_length):
+                return None
+            at = offset - buffer_at + _CENTRAL_ENTRY_SIZE
+            raw = buffer[at : at + name_length]
+            name = raw.decode("utf-8", "replace") if flags & _UTF8_NAME else raw.decode("cp437")
+            return name.split("\0", 1)[0]
+        offset += _CENTRAL_ENTRY_SIZE + name_length + extra_length + comment_length
+    return None
+
+
+def _check_listing(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
+    """Refuse, before zipfile builds an entry for each, a central directory listing more entries
+    than the member limit has left (a small file can list millions: their entries, not their
+    bytes, would fill the memory)."""
+    directory = zip_directory(source_reader(source), source_size(source))
+    if directory is None:
+        return
+    allowed = walk.budget.members_left()
+    if directory.entries <= allowed and directory.size < (allowed + 1) * _CENTRAL_ENTRY_SIZE:
+        return
+    name = _entry_past(source, directory, allowed)
+    if name is not None:
+        raise walk.budget.too_many_members(prefix + name)
+
+
+class _DeferredIntegrity:
+    """A zip member read with its CRC-32 (and AES HMAC) check held back until its last byte is
+    out: zipfile raises it on the final read, losing that read's bytes, while unzip and 7-Zip
+    still extract a member whose check fails. The walk scans them, then reports the failure."""
+
+    def __init__(self, opened: BinaryIO) -> None:
+        self.opened = opened
+        self.failure: Exception | None = None
+        check = opened.check_integrity  # type: ignore[attr-defined]
+
+        def deferred() -> None:
+            try:
+                check()
+            except Exception as exc:  # BadZipFile (CRC, HMAC) and whatever a damaged trailer raises
+                self.failure = exc
+
+        opened.check_integrity = deferred  # type: ignore[attr-defined]
+
+    def read1(self, size: int = -1, /) -> bytes:
+        data = self.opened.read1(size)  # type: ignore[attr-defined]
+        if not data and self.failure is not None:
+            raise self.failure
+        return data
+
+    read = read1
+
+
+def _walk_encrypted(
+    archive: pyzipper.AESZipFile, info: zipfile.ZipInfo, walk: ArchiveScan, path: str
+) -> None:
+    """An encrypted member, with each password in turn: a wrong ZipCrypto password passes its
+    one-byte check one time in 256, and only the member's CRC then tells it apart, so a password
+    whose member fails to unpack makes way for the next."""
+    if not walk.passwords:
+        walk.problem(path, Verdict.NOT_SCANNED, NO_PASSWORD)
+        return
+    failed: tuple[MemberSink, Exception] | None = None
+    try:
+        for password in walk.passwords:
+            try:
+                opened = archive.open(info, pwd=password.encode())
+            except RuntimeError:  # the password check (ZipCrypto check byte, AES verifier) failed
+                continue
+            with opened:
+                sink, failure = walk.collect(path, _DeferredIntegrity(opened))
+            if failed is not None:
+                failed[0].discard()
+                failed = None
+            if failure is None:
+                walk.finish(sink)
+                return
+            failed = (sink, failure)
+    except BaseException:
+        if failed is not None:
+            failed[0].discard()
+        raise
+    if failed is None:
+        walk.problem(path, Verdict.NOT_SCANNED, WRONG_PASSWORD)
+        return
+    walk.finish_damaged(*failed)
 
 
 def walk_zip(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
@@ -68,10 +199,15 @@ def walk_zip(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
 
     zipfile raises many kinds of exception on damaged input (BadZipFile, NotImplementedError for
     an odd version field, IndexError, KeyError, zlib and struct errors…): each is the archive's or
-    the member's problem, never a failed scan.
+    the member's problem, never a failed scan. Bytes in front of the archive are skipped, as
+    zipfile and unzip skip them (the archive is found from its end).
     """
     try:
+        _check_listing(source, walk, prefix)
+        source.seek(0)
         archive = pyzipper.AESZipFile(source)
+    except (LimitReached, StopWalk):
+        raise
     except Exception as exc:
         walk.problem(prefix.rstrip("/"), Verdict.NOT_SCANNED, f"corrupt ZIP archive: {_describe(exc)}")
         return
@@ -83,12 +219,9 @@ def walk_zip(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
             walk.budget.member(path, info.file_size)
             try:
                 if info.flag_bits & _ZIP_ENCRYPTED:
-                    opened = _open_encrypted(archive, info, walk.passwords)
-                    if isinstance(opened, str):
-                        walk.problem(path, Verdict.NOT_SCANNED, opened)
-                        continue
-                else:
-                    opened = archive.open(info)
+                    _walk_encrypted(archive, info, walk, path)
+                    continue
+                opened = archive.open(info)
             except NotImplementedError as exc:  # a compression method this scanner lacks
                 walk.problem(path, Verdict.UNSUPPORTED, f"cannot unpack: {_describe(exc)}")
                 continue
@@ -98,15 +231,17 @@ def walk_zip(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
                 walk.problem(path, Verdict.NOT_SCANNED, f"cannot unpack: {_describe(exc)}")
                 continue
             with opened:
-                walk.read_member(path, opened)
+                walk.read_member(path, _DeferredIntegrity(opened))
 
 
 def walk_tar(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
-    """TAR (ustar, GNU, pax; sparse members included), read as a stream: regular files only."""
+    """TAR (V7, ustar, GNU, pax; sparse members included), read as a stream: regular files, and
+    members of a type tarfile does not know, which GNU tar extracts as regular files (so does
+    tarfile's ``extractfile``); links, directories and devices hold no bytes."""
     try:
         with tarfile.open(fileobj=source, mode="r|") as archive:
             for info in archive:
-                if not info.isfile():
+                if not (info.isfile() or info.type not in tarfile.SUPPORTED_TYPES):
                     continue
                 path = prefix + info.name
                 walk.budget.member(path, info.size)
@@ -134,38 +269,61 @@ def _gzip_name(source: BinaryIO) -> str | None:
     return name.decode("latin-1").rsplit("/", 1)[-1] or None
 
 
+def _read_start(stream: BinaryIO, size: int) -> tuple[bytes, Exception | None]:
+    """Up to ``size`` first bytes of a decompressed stream, and the error that cut them short."""
+    data = b""
+    try:
+        while len(data) < size:
+            chunk = stream.read1(size - len(data))  # type: ignore[attr-defined]
+            if not chunk:
+                break
+            data += chunk
+    except Exception as exc:  # OSError (BadGzipFile…), EOFError, LZMAError, zlib.error…
+        return data, exc
+    return data, None
+
+
 def _walk_compressed(
     source: BinaryIO, walk: ArchiveScan, prefix: str, opener: Callable[[BinaryIO], BinaryIO], name: str
 ) -> None:
-    """A compressed stream: a tar inside is walked as a tar, anything else is one member."""
+    """A compressed stream: a tar inside (ustar magic or V7 checksum) is walked as a tar,
+    anything else is one member. A stream that breaks off (trailing garbage, a bad trailer
+    CRC) still has what came out before scanned."""
     source.seek(0)
     stream = opener(source)
-    try:
-        first = stream.read(512)
-    except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as exc:
-        walk.problem(prefix.rstrip("/"), Verdict.NOT_SCANNED, f"corrupt compressed stream: {_describe(exc)}")
+    first, failure = _read_start(stream, 512)
+    if failure is not None and not first:
+        walk.problem(
+            prefix.rstrip("/"), Verdict.NOT_SCANNED, f"corrupt compressed stream: {_describe(failure)}"
+        )
         return
-    if len(first) == 512 and first[257:262] == b"ustar":
+    if failure is None and len(first) == 512 and looks_like_tar(first):
         source.seek(0)
         walk_tar(opener(source), walk, prefix)
         return
     path = prefix + name
     walk.budget.member(path, None)
-    walk.read_member(path, _Prepended(first, stream))
+    walk.read_member(path, _Prepended(first, stream, failure))
 
 
 class _Prepended:
-    """``head`` then the rest of ``stream``, as a reader."""
+    """``head`` then the rest of ``stream`` (or ``failure``, where reading the head ended on
+    one), as a reader."""
 
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: BinaryIO, failure: Exception | None = None) -> None:
         self.head = head
         self.stream = stream
+        self.failure = failure
 
-    def read(self, size: int = -1, /) -> bytes:
+    def read1(self, size: int = -1, /) -> bytes:
         if self.head:
             head, self.head = self.head, b""
             return head
-        return self.stream.read(size)
+        if self.failure is not None:
+            raise self.failure
+        return self.stream.read1(size)  # type: ignore[attr-defined]
+
+    read = read1
 
 
 def walk_gzip(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
@@ -182,6 +340,15 @@ def walk_bzip2(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
 def walk_xz(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
     """xz (a .tar.xz is walked as a tar)."""
     _walk_compressed(source, walk, prefix, lambda src: lzma.LZMAFile(src), "content")  # type: ignore[arg-type,return-value]  # noqa: SIM115
+
+
+def _lzma_alone(source: BinaryIO) -> BinaryIO:
+    return lzma.LZMAFile(source, format=lzma.FORMAT_ALONE)  # type: ignore[return-value]
+
+
+def walk_lzma(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
+    """LZMA-alone (.lzma; a .tar.lzma is walked as a tar)."""
+    _walk_compressed(source, walk, prefix, _lzma_alone, "content")
 
 
 class _SinkWriter(py7zr.io.Py7zIO):
@@ -222,11 +389,46 @@ class _SinkFactory(py7zr.io.WriterFactory):
         return _SinkWriter(self.walk, self.walk.new_sink(path))
 
 
+# py7zr builds a dict for each file its header lists (~1 KB each, all before the first member
+# is unpacked): a 340 KB archive listing 200,000 empty files took 225 MB. Its header reader
+# checks the file count through ``archiveinfo.check_count`` before building them; the walk that
+# reads a header (this thread's) sets how many members it has left, and a larger count is
+# refused there, as the member limit refuses it. Without that hook (another py7zr), the limit
+# applies as the members are unpacked.
+_SEVEN_ZIP_LISTING = threading.local()
+_py7zr_check_count = getattr(py7zr.archiveinfo, "check_count", None)
+
+
+def _bounded_check_count(
+    file: BinaryIO, count: int, what: str, bits_per_entry: int = 8, hard_max: int | None = None
+) -> int:
+    walk: tuple[ArchiveScan, str] | None = getattr(_SEVEN_ZIP_LISTING, "walk", None)
+    if what == "numfiles" and walk is not None and count > walk[0].budget.members_left():
+        raise walk[0].budget.too_many_members(walk[1])
+    return _py7zr_check_count(file, count, what, bits_per_entry, hard_max)  # type: ignore[misc]
+
+
+if _py7zr_check_count is not None:
+    py7zr.archiveinfo.check_count = _bounded_check_count
+
+
 def walk_7z(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
     """7z (LZMA, LZMA2, BZip2, Deflate, PPMd, AES-256 with a password); members are unpacked in
-    archive order (7z is usually solid)."""
+    archive order (7z is usually solid). A header listing more files than the member limit has
+    left is refused before py7zr builds their entries."""
     where = prefix.rstrip("/")
     candidates: list[str | None] = [None, *walk.passwords]
+    outer = getattr(_SEVEN_ZIP_LISTING, "walk", None)
+    _SEVEN_ZIP_LISTING.walk = (walk, where or "the archive")
+    try:
+        _walk_7z(source, walk, prefix, where, candidates)
+    finally:
+        _SEVEN_ZIP_LISTING.walk = outer
+
+
+def _walk_7z(
+    source: BinaryIO, walk: ArchiveScan, prefix: str, where: str, candidates: list[str | None]
+) -> None:
     failure = ""
     for password in candidates:
         source.seek(0)

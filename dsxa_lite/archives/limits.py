@@ -54,11 +54,20 @@ class Budget:
             reason = f"Archive scan time limit of {self.limits.time_limit_s:g} s reached (at {path})"
             raise LimitReached(Verdict.NOT_SCANNED, reason)
 
+    def members_left(self) -> int:
+        """How many more members the walk may take."""
+        return max(self.limits.max_members - self.members, 0)
+
+    def too_many_members(self, path: str) -> LimitReached:
+        """The member limit's refusal, for an archive listing more members than are left (raised
+        before its listing is parsed), naming the first member past the limit."""
+        return self._bomb(f"more than {self.limits.max_members} members", path)
+
     def member(self, path: str, declared_size: int | None) -> None:
         """Count one more member; refuse it up front when its declared size cannot fit."""
         self.members += 1
         if self.members > self.limits.max_members:
-            raise self._bomb(f"more than {self.limits.max_members} members", path)
+            raise self.too_many_members(path)
         if declared_size is not None and self.unpacked + declared_size > self.limits.max_total_bytes:
             raise self._bomb(f"more than {self.limits.max_total_bytes} bytes unpacked", path)
         self.check_time(path)

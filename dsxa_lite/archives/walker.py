@@ -14,7 +14,7 @@ from dsxa_lite.archives.limits import ARCHIVE_BOMB, ArchiveLimits, Budget, Limit
 from dsxa_lite.archives.sink import MemberSink
 from dsxa_lite.body import ReceivedBody
 from dsxa_lite.engines import Hit, ScanInput, ScanTimeout
-from dsxa_lite.filetype import detect_file_type
+from dsxa_lite.filetype import ZIP_END, ZIP_TAIL_BYTES, detect_file_type, zip_directory
 from dsxa_lite.threats import ThreatType
 from shared.models import Verdict
 
@@ -37,10 +37,53 @@ _HANDLERS: dict[str, Callable[[BinaryIO, ArchiveScan, str], None]] = {
     "BZIP2": formats.walk_bzip2,
     "XZ": formats.walk_xz,
     "7Z": formats.walk_7z,
+    "LZMA": formats.walk_lzma,
 }
 CONTAINER_TYPES = frozenset(_HANDLERS)
-# recognised archive formats this scanner does not unpack: Unsupported File Type
-UNSUPPORTED_CONTAINERS = frozenset({"RAR"})
+# Recognised archive, compression and disk-image formats this scanner does not unpack, as
+# dsxa_lite.filetype names them (puremagic's names past its own table): Unsupported File Type,
+# never Benign, since what they hold is not seen. "TGZ" and "TAR.Z" are compress(1) (.Z) data:
+# gzip is named GZIP first.
+UNSUPPORTED_CONTAINERS = frozenset(
+    {
+        "RAR",
+        "ZST",
+        "LZ4",
+        "Z",
+        "TAR.Z",
+        "TGZ",
+        "LZ",
+        "LZO",
+        "LRZ",
+        "CAB",
+        "ARJ",
+        "LZH",
+        "ALZ",
+        "ARC",
+        "PAK",
+        "ZOO",
+        "SIT",
+        "KGB",
+        "CPIO",
+        "UDEB",
+        "AR",
+        "RPM",
+        "XAR",
+        "WIM",
+        "SWM",
+        "ISO",
+        "CSO",
+        "ISZ",
+        "DAA",
+        "SQSH",
+        "VHD",
+        "VHDX",
+        "VMDK",
+        "VDI",
+        "QCOW",
+        "QCOW2",
+    }
+)
 
 
 _SEVERITY = {
@@ -62,6 +105,33 @@ class ArchiveOutcome:
     threat_type: ThreatType | None
     files_scanned: int
     bytes_scanned: int
+
+
+def _body_reader(body: ReceivedBody) -> Callable[[int, int], bytes] | None:
+    if body.data is not None:
+        data = body.data
+        return lambda offset, length: data[offset : offset + length]
+    if body.spool is not None:
+        return formats.source_reader(body.spool)
+    return None
+
+
+def container_type(body: ReceivedBody, file_type: str) -> str | None:
+    """The archive kind to walk ``body`` (whose head says ``file_type``) as, or None: its type
+    when it is one of :data:`CONTAINER_TYPES`, else ``ZIP`` when a ZIP ends the body, whatever
+    comes before it (a self-extracting PE, a PNG/ZIP polyglot: zipfile and unzip find a ZIP
+    from its end record). Formats of :data:`UNSUPPORTED_CONTAINERS` stay None."""
+    if file_type in CONTAINER_TYPES:
+        return file_type
+    if file_type in UNSUPPORTED_CONTAINERS or body.size < 22:
+        return None
+    read_at = _body_reader(body)
+    if read_at is None:
+        return None
+    tail_start = max(body.size - ZIP_TAIL_BYTES, 0)
+    if ZIP_END not in read_at(tail_start, body.size - tail_start):
+        return None
+    return "ZIP" if zip_directory(read_at, body.size) is not None else None
 
 
 def _open(body: ReceivedBody) -> BinaryIO:
@@ -132,20 +202,39 @@ class ArchiveScan:
         """A sink for the bytes of member ``path``."""
         return MemberSink(path, self.budget, self.spool_threshold, self.spool_dir)
 
-    def read_member(self, path: str, reader: Reader) -> None:
-        """Read member ``path`` chunk by chunk, then scan it."""
+    def collect(self, path: str, reader: Reader) -> tuple[MemberSink, Exception | None]:
+        """Read member ``path`` chunk by chunk into a sink; the error that ended the read early,
+        if any, comes with what was read before it. Each chunk is one unpacker step
+        (``read1`` where the reader has it), so an error loses no bytes already unpacked."""
         sink = self.new_sink(path)
+        read = getattr(reader, "read1", None) or reader.read
         try:
-            while chunk := reader.read(READ_CHUNK):
+            while chunk := read(READ_CHUNK):
                 sink.write(chunk)
         except LimitReached:
             sink.discard()
             raise
         except Exception as exc:  # unpackers raise many kinds on damaged data (see formats.walk_zip)
+            return sink, exc
+        return sink, None
+
+    def read_member(self, path: str, reader: Reader) -> None:
+        """Read member ``path`` chunk by chunk, then scan it."""
+        sink, failure = self.collect(path, reader)
+        if failure is None:
+            self.finish(sink)
+        else:
+            self.finish_damaged(sink, failure)
+
+    def finish_damaged(self, sink: MemberSink, failure: Exception) -> None:
+        """A member whose unpacking failed part-way (a bad CRC, a broken stream, garbage after
+        it): the bytes that came out are scanned all the same, as unzip, gzip and 7-Zip still
+        write them out (a hit is Malicious), and the member is Not Scanned otherwise."""
+        if sink.size:
+            self.finish(sink)  # raises StopWalk on a hit
+        else:
             sink.discard()
-            self.problem(path, Verdict.NOT_SCANNED, f"cannot unpack: {exc or type(exc).__name__}")
-            return
-        self.finish(sink)
+        self.problem(sink.path, Verdict.NOT_SCANNED, f"cannot unpack: {failure or type(failure).__name__}")
 
     def finish(self, sink: MemberSink) -> None:
         """Scan the member collected in ``sink`` (and walk it when it is an archive)."""
@@ -169,7 +258,8 @@ class ArchiveScan:
         if hit is not None:
             self._record(Verdict.MALICIOUS, f"{hit.reason} (in {path})", hit.threat_type)
             raise StopWalk
-        if file_type in CONTAINER_TYPES:
-            self.walk(body, file_type, path + "/")
+        kind = container_type(body, file_type)
+        if kind is not None:
+            self.walk(body, kind, path + "/")
         elif file_type in UNSUPPORTED_CONTAINERS:
             self.problem(path, Verdict.UNSUPPORTED, f"{file_type} archives are not unpacked")
