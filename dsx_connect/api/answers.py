@@ -176,6 +176,9 @@ class DeadLetterPage(BaseModel):
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = Field(
+        default=None, description="give as `cursor` for the next page (stable while letters arrive)"
+    )
 
 
 class Requeued(BaseModel):

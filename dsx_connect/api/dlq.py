@@ -66,10 +66,26 @@ def dlq_router() -> APIRouter:
         dead_letters: DeadLettersDep,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # Redis takes 64-bit offsets only
+        cursor: Annotated[
+            str | None,
+            Query(max_length=200, pattern=r"^[0-9.e+-]+:.+$", description="`next_cursor` of the page before"),
+        ] = None,
     ) -> DeadLetterPage:
-        """Dead letters, newest first, with their reason."""
-        items, total = dead_letters.items(offset, limit)
-        return DeadLetterPage(items=items, total=total, limit=limit, offset=offset)
+        """Dead letters, newest first, with their reason. Follow ``next_cursor`` for the next page:
+        pages by ``offset`` shift (and repeat letters) while new letters arrive."""
+        if cursor is not None and offset:
+            raise HTTPException(422, "give `cursor` or `offset`, not both")
+        total = dead_letters.count()
+        if cursor is None and offset:
+            items, _ = dead_letters.items(offset, limit)
+            return DeadLetterPage(items=items, total=total, limit=limit, offset=offset)
+        try:
+            items, after = dead_letters.page_after(cursor, limit)
+        except ValueError:
+            raise HTTPException(
+                422, f"cursor {cursor!r} is not one this API returned (next_cursor)"
+            ) from None
+        return DeadLetterPage(items=items, total=total, limit=limit, offset=0, next_cursor=after)
 
     @router.post("/requeue")
     def requeue_dead_letters(body: Requeue, dead_letters: DeadLettersDep, settings: SettingsDep) -> Requeued:

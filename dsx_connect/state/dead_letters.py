@@ -151,6 +151,31 @@ class DeadLetterStore:
         ids = self.redis.zrevrange(index, offset, offset + limit - 1)
         return self._load(ids), int(self.redis.zcard(index))
 
+    def count(self) -> int:
+        """How many letters there are (after dropping those past the retention)."""
+        self.expire()
+        return int(self.redis.zcard(keys.DEAD_LETTERS_INDEX))
+
+    def page_after(self, cursor: str | None, limit: int) -> tuple[list[DeadLetter], str | None]:
+        """Newest first after ``cursor`` (``<score>:<id>`` of the last letter of the page before):
+        letters arriving meanwhile neither shift nor repeat the pages. Returns the next cursor."""
+        index = keys.DEAD_LETTERS_INDEX
+        if cursor is None:
+            found = self.redis.zrevrange(index, 0, limit, withscores=True)
+        else:
+            score_text, _, last = cursor.partition(":")
+            score = float(score_text)
+            # the letters of one batch share a time: those of the cursor's time after its id, then older
+            ties = [m for m in reversed(self.redis.zrangebyscore(index, score, score)) if m < last]
+            older = self.redis.zrevrangebyscore(
+                index, f"({score!r}", "-inf", start=0, num=limit + 1, withscores=True
+            )
+            found = [(m, score) for m in ties][: limit + 1] + older
+        found = found[: limit + 1]
+        page, more = found[:limit], len(found) > limit
+        after = f"{page[-1][1]!r}:{page[-1][0]}" if more and page else None
+        return self._load([member for member, _ in page]), after
+
     def ids(self, stage: Stage | None = None) -> list[str]:
         """Every letter's id (of one stage when given), oldest first: a bulk operation's work list."""
         return list(

@@ -876,3 +876,32 @@ def test_dead_letter_counts_come_from_indexes_and_bulk_operations_go_by_chunks(c
     assert store.clear() == count
     assert max(scripts) <= module.CHUNK and store.stats()["count"] == 0
     assert not any(client.exists(keys.dead_letters_of(stage)) for stage in ("scan", "action", "result"))
+
+
+def test_dead_letter_pages_follow_a_cursor_that_new_letters_do_not_shift(client: redis.Redis) -> None:
+    """Pages by offset shifted while letters arrived: the next page repeated the last ones."""
+    from dsx_connect.state.dead_letters import DeadLetter, DeadLetterStore
+
+    store = DeadLetterStore(client, retain_s=3600)
+
+    def batch(*ids: str) -> list[DeadLetter]:
+        return [
+            DeadLetter(id=i, stage="scan", reason="gave up", attempts=3, job_id="j", connector_uuid="c",
+                       location=i, payload={"id": i})
+            for i in ids
+        ]  # fmt: skip
+
+    store.add_many(batch("a1", "a2", "a3"))  # letters of one batch share their time
+    store.add_many(batch("b1", "b2", "b3", "b4"))
+    seen: list[str] = []
+    cursor = None
+    arrived = 0
+    while True:
+        page, cursor = store.page_after(cursor, 2)
+        seen += [letter.id for letter in page]
+        arrived += 1
+        store.add_many(batch(f"new{arrived}"))  # arriving while the pages are read
+        if cursor is None:
+            break
+    assert seen == ["b4", "b3", "b2", "b1", "a3", "a2", "a1"]
+    assert store.page_after(None, 1)[0][0].id == f"new{arrived}"

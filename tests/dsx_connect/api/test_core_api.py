@@ -317,6 +317,10 @@ def test_dead_letters_can_be_listed_requeued_and_cleared(core: Core, api: httpx.
         and len(items["items"]) == 2
         and "connector unreachable" in items["items"][0]["reason"]
     )
+    rest = api.get("/dlq/items", params={"limit": 2, "cursor": items["next_cursor"]}).json()
+    assert [i["id"] for i in rest["items"]] == ["dl-1"] and rest["next_cursor"] is None
+    assert api.get("/dlq/items", params={"cursor": "not-a-cursor"}).status_code == 422
+    assert api.get("/dlq/items", params={"cursor": items["next_cursor"], "offset": 1}).status_code == 422
     assert api.get("/admin/dead-letter/stats").json()["count"] == 3
     before = core.redis.llen("scan_request_queue")
     requeued = api.post("/dlq/requeue", json={"ids": ["dl-1", "missing"]}).json()
