@@ -9,41 +9,22 @@ copy before the original is deleted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-import anyio
 import pytest
 
 from shared.connector.objectstore import ObjectStoreConnector
 from shared.errors import DsxError, RetryableError
 from shared.models import ItemActionType, RequestedAction
-from tests.support.cloud_contract import QUARANTINE, Store, unique
+from tests.support.cloud_contract import QUARANTINE, BucketFixtures, Store
 
 MOVE = RequestedAction(type=ItemActionType.MOVE)
 MOVE_TAG = RequestedAction(type=ItemActionType.MOVE_TAG)
 
 
-class QuarantineContract:
+class QuarantineContract(BucketFixtures):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.integration, pytest.mark.anyio]
-
-    @pytest.fixture
-    def bucket(self, store: Store) -> str:
-        name = unique("dsx")
-        store.create_bucket(name)
-        return name
-
-    @pytest.fixture
-    def make_connector(self, store: Store) -> Iterator[Callable[..., Any]]:
-        made: list[Any] = []
-
-        def make(**settings: Any) -> Any:
-            made.append(store.connector(**{"auth": {"enabled": False}, **settings}))
-            return made[-1]
-
-        yield make
-        for connector in made:
-            anyio.run(connector.aclose)
 
     async def test_a_second_object_quarantined_under_the_same_key_gets_a_numbered_name(
         self, store: Store, bucket: str, make_connector: Callable[..., ObjectStoreConnector[Any]]

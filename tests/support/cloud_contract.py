@@ -217,12 +217,8 @@ SAMPLE = {
 }
 
 
-class CloudConnectorContract:
-    """SPEC §5 for an object-store connector; subclass it in the connector's test folder."""
-
-    STREAMED_BYTES: ClassVar[int] = 3 * 1024 * 1024 + 7
-
-    # ---- fixtures --------------------------------------------------------------------------
+class BucketFixtures:
+    """A fresh bucket per test, and connectors on the store's emulator, closed after the test."""
 
     @pytest.fixture
     def bucket(self, store: Store) -> str:
@@ -241,6 +237,12 @@ class CloudConnectorContract:
         yield make
         for connector in made:
             anyio.run(connector.aclose)
+
+
+class CloudConnectorContract(BucketFixtures):
+    """SPEC §5 for an object-store connector; subclass it in the connector's test folder."""
+
+    STREAMED_BYTES: ClassVar[int] = 3 * 1024 * 1024 + 7
 
     def client(self, store: Store, connector: Connector) -> httpx.AsyncClient:
         """The connector's app in process (no lifespan: it neither registers nor heartbeats)."""
