@@ -56,13 +56,40 @@ class JobFlags:
     cancelled: bool = False
 
 
+#: the longest ``Retry-After`` a connector honours (a longer one is read as this)
+RETRY_AFTER_MAX_S = 60.0
+
+
+class CoreBusy(RetryableError):
+    """429: the core is up and holds back new work (SPEC §5 back-pressure: too many items in
+    flight, a paused job's items included). Waited out, not charged to the retry budget, which is
+    for a core that fails."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message, status_code=429)
+        self.retry_after_s = retry_after_s
+
+
+class SubmitStopped(Exception):
+    """The wait for a busy core was ended by the caller (its job was cancelled)."""
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return min(max(float(response.headers.get("Retry-After", "")), 0.0), RETRY_AFTER_MAX_S)
+    except ValueError:  # absent, or an HTTP date: the backoff decides
+        return 0.0
+
+
 def check_response(response: httpx.Response) -> None:
     """Raise the error family member for a non-2xx/3xx answer (pure; no I/O)."""
     code = response.status_code
     if code < 400:
         return
     message = f"{response.request.method} {response.request.url.path} -> {code}: {_reason(response)}"
-    if code in (408, 425, 429) or code >= 500:
+    if code == 429:
+        raise CoreBusy(message, retry_after_s=_retry_after(response))
+    if code in (408, 425) or code >= 500:
         raise RetryableError(message, status_code=code)
     if code == 404:
         raise NotFoundError(message, status_code=code)
@@ -120,13 +147,29 @@ async def retry(
     max_elapsed_s: float,
     base_s: float = 0.2,
     cap_s: float = 10.0,
+    stop_while_busy: Callable[[], Awaitable[bool]] | None = None,
 ) -> T:
-    """Await ``call()`` until it succeeds, retrying ``RetryableError`` for up to ``max_elapsed_s``."""
+    """Await ``call()`` until it succeeds, retrying ``RetryableError`` for up to ``max_elapsed_s``.
+
+    A busy core (:class:`CoreBusy`) is waited out for as long as it lasts (at least its
+    ``Retry-After``): that time is not charged to ``max_elapsed_s``. ``stop_while_busy`` is asked
+    before each such wait (a full scan: it waits while its job is paused) and ends it with
+    :class:`SubmitStopped` when it answers True (its job was cancelled)."""
     deadline = time.monotonic() + max_elapsed_s
     attempt = 0
     while True:
         try:
             return await call()
+        except CoreBusy as exc:
+            attempt += 1
+            if stop_while_busy is not None and await stop_while_busy():
+                raise SubmitStopped(what) from None
+            delay = max(exc.retry_after_s, full_jitter(attempt + 1, base_s, cap_s))
+            deadline = max(deadline, time.monotonic() + max_elapsed_s)
+            log.info(
+                "%s: the core is busy, waiting", what, extra={"attempt": attempt, "wait_s": round(delay, 1)}
+            )
+            await anyio.sleep(delay)
         except RetryableError as exc:
             attempt += 1
             delay = full_jitter(attempt + 1, base_s, cap_s)  # the first wait: up to twice base_s

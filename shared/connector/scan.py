@@ -11,7 +11,7 @@ import anyio
 import anyio.abc
 
 from shared.connector.base import Connector, Item
-from shared.connector.core_client import CoreClient, retry
+from shared.connector.core_client import CoreClient, SubmitStopped, retry
 from shared.connector.submit import Submitter, scan_requests
 from shared.errors import DsxError
 from shared.logging import job_id_var
@@ -110,8 +110,12 @@ class FullScan:
 
         async def submit(requests: list[dict[str, Any]]) -> None:
             try:
-                accepted = await self.submitter.submit(requests, plan)
+                # a busy core (429: too many items in flight, those of this job held by a pause
+                # included) is waited out for as long as the job is paused, never failed
+                accepted = await self.submitter.submit(requests, plan, stop_while_busy=self._stop_requested)
                 progress.submitted += accepted  # not `+= await`: that reads the count before awaiting
+            except SubmitStopped:
+                pass  # cancelled while the core was busy: the enumeration stops at its next check
             finally:
                 in_flight.release()
 

@@ -83,12 +83,18 @@ class Submitter:
             ) from exc
 
     async def submit(
-        self, requests: list[dict[str, Any]], plan: BatchPlan, *, retry_for_s: float | None = None
+        self,
+        requests: list[dict[str, Any]],
+        plan: BatchPlan,
+        *,
+        retry_for_s: float | None = None,
+        stop_while_busy: Callable[[], Awaitable[bool]] | None = None,
     ) -> int:
         """Submit ``requests``; the number the core accepted.
 
         Transient failures are retried for ``retry_for_s`` (default ``SUBMIT_RETRY_MAX_S``), then the
-        ``RetryableError`` propagates: none of the items was refused.
+        ``RetryableError`` propagates: none of the items was refused. A busy core (429) is waited
+        out, asking ``stop_while_busy`` first (``core_client.retry``).
         """
         if not requests:
             return 0
@@ -99,6 +105,7 @@ class Submitter:
                     lambda: self._known(lambda: self.client.submit_batch(requests)),
                     what=f"submitting a batch of {len(requests)}",
                     max_elapsed_s=budget,
+                    stop_while_busy=stop_while_busy,
                 )
                 return len(requests)
             except PermanentError as exc:
@@ -107,9 +114,14 @@ class Submitter:
                 log.warning(
                     "core refused a batch; submitting its items one by one", extra={"error": exc.message}
                 )
-        return await self._submit_each(requests, budget)
+        return await self._submit_each(requests, budget, stop_while_busy)
 
-    async def _submit_each(self, requests: list[dict[str, Any]], budget: float) -> int:
+    async def _submit_each(
+        self,
+        requests: list[dict[str, Any]],
+        budget: float,
+        stop_while_busy: Callable[[], Awaitable[bool]] | None = None,
+    ) -> int:
         settings = self._settings()
         limiter = anyio.CapacityLimiter(settings.full_scan_enqueue_concurrency)
         accepted = 0
@@ -122,6 +134,7 @@ class Submitter:
                         lambda: self._known(lambda: self.client.submit(request)),
                         what=f"submitting {request['location']!r}",
                         max_elapsed_s=budget,
+                        stop_while_busy=stop_while_busy,
                     )
                 except PermanentError as exc:
                     if exc.status_code in _AUTH_FAILURES:

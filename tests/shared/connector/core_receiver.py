@@ -47,6 +47,9 @@ class FakeCore:
     )
     #: answer 503 to the next N batch submissions
     fail_batches: int = 0
+    #: answer 429 (too many items in flight, SPEC §5) to batch submissions while set; how many were
+    busy: bool = False
+    busy_answers: int = 0
     #: answer 404 "not registered" to every submission until the connector registers again (as
     #: the core does once a registration's heartbeat TTL has run out)
     forgotten: bool = False
@@ -127,6 +130,10 @@ class FakeCore:
                 if self.fail_batches > 0:
                     self.fail_batches -= 1
                     return JSONResponse({"status": "error", "message": "blip"}, 503)
+                if self.busy:
+                    self.busy_answers += 1
+                    message = {"status": "error", "message": "too many items in flight"}
+                    return JSONResponse(message, 429, headers={"Retry-After": "0"})
             batch = ScanRequestBatch.model_validate(await request.json())
             if self._rejects(batch.requests):
                 return JSONResponse({"status": "error", "message": "bad location"}, 422)

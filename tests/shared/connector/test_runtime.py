@@ -164,6 +164,32 @@ async def test_a_paused_job_waits_and_resumes(fake_core: FakeCore, runtime: Conn
     assert fake_core.enqueue_done["job-6"] == 25
 
 
+@pytest.mark.parametrize(
+    "runtime", [{"submit_retry_max_s": 0.2, "full_scan_batches_in_flight": 1}], indirect=True
+)
+async def test_a_core_busy_with_a_paused_jobs_items_is_waited_out_not_failed(
+    fake_core: FakeCore, runtime: ConnectorRuntime
+) -> None:
+    """The core answers 429 while a paused job's items count as in flight; the connector charged that
+    to SUBMIT_RETRY_MAX_S, a dead core's budget, failed the scan and never listed the rest."""
+    fake_core.busy = True
+    progress, _ = runtime.start_full_scan("job-busy", None)
+    await until(lambda: fake_core.busy_answers >= 1, what="a first 429")
+    fake_core.flags["job-busy"] = {"paused": "1"}
+    started = time.monotonic()
+    await until(lambda: progress.state == "paused", what="the scan to see the pause")
+    reads = fake_core.flag_reads["job-busy"]
+    await until(
+        lambda: fake_core.flag_reads["job-busy"] >= reads + 10 and time.monotonic() - started > 0.5,
+        what="a pause longer than the retry budget",
+    )
+    assert progress.state == "paused" and "job-busy" not in fake_core.enqueue_done
+    fake_core.busy = False
+    fake_core.flags["job-busy"] = {}
+    await until(lambda: progress.state == "completed", what="the scan to complete")
+    assert fake_core.enqueue_done["job-busy"] == 25 and len(fake_core.locations("job-busy")) == 25
+
+
 @pytest.mark.parametrize("runtime", [{"full_scan_batches_in_flight": 1}], indirect=True)
 async def test_a_cancelled_job_stops_and_reports_what_was_submitted(
     fake_core: FakeCore, runtime: ConnectorRuntime
