@@ -85,36 +85,43 @@ class FilesystemConnector(Connector[FilesystemSettings]):
         return iterate_in_thread(self.walk())
 
     def walk(self) -> Iterator[Item]:
-        """Depth-first ``os.scandir`` walk as a generator: memory grows with depth, not file count."""
+        """Depth-first ``os.scandir`` walk as a generator. One folder is open at a time (its
+        subfolders wait as paths): a tree deeper than the process's file-descriptor limit is listed
+        whole (each level kept its folder open, and past the limit whole subtrees were dropped with
+        a warning while the scan completed). A subfolder this process may not list is skipped with a
+        warning; any other error listing a folder (a stale NFS handle, EIO) stops the scan naming it,
+        so its job fails instead of completing without that folder's files."""
         root, selected = str(self.root), self.filter
         skip = str(self.quarantine) if self.quarantine else None
-        stack = [(os.scandir(root), "")]
-        try:
-            while stack:
-                entries, prefix = stack[-1]
-                entry = next(entries, None)
-                if entry is None:
-                    entries.close()
-                    stack.pop()
-                    continue
-                location = prefix + entry.name
-                try:
-                    location.encode()  # a name that is not UTF-8 cannot travel in JSON
-                    if entry.is_dir(follow_symlinks=False):
-                        if entry.path != skip and not selected.prunes(location):
-                            stack.append((os.scandir(entry.path), location + "/"))
-                    elif selected.matches(location):
-                        info = entry.stat(follow_symlinks=False)
-                        size = self._size(entry.path, info)
-                        if size is not None:
-                            # a regular file's lstat is what read's fstat answers; a symlink's is not
-                            version = file_version(info) if stat.S_ISREG(info.st_mode) else None
-                            yield Item(location, location, size, version)
-                except (OSError, UnicodeEncodeError) as exc:
-                    log.warning("entry skipped", extra={"location": ascii(location), "error": str(exc)})
-        finally:
-            for entries, _ in stack:
-                entries.close()
+        pending = [(root, "")]
+        while pending:
+            path, prefix = pending.pop()
+            try:
+                entries = os.scandir(path)
+            except PermissionError as exc:
+                if not prefix:
+                    raise
+                log.warning("folder not listed", extra={"location": ascii(prefix), "error": str(exc)})
+                continue
+            subfolders: list[tuple[str, str]] = []
+            with entries:
+                for entry in entries:
+                    location = prefix + entry.name
+                    try:
+                        location.encode()  # a name that is not UTF-8 cannot travel in JSON
+                        if entry.is_dir(follow_symlinks=False):
+                            if entry.path != skip and not selected.prunes(location):
+                                subfolders.append((entry.path, location + "/"))
+                        elif selected.matches(location):
+                            info = entry.stat(follow_symlinks=False)
+                            size = self._size(entry.path, info)
+                            if size is not None:
+                                # a regular file's lstat is what read's fstat answers; a symlink's is not
+                                version = file_version(info) if stat.S_ISREG(info.st_mode) else None
+                                yield Item(location, location, size, version)
+                    except (OSError, UnicodeEncodeError) as exc:
+                        log.warning("entry skipped", extra={"location": ascii(location), "error": str(exc)})
+            pending.extend(reversed(subfolders))  # listed in the order the folder gave them
 
     def _size(self, path: str, info: os.stat_result) -> int | None:
         """Size of a regular file, or of a symlink's target inside the asset; None to skip it."""

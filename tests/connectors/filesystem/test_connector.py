@@ -92,6 +92,64 @@ def test_walk_is_a_lazy_generator(
     assert sum(1 for _ in make_connector().walk()) == len(EXPECTED) + 20
 
 
+def test_a_tree_deeper_than_the_descriptor_limit_is_listed_whole_with_one_folder_open(
+    make_connector: MakeConnector, asset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each level of the walk kept its folder open: past the process's descriptor limit (1,024 by
+    default) whole subtrees were dropped with a warning while the scan completed."""
+    deep = asset / "deep"
+    for level in range(200):
+        deep = deep / f"l{level}"
+    deep.mkdir(parents=True)
+    (deep / "bottom.txt").write_text("x")
+    open_now = peak = 0
+    real_scandir = os.scandir
+
+    class Counted:
+        def __init__(self, path: str) -> None:
+            nonlocal open_now, peak
+            self.inner = real_scandir(path)
+            open_now += 1
+            peak = max(peak, open_now)
+
+        def __iter__(self) -> Counted:
+            return self
+
+        def __next__(self) -> os.DirEntry[str]:
+            return next(self.inner)
+
+        def __enter__(self) -> Counted:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            nonlocal open_now
+            self.inner.close()
+            open_now -= 1
+
+    monkeypatch.setattr(os, "scandir", Counted)
+    found = locations(make_connector())
+    assert found == sorted([*EXPECTED, "deep/" + "/".join(f"l{n}" for n in range(200)) + "/bottom.txt"])
+    assert peak == 1 and open_now == 0
+
+
+def test_a_folder_that_cannot_be_listed_fails_the_walk_unless_permission_is_refused(
+    make_connector: MakeConnector, asset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_scandir = os.scandir
+    failure: OSError = OSError(5, "Input/output error")
+
+    def failing(path: str) -> os.ScandirIterator[str]:  # type: ignore[name-defined]
+        if path.endswith(os.sep + "docs"):
+            raise failure
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", failing)
+    with pytest.raises(OSError, match="Input/output"):  # the job fails naming it, never "completed"
+        locations(make_connector())
+    failure = PermissionError(13, "Permission denied")  # a folder this process may not read: skipped
+    assert locations(make_connector()) == ["tmp/cache.bin", "top.txt"]
+
+
 def test_symlinks_inside_are_scanned_and_those_leading_out_are_skipped(
     make_connector: MakeConnector, asset: Path, tmp_path: Path
 ) -> None:
