@@ -39,7 +39,7 @@ from shared.connector.responses import (
     small_item_bytes,
     wire_version,
 )
-from shared.connector.runtime import ConnectorRuntime
+from shared.connector.runtime import ConnectorRuntime, ScanRunning
 from shared.connector.security import RequestVerifier
 from shared.connector.settings import UPDATABLE_FIELDS
 from shared.connector.webhook_auth import webhook_gate
@@ -369,6 +369,8 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         except ValidationError as exc:
             errors = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
             return _unprocessable("; ".join(errors))
+        except ScanRunning as exc:
+            return JSONResponse({"status": "error", "message": exc.message, "error": "scan_running"}, 409)
         except (ValueError, DsxError) as exc:
             return _unprocessable(str(getattr(exc, "message", exc)))
         body = ConfigUpdated(status="success", message="configuration updated", config=settings.redacted())

@@ -18,7 +18,7 @@ from shared.connector.core_client import BatchPlan, CoreClient
 from shared.connector.scan import FullScan, ScanProgress
 from shared.connector.settings import ConnectorSettings
 from shared.connector.submit import Submitter, scan_requests
-from shared.errors import DsxError
+from shared.errors import DsxError, PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,17 @@ class CoreState(ConnectorState):
     async def put(self, key: str, value: str) -> None:
         s = self._connector.settings
         await self._client.put_state(s.uuid, s.name, key, value)
+
+
+#: the settings that decide what a full scan lists and where its items are read
+_SCAN_DEFINING = frozenset({"asset", "filter"})
+
+
+class ScanRunning(PermanentError):
+    """A change refused while a full scan runs (HTTP 409)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=409)
 
 
 class ConnectorRuntime:
@@ -110,13 +121,25 @@ class ConnectorRuntime:
                 task.cancel()
         pending = [t for t in [*self._tasks, self._heartbeat_task] if t is not None]
         await asyncio.gather(*pending, return_exceptions=True)
-        for progress in self.scans.values():
-            if progress.active:
-                log.warning(
-                    "full scan interrupted by shutdown; enqueue_done not reported",
-                    extra={"job_id": progress.job_id, "submitted": progress.submitted},
-                )
+        interrupted = [progress for progress in self.scans.values() if progress.active]
+        for progress in interrupted:
+            progress.state, progress.error = "failed", "the connector shut down during enumeration"
         if self.client is not None:
+            for progress in interrupted:  # the job fails now, naming why, not after the stall sweep
+                try:
+                    with anyio.fail_after(_UNREGISTER_TIMEOUT_S):
+                        await self.client.enqueue_done(
+                            progress.job_id, progress.submitted, error=progress.error
+                        )
+                    log.warning(
+                        "full scan interrupted by shutdown; its job fails with what was submitted",
+                        extra={"job_id": progress.job_id, "submitted": progress.submitted},
+                    )
+                except (DsxError, TimeoutError) as exc:
+                    log.warning(
+                        "full scan interrupted by shutdown; enqueue_done not reported",
+                        extra={"job_id": progress.job_id, "submitted": progress.submitted, "error": str(exc)},
+                    )
             try:
                 with anyio.fail_after(_UNREGISTER_TIMEOUT_S):
                     await self.client.unregister(self.settings.uuid)
@@ -170,7 +193,17 @@ class ConnectorRuntime:
     # ---- configuration ---------------------------------------------------------------------
 
     async def reconfigure(self, changes: dict[str, Any]) -> ConnectorSettings:
-        """Apply a live settings change (``ValidationError`` / ``ValueError`` refuse it), then re-register."""
+        """Apply a live settings change (``ValidationError`` / ``ValueError`` refuse it), then re-register.
+
+        What a full scan lists and reads (``asset``, ``filter``) is not changed under a running one
+        (:class:`ScanRunning`): its items already queued would be read, and acted on, in the new
+        asset (another file under the same name)."""
+        running = sorted(job for job, progress in self.scans.items() if progress.active)
+        if running and changes.keys() & _SCAN_DEFINING:
+            raise ScanRunning(
+                f"{', '.join(sorted(changes.keys() & _SCAN_DEFINING))} cannot change while full scan "
+                f"{', '.join(running)} runs: cancel it or wait for it to finish"
+            )
         new = self.settings.updated(changes)
         self.connector.configure(new)
         log.info("configuration updated", extra={"changed": sorted(changes)})

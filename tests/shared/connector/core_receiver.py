@@ -36,6 +36,7 @@ class FakeCore:
     batches: list[list[dict[str, Any]]] = field(default_factory=list)
     singles: list[dict[str, Any]] = field(default_factory=list)
     enqueue_done: dict[str, int] = field(default_factory=dict)
+    enumeration_errors: dict[str, str] = field(default_factory=dict)
     flags: dict[str, dict[str, str]] = field(default_factory=dict)
     flag_reads: dict[str, int] = field(default_factory=dict)
     workers: dict[str, Any] = field(
@@ -161,6 +162,8 @@ class FakeCore:
             body = await request.json()
             with self.lock:
                 self.enqueue_done[job_id] = body["enqueued_total"]
+                if body.get("error"):
+                    self.enumeration_errors[job_id] = body["error"]
             return {"status": "success", "message": "noted"}
 
         @app.get(f"{API}/scan/jobs/{{job_id}}/raw")

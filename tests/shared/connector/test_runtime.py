@@ -190,6 +190,32 @@ async def test_a_core_busy_with_a_paused_jobs_items_is_waited_out_not_failed(
     assert fake_core.enqueue_done["job-busy"] == 25 and len(fake_core.locations("job-busy")) == 25
 
 
+async def test_the_asset_does_not_change_under_a_running_scan_and_a_shutdown_fails_its_job(
+    fake_core: FakeCore,
+) -> None:
+    """A PUT /config of the asset during a full scan was applied: its queued items were then read, and
+    acted on, in the new asset (another file under the same name). And a connector stopped mid-scan
+    left its job running until the core's stall sweep, with no reason given."""
+    from shared.connector.runtime import ScanRunning
+
+    rt = ConnectorRuntime(make_connector(fake_core.url))
+    await rt.start()
+    try:
+        fake_core.flags["job-live"] = {"paused": "1"}
+        progress, _ = rt.start_full_scan("job-live", None)
+        await until(lambda: progress.state == "paused", what="the scan to hold")
+        with pytest.raises(ScanRunning, match="job-live"):
+            await rt.reconfigure({"asset": "/elsewhere"})
+        with pytest.raises(ScanRunning):
+            await rt.reconfigure({"filter": "*.pdf"})
+        await rt.reconfigure({"item_action": "nothing"})  # what an action does may change
+    finally:
+        await rt.stop()
+    assert progress.state == "failed"
+    assert "shut down" in fake_core.enumeration_errors["job-live"]
+    assert fake_core.enqueue_done["job-live"] == progress.submitted
+
+
 @pytest.mark.parametrize("runtime", [{"full_scan_batches_in_flight": 1}], indirect=True)
 async def test_a_cancelled_job_stops_and_reports_what_was_submitted(
     fake_core: FakeCore, runtime: ConnectorRuntime
