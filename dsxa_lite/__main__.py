@@ -2,8 +2,9 @@
 
 ``python -m dsxa_lite`` (or ``serve [--host H] [--port P]``) listens on ``DSXA_LITE_HOST``:
 ``DSXA_LITE_PORT`` (default 127.0.0.1:5000: only this machine; containers set 0.0.0.0) with
-httptools and uvloop, and warns at start when it serves without a token on another address. ``python -m dsxa_lite scan FILE...`` scans files once,
-without a server, and prints one SPEC §3 verdict per line (exit status 1 if any is Malicious).
+httptools (request headers bounded: ``dsxa_lite.api.http``) and uvloop, and warns at start when
+it serves without a token on another address. ``python -m dsxa_lite scan FILE...`` scans files
+once, without a server, and prints one SPEC §3 verdict per line (exit status 1 if any is Malicious).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from dsxa_lite.settings import DsxaLiteSettings, get_settings
 from shared.models import Verdict
 
 CHUNK_BYTES = 1024 * 1024
+# uvicorn's httptools protocol, bounding request headers (dsxa_lite/api/http.py)
+BOUNDED_HTTPTOOLS = "dsxa_lite.api.http:BoundedHttpToolsProtocol"
 
 log = logging.getLogger("dsxa_lite")
 
@@ -117,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dsxa_lite.app:app",
         host=host,
         port=port,
-        http="httptools",
+        http=BOUNDED_HTTPTOOLS,  # httptools, with a bound on request headers
         loop="uvloop",
         log_config=None,
         ssl_certfile=str(settings.tls_certfile) if settings.use_tls and settings.tls_certfile else None,

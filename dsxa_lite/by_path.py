@@ -2,8 +2,12 @@
 
 Only files under the configured roots (``DSXA_LITE_SCAN_ROOTS``) are read: the path must be
 absolute, without ``..``, without a symbolic link in any component (its real path must be the
-path as given) and name a regular file, opened with ``O_NOFOLLOW``. Scans run in the background;
-their results wait, by ``scan_guid``, in a bounded store for ``POST /result/by_path``.
+path as given) and name a regular file. The file is then opened one component at a time, each
+relative to the folder opened before it and with ``O_NOFOLLOW``, so a folder swapped for a link
+after the check is refused, not followed out of the roots; the file itself is opened with
+``O_NONBLOCK`` and must be regular (a FIFO would block ``open()`` until a writer comes). Scans
+run in the background; their results wait, by ``scan_guid``, in a bounded store for
+``POST /result/by_path``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ class PathMissing(ValueError):
 
 
 def open_under_roots(raw: str, roots: list[Path]) -> tuple[int, Path]:
-    """An open read-only descriptor of the file at ``raw`` and its path, or PathRefused/PathMissing."""
+    """An open read-only descriptor of the file at ``raw`` and its path, or PathRefused/PathMissing.
+
+    Blocking (file system calls): call it in a worker thread."""
     if not roots:
         raise PathRefused("scan by path is off (no DSXA_LITE_SCAN_ROOTS configured)")
     if not raw or "\0" in raw:
@@ -45,15 +51,43 @@ def open_under_roots(raw: str, roots: list[Path]) -> tuple[int, Path]:
     if Path(os.path.realpath(normal)) != normal:
         raise PathRefused("Stream-Path goes through a symbolic link")
     try:
-        fd = os.open(normal, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = _open_no_links(normal)
     except FileNotFoundError:
         raise PathMissing(f"no file at {normal}") from None
-    except OSError as exc:  # ELOOP: a link swapped in since the check; EACCES: not readable
+    except OSError as exc:  # ELOOP/ENOTDIR: a link swapped in since the check; EACCES: not readable
         raise PathRefused(f"cannot open {normal}: {exc.strerror}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PathRefused("Stream-Path is not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
         os.close(fd)
-        raise PathRefused("Stream-Path is not a regular file")
+        raise
     return fd, normal
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: open() of a FIFO (or some devices) returns at once instead of waiting for a writer
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def _open_no_links(path: Path) -> int:
+    """``path`` opened from ``/`` one component at a time, none followed if it is a link (ELOOP
+    or ENOTDIR then): what is opened is the file at ``path``, whatever is renamed meanwhile."""
+    if len(path.parts) < 2:
+        raise PathRefused("Stream-Path is not a regular file")  # "/" itself
+    *folders, name = path.parts[1:]
+    folder = os.open("/", _DIR_FLAGS)
+    try:
+        for part in folders:
+            inner = os.open(part, _DIR_FLAGS, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        if not stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+            raise PathRefused("Stream-Path is not a regular file")  # not opened at all
+        return os.open(name, _FILE_FLAGS, dir_fd=folder)
+    finally:
+        os.close(folder)
 
 
 @dataclass

@@ -22,6 +22,27 @@ from dsxa_lite.version import __version__
 from shared.models import utcnow_iso
 
 
+def verdict_settings(settings: DsxaLiteSettings) -> str:
+    """The settings that decide verdicts, as one line for the identity: whether and how far
+    archives are unpacked, whether archive passwords are configured (their number, never a
+    digest of them: ``/version`` answers anyone, and a digest could be guessed offline), the
+    YARA windows and the size limit. Timeouts, concurrency, caches and addresses decide none."""
+    fields = (
+        f"archives={settings.archives}",
+        f"depth={settings.archive_max_depth}",
+        f"members={settings.archive_max_members}",
+        f"total={settings.archive_max_total_bytes}",
+        f"ratio={settings.archive_max_ratio}",
+        f"ratio_floor={settings.archive_ratio_floor_bytes}",
+        f"archive_time={settings.archive_time_limit_s!r}",
+        f"passwords={len(settings.archive_passwords)}",
+        f"window={settings.yara_window_bytes}",
+        f"overlap={settings.yara_window_overlap_bytes}",
+        f"max_size={settings.max_file_size_bytes}",
+    )
+    return " ".join(fields)
+
+
 class RuleSetError(ValueError):
     """A rule set that cannot be built; the message says which part and why."""
 
@@ -111,6 +132,9 @@ def load_ruleset(settings: DsxaLiteSettings, owner: threading.Thread | None = No
         except ClamdError as exc:
             raise RuleSetError(f"invalid configuration:\n  DSXA_LITE_CLAMD: {exc}") from None
         engine_version += f", {clamd_version}"
-    combined = f"rules:{yara.digest}\nblocklist:{blocklist.digest}\nclamd:{clamd_version}\n"
+    combined = (
+        f"rules:{yara.digest}\nblocklist:{blocklist.digest}\nclamd:{clamd_version}\n"
+        f"settings:{verdict_settings(settings)}\n"
+    )
     rules_version = hashlib.sha256(combined.encode()).hexdigest()[:16]
     return RuleSet(EicarEngine(), blocklist, yara, clamav, engine_version, rules_version)

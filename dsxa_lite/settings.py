@@ -39,7 +39,8 @@ class DsxaLiteSettings(BaseSettings):
       missed where it straddles two windows).
     - ``SCAN_TIMEOUT_S``: YARA timeout of one scan call (one window for large files).
     - ``LARGE_SCAN_CONCURRENCY``: spooled files scanned at once (each holds one window in memory),
-      and large bodies scanned as they arrive at once (each with a YARA worker process,
+      large bodies scanned as they arrive at once, and in-memory bodies past
+      ``service.INLINE_SCAN_BYTES`` scanned at once (each with a YARA worker process,
       :mod:`dsxa_lite.yara_worker`).
     - ``ARCHIVE_*``: limits of unpacking archives (:class:`dsxa_lite.archives.ArchiveLimits`):
       ``MAX_DEPTH``, ``MAX_MEMBERS``, ``MAX_TOTAL_BYTES``, ``MAX_RATIO`` (past

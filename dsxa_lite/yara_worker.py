@@ -11,7 +11,8 @@ child scans the other, so a window is never also held in the parent's own memory
 Measured: docs/performance.md.
 
 A worker serves one body at a time; :class:`YaraWorkers` keeps up to ``LARGE_SCAN_CONCURRENCY``
-idle ones for the current rule set and closes those of a replaced one.
+idle ones for the current rule set and closes those of a replaced one (or a broken one) in a
+background thread: stopping a child waits for it, and the caller is the event loop.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ class YaraWorkers:
             self._idle = [w for w in self._idle if w.rules is yara.rules]
             worker = self._idle.pop() if self._idle else None
         for old in stale:  # a reload replaced their rules
-            old.close()
+            _close_in_background(old)
         if worker is not None or self._unavailable:
             return worker
         try:
@@ -204,7 +205,7 @@ class YaraWorkers:
     def give_back(self, worker: YaraWorker) -> None:
         """Keep ``worker`` for the next body, unless it broke or has answers still owed."""
         if worker.broken or worker.outstanding:
-            worker.close()
+            _close_in_background(worker)
             return
         with self._lock:
             self._idle.append(worker)
@@ -214,3 +215,8 @@ class YaraWorkers:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.close()
+
+
+def _close_in_background(worker: YaraWorker) -> None:
+    """:meth:`YaraWorker.close` in a thread of its own (it waits up to 5 s for the child)."""
+    threading.Thread(target=worker.close, name="dsxa-lite-yara-close", daemon=True).start()

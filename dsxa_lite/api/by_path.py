@@ -29,6 +29,7 @@ _tasks: set[asyncio.Task[None]] = set()
 # scans by path in flight at once; past it, 429 (each holds an open file and, past the spool
 # threshold, a spool file until it is scanned)
 MAX_IN_FLIGHT = 64
+MAX_RESULT_BODY_BYTES = 4096  # POST /result/by_path: {"scan_guid": "<32 hex digits>"}
 
 
 def _store(request: Request) -> PathScans[Outcome]:
@@ -85,8 +86,10 @@ async def scan_by_path(request: Request) -> Response:
         return checked
     if len(_tasks) >= MAX_IN_FLIGHT:
         return error_response(429, f"more than {MAX_IN_FLIGHT} scans by path in flight; retry later")
-    try:
-        fd, path = open_under_roots(headers.get("stream-path") or "", service.settings.scan_roots)
+    try:  # in a thread: file system calls may block (a slow mount)
+        fd, path = await anyio.to_thread.run_sync(
+            open_under_roots, headers.get("stream-path") or "", service.settings.scan_roots
+        )
     except PathRefused as exc:
         return error_response(403, str(exc))
     except PathMissing as exc:
@@ -110,7 +113,12 @@ async def result_by_path(request: Request) -> Response:
     checked = _check_request(service, RawHeaders(request))
     if isinstance(checked, Response):
         return checked
-    raw = (await request.body())[:4096].decode("utf-8", "replace").strip()
+    received = b""
+    async for chunk in request.stream():  # read up to the bound only, never the whole body
+        received += chunk
+        if len(received) > MAX_RESULT_BODY_BYTES:
+            return error_response(413, f"body longer than {MAX_RESULT_BODY_BYTES} bytes")
+    raw = received.decode("utf-8", "replace").strip()
     guid = raw
     if raw.startswith("{"):
         try:

@@ -28,6 +28,7 @@ Call :meth:`YaraEngine.close` from the owner thread when the engine may be freed
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,7 +82,11 @@ class YaraEngine:
 
     @staticmethod
     def _compile(rules_dir: Path) -> tuple[yara_x.Rules, str, list[str]]:
-        """Compile every ``*.yar`` of ``rules_dir``; :class:`RulesError` naming the file otherwise."""
+        """Compile every ``*.yar`` of ``rules_dir``; :class:`RulesError` naming the file otherwise.
+
+        The digest is that of the rules as compiled (yara-x's serialized form, the same in every
+        process for the same rules): it covers files pulled in by ``include`` too, which a digest
+        of the folder's sources would miss."""
         compiler = yara_x.Compiler()
         compiler.define_global("dsxa_file_type", "")
         compiler.define_global("dsxa_file_size", 0)
@@ -93,7 +98,6 @@ class YaraEngine:
             error=True,
             regexp=THREAT_TYPE_REGEXP,
         )
-        digest = hashlib.sha256()
         try:
             files = sorted(rules_dir.glob("*.yar"))
         except OSError as exc:
@@ -107,8 +111,10 @@ class YaraEngine:
                 compiler.add_source(source, origin=str(path))
             except (OSError, UnicodeDecodeError, yara_x.CompileError) as exc:
                 raise RulesError(f"{path}: {exc}") from None
-            digest.update(path.name.encode() + b"\0" + source.encode() + b"\0")
-        return compiler.build(), digest.hexdigest(), [p.name for p in files]
+        rules = compiler.build()
+        serialized = io.BytesIO()
+        rules.serialize_into(serialized)
+        return rules, hashlib.sha256(serialized.getvalue()).hexdigest(), [p.name for p in files]
 
     def _new_scanner(self) -> yara_x.Scanner:
         scanner = yara_x.Scanner(self.rules)

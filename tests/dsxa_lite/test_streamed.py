@@ -4,9 +4,12 @@ process (dsxa_lite.yara_worker)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 import anyio
 import pytest
@@ -271,3 +274,58 @@ def test_a_reload_replaces_the_idle_workers(tmp_path: Path) -> None:
     finally:
         if new is not None:
             new.close()
+
+
+def test_workers_are_closed_off_the_calling_thread() -> None:
+    # give_back and take run on the event loop: stopping a child process (terminate, join) there
+    # would hold every request up meanwhile
+    closed: list[str] = []
+
+    class SlowToClose:
+        broken = True
+        outstanding = 0
+        rules = None
+
+        def close(self) -> None:
+            time.sleep(0.5)
+            closed.append(threading.current_thread().name)
+
+    workers = YaraWorkers()
+    started = time.perf_counter()
+    workers.give_back(cast(YaraWorker, SlowToClose()))
+    assert time.perf_counter() - started < 0.2
+    stale = SlowToClose()
+    stale.broken = False
+    workers.give_back(cast(YaraWorker, stale))  # kept idle, then stale after a reload
+    workers._unavailable = True  # no new worker: take() only drops the stale one
+    started = time.perf_counter()
+    assert workers.take(default_rules().yara) is None
+    assert time.perf_counter() - started < 0.2
+    deadline = time.monotonic() + 5
+    while len(closed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(closed) == 2 and threading.current_thread().name not in closed
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_a_timeout_in_a_feeding_thread_keeps_no_scanner_of_that_thread(tmp_path: Path) -> None:
+    # the timeout is kept for result(): its traceback (and the yara_x error it replaced) would
+    # hold the feeding thread's yara_x.Scanner, dropped later on another thread (an error)
+    import gc
+
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "slow.yar").write_text(
+        "rule Slow { strings: $a = { 00 00 } condition: "
+        "for all i in (1..#a): (for all j in (0..filesize - 1): (uint8(j) == 0)) }"
+    )
+    yara = YaraEngine(rules_dir, timeout_s=1, window_bytes=64 * 1024 * 1024, overlap_bytes=0)
+    rules = RuleSet(EicarEngine(), BlocklistEngine([]), yara, None, "test", "test")
+    feeder = threading.Thread(target=lambda: kept.append(streamed(rules, b"\0" * (64 << 20), 1 << 20)))
+    kept: list[StreamedScan] = []
+    feeder.start()
+    feeder.join()
+    with pytest.raises(ScanTimeout):
+        kept[0].result()
+    kept.clear()  # the scan is freed here, on this thread
+    gc.collect()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, cast
 
@@ -123,3 +127,41 @@ def test_too_many_scans_in_flight_is_a_429(root: Path, monkeypatch: pytest.Monke
     response = anyio.run(call)
     assert response.status_code == 429
     assert "in flight" in response.json()["verdict_details"]["reason"]
+
+
+def test_fifo_under_a_root_is_refused_promptly_and_the_scanner_stays_up(
+    path_scanner: Scanner, root: Path
+) -> None:
+    fifo = root / "pipe"
+    os.mkfifo(fifo)
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        started = time.perf_counter()
+        pending = pool.submit(start, path_scanner, fifo)
+        time.sleep(0.2)  # the scan by path is in (or past) its open() by now
+        health = httpx.get(path_scanner.url + "/healthz", timeout=5)
+        assert health.status_code == 200
+        response = pending.result(timeout=5)
+        assert response.status_code == 403, response.text
+        assert "not a regular file" in response.json()["verdict_details"]["reason"]
+        assert time.perf_counter() - started < 5
+    finally:
+        with suppress(OSError):  # a server stuck in open(): a writer releases it
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pool.shutdown()
+        fifo.unlink()
+
+
+def test_result_by_path_refuses_a_large_body(path_scanner: Scanner) -> None:
+    # the guid is read from a small body: a large one is refused, not read into memory
+    response = httpx.post(path_scanner.url + "/result/by_path", content=b"0" * 32 + b" " * 100_000)
+    assert response.status_code == 413, response.text
+    assert response.json()["verdict"] == "Not Scanned"
+
+    def chunked() -> Iterator[bytes]:
+        yield b'{"scan_guid": "'
+        for _ in range(64):
+            yield b"x" * 65536
+
+    response = httpx.post(path_scanner.url + "/result/by_path", content=chunked())
+    assert response.status_code == 413, response.text
