@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.to_thread
 
-from dsxa_lite.archives import CONTAINER_TYPES, ArchiveLimits, ArchiveScan
+from dsxa_lite.archives import CONTAINER_TYPES, ArchiveLimits, ArchiveScan, container_type
 from dsxa_lite.archives.walker import UNSUPPORTED_CONTAINERS
 from dsxa_lite.body import ReceivedBody
 from dsxa_lite.cache import VerdictCache
@@ -274,8 +274,10 @@ class ScanService:
                 return self._outcome(
                     ruleset, body, file_type, Verdict.MALICIOUS, hit.reason, threat_type=hit.threat_type
                 )
-            if file_type in CONTAINER_TYPES and self.settings.archives:
-                return self._scan_archive(ruleset, body, file_type, passwords)
+            # a ZIP with bytes in front (a self-extractor, a polyglot) is walked too
+            kind = container_type(body, file_type) if self.settings.archives else None
+            if kind is not None:
+                return self._scan_archive(ruleset, body, file_type, passwords, kind)
             if file_type in UNSUPPORTED_CONTAINERS and self.settings.archives:
                 return self._outcome(
                     ruleset, body, file_type, Verdict.UNSUPPORTED, f"{file_type} archives are not unpacked"
@@ -304,7 +306,7 @@ class ScanService:
         return ruleset.detect_streamed(item, streamed.result)
 
     def _scan_archive(
-        self, ruleset: RuleSet, body: ReceivedBody, file_type: str, passwords: Sequence[str]
+        self, ruleset: RuleSet, body: ReceivedBody, file_type: str, passwords: Sequence[str], kind: str
     ) -> Outcome:
         walk = ArchiveScan(
             ruleset.detect_member,
@@ -315,7 +317,7 @@ class ScanService:
             spool_dir=self.settings.spool_dir,
         )
         with ruleset.yara.session():
-            result = walk.run(body, file_type)
+            result = walk.run(body, kind)
         return self._outcome(
             ruleset,
             body,
@@ -339,7 +341,11 @@ class ScanService:
         ask), with YARA in a worker process for larger plain ones, and in a limited worker
         thread otherwise."""
         file_type = detect_file_type(body.head)
-        plain = body.spool is None and file_type not in self._unpacked and self.ruleset.clamav is None
+        plain = (
+            body.spool is None
+            and self.ruleset.clamav is None
+            and (not self.settings.archives or container_type(body, file_type) is None)
+        )
         if (
             body.too_large
             or body.streamed is not None  # its YARA windows were scanned already

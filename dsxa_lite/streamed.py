@@ -177,15 +177,10 @@ class StreamedScan:
         """One window in this process (no worker process): YARA holds the GIL meanwhile."""
         data = b"".join(parts)
         del parts[:]  # not held twice while YARA scans
-        timeout = None
         try:
             self._hit = self.ruleset.yara.scan_window(data, offset, self.file_type, self.size)
-        except ScanTimeout as exc:
-            timeout = str(exc)
-        if timeout is not None:
-            # a fresh one, kept for result(): the caught one's traceback (and the yara_x error
-            # it replaced) hold this thread's yara_x.Scanner, which may not be dropped elsewhere
-            self._timeout = ScanTimeout(timeout)
+        except ScanTimeout as exc:  # (raised without the frames that hold this thread's scanner)
+            self._timeout = exc
 
     def _take_answer(self, worker: YaraWorker) -> None:
         """The next window's answer; once the scan is decided, later answers are only drained."""

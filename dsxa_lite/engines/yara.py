@@ -30,10 +30,11 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import yara_x
 
@@ -150,6 +151,9 @@ class YaraEngine:
 
     def scan(self, item: ScanInput) -> Hit | None:
         """First matching rule over the whole file, window by window past ``window_bytes``."""
+        return _frameless(self._scan_item, item)
+
+    def _scan_item(self, item: ScanInput) -> Hit | None:
         scanner = self._scanner()
         scanner.set_global("dsxa_file_type", item.file_type)
         scanner.set_global("dsxa_file_size", item.size)
@@ -170,6 +174,9 @@ class YaraEngine:
     def scan_window(self, data: bytes, offset: int, file_type: str, size: int) -> Hit | None:
         """One window of a file: ``offset`` where it starts, ``size`` the whole file's (the windows
         of a body scanned as it arrives, :mod:`dsxa_lite.streamed`)."""
+        return _frameless(self._scan_one_window, data, offset, file_type, size)
+
+    def _scan_one_window(self, data: bytes, offset: int, file_type: str, size: int) -> Hit | None:
         scanner = self._scanner()
         scanner.set_global("dsxa_file_type", file_type)
         scanner.set_global("dsxa_file_size", size)
@@ -191,3 +198,16 @@ class YaraEngine:
                 str(meta.get("description") or ""),
             )
         return None
+
+
+def _frameless(call: Callable[..., Hit | None], *args: Any) -> Hit | None:
+    """``call(*args)``; an error it raises (a timeout, a read that failed) is raised again without
+    its traceback and chained errors: their frames hold this thread's ``yara_x.Scanner``, which
+    pyo3 refuses to drop on another thread (the scanner leaks and an error is printed), and the
+    error is handled on the event loop's thread."""
+    try:
+        return call(*args)
+    except Exception as exc:
+        error = exc
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+    raise error

@@ -105,11 +105,6 @@ def test_spooled_member_with_a_prefixed_zip_is_unpacked() -> None:
     assert (outcome.verdict, outcome.reason) == ("Malicious", f"{EICAR_REASON} (in setup.exe/eicar.com)")
 
 
-@pytest.mark.xfail(
-    reason="a top-level body whose head names another type: needs dsxa_lite/service.py to walk "
-    "the kind archives.container_type() gives",
-    strict=False,
-)
 @pytest.mark.parametrize("prefix", [png_header() + filler(300), png_header() + filler(100_000)])
 def test_zip_appended_to_another_file_is_unpacked(scanner: ScanService, prefix: bytes) -> None:
     outcome = scan(scanner, prefix + build.zip_of({"eicar.com": eicar()}, zipfile.ZIP_STORED))
