@@ -274,7 +274,8 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
         item = self.layout.item(path, entry.get("size"), self.filter)
         if item is None:
             return None
-        return Item(item.location, self.where(DRIVE, item.location), item.size)
+        version = str(entry["eTag"]) if entry.get("eTag") else None  # as read answers it (scan cache)
+        return Item(item.location, self.where(DRIVE, item.location), item.size, version)
 
     def _remember_folder(self, folder_id: str, path: str) -> None:
         self._folders[folder_id] = path

@@ -43,6 +43,8 @@ class GraphStore:
     page_size_setting = "graph_page_size"
     #: with MONITOR on, a notification is answered 202 at once and the monitor reads the delta
     notification_submits = False
+    #: a full scan after the first reads only what changed since (Graph delta, GRAPH_INCREMENTAL_SCAN)
+    incremental_full_scan = True
 
     def __init__(self, fake: FakeGraph) -> None:
         self.fake = fake
