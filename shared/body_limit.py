@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,17 +36,20 @@ async def send_too_large(send: Send, limit: int, size: int | None = None) -> Non
 
 class BodyLimitMiddleware:
     """Refuses a declared ``Content-Length`` over ``max_bytes`` at once, and a chunked body as soon as
-    it passes it (``BodyTooLarge``, an ``HTTPException(413)`` the app answers as JSON)."""
+    it passes it (``BodyTooLarge``, an ``HTTPException(413)`` the app answers as JSON).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``path_limits`` sets another limit for the paths it names (say, routes whose bodies are small JSON)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_bytes
+        limit = self.path_limits.get(scope["path"], self.max_bytes)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,24 +60,52 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
+#: the body limit of the core's calls (``read_file``, ``read_files``, ``item_action``, ``config``, …):
+#: small JSON. The largest a core sends is ``read_files``' 32 items whose location and metainfo
+#: have 4096 characters each (``ScanRequest``'s maximum), escaped as JSON escapes characters outside
+#: the BMP (``\ud83d\ude00``, 12 bytes a character): 3.1 MB. ``MAX_REQUEST_BYTES`` (16 MiB) stays the
+#: limit of webhook events, and a smaller ``MAX_REQUEST_BYTES`` wins.
+CORE_CALL_MAX_BYTES = 4 << 20
+
+
 class HotPathDispatch:
     """Serves the per-item read routes (``read_file``, ``read_files``) around FastAPI's middleware
-    stack and router.
+    stack and router, and refuses unsigned calls to the core's routes before their body is read.
 
     Those calls are made once per scanned item (or group of small items); the stack and routing
     cost a quarter of one (docs/performance.md). The hot path does itself, in one pass, what it
     needs of them: the request id of its logs (echoed as ``X-Request-Id``) and the body limit (413).
+
+    ``guard`` checks the DSX-HMAC header of every request to ``signed_paths`` (the routes the core
+    calls, hot or not) before anything reads the body: a missing or malformed header, a stale
+    timestamp or an unknown key id is answered 401 at once, so that a caller without the key never
+    makes the connector hold its body (the signature over the body and the nonce are checked by
+    the route's verifier once the body is in).
     """
 
     def __init__(
-        self, stack: ASGIApp, endpoints: dict[str, Callable[[Request], Awaitable[Response]]], max_bytes: int
+        self,
+        stack: ASGIApp,
+        endpoints: dict[str, Callable[[Request], Awaitable[Response]]],
+        max_bytes: int,
+        *,
+        signed_paths: frozenset[str] = frozenset(),
+        guard: CoreRequestGuard | None = None,
     ) -> None:
         self.stack = stack
         self.endpoints = endpoints
         self.max_bytes = max_bytes
+        self.signed_paths = signed_paths if guard is not None and guard.enabled else frozenset()
+        self.guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await self.stack(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in self.signed_paths and not await self._signed(scope, receive, send):
+            return
+        endpoint = self.endpoints.get(path)
         if endpoint is None or scope["method"] != "POST":
             await self.stack(scope, receive, send)
             return
@@ -107,6 +135,31 @@ class HotPathDispatch:
         finally:
             request_id_var.reset(token)
 
+    async def _signed(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """True when the DSX-HMAC header passes the checks that need no body; else answers 401."""
+        assert self.guard is not None
+        authorization: str | None = None
+        incoming = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-request-id":
+                incoming = value
+        request_id = request_id_of(incoming)
+        token = request_id_var.set(request_id)
+        try:
+            self.guard.check_headers(authorization)
+            return True
+        except HTTPException as exc:
+            headers = {**(exc.headers or {}), "X-Request-Id": request_id}
+            # the body is never read: tell the client not to send another request on this connection
+            headers["Connection"] = "close"
+            refusal = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+            await refusal(scope, receive, send)
+            return False
+        finally:
+            request_id_var.reset(token)
+
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
     """The whole request body, or None past ``limit`` bytes."""
@@ -126,16 +179,26 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 class ConnectorApp(FastAPI):
-    """FastAPI with the read hot paths dispatched before its middleware stack."""
+    """FastAPI with the read hot paths dispatched, and the core's calls' DSX-HMAC headers checked,
+    before its middleware stack."""
 
     hot_paths: dict[str, Callable[[Request], Awaitable[Response]]] | None = None
     hot_path_max_bytes: int = 16 << 20
+    #: the routes the core calls, whose DSX-HMAC header ``header_guard`` checks before their body
+    signed_paths: frozenset[str] = frozenset()
+    header_guard: CoreRequestGuard | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        if not self.hot_paths:
+        if not self.hot_paths and not (self.signed_paths and self.header_guard):
             return stack
-        return HotPathDispatch(stack, self.hot_paths, self.hot_path_max_bytes)
+        return HotPathDispatch(
+            stack,
+            self.hot_paths or {},
+            self.hot_path_max_bytes,
+            signed_paths=self.signed_paths,
+            guard=self.header_guard,
+        )
 
 
 def create_connector_app(
@@ -183,14 +246,24 @@ def create_connector_app(
         on_unknown_key=runtime.nudge_registration,
         nonce_capacity=settings.auth.nonce_capacity,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
-    app.add_middleware(RequestIdMiddleware)
-    app.include_router(connector_router(settings.route_prefix, verifier))
+    signed_paths: set[str] = set()
+    app.include_router(connector_router(settings.route_prefix, verifier, signed_paths))
     app.hot_paths = {
         f"{settings.route_prefix}/read_file": read_file_endpoint(verifier),
         f"{settings.route_prefix}/read_files": read_files_endpoint(verifier),
     }
-    app.hot_path_max_bytes = settings.max_request_bytes
+    core_call_max_bytes = min(settings.max_request_bytes, CORE_CALL_MAX_BYTES)
+    app.signed_paths = frozenset(signed_paths | set(app.hot_paths))
+    # the header checks before the body are those of the DSX-HMAC verifier; another verifier (a
+    # test's seam) is left to decide alone
+    app.header_guard = app.state.core_guard if verifier is verify_core_request else None
+    app.hot_path_max_bytes = core_call_max_bytes
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        path_limits=dict.fromkeys(app.signed_paths, core_call_max_bytes),
+    )
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(liveness_router())
     app.include_router(health_router())
     app.include_router(health_router(), prefix=settings.route_prefix)

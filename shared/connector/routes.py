@@ -226,8 +226,13 @@ def _invalid(message: str) -> JSONResponse:
     return JSONResponse({"status": "error", "message": message, "error": "invalid_request"}, status_code=422)
 
 
-def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
-    """The SPEC §5 routes under ``prefix``; ``verifier`` guards what the core calls (DSX-HMAC seam)."""
+def connector_router(
+    prefix: str, verifier: RequestVerifier, signed_paths: set[str] | None = None
+) -> APIRouter:
+    """The SPEC §5 routes under ``prefix``; ``verifier`` guards what the core calls (DSX-HMAC seam).
+
+    ``signed_paths``, when given, receives the paths of the routes ``verifier`` guards (the app
+    checks their DSX-HMAC header before it reads their body)."""
     # 1.x callers may post JSON without a Content-Type (SPEC §4): parse it as JSON anyway
     options: dict[str, Any] = {
         "tags": ["connector"],
@@ -464,6 +469,8 @@ def connector_router(prefix: str, verifier: RequestVerifier) -> APIRouter:
         answer = await webhook_gate(request).preflight(request)
         return answer if answer is not None else Response(status_code=405, headers={"Allow": "POST"})
 
+    if signed_paths is not None:
+        signed_paths.update(prefix + route.path for route in signed.routes if isinstance(route, APIRoute))
     router.include_router(signed)
     router.include_router(public)
     return router

@@ -17,8 +17,10 @@
   core calls (``read_file``, ``item_action``, ``full_scan``, ``estimate``, ``repo_check``,
   ``config``); it checks the signature, the 60 s skew and replayed nonces (kept in memory, never
   forgotten inside the window: past ``DSXCONNECTOR_AUTH__NONCE_CAPACITY`` it answers 503), and
-  answers 401. A key id the connector does not know makes it re-register at once (a rotation whose
-  answer it missed).
+  answers 401. The checks that need no body (the header, the skew, the key id) run before the body
+  is read (:meth:`CoreRequestGuard.check_headers`, from ``app.HotPathDispatch``), so an unsigned
+  caller costs no memory. A key id the connector does not know makes it re-register at once (a
+  rotation whose answer it missed).
 
 ``DSXCONNECTOR_AUTH__ENABLED`` (default true) turns both directions on; ``false`` is for a core
 that runs with ``DSXCONNECT_AUTH__ENABLED=false``, and is logged as a warning.
@@ -40,6 +42,7 @@ from shared.connector.settings import ConnectorSettings
 from shared.hmac_auth import (
     DEFAULT_SKEW_S,
     HmacError,
+    HmacParams,
     NonceCache,
     NonceStoreFull,
     Signer,
@@ -249,19 +252,45 @@ class CoreRequestGuard:
         self.nonces = NonceCache(ttl_s=2 * skew_s, max_entries=nonce_capacity)
         self.on_unknown_key = on_unknown_key
 
+    def check_headers(self, authorization: str | None) -> None:
+        """The checks that need no body: a DSX-HMAC ``Authorization``, its timestamp inside the skew,
+        a key id this connector holds; ``HTTPException(401)`` otherwise.
+
+        Run before the body is read (``app.HotPathDispatch``), so that a caller without the key
+        costs no memory; :meth:`verify` then checks the signature over the body and the nonce."""
+        if not self.enabled:
+            return
+        try:
+            self._key_of(authorization)
+        except HmacError as exc:
+            raise self._refusal(exc) from None
+
+    def _key_of(self, authorization: str | None) -> tuple[HmacParams, str]:
+        """The header's parameters and the secret of its key id; ``HmacError`` when refused."""
+        params = parse_authorization(authorization)
+        check_skew(params, skew_s=self.skew_s)
+        secret = self.credentials.secret_for(params.key_id) if self.credentials else None
+        if secret is None:
+            if self.on_unknown_key is not None:
+                self.on_unknown_key()
+            if self.credentials is None or self.credentials.key_id is None:
+                raise HmacError("unknown_key", "this connector has no DSX-HMAC key yet (not enrolled)")
+            raise HmacError("unknown_key", "unknown DSX-HMAC key id")
+        return params, secret
+
+    @staticmethod
+    def _refusal(exc: HmacError) -> HTTPException:
+        log.warning(
+            "refused a request not signed by dsx-connect",
+            extra={"reason": exc.reason, "error": exc.message},
+        )
+        return HTTPException(401, exc.message, headers={"WWW-Authenticate": "DSX-HMAC"})
+
     async def verify(self, request: Request) -> None:
         if not self.enabled:
             return
         try:
-            params = parse_authorization(request.headers.get("authorization"))
-            check_skew(params, skew_s=self.skew_s)
-            secret = self.credentials.secret_for(params.key_id) if self.credentials else None
-            if secret is None:
-                if self.on_unknown_key is not None:
-                    self.on_unknown_key()
-                if self.credentials is None or self.credentials.key_id is None:
-                    raise HmacError("unknown_key", "this connector has no DSX-HMAC key yet (not enrolled)")
-                raise HmacError("unknown_key", "unknown DSX-HMAC key id")
+            params, secret = self._key_of(request.headers.get("authorization"))
             scope = request.scope
             raw_path = scope.get("raw_path") or scope["path"].encode()
             path_q = path_and_query(
@@ -274,11 +303,7 @@ class CoreRequestGuard:
             log.warning("refused a signed request: nonce store full", extra={"error": str(exc)})
             raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
         except HmacError as exc:
-            log.warning(
-                "refused a request not signed by dsx-connect",
-                extra={"reason": exc.reason, "error": exc.message},
-            )
-            raise HTTPException(401, exc.message, headers={"WWW-Authenticate": "DSX-HMAC"}) from None
+            raise self._refusal(exc) from None
 
 
 def core_auth(settings: ConnectorSettings) -> CoreAuth | None:
