@@ -352,8 +352,15 @@ LEGACY_NAMES: dict[type[BaseModel], tuple[str, ...]] = {
     ScannerSettings: ("timeout_seconds", "base_url"),
     SyslogSettings: ("syslog_server_url", "syslog_server_port"),
 }
-#: ``DSXCONNECT_`` names that are not the core's: 1.x connectors read them from a shared environment
-NOT_OURS = ("DSXCONNECT_ENROLLMENT_TOKEN",)
+#: ``DSXCONNECT_`` names that are not the core's: 1.x connectors read them from a shared environment;
+#: the compose file's own (core.env is both its --env-file and every core container's env_file)
+NOT_OURS = (
+    "DSXCONNECT_ENROLLMENT_TOKEN",
+    "DSXCONNECT_IMAGE",
+    "DSXCONNECT_API_HOST_PORT",
+    "DSXCONNECT_SCAN_REQUEST_WORKER_CONCURRENCY",
+    "DSXCONNECT_ENV_FILE",
+)
 #: ``DSXCONNECT_APP_ENV`` (or ``APP_ENV``) -> the dotenv file read
 ENV_FILES = {"dev": ".env", "stag": ".env.staging", "prod": ".env.production"}
 

@@ -10,6 +10,10 @@ connector's DSX-HMAC secret derives from it), an enrollment token and an operato
 already set is kept, so running it again changes nothing; a commented ``# NAME=`` line is replaced in
 place. The file is made readable by its owner only (0600). Values are URL-safe (they go into
 ``redis://:<password>@…``).
+
+It also makes ``dsxa-lite.env`` beside it when missing (a copy of ``dsxa-lite.env.example`` when that
+is there): the env file of the ``dsxa`` profile's scanner, which never reads ``core.env`` (it unpacks
+untrusted archives and must not hold the core's secrets) and which compose wants to exist.
 """
 
 from __future__ import annotations
@@ -29,10 +33,28 @@ SECRETS = {
     "DSXCONNECT_AUTH__ENROLLMENT_TOKENS": 24,
     "DSXCONNECT_AUTH__API_KEYS": 24,
 }
+#: the env file of the compose ``dsxa`` profile's scanner (DSXA_LITE_ENV_FILE's default)
+SCANNER_ENV_FILE = "dsxa-lite.env"
+SCANNER_ENV_HEADER = """\
+# Settings of the `dsxa` profile's scanner (dsxa_lite, prefix DSXA_LITE_): dsxa-lite.env.example and
+# docs/dsxa_lite.md list them. No core secret belongs here. Its token is DSXCONNECT_SCANNER__AUTH_TOKEN
+# of core.env (or the secrets overlay's scanner_auth_token): do not set DSXA_LITE_AUTH_TOKEN here.
+"""
+
+
+def scanner_env_file(core_env: Path) -> bool:
+    """Make the scanner's env file beside ``core_env`` when it is missing; True when made."""
+    target = core_env.with_name(SCANNER_ENV_FILE)
+    if target.exists():
+        return False
+    example = core_env.with_name(SCANNER_ENV_FILE + ".example")
+    target.write_text(example.read_text() if example.is_file() else SCANNER_ENV_HEADER)
+    return True
 
 
 def fill(path: Path) -> list[str]:
-    """Set every missing or empty secret of ``path``; returns the names generated."""
+    """Set every missing or empty secret of ``path``; returns the names generated. Also makes the
+    scanner's env file beside it when missing (:func:`scanner_env_file`)."""
     lines = path.read_text().splitlines() if path.exists() else []
     generated = []
     for name, size in SECRETS.items():
@@ -56,6 +78,7 @@ def fill(path: Path) -> list[str]:
         handle.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
     os.chmod(path, 0o600)
+    scanner_env_file(path)
     return generated
 
 
@@ -70,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     example = Path(args.example) if args.example else path.with_name("core.env.example")
     if not path.exists() and example.is_file():
         shutil.copyfile(example, path)
+    made_scanner_env = not path.with_name(SCANNER_ENV_FILE).exists()
     generated = fill(path)
     print(f"{path}: " + (f"generated {', '.join(generated)}" if generated else "every secret already set"))
+    if made_scanner_env:
+        print(f"{path.with_name(SCANNER_ENV_FILE)}: made (settings of the dsxa profile's scanner)")
     return 0
 
 

@@ -111,6 +111,21 @@ def test_redis_is_persistent_with_aof_and_gates_the_core() -> None:
 
 
 @pytest.mark.unit
+def test_redis_has_a_memory_bound_and_never_evicts() -> None:
+    """A full Redis refuses writes (the core answers 503 with Retry-After) instead of evicting queued
+    tasks, results or leases, and stays under the host's memory (docs/reliability.md)."""
+    nodes = [("core", load(CORE_FILE)["services"]["redis"])]
+    sentinel = load(SENTINEL_FILE)["services"]
+    nodes += [(name, sentinel[name]) for name in ("redis", "redis-replica")]  # either may be primary
+    for name, node in nodes:
+        command = node["command"]
+        assert command[command.index("--maxmemory") + 1] == "${REDIS_MAXMEMORY:-1gb}", name
+        assert command[command.index("--maxmemory-policy") + 1] == "noeviction", name
+    example = (COMPOSE_DIR / "core.env.example").read_text()
+    assert re.search(r"^# REDIS_MAXMEMORY=1gb$", example, re.M)
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize("path", all_compose_files(), ids=lambda p: p.name)
 def test_services_are_healthchecked_hardened_and_on_the_shared_network(path: Path) -> None:
     compose = load(path)
@@ -132,7 +147,11 @@ def test_services_are_healthchecked_hardened_and_on_the_shared_network(path: Pat
                 assert "redis-cli" in " ".join(service.get("healthcheck", {}).get("test", [])), name
             continue
         assert "dsx-network" in service["networks"], name
-        if name == "rsyslog":
+        assert not str(service["image"]).rstrip("}").endswith(":latest"), f"{name}: pin the image's tag"
+        if name == "rsyslog":  # no health check (it answers no request); hardened all the same
+            assert service.get("cap_drop") == ["ALL"], name
+            assert set(service.get("cap_add", [])) <= {"NET_BIND_SERVICE"}, name  # port 514
+            assert "no-new-privileges:true" in service.get("security_opt", []), name
             continue
         assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
         if service["image"].startswith(("${REDIS_IMAGE", "${DSXA_IMAGE")):  # vendor images run as they expect
@@ -140,6 +159,8 @@ def test_services_are_healthchecked_hardened_and_on_the_shared_network(path: Pat
         assert service.get("cap_drop") == ["ALL"], name
         assert "no-new-privileges:true" in service.get("security_opt", []), name
         assert service.get("env_file"), f"{name}: settings come from the env file"
+        if name == "dsxa_lite":  # never the core's env file: it holds every core secret
+            assert service["env_file"] == SCANNER_ENV_FILE, path.name
 
 
 @pytest.mark.unit
@@ -176,13 +197,88 @@ def test_connector_files_use_the_spec_names_and_ports(stem: str) -> None:
 @pytest.mark.unit
 def test_secrets_override_covers_every_core_service() -> None:
     override = load(COMPOSE_DIR / "docker-compose-dsx-connect.secrets.yaml")
-    assert set(override["services"]) == {"dsx_connect_api", *WORKERS}
+    assert set(override["services"]) == {"dsx_connect_api", "dsxa_lite", *WORKERS}
+    # the `dsxa` profile's scanner asks for the token the core sends: the same secret, nothing else
+    scanner = override["services"]["dsxa_lite"]
+    assert scanner["environment"] == {"DSXA_LITE_AUTH_TOKEN_FILE": "/run/secrets/scanner_auth_token"}
+    assert scanner["secrets"] == ["scanner_auth_token"]
+    assert (
+        override["services"]["dsx_connect_api"]["environment"]["DSXCONNECT_SCANNER__AUTH_TOKEN_FILE"]
+        == "/run/secrets/scanner_auth_token"
+    )
     for service in override["services"].values():
         for key, path in service["environment"].items():
             name = key.removesuffix("_FILE")
             assert name in entrypoint.SECRET_VARS, f"{name}: dsx-entrypoint would not read {key}"
             secret = path.removeprefix("/run/secrets/")
             assert secret in service["secrets"] and secret in override["secrets"]
+
+
+# ---------------------------------------------------------------- the scanner container
+
+SCANNER_FILES = [CORE_FILE, COMPOSE_DIR / "docker-compose-dsxa-lite.yaml"]
+SCANNER_ENV_FILE = ["${DSXA_LITE_ENV_FILE:-dsxa-lite.env}"]
+#: what must never reach the container that unpacks untrusted archives
+CORE_SECRET = re.compile(r"^(DSXCONNECT_AUTH__|DSXCONNECT_REDIS_URL$|REDIS_PASSWORD$|REDISCLI_AUTH$)")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("path", SCANNER_FILES, ids=lambda p: p.name)
+def test_the_scanner_has_its_own_env_file_and_a_read_only_root(path: Path) -> None:
+    """dsxa_lite unpacks untrusted archives: none of the core's secrets, no writable image."""
+    scanner = load(path)["services"]["dsxa_lite"]
+    assert scanner["env_file"] == SCANNER_ENV_FILE
+    assert scanner["read_only"] is True
+    writable = [*scanner.get("tmpfs", []), *(str(v).split(":")[1] for v in scanner.get("volumes", []))]
+    assert "/tmp" in writable, "the spool (unnamed temp files) needs a writable /tmp"
+    if path == CORE_FILE:  # the token the core sends, interpolated: the only value from core.env
+        assert scanner["environment"] == {"DSXA_LITE_AUTH_TOKEN": "${DSXCONNECT_SCANNER__AUTH_TOKEN:-}"}
+
+
+@pytest.mark.integration
+def test_the_rendered_scanner_gets_none_of_the_cores_secrets(
+    tasks_module: ModuleType, tmp_path: Path
+) -> None:
+    """core.env as make_secrets.py fills it, the `dsxa` profile on, with and without the secrets overlay."""
+    if shutil.which("docker-compose") is None:
+        missing("docker-compose is not installed (Debian: apt-get install docker-compose)")
+    shutil.copytree(COMPOSE_DIR, tmp_path, dirs_exist_ok=True)
+    env_file = tmp_path / "core.env"
+    shutil.copyfile(COMPOSE_DIR / "core.env.example", env_file)
+    with env_file.open("a") as fh:
+        fh.write("DSXCONNECT_SCANNER__AUTH_TOKEN=scan-t0ken\nCOMPOSE_PROFILES=dsxa\n")
+    tasks_module.compose_secrets().fill(env_file)
+    assert (tmp_path / "dsxa-lite.env").is_file(), "make_secrets.py makes the scanner's env file"
+    secrets = tasks_module.compose_secrets_values(env_file)
+    plain = _rendered(tasks_module, tmp_path, env_file, CORE_FILE)
+    overlay = _rendered(
+        tasks_module, tmp_path, env_file, CORE_FILE, COMPOSE_DIR / "docker-compose-dsx-connect.secrets.yaml"
+    )
+    for compose in (plain, overlay):
+        scanner = compose["services"]["dsxa_lite"]
+        environment = scanner.get("environment") or {}
+        leaked = sorted(key for key in environment if CORE_SECRET.match(key))
+        assert not leaked, f"the scanner gets {leaked}"
+        assert not any(value in yaml.safe_dump(scanner) for value in secrets.values())
+        assert scanner["read_only"] is True
+        # and the core still gets its own
+        assert compose["services"]["dsx_connect_api"]["environment"]["DSXCONNECT_AUTH__SERVER_KEY"]
+    assert plain["services"]["dsxa_lite"]["environment"]["DSXA_LITE_AUTH_TOKEN"] == "scan-t0ken"
+    secret_scanner = overlay["services"]["dsxa_lite"]
+    assert secret_scanner["environment"]["DSXA_LITE_AUTH_TOKEN_FILE"] == "/run/secrets/scanner_auth_token"
+    assert [s["source"] if isinstance(s, dict) else s for s in secret_scanner["secrets"]] == [
+        "scanner_auth_token"
+    ]
+
+
+@pytest.mark.unit
+def test_the_overlays_scanner_token_file_is_read_by_the_entrypoint(tmp_path: Path) -> None:
+    """With the overlay, DSXA_LITE_AUTH_TOKEN interpolates to '' and the file fills it."""
+    token = tmp_path / "scanner_auth_token"
+    token.write_text("scan-t0ken\n")
+    env = {"DSXA_LITE_AUTH_TOKEN": "", "DSXA_LITE_AUTH_TOKEN_FILE": str(token)}
+    assert entrypoint.resolve_secret_files(env) == ["DSXA_LITE_AUTH_TOKEN"]
+    assert env["DSXA_LITE_AUTH_TOKEN"] == "scan-t0ken"
 
 
 # ---------------------------------------------------------------- 1.x compatibility (issue 17)

@@ -77,6 +77,7 @@ COMPOSE_ONLY = {
     "REDIS_HOST",
     "REDIS_PORT",
     "REDIS_SCHEME",
+    "REDIS_MAXMEMORY",
     "DSX_REDIS_NETWORK",
 }
 
@@ -138,6 +139,23 @@ def test_no_empty_secret_is_set(path: Path) -> None:
     """An empty `NAME=` reaches the service as an empty string: secrets stay commented until filled."""
     for name, value in env_assignments(path).items():
         assert not (SECRET_NAME.search(name) and value == ""), f"{path.name}: {name}= (comment it out)"
+
+
+def test_core_example_raises_no_unknown_setting_warning_in_the_containers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`env_file: core.env` hands every line to every core container, the compose-only DSXCONNECT_*
+    names too (image, host port, scan concurrency): none may be reported as an unknown setting."""
+    from dsx_connect.settings import unknown_core_variables
+
+    monkeypatch.chdir(COMPOSE_DIR)
+    named = {name: "x" for name in env_mentions(COMPOSE_DIR / "core.env.example")}
+    assert {
+        "DSXCONNECT_IMAGE",
+        "DSXCONNECT_API_HOST_PORT",
+        "DSXCONNECT_SCAN_REQUEST_WORKER_CONCURRENCY",
+    } <= set(named)
+    assert unknown_core_variables(named, env_file="/nonexistent") == []
 
 
 def test_core_example_loads_into_the_core_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,6 +131,8 @@ def test_core_defaults_render_every_piece() -> None:
     assert set(by_kind(docs, "Secret")["dsx-dsx-connect-secrets"]["stringData"]) == {
         "REDIS_PASSWORD",
         "DSXCONNECT_AUTH__SERVER_KEY",
+        "DSXCONNECT_AUTH__ENROLLMENT_TOKENS",
+        "DSXCONNECT_AUTH__API_KEYS",
     }
     assert not by_kind(docs, "HorizontalPodAutoscaler")
     api_service = by_kind(docs, "Service")["dsx-connect-api"]
@@ -195,6 +197,8 @@ def test_core_secrets_are_referenced_never_inlined(values: dict[str, Any] | None
             "DSXCONNECT_SCANNER__AUTH_TOKEN",
             "REDIS_PASSWORD",
             "DSXCONNECT_AUTH__SERVER_KEY",
+            "DSXCONNECT_AUTH__ENROLLMENT_TOKENS",
+            "DSXCONNECT_AUTH__API_KEYS",
         }
 
 
@@ -289,6 +293,58 @@ def test_core_redis_statefulset_with_aof_pvc_and_auth() -> None:
                 assert names.index("REDIS_PASSWORD") < names.index("DSXCONNECT_REDIS_URL")
 
 
+def test_core_redis_has_a_memory_bound_under_its_limit_and_never_evicts() -> None:
+    """noeviction: a full Redis refuses writes and the core answers 503 (docs/reliability.md); the
+    bound stays under the container's limit, else the kernel kills Redis before it refuses."""
+    values = yaml.safe_load((CORE / "values.yaml").read_text())
+    assert values["redis"]["maxmemory"] == "1280mb"
+    assert values["redis"]["resources"]["limits"]["memory"] == "2Gi"  # 1280mb: 62.5 % of it
+    for given, expected in [({}, "1280mb"), ({"redis": {"maxmemory": "3gb"}}, "3gb")]:
+        redis = by_kind(render(CORE, given), "StatefulSet")["dsx-dsx-connect-redis"]
+        args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[args.index("--maxmemory") + 1] == expected
+        assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_core_default_install_generates_what_auth_needs_and_notes_say_how_to_read_it() -> None:
+    """`helm install dsx ./dsx-connect` with no values: the API's auth finds an enrollment token and
+    an API key (else it refuses to start: a crash loop), generated like the server key."""
+    from dsx_connect.auth.settings import AuthSettings
+
+    keys = ("DSXCONNECT_AUTH__ENROLLMENT_TOKENS", "DSXCONNECT_AUTH__API_KEYS")
+    first, second = (
+        by_kind(render(CORE), "Secret")["dsx-dsx-connect-secrets"]["stringData"] for _ in range(2)
+    )
+    for key in keys:
+        assert len(first[key]) == 40 and first[key].isalnum(), key
+        assert first[key] != second[key], f"{key} is a constant, not generated"
+    assert len({first[k] for k in (*keys, "REDIS_PASSWORD", "DSXCONNECT_AUTH__SERVER_KEY")}) == 4
+    auth = AuthSettings(
+        enabled=True,
+        enrollment_tokens=first["DSXCONNECT_AUTH__ENROLLMENT_TOKENS"],
+        api_keys=first["DSXCONNECT_AUTH__API_KEYS"],
+        server_key=first["DSXCONNECT_AUTH__SERVER_KEY"],
+    )
+    assert auth.missing() == []
+    text = notes(CORE)
+    for key in keys:
+        assert (
+            f"kubectl -n scan get secret dsx-dsx-connect-secrets -o jsonpath='{{.data.{key}}}' | base64 -d"
+            in text
+        ), key
+
+    # a value given is kept; with auth off none is made
+    def secret_data(values: dict[str, Any]) -> dict[str, str]:
+        return by_kind(render(CORE, values), "Secret")["dsx-dsx-connect-secrets"]["stringData"]
+
+    chosen = {"DSXCONNECT_AUTH__API_KEYS": "operator-key-0123456789"}
+    assert (
+        secret_data({"secrets": {"values": chosen}})["DSXCONNECT_AUTH__API_KEYS"]
+        == chosen["DSXCONNECT_AUTH__API_KEYS"]
+    )
+    assert not set(keys) & set(secret_data({"auth": {"enabled": False}}))
+
+
 def test_core_generates_the_redis_password_and_server_key_on_first_install() -> None:
     first, second = (by_kind(render(CORE), "Secret")["dsx-dsx-connect-secrets"] for _ in range(2))
     for key in ("REDIS_PASSWORD", "DSXCONNECT_AUTH__SERVER_KEY"):
@@ -302,7 +358,7 @@ def test_core_generates_the_redis_password_and_server_key_on_first_install() -> 
     assert 'lookup "v1" "Secret" .Release.Namespace $name' in template
     given = {"REDIS_PASSWORD": "chosen-password", "DSXCONNECT_AUTH__SERVER_KEY": "chosen-server-key"}
     chosen = by_kind(render(CORE, {"secrets": {"values": given}}), "Secret")["dsx-dsx-connect-secrets"]
-    assert chosen["stringData"] == given
+    assert {key: chosen["stringData"][key] for key in given} == given
 
 
 def test_core_redis_password_and_server_key_reach_every_core_pod() -> None:
@@ -328,8 +384,10 @@ def test_core_redis_password_and_server_key_reach_every_core_pod() -> None:
 
 
 def test_core_network_policy_lets_only_the_core_reach_redis() -> None:
-    assert not by_kind(render(CORE), "NetworkPolicy")  # optional: it needs an enforcing CNI
-    docs = render(CORE, {"networkPolicy": {"enabled": True}})
+    """On by default (SPEC §8: connectors never reach Redis); off only where the CNI cannot enforce it."""
+    assert yaml.safe_load((CORE / "values.yaml").read_text())["networkPolicy"]["enabled"] is True
+    assert not by_kind(render(CORE, {"networkPolicy": {"enabled": False}}), "NetworkPolicy")
+    docs = render(CORE)
     policy = by_kind(docs, "NetworkPolicy")["dsx-dsx-connect-redis"]
     redis = by_kind(docs, "StatefulSet")["dsx-dsx-connect-redis"]
     assert (
@@ -665,6 +723,14 @@ def test_core_scanner_choice_order_and_required_appliance_settings() -> None:
     assert "DSXA_APPLIANCE_TOKEN" in render_error(CORE, no_token)
 
 
+def test_core_appliance_pod_has_no_api_token_and_the_default_seccomp_profile() -> None:
+    """The vendor's image runs as it expects, but needs no Kubernetes API token and gets RuntimeDefault."""
+    deployment = by_kind(render(CORE, APPLIANCE), "Deployment")["dsx-dsx-connect-dsxa-scanner"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
 def test_core_with_the_appliance_lints_clean_and_notes_name_it() -> None:
     report = helm.lint(CORE, APPLIANCE, strict=True, kube_version="v1.29.0")
     assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == [], report
@@ -705,7 +771,77 @@ def test_connectors_keep_their_key_file_on_the_identity_volume(persistent: bool)
         assert "emptyDir" in text and "inv enrollment-token" in text
 
 
-def test_connectors_identity_persistence_is_off_by_default() -> None:
+def test_connectors_identity_persistence_is_on_by_default() -> None:
+    """A rollout (Recreate) or reschedule keeps the DSX-HMAC pair: with an emptyDir the new pod's
+    fleet token gets 409 for its existing uuid and the connector is out until re-enrolled."""
     values = yaml.safe_load((CONNECTORS / "values.yaml").read_text())
-    assert values["identity"]["persistence"]["enabled"] is False
-    assert not by_kind(render(CONNECTORS), "PersistentVolumeClaim")
+    assert values["identity"]["persistence"]["enabled"] is True
+    docs = render(CONNECTORS)
+    claims = by_kind(docs, "PersistentVolumeClaim")
+    assert set(claims) == {"dsx-filesystem-identity"}
+    claim = claims["dsx-filesystem-identity"]
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "16Mi"
+    assert "storageClassName" not in claim["spec"]  # the cluster's default
+    pod = by_kind(docs, "Deployment")["dsx-filesystem"]["spec"]["template"]["spec"]
+    identity = next(v for v in pod["volumes"] if v["name"] == "identity")
+    assert identity["persistentVolumeClaim"] == {"claimName": "dsx-filesystem-identity"}
+    assert "WARNING" not in notes(CONNECTORS)
+
+
+def test_connectors_notes_warn_when_identity_persistence_is_off() -> None:
+    text = notes(CONNECTORS, {"identity": {"persistence": {"enabled": False}}})
+    warning = next(line for line in text.splitlines() if line.startswith("WARNING"))
+    assert "identity.persistence.enabled=false" in warning
+    assert "409" in text and "upgrade" in text
+
+
+SENTINEL_URL = re.compile(r"(?:redis\+)?sentinel://(?:<[^>]*>|[^\s'\"`<])+")
+
+
+def sentinel_urls(text: str) -> list[str]:
+    """The ``redis+sentinel://`` URLs of a text, placeholders as <...> filled in."""
+    return [re.sub(r"<[^>]+>", "pw", url) for url in SENTINEL_URL.findall(text)]
+
+
+def test_the_sentinel_example_authenticates_from_the_existing_secret() -> None:
+    """A Sentinel set-up with Redis and Sentinel passwords: the URL (it holds them) lives in the Secret
+    of secrets.existingSecret, never in values; the Helm snippet of docs/reliability.md likewise."""
+    from dsx_connect.redis_sentinel import parse_sentinel_url
+
+    path = EXAMPLES / "dsx-connect-values-redis-sentinel.yaml"
+    values = yaml.safe_load(path.read_text())
+    assert values["redis"]["enabled"] is False
+    assert not (values.get("externalRedis") or {}).get("url"), "a URL in values: no password, or a leak"
+    secret = values["secrets"]["existingSecret"]
+    assert secret
+    urls = sentinel_urls(path.read_text())  # the kubectl command of its comment
+    assert urls
+    for url in urls:
+        target = parse_sentinel_url(url)
+        assert target.password and target.sentinel_password and target.master == "dsxmaster", url
+    docs = render(CORE, values)
+    assert not by_kind(docs, "Secret")  # the operator's, not the chart's
+    for name, env in core_pods_env(docs).items():
+        ref = env["DSXCONNECT_REDIS_URL"]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == (secret, "DSXCONNECT_REDIS_URL"), name
+    (config,) = by_kind(docs, "ConfigMap").values()
+    assert config["data"]["DSXCONNECT_REDIS_WAIT_REPLICAS"] == "1"
+    assert "sentinel://" not in json.dumps(docs)
+
+    guide = (REPO / "docs" / "reliability.md").read_text()
+    helm_part = guide[guide.index("Helm: `deploy/helm/examples/dsx-connect-values-redis-sentinel.yaml`") :]
+    helm_part = helm_part[: helm_part.index("\n## ")]
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", helm_part, re.S)]
+    chart_keys = set(yaml.safe_load((CORE / "values.yaml").read_text()))
+    ours = [b for b in blocks if "secrets" in b or "env" in b]
+    assert ours, "the snippet gives the dsx-connect chart's values"
+    for block in ours:
+        assert set(block) <= chart_keys, f"keys the chart does not have: {set(block) - chart_keys}"
+        assert not (block.get("externalRedis") or {}).get("url")
+        assert "DSXCONNECT_REDIS_URL" not in (block.get("env") or {})  # a secret: never a plain env value
+    guide_urls = sentinel_urls(helm_part)
+    assert guide_urls
+    for url in guide_urls:
+        target = parse_sentinel_url(url)
+        assert target.password and target.sentinel_password, url

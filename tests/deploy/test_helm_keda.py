@@ -14,8 +14,12 @@ pytestmark = pytest.mark.unit
 SCALED = "dsx-dsx-connect-worker-scan"
 
 
+#: the KEDA operator's namespace, let in to Redis past the default NetworkPolicy
+KEDA_NS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}
+
+
 def keda(**values: Any) -> dict[str, Any]:
-    return {"keda": {"enabled": True, **values}}
+    return {"keda": {"enabled": True, **values}, "networkPolicy": {"extraRedisPeers": [KEDA_NS]}}
 
 
 def test_keda_is_off_by_default() -> None:
@@ -96,11 +100,25 @@ def test_contradictory_values_are_refused_by_name(values: dict[str, Any], named:
 
 
 def test_with_a_network_policy_the_keda_operator_must_be_let_in_to_redis() -> None:
+    """The NetworkPolicy is on by default: keda.enabled alone is refused, naming the value to set."""
+    assert "networkPolicy.extraRedisPeers" in render_error(CORE, {"keda": {"enabled": True}})
     values: dict[str, Any] = {**keda(), "networkPolicy": {"enabled": True}}
     assert "networkPolicy.extraRedisPeers" in render_error(CORE, values)
-    keda_ns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}
-    values["networkPolicy"]["extraRedisPeers"] = [keda_ns]
+    values["networkPolicy"]["extraRedisPeers"] = [KEDA_NS]
     docs = render(CORE, values)
     (policy,) = by_kind(docs, "NetworkPolicy").values()
-    assert keda_ns in policy["spec"]["ingress"][0]["from"]
+    assert KEDA_NS in policy["spec"]["ingress"][0]["from"]
     assert by_kind(docs, "ScaledObject")
+    # without the policy (a CNI that does not enforce it) nothing needs letting in
+    assert by_kind(
+        render(CORE, {"keda": {"enabled": True}, "networkPolicy": {"enabled": False}}), "ScaledObject"
+    )
+
+
+def test_an_upgrade_leaves_the_scan_workers_replicas_to_keda() -> None:
+    """No spec.replicas on the Deployment KEDA's HPA scales: else every helm upgrade resets it."""
+    deployments = by_kind(render(CORE, keda(minReplicaCount=2)), "Deployment")
+    assert "replicas" not in deployments[SCALED]["spec"]
+    for name in ("action", "result", "notify"):  # not scaled by KEDA: their count stays the chart's
+        assert deployments[f"dsx-dsx-connect-worker-{name}"]["spec"]["replicas"] >= 1, name
+    assert by_kind(render(CORE), "Deployment")[SCALED]["spec"]["replicas"] >= 1  # KEDA off

@@ -49,3 +49,22 @@ def test_the_command_copies_the_example_first(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0 and "generated REDIS_PASSWORD" in run.stdout, run.stderr
     assert values(tmp_path / "core.env")["REDIS_PASSWORD"]
+
+
+def test_the_scanners_env_file_is_made_beside_without_a_secret(tmp_path: Path) -> None:
+    """The `dsxa` profile's scanner reads dsxa-lite.env (never core.env): compose needs the file."""
+    env = tmp_path / "core.env"
+    env.write_text((COMPOSE_DIR / "core.env.example").read_text())
+    make_secrets.fill(env)
+    scanner = tmp_path / "dsxa-lite.env"
+    assert scanner.is_file()
+    assert not set(values(scanner)) & set(make_secrets.SECRETS)
+    assert not any(value in scanner.read_text() for value in values(env).values() if len(value) > 20)
+    # the example beside it is what an admin copies: used when there
+    (tmp_path / "dsxa-lite.env.example").write_text((COMPOSE_DIR / "dsxa-lite.env.example").read_text())
+    scanner.unlink()
+    make_secrets.fill(env)
+    assert scanner.read_text() == (COMPOSE_DIR / "dsxa-lite.env.example").read_text()
+    # an admin's own file is kept
+    scanner.write_text("DSXA_LITE_SCAN_TIMEOUT_S=60\n")
+    assert make_secrets.fill(env) == [] and scanner.read_text() == "DSXA_LITE_SCAN_TIMEOUT_S=60\n"
