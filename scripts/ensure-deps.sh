@@ -125,6 +125,9 @@ ensure_system() {
 
 ensure_node() {
   [ -f "$NODE_DIR/package.json" ] || return 0
+  # npm comes with a NodeSource nodejs, or with Debian's npm package (which a NodeSource nodejs
+  # conflicts with: installed only when no npm is on PATH)
+  command -v npm >/dev/null || ensure_system npm
   command -v npm >/dev/null || { log "npm not found: skipping $NODE_DIR/package.json (tests that need it skip)"; return 0; }
   local stamp="$NODE_DIR/node_modules/.dsx-stamp" want
   want="$(sha256sum "$NODE_DIR/package.json" | cut -d' ' -f1)"
