@@ -43,6 +43,18 @@ def pending_since(recorded: str | None) -> float | None:
         return 0.0
 
 
+def _token(attempt: str | None) -> str:
+    return f"{PENDING}:{time.time():.3f}:{attempt or secrets.token_hex(6)}"
+
+
+def claimed_by(recorded: str | None, attempt: str | None) -> bool:
+    """Whether ``recorded`` is a pending claim of the delivery ``attempt`` (an earlier try of the
+    same task: retried after a Redis error, or redelivered after its worker died)."""
+    if recorded is None or attempt is None or pending_since(recorded) is None:
+        return False
+    return recorded.split(":", 2)[-1] == attempt
+
+
 @dataclass(frozen=True)
 class Claim:
     token: str | None  #: the pending claim this call holds (None: it holds none)
@@ -55,17 +67,19 @@ class ActionClaims:
         self.ttl_s = ttl_s
         self._swap = client.register_script(_SWAP_LUA)
 
-    def claim(self, request_id: str) -> Claim:
-        token = f"{PENDING}:{time.time():.3f}:{secrets.token_hex(6)}"
+    def claim(self, request_id: str, attempt: str | None = None) -> Claim:
+        """Claim the action; ``attempt`` names the delivery (the task's id, kept by its own retries
+        and redeliveries: :func:`claimed_by` tells its earlier claim from another copy's)."""
+        token = _token(attempt)
         key = keys.action_done(request_id)
         if self.redis.set(key, token, nx=True, ex=self.ttl_s):
             return Claim(token, None)
         return Claim(None, self.redis.get(key))
 
-    def take_over(self, request_id: str, stale: str) -> Claim:
+    def take_over(self, request_id: str, stale: str, attempt: str | None = None) -> Claim:
         """Replace a pending claim an attempt cut off by a crash left (``stale``); holds none when
         another attempt took it over first."""
-        token = f"{PENDING}:{time.time():.3f}:{secrets.token_hex(6)}"
+        token = _token(attempt)
         swapped = self._swap(keys=[keys.action_done(request_id)], args=[stale, token, self.ttl_s])
         return Claim(token if swapped else None, stale)
 

@@ -13,7 +13,7 @@ from dsx_connect.connector_client import AnswerKind, ConnectorClient, classify
 from dsx_connect.connector_requests import item_action_body
 from dsx_connect.intake import request_id_for
 from dsx_connect.redis_client import replicated
-from dsx_connect.state.actions import ActionClaims, Claim, pending_since
+from dsx_connect.state.actions import ActionClaims, Claim, claimed_by, pending_since
 from dsx_connect.state.dead_letters import DeadLetter
 from dsx_connect.state.monitor_jobs import KIND as MONITOR
 from dsx_connect.state.monitor_jobs import MonitorJobs
@@ -34,7 +34,10 @@ def run_action_batch(
     items: list[ItemOutcome],
     dispatch: Dispatch,
     requeue: Callable[[list[ItemOutcome], float], None],
+    attempt: str | None = None,
 ) -> None:
+    """``attempt``: the delivering task's id, the same across its own retries and redeliveries, so
+    that a claim it left is taken up at once, not waited for as another copy's."""
     deadline = time.monotonic() + ctx.settings.workers.start_deadline_s
     ctx.jobs.renew_leases((i.task for i in items), ctx.settings.jobs.redispatch_after_s)
     claims = ActionClaims(ctx.client)
@@ -51,23 +54,25 @@ def run_action_batch(
         uncertain = False  # an attempt may have reached the connector: its outcome is unknown
         # Claim the action; a claim already there is a finished action, one in progress (another copy
         # of the item: requeued twice, redelivered), or one cut off by a crash.
-        claim = claims.claim(item.task.id)
+        claim = claims.claim(item.task.id, attempt)
         since = pending_since(claim.recorded)
         if claim.recorded is not None and since is None:  # a redelivered task: the connector already acted
             done.append(item.model_copy(update={"action": EventAction.model_validate_json(claim.recorded)}))
             continue
-        if since is not None and claim.recorded == item.action_claim:
-            claim = Claim(item.action_claim, claim.recorded)  # our own retry: the claim is ours
+        wrote = claim.token is not None  # a claim written now must survive a failover before the ask
+        if since is not None and (claim.recorded == item.action_claim or claimed_by(claim.recorded, attempt)):
+            claim = Claim(claim.recorded, claim.recorded)  # our own retry or redelivery: the claim is ours
         elif since is not None:
             if time.time() - since < in_progress_s:
                 busy.append(item)  # asked again once that attempt has had its time
                 continue
-            claim = claims.take_over(item.task.id, claim.recorded or "")
+            claim = claims.take_over(item.task.id, claim.recorded or "", attempt)
             if claim.token is None:  # another copy took it over first
                 busy.append(item)
                 continue
-        # the claim must survive a failover before the connector is asked
-        replicated(ctx.client, ctx.settings.redis_wait_replicas, ctx.settings.redis_wait_timeout_ms)
+            wrote = True
+        if wrote:  # (a claim already ours was confirmed when it was written)
+            replicated(ctx.client, ctx.settings.redis_wait_replicas, ctx.settings.redis_wait_timeout_ms)
         try:
             action, kind = apply_action(ctx, item)
             if since is not None and kind is AnswerKind.GONE:

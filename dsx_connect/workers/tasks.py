@@ -59,7 +59,8 @@ def verdict_action_batch(self: Task, items: list[str | dict[str, Any]]) -> int:
         verdict_action_batch.apply_async(([i.dump_json() for i in retry],), countdown=delay, **shown(retry))
 
     def step() -> int:
-        run_action_batch(worker_context(), ItemOutcome.load_many(items), _dispatch(), requeue)
+        outcomes = ItemOutcome.load_many(items)
+        run_action_batch(worker_context(), outcomes, _dispatch(), requeue, attempt=self.request.id)
         return len(items)
 
     return run_guarded(self, "action", items, step, worker_context, _dispatch().store)

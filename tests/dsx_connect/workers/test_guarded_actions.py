@@ -224,6 +224,26 @@ def test_a_second_copy_waits_for_the_attempt_in_progress_and_a_retry_keeps_its_c
     assert done.action is not None and done.action.applied
 
 
+def test_a_task_retried_or_redelivered_takes_up_its_own_claim_at_once(
+    storage: tuple[Storage, str], client: redis.Redis
+) -> None:
+    """A task retried after a Redis error (a failover: Celery retries it under the same id) or
+    redelivered after its worker died found its own fresh claim and waited twice the connector's
+    timeout for "the attempt in progress", itself: a failover mid-scan outlasted the job's settling."""
+    store, url = storage
+    store.items["bad.com"] = (b"x", "v1")
+    item = malicious(url, "bad.com", "v1")
+    client.set(keys.action_done(item.task.id), f"pending:{time.time():.3f}:task-7")  # its first try's claim
+    later: list[ItemOutcome] = []
+    sent = Sent()
+    run_action_batch(
+        context(client, Settings()), [item], sent.dispatch(), lambda i, _d: later.extend(i), attempt="task-7"
+    )
+    assert later == [] and store.deleted == ["bad.com"]
+    (done,) = sent.stored
+    assert done.action is not None and done.action.applied
+
+
 def test_a_failed_attempt_releases_only_its_own_claim(client: redis.Redis) -> None:
     from dsx_connect.state.actions import ActionClaims
 
