@@ -24,10 +24,10 @@ from dsxa_lite.archives import formats
 from dsxa_lite.archives.walker import UNSUPPORTED_CONTAINERS
 from dsxa_lite.body import ReceivedBody
 from dsxa_lite.filetype import detect_file_type
-from dsxa_lite.service import Outcome, ScanService
-from dsxa_lite.settings import DsxaLiteSettings
+from dsxa_lite.service import ScanService
 
 from . import archive_samples as build
+from .in_process import scan, service
 from .samples import eicar, filler, sha256
 
 pytestmark = pytest.mark.unit
@@ -35,18 +35,9 @@ pytestmark = pytest.mark.unit
 EICAR_REASON = "eicar: EICAR-Test-File"
 
 
-def service(**values: object) -> ScanService:
-    return ScanService(DsxaLiteSettings.model_validate(values))
-
-
 @pytest.fixture(scope="module")
 def scanner() -> ScanService:
     return service()
-
-
-def scan(scanner: ScanService, data: bytes, passwords: tuple[str, ...] = ()) -> Outcome:
-    body = ReceivedBody(sha256(data), len(data), data[:4096], data=data)
-    return scanner.scan(body, passwords)
 
 
 def png_header() -> bytes:

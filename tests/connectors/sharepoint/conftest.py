@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+from connectors.graph.drive import GraphDriveConnector
 from connectors.sharepoint.connector import SharePointConnector
 from connectors.sharepoint.settings import SharePointSettings
 from tests.support.cloud_contract import core  # noqa: F401  (a fixture)
@@ -39,3 +41,20 @@ def fake_graph(logs_dir: Path) -> Iterator[FakeGraph]:
 @pytest.fixture(scope="session")
 def store(fake_graph: FakeGraph) -> SharePointStore:
     return SharePointStore(fake_graph)
+
+
+Make = Callable[..., GraphDriveConnector[Any]]
+
+
+@pytest.fixture
+def make(store: GraphStore) -> Iterator[Make]:
+    """Connectors on the fake Graph (auth off), closed after the test."""
+    made: list[GraphDriveConnector[Any]] = []
+
+    def build(**settings: Any) -> GraphDriveConnector[Any]:
+        made.append(store.connector(**{"auth": {"enabled": False}, **settings}))
+        return made[-1]
+
+    yield build
+    for connector in made:
+        anyio.run(connector.aclose)

@@ -7,7 +7,6 @@ import gc
 import hashlib
 import os
 import tracemalloc
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +16,13 @@ import pytest
 
 from connectors.graph.drive import MONITOR_CURSOR, SCAN_CURSOR, GraphDriveConnector
 from shared.connector import WebhookReply, create_connector_app
+from tests.connectors.sharepoint.conftest import Make
 from tests.support.cloud_contract import Core
 from tests.support.fake_graph import FakeGraph
 from tests.support.graph_store import CLIENT_ID, CLIENT_STATE, GraphStore, drive_id, unique_drive
 from tests.support.procs import PYTHON, ServiceProcess, base_env, free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
-
-Make = Callable[..., GraphDriveConnector[Any]]
-
-
-@pytest.fixture
-def make(store: GraphStore) -> Iterator[Make]:
-    made: list[GraphDriveConnector[Any]] = []
-
-    def build(**settings: Any) -> GraphDriveConnector[Any]:
-        made.append(store.connector(**{"auth": {"enabled": False}, **settings}))
-        return made[-1]
-
-    yield build
-    for connector in made:
-        anyio.run(connector.aclose)
 
 
 async def scan(connector: GraphDriveConnector[Any]) -> list[str]:

@@ -3,37 +3,21 @@ locations that Graph would resolve into it, a folder deleted by an admin, ``move
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import anyio
 import pytest
 
-from connectors.graph.drive import GraphDriveConnector
 from shared.connector.errors import http_status
 from shared.errors import DsxError, RetryableError
 from shared.models import ItemActionType, RequestedAction
+from tests.connectors.sharepoint.conftest import Make
 from tests.support.cloud_contract import QUARANTINE
 from tests.support.graph_store import GraphStore, unique_drive
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
-Make = Callable[..., GraphDriveConnector[Any]]
 MOVE = RequestedAction(type=ItemActionType.MOVE)
 DELETE = RequestedAction(type=ItemActionType.DELETE)
-
-
-@pytest.fixture
-def make(store: GraphStore) -> Iterator[Make]:
-    made: list[GraphDriveConnector[Any]] = []
-
-    def build(**settings: Any) -> GraphDriveConnector[Any]:
-        made.append(store.connector(**{"auth": {"enabled": False}, **settings}))
-        return made[-1]
-
-    yield build
-    for connector in made:
-        anyio.run(connector.aclose)
 
 
 async def test_dot_segments_and_other_cases_of_the_quarantine_are_refused(

@@ -7,11 +7,10 @@ import zipfile
 
 import pytest
 
-from dsxa_lite.body import ReceivedBody
-from dsxa_lite.service import Outcome, ScanService
-from dsxa_lite.settings import DsxaLiteSettings
+from dsxa_lite.service import ScanService
 
 from .. import archive_samples as build
+from ..in_process import scan, service
 from ..samples import MARKER, MARKER_RULE, eicar, filler, sha256
 
 pytestmark = pytest.mark.unit
@@ -19,18 +18,9 @@ pytestmark = pytest.mark.unit
 EICAR_REASON = "eicar: EICAR-Test-File"
 
 
-def service(**values: object) -> ScanService:
-    return ScanService(DsxaLiteSettings.model_validate(values))
-
-
 @pytest.fixture(scope="module")
 def scanner() -> ScanService:
     return service()
-
-
-def scan(scanner: ScanService, data: bytes, passwords: tuple[str, ...] = ()) -> Outcome:
-    body = ReceivedBody(sha256(data), len(data), data[:4096], data=data)
-    return scanner.scan(body, passwords)
 
 
 def test_eicar_deflated_in_a_zip_is_malicious_naming_the_member(scanner: ScanService) -> None:
