@@ -63,6 +63,10 @@ log = logging.getLogger("dsxa_lite.scan")
 INLINE_SCAN_BYTES = 64 * 1024
 
 
+#: ``kind`` not looked for yet (:meth:`ScanService.scan`)
+_NOT_LOOKED = object()
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What the engines concluded about one file (the scan-independent part of a verdict).
@@ -234,9 +238,14 @@ class ScanService:
             self._yara_workers.give_back(worker)
 
     def scan(
-        self, body: ReceivedBody, passwords: Sequence[str] = (), file_type: str | None = None
+        self,
+        body: ReceivedBody,
+        passwords: Sequence[str] = (),
+        file_type: str | None = None,
+        kind: object = _NOT_LOOKED,
     ) -> Outcome:
-        """Verdict for a received body (blocking: call it in a thread unless it is small and plain)."""
+        """Verdict for a received body (blocking: call it in a thread unless it is small and plain).
+        ``kind``: the archive kind to walk it as, when the caller looked already (:meth:`ascan`)."""
         ruleset = self.ruleset  # one rule set for the whole scan, whatever a reload does meanwhile
         if body.streamed is not None:
             ruleset = body.streamed.ruleset  # the one its windows were scanned with
@@ -248,13 +257,18 @@ class ScanService:
             return self._outcome(
                 ruleset, body, file_type, Verdict.NON_COMPLIANT, FILE_TOO_LARGE, description=description
             )
-        outcome = self._scan(ruleset, body, file_type, passwords)
+        outcome = self._scan(ruleset, body, file_type, passwords, kind)
         if outcome.verdict != Verdict.NOT_SCANNED:
             self.cache.put(ruleset.identity, body.sha256, outcome)
         return outcome
 
     def _scan(
-        self, ruleset: RuleSet, body: ReceivedBody, file_type: str, passwords: Sequence[str]
+        self,
+        ruleset: RuleSet,
+        body: ReceivedBody,
+        file_type: str,
+        passwords: Sequence[str],
+        kind: object = _NOT_LOOKED,
     ) -> Outcome:
         item = ScanInput(
             body.sha256,
@@ -275,8 +289,9 @@ class ScanService:
                     ruleset, body, file_type, Verdict.MALICIOUS, hit.reason, threat_type=hit.threat_type
                 )
             # a ZIP with bytes in front (a self-extractor, a polyglot) is walked too
-            kind = container_type(body, file_type) if self.settings.archives else None
-            if kind is not None:
+            if kind is _NOT_LOOKED:
+                kind = self._container(body, file_type)
+            if isinstance(kind, str):
                 return self._scan_archive(ruleset, body, file_type, passwords, kind)
             if file_type in UNSUPPORTED_CONTAINERS and self.settings.archives:
                 return self._outcome(
@@ -341,24 +356,27 @@ class ScanService:
         ask), with YARA in a worker process for larger plain ones, and in a limited worker
         thread otherwise."""
         file_type = detect_file_type(body.head)
-        plain = (
-            body.spool is None
-            and self.ruleset.clamav is None
-            and (not self.settings.archives or container_type(body, file_type) is None)
-        )
+        kind = self._container(body, file_type)  # looked for once a scan: it reads the body's tail
+        plain = body.spool is None and self.ruleset.clamav is None and kind is None
         if (
             body.too_large
             or body.streamed is not None  # its YARA windows were scanned already
             or (plain and body.size <= INLINE_SCAN_BYTES)
         ):
-            return self.scan(body, passwords, file_type)
+            return self.scan(body, passwords, file_type, kind)
         if plain and body.data is not None:
             outcome = await self._scan_in_worker(body, passwords, file_type)
             if outcome is not None:
                 return outcome
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.settings.large_scan_concurrency)
-        return await anyio.to_thread.run_sync(self.scan, body, passwords, file_type, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(
+            self.scan, body, passwords, file_type, kind, limiter=self._limiter
+        )
+
+    def _container(self, body: ReceivedBody, file_type: str) -> str | None:
+        """The archive kind to walk ``body`` as (None: not one, or archives are off)."""
+        return container_type(body, file_type) if self.settings.archives else None
 
     async def _scan_in_worker(
         self, body: ReceivedBody, passwords: Sequence[str], file_type: str
@@ -385,7 +403,7 @@ class ScanService:
                 # (not cancellable: the worker is handed back only once it has answered)
                 await anyio.to_thread.run_sync(_feed_whole, streamed, data)
                 body.streamed = streamed
-                return self.scan(body, passwords, file_type)
+                return self.scan(body, passwords, file_type, None)  # plain: no archive to walk
             finally:
                 body.streamed = None
                 streamed.close()
