@@ -64,11 +64,6 @@ class ClearedQueue(BaseModel):
     cleared_count: int
 
 
-def _newest(store: DeadLetterStore, queue_type: QueueType, limit: int) -> tuple[list[DeadLetter], int]:
-    """The newest letters of one queue type, and how many it holds."""
-    return store.items(0, limit, stage=STAGE_OF[queue_type])
-
-
 def item_1x(letter: DeadLetter) -> dict[str, Any]:
     """One dead letter as a 1.x ``DeadLetterItem``."""
     failed = datetime.fromisoformat(letter.failed_at.replace("Z", "+00:00"))
@@ -112,7 +107,7 @@ router = APIRouter(tags=["dead letters (1.x)"])
 @router.get("/stats/{queue_type}")
 def dead_letter_queue_stats(queue_type: QueueType, dead_letters: DeadLettersDep) -> QueueStats:
     """One 1.x dead-letter queue: its length, time to live and up to five of its letters."""
-    letters, length = _newest(dead_letters, queue_type, SAMPLE_SIZE)
+    letters, length = dead_letters.items(0, SAMPLE_SIZE, stage=STAGE_OF[queue_type])  # the newest
     return QueueStats(
         queue_name=queue_name(queue_type),
         queue_type=queue_type.value,

@@ -172,7 +172,7 @@ class _Connection(asyncio.Protocol):
         if self._buffered >= HIGH_WATER and not self._reading_paused and self.transport is not None:
             self._reading_paused = True
             self.transport.pause_reading()
-        if self.answered_early and self._drain is not None and not self._drain.done():
+        if self._drain is not None and self.answered_early and not self._drain.done():
             self._drain.set_result(None)  # stop sending: the refusal is the answer
         self._wake()
 

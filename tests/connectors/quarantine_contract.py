@@ -23,6 +23,11 @@ MOVE = RequestedAction(type=ItemActionType.MOVE)
 MOVE_TAG = RequestedAction(type=ItemActionType.MOVE_TAG)
 
 
+async def _unreachable(*args: Any) -> None:
+    """A storage call that fails as an unreachable storage does."""
+    raise RetryableError("storage unreachable", status_code=503)
+
+
 class QuarantineContract(BucketFixtures):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -73,10 +78,7 @@ class QuarantineContract(BucketFixtures):
         version = (await connector.read("in/evil.exe")).version
         delete = connector.delete
 
-        async def unreachable(*args: Any) -> None:
-            raise RetryableError("storage unreachable", status_code=503)
-
-        connector.delete = unreachable
+        connector.delete = _unreachable
         with pytest.raises(DsxError):
             await connector.act("in/evil.exe", MOVE, version)
         connector.delete = delete
@@ -93,10 +95,7 @@ class QuarantineContract(BucketFixtures):
         version = (await connector.read("in/evil.exe")).version
         tag = connector.tag
 
-        async def unreachable(*args: Any) -> None:
-            raise RetryableError("storage unreachable", status_code=503)
-
-        connector.tag = unreachable
+        connector.tag = _unreachable
         with pytest.raises(DsxError):
             await connector.act("in/evil.exe", MOVE_TAG, version)
         # the retry must find the original: a 404 would record the action applied, the copy untagged

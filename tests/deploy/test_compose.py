@@ -32,6 +32,14 @@ CONNECTORS = {
 }
 
 
+def compose_copy(workdir: Path) -> Path:
+    """The compose folder copied to ``workdir``, with a ``core.env`` from its example; returns it."""
+    shutil.copytree(COMPOSE_DIR, workdir, dirs_exist_ok=True)
+    env_file = workdir / "core.env"
+    shutil.copyfile(COMPOSE_DIR / "core.env.example", env_file)
+    return env_file
+
+
 def load(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
@@ -242,9 +250,7 @@ def test_the_rendered_scanner_gets_none_of_the_cores_secrets(
     """core.env as make_secrets.py fills it, the `dsxa` profile on, with and without the secrets overlay."""
     if shutil.which("docker-compose") is None:
         missing("docker-compose is not installed (Debian: apt-get install docker-compose)")
-    shutil.copytree(COMPOSE_DIR, tmp_path, dirs_exist_ok=True)
-    env_file = tmp_path / "core.env"
-    shutil.copyfile(COMPOSE_DIR / "core.env.example", env_file)
+    env_file = compose_copy(tmp_path)
     with env_file.open("a") as fh:
         fh.write("DSXCONNECT_SCANNER__AUTH_TOKEN=scan-t0ken\nCOMPOSE_PROFILES=dsxa\n")
     tasks_module.compose_secrets().fill(env_file)
@@ -446,9 +452,7 @@ def test_the_rendered_postgres_profile_gives_every_core_process_the_history_url(
         missing("docker-compose is not installed (Debian: apt-get install docker-compose)")
     from dsx_connect.results.settings import ResultsBackend, ResultsDbSettings
 
-    shutil.copytree(COMPOSE_DIR, tmp_path, dirs_exist_ok=True)
-    env_file = tmp_path / "core.env"
-    shutil.copyfile(COMPOSE_DIR / "core.env.example", env_file)
+    env_file = compose_copy(tmp_path)
     tasks_module.compose_secrets().fill(env_file)
     plain = _rendered(tasks_module, tmp_path, env_file, CORE_FILE)
     assert plain["services"]["dsx_connect_api"]["environment"]["DSXCONNECT_RESULTS_DB"] == "redis"
@@ -502,9 +506,7 @@ def test_the_rendered_core_and_connector_configs_keep_redis_private(
         missing("docker-compose is not installed (Debian: apt-get install docker-compose)")
     import subprocess
 
-    shutil.copytree(COMPOSE_DIR, tmp_path, dirs_exist_ok=True)
-    env_file = tmp_path / "core.env"
-    shutil.copyfile(COMPOSE_DIR / "core.env.example", env_file)
+    env_file = compose_copy(tmp_path)
     config = ["docker-compose", "--env-file", str(env_file), "-f", CORE_FILE.name, "config", "-q"]
     refused = subprocess.run(
         config, cwd=tmp_path, capture_output=True, text=True, check=False, env=tasks_module._compose_env()
