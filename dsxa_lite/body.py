@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import anyio.to_thread
 
 from dsxa_lite.engines import HEAD_BYTES
+from dsxa_lite.zip_tail import ZipTail
 
 if TYPE_CHECKING:
     from dsxa_lite.streamed import StreamedScan
@@ -41,8 +42,9 @@ class ReceivedBody:
     """A body as received: its hash and size, first bytes, and content in memory or on disk.
 
     ``data`` is set for bodies kept in memory, ``spool`` for bodies on disk, ``streamed`` for
-    bodies scanned as they arrived (its YARA result is ready); none is set when ``too_large``
-    (the body went past the size limit and was only hashed and counted).
+    bodies scanned as they arrived (its YARA result is ready; ``zip_tail``, when asked for, kept
+    what a ZIP ending it can be in); none is set when ``too_large`` (the body went past the size
+    limit and was only hashed and counted).
     """
 
     sha256: str
@@ -52,15 +54,18 @@ class ReceivedBody:
     spool: BinaryIO | None = None
     too_large: bool = False
     streamed: StreamedScan | None = None
+    zip_tail: ZipTail | None = None
 
     def close(self) -> None:
         """Release the spool file (it has no name, so closing it frees the disk space) or the
-        streamed scan's slot."""
+        streamed scan's slot and what it kept."""
         if self.spool is not None:
             self.spool.close()
             self.spool = None
         if self.streamed is not None:
             self.streamed.close()
+        if self.zip_tail is not None:
+            self.zip_tail.close()
 
 
 def _open_spool(spool_dir: Path | None) -> BinaryIO:
@@ -86,13 +91,26 @@ def _hash(digest: Any, parts: list[bytes]) -> None:
         digest.update(part)
 
 
+def _hash_and_keep(digest: Any, tail: ZipTail | None, parts: list[bytes]) -> None:
+    if digest is not None:
+        _hash(digest, parts)
+    if tail is not None:
+        tail.take(parts)
+
+
 def _hash_and_feed(
-    loop: asyncio.AbstractEventLoop, digest: Any, streamed: StreamedScan, parts: list[bytes]
+    loop: asyncio.AbstractEventLoop,
+    digest: Any,
+    streamed: StreamedScan,
+    parts: list[bytes],
+    tail: ZipTail | None,
 ) -> asyncio.Future[Any]:
-    # Hashing and YARA each in a worker thread, side by side (both release the GIL): on a large
-    # body they are the scanner's two biggest costs, and neither waits for the other.
+    # Hashing (and looking for a ZIP) and YARA each in a worker thread, side by side (both
+    # release the GIL): on a large body they are the scanner's two biggest costs, and neither
+    # waits for the other. ``digest`` None: these parts were hashed already.
     return asyncio.gather(
-        loop.run_in_executor(None, _hash, digest, parts), loop.run_in_executor(None, streamed.feed, parts)
+        loop.run_in_executor(None, _hash_and_keep, digest, tail, parts),
+        loop.run_in_executor(None, streamed.feed, parts),
     )
 
 
@@ -103,13 +121,15 @@ async def receive_body(
     spool_threshold: int,
     spool_dir: Path | None = None,
     stream: Callable[[bytes], StreamedScan | None] | None = None,
+    keep_zip_tail: bool = False,
 ) -> ReceivedBody:
     """Consume ``chunks`` into a :class:`ReceivedBody` (see the module docstring).
 
     Past ``spool_threshold``, ``stream`` (given the first bytes) may return a scan that takes the
     body as it arrives; otherwise the body spools. Either way each flush batch is hashed and
     written (or scanned) in a worker thread while the next batch arrives (at most one batch in
-    the thread and one arriving: memory stays bounded).
+    the thread and one arriving: memory stays bounded). ``keep_zip_tail``: a streamed body keeps
+    on disk what a ZIP ending it can be in (:class:`~dsxa_lite.zip_tail.ZipTail`).
     """
     loop = asyncio.get_running_loop()
     digest = hashlib.sha256()
@@ -119,6 +139,7 @@ async def receive_body(
     pending_size = 0
     spool: BinaryIO | None = None
     streamed: StreamedScan | None = None
+    tail: ZipTail | None = None
     flushing: asyncio.Future[Any] | None = None  # the batch in the worker thread(s)
     too_large = False
     try:
@@ -146,6 +167,9 @@ async def receive_body(
                 if streamed is not None:
                     streamed.close()
                     streamed = None
+                if tail is not None:
+                    tail.close()
+                    tail = None
                 continue
             parts.append(chunk)
             if spool is None and streamed is None:
@@ -154,7 +178,8 @@ async def receive_body(
                     continue
                 streamed = stream(head) if stream is not None else None
                 if streamed is not None:
-                    flushing = loop.run_in_executor(None, streamed.feed, parts)  # hashed already
+                    tail = ZipTail(spool_dir) if keep_zip_tail else None
+                    flushing = _hash_and_feed(loop, None, streamed, parts, tail)  # hashed already
                     parts = []
                     pending_size = 0
                     continue
@@ -170,7 +195,7 @@ async def receive_body(
                         continue  # YARA is scanning a window meanwhile: keep receiving
                     await asyncio.shield(flushing)
                 if streamed is not None:
-                    flushing = _hash_and_feed(loop, digest, streamed, parts)
+                    flushing = _hash_and_feed(loop, digest, streamed, parts, tail)
                 elif spool is not None:
                     flushing = loop.run_in_executor(None, _hash_and_write, digest, spool, parts)
                 parts = []
@@ -183,11 +208,13 @@ async def receive_body(
             parts = []
         if streamed is not None:
             if parts:
-                flushing = _hash_and_feed(loop, digest, streamed, parts)
+                flushing = _hash_and_feed(loop, digest, streamed, parts, tail)
                 await asyncio.shield(flushing)
                 flushing = None
                 parts = []
             await anyio.to_thread.run_sync(streamed.finish)
+            if tail is not None:
+                await anyio.to_thread.run_sync(tail.finish)
     except BaseException:
         # Let the threads finish with the spool or the YARA worker before it is closed or handed
         # back to the next body. Each wait above is shielded: a cancelled request (a client gone,
@@ -201,11 +228,13 @@ async def receive_body(
             spool.close()
         if streamed is not None:
             streamed.close()
+        if tail is not None:
+            tail.close()
         raise
     data = None
     if spool is None and streamed is None and not too_large:
         data = parts[0] if len(parts) == 1 else b"".join(parts)
-    return ReceivedBody(digest.hexdigest(), size, head, data, spool, too_large, streamed)
+    return ReceivedBody(digest.hexdigest(), size, head, data, spool, too_large, streamed, tail)
 
 
 _BASE64_WHITESPACE = b" \t\r\n\x0b\x0c"

@@ -360,7 +360,7 @@ class ScanService:
         plain = body.spool is None and self.ruleset.clamav is None and kind is None
         if (
             body.too_large
-            or body.streamed is not None  # its YARA windows were scanned already
+            or (body.streamed is not None and kind is None)  # its YARA windows were scanned already
             or (plain and body.size <= INLINE_SCAN_BYTES)
         ):
             return self.scan(body, passwords, file_type, kind)

@@ -154,6 +154,7 @@ async def _scan_stream(request: Request, base64: bool) -> Response:
             spool_threshold=settings.spool_threshold_bytes,
             spool_dir=settings.spool_dir,
             stream=lambda head: service.stream_scan(head, declared),
+            keep_zip_tail=settings.archives,
         )
     except BadBody as exc:
         return error_response(400, str(exc))

@@ -111,8 +111,17 @@ def _body_reader(body: ReceivedBody) -> Callable[[int, int], bytes] | None:
     if body.data is not None:
         data = body.data
         return lambda offset, length: data[offset : offset + length]
+    source = _source(body)
+    return formats.source_reader(source) if source is not None else None
+
+
+def _source(body: ReceivedBody) -> BinaryIO | None:
+    """The body as a file: its spool, or what a streamed body kept from its first ZIP local
+    header on (None: it was not kept, or no ZIP member can be in it)."""
     if body.spool is not None:
-        return formats.source_reader(body.spool)
+        return body.spool
+    if body.zip_tail is not None:
+        return body.zip_tail.source(body.size)
     return None
 
 
@@ -137,9 +146,10 @@ def container_type(body: ReceivedBody, file_type: str) -> str | None:
 
 
 def _open(body: ReceivedBody) -> BinaryIO:
-    if body.spool is not None:
-        body.spool.seek(0)
-        return body.spool
+    source = _source(body)
+    if source is not None:
+        source.seek(0)
+        return source
     return io.BytesIO(body.data or b"")
 
 
