@@ -119,14 +119,3 @@ class ResultsReader(Protocol):
     def iter_events(self, filters: ResultFilters, chunk: int = 1000) -> Iterator[dict[str, Any]]: ...
 
     def cheap_total(self, filters: ResultFilters) -> int | None: ...
-
-
-def iter_pages(reader: ResultsReader, filters: ResultFilters, chunk: int) -> Iterator[dict[str, Any]]:
-    """Every result ``reader`` finds for ``filters``, a page of ``chunk`` at a time (constant memory)."""
-    cursor: Cursor | None = None
-    while True:
-        page = reader.search(filters, cursor, chunk)
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        cursor = Cursor.decode(page.next_cursor)

@@ -88,6 +88,24 @@ def test_every_result_streams_out_a_page_at_a_time(backend: Backend) -> None:
     assert ids(streamed) == [f"r{n}" for n in reversed(range(40)) if n % 3 == 0]
 
 
+@pytest.mark.parametrize("verdict", [None, "Not Scanned"])
+def test_a_failure_replaced_during_an_export_appears_once(backend: Backend, verdict: str | None) -> None:
+    """The Redis stores walked their index a page at a time: a failure replaced meanwhile took a
+    newer sequence, above the pages already read, and was left out of the export altogether.
+    Every store now exports what it held when the export began, each result once."""
+    failed = {"kind": "exhausted", "message": "scanner down"}
+    backend.write([make_event(n, verdict="Not Scanned", error=failed) for n in range(1, 5)])
+    events = backend.reader.iter_events(ResultFilters(verdict=verdict), chunk=1)
+    seen = [next(events)["scan_request_id"]]  # r4, the newest
+    backend.write([make_event(1, verdict="Malicious", reason="EICAR")])  # r1 retried and scanned
+    backend.write([make_event(5)])  # a result stored during the export
+    seen += [event["scan_request_id"] for event in events]
+    if verdict is None or backend.name in ("sqlite", "postgresql"):  # SQL: as it was at the start
+        assert seen == ["r4", "r3", "r2", "r1"]
+    else:  # Redis: each result as it is when its page is read, so r1 no longer matches
+        assert seen == ["r4", "r3", "r2"]
+
+
 def test_a_bad_cursor_is_refused() -> None:
     with pytest.raises(ValueError, match="not one this API returned"):
         Cursor.decode("'; drop table scan_results --")
