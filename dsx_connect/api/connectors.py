@@ -190,13 +190,20 @@ def _call(connector: ConnectorClient, route: Route, send: Callable[[], httpx.Res
 
 def _relay(response: httpx.Response) -> JSONResponse:
     """The connector's answer as ours; a connector that is unavailable (``classify``) and failed on
-    its side (5xx) is our 502."""
+    its side (5xx) is our 502. So is a connector refusing the core's own credentials (401, 403: a
+    key it does not know yet, or a hostile connector): relayed as they came, they read as the
+    operator's credentials refused, and the dashboard signs the operator out on a 401."""
     try:
         body = response.json()
     except ValueError:
         body = {"status": "error", "message": response.text[:500]}
-    failed = classify(response.status_code, body) is AnswerKind.UNAVAILABLE and response.status_code >= 500
-    return JSONResponse(body, status_code=502 if failed else response.status_code)
+    code = response.status_code
+    if code in (401, 403):
+        said = body.get("message") or body.get("detail") if isinstance(body, dict) else None
+        message = f"the connector refused the core's call ({code})" + (f": {str(said)[:300]}" if said else "")
+        return JSONResponse({"status": "error", "message": message, "error": "connector_refused"}, 502)
+    failed = classify(code, body) is AnswerKind.UNAVAILABLE and code >= 500
+    return JSONResponse(body, status_code=502 if failed else code)
 
 
 @router.post(
