@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from dsx_connect.auth import api
 from dsx_connect.auth.access import ACCESS_GATE
-from dsx_connect.auth.middleware import AuthMiddleware
+from dsx_connect.auth.middleware import AuthMiddleware, CrossSiteGuard
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import Settings
 from shared.body_limit import BodyLimitMiddleware
@@ -50,5 +50,6 @@ def install_security(app: FastAPI, settings: Settings, api_prefix: str) -> None:
             "DSXCONNECT_AUTH__ENABLED=false: no enrollment, no DSX-HMAC, no operator keys; "
             "anyone who reaches this API controls it and the connectors"
         )
+        app.add_middleware(CrossSiteGuard)  # nor may every web page an operator's browser opens
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.include_router(api.router, prefix=api_prefix)

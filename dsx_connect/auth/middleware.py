@@ -209,7 +209,7 @@ class AuthMiddleware:
             if valid and scope["method"] not in _SAFE_METHODS and cross_site(headers):
                 # the cookie rides along with any page's form post (SameSite=Strict stops other sites
                 # only, not a sibling app on another port or subdomain of the same site)
-                raise Refused(403, "cross_site", "a state-changing request from another origin is refused")
+                raise cross_site_refused()
             if valid:
                 return OPERATOR, receive
         return ANONYMOUS, receive
@@ -276,11 +276,36 @@ class AuthMiddleware:
             raise HmacError("replayed", "DSX-HMAC nonce already used (replayed request)")
 
     async def _refuse(self, send: Send, refused: Refused) -> None:
-        body = json.dumps({"status": "error", "message": refused.message, "error": refused.reason}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        if refused.status == 401:
-            headers.append((b"www-authenticate", b'DSX-HMAC, Bearer realm="dsx-connect"'))
-        if refused.retry_after is not None:
-            headers.append((b"retry-after", str(refused.retry_after).encode()))
-        await send({"type": "http.response.start", "status": refused.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_refusal(send, refused)
+
+
+async def send_refusal(send: Send, refused: Refused) -> None:
+    body = json.dumps({"status": "error", "message": refused.message, "error": refused.reason}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if refused.status == 401:
+        headers.append((b"www-authenticate", b'DSX-HMAC, Bearer realm="dsx-connect"'))
+    if refused.retry_after is not None:
+        headers.append((b"retry-after", str(refused.retry_after).encode()))
+    await send({"type": "http.response.start", "status": refused.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def cross_site_refused() -> Refused:
+    return Refused(403, "cross_site", "a state-changing request from another origin is refused")
+
+
+class CrossSiteGuard:
+    """With auth off (no session, so no check in :class:`AuthMiddleware`), what stands between any
+    web page the operator's browser opens and this API: a browser's state-changing request from
+    another origin is refused (403). A page can post a JSON body without a CORS preflight (a Blob
+    with no type), so without this it could start scans, clear dead letters, mint tokens.
+    Connectors and scripts send neither ``Sec-Fetch-Site`` nor ``Origin``: they pass."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in _SAFE_METHODS and cross_site(_headers(scope)):
+            await send_refusal(send, cross_site_refused())
+            return
+        await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
 
 from connectors.filesystem.connector import FilesystemConnector
 from connectors.filesystem.settings import FilesystemSettings
@@ -220,7 +221,40 @@ def test_turning_auth_off_is_explicit_and_logged(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.WARNING):
         install_security(app, Settings(auth=AuthSettings(enabled=False)), API)
     assert "DSXCONNECT_AUTH__ENABLED=false" in caplog.text
-    assert [m.cls.__name__ for m in app.user_middleware] == ["BodyLimitMiddleware"]  # type: ignore[attr-defined]
+    assert [m.cls.__name__ for m in app.user_middleware] == ["BodyLimitMiddleware", "CrossSiteGuard"]  # type: ignore[attr-defined]
+
+
+def test_with_auth_off_a_browsers_cross_site_write_is_refused() -> None:
+    """With auth off there is no session, so nothing checked where a browser's request came from:
+    any page an operator opened could post a JSON body (a Blob with no type needs no CORS
+    preflight) and clear dead letters or start scans. Reads, and clients that are no browser, pass."""
+    app = FastAPI()
+    install_security(app, Settings(auth=AuthSettings(enabled=False)), API)
+    done: list[str] = []
+
+    @app.post(f"{API}/dlq/clear")
+    def clear() -> dict[str, str]:
+        done.append("cleared")
+        return {"status": "success"}
+
+    @app.get(f"{API}/jobs")
+    def jobs() -> list[str]:
+        return []
+
+    with TestClient(app) as client:
+        for headers in (
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Sec-Fetch-Site": "same-site", "Origin": "http://grafana.example"},
+            {"Origin": "http://evil.example"},  # an older browser: no Sec-Fetch-Site
+            {"Origin": "null"},  # a sandboxed frame, a data: URL
+        ):
+            refused = client.post(f"{API}/dlq/clear", content=b'{"all": true}', headers=headers)
+            assert (refused.status_code, refused.json()["error"]) == (403, "cross_site"), headers
+        assert done == []
+        assert client.get(f"{API}/jobs", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200
+        for headers in ({}, {"Sec-Fetch-Site": "same-origin"}, {"Origin": "http://testserver"}):
+            assert client.post(f"{API}/dlq/clear", headers=headers).status_code == 200, headers
+    assert done == ["cleared"] * 3
 
 
 def test_the_redacted_config_shows_no_secret() -> None:
