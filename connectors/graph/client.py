@@ -91,6 +91,28 @@ def error_of(response: httpx.Response) -> DsxError:
     )
 
 
+def _under(url: str, base: str) -> bool:
+    try:
+        target, root = httpx.URL(url), httpx.URL(base)
+    except (httpx.InvalidURL, TypeError):
+        return False
+    prefix = root.path.rstrip("/") + "/"
+    return (
+        (target.scheme, target.host, target.port) == (root.scheme, root.host, root.port)
+        and target.path.startswith(prefix)
+        and "/../" not in target.path + "/"
+    )
+
+
+def _origin(url: str) -> str:
+    """Scheme and host of ``url``, for a message (never its query: delta tokens live there)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "a malformed URL"
+    return f"{parsed.scheme}://{parsed.host}" + (f":{parsed.port}" if parsed.port else "")
+
+
 class GraphClient:
     """One pooled HTTP client for Graph (bearer token) and one for pre-authenticated download URLs."""
 
@@ -123,7 +145,13 @@ class GraphClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """One Graph call with the token, throttling and 401 handling above; raises the mapped error."""
+        """One Graph call with the token, throttling and 401 handling above; raises the mapped error.
+
+        ``url`` is a path under the Graph endpoint, or an absolute link into it (``@odata.nextLink``,
+        a delta link kept in the core): an absolute URL anywhere else is refused, never sent the
+        token (a link is data: a forged cursor must not collect a tenant-wide bearer token)."""
+        if "://" in url and not self.is_graph_url(url):
+            raise PermanentError(f"refused a Graph link outside {self.settings.api_url}: {_origin(url)}")
         refreshed = False
         attempt = 0
         while True:
@@ -151,6 +179,11 @@ class GraphClient:
                 raise failure
             await self._wait(attempt, response)
             attempt += 1
+
+    def is_graph_url(self, url: str) -> bool:
+        """Whether ``url`` is an absolute link under the Graph endpoint (same scheme, host, port
+        and version path)."""
+        return _under(url, self.settings.api_url)
 
     async def _wait(self, attempt: int, response: httpx.Response | None) -> None:
         cap = self.settings.graph_retry_max_s

@@ -212,9 +212,17 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
             except ValueError:
                 kept = None
             if isinstance(kept, dict) and kept.get("scope") == self._scope():
-                start = str(kept.get("link") or "") or None
+                start = self._kept_link(str(kept.get("link") or "") or None, cursor_key)
         async for item in self._delta(start, remember):
             yield item
+
+    def _kept_link(self, link: str | None, key: str) -> str | None:
+        """A delta link kept in the core, or None when it points outside Graph: the state is
+        writable through the core's API, and a link elsewhere would be sent the bearer token."""
+        if link is None or self.client.is_graph_url(link):
+            return link
+        log.warning("ignored a kept delta link outside Graph; starting over", extra={"cursor": key})
+        return None
 
     async def _delta(self, start: str | None, remember: str | None) -> AsyncIterator[Item]:
         """Files of the asset from a delta read starting at ``start`` (None: the whole drive).
@@ -458,8 +466,8 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
     async def _read_changes(self) -> tuple[list[Item], str | None]:
         """Changed files and the delta link to keep once they are submitted."""
         async with self._monitor_lock:
-            start = await self.state.get(MONITOR_CURSOR)
-            if start is None:  # nothing seen yet: from now on
+            start = self._kept_link(await self.state.get(MONITOR_CURSOR), MONITOR_CURSOR)
+            if start is None:  # nothing seen yet (or a cursor not ours): from now on
                 return [], await self._latest()
             self._monitor_link = None
             items = [item async for item in self._delta(start, "monitor")]

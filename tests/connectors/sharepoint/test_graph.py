@@ -368,3 +368,51 @@ async def test_subscriptions_are_validated_renewed_recreated_and_deleted(
     finally:
         server.should_exit = True
         await anyio.to_thread.run_sync(lambda: thread.join(timeout=15))
+
+
+async def test_a_kept_delta_link_outside_graph_is_never_sent_the_token(
+    store: GraphStore, make: Make, tmp_path: Path
+) -> None:
+    """The delta links live in the core's connector state, which its API writes: a link to another
+    host was followed with the app's bearer token (tenant-wide Files.ReadWrite.All, typically).
+    Such a link is now ignored (a whole scan, a monitor starting now) and a Graph page's link
+    elsewhere is refused."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str | None] = []
+
+    class Collect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            body = b'{"value": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Collect)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    foreign = f"http://127.0.0.1:{collector.server_address[1]}/v1.0/collect?token=x"
+    try:
+        bucket = unique_drive(store)
+        store.put(bucket, "docs/a.txt", b"a")
+        connector = make(asset=f"{bucket}/docs")
+        assert await scan(connector) == ["docs/a.txt"]
+        kept = json.loads(await connector.state.get(SCAN_CURSOR) or "{}")
+        await connector.state.put(SCAN_CURSOR, json.dumps({**kept, "link": foreign}))
+        await connector.state.put(MONITOR_CURSOR, foreign)
+        assert await scan(connector) == ["docs/a.txt"]  # a whole scan instead
+        assert await connector.changes() == []  # the monitor starts from now
+        assert (await connector.state.get(MONITOR_CURSOR) or "").startswith(connector.settings.api_url)
+        with pytest.raises(Exception, match="refused a Graph link outside"):
+            await connector.client.json("GET", foreign)
+        assert seen == []
+    finally:
+        collector.shutdown()
+        collector.server_close()
