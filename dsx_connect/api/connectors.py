@@ -26,7 +26,6 @@ from dsx_connect.connector_requests import Route
 from dsx_connect.connectors import full_scan
 from dsx_connect.state.auth_credentials import ConnectorRevoked, IdentityExists, IssuedKey
 from dsx_connect.state.connectors import get_state, put_state
-from dsx_connect.state.schedules import ScheduleStore
 from shared.models import ConnectorInstance, RegisteredConnector, StatusResponse
 
 log = logging.getLogger(__name__)
@@ -163,12 +162,13 @@ def _enroll(
 
 @router.delete("/unregister/{uuid}", responses={404: {"description": "unknown connector"}})
 def unregister_connector(
-    uuid: Annotated[str, Path(max_length=64)], registry: RegistryDep, client: RedisDep, _: ConnectorSelf
+    uuid: Annotated[str, Path(max_length=64)], registry: RegistryDep, _: ConnectorSelf
 ) -> StatusResponse:
-    """Forget a connector (and its schedule)."""
+    """Forget a connector's registration. Its schedule stays (``DELETE /connectors/schedule/{uuid}``
+    removes it): a connector unregisters on every graceful stop, a rolling update included, and
+    comes back under the same uuid."""
     if registry.unregister(uuid) is None:
         raise HTTPException(404, f"connector {uuid} is not registered")
-    ScheduleStore(client).delete(uuid)
     return StatusResponse(status="success", message="unregistered", id=uuid)
 
 

@@ -194,20 +194,28 @@ def test_schedules_are_set_read_listed_and_deleted_by_operators_only(stack: Stac
         assert api.delete(f"/connectors/schedule/{target}").status_code == 404
 
 
-def test_unregistering_a_connector_removes_its_schedule(stack: Stack) -> None:
-    gone = str(uuid.uuid4())
+def test_a_connector_restart_keeps_its_schedule(stack: Stack) -> None:
+    """A connector unregisters at every graceful stop (a rolling update too) and comes back under
+    its uuid: unregistering deleted the operator's schedule, so no scheduled scan ran again."""
+    restarted = str(uuid.uuid4())
     body = {
-        "name": "short-lived",
-        "uuid": gone,
+        "name": "restarted",
+        "uuid": restarted,
         "url": "http://127.0.0.1:9/filesystem-connector",
         "asset": "/x",
     }
+    spec = {"cron": "0 2 * * *", "rescan_on_scanner_change": True}
     with stack.api() as api:
         assert api.post("/connectors/register", json=body).status_code == 201
-        assert api.put(f"/connectors/schedule/{gone}", json={"cron": "0 2 * * *"}).status_code == 200
-        assert api.delete(f"/connectors/unregister/{gone}").status_code == 200
-        assert api.get(f"/connectors/schedule/{gone}").status_code == 404
-    assert not stack.redis.exists(keys.schedule_state(gone))
+        assert api.put(f"/connectors/schedule/{restarted}", json=spec).status_code == 200
+        assert api.delete(f"/connectors/unregister/{restarted}").status_code == 200  # its graceful stop
+        assert api.post("/connectors/register", json=body).status_code == 201  # back
+        kept = api.get(f"/connectors/schedule/{restarted}")
+        assert kept.status_code == 200
+        assert {k: kept.json()[k] for k in spec} == spec
+        assert api.delete(f"/connectors/schedule/{restarted}").status_code == 200  # the operator's call
+        assert api.get(f"/connectors/schedule/{restarted}").status_code == 404
+    assert not stack.redis.exists(keys.schedule_state(restarted))
 
 
 def test_a_due_slot_starts_one_job_across_two_replicas(stack: Stack) -> None:
