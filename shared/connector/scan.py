@@ -93,8 +93,21 @@ class FullScan:
             raise failed.exceptions[0] from None
         if listing_failed is not None:
             raise listing_failed
-        if whole:  # every item submitted: a connector may now keep its cursor (Graph's delta link)
+        progress = self.progress
+        # a connector may now keep its cursor (Graph's delta link), and later scans list only what
+        # changed since: only once the core took every item listed, never after a cancel (a batch
+        # stopped while the core was busy, or refused, would be skipped by every later scan)
+        if whole and progress.state != "cancelled" and progress.submitted == progress.enumerated:
             await self.connector.scan_completed()
+        elif whole:
+            log.info(
+                "full scan not complete: the connector keeps no cursor",
+                extra={
+                    "submitted": progress.submitted,
+                    "enumerated": progress.enumerated,
+                    "state": progress.state,
+                },
+            )
 
     async def _enumerate_into(self, group: anyio.abc.TaskGroup) -> bool:
         """Enumerate, submitting each batch in ``group`` while the next one is listed: up to

@@ -233,6 +233,34 @@ async def test_a_cancelled_job_stops_and_reports_what_was_submitted(
     assert fake_core.enqueue_done["job-7"] == len(fake_core.requests) in (10, 20)
 
 
+@pytest.mark.parametrize(
+    "runtime", [{"job_control_every_batches": 100, "full_scan_batches_in_flight": 1}], indirect=True
+)
+async def test_a_scan_cancelled_while_the_core_is_busy_keeps_no_cursor(
+    fake_core: FakeCore, runtime: ConnectorRuntime
+) -> None:
+    """A batch stopped by a cancel while the core was busy (429) was dropped, the listing went on to
+    its end, and the scan counted as whole: the connector kept its cursor (Graph's delta link), so
+    every later incremental scan skipped the items never submitted."""
+    completed: list[str] = []
+
+    async def scan_completed() -> None:
+        completed.append("cursor kept")
+
+    runtime.connector.scan_completed = scan_completed  # type: ignore[method-assign]
+    progress, _ = runtime.start_full_scan("job-whole", None)
+    await until(lambda: progress.state == "completed", what="a scan the core takes whole")
+    assert completed == ["cursor kept"]
+
+    fake_core.busy = True
+    progress, _ = runtime.start_full_scan("job-cancel", None)
+    await until(lambda: fake_core.busy_answers >= 1, what="a first 429")
+    fake_core.flags["job-cancel"] = {"cancel": "1"}
+    await until(lambda: "job-cancel" in fake_core.enqueue_done, what="the cancelled scan to end")
+    assert progress.state == "cancelled" and progress.enumerated == 25 and progress.submitted == 0
+    assert completed == ["cursor kept"]  # not a second time
+
+
 async def test_changed_items_are_submitted_without_a_job(fake_core: FakeCore) -> None:
     rt = ConnectorRuntime(make_connector(fake_core.url, monitor=True))
     await rt.start()
