@@ -15,7 +15,8 @@ differs from the one last seen (kept in Redis, so a change while no replica ran 
 schedule with ``rescan_on_scanner_change`` gets one full scan, claimed per (change, connector); a
 change is named by both identities and the number of changes before it, so rules re-applied after
 a rollback rescan again. A new identity counts once read on ``IDENTITY_STABLE_READS`` polls in a row
-(scanner replicas mid-rollout answer old and new identities in turn).
+(scanner replicas mid-rollout answer old and new identities in turn); a fleet that keeps answering
+both after a change needs one identity on ``MIXED_STABLE_READS`` polls in a row (:class:`IdentitySettling`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ ReadIdentity = Callable[[], str | None]
 
 #: polls in a row that must read a new scanner identity before it counts as a change
 IDENTITY_STABLE_READS = 3
+#: the identity a change replaced, read again within this many polls: the scanners answer both
+#: (a rollout stuck half-way, replicas whose ClamAV databases update out of step) ...
+MIXED_WINDOW_POLLS = 20
+#: ... and then one identity must be read on this many polls in a row before any change counts
+MIXED_STABLE_READS = 20
 
 
 class ScanNotStarted(Exception):
@@ -85,8 +91,7 @@ class Scheduler:
         #: returns once a claim is on the Redis replicas (``WAIT``), else raises ``NotReplicated``
         self.durable = durable
         self._identity_read_at: float | None = None
-        self._candidate: str | None = None  # a new scanner identity being read, and how many times in a row
-        self._candidate_reads = 0
+        self._settling = IdentitySettling()
 
     def tick(self) -> TickReport:
         """One round: hold the lease, then start what is due (only as the leader)."""
@@ -133,11 +138,11 @@ class Scheduler:
         if current is None:
             return  # unknown: keep the last one seen, start nothing
         previous = self.store.scanner_identity()
-        if current == previous:
-            self._candidate = None  # the known identity read again: a new one must start over
-        elif previous is not None and not self._settled(current):
+        settled = self._settling.read(current)
+        if previous is not None and current != previous and not settled:
             return  # several scanner replicas mid-rollout answer both: act once one identity holds
         if previous is not None and previous != current:
+            self._settling.changed(previous)
             change = change_digest(previous, current, self.store.identity_changes())
             log.info("scanner identity changed: %r -> %r", previous, current)
             for uuid in (s.connector_uuid for s in schedules if s.enabled and s.rescan_on_scanner_change):
@@ -146,15 +151,6 @@ class Scheduler:
                     return  # lost the lease: the next leader sees the change again (claims hold)
         if previous != current:
             self.store.set_scanner_identity(current, changed=previous is not None)
-
-    def _settled(self, current: str) -> bool:
-        """Whether ``current`` was read on ``IDENTITY_STABLE_READS`` polls in a row. Scanner replicas
-        behind one address answer their own identities while a rollout is under way: without this,
-        each alternation was a change and started a rescan of every flagged connector."""
-        if current != self._candidate:
-            self._candidate, self._candidate_reads = current, 0
-        self._candidate_reads += 1
-        return self._candidate_reads >= IDENTITY_STABLE_READS
 
     def _change_claim(self, connector_uuid: str, change: str) -> Callable[[str], Claim]:
         return lambda token: self.store.claim_change(token, connector_uuid, change)
@@ -205,6 +201,51 @@ class Scheduler:
         self.store.record_start(connector_uuid, trigger, job_id, None)
         report.started.append((connector_uuid, trigger, job_id))
         return True
+
+
+class IdentitySettling:
+    """When a scanner identity read on polls counts as the scanner's (one leader's memory).
+
+    Scanner replicas behind one address answer their own identities while a rollout is under way:
+    a new identity counts once read on ``IDENTITY_STABLE_READS`` polls in a row (without this, each
+    alternation was a change and started a rescan of every flagged connector). A fleet that stays
+    mixed (a rollout stuck half-way, replicas whose ClamAV databases update out of step) reads three
+    in a row of either identity often: once the identity a change replaced is read again within
+    ``MIXED_WINDOW_POLLS``, the fleet counts as mixed, and no change counts until one identity has
+    been read on ``MIXED_STABLE_READS`` polls in a row."""
+
+    def __init__(self) -> None:
+        self._run: str | None = None  # the identity the last polls read, and on how many in a row
+        self._run_length = 0
+        self._polls = 0
+        self._replaced: tuple[str, int] | None = None  # the identity the last change replaced, and when
+        self.mixed = False
+
+    def read(self, current: str) -> bool:
+        """Record one poll's identity; whether it has held long enough to count as the scanner's."""
+        self._polls += 1
+        if current == self._run:
+            self._run_length += 1
+        else:
+            self._run, self._run_length = current, 1
+        if self._replaced is not None and not self.mixed:
+            replaced, at = self._replaced
+            if current == replaced and self._polls - at <= MIXED_WINDOW_POLLS:
+                self.mixed = True
+                log.warning(
+                    "the scanner answers several identities (%r came back after the change from it): "
+                    "no rescan on a scanner change until one holds for %d polls in a row",
+                    replaced,
+                    MIXED_STABLE_READS,
+                )
+        if self.mixed and self._run_length >= MIXED_STABLE_READS:
+            self.mixed = False
+            log.info("the scanner answers one identity again: %r", current)
+        return self._run_length >= (MIXED_STABLE_READS if self.mixed else IDENTITY_STABLE_READS)
+
+    def changed(self, previous: str) -> None:
+        """A change from ``previous`` to the identity read last was acted on."""
+        self._replaced = (previous, self._polls)
 
 
 @asynccontextmanager

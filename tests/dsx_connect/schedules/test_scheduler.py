@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,7 +19,12 @@ import redis
 from dsx_connect import keys
 from dsx_connect.redis_client import replicated
 from dsx_connect.schedules.models import ScheduleSpec
-from dsx_connect.schedules.scheduler import IDENTITY_STABLE_READS, ScanNotStarted, Scheduler
+from dsx_connect.schedules.scheduler import (
+    IDENTITY_STABLE_READS,
+    MIXED_STABLE_READS,
+    ScanNotStarted,
+    Scheduler,
+)
 from dsx_connect.state.schedule_lease import LeaderLease, current_leader
 from dsx_connect.state.schedules import Claim, ScheduleStore
 from tests.support.procs import redis_server, wait_for
@@ -328,13 +334,46 @@ def test_rules_re_applied_after_a_rollback_rescan_again(client: redis.Redis) -> 
     scheduler = replica(client, "r1", starts, clock, identity)
     scheduler.tick()  # first sight
     rescans = []
-    for value in ("rules B", "rules A", "rules B"):  # an update, its rollback, the fixed update
+    # an update, its rollback (soon after: the identity it replaced comes back, which a mixed fleet
+    # does too, so it counts after MIXED_STABLE_READS polls), the fixed update
+    for value, polls in (
+        ("rules B", IDENTITY_STABLE_READS),
+        ("rules A", MIXED_STABLE_READS),
+        ("rules B", MIXED_STABLE_READS),
+    ):
         identity.value = value
         before = len(starts.calls)
-        for _ in range(IDENTITY_STABLE_READS + 2):  # settled, then read again: nothing more
+        for _ in range(polls - 1):
+            scheduler.tick()
+        assert len(starts.calls) == before, f"{value}: counted before {polls} polls in a row"
+        for _ in range(3):  # settled, then read again: nothing more
             scheduler.tick()
         rescans.append(len(starts.calls) - before)
     assert rescans == [1, 1, 1]
+
+
+def test_a_fleet_that_stays_mixed_after_a_change_rescans_once(client: redis.Redis) -> None:
+    """Replicas answering two identities at random (a rollout stuck half-way, ClamAV databases
+    updated out of step) read three in a row of either every few polls: each run was a change and
+    rescanned every flagged connector again, all day long."""
+    store = ScheduleStore(client)
+    store.put("c1", ScheduleSpec(rescan_on_scanner_change=True), now=T0)
+    identity, starts = Identity("rules A"), Starts()
+    scheduler = replica(client, "r1", starts, Clock(), identity)
+    scheduler.tick()  # first sight
+    rng = random.Random(7)
+    answers = [rng.choice(("rules A", "rules B")) for _ in range(1000)]
+    runs_of_three = sum(answers[i : i + 3] in (["rules A"] * 3, ["rules B"] * 3) for i in range(998))
+    assert runs_of_three > 100  # what used to count as that many changes
+    for value in answers:
+        identity.value = value
+        scheduler.tick()
+    assert starts.calls == [("c1", "scanner_change")]  # the first change only
+    assert store.scanner_identity() == "rules B"
+    identity.value = "rules A"  # the fleet settles on A: a change again, once it holds
+    for _ in range(MIXED_STABLE_READS + 3):
+        scheduler.tick()
+    assert starts.calls == [("c1", "scanner_change")] * 2 and store.scanner_identity() == "rules A"
 
 
 def test_a_claim_the_replicas_did_not_confirm_starts_nothing(client: redis.Redis) -> None:
