@@ -36,8 +36,11 @@ def change_digest(previous: str, current: str, sequence: int = 0) -> str:
 class ScannerIdentity:
     """Reads the identity of the configured scanner (a callable: ``identity()``)."""
 
-    def __init__(self, scanner: ScannerSettings, timeout_s: float = 5.0) -> None:
-        self.url = version_url(scanner.scan_binary_url)
+    def __init__(self, scanner: ScannerSettings, timeout_s: float = 5.0, url: str | None = None) -> None:
+        """``url``: the version route when it is not at the scan URL's origin (a scanner behind a
+        path prefix: ``DSXCONNECT_SCAN_CACHE__VERSION_URL``, which the scan cache reads too)."""
+        self.url = url or version_url(scanner.scan_binary_url)
+        self.known = True  # whether the last read gave an identity (a warning when that ends)
         headers = {}
         if scanner.auth_token is not None:
             token = scanner.auth_token.get_secret_value()
@@ -47,6 +50,17 @@ class ScannerIdentity:
         )
 
     def __call__(self) -> str | None:
+        identity = self._read()
+        if identity is None and self.known:
+            log.warning(
+                "scanner identity unknown at %s: no rescan on a scanner change until it answers one "
+                "(a scanner behind a path prefix: set DSXCONNECT_SCAN_CACHE__VERSION_URL)",
+                self.url,
+            )
+        self.known = identity is not None
+        return identity
+
+    def _read(self) -> str | None:
         try:
             answer = self.http.get(self.url)
             if answer.status_code != 200:

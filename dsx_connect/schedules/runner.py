@@ -52,7 +52,7 @@ def build_scheduler(settings: Settings, client: redis.Redis) -> Scheduler:
         ScheduleStore(client, config.claim_ttl_s),
         LeaderLease(client, config.lease_ttl_s),
         FullScanStarter(settings, client),
-        identity=ScannerIdentity(settings.scanner),
+        identity=ScannerIdentity(settings.scanner, url=settings.scan_cache.version_url),
         scanner_poll_s=config.scanner_poll_s,
         durable=lambda: replicated(client, settings.redis_wait_replicas, settings.redis_wait_timeout_ms),
     )

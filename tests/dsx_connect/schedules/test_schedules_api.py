@@ -8,6 +8,7 @@ nothing here waits for a minute boundary.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 import uuid
@@ -290,6 +291,32 @@ def test_the_scanner_identity_is_read_from_its_version_route(stack: Stack) -> No
     assert read(stack.dsxa_url) == httpx.get(f"{stack.dsxa_url}/version", timeout=10).json()["identity"]
     assert read(f"http://127.0.0.1:{free_port()}") is None  # nobody there: unknown
     assert read(stack.core_urls[0]) is None  # no /version route there: unknown
+
+
+def test_a_scanner_behind_a_path_prefix_is_read_at_the_version_url_the_cache_uses(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The scheduler asked {origin}/version whatever DSXCONNECT_SCAN_CACHE__VERSION_URL said: a
+    scanner behind a path prefix had no identity for it, so no rescan on a scanner change ever
+    started, and nothing above debug said why."""
+    from dsx_connect.schedules.identity import ScannerIdentity
+    from dsx_connect.schedules.runner import build_scheduler
+    from dsx_connect.settings import ScannerSettings, Settings
+
+    prefixed = f"{stack.dsxa_url}/not-here/scan/binary/v2"  # its origin has /version, this prefix not
+    settings = Settings.model_validate(
+        {"scanner": {"scan_binary_url": prefixed}, "scan_cache": {"version_url": f"{stack.dsxa_url}/version"}}
+    )
+    reader = build_scheduler(settings, stack.redis).identity
+    assert isinstance(reader, ScannerIdentity) and reader.url == f"{stack.dsxa_url}/version"
+    assert reader() == httpx.get(f"{stack.dsxa_url}/version", timeout=10).json()["identity"]
+    reader.close()
+    wrong = ScannerIdentity(ScannerSettings(), url=f"{stack.core_urls[0]}/version")
+    with caplog.at_level(logging.WARNING, logger="dsx_connect.schedules.identity"):
+        assert wrong() is None and wrong() is None
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1  # said once
+    assert "DSXCONNECT_SCAN_CACHE__VERSION_URL" in caplog.records[0].message
+    wrong.close()
 
 
 def test_a_killed_leader_is_replaced_and_the_next_due_slot_runs_once(stack: Stack) -> None:
