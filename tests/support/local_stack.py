@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from devstack.graph import components
-from devstack.probes import wait_ready
+from devstack.probes import api_json, wait_ready
 from devstack.procs import Component, group_members, read_records, spawn, stop
 from devstack.scan import find_connector
 from devstack.settings import StackConfig
@@ -153,8 +153,27 @@ class StackRun:
         return response.json()
 
     def connector(self) -> dict[str, Any]:
-        found = wait_for(lambda: find_connector(self.cfg), timeout=60, what="the connector to register")
-        return found  # type: ignore[return-value]
+        """The filesystem connector's registration, waited for; a timeout shows the core's last
+        ``/connectors/list`` answer and the stack's logs."""
+        last: list[object] = []
+
+        def registered() -> dict[str, Any] | None:
+            found = find_connector(self.cfg)
+            if found is None:
+                try:
+                    status, body, _ = api_json(self.cfg, "GET", "/connectors/list")
+                    last[:] = [status, body]
+                except Exception as exc:
+                    last[:] = [repr(exc)]
+            return found
+
+        try:
+            return wait_for(registered, timeout=60, what="the connector to register")  # type: ignore[no-any-return]
+        except TimeoutError as exc:
+            raise AssertionError(
+                f"{exc}; the connector is {self.cfg.connector_url}, the core's last /connectors/list "
+                f"answer {last}\n{self.logs(60)}"
+            ) from None
 
     def start_full_scan(self) -> str:
         response = self.api.post(f"/connectors/full_scan/{self.connector()['uuid']}")
