@@ -91,13 +91,6 @@ def _hash(digest: Any, parts: list[bytes]) -> None:
         digest.update(part)
 
 
-def _hash_and_keep(digest: Any, tail: ZipTail | None, parts: list[bytes]) -> None:
-    if digest is not None:
-        _hash(digest, parts)
-    if tail is not None:
-        tail.take(parts)
-
-
 def _hash_and_feed(
     loop: asyncio.AbstractEventLoop,
     digest: Any,
@@ -105,13 +98,15 @@ def _hash_and_feed(
     parts: list[bytes],
     tail: ZipTail | None,
 ) -> asyncio.Future[Any]:
-    # Hashing (and looking for a ZIP) and YARA each in a worker thread, side by side (both
-    # release the GIL): on a large body they are the scanner's two biggest costs, and neither
-    # waits for the other. ``digest`` None: these parts were hashed already.
-    return asyncio.gather(
-        loop.run_in_executor(None, _hash_and_keep, digest, tail, parts),
-        loop.run_in_executor(None, streamed.feed, parts),
-    )
+    # Hashing, YARA and looking for a ZIP each in a worker thread, side by side (all release the
+    # GIL): on a large body they are the scanner's biggest costs, and none waits for another.
+    # ``digest`` None: these parts were hashed already.
+    work = [loop.run_in_executor(None, streamed.feed, parts)]
+    if digest is not None:
+        work.append(loop.run_in_executor(None, _hash, digest, parts))
+    if tail is not None:
+        work.append(loop.run_in_executor(None, tail.take, parts))
+    return asyncio.gather(*work)
 
 
 async def receive_body(
