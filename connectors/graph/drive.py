@@ -31,6 +31,7 @@ import functools
 import hmac
 import json
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
@@ -117,7 +118,12 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
         self._monitor_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._monitoring = False
-        self._pending_scan_cursor: str | None = None
+        # the delta link each running full scan listed up to, by the task that lists and then
+        # completes it: two scans at once must not keep each other's (one may yet be cancelled)
+        # (weak: a scan cancelled after listing never collects its link)
+        self._pending_scan_cursors: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = (
+            weakref.WeakKeyDictionary()
+        )
         super().__init__(settings)
 
     def configure(self, settings: GraphSettingsT) -> None:
@@ -196,7 +202,8 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
         return self._delta_items(SCAN_CURSOR if self.settings.graph_incremental_scan else None, "scan")
 
     async def scan_completed(self) -> None:
-        cursor, self._pending_scan_cursor = self._pending_scan_cursor, None
+        task = asyncio.current_task()
+        cursor = self._pending_scan_cursors.pop(task, None) if task is not None else None
         if cursor is not None and self.settings.graph_incremental_scan:
             await self.state.put(SCAN_CURSOR, json.dumps({"scope": self._scope(), "link": cursor}))
 
@@ -227,7 +234,7 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
     async def _delta(self, start: str | None, remember: str | None) -> AsyncIterator[Item]:
         """Files of the asset from a delta read starting at ``start`` (None: the whole drive).
 
-        The final delta link goes to ``_pending_scan_cursor`` (``remember="scan"``) or to
+        The final delta link goes to ``_pending_scan_cursors`` (``remember="scan"``, by task) or to
         ``_monitor_link`` (``"monitor"``).
         """
         base = await self._base()
@@ -250,8 +257,12 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
             if next_link:
                 url, params = str(next_link), None
                 continue
-            if remember == "scan":
-                self._pending_scan_cursor = str(delta_link) if delta_link else None
+            task = asyncio.current_task()
+            if remember == "scan" and task is not None:
+                if delta_link:
+                    self._pending_scan_cursors[task] = str(delta_link)
+                else:
+                    self._pending_scan_cursors.pop(task, None)
             elif remember == "monitor":
                 self._monitor_link = str(delta_link) if delta_link else None
             return

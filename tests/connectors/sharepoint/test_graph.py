@@ -416,3 +416,34 @@ async def test_a_kept_delta_link_outside_graph_is_never_sent_the_token(
     finally:
         collector.shutdown()
         collector.server_close()
+
+
+async def test_two_full_scans_at_once_each_keep_only_their_own_cursor(store: GraphStore, make: Make) -> None:
+    """The delta link a scan listed up to was one slot per connector: a scan completing after
+    another had listed kept the other's later link, and when that other scan was then cancelled,
+    what only it had seen was skipped by every later incremental scan."""
+    import asyncio
+
+    bucket = unique_drive(store)
+    store.put(bucket, "docs/a.txt", b"a")
+    connector = make(asset=f"{bucket}/docs")
+    assert await scan(connector) == ["docs/a.txt"]
+
+    async def listing(listed: asyncio.Event, complete: asyncio.Event | None) -> list[str]:
+        found = [item.location async for item in connector.scan_items()]
+        listed.set()
+        if complete is not None:  # else: cancelled after listing, never completed
+            await complete.wait()
+            await connector.scan_completed()
+        return found
+
+    store.put(bucket, "docs/b.txt", b"b")
+    first_listed, first_complete = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(listing(first_listed, first_complete))
+    await first_listed.wait()
+    store.put(bucket, "docs/c.txt", b"c")  # seen by the second scan only
+    second_listed = asyncio.Event()
+    assert await asyncio.create_task(listing(second_listed, None)) == ["docs/b.txt", "docs/c.txt"]
+    first_complete.set()
+    assert await first == ["docs/b.txt"]
+    assert await scan(connector) == ["docs/c.txt"]  # not lost with the cancelled scan
