@@ -168,7 +168,7 @@ class Scheduler:
             log.warning("scheduler lost its lease before claiming %s of connector %s", label, connector_uuid)
             self.lease.token = None
             return False
-        if outcome is Claim.TAKEN:
+        if outcome in (Claim.TAKEN, Claim.GONE):
             return True
         try:
             # the claim must survive a failover before the connector is asked, or the promoted

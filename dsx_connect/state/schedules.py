@@ -26,9 +26,15 @@ _CLAIM_LUA = lua("schedule_claim")  # dsx_connect/state/lua/schedule_claim.lua
 class Claim(IntEnum):
     """The outcome of claiming a slot or a scanner change."""
 
+    GONE = -2  # the schedule was deleted meanwhile
     LOST_LEASE = -1
     TAKEN = 0
     CLAIMED = 1
+
+
+#: what a claimed slot's state says until its start is recorded: a leader that stopped between the
+#: two left the previous run's job id and error there, as if they were this slot's
+NOT_CONFIRMED = "claimed; the start was not confirmed (a leader that stopped here loses this slot)"
 
 
 class ScheduleStore:
@@ -129,9 +135,12 @@ class ScheduleStore:
 
     def _claim_key(self, token: str, key: str, connector_uuid: str, field: str, value: str) -> Claim:
         result = self._claim(
-            keys=[keys.SCHEDULER_LEADER, key, keys.schedule_state(connector_uuid)],
-            args=[token, token, self.claim_ttl_ms, field, value],
-        )
+            keys=[keys.SCHEDULER_LEADER, key, keys.schedule_state(connector_uuid), keys.SCHEDULES],
+            args=[
+                token, token, self.claim_ttl_ms, connector_uuid, field, value,
+                "last_job_id", "", "last_started", "", "last_error", NOT_CONFIRMED,
+            ],
+        )  # fmt: skip
         return Claim(int(result))
 
     # ---- the scanner identity -----------------------------------------------------------------

@@ -18,7 +18,7 @@ import redis
 
 from dsx_connect import keys
 from dsx_connect.redis_client import replicated
-from dsx_connect.schedules.models import ScheduleSpec
+from dsx_connect.schedules.models import ScheduleSpec, iso
 from dsx_connect.schedules.scheduler import (
     IDENTITY_STABLE_READS,
     MIXED_STABLE_READS,
@@ -374,6 +374,38 @@ def test_a_fleet_that_stays_mixed_after_a_change_rescans_once(client: redis.Redi
     for _ in range(MIXED_STABLE_READS + 3):
         scheduler.tick()
     assert starts.calls == [("c1", "scanner_change")] * 2 and store.scanner_identity() == "rules A"
+
+
+def test_a_leader_stopped_between_claim_and_start_leaves_no_earlier_job_as_this_slots(
+    client: redis.Redis,
+) -> None:
+    """The claim moved the last slot but left the previous run's job id: the schedule then read
+    as if the slot had run that job. And a claim of a schedule deleted meanwhile wrote its state
+    back (an orphaned state hash)."""
+    store = ScheduleStore(client)
+    store.put("c1", HOURLY, now=T0 - 7200)
+    starts, clock = Starts(), Clock(T0 - 3600 + 45)
+    scheduler = replica(client, "r1", starts, clock)
+    scheduler.tick()
+    assert store.run("c1").last_job_id == "job-1"
+
+    def stopped(connector_uuid: str, trigger: str) -> str:
+        raise KeyboardInterrupt  # the process ends inside the start: nothing is recorded after it
+
+    scheduler.start = stopped
+    clock.now += 3600
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.tick()
+    run = store.run("c1")
+    assert run.last_slot == iso(T0 + 30)  # the 10:00 slot, claimed
+    assert run.last_job_id is None and "not confirmed" in str(run.last_error)
+
+    store.put("c2", HOURLY, now=T0 - 7200)
+    token = scheduler.lease.token
+    assert token is not None
+    store.delete("c2")
+    assert store.claim_slot(token, "c2", T0) is Claim.GONE
+    assert not client.exists(keys.schedule_state("c2"))
 
 
 def test_a_claim_the_replicas_did_not_confirm_starts_nothing(client: redis.Redis) -> None:
