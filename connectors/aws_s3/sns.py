@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import Request
 
-from shared.connector.webhook_auth import WebhookRefused
+from shared.connector.webhook_auth import WebhookRefused, WebhookUnavailable
 
 #: where SNS certificates and subscription URLs may live (scheme and authority, matched in full). The
 #: label after ``sns.`` must be a region: a looser label also matched S3's virtual-hosted names of a
@@ -173,8 +173,10 @@ class SnsVerifier:
                 transport=self._transport, timeout=10.0, follow_redirects=False
             ) as http:
                 answer = await http.get(url)
-        except httpx.HTTPError as exc:
-            raise WebhookRefused(f"the SNS certificate could not be fetched: {exc!r}") from None
+        except httpx.HTTPError as exc:  # a blip: SNS must deliver the event again, not drop it
+            raise WebhookUnavailable(f"the SNS certificate could not be fetched: {exc!r}") from None
+        if answer.status_code >= 500 or answer.status_code == 429:
+            raise WebhookUnavailable(f"the SNS certificate could not be fetched (HTTP {answer.status_code})")
         if answer.status_code != 200 or len(answer.content) > _CERT_MAX_BYTES:
             raise WebhookRefused(f"the SNS certificate could not be fetched (HTTP {answer.status_code})")
         try:

@@ -23,7 +23,7 @@ import httpx
 import jwt
 from fastapi import Request
 
-from shared.connector.webhook_auth import WebhookRefused
+from shared.connector.webhook_auth import WebhookRefused, WebhookUnavailable
 
 GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
 ISSUERS = ("accounts.google.com", "https://accounts.google.com")
@@ -104,8 +104,8 @@ class PubSubPushVerifier:
             answer.raise_for_status()
             keys = jwt.PyJWKSet.from_dict(answer.json()).keys
         except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
-            if not self._keys:
-                raise WebhookRefused(f"the JWKS at {self.jwks_url} could not be read: {exc!r}") from None
+            if not self._keys:  # out of reach for now: Pub/Sub delivers the event again
+                raise WebhookUnavailable(f"the JWKS at {self.jwks_url} could not be read: {exc!r}") from None
             return  # keep the keys we have; try again after the minimum interval
         finally:
             self._fetched_at = time.monotonic()

@@ -52,6 +52,17 @@ class WebhookRefused(Exception):
         self.reason = reason
 
 
+class WebhookUnavailable(Exception):
+    """The sender could not be checked for now (its certificate or keys are out of reach): answered
+    503 with ``Retry-After``, so that the storage delivers the event again. SNS redelivers an HTTP
+    notification only on a 5xx or no answer: a 401 there loses the event for good."""
+
+    def __init__(self, reason: str, retry_after_s: int = 30) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
 class WebhookVerifier(Protocol):
     """Checks one webhook request; raises :class:`WebhookRefused` when its sender is not proven."""
 
@@ -97,11 +108,19 @@ class WebhookGate:
             )
 
     async def check(self, request: Request, body: bytes) -> JSONResponse | None:
-        """None when the request may proceed; else the 401 answer (the refusal is counted and logged)."""
+        """None when the request may proceed; else the 401 answer (the refusal is counted and logged),
+        or a 503 when the sender cannot be checked for now (the storage delivers it again)."""
         if not self.enabled:
             return None
         try:
             await self.verifier.verify(request, body)
+        except WebhookUnavailable as exc:
+            log.warning("webhook event not checked, redelivery asked: %s", exc.reason)
+            return JSONResponse(
+                {"status": "error", "error": "unavailable", "message": f"webhook not checked: {exc.reason}"},
+                status_code=503,
+                headers={"Retry-After": str(exc.retry_after_s)},
+            )
         except WebhookRefused as exc:
             self.refused += 1
             self.last_refusal = exc.reason

@@ -14,6 +14,7 @@ from connectors.aws_s3.settings import AwsS3Settings
 from connectors.aws_s3.sns import DEFAULT_URL_PATTERN, trusted_subscribe_url, url_allowed
 from shared.connector import create_connector_app
 from tests.connectors.aws_s3.conftest import s3_event
+from tests.support.procs import free_port
 from tests.support.webhook_senders import FileServer, SnsSender, file_server, self_signed_pem, sns_timestamp
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio]
@@ -141,6 +142,24 @@ async def test_an_expired_certificate_is_refused(sns: SnsSender, server: FileSer
         )
         response = await post(client, sns.sign(message))
     assert response.status_code == 401 and "expired" in response.json()["message"]
+
+
+async def test_a_certificate_out_of_reach_asks_for_redelivery_not_refusal(
+    client: httpx.AsyncClient, app: Any, sns: SnsSender, server: FileServer
+) -> None:
+    """A certificate fetch that failed for a moment answered 401, and SNS takes any 4xx as
+    delivered (it retries an HTTP endpoint only on a 5xx or no answer): the S3 event, and its scan,
+    were lost. A 503 with Retry-After asks SNS to deliver it again; a certificate that is not
+    there (404) is still refused."""
+    closed = f"http://127.0.0.1:{free_port()}/SimpleNotificationService-test.pem"
+    message = sns.sign(sns.notification(s3_event("uploads", "in/a.txt", 3), SigningCertURL=closed))
+    response = await post(client, message)
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] and "could not be fetched" in response.json()["message"]
+    assert refused(app) == 0
+    missing = f"{server.url}/SimpleNotificationService-missing.pem"
+    message = sns.sign(sns.notification(s3_event("uploads", "in/a.txt", 3), SigningCertURL=missing))
+    assert (await post(client, message)).status_code == 401 and refused(app) == 1
 
 
 async def test_topics_outside_the_allow_list_are_refused(sns: SnsSender) -> None:

@@ -15,6 +15,7 @@ from connectors.google_cloud_storage.connector import GoogleCloudStorageConnecto
 from connectors.google_cloud_storage.settings import GoogleCloudStorageSettings
 from shared.connector import create_connector_app
 from tests.connectors.google_cloud_storage.conftest import pubsub_push
+from tests.support.procs import free_port
 from tests.support.webhook_senders import FileServer, PubSubTokens, file_server
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio]
@@ -126,6 +127,17 @@ async def test_without_allowed_service_accounts_every_push_is_refused(tokens: Pu
         response.status_code == 401
         and "set DSXCONNECTOR_GCS_PUSH_SERVICE_ACCOUNTS" in response.json()["message"]
     )
+
+
+async def test_a_jwks_out_of_reach_asks_for_redelivery(tokens: PubSubTokens) -> None:
+    """With no keys yet and the JWKS out of reach, a push was refused (401) and counted as a forged
+    one; it is the sender that cannot be checked for now: 503 with Retry-After, Pub/Sub sends again."""
+    closed = f"http://127.0.0.1:{free_port()}/jwks.json"
+    app = create_connector_app(GoogleCloudStorageConnector(settings(tokens, gcs_push_jwks_url=closed)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await push(client, tokens.mint(AUDIENCE))
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert app.state.webhooks.stats()["refused"] == 0
 
 
 async def test_the_jwks_is_fetched_once_for_many_pushes(tokens: PubSubTokens, server: FileServer) -> None:
