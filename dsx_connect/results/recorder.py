@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import redis
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from dsx_connect.db.engine import shared_engine
 from dsx_connect.results.history import SqlHistory
@@ -97,14 +97,36 @@ def drain_outbox(
     return written
 
 
+#: SQLSTATE classes of a refusal of the data itself (PostgreSQL): data exception, integrity, and
+#: program limit exceeded (class 54, which psycopg raises as an OperationalError, like an outage:
+#: an index entry over 2,704 bytes, a location of 1,000 CJK characters in the location index)
+_DATA_SQLSTATE_CLASSES = ("22", "23", "54")
+
+
+def refuses_data(exc: SQLAlchemyError) -> bool:
+    """Whether ``exc`` is the database refusing the rows, not being unavailable."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, DBAPIError) and isinstance(state, str) and state[:2] in _DATA_SQLSTATE_CLASSES
+
+
 def _record_or_skip(history: SqlHistory, events: list[dict[str, Any]], texts: list[str]) -> None:
     """Record a batch; if the database refuses its data (not its availability), record the events
     one by one and log those it refuses, so one bad event cannot hold the outbox forever."""
     try:
         history.record(events, texts)
-    except (DataError, IntegrityError):
+    except SQLAlchemyError as exc:
+        if not refuses_data(exc):
+            raise
         for event, text in zip(events, texts, strict=True):
             try:
                 history.record([event], [text])
-            except (DataError, IntegrityError) as exc:
-                log.error("results history refused result %s: %s", event.get("scan_request_id"), exc.orig)
+            except SQLAlchemyError as refused:
+                if not refuses_data(refused):
+                    raise
+                log.error(
+                    "results history refused result %s (it stays in Redis while retention keeps it): %s",
+                    event.get("scan_request_id"),
+                    refused.orig if isinstance(refused, DBAPIError) else refused,
+                )

@@ -42,7 +42,8 @@ def threat_name(event: dict[str, Any]) -> str | None:
     if event.get("verdict") != "Malicious":
         return None
     details = event.get("verdict_details") or {}
-    name = (details.get("reason") or details.get("threat_type") or "").strip()
+    # the scanner's text: PostgreSQL's text holds no NUL, and a row refused for one lost the verdict
+    name = str(details.get("reason") or details.get("threat_type") or "").replace("\x00", "").strip()
     return name[:256] or None
 
 

@@ -122,6 +122,31 @@ def test_an_event_the_database_refuses_does_not_hold_the_outbox(
     assert [sql_history.get(f"r{n}") is not None for n in (1, 2, 3)] == [True, False, True]
 
 
+@pytest.mark.parametrize("sql_history", ["postgresql"], indirect=True)
+def test_rows_postgresql_refuses_for_their_size_or_a_nul_do_not_hold_the_outbox(
+    sql_history: SqlHistory, redis_client: redis.Redis
+) -> None:
+    """A location of 1,000 CJK characters (3,000 bytes) is over the location index's 2,704-byte entry
+    limit: PostgreSQL refuses it with an OperationalError (program limit exceeded), which the drain
+    took for an outage, so that batch, and everything parked behind it, never reached the history.
+    And a Malicious verdict whose scanner reason held a NUL was refused (text holds none)."""
+    from dsx_connect.results.recorder import drain_outbox
+
+    events = [
+        make_event(1),
+        # varied characters: an index entry is compressed first, and 1,000 of one would fit
+        make_event(2, location="docs/" + "".join(chr(0x4E00 + n * 7919 % 20000) for n in range(1000))),
+        make_event(3, verdict="Malicious", reason="Trojan\x00.Evil"),
+        make_event(4),
+    ]
+    redis_client.rpush(OUTBOX, *(json.dumps(e) for e in events))
+    assert drain_outbox(sql_history, redis_client) == 4
+    assert redis_client.llen(OUTBOX) == 0
+    assert [sql_history.get(f"r{n}") is not None for n in (1, 2, 3, 4)] == [True, False, True, True]
+    found = sql_history.search(ResultFilters(threat="Trojan.Evil"), None, 10).items
+    assert [e["scan_request_id"] for e in found] == ["r3"]
+
+
 @BOTH
 def test_the_outbox_is_written_with_the_text_it_parked(
     sql_history: SqlHistory, redis_client: redis.Redis
