@@ -205,6 +205,21 @@ def _loads(body: bytes | str) -> dict[str, Any]:
         raise PermanentError(f"scanner answered with a body that is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise PermanentError("scanner answered with JSON that is not an object")
+    if "\\ud" in (body if isinstance(body, str) else body.decode("utf-8", "replace")).lower():
+        data = _without_lone_surrogates(data)
+    return data
+
+
+def _without_lone_surrogates(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each lone surrogate (a ``\\udXXX`` escape json accepts alone) replaced by
+    U+FFFD: such text encodes to no UTF-8, and the result step's batch write to Redis failed on it,
+    dead-lettering the answer's batch-mates too."""
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        cleaned: dict[str, Any] = json.loads(text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
+        return cleaned
     return data
 
 

@@ -229,3 +229,20 @@ def test_a_size_no_file_can_have_is_read_as_one_that_keeps_the_counters_sound(si
         {**FLAT, "file_info": {"file_size_in_bytes": size}},
     ):
         assert parse_verdict(body).file_info.file_size_in_bytes == read
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\uDFFF"])
+def test_a_lone_surrogate_in_an_answer_becomes_text_that_encodes(escape: str) -> None:
+    """json reads a lone ``\\udXXX`` escape into a str no UTF-8 can hold: the result step's batch
+    write to Redis then failed, and every answer of that batch went to the dead letters."""
+    body = (
+        '{"scan_guid": "g", "verdict": "Malicious", "verdict_details": {"event_description": "x", '
+        f'"reason": "Trojan{escape}.X"}}, "file_info": {{"file_type": "t", "file_size_in_bytes": 1, '
+        f'"file_hash": "{"a" * 64}"}}, "scan_duration_in_microseconds": 1}}'
+    )
+    for raw in (body, body.encode()):
+        verdict = parse_verdict(raw)
+        assert verdict.verdict == "Malicious"
+        reason = verdict.verdict_details.reason
+        assert reason.startswith("Trojan") and reason.endswith(".X") and "\ufffd" in reason
+        verdict.model_dump_json().encode("utf-8")  # encodes: no surrogate left
