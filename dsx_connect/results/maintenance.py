@@ -56,9 +56,10 @@ async def results_maintenance(config: ResultsDbSettings, client: redis.Redis) ->
     if not config.durable:
         yield
         return
-    if config.migrate_on_start:
-        await asyncio.to_thread(upgrade, config.sql_url)
-    task = asyncio.create_task(_maintain(config, client))
+    # the database down at start must not keep the API down (intake, dashboard, the outbox's
+    # parking all work without it): the upgrade is tried again before each round until it is done
+    migrated = not config.migrate_on_start or await _upgrade(config)
+    task = asyncio.create_task(_maintain(config, client, migrated))
     try:
         yield
     finally:
@@ -67,10 +68,30 @@ async def results_maintenance(config: ResultsDbSettings, client: redis.Redis) ->
             await task
 
 
-async def _maintain(config: ResultsDbSettings, client: redis.Redis) -> None:
+async def _upgrade(config: ResultsDbSettings) -> bool:
+    """Bring the schema up to date; False (logged) when the database cannot be reached or upgraded."""
+    try:
+        await asyncio.to_thread(upgrade, config.sql_url)
+    except Exception as exc:
+        log.warning(
+            "results history schema not upgraded (tried again every %.0f s; results wait in the "
+            "outbox meanwhile): %s: %s",
+            OUTBOX_INTERVAL_S,
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    return True
+
+
+async def _maintain(config: ResultsDbSettings, client: redis.Redis, migrated: bool = True) -> None:
     next_retention = time.monotonic() + min(config.retention_interval_s, 30.0)
     while True:
         await asyncio.sleep(min(OUTBOX_INTERVAL_S, config.retention_interval_s))
+        if not migrated:
+            migrated = await _upgrade(config)
+            if not migrated:
+                continue
         due = time.monotonic() >= next_retention
         try:
             done = await asyncio.to_thread(maintain_once, config, client, due)

@@ -58,6 +58,35 @@ def test_retention_and_the_outbox_run_on_their_own(tmp_path: Path, redis_client:
     assert kept == ["r9", "r8", "r7", "r6"]
 
 
+def test_the_api_starts_while_the_database_is_down_and_migrates_once_it_is_back(
+    tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    """The schema upgrade at start raised when the database could not be reached, and the API, whose
+    intake, dashboard and outbox all work without the history, did not start at all."""
+    folder = tmp_path / "not-mounted-yet"
+    folder.write_text("a file where the database's folder goes: nothing can open it")
+    url = f"sqlite:///{folder / 'history.db'}"
+    config = ResultsDbSettings(url=url, retention_interval_s=0.2)
+    redis_client.rpush(OUTBOX, *(json.dumps(make_event(n)) for n in range(3)))
+
+    async def run() -> bool:
+        async with results_maintenance(config, redis_client):  # would raise here
+            await asyncio.sleep(0.5)  # a few rounds with the database still down
+            assert redis_client.llen(OUTBOX) == 3
+            folder.unlink()  # the database is back
+            folder.mkdir()
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if redis_client.llen(OUTBOX) == 0:
+                    return True
+                await asyncio.sleep(0.1)
+        return False
+
+    assert asyncio.run(run())
+    assert current_revision(url) is not None
+    assert len(history_for(url).search(ResultFilters(), None, 10).items) == 3
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize("value", ['=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\tx"])
 def test_csv_cells_that_would_run_as_formulas_are_quoted(value: str) -> None:
