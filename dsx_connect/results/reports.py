@@ -63,7 +63,10 @@ def _summary(job_id: str, jobs: JobStore, history: SqlHistory | None) -> dict[st
     totals = history.job_totals(job_id)
     if totals.results == 0:
         raise UnknownJob(job_id)
-    first = history.search(ResultFilters(job=job_id), None, 1).items[0]
+    newest = history.search(ResultFilters(job=job_id), None, 1).items
+    if not newest:  # retention took the job's last rows in between
+        raise UnknownJob(job_id)
+    first = newest[0]
     return {
         "job_id": job_id,
         "connector_uuid": (first.get("connector") or {}).get("uuid"),

@@ -76,8 +76,11 @@ def to_row(event: dict[str, Any], text: str) -> dict[str, Any]:
         "verdict": event.get("verdict") or "",
         "threat_name": threat_name(event),
         "sha256": sha256_of(info.get("sha256")),
-        # the scanner's number, as BIGINT holds it (a wild one must not cost the row)
-        "size_bytes": max(-INT64_MAX, min(int(info.get("size_in_bytes") or 0), INT64_MAX)),
+        # the bytes scanned for it, as the job's Redis counter counts them: none for a result served
+        # from the scan cache; the scanner's number as BIGINT holds it (a wild one must not cost the row)
+        "size_bytes": 0
+        if (event.get("scanner") or {}).get("cached")
+        else max(-INT64_MAX, min(int(info.get("size_in_bytes") or 0), INT64_MAX)),
         "action": (action.get("requested") or "") if action.get("applied") else "",
         "action_status": (action.get("status") or "")[:16],
         "failed": bool(event.get("error")),

@@ -148,6 +148,17 @@ def test_rows_postgresql_refuses_for_their_size_or_a_nul_do_not_hold_the_outbox(
 
 
 @BOTH
+def test_a_jobs_bytes_scanned_leave_out_results_served_from_the_cache(sql_history: SqlHistory) -> None:
+    """The job record counts no bytes for a cached result (docs/scan-cache.md); the history's report,
+    used once that record expired, counted each cached file's whole size as scanned."""
+    scanned = make_event(1)
+    cached = [{**make_event(n), "scanner": {"cached": True}} for n in (2, 3)]
+    sql_history.record([scanned, *cached])
+    totals = sql_history.job_totals("j1")
+    assert totals.results == 3 and totals.bytes_scanned == scanned["file_info"]["size_in_bytes"]
+
+
+@BOTH
 def test_the_outbox_is_written_with_the_text_it_parked(
     sql_history: SqlHistory, redis_client: redis.Redis
 ) -> None:
