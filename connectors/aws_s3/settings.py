@@ -95,7 +95,9 @@ class AwsS3Settings(BucketConnectorSettings):
 
     def layout(self) -> BucketLayout:
         """The asset and quarantine (``ValueError`` if the quarantine is the asset or holds it)."""
-        return BucketLayout.build(self.asset, self.item_action_move_metainfo, self.aws_quarantine_bucket)
+        return BucketLayout.build(
+            self.asset, self.item_action_move_metainfo, self.aws_quarantine_bucket, literal_keys=True
+        )
 
 
 @lru_cache

@@ -2,9 +2,11 @@
 
 Locations are full object keys, as in DSX-Connect 1.x (``incoming/docs/a.pdf`` for the asset
 ``my-bucket/incoming``); the display name (``metainfo``) is ``bucket/key``. The filter applies
-to the key relative to the prefix. A key is inside the asset when it passes
-``relative_location`` (no ``..`` segment, not absolute, no control character) and starts with
-the prefix; a key in the quarantine is never read, listed or submitted.
+to the key relative to the prefix. A key is inside the asset when it starts with the prefix and
+passes ``relative_location`` (no ``..`` segment, not absolute, no control character), except in S3,
+whose keys are names that no request resolves (``literal_keys``): there any key but an empty one
+or one with a NUL is read as it is. A key in the quarantine is never read, listed or submitted;
+a key skipped for its name is logged.
 
 The quarantine is ``ITEM_ACTION_MOVE_METAINFO``, a key prefix in the asset's bucket (1.x), or in
 the storage's own quarantine bucket/container setting when one is given. A move keeps the whole
@@ -20,6 +22,7 @@ also finds the quarantine ``casefold``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pydantic import field_validator
@@ -30,6 +33,10 @@ from shared.connector.locations import relative_location
 from shared.connector.settings import ConnectorSettings
 from shared.errors import DsxError, OutsideAssetError, PermanentError
 from shared.models import RequestedAction
+
+log = logging.getLogger(__name__)
+
+_MAX_KEY = 4096  # what a scan request's location may hold (SPEC §4)
 
 #: tags (or metadata) a ``tag`` action sets unless the request names its own: actions run on
 #: the verdicts of ``DSXCONNECT_WORKERS__ACTION_VERDICTS``, ``Malicious`` by default
@@ -95,6 +102,10 @@ class BucketLayout:
     refused_segments: frozenset[str] = frozenset()
     #: the store's names ignore case (Graph): the quarantine is found in any case
     casefold: bool = False
+    #: keys are names, not paths (S3): ``..``, ``\\``, ``./`` and control characters are parts of
+    #: a name that no request resolves, so such an object is listed, read and acted on as it is;
+    #: refused, anyone who may upload could name malware so that it was never scanned
+    literal_keys: bool = False
 
     @classmethod
     def build(
@@ -106,6 +117,7 @@ class BucketLayout:
         *,
         refused_segments: frozenset[str] = frozenset(),
         casefold: bool = False,
+        literal_keys: bool = False,
     ) -> BucketLayout:
         """Parse the settings; ``ValueError`` if the quarantine is the asset or contains it."""
         parsed = BucketAsset.parse(asset, noun)
@@ -116,7 +128,7 @@ class BucketLayout:
             raise ValueError(
                 f"the quarantine {str(quarantine)!r} (ITEM_ACTION_MOVE_METAINFO) cannot be the asset or contain it"
             )
-        return cls(parsed, quarantine, refused_segments, casefold)
+        return cls(parsed, quarantine, refused_segments, casefold, literal_keys)
 
     def quarantined(self, bucket: str, key: str) -> bool:
         q = self.quarantine
@@ -126,8 +138,7 @@ class BucketLayout:
 
     def key(self, location: str) -> str:
         """The object key of ``location``; ``OutsideAssetError`` unless it lies inside the asset."""
-        relative_location(location)  # refuses "..", absolute keys, control characters
-        plain_segments(location, self.refused_segments)
+        self._checked(location)
         if not self.asset.holds(location):
             raise OutsideAssetError(f"location outside the asset {str(self.asset)!r}: {location!r}")
         if self.quarantined(self.asset.bucket, location):
@@ -151,11 +162,20 @@ class BucketLayout:
         if self.quarantined(bucket, key) or not selected.matches(key[len(self.asset.prefix) :]):
             return None
         try:
-            relative_location(key)
-            plain_segments(key, self.refused_segments)
-        except DsxError:
-            return None  # a key read_file would refuse
+            self._checked(key)
+        except DsxError as exc:  # a key read_file would refuse: said, never skipped in silence
+            log.warning("object not scanned: its key cannot be read here: %s", exc.message)
+            return None
         return Item(key, f"{bucket}/{key}", size, version or None)
+
+    def _checked(self, key: str) -> None:
+        """Refuse (``OutsideAssetError``) a key this store's requests could resolve elsewhere."""
+        if self.literal_keys:  # a name: only what no store holds, nor the core forwards
+            if not key or len(key) > _MAX_KEY or "\x00" in key:
+                raise OutsideAssetError(f"object key refused: {key[:200]!r}", status_code=400)
+            return
+        relative_location(key)  # refuses "..", absolute keys, control characters
+        plain_segments(key, self.refused_segments)
 
     def destination(self, key: str, action: RequestedAction) -> tuple[str, str]:
         """``(bucket, key)`` a move puts ``key`` to: the quarantine, or the request's destination.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,9 @@ import pytest
 from connectors.aws_s3.connector import AwsS3Connector, trusted_subscribe_url
 from connectors.aws_s3.settings import AwsS3Settings
 from shared.connector import WebhookReply, create_connector_app
-from tests.connectors.aws_s3.conftest import s3_event, sns_notification
+from shared.errors import DsxError
+from shared.models import ItemActionType, RequestedAction
+from tests.connectors.aws_s3.conftest import S3Store, s3_event, sns_notification
 from tests.support.webhook_senders import sns_timestamp
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio]
@@ -202,3 +205,36 @@ async def test_a_malformed_s3_record_is_refused_with_400(
     response = await post_sns(client, sns_notification({"Records": [record]}))
     assert response.status_code == 400, response.text
     assert "'s3' object and bucket" in response.json()["message"]
+
+
+ODD_KEYS = ["in/../evil.exe", "in/a\\..\\evil.exe", "in/evil\t.exe", "in/./dot.exe", "in//twice.exe"]
+
+
+@pytest.mark.integration
+async def test_keys_that_look_like_paths_are_listed_read_and_quarantined_as_they_are(
+    store: S3Store,
+) -> None:
+    """S3 keys are names: ``in/../evil.exe`` is an object under ``in/`` that no request resolves.
+    They were refused as paths, so a listing and a notification skipped them in silence, and
+    anyone who could upload named malware so that it was never scanned."""
+    bucket = f"odd-{uuid.uuid4().hex[:8]}"
+    store.create_bucket(bucket)
+    for key in ODD_KEYS:
+        store.put(bucket, key, key.encode())
+    connector = store.connector(asset=f"{bucket}/in", item_action_move_metainfo="quarantine")
+    try:
+        assert sorted([item.location async for item in connector.enumerate()]) == sorted(ODD_KEYS)
+        for key in ODD_KEYS:
+            assert (await connector.read(key)).data == key.encode()
+        notified = await connector.webhook(
+            {"Records": [r for key in ODD_KEYS for r in s3_event(bucket, key, 1)["Records"]]}
+        )
+        assert isinstance(notified, list) and [i.location for i in notified] == ODD_KEYS
+        moved = await connector.act("in/../evil.exe", RequestedAction(type=ItemActionType.MOVE))
+        assert moved.status == "success", moved
+        assert store.get(bucket, "quarantine/in/../evil.exe") == b"in/../evil.exe"
+        assert store.get(bucket, "in/../evil.exe") is None
+        with pytest.raises(DsxError):
+            await connector.read("elsewhere/../in/x")  # still only inside the asset's prefix
+    finally:
+        await connector.aclose()

@@ -5,3 +5,5 @@ from tests.support.cloud_contract import CloudConnectorContract
 
 class TestAwsS3Connector(CloudConnectorContract):
     """Every test of the contract, against moto in server mode."""
+
+    LITERAL_KEYS = True
