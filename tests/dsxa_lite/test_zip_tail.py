@@ -3,6 +3,8 @@ local file header on, wherever the parts split it, and nothing when there is non
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from dsxa_lite.zip_tail import ZIP_LOCAL_HEADER, ZipTail
@@ -15,7 +17,7 @@ pytestmark = pytest.mark.unit
 def fed(data: bytes, cuts: list[int]) -> ZipTail:
     tail = ZipTail()
     bounds = [0, *cuts, len(data)]
-    tail.take([data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)])
+    tail.take([data[a:b] for a, b in itertools.pairwise(bounds)])
     tail.finish()
     return tail
 
