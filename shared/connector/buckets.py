@@ -3,10 +3,11 @@
 Locations are full object keys, as in DSX-Connect 1.x (``incoming/docs/a.pdf`` for the asset
 ``my-bucket/incoming``); the display name (``metainfo``) is ``bucket/key``. The filter applies
 to the key relative to the prefix. A key is inside the asset when it starts with the prefix and
-passes ``relative_location`` (no ``..`` segment, not absolute, no control character), except in S3,
-whose keys are names that no request resolves (``literal_keys``): there any key but an empty one
-or one with a NUL is read as it is. A key in the quarantine is never read, listed or submitted;
-a key skipped for its name is logged.
+passes ``relative_location`` (no ``..`` segment, not absolute, no control character); in S3
+(``literal_keys``) backslashes and control characters are parts of a name and pass too. A key in
+the quarantine is never read, listed or submitted. A key of the asset that ``read_file`` refuses
+for its form is still listed and submitted, logged: its result is a Not Scanned naming why, where
+skipping it let anyone who can upload keep malware from the scan in silence.
 
 The quarantine is ``ITEM_ACTION_MOVE_METAINFO``, a key prefix in the asset's bucket (1.x), or in
 the storage's own quarantine bucket/container setting when one is given. A move keeps the whole
@@ -102,9 +103,9 @@ class BucketLayout:
     refused_segments: frozenset[str] = frozenset()
     #: the store's names ignore case (Graph): the quarantine is found in any case
     casefold: bool = False
-    #: keys are names, not paths (S3): ``..``, ``\\``, ``./`` and control characters are parts of
-    #: a name that no request resolves, so such an object is listed, read and acted on as it is;
-    #: refused, anyone who may upload could name malware so that it was never scanned
+    #: keys are names, not paths (S3): backslashes and control characters are parts of a name
+    #: (percent-encoded in requests), so such an object is read and acted on as it is; only a
+    #: ``..`` segment, which a path-style URL could resolve into another bucket, is refused
     literal_keys: bool = False
 
     @classmethod
@@ -163,17 +164,21 @@ class BucketLayout:
             return None
         try:
             self._checked(key)
-        except DsxError as exc:  # a key read_file would refuse: said, never skipped in silence
-            log.warning("object not scanned: its key cannot be read here: %s", exc.message)
-            return None
+        except DsxError as exc:
+            # a key read_file refuses (a request path could resolve it elsewhere) is still submitted:
+            # its result is a visible Not Scanned naming why, where skipping it let anyone who can
+            # upload keep malware from the scan in silence
+            log.warning("object submitted though its key cannot be read: %s", exc.message)
         return Item(key, f"{bucket}/{key}", size, version or None)
 
     def _checked(self, key: str) -> None:
         """Refuse (``OutsideAssetError``) a key this store's requests could resolve elsewhere."""
-        if self.literal_keys:  # a name: only what no store holds, nor the core forwards
+        if self.literal_keys:
             if not key or len(key) > _MAX_KEY or "\x00" in key:
                 raise OutsideAssetError(f"object key refused: {key[:200]!r}", status_code=400)
-            return
+            if ".." in key.split("/"):  # in a path-style URL, a proxy or S3-compatible store resolves it
+                raise OutsideAssetError(f"location escapes the asset: {key[:200]!r}")
+            return  # backslashes and control characters are percent-encoded in the request path
         relative_location(key)  # refuses "..", absolute keys, control characters
         plain_segments(key, self.refused_segments)
 

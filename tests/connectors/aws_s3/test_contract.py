@@ -5,5 +5,3 @@ from tests.support.cloud_contract import CloudConnectorContract
 
 class TestAwsS3Connector(CloudConnectorContract):
     """Every test of the contract, against moto in server mode."""
-
-    LITERAL_KEYS = True

@@ -60,7 +60,11 @@ def test_items_skip_other_buckets_folders_the_quarantine_and_filtered_keys() -> 
         ("x", "b"),
     ):
         assert layout.item(key, 1, selected, bucket) is None, key
-    assert layout.item("in/../x", 1, selected) is None
+    # a key of the asset read_file refuses is still submitted (its result: Not Scanned, and why)
+    reported = layout.item("in/../x", 1, selected)
+    assert reported is not None and reported.location == "in/../x"
+    with pytest.raises(OutsideAssetError):
+        layout.key("in/../x")
 
 
 def test_a_move_keeps_the_key_under_the_quarantine_or_a_requested_destination() -> None:
@@ -110,12 +114,19 @@ def test_layouts_refuse_the_segments_their_http_stack_would_resolve() -> None:
             with pytest.raises(OutsideAssetError) as refused_error:
                 layout.key(bad)
             assert refused_error.value.status_code == 400, bad
-            assert layout.item(bad, 1, Filter.parse("")) is None, bad
+            # listed and submitted all the same: never read, its result says why (never skipped)
+            assert layout.item(bad, 1, Filter.parse("")) is not None, bad
         assert layout.key("a/b.c") == "a/b.c" and layout.key("a/.hidden") == "a/.hidden"
     assert azure.key("a//b") == "a//b"  # a blob of its own on Azure
     # S3 and GCS keys are literal: "./q/x" is another key than "q/x", readable like any other
     literal = BucketLayout.build("b", "dsxconnect-quarantine", None)
     assert literal.key("./dsxconnect-quarantine/x") == "./dsxconnect-quarantine/x"
+    # S3's keys are names: backslashes and control characters pass; ".." never (a path-style URL)
+    s3 = BucketLayout.build("b", "dsxconnect-quarantine", None, literal_keys=True)
+    assert s3.key("a\\..\\b") == "a\\..\\b" and s3.key("a\tb") == "a\tb"
+    for bad in ("a/../b", "../b", "", "a\x00b"):
+        with pytest.raises(OutsideAssetError):
+            s3.key(bad)
 
 
 def test_a_case_insensitive_layout_finds_its_quarantine_in_any_case() -> None:
