@@ -4,18 +4,19 @@ refused with the right status, and nothing it asked for happened."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from tests.security.conftest import API, Enrolled, SecureCore, connector_body, header_for
 from tests.support.auth import ENROLLMENT_TOKEN, OPERATOR_KEY, connector_signer
+from tests.support.threaded_server import serving
 
 pytestmark = pytest.mark.integration
 
@@ -268,8 +269,8 @@ def test_a_connector_refusing_the_core_is_a_502_never_the_operators_401(
     """A connector's 401/403 (a key it does not know, or a hostile connector) was relayed as it
     came: the operator's valid key read as refused, and the dashboard, which signs out on a 401,
     probing that connector's health every 30 s, locked every operator out."""
-    with refusing_server(refusal) as url:
-        who = core.enroll(name="refusing-connector", url=url)
+    with serving(refusing_connector(refusal), name="refusing-connector") as base:
+        who = core.enroll(name="refusing-connector", url=f"{base}/refusing-connector")
         with core.operator() as http:
             for path in ("healthz", "readyz", "estimate", "config"):
                 answer = http.get(f"/connectors/{path}/{who.uuid}")
@@ -279,30 +280,13 @@ def test_a_connector_refusing_the_core_is_a_502_never_the_operators_401(
             assert http.get("/connectors/list").status_code == 200  # the operator is still in
 
 
-@contextmanager
-def refusing_server(status: int) -> Iterator[str]:
-    """An HTTP server answering every request ``status`` with a connector's error body."""
+def refusing_connector(status: int) -> Starlette:
+    """A connector answering every call ``status`` with its error body."""
 
-    class Refuse(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"status": "error", "message": "bad signature"}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def refuse(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "error", "message": "bad signature"}, status)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/refusing-connector"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return Starlette(routes=[Route("/{path:path}", refuse, methods=["GET", "POST", "PUT"])])
 
 
 def test_unsigned_callers_read_only_the_job_flags_and_the_batching_keys(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import os
 import tracemalloc
 from pathlib import Path
@@ -13,6 +14,10 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from connectors.graph.drive import MONITOR_CURSOR, SCAN_CURSOR, GraphDriveConnector
 from shared.connector import WebhookReply, create_connector_app
@@ -21,6 +26,7 @@ from tests.support.cloud_contract import Core
 from tests.support.fake_graph import FakeGraph
 from tests.support.graph_store import CLIENT_ID, CLIENT_STATE, GraphStore, drive_id, unique_drive
 from tests.support.procs import PYTHON, ServiceProcess, base_env, free_port, wait_for
+from tests.support.threaded_server import serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -370,40 +376,23 @@ async def test_subscriptions_are_validated_renewed_recreated_and_deleted(
         await anyio.to_thread.run_sync(lambda: thread.join(timeout=15))
 
 
-async def test_a_kept_delta_link_outside_graph_is_never_sent_the_token(
-    store: GraphStore, make: Make, tmp_path: Path
-) -> None:
+async def test_a_kept_delta_link_outside_graph_is_never_sent_the_token(store: GraphStore, make: Make) -> None:
     """The delta links live in the core's connector state, which its API writes: a link to another
     host was followed with the app's bearer token (tenant-wide Files.ReadWrite.All, typically).
     Such a link is now ignored (a whole scan, a monitor starting now) and a Graph page's link
     elsewhere is refused."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     seen: list[str | None] = []
 
-    class Collect(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(self.headers.get("Authorization"))
-            body = b'{"value": []}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def collect(request: Request) -> JSONResponse:
+        seen.append(request.headers.get("authorization"))
+        return JSONResponse({"value": []})
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    collector = ThreadingHTTPServer(("127.0.0.1", 0), Collect)
-    threading.Thread(target=collector.serve_forever, daemon=True).start()
-    foreign = f"http://127.0.0.1:{collector.server_address[1]}/v1.0/collect?token=x"
-    try:
-        bucket = unique_drive(store)
-        store.put(bucket, "docs/a.txt", b"a")
-        connector = make(asset=f"{bucket}/docs")
-        assert await scan(connector) == ["docs/a.txt"]
+    bucket = unique_drive(store)
+    store.put(bucket, "docs/a.txt", b"a")
+    connector = make(asset=f"{bucket}/docs")
+    assert await scan(connector) == ["docs/a.txt"]
+    with serving(Starlette(routes=[Route("/{path:path}", collect)]), name="collector") as base:
+        foreign = f"{base}/v1.0/collect?token=x"
         kept = json.loads(await connector.state.get(SCAN_CURSOR) or "{}")
         await connector.state.put(SCAN_CURSOR, json.dumps({**kept, "link": foreign}))
         await connector.state.put(MONITOR_CURSOR, foreign)
@@ -412,10 +401,7 @@ async def test_a_kept_delta_link_outside_graph_is_never_sent_the_token(
         assert (await connector.state.get(MONITOR_CURSOR) or "").startswith(connector.settings.api_url)
         with pytest.raises(Exception, match="refused a Graph link outside"):
             await connector.client.json("GET", foreign)
-        assert seen == []
-    finally:
-        collector.shutdown()
-        collector.server_close()
+    assert seen == []
 
 
 async def test_two_full_scans_at_once_each_keep_only_their_own_cursor(store: GraphStore, make: Make) -> None:
