@@ -28,6 +28,9 @@ _CSP = (
     b"frame-ancestors 'none'; form-action 'self'",
 )
 _CDN_PAGES = ("/docs", "/redoc")
+# over HTTPS only (a plain-HTTP answer cannot set it): browsers then refuse to reach the dashboard
+# over plain HTTP for a year, so a network attacker cannot strip TLS from an operator's session
+_HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 class RequestContextMiddleware:
@@ -58,6 +61,8 @@ class RequestContextMiddleware:
         added = [(b"x-request-id", request_id.encode("latin-1")), *_SECURITY_HEADERS]
         if not scope["path"].startswith(_CDN_PAGES):
             added.append(_CSP)
+        if scope.get("scheme") == "https":
+            added.append(_HSTS)
 
         started = False
 
