@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from urllib.parse import urlsplit
 
 import httpx
 
+from dsx_connect.cache.identity import version_url_for
 from dsx_connect.settings import ScannerSettings
 from shared.tls import client_ssl
 
 log = logging.getLogger(__name__)
-
-
-def version_url(scan_binary_url: str) -> str:
-    """``{scheme}://{host}/version`` of the scanner whose scan URL is given."""
-    parts = urlsplit(scan_binary_url)
-    return f"{parts.scheme}://{parts.netloc}/version"
 
 
 def change_digest(previous: str, current: str, sequence: int = 0) -> str:
@@ -39,7 +33,7 @@ class ScannerIdentity:
     def __init__(self, scanner: ScannerSettings, timeout_s: float = 5.0, url: str | None = None) -> None:
         """``url``: the version route when it is not at the scan URL's origin (a scanner behind a
         path prefix: ``DSXCONNECT_SCAN_CACHE__VERSION_URL``, which the scan cache reads too)."""
-        self.url = url or version_url(scanner.scan_binary_url)
+        self.url = url or version_url_for(scanner.scan_binary_url)
         self.known = True  # whether the last read gave an identity (a warning when that ends)
         headers = {}
         if scanner.auth_token is not None:
