@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import functools
 import hashlib
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -173,7 +174,7 @@ async def receive_body(
                     continue
                 streamed = stream(head) if stream is not None else None
                 if streamed is not None:
-                    tail = ZipTail(spool_dir) if keep_zip_tail else None
+                    tail = ZipTail(functools.partial(_open_spool, spool_dir)) if keep_zip_tail else None
                     flushing = _hash_and_feed(loop, None, streamed, parts, tail)  # hashed already
                     parts = []
                     pending_size = 0

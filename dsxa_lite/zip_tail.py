@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import io
 import re
-import tempfile
-from pathlib import Path
+from collections.abc import Callable
 from typing import BinaryIO
 
 ZIP_LOCAL_HEADER = b"PK\x03\x04"
@@ -29,8 +28,8 @@ class ZipTail:
     """Fed a body's bytes in order (one thread at a time); keeps them on disk from the first ZIP
     local file header on. ``offset`` is where that is in the body, None while not seen."""
 
-    def __init__(self, spool_dir: Path | None = None) -> None:
-        self.spool_dir = spool_dir
+    def __init__(self, open_spool: Callable[[], BinaryIO]) -> None:
+        self._open_spool = open_spool  # the receiver's own (dsxa_lite.body: an unnamed temp file)
         self.offset: int | None = None
         self.spool: BinaryIO | None = None
         self._received = 0  # bytes fed so far
@@ -64,7 +63,7 @@ class ZipTail:
 
     def _open(self, offset: int) -> None:
         self.offset = offset
-        self.spool = _spool_file(self.spool_dir)
+        self.spool = self._open_spool()
         self._carry = b""
 
     def finish(self) -> None:
@@ -82,10 +81,6 @@ class ZipTail:
         if self.spool is not None:
             self.spool.close()
             self.spool = None
-
-
-def _spool_file(spool_dir: Path | None) -> BinaryIO:
-    return tempfile.TemporaryFile(prefix="dsxa-lite-zip-", dir=spool_dir)  # no name: freed on close
 
 
 class _Shifted(io.RawIOBase):

@@ -4,6 +4,7 @@ local file header on, wherever the parts split it, and nothing when there is non
 from __future__ import annotations
 
 import itertools
+import tempfile
 
 import pytest
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.unit
 
 
 def fed(data: bytes, cuts: list[int]) -> ZipTail:
-    tail = ZipTail()
+    tail = ZipTail(tempfile.TemporaryFile)
     bounds = [0, *cuts, len(data)]
     tail.take([data[a:b] for a, b in itertools.pairwise(bounds)])
     tail.finish()
