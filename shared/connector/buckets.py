@@ -30,14 +30,12 @@ from pydantic import field_validator
 
 from shared.connector.base import Item
 from shared.connector.filters import Filter
-from shared.connector.locations import relative_location
+from shared.connector.locations import MAX_LOCATION, relative_location
 from shared.connector.settings import ConnectorSettings
 from shared.errors import DsxError, OutsideAssetError, PermanentError
 from shared.models import RequestedAction
 
 log = logging.getLogger(__name__)
-
-_MAX_KEY = 4096  # what a scan request's location may hold (SPEC §4)
 
 #: tags (or metadata) a ``tag`` action sets unless the request names its own: actions run on
 #: the verdicts of ``DSXCONNECT_WORKERS__ACTION_VERDICTS``, ``Malicious`` by default
@@ -174,7 +172,7 @@ class BucketLayout:
     def _checked(self, key: str) -> None:
         """Refuse (``OutsideAssetError``) a key this store's requests could resolve elsewhere."""
         if self.literal_keys:
-            if not key or len(key) > _MAX_KEY or "\x00" in key:
+            if not key or len(key) > MAX_LOCATION or "\x00" in key:
                 raise OutsideAssetError(f"object key refused: {key[:200]!r}", status_code=400)
             if ".." in key.split("/"):  # in a path-style URL, a proxy or S3-compatible store resolves it
                 raise OutsideAssetError(f"location escapes the asset: {key[:200]!r}")

@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 
 from shared.errors import OutsideAssetError
 
-_MAX_LOCATION = 4096
+MAX_LOCATION = 4096  # what a scan request's location may hold (SPEC §4)
 
 
 def relative_location(location: str) -> PurePosixPath:
@@ -27,8 +27,8 @@ def location_parts(location: str) -> list[str]:
     """
     if not location or not location.strip():
         raise OutsideAssetError("location is empty", status_code=400)
-    if len(location) > _MAX_LOCATION:
-        raise OutsideAssetError(f"location longer than {_MAX_LOCATION} characters", status_code=400)
+    if len(location) > MAX_LOCATION:
+        raise OutsideAssetError(f"location longer than {MAX_LOCATION} characters", status_code=400)
     if any(ord(c) < 32 for c in location):
         raise OutsideAssetError("location contains control characters", status_code=400)
     drive = (
