@@ -205,9 +205,16 @@ def _loads(body: bytes | str) -> dict[str, Any]:
         raise PermanentError(f"scanner answered with a body that is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise PermanentError("scanner answered with JSON that is not an object")
-    if "\\ud" in (body if isinstance(body, str) else body.decode("utf-8", "replace")).lower():
+    if _may_escape_a_surrogate(body):
         data = _without_lone_surrogates(data)
     return data
+
+
+def _may_escape_a_surrogate(body: bytes | str) -> bool:
+    """Whether ``body`` holds a ``\\udXXX`` escape (looked for in place: no decoded copy)."""
+    if isinstance(body, bytes):
+        return b"\\ud" in body or b"\\uD" in body
+    return "\\ud" in body or "\\uD" in body
 
 
 def _without_lone_surrogates(data: dict[str, Any]) -> dict[str, Any]:
