@@ -24,7 +24,7 @@ from tests.support.emulators import missing
 from tests.support.procs import free_port, wait_for
 
 NO_TLS_DRIVER = (
-    "rsyslog's TLS driver is not installed: apt-get install rsyslog-openssl (scripts/deps/apt-packages.txt)"
+    "rsyslog's TLS driver is not installed: apt-get install rsyslog-gnutls (scripts/deps/apt-packages.txt)"
 )
 
 
