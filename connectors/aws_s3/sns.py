@@ -6,7 +6,10 @@ SNS signs every message it posts: the signature (base64, RSA PKCS#1 v1.5 over SH
 "Verifying the signatures of Amazon SNS messages":
 
 * the certificate is fetched only from ``https://sns.<region>.amazonaws.com[.cn]/SimpleNotificationService-….pem``
-  (another host pattern can be configured, for tests), and cached by URL;
+  (another host pattern can be configured, for tests), and cached by URL. Anyone can post a
+  message naming any such URL, so a URL that held no valid certificate is not fetched again for a
+  while, concurrent messages naming one URL share its fetch, and a few fetches run at once: past
+  ``_PENDING_AT_MOST`` URLs being fetched, a message is answered 503 (SNS delivers it again);
 * the canonical string is ``Name\\nvalue\\n`` for, in this order, ``Message``, ``MessageId``,
   ``Subject`` (when present), ``Timestamp``, ``TopicArn``, ``Type`` for a ``Notification``, and
   ``Message``, ``MessageId``, ``SubscribeURL``, ``Timestamp``, ``Token``, ``TopicArn``, ``Type`` for a
@@ -22,6 +25,7 @@ An S3 event posted directly (not through SNS) carries no signature and is refuse
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -54,6 +58,12 @@ _CERT_PATH = re.compile(r"/SimpleNotificationService-[0-9A-Za-z]+\.pem")
 MAX_NOTIFICATION_AGE_S = 3600.0
 CLOCK_SKEW_S = 300.0
 _KEEP_CERTS = 32
+#: a certificate URL that held no valid certificate (404, not PEM, expired) is answered from memory
+_REFUSED_FOR_S = 600.0
+_KEEP_REFUSED = 1024
+#: certificate fetches at once, and distinct URLs waiting for one (past it: 503, delivered again)
+_FETCHES_AT_ONCE = 4
+_PENDING_AT_MOST = 16
 
 _NOTIFICATION_FIELDS: tuple[str, ...] = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 _CONFIRMATION_FIELDS: tuple[str, ...] = (
@@ -126,6 +136,9 @@ class SnsVerifier:
         self.url_pattern = url_pattern
         self._transport = transport
         self._certs: OrderedDict[str, tuple[float, rsa.RSAPublicKey]] = OrderedDict()
+        self._refused: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[rsa.RSAPublicKey]] = {}
+        self._fetches = asyncio.Semaphore(_FETCHES_AT_ONCE)
 
     async def verify(self, request: Request, body: bytes) -> None:
         try:
@@ -168,6 +181,31 @@ class SnsVerifier:
         if cached is not None and time.monotonic() - cached[0] < _CERT_CACHE_S:
             self._certs.move_to_end(url)
             return cached[1]
+        refused = self._refused.get(url)
+        if refused is not None and time.monotonic() - refused[0] < _REFUSED_FOR_S:
+            raise WebhookRefused(refused[1])
+        pending = self._pending.get(url)
+        if pending is None:
+            if len(self._pending) >= _PENDING_AT_MOST:
+                raise WebhookUnavailable("too many SNS certificates are being fetched at once")
+            pending = self._pending[url] = asyncio.ensure_future(self._fetch_key(url))
+            pending.add_done_callback(lambda done: self._fetched(url, done))
+        return await asyncio.shield(pending)  # a waiter that goes away leaves the fetch to the others
+
+    def _fetched(self, url: str, done: asyncio.Future[rsa.RSAPublicKey]) -> None:
+        del self._pending[url]
+        error = None if done.cancelled() else done.exception()
+        if isinstance(error, WebhookRefused):
+            self._refused[url] = (time.monotonic(), error.reason)
+            self._refused.move_to_end(url)
+            while len(self._refused) > _KEEP_REFUSED:
+                self._refused.popitem(last=False)
+
+    async def _fetch_key(self, url: str) -> rsa.RSAPublicKey:
+        async with self._fetches:
+            return await self._download_key(url)
+
+    async def _download_key(self, url: str) -> rsa.RSAPublicKey:
         try:
             async with httpx.AsyncClient(
                 transport=self._transport, timeout=10.0, follow_redirects=False

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -9,10 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.aws_s3 import sns as sns_module
 from connectors.aws_s3.connector import AwsS3Connector
 from connectors.aws_s3.settings import AwsS3Settings
-from connectors.aws_s3.sns import DEFAULT_URL_PATTERN, trusted_subscribe_url, url_allowed
+from connectors.aws_s3.sns import DEFAULT_URL_PATTERN, SnsVerifier, trusted_subscribe_url, url_allowed
 from shared.connector import create_connector_app
+from shared.connector.webhook_auth import WebhookRefused, WebhookUnavailable
 from tests.connectors.aws_s3.conftest import s3_event
 from tests.support.procs import free_port
 from tests.support.webhook_senders import FileServer, SnsSender, file_server, self_signed_pem, sns_timestamp
@@ -126,6 +131,104 @@ async def test_the_certificate_is_fetched_once_and_cached(sns: SnsSender, server
             message = sns.sign(sns.notification(s3_event("uploads", key, 3)))
             assert (await post(client, message)).status_code == 200
         assert server.requests.count("/SimpleNotificationService-test.pem") == before + 1
+
+
+async def test_messages_naming_one_new_certificate_share_its_fetch(
+    sns: SnsSender, server: FileServer
+) -> None:
+    path = "/SimpleNotificationService-shared.pem"
+    server.files[path] = server.files["/SimpleNotificationService-test.pem"]
+    url = f"{server.url}{path}"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app_for(sns)), base_url="http://t"
+    ) as client:
+        messages = [
+            sns.sign(sns.notification(s3_event("uploads", f"in/{n}.txt", 3), SigningCertURL=url))
+            for n in range(12)
+        ]
+        answers = await asyncio.gather(*(post(client, m) for m in messages))
+    assert [a.status_code for a in answers] == [200] * 12
+    assert server.requests.count(path) == 1
+
+
+async def test_a_url_without_a_certificate_is_not_fetched_again(sns: SnsSender, server: FileServer) -> None:
+    """Anyone can post a message naming a certificate URL on the SNS host: each one was fetched
+    again, so every forged post cost a request out (and a connection held up to its timeout)."""
+    path = "/SimpleNotificationService-absent.pem"
+    message = sns.sign(
+        sns.notification(s3_event("uploads", "in/a.txt", 3), SigningCertURL=f"{server.url}{path}")
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app_for(sns)), base_url="http://t"
+    ) as client:
+        answers = [await post(client, message) for _ in range(3)]
+    assert {a.status_code for a in answers} == {401}
+    assert {a.json()["message"] for a in answers} == {
+        "webhook refused: the SNS certificate could not be fetched (HTTP 404)"
+    }
+    assert server.requests.count(path) == 1
+
+
+@contextlib.asynccontextmanager
+async def held_certificate_host() -> AsyncIterator[
+    tuple[str, dict[str, int], asyncio.Condition, asyncio.Event]
+]:
+    """An HTTP server that holds every request until released, then answers 404; counts them."""
+    release, seen, changed = asyncio.Event(), {"requests": 0, "open": 0, "most_open": 0}, asyncio.Condition()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        async with changed:
+            seen["requests"] += 1
+            seen["open"] += 1
+            seen["most_open"] = max(seen["most_open"], seen["open"])
+            changed.notify_all()
+        await release.wait()
+        seen["open"] -= 1
+        writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", seen, changed, release
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_certificate_fetches_are_bounded() -> None:
+    """Forged posts naming ever new certificate URLs: a few fetches run at once, a bounded number
+    of URLs wait for theirs, and past that a message is answered 503 (SNS delivers it again)."""
+    async with held_certificate_host() as (origin, seen, changed, release):
+        verifier = SnsVerifier(["arn:aws:sns:*:1:t"], url_pattern=r"http://127\.0\.0\.1:\d+")
+        signature = base64.b64encode(b"x" * 256).decode()
+
+        def message(n: int) -> dict[str, Any]:
+            return {
+                "Type": "Notification", "SignatureVersion": "1", "TopicArn": "arn:aws:sns:us-east-1:1:t",
+                "Signature": signature, "SigningCertURL": f"{origin}/SimpleNotificationService-{n}.pem",
+            }  # fmt: skip
+
+        total = sns_module._PENDING_AT_MOST + 5
+        checks = [asyncio.ensure_future(verifier.verify_message(message(n))) for n in range(total)]
+        done, _ = await asyncio.wait(checks, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        async with changed:
+            await asyncio.wait_for(
+                changed.wait_for(lambda: seen["requests"] >= sns_module._FETCHES_AT_ONCE), 10
+            )
+        assert all(isinstance(c.exception(), WebhookUnavailable) for c in done)
+        unavailable = [c for c in checks if c.done()]
+        assert len(unavailable) == total - sns_module._PENDING_AT_MOST
+        assert seen["most_open"] == sns_module._FETCHES_AT_ONCE
+        release.set()
+        results = await asyncio.gather(*checks, return_exceptions=True)
+    refused = [r for r in results if isinstance(r, WebhookRefused)]
+    assert len(refused) == sns_module._PENDING_AT_MOST
+    assert seen["requests"] == sns_module._PENDING_AT_MOST
+    assert seen["most_open"] == sns_module._FETCHES_AT_ONCE
 
 
 async def test_an_expired_certificate_is_refused(sns: SnsSender, server: FileServer) -> None:
