@@ -7,6 +7,7 @@ flag is still read from Redis, where jobs live (``state.scan_cache.forced_jobs``
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import closing
@@ -22,6 +23,8 @@ from dsx_connect.db.schema import scan_cache
 from dsx_connect.results.rows import sha256_of
 from dsx_connect.state.scan_cache import forced_jobs
 
+log = logging.getLogger(__name__)
+
 _UPDATED = ("version", "sha256", "identity", "verdict", "ts_us")
 _COLUMNS = ("connector_uuid", "location", *_UPDATED)
 #: SQLite's upsert, run through the driver with a tuple per row (SQLAlchemy's parameter processing
@@ -36,6 +39,23 @@ _SQLITE_SELECT = (
     "SELECT location, version, sha256, identity, verdict, ts_us FROM scan_cache"
     " WHERE connector_uuid = ? AND location IN ({marks})"
 )
+
+
+#: PostgreSQL refuses a primary-key entry over about 2,704 bytes, and with it the whole batch
+_PG_MAX_LOCATION_BYTES = 2400
+
+
+def _indexable(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows PostgreSQL can index; a longer location is not remembered (logged): it is read and
+    scanned again on every full scan, as with the cache off."""
+    kept = [row for row in rows if len(row[1].encode("utf-8", "surrogatepass")) <= _PG_MAX_LOCATION_BYTES]
+    if len(kept) < len(rows):
+        log.warning(
+            "scan cache: %d location(s) over %d bytes not remembered (scanned again on each full scan)",
+            len(rows) - len(kept),
+            _PG_MAX_LOCATION_BYTES,
+        )
+    return kept
 
 
 class SqlIndex:
@@ -104,6 +124,10 @@ class SqlIndex:
             )
         rows = list(latest.values())
         with begin_write(self.engine) as conn:
+            if conn.dialect.name == "postgresql":
+                rows = _indexable(rows)
+                if not rows:
+                    return
             if conn.dialect.name == "sqlite":
                 conn.exec_driver_sql(_SQLITE_UPSERT, rows)
             else:  # executemany: one statement, compiled once

@@ -12,6 +12,9 @@ metadata = MetaData()
 Id = BigInteger().with_variant(Integer(), "sqlite")
 #: locations compare byte-wise on PostgreSQL too, so a prefix search is an index range.
 Location = Text().with_variant(Text(collation="C"), "postgresql")
+#: the location index covers this many characters (migration 0005): at most 2,400 bytes in UTF-8,
+#: under PostgreSQL's B-tree entry limit (about 2,704 bytes), which refused longer locations' rows
+LOCATION_HEAD = 600
 
 scan_results = Table(
     "scan_results",

@@ -14,11 +14,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, delete, func, select, tuple_
+from sqlalchemy import Connection, Engine, case, delete, func, literal_column, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
 from dsx_connect.db.engine import begin_write
+from dsx_connect.db.schema import LOCATION_HEAD
 from dsx_connect.db.schema import scan_results as T
 from dsx_connect.results.rows import encode_event, to_row, to_us
 from dsx_connect.results.search import Cursor, Page, ResultFilters
@@ -273,10 +274,24 @@ def _conditions(filters: ResultFilters) -> list[ColumnElement[bool]]:
         if wanted is not None:
             conds.append(column == wanted)
     if filters.location_prefix:
-        # a byte-wise range (C collation on PostgreSQL, BINARY on SQLite): an index range scan
-        conds.append(T.c.location >= filters.location_prefix)
-        if (upper := _after_prefix(filters.location_prefix)) is not None:
-            conds.append(T.c.location < upper)
+        conds += _location_starts_with(filters.location_prefix)
+    return conds
+
+
+def _location_starts_with(prefix: str) -> list[ColumnElement[bool]]:
+    """Byte-wise ranges (C collation on PostgreSQL, BINARY on SQLite): one over the indexed head of
+    the location (``LOCATION_HEAD`` characters, written out so the expression matches the index's),
+    and, for a longer prefix, one over the whole location, compared on the rows the head found."""
+    head = func.substr(T.c.location, literal_column("1"), literal_column(str(LOCATION_HEAD)))
+    conds: list[ColumnElement[bool]] = []
+    if len(prefix) > LOCATION_HEAD:
+        conds.append(head == prefix[:LOCATION_HEAD])
+        column: ColumnElement[str] = T.c.location
+    else:
+        column = head
+    conds.append(column >= prefix)
+    if (upper := _after_prefix(prefix)) is not None:
+        conds.append(column < upper)
     return conds
 
 

@@ -273,6 +273,24 @@ def test_an_entry_whose_hash_is_not_a_sha256_is_recorded_without_it(
 
 
 @pytest.mark.integration
+def test_an_entry_whose_location_is_too_long_to_index_never_fails_the_batch(
+    store: RedisIndex | SqlIndex, client: redis.Redis
+) -> None:
+    """PostgreSQL refuses a primary-key entry over about 2,704 bytes, and the whole batch with it:
+    nothing of it was remembered, so a rescan read every file of it again. Such a location is not
+    remembered there (it is scanned again, as with the cache off); the rest of its batch is."""
+    long = "docs/" + "".join(chr(0x4E00 + n * 7919 % 20000) for n in range(1000))  # 3,005 bytes
+    store.record(
+        [(("c1", "a.txt"), entry("v1")), (("c1", long), entry("v1")), (("c1", "b.txt"), entry("v1"))]
+    )
+    found, _ = store.lookup(
+        [("c1", "a.txt"), ("c1", long), ("c1", "b.txt")], [JobStore(client).create("c1")] * 3
+    )
+    remembered_long = not (isinstance(store, SqlIndex) and store.engine.dialect.name == "postgresql")
+    assert [e is not None for e in found] == [True, remembered_long, True]
+
+
+@pytest.mark.integration
 def test_a_damaged_sql_entry_is_a_miss_and_never_fails_the_split(client: redis.Redis, tmp_path: Path) -> None:
     """A row whose verdict is not JSON (edited by hand, a bad restore): its item is scanned again;
     the batch's other items are still served."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from dsx_connect.db.migrate import upgrade
@@ -123,28 +123,71 @@ def test_an_event_the_database_refuses_does_not_hold_the_outbox(
 
 
 @pytest.mark.parametrize("sql_history", ["postgresql"], indirect=True)
-def test_rows_postgresql_refuses_for_their_size_or_a_nul_do_not_hold_the_outbox(
+def test_long_locations_and_a_nul_in_a_reason_reach_the_history(
     sql_history: SqlHistory, redis_client: redis.Redis
 ) -> None:
-    """A location of 1,000 CJK characters (3,000 bytes) is over the location index's 2,704-byte entry
-    limit: PostgreSQL refuses it with an OperationalError (program limit exceeded), which the drain
-    took for an outage, so that batch, and everything parked behind it, never reached the history.
-    And a Malicious verdict whose scanner reason held a NUL was refused (text holds none)."""
+    """A location of 1,000 CJK characters (3,000 bytes; an Azure blob name may have 1,024) was over
+    the location index's 2,704-byte entry limit: PostgreSQL refused its row (program limit
+    exceeded), which the drain first took for an outage, holding everything parked behind it, and
+    then skipped: the result never reached the history. The index covers the location's first
+    ``LOCATION_HEAD`` characters now (0005). And a Malicious verdict whose scanner reason held a NUL
+    was refused (text holds none)."""
     from dsx_connect.results.recorder import drain_outbox
 
+    long_location = "docs/" + LONG_CJK
     events = [
         make_event(1),
-        # varied characters: an index entry is compressed first, and 1,000 of one would fit
-        make_event(2, location="docs/" + "".join(chr(0x4E00 + n * 7919 % 20000) for n in range(1000))),
+        make_event(2, location=long_location),
         make_event(3, verdict="Malicious", reason="Trojan\x00.Evil"),
         make_event(4),
     ]
     redis_client.rpush(OUTBOX, *(json.dumps(e) for e in events))
     assert drain_outbox(sql_history, redis_client) == 4
     assert redis_client.llen(OUTBOX) == 0
-    assert [sql_history.get(f"r{n}") is not None for n in (1, 2, 3, 4)] == [True, False, True, True]
+    assert [sql_history.get(f"r{n}") is not None for n in (1, 2, 3, 4)] == [True] * 4
     found = sql_history.search(ResultFilters(threat="Trojan.Evil"), None, 10).items
     assert [e["scan_request_id"] for e in found] == ["r3"]
+    for prefix in (long_location[:6], long_location[:700], long_location):
+        found = sql_history.search(ResultFilters(location_prefix=prefix), None, 10).items
+        assert [e["scan_request_id"] for e in found] == ["r2"], len(prefix)
+
+
+#: varied characters: an index entry is compressed first, and 1,000 of one character would fit
+LONG_CJK = "".join(chr(0x4E00 + n * 7919 % 20000) for n in range(1000))
+
+
+@BOTH
+def test_a_location_prefix_finds_what_starts_with_it_on_either_side_of_the_indexed_head(
+    sql_history: SqlHistory,
+) -> None:
+    """Prefix searches range over the location index's head (``LOCATION_HEAD`` characters) and, for
+    a longer prefix, over the whole location: both sides of that boundary, against ``startswith``."""
+    from dsx_connect.db.schema import LOCATION_HEAD
+
+    stem = "s/" + "d" * (LOCATION_HEAD - 4)  # LOCATION_HEAD - 2 characters
+    tails = ["", "a", "ab", "abc", "ab\u4e00c", "b", "aa" * 200, "ab" * 200, "ab" * 200 + "x", "\U0010ffff"]
+    locations = [stem + tail for tail in tails] + [stem[:-1] + "e", "s/e"]
+    sql_history.record([make_event(n, location=loc) for n, loc in enumerate(locations)])
+    prefixes = [stem[:3], stem, stem + "a", stem + "ab", stem + "abc", stem + "ab" * 150, stem + "ab" * 200]
+    prefixes += [stem + "ab" * 200 + "x", stem + "ab" * 200 + "y", stem + "\U0010ffff", stem[:-1] + "e"]
+    for prefix in prefixes:
+        found = sql_history.search(ResultFilters(location_prefix=prefix), None, 100).items
+        expected = {f"r{n}" for n, loc in enumerate(locations) if loc.startswith(prefix)}
+        assert {e["scan_request_id"] for e in found} == expected, (len(prefix), prefix[-8:])
+
+
+@pytest.mark.parametrize("sql_history", ["postgresql"], indirect=True)
+def test_a_location_prefix_search_uses_the_location_index(sql_history: SqlHistory) -> None:
+    from dsx_connect.results.history import _location_starts_with
+
+    sql_history.record([make_event(n, location=f"share/in/{n}") for n in range(5)])
+    for prefix in ("share/in/", "share/" + "x" * 700):
+        query = select(scan_results.c.id).where(*_location_starts_with(prefix))
+        with sql_history.engine.connect() as conn:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + str(query.compile(
+                sql_history.engine, compile_kwargs={"literal_binds": True})))))  # fmt: skip
+        assert "ix_scan_results_location_head" in plan, plan
 
 
 @BOTH

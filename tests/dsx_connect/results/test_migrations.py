@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from dsx_connect.db.engine import make_engine
 from dsx_connect.db.migrate import current_revision, head_revision, upgrade
@@ -30,17 +30,25 @@ def test_an_empty_database_is_upgraded_to_head(
 ) -> None:
     url = url_for(kind, tmp_path, request)
     assert current_revision(url) is None
-    assert upgrade(url) == head_revision() == "0004"
+    assert upgrade(url) == head_revision() == "0005"
     engine = make_engine(url)
-    indexes = {ix["name"] for ix in inspect(engine).get_indexes("scan_results")}
+    catalog = (  # SQLAlchemy's inspector leaves expression indexes out on SQLite
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'scan_results'"
+        if kind == "sqlite"
+        else "SELECT indexname FROM pg_indexes WHERE tablename = 'scan_results'"
+    )
+    with engine.connect() as conn:
+        indexes = set(conn.execute(text(catalog)).scalars())
     engine.dispose()
     assert {
         "ix_scan_results_verdict",
         "ix_scan_results_sha256",
         "ix_scan_results_threat",
         "ix_scan_results_job_verdict",
+        "ix_scan_results_location_head",
     } <= indexes
-    assert upgrade(url) == "0004"  # again: nothing to do
+    assert "ix_scan_results_location" not in indexes  # its entries held whole locations (0005)
+    assert upgrade(url) == "0005"  # again: nothing to do
 
 
 @KINDS
@@ -61,7 +69,7 @@ def test_a_database_of_the_previous_revision_keeps_its_rows(
                 ),
                 {"id": f"r{n}", "ts": n, "loc": f"f{n}", "verdict": verdict, "event": json.dumps(event)},
             )
-    assert upgrade(url) == "0004"
+    assert upgrade(url) == "0005"
     with engine.connect() as conn:
         names = dict(conn.execute(text("SELECT scan_request_id, threat_name FROM scan_results")).all())
     engine.dispose()
@@ -83,7 +91,7 @@ def test_replicas_starting_at_once_upgrade_once(request: pytest.FixtureRequest) 
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert outcomes == ["0004"] * 4
+    assert outcomes == ["0005"] * 4
 
 
 def test_inv_db_upgrade_migrates_the_configured_database(tmp_path: Path) -> None:
@@ -98,7 +106,7 @@ def test_inv_db_upgrade_migrates_the_configured_database(tmp_path: Path) -> None
         inv, env=base_env(DSXCONNECT_RESULTS_DB=url), cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    assert "empty -> 0004" in done.stdout and current_revision(url) == "0004"
+    assert "empty -> 0005" in done.stdout and current_revision(url) == "0005"
     refused = subprocess.run(
         [*inv, "--url", "redis"], env=base_env(), cwd=REPO_ROOT, capture_output=True, text=True
     )
