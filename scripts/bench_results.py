@@ -47,7 +47,7 @@ SECONDARY_INDEXES = {
     "ix_scan_results_connector": "(connector_uuid, ts_us, id)",
     "ix_scan_results_job": "(job_id, ts_us, id)",
     "ix_scan_results_job_verdict": "(job_id, verdict, ts_us, id)",
-    "ix_scan_results_location": "(location)",
+    "ix_scan_results_location_head": "(substr(location, 1, 600))",  # migration 0005
     "ix_scan_results_sha256": "(sha256, ts_us, id)",
     "ix_scan_results_threat": "(threat_name, ts_us, id)",
 }
