@@ -37,6 +37,7 @@ from dsx_connect.results.maintenance import results_maintenance
 from dsx_connect.schedules.runner import scheduled_scans
 from dsx_connect.settings import get_settings, warn_about_split_broker, warn_about_unknown_variables
 from dsx_connect.version import __version__
+from shared.api_docs import install_api_docs
 from shared.gc_tuning import tune_gc
 from shared.logging import configure_logging
 
@@ -71,12 +72,14 @@ def create_app() -> FastAPI:
         title="dsx-connect",
         version=__version__,
         description="Scan the files in your storage for malware and act on the verdicts.",
-        docs_url="/docs",
+        docs_url=None,  # served from this package, not a CDN (shared/api_docs.py)
+        redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
         # no OpenTelemetry configured: skip FastAPI's per-request check for providers
         telemetry={"tracing": False, "metrics": False, "logs": False},
         lifespan=lifespan,
     )
+    install_api_docs(app, "/docs", f"{API_PREFIX}/openapi.json", "dsx-connect")
     install_security(app, settings, API_PREFIX)  # auth gate + body limit (SPEC §8), inside the request id
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)

@@ -23,6 +23,7 @@ from dsxa_lite.by_path import PathScans
 from dsxa_lite.service import ScanService
 from dsxa_lite.settings import DsxaLiteSettings, get_settings
 from dsxa_lite.version import __version__
+from shared.api_docs import install_api_docs
 from shared.logging import configure_logging
 from shared.malloc_tuning import keep_freed_heap, limit_malloc_arenas
 
@@ -62,6 +63,8 @@ def create_app(settings: DsxaLiteSettings | None = None) -> FastAPI:
         version=__version__,
         summary="DSXA-protocol scanner: EICAR, SHA-256 block list, YARA (yara-x), archives, optional ClamAV.",
         lifespan=lifespan,
+        docs_url=None,  # served from this package, not a CDN (shared/api_docs.py)
+        redoc_url=None,
         # no OpenTelemetry here: skip FastAPI's per-request check for configured providers
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
@@ -71,6 +74,7 @@ def create_app(settings: DsxaLiteSettings | None = None) -> FastAPI:
     application.include_router(by_path.router)
     application.include_router(admin.router)
     application.include_router(health.router)
+    install_api_docs(application, "/docs", application.openapi_url or "/openapi.json", "dsxa_lite")
 
     def openapi() -> dict[str, Any]:
         if application.openapi_schema is None:

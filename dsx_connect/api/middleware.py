@@ -20,14 +20,12 @@ _SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
-#: the dashboard loads its own files only and builds no markup from strings; FastAPI's /docs and
-#: /redoc pages load Swagger UI and ReDoc from a CDN, so they go without it
+#: every page (the dashboard, /docs) loads its own files only and builds no markup from strings
 _CSP = (
     b"content-security-policy",
     b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     b"frame-ancestors 'none'; form-action 'self'",
 )
-_CDN_PAGES = ("/docs", "/redoc")
 # over HTTPS only (a plain-HTTP answer cannot set it): browsers then refuse to reach the dashboard
 # over plain HTTP for a year, so a network attacker cannot strip TLS from an operator's session
 _HSTS = (b"strict-transport-security", b"max-age=31536000")
@@ -58,9 +56,7 @@ class RequestContextMiddleware:
             headers.append((b"content-type", b"application/json"))
             scope = dict(scope, headers=headers)
         token = request_id_var.set(request_id)
-        added = [(b"x-request-id", request_id.encode("latin-1")), *_SECURITY_HEADERS]
-        if not scope["path"].startswith(_CDN_PAGES):
-            added.append(_CSP)
+        added = [(b"x-request-id", request_id.encode("latin-1")), *_SECURITY_HEADERS, _CSP]
         if scope.get("scheme") == "https":
             added.append(_HSTS)
 

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.api_docs import install_api_docs
 from shared.body_limit import BodyLimitMiddleware, send_too_large
 from shared.connector.base import Connector
 from shared.connector.responses import error_response
@@ -233,11 +234,13 @@ def create_connector_app(
         title=settings.display_name or settings.name,
         version=connector.version,
         lifespan=lifespan,
-        docs_url=f"{settings.route_prefix}/docs",
+        docs_url=None,  # served from this package, not a CDN (shared/api_docs.py)
+        redoc_url=None,
         openapi_url=f"{settings.route_prefix}/openapi.json",
         # no OpenTelemetry configured: skip FastAPI's per-request check for providers
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    install_api_docs(app, f"{settings.route_prefix}/docs", f"{settings.route_prefix}/openapi.json", app.title)
     app.state.runtime = runtime
     app.state.webhooks = WebhookGate(connector)  # verifies /webhook/event senders, counts refusals
     app.state.core_guard = CoreRequestGuard(

@@ -85,6 +85,33 @@ def test_routes_carry_the_rule_they_need(core_app: FastAPI, method: str, path: s
     assert rule in found[(path, method)]
 
 
+def test_the_api_docs_are_public_and_load_nothing_from_elsewhere(core_app: FastAPI, tmp_path: Path) -> None:
+    """``/docs`` of the core and of a connector, without any credential: the page and the Swagger UI
+    files it loads, all from the service itself (FastAPI's own page loaded them from a CDN)."""
+    from shared.api_docs import ASSETS
+
+    connector = create_connector_app(
+        FilesystemConnector(FilesystemSettings(asset=str(tmp_path), auth=CONNECTOR_AUTH))  # type: ignore[arg-type]
+    )
+
+    async def get(app: FastAPI, path: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            return await http.get(path)
+
+    for app, docs, openapi in (
+        (core_app, "/docs", f"{API}/openapi.json"),
+        (connector, "/filesystem-connector/docs", "/filesystem-connector/openapi.json"),
+    ):
+        page = asyncio.run(get(app, docs))
+        assert page.status_code == 200 and "http" not in page.text and "<script>" not in page.text
+        start = asyncio.run(get(app, f"{docs}/start.js"))
+        assert start.status_code == 200 and f'"{openapi}"' in start.text
+        for name, media_type in ASSETS.items():
+            answer = asyncio.run(get(app, f"{docs}/{name}"))
+            assert (answer.status_code, answer.headers["content-type"]) == (200, media_type), name
+        assert asyncio.run(get(app, "/redoc")).status_code == 404
+
+
 def test_a_route_added_without_a_rule_is_closed_to_all_but_operators() -> None:
     app = FastAPI()
     install_security(app, Settings(auth=AuthSettings(enabled=False)), API)
