@@ -22,6 +22,7 @@ look-up costs one dict access) and named by its usual extension in upper case (`
 from __future__ import annotations
 
 import struct
+import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,6 +162,36 @@ def zip_directory(read_at: Callable[[int, int], bytes], size: int) -> ZipDirecto
     if directory_size < 46 or start < 0 or read_at(start, 4) != ZIP_CENTRAL_ENTRY:
         return None
     return ZipDirectory(start, directory_size, entries)
+
+
+# a 7z archive's signature header (7zFormat.txt): magic, version (major 0), the CRC32 of the next
+# 20 bytes, which give where its header lies (offset past these 32 bytes, size, CRC)
+SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
+_SEVEN_ZIP_SIGNATURE_HEADER = 32
+#: how far into a body a 7z archive is looked for: a self-extractor's stub comes first, and 7-Zip
+#: itself opens such a file only when the archive starts within its first MiB or so
+SEVEN_ZIP_SEARCH_BYTES = 4 * 1024 * 1024
+
+
+def seven_zip_start(haystack: bytes, size: int) -> int | None:
+    """Where a 7z archive starts inside a body of ``size`` bytes past its first byte (a
+    self-extractor, a 7z appended to another file), ``haystack`` being the body's first bytes
+    (:data:`SEVEN_ZIP_SEARCH_BYTES` of them suffice); None unless a signature header's CRC holds
+    and the header it points to lies within the body."""
+    at = haystack.find(SEVEN_ZIP_MAGIC, 1, SEVEN_ZIP_SEARCH_BYTES)
+    while at > 0:
+        header = haystack[at : at + _SEVEN_ZIP_SIGNATURE_HEADER]
+        if len(header) == _SEVEN_ZIP_SIGNATURE_HEADER and header[6] == 0:
+            (crc,) = struct.unpack_from("<I", header, 8)
+            next_offset, next_size = struct.unpack_from("<QQ", header, 12)
+            if (
+                zlib.crc32(header[12:]) == crc
+                and next_size > 0
+                and at + _SEVEN_ZIP_SIGNATURE_HEADER + next_offset + next_size <= size
+            ):
+                return at
+        at = haystack.find(SEVEN_ZIP_MAGIC, at + 1, SEVEN_ZIP_SEARCH_BYTES)
+    return None
 
 
 def _bytes_reader(data: bytes) -> Callable[[int, int], bytes]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import struct
 import tarfile
@@ -16,7 +17,7 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import py7zr
 import py7zr.archiveinfo
@@ -26,7 +27,14 @@ import py7zr.py7zr
 import pyzipper
 
 from dsxa_lite.archives.limits import LimitReached, StopWalk
-from dsxa_lite.filetype import ZIP_CENTRAL_ENTRY, ZipDirectory, looks_like_tar, zip_directory
+from dsxa_lite.filetype import (
+    SEVEN_ZIP_SEARCH_BYTES,
+    ZIP_CENTRAL_ENTRY,
+    ZipDirectory,
+    looks_like_tar,
+    seven_zip_start,
+    zip_directory,
+)
 from shared.models import Verdict
 
 if TYPE_CHECKING:
@@ -410,6 +418,53 @@ def _bounded_check_count(
 
 if _py7zr_check_count is not None:
     py7zr.archiveinfo.check_count = _bounded_check_count
+
+
+#: the walker's kind for a body with a 7z archive inside it, past its first byte
+SEVEN_ZIP_INSIDE = "7Z inside"
+
+
+def seven_zip_in(source: BinaryIO) -> int | None:
+    """Where a 7z archive starts inside ``source`` past its first byte (see ``seven_zip_start``)."""
+    source.seek(0)
+    return seven_zip_start(source.read(SEVEN_ZIP_SEARCH_BYTES + 32), source_size(source))
+
+
+def walk_7z_inside(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
+    """The 7z archive a file holds after other bytes (a 7-Zip self-extractor's stub), walked from
+    its signature header on, as a file of its own (py7zr reads the signature header at offset 0)."""
+    start = seven_zip_in(source)
+    if start is not None:
+        walk_7z(io.BufferedReader(_FileFrom(source, start), 1 << 20), walk, prefix)
+
+
+class _FileFrom(io.RawIOBase):
+    """The bytes of ``source`` from ``start`` on, as a seekable file."""
+
+    def __init__(self, source: BinaryIO, start: int) -> None:
+        self._source, self._start, self._at = source, start, 0
+        self._size = source_size(source) - start
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._source.seek(self._start + self._at)
+        data = self._source.read(len(buffer))
+        buffer[: len(data)] = data
+        self._at += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence]
+        self._at = max(base + offset, 0)
+        return self._at
+
+    def tell(self) -> int:
+        return self._at
 
 
 def walk_7z(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:

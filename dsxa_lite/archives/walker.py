@@ -14,7 +14,13 @@ from dsxa_lite.archives.limits import ARCHIVE_BOMB, ArchiveLimits, Budget, Limit
 from dsxa_lite.archives.sink import MemberSink
 from dsxa_lite.body import ReceivedBody
 from dsxa_lite.engines import Hit, ScanInput, ScanTimeout
-from dsxa_lite.filetype import ZIP_END, ZIP_TAIL_BYTES, detect_file_type, zip_directory
+from dsxa_lite.filetype import (
+    ZIP_END,
+    ZIP_TAIL_BYTES,
+    detect_file_type,
+    seven_zip_start,
+    zip_directory,
+)
 from dsxa_lite.threats import ThreatType
 from shared.models import Verdict
 
@@ -38,6 +44,7 @@ _HANDLERS: dict[str, Callable[[BinaryIO, ArchiveScan, str], None]] = {
     "XZ": formats.walk_xz,
     "7Z": formats.walk_7z,
     "LZMA": formats.walk_lzma,
+    formats.SEVEN_ZIP_INSIDE: formats.walk_7z_inside,
 }
 CONTAINER_TYPES = frozenset(_HANDLERS)
 # Recognised archive, compression and disk-image formats this scanner does not unpack, as
@@ -129,20 +136,35 @@ def container_type(body: ReceivedBody, file_type: str) -> str | None:
     """The archive kind to walk ``body`` (whose head says ``file_type``) as, or None: its type
     when it is one of :data:`CONTAINER_TYPES`, else ``ZIP`` when a ZIP ends the body, whatever
     comes before it (a self-extracting PE, a PNG/ZIP polyglot: zipfile and unzip find a ZIP
-    from its end record). Formats of :data:`UNSUPPORTED_CONTAINERS` stay None."""
+    from its end record), else a 7z archive that starts in it (a 7-Zip self-extractor: 7-Zip
+    finds the archive after the stub). Formats of :data:`UNSUPPORTED_CONTAINERS` stay None."""
     if file_type in CONTAINER_TYPES:
         return file_type
     if file_type in UNSUPPORTED_CONTAINERS or body.size < 22:
         return None
+    if _zip_ends(body):
+        return "ZIP"
+    if _seven_zip_inside(body):
+        return formats.SEVEN_ZIP_INSIDE
+    return None
+
+
+def _zip_ends(body: ReceivedBody) -> bool:
     tail_start = max(body.size - ZIP_TAIL_BYTES, 0)
     if body.data is not None and body.data.rfind(ZIP_END, tail_start) < 0:
-        return None  # most bodies, every scan: a search in place (rfind: twice find's speed here)
+        return False  # most bodies, every scan: a search in place (rfind: twice find's speed here)
     read_at = _body_reader(body)
-    if read_at is None:
-        return None
-    if ZIP_END not in read_at(tail_start, body.size - tail_start):
-        return None
-    return "ZIP" if zip_directory(read_at, body.size) is not None else None
+    if read_at is None or ZIP_END not in read_at(tail_start, body.size - tail_start):
+        return False
+    return zip_directory(read_at, body.size) is not None
+
+
+def _seven_zip_inside(body: ReceivedBody) -> bool:
+    if body.data is not None:  # most bodies, every scan: a search in place
+        return seven_zip_start(body.data, body.size) is not None
+    if body.spool is None:
+        return False  # a streamed body keeps what follows a ZIP local header only (zip_tail.py)
+    return formats.seven_zip_in(body.spool) is not None
 
 
 def _open(body: ReceivedBody) -> BinaryIO:

@@ -116,6 +116,46 @@ def test_stray_end_record_bytes_do_not_make_a_file_an_archive(scanner: ScanServi
     assert scan(scanner, build.zip_of({"x.bin": data})).verdict == "Benign"
 
 
+def pe_stub(size: int) -> bytes:
+    """The start of a Windows executable, as a self-extractor's stub begins."""
+    return b"MZ" + filler(size - 2)
+
+
+@pytest.mark.parametrize("stub", [200_000, 3_000_000])
+def test_a_7z_self_extractor_is_unpacked(scanner: ScanService, stub: int) -> None:
+    """A 7-Zip self-extractor is a PE stub with a 7z archive after it: 7-Zip (and the stub) open
+    it; dsxa_lite scanned it as a plain PE, so what its archive held was Benign."""
+    data = pe_stub(stub) + build.seven_zip({"payload/eicar.com": eicar()})
+    outcome = scan(scanner, data)
+    assert (outcome.verdict, outcome.reason) == ("Malicious", f"{EICAR_REASON} (in payload/eicar.com)")
+    assert outcome.file_type == detect_file_type(data[:4096])  # still named after its head
+
+
+def test_a_7z_after_other_bytes_in_a_spooled_body_and_in_an_archive_is_unpacked() -> None:
+    from dsxa_lite.archives import container_type
+
+    data = png_header() + filler(300_000) + build.seven_zip({"eicar.com": eicar()})
+    with tempfile.TemporaryFile() as spool:
+        spool.write(data)
+        body = ReceivedBody(sha256(data), len(data), data[:4096], spool=spool)
+        assert container_type(body, "PNG") == formats.SEVEN_ZIP_INSIDE
+    outcome = scan(service(spool_threshold_bytes=64 * 1024), build.zip_of({"setup.exe": pe_stub(100) + data}))
+    assert (outcome.verdict, outcome.reason) == ("Malicious", f"{EICAR_REASON} (in setup.exe/eicar.com)")
+
+
+def test_7z_signature_bytes_alone_do_not_make_a_file_an_archive(scanner: ScanService) -> None:
+    archive = build.seven_zip({"a.txt": b"hello"})
+    damaged = archive[:8] + bytes([archive[8] ^ 1]) + archive[9:]  # the start header's CRC fails
+    truncated = archive[:-1]  # its header would lie past the end of the body
+    for data in (
+        filler(5000) + b"7z\xbc\xaf\x27\x1c" + bytes(26),
+        pe_stub(1000) + damaged,
+        pe_stub(1000) + truncated,
+    ):
+        outcome = scan(scanner, data)
+        assert (outcome.verdict, outcome.reason) == ("Benign", ""), outcome.reason
+
+
 # --- 2. tar without the ustar magic (V7), and tar names that look like other types -------------
 
 
