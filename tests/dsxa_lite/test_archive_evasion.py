@@ -117,8 +117,9 @@ def test_stray_end_record_bytes_do_not_make_a_file_an_archive(scanner: ScanServi
 
 
 def pe_stub(size: int) -> bytes:
-    """The start of a Windows executable, as a self-extractor's stub begins."""
-    return b"MZ" + filler(size - 2)
+    """The start of a Windows executable (DOS header, PE signature), as a self-extractor's stub begins."""
+    head = b"MZ\x90\x00\x03" + bytes(59) + b"PE\x00\x00"
+    return head + filler(size - len(head))
 
 
 @pytest.mark.parametrize("stub", [200_000, 3_000_000])
@@ -131,15 +132,20 @@ def test_a_7z_self_extractor_is_unpacked(scanner: ScanService, stub: int) -> Non
     assert outcome.file_type == detect_file_type(data[:4096])  # still named after its head
 
 
-def test_a_7z_after_other_bytes_in_a_spooled_body_and_in_an_archive_is_unpacked() -> None:
+def test_a_7z_self_extractor_spooled_and_in_an_archive_is_unpacked() -> None:
     from dsxa_lite.archives import container_type
 
-    data = png_header() + filler(300_000) + build.seven_zip({"eicar.com": eicar()})
+    data = pe_stub(300_000) + build.seven_zip({"eicar.com": eicar()})
     with tempfile.TemporaryFile() as spool:
         spool.write(data)
         body = ReceivedBody(sha256(data), len(data), data[:4096], spool=spool)
-        assert container_type(body, "PNG") == formats.SEVEN_ZIP_INSIDE
-    outcome = scan(service(spool_threshold_bytes=64 * 1024), build.zip_of({"setup.exe": pe_stub(100) + data}))
+        assert container_type(body, "EXE") == formats.SEVEN_ZIP_INSIDE
+    png = png_header() + data
+    with tempfile.TemporaryFile() as spool:
+        spool.write(png)
+        body = ReceivedBody(sha256(png), len(png), png[:4096], spool=spool)
+        assert container_type(body, "PNG") is None  # only a program's body is searched (its cost)
+    outcome = scan(service(spool_threshold_bytes=64 * 1024), build.zip_of({"setup.exe": data}))
     assert (outcome.verdict, outcome.reason) == ("Malicious", f"{EICAR_REASON} (in setup.exe/eicar.com)")
 
 
