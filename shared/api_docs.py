@@ -3,8 +3,9 @@
 FastAPI's own ``/docs`` and ``/redoc`` pages load Swagger UI and ReDoc from a CDN: on the core, a
 compromised CDN would have run its script on the dashboard's origin, beside the operator's session,
 and an air-gapped site had no docs at all. Here the page, its script and its styles come from the
-``fastapi-offline`` package (Swagger UI 5, which reads FastAPI's OpenAPI 3.1), the page has no inline script (the start-up call is a file of its
-own), so it is served under a ``Content-Security-Policy`` like the rest. ReDoc is not offered.
+``fastapi-offline`` package (Swagger UI 5, which reads FastAPI's OpenAPI 3.1), and the page has no
+inline script (the start-up call is a file of its own), so it is served under a
+``Content-Security-Policy`` like the rest. ReDoc is not offered.
 
 The routes are plain Starlette routes, outside the API's access rules, as FastAPI's are: the docs
 describe what the OpenAPI document already does, and that document is public.
@@ -24,7 +25,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 #: where fastapi-offline keeps Swagger UI's files (only the files are used, not its FastAPI class)
 STATIC = Path(str(files("fastapi_offline") / "static"))
 
-#: the bundle's files the page loads, by the name it loads them under
+#: Swagger UI's files the page loads, by name
 ASSETS = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",

@@ -176,17 +176,21 @@ def test_a_location_prefix_finds_what_starts_with_it_on_either_side_of_the_index
         assert {e["scan_request_id"] for e in found} == expected, (len(prefix), prefix[-8:])
 
 
-@pytest.mark.parametrize("sql_history", ["postgresql"], indirect=True)
+@BOTH
 def test_a_location_prefix_search_uses_the_location_index(sql_history: SqlHistory) -> None:
+    """The query's head expression is the index's, so both databases range over the index."""
     from dsx_connect.results.history import _location_starts_with
 
     sql_history.record([make_event(n, location=f"share/in/{n}") for n in range(5)])
+    sqlite = sql_history.engine.dialect.name == "sqlite"
     for prefix in ("share/in/", "share/" + "x" * 700):
         query = select(scan_results.c.id).where(*_location_starts_with(prefix))
+        compiled = str(query.compile(sql_history.engine, compile_kwargs={"literal_binds": True}))
         with sql_history.engine.connect() as conn:
-            conn.exec_driver_sql("SET enable_seqscan = off")
-            plan = "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + str(query.compile(
-                sql_history.engine, compile_kwargs={"literal_binds": True})))))  # fmt: skip
+            if not sqlite:
+                conn.exec_driver_sql("SET enable_seqscan = off")
+            rows = conn.execute(text(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + compiled))
+            plan = "\n".join(str(row[-1]) for row in rows)
         assert "ix_scan_results_location_head" in plan, plan
 
 
