@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.dashboard.conftest import CHROMIUM
-from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv
+from tests.support.procs import core_alone
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
@@ -22,21 +22,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 @pytest.fixture(scope="module")
 def core_url(tmp_path_factory: pytest.TempPathFactory, logs_dir: Path) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("api-docs")
-    with redis_server(tmp / "redis") as (redis_url, _):
-        port = free_port()
-        env = base_env(
-            DSXCONNECT_REDIS_URL=redis_url,
-            DSXCONNECT_SCANNER__SCAN_BINARY_URL=f"http://127.0.0.1:{free_port()}/scan/binary/v2",
-            DSXCONNECT_AUTH__ENABLED="false",
-        )
-        proc = ServiceProcess(f"api-docs-{port}", uvicorn_argv("dsx_connect.app:app", port), env, logs_dir)
-        proc.start()
-        try:
-            proc.wait_healthy(f"http://127.0.0.1:{port}/healthz")
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.stop()
+    with core_alone(
+        tmp_path_factory.mktemp("api-docs"), logs_dir, "api-docs", DSXCONNECT_AUTH__ENABLED="false"
+    ) as (
+        url,
+        _,
+    ):
+        yield url
 
 
 def test_swagger_ui_renders_from_the_core_alone_under_its_csp(core_url: str) -> None:

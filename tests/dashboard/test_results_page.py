@@ -17,7 +17,7 @@ from dsx_connect.results.history import SqlHistory
 from dsx_connect.state.jobs import JobStore
 from tests.dashboard.conftest import CHROMIUM
 from tests.dsx_connect.results.conftest import make_event
-from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv
+from tests.support.procs import core_alone
 
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
@@ -32,43 +32,29 @@ MALICIOUS = (3, 17, 40)
 @pytest.fixture(scope="module")
 def core_url(tmp_path_factory: pytest.TempPathFactory, logs_dir: Path) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("results-page")
-    with redis_server(tmp / "redis") as (redis_url, _):
-        db_url = f"sqlite:///{tmp / 'results.db'}"
-        port = free_port()
-        env = base_env(
-            DSXCONNECT_REDIS_URL=redis_url,
-            DSXCONNECT_RESULTS_DB=db_url,
-            DSXCONNECT_SCANNER__SCAN_BINARY_URL=f"http://127.0.0.1:{free_port()}/scan/binary/v2",
-            DSXCONNECT_AUTH__ENABLED="false",
+    db_url = f"sqlite:///{tmp / 'results.db'}"
+    settings = {"DSXCONNECT_RESULTS_DB": db_url, "DSXCONNECT_AUTH__ENABLED": "false"}
+    with core_alone(tmp, logs_dir, "results-page", **settings) as (core, redis_url):
+        engine = make_engine(db_url)
+        SqlHistory(engine).record(
+            [
+                make_event(
+                    n,
+                    job="job-one" if n < 30 else "job-two",
+                    verdict="Malicious" if n in MALICIOUS else "Benign",
+                    reason="EICAR-Test-File" if n in MALICIOUS else "",
+                    location=f"{'finance' if n % 4 == 0 else 'hr'}/doc{n}.pdf",
+                )
+                for n in range(60)
+            ]
         )
-        proc = ServiceProcess(
-            f"results-page-{port}", uvicorn_argv("dsx_connect.app:app", port), env, logs_dir
-        )
-        proc.start()
-        try:
-            proc.wait_healthy(f"http://127.0.0.1:{port}/healthz")
-            engine = make_engine(db_url)
-            SqlHistory(engine).record(
-                [
-                    make_event(
-                        n,
-                        job="job-one" if n < 30 else "job-two",
-                        verdict="Malicious" if n in MALICIOUS else "Benign",
-                        reason="EICAR-Test-File" if n in MALICIOUS else "",
-                        location=f"{'finance' if n % 4 == 0 else 'hr'}/doc{n}.pdf",
-                    )
-                    for n in range(60)
-                ]
-            )
-            engine.dispose()
-            import redis
+        engine.dispose()
+        import redis
 
-            jobs = JobStore(redis.Redis.from_url(redis_url, decode_responses=True))
-            for job_id in ("job-one", "job-two"):
-                jobs.create("c1", "fs", job_id=job_id)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.stop()
+        jobs = JobStore(redis.Redis.from_url(redis_url, decode_responses=True))
+        for job_id in ("job-one", "job-two"):
+            jobs.create("c1", "fs", job_id=job_id)
+        yield core
 
 
 @pytest.fixture(scope="module")

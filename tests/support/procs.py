@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import random
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from devstack.emulators import redis_server, redis_server_binary
@@ -21,6 +23,7 @@ __all__ = [
     "REPO_ROOT",
     "ServiceProcess",
     "base_env",
+    "core_alone",
     "free_port",
     "http_ok",
     "redis_server",
@@ -43,6 +46,28 @@ def base_env(**extra: str) -> dict[str, str]:
     env.update(AUTH_ENV)
     env.update(extra)
     return env
+
+
+@contextmanager
+def core_alone(folder: Path, logs_dir: Path, name: str, **env: str) -> Iterator[tuple[str, str]]:
+    """A core API process on a free port with a redis-server of its own in ``folder`` (no scanner,
+    no workers); ``env`` adds to :func:`base_env`. Yields the core's URL and Redis's."""
+    with redis_server(folder / "redis") as (redis_url, _):
+        port = free_port()
+        settings = {
+            "DSXCONNECT_REDIS_URL": redis_url,
+            "DSXCONNECT_SCANNER__SCAN_BINARY_URL": f"http://127.0.0.1:{free_port()}/scan/binary/v2",
+            **env,
+        }
+        proc = ServiceProcess(
+            f"{name}-{port}", uvicorn_argv("dsx_connect.app:app", port), base_env(**settings), logs_dir
+        )
+        proc.start()
+        try:
+            proc.wait_healthy(f"http://127.0.0.1:{port}/healthz")
+            yield f"http://127.0.0.1:{port}", redis_url
+        finally:
+            proc.stop()
 
 
 def restartable_port() -> int:

@@ -22,7 +22,7 @@ from tests.dsx_connect.api.test_openapi_typed import is_typed
 from tests.dsx_connect.conftest import API
 from tests.dsx_connect.results.conftest import make_event
 from tests.support.postgres import create_database
-from tests.support.procs import ServiceProcess, base_env, free_port, redis_server, uvicorn_argv
+from tests.support.procs import core_alone
 
 pytestmark = pytest.mark.integration
 
@@ -54,27 +54,17 @@ def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, logs_dir: Path
 ) -> Iterator[httpx.Client]:
     tmp = tmp_path_factory.mktemp(f"results-api-{request.param}")
-    with redis_server(tmp / "redis") as (url, _):
-        db_url = {
-            "sqlite": f"sqlite:///{tmp / 'results.db'}",
-            "postgresql": create_database(request.getfixturevalue("postgres_url"))
-            if request.param == "postgresql"
-            else "",
-            "redis": "redis",
-        }[request.param]
-        port = free_port()
-        env = base_env(
-            DSXCONNECT_REDIS_URL=url,
-            DSXCONNECT_RESULTS_DB=db_url,
-            DSXCONNECT_SCANNER__SCAN_BINARY_URL=f"http://127.0.0.1:{free_port()}/scan/binary/v2",
-            DSXCONNECT_AUTH__ENABLED="false",
-        )
-        proc = ServiceProcess(
-            f"results-core-{port}", uvicorn_argv("dsx_connect.app:app", port), env, logs_dir
-        ).start()
+    db_url = {
+        "sqlite": f"sqlite:///{tmp / 'results.db'}",
+        "postgresql": create_database(request.getfixturevalue("postgres_url"))
+        if request.param == "postgresql"
+        else "",
+        "redis": "redis",
+    }[request.param]
+    settings = {"DSXCONNECT_RESULTS_DB": db_url, "DSXCONNECT_AUTH__ENABLED": "false"}
+    with core_alone(tmp, logs_dir, "results-core", **settings) as (core, url):  # migrated by now
         conn = redis.Redis.from_url(url, decode_responses=True)
         try:
-            proc.wait_healthy(f"http://127.0.0.1:{port}/healthz")  # the schema is migrated by now
             events = seed_events()
             if request.param != "redis":
                 engine = make_engine(ResultsDbSettings(url=db_url).sql_url)
@@ -85,10 +75,9 @@ def api(
             jobs = JobStore(conn)
             for job_id in ("jobA", "jobB"):
                 jobs.create("c1", "fs", job_id=job_id)
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}{API}", timeout=10) as client:
+            with httpx.Client(base_url=f"{core}{API}", timeout=10) as client:
                 yield client
         finally:
-            proc.stop()
             conn.close()
 
 
@@ -219,22 +208,15 @@ def test_an_unmigrated_history_answers_503_saying_what_to_do(
     tmp_path_factory: pytest.TempPathFactory, logs_dir: Path
 ) -> None:
     tmp = tmp_path_factory.mktemp("unmigrated")
-    with redis_server(tmp / "redis") as (url, _):
-        port = free_port()
-        env = base_env(
-            DSXCONNECT_REDIS_URL=url,
-            DSXCONNECT_RESULTS_DB=f"sqlite:///{tmp / 'results.db'}",
-            DSXCONNECT_RESULTS_DB__MIGRATE_ON_START="false",
-            DSXCONNECT_AUTH__ENABLED="false",
-        )
-        proc = ServiceProcess(
-            f"unmigrated-{port}", uvicorn_argv("dsx_connect.app:app", port), env, logs_dir
-        ).start()
-        try:
-            proc.wait_healthy(f"http://127.0.0.1:{port}/healthz")
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}{API}", timeout=10) as client:
-                for path in ("/scan/results", "/scan/results/export", "/scan/reports/jobs/j1"):
-                    answer = client.get(path)
-                    assert answer.status_code == 503 and "inv db-upgrade" in answer.text, path
-        finally:
-            proc.stop()
+    settings = {
+        "DSXCONNECT_RESULTS_DB": f"sqlite:///{tmp / 'results.db'}",
+        "DSXCONNECT_RESULTS_DB__MIGRATE_ON_START": "false",
+        "DSXCONNECT_AUTH__ENABLED": "false",
+    }
+    with (
+        core_alone(tmp, logs_dir, "unmigrated", **settings) as (core, _),
+        httpx.Client(base_url=f"{core}{API}", timeout=10) as client,
+    ):
+        for path in ("/scan/results", "/scan/results/export", "/scan/reports/jobs/j1"):
+            answer = client.get(path)
+            assert answer.status_code == 503 and "inv db-upgrade" in answer.text, path
