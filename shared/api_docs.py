@@ -5,7 +5,8 @@ compromised CDN would have run its script on the dashboard's origin, beside the 
 and an air-gapped site had no docs at all. Here the page, its script and its styles come from the
 ``fastapi-offline`` package (Swagger UI 5, which reads FastAPI's OpenAPI 3.1), and the page has no
 inline script (the start-up call is a file of its own), so it is served under a
-``Content-Security-Policy`` like the rest. ReDoc is not offered.
+``Content-Security-Policy`` like the rest. ReDoc is not offered: ``/redoc`` redirects to the
+docs, so that a kept link still leads somewhere (routes change additively, SPEC §10).
 
 The routes are plain Starlette routes, outside the API's access rules, as FastAPI's are: the docs
 describe what the OpenAPI document already does, and that document is public.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 #: where fastapi-offline keeps Swagger UI's files (only the files are used, not its FastAPI class)
 STATIC = Path(str(files("fastapi_offline") / "static"))
@@ -35,7 +36,8 @@ _CACHE = {"cache-control": "public, max-age=86400"}
 
 
 def install_api_docs(app: FastAPI, docs_url: str, openapi_url: str, title: str) -> None:
-    """``GET docs_url``: Swagger UI for ``openapi_url``; its files under ``docs_url/``."""
+    """``GET docs_url``: Swagger UI for ``openapi_url``; its files under ``docs_url/``; ``/redoc``
+    (FastAPI's other page) redirects there."""
     page = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)} API</title>"
@@ -61,7 +63,11 @@ def install_api_docs(app: FastAPI, docs_url: str, openapi_url: str, title: str) 
         name = request.url.path.rsplit("/", 1)[1]
         return FileResponse(STATIC / name, media_type=ASSETS[name], headers=_CACHE)
 
+    async def to_docs(request: Request) -> Response:
+        return RedirectResponse(docs_url)
+
     app.add_route(docs_url, docs_page, include_in_schema=False)
+    app.add_route("/redoc", to_docs, include_in_schema=False)
     app.add_route(f"{docs_url}/start.js", start_script, include_in_schema=False)
     for name in ASSETS:
         app.add_route(f"{docs_url}/{name}", asset, include_in_schema=False)
