@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,9 +195,16 @@ class SqlHistory:
 
     # ---- retention -----------------------------------------------------------------------------
 
-    def apply_retention(self, retention: Retention, batch: int = 5000, max_batches: int = 200) -> int:
+    def apply_retention(
+        self,
+        retention: Retention,
+        batch: int = 5000,
+        max_batches: int = 200,
+        still_ours: Callable[[], bool] | None = None,
+    ) -> int:
         """Delete what ``retention`` no longer keeps, oldest first, ``batch`` rows per transaction;
-        at most ``max_batches`` per call (the periodic task comes back for the rest)."""
+        at most ``max_batches`` per call (the periodic task comes back for the rest). Before each
+        batch ``still_ours`` (renewing the maintenance lock) must say the round still holds it."""
         boundary: tuple[int, int] | None = None
         if retention.count is not None:
             with self.engine.connect() as conn:
@@ -216,6 +223,9 @@ class SqlHistory:
             return 0
         deleted = 0
         for _ in range(max_batches):
+            if still_ours is not None and not still_ours():
+                log.warning("results history retention stopped: the maintenance lock ran out mid-round")
+                break
             oldest = (
                 select(T.c.id)
                 .where(tuple_(T.c.ts_us, T.c.id) < tuple_(*boundary))

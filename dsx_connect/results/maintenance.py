@@ -19,13 +19,21 @@ import redis
 from dsx_connect.db.migrate import upgrade
 from dsx_connect.results.recorder import drain_outbox, history_for
 from dsx_connect.results.settings import ResultsDbSettings
-from dsx_connect.state.results import HISTORY_LOCK, release_history_lock, take_history_lock
+from dsx_connect.state.results import (
+    HISTORY_LOCK,
+    release_history_lock,
+    renew_history_lock,
+    take_history_lock,
+)
 
 log = logging.getLogger(__name__)
 
 LOCK = HISTORY_LOCK
 OUTBOX_INTERVAL_S = 5.0
-_LOCK_TTL_S = 600
+#: renewed by each outbox trim and each retention batch; above twice PostgreSQL's 60-s statement
+#: timeout (one statement runs unrenewed). A killed API's lock holds the others back this long (it
+#: was 600 s: a crash kept results out of the history for ten minutes)
+LOCK_TTL_S = 150
 
 
 @dataclass
@@ -38,13 +46,17 @@ class Round:
 def maintain_once(config: ResultsDbSettings, client: redis.Redis, retention: bool = True) -> Round:
     """One round: write the outbox, then (if asked) apply retention. Skipped while another runs."""
     token = uuid.uuid4().hex
-    if not take_history_lock(client, token, _LOCK_TTL_S):
+    if not take_history_lock(client, token, LOCK_TTL_S):
         return Round(skipped=True)
     try:
         history = history_for(config.sql_url)
-        done = Round(written=drain_outbox(history, client, lock=(token, _LOCK_TTL_S)))
+        done = Round(written=drain_outbox(history, client, lock=(token, LOCK_TTL_S)))
         if retention and (config.retain.count or config.retain.age_s):
-            done.deleted = history.apply_retention(config.retain, config.retention_batch)
+            done.deleted = history.apply_retention(
+                config.retain,
+                config.retention_batch,
+                still_ours=lambda: renew_history_lock(client, token, LOCK_TTL_S),
+            )
         return done
     finally:
         release_history_lock(client, token)

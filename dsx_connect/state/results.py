@@ -31,6 +31,7 @@ VERDICTS = [v.value for v in Verdict]  # each has an index the store script writ
 _STORE_LUA = COMPLETE_CHECK_LUA + FEED_PUSH_LUA + lua("results_store")  # dsx_connect/state/lua/
 _OUTBOX_TRIM_LUA = lua("outbox_trim")
 _OUTBOX_PARK_LUA = lua("outbox_park")
+_HOLDER_LUA = lua("scheduler_lease")  # renew (ms) or release (0) a lock, only for its holder
 
 
 class ResultStore:
@@ -267,7 +268,12 @@ def take_history_lock(client: redis.Redis, token: str, ttl_s: int) -> bool:
     return bool(client.set(HISTORY_LOCK, token, nx=True, ex=ttl_s))
 
 
+def renew_history_lock(client: redis.Redis, token: str, ttl_s: int) -> bool:
+    """Give the maintenance lock ``ttl_s`` more if ``token`` still holds it; whether it does."""
+    return bool(client.eval(_HOLDER_LUA, 1, HISTORY_LOCK, token, ttl_s * 1000))
+
+
 def release_history_lock(client: redis.Redis, token: str) -> None:
-    """Release the maintenance lock if ``token`` still holds it."""
-    if client.get(HISTORY_LOCK) == token:
-        client.delete(HISTORY_LOCK)
+    """Release the maintenance lock if ``token`` still holds it (one step: a lock that expired and
+    was taken by another replica meanwhile stays theirs)."""
+    client.eval(_HOLDER_LUA, 1, HISTORY_LOCK, token, 0)

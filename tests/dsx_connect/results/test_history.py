@@ -108,6 +108,36 @@ def test_maintenance_applies_retention_once_at_a_time(tmp_path: Path, redis_clie
     assert maintain_once(config, redis_client).deleted == 7
 
 
+def test_a_maintenance_round_holds_its_lock_briefly_renews_it_and_stops_when_it_is_lost(
+    tmp_path: Path, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock was taken for 600 s and never renewed by retention: an API killed mid-round kept the
+    other replicas from writing the outbox into the history for ten minutes. It is taken for
+    ``LOCK_TTL_S`` now, renewed before each retention batch, and a round whose lock was lost (it ran
+    out and another replica took it) stops and leaves the other's lock alone."""
+    from dsx_connect.results import maintenance
+    from dsx_connect.state import results as state
+
+    lock = "dsxc:results:history:maintenance"
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    upgrade(url)
+    history_for(url).record([make_event(n) for n in range(10)])
+    ttls: list[int] = []
+    renew = state.renew_history_lock
+
+    def watched(client: redis.Redis, token: str, ttl_s: int) -> bool:
+        ttls.append(int(client.pttl(lock)))
+        if len(ttls) == 3:  # the lock ran out and another replica took it
+            client.set(lock, "another-replica", ex=60)
+        return renew(client, token, ttl_s)
+
+    monkeypatch.setattr(maintenance, "renew_history_lock", watched)
+    config = ResultsDbSettings(url=url, retain="2", retention_batch=1)
+    assert maintain_once(config, redis_client).deleted == 2  # two batches, then the lock was gone
+    assert 0 < ttls[0] <= maintenance.LOCK_TTL_S * 1000 <= 150_000
+    assert redis_client.get(lock) == "another-replica"  # released only by its holder
+
+
 @pytest.mark.parametrize("sql_history", ["postgresql"], indirect=True)
 def test_an_event_the_database_refuses_does_not_hold_the_outbox(
     sql_history: SqlHistory, redis_client: redis.Redis
