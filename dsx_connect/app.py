@@ -79,7 +79,7 @@ def create_app() -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
         lifespan=lifespan,
     )
-    install_api_docs(app, "/docs", f"{API_PREFIX}/openapi.json", "dsx-connect")
+    install_api_docs(app, "/docs")
     install_security(app, settings, API_PREFIX)  # auth gate + body limit (SPEC §8), inside the request id
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)

@@ -74,7 +74,7 @@ def create_app(settings: DsxaLiteSettings | None = None) -> FastAPI:
     application.include_router(by_path.router)
     application.include_router(admin.router)
     application.include_router(health.router)
-    install_api_docs(application, "/docs", application.openapi_url or "/openapi.json", "dsxa_lite")
+    install_api_docs(application, "/docs")
 
     def openapi() -> dict[str, Any]:
         if application.openapi_schema is None:

@@ -35,9 +35,11 @@ ASSETS = {
 _CACHE = {"cache-control": "public, max-age=86400"}
 
 
-def install_api_docs(app: FastAPI, docs_url: str, openapi_url: str, title: str) -> None:
-    """``GET docs_url``: Swagger UI for ``openapi_url``; its files under ``docs_url/``; ``/redoc``
-    (FastAPI's other page) redirects there."""
+def install_api_docs(app: FastAPI, docs_url: str) -> None:
+    """``GET docs_url``: Swagger UI for the app's OpenAPI document (an app made with ``docs_url``
+    and ``redoc_url`` None); its files under ``docs_url/``; ``/redoc`` (FastAPI's other page)
+    redirects there."""
+    openapi_url, title = app.openapi_url or "/openapi.json", app.title
     page = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)} API</title>"

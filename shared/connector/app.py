@@ -240,7 +240,7 @@ def create_connector_app(
         # no OpenTelemetry configured: skip FastAPI's per-request check for providers
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    install_api_docs(app, f"{settings.route_prefix}/docs", f"{settings.route_prefix}/openapi.json", app.title)
+    install_api_docs(app, f"{settings.route_prefix}/docs")
     app.state.runtime = runtime
     app.state.webhooks = WebhookGate(connector)  # verifies /webhook/event senders, counts refusals
     app.state.core_guard = CoreRequestGuard(
