@@ -75,7 +75,7 @@ class ZipTail:
         were not kept), or None when no local header was seen: no ZIP member can be in it."""
         if self.spool is None or self.offset is None:
             return None
-        return io.BufferedReader(_Shifted(self.spool, self.offset, size))
+        return io.BufferedReader(Shifted(self.spool, self.offset, size))
 
     def close(self) -> None:
         if self.spool is not None:
@@ -83,8 +83,9 @@ class ZipTail:
             self.spool = None
 
 
-class _Shifted(io.RawIOBase):
-    """A read-only file of ``size`` bytes whose bytes from ``offset`` on are ``spool``'s."""
+class Shifted(io.RawIOBase):
+    """A read-only file of ``size`` bytes whose bytes from ``offset`` on are ``spool``'s (those
+    before it read as zeros). A negative ``offset`` starts the file ``-offset`` bytes into ``spool``."""
 
     def __init__(self, spool: BinaryIO, offset: int, size: int) -> None:
         super().__init__()

@@ -17,7 +17,7 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import py7zr
 import py7zr.archiveinfo
@@ -35,6 +35,7 @@ from dsxa_lite.filetype import (
     seven_zip_start,
     zip_directory,
 )
+from dsxa_lite.zip_tail import Shifted
 from shared.models import Verdict
 
 if TYPE_CHECKING:
@@ -435,36 +436,9 @@ def walk_7z_inside(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
     its signature header on, as a file of its own (py7zr reads the signature header at offset 0)."""
     start = seven_zip_in(source)
     if start is not None:
-        walk_7z(io.BufferedReader(_FileFrom(source, start), 1 << 20), walk, prefix)
-
-
-class _FileFrom(io.RawIOBase):
-    """The bytes of ``source`` from ``start`` on, as a seekable file."""
-
-    def __init__(self, source: BinaryIO, start: int) -> None:
-        self._source, self._start, self._at = source, start, 0
-        self._size = source_size(source) - start
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        self._source.seek(self._start + self._at)
-        data = self._source.read(len(buffer))
-        buffer[: len(data)] = data
-        self._at += len(data)
-        return len(data)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence]
-        self._at = max(base + offset, 0)
-        return self._at
-
-    def tell(self) -> int:
-        return self._at
+        walk_7z(
+            io.BufferedReader(Shifted(source, -start, source_size(source) - start), 1 << 20), walk, prefix
+        )
 
 
 def walk_7z(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
