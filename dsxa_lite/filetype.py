@@ -31,8 +31,14 @@ import puremagic
 
 from dsxa_lite.engines import HEAD_BYTES
 
+# Mach-O: 32/64-bit, both byte orders; fat binaries (0xCAFEBABE) share Java's class magic
+_MACH_O_MAGIC = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe")
+_ELF_MAGIC = b"\x7fELF"
+#: how a program starts: a PE (``MZ``, named by puremagic), ELF or Mach-O
+PROGRAM_MAGIC = (b"MZ", _ELF_MAGIC, *_MACH_O_MAGIC)
+
 _MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x7fELF", "ELF"),
+    (_ELF_MAGIC, "ELF"),
     (b"%PDF-", "PDF"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "OLE"),
     (b"{\\rtf", "RTF"),
@@ -47,11 +53,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"GIF89a", "GIF"),
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
-    # Mach-O: 32/64-bit, both byte orders; fat binaries (0xCAFEBABE) share Java's class magic
-    (b"\xfe\xed\xfa\xce", "Mach-O"),
-    (b"\xfe\xed\xfa\xcf", "Mach-O"),
-    (b"\xce\xfa\xed\xfe", "Mach-O"),
-    (b"\xcf\xfa\xed\xfe", "Mach-O"),
+    *((magic, "Mach-O") for magic in _MACH_O_MAGIC),
 )
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 # an OOXML package names its main part in the first local headers (ECMA-376 Part 2)

@@ -15,6 +15,7 @@ from dsxa_lite.archives.sink import MemberSink
 from dsxa_lite.body import ReceivedBody
 from dsxa_lite.engines import Hit, ScanInput, ScanTimeout
 from dsxa_lite.filetype import (
+    PROGRAM_MAGIC,
     ZIP_END,
     ZIP_TAIL_BYTES,
     detect_file_type,
@@ -47,17 +48,6 @@ _HANDLERS: dict[str, Callable[[BinaryIO, ArchiveScan, str], None]] = {
     formats.SEVEN_ZIP_INSIDE: formats.walk_7z_inside,
 }
 CONTAINER_TYPES = frozenset(_HANDLERS)
-#: how a self-extractor starts (a program: PE, ELF, Mach-O, then its archive): only such bodies are
-#: searched for a 7z inside, a pass over their first MiBs (7.7 % of dsxa_lite's CPU per plain file
-#: when every body was searched)
-PROGRAM_MAGIC = (
-    b"MZ",
-    b"\x7fELF",
-    b"\xfe\xed\xfa\xce",
-    b"\xfe\xed\xfa\xcf",
-    b"\xce\xfa\xed\xfe",
-    b"\xcf\xfa\xed\xfe",
-)
 # Recognised archive, compression and disk-image formats this scanner does not unpack, as
 # dsxa_lite.filetype names them (puremagic's names past its own table): Unsupported File Type,
 # never Benign, since what they hold is not seen. "TGZ" and "TAR.Z" are compress(1) (.Z) data:
@@ -156,6 +146,8 @@ def container_type(body: ReceivedBody, file_type: str) -> str | None:
         return None
     if _zip_ends(body):
         return "ZIP"
+    # a self-extractor is a program, then its archive: only programs are searched for a 7z inside,
+    # a pass over their first MiBs (7.7 % of dsxa_lite's CPU per plain file when every body was)
     if body.head.startswith(PROGRAM_MAGIC) and _seven_zip_inside(body):
         return formats.SEVEN_ZIP_INSIDE
     return None
