@@ -34,7 +34,7 @@ import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -57,13 +57,15 @@ _CERT_PATH = re.compile(r"/SimpleNotificationService-[0-9A-Za-z]+\.pem")
 #: notification published longer ago than that, or in the future, plus the clock skew, is a replay
 MAX_NOTIFICATION_AGE_S = 3600.0
 CLOCK_SKEW_S = 300.0
-_KEEP_CERTS = 32
+_KEEP_CERTS = 32  # SNS rotates certificates rarely; keep the cache small
 #: a certificate URL that held no valid certificate (404, not PEM, expired) is answered from memory
 _REFUSED_FOR_S = 600.0
 _KEEP_REFUSED = 1024
 #: certificate fetches at once, and distinct URLs waiting for one (past it: 503, delivered again)
 _FETCHES_AT_ONCE = 4
 _PENDING_AT_MOST = 16
+
+V = TypeVar("V")
 
 _NOTIFICATION_FIELDS: tuple[str, ...] = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 _CONFIRMATION_FIELDS: tuple[str, ...] = (
@@ -135,8 +137,8 @@ class SnsVerifier:
         self.topic_arns = topic_arns
         self.url_pattern = url_pattern
         self._transport = transport
-        self._certs: OrderedDict[str, tuple[float, rsa.RSAPublicKey]] = OrderedDict()
-        self._refused: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._certs: _Recent[rsa.RSAPublicKey] = _Recent(_CERT_CACHE_S, _KEEP_CERTS)
+        self._refused: _Recent[str] = _Recent(_REFUSED_FOR_S, _KEEP_REFUSED)  # why, by URL
         self._pending: dict[str, asyncio.Future[rsa.RSAPublicKey]] = {}
         self._fetches = asyncio.Semaphore(_FETCHES_AT_ONCE)
 
@@ -178,12 +180,11 @@ class SnsVerifier:
         if not url_allowed(url, self.url_pattern) or parts.query or not _CERT_PATH.fullmatch(parts.path):
             raise WebhookRefused(f"SigningCertURL refused: not an SNS certificate URL ({url[:200]!r})")
         cached = self._certs.get(url)
-        if cached is not None and time.monotonic() - cached[0] < _CERT_CACHE_S:
-            self._certs.move_to_end(url)
-            return cached[1]
+        if cached is not None:
+            return cached
         refused = self._refused.get(url)
-        if refused is not None and time.monotonic() - refused[0] < _REFUSED_FOR_S:
-            raise WebhookRefused(refused[1])
+        if refused is not None:
+            raise WebhookRefused(refused)
         pending = self._pending.get(url)
         if pending is None:
             if len(self._pending) >= _PENDING_AT_MOST:
@@ -196,10 +197,7 @@ class SnsVerifier:
         del self._pending[url]
         error = None if done.cancelled() else done.exception()
         if isinstance(error, WebhookRefused):
-            self._refused[url] = (time.monotonic(), error.reason)
-            self._refused.move_to_end(url)
-            while len(self._refused) > _KEEP_REFUSED:
-                self._refused.popitem(last=False)
+            self._refused.put(url, error.reason)
 
     async def _fetch_key(self, url: str) -> rsa.RSAPublicKey:
         async with self._fetches:
@@ -227,11 +225,29 @@ class SnsVerifier:
         key = cert.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise WebhookRefused("the SNS signing certificate has no RSA key")
-        self._certs[url] = (time.monotonic(), key)
-        self._certs.move_to_end(url)
-        while len(self._certs) > _KEEP_CERTS:  # SNS rotates certificates rarely; keep the cache small
-            self._certs.popitem(last=False)
+        self._certs.put(url, key)
         return key
+
+
+class _Recent(Generic[V]):
+    """Values by URL for ``keep_s`` seconds each, of the ``most`` URLs used last."""
+
+    def __init__(self, keep_s: float, most: int) -> None:
+        self._keep_s, self._most = keep_s, most
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def get(self, url: str) -> V | None:
+        found = self._items.get(url)
+        if found is None or time.monotonic() - found[0] >= self._keep_s:
+            return None
+        self._items.move_to_end(url)
+        return found[1]
+
+    def put(self, url: str, value: V) -> None:
+        self._items[url] = (time.monotonic(), value)
+        self._items.move_to_end(url)
+        while len(self._items) > self._most:
+            self._items.popitem(last=False)
 
 
 def check_fresh(timestamp: str, now: float | None = None) -> None:
