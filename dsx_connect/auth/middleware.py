@@ -183,14 +183,14 @@ class AuthMiddleware:
         try:
             principal, receive = await self._authenticate(scope, receive)
         except Refused as refused:
-            await self._refuse(send, refused)
+            await send_refusal(send, refused)
             return
         except BodyTooLarge:
             await send_too_large(send, self.max_body_bytes)
             return
         except redis.RedisError as exc:
             log.error("redis unavailable while checking credentials: %s", exc)
-            await self._refuse(send, Refused(503, "unavailable", "Redis is unavailable; retry later"))
+            await send_refusal(send, Refused(503, "unavailable", "Redis is unavailable; retry later"))
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
@@ -275,11 +275,9 @@ class AuthMiddleware:
         if not claim_nonce(self.redis, params.key_id, params.nonce, 2 * self.settings.hmac_skew_s):
             raise HmacError("replayed", "DSX-HMAC nonce already used (replayed request)")
 
-    async def _refuse(self, send: Send, refused: Refused) -> None:
-        await send_refusal(send, refused)
-
 
 async def send_refusal(send: Send, refused: Refused) -> None:
+    """Answer ``refused`` as JSON, with ``WWW-Authenticate`` on a 401 and ``Retry-After`` when set."""
     body = json.dumps({"status": "error", "message": refused.message, "error": refused.reason}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if refused.status == 401:
