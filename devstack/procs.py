@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -97,12 +98,39 @@ def wait_for(
         ) from None
 
 
+_HANDED_OUT: set[int] = set()
+_PORT_SPAN = 12000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A TCP port nobody listens on right now, below the kernel's ephemeral range and not handed out
+    before by this process. A server is started on it later: a port the kernel handed out (bind to 0)
+    lies in the ephemeral range, where any outgoing connection, or a client's connect to a dead port
+    that the kernel answers by connecting it to itself, can take it as its source port meanwhile, and
+    the server's bind then fails with "address already in use"."""
+    low = _ephemeral_low()
+    first = max(1024, low - _PORT_SPAN)
+    if len(_HANDED_OUT) > (low - first) // 2:
+        _HANDED_OUT.clear()
+    for _ in range(500):
+        port = random.randint(first, low - 1)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
         return port
+    raise StackError(f"no free TCP port between {first} and {low - 1}")
 
 
 def uvicorn_argv(app: str, port: int, log_level: str = "warning") -> list[str]:

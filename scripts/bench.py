@@ -42,7 +42,7 @@ import redis
 from devstack.errors import StackError
 from devstack.graph import components
 from devstack.probes import api_json, wait_ready
-from devstack.procs import group_members, read_records, spawn, stop
+from devstack.procs import free_port, group_members, read_records, spawn, stop
 from devstack.scan import wait_for_connector, wait_for_job
 from devstack.settings import StackConfig
 from scripts import bench_memory
@@ -63,14 +63,6 @@ request = function()
   return wrk.format("POST", nil, {["Content-Type"] = "application/octet-stream"}, bodies[i])
 end
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def default_work_root() -> Path | None:

@@ -3,6 +3,7 @@ the test support re-exporting it, and its ServiceProcess lifecycle."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +79,18 @@ def test_the_test_support_is_devstack_under_its_old_names() -> None:
     assert support_postgres.postgres_server is emulators.postgres_server
     assert support_emulators.AZURITE_KEY is emulators.AZURITE_KEY
     assert emulators.AZURITE_KEY in emulators.azurite_connection_string("http://127.0.0.1:1")
+
+
+@pytest.mark.unit
+def test_free_ports_lie_below_the_ephemeral_range_and_are_not_handed_out_twice() -> None:
+    """A server started later on a port from the ephemeral range can find it taken by an outgoing
+    connection's source port (a clean-clone CI run lost a connector that way)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [procs.free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
+    assert all(1024 <= port < low for port in ports)
+    held = socket.create_server(("127.0.0.1", ports[0]))  # each was free when handed out
+    held.close()
 
 
 @pytest.mark.integration
