@@ -60,6 +60,10 @@ class RuleSet:
     engine_version: str
     rules_version: str
     loaded_at: str = field(default_factory=utcnow_iso)
+    # what ``rules_version`` digests besides clamd's version (see :func:`load_ruleset`), and
+    # clamd's ``VERSION`` answer it was built with: :meth:`with_clamd_version` needs both
+    sources: tuple[str, str] = ("", "")
+    clamd_version: str = ""
     engines: tuple[Engine, ...] = field(init=False)
     member_engines: tuple[Engine, ...] = field(init=False)
     identity: str = field(init=False)
@@ -72,6 +76,22 @@ class RuleSet:
         object.__setattr__(self, "member_engines", members)
         object.__setattr__(self, "engines", engines)
         object.__setattr__(self, "identity", identity)
+
+    def with_clamd_version(self, clamd_version: str) -> RuleSet:
+        """This rule set (the same engines) named after clamd's new ``VERSION`` answer: freshclam
+        changed clamd's signatures, so the identity must change too (verdict caches key on it).
+        Its ``loaded_at`` stays: the rules were not loaded again."""
+        return RuleSet(
+            self.eicar,
+            self.blocklist,
+            self.yara,
+            self.clamav,
+            _engine_version(clamd_version),
+            _rules_version(self.sources, clamd_version),
+            self.loaded_at,
+            self.sources,
+            clamd_version,
+        )
 
     def detect(self, item: ScanInput) -> Hit | None:
         """The first engine hit for a file as sent, or None."""
@@ -118,11 +138,11 @@ def load_ruleset(settings: DsxaLiteSettings, owner: threading.Thread | None = No
             window_bytes=settings.yara_window_bytes,
             overlap_bytes=settings.yara_window_overlap_bytes,
             owner=owner,
+            session_time_limit_s=settings.archive_time_limit_s,
         )
     except RulesError as exc:
         raise RuleSetError(f"invalid configuration:\n  DSXA_LITE_RULES_DIR: {exc}") from None
     blocklist = BlocklistEngine(entries)
-    engine_version = f"yara-x {YARA_X_VERSION}"
     clamav = None
     clamd_version = ""
     if settings.clamd is not None:
@@ -131,10 +151,28 @@ def load_ruleset(settings: DsxaLiteSettings, owner: threading.Thread | None = No
             clamd_version = clamav.version()
         except ClamdError as exc:
             raise RuleSetError(f"invalid configuration:\n  DSXA_LITE_CLAMD: {exc}") from None
-        engine_version += f", {clamd_version}"
-    combined = (
-        f"rules:{yara.digest}\nblocklist:{blocklist.digest}\nclamd:{clamd_version}\n"
-        f"settings:{verdict_settings(settings)}\n"
+    sources = (
+        f"rules:{yara.digest}\nblocklist:{blocklist.digest}\n",
+        f"settings:{verdict_settings(settings)}\n",
     )
-    rules_version = hashlib.sha256(combined.encode()).hexdigest()[:16]
-    return RuleSet(EicarEngine(), blocklist, yara, clamav, engine_version, rules_version)
+    return RuleSet(
+        EicarEngine(),
+        blocklist,
+        yara,
+        clamav,
+        _engine_version(clamd_version),
+        _rules_version(sources, clamd_version),
+        sources=sources,
+        clamd_version=clamd_version,
+    )
+
+
+def _engine_version(clamd_version: str) -> str:
+    return f"yara-x {YARA_X_VERSION}, {clamd_version}" if clamd_version else f"yara-x {YARA_X_VERSION}"
+
+
+def _rules_version(sources: tuple[str, str], clamd_version: str) -> str:
+    """The digest of the rules and block list, clamd's version and the settings (``sources``: the
+    parts before and after clamd's)."""
+    combined = f"{sources[0]}clamd:{clamd_version}\n{sources[1]}"
+    return hashlib.sha256(combined.encode()).hexdigest()[:16]

@@ -49,7 +49,9 @@ class DsxaLiteSettings(BaseSettings):
     - ``SCAN_ROOTS``: folders ``GET /scan/by_path`` may read (CSV; empty: the route is off).
     - ``VERDICT_CACHE_SIZE``: verdicts kept by SHA-256 for ``/scan/by_hash`` (0: none).
     - ``CLAMD``: a clamd to ask too (``/path/to/clamd.sock``, ``unix:/path`` or ``host:port``);
-      ``CLAMD_TIMEOUT_S`` per call.
+      ``CLAMD_TIMEOUT_S`` per call; its ``VERSION`` (database number and date, which freshclam
+      changes) is asked again at most every ``CLAMD_VERSION_INTERVAL_S`` (when a request comes),
+      and the identity follows it.
     - ``HOST`` / ``PORT``: where ``python -m dsxa_lite`` listens (127.0.0.1 unless told otherwise:
       containers set ``0.0.0.0``).
     - ``USE_TLS`` / ``TLS_CERTFILE`` / ``TLS_KEYFILE``: serve HTTPS (``python -m dsxa_lite``; under
@@ -82,6 +84,7 @@ class DsxaLiteSettings(BaseSettings):
     by_path_results: int = Field(default=10_000, ge=1)
     clamd: str | None = None
     clamd_timeout_s: float = Field(default=30.0, gt=0)
+    clamd_version_interval_s: float = Field(default=60.0, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=1, le=65535)
     use_tls: bool = False

@@ -1,7 +1,11 @@
 """Operator routes: ``POST /admin/reload`` rebuilds the rules without a restart (as SIGHUP does).
 
 Protected by the scanner token (``AUTH_TOKEN``/``AUTH`` header) when one is set; without a token
-only loopback clients may call it.
+only loopback clients may call it, and only directly: a request carrying a proxy's forwarding
+headers (``X-Forwarded-*``, ``Forwarded``, ``X-Real-IP``, ``Via``, ``X-Envoy-*``) is refused, since
+behind a proxy on the same host (a service-mesh sidecar forwards from 127.0.0.6) every remote
+caller arrives from loopback. A proxy that adds none of them (a plain TCP one) cannot be told
+apart: set ``DSXA_LITE_AUTH_TOKEN`` wherever one is in front.
 """
 
 from __future__ import annotations
@@ -18,6 +22,20 @@ from dsxa_lite.service import ScanService
 
 router = APIRouter(tags=["admin"])
 
+# headers a proxy adds to what it forwards (lower case, as ASGI gives them); names ending in "-"
+# are prefixes
+_PROXY_HEADERS = ("x-forwarded-", "forwarded", "x-real-ip", "via", "x-envoy-", "x-original-forwarded-for")
+
+
+def _forwarded(request: Request) -> str | None:
+    """The first proxy forwarding header of ``request``, or None."""
+    for raw, _ in request.scope["headers"]:
+        name = raw.decode("latin-1").lower()
+        for proxy in _PROXY_HEADERS:
+            if name.startswith(proxy) if proxy.endswith("-") else name == proxy:
+                return name
+    return None
+
 
 def _allowed(request: Request, service: ScanService) -> JSONResponse | None:
     token = service.auth_token
@@ -33,6 +51,12 @@ def _allowed(request: Request, service: ScanService) -> JSONResponse | None:
         loopback = False
     if not loopback:
         return error_response(403, "set DSXA_LITE_AUTH_TOKEN to reload from another host")  # type: ignore[return-value]
+    forwarded = _forwarded(request)
+    if forwarded is not None:
+        return error_response(  # type: ignore[return-value]
+            403,
+            f"request came through a proxy ({forwarded} header): set DSXA_LITE_AUTH_TOKEN to reload through one",
+        )
     return None
 
 
@@ -40,7 +64,9 @@ def _allowed(request: Request, service: ScanService) -> JSONResponse | None:
     "/admin/reload",
     responses={
         401: {"description": "Missing or wrong token"},
-        403: {"description": "No token configured and the caller is not on loopback"},
+        403: {
+            "description": "No token configured and the caller is not on loopback, or came through a proxy"
+        },
         422: {"description": "The new rules failed to build; the current ones stay (`error` says why)"},
     },
 )

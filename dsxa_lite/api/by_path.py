@@ -1,6 +1,12 @@
 """DSXA's scan by path: ``GET /scan/by_path`` starts a scan of a file the scanner reads itself
 (``Stream-Path`` header, only under ``DSXA_LITE_SCAN_ROOTS``) and answers ``Scanning`` with a
 ``scan_guid``; ``POST /result/by_path`` (``{"scan_guid": ...}``) answers the verdict once ready.
+
+The file's size is taken from ``fstat`` when it is opened: a file over the size limit answers
+``Non Compliant`` / ``File Size Too Large`` without a byte of it read (so without a hash:
+``file_info`` is null, the size is in ``event_description``), and no more than that size is read
+from a file within it, however much it grows meanwhile (a sparse or growing file would otherwise
+hold a thread for as long as it takes to read).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 
 from dsxa_lite.api.scan import JSON, RawHeaders, _check_request, error_response, request_passwords
-from dsxa_lite.body import receive_body
+from dsxa_lite.body import ReceivedBody, receive_body
 from dsxa_lite.by_path import PathMissing, PathRefused, PathScan, PathScans, open_under_roots
 from dsxa_lite.service import Outcome, ScanFailed, ScanService, verdict_document
 from shared.models import Verdict
@@ -37,16 +43,23 @@ def _store(request: Request) -> PathScans[Outcome]:
     return scans
 
 
-async def _chunks(fd: int) -> AsyncIterator[bytes]:
-    while chunk := await anyio.to_thread.run_sync(os.read, fd, CHUNK_BYTES):
+async def _chunks(fd: int, size: int) -> AsyncIterator[bytes]:
+    """The file's first ``size`` bytes (fewer if it ends before)."""
+    left = size
+    while left > 0 and (chunk := await anyio.to_thread.run_sync(os.read, fd, min(CHUNK_BYTES, left))):
+        left -= len(chunk)
         yield chunk
 
 
 async def _run(service: ScanService, fd: int, scan: PathScan[Outcome], passwords: tuple[str, ...]) -> None:
     settings = service.settings
     try:
+        size = (await anyio.to_thread.run_sync(os.fstat, fd)).st_size
+        if size > settings.max_file_size_bytes:  # not read: no hash (see the module docstring)
+            scan.result = service.scan(ReceivedBody("", size, b"", too_large=True))
+            return
         body = await receive_body(
-            _chunks(fd),
+            _chunks(fd, size),
             max_size=settings.max_file_size_bytes,
             spool_threshold=settings.spool_threshold_bytes,
             spool_dir=settings.spool_dir,
@@ -136,4 +149,6 @@ async def result_by_path(request: Request) -> Response:
         )
     else:
         document = verdict_document(scan.result, scan.duration_us, scan.protected_entity, scan.metadata, guid)
+        if not scan.result.sha256:  # too large: not read, so no hash and no type to answer
+            document["file_info"] = None
     return Response(json.dumps(document), media_type=JSON)

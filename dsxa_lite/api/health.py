@@ -1,6 +1,8 @@
 """Identity and health routes: ``/alive``, ``/ping``, ``/healthz``, ``/readyz``, ``/version``.
 
-None of them needs the scanner token: they expose no file and no secret.
+None of them needs the scanner token: they expose no file and no secret, and no rule content
+(``/version``'s ``last_reload`` says whether the last reload failed, not why: the reason quotes
+rule and block-list lines; it goes to the log and to ``POST /admin/reload``'s answer).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from dsxa_lite.service import ScanService
+from dsxa_lite.api.clamd_version import current_ruleset
+from dsxa_lite.service import ReloadResult, ScanService
 from dsxa_lite.version import __version__
 from shared.health import liveness_router
 from shared.models import utcnow_iso
@@ -48,12 +51,25 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "ts": utcnow_iso()})
 
 
+#: ``last_reload.error`` on ``/version`` when the last reload failed (the reason is not shown there)
+RELOAD_FAILED = "reload failed; the reason is in the scanner's log and in the POST /admin/reload answer"
+
+
+def _public_reload(reload: ReloadResult) -> dict[str, Any]:
+    """``reload`` for anyone: whether it failed and when, not why (the reason quotes rules)."""
+    public = dataclasses.asdict(reload)
+    if public["error"] is not None:
+        public["error"] = RELOAD_FAILED
+    return public
+
+
 @router.get("/version")
 async def version(request: Request) -> dict[str, Any]:
     """Service, engine and rule-set versions; ``identity`` (also ``engine_version`` of every
-    answer) changes whenever the rules, block list or engines do, so verdict caches key on it."""
+    answer) changes whenever the rules, block list or engines do (clamd's signatures included),
+    so verdict caches key on it."""
     service: ScanService = request.app.state.scan_service
-    ruleset = service.ruleset
+    ruleset = await current_ruleset(service)
     reload = service.last_reload
     return {
         "version": __version__,
@@ -67,5 +83,5 @@ async def version(request: Request) -> dict[str, Any]:
         "max_file_size_bytes": service.settings.max_file_size_bytes,
         "archives": service.settings.archives,
         "archive_limits": dataclasses.asdict(service.limits),
-        "last_reload": dataclasses.asdict(reload) if reload is not None else None,
+        "last_reload": _public_reload(reload) if reload is not None else None,
     }

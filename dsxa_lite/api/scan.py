@@ -25,6 +25,7 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
+from dsxa_lite.api.clamd_version import follow_clamd
 from dsxa_lite.body import BadBody, decode_base64, receive_body
 from dsxa_lite.service import Outcome, ScanFailed, ScanService, verdict_document
 from shared.models import DsxaVerdict, Verdict
@@ -33,6 +34,8 @@ log = logging.getLogger("dsxa_lite.scan")
 
 JSON = "application/json"
 MAX_HASH_BODY_BYTES = 1024
+# ``protected_entity``: a tenant id, a non-negative 32-bit integer (DSXA's), echoed in the answer
+MAX_PROTECTED_ENTITY = 2**31 - 1
 _VERDICT_DOC: dict[int | str, dict[str, Any]] = {
     200: {"model": DsxaVerdict, "description": "The verdict"},
     400: {"description": "Bad request (verdict-shaped body, reason says why)"},
@@ -77,7 +80,10 @@ class RawHeaders:
 
 
 def _check_request(service: ScanService, headers: RawHeaders | Headers) -> Response | int:
-    """The ``protected_entity`` of an acceptable request, or the error response to send."""
+    """The ``protected_entity`` of an acceptable request, or the error response to send.
+
+    Also asks clamd its version again when that is due (in the background: see
+    :mod:`dsxa_lite.api.clamd_version`)."""
     token = service.auth_token
     if token is not None:
         sent = headers.get("auth_token")
@@ -85,13 +91,20 @@ def _check_request(service: ScanService, headers: RawHeaders | Headers) -> Respo
             sent = headers.get("auth")
         if sent is None or not hmac.compare_digest(sent.encode("latin-1"), token):
             return error_response(401, "missing or invalid AUTH_TOKEN")
+    if service.ruleset.clamav is not None:
+        follow_clamd(service)
     entity = headers.get("protected_entity")
     if entity is None:
         return 1
-    try:
-        return int(entity)
-    except ValueError:
-        return error_response(400, "protected_entity must be an integer")
+    entity = entity.strip()
+    # ASCII digits only: int() would take a sign, "_" and any script's digits; the length check
+    # keeps int() from parsing thousands of them
+    if (
+        not (entity.isascii() and entity.isdigit() and len(entity) <= 10)
+        or int(entity) > MAX_PROTECTED_ENTITY
+    ):
+        return error_response(400, f"protected_entity must be an integer from 0 to {MAX_PROTECTED_ENTITY}")
+    return int(entity)
 
 
 def request_passwords(headers: RawHeaders | Headers) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
+import time
 
 from dsxa_lite.engines import Hit, ScanInput
 from dsxa_lite.threats import ThreatType
@@ -69,6 +70,9 @@ class ClamavEngine:
         self.address = address
         self.family, self.target = parse_address(address)
         self.timeout_s = timeout_s
+        # when :meth:`version` was last asked (``time.monotonic()``; 0: never), so the version
+        # the identity names is asked again now and then (dsxa_lite.api.clamd_version)
+        self.version_asked_at = 0.0
 
     def _connect(self) -> socket.socket:
         try:
@@ -92,10 +96,20 @@ class ClamavEngine:
         return data.rstrip(b"\0").decode("utf-8", "replace").strip()
 
     def version(self) -> str:
-        """clamd's ``VERSION`` answer (engine, database version and date)."""
-        with self._connect() as sock:
-            sock.sendall(b"zVERSION\0")
-            return self._reply(sock)
+        """clamd's ``VERSION`` answer (engine, database version and date; freshclam's updates
+        change it)."""
+        self.version_asked_at = time.monotonic()
+        try:
+            with self._connect() as sock:
+                sock.sendall(b"zVERSION\0")
+                answer = self._reply(sock)
+        except ClamdError:
+            raise
+        except OSError as exc:  # a timeout or a reset after the connection was made
+            raise ClamdError(f"clamd at {self.address}: {exc}") from None
+        if not answer:
+            raise ClamdError(f"clamd at {self.address} answered VERSION with nothing")
+        return answer
 
     def scan(self, item: ScanInput) -> Hit | None:
         """Hit when clamd finds a signature in the file; :class:`ClamdError` when it cannot say."""

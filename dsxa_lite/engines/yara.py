@@ -23,6 +23,12 @@ scans small bodies inline: ~1 µs for 4 KiB; created there on first use, so rule
 in another thread), a scanner per :meth:`YaraEngine.session` for a thread that scans many files in
 a row (an archive), and any other call builds a scanner on the shared compiled rules (~14 µs).
 Call :meth:`YaraEngine.close` from the owner thread when the engine may be freed elsewhere.
+
+The timeout bounds one scan call (one window). A :meth:`YaraEngine.session` (an archive walk) may
+also have a total time limit (``session_time_limit_s``, the archive time limit): a file larger
+than a window is checked against it between its windows, and past it the scan ends with
+:class:`ScanTimeout` (Not Scanned), so a large member cannot keep a walk going window after window
+long past the walk's limit (the walk itself checks it only between members and chunks).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -65,11 +72,14 @@ class YaraEngine:
         window_bytes: int = 16 * 1024 * 1024,
         overlap_bytes: int = 64 * 1024,
         owner: threading.Thread | None = None,
+        session_time_limit_s: float | None = None,
     ) -> None:
         """``rules_dir`` is compiled; rules compiled elsewhere (a YARA worker process,
         :mod:`dsxa_lite.yara_worker`, which only calls :meth:`scan_window`) are used as they are,
-        with no digest and no file list."""
+        with no digest and no file list. ``session_time_limit_s``: the total time limit of the
+        scans of one :meth:`session` (None: none)."""
         self.timeout_s = timeout_s
+        self.session_time_limit_s = session_time_limit_s
         self.window_bytes = window_bytes
         self.overlap_bytes = overlap_bytes
         self.files: list[str]
@@ -105,13 +115,20 @@ class YaraEngine:
             raise RulesError(f"cannot list {rules_dir}: {exc}") from None
         if not files:
             raise RulesError(f"no *.yar files in {rules_dir}")
+        error = None
         for path in files:
             try:
                 source = path.read_text(encoding="utf-8")
                 compiler.new_namespace(path.stem)
                 compiler.add_source(source, origin=str(path))
             except (OSError, UnicodeDecodeError, yara_x.CompileError) as exc:
-                raise RulesError(f"{path}: {exc}") from None
+                error = f"{path}: {exc}"
+                break
+        if error is not None:
+            # dropped here: the error's traceback keeps this frame, and pyo3 refuses to drop the
+            # (unsendable) compiler on the thread that handles the error (a reload's, not this one)
+            del compiler
+            raise RulesError(error)
         rules = compiler.build()
         serialized = io.BytesIO()
         rules.serialize_into(serialized)
@@ -133,15 +150,24 @@ class YaraEngine:
     @contextmanager
     def session(self) -> Iterator[None]:
         """Reuse one scanner for every scan of this thread inside the block (created and dropped
-        here, on this thread): an archive's members cost a scan each, not a scanner each."""
-        if threading.current_thread() is self._owner or getattr(self._local, "scanner", None) is not None:
-            yield
-            return
-        self._local.scanner = self._new_scanner()
+        here, on this thread): an archive's members cost a scan each, not a scanner each. The
+        scans of the outermost block share its time limit (``session_time_limit_s``)."""
+        outermost = self.session_time_limit_s is not None and getattr(self._local, "deadline", None) is None
+        if outermost:
+            assert self.session_time_limit_s is not None
+            self._local.deadline = time.monotonic() + self.session_time_limit_s
         try:
-            yield
+            if threading.current_thread() is self._owner or getattr(self._local, "scanner", None) is not None:
+                yield
+                return
+            self._local.scanner = self._new_scanner()
+            try:
+                yield
+            finally:
+                del self._local.scanner
         finally:
-            del self._local.scanner
+            if outermost:
+                del self._local.deadline
 
     def close(self) -> None:
         """Drop the building thread's scanner (from that thread), so that the engine can be freed
@@ -161,6 +187,7 @@ class YaraEngine:
             data = item.data if item.data is not None else item.read_at(0, item.size)
             return self._scan_window(scanner, data, 0)
         step = self.window_bytes - self.overlap_bytes
+        deadline: float | None = getattr(self._local, "deadline", None)
         offset = 0
         while offset < item.size:
             hit = self._scan_window(scanner, item.read_at(offset, self.window_bytes), offset)
@@ -169,6 +196,11 @@ class YaraEngine:
             if offset + self.window_bytes >= item.size:
                 break
             offset += step
+            if deadline is not None and time.monotonic() > deadline:
+                raise ScanTimeout(
+                    f"Archive scan time limit of {self.session_time_limit_s:g} s reached "
+                    f"(YARA had scanned {offset} of {item.size} bytes)"
+                )
         return None
 
     def scan_window(self, data: bytes, offset: int, file_type: str, size: int) -> Hit | None:

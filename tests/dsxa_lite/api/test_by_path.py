@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
+import types
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -17,7 +19,7 @@ from tests.support.procs import wait_for
 
 from .. import archive_samples as build
 from ..dsxa_schema import check_answer
-from ..samples import eicar, filler, sha256
+from ..samples import MARKER, eicar, filler, sha256
 from ..servers import Scanner, running_scanner
 
 pytestmark = pytest.mark.integration
@@ -165,3 +167,98 @@ def test_result_by_path_refuses_a_large_body(path_scanner: Scanner) -> None:
 
     response = httpx.post(path_scanner.url + "/result/by_path", content=chunked())
     assert response.status_code == 413, response.text
+
+
+class _CountingOs(types.ModuleType):
+    """``os`` for ``dsxa_lite.api.by_path``: counts the bytes ``read`` gives (and gives no more
+    past ``cap``: end of file, so a scan that would read everything ends), and may report a
+    smaller ``st_size`` than the file has (a file that grew after it was opened)."""
+
+    def __init__(self, cap: int, reported_size: int | None = None) -> None:
+        super().__init__("os")
+        self.cap = cap
+        self.reported_size = reported_size
+        self.bytes_read = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def read(self, fd: int, count: int) -> bytes:
+        if self.bytes_read >= self.cap:
+            return b""
+        data = os.read(fd, count)
+        self.bytes_read += len(data)
+        return data
+
+    def fstat(self, fd: int) -> os.stat_result:
+        real = os.fstat(fd)
+        if self.reported_size is None:
+            return real
+        fields = list(real)
+        fields[stat.ST_SIZE] = self.reported_size
+        return os.stat_result(fields)
+
+
+def _scan_in_process(settings: Any, path: Path) -> dict[str, Any]:
+    """Start a scan by path on an in-process app and answer its result once it is done."""
+    import asyncio
+
+    import anyio
+
+    from dsxa_lite.api import by_path
+    from dsxa_lite.app import create_app
+
+    async def call() -> dict[str, Any]:
+        app = create_app(settings)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as client:
+            started = await client.get("/scan/by_path", headers={"Stream-Path": str(path)})
+            assert started.status_code == 200, started.text
+            await asyncio.gather(*by_path._tasks)  # the scan's task: done when it is
+            response = await client.post("/result/by_path", json={"scan_guid": started.json()["scan_guid"]})
+            assert response.status_code == 200, response.text
+            answer: dict[str, Any] = response.json()
+            return answer
+
+    return anyio.run(call)
+
+
+@pytest.mark.unit
+def test_file_over_the_limit_is_non_compliant_without_being_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsxa_lite.api import by_path
+    from dsxa_lite.settings import DsxaLiteSettings
+
+    huge = tmp_path / "sparse.bin"
+    with huge.open("wb") as sparse:
+        sparse.truncate(10 * 1024**3)  # 10 GiB, no block written
+    counting = _CountingOs(cap=64 * 1024 * 1024)  # reading it all would take minutes: cut there
+    monkeypatch.setattr(by_path, "os", counting)
+    settings = DsxaLiteSettings(scan_roots=[tmp_path.resolve()], max_file_size_bytes=1024 * 1024)
+    started = time.perf_counter()
+    answer = _scan_in_process(settings, huge)
+    assert time.perf_counter() - started < 30
+    check_answer(answer)
+    assert answer["verdict"] == "Non Compliant"
+    assert answer["verdict_details"]["reason"] == "File Size Too Large"
+    assert str(10 * 1024**3) in answer["verdict_details"]["event_description"]
+    assert answer["file_info"] is None  # not read: no hash to give
+    assert counting.bytes_read == 0
+
+
+@pytest.mark.unit
+def test_a_file_is_read_no_further_than_its_size_when_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsxa_lite.api import by_path
+    from dsxa_lite.settings import DsxaLiteSettings
+
+    head = filler(5000)
+    growing = tmp_path / "growing.log"
+    growing.write_bytes(head + MARKER)  # the marker written after the scanner's fstat
+    monkeypatch.setattr(by_path, "os", _CountingOs(cap=1 << 62, reported_size=len(head)))
+    answer = _scan_in_process(DsxaLiteSettings(scan_roots=[tmp_path.resolve()]), growing)
+    check_answer(answer)
+    assert answer["verdict"] == "Benign"
+    assert answer["file_info"]["file_size_in_bytes"] == len(head)
+    assert answer["file_info"]["file_hash"] == sha256(head)

@@ -128,6 +128,25 @@ def test_non_integer_protected_entity_is_a_400(client: httpx.Client) -> None:
     assert "protected_entity" in response.json()["verdict_details"]["reason"]
 
 
+@pytest.mark.parametrize(
+    "entity",
+    ["-1", "2147483648", "9" * 5000, "+5", "1_000", "\u0663", "", "0x10"],
+    ids=["negative", "past-int32", "5000-digits", "plus-sign", "underscore", "arabic-digit", "empty", "hex"],
+)
+def test_protected_entity_outside_0_to_int32_max_is_a_400(client: httpx.Client, entity: str) -> None:
+    response = client.post(BINARY, content=b"x", headers={"protected_entity": entity.encode()})
+    assert response.status_code == 400, response.text
+    assert response.json()["verdict"] == "Not Scanned"
+    assert "protected_entity" in response.json()["verdict_details"]["reason"]
+    assert len(response.content) < 1000  # the value is not echoed
+
+
+@pytest.mark.parametrize("entity", ["0", "2147483647", "042"])
+def test_protected_entity_within_range_is_echoed(client: httpx.Client, entity: str) -> None:
+    answer = scan(client, b"x", protected_entity=entity)
+    assert answer["protected_entity"] == int(entity)
+
+
 def test_file_at_the_size_limit_is_scanned(client: httpx.Client) -> None:
     data = filler(4 * 1024 * 1024 - len(MARKER)) + MARKER
     answer = scan(client, data)

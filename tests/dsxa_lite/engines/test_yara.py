@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,3 +198,29 @@ def test_engine_scans_from_other_threads_and_is_freed_cleanly(tmp_path: Path) ->
     assert [hit is not None for hit in hits] == [True] * 8 + [False]
     del engine, hits
     gc.collect()  # a yara_x.Scanner dropped on a thread other than its own reports an error here
+
+
+def test_archive_member_scanned_past_the_archive_time_limit_is_not_scanned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the walk checks its time limit between members and chunks only: one large member scanned
+    # window by window must be held to it too. Each YARA window takes "10 s" here.
+    import time
+
+    from .. import archive_samples as build
+    from ..in_process import scan, service
+
+    elapsed = [0.0]
+    real_clock = time.monotonic
+    real_window = YaraEngine._scan_window
+
+    def slow_window(self: YaraEngine, *args: Any) -> Any:
+        elapsed[0] += 10.0
+        return real_window(self, *args)
+
+    monkeypatch.setattr(time, "monotonic", lambda: real_clock() + elapsed[0])
+    monkeypatch.setattr(YaraEngine, "_scan_window", slow_window)
+    scanner = service(yara_window_bytes=4096, yara_window_overlap_bytes=0, archive_time_limit_s=5)
+    outcome = scan(scanner, build.zip_of({"big.bin": filler(16 * 4096, seed=7)}))
+    assert outcome.verdict == "Not Scanned", outcome
+    assert "time limit of 5 s" in outcome.reason and "big.bin" in outcome.reason
