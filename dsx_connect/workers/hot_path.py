@@ -101,8 +101,21 @@ def batchable(task: ScanTask, connector: ConnectorRef) -> bool:
     return refused_at is None or time.monotonic() - refused_at > _NO_BATCH_RETRY_S
 
 
+def json_safe(body: bytes) -> bytes:
+    """``body``, or nothing when it is JSON nested past the parser's depth: such an answer names no
+    field the core reads, and the shared parsers (``classify``, ``error_reason``) raise on it."""
+    try:
+        json.loads(body)
+    except RecursionError:
+        return b""
+    except ValueError:
+        pass
+    return body
+
+
 def connector_error(status: int, body: bytes, what: str) -> DsxError:
     """The error of a connector's failed answer, by ``connector_client.classify``."""
+    body = json_safe(body)
     reason = error_reason(body) if body else ""
     kind = classify(status, body)
     if kind is AnswerKind.GONE:
@@ -110,6 +123,28 @@ def connector_error(status: int, body: bytes, what: str) -> DsxError:
     if kind is AnswerKind.UNAVAILABLE:
         return ConnectorUnavailable(f"{what}: connector unavailable ({status}): {reason}", status_code=status)
     return PermanentError(f"{what}: connector refused ({status}): {reason}", status_code=status)
+
+
+def is_json(media_type: str) -> bool:
+    """Whether a media type (lower case, no parameters) is JSON: ``application/json``, ``text/json``,
+    ``application/problem+json``... A connector's JSON answer to a read is an error, never the file."""
+    subtype = media_type.rpartition("/")[2]
+    return subtype == "json" or subtype.endswith("+json")
+
+
+def delimited(answer: Answer) -> bool:
+    """Whether the answer's end can be told from a cut connection: it has a Content-Length or is
+    chunked (SPEC §5). Without either, a connection closed mid-file would pass for the file's end."""
+    if answer.content_length is not None:
+        return True
+    return "chunked" in (answer.header("Transfer-Encoding") or "").lower()
+
+
+def undelimited(what: str) -> ConnectorUnavailable:
+    return ConnectorUnavailable(
+        f"{what}: connector answered without Content-Length or chunked encoding: "
+        "its end cannot be told from a cut connection"
+    )
 
 
 def valid_version(value: object) -> str | None:
@@ -175,6 +210,8 @@ async def read_items(
             if answer.content_type != MEDIA_TYPE:
                 reason = error_reason(await answer.read(ERROR_BODY_LIMIT))
                 raise PermanentError(f"read_files: connector answered {answer.content_type!r}: {reason}")
+            if not delimited(answer):
+                raise undelimited("read_files")
             content = await answer.read(_ANSWER_LIMIT + 1)
             found_versions = _versions_of(answer.header(ITEM_VERSIONS_HEADER), len(tasks))
     except (TimeoutError, OSError) as exc:
@@ -258,20 +295,26 @@ async def scan_item(
             version = valid_version(item.header(ITEM_VERSION_HEADER))
             if versions is not None and version is not None:
                 versions[task.id] = version
-            if item.content_type == "application/json":
+            if is_json(item.content_type):
                 reason = error_reason(await item.read(ERROR_BODY_LIMIT))
                 raise PermanentError(f"read_file: connector answered JSON instead of the file: {reason}")
+            if not delimited(item):
+                raise undelimited("read_file")
             size = item.content_length
             if size is not None and size > cfg.max_file_size_bytes:
                 return too_large(size, cfg.max_file_size_bytes)
-            body: bytes | AsyncIterator[bytes]
-            if size is not None and size <= SMALL_BODY:
-                body = await item.read()
-            else:
-                body = _from_connector(item)  # streamed to the scanner piece by piece, never held whole
+            body = await item.read() if size is not None and size <= SMALL_BODY else None
         except (TimeoutError, OSError) as exc:
             raise ConnectorUnavailable(f"read_file: connector failed while sending: {exc!r}") from None
-        return await _scan(pool, body, size, headers, cfg)
+        if body is not None:
+            return await _scan(pool, body, size, headers, cfg)
+        stream = _Counted(item, cfg.max_file_size_bytes)  # to the scanner piece by piece, never held whole
+        try:
+            return await _scan(pool, stream.chunks(), size, headers, cfg)
+        except Exception:
+            if stream.over:  # stopped by the count, whatever the transport made of that
+                return too_large(stream.size, cfg.max_file_size_bytes)
+            raise
 
 
 async def scan_sample(transport: Transport, data: bytes, metadata: str, cfg: ScanConfig) -> DsxaVerdict:
@@ -308,10 +351,30 @@ async def _scan(
     raise error
 
 
-async def _from_connector(item: Answer) -> AsyncIterator[bytes]:
-    """The connector's answer as a stream; its failures are the connector's, not the scanner's."""
-    try:
-        async for chunk in item.iter_chunks():
-            yield chunk
-    except (TimeoutError, OSError) as exc:
-        raise ConnectorUnavailable(f"read_file: connector failed while streaming: {exc!r}") from None
+class _TooLarge(Exception):
+    pass
+
+
+class _Counted:
+    """The connector's answer as a stream, counted: past ``limit`` bytes it stops, so an answer
+    without a declared size (chunked) is held to the size limit too."""
+
+    def __init__(self, item: Answer, limit: int) -> None:
+        self._item = item
+        self._limit = limit
+        self.size = 0
+
+    @property
+    def over(self) -> bool:
+        return self.size > self._limit
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Its failures are the connector's, not the scanner's."""
+        try:
+            async for chunk in self._item.iter_chunks():
+                self.size += len(chunk)
+                if self.over:
+                    raise _TooLarge(f"read_file: more than {self._limit} bytes")
+                yield chunk
+        except (TimeoutError, OSError) as exc:
+            raise ConnectorUnavailable(f"read_file: connector failed while streaming: {exc!r}") from None

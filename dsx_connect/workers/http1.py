@@ -8,7 +8,8 @@ control are asyncio's (uvloop in the workers).
 
 Its scope is deliberately small: HTTP/1.1 with keep-alive, request bodies as bytes or an async
 stream (Content-Length when known, else chunked), responses with Content-Length, chunked or
-close-delimited bodies, read whole or streamed with back-pressure, and a per-read timeout. No
+close-delimited bodies, read whole or streamed with back-pressure, and a per-read timeout. A
+hostile peer's head, trailers and chunk extensions are bounded (trailers are dropped unread). No
 redirects, cookies, proxies or compression: the hot path needs none. Control-plane calls use httpx.
 
 Callers bound their own concurrency (the scan step's semaphore), so the pool needs no limit: it
@@ -33,6 +34,8 @@ HIGH_WATER = 1 << 20  # stop reading from the socket once this much response bod
 LOW_WATER = HIGH_WATER // 4
 KEEPALIVE_S = 30.0  # an idle connection older than this is closed instead of reused
 MAX_HEAD_BYTES = 64 * 1024  # an answer's status line and headers: more is refused (a hostile peer)
+# and what a chunked body carries besides its bytes and their framing (trailers, chunk extensions)
+MAX_TAIL_BYTES = MAX_HEAD_BYTES
 
 
 class HttpClientError(OSError):
@@ -150,6 +153,13 @@ class _Connection(asyncio.Protocol):
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._head_bytes = 0
+        # Bytes after the feed that ended the head, less the body's: a chunked body's framing and
+        # trailers. ``_framing`` is what its chunks' size lines and CRLFs need; the rest is bounded.
+        self._after_head = False
+        self._body_bytes = 0
+        self._tail_bytes = 0
+        self._framing = 0
+        self._chunk_bytes = 0
 
     # ---- asyncio.Protocol
 
@@ -158,23 +168,36 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received_any = True
+        self._after_head = self.headers_done
+        body_before = self._body_bytes
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             cause = exc.__context__ if isinstance(exc.__context__, ProtocolError) else None
             self._fail(cause or ProtocolError(f"malformed HTTP response: {exc}"))
             self.close()
-        if not self.headers_done and not self.closed:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._fail(ProtocolError(f"answer headers longer than {MAX_HEAD_BYTES} bytes"))
-                self.close()
+        if not self.closed:
+            self._bound_non_body(len(data) - (self._body_bytes - body_before))
         if self._buffered >= HIGH_WATER and not self._reading_paused and self.transport is not None:
             self._reading_paused = True
             self.transport.pause_reading()
         if self._drain is not None and self.answered_early and not self._drain.done():
             self._drain.set_result(None)  # stop sending: the refusal is the answer
         self._wake()
+
+    def _bound_non_body(self, non_body: int) -> None:
+        """Refuse an answer whose head, or whose chunked body's trailers and chunk extensions, grow
+        past their bound (each counted to the end of the read that crossed it)."""
+        if not self.headers_done:
+            self._head_bytes += non_body
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(ProtocolError(f"answer headers longer than {MAX_HEAD_BYTES} bytes"))
+                self.close()
+        elif self._after_head:
+            self._tail_bytes += non_body
+            if self._tail_bytes - self._framing > MAX_TAIL_BYTES:
+                self._fail(ProtocolError(f"answer trailers longer than {MAX_TAIL_BYTES} bytes"))
+                self.close()
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -207,6 +230,8 @@ class _Connection(asyncio.Protocol):
             )
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headers_done:
+            return  # a chunked body's trailer: nothing reads them, and none may replace a header
         self.headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
@@ -225,6 +250,15 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
         self._buffered += len(body)
+        self._body_bytes += len(body)
+        self._chunk_bytes += len(body)
+
+    def on_chunk_header(self) -> None:
+        self._chunk_bytes = 0
+
+    def on_chunk_complete(self) -> None:
+        if self._after_head:  # its size line and the CRLF after its data (the last: the final CRLF)
+            self._framing += len(b"%x" % self._chunk_bytes) + 4
 
     def on_message_complete(self) -> None:
         if not self.headers_done:  # the end of an interim answer

@@ -313,21 +313,32 @@ async def _scan_all(
     scanned: list[float] = []
     streamed: list[float] = []
     reads: list[float] = []
+    groups, singles = read_groups(items, group_size)
+    await asyncio.gather(*(group(chunk) for chunk in groups), *(one(i) for i in singles))
+    _observe(scanned, streamed, reads)
+    return results
+
+
+def read_groups(
+    items: list[tuple[ScanTask, ConnectorRef]], group_size: int
+) -> tuple[list[list[int]], list[int]]:
+    """The indices of ``items`` read in groups (``read_files``), and of those read one by one.
+
+    A group is one connector's: the same uuid, not only the same URL, since a group is signed with
+    its first item's connector's key pair (two registrations may share a URL: a connector that
+    re-enrolled under a new uuid, items of both in one batch of requeued dead letters).
+    """
     singles: list[int] = []
-    groups: dict[str, list[list[int]]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[list[int]]] = defaultdict(list)
     for i, (task, ref) in enumerate(items):
         if group_size > 1 and batchable(task, ref):
-            chunks = groups[ref.url]
+            chunks = groups[(ref.uuid, ref.url)]
             if not chunks or len(chunks[-1]) >= group_size:
                 chunks.append([])
             chunks[-1].append(i)
         else:
             singles.append(i)
-    await asyncio.gather(
-        *(group(chunk) for chunks in groups.values() for chunk in chunks), *(one(i) for i in singles)
-    )
-    _observe(scanned, streamed, reads)
-    return results
+    return [chunk for chunks in groups.values() for chunk in chunks], singles
 
 
 def _observe(scanned: list[float], streamed: list[float], reads: list[float]) -> None:

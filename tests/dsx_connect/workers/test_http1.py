@@ -452,3 +452,60 @@ async def test_an_early_refusal_of_a_streamed_body_is_the_answer(close: bool) ->
             assert b"too large" in await resp.read()
         assert not pool._idle.get(resp._key)  # never reused for another request
     pool.close()
+
+
+async def test_trailers_past_the_bound_are_refused_and_never_replace_a_header() -> None:
+    """A chunked answer's trailers were stored without bound once the headers had ended: a peer
+    sending megabytes of them grew the worker's memory until it was killed (and again on
+    redelivery). They are bounded as the head is, and dropped: none may replace a header."""
+
+    async def endless_trailers(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n")
+        for block in range(32):  # 2 MiB of trailer lines, unless the client hangs up first
+            if writer.transport.is_closing():  # uvloop raises on a write to a closed transport
+                return
+            writer.write(b"".join(b"x%d:\r\n" % (block * 8192 + n) for n in range(8192)))
+            await writer.drain()
+        writer.write(b"\r\n")
+
+    async def one_trailer(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n"
+            b"5\r\nhello\r\n0\r\nContent-Type: application/json\r\n\r\n"
+        )
+        await writer.drain()
+
+    pool = HttpPool()
+    async with serve(endless_trailers) as (base, _):
+        resp = await pool.request("POST", target(base + "/"), {}, b"x", read_timeout=10)
+        with pytest.raises(ProtocolError, match="trailers longer than"):
+            async with resp:
+                await resp.read()
+    async with (
+        serve(one_trailer) as (base, _),
+        await pool.request("POST", target(base + "/"), {}, b"x", read_timeout=10) as resp,
+    ):
+        assert await resp.read() == b"hello"
+        assert resp.content_type == "application/octet-stream"
+    pool.close()
+
+
+async def test_many_small_chunks_are_not_taken_for_trailers() -> None:
+    """The trailers' bound counts only what the chunks' own framing does not need."""
+    body = os.urandom(300_000)
+
+    async def tiny_chunks(requests: RequestReader, writer: asyncio.StreamWriter) -> None:
+        await requests.next()
+        framed = b"".join(b"%x\r\n%s\r\n" % (3, body[i : i + 3]) for i in range(0, len(body), 3))
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n")
+        await writer.drain()
+
+    pool = HttpPool()
+    async with (
+        serve(tiny_chunks) as (base, _),
+        await pool.request("POST", target(base + "/"), {}, b"x", read_timeout=10) as resp,
+    ):
+        assert await resp.read() == body
+    pool.close()
