@@ -129,6 +129,3 @@ class ConnectorClient:
     def put_config(self, update: dict[str, Any]) -> httpx.Response:
         return self._send("PUT", Route.CONFIG, json=update)
 
-    def item_action(self, body: dict[str, object]) -> httpx.Response:
-        """``body``: ``connector_requests.item_action_body``."""
-        return self._send("PUT", Route.ITEM_ACTION, json=body)

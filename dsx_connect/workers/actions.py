@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 
-from dsx_connect.connector_client import AnswerKind, ConnectorClient, classify
-from dsx_connect.connector_requests import item_action_body
+from dsx_connect.connector_client import AnswerKind, classify, error_field
+from dsx_connect.connector_requests import Route, item_action_body, route_url
 from dsx_connect.intake import request_id_for
 from dsx_connect.redis_client import replicated
 from dsx_connect.state.actions import ActionClaims, Claim, claimed_by, pending_since
@@ -18,15 +20,32 @@ from dsx_connect.state.dead_letters import DeadLetter
 from dsx_connect.state.monitor_jobs import KIND as MONITOR
 from dsx_connect.state.monitor_jobs import MonitorJobs
 from dsx_connect.workers.context import WorkerContext
-from dsx_connect.workers.hot_path import connector_error
+from dsx_connect.workers.hot_path import connector_error, json_safe
 from dsx_connect.workers.outcome import ItemOutcome
 from dsx_connect.workers.scan import Dispatch
 from shared.errors import DsxError, RetryableError
-from shared.models import EventAction, ScanTask
+from shared.item_version import ERROR_NOT_FOUND
+from shared.models import EventAction, ItemActionType, ScanTask
 
 log = logging.getLogger(__name__)
 
 CHANGED_MESSAGE = "action skipped: object changed since scan"
+ANSWER_CAP = 64 * 1024  # of an item_action answer (a short StatusResponse), more is not read
+MESSAGE_CHARS = 500  # of the connector's message, kept in the stored event
+STATUSES = frozenset({"success", "error", "nothing"})
+ACTIONS = frozenset(action.value for action in ItemActionType)
+_NO_COMPRESSION = {"Accept-Encoding": "identity"}  # the cap counts the bytes as they will be read
+
+
+class OutcomeUnknown(RetryableError):
+    """The ask may have reached the connector and its answer was lost: it may have acted."""
+
+
+@dataclass(frozen=True)
+class ActionAnswer:
+    action: EventAction  # as recorded
+    kind: AnswerKind  # of the connector's answer (``connector_client.classify``)
+    not_found: bool = False  # a 404 whose ``error`` says the item is not there (not a wrong route)
 
 
 def run_action_batch(
@@ -51,7 +70,6 @@ def run_action_batch(
         if time.monotonic() > deadline:  # the task's time is up: the rest go back to the queue
             deferred.append(item)
             continue
-        uncertain = False  # an attempt may have reached the connector: its outcome is unknown
         # Claim the action; a claim already there is a finished action, one in progress (another copy
         # of the item: requeued twice, redelivered), or one cut off by a crash.
         claim = claims.claim(item.task.id, attempt)
@@ -60,7 +78,20 @@ def run_action_batch(
             done.append(item.model_copy(update={"action": EventAction.model_validate_json(claim.recorded)}))
             continue
         wrote = claim.token is not None  # a claim written now must survive a failover before the ask
-        if since is not None and (claim.recorded == item.action_claim or claimed_by(claim.recorded, attempt)):
+        retried = since is not None and claim.recorded == item.action_claim  # our own retry's claim
+        # Whether an earlier attempt may have acted: ours whose answer was lost, or one that left its
+        # claim (a redelivered task, an attempt cut off). Our own retries after answers seen did not.
+        acted_before = item.action_uncertain or (since is not None and not retried)
+        uncertain = acted_before  # an attempt may have reached the connector: its outcome is unknown
+        if retried and attempt is not None and not claimed_by(claim.recorded, attempt):
+            # Renamed after this delivery: if it is cut off while asking, its redelivery finds its
+            # own name, not the claim its message carries, and knows an ask may have gone out.
+            claim = claims.take_over(item.task.id, claim.recorded or "", attempt)
+            if claim.token is None:  # another copy took it over first
+                busy.append(item)
+                continue
+            wrote = True
+        elif since is not None and (retried or claimed_by(claim.recorded, attempt)):
             claim = Claim(claim.recorded, claim.recorded)  # our own retry or redelivery: the claim is ours
         elif since is not None:
             if time.time() - since < in_progress_s:
@@ -74,20 +105,27 @@ def run_action_batch(
         if wrote:  # (a claim already ours was confirmed when it was written)
             replicated(ctx.client, ctx.settings.redis_wait_replicas, ctx.settings.redis_wait_timeout_ms)
         try:
-            action, kind = apply_action(ctx, item)
-            if since is not None and kind is AnswerKind.GONE:
-                # An earlier attempt was cut off (worker crash) after asking the connector: the item
-                # is no longer where it was, so that attempt applied the action.
+            answered = apply_action(ctx, item)
+            action = answered.action
+            if acted_before and answered.not_found:
+                # An earlier attempt asked the connector and its answer was lost: the item is no
+                # longer where it was, so that attempt applied the action.
                 action = action.model_copy(
                     update={"applied": True, "status": "success", "message": "applied by an earlier attempt"}
                 )
-            elif kind is AnswerKind.CHANGED:
+            elif answered.kind is AnswerKind.CHANGED:
                 _scan_new_version(ctx, item, dispatch)
         except RetryableError as exc:
+            uncertain = uncertain or isinstance(exc, OutcomeUnknown)
             if item.action_attempt < ctx.settings.workers.max_retries:
+                # the retry keeps the claim (no other copy asks meanwhile) and what it knows
                 retry.append(
                     item.model_copy(
-                        update={"action_attempt": item.action_attempt + 1, "action_claim": claim.token}
+                        update={
+                            "action_attempt": item.action_attempt + 1,
+                            "action_claim": claim.token,
+                            "action_uncertain": uncertain,
+                        }
                     )
                 )
                 log.warning(
@@ -97,7 +135,6 @@ def run_action_batch(
                     extra={"request_id": item.task.id},
                 )
                 continue
-            uncertain = True
             action = EventAction(
                 requested=item.planned_action().value,
                 status="error",
@@ -107,7 +144,9 @@ def run_action_batch(
                 DeadLetter(
                     id=item.task.id, stage="action", reason=action.message, attempts=item.action_attempt + 1,
                     job_id=item.task.job_id, connector_uuid=item.connector.uuid, location=item.task.location,
-                    payload=item.model_copy(update={"action_attempt": 0, "action_claim": None}).dump(),
+                    payload=item.model_copy(
+                        update={"action_attempt": 0, "action_claim": None, "action_uncertain": False}
+                    ).dump(),
                 )
             )  # fmt: skip
         except DsxError as exc:
@@ -146,12 +185,21 @@ def action_in_progress_s(ctx: WorkerContext) -> float:
     return 2 * ctx.settings.workers.connector_timeout_s
 
 
-def apply_action(ctx: WorkerContext, item: ItemOutcome) -> tuple[EventAction, AnswerKind]:
+def action_deadline_s(ctx: WorkerContext) -> float:
+    """The wall-clock bound of one ``item_action`` call: the connector's timeout (which is at most
+    ``item_deadline_s``), half of :func:`action_in_progress_s`, so no attempt still waits on the
+    connector when another copy may take its claim over."""
+    workers = ctx.settings.workers
+    return min(workers.connector_timeout_s, workers.item_deadline_s)
+
+
+def apply_action(ctx: WorkerContext, item: ItemOutcome) -> ActionAnswer:
     """PUT the scan request to the connector's ``/item_action``, guarded by the scanned version.
 
     Returns the action as recorded and the kind of the answer (``connector_client.classify``):
     ``GONE`` (404) and ``CHANGED`` (412 ``item_changed``: the item is not the version scanned, so
-    the connector touched nothing) are typed outcomes. Raises what is retried.
+    the connector touched nothing) are typed outcomes. Raises what is retried: ``OutcomeUnknown``
+    when the ask may have reached the connector and no answer came back.
     """
     # The registry's address, never the one the message carries: a dead letter requeued days later
     # would act on whatever answers at an address the connector has since left (SPEC §8)
@@ -161,35 +209,98 @@ def apply_action(ctx: WorkerContext, item: ItemOutcome) -> tuple[EventAction, An
         raise RetryableError(f"connector {item.connector.uuid} is not registered: the action was not asked")
     body = item_action_body(item.task, item.connector, item.item_version)
     requested = item.planned_action().value
-    calls = ConnectorClient(ctx.http, registered.url, ctx.connector_auth(item.connector.uuid))
-    try:
-        response = calls.item_action(body)
-    except httpx.TransportError as exc:
-        raise RetryableError(f"item_action: connector unreachable: {exc!r}") from None
-    if response.status_code == 401:  # our signature was refused (a pair that just changed): retried
+    url = route_url(registered.url, Route.ITEM_ACTION)
+    status, content = _ask(
+        ctx.http, url, body, ctx.connector_auth(item.connector.uuid), action_deadline_s(ctx)
+    )
+    if status == 401:  # our signature was refused (a pair that just changed): retried
         ctx.signature_refused(item.connector.uuid)
-    kind = classify(response.status_code, response.content)
+    content = json_safe(content)
+    kind = classify(status, content)
     if kind is AnswerKind.UNAVAILABLE:
-        raise connector_error(response.status_code, response.content, "item_action")
+        raise connector_error(status, content, "item_action")
     if kind is AnswerKind.CHANGED:
-        return EventAction(requested=requested, status="skipped", message=CHANGED_MESSAGE), kind
+        return ActionAnswer(EventAction(requested=requested, status="skipped", message=CHANGED_MESSAGE), kind)
+    return ActionAnswer(
+        _recorded(requested, kind, _answer_fields(content)),
+        kind,
+        not_found=kind is AnswerKind.GONE and error_field(content) == ERROR_NOT_FOUND,
+    )
+
+
+def _answer_fields(content: bytes) -> dict[str, object]:
+    """The connector's answer as a JSON object, or an error carrying its text."""
     try:
-        answer = response.json()
-    except json.JSONDecodeError:
-        answer = {"status": "error", "message": response.text[:500]}
-    if not isinstance(answer, dict):
-        answer = {"status": "error", "message": str(answer)[:500]}
-    status = str(answer.get("status", "error"))
+        answer = json.loads(content)
+    except ValueError:
+        return {"status": "error", "message": content.decode("utf-8", "replace")}
+    return answer if isinstance(answer, dict) else {"status": "error", "message": str(answer)}
+
+
+def _recorded(requested: str, kind: AnswerKind, answer: dict[str, object]) -> EventAction:
+    """What the stored event says of the action: the answer's fields checked, its message bounded."""
+    status = answer.get("status")
+    status = status if isinstance(status, str) and status in STATUSES else "error"
     applied = kind is AnswerKind.OK and status == "success"
     message = str(answer.get("message") or answer.get("description") or "")
     if kind is AnswerKind.GONE:
         status, message = "error", f"not found: {message}"
     elif kind is not AnswerKind.OK and status == "success":
         status = "error"
-    action = EventAction(
-        requested=str(answer.get("item_action") or requested), applied=applied, status=status, message=message
-    )
-    return action, kind
+    # the action the connector says it applied (its configuration may have changed since the
+    # registration the core holds), when it names one
+    named = answer.get("item_action")
+    action = named if isinstance(named, str) and named in ACTIONS else requested
+    return EventAction(requested=action, applied=applied, status=status, message=message[:MESSAGE_CHARS])
+
+
+def _ask(
+    http: httpx.Client, url: str, body: dict[str, object], auth: httpx.Auth | None, deadline_s: float
+) -> tuple[int, bytes]:
+    """PUT ``body`` to ``url`` and read at most ``ANSWER_CAP`` bytes of the answer, within
+    ``deadline_s`` of wall-clock time.
+
+    httpx bounds each read, not the call, so a connector trickling its answer held the step
+    forever: the exchange runs on a thread of its own, and one still going at the deadline is left
+    to end by itself (it stops at its next piece, or its read timeout) while the step goes on.
+    """
+    done: list[tuple[int, bytes] | BaseException] = []
+    stop = threading.Event()
+
+    def exchange() -> None:
+        try:
+            done.append(_exchange(http, url, body, auth, stop))
+        except BaseException as exc:  # handed to the step, which maps it
+            done.append(exc)
+
+    thread = threading.Thread(target=exchange, name="item_action", daemon=True)
+    thread.start()
+    thread.join(deadline_s)
+    if not done:
+        stop.set()
+        raise OutcomeUnknown(f"item_action: no complete answer within {deadline_s:g} s")
+    outcome = done[0]
+    if isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        raise RetryableError(f"item_action: connector unreachable: {outcome!r}")  # never asked
+    if isinstance(outcome, httpx.TransportError):
+        raise OutcomeUnknown(f"item_action: asked, answer lost: {outcome!r}")
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _exchange(
+    http: httpx.Client, url: str, body: dict[str, object], auth: httpx.Auth | None, stop: threading.Event
+) -> tuple[int, bytes]:
+    with http.stream(
+        "PUT", url, json=body, headers=_NO_COMPRESSION, auth=auth or httpx.USE_CLIENT_DEFAULT
+    ) as response:
+        content = bytearray()
+        for piece in response.iter_raw():
+            content += piece
+            if len(content) >= ANSWER_CAP or stop.is_set():
+                break
+        return response.status_code, bytes(content[:ANSWER_CAP])
 
 
 def _scan_new_version(ctx: WorkerContext, item: ItemOutcome, dispatch: Dispatch) -> None:

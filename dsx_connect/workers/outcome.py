@@ -52,6 +52,7 @@ class ItemOutcome(BaseModel):
     action_attempt: int = 0
     item_version: str | None = None  # the version whose bytes were scanned (guarded actions)
     action_claim: str | None = None  # the pending action claim a retried attempt holds (state.actions)
+    action_uncertain: bool = False  # an earlier attempt's ask may have reached the connector, unanswered
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
