@@ -53,7 +53,7 @@ def error_field(body: bytes | str | dict[str, object] | None) -> str:
     else:
         try:
             data = json.loads(body or b"")
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # nested past the parser's depth: no field
             return ""
     if isinstance(data, dict):
         value = data.get("error")
@@ -128,4 +128,3 @@ class ConnectorClient:
 
     def put_config(self, update: dict[str, Any]) -> httpx.Response:
         return self._send("PUT", Route.CONFIG, json=update)
-

@@ -20,7 +20,7 @@ from dsx_connect.state.dead_letters import DeadLetter
 from dsx_connect.state.monitor_jobs import KIND as MONITOR
 from dsx_connect.state.monitor_jobs import MonitorJobs
 from dsx_connect.workers.context import WorkerContext
-from dsx_connect.workers.hot_path import connector_error, json_safe
+from dsx_connect.workers.hot_path import connector_error
 from dsx_connect.workers.outcome import ItemOutcome
 from dsx_connect.workers.scan import Dispatch
 from shared.errors import DsxError, RetryableError
@@ -215,7 +215,6 @@ def apply_action(ctx: WorkerContext, item: ItemOutcome) -> ActionAnswer:
     )
     if status == 401:  # our signature was refused (a pair that just changed): retried
         ctx.signature_refused(item.connector.uuid)
-    content = json_safe(content)
     kind = classify(status, content)
     if kind is AnswerKind.UNAVAILABLE:
         raise connector_error(status, content, "item_action")
@@ -232,7 +231,7 @@ def _answer_fields(content: bytes) -> dict[str, object]:
     """The connector's answer as a JSON object, or an error carrying its text."""
     try:
         answer = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"status": "error", "message": content.decode("utf-8", "replace")}
     return answer if isinstance(answer, dict) else {"status": "error", "message": str(answer)}
 

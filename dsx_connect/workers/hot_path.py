@@ -101,21 +101,8 @@ def batchable(task: ScanTask, connector: ConnectorRef) -> bool:
     return refused_at is None or time.monotonic() - refused_at > _NO_BATCH_RETRY_S
 
 
-def json_safe(body: bytes) -> bytes:
-    """``body``, or nothing when it is JSON nested past the parser's depth: such an answer names no
-    field the core reads, and the shared parsers (``classify``, ``error_reason``) raise on it."""
-    try:
-        json.loads(body)
-    except RecursionError:
-        return b""
-    except ValueError:
-        pass
-    return body
-
-
 def connector_error(status: int, body: bytes, what: str) -> DsxError:
     """The error of a connector's failed answer, by ``connector_client.classify``."""
-    body = json_safe(body)
     reason = error_reason(body) if body else ""
     kind = classify(status, body)
     if kind is AnswerKind.GONE:

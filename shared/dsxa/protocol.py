@@ -201,7 +201,7 @@ def _initializing(reason: str) -> bool:
 def _loads(body: bytes | str) -> dict[str, Any]:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise PermanentError(f"scanner answered with a body that is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise PermanentError("scanner answered with JSON that is not an object")
@@ -234,7 +234,7 @@ def error_reason(body: bytes | str) -> str:
     """The reason carried by an error answer, whatever its shape (verdict-shaped or plain text)."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # (nested past the parser's depth)
         text = body.decode(errors="replace") if isinstance(body, bytes) else body
         return text.strip()[:500]
     if isinstance(data, dict):
