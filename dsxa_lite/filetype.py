@@ -196,6 +196,108 @@ def seven_zip_start(haystack: bytes, size: int) -> int | None:
     return None
 
 
+# archives a self-extractor carries that this scanner does not unpack, looked for in the same
+# window as a 7z: a RAR (WinRAR's self-extractors; unrar looks for it in a file's first 4 MiB) and a
+# Microsoft cabinet (IExpress self-extractors keep theirs in a resource)
+RAR_MAGIC = b"Rar!\x1a\x07"  # then 0x00 (RAR 1.5-4.x) or 0x01 0x00 (RAR 5)
+_RAR4_MAIN_HEADER = 0x73
+_RAR5_MAIN_HEADER, _RAR5_ENCRYPTION_HEADER = 1, 4
+CAB_MAGIC = b"MSCF\0\0\0\0"  # then the cabinet's size (MS-CAB CFHEADER)
+_CAB_HEADER = 36
+
+
+def _vint(data: bytes, at: int) -> tuple[int, int] | None:
+    """A RAR 5 variable-length integer at ``at`` (7 bits a byte, low first) and where it ends;
+    None past three bytes (the most a header size takes) or the end of ``data``."""
+    value = 0
+    for shift in range(0, 21, 7):
+        if at >= len(data):
+            return None
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at += 1
+        if not byte & 0x80:
+            return value, at
+    return None
+
+
+def _rar_header_ok(data: bytes, at: int) -> bool:
+    """Whether the RAR signature at ``at`` is followed by the archive's first header, its CRC
+    right: RAR 4's main header (CRC-32's low 16 bits over the header past the CRC), RAR 5's main
+    or encryption header (CRC-32 over the header from its size field on)."""
+    version = data[at + 6 : at + 8]
+    if version[:1] == b"\0":  # RAR 1.5-4.x: a 7-byte marker block, then the main header
+        start = at + 7
+        header = data[start : start + 7]
+        if len(header) < 7:
+            return False
+        crc, kind, _flags, size = struct.unpack("<HBHH", header)
+        end = start + size
+        return (
+            kind == _RAR4_MAIN_HEADER
+            and size >= 7
+            and end <= len(data)
+            and (zlib.crc32(data[start + 2 : end]) & 0xFFFF == crc)
+        )
+    if version != b"\x01\0":
+        return False
+    start = at + 8
+    if start + 4 > len(data):
+        return False
+    (crc,) = struct.unpack_from("<I", data, start)
+    size = _vint(data, start + 4)
+    if size is None or size[0] == 0:
+        return False
+    end = size[1] + size[0]
+    kind = _vint(data, size[1])
+    return (
+        end <= len(data)
+        and kind is not None
+        and kind[0] in (_RAR5_MAIN_HEADER, _RAR5_ENCRYPTION_HEADER)
+        and zlib.crc32(data[start + 4 : end]) == crc
+    )
+
+
+def _cab_header_ok(data: bytes, at: int, size: int) -> bool:
+    """Whether the cabinet signature at ``at`` starts a plausible CFHEADER: reserved fields zero,
+    format version 1.3, at least one folder and one file, its first file entry inside the
+    cabinet, the cabinet within the body's ``size`` bytes."""
+    header = data[at : at + _CAB_HEADER]
+    if len(header) < _CAB_HEADER:
+        return False
+    cabinet, reserved2, files_at, reserved3, minor, major, folders, files, flags = struct.unpack_from(
+        "<IIIIBBHHH", header, 8
+    )
+    return (
+        reserved2 == reserved3 == 0
+        and (major, minor) == (1, 3)
+        and folders > 0
+        and files > 0
+        and not flags & ~0x7
+        and _CAB_HEADER <= files_at < cabinet
+        and at + cabinet <= size
+    )
+
+
+def unopened_archive_inside(haystack: bytes, size: int) -> str | None:
+    """The name (``RAR``, ``CAB``) of an archive this scanner does not unpack that starts inside a
+    body of ``size`` bytes past its first byte, ``haystack`` being the body's first bytes (as for
+    :func:`seven_zip_start`); None unless the archive's first header checks out (a RAR header's
+    CRC, a cabinet header's fields), so that the signature bytes alone, as programs that handle
+    these formats hold them, do not count."""
+    at = haystack.find(RAR_MAGIC, 1, SEVEN_ZIP_SEARCH_BYTES)
+    while at > 0:
+        if _rar_header_ok(haystack, at):
+            return "RAR"
+        at = haystack.find(RAR_MAGIC, at + 1, SEVEN_ZIP_SEARCH_BYTES)
+    at = haystack.find(CAB_MAGIC, 1, SEVEN_ZIP_SEARCH_BYTES)
+    while at > 0:
+        if _cab_header_ok(haystack, at, size):
+            return "CAB"
+        at = haystack.find(CAB_MAGIC, at + 1, SEVEN_ZIP_SEARCH_BYTES)
+    return None
+
+
 def _bytes_reader(data: bytes) -> Callable[[int, int], bytes]:
     return lambda offset, length: data[offset : offset + length]
 

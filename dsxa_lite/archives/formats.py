@@ -11,13 +11,14 @@ import bz2
 import gzip
 import io
 import lzma
+import stat
 import struct
 import tarfile
 import threading
 import zipfile
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 import py7zr
 import py7zr.archiveinfo
@@ -243,24 +244,146 @@ def walk_zip(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
                 walk.read_member(path, _DeferredIntegrity(opened))
 
 
+#: the largest GNU long name or link, or pax header, a tar may carry: tarfile reads each whole into
+#: memory before the member it describes (a 10 KB .tar.xz named a member with 64 MiB), so a larger
+#: one is refused as an archive bomb before it is read (GNU tar's names are PATH_MAX, 4 KiB, long)
+TAR_EXTENDED_HEADER_BYTES = 1024 * 1024
+# pax and GNU long-name headers in a row before one member: tarfile reads each chain recursively
+# (a few thousand exhaust Python's stack); a member has at most a global, a pax, a long name and a
+# long link header
+_TAR_EXTENDED_CHAIN = 16
+_TAR_EXTENDED = frozenset(
+    {
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    }
+)
+
+
+class _TarStream:
+    """The bytes tarfile reads from: each read checks the walk's time, and what tarfile reads
+    besides the member data the walk takes (headers, long names, pax records, padding, blocks
+    skipped, members not read) counts as unpacked bytes, so that a stream of headers alone
+    reaches the byte and ratio limits (a member's data counts as its sink takes it)."""
+
+    def __init__(self, source: BinaryIO, walk: ArchiveScan, where: str) -> None:
+        self.source = source
+        self.budget = walk.budget
+        self.where = where
+        self.read_bytes = 0
+        self.member_bytes = 0  # of which member data the walk took
+        self.counted = 0  # of which counted here
+        self.in_member = False
+        self.skipped = 0  # bytes of invalid headers skipped
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.source.read(size)
+        self.read_bytes += len(data)
+        extra = self.read_bytes - self.member_bytes - self.counted
+        if self.in_member or extra <= 0:
+            self.budget.check_time(self.where)
+        else:
+            self.counted += extra
+            self.budget.add(self.where, extra)
+        return data
+
+
+class _TarMember:
+    """A member's reader: the bytes it takes from the stream (at most ``stored``, the member's
+    blocks: a sparse member's holes are not in the stream) are the member's, counted by its sink."""
+
+    def __init__(self, reader: IO[bytes], stream: _TarStream, stored: int) -> None:
+        self.reader = reader
+        self.stream = stream
+        self.left = stored
+
+    def read1(self, size: int = -1, /) -> bytes:
+        self.stream.in_member = True
+        try:
+            data = self.reader.read1(size)  # type: ignore[attr-defined]
+        finally:
+            self.stream.in_member = False
+        taken = min(len(data), self.left)
+        self.left -= taken
+        self.stream.member_bytes += taken
+        return data
+
+    read = read1
+
+
+def _tar_header(walk: ArchiveScan, stream: _TarStream) -> type[tarfile.TarInfo]:
+    """tarfile's header class for one walk: an invalid header is counted (tarfile then skips it,
+    as GNU tar skips to the next header), an extended header too large or a chain of them too long
+    is refused before tarfile reads it."""
+    chain = 0
+    global_bytes = 0
+
+    class Header(tarfile.TarInfo):
+        @classmethod
+        def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Header:
+            nonlocal chain, global_bytes
+            try:
+                info = super().frombuf(buf, encoding, errors)
+            except tarfile.HeaderError:
+                if buf.count(0) < len(buf):  # not an end-of-archive block, nor the end of the data
+                    stream.skipped += len(buf)
+                raise
+            if info.type not in _TAR_EXTENDED:
+                chain = 0
+                return info
+            chain += 1
+            global_bytes += info.size if info.type == tarfile.XGLTYPE else 0
+            if max(info.size, global_bytes) > TAR_EXTENDED_HEADER_BYTES:
+                what = f"tar extended header over {TAR_EXTENDED_HEADER_BYTES} bytes"
+                raise walk.budget.bomb(what, stream.where)
+            if chain > _TAR_EXTENDED_CHAIN:
+                raise tarfile.ReadError(f"more than {_TAR_EXTENDED_CHAIN} extended headers in a row")
+            return info
+
+    return Header
+
+
 def walk_tar(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
     """TAR (V7, ustar, GNU, pax; sparse members included), read as a stream: regular files, and
     members of a type tarfile does not know, which GNU tar extracts as regular files (so does
-    tarfile's ``extractfile``); links, directories and devices hold no bytes."""
+    tarfile's ``extractfile``); links, directories and devices hold no bytes, yet count as members.
+
+    The stream is read to its end, as ``tar --ignore-zeros`` reads it: an invalid header is
+    skipped, as GNU tar skips to the next header, and what follows is scanned; the archive is then
+    Not Scanned (its skipped bytes may be something another extractor reads), unless a member is
+    Malicious. Headers, padding and skipped blocks count as unpacked bytes (:class:`_TarStream`)."""
+    where = prefix.rstrip("/")
+    stream = _TarStream(source, walk, where or "the archive")
+    header = _tar_header(walk, stream)
     try:
-        with tarfile.open(fileobj=source, mode="r|") as archive:
-            for info in archive:
-                if not (info.isfile() or info.type not in tarfile.SUPPORTED_TYPES):
-                    continue
+        tar_stream = cast(BinaryIO, stream)  # tarfile reads it only
+        with tarfile.open(fileobj=tar_stream, mode="r|", ignore_zeros=True, tarinfo=header) as archive:
+            # tarfile keeps every header it reads in this list (83 MiB for 200,000 directories)
+            read: list[tarfile.TarInfo] = getattr(archive, "members", [])
+            while (info := archive.next()) is not None:
+                read.clear()
                 path = prefix + info.name
-                walk.budget.member(path, info.size)
-                reader = archive.extractfile(info)
+                stream.where = path
+                regular = info.isfile() or info.type not in tarfile.SUPPORTED_TYPES
+                walk.budget.member(path, info.size if regular else None)
+                reader = archive.extractfile(info) if regular else None
                 if reader is not None:
-                    walk.read_member(path, reader)
+                    stored = archive.offset - info.offset_data
+                    walk.read_member(path, _TarMember(reader, stream, stored))
     except (LimitReached, StopWalk):
         raise
     except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-        walk.problem(prefix.rstrip("/"), Verdict.NOT_SCANNED, f"corrupt TAR archive: {_describe(exc)}")
+        walk.problem(where, Verdict.NOT_SCANNED, f"corrupt TAR archive: {_describe(exc)}")
+        return
+    if stream.skipped:
+        walk.problem(
+            where,
+            Verdict.NOT_SCANNED,
+            f"corrupt TAR archive: {stream.skipped} bytes of invalid headers skipped",
+        )
 
 
 def _gzip_name(source: BinaryIO) -> str | None:
@@ -363,8 +486,8 @@ def walk_lzma(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
 class _SinkWriter(py7zr.io.Py7zIO):
     """py7zr writes a member here; when it closes it, the walk scans it."""
 
-    def __init__(self, walk: ArchiveScan, sink: MemberSink) -> None:
-        self.walk = walk
+    def __init__(self, factory: _SinkFactory, sink: MemberSink) -> None:
+        self.factory = factory
         self.sink = sink
 
     def write(self, s: bytes | bytearray) -> int:
@@ -383,7 +506,9 @@ class _SinkWriter(py7zr.io.Py7zIO):
         return self.sink.size
 
     def close(self) -> None:
-        self.walk.finish(self.sink)
+        if self.sink.size:
+            self.factory.unpacked += 1
+        self.factory.walk.finish(self.sink)
 
 
 class _SinkFactory(py7zr.io.WriterFactory):
@@ -391,11 +516,31 @@ class _SinkFactory(py7zr.io.WriterFactory):
         self.walk = walk
         self.prefix = prefix
         self.sizes = sizes
+        self.unpacked = 0  # members that came out with bytes
 
     def create(self, filename: str) -> py7zr.io.Py7zIO:
         path = self.prefix + filename
         self.walk.budget.member(path, self.sizes.get(filename))
-        return _SinkWriter(self.walk, self.walk.new_sink(path))
+        return _SinkWriter(self, self.walk.new_sink(path))
+
+
+# an entry's Windows attributes, for one py7zr would skip: a plain file (FILE_ATTRIBUTE_ARCHIVE)
+_PLAIN_FILE_ATTRIBUTES = stat.FILE_ATTRIBUTE_ARCHIVE
+
+
+def _entries_with_data(archive: py7zr.SevenZipFile) -> int:
+    """How many entries of ``archive`` hold bytes, each made one py7zr hands to the walk: 7-Zip
+    takes an entry with a data stream for a file whatever its attributes say, while py7zr skips
+    one whose attributes say directory, or socket (its Unix mode), so that its bytes would never
+    be scanned."""
+    count = 0
+    for entry in archive.files:
+        if entry.emptystream or not entry.uncompressed:
+            continue
+        count += 1
+        if entry.is_directory or entry.is_socket:
+            entry._file_info["attributes"] = _PLAIN_FILE_ATTRIBUTES
+    return count
 
 
 # py7zr builds a dict for each file its header lists (~1 KB each, all before the first member
@@ -423,12 +568,36 @@ if _py7zr_check_count is not None:
 
 #: the walker's kind for a body with a 7z archive inside it, past its first byte
 SEVEN_ZIP_INSIDE = "7Z inside"
+#: the walker's kinds for a body with an archive this scanner does not unpack inside it
+#: (``filetype.unopened_archive_inside``): the walk answers Unsupported File Type
+RAR_INSIDE = "RAR inside"
+CAB_INSIDE = "CAB inside"
+# the search window, and room past it for the header of an archive that starts at its very end
+_SEARCH_READ_BYTES = SEVEN_ZIP_SEARCH_BYTES + 4096
+
+
+def search_window(source: BinaryIO) -> bytes:
+    """The first bytes of ``source`` in which an archive inside it is looked for."""
+    source.seek(0)
+    return source.read(_SEARCH_READ_BYTES)
 
 
 def seven_zip_in(source: BinaryIO) -> int | None:
     """Where a 7z archive starts inside ``source`` past its first byte (see ``seven_zip_start``)."""
-    source.seek(0)
-    return seven_zip_start(source.read(SEVEN_ZIP_SEARCH_BYTES + 32), source_size(source))
+    return seven_zip_start(search_window(source), source_size(source))
+
+
+def _not_unpacked(name: str) -> Callable[[BinaryIO, ArchiveScan, str], None]:
+    def walk_inside(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
+        walk.problem(prefix.rstrip("/"), Verdict.UNSUPPORTED, f"{name} archives are not unpacked")
+
+    return walk_inside
+
+
+#: a RAR (a WinRAR self-extractor's) or a cabinet (an IExpress self-extractor's) inside a program:
+#: not unpacked, so Unsupported File Type, as a RAR or CAB file sent on its own
+walk_rar_inside = _not_unpacked("RAR")
+walk_cab_inside = _not_unpacked("CAB")
 
 
 def walk_7z_inside(source: BinaryIO, walk: ArchiveScan, prefix: str) -> None:
@@ -466,8 +635,13 @@ def _walk_7z(
                 if password is None and archive.needs_password():
                     failure = NO_PASSWORD
                     continue
+                with_data = _entries_with_data(archive)
                 sizes = {info.filename: info.uncompressed for info in archive.list() if not info.is_directory}
-                archive.extractall(factory=_SinkFactory(walk, prefix, sizes))
+                factory = _SinkFactory(walk, prefix, sizes)
+                archive.extractall(factory=factory)
+            if factory.unpacked < with_data:  # another entry py7zr left out: its bytes were not seen
+                missing = with_data - factory.unpacked
+                walk.problem(where, Verdict.NOT_SCANNED, f"{missing} 7z member(s) with data not unpacked")
             return
         except (LimitReached, StopWalk):
             raise

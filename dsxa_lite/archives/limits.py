@@ -45,7 +45,8 @@ class Budget:
         self.unpacked = 0
         self.deadline = time.monotonic() + limits.time_limit_s
 
-    def _bomb(self, what: str, path: str) -> LimitReached:
+    def bomb(self, what: str, path: str) -> LimitReached:
+        """The refusal of an archive bomb: ``what`` it did, at ``path``."""
         return LimitReached(Verdict.NON_COMPLIANT, f"{ARCHIVE_BOMB}: {what} (at {path})")
 
     def check_time(self, path: str) -> None:
@@ -61,7 +62,7 @@ class Budget:
     def too_many_members(self, path: str) -> LimitReached:
         """The member limit's refusal, for an archive listing more members than are left (raised
         before its listing is parsed), naming the first member past the limit."""
-        return self._bomb(f"more than {self.limits.max_members} members", path)
+        return self.bomb(f"more than {self.limits.max_members} members", path)
 
     def member(self, path: str, declared_size: int | None) -> None:
         """Count one more member; refuse it up front when its declared size cannot fit."""
@@ -69,7 +70,7 @@ class Budget:
         if self.members > self.limits.max_members:
             raise self.too_many_members(path)
         if declared_size is not None and self.unpacked + declared_size > self.limits.max_total_bytes:
-            raise self._bomb(f"more than {self.limits.max_total_bytes} bytes unpacked", path)
+            raise self.bomb(f"more than {self.limits.max_total_bytes} bytes unpacked", path)
         self.check_time(path)
 
     def add(self, path: str, size: int) -> None:
@@ -77,10 +78,10 @@ class Budget:
         self.unpacked += size
         limits = self.limits
         if self.unpacked > limits.max_total_bytes:
-            raise self._bomb(f"more than {limits.max_total_bytes} bytes unpacked", path)
+            raise self.bomb(f"more than {limits.max_total_bytes} bytes unpacked", path)
         if (
             self.unpacked > limits.ratio_floor_bytes
             and self.unpacked > limits.max_ratio * self.container_size
         ):
-            raise self._bomb(f"expansion ratio over {limits.max_ratio}", path)
+            raise self.bomb(f"expansion ratio over {limits.max_ratio}", path)
         self.check_time(path)

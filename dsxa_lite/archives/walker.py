@@ -20,6 +20,7 @@ from dsxa_lite.filetype import (
     ZIP_TAIL_BYTES,
     detect_file_type,
     seven_zip_start,
+    unopened_archive_inside,
     zip_directory,
 )
 from dsxa_lite.threats import ThreatType
@@ -46,8 +47,14 @@ _HANDLERS: dict[str, Callable[[BinaryIO, ArchiveScan, str], None]] = {
     "7Z": formats.walk_7z,
     "LZMA": formats.walk_lzma,
     formats.SEVEN_ZIP_INSIDE: formats.walk_7z_inside,
+    formats.RAR_INSIDE: formats.walk_rar_inside,
+    formats.CAB_INSIDE: formats.walk_cab_inside,
 }
 CONTAINER_TYPES = frozenset(_HANDLERS)
+ZIP_KINDS = frozenset(kind for kind, handler in _HANDLERS.items() if handler is formats.walk_zip)
+#: joins the kinds of a body that holds more than one archive (``TAR+ZIP``: a ZIP appended to a tar)
+KIND_SEPARATOR = "+"
+_NOT_UNPACKED_INSIDE = {"RAR": formats.RAR_INSIDE, "CAB": formats.CAB_INSIDE}
 # Recognised archive, compression and disk-image formats this scanner does not unpack, as
 # dsxa_lite.filetype names them (puremagic's names past its own table): Unsupported File Type,
 # never Benign, since what they hold is not seen. "TGZ" and "TAR.Z" are compress(1) (.Z) data:
@@ -135,22 +142,30 @@ def _source(body: ReceivedBody) -> BinaryIO | None:
 
 def container_type(body: ReceivedBody, file_type: str) -> str | None:
     """The archive kind to walk ``body`` (whose head says ``file_type``) as, or None: its type
-    when it is one of :data:`CONTAINER_TYPES`, else ``ZIP`` when a ZIP ends the body, whatever
-    comes before it (a self-extracting PE, a PNG/ZIP polyglot: zipfile and unzip find a ZIP
-    from its end record), else, for an executable, a 7z archive that starts in it (a 7-Zip
-    self-extractor: 7-Zip finds the archive after the stub). Formats of
+    when it is one of :data:`CONTAINER_TYPES`; for an executable, an archive that starts in it
+    (a 7z: a 7-Zip self-extractor, 7-Zip finds the archive after the stub; a RAR or cabinet, which
+    are not unpacked: WinRAR and IExpress self-extractors); and, unless its head is a ZIP already,
+    ``ZIP`` when a ZIP ends the body, whatever comes before it (a self-extractor, a PNG/ZIP
+    polyglot, a tar or 7z with a ZIP appended: zipfile and unzip find a ZIP from its end record).
+    Several kinds are joined by :data:`KIND_SEPARATOR` and walked in turn. Formats of
     :data:`UNSUPPORTED_CONTAINERS` stay None."""
-    if file_type in CONTAINER_TYPES:
-        return file_type
-    if file_type in UNSUPPORTED_CONTAINERS or body.size < 22:
+    if file_type in UNSUPPORTED_CONTAINERS:
         return None
+    if file_type in CONTAINER_TYPES:
+        if file_type in ZIP_KINDS or body.size < 22 or not _zip_ends(body):
+            return file_type
+        return file_type + KIND_SEPARATOR + "ZIP"
+    if body.size < 22:
+        return None
+    kinds = []
+    # a self-extractor is a program, then its archive: only programs are searched for an archive
+    # inside, a pass over their first MiBs (7.7 % of dsxa_lite's CPU per plain file when every
+    # body was searched for a 7z)
+    if body.head.startswith(PROGRAM_MAGIC):
+        kinds = _archives_inside(body)
     if _zip_ends(body):
-        return "ZIP"
-    # a self-extractor is a program, then its archive: only programs are searched for a 7z inside,
-    # a pass over their first MiBs (7.7 % of dsxa_lite's CPU per plain file when every body was)
-    if body.head.startswith(PROGRAM_MAGIC) and _seven_zip_inside(body):
-        return formats.SEVEN_ZIP_INSIDE
-    return None
+        kinds.append("ZIP")
+    return KIND_SEPARATOR.join(kinds) or None
 
 
 def _zip_ends(body: ReceivedBody) -> bool:
@@ -163,12 +178,21 @@ def _zip_ends(body: ReceivedBody) -> bool:
     return zip_directory(read_at, body.size) is not None
 
 
-def _seven_zip_inside(body: ReceivedBody) -> bool:
+def _archives_inside(body: ReceivedBody) -> list[str]:
+    """The kinds of the archives that start inside a program's body (past its first byte)."""
     if body.data is not None:  # most bodies, every scan: a search in place
-        return seven_zip_start(body.data, body.size) is not None
-    if body.spool is None:
-        return False  # a streamed body keeps what follows a ZIP local header only (zip_tail.py)
-    return formats.seven_zip_in(body.spool) is not None
+        window = body.data
+    elif body.spool is not None:
+        window = formats.search_window(body.spool)
+    else:
+        return []  # a streamed body keeps what follows a ZIP local header only (zip_tail.py)
+    kinds = []
+    if seven_zip_start(window, body.size) is not None:
+        kinds.append(formats.SEVEN_ZIP_INSIDE)
+    unopened = unopened_archive_inside(window, body.size)
+    if unopened is not None:
+        kinds.append(_NOT_UNPACKED_INSIDE[unopened])
+    return kinds
 
 
 def _open(body: ReceivedBody) -> BinaryIO:
@@ -204,7 +228,7 @@ class ArchiveScan:
         self._worst: tuple[Verdict, str, ThreatType | None] = (Verdict.BENIGN, "", None)
 
     def run(self, body: ReceivedBody, file_type: str) -> ArchiveOutcome:
-        """Walk ``body`` (an archive of ``file_type``, one of :data:`CONTAINER_TYPES`)."""
+        """Walk ``body`` as ``file_type``, a kind :func:`container_type` gave."""
         try:
             self.walk(body, file_type, "")
         except StopWalk:
@@ -223,7 +247,8 @@ class ArchiveScan:
         self._record(verdict, f"{reason} (at {path or 'the archive'})", None)
 
     def walk(self, body: ReceivedBody, kind: str, prefix: str) -> None:
-        """Open ``body`` as a ``kind`` archive whose members are named ``prefix + name``."""
+        """Open ``body`` as a ``kind`` archive (or each of several: ``TAR+ZIP``) whose members
+        are named ``prefix + name``."""
         self.depth += 1
         try:
             if self.depth > self.limits.max_depth:
@@ -232,7 +257,8 @@ class ArchiveScan:
                     Verdict.NON_COMPLIANT,
                     f"{ARCHIVE_BOMB}: archives nested deeper than {self.limits.max_depth} levels (at {where})",
                 )
-            _HANDLERS[kind](_open(body), self, prefix)
+            for part in kind.split(KIND_SEPARATOR):
+                _HANDLERS[part](_open(body), self, prefix)
         finally:
             self.depth -= 1
 

@@ -197,3 +197,69 @@ def docx_without_macros() -> bytes:
             "word/document.xml": document.encode(),
         }
     )
+
+
+def seven_zip_with_attributes(members: dict[str, bytes], attributes: dict[str, int]) -> bytes:
+    """A 7z archive whose entries named in ``attributes`` carry those attribute bits (Windows
+    attributes, and the Unix mode in the high 16 bits with 0x8000 set) instead of py7zr's."""
+    out = io.BytesIO()
+    with py7zr.SevenZipFile(out, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(data, name)
+            if name in attributes:
+                archive.header.files_info.files[-1]["attributes"] = attributes[name]
+    return out.getvalue()
+
+
+def tar_blocks(members: dict[str, bytes]) -> bytes:
+    """Tar members (ustar headers and data blocks) with no end-of-archive blocks after them."""
+    out = bytearray()
+    for name, data in members.items():
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        out += info.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512)
+    return bytes(out)
+
+
+def tar_headers(count: int, kind: bytes = tarfile.DIRTYPE, name: str = "d") -> bytes:
+    """A tar of ``count`` headers of type ``kind`` (directories: no data), all named ``name``."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    return info.tobuf(format=tarfile.USTAR_FORMAT) * count + bytes(1024)
+
+
+def _rar5_vint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def rar5_start() -> bytes:
+    """The start of a RAR 5 archive: its signature and main archive header (CRC-32 over the
+    header from its size field on), as a WinRAR self-extractor carries after its stub."""
+    fields = _rar5_vint(1) + _rar5_vint(0) + _rar5_vint(0)  # main header, no flags, no archive flags
+    header = _rar5_vint(len(fields)) + fields
+    return b"Rar!\x1a\x07\x01\x00" + struct.pack("<I", zlib.crc32(header)) + header
+
+
+def rar4_start() -> bytes:
+    """The start of a RAR 1.5-4.x archive: its marker block and main header (MAIN_HEAD, 13
+    bytes, CRC-32's low 16 bits over the header past the CRC)."""
+    fields = struct.pack("<BHH", 0x73, 0, 13) + bytes(6)
+    return b"Rar!\x1a\x07\x00" + struct.pack("<H", zlib.crc32(fields) & 0xFFFF) + fields
+
+
+def cabinet(name: str, data: bytes) -> bytes:
+    """A Microsoft cabinet (MS-CAB) holding ``data`` as ``name``, stored (no compression)."""
+    raw_name = name.encode() + b"\0"
+    files_at = 36 + 8  # CFHEADER, then one CFFOLDER
+    data_at = files_at + 16 + len(raw_name)
+    size = data_at + 8 + len(data)
+    header = b"MSCF" + struct.pack("<IIIIIBBHHHHH", 0, size, 0, files_at, 0, 3, 1, 1, 1, 0, 0, 0)
+    folder = struct.pack("<IHH", data_at, 1, 0)
+    entry = struct.pack("<IIHHHH", len(data), 0, 0, 0, 0, 0x20) + raw_name
+    block = struct.pack("<IHH", 0, len(data), len(data)) + data
+    return header + folder + entry + block

@@ -1,7 +1,8 @@
 """Archives that common tools unpack must not pass as Benign: a ZIP with bytes in front, an old
 V7 tar, tar members of an unknown type, damaged members, ZipCrypto's false password matches,
-formats recognised but not unpacked, and listings too large to parse (each through the real
-ScanService, samples built at run time)."""
+formats recognised but not unpacked, listings too large to parse, a ZIP appended to another
+archive, a tar past an invalid header, tar headers that only cost, a RAR or cabinet in a program,
+and 7z entries py7zr skips (each through the real ScanService, samples built at run time)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import bz2
 import gzip
 import io
 import lzma
+import stat
 import struct
 import tarfile
 import tempfile
@@ -24,7 +26,7 @@ from dsxa_lite.archives import formats
 from dsxa_lite.archives.walker import UNSUPPORTED_CONTAINERS
 from dsxa_lite.body import ReceivedBody
 from dsxa_lite.filetype import detect_file_type
-from dsxa_lite.service import ScanService
+from dsxa_lite.service import Outcome, ScanService
 
 from . import archive_samples as build
 from .in_process import scan, service
@@ -439,3 +441,255 @@ def test_7z_header_listing_more_files_than_the_limit_is_refused_before_it_is_par
     nested = scan(service(archive_max_members=100), build.zip_of({"many.7z": data}))
     assert nested.reason == "Archive Bomb: more than 100 members (at many.7z)"
     assert scan(service(archive_max_members=101), data).verdict == "Benign"
+
+
+# --- 7. an archive after another: a ZIP appended to a tar, 7z or compressed stream -------------
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (build.tar_of({"a.txt": b"hello"}, "w"), "TAR"),
+        (build.tar_of({"a.txt": b"hello"}, "w:gz"), "GZIP"),
+        (build.tar_of({"a.txt": b"hello"}, "w:bz2"), "BZIP2"),
+        (build.tar_of({"a.txt": b"hello"}, "w:xz"), "XZ"),
+        (lzma.compress(build.tar_of({"a.txt": b"hello"}, "w"), format=lzma.FORMAT_ALONE), "LZMA"),
+        (build.seven_zip({"a.txt": b"hello"}), "7Z"),
+        (gzip.compress(filler(3000)), "GZIP"),
+    ],
+    ids=["tar", "tar.gz", "tar.bz2", "tar.xz", "tar.lzma", "7z", "gz"],
+)
+def test_zip_appended_to_another_archive_is_unpacked(scanner: ScanService, head: bytes, kind: str) -> None:
+    """zipfile and unzip open a ZIP from its end record whatever precedes it: a tar, 7z or
+    compressed stream recognised by its head hid the ZIP after it (only non-archive heads were
+    looked at for one), so its malware was Benign."""
+    data = head + build.zip_of({"eicar.com": eicar()})
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.namelist() == ["eicar.com"]
+    outcome = scan(scanner, data)
+    assert (outcome.verdict, outcome.reason) == ("Malicious", f"{EICAR_REASON} (in eicar.com)")
+    assert outcome.file_type == kind  # still named after its head
+    nested = scan(scanner, build.zip_of({"bundle.bin": data}))
+    assert nested.reason == f"{EICAR_REASON} (in bundle.bin/eicar.com)"
+
+
+def test_7z_in_a_program_that_a_zip_ends_is_unpacked(scanner: ScanService) -> None:
+    """A program with both a 7z after its stub and a ZIP at its end: the 7-Zip stub extracts the
+    7z, unzip the ZIP; only the ZIP was walked."""
+    data = pe_stub(100_000) + build.seven_zip({"eicar.com": eicar()}) + build.zip_of({"readme.txt": b"hi"})
+    outcome = scan(scanner, data)
+    assert (outcome.verdict, outcome.reason) == ("Malicious", f"{EICAR_REASON} (in eicar.com)")
+
+
+# --- 8. tar headers: skipped like GNU tar, counted, bounded --------------------------------------
+
+
+def test_tar_walk_skips_an_invalid_header_as_gnu_tar_does(scanner: ScanService) -> None:
+    """tarfile's stream mode ended the walk at the first invalid header after a member, Benign;
+    GNU tar says "Skipping to next header" and extracts what follows."""
+    junk = b"\xff" * 512
+    data = gzip.compress(
+        build.tar_of({"a.txt": b"hello"}, "w") + junk + build.tar_of({"eicar.com": eicar()}, "w")
+    )
+    outcome = scan(scanner, data)
+    assert (outcome.verdict, outcome.reason) == ("Malicious", f"{EICAR_REASON} (in eicar.com)")
+    # headers straight after the junk (no end-of-archive blocks), and an uncompressed tar
+    raw = build.tar_blocks({"a.txt": b"hello"}) + junk + build.tar_of({"x/eicar.com": eicar()}, "w")
+    for sample in (raw, gzip.compress(raw)):
+        outcome = scan(scanner, sample)
+        assert (outcome.verdict, outcome.reason) == ("Malicious", f"{EICAR_REASON} (in x/eicar.com)")
+
+
+def test_tar_with_an_invalid_header_is_not_scanned_when_nothing_is_found(scanner: ScanService) -> None:
+    data = gzip.compress(
+        build.tar_blocks({"a.txt": b"hello"}) + b"\xff" * 512 + build.tar_of({"b.txt": b"b"}, "w")
+    )
+    outcome = scan(scanner, data)
+    assert outcome.verdict == "Not Scanned"
+    assert outcome.reason == "corrupt TAR archive: 512 bytes of invalid headers skipped (at the archive)"
+    assert outcome.container_files_scanned == 2  # what follows the junk was scanned too
+
+
+def test_tars_one_after_another_are_all_scanned(scanner: ScanService) -> None:
+    # as `tar --ignore-zeros` reads them: the first one's end-of-archive blocks do not end the walk
+    data = build.tar_of({"a.txt": b"hello"}, "w") + build.tar_of({"eicar.com": eicar()}, "w")
+    assert scan(scanner, data).verdict == "Malicious"
+    assert scan(scanner, build.tar_of({"a.txt": b"a"}, "w") * 2).verdict == "Benign"
+
+
+def test_tar_of_directory_headers_only_reaches_a_limit() -> None:
+    """A 15 KB .tar.xz of 200,001 directory headers took seconds and 83 MiB and was Benign:
+    directories were neither counted as members nor their headers as bytes."""
+    data = lzma.compress(build.tar_headers(200_001), preset=0)
+    assert len(data) < 20_000
+    outcome = scan(service(archive_max_members=100_000), data)
+    assert outcome.verdict == "Non Compliant"
+    assert outcome.reason.startswith("Archive Bomb: ")
+
+
+@pytest.mark.parametrize(
+    "kind", [tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.FIFOTYPE]
+)
+def test_every_tar_header_counts_as_a_member(kind: bytes) -> None:
+    data = build.tar_headers(101, kind)
+    outcome = scan(service(archive_max_members=100), data)
+    assert (outcome.verdict, outcome.reason) == (
+        "Non Compliant",
+        "Archive Bomb: more than 100 members (at d)",
+    )
+    assert scan(service(archive_max_members=101), data).verdict == "Benign"
+
+
+def test_tar_headers_count_as_unpacked_bytes() -> None:
+    data = gzip.compress(build.tar_headers(3000))  # 1.5 MB of headers
+    outcome = scan(service(archive_max_total_bytes=1024 * 1024), data)
+    assert (outcome.verdict, outcome.reason) == (
+        "Non Compliant",
+        "Archive Bomb: more than 1048576 bytes unpacked (at d)",
+    )
+    assert scan(service(archive_max_total_bytes=2 * 1024 * 1024), data).verdict == "Benign"
+
+
+def test_tar_headers_are_not_kept_as_the_walk_goes() -> None:
+    scanner = service()
+    scan(scanner, lzma.compress(build.tar_headers(10)))  # imports and first-use caches
+    outcome, peak = traced_peak(scanner, lzma.compress(build.tar_headers(20_000), preset=0))
+    assert outcome.verdict == "Benign"
+    assert peak < 3 * 1024 * 1024, peak  # tarfile kept every header: ~17 MiB
+
+
+def long_name_tar(name_bytes: int, format: int, data: bytes = b"hello") -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=format) as archive:
+        info = tarfile.TarInfo("n" * name_bytes)
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def traced_peak(scanner: ScanService, data: bytes) -> tuple[Outcome, int]:
+    """The outcome of scanning ``data`` and the peak of the memory Python allocated meanwhile."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        outcome = scan(scanner, data)
+        return outcome, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("format", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT], ids=["gnu", "pax"])
+def test_tar_extended_header_over_the_cap_is_refused_before_it_is_read(format: int) -> None:
+    """tarfile reads a GNU long name or a pax header whole: a 10 KB .tar.xz named its member
+    with 64 MiB. One over 1 MiB is refused before it is read."""
+    scanner = service()
+    data = lzma.compress(long_name_tar(8 * 1024 * 1024, format), preset=0)
+    outcome, peak = traced_peak(scanner, data)
+    assert (outcome.verdict, outcome.reason) == (
+        "Non Compliant",
+        f"Archive Bomb: tar extended header over {1024 * 1024} bytes (at the archive)",
+    )
+    assert peak < 4 * 1024 * 1024, peak  # the name was read and decoded: over 16 MiB
+    # a long name under the cap is read as before
+    assert scan(scanner, lzma.compress(long_name_tar(300, format, eicar()))).verdict == "Malicious"
+
+
+def test_long_chain_of_pax_headers_is_not_a_failed_scan(scanner: ScanService) -> None:
+    """tarfile reads pax headers in a row recursively: 3,000 exhausted the stack and the scan
+    failed (a 500)."""
+    pax = tarfile.TarInfo("x")
+    pax.pax_headers = {"comment": "c"}
+    chain = pax.tobuf(format=tarfile.PAX_FORMAT)[:1024] * 3000  # pax header and its records
+    data = chain + build.tar_of({"a.txt": b"hello"}, "w")
+    outcome = scan(scanner, data)
+    assert outcome.verdict == "Not Scanned"
+    assert outcome.reason.startswith("corrupt TAR archive: more than ")
+
+
+# --- 9. a RAR or cabinet in a program (WinRAR and IExpress self-extractors) -------------------
+
+
+@pytest.mark.parametrize(
+    ("archive", "kind"),
+    [(build.rar5_start(), "RAR"), (build.rar4_start(), "RAR"), (build.cabinet("setup.exe", eicar()), "CAB")],
+    ids=["rar5", "rar4", "cab"],
+)
+def test_rar_or_cab_in_a_program_is_unsupported(scanner: ScanService, archive: bytes, kind: str) -> None:
+    """A program was searched for a 7z only: one carrying a RAR or a cabinet was Benign, while a
+    RAR or CAB sent on its own is Unsupported File Type (what it holds is not seen)."""
+    from dsxa_lite.archives import container_type
+
+    data = pe_stub(100_000) + archive + filler(2000)
+    outcome = scan(scanner, data)
+    assert (outcome.verdict, outcome.reason) == (
+        "Unsupported File Type",
+        f"{kind} archives are not unpacked (at the archive)",
+    )
+    nested = scan(scanner, build.zip_of({"setup.exe": data}))
+    assert (nested.verdict, nested.reason) == (
+        "Unsupported File Type",
+        f"{kind} archives are not unpacked (at setup.exe)",
+    )
+    with tempfile.TemporaryFile() as spool:
+        spool.write(data)
+        body = ReceivedBody(sha256(data), len(data), data[:4096], spool=spool)
+        assert container_type(body, detect_file_type(body.head)) == f"{kind} inside"
+    # a malicious member elsewhere still wins
+    mixed = pe_stub(100_000) + archive + build.zip_of({"eicar.com": eicar()})
+    assert scan(scanner, mixed).verdict == "Malicious"
+
+
+def test_rar_and_cab_signatures_alone_do_not_make_a_program_unsupported(scanner: ScanService) -> None:
+    rar5 = build.rar5_start()
+    cab = build.cabinet("a.txt", b"hello")
+    for tail in (
+        b"Rar!\x1a\x07\x01\x00" + filler(100),  # the signature, as an unpacker's code holds it
+        b"Rar!\x1a\x07\x00" + filler(100),
+        rar5[:9] + bytes([rar5[9] ^ 1]) + rar5[10:] + filler(100),  # a header CRC that fails
+        b"MSCF\0\0\0\0" + filler(100),
+        cab[:24] + b"\x04" + cab[25:],  # a version other than 1.3
+        cab[:-1],  # a cabinet larger than what is left of the body
+    ):
+        outcome = scan(scanner, pe_stub(5000) + tail)
+        assert (outcome.verdict, outcome.reason) == ("Benign", ""), tail[:12]
+    # only a program is searched (the cost of the search)
+    assert scan(scanner, png_header() + filler(100) + rar5 + filler(100)).verdict == "Benign"
+
+
+# --- 10. 7z entries py7zr would not hand over ------------------------------------------------------
+
+SOCKET_ATTRIBUTES = 0x8000 | (stat.S_IFSOCK | 0o644) << 16
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        SOCKET_ATTRIBUTES,
+        stat.FILE_ATTRIBUTE_DIRECTORY,
+        0x8000 | stat.FILE_ATTRIBUTE_DIRECTORY | (stat.S_IFDIR | 0o755) << 16,
+    ],
+    ids=["unix-socket", "windows-directory", "unix-directory"],
+)
+def test_7z_entry_with_data_is_scanned_whatever_its_attributes_say(
+    scanner: ScanService, attributes: int
+) -> None:
+    """py7zr skips an entry whose attributes say socket or directory; 7-Zip takes any entry with
+    a data stream for a file and extracts it (on Windows a socket mode means nothing)."""
+    data = build.seven_zip_with_attributes(
+        {"a.txt": b"hello", "eicar.com": eicar()}, {"eicar.com": attributes}
+    )
+    outcome = scan(scanner, data)
+    assert (outcome.verdict, outcome.reason) == ("Malicious", f"{EICAR_REASON} (in eicar.com)")
+
+
+def test_7z_entry_with_data_left_out_is_not_scanned(monkeypatch: pytest.MonkeyPatch) -> None:
+    # an entry py7zr still leaves out (here: made a socket again) is not passed as Benign
+    monkeypatch.setattr(formats, "_PLAIN_FILE_ATTRIBUTES", SOCKET_ATTRIBUTES)
+    data = build.seven_zip_with_attributes({"a.txt": b"hello", "b.txt": b"b"}, {"b.txt": SOCKET_ATTRIBUTES})
+    outcome = scan(service(), data)
+    assert (outcome.verdict, outcome.reason) == (
+        "Not Scanned",
+        "1 7z member(s) with data not unpacked (at the archive)",
+    )
+    assert scan(service(), build.seven_zip({"a.txt": b"hello", "b.txt": b"b"})).verdict == "Benign"
