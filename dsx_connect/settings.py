@@ -40,7 +40,7 @@ class ScannerSettings(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0)
     connect_timeout_s: float = Field(default=10.0, gt=0)
     max_file_size_bytes: int = Field(default=2 * GIB, gt=0)
-    protected_entity: int = Field(default=1, ge=0)
+    protected_entity: int = Field(default=1, ge=0, le=2**31 - 1)  # DSXA's tenant id: a 32-bit integer
     verify_tls: bool = True
     ca_bundle: str | None = Field(
         default=None, description="CA file the scanner's certificate is checked against"

@@ -70,6 +70,13 @@ def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "DSXCONNECT_RESULTS_DB__RETAIN" in str(info.value)
 
 
+def test_a_protected_entity_past_32_bits_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dsxa_lite (and DSXA) answer 400 to a protected_entity past 2**31-1: every scan would fail."""
+    monkeypatch.setenv("DSXCONNECT_SCANNER__PROTECTED_ENTITY", str(2**31))
+    with pytest.raises(SettingsError, match="DSXCONNECT_SCANNER__PROTECTED_ENTITY"):
+        load_settings(Settings)
+
+
 def test_bad_redis_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DSXCONNECT_REDIS_URL", "http://not-redis")
     with pytest.raises(SettingsError, match="DSXCONNECT_REDIS_URL"):
