@@ -8,6 +8,10 @@ old name unlinked; a move to another filesystem copies to a temporary name, then
 
 What a crash can leave: the item under ``.dsxconnect-moving-*`` in its folder (a retry then answers
 404 and the next scan finds it again), or a ``.dsxconnect-partial-*`` copy in the destination.
+
+The private names this process is using right now are kept in a set (:func:`in_use`): the watcher
+ignores those, and only those. Anyone who can write to the asset can name a file
+``.dsxconnect-moving-…`` too, and such a file is scanned like any other.
 """
 
 from __future__ import annotations
@@ -32,6 +36,18 @@ _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _COPY_CHUNK = 1 << 20
 # link(2) refused by the filesystem (FAT, some SMB mounts) or by fs.protected_hardlinks
 _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
+#: the private names of the items this process has taken aside and not yet released
+_IN_USE: set[str] = set()
+
+
+def in_use(name: str) -> bool:
+    """Whether ``name`` is the private name of an item this process is deleting or moving now."""
+    return name in _IN_USE
+
+
+def release(private: str) -> None:
+    """The item taken aside as ``private`` is deleted, moved or put back: its name is no longer ours."""
+    _IN_USE.discard(private)
 
 
 def file_version(info: os.stat_result) -> str:
@@ -66,7 +82,8 @@ def take_aside(folder: int, name: str, location: str, version: str | None) -> tu
     """Rename the file ``name`` to a private name in ``folder`` while it is the version scanned.
 
     Returns the private name and the file's stat. ``ItemChangedError`` (nothing changed) if the
-    file is not that version, before or after the rename.
+    file is not that version, before or after the rename. Once the file is deleted, moved or put
+    back, the caller gives its private name up with :func:`release`.
     """
     try:
         before = os.lstat(name, dir_fd=folder)
@@ -76,11 +93,16 @@ def take_aside(folder: int, name: str, location: str, version: str | None) -> tu
         raise NotFoundError(f"not a file: {location!r}")
     check_version(location, version, file_version(before))
     private = MOVING_PREFIX + secrets.token_hex(8)
-    os.rename(name, private, src_dir_fd=folder, dst_dir_fd=folder)
-    taken = os.lstat(private, dir_fd=folder)
-    if not stat.S_ISREG(taken.st_mode) or file_version(taken) != file_version(before):
-        put_back(folder, private, name)
-        raise ItemChangedError(f"item changed since it was scanned: {location!r}")
+    _IN_USE.add(private)  # before the rename: its watcher event must find it there
+    try:
+        os.rename(name, private, src_dir_fd=folder, dst_dir_fd=folder)
+        taken = os.lstat(private, dir_fd=folder)
+        if not stat.S_ISREG(taken.st_mode) or file_version(taken) != file_version(before):
+            put_back(folder, private, name)
+            raise ItemChangedError(f"item changed since it was scanned: {location!r}")
+    except BaseException:
+        release(private)
+        raise
     return private, taken
 
 

@@ -28,6 +28,8 @@ _UNREGISTER_TIMEOUT_S = 3.0
 _WATCH_STOP_GRACE_S = 2.0
 _NUDGE_MIN_INTERVAL_S = 5.0
 _MAX_LATE_SUBMISSIONS = 64
+#: a watcher started again after a failure counts as running once it has run this long without failing
+_WATCH_HEALTHY_S = 5.0
 
 
 class CoreState(ConnectorState):
@@ -74,6 +76,9 @@ class ConnectorRuntime:
         self.submitter: Submitter | None = None
         self.registered = False
         self.last_registration_error: str | None = None
+        #: why the watcher failed, until it runs again (it yields): ``GET /`` shows it not running
+        self.watch_error: str | None = None
+        self._watch_starts = self._watch_failed_start = 0
         self.scans: OrderedDict[str, ScanProgress] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._late: set[asyncio.Task[Any]] = set()  # webhook items still being submitted after a 503
@@ -91,7 +96,8 @@ class ConnectorRuntime:
 
     @property
     def watching(self) -> bool:
-        return self._watch_task is not None and not self._watch_task.done()
+        """The watcher runs: started, not ended, and not failing (``watch_error``)."""
+        return self._watch_task is not None and not self._watch_task.done() and self.watch_error is None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -207,7 +213,7 @@ class ConnectorRuntime:
         new = self.settings.updated(changes)
         self.connector.configure(new)
         log.info("configuration updated", extra={"changed": sorted(changes)})
-        if self.watching:
+        if self._watch_task is not None:  # running, or failing and about to start again
             await self._stop_watch()
             self._start_watch()
         await self.register_once()
@@ -310,6 +316,7 @@ class ConnectorRuntime:
     async def _stop_watch(self) -> None:
         task, stop = self._watch_task, self._watch_stop
         self._watch_task = self._watch_stop = None
+        self.watch_error = None
         if task is None or stop is None:
             return
         stop.set()
@@ -323,23 +330,45 @@ class ConnectorRuntime:
             log.debug("watch task ended with an error", exc_info=True)
 
     async def _watch(self, stop: anyio.Event) -> None:
+        """Run the connector's watcher, starting it again when it fails, after a doubling delay (1 s,
+        at most a minute). Meanwhile ``watch_error`` says why and ``watching`` is false, until the
+        watcher yields (an empty list says "running again") or has run ``_WATCH_HEALTHY_S`` without
+        failing. What changed in between is the watcher's to catch up on when it runs again (the
+        filesystem connector walks for the files changed since it failed)."""
         backoff = 1.0
         if self.connector.watch_needs_core:  # its cursor lives in the core: wait for our key first
             await self._registered.wait()
         log.info("monitoring the asset for changes", extra={"asset": self.settings.asset})
         while not stop.is_set():
+            self._watch_starts += 1
+            if self.watch_error is not None:
+                asyncio.get_running_loop().call_later(
+                    _WATCH_HEALTHY_S, self._watch_healthy, self._watch_starts
+                )
             try:
                 # closed at once when we stop early, so a watcher's "seen" mark after its yield never runs
                 async with aclosing(self.connector.watch(stop)) as changes:
                     async for items in changes:
-                        backoff = 1.0
-                        if not await self._submit_changes(items, stop):
+                        backoff, self.watch_error = 1.0, None
+                        if items and not await self._submit_changes(items, stop):
                             return
                 return
             except Exception as exc:
-                log.error("watcher failed; restarting", extra={"error": str(exc)}, exc_info=True)
-                await anyio.sleep(backoff)
+                self.watch_error = str(exc) or type(exc).__name__
+                self._watch_failed_start = self._watch_starts
+                log.error(
+                    "watcher failed; restarting",
+                    extra={"error": self.watch_error, "restart_in_s": backoff},
+                    exc_info=True,
+                )
+                with anyio.move_on_after(backoff):  # a stop during the wait ends it at once
+                    await stop.wait()
                 backoff = min(backoff * 2, 60.0)
+
+    def _watch_healthy(self, start: int) -> None:
+        """The watcher's ``start``-th run has lasted ``_WATCH_HEALTHY_S``: running, unless it failed."""
+        if self._watch_starts == start and self._watch_failed_start != start and self._watch_task is not None:
+            self.watch_error = None
 
     async def _submit_changes(self, items: list[Item], stop: anyio.Event) -> bool:
         """Submit ``items`` until the core takes them; False if told to stop first.

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
 
-from connectors.filesystem.connector import FilesystemConnector
-from shared.errors import NotFoundError, OutsideAssetError
+from connectors.filesystem import connector as connector_module
+from connectors.filesystem.connector import FilesystemConnector, _read_all
+from connectors.filesystem.settings import FilesystemSettings
+from shared.errors import NotFoundError, OutsideAssetError, PermanentError
 from shared.models import ActionDestination, ItemActionType, RequestedAction
 
 pytestmark = pytest.mark.unit
@@ -22,6 +25,11 @@ EXPECTED = ["docs/deep/er/file.pdf", "docs/notes.txt", "docs/report.pdf", "tmp/c
 
 def locations(connector: FilesystemConnector) -> list[str]:
     return sorted(item.location for item in connector.walk())
+
+
+def folder_of(listed: int | str) -> str:
+    """The folder an ``os.scandir`` call lists: the walk lists folders by descriptor."""
+    return os.readlink(f"/proc/self/fd/{listed}") if isinstance(listed, int) else listed
 
 
 def test_resolve_refuses_escapes(make_connector: MakeConnector, asset: Path, tmp_path: Path) -> None:
@@ -60,8 +68,8 @@ def test_walk_does_not_enter_excluded_folders(
     opened: list[str] = []
     real_scandir = os.scandir
 
-    def recording_scandir(path: str) -> os.ScandirIterator[str]:  # type: ignore[name-defined]
-        opened.append(os.path.relpath(path, asset))
+    def recording_scandir(path: int) -> os._ScandirIterator[str]:
+        opened.append(os.path.relpath(folder_of(path), asset))
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", recording_scandir)
@@ -78,7 +86,7 @@ def test_walk_is_a_lazy_generator(
     opened = 0
     real_scandir = os.scandir
 
-    def counting_scandir(path: str) -> os.ScandirIterator[str]:  # type: ignore[name-defined]
+    def counting_scandir(path: int) -> os._ScandirIterator[str]:
         nonlocal opened
         opened += 1
         return real_scandir(path)
@@ -106,7 +114,7 @@ def test_a_tree_deeper_than_the_descriptor_limit_is_listed_whole_with_one_folder
     real_scandir = os.scandir
 
     class Counted:
-        def __init__(self, path: str) -> None:
+        def __init__(self, path: int) -> None:
             nonlocal open_now, peak
             self.inner = real_scandir(path)
             open_now += 1
@@ -132,22 +140,88 @@ def test_a_tree_deeper_than_the_descriptor_limit_is_listed_whole_with_one_folder
     assert peak == 1 and open_now == 0
 
 
-def test_a_folder_that_cannot_be_listed_fails_the_walk_unless_permission_is_refused(
-    make_connector: MakeConnector, asset: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [(PermissionError(13, "Permission denied"), 403), (OSError(116, "Stale file handle"), 400)],
+)
+@pytest.mark.anyio
+async def test_a_folder_that_cannot_be_listed_is_submitted_so_its_job_shows_why(
+    make_connector: MakeConnector, monkeypatch: pytest.MonkeyPatch, failure: OSError, status: int
 ) -> None:
+    """A subfolder that could not be listed was skipped with a log line (permission denied: the job
+    completed with its files unscanned and unreported) or stopped the whole scan (any other error).
+    It is now an item whose read is refused naming why (a Not Scanned result), and the walk goes on."""
     real_scandir = os.scandir
-    failure: OSError = OSError(5, "Input/output error")
+    unlistable = {"docs"}
 
-    def failing(path: str) -> os.ScandirIterator[str]:  # type: ignore[name-defined]
-        if path.endswith(os.sep + "docs"):
+    def failing(listed: int) -> os._ScandirIterator[str]:
+        if os.path.basename(folder_of(listed)) in unlistable:
             raise failure
-        return real_scandir(path)
+        return real_scandir(listed)
 
     monkeypatch.setattr(os, "scandir", failing)
-    with pytest.raises(OSError, match="Input/output"):  # the job fails naming it, never "completed"
-        locations(make_connector())
-    failure = PermissionError(13, "Permission denied")  # a folder this process may not read: skipped
-    assert locations(make_connector()) == ["tmp/cache.bin", "top.txt"]
+    connector = make_connector()
+    assert locations(connector) == ["docs/", "tmp/cache.bin", "top.txt"]
+    with pytest.raises(PermanentError, match=f"'docs/' could not be listed.*{failure.strerror}") as refused:
+        await connector.read("docs/")
+    assert refused.value.status_code == status
+    unlistable.add("asset")  # the asset itself: the scan fails naming it, never "completed"
+    with pytest.raises(OSError, match=failure.strerror or ""):
+        locations(connector)
+
+
+def test_a_tree_deeper_than_a_path_may_be_is_walked_past_and_reported(
+    make_connector: MakeConnector, asset: Path
+) -> None:
+    """A folder whose path is longer than the system allows (ENAMETOOLONG) stopped the whole
+    enumeration; it is reported as an item and the rest of the asset is listed."""
+    name = "d" * 200
+    fd = os.open(asset, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(25):  # 5,000 characters: past PATH_MAX (4,096) and a location's limit
+        os.mkdir(name, dir_fd=fd)
+        deeper = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = deeper
+    os.close(os.open("bottom.exe", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd))
+    os.close(fd)
+    (asset / "zz").mkdir()
+    (asset / "zz/after.txt").write_text("listed after the deep tree")
+    found = locations(make_connector())
+    reported = [loc for loc in found if loc.endswith("/")]
+    assert sorted(set(found) - set(reported)) == sorted([*EXPECTED, "zz/after.txt"])
+    assert len(reported) == 1 and reported[0].startswith(f"{name}/{name}/") and len(reported[0]) <= 4096
+
+
+@pytest.mark.parametrize("swap", ["the folder", "a folder above it"])
+def test_a_folder_swapped_for_a_symlink_during_the_walk_lists_nothing_outside(
+    tmp_path: Path, swap: str
+) -> None:
+    """Waiting folders were kept as paths and listed with ``os.scandir(path)``, which follows
+    symlinks: one swapped for a link to another folder after its parent was listed had the files
+    there listed and submitted (names and sizes out of the asset, or a job as large as ``/``)."""
+    root = tmp_path / "asset"
+    for location in ("one/a.txt", "two/b.txt", "two/sub/c.txt"):
+        (root / location).parent.mkdir(parents=True, exist_ok=True)
+        (root / location).write_text(location)
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "secret").write_text("s")
+    (outside / "sub/secret").write_text("s")
+    walk = FilesystemConnector(FilesystemSettings(asset=str(root))).walk()
+    seen = [next(walk).location]
+    if swap == "the folder":  # swapped before it is opened
+        other = "two" if seen[0].startswith("one/") else "one"
+        shutil.rmtree(root / other)
+    else:  # "two" is being listed: "two/sub" waits as a path that now leads out through "two"
+        while seen[-1] != "two/b.txt":
+            seen.append(next(walk).location)
+        other = "two"
+        (root / "two").rename(tmp_path / "two-elsewhere")
+    (root / other).symlink_to(outside, target_is_directory=True)
+    seen.extend(item.location for item in walk)
+    assert not [loc for loc in seen if "secret" in loc]
+    if swap == "a folder above it":
+        assert "two/sub/" in seen  # reported: its read names why
 
 
 def test_symlinks_inside_are_scanned_and_those_leading_out_are_skipped(
@@ -199,6 +273,46 @@ async def test_read_returns_small_files_in_memory_and_streams_large_ones_from_th
         await connector.read("missing.txt")
     with pytest.raises(NotFoundError):
         await connector.read("docs")  # a folder is not an item
+
+
+def test_a_small_file_grown_after_its_size_was_taken_is_read_no_further(asset: Path) -> None:
+    """The read went on to the end of the file, however large it had grown: a 10-byte file grown
+    sparse to 64 MiB (50 GB as easily) was read whole into memory, on the event loop by default."""
+    path = asset / "grows.bin"
+    path.write_bytes(b"0123456789")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.truncate(path, 64 << 20)
+        data = _read_all(fd, 10)
+    finally:
+        os.close(fd)
+    assert data == b"0123456789\x00"  # one byte more says it grew
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("change", ["grown", "cut"])
+async def test_a_small_file_changed_while_read_is_answered_without_a_version(
+    make_connector: MakeConnector, asset: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Bytes read after the file changed were answered under the version taken before: the scan
+    cache recorded their verdict, and a guarded action acted, under a version they are not."""
+    path = asset / "changing.bin"
+    path.write_bytes(b"first bytes")
+    real_read_all = connector_module._read_all
+
+    def changed_meanwhile(fd: int, size: int) -> bytes:
+        with path.open("ab" if change == "grown" else "r+b") as file:
+            file.write(b" and more") if change == "grown" else file.truncate(5)
+        return real_read_all(fd, size)
+
+    monkeypatch.setattr(connector_module, "_read_all", changed_meanwhile)
+    content = await make_connector().read("changing.bin")
+    assert content.version is None
+    assert content.data == (b"first bytes" if change == "grown" else b"first")
+    assert content.size == len(content.data)
+    monkeypatch.undo()
+    steady = await make_connector().read("changing.bin")
+    assert steady.version is not None and steady.data == path.read_bytes()
 
 
 def delete() -> RequestedAction:

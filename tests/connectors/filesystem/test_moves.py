@@ -215,13 +215,37 @@ async def test_an_action_on_a_quarantined_item_is_refused(
     assert (asset / "dsxconnect-quarantine/old/evil.exe").read_bytes() == b"MZ quarantined"
 
 
-def test_the_monitor_ignores_an_item_taken_aside_by_an_action_under_way(
+def test_the_monitor_ignores_only_the_items_this_process_has_taken_aside(
     make_connector: MakeConnector, asset: Path
 ) -> None:
-    aside = asset / "docs" / (moving.MOVING_PREFIX + "0123")
-    aside.write_bytes(b"being moved")
-    items = make_connector()._items_at([str(aside), str(asset / "top.txt")])
-    assert [item.location for item in items] == ["top.txt"]
+    """Every name starting with the private prefix was ignored: anyone who can write to the asset
+    could name malware ``.dsxconnect-moving-evil.exe`` and the monitor never submitted it."""
+    planted = asset / "docs" / (moving.MOVING_PREFIX + "evil.exe")
+    planted.write_bytes(b"MZ planted")
+    connector = make_connector()
+    folder = os.open(asset / "docs", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        private, _ = moving.take_aside(folder, "notes.txt", "docs/notes.txt", None)
+        aside = str(asset / "docs" / private)
+        try:
+            items = connector._items_at([aside, str(planted), str(asset / "top.txt")])
+            assert [item.location for item in items] == [f"docs/{planted.name}", "top.txt"]
+        finally:
+            moving.release(private)
+        # no longer ours (a crash left it, say): a file like any other
+        assert [item.location for item in connector._items_at([aside])] == [f"docs/{private}"]
+    finally:
+        os.close(folder)
+
+
+@pytest.mark.anyio
+async def test_actions_release_the_private_names_they_used(make_connector: MakeConnector) -> None:
+    connector = make_connector()
+    await connector.act("top.txt", MOVE)
+    await connector.act("docs/notes.txt", RequestedAction(type=ItemActionType.DELETE))
+    with pytest.raises(ItemChangedError):
+        await connector.act("docs/report.pdf", MOVE, version="0:0:0:0")
+    assert not moving._IN_USE
 
 
 @pytest.mark.anyio

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from shared.connector import Item, WebhookReply, create_connector_app
+from shared.connector import runtime as runtime_module
 from shared.connector.routes import WEBHOOK_SUBMIT_RETRY_S
 from shared.connector.runtime import ConnectorRuntime
 from tests.shared.connector.core_receiver import FakeCore, running_core
@@ -314,6 +315,58 @@ async def test_changes_the_core_did_not_take_are_sent_again_before_the_watcher_m
     finally:
         await rt.stop()
     assert sorted(r["location"] for r in fake_core.requests) == ["f001.bin", "f002.bin"]
+
+
+class BreakingWatcher(MemoryConnector):
+    """A watcher that fails as it starts while ``broken``; ``says_running``: it yields ``[]`` when
+    it starts (else it says nothing until a change comes)."""
+
+    broken = True
+    says_running = True
+    starts = 0
+
+    async def watch(self, stop: anyio.Event) -> AsyncGenerator[list[Item]]:
+        self.starts += 1
+        if self.broken:
+            raise PermissionError(13, "Permission denied: the asset's watcher")
+        if self.says_running:
+            yield []  # running again: nothing to submit
+        async for items in super().watch(stop):
+            yield items
+
+
+@pytest.mark.parametrize("says_running", [True, False])
+async def test_a_failing_watcher_shows_as_not_running_until_it_runs_again(
+    fake_core: FakeCore, monkeypatch: pytest.MonkeyPatch, says_running: bool
+) -> None:
+    """While the watcher kept failing, ``watching`` (``GET /``'s ``monitor.running``) still said it
+    ran: monitoring could be off for good with nothing showing it. A watcher started again runs once
+    it yields, or once it has run a while without failing."""
+    monkeypatch.setattr(runtime_module, "_WATCH_HEALTHY_S", 0.3, raising=False)
+    connector = BreakingWatcher(
+        MemorySettings(dsx_connect_url=fake_core.url, monitor=True, heartbeat_interval_s=0.2),
+        items={"f001.bin": b"x"},
+    )
+    connector.says_running = says_running
+    rt = ConnectorRuntime(connector)
+    await rt.start()
+    try:
+        await until(lambda: connector.starts >= 1, what="the watcher's first start")
+        await until(lambda: not rt.watching, what="the failure to show")
+        assert rt.watch_error is not None and "Permission denied" in rt.watch_error
+        connector.broken = False
+        await until(lambda: rt.watching, what="the watcher running again")
+        assert rt.watch_error is None
+        assert fake_core.requests == []  # its "running again" is not submitted
+        connector.push("f001.bin")
+        await until(lambda: len(fake_core.requests) == 1, what="a change after the restart")
+        connector.broken = True
+        await rt.reconfigure({"filter": "*.bin"})  # restarts the watcher: it fails again
+        await until(lambda: not rt.watching, what="the failure to show again")
+        started = time.monotonic()
+    finally:
+        await rt.stop()
+    assert time.monotonic() - started < 1.5  # a stop during the restart delay does not wait it out
 
 
 async def test_reconfigure_re_registers_with_the_new_settings(
