@@ -42,6 +42,7 @@ class ConnectorReadiness(BaseModel):
 class MonitorState(BaseModel):
     enabled: bool
     running: bool
+    error: str | None = omitted_if_none("why the watcher failed, until it runs again (signed callers only)")
 
 
 class FullScanState(BaseModel):

@@ -281,7 +281,7 @@ def connector_router(
         if request.headers.get("authorization"):
             try:
                 await verifier(request)
-                private = {"uuid": s.uuid, "asset": s.asset}
+                private = {"uuid": s.uuid, "asset": s.asset}  # (a watcher's error names paths too)
             except HTTPException:
                 pass
         return ConnectorIdentity.model_validate({
@@ -293,7 +293,11 @@ def connector_router(
             "filter": s.filter,
             "item_action": s.item_action.value,
             "registered": runtime.registered,
-            "monitor": {"enabled": s.monitor, "running": runtime.watching},
+            "monitor": {
+                "enabled": s.monitor,
+                "running": runtime.watching,
+                "error": runtime.watch_error if private else None,
+            },
             "scans": [vars(p) for p in runtime.scans.values() if p.active],
         })  # fmt: skip
 

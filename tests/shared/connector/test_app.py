@@ -60,6 +60,16 @@ async def test_identity_and_version(client: httpx.AsyncClient, connector: Memory
     assert (await client.get(f"{PREFIX}/version")).json()["version"] == "9.9.9"
 
 
+async def test_a_failing_watcher_says_why_to_signed_callers_only(connector: MemoryConnector) -> None:
+    app = create_connector_app(connector)
+    app.state.runtime.watch_error = "Permission denied: '/data/asset/private'"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", auth=core_signer()) as signed:
+        assert (await signed.get(f"{PREFIX}/")).json()["monitor"]["error"].startswith("Permission denied")
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as anonymous:
+        assert "error" not in (await anonymous.get(f"{PREFIX}/")).json()["monitor"]  # it names paths
+
+
 async def test_read_file_answers_the_bytes(client: httpx.AsyncClient, connector: MemoryConnector) -> None:
     response = await client.post(f"{PREFIX}/read_file", json=scan_request("dir/b.bin"))
     assert response.status_code == 200
