@@ -17,13 +17,22 @@ from dsx_connect.redis_client import replicated
 from dsx_connect.settings import Settings
 from dsx_connect.state.connectors import ConnectorRegistry
 from dsx_connect.state.jobs import ItemIdCollision, JobStore
+from dsx_connect.state.monitor_jobs import ID_PREFIX as MONITOR_ID_PREFIX
 from dsx_connect.state.monitor_jobs import KIND as MONITOR
 from dsx_connect.state.monitor_jobs import MonitorJobs
-from dsx_connect.state.requests import capacity_counts, jobs_of_requests, touch_accept, unfinished_items
+from dsx_connect.state.requests import (
+    capacity_counts,
+    job_owners,
+    jobs_of_requests,
+    touch_accept,
+    unfinished_items,
+)
 from shared.models import RegisteredConnector, ScanRequest, ScanTask, utcnow_iso
 
 _ITEM_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4b6a-9d63-3c1f0e7a9b21")
 _ITEM_NS_BYTES = _ITEM_NAMESPACE.bytes
+#: the namespace of the ids derived from length-prefixed parts (``scoped_request_id``)
+_FRAMED_NS_BYTES = uuid.UUID("0b7e5d6a-2c41-4f8e-9a3b-5e1d7c2f4a86").bytes
 
 #: enqueues scan tasks (each its JSON text, or a dict), batched as configured
 Publish = Callable[[list[str] | list[dict[str, Any]]], None]
@@ -48,14 +57,20 @@ class InvalidJobId(ValueError):
     """A ``scan_job_id`` outside :data:`JOB_ID_PATTERN` (HTTP 422)."""
 
 
+class ReservedJobId(ValueError):
+    """A ``scan_job_id`` naming a monitor job (``monitor-...``, HTTP 400): those ids are the core's.
+    A connector could otherwise create, ahead of time, the job another connector's monitor job would
+    roll over into, and have its own items counted and reported in that connector's job."""
+
+
 class ForeignJob(PermissionError):
     """A scan request names a job of another connector (HTTP 403)."""
 
 
 def check_job_ids(requests: list[ScanRequest]) -> None:
-    """Refuse job ids that could address another key (``:``) or are not plain tokens, and one
-    ``job_item_id`` naming two items of a job in one batch (they would get one request id: the
-    second would never be scanned)."""
+    """Refuse job ids that could address another key (``:``) or are not plain tokens, monitor job
+    ids (:class:`ReservedJobId`), and one ``job_item_id`` naming two items of a job in one batch
+    (they would get one request id: the second would never be scanned)."""
     items: dict[tuple[str, str], str] = {}
     for req in requests:
         if req.scan_job_id is None:
@@ -63,6 +78,11 @@ def check_job_ids(requests: list[ScanRequest]) -> None:
         if not JOB_ID_PATTERN.fullmatch(req.scan_job_id):  # (match: "$" also matches before a final "\n")
             raise InvalidJobId(
                 f"scan_job_id {req.scan_job_id[:64]!r} is not valid: 1-128 letters, digits, '.', '_' or '-'"
+            )
+        if req.scan_job_id.startswith(MONITOR_ID_PREFIX):
+            raise ReservedJobId(
+                f"scan_job_id {req.scan_job_id[:64]!r} is refused: ids starting with {MONITOR_ID_PREFIX!r} "
+                "name the core's monitor jobs (leave scan_job_id out: a change event joins its connector's)"
             )
         if req.job_item_id:
             first = items.setdefault((req.scan_job_id, req.job_item_id), req.location)
@@ -132,25 +152,53 @@ def _unfinished(client: redis.Redis) -> int:
     return count
 
 
+def _uuid5_hex(namespace: bytes, name: str) -> str:
+    """``uuid.uuid5(namespace, name).hex``, computed directly: a third of the cost per item."""
+    digest = bytearray(hashlib.sha1(namespace + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return digest.hex()
+
+
+def framed(parts: tuple[str, ...]) -> str:
+    """``parts`` as one string each of them can be read back from: every part prefixed by its length
+    (``3:abc0:``). Joined with a separator instead, a ``:`` inside one part (a connector uuid, a
+    location) moved the boundary: ``B:evil`` + ``x`` and ``B`` + ``evil:x`` read alike."""
+    return "".join(f"{len(part)}:{part}" for part in parts)
+
+
+def scoped_request_id(*parts: str) -> str:
+    """The stable request id of ``parts`` (a scope such as ``change``, then what names the item):
+    the uuid5 of their :func:`framed` form in a namespace of its own, so it never equals an id of
+    :func:`request_id_for`'s plain form either."""
+    return _uuid5_hex(_FRAMED_NS_BYTES, framed(parts))
+
+
 def request_id_for(job_id: str, job_item_id: str | None) -> str:
-    """A new id, or a stable one when the connector names the item, so a resubmission is the same request."""
+    """A new id, or a stable one when the connector names the item, so a resubmission is the same request.
+
+    A job id of the intake holds no ``:`` (:data:`JOB_ID_PATTERN`): ``<job>:<item>`` splits at its
+    first ``:`` only one way, so those ids stay what they were (a full scan running across an upgrade
+    keeps its ids). Any other scope (one with a ``:``) is framed (:func:`scoped_request_id`)."""
     if job_item_id:
-        # uuid.uuid5(_ITEM_NAMESPACE, name).hex, computed directly: a third of the cost per item
-        digest = bytearray(hashlib.sha1(_ITEM_NS_BYTES + f"{job_id}:{job_item_id}".encode()).digest()[:16])
-        digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-        digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-        return digest.hex()
+        if ":" in job_id:
+            return scoped_request_id("item", job_id, job_item_id)
+        return _uuid5_hex(_ITEM_NS_BYTES, f"{job_id}:{job_item_id}")
     return uuid.uuid4().hex
 
 
 def change_event_id(connector_uuid: str, req: ScanRequest) -> str | None:
     """A stable id for a request outside any job (a change event) that names its item's version or
     its own item id: the same event submitted again (a lost answer, a retried webhook) is the same
-    request, so it gets one result. None when the request names neither (each is a new request)."""
+    request, so it gets one result. None when the request names neither (each is a new request).
+
+    The connector's uuid is one framed part of the name: two connectors never share an id, whatever
+    their uuids and locations hold (``B:evil`` + ``x`` is not ``B`` + ``evil:x``)."""
     if not (req.item_version or req.job_item_id):
         return None
-    name = f"{req.location}\x00{req.item_version or ''}\x00{req.job_item_id or ''}"
-    return request_id_for(f"change:{connector_uuid}", name)
+    return scoped_request_id(
+        "change", connector_uuid, req.location, req.item_version or "", req.job_item_id or ""
+    )
 
 
 def accept(
@@ -190,6 +238,10 @@ def accept(
     ]
     known = [i for i in event_ids if i]
     accepted_in = jobs_of_requests(client, known) if known else {}
+    # a resubmit joins the job that accepted it only when that job is its connector's (a job gone
+    # since has no owner: it is recreated as this connector's); ids are per connector, so another's
+    # job there means an id shared by chance: the event is then a request of its own, never a 403
+    earlier_owner = job_owners(client, set(accepted_in.values())) if accepted_in else {}
     monitors: dict[str, str] = {}
     earlier_monitors: set[str] = set()
     accepted_at = utcnow_iso()  # once per batch: formatting the time costs more than building a task
@@ -198,8 +250,11 @@ def accept(
         connector = connectors[req.connector.uuid]
         job_id = req.scan_job_id
         if job_id is None and event_id and (earlier := accepted_in.get(event_id)):
-            job_id = earlier
-            earlier_monitors.add(earlier)
+            if earlier_owner.get(earlier) in (None, connector.uuid):
+                job_id = earlier
+                earlier_monitors.add(earlier)
+            else:
+                event_id = uuid.uuid4().hex
         if job_id is None:
             job_id = monitors.get(connector.uuid)
             if job_id is None:

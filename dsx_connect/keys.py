@@ -5,6 +5,25 @@ PREFIX = "dsxc"
 CONNECTORS = f"{PREFIX}:connectors"  # hash uuid -> RegisteredConnector JSON
 CONNECTOR_STATE = f"{PREFIX}:connector-state"  # + ":{uuid}:{namespace}" hash key -> text
 
+
+def connector_state(uuid: str, namespace: str) -> str:
+    """Hash key -> text of one namespace of a connector's state (``PUT /connectors/state``). A uuid
+    holds no ``:`` (``shared.models.CONNECTOR_UUID_PATTERN``, checked by ``state.connectors``), so
+    the first ``:`` after the prefix ends it: ``X`` + ``Y:N`` and ``X:Y`` + ``N`` are not one key."""
+    return f"{CONNECTOR_STATE}:{uuid}:{namespace}"
+
+
+def connector_state_usage(uuid: str) -> str:
+    """Hash of what a connector's state holds: ``keys`` (fields, every namespace) and ``bytes``
+    (their names and values); the bounds of ``state.connectors`` are checked against it."""
+    return f"{PREFIX}:connector-state-usage:{uuid}"
+
+
+def connector_state_namespaces(uuid: str) -> str:
+    """Set of the namespaces a connector's state holds (so that it can be deleted with its identity)."""
+    return f"{PREFIX}:connector-state-ns:{uuid}"
+
+
 JOBS_INDEX = f"{PREFIX}:jobs"  # zset job_id -> created ts
 
 

@@ -68,6 +68,10 @@ def _plain_text(value: str) -> str:
 Text = Annotated[str, AfterValidator(_plain_text)]
 
 
+#: what a connector uuid may look like: 1-64 letters, digits, ``.``, ``_`` or ``-``
+CONNECTOR_UUID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
 class ConnectorInstance(BaseModel):
     """A connector as it registers with the core (the 1.x ``ConnectorInstanceModel`` shape)."""
 
@@ -75,7 +79,9 @@ class ConnectorInstance(BaseModel):
 
     name: Text = Field(default="connector", min_length=1, max_length=200)
     display_name: str | None = None
-    uuid: str = Field(min_length=1, max_length=64)
+    # a plain token: it becomes part of Redis keys and job ids (a ``:`` moved a key's boundary, so
+    # ``B:evil`` could address ``B``'s keys); uuid4/uuid5 strings and hex digests fit
+    uuid: str = Field(min_length=1, max_length=64, pattern=CONNECTOR_UUID_PATTERN)
     meta_info: str | None = None
     url: str = ""
     status: ConnectorStatus = ConnectorStatus.STARTING
@@ -94,6 +100,9 @@ class ConnectorInstance(BaseModel):
 
 class RegisteredConnector(ConnectorInstance):
     """A connector as the core keeps it: the registration plus bookkeeping."""
+
+    # a record stored before uuids were constrained still reads (it can no longer register or submit)
+    uuid: str = Field(min_length=1, max_length=64)
 
     registered_at: str = Field(default_factory=utcnow_iso)
     last_heartbeat: str = Field(default_factory=utcnow_iso)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from dsx_connect.api.answers import (
@@ -25,8 +26,14 @@ from dsx_connect.connector_client import AnswerKind, ConnectorClient, classify
 from dsx_connect.connector_requests import Route
 from dsx_connect.connectors import full_scan
 from dsx_connect.state.auth_credentials import ConnectorRevoked, IdentityExists, IssuedKey
-from dsx_connect.state.connectors import get_state, put_state
-from shared.models import ConnectorInstance, RegisteredConnector, StatusResponse
+from dsx_connect.state.connectors import (
+    MAX_STATE_KEYS,
+    MAX_STATE_TOTAL_BYTES,
+    StateBoundExceeded,
+    get_state,
+    put_state,
+)
+from shared.models import CONNECTOR_UUID_PATTERN, ConnectorInstance, RegisteredConnector, StatusResponse
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,9 @@ router = APIRouter(prefix="/connectors", tags=["connectors"])
 
 MAX_STATE_BYTES = 64 * 1024
 Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+#: the uuid of a state route: a ``:`` in it would address another connector's namespace
+# (``X`` + ``Y:N`` and ``X:Y`` + ``N``); registration refuses such uuids too
+StateUuid = Annotated[str, Path(max_length=64, pattern=CONNECTOR_UUID_PATTERN)]
 
 
 @router.post(
@@ -297,26 +307,44 @@ def put_connector_config(
     return _relay(_call(calls, Route.CONFIG, lambda: calls.put_config(update)))
 
 
-@router.put("/state/{uuid}/{namespace}/{key}", status_code=status.HTTP_204_NO_CONTENT)
+@router.put(
+    "/state/{uuid}/{namespace}/{key}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        409: {
+            "description": f"the connector's state holds {MAX_STATE_KEYS} keys already (a new key is refused)"
+        },
+        413: {
+            "description": f"the value is over {MAX_STATE_BYTES} bytes, or the connector's state would pass "
+            f"{MAX_STATE_TOTAL_BYTES} bytes"
+        },
+    },
+)
 async def put_connector_state(
     _: ConnectorSelf,
-    uuid: Annotated[str, Path(max_length=64)],
+    uuid: StateUuid,
     namespace: Name,
     key: Name,
     request: Request,
     client: RedisDep,
 ) -> Response:
-    """Keep a connector's cursor (e.g. a Graph delta token) across its restarts."""
+    """Keep a connector's cursor (e.g. a Graph delta token) across its restarts. A connector's state
+    is bounded: at most 1,000 keys and 8 MiB (names and values) over all its namespaces."""
     body = await request.body()
     if len(body) > MAX_STATE_BYTES:
         raise HTTPException(413, f"state values are limited to {MAX_STATE_BYTES} bytes")
-    put_state(client, uuid, namespace, key, body.decode("utf-8", errors="replace"))
+    try:
+        await run_in_threadpool(
+            put_state, client, uuid, namespace, key, body.decode("utf-8", errors="replace")
+        )
+    except StateBoundExceeded as exc:
+        raise HTTPException(409 if exc.bound == "keys" else 413, str(exc)) from None
     return Response(status_code=204)
 
 
 @router.get("/state/{uuid}/{namespace}/{key}", responses={404: {"description": "no value"}})
 def get_connector_state(
-    _: ConnectorSelf, uuid: Annotated[str, Path(max_length=64)], namespace: Name, key: Name, client: RedisDep
+    _: ConnectorSelf, uuid: StateUuid, namespace: Name, key: Name, client: RedisDep
 ) -> StateValue:
     """Read back a connector's stored cursor as ``{"value": ...}`` (the 1.x shape its connectors read)."""
     value = get_state(client, uuid, namespace, key)

@@ -28,6 +28,7 @@ router = APIRouter(prefix="/scan", tags=["scan requests"])
 SPREAD_BATCHES_OF = 100
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "`scan_job_id` names a monitor job (ids starting with `monitor-` are the core's)"},
     403: {"description": "a request names another connector (or a job of another connector)"},
     404: {"description": "the connector is not registered"},
     422: {"description": "malformed scan request"},
@@ -55,6 +56,8 @@ def _accept(
             publish=publish_scan_tasks,
             serve_cached=serve_cached if cache is not None else None,
         )
+    except intake.ReservedJobId as exc:
+        raise HTTPException(400, str(exc)) from None
     except (intake.MissingConnector, intake.InvalidJobId) as exc:
         raise HTTPException(422, str(exc)) from None
     except intake.ForeignJob as exc:

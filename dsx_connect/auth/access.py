@@ -156,8 +156,8 @@ class EnrollmentCaller:
 
 
 def refuse_while_blocked(limiter: FailureLimiter, source: str, what: str) -> None:
-    """429 with ``Retry-After`` while ``source`` is over ``limiter``'s budget; checked before the
-    secret itself, so that a right guess is not told apart from a wrong one."""
+    """429 with ``Retry-After`` while ``source`` is over ``limiter``'s budget; a guessable secret is
+    answered so whether it is right or wrong, so that a right guess is not told apart."""
     if limiter.blocked(source):
         raise HTTPException(
             429,
@@ -178,8 +178,13 @@ def enrollment(request: Request) -> EnrollmentCaller:
     if token and not who.is_connector:
         settings = get_settings().auth
         limiter, source = guess_limiter(get_redis(), settings), source_of(request.scope)
-        refuse_while_blocked(limiter, source, "wrong API keys or tokens")
         grant = EnrollmentTokens(get_redis(), settings).check(token)
+        # a minted (scoped) token is 256 random bits, no more guessable than a signature: a budget
+        # spent by others' wrong keys from its address (a NAT, an ingress) never refuses it, so 1.x
+        # connectors keep their heartbeats. Any other token answers as a wrong one past the budget
+        # (a fleet token is chosen by the operator: a right guess must not be told apart)
+        if grant is None or not grant.scoped:
+            refuse_while_blocked(limiter, source, "wrong API keys or tokens")
         if grant is None and not who.is_operator:
             limiter.failed(source)
     return EnrollmentCaller(who, grant, bool(token))

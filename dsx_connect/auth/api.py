@@ -7,9 +7,10 @@
 - ``POST /auth/connectors/{uuid}/rotate``: a new pair; the connector receives it with its next
   registration, the previous one stays valid for ``DSXCONNECT_AUTH__KEY_ROTATION_GRACE_S``.
 - ``POST /auth/connectors/{uuid}/revoke``: every key of the connector stops working at once, it is
-  unregistered and its registrations are refused until ``POST .../reinstate``.
-- ``POST /auth/connectors/{uuid}/reset``: forget the identity (keys and registration); the next
-  registration with any enrollment token creates it anew.
+  unregistered, its stored state (``/connectors/state``) is deleted, and its registrations are
+  refused until ``POST .../reinstate``.
+- ``POST /auth/connectors/{uuid}/reset``: forget the identity (keys, registration and stored
+  state); the next registration with any enrollment token creates it anew.
 - ``POST /auth/enrollment-tokens`` (mint a token scoped to a connector name or uuid, optional
   expiry; the token is in this answer only), ``GET /auth/enrollment-tokens``,
   ``DELETE /auth/enrollment-tokens/{id}``.
@@ -43,6 +44,7 @@ from dsx_connect.redis_client import get_redis
 from dsx_connect.state.auth_enrollment import EnrollmentTokens
 from dsx_connect.state.auth_operators import SESSION_COOKIE, OperatorAuth
 from dsx_connect.state.auth_ratelimit import guess_limiter
+from dsx_connect.state.connectors import delete_state
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 operator = APIRouter(dependencies=[OPERATOR_ONLY])  # everything but login/logout/session
@@ -162,9 +164,11 @@ def rotate_connector_key(uuid: Uuid, credentials: ConnectorKeysDep, settings: Se
 
 @operator.post("/connectors/{uuid}/revoke")
 def revoke_connector(uuid: Uuid, credentials: ConnectorKeysDep, registry: RegistryDep) -> IdentityChanged:
-    """Invalidate every key of the connector now, unregister it, and refuse its registrations."""
+    """Invalidate every key of the connector now, unregister it, delete its stored state (whoever
+    held its key may have written it), and refuse its registrations."""
     credentials.revoke(uuid)
     registry.unregister(uuid)
+    delete_state(get_redis(), uuid)
     return IdentityChanged(message=f"connector {uuid} revoked", id=uuid)
 
 
@@ -179,9 +183,11 @@ def reinstate_connector(uuid: Uuid, credentials: ConnectorKeysDep) -> IdentityCh
 @operator.post("/connectors/{uuid}/reset")
 def reset_connector(uuid: Uuid, credentials: ConnectorKeysDep, registry: RegistryDep) -> IdentityChanged:
     """Forget the connector's identity: its keys stop working at once and it is unregistered; the
-    next registration with an enrollment token creates the identity anew (a lost or stolen pair)."""
+    next registration with an enrollment token creates the identity anew (a lost or stolen pair).
+    Its stored state (cursors) is deleted too: the new identity starts from none."""
     existed = credentials.reset(uuid)
     registry.unregister(uuid)
+    delete_state(get_redis(), uuid)
     message = f"identity of connector {uuid} reset" if existed else f"connector {uuid} had no identity"
     return IdentityChanged(message=message, id=uuid)
 

@@ -3,10 +3,14 @@
 It does only what needs the raw request, and decides nothing about routes (each route declares its
 access with a dependency of :mod:`dsx_connect.auth.access`):
 
-- ``Authorization: DSX-HMAC ...``: the header is parsed, the timestamp and the key id are checked
+- ``Authorization: DSX-HMAC ...``: the header is parsed, the key id and the timestamp are checked
   *before* the body is read (a forged header costs no body read); then the body is read (bounded),
   the signature and the nonce are checked, and the body is handed on to the app. A bad signature
-  answers 401 here; a source with too many refused signatures in a minute answers 429.
+  answers 401 here, or 429 past ``AUTH__FAILED_SIGNATURES_PER_MIN`` refusals in a minute: guesses
+  (a malformed header, an unknown key id) are counted per source address, failures with a known key
+  (stale, replayed, wrong signature) per source address and key id. The count only ever turns a
+  refusal into a 429: a request whose signature verifies is never refused, so junk sent from a
+  shared address (an ingress, a NAT) cannot stop the correctly signed connectors behind it.
 - ``X-API-Key`` / ``Authorization: Bearer`` with a valid operator key, or the ``dsx_session``
   cookie of a login: an operator. A wrong key counts as a failed login of its source; past the
   limit (the count shared by every replica, checked before the key) any key answers 429, on every
@@ -22,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -137,28 +140,16 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-class WatchedLimiter:
-    """A :class:`FailureLimiter` this replica consults only for sources it saw fail lately, so
-    correct traffic costs no Redis call; the count itself is shared by every replica."""
+#: how long past the replay window a nonce is kept: each replica checks timestamps against its own
+#: clock, so a request another replica judged in its window may reach one whose clock is behind; a
+#: nonce kept exactly ``2 * skew`` could then be forgotten while its timestamp still passes there
+NONCE_MARGIN_S = 60
 
-    def __init__(self, limiter: FailureLimiter) -> None:
-        self.limiter = limiter
-        self._failed_here: dict[str, float] = {}  # source -> when this replica last refused it
 
-    def suspect(self, source: str) -> bool:
-        return source in self._failed_here
-
-    def blocked(self, source: str) -> bool:
-        if time.monotonic() - self._failed_here.get(source, 0.0) > 2 * self.limiter.window_s:
-            self._failed_here.pop(source, None)
-            return False
-        return self.limiter.blocked(source)
-
-    def failed(self, source: str) -> None:
-        if len(self._failed_here) > 10_000:  # many sources: forget; Redis still counts each
-            self._failed_here.clear()
-        self._failed_here[source] = time.monotonic()
-        self.limiter.failed(source)
+def nonce_ttl_s(skew_s: int) -> int:
+    """How long a DSX-HMAC nonce is remembered: the whole window a timestamp may pass (``2 * skew``)
+    plus :data:`NONCE_MARGIN_S` for clock differences between replicas."""
+    return 2 * skew_s + NONCE_MARGIN_S
 
 
 class AuthMiddleware:
@@ -173,8 +164,10 @@ class AuthMiddleware:
         self.max_body_bytes = max_body_bytes
         self.keys = ConnectorKeys(client, settings)
         self.operators = OperatorAuth(client, settings)
-        self.signatures = WatchedLimiter(FailureLimiter(client, "sig", settings.failed_signatures_per_min))
-        self.guesses = WatchedLimiter(guess_limiter(client, settings))
+        limit = settings.failed_signatures_per_min
+        self.signature_guesses = FailureLimiter(client, "sig", limit)  # per source
+        self.signature_failures = FailureLimiter(client, "sig-key", limit)  # per source and known key id
+        self.guesses = guess_limiter(client, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -218,61 +211,79 @@ class AuthMiddleware:
         """An operator when ``key`` is an API key; every wrong key counts toward the source's limit
         of failed logins (``AUTH__LOGIN_ATTEMPTS_PER_MIN``), so keys cannot be guessed on any route."""
         source = source_of(scope)
-        # the shared count, whatever this replica saw: another may have spent the budget, and past it
-        # the right key must answer as a wrong one (operator traffic is light: one Redis GET each)
-        await self._unless_blocked(self.guesses, source, "wrong API keys or tokens", shared=True)
+        # a lone Bearer on the registration route may be an enrollment token: that route checks and
+        # counts it (a minted one passes a spent budget; an operator key there is no enrollment
+        # token). Beside an X-Enrollment-Token it is an API key like any other, counted here.
+        enrolling = (
+            "x-api-key" not in headers
+            and "x-enrollment-token" not in headers
+            and scope["path"].endswith(REGISTER_PATH)
+        )
+        if not enrolling:
+            # the shared count, whatever this replica saw: another may have spent the budget, and past
+            # it the right key must answer as a wrong one (operator traffic is light: one Redis GET each)
+            await self._unless_blocked(self.guesses, source, "wrong API keys or tokens")
         if self.operators.api_key_ok(key):
             return OPERATOR
-        # a Bearer on the registration route may be an enrollment token: that route counts its own
-        if "x-api-key" in headers or not scope["path"].endswith(REGISTER_PATH):
+        if not enrolling:
             await anyio.to_thread.run_sync(self.guesses.failed, source)
         return Principal("anonymous", presented="api_key")
 
     @staticmethod
-    async def _unless_blocked(
-        watched: WatchedLimiter, source: str, what: str, *, shared: bool = False
-    ) -> None:
-        """429 while ``source`` is over ``watched``'s budget. ``shared``: ask Redis every time (operator
-        credentials); else only for a source this replica refused lately (the signed hot path)."""
-        if shared:
-            blocked = await anyio.to_thread.run_sync(watched.limiter.blocked, source)
-        else:
-            blocked = watched.suspect(source) and await anyio.to_thread.run_sync(watched.blocked, source)
-        if blocked:
+    async def _unless_blocked(limiter: FailureLimiter, source: str, what: str) -> None:
+        """429 while ``source`` is over ``limiter``'s budget, asked of Redis every time (operator
+        credentials: a right key answers as a wrong one past the budget, so no guess is told apart)."""
+        if await anyio.to_thread.run_sync(limiter.blocked, source):
             raise Refused(
                 429,
                 "too_many_failures",
                 f"too many {what} from this address; retry later",
-                retry_after=watched.limiter.retry_after(),
+                retry_after=limiter.retry_after(),
             )
 
     async def _connector(
         self, scope: Scope, receive: Receive, authorization: str
     ) -> tuple[Principal, Receive]:
         source = source_of(scope)
-        await self._unless_blocked(self.signatures, source, "refused DSX-HMAC signatures")
+        record: KeyRecord | None = None
         try:
-            # the header, the clock and the key first: a forged header costs no body read
+            # the header, the key and the clock first: a forged header costs no body read
             params = parse_authorization(authorization)
-            check_skew(params, skew_s=self.settings.hmac_skew_s)
             record = await anyio.to_thread.run_sync(self.keys.lookup, params.key_id)
             if record is None:
                 raise HmacError("unknown_key", "unknown, expired or revoked DSX-HMAC key id")
+            check_skew(params, skew_s=self.settings.hmac_skew_s)
             body = await _read_body(receive, self.max_body_bytes)
             await anyio.to_thread.run_sync(self._verify, scope, params, record, body)
         except HmacError as exc:
             log.warning(
                 "refused a DSX-HMAC request: %s", exc.message, extra={"reason": exc.reason, "source": source}
             )
-            await anyio.to_thread.run_sync(self.signatures.failed, source)
-            raise Refused(401, exc.reason, exc.message) from None
+            raise await self._signature_refused(source, record, exc) from None
         return Principal("connector", record.uuid), _replay(body, receive)
+
+    async def _signature_refused(self, source: str, record: KeyRecord | None, exc: HmacError) -> Refused:
+        """401 for a refused signature, counted: a guess (no known key) against its source, a failure
+        with a known key against that key from that source; past the budget of either, 429. Only a
+        request refused anyway is ever answered 429 (never one whose signature verifies)."""
+        if record is None:
+            limiter, counted, what = self.signature_guesses, source, "refused DSX-HMAC signatures"
+        else:
+            limiter, counted = self.signature_failures, f"{source}|{record.key_id}"
+            what = "refused DSX-HMAC signatures with this key"
+        count = await anyio.to_thread.run_sync(limiter.count_failure, counted)
+        if count > limiter.limit:  # the budget was spent before this one
+            return Refused(
+                429, "too_many_failures", f"too many {what} from this address; retry later",
+                retry_after=limiter.retry_after(),
+            )  # fmt: skip
+        return Refused(401, exc.reason, exc.message)
 
     def _verify(self, scope: Scope, params: HmacParams, record: KeyRecord, body: bytes) -> None:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         path_q = path_and_query(raw_path.decode("latin-1"), scope.get("query_string", b"").decode("latin-1"))
         check_signature(params, record.secret, scope["method"], path_q, body)
-        if not claim_nonce(self.redis, params.key_id, params.nonce, 2 * self.settings.hmac_skew_s):
+        if not claim_nonce(self.redis, params.key_id, params.nonce, nonce_ttl_s(self.settings.hmac_skew_s)):
             raise HmacError("replayed", "DSX-HMAC nonce already used (replayed request)")
 
 

@@ -6,13 +6,13 @@
 | ``AUTH__ENROLLMENT_TOKENS`` | – | tokens connectors register with (CSV or JSON list; several at once for rotation); 1.x: ``AUTH__ENROLLMENT_TOKEN`` |
 | ``AUTH__API_KEYS`` | – | operator keys for the dashboard and the operator endpoints (CSV or JSON list) |
 | ``AUTH__SERVER_KEY`` | – | the key connector secrets are derived from; unset: generated once and kept in Redis |
-| ``AUTH__HMAC_SKEW_S`` | 60 | largest clock difference a DSX-HMAC timestamp may show |
+| ``AUTH__HMAC_SKEW_S`` | 60 | largest clock difference a DSX-HMAC timestamp may show (nonces are kept ``2 * skew + 60`` s) |
 | ``AUTH__KEY_ROTATION_GRACE_S`` | 900 | how long a connector's previous key stays valid after a rotation |
 | ``AUTH__SESSION_TTL_S`` | 43200 | lifetime of a dashboard login session |
 | ``AUTH__SESSION_COOKIE_SECURE`` | auto | ``Secure`` cookie flag; unset: set when the request came over HTTPS |
 | ``AUTH__ALLOW_FLEET_REENROLL`` | false | migration only: a fleet-wide token may re-register an existing uuid and receive its pair (1.x behaviour); warned at every start |
 | ``AUTH__LOGIN_ATTEMPTS_PER_MIN`` | 10 | failed ``/auth/login`` attempts per source address and minute before 429 |
-| ``AUTH__FAILED_SIGNATURES_PER_MIN`` | 60 | refused DSX-HMAC signatures per source address and minute before 429 |
+| ``AUTH__FAILED_SIGNATURES_PER_MIN`` | 60 | refused DSX-HMAC signatures per minute before a refused one answers 429: guesses (unknown key id, malformed) per source address, failures with a known key per source address and key id; a verified signature always passes |
 """
 
 from __future__ import annotations

@@ -42,12 +42,16 @@ class FailureLimiter:
 
     def failed(self, source: str) -> bool:
         """Count one failure; True when the source is now over the limit."""
+        return self.count_failure(source) >= self.limit
+
+    def count_failure(self, source: str) -> int:
+        """Count one failure; the source's failures in the current window, this one included."""
         key = self._key(source, time.time())
         pipe = self.redis.pipeline(transaction=False)
         pipe.incr(key)
         pipe.expire(key, 2 * self.window_s)
         count, _ = pipe.execute()
-        return int(count) >= self.limit
+        return int(count)
 
 
 def guess_limiter(client: redis.Redis, settings: AuthSettings) -> FailureLimiter:

@@ -3,24 +3,87 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import redis
 import redis.asyncio as aredis
 
 from dsx_connect import keys
-from shared.models import ConnectorInstance, RegisteredConnector, utcnow_iso
+from dsx_connect.state.scripts import lua
+from shared.models import CONNECTOR_UUID_PATTERN, ConnectorInstance, RegisteredConnector, utcnow_iso
+
+#: the bounds of one connector's state (every namespace together): Redis runs without eviction, so
+#: one connector writing without end would stop the whole core. A cursor or two per source is what
+#: connectors keep; these leave room for far more.
+MAX_STATE_KEYS = 1000
+MAX_STATE_TOTAL_BYTES = 8 * 1024 * 1024
+
+_PUT_LUA = lua("connector_state_put")  # dsx_connect/state/lua/connector_state_put.lua
+_UUID = re.compile(CONNECTOR_UUID_PATTERN)
 
 
-def put_state(client: redis.Redis, uuid: str, namespace: str, key: str, value: str) -> None:
-    """Keep one value of a connector's state (a cursor such as a Graph delta token)."""
-    client.hset(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key, value)
+class StateBoundExceeded(Exception):
+    """A write past a bound of the connector's state; ``bound`` is ``keys`` or ``bytes``."""
+
+    def __init__(self, bound: str, held: int, limit: int) -> None:
+        what = "keys" if bound == "keys" else "bytes (names and values)"
+        super().__init__(
+            f"the connector's state holds {held} {what}, at most {limit}: overwrite or reuse keys"
+        )
+        self.bound, self.held, self.limit = bound, held, limit
+
+
+def _state_key(uuid: str, namespace: str) -> str:
+    if not _UUID.fullmatch(uuid):  # a ":" in it would address another connector's namespace
+        raise ValueError(f"connector uuid {uuid[:64]!r} is not 1-64 letters, digits, '.', '_' or '-'")
+    return keys.connector_state(uuid, namespace)
+
+
+def put_state(
+    client: redis.Redis,
+    uuid: str,
+    namespace: str,
+    key: str,
+    value: str,
+    *,
+    max_keys: int = MAX_STATE_KEYS,
+    max_bytes: int = MAX_STATE_TOTAL_BYTES,
+) -> None:
+    """Keep one value of a connector's state (a cursor such as a Graph delta token); atomically
+    refused (:class:`StateBoundExceeded`) past ``max_keys`` keys or ``max_bytes`` bytes of the
+    connector's state, every namespace together."""
+    answer = client.register_script(_PUT_LUA)(
+        keys=[
+            _state_key(uuid, namespace),
+            keys.connector_state_usage(uuid),
+            keys.connector_state_namespaces(uuid),
+        ],
+        args=[namespace, key, value, max_keys, max_bytes],
+    )
+    if answer and answer[0] == "!keys":
+        raise StateBoundExceeded("keys", int(answer[1]), max_keys)
+    if answer and answer[0] == "!bytes":
+        raise StateBoundExceeded("bytes", int(answer[1]), max_bytes)
 
 
 def get_state(client: redis.Redis, uuid: str, namespace: str, key: str) -> str | None:
     """One value of a connector's state, or None."""
-    value: str | None = client.hget(f"{keys.CONNECTOR_STATE}:{uuid}:{namespace}", key)
+    value: str | None = client.hget(_state_key(uuid, namespace), key)
     return value
+
+
+def delete_state(client: redis.Redis, uuid: str) -> int:
+    """Forget every value of a connector's state (its identity was reset or revoked); returns how
+    many namespaces went. Namespaces written before their connector's usage was kept are found by
+    their key names (a scan: an operator's rare action), for a uuid that can be told from others."""
+    namespaces = set(client.smembers(keys.connector_state_namespaces(uuid)))
+    found = [keys.connector_state(uuid, namespace) for namespace in namespaces]
+    if _UUID.fullmatch(uuid):  # no glob character, and no ":" (that would match another's keys)
+        found += client.scan_iter(match=keys.connector_state(uuid, "*"), count=1000)
+    unique = set(found)
+    client.delete(*unique, keys.connector_state_usage(uuid), keys.connector_state_namespaces(uuid))
+    return len(unique)
 
 
 class ConnectorRegistry:

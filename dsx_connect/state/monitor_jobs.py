@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import time
 
 import redis
@@ -29,6 +30,8 @@ from dsx_connect.state.scripts import lua
 from shared.models import utcnow_iso
 
 KIND = "monitor"
+#: every monitor job id starts with it; the intake refuses it in a connector's ``scan_job_id``
+ID_PREFIX = "monitor-"
 
 # Returns the current monitor job id, creating it (dsx_connect/state/lua/monitor_current.lua).
 _CURRENT_LUA = COMPLETE_CHECK_LUA + lua("monitor_current")
@@ -37,13 +40,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def monitor_job_id(connector_uuid: str, now: float) -> str:
-    """A new monitor job's id: ``monitor-<uuid>-<unix seconds>`` (only ``[A-Za-z0-9._-]``). A uuid
-    that had to be changed to fit gets a digest of itself too: ``acme:1`` and ``acme-1`` would
-    otherwise name one job, and the second connector would take over the first's monitor job."""
+    """A new monitor job's id: ``monitor-<uuid>-<unix seconds>-<8 random hex>`` (only
+    ``[A-Za-z0-9._-]``). A uuid that had to be changed to fit gets a digest of itself too: ``acme:1``
+    and ``acme-1`` would otherwise name one job, and the second connector would take over the
+    first's monitor job. The random part makes the id unpredictable: nobody can create the job a
+    connector's monitor job will roll over into (the script also refuses a candidate that exists)."""
     safe = _UNSAFE.sub("-", connector_uuid)[:64]
     if safe != connector_uuid:
         safe = f"{safe[:55]}-{hashlib.sha256(connector_uuid.encode()).hexdigest()[:8]}"
-    return f"monitor-{safe}-{int(now)}"
+    return f"{ID_PREFIX}{safe}-{int(now)}-{secrets.token_hex(4)}"
 
 
 class MonitorJobs:
@@ -59,12 +64,12 @@ class MonitorJobs:
         """The id of the connector's running monitor job; a new one when there is none or it rolled over."""
         now = time.time() if now is None else now
         pointer = keys.monitor_job(connector_uuid)
-        while True:  # the script refuses when another replica moved the pointer since it was read
+        # the script refuses when another replica moved the pointer since it was read, or when the
+        # candidate exists already (a new random part then)
+        while True:
             raw = self.redis.get(pointer)
             current = raw.decode() if isinstance(raw, bytes) else (raw or "")
             candidate = monitor_job_id(connector_uuid, now)
-            if candidate == current:
-                candidate += "-1"  # rolled over within the same second
             current_keys = [keys.job(current), keys.job_pending(current), keys.job_due(current)]
             job_id = self._current(
                 keys=[pointer, keys.JOBS_ACTIVE, keys.JOBS_INDEX, keys.job(candidate)]

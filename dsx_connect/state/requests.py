@@ -28,6 +28,15 @@ def jobs_of_requests(client: redis.Redis, request_ids: Sequence[str]) -> dict[st
     return {rid: job for rid, job in zip(request_ids, pipe.execute(), strict=True) if job}
 
 
+def job_owners(client: redis.Redis, job_ids: Iterable[str]) -> dict[str, str | None]:
+    """The connector uuid of each job (None for a job that does not exist), in one round trip."""
+    ids = list(job_ids)
+    pipe = client.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hget(keys.job(job_id), "connector_uuid")
+    return dict(zip(ids, pipe.execute(), strict=True))
+
+
 def queue_depths(client: redis.Redis, queues: Sequence[str]) -> dict[str, int]:
     """Tasks waiting in each broker queue, in one round trip."""
     pipe = client.pipeline(transaction=False)

@@ -57,3 +57,18 @@ def test_a_scan_message_item_is_read_alike_as_the_intakes_json_text_or_as_a_dict
     # requeued, it fails again: the same letter (its attempt ends), not a second one beside it
     (again,), _ = dead_letters_for("scan", [unreadable.payload], "gave up")
     assert again.id == unreadable.id and again.payload == unreadable.payload
+
+
+def test_two_connectors_never_share_a_change_event_id_whatever_their_uuids_and_locations_hold() -> None:
+    """The id was the uuid5 of ``change:<uuid>:<location>\\0<version>...``: connector ``B:evil`` with
+    ``payload.exe`` and connector ``B`` with ``evil:payload.exe`` (same version) got one id, so the
+    first to submit took the other's event (its monitor job: the other's batch was refused 403)."""
+    from dsx_connect.intake import change_event_id
+    from shared.models import ScanRequest
+
+    def event(location: str, version: str = "v1", item: str | None = None) -> ScanRequest:
+        return ScanRequest(location=location, metainfo=location, item_version=version, job_item_id=item)
+
+    assert change_event_id("B:evil", event("payload.exe")) != change_event_id("B", event("evil:payload.exe"))
+    # the rescan of an item's new version (workers.actions: ``changed:<uuid>`` and the request id)
+    assert request_id_for("changed:B:evil", "abc") != request_id_for("changed:B", "evil:abc")

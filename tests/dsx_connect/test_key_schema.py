@@ -16,6 +16,7 @@ import pytest
 
 from dsx_connect import keys
 from dsx_connect.state import breaker as breaker
+from dsx_connect.state import connectors as connector_store
 from dsx_connect.state import dead_letters as dlq_store
 from dsx_connect.state import job_scripts as jobs_lua
 from dsx_connect.state import monitor_jobs as monitor
@@ -69,6 +70,7 @@ def test_every_lua_file_is_a_script_a_store_registers() -> None:
         monitor._CURRENT_LUA,
         schedule_store._CLAIM_LUA,
         schedule_lease._RENEW_LUA,
+        connector_store._PUT_LUA,
     }
     text = "\n".join(used)
     unused = [name for name in scripts.names() if scripts.lua(name) not in text]

@@ -5,6 +5,7 @@ rate-limited across API replicas, and the connector's nonce store refusing inste
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -20,15 +21,17 @@ import redis
 
 from connectors.filesystem.connector import FilesystemConnector
 from connectors.filesystem.settings import FilesystemSettings
+from dsx_connect import keys
 from dsx_connect.auth import deps as auth_deps
 from dsx_connect.auth import urls
 from dsx_connect.auth.middleware import AuthMiddleware
 from dsx_connect.auth.settings import AuthSettings
 from dsx_connect.auth.urls import AddressPolicy, connect_address
+from dsx_connect.settings import get_settings
 from dsx_connect.workers.http1 import HttpPool, target
 from shared.connector import create_connector_app
 from shared.errors import PermanentError
-from shared.hmac_auth import Signer
+from shared.hmac_auth import Signer, parse_authorization
 from tests.security.conftest import connector_body, core_environment, in_process_core
 from tests.support.auth import (
     CONNECTOR_AUTH,
@@ -201,9 +204,12 @@ async def test_a_bad_dsx_hmac_header_is_refused_before_any_body_is_read(
 # ---- refused signatures, counted across replicas ------------------------------------------------
 
 
-async def test_refused_signatures_are_rate_limited_per_source_across_replicas(
+async def test_refused_signatures_are_rate_limited_across_replicas_but_a_good_one_always_passes(
     replicas: tuple[Any, Any],
 ) -> None:
+    """Refusals are counted in Redis (shared by the replicas): past the budget a refused request
+    answers 429, never one whose signature verifies. Failures with a known key are counted for that
+    key from that source, guesses (unknown key ids) for the source: separate budgets."""
     one, two = replicas
     async with client(one) as http:
         enrolled = (
@@ -211,6 +217,7 @@ async def test_refused_signatures_are_rate_limited_per_source_across_replicas(
         ).json()
     good = Signer(enrolled["hmac_key_id"], enrolled["hmac_secret"])
     forged = Signer(enrolled["hmac_key_id"], "not-the-secret-0123456789")
+    bogus = Signer("dsxk-not-a-key-0123456789", "not-the-secret-0123456789")
     request = {"connector": body, "location": "a.txt", "metainfo": "a.txt"}
 
     async def post(app: Any, signer: Signer) -> int:
@@ -219,10 +226,74 @@ async def test_refused_signatures_are_rate_limited_per_source_across_replicas(
 
     await anyio.sleep(wait_to_clear_window_end())  # the failures are counted per minute: all in one
     assert [await post(one, forged) for _ in range(5)] == [401] * 5
-    assert await post(one, good) == 429  # over the limit on this replica: even a good signature waits
-    assert await post(two, good) == 202  # the other replica has not seen this source fail yet ...
-    assert await post(two, forged) == 401  # ... once it does (and counts it in Redis) ...
-    assert await post(two, good) == 429  # ... it finds the shared count over the limit
+    assert await post(two, forged) == 429  # the other replica finds the shared count over the budget
+    assert await post(one, good) == 202 and await post(two, good) == 202  # a good signature passes
+    assert [await post(two, bogus) for _ in range(5)] == [401] * 5  # guesses: the source's own budget
+    assert await post(one, bogus) == 429
+    assert await post(one, good) == 202 and await post(two, good) == 202
+
+
+@pytest.fixture
+def strict_replica(core_redis: str) -> Iterator[Any]:
+    """A core whose budget of refused signatures is 2 a minute per source."""
+    with core_environment(DSXCONNECT_REDIS_URL=core_redis, DSXCONNECT_AUTH__FAILED_SIGNATURES_PER_MIN="2"):
+        auth_deps._keys.cache_clear()
+        urls._settings_policy.cache_clear()
+        yield in_process_core()
+    auth_deps._keys.cache_clear()
+    urls._settings_policy.cache_clear()
+
+
+async def test_junk_signatures_from_a_shared_address_never_stop_a_correctly_signed_connector(
+    strict_replica: Any,
+) -> None:
+    """Every refused signature counted toward a block of its source, checked before the key: a few
+    junk headers a minute from an address many connectors share (an ingress, a NAT) answered every
+    correctly signed call from it 429, and scanning stopped."""
+    async with client(strict_replica) as http:
+        enrolled = (
+            await http.post("/connectors/register", json=(body := connector_body()), headers=FLEET)
+        ).json()
+    good = Signer(enrolled["hmac_key_id"], enrolled["hmac_secret"])
+    request = {"connector": body, "location": "a.txt", "metainfo": "a.txt"}
+
+    async def post(**kwargs: Any) -> int:
+        async with client(strict_replica, **kwargs) as http:
+            return (await http.post("/scan/request", json=request)).status_code
+
+    await anyio.sleep(wait_to_clear_window_end())  # the failures are counted per minute: all in one
+    junk = [Signer(f"dsxk-junk-{n}-0123456789", "not-the-secret-0123456789") for n in range(2)]
+    assert [await post(auth=DsxAuth(signer)) for signer in junk] == [401, 401]
+    assert await post(headers={"Authorization": "DSX-HMAC garbage"}) == 429  # the source's budget is spent
+    assert await post(auth=DsxAuth(good)) == 202  # ... and a correct signature still passes
+
+
+async def test_a_nonce_is_kept_past_the_replay_window_by_a_margin_for_replica_clocks(
+    replicas: tuple[Any, Any], core_redis: str
+) -> None:
+    """Kept exactly ``2 * skew``, a nonce could be forgotten while a replica whose clock is behind
+    still takes its timestamp: the request could be replayed there."""
+    one, _ = replicas
+    async with client(one) as http:
+        enrolled = (
+            await http.post("/connectors/register", json=(body := connector_body()), headers=FLEET)
+        ).json()
+    signer = Signer(enrolled["hmac_key_id"], enrolled["hmac_secret"])
+    content = json.dumps({"connector": body, "location": "a.txt", "metainfo": "a.txt"}).encode()
+    path = f"{API}/scan/request"
+    header = signer.authorization("POST", path, content)
+    async with client(one) as http:
+        answer = await http.post(
+            "/scan/request",
+            content=content,
+            headers={"Authorization": header, "content-type": "application/json"},
+        )
+    assert answer.status_code == 202, answer.text
+    nonce = parse_authorization(header).nonce
+    skew = get_settings().auth.hmac_skew_s
+    with redis.Redis.from_url(core_redis, decode_responses=True) as db:
+        ttl = db.ttl(keys.auth_nonce(signer.key_id, nonce))
+    assert ttl > 2 * skew + 60 - 5, ttl  # the window and a minute's margin (a few seconds passed)
 
 
 @pytest.fixture

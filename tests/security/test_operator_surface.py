@@ -88,6 +88,34 @@ def test_enrollment_tokens_cannot_be_guessed(core: SecureCore) -> None:
         clear_guesses(core.redis)
 
 
+def test_a_minted_enrollment_token_is_not_refused_for_others_guesses_from_its_address(
+    core: SecureCore,
+) -> None:
+    """A 1.x connector registers (its heartbeat) unsigned with a scoped token. Wrong API keys sent from
+    the same address (a NAT, an ingress) spent the budget, and its heartbeats answered 429 until the
+    minute ended. A minted token is 256 random bits (no guess): it passes; a fleet token, chosen by
+    the operator, still answers as a wrong one (test_enrollment_tokens_cannot_be_guessed)."""
+    with core.operator() as http:
+        token = http.post("/auth/enrollment-tokens", json={"connector_name": "nat-legacy"}).json()["token"]
+    body = connector_body(str(uuid.uuid4()), name="nat-legacy")
+    time.sleep(wait_to_clear_window_end())  # counted per minute: all in one
+    try:
+        with httpx.Client(base_url=core.api, timeout=10, headers={"X-API-Key": "guess-0123456789"}) as http:
+            assert [http.get("/scan/jobs").status_code for _ in range(LIMIT)] == [401] * LIMIT
+        with core.anonymous() as http:
+            as_1x = http.post("/connectors/register", json=body, headers={"Authorization": f"Bearer {token}"})
+            assert as_1x.status_code == 201, as_1x.text
+            again = http.post("/connectors/register", json=body, headers={"X-Enrollment-Token": token})
+            assert again.status_code == 200, again.text
+            fleet = {"X-Enrollment-Token": ENROLLMENT_TOKEN}
+            assert http.post("/connectors/register", json=connector_body(), headers=fleet).status_code == 429
+            # a Bearer beside a token is an API key: counted and refused like one
+            both = {"X-Enrollment-Token": token, "Authorization": f"Bearer {OPERATOR_KEY}"}
+            assert http.post("/connectors/register", json=body, headers=both).status_code == 429
+    finally:
+        clear_guesses(core.redis)
+
+
 def test_a_cross_site_request_riding_the_session_cookie_is_refused(core: SecureCore) -> None:
     """SameSite=Strict keeps other sites' pages out, not a sibling app on another port or subdomain
     of the same site: a state-changing call with the session must come from the dashboard's origin."""

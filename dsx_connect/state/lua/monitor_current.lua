@@ -1,7 +1,9 @@
 -- The connector's current monitor job, rolled over or created (dsx_connect.state.monitor_jobs).
 -- Every key comes in KEYS (none is built here). The caller read the pointer and passes the job it
 -- names (if any); when the pointer has moved since, nothing is written and the script returns
--- false: the caller reads the pointer again and retries.
+-- false: the caller reads the pointer again and retries. So it does when a new job is needed and
+-- the candidate's key exists already (it would be written over: another job's items, owner and
+-- counts taken into this connector's monitor job); the caller retries with another candidate.
 -- KEYS: pointer, active set, jobs index, candidate job, then (when ARGV names one) the current job,
 --       its pending hash and its due zset.
 -- ARGV: expected current id ('' = none), candidate id, now_iso, now_ts, roll_s, retain_s,
@@ -10,6 +12,8 @@ local expected, candidate, now_iso, now_ts = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local roll_s, retain_s = tonumber(ARGV[5]), tonumber(ARGV[6])
 local current = redis.call('GET', KEYS[1])
 if (current or '') ~= expected then return false end
+-- before any write (a rollover included): the candidate must be a new key
+if redis.call('EXISTS', KEYS[4]) == 1 then return false end
 if current then
   local job = KEYS[5]
   local f = redis.call('HMGET', job, 'status', 'created_ts', 'accepted')
