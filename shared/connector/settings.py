@@ -97,7 +97,7 @@ class ConnectorSettings(BaseSettings):
     port: int = Field(default=8620, ge=1, le=65535)
     dsx_connect_url: str = "http://127.0.0.1:8586"
     connector_url: str = ""
-    uuid: str = ""
+    uuid: str = Field(default="", pattern=r"^([A-Za-z0-9._-]{1,64})?$")  # the core's (empty: derived)
 
     asset: str = ""
     asset_display_name: str = ""

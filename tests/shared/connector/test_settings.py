@@ -80,6 +80,7 @@ def test_redacted_settings_show_no_secret(monkeypatch: pytest.MonkeyPatch) -> No
         ("DSXCONNECTOR_CA_BUNDLE", "/nonexistent/ca.pem"),
         ("DSXCONNECTOR_MONITOR", "maybe"),
         ("DSXCONNECTOR_USE_TLS", "true"),  # without a certificate
+        ("DSXCONNECTOR_UUID", "b:evil"),  # the core refuses such a uuid (a colon joins its keys)
     ],
 )
 def test_a_bad_value_stops_the_service_naming_the_variable(
