@@ -6,7 +6,9 @@ Two layers:
   token) with :func:`register_secret`; any occurrence in a message or an ``extra`` field is masked.
 - shapes: whatever the value, ``Authorization``/``X-API-Key``/``X-Enrollment-Token`` headers, a
   ``DSX-HMAC`` signature, ``Bearer`` tokens, ``"hmac_secret": "..."`` and ``password=``/``token=``
-  pairs are masked, so a secret nobody registered is still not written.
+  pairs, the signature of a signed URL (Azure SAS ``sig=``, S3 ``X-Amz-Signature=``, GCS
+  ``X-Goog-Signature=``) and an Azure connection string's ``AccountKey=`` are masked, so a secret
+  nobody registered is still not written.
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ _SHAPES = [
         ),
         rf"\1{MASK}",
     ),
+    # signed URLs (a SAS, a presigned S3 or GCS URL) in a message or an SDK's exception
+    (
+        re.compile(
+            r"(?i)((?:^|[?&;\s\"']|%26|%3f)(?:sig|x-amz-signature|x-goog-signature)(?:=|%3d))"
+            r"(?!\*\*\*)(?:(?!%26)[^&;\s\"'<>)])+"
+        ),
+        rf"\1{MASK}",
+    ),
+    (re.compile(r"(?i)(\baccountkey=)(?!\*\*\*)[^;\s\"']+"), rf"\1{MASK}"),
 ]
 
 

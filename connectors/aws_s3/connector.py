@@ -6,8 +6,9 @@ import functools
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import closing
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -38,10 +39,17 @@ from shared.connector import (
 )
 from shared.connector.buckets import BucketLayout
 from shared.connector.errors import ItemChangedError
-from shared.connector.objectstore import ObjectInfo, ObjectStoreConnector
+from shared.connector.objectstore import ObjectInfo, ObjectStoreConnector, object_content, scrubbed
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
+from shared.redaction import register_secret
 
 log = logging.getLogger(__name__)
+
+#: tags S3 keeps on one object
+MAX_TAGS = 10
+#: GetBucketVersioning answers that leave the bucket's versioning unknown (a policy without
+#: s3:GetBucketVersioning, an S3-compatible store without the call)
+VERSIONING_UNKNOWN = frozenset({"AccessDenied", "NotImplemented", "MethodNotAllowed"})
 
 #: SNS MessageIds remembered as submitted: more than an hour of notifications at a busy bucket's rate
 _KEEP_MESSAGE_IDS = 10_000
@@ -72,8 +80,15 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
     URL and topic are verified (``connectors.aws_s3.sns``; subscriptions are confirmed only on
     ``https://sns.<region>.amazonaws.com``).
 
-    Limits: S3 keeps at most 10 tags per object; a move of an object above 5 GiB uses a multipart
-    copy, which does not carry the source's tags.
+    Versions (``X-Item-Version``, the scan cache's key, the guard of actions): ``ETag;mtime=<epoch
+    seconds of LastModified>``, or ``ETag;vid=<VersionId>`` in a versioned bucket (listed with
+    ``ListObjectVersions`` there), the same from list, head, get and a notification. The ETag alone
+    is the MD5 of a single-part object's bytes: two different files made to collide kept one version,
+    and the scan cache served the first one's verdict for the second. Guards send the ETag part
+    (``If-Match``, ``CopySourceIfMatch``); the head just before acting compares the whole version.
+
+    Limits: S3 keeps at most 10 tags per object (the verdict's win, other keys are dropped, logged);
+    a move of an object above 5 GiB uses a multipart copy, which does not carry the source's tags.
     """
 
     version = __version__
@@ -89,10 +104,13 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
 
     def configure(self, settings: AwsS3Settings) -> None:
         layout = settings.layout()
+        for secret in (settings.aws_secret_access_key, settings.aws_session_token):
+            register_secret(secret.get_secret_value() if secret else None)  # never in a log line
         if self.s3 is None:  # one client per connector; asset changes reuse it
             self.s3 = _client(settings)
         super().configure(settings)
         self.layout: BucketLayout = layout
+        layout.warn_if_quarantine_in_asset()
 
     # ---- enumeration -----------------------------------------------------------------------
 
@@ -101,16 +119,37 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
 
     def _walk(self) -> Iterator[Item]:
         asset, selected = self.layout.asset, self.filter
-        pages = self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=asset.bucket,
-            Prefix=asset.prefix,
-            PaginationConfig={"PageSize": self.settings.aws_list_page_size},
-        )
-        for page in pages:
-            for obj in page.get("Contents", ()):
-                item = self.layout.item(obj["Key"], obj.get("Size"), selected, version=etag(obj))
-                if item is not None:
-                    yield item
+        versioned = self._versioned(asset.bucket)
+        paging = {"Bucket": asset.bucket, "Prefix": asset.prefix}
+        config = {"PageSize": self.settings.aws_list_page_size}
+        if versioned:  # ListObjectsV2 gives no VersionId: the current versions, from all of them
+            pages = self.s3.get_paginator("list_object_versions").paginate(**paging, PaginationConfig=config)
+            objects = (obj for page in pages for obj in page.get("Versions", ()) if obj.get("IsLatest"))
+        else:
+            pages = self.s3.get_paginator("list_objects_v2").paginate(**paging, PaginationConfig=config)
+            objects = (obj for page in pages for obj in page.get("Contents", ()))
+        for obj in objects:
+            # versioning unknown (no s3:GetBucketVersioning): no version, the read gives it
+            version = object_version(obj) if versioned is not None else None
+            item = self.layout.item(obj["Key"], obj.get("Size"), selected, version=version)
+            if item is not None:
+                yield item
+
+    def _versioned(self, bucket: str) -> bool | None:
+        """Whether the bucket keeps versions (enabled or suspended: objects may have a VersionId);
+        None when the credentials may not ask (then listings carry no version)."""
+        try:
+            status = self.s3.get_bucket_versioning(Bucket=bucket).get("Status")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in VERSIONING_UNKNOWN:
+                raise
+            log.warning(
+                "bucket versioning unknown (s3:GetBucketVersioning denied or not implemented): listed "
+                "objects carry no version, so a rescan reads every object",
+                extra={"bucket": bucket, "error": self.classify_error(exc).message},
+            )
+            return None
+        return status in ("Enabled", "Suspended")
 
     async def check(self) -> None:
         asset = self.layout.asset
@@ -124,21 +163,23 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
         return await anyio.to_thread.run_sync(self._get, self.resolve(location))
 
     def _get(self, key: str) -> ItemContent:
-        response = self.s3.get_object(Bucket=self.layout.asset.bucket, Key=key)
+        bucket = self.layout.asset.bucket
+        response = self.s3.get_object(Bucket=bucket, Key=key)
         body: StreamingBody = response["Body"]
-        size, version = response["ContentLength"], etag(response)
+        size, version, where = response["ContentLength"], object_version(response), self.where(bucket, key)
         if size <= SMALL_ITEM_BYTES:
             with closing(body):
-                return ItemContent(size=size, data=body.read(), version=version)
-        return ItemContent(size=size, chunks=iterate_in_thread(_stream(body), chunk_size=1), version=version)
+                return object_content(where, size, version, data=body.read())
+        return object_content(where, size, version, chunks=iterate_in_thread(_stream(body), chunk_size=1))
 
     # ---- the object-store primitives (shared.connector.objectstore) --------------------------
 
     async def head(self, bucket: str, key: str) -> str | None:
-        return etag(await self.blocking(lambda: self.s3.head_object(Bucket=bucket, Key=key)))
+        return object_version(await self.blocking(lambda: self.s3.head_object(Bucket=bucket, Key=key)))
 
     async def delete(self, bucket: str, key: str, version: str | None) -> None:
-        guard = {"IfMatch": f'"{version}"'} if version else {}  # S3 conditional delete (moto honours it)
+        tag = version_etag(version)
+        guard = {"IfMatch": f'"{tag}"'} if tag else {}  # S3 conditional delete (moto honours it)
         await self.blocking(lambda: self.s3.delete_object(Bucket=bucket, Key=key, **guard))
 
     async def describe(self, bucket: str, key: str) -> ObjectInfo | None:
@@ -148,8 +189,8 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
             if isinstance(self.classify_error(exc), NotFoundError):
                 return None
             raise
-        version = etag(found)  # a copy in one CopyObject keeps the ETag (the MD5 of single-part objects)
-        return ObjectInfo(version, found.get("ContentLength"), version)
+        # a copy in one CopyObject keeps the ETag (the MD5 of single-part objects)
+        return ObjectInfo(object_version(found), found.get("ContentLength"), etag(found))
 
     async def copy(
         self, bucket: str, key: str, version: str | None, dest_bucket: str, dest_key: str
@@ -157,10 +198,13 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
         # CopySourceIfMatch: S3 refuses a changed source (moto refuses it in the managed copy's HeadObject);
         # the managed copy goes multipart above 8 MiB and takes no IfNoneMatch: the move's check for
         # a free name just before is the only guard of the destination
-        extra = {"CopySourceIfMatch": f'"{version}"'} if version else None
+        tag = version_etag(version)
+        extra = {"CopySourceIfMatch": f'"{tag}"'} if tag else None
         source = {"Bucket": bucket, "Key": key}
         await self.blocking(lambda: self.s3.copy(source, dest_bucket, dest_key, ExtraArgs=extra))
-        return etag(await self.blocking(lambda: self.s3.head_object(Bucket=dest_bucket, Key=dest_key)))
+        return object_version(
+            await self.blocking(lambda: self.s3.head_object(Bucket=dest_bucket, Key=dest_key))
+        )
 
     async def tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> None:
         await self.blocking(lambda: self._tag(bucket, key, tags))
@@ -168,7 +212,8 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
     def _tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
         # PutObjectTagging has no precondition: the head just before acting is the check
         current = self.s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
-        merged = {tag["Key"]: tag["Value"] for tag in current} | tags
+        existing = {tag["Key"]: tag["Value"] for tag in current}
+        merged = self.merged_tags(bucket, key, existing, tags, max_count=MAX_TAGS)
         tag_set = [{"Key": k, "Value": v} for k, v in merged.items()]
         self.s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tag_set})
 
@@ -213,8 +258,10 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
             if not isinstance(obj, dict) or not isinstance(bucket, dict):
                 raise PermanentError("S3 event record without an 's3' object and bucket")
             key = unquote_plus(str(obj.get("key", "")))  # S3 sends keys URL-encoded, spaces as "+"
-            # the eTag as read answers it: a redelivery (SNS, at least once) names the same request
-            version = str(obj.get("eTag") or "").strip('"') or None
+            # the version as read answers it, where the event has it: a redelivery (SNS, at least
+            # once) names the same request. S3 events carry no LastModified: in an unversioned bucket
+            # the read supplies the version (eventTime is not the object's LastModified)
+            version = object_version({"ETag": obj.get("eTag"), "VersionId": obj.get("versionId")})
             item = self.layout.item(key, obj.get("size"), self.filter, str(bucket.get("name", "")), version)
             if item is not None:
                 items.append(item)
@@ -254,7 +301,7 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
         if isinstance(exc, ClientError):
             error, meta = exc.response.get("Error", {}), exc.response.get("ResponseMetadata", {})
             code, status = str(error.get("Code", "")), int(meta.get("HTTPStatusCode") or 0)
-            text = f"{code}: {error.get('Message') or exc}"
+            text = scrubbed(f"{code}: {error.get('Message') or exc}")
             bucket = error.get("BucketName") or self.layout.asset.bucket
             if code == "NoSuchBucket":
                 return NotFoundError(f"bucket {bucket!r} does not exist ({text})", status_code=404)
@@ -274,12 +321,12 @@ class AwsS3Connector(ObjectStoreConnector[AwsS3Settings]):
             return PermanentError(f"S3 refused the request ({text})", status_code=400)
         if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
             return PermanentError(
-                f"no usable AWS credentials ({exc}): set DSXCONNECTOR_AWS_ACCESS_KEY_ID and "
+                f"no usable AWS credentials ({scrubbed(str(exc))}): set DSXCONNECTOR_AWS_ACCESS_KEY_ID and "
                 "DSXCONNECTOR_AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an IAM role",
                 status_code=403,
             )
         if isinstance(exc, BotoCoreError):  # connection errors, timeouts, broken streams
-            return RetryableError(f"S3 unreachable: {exc}", status_code=503)
+            return RetryableError(f"S3 unreachable: {scrubbed(str(exc))}", status_code=503)
         return super().classify_error(exc)
 
     async def aclose(self) -> None:
@@ -306,10 +353,32 @@ def _client(s: AwsS3Settings) -> Any:
     return session.client("s3", endpoint_url=s.aws_endpoint_url, verify=s.aws_verify_tls, config=config)
 
 
-def etag(response: dict[str, Any]) -> str | None:
-    """The object's version: its ETag without quotes."""
+def etag(response: Mapping[str, Any]) -> str | None:
+    """The object's ETag without quotes."""
     value = response.get("ETag")
     return str(value).strip('"') or None if value else None
+
+
+def object_version(response: Mapping[str, Any]) -> str | None:
+    """The object's version from a listing entry, a head or get answer or an event record:
+    ``ETag;vid=<VersionId>`` when it has a VersionId (a versioned bucket), else
+    ``ETag;mtime=<LastModified, whole seconds since the epoch>`` (list and head agree to the second);
+    None without an ETag, or without either (an event of an unversioned bucket)."""
+    tag = etag(response)
+    if not tag:
+        return None
+    version_id = response.get("VersionId")
+    if version_id and version_id != "null":  # "null": written while versioning was off or suspended
+        return f"{tag};vid={version_id}"
+    modified = response.get("LastModified")
+    if isinstance(modified, datetime):
+        return f"{tag};mtime={int(modified.timestamp())}"
+    return None
+
+
+def version_etag(version: str | None) -> str | None:
+    """The ETag part of a version (what ``If-Match`` guards compare)."""
+    return version.partition(";")[0] or None if version else None
 
 
 def _stream(body: StreamingBody) -> Iterator[bytes]:

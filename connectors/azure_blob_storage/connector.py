@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import parse_qsl, quote
 
 import anyio.to_thread
 from azure.core import MatchConditions
@@ -31,8 +32,15 @@ from connectors.azure_blob_storage.version import __version__
 from shared.connector import SMALL_ITEM_BYTES, Item, ItemContent, WebhookReply, iterate_in_thread
 from shared.connector.buckets import BucketLayout
 from shared.connector.errors import ItemChangedError
-from shared.connector.objectstore import DestinationTaken, ObjectInfo, ObjectStoreConnector
+from shared.connector.objectstore import (
+    DestinationTaken,
+    ObjectInfo,
+    ObjectStoreConnector,
+    object_content,
+    scrubbed,
+)
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
+from shared.redaction import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,9 @@ BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 _SUBJECT = re.compile(r"/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)")
 #: bytes per ranged GET of a streamed download (the SDK holds one range at a time)
 DOWNLOAD_CHUNK_BYTES = 4 * 1024 * 1024
+#: index tags a blob keeps; bytes of metadata (names and values) it keeps
+MAX_INDEX_TAGS = 10
+MAX_METADATA_BYTES = 8 * 1024
 
 
 class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
@@ -56,7 +67,13 @@ class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
     request carrying the shared secret (``connectors.azure_blob_storage.event_grid``).
 
     Limits: a move copies within the account (Copy Blob), the quarantine container must exist;
-    blob index tags are unavailable on accounts with a hierarchical namespace (use metadata).
+    blob index tags are unavailable on accounts with a hierarchical namespace (use metadata). A blob
+    keeps at most 10 index tags and 8 KiB of metadata: the verdict's keys win, other keys are
+    dropped (logged) until they fit.
+
+    Secrets: the SAS token, account key and connection string are registered with
+    ``shared.redaction`` (masked in every log line), and error messages drop the query of any URL
+    an SDK exception quotes (where a SAS rides).
     """
 
     version = __version__
@@ -68,10 +85,12 @@ class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
 
     def configure(self, settings: AzureBlobStorageSettings) -> None:
         layout = settings.layout()
+        _register_secrets(settings)
         if self.service is None:  # one client per connector; asset changes reuse it
             self.service = _service(settings)
         super().configure(settings)
         self.layout: BucketLayout = layout
+        layout.warn_if_quarantine_in_asset("container (DSXCONNECTOR_AZURE_QUARANTINE_CONTAINER)")
         self.container = self.service.get_container_client(layout.asset.bucket)
 
     # ---- enumeration -----------------------------------------------------------------------
@@ -103,10 +122,11 @@ class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
     def _download(self, key: str) -> ItemContent:
         downloader = self.container.get_blob_client(key).download_blob(max_concurrency=1)
         version = _version(downloader.properties.etag)
+        where = self.where(self.layout.asset.bucket, key)
         if downloader.size <= SMALL_ITEM_BYTES:  # one GET already holds it all
-            return ItemContent(size=downloader.size, data=downloader.readall(), version=version)
+            return object_content(where, downloader.size, version, data=downloader.readall())
         chunks = iterate_in_thread(downloader.chunks(), chunk_size=1)
-        return ItemContent(size=downloader.size, chunks=chunks, version=version)
+        return object_content(where, downloader.size, version, chunks=chunks)
 
     # ---- the object-store primitives (shared.connector.objectstore) --------------------------
 
@@ -145,10 +165,13 @@ class AzureBlobStorageConnector(ObjectStoreConnector[AzureBlobStorageSettings]):
     def _tag(self, bucket: str, key: str, tags: dict[str, str], version: str | None) -> str | None:
         blob = self._blob(bucket, key)
         if self.settings.azure_tag_mode == "metadata":  # a new ETag
-            metadata = {**blob.get_blob_properties().metadata, **tags}
+            current = blob.get_blob_properties().metadata
+            metadata = self.merged_tags(bucket, key, current, tags, max_bytes=MAX_METADATA_BYTES)
             return _version(str(blob.set_blob_metadata(metadata, **_if_match(version)).get("etag") or ""))
         # Set Blob Tags has no ETag condition (and leaves the ETag): the head just before acting is the check
-        blob.set_blob_tags({**blob.get_blob_tags(), **tags})
+        blob.set_blob_tags(
+            self.merged_tags(bucket, key, blob.get_blob_tags(), tags, max_count=MAX_INDEX_TAGS)
+        )
         return None
 
     def tag_note(self) -> str:
@@ -265,8 +288,40 @@ def _if_match(version: str | None) -> dict[str, Any]:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of an SDK exception's message, without URL queries (a SAS) or secrets."""
     text = str(getattr(exc, "message", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return scrubbed(text.splitlines()[0]) if text else type(exc).__name__
+
+
+def _register_secrets(s: AzureBlobStorageSettings) -> None:
+    """Register the credentials' secret parts with ``shared.redaction`` (no log line shows them):
+    the SAS (whole, and its signature as it appears in a URL), the account key, the connection
+    string and the key or SAS inside it."""
+    values: list[str] = []
+    sas = s.azure_sas_token.get_secret_value() if s.azure_sas_token else ""
+    key = s.azure_account_key.get_secret_value() if s.azure_account_key else ""
+    connection = s.azure_connection_string.get_secret_value() if s.azure_connection_string else ""
+    for part in connection.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "accountkey":
+            key = key or value.strip()
+            values.append(value.strip())
+        elif name.strip().lower() == "sharedaccesssignature":
+            values.extend(_sas_secrets(value.strip()))
+    values += [connection, key, *_sas_secrets(sas)]
+    register_secret(*values)
+
+
+def _sas_secrets(sas: str) -> list[str]:
+    """A SAS token and its signature, decoded and as a URL carries it."""
+    sas = sas.strip().lstrip("?")
+    if not sas:
+        return []
+    found = [sas]
+    for name, value in parse_qsl(sas, keep_blank_values=True):
+        if name.lower() == "sig" and value:
+            found += [value, quote(value, safe=""), quote(value, safe="/")]
+    return found
 
 
 def _service(s: AzureBlobStorageSettings) -> BlobServiceClient:

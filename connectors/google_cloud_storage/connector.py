@@ -30,13 +30,21 @@ from shared.connector import (
 )
 from shared.connector.buckets import BucketLayout
 from shared.connector.errors import ItemChangedError
-from shared.connector.objectstore import DestinationTaken, ObjectInfo, ObjectStoreConnector
+from shared.connector.objectstore import (
+    DestinationTaken,
+    ObjectInfo,
+    ObjectStoreConnector,
+    object_content,
+    scrubbed,
+)
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
 
 #: the Pub/Sub attribute value of a new (or overwritten) object in a GCS bucket notification
 OBJECT_FINALIZE = "OBJECT_FINALIZE"
+#: bytes of custom metadata (names and values) an object keeps
+MAX_METADATA_BYTES = 8 * 1024
 
 
 class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSettings]):
@@ -51,7 +59,13 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
     posted to ``/webhook/event``, each with its OIDC token verified
     (``connectors.google_cloud_storage.pubsub_auth``).
 
-    Limits: requester-pays buckets are not supported.
+    Reads are of the stored bytes (``raw_download``: an object stored gzip-encoded is not
+    decompressed, so its bytes are the ``size`` GCS names, and ranges apply to them); a stream is
+    counted against that size (``shared.connector.objectstore.object_content``): the SDK's reader
+    takes a 416 for the end of the object, so a cut download ended as if complete.
+
+    Limits: requester-pays buckets are not supported. An object keeps at most 8 KiB of custom
+    metadata: the verdict's keys win, other keys are dropped (logged) until they fit.
     """
 
     version = __version__
@@ -68,6 +82,7 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
         super().configure(settings)
         self.layout: BucketLayout = layout
         self.bucket = self.client.bucket(layout.asset.bucket)
+        layout.warn_if_quarantine_in_asset()
 
     # ---- enumeration -----------------------------------------------------------------------
 
@@ -104,12 +119,13 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
 
     def _download(self, key: str) -> ItemContent:
         blob = self._blob(key)
-        version = str(blob.generation)
+        version, where = str(blob.generation), self.where(self.layout.asset.bucket, key)
         if blob.size <= SMALL_ITEM_BYTES:
-            data = blob.download_as_bytes(if_generation_match=blob.generation)
-            return ItemContent(size=blob.size, data=data, version=version)
-        chunks = iterate_in_thread(_stream(blob), chunk_size=1)
-        return ItemContent(size=blob.size, chunks=chunks, version=version)
+            data = blob.download_as_bytes(if_generation_match=blob.generation, raw_download=True)
+            return object_content(where, blob.size, version, data=data)
+        return object_content(
+            where, blob.size, version, chunks=iterate_in_thread(_stream(blob), chunk_size=1)
+        )
 
     # ---- the object-store primitives (shared.connector.objectstore) --------------------------
 
@@ -166,7 +182,10 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
         blob = self.client.bucket(bucket).get_blob(key)
         if blob is None:
             raise NotFoundError(f"object not found: {bucket}/{key}")
-        blob.metadata = {**(blob.metadata or {}), **tags}
+        current = {k: v for k, v in (blob.metadata or {}).items() if v is not None}
+        merged = self.merged_tags(bucket, key, current, tags, max_bytes=MAX_METADATA_BYTES)
+        # a patch merges metadata: a key dropped is sent as null, which removes it
+        blob.metadata = {**dict.fromkeys(k for k in current if k not in merged), **merged}
         with _changed(key):
             blob.patch(if_generation_match=_generation(version))
 
@@ -227,7 +246,7 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
                 f"Google Cloud Storage refused the request ({_short(exc)})", status_code=400
             )
         if type(exc).__module__.startswith(("requests", "urllib3")):
-            return RetryableError(f"Google Cloud Storage unreachable: {exc}", status_code=503)
+            return RetryableError(f"Google Cloud Storage unreachable: {scrubbed(str(exc))}", status_code=503)
         return super().classify_error(exc)
 
     async def aclose(self) -> None:
@@ -236,7 +255,8 @@ class GoogleCloudStorageConnector(ObjectStoreConnector[GoogleCloudStorageSetting
 
 
 def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:300]
+    """An SDK exception's first line, without URL queries (a signed URL's signature) or secrets."""
+    return scrubbed(str(exc).splitlines()[0])[:300] if str(exc) else type(exc).__name__
 
 
 def _generation(version: str | None) -> int | None:
@@ -254,7 +274,9 @@ def _changed(key: str) -> Iterator[None]:
 
 def _stream(blob: storage.Blob) -> Iterator[bytes]:
     """The object in ``STREAM_CHUNK_BYTES`` ranged reads of the generation looked up."""
-    with blob.open("rb", chunk_size=STREAM_CHUNK_BYTES, if_generation_match=blob.generation) as reader:
+    with blob.open(
+        "rb", chunk_size=STREAM_CHUNK_BYTES, if_generation_match=blob.generation, raw_download=True
+    ) as reader:
         while chunk := reader.read(STREAM_CHUNK_BYTES):
             yield chunk
 

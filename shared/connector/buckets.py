@@ -13,6 +13,9 @@ The quarantine is ``ITEM_ACTION_MOVE_METAINFO``, a key prefix in the asset's buc
 the storage's own quarantine bucket/container setting when one is given. A move keeps the whole
 key below it: ``incoming/docs/a.pdf`` becomes ``dsxconnect-quarantine/incoming/docs/a.pdf``
 (``a (1).pdf``, ``a (2).pdf``… when that name is taken: ``shared.connector.objectstore``).
+A quarantine inside the asset (the default) is writable by whoever can upload to the asset and
+never scanned: the connectors log a warning at configure time (:meth:`BucketLayout.warn_if_quarantine_in_asset`);
+a separate quarantine bucket or container is the safe setup.
 
 S3 and GCS keys are literal (``./q/x`` is another key than ``q/x``). Azure's and Graph's HTTP
 stacks resolve ``.`` segments, so their layouts refuse them (``refused_segments``; Graph, whose
@@ -128,6 +131,26 @@ class BucketLayout:
                 f"the quarantine {str(quarantine)!r} (ITEM_ACTION_MOVE_METAINFO) cannot be the asset or contain it"
             )
         return cls(parsed, quarantine, refused_segments, casefold, literal_keys)
+
+    @property
+    def quarantine_in_asset(self) -> bool:
+        """The quarantine is a prefix of the scanned asset (the default: ``dsxconnect-quarantine/``
+        in the asset's bucket): whoever can upload to the asset can write there too, and nothing
+        put there is ever scanned."""
+        q = self.quarantine
+        return q is not None and q.bucket == self.asset.bucket and q.prefix.startswith(self.asset.prefix)
+
+    def warn_if_quarantine_in_asset(self, noun: str = "bucket") -> None:
+        """Log a warning when :attr:`quarantine_in_asset` (at configure time)."""
+        if self.quarantine_in_asset:
+            log.warning(
+                "the quarantine %r lies inside the scanned asset %r: whoever can upload there can write "
+                "into the quarantine (objects put there are never scanned, and names can be taken in "
+                "advance); set a separate quarantine %s",
+                str(self.quarantine),
+                str(self.asset),
+                noun,
+            )
 
     def quarantined(self, bucket: str, key: str) -> bool:
         q = self.quarantine

@@ -4,17 +4,19 @@ A connector's test folder subclasses :class:`QuarantineContract`; its ``store`` 
 one of :mod:`tests.support.cloud_contract`. A move never overwrites an object already in the
 quarantine (a taken name becomes ``name (1).ext``, as on Graph), removes only the copy it wrote
 when the original changed under it, reuses its own copy when retried, and a ``movetag`` tags the
-copy before the original is deleted.
+copy before the original is deleted. When every numbered name is taken (an uploader can take them in
+advance where the quarantine lies in the scanned bucket), the copy gets an unguessable name.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytest
 
-from shared.connector.objectstore import ObjectStoreConnector
+from shared.connector.objectstore import FREE_NAME_TRIES, ObjectStoreConnector, numbered
 from shared.errors import DsxError, RetryableError
 from shared.models import ItemActionType, RequestedAction
 from tests.support.cloud_contract import QUARANTINE, BucketFixtures, Store
@@ -105,3 +107,24 @@ class QuarantineContract(BucketFixtures):
         assert store.get(bucket, "in/evil.exe") is None
         assert store.keys(bucket, f"{QUARANTINE}/") == [f"{QUARANTINE}/in/evil.exe"]
         assert store.tags(bucket, f"{QUARANTINE}/in/evil.exe")["Verdict"] == "Malicious"
+
+    async def test_a_quarantine_whose_numbered_names_are_all_taken_still_takes_the_object(
+        self, store: Store, bucket: str, make_connector: Callable[..., ObjectStoreConnector[Any]]
+    ) -> None:
+        """The quarantine lies in the scanned bucket by default: an uploader can create its name for
+        an object and every numbered variant first. The move failed for good ("no free name") and
+        the malware stayed; it now takes a name nobody can have created in advance."""
+        taken = [numbered(f"{QUARANTINE}/in/evil.exe", n) for n in range(FREE_NAME_TRIES)]
+        for n, name in enumerate(taken):
+            store.put(bucket, name, f"decoy {n}".encode())
+        store.put(bucket, "in/evil.exe", b"malware")
+        connector = make_connector(asset=bucket)
+        version = (await connector.read("in/evil.exe")).version
+        answer = await connector.act("in/evil.exe", MOVE, version)
+        assert answer.status == "success" and answer.destination is not None, answer
+        moved = answer.destination.removeprefix(connector.where(bucket, ""))
+        assert moved not in taken and re.fullmatch(
+            rf"{QUARANTINE}/in/evil \([0-9a-f]{{12}}-[0-9a-f]{{32}}\)\.exe", moved
+        ), moved
+        assert store.get(bucket, moved) == b"malware" and store.get(bucket, "in/evil.exe") is None
+        assert all(store.get(bucket, name) == f"decoy {n}".encode() for n, name in enumerate(taken))

@@ -45,6 +45,12 @@ def test_a_registered_secret_is_masked_in_messages_arguments_and_extras() -> Non
         "X-API-Key: opkey-very-secret",
         "GET /x?api_key=opkey-very-secret&y=1",
         "client_secret=abc123def",
+        # signed URLs and connection strings quoted by a storage SDK's exception
+        "Max retries exceeded with url: /acct/c/b?sv=2021-08-06&sp=r&sig=opkey-very-secret (Caused by x)",
+        "GET https://s3.example/b/k?X-Amz-Date=1&X-Amz-Signature=opkey-very-secret",
+        "https://storage.googleapis.com/b/o?X-Goog-Signature=abc123def&X-Goog-Expires=60",
+        "copy source https%3A%2F%2Fa%2Fc%2Fb%3Fsv%3D1%26sig%3Dopkey-very-secret%26se%3D2",
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=derived-secret-value;EndpointSuffix=x",
     ],
 )
 def test_secret_shaped_text_is_masked_even_unregistered(text: str) -> None:

@@ -94,8 +94,11 @@ class S3Store:
             moto_require_auth(self.endpoint, on=False)
 
 
-def s3_event(bucket: str, key: str, size: int, name: str = "ObjectCreated:Put") -> dict[str, Any]:
-    """An S3 event notification as S3 sends it (the key URL-encoded, spaces as ``+``)."""
+def s3_event(
+    bucket: str, key: str, size: int, name: str = "ObjectCreated:Put", version_id: str | None = None
+) -> dict[str, Any]:
+    """An S3 event notification as S3 sends it (the key URL-encoded, spaces as ``+``; ``versionId``
+    in a versioned bucket)."""
     from urllib.parse import quote_plus
 
     record = {
@@ -109,6 +112,8 @@ def s3_event(bucket: str, key: str, size: int, name: str = "ObjectCreated:Put") 
             "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": "0" * 32},
         },
     }
+    if version_id is not None:
+        record["s3"]["object"]["versionId"] = version_id  # type: ignore[index]
     return {"Records": [record]}
 
 

@@ -176,12 +176,12 @@ async def test_a_notification_submitted_once_is_dropped_when_delivered_again(
     """SNS delivers at least once, and anyone holding a signed message could post it again: a
     MessageId whose items the core took is not submitted twice; one whose submission failed is."""
     c = connector()
-    message = sns_notification(s3_event("uploads", "in/a.txt", 3))
+    message = sns_notification(s3_event("uploads", "in/a.txt", 3, version_id="3sL4kqtJlcpXroDTDmJ.rmSp"))
     first = await c.webhook(message)
     assert isinstance(first, WebhookReply) and len(first.items) == 1
-    # the object's eTag, as read answers it: a redelivery that comes while the first delivery's items
+    # the object's version, as read answers it: a redelivery that comes while the first delivery's items
     # are still being submitted in the background names the same scan request in the core
-    assert first.items[0].version == "0" * 32
+    assert first.items[0].version == f"{'0' * 32};vid=3sL4kqtJlcpXroDTDmJ.rmSp"
     again = await c.webhook(message)  # the first was never submitted (no after_submit): still taken
     assert isinstance(again, WebhookReply) and len(again.items) == 1
     assert again.after_submit is not None
@@ -241,3 +241,25 @@ async def test_keys_that_look_like_paths_are_read_as_names_or_reported_never_ski
             await connector.read(ESCAPING)
     finally:
         await connector.aclose()
+
+
+def test_an_sdk_message_quoting_a_signed_url_loses_its_query() -> None:
+    """botocore's connection errors quote the URL: its query (a presigned signature, any token in it)
+    never reaches ``/readyz``, an error answer or a log line."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from shared.redaction import redact
+
+    url = "http://127.0.0.1:9/uploads/in/a.pdf?X-Amz-Credential=AKIA&X-Amz-Signature=SECRETSIG123"
+    err = connector().classify_error(EndpointConnectionError(endpoint_url=url))
+    assert err.status_code == 503 and "S3 unreachable" in err.message
+    assert "SECRETSIG123" not in err.message and "X-Amz-Credential" not in err.message, err.message
+    assert "SECRETSIG123" not in redact(f"Could not connect to the endpoint URL: {url}")
+
+
+def test_a_quarantine_inside_the_asset_is_warned_about_at_configure(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="shared.connector.buckets"):
+        connector(asset="uploads", item_action_move_metainfo="dsxconnect-quarantine")
+        connector(asset="uploads", aws_quarantine_bucket="quarantine")
+    warned = [r.getMessage() for r in caplog.records if r.name == "shared.connector.buckets"]
+    assert len(warned) == 1 and "'uploads/dsxconnect-quarantine' lies inside" in warned[0], warned

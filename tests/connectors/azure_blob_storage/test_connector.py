@@ -77,3 +77,11 @@ async def test_blob_created_events_name_the_new_blobs_of_the_asset(client: httpx
     assert [i.version for i in items] == ["0x8D4BCC2E4835CD0", None]  # the eTag, as read answers it
     response = await client.post(f"{PREFIX}/webhook/event", json=events)
     assert response.status_code == 200 and response.json()["status"] == "success"
+
+
+def test_a_quarantine_inside_the_asset_is_warned_about_at_configure(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="shared.connector.buckets"):
+        connector(asset="uploads", item_action_move_metainfo="dsxconnect-quarantine")
+        connector(asset="uploads", azure_quarantine_container="quarantine")
+    warned = [r.getMessage() for r in caplog.records if r.name == "shared.connector.buckets"]
+    assert len(warned) == 1 and "separate quarantine container" in warned[0], warned

@@ -96,3 +96,26 @@ async def test_a_push_of_the_wrong_shape_is_refused_with_400_not_500(
     response = await client.post(f"{PREFIX}/webhook/event", json=push)
     assert response.status_code == 400, response.text
     assert problem in response.json()["message"]
+
+
+def test_an_sdk_message_quoting_a_signed_url_loses_its_query() -> None:
+    import requests
+
+    from shared.redaction import redact
+
+    url = "/b/uploads/o/in%2Fa.pdf?X-Goog-Credential=sa%40p&X-Goog-Signature=SECRETSIG123"
+    exc = requests.exceptions.ConnectionError(
+        f"HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: {url} (Caused by x)"
+    )
+    err = connector().classify_error(exc)
+    assert err.status_code == 503 and "unreachable" in err.message
+    assert "SECRETSIG123" not in err.message and "X-Goog-Credential" not in err.message, err.message
+    assert "SECRETSIG123" not in redact(str(exc))
+
+
+def test_a_quarantine_inside_the_asset_is_warned_about_at_configure(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="shared.connector.buckets"):
+        connector(asset="uploads", item_action_move_metainfo="dsxconnect-quarantine")
+        connector(asset="uploads", gcs_quarantine_bucket="quarantine")
+    warned = [r.getMessage() for r in caplog.records if r.name == "shared.connector.buckets"]
+    assert len(warned) == 1 and "'uploads/dsxconnect-quarantine' lies inside" in warned[0], warned

@@ -30,6 +30,27 @@ def test_the_quarantine_is_a_prefix_of_the_asset_bucket_unless_another_bucket_is
     assert BucketLayout.build("b/in", "", None).quarantine is None
 
 
+def test_a_quarantine_inside_the_asset_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """Whoever can upload to the asset can write into such a quarantine (and take its names in
+    advance), and nothing put there is scanned: the connector says so when it is configured."""
+    inside = [
+        BucketLayout.build("b", "dsxconnect-quarantine", None),
+        BucketLayout.build("b/in", "in/q", None),
+    ]
+    apart = [
+        BucketLayout.build("b/in", "dsxconnect-quarantine", None),  # same bucket, beside the asset
+        BucketLayout.build("b", "dsxconnect-quarantine", "q"),
+        BucketLayout.build("b", "", None),  # no quarantine
+    ]
+    assert [layout.quarantine_in_asset for layout in inside + apart] == [True, True, False, False, False]
+    with caplog.at_level("WARNING", logger="shared.connector.buckets"):
+        for layout in inside + apart:
+            layout.warn_if_quarantine_in_asset("container")
+    warned = [r.getMessage() for r in caplog.records if r.name == "shared.connector.buckets"]
+    assert len(warned) == 2 and all("separate quarantine container" in line for line in warned), warned
+    assert "'b/dsxconnect-quarantine' lies inside the scanned asset 'b'" in warned[0]
+
+
 def test_a_quarantine_that_is_the_asset_or_holds_it_is_refused() -> None:
     for asset, move_to in (("b/q/in", "q"), ("b/q", "q"), ("b/q", "q/")):
         with pytest.raises(ValueError, match="ITEM_ACTION_MOVE_METAINFO"):
