@@ -4,7 +4,7 @@ The wire contract between the core and connectors (additive to SPEC §5; 1.x con
 
 - ``POST /read_file`` answers the item's version, when the storage has one, in the
   :data:`ITEM_VERSION_HEADER` response header: an opaque ASCII string of at most
-  :data:`MAX_VERSION_CHARS` characters (filesystem ``dev:ino:size:mtime_ns``, S3 ETag or version id,
+  :data:`MAX_VERSION_CHARS` characters (filesystem ``dev:ino:size:mtime_ns``, S3 ``ETag;mtime=…`` or ``ETag;vid=…``,
   Azure ETag, GCS generation, Graph eTag).
 - ``POST /read_files`` answers :data:`ITEM_VERSIONS_HEADER`: a JSON array with one entry per
   requested item, in request order, each the version string or ``null``.
