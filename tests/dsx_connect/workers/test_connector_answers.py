@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from dsx_connect.workers import hot_path
 from dsx_connect.workers.hot_path import ScanConfig, read_items, scan_item
 from dsx_connect.workers.outcome import ConnectorRef
-from dsx_connect.workers.transport import CLIENTS, ClosableTransport, aclose, make_transport
+from dsx_connect.workers.transport import ClosableTransport
 from shared.batch_read import MEDIA_TYPE, frame_header
 from shared.errors import ConnectorUnavailable, PermanentError
 from shared.models import DsxaVerdict, ScanTask
@@ -31,15 +31,6 @@ FILE = bytes(range(256)) * 8  # 2 KiB
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(params=CLIENTS)
-async def transport(request: pytest.FixtureRequest) -> AsyncIterator[ClosableTransport]:
-    made = make_transport(request.param)
-    try:
-        yield made
-    finally:
-        await aclose(made)
 
 
 def task(size: int | None = None) -> ScanTask:

@@ -17,7 +17,6 @@ from dsx_connect.workers.transport import (
     ClientName,
     ClosableTransport,
     Transport,
-    aclose,
     make_transport,
 )
 from shared.errors import PermanentError, ScannerUnavailable
@@ -32,15 +31,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(params=CLIENTS)
-async def transport(request: pytest.FixtureRequest) -> AsyncIterator[ClosableTransport]:
-    made = make_transport(request.param)
-    try:
-        yield made
-    finally:
-        await aclose(made)
 
 
 def cfg_for(url: str, token: str | None = None, timeout_s: float = 10.0) -> ScanConfig:
