@@ -8,30 +8,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
 from dsxa_lite.settings import DEFAULT_RULES_DIR, DsxaLiteSettings
+from tests.dsxa_lite.api.in_process import run_against
 
 from ..servers import TOKEN
 
 pytestmark = pytest.mark.unit
 
 IOC = "secret-ioc-4711-do-not-leak"  # lower case: the block list quotes it so
-
-
-def run_against(settings: DsxaLiteSettings, steps: Any) -> Any:
-    """``await steps(client)``, the client on loopback (httpx's ASGI transport: 127.0.0.1)."""
-    from dsxa_lite.app import create_app
-
-    async def call() -> Any:
-        app = create_app(settings)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://scanner") as client:
-            return await steps(client)
-
-    return anyio.run(call)
 
 
 @pytest.fixture

@@ -9,13 +9,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
 
-import anyio
 import httpx
 import pytest
 
 from dsxa_lite.settings import DsxaLiteSettings
+from tests.dsxa_lite.api.in_process import run_against
 
 from ..samples import filler
 
@@ -85,19 +84,6 @@ def clamd(tmp_path: Path) -> Iterator[FakeClamd]:
         yield fake
     finally:
         fake.close()
-
-
-def run_against(settings: DsxaLiteSettings, steps: Any) -> Any:
-    """``await steps(client)`` with a client of an in-process app built from ``settings``."""
-    from dsxa_lite.app import create_app
-
-    async def call() -> Any:
-        app = create_app(settings)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://scanner") as client:
-            return await steps(client)
-
-    return anyio.run(call)
 
 
 def test_identity_follows_clamds_version_without_a_reload(clamd: FakeClamd) -> None:
