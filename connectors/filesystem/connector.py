@@ -265,13 +265,15 @@ class FilesystemConnector(Connector[FilesystemSettings]):
             raise NotFoundError(f"item not found: {location!r}") from None
         try:
             if action.type == ItemActionType.DELETE:
-                private, _ = take_aside(source, relative.name, location, version)
+                private, taken = take_aside(source, relative.name, location, version)
                 try:
                     os.unlink(private, dir_fd=source)
                 finally:
                     release(private)
-                log.info("item deleted", extra={"location": location})
-                return StatusResponse(status="success", message=f"deleted {location}")
+                others = taken.st_nlink - 1  # hard links elsewhere keep the content: say so
+                log.info("item deleted", extra={"location": location, "other_links": others})
+                kept = f" (its content lives on under {others} other hard link(s))" if others else ""
+                return StatusResponse(status="success", message=f"deleted {location}{kept}")
             return self._move(location, action, version, source, relative)
         finally:
             os.close(source)

@@ -115,12 +115,17 @@ def put_back(folder: int, private: str, name: str) -> None:
 
 
 def move_file(src: int, private: str, dst: int, name: str, info: os.stat_result) -> str:
-    """Move the file taken aside into ``dst`` as ``name`` (or ``name.1``…); returns the name used."""
-    try:
-        return place(src, private, dst, name)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
+    """Move the file taken aside into ``dst`` as ``name`` (or ``name.1``…); returns the name used.
+
+    Renamed (linked) where it can be; copied, as across filesystems, when the file has other hard
+    links: the quarantined file must not be the inode another name still holds, through which
+    whoever owns that name could change or empty the evidence."""
+    if info.st_nlink <= 1:
+        try:
+            return place(src, private, dst, name)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
     partial = _copy_across(src, private, dst, info)
     try:
         placed = place(dst, partial, dst, name)

@@ -117,6 +117,33 @@ async def test_the_answer_names_the_real_path_the_file_went_to(
 
 
 @pytest.mark.anyio
+async def test_a_quarantined_file_is_not_the_inode_another_hard_link_still_names(
+    make_connector: MakeConnector, asset: Path, tmp_path: Path
+) -> None:
+    """Whoever planted the file with a second name (outside the asset) could rewrite the evidence
+    through it once it was linked into the quarantine."""
+    (tmp_path / "elsewhere").mkdir()
+    planted = tmp_path / "elsewhere/handle"
+    os.link(asset / "docs/deep/er/file.pdf", planted)
+    outcome = await make_connector().act("docs/deep/er/file.pdf", MOVE)
+    quarantined = Path(outcome.model_dump()["destination"])
+    planted.write_bytes(b"nothing to see")
+    assert quarantined.read_bytes() == b"%PDF deep"
+    assert os.stat(quarantined).st_nlink == 1
+    assert not (asset / "docs/deep/er/file.pdf").exists()
+
+
+@pytest.mark.anyio
+async def test_a_delete_says_when_other_hard_links_keep_the_content(
+    make_connector: MakeConnector, asset: Path, tmp_path: Path
+) -> None:
+    os.link(asset / "docs/deep/er/file.pdf", tmp_path / "handle")
+    outcome = await make_connector().act("docs/deep/er/file.pdf", RequestedAction(type=ItemActionType.DELETE))
+    assert outcome.status == "success" and "1 other hard link" in outcome.message
+    assert not (asset / "docs/deep/er/file.pdf").exists()
+
+
+@pytest.mark.anyio
 async def test_a_file_renamed_over_the_item_during_a_cross_device_copy_is_kept(
     make_connector: MakeConnector,
     asset: Path,
