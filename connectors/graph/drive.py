@@ -49,7 +49,7 @@ from connectors.graph.settings import GraphSettings
 from shared.connector.base import SMALL_ITEM_BYTES, Item, ItemContent, WebhookReply
 from shared.connector.buckets import DOT_AND_EMPTY, BucketLayout
 from shared.connector.errors import UnsupportedError
-from shared.connector.objectstore import ObjectInfo, ObjectStoreConnector, numbered
+from shared.connector.objectstore import ObjectInfo, ObjectStoreConnector, numbered, object_content
 from shared.errors import DsxError, NotFoundError, PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
@@ -344,9 +344,10 @@ class GraphDriveConnector(ObjectStoreConnector[GraphSettingsT]):
             url = response.headers.get("Location")
             if not url:
                 raise RetryableError(f"Graph gave no download URL for {key!r}", status_code=503)
+        # counted against the size Graph named: a cut download is a failed read, never a shorter file
         if size <= SMALL_ITEM_BYTES:
-            return ItemContent(size=size, data=await self.client.download(str(url)), version=version)
-        return ItemContent(size=size, chunks=self._ranges(str(url), size), version=version)
+            return object_content(key, size, version, data=await self.client.download(str(url)))
+        return object_content(key, size, version, chunks=self._ranges(str(url), size))
 
     async def _ranges(self, url: str, size: int) -> AsyncIterator[bytes]:
         step = self.settings.graph_read_chunk_bytes

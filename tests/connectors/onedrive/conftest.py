@@ -25,8 +25,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 class OneDriveStore(GraphStore):
     package, name = "onedrive", "onedrive-connector"
-    # Graph downloads are streamed without a Content-Length (connectors/graph does not count them yet)
-    exact_streams = False
 
     def make(self, **settings: Any) -> OneDriveConnector:
         return OneDriveConnector(OneDriveSettings(**settings))

@@ -27,8 +27,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 class SharePointStore(GraphStore):
     package, name = "sharepoint", "sharepoint-connector"
-    # Graph downloads are streamed without a Content-Length (connectors/graph does not count them yet)
-    exact_streams = False
 
     def make(self, **settings: Any) -> SharePointConnector:
         return SharePointConnector(SharePointSettings(**settings))
