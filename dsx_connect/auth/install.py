@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from dsx_connect.auth import api
 from dsx_connect.auth.access import ACCESS_GATE
-from dsx_connect.auth.middleware import AuthMiddleware, CrossSiteGuard
+from dsx_connect.auth.middleware import REGISTER_PATH, AuthMiddleware, CrossSiteGuard
 from dsx_connect.redis_client import get_redis
 from dsx_connect.settings import Settings
 from shared.body_limit import BodyLimitMiddleware
@@ -32,7 +32,11 @@ def install_security(app: FastAPI, settings: Settings, api_prefix: str) -> None:
                 + "\n  (or set DSXCONNECT_AUTH__ENABLED=false to run without authentication)"
             )
         app.add_middleware(
-            AuthMiddleware, settings=auth, client=get_redis(), max_body_bytes=settings.max_request_bytes
+            AuthMiddleware,
+            settings=auth,
+            client=get_redis(),
+            max_body_bytes=settings.max_request_bytes,
+            register_path=api_prefix + REGISTER_PATH,
         )
         if auth.server_key is None:
             log.warning(

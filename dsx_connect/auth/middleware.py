@@ -156,9 +156,15 @@ class AuthMiddleware:
     """Sets the principal of every HTTP request (see the module docstring)."""
 
     def __init__(
-        self, app: ASGIApp, settings: AuthSettings, client: redis.Redis, max_body_bytes: int
+        self,
+        app: ASGIApp,
+        settings: AuthSettings,
+        client: redis.Redis,
+        max_body_bytes: int,
+        register_path: str = "/dsx-connect/api/v1" + REGISTER_PATH,
     ) -> None:
         self.app = app
+        self.register_path = register_path  # the one route that checks and counts a lone Bearer itself
         self.settings = settings
         self.redis = client
         self.max_body_bytes = max_body_bytes
@@ -214,10 +220,13 @@ class AuthMiddleware:
         # a lone Bearer on the registration route may be an enrollment token: that route checks and
         # counts it (a minted one passes a spent budget; an operator key there is no enrollment
         # token). Beside an X-Enrollment-Token it is an API key like any other, counted here.
+        # Exactly that route: any other path ending alike (``GET /auth/connectors/register``) runs no
+        # enrollment check, and a Bearer there was neither refused past the budget nor counted.
         enrolling = (
-            "x-api-key" not in headers
+            scope["method"] == "POST"
+            and scope["path"] == self.register_path
+            and "x-api-key" not in headers
             and "x-enrollment-token" not in headers
-            and scope["path"].endswith(REGISTER_PATH)
         )
         if not enrolling:
             # the shared count, whatever this replica saw: another may have spent the budget, and past

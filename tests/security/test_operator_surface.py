@@ -68,6 +68,24 @@ def test_api_keys_cannot_be_guessed_on_any_route(core: SecureCore, wrong: dict[s
         assert http.get("/scan/jobs").status_code == 200
 
 
+def test_a_bearer_on_a_path_that_only_ends_like_the_registration_is_counted(core: SecureCore) -> None:
+    """The middleware left a lone Bearer to the registration route on every path ending with
+    ``/connectors/register``: elsewhere (a state route here) no route checked it, so operator keys
+    could be guessed there without limit, even from a blocked address."""
+    time.sleep(wait_to_clear_window_end())
+    path = "/connectors/state/abc/connectors/register"
+    try:
+        with httpx.Client(base_url=core.api, timeout=10) as http:
+            wrong = {"Authorization": "Bearer guess-0123456789"}
+            codes = [http.get(path, headers=wrong).status_code for _ in range(LIMIT)]
+            assert 429 not in codes
+            assert http.get(path, headers=wrong).status_code == 429
+            right = http.get(path, headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
+        assert right.status_code == 429
+    finally:
+        clear_guesses(core.redis)
+
+
 def test_enrollment_tokens_cannot_be_guessed(core: SecureCore) -> None:
     time.sleep(wait_to_clear_window_end())
     body = connector_body(str(uuid.uuid4()))
