@@ -1,10 +1,12 @@
 """One webhook as a feed destination: each event POSTed alone, signed the Standard Webhooks way.
 
 Headers (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md):
-``webhook-id`` (the event's scan request id: the same on every retry, so a receiver can drop
-duplicates), ``webhook-timestamp`` (Unix seconds of this attempt) and ``webhook-signature``
-(``v1,`` + base64 HMAC-SHA256 over ``id.timestamp.body`` keyed with the base64-decoded secret).
-The body is ``{"type": "scan_result", "timestamp": …, "data": <the SPEC §7 event>}``.
+``webhook-id`` (:func:`message_id`: one stored outcome of a scan request, the same on every retry of
+its delivery, so a receiver can drop duplicates, and another for a later outcome that replaced it),
+``webhook-timestamp`` (Unix seconds of this attempt) and ``webhook-signature`` (``v1,`` + base64
+HMAC-SHA256 over ``id.timestamp.body`` keyed with the base64-decoded secret).
+The body is ``{"type": "scan_result", "timestamp": …, "data": <the SPEC §7 event>}``; the event
+carries the request id (``data.scan_request_id``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,27 @@ def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
+# what ``DSXCONNECT_SUPERLOG__REDACT__*`` may hash or drop before an event is encoded: left out of the
+# outcome's digest, so that a change of those settings does not change the id of a pending event
+_REDACTABLE = frozenset({"location", "metainfo"})
+
+
+def message_id(event: dict[str, Any]) -> str:
+    """The ``webhook-id`` of ``event``: its scan request id, ``.``, and 16 hex digits of SHA-256 over the
+    stored outcome (the event, keys sorted, without the redactable fields).
+
+    A failed result (Not Scanned, a failed action) replaced by a requeued attempt's outcome is fed out
+    again for the same request: the results script stores a replacement only when its event differs
+    (its timestamp, verdict, scan, action or error), so the new outcome gets a new id and a receiver
+    dropping duplicates keeps it. Every delivery of one stored outcome (a retry, a notification step
+    run twice) encodes the same event, hence the same id."""
+    outcome = {key: value for key, value in event.items() if key not in _REDACTABLE}
+    canonical = json.dumps(outcome, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    request_id = event.get("scan_request_id")
+    return f"{request_id}.{digest[:16]}" if request_id else f"msg_{digest[:32]}"
+
+
 class WebhookSink(Sink):
     """POSTs one signed event per call to one webhook URL."""
 
@@ -57,8 +80,7 @@ class WebhookSink(Sink):
     def encode(self, event: dict[str, Any]) -> Record:
         message = {"type": "scan_result", "timestamp": event.get("timestamp"), "data": event}
         body = json.dumps(message, separators=(",", ":")).encode()
-        msg_id = str(event.get("scan_request_id") or hashlib.sha256(body).hexdigest()[:32])
-        return self.record((msg_id, body), len(body), event)
+        return self.record((message_id(event), body), len(body), event)
 
     def send(self, records: Sequence[Record]) -> int:
         for record in records:

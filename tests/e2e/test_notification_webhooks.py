@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devstack.samples import sample_files, write_sample
+from dsx_connect.notifications.sink import message_id
 from tests.support.local_stack import StackRun
 from tests.support.procs import wait_for
 from tests.support.webhook_receiver import Receiver, running_receiver
@@ -57,6 +58,9 @@ def test_malicious_results_of_a_full_scan_arrive_signed_and_are_counted(
     assert {m["message"]["data"]["verdict"] for m in got} == {"Malicious"}
     assert all(m["message"]["data"]["job_id"] == job_id for m in got)
     assert {m["message"]["data"]["location"] for m in got} == malicious
+    # each webhook-id names the stored outcome it carries (its request id, then a digest of it)
+    assert all(m["id"] == message_id(m["message"]["data"]) for m in got)
+    assert len({m["id"] for m in got}) == len(malicious)
 
     # the receiver records a call before it answers; the notify step counts it once answered
     stats = wait_for(

@@ -6,17 +6,21 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from dsx_connect.notifications.config import NotificationsSettings
 from dsx_connect.notifications.fanout import WebhookFanout
 from dsx_connect.notifications.runner import delivery_settings
-from dsx_connect.notifications.sink import WebhookSink, signature
+from dsx_connect.notifications.sink import WebhookSink, message_id, signature
 from dsx_connect.notifications.status import webhook_metrics, webhook_stats
 from dsx_connect.settings import Settings
 from dsx_connect.superlog.forwarder import ForwarderGroup
@@ -24,6 +28,7 @@ from shared.errors import RetryableError
 from shared.settings import SettingsError, load_settings
 from tests.support.procs import restartable_port, wait_for
 from tests.support.redis_db import flushed_db
+from tests.support.threaded_server import serving
 from tests.support.webhook_receiver import Receiver, running_receiver
 
 SECRET = "whsec_" + base64.b64encode(b"a webhook secret of 32 bytes....").decode()
@@ -264,10 +269,11 @@ def test_each_wanted_event_arrives_signed_once(hook_redis: redis.Redis, receiver
         group.stop()
     got = receiver.received()
     assert receiver.refused() == []
-    assert sorted(m["id"] for m in got) == sorted(
+    assert sorted(m["message"]["data"]["scan_request_id"] for m in got) == sorted(
         [f"req-{n}" for n in range(9)] + ["req-0", "req-3", "req-6"]
     )
-    first = next(m["message"] for m in got if m["id"] == "req-3")
+    assert all(m["id"] == message_id(m["message"]["data"]) for m in got)
+    first = next(m["message"] for m in got if m["message"]["data"]["scan_request_id"] == "req-3")
     assert first["type"] == "scan_result" and first["data"]["verdict"] == "Malicious"
     filtered, everything = webhook_stats(hook_redis, settings.notifications)["webhooks"]
     assert (filtered["verdicts"], filtered["sent"], filtered["status"]) == (["Malicious"], 3, "up")
@@ -317,7 +323,8 @@ def test_receiver_downtime_then_recovery_delivers_everything(hook_redis: redis.R
         with running_receiver(SECRET, logs_dir, port=port) as receiver:
             fanout.publish([event(n, "Malicious") for n in range(5, 8)])  # while it is back
             wait_for(lambda: len(receiver.received()) == 8, timeout=30, what="every event after the recovery")
-            assert [m["id"] for m in receiver.received()] == [f"req-{n}" for n in range(8)]  # in order
+            in_order = [m["message"]["data"]["scan_request_id"] for m in receiver.received()]
+            assert in_order == [f"req-{n}" for n in range(8)]
             wait_for(lambda: stats()["status"] == "up", timeout=10)
     finally:
         group.stop()
@@ -342,3 +349,118 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them(hook_redis: redis.Redis)
     WebhookFanout(hook_redis, settings.notifications).publish([event(n, "Benign") for n in range(5)])
     state = webhook_stats(hook_redis, settings.notifications)["webhooks"][0]
     assert (state["backlog"], state["dropped"]) == (3, 2)
+
+
+# ---------------------------------------------------------------- ids and redirects (in-process receivers)
+
+
+Answer = Callable[[int], Response]
+
+
+def recorder(answer: Answer) -> tuple[Starlette, list[dict[str, Any]]]:
+    """A receiver that records every call (id, verified or not, event, status answered); ``answer``
+    gets the number of calls before this one and returns the response."""
+    calls: list[dict[str, Any]] = []
+
+    async def hook(request: Request) -> Response:
+        from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+        body = await request.body()
+        try:
+            Webhook(SECRET).verify(body, dict(request.headers))
+            verified = True
+        except WebhookVerificationError:
+            verified = False
+        response = answer(len(calls))
+        calls.append(
+            {
+                "id": request.headers.get("webhook-id"),
+                "verified": verified,
+                "data": json.loads(body)["data"],
+                "status": response.status_code,
+            }
+        )
+        return response
+
+    return Starlette(routes=[Route("/hook", hook, methods=["POST"])]), calls
+
+
+@pytest.mark.integration
+def test_a_replacing_outcome_gets_a_new_id_and_a_retried_delivery_the_same(hook_redis: redis.Redis) -> None:
+    """A failed result (Not Scanned) replaced by a requeued attempt's Malicious verdict is fed out again
+    for the same request. The webhook-id used to be the request id alone: a receiver dropping
+    duplicates, as the README advises, threw the Malicious verdict away. Each stored outcome has its
+    own id now; a delivery retried after a 503, or fed twice (the notification step run again), keeps it."""
+    from dsx_connect.state.results import ResultStore
+    from shared.models import EventConnector, EventError, EventFileInfo, ScanResultEvent
+
+    def outcome(verdict: str, **extra: Any) -> ScanResultEvent:
+        return ScanResultEvent(
+            scan_request_id="r1", job_id="j1", connector=EventConnector(name="fs", uuid="c1"),
+            location="in/eicar.txt", verdict=verdict, file_info=EventFileInfo(size_in_bytes=68), **extra,
+        )  # fmt: skip
+
+    app, calls = recorder(lambda n: Response(status_code=503 if n == 0 else 204))
+    with serving(app, name="webhook-recorder") as base:
+        settings = settings_for({"url": f"{base}/hook", "secret": SECRET})
+        results, fanout = (
+            ResultStore(hook_redis, retain=100),
+            WebhookFanout(hook_redis, settings.notifications),
+        )
+        failed = outcome("Not Scanned", error=EventError(kind="exhausted", message="scanner down"))
+        assert results.store_many([failed]) == [True]
+        fanout.publish([text for text in results.get_many(["r1"]) if text])  # as the notification step does
+        assert results.store_many([outcome("Malicious")]) == [True], "the failure is replaced"
+        for _ in range(2):  # the replacing outcome, fed twice
+            fanout.publish([text for text in results.get_many(["r1"]) if text])
+        group = forwarders(hook_redis, settings)
+        try:
+            wait_for(lambda: len(calls) == 4, timeout=20, what="a failed call, then three deliveries")
+        finally:
+            group.stop()
+    assert all(call["verified"] for call in calls)
+    assert [(c["data"]["verdict"], c["status"]) for c in calls] == [
+        ("Not Scanned", 503), ("Not Scanned", 204), ("Malicious", 204), ("Malicious", 204),
+    ]  # fmt: skip
+    ids = [call["id"] for call in calls]
+    assert ids[0] == ids[1], "a retried delivery keeps its id"
+    assert ids[2] == ids[3], "one outcome fed twice keeps its id: the receiver drops the copy"
+    assert ids[1] != ids[2], "the replacing outcome has a new id: a receiver dropping duplicates keeps it"
+    assert all(c["data"]["scan_request_id"] == "r1" and c["id"].startswith("r1.") for c in calls)
+
+
+@pytest.mark.unit
+def test_the_id_of_an_outcome_does_not_depend_on_redaction() -> None:
+    """Redaction settings may change while events wait in a buffer: their ids stay."""
+    from dsx_connect.superlog.config import RedactSettings
+    from dsx_connect.superlog.events import Redactor
+
+    data = json.loads(event(1, "Malicious"))
+    hashed = Redactor(RedactSettings(location="hash", metainfo="drop", salt="pepper-pepper"))(data)
+    assert hashed["location"] != data["location"] and "metainfo" not in hashed
+    assert message_id(hashed) == message_id(data)
+    assert message_id({**data, "verdict": "Benign"}) != message_id(data)
+
+
+@pytest.mark.integration
+def test_a_redirect_is_not_followed_and_the_event_is_kept_and_retried(hook_redis: redis.Redis) -> None:
+    """README: redirects are not followed. A receiver answering 307 to another URL is a failed call
+    (the webhook shows down with the status); the other URL gets nothing; the event stays buffered."""
+    target_app, target_calls = recorder(lambda n: Response(status_code=204))
+    with serving(target_app, name="redirect-target") as target:
+        app, calls = recorder(lambda n: Response(status_code=307, headers={"Location": f"{target}/hook"}))
+        with serving(app, name="redirecting-receiver") as base:
+            settings = settings_for({"url": f"{base}/hook", "secret": SECRET})
+            WebhookFanout(hook_redis, settings.notifications).publish([event(1, "Malicious")])
+            group = forwarders(hook_redis, settings)
+            stats = lambda: webhook_stats(hook_redis, settings.notifications)["webhooks"][0]  # noqa: E731
+            try:
+                wait_for(lambda: len(calls) >= 2, timeout=20, what="the call to be retried")
+                wait_for(lambda: stats()["status"] == "down", timeout=10, what="the webhook marked down")
+            finally:
+                group.stop()
+        assert target_calls == []
+    assert {c["status"] for c in calls} == {307} and len({c["id"] for c in calls}) == 1
+    state = stats()
+    assert (state["backlog"], state["sent"], state["rejected"]) == (1, 0, 0)
+    assert "HTTP 307" in state["last_error"]
