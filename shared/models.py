@@ -215,9 +215,10 @@ class ScanTask(BaseModel):
 
 
 class EstimateResponse(BaseModel):
-    count: int | None = None
+    # bounded: a job's ETA divides by these (a number past a float broke every view of the job)
+    count: int | None = Field(default=None, le=MAX_REPORTED_SIZE)
     confidence: Literal["exact", "unknown"] = "unknown"
-    bytes: int | None = None
+    bytes: int | None = Field(default=None, le=MAX_REPORTED_SIZE)
 
 
 # ---- scanner verdicts (SPEC §3) -------------------------------------------------------------

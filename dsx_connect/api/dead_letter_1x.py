@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel
 
 from dsx_connect import keys
@@ -118,13 +118,25 @@ def dead_letter_queue_stats(queue_type: QueueType, dead_letters: DeadLettersDep)
     )
 
 
-@router.api_route("/clear", methods=["POST", "DELETE"])
+def _no_query(request: Request) -> None:
+    """422 for any query parameter: the clear routes take none, and a filter a caller adds (``?id=…``,
+    as the main ``DELETE …/dead-letter`` takes) must not read as "no filter" and delete every letter
+    (``known_query`` of ``dsx_connect.api.dlq``, for routes that take no parameter)."""
+    if request.query_params:
+        unknown = ", ".join(sorted(set(request.query_params)))
+        raise HTTPException(422, f"unknown query parameter(s) {unknown}; this route takes none")
+
+
+NO_QUERY = Depends(_no_query)
+
+
+@router.api_route("/clear", methods=["POST", "DELETE"], dependencies=[NO_QUERY])
 def clear_dead_letter_queues(dead_letters: DeadLettersDep) -> list[ClearedQueue]:
     """Delete every dead letter; one entry per 1.x queue type."""
     return [_clear(dead_letters, queue_type) for queue_type in QueueType]
 
 
-@router.api_route("/clear/{queue_type}", methods=["POST", "DELETE"])
+@router.api_route("/clear/{queue_type}", methods=["POST", "DELETE"], dependencies=[NO_QUERY])
 def clear_dead_letter_queue(queue_type: QueueType, dead_letters: DeadLettersDep) -> ClearedQueue:
     """Delete the dead letters of one 1.x queue type."""
     return _clear(dead_letters, queue_type)

@@ -23,6 +23,9 @@ from dsx_connect.intake import JOB_ID_PATTERN
 from dsx_connect.oplog import log_job_complete_once
 from dsx_connect.results.models import JobAnswer, JobRaw, JobsPage, JobView
 from dsx_connect.state.jobs import InvalidTransition, JobNotFound
+from dsx_connect.state.monitor_jobs import ID_PREFIX as MONITOR_ID_PREFIX
+from dsx_connect.state.monitor_jobs import KIND as MONITOR
+from shared.models import MAX_REPORTED_SIZE
 
 router = APIRouter(prefix="/scan/jobs", tags=["jobs"])
 
@@ -35,7 +38,8 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 
 
 class JobFlags(BaseModel):
-    """A job's control flags as connectors read them (``"1"`` when set); ``status`` for connectors."""
+    """A job's control flags as connectors read them (``"1"`` when set); ``status`` for the job's own
+    connector (signed)."""
 
     paused: str | None = None
     cancel: str | None = None
@@ -51,9 +55,10 @@ class JobFlagsView(BaseModel):
 
 class EnqueueDone(BaseModel):
     """End of enumeration. ``status: failed`` (with ``error``) when the connector could not finish it:
-    the items already submitted are still scanned, and the job is marked failed with the reason."""
+    the items already submitted are still scanned, and the job is marked failed with the reason.
+    ``enqueued_total`` is at most ``MAX_REPORTED_SIZE`` (2**53 - 1): the job's ETA divides by it."""
 
-    enqueued_total: int = Field(ge=0)
+    enqueued_total: int = Field(ge=0, le=MAX_REPORTED_SIZE)
     status: Literal["done", "failed"] = "done"
     error: str | None = Field(default=None, max_length=2000)
 
@@ -93,7 +98,8 @@ def get_job(_: OperatorOnly, job: Annotated[dict[str, Any], Depends(_job_or_404)
 )
 def get_job_raw(job_id: JobId, jobs: JobsDep, who: Public) -> Any:
     """The stored state of a job (operators); connectors read ``data.paused`` / ``data.cancel`` here,
-    unsigned (SPEC §8), and see only those flags (and ``status`` when they sign).
+    unsigned (SPEC §8), and see only those flags (and ``status``, when they sign, of their own jobs:
+    another connector's job's status is not theirs to read).
 
     As in 1.x, an operator's answer names the record's ``key`` and its ``ttl``: the seconds before the
     job is forgotten (``DSXCONNECT_JOBS__RETAIN_S`` after its creation or its last accepted item). A
@@ -108,14 +114,28 @@ def get_job_raw(job_id: JobId, jobs: JobsDep, who: Public) -> Any:
     if who.is_operator:
         return JobRaw(job_id=job_id, key=key, ttl=ttl, data=raw)
     flags = JobFlags(paused=raw.get("paused"), cancel=raw.get("cancel"))
-    if who.is_connector:
+    if who.is_connector and who.uuid is not None and who.uuid == raw.get("connector_uuid"):
         flags.status = raw.get("status")
     return JobFlagsView(job_id=job_id, data=flags)
 
 
-@router.post("/{job_id}/enqueue_done", responses={404: {"description": "unknown job"}})
+@router.post(
+    "/{job_id}/enqueue_done",
+    responses={
+        400: {"description": "a monitor job (it never ends enumerating)"},
+        404: {"description": "unknown job"},
+    },
+)
 def enqueue_done(job_id: JobId, body: EnqueueDone, jobs: JobsDep, _: OwnsJob) -> JobAnswer:
-    """The connector finished enumerating (or failed to): record how many items it submitted."""
+    """The connector finished enumerating (or failed to): record how many items it submitted.
+
+    Not for a monitor job (400): its id is in the answer to each change event, but only the core
+    ends it (it rolls over, ``dsx_connect.state.monitor_jobs``); a connector ending it early would
+    complete or fail the job its later change events still join."""
+    if job_id.startswith(MONITOR_ID_PREFIX) or jobs.fields_of([job_id], ["kind"])[0][0] == MONITOR:
+        raise HTTPException(
+            400, f"job {job_id} is a monitor job: it has no enumeration to end (the core rolls it over)"
+        )
     failure = f"enumeration failed: {body.error or 'no reason given'}" if body.status == "failed" else None
     try:
         jobs.enqueue_done(job_id, body.enqueued_total, failure=failure)

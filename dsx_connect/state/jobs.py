@@ -27,7 +27,7 @@ from dsx_connect.state.job_scripts import (
     SKIP_LUA,
     TRANSITION_LUA,
 )
-from shared.models import ScanTask, utcnow_iso
+from shared.models import MAX_REPORTED_SIZE, ScanTask, utcnow_iso
 
 __all__ = [
     "ACTIVE",
@@ -260,8 +260,10 @@ class JobStore:
         """(finished, superseded): the ids among ``tasks`` that need no scan.
 
         *Finished*: the result is stored, or a cancelled job skipped the item (the marks the result
-        store and the skip leave: the done bit, else the request state). A copy of such an item (a
-        resubmitted batch, a redelivery) needs no second scan.
+        store and the skip leave: the done bit, else the request state; the state too for an item
+        whose bit reads 0 in a job that kept some items' marks as states, ``done_spilled`` or gone,
+        see ``dsx_connect.jobs.done``). A copy of such an item (a resubmitted batch, a redelivery)
+        needs no second scan.
 
         *Superseded*: the lease sweep sent the item again since this copy was queued (its
         ``resend`` is below the item's count in ``keys.job_resent``). Only the newest copy is
@@ -297,6 +299,8 @@ class JobStore:
             for _, bit in marked:
                 fields += ["GET", "u1", bit]
             pipe.execute_command("BITFIELD_RO", keys.job_done(job_id), *fields)
+            # whether some of the job's items were marked by their state though they have a bit
+            pipe.hmget(keys.job(job_id), "status", "done_spilled")
         for task in without_bit:
             pipe.hget(keys.request_state(task.id), "status")
         requeued, *answers = pipe.execute()
@@ -307,12 +311,24 @@ class JobStore:
         }
         superseded = {task.id for task in tasks if task.resend < resent[task.id]}
         marks: dict[str, object] = {}
-        bit_answers = answers[len(by_job) : len(by_job) + len(with_bit)]
-        for marked, values in zip(with_bit.values(), bit_answers, strict=True):
+        bit_answers = answers[len(by_job) : len(by_job) + 2 * len(with_bit)]
+        unset: list[ScanTask] = []  # bit 0 in a job that keeps some marks as states: read the state
+        for marked, values, (status, spilled) in zip(
+            with_bit.values(), bit_answers[0::2], bit_answers[1::2], strict=True
+        ):
+            spills = status is None or bool(spilled)  # a job gone stored its items' marks as states
             for (task, _), value in zip(marked, values, strict=True):
                 marks[task.id] = value
-        for task, status in zip(without_bit, answers[len(by_job) + len(with_bit) :], strict=True):
+                if spills and value != 1:
+                    unset.append(task)
+        for task, status in zip(without_bit, answers[len(by_job) + 2 * len(with_bit) :], strict=True):
             marks[task.id] = status
+        if unset:  # rare: a second round trip only for such jobs
+            pipe = self.redis.pipeline(transaction=False)
+            for task in unset:
+                pipe.hget(keys.request_state(task.id), "status")
+            for task, status in zip(unset, pipe.execute(), strict=True):
+                marks[task.id] = status
         done = {
             task.id
             for task in tasks
@@ -491,10 +507,16 @@ def _int(data: dict[str, str], field: str) -> int:
         return 0
 
 
+def _reported(value: int) -> int:
+    """A count a connector reported, within what any real one can be: a record stored before the
+    API bounded them may hold a number past a float, which ``remaining / throughput`` cannot take."""
+    return max(-MAX_REPORTED_SIZE, min(value, MAX_REPORTED_SIZE))
+
+
 def _opt_int(data: dict[str, str], field: str) -> int | None:
     value = data.get(field)
     try:  # a job stored before estimates were validated may hold anything a connector answered
-        return int(value) if value not in (None, "") else None
+        return _reported(int(value)) if value not in (None, "") else None
     except ValueError:
         return None
 
@@ -510,7 +532,7 @@ def job_view(data: dict[str, str]) -> dict[str, Any]:
     processed = _int(data, "processed")
     skipped = _int(data, "skipped")
     enqueue_done = data.get("enqueue_done") == "1"
-    enqueued_total = max(_int(data, "reported_total"), accepted) if enqueue_done else None
+    enqueued_total = max(_reported(_int(data, "reported_total")), accepted) if enqueue_done else None
     started_ts = float(data.get("started_ts") or data.get("created_ts") or 0)
     end_ts = float(data.get("finished_ts") or data.get("last_update_ts") or started_ts)
     elapsed = max(end_ts - started_ts, 0.0)

@@ -20,7 +20,7 @@ from dsx_connect import keys
 from dsx_connect.jobs.done import done_bit
 from dsx_connect.results.rows import encode_event
 from dsx_connect.state.feed import FEED_PUSH_LUA, FeedTarget
-from dsx_connect.state.jobs import COMPLETE_CHECK_LUA
+from dsx_connect.state.job_scripts import COMPLETE_CHECK_LUA, DONE_FITS_LUA
 from dsx_connect.state.scripts import lua
 from shared.models import ScanResultEvent, Verdict, utcnow_iso
 
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 VERDICTS = [v.value for v in Verdict]  # each has an index the store script writes and trims
-_STORE_LUA = COMPLETE_CHECK_LUA + FEED_PUSH_LUA + lua("results_store")  # dsx_connect/state/lua/
+# dsx_connect/state/lua/
+_STORE_LUA = COMPLETE_CHECK_LUA + DONE_FITS_LUA + FEED_PUSH_LUA + lua("results_store")
 _OUTBOX_TRIM_LUA = lua("outbox_trim")
 _OUTBOX_PARK_LUA = lua("outbox_park")
 _HOLDER_LUA = lua("scheduler_lease")  # renew (ms) or release (0) a lock, only for its holder

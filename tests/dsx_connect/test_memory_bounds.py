@@ -110,3 +110,96 @@ def test_skipped_items_of_a_cancelled_job_are_marked_by_their_bit(client: redis.
 )  # fmt: skip
 def test_only_a_bounded_numeric_position_gets_a_bit(job_item_id: str | None, bit: int) -> None:
     assert done_bit(job_item_id) == bit
+
+
+# ---- a position far past the items finished so far -------------------------------------------------
+
+FAR = str(MAX_DONE_BIT)  # "67108864": one SETBIT there allocated an 8 MiB bitmap
+BITMAP_BOUND = 65536  # bytes: what a job of a few items may hold in its bitmaps at most
+
+
+def _far_tasks(count: int) -> list[ScanTask]:
+    """One item in each of ``count`` jobs a connector names (``amp-1``, ...), each at the far position."""
+    return [
+        ScanTask(
+            id=f"amp-{n}-r", connector_uuid="c1", location=f"f{n}.bin", metainfo=f"f{n}.bin",
+            job_id=f"amp-{n}", job_item_id=FAR,
+        )
+        for n in range(1, count + 1)
+    ]  # fmt: skip
+
+
+def _bitmap_bytes(client: redis.Redis, job_id: str) -> int:
+    return int(client.strlen(keys.job_done(job_id))) + int(client.strlen(keys.job_skipped(job_id)))
+
+
+@pytest.mark.parametrize("accepting", [False, True], ids=["scanned", "served-at-intake"])
+def test_a_far_position_allocates_no_bitmap_and_its_item_counts_once(
+    client: redis.Redis, accepting: bool
+) -> None:
+    jobs, results = JobStore(client), ResultStore(client, retain=1, request_ttl_s=600)
+    tasks = _far_tasks(3)
+    jobs.ensure_all([(t.job_id, "c1", "fs", "full_scan") for t in tasks])  # created by their requests
+    if not accepting:  # else stored at the intake, unchanged (the scan cache): accepted in the same step
+        assert jobs.record_accepted(tasks, ttl_s=600) == {t.job_id: 1 for t in tasks}
+    items = [t.job_item_id for t in tasks]
+
+    assert results.store_many(_events(tasks), items, accepting=accepting) == [True] * 3
+    for task in tasks:
+        assert _bitmap_bytes(client, task.job_id) <= BITMAP_BOUND, "one result allocated a large bitmap"
+        view = jobs.get(task.job_id) or {}
+        assert (view["enqueued"], view["processed"]) == (1, 1)
+    assert results.stats()["total"] == 3
+    assert client.hlen(keys.RESULTS) == 1  # retention dropped the others: their tombstones remain
+
+    # resubmitted (a lost answer), redelivered: each is known finished and counts nothing again
+    assert jobs.record_accepted(tasks, ttl_s=600) == {}
+    assert results.store_many(_events(tasks), items, accepting=accepting) == [False] * 3
+    assert jobs.triage(tasks) == ({t.id for t in tasks}, set()), "a finished item would be scanned again"
+    for task in tasks:
+        view = jobs.get(task.job_id) or {}
+        assert (view["enqueued"], view["processed"]) == (1, 1)
+        assert _bitmap_bytes(client, task.job_id) <= BITMAP_BOUND
+    assert results.stats()["total"] == 3
+
+
+def test_a_far_position_skipped_by_a_cancelled_job_allocates_no_bitmap(client: redis.Redis) -> None:
+    jobs, results = JobStore(client), ResultStore(client, retain=1, request_ttl_s=600)
+    (task,) = _far_tasks(1)
+    jobs.ensure_all([(task.job_id, "c1", "fs", "full_scan")])
+    jobs.record_accepted([task], ttl_s=600)
+    jobs.transition(task.job_id, "cancel")
+
+    assert jobs.add_skipped(task.job_id, [task.id], ttl_s=600, job_item_ids=[FAR]) == 1
+    assert jobs.add_skipped(task.job_id, [task.id], ttl_s=600, job_item_ids=[FAR]) == 0  # redelivered
+    assert _bitmap_bytes(client, task.job_id) <= BITMAP_BOUND
+    assert (jobs.get(task.job_id) or {})["skipped"] == 1
+
+    # a copy being scanned when the job was cancelled brings its verdict: it takes the skip's place
+    assert results.store_many(_events([task]), [FAR]) == [True]
+    assert results.store_many(_events([task]), [FAR]) == [False]
+    view = jobs.get(task.job_id) or {}
+    assert (view["processed"], view["skipped"]) == (1, 0)
+    assert _bitmap_bytes(client, task.job_id) <= BITMAP_BOUND
+
+
+def test_an_item_kept_by_its_key_stays_finished_once_the_bitmap_grows_past_its_position(
+    client: redis.Redis,
+) -> None:
+    jobs, results = JobStore(client), ResultStore(client, retain=1, request_ttl_s=600)
+    job_id = jobs.create("c1", "fs")
+    ahead, near, farther = (
+        ScanTask(id=f"{job_id}-r{n}", connector_uuid="c1", location=f"f{n}.bin", job_id=job_id, job_item_id=str(n))
+        for n in (40_000, 30_000, 40_008)
+    )  # fmt: skip
+    jobs.record_accepted([ahead, near, farther], ttl_s=600)
+    for task in (ahead, near, farther):  # the bitmap grows a little with each, past ``ahead`` at last
+        assert results.store_many(_events([task]), [task.job_item_id]) == [True]
+    assert client.strlen(keys.job_done(job_id)) * 8 > 40_000
+    assert client.getbit(keys.job_done(job_id), 40_000) == 0, "``ahead`` was too far when it finished"
+
+    assert jobs.record_accepted([ahead], ttl_s=600) == {}
+    assert results.store_many(_events([ahead]), [ahead.job_item_id]) == [False]
+    assert jobs.triage([ahead, near, farther]) == ({ahead.id, near.id, farther.id}, set())
+    view = jobs.get(job_id) or {}
+    assert (view["enqueued"], view["processed"]) == (3, 3) and results.stats()["total"] == 3

@@ -15,8 +15,10 @@
 --       not as scanned), done bit (0: none)
 -- A stored request keeps a tombstone past the result's own retention: its bit in the job's done
 -- bitmap, expiring with the job (dsx_connect.jobs.done), or, without a bit, its request state
--- (status 'completed') for the request-state TTL. A redelivered or resubmitted item whose result
--- retention already dropped is still a duplicate, counted and fed to the SIEM once.
+-- (status 'completed') for the request-state TTL. A bit too far past the bitmap's end to set
+-- cheaply (done_fits.lua) counts as none: the item keeps its request state, and its job counts it
+-- in 'done_spilled'. A redelivered or resubmitted item whose result retention already dropped is
+-- still a duplicate, counted and fed to the SIEM once.
 -- With accepting, the call also accepts each item it stores for the first time (the intake serving
 -- unchanged items from the index: accepted and stored in one atomic step, never pending). An item
 -- whose request state exists was accepted earlier (a resubmitted batch) and is not counted again.
@@ -217,17 +219,19 @@ for n = 0, nitems - 1 do
       add(job, 'processed', 1)
       if was_skipped then add(job, 'skipped', -1) end
     end
-    if was_skipped and bit > 0 then redis.call('SETBIT', skips, bit, 0) end
+    -- (only a skip marked in the bitmaps has a bit to clear: SETBIT past the end would allocate)
+    if was_skipped and done_set then redis.call('SETBIT', skips, bit, 0) end
     if redis.call('DEL', req) == 0 and accepting and job_live then add(job, 'accepted', 1) end
     if cached then
       add(stats, 'cached', 1)
       if job_live then add(job, 'cached', 1) end
     end
-    if bit > 0 and job_live then
+    if job_live and done_bit_fits(done, bit) then
       redis.call('SETBIT', done, bit, 1)
     else
       redis.call('HSET', req, 'status', 'completed')
       redis.call('EXPIRE', req, tombstone_ttl)
+      if bit > 0 and job_live then add(job, 'done_spilled', 1) end
     end
     gather(ended, pending, id)
     gather(undue, due, id)
