@@ -6,8 +6,10 @@ another key or another connector's job; failed logins are rate-limited."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -92,6 +94,27 @@ def test_two_first_registrations_of_one_uuid_give_the_pair_once(core: SecureCore
     body = connector_body()
     first, second = register(core, body, FLEET), register(core, body, FLEET)
     assert (first.status_code, second.status_code) == (201, 409)
+
+
+def test_racing_first_registrations_of_one_uuid_create_one_identity(core: SecureCore) -> None:
+    """security.md: of racing first registrations of one uuid one creates it, the others get 409.
+    Sent one after the other, a check-then-write would pass too: here 20 go at once, each naming its
+    own URL (an attacker racing the real connector), and only the winner's pair and URL exist."""
+    uid = str(uuid.uuid4())
+    bodies = [connector_body(uid, url=f"http://127.0.0.1:{9000 + n}/filesystem-connector") for n in range(20)]
+    start = threading.Barrier(len(bodies))
+
+    def race(body: dict[str, object]) -> httpx.Response:
+        start.wait(timeout=10)
+        return register(core, body, FLEET)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(race, bodies))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201] + [409] * (len(bodies) - 1), codes
+    winner = next(n for n, a in enumerate(answers) if a.status_code == 201)
+    assert registered_url(core, uid) == bodies[winner]["url"]
+    assert all("hmac_secret" not in a.json() for a in answers if a.status_code == 409)
 
 
 # ---- the connector itself: signed ---------------------------------------------------------------
